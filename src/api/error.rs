@@ -1,0 +1,155 @@
+//! The one error type of the API, rendered as `application/problem+json`
+//! (RFC 9457): a status, a title, and a detail that names the field and
+//! the reason.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::error::FieldError;
+use crate::store::StoreError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// `about:blank`: the status says what kind of problem it is.
+    #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
+    pub kind: &'static str,
+    #[schema(example = "Unprocessable Entity")]
+    pub title: String,
+    #[schema(example = 422)]
+    pub status: u16,
+    /// What was wrong, starting with the field it concerns.
+    #[schema(example = "trigger.expr: expected 5 or 6 fields (6 with leading seconds), got 4")]
+    pub detail: String,
+    /// The field, as a dotted path into the request, when one is at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "trigger.expr")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request as a whole is unreadable (malformed JSON, bad query).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A well-formed request with a value the API refuses.
+    #[error("{0}")]
+    Invalid(FieldError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// Our fault: logged in full, answered without details.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    pub fn not_found_job(id: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("no job with id \"{id}\""))
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        let (detail, field) = match self {
+            ApiError::Invalid(e) => (
+                e.to_string(),
+                Some(e.field.clone()).filter(|f| !f.is_empty()),
+            ),
+            ApiError::Internal(_) => ("internal error; see the service log".to_string(), None),
+            other => (other.to_string(), None),
+        };
+        Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail,
+            field,
+        }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::Invalid(e)
+    }
+}
+
+/// Store errors: the one place where unique-key violations and refused
+/// changes become 409s.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Invalid(f) => ApiError::Invalid(f),
+            StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                ApiError::Conflict(format!("already exists: {}", db.message()))
+            }
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status(), body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_names_the_field() {
+        let p = ApiError::Invalid(FieldError::new("trigger.expr", "bad")).problem();
+        assert_eq!(p.status, 422);
+        assert_eq!(p.detail, "trigger.expr: bad");
+        assert_eq!(p.field.as_deref(), Some("trigger.expr"));
+        assert_eq!(p.title, "Unprocessable Entity");
+    }
+
+    #[test]
+    fn internal_errors_hide_details() {
+        let p = ApiError::Internal(anyhow::anyhow!("password=secret")).problem();
+        assert_eq!(p.status, 500);
+        assert!(!p.detail.contains("secret"));
+    }
+}

@@ -1,0 +1,212 @@
+//! Extractors whose rejections are problem+json naming the field.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::domain::error::FieldError;
+use crate::domain::job::JobId;
+
+/// Largest request body accepted (413 beyond).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON body: malformed JSON is a 400, a value of the wrong shape a 422
+/// whose field is the path to it (`trigger.every_s`).
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            });
+        if is_json != Some(true) {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected a JSON body with content-type: application/json".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+fn body_error(e: BytesRejection) -> ApiError {
+    match e {
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+            ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+        }
+        other => ApiError::BadRequest(format!(
+            "could not read the request body: {}",
+            other.body_text()
+        )),
+    }
+}
+
+/// Parses a JSON object into `T`, reporting where a value does not fit.
+/// Every body of this API is an object (serde would also read a struct
+/// from an array, which no client means).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+            return Err(FieldError::new("body", "expected a JSON object").into());
+        }
+        _ => {}
+    }
+    // Trailing characters after the value are a syntax error too.
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de);
+    if value.is_ok()
+        && let Err(e) = de.end()
+    {
+        return Err(ApiError::BadRequest(format!("malformed JSON: {e}")));
+    }
+    value.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                ApiError::BadRequest(format!("malformed JSON: {inner}"))
+            }
+            _ => ApiError::Invalid(data_error(&path, &inner.to_string())),
+        }
+    })
+}
+
+/// Like [`parse_json`], from an already parsed value (PATCH merges).
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::Invalid(data_error(&path, &e.into_inner().to_string()))
+    })
+}
+
+/// Turns serde's message into a field error: the path already ends at an
+/// unknown or missing field's name; drop serde's "at line … column …".
+fn data_error(path: &str, message: &str) -> FieldError {
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    let path = if path == "." { "" } else { path };
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some(end) = rest.find('`')
+    {
+        let name = &rest[..end];
+        let field = if path.is_empty() { name } else { path };
+        let expected = rest[end + 1..].trim_start_matches(", ");
+        return FieldError::new(field, format!("unknown field; {expected}"));
+    }
+    if let Some(rest) = message.strip_prefix("missing field `")
+        && let Some(end) = rest.find('`')
+    {
+        let name = &rest[..end];
+        let field = if path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        };
+        return FieldError::new(field, "is required");
+    }
+    let field = if path.is_empty() { "body" } else { path };
+    FieldError::new(field, message)
+}
+
+/// Query parameters, with a 400 that says which one is wrong.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::BadRequest(format!("query string: {}", e.body_text())))
+    }
+}
+
+/// A `{id}` path segment that is a valid job id (422 otherwise).
+pub struct JobIdPath(pub JobId);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        JobId::parse(&raw)
+            .map(JobIdPath)
+            .map_err(|m| ApiError::Invalid(FieldError::new("id", m)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::job::JobInput;
+
+    fn problem(json: &str) -> (u16, String) {
+        let p = parse_json::<JobInput>(json.as_bytes())
+            .unwrap_err()
+            .problem();
+        (p.status, p.detail)
+    }
+
+    #[test]
+    fn malformed_json_is_400() {
+        let (status, detail) = problem("{\"trigger\": ");
+        assert_eq!(status, 400);
+        assert!(detail.starts_with("malformed JSON"), "{detail}");
+        assert_eq!(problem("{} x").0, 400);
+    }
+
+    #[test]
+    fn unknown_fields_name_their_path() {
+        let (status, detail) = problem(r#"{"trigger": {"type": "cron", "exp": "* * * * *"}}"#);
+        assert_eq!(status, 422);
+        assert!(
+            detail.starts_with("trigger.exp: unknown field; expected one of"),
+            "{detail}"
+        );
+        let (_, detail) = problem(r#"{"state": "paused"}"#);
+        assert!(detail.starts_with("state: unknown field"), "{detail}");
+    }
+
+    #[test]
+    fn wrong_types_name_their_path() {
+        let (status, detail) = problem(r#"{"trigger": {"type": "interval", "every_s": "often"}}"#);
+        assert_eq!(status, 422);
+        assert!(
+            detail.starts_with("trigger.every_s: invalid type: string \"often\""),
+            "{detail}"
+        );
+        let (_, detail) =
+            problem(r#"{"trigger": {"type": "date", "run_at": "2026-13-01T00:00:00Z"}}"#);
+        assert!(
+            detail.starts_with("trigger.run_at: expected an RFC 3339 instant"),
+            "{detail}"
+        );
+        let (_, detail) = problem(r#"{"trigger": {"type": "hourly"}}"#);
+        assert!(
+            detail.starts_with("trigger.type: unknown variant `hourly`"),
+            "{detail}"
+        );
+        let (status, detail) = problem("[1]");
+        assert_eq!(
+            (status, detail.as_str()),
+            (422, "body: expected a JSON object")
+        );
+    }
+}

@@ -1,0 +1,428 @@
+//! `/v1/jobs`: create, read, list, replace, modify, pause, resume, delete.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::IntoParams;
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use super::extract::{ApiJson, ApiQuery, JobIdPath, from_value};
+use super::pagination::{decode_cursor, encode_cursor, limit};
+use super::views::{JobPage, JobView};
+use crate::dispatch::signing::generate_secret;
+use crate::domain::error::FieldError;
+use crate::domain::job::{JobId, JobInput, JobSpec, JobState, Schedule};
+use crate::store::{Job, JobFilter, JobWrite, Saved, StoreError};
+
+fn created(job: Job) -> impl IntoResponse {
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
+        headers.insert(header::LOCATION, location);
+    }
+    (StatusCode::CREATED, headers, Json(JobView::from(job)))
+}
+
+/// Create a job.
+#[utoipa::path(
+    post, path = "/v1/jobs", tag = "jobs",
+    request_body = JobInput,
+    responses(
+        (status = 201, description = "Created", body = JobView),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job with this id exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_job(
+    State(app): State<AppState>,
+    ApiJson(input): ApiJson<JobInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    let now = Utc::now();
+    let spec = input.parse(app.parse_context(now))?;
+    let id = spec.id.clone().unwrap_or_else(JobId::generate);
+    let schedule = spec.initial_schedule(now);
+    let write = |existing: Option<&Job>| match existing {
+        Some(_) => Err(StoreError::Conflict(format!(
+            "a job with id {:?} already exists",
+            id.as_str()
+        ))),
+        None => Ok(JobWrite {
+            spec: JobSpec {
+                id: Some(id.clone()),
+                ..spec.clone()
+            },
+            schedule: Some(schedule),
+        }),
+    };
+    let (job, _) = app.store.save_job(&id, &generate_secret(), &write).await?;
+    tracing::info!(job_id = %job.id, state = job.schedule.state.as_str(), "job created");
+    Ok(created(job))
+}
+
+/// Create or replace a job (APScheduler's `replace_existing`).
+///
+/// Replacing keeps the job's runs, secret and `created_at`. A trigger equal
+/// to the stored one keeps the schedule as it is; a new trigger, `paused` or
+/// `next_run_at` recompute it.
+#[utoipa::path(
+    put, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    request_body = JobInput,
+    responses(
+        (status = 200, description = "Replaced", body = JobView),
+        (status = 201, description = "Created", body = JobView),
+        (status = 422, description = "A field is invalid, or `id` differs from the path", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn replace_job(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    ApiJson(input): ApiJson<JobInput>,
+) -> Result<axum::response::Response, ApiError> {
+    if let Some(body_id) = &input.id
+        && body_id != id.as_str()
+    {
+        return Err(FieldError::new(
+            "id",
+            format!("{body_id:?} differs from the path's {:?}", id.as_str()),
+        )
+        .into());
+    }
+    let now = Utc::now();
+    let given_trigger = input.trigger.clone();
+    let mut spec = input.parse(app.parse_context(now))?;
+    spec.id = Some(id.clone());
+    let write = |existing: Option<&Job>| {
+        let Some(job) = existing else {
+            return Ok(JobWrite {
+                spec: spec.clone(),
+                schedule: Some(spec.initial_schedule(now)),
+            });
+        };
+        let mut spec = spec.clone();
+        let same_trigger = given_trigger
+            .as_ref()
+            .is_some_and(|t| t.describes(&job.spec.trigger));
+        if same_trigger {
+            // Keep the stored anchor of an interval given without start_at.
+            spec.trigger = job.spec.trigger.clone();
+        }
+        let was_paused = job.schedule.state == JobState::Paused;
+        let schedule = if spec.paused {
+            (!was_paused).then(Schedule::paused)
+        } else if spec.next_run_at.is_some() || !same_trigger || was_paused {
+            Some(spec.initial_schedule(now))
+        } else {
+            None
+        };
+        Ok(JobWrite { spec, schedule })
+    };
+    let (job, saved) = app.store.save_job(&id, &generate_secret(), &write).await?;
+    tracing::info!(job_id = %job.id, state = job.schedule.state.as_str(), created = saved == Saved::Created, "job replaced");
+    Ok(match saved {
+        Saved::Created => created(job).into_response(),
+        Saved::Updated => Json(JobView::from(job)).into_response(),
+    })
+}
+
+/// Get one job, with its next fire time and last run.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "OK", body = JobView),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_job(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<Json<JobView>, ApiError> {
+    let job = app
+        .store
+        .get_job(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found_job(&id))?;
+    Ok(Json(job.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListJobsQuery {
+    /// Only jobs in this state: `scheduled`, `paused` or `completed`.
+    state: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// List jobs in id order.
+#[utoipa::path(
+    get, path = "/v1/jobs", tag = "jobs",
+    params(ListJobsQuery),
+    responses(
+        (status = 200, description = "OK", body = JobPage),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_jobs(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<ListJobsQuery>,
+) -> Result<Json<JobPage>, ApiError> {
+    let state = query
+        .state
+        .as_deref()
+        .map(|s| {
+            JobState::parse(s).ok_or_else(|| {
+                FieldError::new(
+                    "state",
+                    format!("expected scheduled, paused or completed, got {s:?}"),
+                )
+            })
+        })
+        .transpose()?;
+    let limit = limit(query.limit.as_deref())?;
+    let after = decode_cursor(query.cursor.as_deref())?
+        .map(|id| {
+            JobId::parse(&id)
+                .map_err(|_| FieldError::new("cursor", "is not a cursor this service returned"))
+        })
+        .transpose()?;
+    let mut jobs = app
+        .store
+        .list_jobs(&JobFilter {
+            state,
+            after,
+            limit: limit + 1,
+        })
+        .await?;
+    let next_cursor = if jobs.len() > limit as usize {
+        jobs.truncate(limit as usize);
+        jobs.last().map(|job| encode_cursor(job.id.as_str()))
+    } else {
+        None
+    };
+    Ok(Json(JobPage {
+        items: jobs.into_iter().map(JobView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Fields whose value cannot be null: a PATCH may change them, not clear them.
+const NOT_NULLABLE: [&str; 6] = [
+    "trigger",
+    "target",
+    "coalesce",
+    "max_instances",
+    "retry",
+    "paused",
+];
+
+/// Modify a job: each field given replaces the stored one (`trigger`,
+/// `target` and `retry` whole). A new trigger recomputes `next_run_at`;
+/// `paused` pauses or resumes; `next_run_at` forces the next fire time.
+#[utoipa::path(
+    patch, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    request_body(content = JobInput, description = "Any subset of the job's fields"),
+    responses(
+        (status = 200, description = "OK", body = JobView),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Pausing a completed job", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn modify_job(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    ApiJson(patch): ApiJson<Map<String, Value>>,
+) -> Result<Json<JobView>, ApiError> {
+    if let Some(body_id) = patch.get("id")
+        && body_id.as_str() != Some(id.as_str())
+    {
+        return Err(
+            FieldError::new("id", "differs from the path's id; a job's id cannot change").into(),
+        );
+    }
+    for field in NOT_NULLABLE {
+        if patch.get(field) == Some(&Value::Null) {
+            return Err(FieldError::new(field, "may not be null").into());
+        }
+    }
+    let now = Utc::now();
+    let ctx = app.parse_context(now);
+    let write = |existing: Option<&Job>| {
+        let job = existing.ok_or(StoreError::NotFound)?;
+        let mut document = serde_json::to_value(job.spec.to_input())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if let Value::Object(doc) = &mut document {
+            doc.extend(patch.clone());
+        }
+        let input: JobInput = from_value(document).map_err(patch_error)?;
+        let new_trigger = patch.contains_key("trigger")
+            && !input
+                .trigger
+                .as_ref()
+                .is_some_and(|t| t.describes(&job.spec.trigger));
+        let mut spec = input.parse(ctx)?;
+        if !new_trigger {
+            spec.trigger = job.spec.trigger.clone();
+        }
+        let state = job.schedule.state;
+        let schedule = if spec.paused {
+            if state == JobState::Completed && patch.contains_key("paused") {
+                return Err(StoreError::Conflict(format!(
+                    "job {id} is completed; there is nothing to pause"
+                )));
+            }
+            (state == JobState::Scheduled).then(Schedule::paused)
+        } else if spec.next_run_at.is_some() || new_trigger {
+            Some(spec.initial_schedule(now))
+        } else if state == JobState::Paused {
+            Some(spec.resumed_schedule(now))
+        } else {
+            None
+        };
+        Ok(JobWrite { spec, schedule })
+    };
+    let (job, _) = app
+        .store
+        .save_job(&id, "", &write)
+        .await
+        .map_err(|e| not_found(e, &id))?;
+    tracing::info!(job_id = %job.id, state = job.schedule.state.as_str(), "job modified");
+    Ok(Json(job.into()))
+}
+
+fn patch_error(e: ApiError) -> StoreError {
+    match e {
+        ApiError::Invalid(field) => StoreError::Invalid(field),
+        other => StoreError::Conflict(other.to_string()),
+    }
+}
+
+fn not_found(e: StoreError, id: &JobId) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found_job(id),
+        other => other.into(),
+    }
+}
+
+/// Pause a job: no fire times until it is resumed; runs in flight finish.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/pause", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "OK", body = JobView),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job is completed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn pause_job(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<Json<JobView>, ApiError> {
+    let write = |existing: Option<&Job>| {
+        let job = existing.ok_or(StoreError::NotFound)?;
+        let spec = JobSpec {
+            paused: true,
+            ..job.spec.clone()
+        };
+        match job.schedule.state {
+            JobState::Completed => Err(StoreError::Conflict(format!(
+                "job {id} is completed; there is nothing to pause"
+            ))),
+            JobState::Paused => Ok(JobWrite {
+                spec,
+                schedule: None,
+            }),
+            JobState::Scheduled => Ok(JobWrite {
+                spec,
+                schedule: Some(Schedule::paused()),
+            }),
+        }
+    };
+    let (job, _) = app
+        .store
+        .save_job(&id, "", &write)
+        .await
+        .map_err(|e| not_found(e, &id))?;
+    tracing::info!(job_id = %job.id, "job paused");
+    Ok(Json(job.into()))
+}
+
+/// Resume a job: `next_run_at` is computed from now; what fell due while
+/// it was paused is not delivered.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/resume", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "OK", body = JobView),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job is completed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn resume_job(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<Json<JobView>, ApiError> {
+    let now = Utc::now();
+    let write = |existing: Option<&Job>| {
+        let job = existing.ok_or(StoreError::NotFound)?;
+        let spec = JobSpec {
+            paused: false,
+            ..job.spec.clone()
+        };
+        match job.schedule.state {
+            JobState::Completed => Err(StoreError::Conflict(format!(
+                "job {id} is completed; there is nothing to resume"
+            ))),
+            JobState::Scheduled => Ok(JobWrite {
+                spec,
+                schedule: None,
+            }),
+            JobState::Paused => {
+                let schedule = spec.resumed_schedule(now);
+                Ok(JobWrite {
+                    spec,
+                    schedule: Some(schedule),
+                })
+            }
+        }
+    };
+    let (job, _) = app
+        .store
+        .save_job(&id, "", &write)
+        .await
+        .map_err(|e| not_found(e, &id))?;
+    tracing::info!(job_id = %job.id, state = job.schedule.state.as_str(), "job resumed");
+    Ok(Json(job.into()))
+}
+
+/// Delete a job and its runs.
+#[utoipa::path(
+    delete, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_job(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<StatusCode, ApiError> {
+    if app.store.delete_job(&id).await? {
+        tracing::info!(job_id = %id, "job deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found_job(&id))
+    }
+}

@@ -1,0 +1,136 @@
+//! Wiring: the store, the HTTP server and the background tasks, and a
+//! graceful shutdown that lets in-flight work finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::store::{self, DynStore};
+use crate::wakeup::Wakeups;
+
+/// A started service.
+pub struct RunningApp {
+    pub local_addr: SocketAddr,
+    pub store: DynStore,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    config: Config,
+}
+
+/// Connects the store (applying migrations), binds the listener and
+/// starts serving.
+pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
+    let wakeups = Arc::new(Wakeups::new());
+    let store = store::connect(&config.database_url, wakeups.clone())
+        .await
+        .with_context(|| format!("opening the store at {}", redact(&config.database_url)))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    let state = AppState {
+        store: store.clone(),
+        network_policy: config.targets,
+    };
+    let router = api::router(state);
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+
+    tracing::info!(
+        listen = %local_addr,
+        store = store.backend(),
+        targets = %config.targets,
+        "cronhook started; API docs at http://{local_addr}/docs"
+    );
+    Ok(RunningApp {
+        local_addr,
+        store,
+        shutdown,
+        tasks,
+        config,
+    })
+}
+
+impl RunningApp {
+    /// Stops accepting work and waits for in-flight requests and tasks,
+    /// at most the shutdown timeout.
+    pub async fn shutdown(mut self) {
+        tracing::info!("shutting down");
+        self.shutdown.cancel();
+        let deadline = self.config.shutdown_timeout();
+        let drained = tokio::time::timeout(deadline, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                timeout_s = deadline.as_secs(),
+                "shutdown timeout reached; stopping"
+            );
+            self.tasks.abort_all();
+        }
+        tracing::info!("stopped");
+    }
+
+    /// A token that is cancelled when the service shuts down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("sqlite://cronhook.db"), "sqlite://cronhook.db");
+    }
+}

@@ -1,0 +1,133 @@
+//! Configuration: every setting is a flag and an environment variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::domain::network_policy::NetworkPolicy;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cronhook",
+    version,
+    about = "A scheduling service: cron, interval and date jobs delivered as signed webhooks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve the API and run the scheduler and dispatcher (the default).
+    Serve,
+    /// Apply the store's migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    #[arg(
+        long,
+        env = "CRONHOOK_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// `sqlite://path` (created when missing) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://cronhook.db",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// How long a shutdown waits for in-flight work, in seconds.
+    #[arg(
+        long,
+        env = "CRONHOOK_SHUTDOWN_TIMEOUT_S",
+        default_value_t = 30,
+        global = true
+    )]
+    pub shutdown_timeout_s: u64,
+
+    /// Which webhook targets may be called: `any`, or `public-only`
+    /// (also refuses loopback, private, CGNAT and unique-local addresses).
+    #[arg(long, env = "CRONHOOK_TARGETS", default_value = "any", value_parser = parse_policy, global = true)]
+    pub targets: NetworkPolicy,
+
+    /// `text` or `json` (one JSON object per line).
+    #[arg(
+        long,
+        env = "CRONHOOK_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+fn parse_policy(s: &str) -> Result<NetworkPolicy, String> {
+    s.parse()
+}
+
+impl Config {
+    /// Defaults, for tests and embedding: like the command line with no flags.
+    pub fn for_database(database_url: &str) -> Self {
+        let mut config = Cli::parse_from(["cronhook"]).config;
+        config.database_url = database_url.to_string();
+        config
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_work_before_and_after_the_subcommand() {
+        let cli = Cli::parse_from([
+            "cronhook",
+            "--listen",
+            "0.0.0.0:9000",
+            "serve",
+            "--targets",
+            "public-only",
+        ]);
+        assert_eq!(cli.config.listen.port(), 9000);
+        assert_eq!(cli.config.targets, NetworkPolicy::PublicOnly);
+        assert!(matches!(cli.command, Some(Command::Serve)));
+    }
+
+    #[test]
+    fn defaults() {
+        let cli = Cli::parse_from(["cronhook"]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(cli.config.targets, NetworkPolicy::Any);
+        assert_eq!(cli.config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn refuses_unknown_policies() {
+        assert!(Cli::try_parse_from(["cronhook", "--targets", "none"]).is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! Delivery: signed webhook requests.
+
+pub mod signing;

@@ -1,0 +1,97 @@
+//! Instants on the wire: RFC 3339, stored and compared in UTC with
+//! microsecond precision (both stores keep microseconds, so finer input is
+//! truncated once, on the way in, and every later comparison is exact).
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use serde::{Deserialize, Deserializer, Serializer};
+
+/// Parses an RFC 3339 instant (any offset) into UTC, truncated to microseconds.
+pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| truncate(t.to_utc()))
+        .map_err(|e| {
+            format!("expected an RFC 3339 instant such as 2026-11-23T10:00:00Z, got {text:?} ({e})")
+        })
+}
+
+/// Drops anything finer than a microsecond.
+pub fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+/// `2026-11-23T10:00:00Z`, with a fraction only when there is one.
+pub fn format(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// `serde(with = "rfc3339")` for a required instant.
+pub mod rfc3339 {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `serde(with = "rfc3339_opt")` for an instant that may be null or absent.
+pub mod rfc3339_opt {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&format(t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => parse(&text).map(Some).map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn parses_offsets_into_utc() {
+        let t = parse("2026-11-23T19:00:00+09:00").unwrap();
+        assert_eq!(t, Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn truncates_below_microseconds() {
+        let t = parse("2026-11-23T10:00:00.123456789Z").unwrap();
+        assert_eq!(format(&t), "2026-11-23T10:00:00.123456Z");
+    }
+
+    #[test]
+    fn formats_without_needless_fraction() {
+        let t = parse("2026-11-23T10:00:00.000Z").unwrap();
+        assert_eq!(format(&t), "2026-11-23T10:00:00Z");
+        let t = parse("2026-11-23T10:00:00.250Z").unwrap();
+        assert_eq!(format(&t), "2026-11-23T10:00:00.250Z");
+    }
+
+    #[test]
+    fn rejects_non_rfc3339() {
+        for bad in [
+            "2026-11-23",
+            "2026-11-23 10:00:00",
+            "tomorrow",
+            "2026-11-23T10:00:00",
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains("RFC 3339"), "{bad}: {err}");
+        }
+    }
+}

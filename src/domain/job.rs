@@ -1,0 +1,438 @@
+//! Jobs as clients write them, validated once into a [`JobSpec`].
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::domain::error::FieldError;
+use crate::domain::instant;
+use crate::domain::network_policy::NetworkPolicy;
+use crate::domain::retry::{RetryInput, RetryPolicy};
+use crate::domain::target::{Target, TargetInput};
+use crate::domain::trigger::{Trigger, TriggerInput};
+
+pub const MAX_ID_LEN: usize = 200;
+pub const MAX_NAME_LEN: usize = 1000;
+pub const MAX_INSTANCES_LIMIT: i64 = 1000;
+
+/// A job id: 1 to 200 characters from `[A-Za-z0-9._:-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if text.len() > MAX_ID_LEN {
+            return Err(format!(
+                "must be at most {MAX_ID_LEN} characters, got {}",
+                text.len()
+            ));
+        }
+        if let Some(bad) = text
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+        {
+            return Err(format!(
+                "contains {bad:?}; only A-Z a-z 0-9 . _ : - are allowed"
+            ));
+        }
+        Ok(Self(text.to_string()))
+    }
+
+    /// A fresh UUIDv7, for jobs created without an id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A job as a client writes it. Only `trigger` and `target` are required.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = JobRequest)]
+pub struct JobInput {
+    /// 1 to 200 characters from `[A-Za-z0-9._:-]`; a UUIDv7 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "nightly-report")]
+    pub id: Option<String>,
+    #[serde(default)]
+    #[schema(example = "Nightly report")]
+    pub name: Option<String>,
+    #[schema(required = true)]
+    pub trigger: Option<TriggerInput>,
+    #[schema(required = true)]
+    pub target: Option<TargetInput>,
+    /// Seconds an occurrence may be late and still run; null (the
+    /// default) for no limit.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub misfire_grace_s: Option<i64>,
+    /// Run due occurrences once, for the latest (default true).
+    #[serde(default)]
+    pub coalesce: Option<bool>,
+    /// Runs of this job in flight at once (default 1).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_instances: Option<i64>,
+    #[serde(default)]
+    pub retry: Option<RetryInput>,
+    /// Create the job paused (default false).
+    #[serde(default)]
+    pub paused: Option<bool>,
+    /// An extra first fire time, before the trigger's own; for a date
+    /// trigger, its one fire. Not with `paused: true`.
+    #[serde(
+        default,
+        with = "instant::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Free-form JSON object, stored and returned as given.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// A validated job. It cannot hold an invalid value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSpec {
+    pub id: Option<JobId>,
+    pub name: Option<String>,
+    pub trigger: Trigger,
+    pub target: Target,
+    pub misfire_grace_s: Option<u32>,
+    pub coalesce: bool,
+    pub max_instances: u32,
+    pub retry: RetryPolicy,
+    pub paused: bool,
+    /// A forced first fire time (input only).
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub metadata: Map<String, Value>,
+}
+
+/// What validation needs besides the request.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseContext {
+    /// Anchors an interval without `start_at`.
+    pub now: DateTime<Utc>,
+    /// Applied to IP-literal target URLs.
+    pub network_policy: NetworkPolicy,
+}
+
+impl JobInput {
+    pub fn parse(self, ctx: ParseContext) -> Result<JobSpec, FieldError> {
+        let id = self
+            .id
+            .as_deref()
+            .map(JobId::parse)
+            .transpose()
+            .map_err(|m| FieldError::new("id", m))?;
+        if let Some(name) = &self.name
+            && name.chars().count() > MAX_NAME_LEN
+        {
+            return Err(FieldError::new(
+                "name",
+                format!("must be at most {MAX_NAME_LEN} characters"),
+            ));
+        }
+        let trigger = self
+            .trigger
+            .ok_or_else(|| FieldError::new("trigger", "is required"))?
+            .parse(ctx.now, "trigger")?;
+        let target = self
+            .target
+            .ok_or_else(|| FieldError::new("target", "is required"))?
+            .parse(ctx.network_policy, "target")?;
+        let misfire_grace_s = match self.misfire_grace_s {
+            None => None,
+            Some(g) if (1..=i64::from(u32::MAX)).contains(&g) => Some(g as u32),
+            Some(g) => {
+                return Err(FieldError::new(
+                    "misfire_grace_s",
+                    format!("must be at least 1 (or null for no limit), got {g}"),
+                ));
+            }
+        };
+        let max_instances = match self.max_instances {
+            None => 1,
+            Some(n) if (1..=MAX_INSTANCES_LIMIT).contains(&n) => n as u32,
+            Some(n) => {
+                return Err(FieldError::new(
+                    "max_instances",
+                    format!("must be between 1 and {MAX_INSTANCES_LIMIT}, got {n}"),
+                ));
+            }
+        };
+        let retry = self.retry.unwrap_or_default().parse("retry")?;
+        let paused = self.paused.unwrap_or(false);
+        if paused && self.next_run_at.is_some() {
+            return Err(FieldError::new(
+                "next_run_at",
+                "cannot be given with paused: true (a paused job has no next run)",
+            ));
+        }
+        Ok(JobSpec {
+            id,
+            name: self.name,
+            trigger,
+            target,
+            misfire_grace_s,
+            coalesce: self.coalesce.unwrap_or(true),
+            max_instances,
+            retry,
+            paused,
+            next_run_at: self.next_run_at,
+            metadata: self.metadata.unwrap_or_default(),
+        })
+    }
+}
+
+/// Where a job stands; `next_run_at` is set exactly when `scheduled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Scheduled,
+    Paused,
+    Completed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Scheduled => "scheduled",
+            JobState::Paused => "paused",
+            JobState::Completed => "completed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "scheduled" => Some(JobState::Scheduled),
+            "paused" => Some(JobState::Paused),
+            "completed" => Some(JobState::Completed),
+            _ => None,
+        }
+    }
+}
+
+/// A job's state and next fire time, always decided together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub state: JobState,
+    pub next_run_at: Option<DateTime<Utc>>,
+}
+
+impl Schedule {
+    pub fn paused() -> Self {
+        Self {
+            state: JobState::Paused,
+            next_run_at: None,
+        }
+    }
+
+    /// Scheduled at `next`, or completed when there is none.
+    pub fn at(next: Option<DateTime<Utc>>) -> Self {
+        match next {
+            Some(t) => Self {
+                state: JobState::Scheduled,
+                next_run_at: Some(t),
+            },
+            None => Self {
+                state: JobState::Completed,
+                next_run_at: None,
+            },
+        }
+    }
+}
+
+impl JobSpec {
+    /// The schedule of a job created (or given a new trigger) at `now`.
+    pub fn initial_schedule(&self, now: DateTime<Utc>) -> Schedule {
+        if self.paused {
+            Schedule::paused()
+        } else if let Some(forced) = self.next_run_at {
+            Schedule::at(Some(forced))
+        } else {
+            Schedule::at(self.trigger.first_fire_time(now))
+        }
+    }
+
+    /// The schedule of a job resumed at `now`: what fell due while it was
+    /// paused is not delivered.
+    pub fn resumed_schedule(&self, now: DateTime<Utc>) -> Schedule {
+        Schedule::at(self.trigger.next_at_or_after(now))
+    }
+
+    /// The job in its canonical input form, the base a PATCH applies to.
+    pub fn to_input(&self) -> JobInput {
+        JobInput {
+            id: self.id.as_ref().map(|id| id.to_string()),
+            name: self.name.clone(),
+            trigger: Some(self.trigger.to_input()),
+            target: Some(self.target.to_input()),
+            misfire_grace_s: self.misfire_grace_s.map(i64::from),
+            coalesce: Some(self.coalesce),
+            max_instances: Some(self.max_instances.into()),
+            retry: Some(self.retry.to_input()),
+            paused: Some(self.paused),
+            next_run_at: None,
+            metadata: Some(self.metadata.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> ParseContext {
+        ParseContext {
+            now: instant::parse("2026-11-23T10:00:00Z").unwrap(),
+            network_policy: NetworkPolicy::Any,
+        }
+    }
+
+    fn parse(v: Value) -> Result<JobSpec, String> {
+        let input: JobInput = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        input.parse(ctx()).map_err(|e| e.to_string())
+    }
+
+    fn minimal() -> Value {
+        json!({"trigger": {"type": "interval", "every_s": 60}, "target": {"url": "http://x.test"}})
+    }
+
+    fn with(field: &str, value: Value) -> Value {
+        let mut v = minimal();
+        v[field] = value;
+        v
+    }
+
+    #[test]
+    fn defaults_follow_apscheduler() {
+        let spec = parse(minimal()).unwrap();
+        assert_eq!(spec.id, None);
+        assert_eq!(spec.misfire_grace_s, None);
+        assert!(spec.coalesce);
+        assert_eq!(spec.max_instances, 1);
+        assert_eq!(spec.retry, RetryPolicy::default());
+        assert!(!spec.paused);
+        assert!(spec.metadata.is_empty());
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(parse(with("id", json!("nightly-report.v2:eu_1"))).is_ok());
+        assert_eq!(
+            parse(with("id", json!("a/b"))).unwrap_err(),
+            "id: contains '/'; only A-Z a-z 0-9 . _ : - are allowed"
+        );
+        assert_eq!(
+            parse(with("id", json!("x".repeat(201)))).unwrap_err(),
+            "id: must be at most 200 characters, got 201"
+        );
+        assert!(parse(with("id", json!("x".repeat(200)))).is_ok());
+        assert_eq!(
+            parse(with("id", json!(""))).unwrap_err(),
+            "id: must not be empty"
+        );
+    }
+
+    #[test]
+    fn required_fields_and_ranges() {
+        assert_eq!(
+            parse(json!({"target": {"url": "http://x.test"}})).unwrap_err(),
+            "trigger: is required"
+        );
+        assert_eq!(
+            parse(json!({"trigger": {"type": "date", "run_at": "2026-01-01T00:00:00Z"}}))
+                .unwrap_err(),
+            "target: is required"
+        );
+        assert_eq!(
+            parse(with("max_instances", json!(0))).unwrap_err(),
+            "max_instances: must be between 1 and 1000, got 0"
+        );
+        assert_eq!(
+            parse(with("max_instances", json!(-3))).unwrap_err(),
+            "max_instances: must be between 1 and 1000, got -3"
+        );
+        assert_eq!(
+            parse(with("misfire_grace_s", json!(0))).unwrap_err(),
+            "misfire_grace_s: must be at least 1 (or null for no limit), got 0"
+        );
+        let mut v = with("paused", json!(true));
+        v["next_run_at"] = json!("2026-11-23T10:00:00Z");
+        assert!(
+            parse(v)
+                .unwrap_err()
+                .starts_with("next_run_at: cannot be given with paused: true")
+        );
+    }
+
+    #[test]
+    fn unknown_and_response_only_fields_are_refused() {
+        for field in ["state", "created_at", "last_run", "bogus"] {
+            let e = parse(with(field, json!(null))).unwrap_err();
+            assert!(e.contains(&format!("unknown field `{field}`")), "{e}");
+        }
+    }
+
+    #[test]
+    fn schedules() {
+        let now = ctx().now;
+        let spec = parse(minimal()).unwrap();
+        assert_eq!(
+            spec.initial_schedule(now),
+            Schedule::at(Some(instant::parse("2026-11-23T10:01:00Z").unwrap()))
+        );
+        let forced = parse(with("next_run_at", json!("2026-11-23T10:00:00Z"))).unwrap();
+        assert_eq!(forced.initial_schedule(now).next_run_at, Some(now));
+        let paused = parse(with("paused", json!(true))).unwrap();
+        assert_eq!(paused.initial_schedule(now), Schedule::paused());
+        let over = parse(with(
+            "trigger",
+            json!({"type": "cron", "expr": "* * * * *", "end_at": "2026-11-01T00:00:00Z"}),
+        ))
+        .unwrap();
+        assert_eq!(over.initial_schedule(now).state, JobState::Completed);
+        let past_date = parse(with(
+            "trigger",
+            json!({"type": "date", "run_at": "2026-01-01T00:00:00Z"}),
+        ))
+        .unwrap();
+        assert_eq!(past_date.initial_schedule(now).state, JobState::Scheduled);
+        assert_eq!(past_date.resumed_schedule(now).state, JobState::Completed);
+    }
+
+    #[test]
+    fn round_trips_through_its_input_form() {
+        let v = json!({
+            "id": "nightly-report", "name": "Nightly report",
+            "trigger": {"type": "cron", "expr": "30 2 * * *", "timezone": "Asia/Seoul"},
+            "target": {"url": "https://example.com/hooks/report", "headers": {"x-team": "data"}, "body": {"report": "daily"}},
+            "misfire_grace_s": 900, "coalesce": false, "max_instances": 2,
+            "retry": {"max_attempts": 5, "backoff_initial_s": 2, "backoff_max_s": 60},
+            "metadata": {"owner": "data-team"}
+        });
+        let spec = parse(v).unwrap();
+        let again = spec.to_input().parse(ctx()).unwrap();
+        assert_eq!(spec, again);
+    }
+}

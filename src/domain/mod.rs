@@ -1,0 +1,10 @@
+//! Plain types and pure rules: no I/O, no clock.
+
+pub mod error;
+pub mod instant;
+pub mod job;
+pub mod network_policy;
+pub mod retry;
+pub mod run;
+pub mod target;
+pub mod trigger;

@@ -1,0 +1,91 @@
+//! Runs: one occurrence the scheduler acted on (or decided not to).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Waiting for its first attempt or for a retry.
+    Pending,
+    /// An attempt is under way (leased by a dispatcher).
+    Running,
+    Succeeded,
+    Failed,
+    /// Later than the misfire grace: recorded, never delivered.
+    Missed,
+    /// Over `max_instances`: recorded, never delivered.
+    Skipped,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Pending,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Missed,
+        RunStatus::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Missed => "missed",
+            RunStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// Pending and running runs count against `max_instances`.
+    pub fn in_flight(self) -> bool {
+        matches!(self, RunStatus::Pending | RunStatus::Running)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunCause {
+    /// A fire time of the trigger (unique per job and `scheduled_for`).
+    Schedule,
+    /// `POST /v1/jobs/{id}/run`.
+    Manual,
+}
+
+impl RunCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunCause::Schedule => "schedule",
+            RunCause::Manual => "manual",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "schedule" => Some(RunCause::Schedule),
+            "manual" => Some(RunCause::Manual),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(RunCause::parse("manual"), Some(RunCause::Manual));
+        assert!(RunStatus::Pending.in_flight() && RunStatus::Running.in_flight());
+        assert!(!RunStatus::Skipped.in_flight());
+    }
+}

@@ -1,0 +1,379 @@
+//! The HTTP request a job sends: validated once, on the way in.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::{Host, Url};
+use utoipa::ToSchema;
+
+use crate::domain::error::FieldError;
+use crate::domain::network_policy::NetworkPolicy;
+
+pub const DEFAULT_TIMEOUT_S: u32 = 30;
+pub const MAX_TIMEOUT_S: u32 = 300;
+const MAX_URL_LEN: usize = 2048;
+const MAX_HEADERS: usize = 50;
+const MAX_HEADER_VALUE_LEN: usize = 8192;
+
+/// The webhook request. Its body: a JSON string is sent as given
+/// (`text/plain` unless `headers` sets `content-type`), any other JSON value
+/// as `application/json`, none as an empty body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Target)]
+pub struct TargetInput {
+    /// `http` or `https` URL.
+    #[schema(example = "https://example.com/hooks/report")]
+    pub url: Option<String>,
+    /// GET, POST (default), PUT, PATCH or DELETE.
+    #[serde(default)]
+    #[schema(example = "POST")]
+    pub method: Option<String>,
+    /// Extra request headers. `webhook-*`, `cronhook-*`, `host`,
+    /// `content-length`, `connection` and `transfer-encoding` are the
+    /// service's own and refused.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// The body: any JSON value.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub body: Option<Value>,
+    /// Per-attempt timeout in seconds, 1 to 300 (default 30).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 300)]
+    pub timeout_s: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    None,
+    Json(Value),
+    Text(String),
+}
+
+/// A validated target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub url: Url,
+    pub method: Method,
+    /// Lower-case names, valid header values.
+    pub headers: BTreeMap<String, String>,
+    pub body: Body,
+    pub timeout_s: u32,
+}
+
+impl Target {
+    /// The content type the request carries, if any: the job's own
+    /// header wins, else it follows the body.
+    pub fn content_type(&self) -> Option<&str> {
+        if let Some(ct) = self.headers.get("content-type") {
+            return Some(ct);
+        }
+        match self.body {
+            Body::None => None,
+            Body::Json(_) => Some("application/json"),
+            Body::Text(_) => Some("text/plain; charset=utf-8"),
+        }
+    }
+
+    /// The body's bytes, as sent and signed.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        match &self.body {
+            Body::None => Vec::new(),
+            Body::Json(v) => serde_json::to_vec(v).unwrap_or_default(),
+            Body::Text(t) => t.clone().into_bytes(),
+        }
+    }
+
+    pub fn to_input(&self) -> TargetInput {
+        TargetInput {
+            url: Some(self.url.to_string()),
+            method: Some(self.method.as_str().into()),
+            headers: Some(self.headers.clone()),
+            body: match &self.body {
+                Body::None => None,
+                Body::Json(v) => Some(v.clone()),
+                Body::Text(t) => Some(Value::String(t.clone())),
+            },
+            timeout_s: Some(self.timeout_s.into()),
+        }
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_input().serialize(s)
+    }
+}
+
+impl TargetInput {
+    pub fn parse(self, policy: NetworkPolicy, field: &str) -> Result<Target, FieldError> {
+        let at = |name: &str| format!("{field}.{name}");
+        let url = self
+            .url
+            .ok_or_else(|| FieldError::new(at("url"), "is required"))?;
+        let url = parse_url(&url, policy).map_err(|m| FieldError::new(at("url"), m))?;
+        let method = match self
+            .method
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            None | Some("POST") => Method::Post,
+            Some("GET") => Method::Get,
+            Some("PUT") => Method::Put,
+            Some("PATCH") => Method::Patch,
+            Some("DELETE") => Method::Delete,
+            Some(_) => {
+                return Err(FieldError::new(
+                    at("method"),
+                    format!(
+                        "unsupported method {:?}; expected GET, POST, PUT, PATCH or DELETE",
+                        self.method.unwrap_or_default()
+                    ),
+                ));
+            }
+        };
+        let headers = parse_headers(self.headers.unwrap_or_default(), &at("headers"))?;
+        let body = match self.body {
+            None | Some(Value::Null) => Body::None,
+            Some(Value::String(text)) => Body::Text(text),
+            Some(json) => Body::Json(json),
+        };
+        let timeout_s = match self.timeout_s {
+            None => DEFAULT_TIMEOUT_S,
+            Some(t) if (1..=i64::from(MAX_TIMEOUT_S)).contains(&t) => t as u32,
+            Some(t) => {
+                return Err(FieldError::new(
+                    at("timeout_s"),
+                    format!("must be between 1 and {MAX_TIMEOUT_S} seconds, got {t}"),
+                ));
+            }
+        };
+        Ok(Target {
+            url,
+            method,
+            headers,
+            body,
+            timeout_s,
+        })
+    }
+}
+
+fn parse_url(text: &str, policy: NetworkPolicy) -> Result<Url, String> {
+    if text.len() > MAX_URL_LEN {
+        return Err(format!("must be at most {MAX_URL_LEN} characters"));
+    }
+    let url = Url::parse(text).map_err(|e| format!("not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "unsupported scheme {:?}; expected http or https",
+            url.scheme()
+        ));
+    }
+    let ip = match url.host() {
+        None => return Err("must have a host".into()),
+        Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+        Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+        Some(Host::Domain(_)) => None,
+    };
+    if let Some(ip) = ip {
+        policy.check(ip).map_err(|r| r.to_string())?;
+    }
+    Ok(url)
+}
+
+/// Headers the service sets itself, which a job may not override.
+fn reserved(name: &str) -> bool {
+    name.starts_with("webhook-")
+        || name.starts_with("cronhook-")
+        || matches!(
+            name,
+            "host" | "content-length" | "connection" | "transfer-encoding"
+        )
+}
+
+fn parse_headers(
+    headers: BTreeMap<String, String>,
+    field: &str,
+) -> Result<BTreeMap<String, String>, FieldError> {
+    if headers.len() > MAX_HEADERS {
+        return Err(FieldError::new(
+            field,
+            format!("at most {MAX_HEADERS} headers"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (name, value) in headers {
+        let at = format!("{field}.{name}");
+        let lower = name.to_ascii_lowercase();
+        if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+            return Err(FieldError::new(at, "is not a valid header name"));
+        }
+        if reserved(&lower) {
+            return Err(FieldError::new(
+                at,
+                "is set by Cronhook and may not be given",
+            ));
+        }
+        if value.len() > MAX_HEADER_VALUE_LEN || http::HeaderValue::from_str(&value).is_err() {
+            return Err(FieldError::new(
+                at,
+                "is not a valid header value (visible ASCII, at most 8192 bytes)",
+            ));
+        }
+        if out.insert(lower, value).is_some() {
+            return Err(FieldError::new(
+                at,
+                "is given twice (header names ignore case)",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<Target, String> {
+        parse_with(v, NetworkPolicy::Any)
+    }
+
+    fn parse_with(v: Value, policy: NetworkPolicy) -> Result<Target, String> {
+        let input: TargetInput = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        input.parse(policy, "target").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let t = parse(json!({"url": "https://example.com/hook"})).unwrap();
+        assert_eq!(t.method, Method::Post);
+        assert_eq!(t.timeout_s, 30);
+        assert_eq!(t.body, Body::None);
+        assert_eq!(t.content_type(), None);
+        assert!(t.body_bytes().is_empty());
+    }
+
+    #[test]
+    fn body_kinds_and_content_types() {
+        let t = parse(json!({"url": "http://x.test", "body": {"a": 1}})).unwrap();
+        assert_eq!(t.content_type(), Some("application/json"));
+        assert_eq!(t.body_bytes(), br#"{"a":1}"#);
+        let t = parse(json!({"url": "http://x.test", "body": "hello"})).unwrap();
+        assert_eq!(t.content_type(), Some("text/plain; charset=utf-8"));
+        assert_eq!(t.body_bytes(), b"hello");
+        let t = parse(json!({"url": "http://x.test", "body": "<a/>", "headers": {"Content-Type": "application/xml"}})).unwrap();
+        assert_eq!(t.content_type(), Some("application/xml"));
+    }
+
+    #[test]
+    fn refuses_bad_urls() {
+        assert!(
+            parse(json!({"url": "ftp://x.test"}))
+                .unwrap_err()
+                .starts_with("target.url: unsupported scheme \"ftp\"")
+        );
+        assert!(
+            parse(json!({"url": "not a url"}))
+                .unwrap_err()
+                .starts_with("target.url: not a valid URL")
+        );
+        assert_eq!(parse(json!({})).unwrap_err(), "target.url: is required");
+        assert_eq!(
+            parse(json!({"url": "http://169.254.169.254/latest"})).unwrap_err(),
+            "target.url: address 169.254.169.254 refused: cloud metadata address"
+        );
+        assert!(parse(json!({"url": "http://[::ffff:169.254.169.254]/"})).is_err());
+        assert!(parse(json!({"url": "http://127.0.0.1:8080/"})).is_ok());
+        assert!(
+            parse_with(
+                json!({"url": "http://127.0.0.1:8080/"}),
+                NetworkPolicy::PublicOnly
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn refuses_reserved_and_invalid_headers() {
+        for name in [
+            "webhook-id",
+            "Webhook-Signature",
+            "cronhook-attempt",
+            "Host",
+            "content-length",
+        ] {
+            let e = parse(json!({"url": "http://x.test", "headers": {name: "v"}})).unwrap_err();
+            assert_eq!(
+                e,
+                format!("target.headers.{name}: is set by Cronhook and may not be given")
+            );
+        }
+        assert!(
+            parse(json!({"url": "http://x.test", "headers": {"bad name": "v"}}))
+                .unwrap_err()
+                .contains("not a valid header name")
+        );
+        assert!(
+            parse(json!({"url": "http://x.test", "headers": {"x-a": "line\nbreak"}}))
+                .unwrap_err()
+                .contains("not a valid header value")
+        );
+        assert!(
+            parse(json!({"url": "http://x.test", "headers": {"X-A": "1", "x-a": "2"}}))
+                .unwrap_err()
+                .contains("twice")
+        );
+    }
+
+    #[test]
+    fn refuses_bad_method_and_timeout() {
+        assert!(
+            parse(json!({"url": "http://x.test", "method": "TRACE"}))
+                .unwrap_err()
+                .starts_with("target.method: unsupported method \"TRACE\"")
+        );
+        assert_eq!(
+            parse(json!({"url": "http://x.test", "method": "get"}))
+                .unwrap()
+                .method,
+            Method::Get
+        );
+        assert_eq!(
+            parse(json!({"url": "http://x.test", "timeout_s": 301})).unwrap_err(),
+            "target.timeout_s: must be between 1 and 300 seconds, got 301"
+        );
+    }
+
+    #[test]
+    fn round_trips() {
+        let t = parse(json!({"url": "https://x.test/a?b=c", "method": "PUT", "headers": {"X-Team": "data"}, "body": [1, 2], "timeout_s": 5})).unwrap();
+        let again = parse(serde_json::to_value(&t).unwrap()).unwrap();
+        assert_eq!(t, again);
+    }
+}

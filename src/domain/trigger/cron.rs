@@ -1,0 +1,1034 @@
+//! Cron fire times, with cronie's daylight-saving rules (DESIGN.md §3).
+//!
+//! croner matches the pattern against wall-clock times; it is always asked
+//! in naive UTC, where no clock jumps, and this module maps wall-clock
+//! matches to real instants itself. croner has DST handling of its own, but
+//! it calls a job "fixed-time" only when second, minute and hour are single
+//! values, so `0,30 2 * * *` would vanish on a spring-forward night; cronie
+//! (and Cronhook) look only at whether the minute or hour field starts with
+//! `*`.
+//!
+//! - *periodic* (minute or hour starts with `*`): every real instant whose
+//!   local time matches. Nothing in a skipped hour; both passes of a
+//!   repeated hour.
+//! - *fixed-time* (anything else): a matching wall time that does not exist
+//!   fires at the first instant after the gap; one that exists twice fires at
+//!   its first occurrence. Several wall times mapping to one instant fire once.
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::errors::CronError;
+use croner::parser::{CronParser, Seconds};
+
+/// A validated cron expression in a time zone.
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    expr: String,
+    // Boxed: a parsed pattern is a few hundred bytes of bitsets.
+    cron: Box<Cron>,
+    timezone: Tz,
+    periodic: bool,
+}
+
+const MACROS: &[(&str, &str)] = &[
+    ("@yearly", "0 0 1 1 *"),
+    ("@annually", "0 0 1 1 *"),
+    ("@monthly", "0 0 1 * *"),
+    ("@weekly", "0 0 * * 0"),
+    ("@daily", "0 0 * * *"),
+    ("@midnight", "0 0 * * *"),
+    ("@hourly", "0 * * * *"),
+];
+
+/// Field names and ranges of a six-field expression; a five-field one is
+/// the last five.
+const FIELDS: [(&str, &str); 6] = [
+    ("second", "0-59"),
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31, L, W"),
+    ("month", "1-12 or jan-dec"),
+    ("day-of-week", "0-7 or sun-sat, 0 and 7 are Sunday, #, L"),
+];
+
+/// Upper bound on the steps of one search; real zones need a handful.
+const MAX_SEARCH_STEPS: usize = 10_000;
+
+impl CronSchedule {
+    /// Parses `expr` (5 fields, or 6 with leading seconds, or a macro).
+    /// The error is the reason alone; the caller knows the field's name.
+    pub fn parse(expr: &str, timezone: Tz) -> Result<Self, String> {
+        let expr = expr.trim();
+        if expr.is_empty() {
+            return Err("must not be empty".into());
+        }
+        let expanded = if expr.starts_with('@') {
+            let lower = expr.to_ascii_lowercase();
+            match MACROS.iter().find(|(name, _)| *name == lower) {
+                Some((_, pattern)) => *pattern,
+                None => {
+                    let names: Vec<&str> = MACROS.iter().map(|(name, _)| *name).collect();
+                    return Err(format!(
+                        "unknown macro {expr:?}; expected one of {}",
+                        names.join(", ")
+                    ));
+                }
+            }
+        } else {
+            expr
+        };
+
+        let fields: Vec<&str> = expanded.split_whitespace().collect();
+        if fields.len() != 5 && fields.len() != 6 {
+            return Err(format!(
+                "expected 5 or 6 fields (6 with leading seconds), got {}",
+                fields.len()
+            ));
+        }
+        let names = &FIELDS[6 - fields.len()..];
+        for (field, (name, range)) in fields.iter().zip(names) {
+            check_field(field, fields.len(), name, range)?;
+        }
+
+        let cron = parser()
+            .parse(expanded)
+            .map_err(|e| format!("invalid expression: {}", reason(&e)))?;
+
+        let (minute, hour) = if fields.len() == 6 {
+            (fields[1], fields[2])
+        } else {
+            (fields[0], fields[1])
+        };
+        let schedule = Self {
+            expr: expr.to_string(),
+            cron: Box::new(cron),
+            timezone,
+            periodic: minute.starts_with('*') || hour.starts_with('*'),
+        };
+        // A calendar pattern is periodic over at most 400 years; croner
+        // gives up well within its own search limit when nothing matches.
+        let epoch = DateTime::UNIX_EPOCH.naive_utc();
+        if schedule.next_wall(epoch, true).is_none() {
+            return Err(
+                "never fires: no calendar date matches its day-of-month, month and day-of-week"
+                    .into(),
+            );
+        }
+        Ok(schedule)
+    }
+
+    pub fn expr(&self) -> &str {
+        &self.expr
+    }
+
+    pub fn timezone(&self) -> Tz {
+        self.timezone
+    }
+
+    /// True when the minute or hour field starts with `*` (see module docs).
+    pub fn is_periodic(&self) -> bool {
+        self.periodic
+    }
+
+    /// The first fire time strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.periodic {
+            self.next_periodic(after)
+        } else {
+            self.next_fixed(after)
+        }
+    }
+
+    /// Fixed-time: each matching wall time maps to its earliest instant (or
+    /// the end of a gap); that map never decreases, so the answer is the
+    /// first match whose instant lies after `after`. Only wall times of a
+    /// repeated hour can map behind `after`, so the loop is short.
+    fn next_fixed(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut wall = after.with_timezone(&self.timezone).naive_local();
+        for _ in 0..MAX_SEARCH_STEPS {
+            let candidate = self.next_wall(wall, false)?;
+            let at = self.earliest_instant(candidate);
+            if at > after {
+                return Some(at);
+            }
+            wall = candidate;
+        }
+        None
+    }
+
+    /// Periodic: walk the UTC line one constant-offset stretch at a time; in
+    /// each stretch wall time is UTC plus a fixed offset, so croner's next
+    /// wall-clock match is a real instant unless the offset changes first.
+    fn next_periodic(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut from = after;
+        let mut inclusive = false;
+        for _ in 0..MAX_SEARCH_STEPS {
+            let offset = self.offset_at(from);
+            let wall = from.naive_utc() + offset;
+            let candidate_wall = self.next_wall(wall, inclusive)?;
+            let candidate = (candidate_wall - offset).and_utc();
+            match self.first_offset_change(from, candidate, offset) {
+                None => return Some(candidate),
+                Some(change) => {
+                    from = change;
+                    inclusive = true;
+                }
+            }
+        }
+        None
+    }
+
+    /// The next wall-clock time matching the pattern, from `wall` (which it
+    /// includes when `inclusive`); croner works in whole seconds, so a
+    /// fractional start rounds up.
+    fn next_wall(&self, wall: NaiveDateTime, inclusive: bool) -> Option<NaiveDateTime> {
+        let whole = wall.with_nanosecond(0)?;
+        let (from, inclusive) = if whole == wall {
+            (whole, inclusive)
+        } else {
+            (whole.checked_add_signed(TimeDelta::seconds(1))?, true)
+        };
+        self.cron
+            .find_next_occurrence(&Utc.from_utc_datetime(&from), inclusive)
+            .ok()
+            .map(|t| t.naive_utc())
+    }
+
+    fn offset_at(&self, t: DateTime<Utc>) -> TimeDelta {
+        let fixed = self.timezone.offset_from_utc_datetime(&t.naive_utc()).fix();
+        TimeDelta::seconds(fixed.local_minus_utc().into())
+    }
+
+    fn local_at(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        t.naive_utc() + self.offset_at(t)
+    }
+
+    /// The instant a fixed-time match fires at: itself, the first of two,
+    /// or the first instant after a gap.
+    fn earliest_instant(&self, wall: NaiveDateTime) -> DateTime<Utc> {
+        match self.timezone.from_local_datetime(&wall) {
+            LocalResult::Single(t) => t.to_utc(),
+            LocalResult::Ambiguous(a, b) => a.to_utc().min(b.to_utc()),
+            LocalResult::None => self.end_of_gap(wall),
+        }
+    }
+
+    /// The first instant whose local time is at or past `wall`, for a `wall`
+    /// inside a gap. Local time only moves forward within a day of a gap,
+    /// and offsets stay within ±26 h, so a bisection over that span finds it.
+    fn end_of_gap(&self, wall: NaiveDateTime) -> DateTime<Utc> {
+        let centre = wall.and_utc().timestamp();
+        let (mut lo, mut hi) = (centre - 26 * 3600, centre + 26 * 3600);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.local_at(from_seconds(mid)) >= wall {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        from_seconds(hi)
+    }
+
+    /// The first instant in `(from, to]` whose offset differs from `offset`
+    /// (the offset at `from`). Probes a day at a time, then bisects to the
+    /// second: tz transitions fall on whole seconds and are weeks apart.
+    fn first_offset_change(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        offset: TimeDelta,
+    ) -> Option<DateTime<Utc>> {
+        let mut lo = from;
+        loop {
+            let probe = lo
+                .checked_add_signed(TimeDelta::days(1))
+                .map_or(to, |next_day| next_day.min(to));
+            if self.offset_at(probe) != offset {
+                let mut lo_s = lo.timestamp();
+                let mut hi_s = ceil_seconds(probe);
+                while hi_s - lo_s > 1 {
+                    let mid = lo_s + (hi_s - lo_s) / 2;
+                    if self.offset_at(from_seconds(mid)) == offset {
+                        lo_s = mid;
+                    } else {
+                        hi_s = mid;
+                    }
+                }
+                return Some(from_seconds(hi_s));
+            }
+            if probe >= to {
+                return None;
+            }
+            lo = probe;
+        }
+    }
+}
+
+fn parser() -> CronParser {
+    CronParser::builder().seconds(Seconds::Optional).build()
+}
+
+fn from_seconds(s: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(s, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn ceil_seconds(t: DateTime<Utc>) -> i64 {
+    t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
+}
+
+/// Checks one field on its own, so that the error can name it: croner's
+/// own messages do not say which field they mean, and croner accepts an
+/// empty list item (`1,,2`) that crontab rejects.
+fn check_field(field: &str, count: usize, name: &str, range: &str) -> Result<(), String> {
+    if field.split(',').any(str::is_empty) {
+        return Err(format!("{name} field {field:?}: empty list item"));
+    }
+    // The field in its place, every other field `*`.
+    let position = FIELDS.iter().position(|(n, _)| *n == name).unwrap_or(0);
+    let mut probe = ["*"; 6];
+    probe[position] = field;
+    let probe = if count == 6 {
+        probe.join(" ")
+    } else {
+        probe[1..].join(" ")
+    };
+    parser()
+        .parse(&probe)
+        .map(|_| ())
+        .map_err(|e| format!("{name} field {field:?}: {} (allowed: {range})", reason(&e)))
+}
+
+/// croner's message, as a clause: no "Component error:" prefix, no full stop.
+fn reason(error: &CronError) -> String {
+    let text = match error {
+        CronError::ComponentError(m) | CronError::InvalidPattern(m) => m.clone(),
+        CronError::IllegalCharacters(m) => m.trim_start_matches("CronPattern ").to_string(),
+        other => other.to_string(),
+    };
+    let text = text.trim_end_matches('.');
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        crate::domain::instant::parse(s).unwrap()
+    }
+
+    fn schedule(expr: &str, tz: &str) -> CronSchedule {
+        CronSchedule::parse(expr, tz.parse().unwrap()).unwrap()
+    }
+
+    /// All fire times in `(after, until]`, as RFC 3339 UTC strings.
+    fn fires(expr: &str, tz: &str, after: &str, until: &str) -> Vec<String> {
+        let s = schedule(expr, tz);
+        let until = utc(until);
+        let mut t = utc(after);
+        let mut out = Vec::new();
+        while let Some(next) = s.next_after(t) {
+            if next > until {
+                break;
+            }
+            assert!(next > t, "{expr}: {next} not after {t}");
+            out.push(crate::domain::instant::format(&next));
+            t = next;
+        }
+        out
+    }
+
+    fn err(expr: &str) -> String {
+        CronSchedule::parse(expr, Tz::UTC).unwrap_err()
+    }
+
+    #[test]
+    fn rejects_wrong_field_count() {
+        assert_eq!(
+            err("* * * *"),
+            "expected 5 or 6 fields (6 with leading seconds), got 4"
+        );
+        assert!(err("* * * * * * *").contains("got 7"));
+        assert_eq!(err("   "), "must not be empty");
+    }
+
+    #[test]
+    fn names_the_field_out_of_range() {
+        let e = err("61 * * * *");
+        assert!(
+            e.starts_with("minute field \"61\": number out of bounds"),
+            "{e}"
+        );
+        assert!(e.contains("0-59"), "{e}");
+        assert!(err("0 24 * * *").starts_with("hour field \"24\""));
+        assert!(err("0 0 32 * *").starts_with("day-of-month field \"32\""));
+        assert!(err("0 0 * 13 *").starts_with("month field \"13\""));
+        assert!(err("0 0 * * 8").starts_with("day-of-week field \"8\""));
+        assert!(err("60 * * * * *").starts_with("second field \"60\""));
+    }
+
+    #[test]
+    fn rejects_empty_list_items_and_zero_steps() {
+        assert_eq!(
+            err("1,,2 * * * *"),
+            "minute field \"1,,2\": empty list item"
+        );
+        assert_eq!(err(", * * * *"), "minute field \",\": empty list item");
+        assert!(
+            err("*/0 * * * *").contains("step cannot be zero"),
+            "{}",
+            err("*/0 * * * *")
+        );
+        assert!(err("0 x * * *").starts_with("hour field \"x\""));
+    }
+
+    #[test]
+    fn rejects_patterns_that_never_fire() {
+        assert!(err("0 0 30 2 *").starts_with("never fires"));
+        assert!(err("0 0 31 4,6,9,11 *").starts_with("never fires"));
+        // A rare but real date is fine: 29 February.
+        CronSchedule::parse("0 0 29 2 *", Tz::UTC).unwrap();
+    }
+
+    #[test]
+    fn rejects_unknown_macros() {
+        assert!(err("@reboot").starts_with("unknown macro \"@reboot\""));
+    }
+
+    #[test]
+    fn macros_expand() {
+        let after = "2026-05-10T10:20:00Z";
+        assert_eq!(
+            fires("@hourly", "UTC", after, "2026-05-10T11:00:00Z"),
+            ["2026-05-10T11:00:00Z"]
+        );
+        assert_eq!(
+            fires("@daily", "UTC", after, "2026-05-11T00:00:00Z"),
+            ["2026-05-11T00:00:00Z"]
+        );
+        assert_eq!(
+            fires("@weekly", "UTC", after, "2026-05-17T00:00:00Z"),
+            ["2026-05-17T00:00:00Z"]
+        );
+        assert_eq!(
+            fires("@monthly", "UTC", after, "2026-06-01T00:00:00Z"),
+            ["2026-06-01T00:00:00Z"]
+        );
+        assert_eq!(
+            fires("@yearly", "UTC", after, "2027-01-01T00:00:00Z"),
+            ["2027-01-01T00:00:00Z"]
+        );
+        assert_eq!(
+            fires("@ANNUALLY", "UTC", after, "2027-01-01T00:00:00Z"),
+            ["2027-01-01T00:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn weekday_zero_and_seven_are_sunday_and_names_work() {
+        // 2026-05-10 is a Sunday.
+        let sunday = ["2026-05-10T09:00:00Z"];
+        assert_eq!(
+            fires(
+                "0 9 * * 0",
+                "UTC",
+                "2026-05-09T00:00:00Z",
+                "2026-05-16T00:00:00Z"
+            ),
+            sunday
+        );
+        assert_eq!(
+            fires(
+                "0 9 * * 7",
+                "UTC",
+                "2026-05-09T00:00:00Z",
+                "2026-05-16T00:00:00Z"
+            ),
+            sunday
+        );
+        assert_eq!(
+            fires(
+                "0 9 * * sun",
+                "UTC",
+                "2026-05-09T00:00:00Z",
+                "2026-05-16T00:00:00Z"
+            ),
+            sunday
+        );
+        assert_eq!(
+            fires(
+                "0 9 * * mon-fri",
+                "UTC",
+                "2026-05-09T00:00:00Z",
+                "2026-05-16T00:00:00Z"
+            )
+            .len(),
+            5
+        );
+        assert_eq!(
+            fires(
+                "0 0 1 jan,jul *",
+                "UTC",
+                "2026-01-01T00:00:00Z",
+                "2027-01-01T00:00:00Z"
+            ),
+            ["2026-07-01T00:00:00Z", "2027-01-01T00:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn last_weekday_nearest_and_nth() {
+        let after = "2026-01-31T12:00:00Z";
+        // L: last day of February 2026.
+        assert_eq!(
+            fires("0 0 L * *", "UTC", after, "2026-02-28T00:00:00Z"),
+            ["2026-02-28T00:00:00Z"]
+        );
+        // 5#L: last Friday of February 2026 is the 27th.
+        assert_eq!(
+            fires("0 0 * * 5#L", "UTC", after, "2026-02-27T00:00:00Z"),
+            ["2026-02-27T00:00:00Z"]
+        );
+        // 5#2: second Friday of February 2026 is the 13th.
+        assert_eq!(
+            fires("0 0 * * 5#2", "UTC", after, "2026-02-13T00:00:00Z"),
+            ["2026-02-13T00:00:00Z"]
+        );
+        // 15W: 15 February 2026 is a Sunday, so Monday the 16th.
+        assert_eq!(
+            fires("0 0 15W * *", "UTC", after, "2026-02-16T00:00:00Z"),
+            ["2026-02-16T00:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn day_of_month_and_week_combine_with_or_as_in_crontab() {
+        // The 13th, or any Friday.
+        let got = fires(
+            "0 0 13 * fri",
+            "UTC",
+            "2026-02-01T00:00:00Z",
+            "2026-02-28T00:00:00Z",
+        );
+        assert_eq!(
+            got,
+            [
+                "2026-02-06T00:00:00Z",
+                "2026-02-13T00:00:00Z",
+                "2026-02-20T00:00:00Z",
+                "2026-02-27T00:00:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn seconds_field_is_optional() {
+        assert_eq!(
+            fires(
+                "*/20 * * * * *",
+                "UTC",
+                "2026-05-10T10:00:00Z",
+                "2026-05-10T10:01:00Z"
+            ),
+            [
+                "2026-05-10T10:00:20Z",
+                "2026-05-10T10:00:40Z",
+                "2026-05-10T10:01:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn fractional_start_rounds_up_and_stays_strict() {
+        let s = schedule("* * * * * *", "UTC");
+        assert_eq!(
+            s.next_after(utc("2026-05-10T10:00:00.5Z")),
+            Some(utc("2026-05-10T10:00:01Z"))
+        );
+        assert_eq!(
+            s.next_after(utc("2026-05-10T10:00:00Z")),
+            Some(utc("2026-05-10T10:00:01Z"))
+        );
+        assert_eq!(
+            s.next_after(utc("2026-05-10T09:59:59.999999Z")),
+            Some(utc("2026-05-10T10:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn classifies_periodic_and_fixed() {
+        assert!(schedule("*/15 * * * *", "UTC").is_periodic());
+        assert!(schedule("0 * * * *", "UTC").is_periodic());
+        assert!(schedule("@hourly", "UTC").is_periodic());
+        assert!(schedule("* * * * * *", "UTC").is_periodic());
+        assert!(schedule("0 */2 * * *", "UTC").is_periodic());
+        assert!(!schedule("30 2 * * *", "UTC").is_periodic());
+        assert!(!schedule("0,30 1-3 * * *", "UTC").is_periodic());
+        assert!(!schedule("@daily", "UTC").is_periodic());
+    }
+
+    // --- Daylight saving time -------------------------------------------
+    //
+    // America/New_York: spring forward 2026-03-08 02:00 EST -> 03:00 EDT
+    // (07:00Z); fall back 2026-11-01 02:00 EDT -> 01:00 EST (06:00Z).
+
+    #[test]
+    fn new_york_daily_in_the_gap_fires_once_after_it() {
+        let got = fires(
+            "30 2 * * *",
+            "America/New_York",
+            "2026-03-07T00:00:00Z",
+            "2026-03-09T12:00:00Z",
+        );
+        assert_eq!(
+            got,
+            [
+                "2026-03-07T07:30:00Z", // 02:30 EST
+                "2026-03-08T07:00:00Z", // 02:30 does not exist: 03:00 EDT
+                "2026-03-09T06:30:00Z", // 02:30 EDT
+            ]
+        );
+    }
+
+    #[test]
+    fn new_york_daily_in_the_overlap_fires_once_at_the_first_pass() {
+        let got = fires(
+            "30 1 * * *",
+            "America/New_York",
+            "2026-10-31T00:00:00Z",
+            "2026-11-02T12:00:00Z",
+        );
+        assert_eq!(
+            got,
+            [
+                "2026-10-31T05:30:00Z", // 01:30 EDT
+                "2026-11-01T05:30:00Z", // 01:30 EDT, first pass only
+                "2026-11-02T06:30:00Z", // 01:30 EST
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fixed_pattern_with_several_times_in_the_gap_fires_once() {
+        let got = fires(
+            "0,30 2 * * *",
+            "America/New_York",
+            "2026-03-08T05:00:00Z",
+            "2026-03-08T12:00:00Z",
+        );
+        assert_eq!(got, ["2026-03-08T07:00:00Z"]);
+        let got = fires(
+            "0 2,3 * * *",
+            "America/New_York",
+            "2026-03-08T05:00:00Z",
+            "2026-03-08T12:00:00Z",
+        );
+        assert_eq!(got, ["2026-03-08T07:00:00Z"]);
+    }
+
+    #[test]
+    fn a_fixed_pattern_queried_from_the_second_pass_does_not_repeat() {
+        let s = schedule("30 1 * * *", "America/New_York");
+        // 01:10 EST, inside the repeated hour's second pass.
+        assert_eq!(
+            s.next_after(utc("2026-11-01T06:10:00Z")),
+            Some(utc("2026-11-02T06:30:00Z"))
+        );
+        let s = schedule("0 2 * * *", "America/New_York");
+        assert_eq!(
+            s.next_after(utc("2026-11-01T06:10:00Z")),
+            Some(utc("2026-11-01T07:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn new_york_hourly_skips_the_gap_and_repeats_the_overlap() {
+        let spring = fires(
+            "0 * * * *",
+            "America/New_York",
+            "2026-03-08T05:30:00Z",
+            "2026-03-08T08:00:00Z",
+        );
+        assert_eq!(
+            spring,
+            [
+                "2026-03-08T06:00:00Z",
+                "2026-03-08T07:00:00Z",
+                "2026-03-08T08:00:00Z"
+            ] // 01:00 EST, 03:00 EDT, 04:00 EDT
+        );
+        let fall = fires(
+            "0 * * * *",
+            "America/New_York",
+            "2026-11-01T04:30:00Z",
+            "2026-11-01T07:00:00Z",
+        );
+        assert_eq!(
+            fall,
+            [
+                "2026-11-01T05:00:00Z",
+                "2026-11-01T06:00:00Z",
+                "2026-11-01T07:00:00Z"
+            ] // 01:00 EDT, 01:00 EST, 02:00 EST
+        );
+    }
+
+    #[test]
+    fn new_york_every_15_minutes_across_both_transitions() {
+        let spring = fires(
+            "*/15 * * * *",
+            "America/New_York",
+            "2026-03-08T06:30:00Z",
+            "2026-03-08T07:30:00Z",
+        );
+        // Real time keeps a 15-minute grid: 01:45 EST is followed by 03:00 EDT.
+        assert_eq!(
+            spring,
+            [
+                "2026-03-08T06:45:00Z",
+                "2026-03-08T07:00:00Z",
+                "2026-03-08T07:15:00Z",
+                "2026-03-08T07:30:00Z"
+            ]
+        );
+        let fall = fires(
+            "*/15 * * * *",
+            "America/New_York",
+            "2026-11-01T04:45:00Z",
+            "2026-11-01T07:00:00Z",
+        );
+        // 01:00..01:45 twice: nine fire times in two hours and a quarter.
+        assert_eq!(fall.len(), 9);
+        assert_eq!(fall[0], "2026-11-01T05:00:00Z");
+        assert_eq!(fall[4], "2026-11-01T06:00:00Z");
+        assert_eq!(fall[8], "2026-11-01T07:00:00Z");
+    }
+
+    #[test]
+    fn every_second_is_real_time_through_both_transitions() {
+        let spring = fires(
+            "* * * * * *",
+            "America/New_York",
+            "2026-03-08T06:59:58Z",
+            "2026-03-08T07:00:01Z",
+        );
+        assert_eq!(
+            spring,
+            [
+                "2026-03-08T06:59:59Z",
+                "2026-03-08T07:00:00Z",
+                "2026-03-08T07:00:01Z"
+            ]
+        );
+        let fall = fires(
+            "* * * * * *",
+            "America/New_York",
+            "2026-11-01T05:59:58Z",
+            "2026-11-01T06:00:01Z",
+        );
+        assert_eq!(
+            fall,
+            [
+                "2026-11-01T05:59:59Z",
+                "2026-11-01T06:00:00Z",
+                "2026-11-01T06:00:01Z"
+            ]
+        );
+        // A whole DST day, second by second: 23 h in spring, 25 h in autumn.
+        let s = schedule("* * * * * *", "America/New_York");
+        let count = |from: &str, to: &str| {
+            let (mut t, end) = (utc(from), utc(to));
+            let mut n = 0;
+            while let Some(next) = s.next_after(t) {
+                if next > end {
+                    break;
+                }
+                n += 1;
+                t = next;
+            }
+            n
+        };
+        assert_eq!(
+            count("2026-03-08T05:00:00Z", "2026-03-09T04:00:00Z"),
+            23 * 3600
+        );
+        assert_eq!(
+            count("2026-11-01T04:00:00Z", "2026-11-02T05:00:00Z"),
+            25 * 3600
+        );
+    }
+
+    // Europe/Berlin: 2026-03-29 02:00 CET -> 03:00 CEST (01:00Z);
+    // 2026-10-25 03:00 CEST -> 02:00 CET (01:00Z).
+
+    #[test]
+    fn berlin_daily_hourly_and_quarter_hourly() {
+        let daily_spring = fires(
+            "30 2 * * *",
+            "Europe/Berlin",
+            "2026-03-28T00:00:00Z",
+            "2026-03-30T12:00:00Z",
+        );
+        assert_eq!(
+            daily_spring,
+            [
+                "2026-03-28T01:30:00Z",
+                "2026-03-29T01:00:00Z",
+                "2026-03-30T00:30:00Z"
+            ]
+        );
+        let daily_fall = fires(
+            "30 2 * * *",
+            "Europe/Berlin",
+            "2026-10-24T00:00:00Z",
+            "2026-10-26T12:00:00Z",
+        );
+        assert_eq!(
+            daily_fall,
+            [
+                "2026-10-24T00:30:00Z",
+                "2026-10-25T00:30:00Z",
+                "2026-10-26T01:30:00Z"
+            ]
+        );
+
+        let hourly_spring = fires(
+            "0 * * * *",
+            "Europe/Berlin",
+            "2026-03-28T23:30:00Z",
+            "2026-03-29T02:00:00Z",
+        );
+        assert_eq!(
+            hourly_spring,
+            [
+                "2026-03-29T00:00:00Z",
+                "2026-03-29T01:00:00Z",
+                "2026-03-29T02:00:00Z"
+            ]
+        );
+        let hourly_fall = fires(
+            "0 * * * *",
+            "Europe/Berlin",
+            "2026-10-24T23:30:00Z",
+            "2026-10-25T02:00:00Z",
+        );
+        // 02:00 CEST (00:00Z), 02:00 CET (01:00Z), 03:00 CET (02:00Z)
+        assert_eq!(
+            hourly_fall,
+            [
+                "2026-10-25T00:00:00Z",
+                "2026-10-25T01:00:00Z",
+                "2026-10-25T02:00:00Z"
+            ]
+        );
+
+        let quarter = fires(
+            "*/15 * * * *",
+            "Europe/Berlin",
+            "2026-10-24T23:59:00Z",
+            "2026-10-25T02:00:00Z",
+        );
+        assert_eq!(quarter.len(), 9); // 02:00..02:45 twice, then 03:00 CET
+        let quarter = fires(
+            "*/15 * * * *",
+            "Europe/Berlin",
+            "2026-03-29T00:30:00Z",
+            "2026-03-29T01:30:00Z",
+        );
+        assert_eq!(
+            quarter,
+            [
+                "2026-03-29T00:45:00Z",
+                "2026-03-29T01:00:00Z",
+                "2026-03-29T01:15:00Z",
+                "2026-03-29T01:30:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn berlin_every_second_day_lengths() {
+        let s = schedule("* * * * * *", "Europe/Berlin");
+        let day = |from: &str, to: &str| {
+            let (mut t, end, mut n) = (utc(from), utc(to), 0);
+            while let Some(next) = s.next_after(t) {
+                if next > end {
+                    break;
+                }
+                n += 1;
+                t = next;
+            }
+            n
+        };
+        assert_eq!(
+            day("2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z"),
+            23 * 3600
+        );
+        assert_eq!(
+            day("2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z"),
+            25 * 3600
+        );
+    }
+
+    // Australia/Lord_Howe shifts by 30 minutes: 2026-04-05 02:00 (+11)
+    // -> 01:30 (+10:30) at 15:00Z on the 4th; 2026-10-04 02:00 (+10:30)
+    // -> 02:30 (+11) at 15:30Z on the 3rd.
+
+    #[test]
+    fn lord_howe_half_hour_transitions() {
+        // Spring forward: 02:00..02:29 do not exist.
+        let daily = fires(
+            "15 2 * * *",
+            "Australia/Lord_Howe",
+            "2026-10-02T00:00:00Z",
+            "2026-10-04T23:00:00Z",
+        );
+        assert_eq!(
+            daily,
+            [
+                "2026-10-02T15:45:00Z", // 02:15 +10:30
+                "2026-10-03T15:30:00Z", // gap: 02:30 +11
+                "2026-10-04T15:15:00Z", // 02:15 +11
+            ]
+        );
+        let hourly = fires(
+            "0 * * * *",
+            "Australia/Lord_Howe",
+            "2026-10-03T14:00:00Z",
+            "2026-10-03T17:00:00Z",
+        );
+        // 01:00 (+10:30) = 14:30Z, 02:00 missing, 03:00 (+11) = 16:00Z, 04:00 = 17:00Z
+        assert_eq!(
+            hourly,
+            [
+                "2026-10-03T14:30:00Z",
+                "2026-10-03T16:00:00Z",
+                "2026-10-03T17:00:00Z"
+            ]
+        );
+        let quarter = fires(
+            "*/15 * * * *",
+            "Australia/Lord_Howe",
+            "2026-10-03T15:00:00Z",
+            "2026-10-03T16:00:00Z",
+        );
+        // 01:45 (15:15Z), then 02:30 (15:30Z) right after the gap, 02:45, 03:00
+        assert_eq!(
+            quarter,
+            [
+                "2026-10-03T15:15:00Z",
+                "2026-10-03T15:30:00Z",
+                "2026-10-03T15:45:00Z",
+                "2026-10-03T16:00:00Z"
+            ]
+        );
+
+        // Fall back: 01:30..01:59 happen twice.
+        let daily = fires(
+            "45 1 * * *",
+            "Australia/Lord_Howe",
+            "2026-04-03T00:00:00Z",
+            "2026-04-05T23:00:00Z",
+        );
+        assert_eq!(
+            daily,
+            [
+                "2026-04-03T14:45:00Z", // 01:45 +11
+                "2026-04-04T14:45:00Z", // 01:45 +11, first pass only
+                "2026-04-05T15:15:00Z", // 01:45 +10:30
+            ]
+        );
+        let quarter = fires(
+            "*/15 * * * *",
+            "Australia/Lord_Howe",
+            "2026-04-04T14:20:00Z",
+            "2026-04-04T15:40:00Z",
+        );
+        assert_eq!(
+            quarter,
+            [
+                "2026-04-04T14:30:00Z", // 01:30 +11
+                "2026-04-04T14:45:00Z", // 01:45 +11
+                "2026-04-04T15:00:00Z", // 01:30 +10:30 (again)
+                "2026-04-04T15:15:00Z", // 01:45 +10:30
+                "2026-04-04T15:30:00Z", // 02:00 +10:30
+            ]
+        );
+        let s = schedule("* * * * * *", "Australia/Lord_Howe");
+        let day = |from: &str, to: &str| {
+            let (mut t, end, mut n) = (utc(from), utc(to), 0);
+            while let Some(next) = s.next_after(t) {
+                if next > end {
+                    break;
+                }
+                n += 1;
+                t = next;
+            }
+            n
+        };
+        // Midnight to midnight, local: 23.5 h and 24.5 h.
+        assert_eq!(
+            day("2026-10-03T13:30:00Z", "2026-10-04T13:00:00Z"),
+            23 * 3600 + 1800
+        );
+        assert_eq!(
+            day("2026-04-04T13:00:00Z", "2026-04-05T13:30:00Z"),
+            24 * 3600 + 1800
+        );
+    }
+
+    #[test]
+    fn a_zone_without_dst_is_plain_arithmetic() {
+        // Asia/Seoul is UTC+9 all year, on both of New York's transition days.
+        for day in ["2026-03-08", "2026-11-01"] {
+            let after = format!("{day}T00:00:00Z");
+            let until = format!("{day}T23:59:59Z");
+            let daily = fires("30 2 * * *", "Asia/Seoul", &after, &until);
+            assert_eq!(daily, [format!("{day}T17:30:00Z")]);
+            assert_eq!(fires("0 * * * *", "Asia/Seoul", &after, &until).len(), 23);
+            assert_eq!(
+                fires("*/15 * * * *", "Asia/Seoul", &after, &until).len(),
+                95
+            );
+        }
+        let s = schedule("* * * * * *", "Asia/Seoul");
+        let t = Utc.with_ymd_and_hms(2026, 3, 8, 6, 59, 59).unwrap();
+        assert_eq!(s.next_after(t), Some(t + TimeDelta::seconds(1)));
+    }
+
+    #[test]
+    fn a_daily_job_never_skips_or_doubles_a_day_in_any_tested_zone() {
+        for tz in [
+            "America/New_York",
+            "Europe/Berlin",
+            "Australia/Lord_Howe",
+            "Asia/Seoul",
+            "UTC",
+        ] {
+            for expr in ["30 2 * * *", "0 2 * * *", "45 1 * * *", "0 0 * * *"] {
+                let s = schedule(expr, tz);
+                let zone: Tz = tz.parse().unwrap();
+                let mut t = utc("2026-01-01T00:00:00Z");
+                let mut days = std::collections::BTreeSet::new();
+                let mut n = 0;
+                while let Some(next) = s.next_after(t) {
+                    if next > utc("2027-01-01T00:00:00Z") {
+                        break;
+                    }
+                    days.insert(next.with_timezone(&zone).date_naive());
+                    n += 1;
+                    t = next;
+                }
+                assert_eq!(n, days.len(), "{expr} in {tz} fired twice on a day");
+                assert!((365..=366).contains(&n), "{expr} in {tz}: {n} fires");
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Triggers: when a job fires (DESIGN.md §3). Pure: every function takes
+//! the instants it needs as arguments and never reads a clock.
+
+mod cron;
+mod date;
+mod input;
+mod interval;
+
+pub use cron::CronSchedule;
+pub use date::DateTrigger;
+pub use input::TriggerInput;
+pub use interval::IntervalTrigger;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use serde::{Serialize, Serializer};
+
+/// Jitter delays delivery, never the schedule; capped at a day.
+pub const MAX_JITTER_S: u32 = 86_400;
+
+/// A validated trigger. Built only by [`Trigger::parse`], so it always
+/// holds a pattern that fires, a known time zone and ordered bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    Cron(CronTrigger),
+    Interval(IntervalTrigger),
+    Date(DateTrigger),
+}
+
+/// A cron pattern with its bounds (both inclusive) and delivery jitter.
+#[derive(Debug, Clone)]
+pub struct CronTrigger {
+    pub schedule: CronSchedule,
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub jitter_s: u32,
+}
+
+impl PartialEq for CronTrigger {
+    fn eq(&self, other: &Self) -> bool {
+        self.schedule.expr() == other.schedule.expr()
+            && self.schedule.timezone() == other.schedule.timezone()
+            && self.start_at == other.start_at
+            && self.end_at == other.end_at
+            && self.jitter_s == other.jitter_s
+    }
+}
+
+impl CronTrigger {
+    fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // start_at is inclusive: search from just before it.
+        let from = match self.start_at {
+            Some(start) if start > after => start - TimeDelta::microseconds(1),
+            _ => after,
+        };
+        let next = self.schedule.next_after(from)?;
+        match self.end_at {
+            Some(end) if next > end => None,
+            _ => Some(next),
+        }
+    }
+}
+
+impl Trigger {
+    /// The first fire time strictly after `after`, in UTC.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Trigger::Cron(t) => t.next_after(after),
+            Trigger::Interval(t) => t.next_after(after),
+            Trigger::Date(t) => t.next_after(after),
+        }
+    }
+
+    /// The fire time that follows one that has just fired: none for a date
+    /// trigger, whose one fire may have been a forced `next_run_at`.
+    pub fn next_after_fire(&self, fired: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Trigger::Date(_) => None,
+            _ => self.next_after(fired),
+        }
+    }
+
+    /// The first fire time at or after `at`.
+    pub fn next_at_or_after(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.next_after(at - TimeDelta::microseconds(1))
+    }
+
+    /// The fire times strictly after `after`, in order.
+    pub fn fire_times_after(&self, after: DateTime<Utc>) -> FireTimes<'_> {
+        FireTimes {
+            trigger: self,
+            cursor: after,
+        }
+    }
+
+    /// The first fire time of a job created (or given this trigger) at
+    /// `now`: a date trigger fires at `run_at` even when that is past (the
+    /// misfire grace then decides); the others fire from `now` on.
+    pub fn first_fire_time(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Trigger::Date(t) => Some(t.run_at),
+            _ => self.next_at_or_after(now),
+        }
+    }
+
+    /// Seconds of random delivery delay, 0 for none.
+    pub fn jitter_s(&self) -> u32 {
+        match self {
+            Trigger::Cron(t) => t.jitter_s,
+            Trigger::Interval(t) => t.jitter_s,
+            Trigger::Date(_) => 0,
+        }
+    }
+
+    /// The zone fire times are shown in: the cron zone, else UTC.
+    pub fn timezone(&self) -> Tz {
+        match self {
+            Trigger::Cron(t) => t.schedule.timezone(),
+            _ => Tz::UTC,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Cron(_) => "cron",
+            Trigger::Interval(_) => "interval",
+            Trigger::Date(_) => "date",
+        }
+    }
+
+    /// The trigger in its canonical input form, as stored and returned.
+    pub fn to_input(&self) -> TriggerInput {
+        match self {
+            Trigger::Cron(t) => TriggerInput {
+                kind: Some(input::TriggerKind::Cron),
+                expr: Some(t.schedule.expr().to_string()),
+                timezone: Some(t.schedule.timezone().name().to_string()),
+                start_at: t.start_at,
+                end_at: t.end_at,
+                jitter_s: Some(t.jitter_s.into()),
+                ..TriggerInput::default()
+            },
+            Trigger::Interval(t) => TriggerInput {
+                kind: Some(input::TriggerKind::Interval),
+                every_s: Some(t.every_s as i64),
+                start_at: Some(t.start_at),
+                end_at: t.end_at,
+                jitter_s: Some(t.jitter_s.into()),
+                ..TriggerInput::default()
+            },
+            Trigger::Date(t) => TriggerInput {
+                kind: Some(input::TriggerKind::Date),
+                run_at: Some(t.run_at),
+                ..TriggerInput::default()
+            },
+        }
+    }
+}
+
+impl Serialize for Trigger {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_input().serialize(s)
+    }
+}
+
+/// Iterator over fire times; see [`Trigger::fire_times_after`].
+pub struct FireTimes<'a> {
+    trigger: &'a Trigger,
+    cursor: DateTime<Utc>,
+}
+
+impl Iterator for FireTimes<'_> {
+    type Item = DateTime<Utc>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let next = self.trigger.next_after(self.cursor)?;
+        self.cursor = next;
+        Some(next)
+    }
+}
+
+/// A fire time as the preview shows it: the instant, and the wall time
+/// with its offset in the trigger's zone.
+pub fn local_rfc3339(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}

@@ -1,0 +1,11 @@
+//! Cronhook: a scheduling service that delivers cron, interval and date
+//! jobs as signed webhooks.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod dispatch;
+pub mod domain;
+pub mod store;
+pub mod telemetry;
+pub mod wakeup;

@@ -1,0 +1,227 @@
+//! The store: one trait, two implementations (PostgreSQL for production
+//! and several instances, SQLite as the embedded default). Each has its own
+//! migrations folder and runtime queries, so no build needs a database.
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::error::FieldError;
+use crate::domain::job::{JobId, JobInput, JobSpec, JobState, ParseContext, Schedule};
+use crate::domain::network_policy::NetworkPolicy;
+use crate::domain::retry::RetryInput;
+use crate::domain::run::RunStatus;
+use crate::domain::target::TargetInput;
+use crate::domain::trigger::TriggerInput;
+use crate::wakeup::Wakeups;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A change the caller refused, or a unique key that already exists.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// Stored data that no longer parses (a bug or a manual edit).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A job as stored.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub spec: JobSpec,
+    pub id: JobId,
+    pub schedule: Schedule,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_run: Option<RunSummary>,
+}
+
+/// The newest run of a job, shown with it.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub id: Uuid,
+    pub status: RunStatus,
+    pub scheduled_for: DateTime<Utc>,
+    pub attempt_count: u32,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What a write does to a job: its new definition, and its schedule when
+/// that changes (`None` keeps the stored `state` and `next_run_at`).
+#[derive(Debug, Clone)]
+pub struct JobWrite {
+    pub spec: JobSpec,
+    pub schedule: Option<Schedule>,
+}
+
+/// Decides a write from the stored job (`None`: there is none yet). It runs
+/// inside the store's transaction with the row locked, so concurrent
+/// writers and the scheduler never interleave with it.
+pub type JobWriteFn<'a> = dyn Fn(Option<&Job>) -> StoreResult<JobWrite> + Send + Sync + 'a;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    Created,
+    Updated,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    /// Only ids greater than this (the cursor).
+    pub after: Option<JobId>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> &'static str;
+
+    /// The store answers a query.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates or changes job `id` as `write` decides, in one transaction.
+    /// `new_secret` is the signing secret a new job gets.
+    async fn save_job(
+        &self,
+        id: &JobId,
+        new_secret: &str,
+        write: &JobWriteFn<'_>,
+    ) -> StoreResult<(Job, Saved)>;
+
+    async fn get_job(&self, id: &JobId) -> StoreResult<Option<Job>>;
+
+    /// Jobs in id order.
+    async fn list_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>>;
+
+    /// Deletes the job and its runs; false when there was none.
+    async fn delete_job(&self, id: &JobId) -> StoreResult<bool>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store a database URL names and applies its migrations:
+/// `postgres://…` or `sqlite://…` (the file is created when missing).
+pub async fn connect(url: &str, wakeups: Arc<Wakeups>) -> StoreResult<DynStore> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, wakeups).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, wakeups).await?))
+    } else {
+        Err(StoreError::Invalid(FieldError::new(
+            "database-url",
+            format!("expected a postgres:// or sqlite:// URL, got {url:?}"),
+        )))
+    }
+}
+
+/// The JSON columns a job's definition is stored in.
+pub(crate) struct SpecColumns {
+    pub trigger: Value,
+    pub target: Value,
+    pub retry: Value,
+    pub metadata: Value,
+}
+
+impl SpecColumns {
+    pub fn of(spec: &JobSpec) -> Self {
+        Self {
+            trigger: serde_json::to_value(spec.trigger.to_input()).unwrap_or(Value::Null),
+            target: serde_json::to_value(spec.target.to_input()).unwrap_or(Value::Null),
+            retry: serde_json::to_value(spec.retry.to_input()).unwrap_or(Value::Null),
+            metadata: Value::Object(spec.metadata.clone()),
+        }
+    }
+}
+
+/// A stored definition, column by column, before it is parsed back.
+pub(crate) struct StoredSpec {
+    pub id: String,
+    pub name: Option<String>,
+    pub trigger: Value,
+    pub target: Value,
+    pub retry: Value,
+    pub metadata: Value,
+    pub misfire_grace_s: Option<i64>,
+    pub coalesce: bool,
+    pub max_instances: i64,
+    pub state: String,
+}
+
+impl StoredSpec {
+    /// Parses the stored definition back into a [`JobSpec`], through the
+    /// same validation a request goes through.
+    pub fn parse(self) -> StoreResult<(JobId, JobSpec, JobState)> {
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("job {:?}: {what}: {e}", self.id))
+        };
+        let state = JobState::parse(&self.state).ok_or_else(|| corrupt("state", &self.state))?;
+        let trigger: TriggerInput =
+            serde_json::from_value(self.trigger.clone()).map_err(|e| corrupt("trigger", &e))?;
+        let target: TargetInput =
+            serde_json::from_value(self.target.clone()).map_err(|e| corrupt("target", &e))?;
+        let retry: RetryInput =
+            serde_json::from_value(self.retry.clone()).map_err(|e| corrupt("retry", &e))?;
+        let metadata = match &self.metadata {
+            Value::Object(map) => map.clone(),
+            other => return Err(corrupt("metadata", other)),
+        };
+        let input = JobInput {
+            id: Some(self.id.clone()),
+            name: self.name.clone(),
+            trigger: Some(trigger),
+            target: Some(target),
+            misfire_grace_s: self.misfire_grace_s,
+            coalesce: Some(self.coalesce),
+            max_instances: Some(self.max_instances),
+            retry: Some(retry),
+            paused: Some(state == JobState::Paused),
+            next_run_at: None,
+            metadata: Some(metadata),
+        };
+        // Stored intervals always carry their anchor, and the network
+        // policy is applied again at connect time, so neither context
+        // value matters here.
+        let ctx = ParseContext {
+            now: DateTime::UNIX_EPOCH,
+            network_policy: NetworkPolicy::Any,
+        };
+        let spec = input.parse(ctx).map_err(|e| corrupt("definition", &e))?;
+        let id = spec.id.clone().ok_or_else(|| corrupt("id", &"missing"))?;
+        Ok((id, spec, state))
+    }
+}
+
+/// Runs a job write decision against the stored job, checking that the
+/// decision keeps the schedule coherent.
+pub(crate) fn decide_write(
+    write: &JobWriteFn<'_>,
+    existing: Option<&Job>,
+) -> StoreResult<JobWrite> {
+    let decided = write(existing)?;
+    if existing.is_none() && decided.schedule.is_none() {
+        return Err(StoreError::Corrupt("a new job needs a schedule".into()));
+    }
+    Ok(decided)
+}

@@ -1,0 +1,171 @@
+//! The binary as a user runs it: default SQLite file, `migrate`,
+//! `openapi`, and a graceful stop on SIGTERM with a request in flight.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cronhook");
+
+fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cronhook-bin-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `cronhook serve` with JSON logs and returns it with the address
+/// it listens on and a channel of its later log lines.
+fn serve(
+    dir: &std::path::Path,
+    extra_env: &[(&str, &str)],
+) -> (Child, String, mpsc::Receiver<String>) {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("CRONHOOK_LISTEN", "127.0.0.1:0")
+        .env("CRONHOOK_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in extra_env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("cronhook starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a start-up log line");
+        let log: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+        if log["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("cronhook started"))
+        {
+            break log["listen"].as_str().unwrap().to_string();
+        }
+    };
+    (child, addr, rx)
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn serves_on_a_fresh_sqlite_file_and_stops_gracefully_on_sigterm() {
+    let dir = temp_dir();
+    let (mut child, addr, logs) = serve(&dir, &[]);
+    assert!(
+        dir.join("cronhook.db").exists(),
+        "the default store is ./cronhook.db"
+    );
+
+    // A request whose body is still arriving when SIGTERM comes.
+    let body = br#"{"id": "inflight", "trigger": {"type": "date", "run_at": "2030-01-01T00:00:00Z"}, "target": {"url": "http://example.com/"}}"#;
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /v1/jobs HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..10]).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    terminate(&child);
+    loop {
+        let line = logs
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a shutdown log line");
+        if line.contains("shutting down") {
+            break;
+        }
+    }
+    stream.write_all(&body[10..]).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "exit code after SIGTERM");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn migrate_applies_migrations_and_exits() {
+    let dir = temp_dir();
+    let status = Command::new(BIN)
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .args(["migrate", "--database-url", "sqlite://migrated.db"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(dir.join("migrated.db").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn migrate_on_postgres() {
+    let db = common::TestDb::postgres().await;
+    let status = Command::new(BIN)
+        .env("DATABASE_URL", &db.url)
+        .arg("migrate")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('jobs', 'runs', 'attempts')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(tables, 3);
+}
+
+#[test]
+fn openapi_prints_the_committed_document() {
+    let output = Command::new(BIN).arg("openapi").output().unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        printed.trim(),
+        include_str!("../openapi/openapi.json").trim()
+    );
+}
+
+#[test]
+fn a_bad_database_url_is_a_clear_error() {
+    let output = Command::new(BIN)
+        .env_remove("DATABASE_URL")
+        .args(["migrate", "--database-url", "mysql://x"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("expected a postgres:// or sqlite:// URL"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,250 @@
+//! The store contract: the same tests against PostgreSQL and SQLite.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use common::{Backend, TestDb};
+use cronhook::domain::job::{JobId, JobInput, JobSpec, JobState, ParseContext, Schedule};
+use cronhook::domain::network_policy::NetworkPolicy;
+use cronhook::store::{self, DynStore, Job, JobFilter, JobWrite, Saved, StoreError};
+use cronhook::wakeup::Wakeups;
+use serde_json::json;
+
+async fn open(db: &TestDb) -> DynStore {
+    store::connect(&db.url, Arc::new(Wakeups::new()))
+        .await
+        .expect("store opens")
+}
+
+fn now() -> DateTime<Utc> {
+    cronhook::domain::instant::truncate(Utc::now())
+}
+
+fn spec(id: &str) -> JobSpec {
+    let input: JobInput = serde_json::from_value(json!({
+        "id": id,
+        "name": "contract",
+        "trigger": {"type": "interval", "every_s": 60, "start_at": "2030-01-01T00:00:00Z"},
+        "target": {"url": "http://127.0.0.1:9/hook", "body": {"n": 1}},
+        "misfire_grace_s": 30,
+        "coalesce": false,
+        "max_instances": 2,
+        "metadata": {"team": "x"}
+    }))
+    .unwrap();
+    input
+        .parse(ParseContext {
+            now: now(),
+            network_policy: NetworkPolicy::Any,
+        })
+        .unwrap()
+}
+
+fn id(s: &str) -> JobId {
+    JobId::parse(s).unwrap()
+}
+
+async fn create(store: &DynStore, job_id: &str) -> Job {
+    let spec = spec(job_id);
+    let schedule = spec.initial_schedule(now());
+    let (job, saved) = store
+        .save_job(
+            &id(job_id),
+            "whsec_dGVzdA==",
+            &|existing: Option<&Job>| match existing {
+                Some(_) => Err(StoreError::Conflict("exists".into())),
+                None => Ok(JobWrite {
+                    spec: spec.clone(),
+                    schedule: Some(schedule),
+                }),
+            },
+        )
+        .await
+        .expect("created");
+    assert_eq!(saved, Saved::Created);
+    job
+}
+
+async fn saves_and_reads_back_the_same_job(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let job = create(&store, "j1").await;
+    assert_eq!(job.spec, spec("j1"));
+    assert_eq!(
+        job.schedule,
+        Schedule::at(Some("2030-01-01T00:00:00Z".parse().unwrap()))
+    );
+    assert!(job.last_run.is_none());
+    let read = store.get_job(&id("j1")).await.unwrap().expect("stored");
+    assert_eq!(read.spec, job.spec);
+    assert_eq!(read.created_at, job.created_at);
+    assert!(store.get_job(&id("nope")).await.unwrap().is_none());
+
+    let refused = store
+        .save_job(&id("j1"), "s", &|existing: Option<&Job>| match existing {
+            Some(_) => Err(StoreError::Conflict("exists".into())),
+            None => unreachable!(),
+        })
+        .await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))));
+}
+
+async fn updates_keep_created_at_and_optionally_the_schedule(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let job = create(&store, "j").await;
+    let mut renamed = job.spec.clone();
+    renamed.name = Some("renamed".into());
+    let (updated, saved) = store
+        .save_job(&id("j"), "unused", &|existing: Option<&Job>| {
+            assert!(existing.is_some());
+            Ok(JobWrite {
+                spec: renamed.clone(),
+                schedule: None,
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(saved, Saved::Updated);
+    assert_eq!(updated.spec.name.as_deref(), Some("renamed"));
+    assert_eq!(updated.created_at, job.created_at);
+    assert!(updated.updated_at >= job.updated_at);
+    assert_eq!(updated.schedule, job.schedule, "schedule: None keeps it");
+
+    let (paused, _) = store
+        .save_job(&id("j"), "unused", &|_: Option<&Job>| {
+            Ok(JobWrite {
+                spec: renamed.clone(),
+                schedule: Some(Schedule::paused()),
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(paused.schedule.state, JobState::Paused);
+    assert_eq!(paused.schedule.next_run_at, None);
+}
+
+async fn lists_in_id_order_with_filter_and_cursor(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    for name in ["c", "a", "b", "d"] {
+        create(&store, name).await;
+    }
+    let spec_b = spec("b");
+    store
+        .save_job(&id("b"), "x", &|_: Option<&Job>| {
+            Ok(JobWrite {
+                spec: spec_b.clone(),
+                schedule: Some(Schedule::paused()),
+            })
+        })
+        .await
+        .unwrap();
+    let ids = |jobs: Vec<Job>| {
+        jobs.into_iter()
+            .map(|j| j.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    let all = store
+        .list_jobs(&JobFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(all), ["a", "b", "c", "d"]);
+    let page = store
+        .list_jobs(&JobFilter {
+            after: Some(id("b")),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(page), ["c"]);
+    let paused = store
+        .list_jobs(&JobFilter {
+            state: Some(JobState::Paused),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(paused), ["b"]);
+}
+
+async fn deletes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    create(&store, "gone").await;
+    assert!(store.delete_job(&id("gone")).await.unwrap());
+    assert!(!store.delete_job(&id("gone")).await.unwrap());
+    assert!(store.get_job(&id("gone")).await.unwrap().is_none());
+}
+
+async fn concurrent_creates_of_one_id_make_one_job(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut spec = spec("race");
+            spec.name = Some(format!("writer {n}"));
+            let schedule = spec.initial_schedule(now());
+            store
+                .save_job(&id("race"), &format!("whsec_{n}"), &|existing: Option<
+                    &Job,
+                >| {
+                    Ok(JobWrite {
+                        spec: spec.clone(),
+                        schedule: existing.is_none().then_some(schedule),
+                    })
+                })
+                .await
+                .map(|(_, saved)| saved)
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        if task.await.unwrap().expect("every writer succeeds") == Saved::Created {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1);
+    let all = store
+        .list_jobs(&JobFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+}
+
+async fn survives_reopening(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    {
+        let store = open(&db).await;
+        create(&store, "kept").await;
+    }
+    let store = open(&db).await;
+    let job = store
+        .get_job(&id("kept"))
+        .await
+        .unwrap()
+        .expect("still there");
+    assert_eq!(job.spec, spec("kept"));
+    assert!(job.created_at > now() - TimeDelta::minutes(5));
+}
+
+store_tests!(
+    saves_and_reads_back_the_same_job,
+    updates_keep_created_at_and_optionally_the_schedule,
+    lists_in_id_order_with_filter_and_cursor,
+    deletes,
+    concurrent_creates_of_one_id_make_one_job,
+    survives_reopening,
+);
