@@ -6,6 +6,7 @@ mod extract;
 mod health;
 mod jobs;
 mod pagination;
+mod triggers;
 pub mod views;
 
 use std::time::Duration;
@@ -55,6 +56,7 @@ Errors are `application/problem+json` whose `detail` names the field and the rea
     ),
     tags(
         (name = "jobs", description = "Jobs: a trigger and an HTTP target"),
+        (name = "triggers", description = "Fire times of a trigger, before a job uses it"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -71,6 +73,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(jobs::pause_job))
         .routes(routes!(jobs::resume_job))
+        .routes(routes!(triggers::preview))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }
