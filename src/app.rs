@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::retention;
+use crate::scheduler::Scheduler;
 use crate::store::{self, DynStore};
 use crate::wakeup::Wakeups;
 
@@ -52,10 +54,30 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         }
     });
 
+    if !config.no_scheduler {
+        if let Some(listener) = store.spawn_listener(shutdown.clone()) {
+            tasks.spawn(async move {
+                let _ = listener.await;
+            });
+        }
+        let scheduler = Scheduler {
+            store: store.clone(),
+            wakeups: wakeups.clone(),
+            poll_interval: config.poll_interval(),
+        };
+        tasks.spawn(scheduler.run(shutdown.clone()));
+        tasks.spawn(retention::run(
+            store.clone(),
+            config.run_retention,
+            shutdown.clone(),
+        ));
+    }
+
     tracing::info!(
         listen = %local_addr,
         store = store.backend(),
         targets = %config.targets,
+        scheduler = !config.no_scheduler,
         "cronhook started; API docs at http://{local_addr}/docs"
     );
     Ok(RunningApp {

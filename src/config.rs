@@ -56,6 +56,24 @@ pub struct Config {
     )]
     pub database_url: String,
 
+    /// Serve the API (and dispatch) without scheduling.
+    #[arg(long, env = "CRONHOOK_NO_SCHEDULER", global = true)]
+    pub no_scheduler: bool,
+
+    /// Longest sleep of the scheduler between passes, in milliseconds;
+    /// it wakes sooner for due jobs and for changes.
+    #[arg(
+        long,
+        env = "CRONHOOK_POLL_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub poll_interval_ms: u64,
+
+    /// How long finished runs are kept: `7d`, `12h`, `30m`, `90s`.
+    #[arg(long, env = "CRONHOOK_RUN_RETENTION", default_value = "7d", value_parser = crate::retention::parse_duration, global = true)]
+    pub run_retention: Duration,
+
     /// How long a shutdown waits for in-flight work, in seconds.
     #[arg(
         long,
@@ -91,6 +109,10 @@ impl Config {
         let mut config = Cli::parse_from(["cronhook"]).config;
         config.database_url = database_url.to_string();
         config
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(1))
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

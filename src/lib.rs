@@ -6,6 +6,8 @@ pub mod app;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod retention;
+pub mod scheduler;
 pub mod store;
 pub mod telemetry;
 pub mod wakeup;

@@ -240,7 +240,83 @@ async fn survives_reopening(backend: Backend) {
     assert!(job.created_at > now() - TimeDelta::minutes(5));
 }
 
+/// Makes `n` finished runs of a job: manual runs beyond max_instances are
+/// recorded as skipped, finished at once.
+async fn finished_runs(store: &DynStore, job_id: &str, n: usize) {
+    create(store, job_id).await;
+    let first = store.create_manual_run(&id(job_id)).await.unwrap();
+    assert_eq!(first.status.as_str(), "pending");
+    let second = store.create_manual_run(&id(job_id)).await.unwrap();
+    assert_eq!(second.status.as_str(), "pending", "max_instances is 2");
+    for _ in 0..n {
+        let run = store.create_manual_run(&id(job_id)).await.unwrap();
+        assert_eq!(run.status.as_str(), "skipped");
+        assert!(run.finished_at.is_some());
+    }
+}
+
+async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    finished_runs(&store, "busy", 1005).await;
+    finished_runs(&store, "quiet", 3).await;
+    let count = |job: &'static str| {
+        let store = store.clone();
+        async move { store.list_runs(&id(job), None, 5000).await.unwrap().len() }
+    };
+    assert_eq!(count("busy").await, 1007);
+
+    // Nothing is old yet: only the surplus beyond 1,000 finished runs goes,
+    // the oldest first, in batches.
+    assert_eq!(
+        store
+            .delete_expired_runs(std::time::Duration::from_secs(3600), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    let mut trimmed = 0;
+    loop {
+        let n = store.trim_run_history(1000, 2).await.unwrap();
+        assert!(n <= 2);
+        if n == 0 {
+            break;
+        }
+        trimmed += n;
+    }
+    assert_eq!(trimmed, 5);
+    let busy = store.list_runs(&id("busy"), None, 5000).await.unwrap();
+    assert_eq!(busy.len(), 1002, "1,000 finished and the 2 pending");
+    assert_eq!(busy.iter().filter(|r| r.status.in_flight()).count(), 2);
+    assert_eq!(count("quiet").await, 5);
+
+    // With a zero retention every finished run is old; pending ones stay.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut deleted = 0;
+    loop {
+        let n = store
+            .delete_expired_runs(std::time::Duration::ZERO, 400)
+            .await
+            .unwrap();
+        deleted += n;
+        if n < 400 {
+            break;
+        }
+    }
+    assert_eq!(deleted, 1003);
+    assert_eq!(count("busy").await, 2);
+    assert_eq!(count("quiet").await, 2);
+    // The cleaner as it runs in the service: nothing left to do.
+    assert_eq!(
+        cronhook::retention::clean(&store, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
 store_tests!(
+    retention_deletes_old_and_surplus_finished_runs_only,
     saves_and_reads_back_the_same_job,
     updates_keep_created_at_and_optionally_the_schedule,
     lists_in_id_order_with_filter_and_cursor,

@@ -6,6 +6,7 @@ mod extract;
 mod health;
 mod jobs;
 mod pagination;
+mod runs;
 mod triggers;
 pub mod views;
 
@@ -56,6 +57,7 @@ Errors are `application/problem+json` whose `detail` names the field and the rea
     ),
     tags(
         (name = "jobs", description = "Jobs: a trigger and an HTTP target"),
+        (name = "runs", description = "Run history, attempts, and running a job now"),
         (name = "triggers", description = "Fire times of a trigger, before a job uses it"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -73,6 +75,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(jobs::pause_job))
         .routes(routes!(jobs::resume_job))
+        .routes(routes!(runs::run_now))
+        .routes(routes!(runs::list_runs))
+        .routes(routes!(runs::get_run))
         .routes(routes!(triggers::preview))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

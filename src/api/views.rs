@@ -9,10 +9,10 @@ use uuid::Uuid;
 use crate::domain::instant;
 use crate::domain::job::JobState;
 use crate::domain::retry::RetryInput;
-use crate::domain::run::RunStatus;
+use crate::domain::run::{RunCause, RunStatus};
 use crate::domain::target::TargetInput;
 use crate::domain::trigger::TriggerInput;
-use crate::store::{Job, RunSummary};
+use crate::store::{Attempt, Job, Run, RunSummary};
 
 /// A job as the service returns it: the definition, with defaults filled
 /// in, and its schedule. `state`, `next_run_at`, `created_at`,
@@ -104,6 +104,104 @@ impl From<RunSummary> for RunSummaryView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobPage {
     pub items: Vec<JobView>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// A run: one occurrence the scheduler acted on, or a manual run.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Run)]
+pub struct RunView {
+    /// Also the `webhook-id` of every request of this run.
+    pub id: Uuid,
+    pub job_id: String,
+    /// The fire time this run is for (for a manual run, when it was asked).
+    #[serde(with = "instant::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub scheduled_for: DateTime<Utc>,
+    pub cause: RunCause,
+    pub status: RunStatus,
+    /// How many fire times this run stands for (coalesced or missed).
+    pub occurrences: u64,
+    pub attempt_count: u32,
+    /// When delivery may start: `scheduled_for` plus any jitter.
+    #[serde(with = "instant::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub deliver_after: DateTime<Utc>,
+    /// A pending run: when its next attempt may start.
+    #[serde(with = "instant::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "instant::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<Run> for RunView {
+    fn from(r: Run) -> Self {
+        Self {
+            id: r.id,
+            job_id: r.job_id.to_string(),
+            scheduled_for: r.scheduled_for,
+            cause: r.cause,
+            status: r.status,
+            occurrences: r.occurrences,
+            attempt_count: r.attempt_count,
+            deliver_after: r.deliver_after,
+            next_attempt_at: r.next_attempt_at,
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+/// One HTTP request of a run.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Attempt)]
+pub struct AttemptView {
+    /// 1 for the first attempt.
+    pub number: u32,
+    #[serde(with = "instant::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    /// The response status; null when there was no response.
+    pub status_code: Option<u16>,
+    /// What went wrong, in words (`timeout`, `connection refused`, …).
+    pub error: Option<String>,
+    /// The first 4 KiB of the response body.
+    pub response_excerpt: Option<String>,
+}
+
+impl From<Attempt> for AttemptView {
+    fn from(a: Attempt) -> Self {
+        Self {
+            number: a.number,
+            started_at: a.started_at,
+            duration_ms: a.duration_ms,
+            status_code: a.status_code,
+            error: a.error,
+            response_excerpt: a.response_excerpt,
+        }
+    }
+}
+
+/// A run with its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RunDetail)]
+pub struct RunDetailView {
+    #[serde(flatten)]
+    pub run: RunView,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// One page of runs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunPage {
+    pub items: Vec<RunView>,
     /// Pass as `cursor` for the next page; null on the last one.
     pub next_cursor: Option<String>,
 }

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod instant;
 pub mod job;
+pub mod misfire;
 pub mod network_policy;
 pub mod retry;
 pub mod run;

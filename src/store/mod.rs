@@ -17,10 +17,12 @@ use uuid::Uuid;
 
 use crate::domain::error::FieldError;
 use crate::domain::job::{JobId, JobInput, JobSpec, JobState, ParseContext, Schedule};
+use crate::domain::misfire::Decision;
 use crate::domain::network_policy::NetworkPolicy;
 use crate::domain::retry::RetryInput;
-use crate::domain::run::RunStatus;
+use crate::domain::run::{RunCause, RunStatus};
 use crate::domain::target::TargetInput;
+use crate::domain::trigger::Trigger;
 use crate::domain::trigger::TriggerInput;
 use crate::wakeup::Wakeups;
 
@@ -93,6 +95,71 @@ pub struct JobFilter {
     pub limit: u32,
 }
 
+/// A due job, locked by the claim transaction, as the scheduler's rules
+/// see it.
+#[derive(Debug, Clone)]
+pub struct DueJob {
+    pub id: JobId,
+    pub trigger: Trigger,
+    pub next_run_at: DateTime<Utc>,
+    pub misfire_grace_s: Option<u32>,
+    pub coalesce: bool,
+    pub max_instances: u32,
+    /// Pending and running runs, counted after the row lock was taken.
+    pub in_flight: u32,
+}
+
+/// Decides a due job's runs at the database's `now` (a pure rule).
+pub type PlanFn<'a> = dyn Fn(&DueJob, DateTime<Utc>) -> Decision + Send + Sync + 'a;
+
+/// What one claim transaction did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClaimOutcome {
+    /// Due jobs locked and advanced.
+    pub jobs: usize,
+    /// Runs inserted (a run that already existed for its occurrence is not).
+    pub runs: usize,
+    /// Of those, pending ones: work for the dispatcher.
+    pub pending: usize,
+}
+
+/// One run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: Uuid,
+    pub job_id: JobId,
+    pub scheduled_for: DateTime<Utc>,
+    pub cause: RunCause,
+    pub status: RunStatus,
+    pub occurrences: u64,
+    pub attempt_count: u32,
+    pub deliver_after: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One HTTP request of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub number: u32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+/// A position in a job's run history (newest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// How many finished runs of one job the cleaner keeps, whatever their age.
+pub const RUNS_KEPT_PER_JOB: u32 = 1000;
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `postgres` or `sqlite`.
@@ -117,6 +184,52 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the job and its runs; false when there was none.
     async fn delete_job(&self, id: &JobId) -> StoreResult<bool>;
+
+    /// One scheduler pass over at most `limit` due jobs, in one
+    /// transaction: lock them (skipping rows other instances hold), count
+    /// their runs in flight, let `plan` decide, insert the runs (an
+    /// occurrence that already has one is left alone), advance the jobs,
+    /// commit.
+    async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome>;
+
+    /// How long until the earliest `next_run_at`, by the database's clock
+    /// (zero when one is due); `None` when no job is scheduled.
+    async fn next_due_in(&self) -> StoreResult<Option<std::time::Duration>>;
+
+    /// A manual run of job `id` now, outside its trigger's sequence,
+    /// decided under the job's row lock like the scheduler's: `skipped`
+    /// when it would exceed `max_instances`.
+    async fn create_manual_run(&self, id: &JobId) -> StoreResult<Run>;
+
+    /// A job's runs, newest first, after `cursor`.
+    async fn list_runs(
+        &self,
+        job_id: &JobId,
+        cursor: Option<RunCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Run>>;
+
+    /// One run with its attempts, in order.
+    async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>>;
+
+    /// Deletes up to `batch` finished runs (and their attempts) that
+    /// finished more than `retention` ago; returns how many.
+    async fn delete_expired_runs(
+        &self,
+        retention: std::time::Duration,
+        batch: u32,
+    ) -> StoreResult<u64>;
+
+    /// Deletes up to `batch` finished runs beyond the newest `keep` of
+    /// their job; returns how many.
+    async fn trim_run_history(&self, keep: u32, batch: u32) -> StoreResult<u64>;
+
+    /// Starts forwarding other instances' notifications to this process's
+    /// wake-ups, until `shutdown`; `None` where the store has none (SQLite).
+    fn spawn_listener(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>>;
 }
 
 pub type DynStore = Arc<dyn Store>;
@@ -211,6 +324,32 @@ impl StoredSpec {
         let id = spec.id.clone().ok_or_else(|| corrupt("id", &"missing"))?;
         Ok((id, spec, state))
     }
+}
+
+pub(crate) fn run_status(s: &str) -> StoreResult<RunStatus> {
+    RunStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("run status {s:?}")))
+}
+
+pub(crate) fn run_cause(s: &str) -> StoreResult<RunCause> {
+    RunCause::parse(s).ok_or_else(|| StoreError::Corrupt(format!("run cause {s:?}")))
+}
+
+pub(crate) fn job_id(s: String) -> StoreResult<JobId> {
+    JobId::parse(&s).map_err(|e| StoreError::Corrupt(format!("job id {s:?}: {e}")))
+}
+
+/// The in-flight count a claim read, as the rules' input.
+pub(crate) fn in_flight(count: i64) -> u32 {
+    u32::try_from(count.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Parses a stored trigger for the scheduler.
+pub(crate) fn stored_trigger(job_id: &str, value: Value) -> StoreResult<Trigger> {
+    let input: TriggerInput = serde_json::from_value(value)
+        .map_err(|e| StoreError::Corrupt(format!("job {job_id:?}: trigger: {e}")))?;
+    input
+        .parse(DateTime::UNIX_EPOCH, "trigger")
+        .map_err(|e| StoreError::Corrupt(format!("job {job_id:?}: trigger: {e}")))
 }
 
 /// Runs a job write decision against the stored job, checking that the

@@ -6,13 +6,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    Job, JobFilter, JobWriteFn, RunSummary, Saved, SpecColumns, Store, StoreError, StoreResult,
-    StoredSpec, decide_write,
+    Attempt, ClaimOutcome, DueJob, Job, JobFilter, JobWriteFn, PlanFn, Run, RunCursor, RunSummary,
+    Saved, SpecColumns, Store, StoreError, StoreResult, StoredSpec, decide_write, in_flight,
+    job_id, run_cause, run_status, stored_trigger,
 };
 use crate::domain::job::{JobId, Schedule};
 use crate::domain::run::RunStatus;
@@ -20,8 +22,13 @@ use crate::wakeup::Wakeups;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// `NOTIFY` channel: a hint to the other instances' schedulers.
+/// `NOTIFY` channels: hints to every instance's scheduler (jobs changed)
+/// and dispatcher (runs to deliver).
 pub const JOBS_CHANNEL: &str = "cronhook_jobs";
+pub const RUNS_CHANNEL: &str = "cronhook_runs";
+
+/// The `application_name` of the LISTEN connection.
+pub const LISTENER_NAME: &str = "cronhook-listener";
 
 pub struct PgStore {
     pool: PgPool,
@@ -147,6 +154,87 @@ async fn fetch_job(conn: &mut PgConnection, id: &JobId, lock: bool) -> StoreResu
         .await?
         .map(JobRow::into_job)
         .transpose()
+}
+
+#[derive(FromRow)]
+struct DueRow {
+    id: String,
+    trigger: Value,
+    next_run_at: DateTime<Utc>,
+    misfire_grace_s: Option<i64>,
+    coalesce_runs: bool,
+    max_instances: i32,
+    db_now: DateTime<Utc>,
+}
+
+const RUN_COLUMNS: &str = "id, job_id, scheduled_for, cause, status, occurrences, attempt_count, \
+     deliver_after, next_attempt_at, created_at, finished_at";
+
+#[derive(FromRow)]
+struct RunRow {
+    id: Uuid,
+    job_id: String,
+    scheduled_for: DateTime<Utc>,
+    cause: String,
+    status: String,
+    occurrences: i64,
+    attempt_count: i32,
+    deliver_after: DateTime<Utc>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl RunRow {
+    fn into_run(self) -> StoreResult<Run> {
+        Ok(Run {
+            id: self.id,
+            job_id: job_id(self.job_id)?,
+            scheduled_for: self.scheduled_for,
+            cause: run_cause(&self.cause)?,
+            status: run_status(&self.status)?,
+            occurrences: self.occurrences.max(0) as u64,
+            attempt_count: self.attempt_count.max(0) as u32,
+            deliver_after: self.deliver_after,
+            next_attempt_at: self.next_attempt_at,
+            created_at: self.created_at,
+            finished_at: self.finished_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct AttemptRow {
+    number: i32,
+    started_at: DateTime<Utc>,
+    duration_ms: i64,
+    status_code: Option<i32>,
+    error: Option<String>,
+    response_excerpt: Option<String>,
+}
+
+impl From<AttemptRow> for Attempt {
+    fn from(a: AttemptRow) -> Self {
+        Attempt {
+            number: a.number.max(0) as u32,
+            started_at: a.started_at,
+            duration_ms: a.duration_ms.max(0) as u64,
+            status_code: a.status_code.and_then(|c| u16::try_from(c).ok()),
+            error: a.error,
+            response_excerpt: a.response_excerpt,
+        }
+    }
+}
+
+/// Runs to insert, column by column, for one `UNNEST` insert.
+#[derive(Default)]
+struct RunColumns {
+    id: Vec<Uuid>,
+    job_id: Vec<String>,
+    scheduled_for: Vec<DateTime<Utc>>,
+    status: Vec<&'static str>,
+    occurrences: Vec<i64>,
+    deliver_after: Vec<DateTime<Utc>>,
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -282,5 +370,344 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let due = sqlx::query_as::<_, DueRow>(
+            "SELECT id, trigger, next_run_at, misfire_grace_s, coalesce_runs, max_instances,
+                    now() AS db_now
+             FROM jobs
+             WHERE next_run_at <= now()
+             ORDER BY next_run_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if due.is_empty() {
+            tx.commit().await?;
+            return Ok(ClaimOutcome::default());
+        }
+        // Counted in a statement of its own, after the locks are held, so
+        // that it sees every run committed by an earlier lock holder.
+        let ids: Vec<String> = due.iter().map(|d| d.id.clone()).collect();
+        let counts: std::collections::HashMap<String, i64> = sqlx::query_as(
+            "SELECT job_id, count(*) FROM runs
+             WHERE job_id = ANY($1) AND status IN ('pending', 'running')
+             GROUP BY job_id",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+
+        let mut runs = RunColumns::default();
+        let (mut job_ids, mut next_runs, mut states) = (Vec::new(), Vec::new(), Vec::new());
+        for row in due {
+            let schedule = match stored_trigger(&row.id, row.trigger) {
+                Ok(trigger) => {
+                    let job = DueJob {
+                        id: job_id(row.id.clone())?,
+                        trigger,
+                        next_run_at: row.next_run_at,
+                        misfire_grace_s: row.misfire_grace_s.and_then(|g| u32::try_from(g).ok()),
+                        coalesce: row.coalesce_runs,
+                        max_instances: row.max_instances.max(1) as u32,
+                        in_flight: in_flight(counts.get(&row.id).copied().unwrap_or(0)),
+                    };
+                    let decision = plan(&job, row.db_now);
+                    for run in decision.runs {
+                        runs.id.push(Uuid::now_v7());
+                        runs.job_id.push(row.id.clone());
+                        runs.scheduled_for.push(run.scheduled_for);
+                        runs.status.push(run.status.as_str());
+                        runs.occurrences
+                            .push(run.occurrences.min(i64::MAX as u64) as i64);
+                        runs.deliver_after.push(run.deliver_after);
+                    }
+                    decision.schedule
+                }
+                Err(e) => {
+                    // Leave it for an operator, without spinning on it.
+                    tracing::error!(job_id = %row.id, error = %e, "cannot schedule job; retrying in an hour");
+                    Schedule::at(Some(row.db_now + chrono::TimeDelta::hours(1)))
+                }
+            };
+            job_ids.push(row.id);
+            next_runs.push(schedule.next_run_at);
+            states.push(schedule.state.as_str());
+        }
+
+        let inserted: Vec<String> = if runs.id.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(
+                "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences,
+                                   deliver_after, next_attempt_at, finished_at)
+                 SELECT u.id, u.job_id, u.scheduled_for, 'schedule', u.status, u.occurrences,
+                        u.deliver_after,
+                        CASE WHEN u.status = 'pending' THEN u.deliver_after END,
+                        CASE WHEN u.status = 'pending' THEN NULL ELSE clock_timestamp() END
+                 FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int8[],
+                             $6::timestamptz[])
+                      AS u(id, job_id, scheduled_for, status, occurrences, deliver_after)
+                 ON CONFLICT DO NOTHING
+                 RETURNING status",
+            )
+            .bind(&runs.id)
+            .bind(&runs.job_id)
+            .bind(&runs.scheduled_for)
+            .bind(&runs.status)
+            .bind(&runs.occurrences)
+            .bind(&runs.deliver_after)
+            .fetch_all(&mut *tx)
+            .await?
+        };
+        sqlx::query(
+            "UPDATE jobs j SET next_run_at = u.next_run_at, state = u.state
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::text[]) AS u(id, next_run_at, state)
+             WHERE j.id = u.id",
+        )
+        .bind(&job_ids)
+        .bind(&next_runs)
+        .bind(&states)
+        .execute(&mut *tx)
+        .await?;
+        let pending = inserted.iter().filter(|s| *s == "pending").count();
+        if pending > 0 {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(RUNS_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        if pending > 0 {
+            self.wakeups.runs_changed();
+        }
+        Ok(ClaimOutcome {
+            jobs: job_ids.len(),
+            runs: inserted.len(),
+            pending,
+        })
+    }
+
+    async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
+        let seconds: Option<f64> = sqlx::query_scalar(
+            "SELECT GREATEST(EXTRACT(EPOCH FROM (min(next_run_at) - clock_timestamp())), 0)::float8
+             FROM jobs WHERE next_run_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(seconds.map(Duration::from_secs_f64))
+    }
+
+    async fn create_manual_run(&self, id: &JobId) -> StoreResult<Run> {
+        let mut tx = self.pool.begin().await?;
+        let max_instances: Option<i32> =
+            sqlx::query_scalar("SELECT max_instances FROM jobs WHERE id = $1 FOR UPDATE")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let max_instances = max_instances.ok_or(StoreError::NotFound)?;
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM runs WHERE job_id = $1 AND status IN ('pending', 'running')",
+        )
+        .bind(id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let status = if running < i64::from(max_instances) {
+            RunStatus::Pending
+        } else {
+            RunStatus::Skipped
+        };
+        let run = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
+                               next_attempt_at, finished_at)
+             VALUES ($1, $2, now(), 'manual', $3, 1, now(),
+                     CASE WHEN $3 = 'pending' THEN now() END,
+                     CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END)
+             RETURNING {RUN_COLUMNS}"
+        )))
+        .bind(Uuid::now_v7())
+        .bind(id.as_str())
+        .bind(status.as_str())
+        .fetch_one(&mut *tx)
+        .await?
+        .into_run()?;
+        if status == RunStatus::Pending {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(RUNS_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        if status == RunStatus::Pending {
+            self.wakeups.runs_changed();
+        }
+        Ok(run)
+    }
+
+    async fn list_runs(
+        &self,
+        job_id: &JobId,
+        cursor: Option<RunCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Run>> {
+        let mut query = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE job_id = "
+        ));
+        query.push_bind(job_id.as_str().to_string());
+        if let Some(cursor) = cursor {
+            query
+                .push(" AND (created_at, id) < (")
+                .push_bind(cursor.created_at)
+                .push(", ")
+                .push_bind(cursor.id)
+                .push(")");
+        }
+        query
+            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        query
+            .build_query_as::<RunRow>()
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(RunRow::into_run)
+            .collect()
+    }
+
+    async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
+        let run = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(run) = run else { return Ok(None) };
+        let attempts = sqlx::query_as::<_, AttemptRow>(
+            "SELECT number, started_at, duration_ms, status_code, error, response_excerpt
+             FROM attempts WHERE run_id = $1 ORDER BY number",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some((
+            run.into_run()?,
+            attempts.into_iter().map(Attempt::from).collect(),
+        )))
+    }
+
+    async fn delete_expired_runs(&self, retention: Duration, batch: u32) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM runs WHERE id IN (
+                 SELECT id FROM runs
+                 WHERE finished_at < now() - make_interval(secs => $1)
+                 ORDER BY finished_at
+                 LIMIT $2)",
+        )
+        .bind(retention.as_secs_f64())
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn trim_run_history(&self, keep: u32, batch: u32) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "WITH heavy AS (
+                 SELECT job_id FROM runs WHERE finished_at IS NOT NULL
+                 GROUP BY job_id HAVING count(*) > $1
+                 LIMIT 20
+             ), doomed AS (
+                 SELECT r.id FROM heavy h CROSS JOIN LATERAL (
+                     SELECT id FROM runs
+                     WHERE job_id = h.job_id AND finished_at IS NOT NULL
+                     ORDER BY created_at DESC, id DESC
+                     OFFSET $1 LIMIT $2
+                 ) r
+                 LIMIT $2
+             )
+             DELETE FROM runs WHERE id IN (SELECT id FROM doomed)",
+        )
+        .bind(i64::from(keep))
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    fn spawn_listener(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+        let options = self
+            .pool
+            .connect_options()
+            .as_ref()
+            .clone()
+            .application_name(LISTENER_NAME);
+        let wakeups = self.wakeups.clone();
+        Some(tokio::spawn(listen(options, wakeups, shutdown)))
+    }
+}
+
+/// Forwards `NOTIFY`s to this process's wake-ups, on a connection of its
+/// own, reconnecting after any failure. Notifications are hints: after a
+/// (re)connect both loops are woken, since some may have been missed.
+async fn listen(
+    options: sqlx::postgres::PgConnectOptions,
+    wakeups: Arc<Wakeups>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        let connected = async {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_lazy_with(options.clone());
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen_all([JOBS_CHANNEL, RUNS_CHANNEL]).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            connected = connected => match connected {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "LISTEN connection failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            },
+        };
+        tracing::debug!("listening for other instances' notifications");
+        backoff = Duration::from_millis(100);
+        wakeups.jobs_changed();
+        wakeups.runs_changed();
+        loop {
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                received = listener.try_recv() => received,
+            };
+            match received {
+                Ok(Some(n)) if n.channel() == JOBS_CHANNEL => wakeups.jobs_changed(),
+                Ok(Some(_)) => wakeups.runs_changed(),
+                Ok(None) => {
+                    // Reconnected by sqlx; what was sent meanwhile is lost.
+                    tracing::warn!("LISTEN connection lost; reconnected");
+                    wakeups.jobs_changed();
+                    wakeups.runs_changed();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                    break;
+                }
+            }
+        }
     }
 }

@@ -15,12 +15,15 @@ use sqlx::sqlite::{
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{
-    Job, JobFilter, JobWriteFn, RunSummary, Saved, SpecColumns, Store, StoreError, StoreResult,
-    StoredSpec, decide_write,
+    Attempt, ClaimOutcome, DueJob, Job, JobFilter, JobWriteFn, PlanFn, Run, RunCursor, RunSummary,
+    Saved, SpecColumns, Store, StoreError, StoreResult, StoredSpec, decide_write, in_flight,
+    job_id, run_cause, run_status, stored_trigger,
 };
 use crate::domain::job::{JobId, Schedule};
 use crate::domain::run::RunStatus;
 use crate::wakeup::Wakeups;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -163,6 +166,89 @@ async fn fetch_job(conn: &mut SqliteConnection, id: &JobId) -> StoreResult<Optio
         .transpose()
 }
 
+#[derive(FromRow)]
+struct DueRow {
+    id: String,
+    trigger: String,
+    next_run_at: i64,
+    misfire_grace_s: Option<i64>,
+    coalesce_runs: bool,
+    max_instances: i64,
+}
+
+const RUN_COLUMNS: &str = "id, job_id, scheduled_for, cause, status, occurrences, attempt_count, \
+     deliver_after, next_attempt_at, created_at, finished_at";
+
+#[derive(FromRow)]
+struct RunRow {
+    id: String,
+    job_id: String,
+    scheduled_for: i64,
+    cause: String,
+    status: String,
+    occurrences: i64,
+    attempt_count: i64,
+    deliver_after: i64,
+    next_attempt_at: Option<i64>,
+    created_at: i64,
+    finished_at: Option<i64>,
+}
+
+impl RunRow {
+    fn into_run(self) -> StoreResult<Run> {
+        Ok(Run {
+            id: run_id(&self.id)?,
+            job_id: job_id(self.job_id)?,
+            scheduled_for: instant(self.scheduled_for),
+            cause: run_cause(&self.cause)?,
+            status: run_status(&self.status)?,
+            occurrences: self.occurrences.max(0) as u64,
+            attempt_count: self.attempt_count.max(0) as u32,
+            deliver_after: instant(self.deliver_after),
+            next_attempt_at: self.next_attempt_at.map(instant),
+            created_at: instant(self.created_at),
+            finished_at: self.finished_at.map(instant),
+        })
+    }
+}
+
+fn run_id(text: &str) -> StoreResult<Uuid> {
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("run id {text:?}: {e}")))
+}
+
+#[derive(FromRow)]
+struct AttemptRow {
+    number: i64,
+    started_at: i64,
+    duration_ms: i64,
+    status_code: Option<i64>,
+    error: Option<String>,
+    response_excerpt: Option<String>,
+}
+
+impl From<AttemptRow> for Attempt {
+    fn from(a: AttemptRow) -> Self {
+        Attempt {
+            number: a.number.max(0) as u32,
+            started_at: instant(a.started_at),
+            duration_ms: a.duration_ms.max(0) as u64,
+            status_code: a.status_code.and_then(|c| u16::try_from(c).ok()),
+            error: a.error,
+            response_excerpt: a.response_excerpt,
+        }
+    }
+}
+
+async fn count_in_flight(conn: &mut SqliteConnection, job: &str) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM runs WHERE job_id = ?1 AND status IN ('pending', 'running')",
+    )
+    .bind(job)
+    .fetch_one(conn)
+    .await?)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -278,5 +364,226 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome> {
+        // The write lock first: another process on the same file waits, and
+        // then sees what this one committed.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = crate::domain::instant::truncate(Utc::now());
+        let due = sqlx::query_as::<_, DueRow>(
+            "SELECT id, trigger, next_run_at, misfire_grace_s, coalesce_runs, max_instances
+             FROM jobs
+             WHERE next_run_at IS NOT NULL AND next_run_at <= ?1
+             ORDER BY next_run_at
+             LIMIT ?2",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut outcome = ClaimOutcome::default();
+        for row in due {
+            let schedule = match json(&row.trigger, "trigger")
+                .and_then(|t| stored_trigger(&row.id, t))
+            {
+                Ok(trigger) => {
+                    let job = DueJob {
+                        id: job_id(row.id.clone())?,
+                        trigger,
+                        next_run_at: instant(row.next_run_at),
+                        misfire_grace_s: row.misfire_grace_s.and_then(|g| u32::try_from(g).ok()),
+                        coalesce: row.coalesce_runs,
+                        max_instances: row.max_instances.max(1) as u32,
+                        in_flight: in_flight(count_in_flight(&mut tx, &row.id).await?),
+                    };
+                    let decision = plan(&job, now);
+                    for run in decision.runs {
+                        let pending = run.status == RunStatus::Pending;
+                        let created = micros(Utc::now());
+                        let inserted = sqlx::query(
+                            "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences,
+                                               deliver_after, next_attempt_at, created_at, finished_at)
+                             VALUES (?1, ?2, ?3, 'schedule', ?4, ?5, ?6, ?7, ?8, ?9)
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(Uuid::now_v7().to_string())
+                        .bind(&row.id)
+                        .bind(micros(run.scheduled_for))
+                        .bind(run.status.as_str())
+                        .bind(run.occurrences.min(i64::MAX as u64) as i64)
+                        .bind(micros(run.deliver_after))
+                        .bind(pending.then(|| micros(run.deliver_after)))
+                        .bind(created)
+                        .bind((!pending).then_some(created))
+                        .execute(&mut *tx)
+                        .await?;
+                        if inserted.rows_affected() > 0 {
+                            outcome.runs += 1;
+                            outcome.pending += usize::from(pending);
+                        }
+                    }
+                    decision.schedule
+                }
+                Err(e) => {
+                    tracing::error!(job_id = %row.id, error = %e, "cannot schedule job; retrying in an hour");
+                    Schedule::at(Some(now + chrono::TimeDelta::hours(1)))
+                }
+            };
+            sqlx::query("UPDATE jobs SET next_run_at = ?2, state = ?3 WHERE id = ?1")
+                .bind(&row.id)
+                .bind(schedule.next_run_at.map(micros))
+                .bind(schedule.state.as_str())
+                .execute(&mut *tx)
+                .await?;
+            outcome.jobs += 1;
+        }
+        tx.commit().await?;
+        if outcome.pending > 0 {
+            self.wakeups.runs_changed();
+        }
+        Ok(outcome)
+    }
+
+    async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
+        let earliest: Option<i64> =
+            sqlx::query_scalar("SELECT min(next_run_at) FROM jobs WHERE next_run_at IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        let now = micros(Utc::now());
+        Ok(earliest.map(|at| Duration::from_micros(at.saturating_sub(now).max(0) as u64)))
+    }
+
+    async fn create_manual_run(&self, id: &JobId) -> StoreResult<Run> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let max_instances: Option<i64> =
+            sqlx::query_scalar("SELECT max_instances FROM jobs WHERE id = ?1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let max_instances = max_instances.ok_or(StoreError::NotFound)?;
+        let status = if count_in_flight(&mut tx, id.as_str()).await? < max_instances {
+            RunStatus::Pending
+        } else {
+            RunStatus::Skipped
+        };
+        let now = micros(Utc::now());
+        let pending = status == RunStatus::Pending;
+        let run = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
+                               next_attempt_at, created_at, finished_at)
+             VALUES (?1, ?2, ?3, 'manual', ?4, 1, ?3, ?5, ?3, ?6)
+             RETURNING {RUN_COLUMNS}"
+        )))
+        .bind(Uuid::now_v7().to_string())
+        .bind(id.as_str())
+        .bind(now)
+        .bind(status.as_str())
+        .bind(pending.then_some(now))
+        .bind((!pending).then_some(now))
+        .fetch_one(&mut *tx)
+        .await?
+        .into_run()?;
+        tx.commit().await?;
+        if pending {
+            self.wakeups.runs_changed();
+        }
+        Ok(run)
+    }
+
+    async fn list_runs(
+        &self,
+        job_id: &JobId,
+        cursor: Option<RunCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Run>> {
+        let mut query =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE job_id = "));
+        query.push_bind(job_id.as_str().to_string());
+        if let Some(cursor) = cursor {
+            query
+                .push(" AND (created_at, id) < (")
+                .push_bind(micros(cursor.created_at))
+                .push(", ")
+                .push_bind(cursor.id.to_string())
+                .push(")");
+        }
+        query
+            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        query
+            .build_query_as::<RunRow>()
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(RunRow::into_run)
+            .collect()
+    }
+
+    async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
+        let run = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(run) = run else { return Ok(None) };
+        let attempts = sqlx::query_as::<_, AttemptRow>(
+            "SELECT number, started_at, duration_ms, status_code, error, response_excerpt
+             FROM attempts WHERE run_id = ?1 ORDER BY number",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some((
+            run.into_run()?,
+            attempts.into_iter().map(Attempt::from).collect(),
+        )))
+    }
+
+    async fn delete_expired_runs(&self, retention: Duration, batch: u32) -> StoreResult<u64> {
+        let cutoff = micros(Utc::now()) - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+        let done = sqlx::query(
+            "DELETE FROM runs WHERE id IN (
+                 SELECT id FROM runs WHERE finished_at < ?1 ORDER BY finished_at LIMIT ?2)",
+        )
+        .bind(cutoff)
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn trim_run_history(&self, keep: u32, batch: u32) -> StoreResult<u64> {
+        let heavy: Vec<String> = sqlx::query_scalar(
+            "SELECT job_id FROM runs WHERE finished_at IS NOT NULL
+             GROUP BY job_id HAVING count(*) > ?1 LIMIT 20",
+        )
+        .bind(i64::from(keep))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut deleted = 0;
+        for job in heavy {
+            if deleted >= u64::from(batch) {
+                break;
+            }
+            let done = sqlx::query(
+                "DELETE FROM runs WHERE id IN (
+                     SELECT id FROM runs WHERE job_id = ?1 AND finished_at IS NOT NULL
+                     ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?2)",
+            )
+            .bind(&job)
+            .bind(i64::from(keep))
+            .bind(i64::from(batch) - deleted as i64)
+            .execute(&self.pool)
+            .await?;
+            deleted += done.rows_affected();
+        }
+        Ok(deleted)
+    }
+
+    fn spawn_listener(&self, _shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+        // One process per file: the in-process wake-ups are all there is.
+        None
     }
 }

@@ -63,6 +63,14 @@ impl TestDb {
         }
     }
 
+    /// Another handle on a database a test already has (a second instance).
+    pub fn existing(url: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            file: None,
+        }
+    }
+
     pub fn sqlite() -> Self {
         let file = std::env::temp_dir().join(format!(
             "cronhook-test-{}.db",

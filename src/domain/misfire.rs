@@ -1,0 +1,489 @@
+//! What the scheduler does with a due job (DESIGN.md §3): misfire grace,
+//! coalescing and max_instances, as one pure decision.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::domain::job::Schedule;
+use crate::domain::run::RunStatus;
+use crate::domain::trigger::Trigger;
+
+/// Most runs one job gets in one pass when coalescing is off; the rest
+/// wait for the next pass (`next_run_at` stays at the first unhandled).
+pub const MAX_RUNS_PER_PASS: usize = 1000;
+
+/// Steps a cron walk may take to count occurrences in one decision; past
+/// it the count stops growing (the latest occurrence is still found).
+pub const MAX_COUNT_STEPS: u64 = 100_000;
+
+/// A job as the scheduler sees it once its row is locked.
+#[derive(Debug, Clone, Copy)]
+pub struct DueJob<'a> {
+    pub trigger: &'a Trigger,
+    /// The stored first unhandled fire time; may be a forced one, off the
+    /// trigger's own sequence.
+    pub next_run_at: DateTime<Utc>,
+    pub misfire_grace_s: Option<u32>,
+    pub coalesce: bool,
+    pub max_instances: u32,
+    /// Its pending and running runs, counted under the row lock.
+    pub in_flight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRun {
+    pub scheduled_for: DateTime<Utc>,
+    pub status: RunStatus,
+    /// How many fire times this run stands for.
+    pub occurrences: u64,
+    /// When delivery may start: `scheduled_for` plus jitter.
+    pub deliver_after: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub runs: Vec<PlannedRun>,
+    pub schedule: Schedule,
+}
+
+/// Fire times in `[first, limit)` from `first` (a fire time): how many,
+/// the last of them, and the first at or past `limit`.
+struct Span {
+    count: u64,
+    last: DateTime<Utc>,
+    after: Option<DateTime<Utc>>,
+}
+
+fn span(trigger: &Trigger, first: DateTime<Utc>, limit: DateTime<Utc>) -> Span {
+    // Only the first fire time can be a forced one; the rest follow it.
+    let Some(second) = trigger.next_after_fire(first).filter(|t| *t < limit) else {
+        return Span {
+            count: 1,
+            last: first,
+            after: trigger.next_after_fire(first),
+        };
+    };
+    if let Trigger::Interval(interval) = trigger {
+        // On the grid from `second` on: count by arithmetic.
+        let n = interval.count_from(second, limit - TimeDelta::microseconds(1));
+        let last = interval.nth_from(second, n - 1).unwrap_or(second);
+        return Span {
+            count: n + 1,
+            last,
+            after: trigger.next_after(last),
+        };
+    }
+    let (mut count, mut last) = (2, second);
+    loop {
+        match trigger.next_after(last) {
+            Some(next) if next < limit => {
+                if count >= MAX_COUNT_STEPS {
+                    let last = latest_before(trigger, last, limit);
+                    return Span {
+                        count,
+                        last,
+                        after: trigger.next_after(last),
+                    };
+                }
+                count += 1;
+                last = next;
+            }
+            after => return Span { count, last, after },
+        }
+    }
+}
+
+/// The latest fire time before `limit`, given `known` < `limit` is one:
+/// look back a doubling window from `limit` until it holds a fire time,
+/// then walk that window (a handful of steps for any real pattern).
+fn latest_before(trigger: &Trigger, known: DateTime<Utc>, limit: DateTime<Utc>) -> DateTime<Utc> {
+    let mut window = TimeDelta::seconds(1);
+    loop {
+        let from = (limit - window).max(known);
+        if let Some(mut last) = trigger.next_after(from).filter(|t| *t < limit) {
+            while let Some(next) = trigger.next_after(last).filter(|t| *t < limit) {
+                last = next;
+            }
+            return last;
+        }
+        if from == known {
+            return known;
+        }
+        window = window * 2;
+    }
+}
+
+/// Decides the runs of a due job at `now` (the database's clock). `jitter`
+/// yields uniform random numbers in `[0, 1)` for the delivery delay.
+pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> f64) -> Decision {
+    let trigger = job.trigger;
+    if job.next_run_at > now {
+        return Decision {
+            runs: Vec::new(),
+            schedule: Schedule::at(Some(job.next_run_at)),
+        };
+    }
+    // An occurrence is missed when now − fire time > grace.
+    let missed_before = job
+        .misfire_grace_s
+        .map(|grace| now - TimeDelta::seconds(grace.into()));
+    let due_until = now + TimeDelta::microseconds(1);
+
+    let mut runs = Vec::new();
+    let mut cursor = Some(job.next_run_at);
+    if let (Some(first), Some(limit)) = (cursor, missed_before)
+        && first < limit
+    {
+        let missed = span(trigger, first, limit);
+        runs.push(PlannedRun {
+            scheduled_for: missed.last,
+            status: RunStatus::Missed,
+            occurrences: missed.count,
+            deliver_after: missed.last,
+        });
+        cursor = missed.after.filter(|t| *t < due_until).or(missed.after);
+    }
+
+    let mut free = job.max_instances.saturating_sub(job.in_flight);
+    let mut status = || {
+        if free > 0 {
+            free -= 1;
+            RunStatus::Pending
+        } else {
+            RunStatus::Skipped
+        }
+    };
+
+    let next = match cursor {
+        Some(first) if first < due_until && job.coalesce => {
+            let due = span(trigger, first, due_until);
+            runs.push(PlannedRun {
+                scheduled_for: due.last,
+                status: status(),
+                occurrences: due.count,
+                deliver_after: due.last,
+            });
+            due.after
+        }
+        Some(first) if first < due_until => {
+            let mut at = Some(first);
+            while let Some(t) = at.filter(|t| *t < due_until) {
+                if runs.len() >= MAX_RUNS_PER_PASS {
+                    break;
+                }
+                runs.push(PlannedRun {
+                    scheduled_for: t,
+                    status: status(),
+                    occurrences: 1,
+                    deliver_after: t,
+                });
+                at = trigger.next_after_fire(t);
+            }
+            at
+        }
+        other => other,
+    };
+
+    // Jitter delays delivery, never past the next planned fire time.
+    let jitter_s = trigger.jitter_s();
+    if jitter_s > 0 {
+        let planned: Vec<_> = runs.iter().map(|r| r.scheduled_for).collect();
+        for (i, run) in runs.iter_mut().enumerate() {
+            if run.status != RunStatus::Pending {
+                continue;
+            }
+            let following = planned.get(i + 1).copied().or(next);
+            run.deliver_after = jittered(run.scheduled_for, jitter_s, following, jitter());
+        }
+    }
+    Decision {
+        runs,
+        schedule: Schedule::at(next),
+    }
+}
+
+/// `planned` plus `unit·jitter_s` seconds, at most `next` when there is one.
+pub fn jittered(
+    planned: DateTime<Utc>,
+    jitter_s: u32,
+    next: Option<DateTime<Utc>>,
+    unit: f64,
+) -> DateTime<Utc> {
+    let micros = (f64::from(jitter_s) * 1e6 * unit.clamp(0.0, 1.0)) as i64;
+    let at = planned + TimeDelta::microseconds(micros);
+    match next {
+        Some(next) if next < at => next,
+        _ => at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::instant::parse;
+    use crate::domain::job::JobState;
+    use crate::domain::trigger::TriggerInput;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        parse(s).unwrap()
+    }
+
+    fn trigger(json: serde_json::Value) -> Trigger {
+        serde_json::from_value::<TriggerInput>(json)
+            .unwrap()
+            .parse(t("2026-01-01T00:00:00Z"), "trigger")
+            .unwrap()
+    }
+
+    fn every_minute() -> Trigger {
+        trigger(
+            serde_json::json!({"type": "interval", "every_s": 60, "start_at": "2026-11-23T00:00:00Z"}),
+        )
+    }
+
+    fn job<'a>(trigger: &'a Trigger, next: &str) -> DueJob<'a> {
+        DueJob {
+            trigger,
+            next_run_at: t(next),
+            misfire_grace_s: None,
+            coalesce: true,
+            max_instances: 1,
+            in_flight: 0,
+        }
+    }
+
+    fn decide_at(job: DueJob<'_>, now: &str) -> Decision {
+        decide(&job, t(now), &mut || 0.5)
+    }
+
+    fn run(at: &str, status: RunStatus, occurrences: u64) -> PlannedRun {
+        PlannedRun {
+            scheduled_for: t(at),
+            status,
+            occurrences,
+            deliver_after: t(at),
+        }
+    }
+
+    #[test]
+    fn not_yet_due_does_nothing() {
+        let tr = every_minute();
+        let d = decide_at(job(&tr, "2026-11-23T10:00:00Z"), "2026-11-23T09:59:59Z");
+        assert!(d.runs.is_empty());
+        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:00:00Z")));
+    }
+
+    #[test]
+    fn one_due_occurrence_runs_and_advances() {
+        let tr = every_minute();
+        let d = decide_at(job(&tr, "2026-11-23T10:00:00Z"), "2026-11-23T10:00:00.003Z");
+        assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Pending, 1)]);
+        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:01:00Z")));
+    }
+
+    #[test]
+    fn due_exactly_now_runs() {
+        let tr = every_minute();
+        let d = decide_at(job(&tr, "2026-11-23T10:00:00Z"), "2026-11-23T10:00:00Z");
+        assert_eq!(d.runs.len(), 1);
+    }
+
+    #[test]
+    fn coalesces_backlog_into_one_run_for_the_latest() {
+        let tr = every_minute();
+        let d = decide_at(job(&tr, "2026-11-23T10:00:00Z"), "2026-11-23T10:09:30Z");
+        assert_eq!(
+            d.runs,
+            [run("2026-11-23T10:09:00Z", RunStatus::Pending, 10)]
+        );
+        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:10:00Z")));
+    }
+
+    #[test]
+    fn without_coalescing_each_occurrence_runs_bounded_per_pass() {
+        let tr = every_minute();
+        let mut j = job(&tr, "2026-11-23T10:00:00Z");
+        j.coalesce = false;
+        j.max_instances = 100;
+        let d = decide_at(j, "2026-11-23T10:02:30Z");
+        assert_eq!(
+            d.runs,
+            [
+                run("2026-11-23T10:00:00Z", RunStatus::Pending, 1),
+                run("2026-11-23T10:01:00Z", RunStatus::Pending, 1),
+                run("2026-11-23T10:02:00Z", RunStatus::Pending, 1),
+            ]
+        );
+        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:03:00Z")));
+
+        // 2,000 due: a thousand now, next_run_at at the first unhandled.
+        let d = decide_at(j, "2026-11-24T19:19:30Z");
+        assert_eq!(d.runs.len(), MAX_RUNS_PER_PASS);
+        assert_eq!(d.runs[999].scheduled_for, t("2026-11-24T02:39:00Z"));
+        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-24T02:40:00Z")));
+    }
+
+    #[test]
+    fn misfire_grace_records_one_missed_run_then_runs_the_rest() {
+        let tr = every_minute();
+        let mut j = job(&tr, "2026-11-23T10:00:00Z");
+        j.misfire_grace_s = Some(90);
+        // Due: 10:00..10:10; missed when older than 10:10:30 − 90 s = 10:09:00.
+        let d = decide_at(j, "2026-11-23T10:10:30Z");
+        assert_eq!(
+            d.runs,
+            [
+                run("2026-11-23T10:08:00Z", RunStatus::Missed, 9),
+                run("2026-11-23T10:10:00Z", RunStatus::Pending, 2),
+            ]
+        );
+        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:11:00Z")));
+    }
+
+    #[test]
+    fn everything_missed_records_only_the_missed_run() {
+        let tr = every_minute();
+        let mut j = job(&tr, "2026-11-23T10:00:00Z");
+        j.misfire_grace_s = Some(20);
+        let d = decide_at(j, "2026-11-23T10:05:30Z");
+        assert_eq!(d.runs, [run("2026-11-23T10:05:00Z", RunStatus::Missed, 6)]);
+        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:06:00Z")));
+    }
+
+    #[test]
+    fn a_week_down_every_second_is_counted_without_enumerating() {
+        let tr = trigger(
+            serde_json::json!({"type": "interval", "every_s": 1, "start_at": "2026-11-16T00:00:00Z"}),
+        );
+        let mut j = job(&tr, "2026-11-16T00:00:00Z");
+        j.misfire_grace_s = Some(60);
+        let d = decide_at(j, "2026-11-23T00:00:00Z");
+        assert_eq!(
+            d.runs[0],
+            run("2026-11-22T23:58:59Z", RunStatus::Missed, 7 * 86_400 - 60)
+        );
+        assert_eq!(
+            d.runs[1],
+            run("2026-11-23T00:00:00Z", RunStatus::Pending, 61)
+        );
+        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T00:00:01Z")));
+    }
+
+    #[test]
+    fn a_cron_backlog_is_counted_and_its_latest_found() {
+        let tr = trigger(serde_json::json!({"type": "cron", "expr": "*/5 * * * *"}));
+        let mut j = job(&tr, "2026-11-22T00:00:00Z");
+        j.misfire_grace_s = Some(60);
+        let d = decide_at(j, "2026-11-23T00:00:30Z");
+        assert_eq!(
+            d.runs[0],
+            run("2026-11-22T23:55:00Z", RunStatus::Missed, 288)
+        );
+        assert_eq!(
+            d.runs[1],
+            run("2026-11-23T00:00:00Z", RunStatus::Pending, 1)
+        );
+    }
+
+    #[test]
+    fn a_huge_cron_backlog_stops_counting_but_finds_the_latest() {
+        let tr = trigger(serde_json::json!({"type": "cron", "expr": "* * * * * *"}));
+        let mut j = job(&tr, "2026-11-16T00:00:00Z");
+        j.misfire_grace_s = Some(60);
+        let d = decide_at(j, "2026-11-23T00:00:00Z");
+        assert_eq!(d.runs[0].status, RunStatus::Missed);
+        assert_eq!(d.runs[0].scheduled_for, t("2026-11-22T23:58:59Z"));
+        assert_eq!(d.runs[0].occurrences, MAX_COUNT_STEPS);
+        assert_eq!(
+            d.runs[1],
+            run("2026-11-23T00:00:00Z", RunStatus::Pending, 61)
+        );
+    }
+
+    #[test]
+    fn max_instances_skips_what_would_exceed_it() {
+        let tr = every_minute();
+        let mut j = job(&tr, "2026-11-23T10:00:00Z");
+        j.in_flight = 1;
+        let d = decide_at(j, "2026-11-23T10:00:01Z");
+        assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Skipped, 1)]);
+
+        j.coalesce = false;
+        j.max_instances = 3;
+        let d = decide_at(j, "2026-11-23T10:03:01Z");
+        let statuses: Vec<_> = d.runs.iter().map(|r| r.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                RunStatus::Pending,
+                RunStatus::Pending,
+                RunStatus::Skipped,
+                RunStatus::Skipped
+            ]
+        );
+    }
+
+    #[test]
+    fn a_date_trigger_completes_after_its_fire_even_a_forced_one() {
+        let tr = trigger(serde_json::json!({"type": "date", "run_at": "2026-12-01T09:00:00Z"}));
+        let d = decide_at(job(&tr, "2026-12-01T09:00:00Z"), "2026-12-01T09:00:01Z");
+        assert_eq!(d.runs.len(), 1);
+        assert_eq!(d.schedule.state, JobState::Completed);
+        // Forced earlier than run_at: that is its one fire.
+        let d = decide_at(job(&tr, "2026-11-23T10:00:00Z"), "2026-11-23T10:00:01Z");
+        assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Pending, 1)]);
+        assert_eq!(d.schedule.state, JobState::Completed);
+    }
+
+    #[test]
+    fn a_forced_first_run_is_followed_by_the_trigger_sequence() {
+        let tr = every_minute();
+        let d = decide_at(job(&tr, "2026-11-23T10:00:30Z"), "2026-11-23T10:00:31Z");
+        assert_eq!(d.runs, [run("2026-11-23T10:00:30Z", RunStatus::Pending, 1)]);
+        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:01:00Z")));
+        // Late forced run: coalesced with the grid occurrences since.
+        let d = decide_at(job(&tr, "2026-11-23T10:00:30Z"), "2026-11-23T10:02:10Z");
+        assert_eq!(d.runs, [run("2026-11-23T10:02:00Z", RunStatus::Pending, 3)]);
+    }
+
+    #[test]
+    fn a_date_in_the_past_is_missed_beyond_grace() {
+        let tr = trigger(serde_json::json!({"type": "date", "run_at": "2026-11-01T00:00:00Z"}));
+        let mut j = job(&tr, "2026-11-01T00:00:00Z");
+        j.misfire_grace_s = Some(3600);
+        let d = decide_at(j, "2026-11-23T10:00:00Z");
+        assert_eq!(d.runs, [run("2026-11-01T00:00:00Z", RunStatus::Missed, 1)]);
+        assert_eq!(d.schedule.state, JobState::Completed);
+    }
+
+    #[test]
+    fn end_at_completes_the_job() {
+        let tr = trigger(serde_json::json!({"type": "interval", "every_s": 60,
+            "start_at": "2026-11-23T10:00:00Z", "end_at": "2026-11-23T10:05:00Z"}));
+        let d = decide_at(job(&tr, "2026-11-23T10:00:00Z"), "2026-11-23T11:00:00Z");
+        assert_eq!(d.runs, [run("2026-11-23T10:05:00Z", RunStatus::Pending, 6)]);
+        assert_eq!(d.schedule.state, JobState::Completed);
+    }
+
+    #[test]
+    fn jitter_delays_delivery_within_bounds_and_never_past_the_next_fire() {
+        let tr = trigger(serde_json::json!({"type": "interval", "every_s": 10,
+            "start_at": "2026-11-23T10:00:00Z", "jitter_s": 30}));
+        let d = decide(
+            &job(&tr, "2026-11-23T10:00:00Z"),
+            t("2026-11-23T10:00:00Z"),
+            &mut || 0.1,
+        );
+        assert_eq!(d.runs[0].scheduled_for, t("2026-11-23T10:00:00Z"));
+        assert_eq!(d.runs[0].deliver_after, t("2026-11-23T10:00:03Z"));
+        let d = decide(
+            &job(&tr, "2026-11-23T10:00:00Z"),
+            t("2026-11-23T10:00:00Z"),
+            &mut || 0.9,
+        );
+        assert_eq!(d.runs[0].deliver_after, t("2026-11-23T10:00:10Z"));
+        assert_eq!(
+            jittered(t("2026-11-23T10:00:00Z"), 30, None, 1.0),
+            t("2026-11-23T10:00:30Z")
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! The cleaner: deletes finished runs (and their attempts) older than the
+//! retention period, and beyond the newest 1,000 of each job, in small
+//! batches so that the hot tables stay small at any job rate.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{DynStore, RUNS_KEPT_PER_JOB, StoreResult};
+
+/// Rows per delete statement: short transactions, no long locks.
+pub const BATCH: u32 = 1000;
+/// How often the cleaner looks.
+pub const EVERY: Duration = Duration::from_secs(60);
+
+/// One full clean-up: batches until nothing is left to delete.
+pub async fn clean(store: &DynStore, retention: Duration) -> StoreResult<u64> {
+    let mut deleted = 0;
+    loop {
+        let n = store.delete_expired_runs(retention, BATCH).await?;
+        deleted += n;
+        if n < u64::from(BATCH) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    loop {
+        let n = store.trim_run_history(RUNS_KEPT_PER_JOB, BATCH).await?;
+        deleted += n;
+        if n == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(deleted)
+}
+
+pub async fn run(store: DynStore, retention: Duration, shutdown: CancellationToken) {
+    loop {
+        match clean(&store, retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "deleted old runs"),
+            Err(e) => tracing::warn!(error = %e, "run clean-up failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+    }
+}
+
+/// `7d`, `12h`, `30m`, `90s` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration such as 7d, 12h, 30m or 90s, got {text:?}"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "expected a duration such as 7d, 12h, 30m or 90s, got {text:?}"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(n.saturating_mul(seconds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(
+            parse_duration("12h").unwrap(),
+            Duration::from_secs(12 * 3600)
+        );
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,93 @@
+//! The scheduler loop: turns due jobs into runs, exactly once per
+//! occurrence, whatever the number of instances (DESIGN.md §5).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::misfire::{self, DueJob as RuleInput};
+use crate::store::{DueJob, DynStore};
+use crate::wakeup::Wakeups;
+
+/// Due jobs per claim transaction.
+pub const BATCH: u32 = 500;
+
+pub struct Scheduler {
+    pub store: DynStore,
+    pub wakeups: Arc<Wakeups>,
+    /// The longest sleep between passes; notifications are only hints.
+    pub poll_interval: Duration,
+}
+
+/// The scheduler's rule: the pure misfire / coalesce / max_instances
+/// decision, with jitter drawn here.
+pub fn plan(job: &DueJob, now: chrono::DateTime<chrono::Utc>) -> misfire::Decision {
+    let input = RuleInput {
+        trigger: &job.trigger,
+        next_run_at: job.next_run_at,
+        misfire_grace_s: job.misfire_grace_s,
+        coalesce: job.coalesce,
+        max_instances: job.max_instances,
+        in_flight: job.in_flight,
+    };
+    let mut rng = rand::rng();
+    misfire::decide(&input, now, &mut || rng.random::<f64>())
+}
+
+impl Scheduler {
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(
+            poll_interval_ms = self.poll_interval.as_millis() as u64,
+            "scheduler started"
+        );
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let sleep = match self.pass().await {
+                Ok(()) => {
+                    failures = 0;
+                    match self.store.next_due_in().await {
+                        Ok(Some(due_in)) => due_in.min(self.poll_interval),
+                        Ok(None) => self.poll_interval,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "scheduler: reading the next due time failed");
+                            self.poll_interval
+                        }
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(6)))
+                        .min(self.poll_interval.max(Duration::from_secs(1)));
+                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "scheduler pass failed");
+                    backoff
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wakeups.jobs_did_change() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+        tracing::info!("scheduler stopped");
+    }
+
+    /// Claims batches until one comes back short: everything due is handled.
+    async fn pass(&self) -> Result<(), crate::store::StoreError> {
+        loop {
+            let outcome = self.store.claim_due_jobs(BATCH, &plan).await?;
+            if outcome.jobs > 0 {
+                tracing::debug!(
+                    jobs = outcome.jobs,
+                    runs = outcome.runs,
+                    pending = outcome.pending,
+                    "claimed due jobs"
+                );
+            }
+            if outcome.jobs < BATCH as usize {
+                return Ok(());
+            }
+        }
+    }
+}
