@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -11,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::dispatch::client::WebhookClient;
 use crate::retention;
 use crate::scheduler::Scheduler;
 use crate::store::{self, DynStore};
@@ -39,6 +42,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
+    crate::dispatch::client::install_crypto_provider();
     let state = AppState {
         store: store.clone(),
         network_policy: config.targets,
@@ -54,12 +58,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         }
     });
 
+    if !(config.no_scheduler && config.no_dispatcher)
+        && let Some(listener) = store.spawn_listener(shutdown.clone())
+    {
+        tasks.spawn(async move {
+            let _ = listener.await;
+        });
+    }
     if !config.no_scheduler {
-        if let Some(listener) = store.spawn_listener(shutdown.clone()) {
-            tasks.spawn(async move {
-                let _ = listener.await;
-            });
-        }
         let scheduler = Scheduler {
             store: store.clone(),
             wakeups: wakeups.clone(),
@@ -72,12 +78,27 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             shutdown.clone(),
         ));
     }
+    if !config.no_dispatcher {
+        let owner = uuid::Uuid::new_v4().simple().to_string();
+        let dispatcher = Dispatcher {
+            store: store.clone(),
+            wakeups: wakeups.clone(),
+            client: WebhookClient::new(config.targets, config.max_in_flight as usize)?,
+            owner: format!("cronhook-{}-{}", std::process::id(), &owner[..8]),
+            max_in_flight: config.max_in_flight as usize,
+            lease_margin: Duration::from_secs(config.lease_margin_s),
+            poll_interval: config.poll_interval(),
+            drain_timeout: config.drain_timeout(),
+        };
+        tasks.spawn(dispatcher.run(shutdown.clone()));
+    }
 
     tracing::info!(
         listen = %local_addr,
         store = store.backend(),
         targets = %config.targets,
         scheduler = !config.no_scheduler,
+        dispatcher = !config.no_dispatcher,
         "cronhook started; API docs at http://{local_addr}/docs"
     );
     Ok(RunningApp {
@@ -108,6 +129,13 @@ impl RunningApp {
             self.tasks.abort_all();
         }
         tracing::info!("stopped");
+    }
+
+    /// Stops every task at once, without draining or releasing anything:
+    /// what a crash does (for tests of crash safety).
+    pub fn abort(mut self) {
+        self.tasks.abort_all();
+        self.tasks.detach_all();
     }
 
     /// A token that is cancelled when the service shuts down.

@@ -60,6 +60,25 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_NO_SCHEDULER", global = true)]
     pub no_scheduler: bool,
 
+    /// Serve the API (and schedule) without delivering webhooks.
+    #[arg(long, env = "CRONHOOK_NO_DISPATCHER", global = true)]
+    pub no_dispatcher: bool,
+
+    /// Webhook requests in flight at once.
+    #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536), global = true)]
+    pub max_in_flight: u32,
+
+    /// A delivery's lease is its request timeout plus this, in seconds:
+    /// how long before another instance may take over a run whose
+    /// instance died mid-request.
+    #[arg(
+        long,
+        env = "CRONHOOK_LEASE_MARGIN_S",
+        default_value_t = 30,
+        global = true
+    )]
+    pub lease_margin_s: u64,
+
     /// Longest sleep of the scheduler between passes, in milliseconds;
     /// it wakes sooner for due jobs and for changes.
     #[arg(
@@ -117,6 +136,12 @@ impl Config {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_s)
+    }
+
+    /// What a shutdown gives deliveries in flight: most of the shutdown
+    /// timeout, leaving time to release what did not finish.
+    pub fn drain_timeout(&self) -> Duration {
+        self.shutdown_timeout().mul_f64(0.8)
     }
 }
 

@@ -32,6 +32,14 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// The service without its dispatcher: runs stay as the scheduler made them.
+async fn spawn_engine(backend: Backend) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let mut config = common::test_config(&db.url);
+    config.no_dispatcher = true;
+    TestApp::spawn_with(db, config).await
+}
+
 /// Every run of a job, oldest first.
 async fn runs(app: &TestApp, job: &str) -> Vec<Value> {
     let reply = app.get(&format!("/v1/jobs/{job}/runs?limit=500")).await;
@@ -65,7 +73,7 @@ fn target() -> Value {
 }
 
 async fn misfire_grace_records_one_missed_run_then_fires_normally(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = spawn_engine(backend).await;
     let start = whole_seconds(Utc::now()) - TimeDelta::hours(1);
     create(
         &app,
@@ -109,7 +117,7 @@ async fn misfire_grace_records_one_missed_run_then_fires_normally(backend: Backe
 }
 
 async fn without_grace_a_backlog_runs_once_or_once_per_occurrence(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = spawn_engine(backend).await;
     let start = whole_seconds(Utc::now()) - TimeDelta::seconds(630);
     for (id, coalesce) in [("coalesced", true), ("each", false)] {
         create(
@@ -146,7 +154,7 @@ async fn without_grace_a_backlog_runs_once_or_once_per_occurrence(backend: Backe
 }
 
 async fn max_instances_skips_while_a_run_is_pending(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = spawn_engine(backend).await;
     create(
         &app,
         json!({"id": "busy", "trigger": {"type": "interval", "every_s": 1},
@@ -165,7 +173,7 @@ async fn max_instances_skips_while_a_run_is_pending(backend: Backend) {
 }
 
 async fn pause_resume_and_delete(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = spawn_engine(backend).await;
     create(
         &app,
         json!({"id": "tick", "trigger": {"type": "interval", "every_s": 1}, "target": target(),
@@ -200,7 +208,7 @@ async fn pause_resume_and_delete(backend: Backend) {
 }
 
 async fn run_now_creates_a_manual_run_or_a_skipped_one(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = spawn_engine(backend).await;
     create(
         &app,
         json!({"id": "manual", "trigger": {"type": "cron", "expr": "@yearly"}, "target": target(), "paused": true}),
@@ -242,7 +250,7 @@ async fn first_location(app: &TestApp, run: &Value) -> u16 {
 }
 
 async fn run_history_paginates_newest_first(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = spawn_engine(backend).await;
     create(
         &app,
         json!({"id": "many", "trigger": {"type": "cron", "expr": "@yearly"}, "target": target(), "max_instances": 100}),
@@ -279,6 +287,7 @@ async fn a_job_due_now_gets_its_run_although_the_poll_interval_is_an_hour(backen
     let db = TestDb::new(backend).await;
     let mut config = common::test_config(&db.url);
     config.poll_interval_ms = 3_600_000;
+    config.no_dispatcher = true;
     let app = TestApp::spawn_with(db, config).await;
     // Let the scheduler finish its first pass and go to sleep for an hour.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -615,8 +624,10 @@ async fn notify_wakes_another_instance_and_survives_a_lost_listen_connection() {
     let db = TestDb::postgres().await;
     let mut api_only = common::test_config(&db.url);
     api_only.no_scheduler = true;
+    api_only.no_dispatcher = true;
     let mut scheduler = common::test_config(&db.url);
     scheduler.poll_interval_ms = 3_600_000;
+    scheduler.no_dispatcher = true;
     let url = db.url.clone();
     let api = TestApp::spawn_with(db, api_only).await;
     let _scheduler = TestApp::spawn_with(TestDb::existing(&url), scheduler).await;

@@ -7,6 +7,7 @@ mod health;
 mod jobs;
 mod pagination;
 mod runs;
+mod secrets;
 mod triggers;
 pub mod views;
 
@@ -75,6 +76,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(jobs::pause_job))
         .routes(routes!(jobs::resume_job))
+        .routes(routes!(secrets::get_secret))
+        .routes(routes!(secrets::rotate_secret))
         .routes(routes!(runs::run_now))
         .routes(routes!(runs::list_runs))
         .routes(routes!(runs::get_run))

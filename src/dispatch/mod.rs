@@ -1,3 +1,274 @@
-//! Delivery: signed webhook requests.
+//! Delivery: claims pending runs, sends their webhooks concurrently,
+//! records every attempt, retries with backoff (DESIGN.md §4, §5).
 
+pub mod client;
 pub mod signing;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::RngExt;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::domain::retry::{Verdict, verdict};
+use crate::store::{AttemptRecord, ClaimedRun, DynStore, Outcome};
+use crate::wakeup::Wakeups;
+use client::{Delivery, WebhookClient};
+
+/// Most runs one claim takes (it never takes more than free slots).
+pub const CLAIM_BATCH: u32 = 256;
+/// How often expired leases are looked for.
+pub const RECOVERY_EVERY: Duration = Duration::from_secs(1);
+/// Most attempts one completion transaction records.
+pub const RECORD_BATCH: usize = 512;
+
+pub struct Dispatcher {
+    pub store: DynStore,
+    pub wakeups: Arc<Wakeups>,
+    pub client: WebhookClient,
+    /// This process, as lease holder.
+    pub owner: String,
+    pub max_in_flight: usize,
+    pub lease_margin: Duration,
+    pub poll_interval: Duration,
+    /// How long a shutdown lets requests in flight finish.
+    pub drain_timeout: Duration,
+}
+
+/// The outcome of an attempt, by the retry rules: what the run becomes.
+pub fn outcome(
+    run: &ClaimedRun,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+    unit: f64,
+) -> Outcome {
+    match verdict(status) {
+        Verdict::Succeeded => Outcome::Succeeded,
+        Verdict::Failed => Outcome::Failed,
+        Verdict::Retry if run.attempt >= run.retry.max_attempts => Outcome::Failed,
+        Verdict::Retry => Outcome::Retry {
+            delay: run.retry.delay(run.attempt, unit, retry_after),
+        },
+    }
+}
+
+/// Runs leased to this process and not yet recorded: released on shutdown.
+type InFlight = Arc<Mutex<HashMap<Uuid, u32>>>;
+
+impl Dispatcher {
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(owner = %self.owner, max_in_flight = self.max_in_flight, "dispatcher started");
+        let slots = Arc::new(Semaphore::new(self.max_in_flight));
+        let in_flight: InFlight = Arc::default();
+        let (done, results) = mpsc::unbounded_channel::<AttemptRecord>();
+        let recorder = tokio::spawn(record(
+            self.store.clone(),
+            self.owner.clone(),
+            self.wakeups.clone(),
+            in_flight.clone(),
+            results,
+        ));
+        let mut requests = JoinSet::new();
+        let mut failures = 0u32;
+        let mut last_recovery: Option<tokio::time::Instant> = None;
+
+        while !shutdown.is_cancelled() {
+            while requests.try_join_next().is_some() {}
+            // Expired leases are rare: look for them about once a second.
+            if last_recovery.is_none_or(|at| at.elapsed() >= RECOVERY_EVERY) {
+                last_recovery = Some(tokio::time::Instant::now());
+                match self.store.recover_expired_leases(CLAIM_BATCH).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(runs = n, "took over runs whose lease expired"),
+                    Err(e) => tracing::warn!(error = %e, "recovering expired leases failed"),
+                }
+            }
+            let sleep = match self
+                .claim_and_send(&slots, &in_flight, &done, &mut requests)
+                .await
+            {
+                Ok(true) => continue,
+                Ok(false) => {
+                    failures = 0;
+                    match self.store.next_attempt_in().await {
+                        Ok(Some(due)) => due.min(self.poll_interval).min(RECOVERY_EVERY),
+                        _ => self.poll_interval,
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(5)));
+                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "dispatcher claim failed");
+                    backoff
+                }
+            };
+            let full = slots.available_permits() == 0;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wakeups.runs_did_change() => {}
+                _ = tokio::time::sleep(sleep) => {}
+                // When every slot is busy, the first one freed is the signal.
+                Ok(_permit) = slots.acquire(), if full => {}
+            }
+        }
+
+        // Stop claiming; let what is in flight finish, within the deadline.
+        let open = requests.len();
+        if open > 0 {
+            tracing::info!(
+                in_flight = open,
+                timeout_s = self.drain_timeout.as_secs(),
+                "dispatcher draining"
+            );
+        }
+        let drained = tokio::time::timeout(self.drain_timeout, async {
+            while requests.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            requests.abort_all();
+            while requests.join_next().await.is_some() {}
+        }
+        drop(done);
+        let _ = recorder.await;
+        // Whatever was cut off goes back to pending, its attempt not counted.
+        let unfinished: Vec<(Uuid, u32)> = in_flight
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default();
+        if !unfinished.is_empty() {
+            match self.store.release_runs(&self.owner, &unfinished).await {
+                Ok(n) => tracing::info!(released = n, "released unfinished runs"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "releasing unfinished runs failed; their leases will expire")
+                }
+            }
+        }
+        tracing::info!("dispatcher stopped");
+    }
+
+    /// One round: claim what fits, start sending. True when the claim was
+    /// full (more may be waiting).
+    async fn claim_and_send(
+        &self,
+        slots: &Arc<Semaphore>,
+        in_flight: &InFlight,
+        done: &mpsc::UnboundedSender<AttemptRecord>,
+        requests: &mut JoinSet<()>,
+    ) -> Result<bool, crate::store::StoreError> {
+        let free = slots.available_permits().min(CLAIM_BATCH as usize) as u32;
+        if free == 0 {
+            return Ok(false);
+        }
+        let claimed = self
+            .store
+            .claim_runs(&self.owner, free, self.lease_margin)
+            .await?;
+        let full = claimed.len() as u32 == free;
+        for run in claimed {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break;
+            };
+            if let Ok(mut map) = in_flight.lock() {
+                map.insert(run.run_id, run.attempt);
+            }
+            let client = self.client.clone();
+            let done = done.clone();
+            requests.spawn(async move {
+                let record = deliver(&client, &run).await;
+                let _ = done.send(record);
+                drop(permit);
+            });
+        }
+        Ok(full)
+    }
+}
+
+/// Sends one attempt and decides what the run becomes.
+pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord {
+    let started_at = Utc::now();
+    let response = client
+        .send(&Delivery {
+            run_id: run.run_id,
+            job_id: run.job_id.as_str(),
+            scheduled_for: run.scheduled_for,
+            attempt: run.attempt,
+            target: &run.target,
+            secrets: &run.secrets,
+        })
+        .await;
+    let unit = rand::rng().random::<f64>();
+    let outcome = outcome(run, response.status, response.retry_after, unit);
+    match (&outcome, &response.error) {
+        (Outcome::Succeeded, _) => {
+            tracing::debug!(run_id = %run.run_id, job_id = %run.job_id, status = response.status, "delivered")
+        }
+        (_, Some(error)) => {
+            tracing::info!(run_id = %run.run_id, job_id = %run.job_id, attempt = run.attempt, error = %error, outcome = ?outcome, "delivery attempt failed")
+        }
+        (_, None) => {
+            tracing::info!(run_id = %run.run_id, job_id = %run.job_id, attempt = run.attempt, status = response.status, outcome = ?outcome, "delivery attempt failed")
+        }
+    }
+    AttemptRecord {
+        run_id: run.run_id,
+        number: run.attempt,
+        started_at,
+        duration_ms: u64::try_from(response.duration.as_millis()).unwrap_or(u64::MAX),
+        status_code: response.status,
+        error: response.error,
+        response_excerpt: response.excerpt,
+        outcome,
+    }
+}
+
+/// Writes finished attempts in batches: whatever has arrived goes in one
+/// transaction. A failed write is retried; were the process to die first,
+/// the lease would expire and the run be redelivered.
+async fn record(
+    store: DynStore,
+    owner: String,
+    wakeups: Arc<Wakeups>,
+    in_flight: InFlight,
+    mut results: mpsc::UnboundedReceiver<AttemptRecord>,
+) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while results.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match store.record_attempts(&owner, &batch).await {
+                Ok(recorded) => {
+                    if (recorded as usize) < batch.len() {
+                        tracing::debug!(
+                            dropped = batch.len() - recorded as usize,
+                            "attempts of runs taken over or deleted were dropped"
+                        );
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "recording attempts failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        if let Ok(mut map) = in_flight.lock() {
+            for r in &batch {
+                map.remove(&r.run_id);
+            }
+        }
+        if batch
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Retry { .. }))
+        {
+            wakeups.runs_changed();
+        }
+        batch.clear();
+    }
+}

@@ -19,8 +19,9 @@ use crate::domain::error::FieldError;
 use crate::domain::job::{JobId, JobInput, JobSpec, JobState, ParseContext, Schedule};
 use crate::domain::misfire::Decision;
 use crate::domain::network_policy::NetworkPolicy;
-use crate::domain::retry::RetryInput;
+use crate::domain::retry::{RetryInput, RetryPolicy};
 use crate::domain::run::{RunCause, RunStatus};
+use crate::domain::target::Target;
 use crate::domain::target::TargetInput;
 use crate::domain::trigger::Trigger;
 use crate::domain::trigger::TriggerInput;
@@ -157,6 +158,74 @@ pub struct RunCursor {
     pub id: Uuid,
 }
 
+/// A run claimed for one attempt, with what its request needs.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    pub run_id: Uuid,
+    pub job_id: JobId,
+    pub scheduled_for: DateTime<Utc>,
+    /// The number of this attempt (1 for the first).
+    pub attempt: u32,
+    pub target: Target,
+    pub retry: RetryPolicy,
+    /// Signing secrets: the current one, then the previous one while its
+    /// rotation grace period lasts.
+    pub secrets: Vec<String>,
+}
+
+/// What becomes of a run after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    /// Pending again, its next attempt after this delay (database clock).
+    Retry {
+        delay: std::time::Duration,
+    },
+}
+
+impl Outcome {
+    fn status(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Retry { .. } => "pending",
+        }
+    }
+
+    fn delay_ms(self) -> i64 {
+        match self {
+            Outcome::Retry { delay } => i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+            _ => 0,
+        }
+    }
+}
+
+/// One finished attempt, to be recorded with the run's new state.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub run_id: Uuid,
+    pub number: u32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub outcome: Outcome,
+}
+
+/// A job's signing secrets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSecret {
+    pub secret: String,
+    /// The secret before the last rotation, still signed with until
+    /// `previous_expires_at`.
+    pub previous: Option<(String, DateTime<Utc>)>,
+}
+
+/// The error an attempt cut off by a crash is recorded with.
+pub const INTERRUPTED: &str = "interrupted";
+
 /// How many finished runs of one job the cleaner keeps, whatever their age.
 pub const RUNS_KEPT_PER_JOB: u32 = 1000;
 
@@ -223,6 +292,46 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `batch` finished runs beyond the newest `keep` of
     /// their job; returns how many.
     async fn trim_run_history(&self, keep: u32, batch: u32) -> StoreResult<u64>;
+
+    /// Claims up to `limit` pending runs whose time has come, for one
+    /// attempt each: marks them running, leased to `owner` until the
+    /// target's timeout plus `lease_margin` from now (database clock), and
+    /// commits before any request is sent.
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        limit: u32,
+        lease_margin: std::time::Duration,
+    ) -> StoreResult<Vec<ClaimedRun>>;
+
+    /// Records attempts and the runs' new states in one transaction. Each
+    /// write is fenced on `owner` and the attempt number: a run whose lease
+    /// was taken over, or that was deleted, is left alone. Returns how many
+    /// were recorded.
+    async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<u64>;
+
+    /// Gives runs back unfinished (a shutdown): pending again at once, the
+    /// attempt not counted. Fenced like `record_attempts`.
+    async fn release_runs(&self, owner: &str, runs: &[(Uuid, u32)]) -> StoreResult<u64>;
+
+    /// Runs whose lease expired (their instance died): records the cut-off
+    /// attempt as `interrupted` and makes them pending at once, or failed
+    /// when no attempt is left. Returns how many.
+    async fn recover_expired_leases(&self, limit: u32) -> StoreResult<u64>;
+
+    /// How long until a pending run's next attempt or a lease expiry is
+    /// due, by the database's clock; `None` when there is neither.
+    async fn next_attempt_in(&self) -> StoreResult<Option<std::time::Duration>>;
+
+    async fn get_secret(&self, id: &JobId) -> StoreResult<Option<JobSecret>>;
+
+    /// Replaces the secret, keeping the old one valid for `grace`.
+    async fn rotate_secret(
+        &self,
+        id: &JobId,
+        new_secret: &str,
+        grace: std::time::Duration,
+    ) -> StoreResult<Option<JobSecret>>;
 
     /// Starts forwarding other instances' notifications to this process's
     /// wake-ups, until `shutdown`; `None` where the store has none (SQLite).
@@ -350,6 +459,42 @@ pub(crate) fn stored_trigger(job_id: &str, value: Value) -> StoreResult<Trigger>
     input
         .parse(DateTime::UNIX_EPOCH, "trigger")
         .map_err(|e| StoreError::Corrupt(format!("job {job_id:?}: trigger: {e}")))
+}
+
+/// Parses a claimed run's stored target and retry policy.
+pub(crate) fn delivery_spec(
+    job_id: &str,
+    target: Value,
+    retry: Value,
+) -> StoreResult<(Target, RetryPolicy)> {
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("job {job_id:?}: {what}: {e}"))
+    };
+    let target = serde_json::from_value::<TargetInput>(target)
+        .map_err(|e| corrupt("target", &e))?
+        .parse(NetworkPolicy::Any, "target")
+        .map_err(|e| corrupt("target", &e))?;
+    let retry = serde_json::from_value::<RetryInput>(retry)
+        .map_err(|e| corrupt("retry", &e))?
+        .parse("retry")
+        .map_err(|e| corrupt("retry", &e))?;
+    Ok((target, retry))
+}
+
+/// The secrets a request is signed with at `now`.
+pub(crate) fn signing_secrets(
+    secret: String,
+    previous: Option<String>,
+    previous_expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut secrets = vec![secret];
+    if let (Some(previous), Some(until)) = (previous, previous_expires_at)
+        && until > now
+    {
+        secrets.push(previous);
+    }
+    secrets
 }
 
 /// Runs a job write decision against the stored job, checking that the

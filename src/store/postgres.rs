@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    Attempt, ClaimOutcome, DueJob, Job, JobFilter, JobWriteFn, PlanFn, Run, RunCursor, RunSummary,
-    Saved, SpecColumns, Store, StoreError, StoreResult, StoredSpec, decide_write, in_flight,
-    job_id, run_cause, run_status, stored_trigger,
+    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, DueJob, INTERRUPTED, Job, JobFilter,
+    JobSecret, JobWriteFn, PlanFn, Run, RunCursor, RunSummary, Saved, SpecColumns, Store,
+    StoreError, StoreResult, StoredSpec, decide_write, delivery_spec, in_flight, job_id, run_cause,
+    run_status, signing_secrets, stored_trigger,
 };
 use crate::domain::job::{JobId, Schedule};
 use crate::domain::run::RunStatus;
@@ -235,6 +236,36 @@ struct RunColumns {
     status: Vec<&'static str>,
     occurrences: Vec<i64>,
     deliver_after: Vec<DateTime<Utc>>,
+}
+
+#[derive(FromRow)]
+struct ClaimedRow {
+    id: Uuid,
+    job_id: String,
+    scheduled_for: DateTime<Utc>,
+    attempt_count: i32,
+    target: Value,
+    retry: Value,
+    secret: String,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<DateTime<Utc>>,
+    db_now: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct SecretRow {
+    secret: String,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<SecretRow> for JobSecret {
+    fn from(row: SecretRow) -> Self {
+        JobSecret {
+            secret: row.secret,
+            previous: row.previous_secret.zip(row.previous_secret_expires_at),
+        }
+    }
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -638,6 +669,230 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        limit: u32,
+        lease_margin: Duration,
+    ) -> StoreResult<Vec<ClaimedRun>> {
+        // One statement, one short transaction, committed before any request.
+        let rows = sqlx::query_as::<_, ClaimedRow>(
+            "WITH due AS (
+                 SELECT id FROM runs
+                 WHERE status = 'pending' AND next_attempt_at <= now()
+                 ORDER BY next_attempt_at
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE runs r
+             SET status = 'running', lease_owner = $1, attempt_count = r.attempt_count + 1,
+                 attempt_started_at = now(), next_attempt_at = NULL,
+                 lease_until = now() + make_interval(
+                     secs => COALESCE((j.target->>'timeout_s')::float8, 30) + $3)
+             FROM due, jobs j
+             WHERE r.id = due.id AND j.id = r.job_id
+             RETURNING r.id, r.job_id, r.scheduled_for, r.attempt_count, j.target, j.retry,
+                       j.secret, j.previous_secret, j.previous_secret_expires_at, now() AS db_now",
+        )
+        .bind(owner)
+        .bind(i64::from(limit))
+        .bind(lease_margin.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let (target, retry) = delivery_spec(&row.job_id, row.target, row.retry)?;
+                Ok(ClaimedRun {
+                    run_id: row.id,
+                    job_id: job_id(row.job_id)?,
+                    scheduled_for: row.scheduled_for,
+                    attempt: row.attempt_count.max(1) as u32,
+                    target,
+                    retry,
+                    secrets: signing_secrets(
+                        row.secret,
+                        row.previous_secret,
+                        row.previous_secret_expires_at,
+                        row.db_now,
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<u64> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let mut ids = Vec::with_capacity(records.len());
+        let (mut numbers, mut started, mut durations) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut codes, mut errors, mut excerpts) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut statuses, mut delays) = (Vec::new(), Vec::new());
+        for r in records {
+            ids.push(r.run_id);
+            numbers.push(r.number as i32);
+            started.push(r.started_at);
+            durations.push(i64::try_from(r.duration_ms).unwrap_or(i64::MAX));
+            codes.push(r.status_code.map(i32::from));
+            errors.push(r.error.clone());
+            excerpts.push(r.response_excerpt.clone());
+            statuses.push(r.outcome.status());
+            delays.push(r.outcome.delay_ms());
+        }
+        // The fence: only the lease holder's write for this very attempt
+        // lands; the attempt row is written only where the run was.
+        let recorded: i64 = sqlx::query_scalar(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($2::uuid[], $3::int4[], $4::timestamptz[], $5::int8[],
+                                      $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[])
+                     AS u(run_id, number, started_at, duration_ms, status_code, error,
+                          response_excerpt, status, delay_ms)
+             ), updated AS (
+                 UPDATE runs r
+                 SET status = i.status,
+                     next_attempt_at = CASE WHEN i.status = 'pending'
+                         THEN now() + i.delay_ms * interval '1 millisecond' END,
+                     finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE clock_timestamp() END,
+                     lease_owner = NULL, lease_until = NULL
+                 FROM input i
+                 WHERE r.id = i.run_id AND r.status = 'running' AND r.lease_owner = $1
+                   AND r.attempt_count = i.number
+                 RETURNING r.id
+             ), inserted AS (
+                 INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
+                                       response_excerpt)
+                 SELECT i.run_id, i.number, i.started_at, i.duration_ms, i.status_code, i.error,
+                        i.response_excerpt
+                 FROM input i JOIN updated u ON u.id = i.run_id
+                 ON CONFLICT DO NOTHING
+                 RETURNING 1
+             )
+             SELECT count(*) FROM inserted",
+        )
+        .bind(owner)
+        .bind(&ids)
+        .bind(&numbers)
+        .bind(&started)
+        .bind(&durations)
+        .bind(&codes)
+        .bind(&errors)
+        .bind(&excerpts)
+        .bind(&statuses)
+        .bind(&delays)
+        .fetch_one(&self.pool)
+        .await?;
+        if records
+            .iter()
+            .any(|r| matches!(r.outcome, super::Outcome::Retry { .. }))
+        {
+            // Other instances' dispatchers may be the ones to retry it.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(RUNS_CHANNEL)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(recorded.max(0) as u64)
+    }
+
+    async fn release_runs(&self, owner: &str, runs: &[(Uuid, u32)]) -> StoreResult<u64> {
+        if runs.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = runs.iter().map(|(id, _)| *id).collect();
+        let numbers: Vec<i32> = runs.iter().map(|(_, n)| *n as i32).collect();
+        let done = sqlx::query(
+            "UPDATE runs r
+             SET status = 'pending', attempt_count = r.attempt_count - 1, next_attempt_at = now(),
+                 lease_owner = NULL, lease_until = NULL, attempt_started_at = NULL
+             FROM UNNEST($2::uuid[], $3::int4[]) AS u(id, number)
+             WHERE r.id = u.id AND r.status = 'running' AND r.lease_owner = $1
+               AND r.attempt_count = u.number",
+        )
+        .bind(owner)
+        .bind(&ids)
+        .bind(&numbers)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(RUNS_CHANNEL)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn recover_expired_leases(&self, limit: u32) -> StoreResult<u64> {
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH expired AS (
+                 SELECT r.id, r.attempt_count, COALESCE(r.attempt_started_at, now()) AS started_at,
+                        COALESCE((j.retry->>'max_attempts')::int, 3) AS max_attempts
+                 FROM runs r JOIN jobs j ON j.id = r.job_id
+                 WHERE r.status = 'running' AND r.lease_until < now()
+                 ORDER BY r.lease_until
+                 LIMIT $1
+                 FOR UPDATE OF r SKIP LOCKED
+             ), attempt AS (
+                 INSERT INTO attempts (run_id, number, started_at, duration_ms, error)
+                 SELECT id, attempt_count, started_at,
+                        (EXTRACT(EPOCH FROM (now() - started_at)) * 1000)::int8, '{INTERRUPTED}'
+                 FROM expired
+                 ON CONFLICT DO NOTHING
+             )
+             UPDATE runs r
+             SET status = CASE WHEN e.attempt_count >= e.max_attempts THEN 'failed' ELSE 'pending' END,
+                 next_attempt_at = CASE WHEN e.attempt_count >= e.max_attempts THEN NULL ELSE now() END,
+                 finished_at = CASE WHEN e.attempt_count >= e.max_attempts THEN clock_timestamp() END,
+                 lease_owner = NULL, lease_until = NULL
+             FROM expired e
+             WHERE r.id = e.id"
+        )))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn next_attempt_in(&self) -> StoreResult<Option<Duration>> {
+        let seconds: Option<f64> = sqlx::query_scalar(
+            "SELECT GREATEST(EXTRACT(EPOCH FROM (LEAST(
+                        (SELECT min(next_attempt_at) FROM runs WHERE status = 'pending'),
+                        (SELECT min(lease_until) FROM runs WHERE status = 'running'))
+                    - clock_timestamp())), 0)::float8",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(seconds.map(Duration::from_secs_f64))
+    }
+
+    async fn get_secret(&self, id: &JobId) -> StoreResult<Option<JobSecret>> {
+        Ok(sqlx::query_as::<_, SecretRow>(
+            "SELECT secret, previous_secret, previous_secret_expires_at FROM jobs WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(JobSecret::from))
+    }
+
+    async fn rotate_secret(
+        &self,
+        id: &JobId,
+        new_secret: &str,
+        grace: Duration,
+    ) -> StoreResult<Option<JobSecret>> {
+        Ok(sqlx::query_as::<_, SecretRow>(
+            "UPDATE jobs SET previous_secret = secret, secret = $2,
+                 previous_secret_expires_at = now() + make_interval(secs => $3)
+             WHERE id = $1
+             RETURNING secret, previous_secret, previous_secret_expires_at",
+        )
+        .bind(id.as_str())
+        .bind(new_secret)
+        .bind(grace.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(JobSecret::from))
     }
 
     fn spawn_listener(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {

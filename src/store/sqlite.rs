@@ -15,9 +15,10 @@ use sqlx::sqlite::{
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{
-    Attempt, ClaimOutcome, DueJob, Job, JobFilter, JobWriteFn, PlanFn, Run, RunCursor, RunSummary,
-    Saved, SpecColumns, Store, StoreError, StoreResult, StoredSpec, decide_write, in_flight,
-    job_id, run_cause, run_status, stored_trigger,
+    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, DueJob, INTERRUPTED, Job, JobFilter,
+    JobSecret, JobWriteFn, Outcome, PlanFn, Run, RunCursor, RunSummary, Saved, SpecColumns, Store,
+    StoreError, StoreResult, StoredSpec, decide_write, delivery_spec, in_flight, job_id, run_cause,
+    run_status, signing_secrets, stored_trigger,
 };
 use crate::domain::job::{JobId, Schedule};
 use crate::domain::run::RunStatus;
@@ -238,6 +239,41 @@ impl From<AttemptRow> for Attempt {
             response_excerpt: a.response_excerpt,
         }
     }
+}
+
+#[derive(FromRow)]
+struct ClaimedRow {
+    id: String,
+    job_id: String,
+    scheduled_for: i64,
+    attempt_count: i64,
+    target: String,
+    retry: String,
+    secret: String,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct SecretRow {
+    secret: String,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<i64>,
+}
+
+impl From<SecretRow> for JobSecret {
+    fn from(row: SecretRow) -> Self {
+        JobSecret {
+            secret: row.secret,
+            previous: row
+                .previous_secret
+                .zip(row.previous_secret_expires_at.map(instant)),
+        }
+    }
+}
+
+fn duration_micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 async fn count_in_flight(conn: &mut SqliteConnection, job: &str) -> StoreResult<i64> {
@@ -580,6 +616,224 @@ impl Store for SqliteStore {
             deleted += done.rows_affected();
         }
         Ok(deleted)
+    }
+
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        limit: u32,
+        lease_margin: Duration,
+    ) -> StoreResult<Vec<ClaimedRun>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = micros(Utc::now());
+        let rows = sqlx::query_as::<_, ClaimedRow>(
+            "UPDATE runs
+             SET status = 'running', lease_owner = ?1, attempt_count = attempt_count + 1,
+                 attempt_started_at = ?2, next_attempt_at = NULL,
+                 lease_until = ?2 + ?3 + 1000000 * COALESCE(
+                     (SELECT json_extract(j.target, '$.timeout_s') FROM jobs j WHERE j.id = runs.job_id), 30)
+             WHERE id IN (
+                 SELECT id FROM runs WHERE status = 'pending' AND next_attempt_at <= ?2
+                 ORDER BY next_attempt_at LIMIT ?4)
+             RETURNING id, job_id, scheduled_for, attempt_count,
+                 (SELECT target FROM jobs j WHERE j.id = runs.job_id) AS target,
+                 (SELECT retry FROM jobs j WHERE j.id = runs.job_id) AS retry,
+                 (SELECT secret FROM jobs j WHERE j.id = runs.job_id) AS secret,
+                 (SELECT previous_secret FROM jobs j WHERE j.id = runs.job_id) AS previous_secret,
+                 (SELECT previous_secret_expires_at FROM jobs j WHERE j.id = runs.job_id)
+                     AS previous_secret_expires_at",
+        )
+        .bind(owner)
+        .bind(now)
+        .bind(duration_micros(lease_margin))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|row| {
+                let (target, retry) = delivery_spec(
+                    &row.job_id,
+                    json(&row.target, "target")?,
+                    json(&row.retry, "retry")?,
+                )?;
+                Ok(ClaimedRun {
+                    run_id: run_id(&row.id)?,
+                    job_id: job_id(row.job_id)?,
+                    scheduled_for: instant(row.scheduled_for),
+                    attempt: row.attempt_count.max(1) as u32,
+                    target,
+                    retry,
+                    secrets: signing_secrets(
+                        row.secret,
+                        row.previous_secret,
+                        row.previous_secret_expires_at.map(instant),
+                        instant(now),
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<u64> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut recorded = 0;
+        let mut retrying = false;
+        for r in records {
+            let now = micros(Utc::now());
+            let pending = matches!(r.outcome, Outcome::Retry { .. });
+            retrying |= pending;
+            let updated = sqlx::query(
+                "UPDATE runs
+                 SET status = ?4, next_attempt_at = ?5, finished_at = ?6,
+                     lease_owner = NULL, lease_until = NULL
+                 WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempt_count = ?3",
+            )
+            .bind(r.run_id.to_string())
+            .bind(owner)
+            .bind(i64::from(r.number))
+            .bind(r.outcome.status())
+            .bind(pending.then(|| now + r.outcome.delay_ms().saturating_mul(1000)))
+            .bind((!pending).then_some(now))
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
+                                       response_excerpt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(r.run_id.to_string())
+            .bind(i64::from(r.number))
+            .bind(micros(r.started_at))
+            .bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
+            .bind(r.status_code.map(i64::from))
+            .bind(&r.error)
+            .bind(&r.response_excerpt)
+            .execute(&mut *tx)
+            .await?;
+            recorded += 1;
+        }
+        tx.commit().await?;
+        if retrying {
+            self.wakeups.runs_changed();
+        }
+        Ok(recorded)
+    }
+
+    async fn release_runs(&self, owner: &str, runs: &[(Uuid, u32)]) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = micros(Utc::now());
+        let mut released = 0;
+        for (id, number) in runs {
+            released += sqlx::query(
+                "UPDATE runs
+                 SET status = 'pending', attempt_count = attempt_count - 1, next_attempt_at = ?4,
+                     lease_owner = NULL, lease_until = NULL, attempt_started_at = NULL
+                 WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempt_count = ?3",
+            )
+            .bind(id.to_string())
+            .bind(owner)
+            .bind(i64::from(*number))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    async fn recover_expired_leases(&self, limit: u32) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = micros(Utc::now());
+        let expired: Vec<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT r.id, r.attempt_count, r.attempt_started_at,
+                    json_extract(j.retry, '$.max_attempts')
+             FROM runs r JOIN jobs j ON j.id = r.job_id
+             WHERE r.status = 'running' AND r.lease_until < ?1
+             ORDER BY r.lease_until LIMIT ?2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, attempts, started_at, max_attempts) in &expired {
+            let started_at = started_at.unwrap_or(now);
+            sqlx::query(
+                "INSERT INTO attempts (run_id, number, started_at, duration_ms, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(attempts)
+            .bind(started_at)
+            .bind((now - started_at).max(0) / 1000)
+            .bind(INTERRUPTED)
+            .execute(&mut *tx)
+            .await?;
+            let exhausted = *attempts >= max_attempts.unwrap_or(3);
+            sqlx::query(
+                "UPDATE runs SET status = ?2, next_attempt_at = ?3, finished_at = ?4,
+                     lease_owner = NULL, lease_until = NULL
+                 WHERE id = ?1",
+            )
+            .bind(id)
+            .bind(if exhausted { "failed" } else { "pending" })
+            .bind((!exhausted).then_some(now))
+            .bind(exhausted.then_some(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(expired.len() as u64)
+    }
+
+    async fn next_attempt_in(&self) -> StoreResult<Option<Duration>> {
+        let earliest: Option<i64> = sqlx::query_scalar(
+            "SELECT min(at) FROM (
+                 SELECT min(next_attempt_at) AS at FROM runs WHERE status = 'pending'
+                 UNION ALL
+                 SELECT min(lease_until) FROM runs WHERE status = 'running')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let now = micros(Utc::now());
+        Ok(earliest.map(|at| Duration::from_micros(at.saturating_sub(now).max(0) as u64)))
+    }
+
+    async fn get_secret(&self, id: &JobId) -> StoreResult<Option<JobSecret>> {
+        Ok(sqlx::query_as::<_, SecretRow>(
+            "SELECT secret, previous_secret, previous_secret_expires_at FROM jobs WHERE id = ?1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(JobSecret::from))
+    }
+
+    async fn rotate_secret(
+        &self,
+        id: &JobId,
+        new_secret: &str,
+        grace: Duration,
+    ) -> StoreResult<Option<JobSecret>> {
+        Ok(sqlx::query_as::<_, SecretRow>(
+            "UPDATE jobs SET previous_secret = secret, secret = ?2, previous_secret_expires_at = ?3
+             WHERE id = ?1
+             RETURNING secret, previous_secret, previous_secret_expires_at",
+        )
+        .bind(id.as_str())
+        .bind(new_secret)
+        .bind(micros(Utc::now()) + duration_micros(grace))
+        .fetch_optional(&self.pool)
+        .await?
+        .map(JobSecret::from))
     }
 
     fn spawn_listener(&self, _shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {

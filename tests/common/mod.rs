@@ -2,6 +2,8 @@
 //! real service on 127.0.0.1:0, and an HTTP client.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
@@ -141,6 +143,14 @@ impl TestApp {
             db,
             config,
             running: Some(running),
+        }
+    }
+
+    /// Stops the service at once, as a crash would: no draining, no
+    /// lease released.
+    pub fn kill(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
         }
     }
 

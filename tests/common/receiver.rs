@@ -1,0 +1,144 @@
+//! A real HTTP receiver for webhooks, in the test process: it records
+//! every request and answers as each path's script says.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+
+/// How the receiver answers one request.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Status(u16),
+    /// A status with extra headers.
+    WithHeaders(u16, Vec<(&'static str, String)>),
+    /// Answers after a while.
+    After(Duration, u16),
+    /// Never answers (until the client gives up).
+    Hang,
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: DateTime<Utc>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    received: Mutex<Vec<Received>>,
+    scripts: Mutex<HashMap<String, VecDeque<Answer>>>,
+}
+
+pub struct Receiver {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared::default());
+        let app = axum::Router::new()
+            .fallback(receive)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            shared,
+            _server: server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The next answers on `path`, in order; after them, 200.
+    pub fn script(&self, path: &str, answers: impl IntoIterator<Item = Answer>) {
+        self.shared
+            .scripts
+            .lock()
+            .unwrap()
+            .entry(path.to_string())
+            .or_default()
+            .extend(answers);
+    }
+
+    pub fn received(&self, path: &str) -> Vec<Received> {
+        self.shared
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    pub fn all(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+}
+
+async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 10 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let path = parts.uri.path().to_string();
+    shared.received.lock().unwrap().push(Received {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        headers: parts.headers,
+        body,
+        at: Utc::now(),
+    });
+    let answer = shared
+        .scripts
+        .lock()
+        .unwrap()
+        .get_mut(&path)
+        .and_then(VecDeque::pop_front);
+    let status = |code: u16| StatusCode::from_u16(code).unwrap();
+    match answer.unwrap_or(Answer::Status(200)) {
+        Answer::Status(code) => (status(code), format!("answer {code}")).into_response(),
+        Answer::WithHeaders(code, headers) => {
+            let mut response = (status(code), format!("answer {code}")).into_response();
+            for (name, value) in headers {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            response
+        }
+        Answer::After(wait, code) => {
+            tokio::time::sleep(wait).await;
+            (status(code), format!("answer {code} after {wait:?}")).into_response()
+        }
+        Answer::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::OK.into_response()
+        }
+    }
+}
