@@ -554,14 +554,14 @@ impl Store for PgStore {
         } else {
             RunStatus::Skipped
         };
-        let run = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
+        let run = sqlx::query_as::<_, RunRow>(&format!(
             "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
                                next_attempt_at, finished_at)
              VALUES ($1, $2, now(), 'manual', $3, 1, now(),
                      CASE WHEN $3 = 'pending' THEN now() END,
                      CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END)
              RETURNING {RUN_COLUMNS}"
-        )))
+        ))
         .bind(Uuid::now_v7())
         .bind(id.as_str())
         .bind(status.as_str())
@@ -612,9 +612,9 @@ impl Store for PgStore {
     }
 
     async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
-        let run = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
+        let run = sqlx::query_as::<_, RunRow>(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"
-        )))
+        ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -823,7 +823,7 @@ impl Store for PgStore {
     }
 
     async fn recover_expired_leases(&self, limit: u32) -> StoreResult<u64> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let done = sqlx::query(&format!(
             "WITH expired AS (
                  SELECT r.id, r.attempt_count, COALESCE(r.attempt_started_at, now()) AS started_at,
                         COALESCE((j.retry->>'max_attempts')::int, 3) AS max_attempts
@@ -846,7 +846,7 @@ impl Store for PgStore {
                  lease_owner = NULL, lease_until = NULL
              FROM expired e
              WHERE r.id = e.id"
-        )))
+        ))
         .bind(i64::from(limit))
         .execute(&self.pool)
         .await?;

@@ -505,12 +505,12 @@ impl Store for SqliteStore {
         };
         let now = micros(Utc::now());
         let pending = status == RunStatus::Pending;
-        let run = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
+        let run = sqlx::query_as::<_, RunRow>(&format!(
             "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
                                next_attempt_at, created_at, finished_at)
              VALUES (?1, ?2, ?3, 'manual', ?4, 1, ?3, ?5, ?3, ?6)
              RETURNING {RUN_COLUMNS}"
-        )))
+        ))
         .bind(Uuid::now_v7().to_string())
         .bind(id.as_str())
         .bind(now)
@@ -557,9 +557,9 @@ impl Store for SqliteStore {
     }
 
     async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
-        let run = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
+        let run = sqlx::query_as::<_, RunRow>(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"
-        )))
+        ))
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?;

@@ -53,7 +53,7 @@ impl TestDb {
                 )
             });
         let name = format!("cronhook_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await
             .expect("creating the test database");
