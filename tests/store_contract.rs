@@ -315,7 +315,34 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
     );
 }
 
+/// What the loops sleep by: nothing scheduled or pending means `None`
+/// (sleep the poll interval), not "due now".
+async fn next_due_times(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    assert_eq!(store.next_due_in().await.unwrap(), None);
+    assert_eq!(store.next_attempt_in().await.unwrap(), None);
+
+    create(&store, "later").await;
+    let due_in = store.next_due_in().await.unwrap().expect("a scheduled job");
+    assert!(due_in > std::time::Duration::from_secs(86_400), "{due_in:?}");
+    assert_eq!(store.next_attempt_in().await.unwrap(), None);
+
+    store.create_manual_run(&id("later")).await.unwrap();
+    assert_eq!(store.next_attempt_in().await.unwrap(), Some(std::time::Duration::ZERO));
+
+    let mut past = spec("past");
+    past.next_run_at = Some(now() - TimeDelta::hours(1));
+    let schedule = past.initial_schedule(now());
+    store
+        .save_job(&id("past"), "s", &|_: Option<&Job>| Ok(JobWrite { spec: past.clone(), schedule: Some(schedule) }))
+        .await
+        .unwrap();
+    assert_eq!(store.next_due_in().await.unwrap(), Some(std::time::Duration::ZERO));
+}
+
 store_tests!(
+    next_due_times,
     retention_deletes_old_and_surplus_finished_runs_only,
     saves_and_reads_back_the_same_job,
     updates_keep_created_at_and_optionally_the_schedule,

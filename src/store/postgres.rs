@@ -268,6 +268,11 @@ impl From<SecretRow> for JobSecret {
     }
 }
 
+/// Seconds until something is due, where the past counts as now.
+fn non_negative(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -526,13 +531,14 @@ impl Store for PgStore {
     }
 
     async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
+        // NULL when no job is scheduled (GREATEST would turn that into 0).
         let seconds: Option<f64> = sqlx::query_scalar(
-            "SELECT GREATEST(EXTRACT(EPOCH FROM (min(next_run_at) - clock_timestamp())), 0)::float8
+            "SELECT EXTRACT(EPOCH FROM (min(next_run_at) - clock_timestamp()))::float8
              FROM jobs WHERE next_run_at IS NOT NULL",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(seconds.map(Duration::from_secs_f64))
+        Ok(seconds.map(non_negative))
     }
 
     async fn create_manual_run(&self, id: &JobId) -> StoreResult<Run> {
@@ -854,15 +860,16 @@ impl Store for PgStore {
     }
 
     async fn next_attempt_in(&self) -> StoreResult<Option<Duration>> {
+        // NULL when nothing is pending or leased (LEAST skips a NULL side).
         let seconds: Option<f64> = sqlx::query_scalar(
-            "SELECT GREATEST(EXTRACT(EPOCH FROM (LEAST(
+            "SELECT EXTRACT(EPOCH FROM (LEAST(
                         (SELECT min(next_attempt_at) FROM runs WHERE status = 'pending'),
                         (SELECT min(lease_until) FROM runs WHERE status = 'running'))
-                    - clock_timestamp())), 0)::float8",
+                    - clock_timestamp()))::float8",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(seconds.map(Duration::from_secs_f64))
+        Ok(seconds.map(non_negative))
     }
 
     async fn get_secret(&self, id: &JobId) -> StoreResult<Option<JobSecret>> {
