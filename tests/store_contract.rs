@@ -325,20 +325,34 @@ async fn next_due_times(backend: Backend) {
 
     create(&store, "later").await;
     let due_in = store.next_due_in().await.unwrap().expect("a scheduled job");
-    assert!(due_in > std::time::Duration::from_secs(86_400), "{due_in:?}");
+    assert!(
+        due_in > std::time::Duration::from_secs(86_400),
+        "{due_in:?}"
+    );
     assert_eq!(store.next_attempt_in().await.unwrap(), None);
 
     store.create_manual_run(&id("later")).await.unwrap();
-    assert_eq!(store.next_attempt_in().await.unwrap(), Some(std::time::Duration::ZERO));
+    assert_eq!(
+        store.next_attempt_in().await.unwrap(),
+        Some(std::time::Duration::ZERO)
+    );
 
     let mut past = spec("past");
     past.next_run_at = Some(now() - TimeDelta::hours(1));
     let schedule = past.initial_schedule(now());
     store
-        .save_job(&id("past"), "s", &|_: Option<&Job>| Ok(JobWrite { spec: past.clone(), schedule: Some(schedule) }))
+        .save_job(&id("past"), "s", &|_: Option<&Job>| {
+            Ok(JobWrite {
+                spec: past.clone(),
+                schedule: Some(schedule),
+            })
+        })
         .await
         .unwrap();
-    assert_eq!(store.next_due_in().await.unwrap(), Some(std::time::Duration::ZERO));
+    assert_eq!(
+        store.next_due_in().await.unwrap(),
+        Some(std::time::Duration::ZERO)
+    );
 }
 
 store_tests!(

@@ -17,7 +17,7 @@ use super::{
     StoreError, StoreResult, StoredSpec, decide_write, delivery_spec, in_flight, job_id, run_cause,
     run_status, signing_secrets, stored_trigger,
 };
-use crate::domain::job::{JobId, Schedule};
+use crate::domain::job::{JobId, JobSpec, Schedule};
 use crate::domain::run::RunStatus;
 use crate::wakeup::Wakeups;
 
@@ -49,6 +49,71 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Inserts many new jobs in one statement: the bulk path benchmarks
+    /// seed with (the API creates jobs one at a time). Wakes every
+    /// instance's scheduler once.
+    pub async fn insert_jobs(&self, jobs: &[(JobSpec, Schedule, String)]) -> StoreResult<u64> {
+        let mut columns = (
+            Vec::with_capacity(jobs.len()),
+            Vec::with_capacity(jobs.len()),
+            Vec::with_capacity(jobs.len()),
+            Vec::with_capacity(jobs.len()),
+            Vec::with_capacity(jobs.len()),
+            Vec::with_capacity(jobs.len()),
+        );
+        let (mut coalesce, mut max_instances) = (Vec::new(), Vec::new());
+        let (mut states, mut next_runs, mut secrets, mut names) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (spec, schedule, secret) in jobs {
+            let id = spec
+                .id
+                .as_ref()
+                .ok_or_else(|| StoreError::Corrupt("a bulk-inserted job needs an id".into()))?;
+            let cols = SpecColumns::of(spec);
+            columns.0.push(id.to_string());
+            columns.1.push(cols.trigger);
+            columns.2.push(cols.target);
+            columns.3.push(cols.retry);
+            columns.4.push(cols.metadata);
+            columns.5.push(spec.misfire_grace_s.map(i64::from));
+            names.push(spec.name.clone());
+            coalesce.push(spec.coalesce);
+            max_instances.push(spec.max_instances as i32);
+            states.push(schedule.state.as_str());
+            next_runs.push(schedule.next_run_at);
+            secrets.push(secret.clone());
+        }
+        let done = sqlx::query(
+            "INSERT INTO jobs (id, name, trigger, target, retry, metadata, misfire_grace_s,
+                               coalesce_runs, max_instances, state, next_run_at, secret,
+                               created_at, updated_at)
+             SELECT u.*, now(), now()
+             FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::jsonb[], $6::jsonb[],
+                         $7::int8[], $8::bool[], $9::int4[], $10::text[], $11::timestamptz[],
+                         $12::text[]) AS u",
+        )
+        .bind(&columns.0)
+        .bind(&names)
+        .bind(&columns.1)
+        .bind(&columns.2)
+        .bind(&columns.3)
+        .bind(&columns.4)
+        .bind(&columns.5)
+        .bind(&coalesce)
+        .bind(&max_instances)
+        .bind(&states)
+        .bind(&next_runs)
+        .bind(&secrets)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(JOBS_CHANNEL)
+            .execute(&self.pool)
+            .await?;
+        self.wakeups.jobs_changed();
+        Ok(done.rows_affected())
     }
 }
 
@@ -618,12 +683,11 @@ impl Store for PgStore {
     }
 
     async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
-        let run = sqlx::query_as::<_, RunRow>(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let run =
+            sqlx::query_as::<_, RunRow>(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(run) = run else { return Ok(None) };
         let attempts = sqlx::query_as::<_, AttemptRow>(
             "SELECT number, started_at, duration_ms, status_code, error, response_excerpt

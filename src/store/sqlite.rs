@@ -557,12 +557,11 @@ impl Store for SqliteStore {
     }
 
     async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
-        let run = sqlx::query_as::<_, RunRow>(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let run =
+            sqlx::query_as::<_, RunRow>(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(run) = run else { return Ok(None) };
         let attempts = sqlx::query_as::<_, AttemptRow>(
             "SELECT number, started_at, duration_ms, status_code, error, response_excerpt

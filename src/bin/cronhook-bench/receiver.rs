@@ -1,0 +1,88 @@
+//! The benchmark's webhook receiver: answers 204 at once and records when
+//! each request arrived and which occurrence it was for.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub path: String,
+    pub job_id: String,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub received: DateTime<Utc>,
+}
+
+#[derive(Clone, Default)]
+pub struct Receiver {
+    hits: Arc<Mutex<Vec<Hit>>>,
+}
+
+impl Receiver {
+    /// Serves on 127.0.0.1, on a runtime of its own threads so that its
+    /// timing does not depend on the harness's work.
+    pub fn start() -> (Self, SocketAddr) {
+        let receiver = Receiver::default();
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("receiver binds");
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let state = receiver.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("receiver")
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                let app = axum::Router::new().fallback(record).with_state(state);
+                let _ = axum::serve(listener, app).await;
+            });
+        });
+        (receiver, addr)
+    }
+
+    pub fn hits(&self, path_prefix: &str) -> Vec<Hit> {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.path.starts_with(path_prefix))
+            .cloned()
+            .collect()
+    }
+
+    pub fn count(&self, path_prefix: &str) -> usize {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.path.starts_with(path_prefix))
+            .count()
+    }
+}
+
+async fn record(State(receiver): State<Receiver>, request: Request) -> StatusCode {
+    let received = Utc::now();
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let hit = Hit {
+        path: request.uri().path().to_string(),
+        job_id: header("cronhook-job-id").unwrap_or_default(),
+        scheduled_for: header("cronhook-scheduled-for")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.to_utc()),
+        received,
+    };
+    receiver.hits.lock().unwrap().push(hit);
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,330 @@
+//! The results as a table, with the goals they are held to and the ratios
+//! the report tracks across machines.
+
+use serde_json::Value;
+
+struct Row {
+    scenario: &'static str,
+    figure: String,
+    value: Option<f64>,
+    unit: &'static str,
+    goal: Option<(Cmp, f64)>,
+}
+
+#[derive(Clone, Copy)]
+enum Cmp {
+    AtLeast,
+    AtMost,
+}
+
+fn get(v: &Value, path: &str) -> Option<f64> {
+    path.split('.').try_fold(v, |v, key| v.get(key))?.as_f64()
+}
+
+pub fn table(results: &Value) -> String {
+    use Cmp::*;
+    let mut rows = Vec::new();
+    let mut row = |scenario, figure: &str, value: Option<f64>, unit, goal| {
+        rows.push(Row {
+            scenario,
+            figure: figure.to_string(),
+            value,
+            unit,
+            goal,
+        });
+    };
+    let r = |name: &str| results.get(name);
+
+    if let Some(v) = r("engine-burst") {
+        row(
+            "engine-burst",
+            "runs created per second",
+            get(v, "runs_per_s"),
+            "/s",
+            Some((AtLeast, 10_000.0)),
+        );
+        row(
+            "engine-burst",
+            "last run created after due",
+            get(v, "last_run_ms"),
+            "ms",
+            None,
+        );
+    }
+    if let Some(v) = r("engine-steady") {
+        for q in ["p50", "p90", "p99", "max"] {
+            let goal = (q == "p99").then_some((AtMost, 20.0));
+            row(
+                "engine-steady",
+                &format!("run created − scheduled_for {q}"),
+                get(v, &format!("lateness.{q}_ms")),
+                "ms",
+                goal,
+            );
+        }
+        exactness(&mut row, "engine-steady", v);
+    }
+    if let Some(v) = r("explain") {
+        row(
+            "explain",
+            "claim is an index scan (1 = yes)",
+            v["index_scan"].as_bool().map(f64::from),
+            "",
+            Some((AtLeast, 1.0)),
+        );
+    }
+    let burst = r("burst").and_then(|v| get(v, "deliveries_per_s"));
+    if let Some(v) = r("burst") {
+        row(
+            "burst",
+            "deliveries per second",
+            burst,
+            "/s",
+            Some((AtLeast, 5_000.0)),
+        );
+        row(
+            "burst",
+            "last delivery after due",
+            get(v, "last_delivery_ms"),
+            "ms",
+            None,
+        );
+        row(
+            "burst",
+            "every attempt recorded after due",
+            get(v, "all_recorded_ms"),
+            "ms",
+            None,
+        );
+        exactness(&mut row, "burst", v);
+    }
+    let steady_p99 = r("steady").and_then(|v| get(v, "lateness.p99_ms"));
+    if let Some(v) = r("steady") {
+        for q in ["p50", "p90", "p99", "max"] {
+            let goal = (q == "p99").then_some((AtMost, 50.0));
+            row(
+                "steady",
+                &format!("lateness {q}"),
+                get(v, &format!("lateness.{q}_ms")),
+                "ms",
+                goal,
+            );
+        }
+        exactness(&mut row, "steady", v);
+    }
+    let aligned_p99 = r("aligned").and_then(|v| get(v, "lateness.p99_ms"));
+    if let Some(v) = r("aligned") {
+        row(
+            "aligned",
+            "block drained p50",
+            get(v, "block_drain.p50_ms"),
+            "ms",
+            None,
+        );
+        row(
+            "aligned",
+            "block drained p99",
+            get(v, "block_drain.p99_ms"),
+            "ms",
+            Some((AtMost, 250.0)),
+        );
+        exactness(&mut row, "aligned", v);
+    }
+    if let Some(v) = r("scale") {
+        row(
+            "scale",
+            "claim is an index scan (1 = yes)",
+            v["claim_index_scan"].as_bool().map(f64::from),
+            "",
+            Some((AtLeast, 1.0)),
+        );
+        for q in ["p50", "p99", "max"] {
+            row(
+                "scale",
+                &format!("steady lateness {q}"),
+                get(v, &format!("steady.lateness.{q}_ms")),
+                "ms",
+                None,
+            );
+        }
+        let ratio = get(v, "steady.lateness.p99_ms")
+            .zip(steady_p99)
+            .map(|(s, b)| s / b);
+        row(
+            "scale",
+            "p99 lateness ÷ steady's",
+            ratio,
+            "×",
+            Some((AtMost, 2.0)),
+        );
+        let exact = v.get("steady").cloned().unwrap_or(Value::Null);
+        exactness(&mut row, "scale", &exact);
+        row(
+            "scale",
+            "API job creation (16 clients)",
+            get(v, "api.create_per_s"),
+            "/s",
+            None,
+        );
+        row(
+            "scale",
+            "GET /v1/jobs/{id} p99",
+            get(v, "api.get.p99_ms"),
+            "ms",
+            None,
+        );
+        row(
+            "scale",
+            "service peak RSS",
+            get(v, "resources.peak_rss_mb"),
+            "MB",
+            Some((AtMost, 150.0)),
+        );
+    }
+    for name in [
+        "engine-burst",
+        "engine-steady",
+        "burst",
+        "steady",
+        "aligned",
+        "scale",
+    ] {
+        if let Some(v) = r(name) {
+            row(
+                "resources",
+                &format!("{name}: peak RSS"),
+                get(v, "resources.peak_rss_mb"),
+                "MB",
+                None,
+            );
+            row(
+                "resources",
+                &format!("{name}: CPU"),
+                get(v, "resources.cpu_s"),
+                "s",
+                None,
+            );
+        }
+    }
+    let ceiling = r("ceiling").and_then(|v| get(v, "rows_per_s"));
+    if ceiling.is_some() {
+        row(
+            "ceiling",
+            "raw SQL claims (pgbench, 8 clients, batches of 100)",
+            ceiling,
+            "rows/s",
+            None,
+        );
+        row(
+            "ceiling",
+            "burst ÷ raw SQL",
+            burst.zip(ceiling).map(|(b, c)| b / c * 100.0),
+            "%",
+            Some((AtLeast, 25.0)),
+        );
+    }
+    let aps_burst = r("aps-burst").and_then(|v| get(v, "deliveries_per_s"));
+    if let Some(v) = r("aps-burst") {
+        row(
+            "apscheduler",
+            "burst deliveries per second",
+            aps_burst,
+            "/s",
+            None,
+        );
+        exactness(&mut row, "apscheduler burst", v);
+        row(
+            "apscheduler",
+            "Cronhook ÷ APScheduler, burst throughput",
+            burst.zip(aps_burst).map(|(c, a)| c / a),
+            "×",
+            Some((AtLeast, 10.0)),
+        );
+    }
+    let aps_steady = r("aps-steady").and_then(|v| get(v, "lateness.p99_ms"));
+    if let Some(v) = r("aps-steady") {
+        row("apscheduler", "steady lateness p99", aps_steady, "ms", None);
+        exactness(&mut row, "apscheduler steady", v);
+        row(
+            "apscheduler",
+            "Cronhook ÷ APScheduler, steady p99 lateness",
+            steady_p99.zip(aps_steady).map(|(c, a)| c / a),
+            "×",
+            Some((AtMost, 1.0)),
+        );
+    }
+    let aps_aligned = r("aps-aligned").and_then(|v| get(v, "lateness.p99_ms"));
+    if let Some(v) = r("aps-aligned") {
+        row(
+            "apscheduler",
+            "aligned block drained p99",
+            get(v, "block_drain.p99_ms"),
+            "ms",
+            None,
+        );
+        exactness(&mut row, "apscheduler aligned", v);
+        row(
+            "apscheduler",
+            "Cronhook ÷ APScheduler, aligned p99 lateness",
+            aligned_p99.zip(aps_aligned).map(|(c, a)| c / a),
+            "×",
+            Some((AtMost, 1.0)),
+        );
+    }
+
+    let mut out = format!(
+        "{:<14} {:<52} {:>14}  {:<12} {}\n",
+        "scenario", "figure", "value", "goal", "met"
+    );
+    for row in rows {
+        let value = match row.value {
+            Some(v) if v.abs() >= 100.0 => format!("{v:.0} {}", row.unit),
+            Some(v) => format!("{v:.2} {}", row.unit),
+            None => "–".to_string(),
+        };
+        let (goal, met) = match (row.goal, row.value) {
+            (Some((Cmp::AtLeast, g)), Some(v)) => {
+                (format!("≥ {g}"), if v >= g { "yes" } else { "NO" })
+            }
+            (Some((Cmp::AtMost, g)), Some(v)) => {
+                (format!("≤ {g}"), if v <= g { "yes" } else { "NO" })
+            }
+            (Some((Cmp::AtLeast, g)), None) => (format!("≥ {g}"), "?"),
+            (Some((Cmp::AtMost, g)), None) => (format!("≤ {g}"), "?"),
+            (None, _) => (String::new(), ""),
+        };
+        out.push_str(&format!(
+            "{:<14} {:<52} {:>14}  {:<12} {}\n",
+            row.scenario, row.figure, value, goal, met
+        ));
+    }
+    out
+}
+
+fn exactness(
+    row: &mut impl FnMut(&'static str, &str, Option<f64>, &'static str, Option<(Cmp, f64)>),
+    scenario: &'static str,
+    v: &Value,
+) {
+    row(
+        scenario,
+        "occurrences expected",
+        get(v, "exactness.expected"),
+        "",
+        None,
+    );
+    row(
+        scenario,
+        "missing",
+        get(v, "exactness.missing"),
+        "",
+        Some((Cmp::AtMost, 0.0)),
+    );
+    row(
+        scenario,
+        "doubled",
+        get(v, "exactness.doubled"),
+        "",
+        Some((Cmp::AtMost, 0.0)),
+    );
+}

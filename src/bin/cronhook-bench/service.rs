@@ -1,0 +1,120 @@
+//! A real `cronhook serve` process, its address, and what it costs.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+pub struct Service {
+    child: Child,
+    pub addr: String,
+}
+
+/// Peak memory and CPU time of the process over its life.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Resources {
+    pub peak_rss_mb: f64,
+    pub cpu_s: f64,
+}
+
+impl Service {
+    pub fn start(bin: &Path, database_url: &str, flags: &[&str]) -> anyhow::Result<Self> {
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .args(flags)
+            .env("DATABASE_URL", database_url)
+            .env("CRONHOOK_LISTEN", "127.0.0.1:0")
+            .env("CRONHOOK_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn,cronhook::app=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .context("cronhook did not report its address")?;
+            let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if log["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("cronhook started"))
+            {
+                let addr = log["listen"].as_str().unwrap_or_default().to_string();
+                if addr.is_empty() {
+                    bail!("no address in {line}");
+                }
+                // Keep draining its output so it never blocks on a full pipe.
+                std::thread::spawn(move || while rx.recv().is_ok() {});
+                return Ok(Self { child, addr });
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak RSS (VmHWM) and user + system CPU seconds so far.
+    pub fn resources(&self) -> Resources {
+        let pid = self.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let peak_kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields of the line.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
+            .sum();
+        Resources {
+            peak_rss_mb: peak_kb / 1024.0,
+            cpu_s: ticks / clock_ticks_per_second(),
+        }
+    }
+
+    /// SIGTERM, then wait for it to exit.
+    pub fn stop(mut self) -> anyhow::Result<Resources> {
+        let resources = self.resources();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("cronhook exited with {status}");
+        }
+        Ok(resources)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
