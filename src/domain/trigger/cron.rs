@@ -945,6 +945,22 @@ mod tests {
                 "2026-04-05T15:15:00Z", // 01:45 +10:30
             ]
         );
+        // Hourly: the repeated half hour (01:30..02:00) holds no minute 0,
+        // so nothing repeats: 01:00 (+11), then 02:00 (+10:30).
+        let hourly = fires(
+            "0 * * * *",
+            "Australia/Lord_Howe",
+            "2026-04-04T13:30:00Z",
+            "2026-04-04T16:30:00Z",
+        );
+        assert_eq!(
+            hourly,
+            [
+                "2026-04-04T14:00:00Z",
+                "2026-04-04T15:30:00Z",
+                "2026-04-04T16:30:00Z"
+            ]
+        );
         let quarter = fires(
             "*/15 * * * *",
             "Australia/Lord_Howe",
