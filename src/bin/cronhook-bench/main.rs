@@ -77,6 +77,9 @@ struct Args {
     /// The APScheduler peer's virtual environment.
     #[arg(long, default_value = "target/bench-venv")]
     venv: PathBuf,
+    /// Print the table of an earlier run's JSON, and run nothing.
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 fn expand(names: &[String]) -> Vec<String> {
@@ -95,6 +98,11 @@ fn expand(names: &[String]) -> Vec<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(path) = &args.report {
+        let results: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+        println!("{}", report::table(&results));
+        return Ok(());
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sizes = if args.quick {
         Sizes {

@@ -273,7 +273,7 @@ pub fn table(results: &Value) -> String {
     }
 
     let mut out = format!(
-        "{:<14} {:<52} {:>14}  {:<12} {}\n",
+        "{:<20} {:<52} {:>14}  {:<12} {}\n",
         "scenario", "figure", "value", "goal", "met"
     );
     for row in rows {
@@ -294,18 +294,21 @@ pub fn table(results: &Value) -> String {
             (None, _) => (String::new(), ""),
         };
         out.push_str(&format!(
-            "{:<14} {:<52} {:>14}  {:<12} {}\n",
+            "{:<20} {:<52} {:>14}  {:<12} {}\n",
             row.scenario, row.figure, value, goal, met
         ));
     }
     out
 }
 
+/// Expected, missing and doubled occurrences; Cronhook's are held to 0,
+/// the peer's are shown as measured.
 fn exactness(
     row: &mut impl FnMut(&'static str, &str, Option<f64>, &'static str, Option<(Cmp, f64)>),
     scenario: &'static str,
     v: &Value,
 ) {
+    let goal = (!scenario.starts_with("apscheduler")).then_some((Cmp::AtMost, 0.0));
     row(
         scenario,
         "occurrences expected",
@@ -313,18 +316,6 @@ fn exactness(
         "",
         None,
     );
-    row(
-        scenario,
-        "missing",
-        get(v, "exactness.missing"),
-        "",
-        Some((Cmp::AtMost, 0.0)),
-    );
-    row(
-        scenario,
-        "doubled",
-        get(v, "exactness.doubled"),
-        "",
-        Some((Cmp::AtMost, 0.0)),
-    );
+    row(scenario, "missing", get(v, "exactness.missing"), "", goal);
+    row(scenario, "doubled", get(v, "exactness.doubled"), "", goal);
 }

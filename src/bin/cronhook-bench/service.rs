@@ -28,7 +28,12 @@ impl Service {
             .env("DATABASE_URL", database_url)
             .env("CRONHOOK_LISTEN", "127.0.0.1:0")
             .env("CRONHOOK_LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn,cronhook::app=info")
+            // CRONHOOK_BENCH_RUST_LOG: more of the service's log, for profiling.
+            .env(
+                "RUST_LOG",
+                std::env::var("CRONHOOK_BENCH_RUST_LOG")
+                    .unwrap_or_else(|_| "warn,cronhook::app=info".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -53,8 +58,19 @@ impl Service {
                 if addr.is_empty() {
                     bail!("no address in {line}");
                 }
-                // Keep draining its output so it never blocks on a full pipe.
-                std::thread::spawn(move || while rx.recv().is_ok() {});
+                // Keep draining its output so it never blocks on a full pipe;
+                // CRONHOOK_BENCH_LOG names a file to keep it in.
+                let mut keep = std::env::var("CRONHOOK_BENCH_LOG")
+                    .ok()
+                    .and_then(|p| std::fs::File::create(p).ok());
+                std::thread::spawn(move || {
+                    while let Ok(line) = rx.recv() {
+                        if let Some(file) = keep.as_mut() {
+                            use std::io::Write;
+                            let _ = writeln!(file, "{line}");
+                        }
+                    }
+                });
                 return Ok(Self { child, addr });
             }
         }
