@@ -404,6 +404,43 @@ async fn bad_input_gets_a_problem_naming_the_field(backend: Backend) {
         "{detail}"
     );
 
+    let mut header = job("ua");
+    header["target"]["headers"] = json!({"User-Agent": "mine/1.0"});
+    assert_eq!(
+        post(header).await.problem(422),
+        "target.headers.User-Agent: is set by Cronhook and may not be given"
+    );
+
+    // Nothing PostgreSQL cannot store, and no instant RFC 3339 cannot write.
+    let mut nul = job("nul");
+    nul["name"] = json!("a\u{0}b");
+    assert!(
+        post(nul)
+            .await
+            .problem(422)
+            .starts_with("name: must not contain a NUL character")
+    );
+    let mut nul = job("nul");
+    nul["metadata"] = json!({"deep": {"list": [1, "x\u{0}"]}});
+    assert!(
+        post(nul)
+            .await
+            .problem(422)
+            .starts_with("metadata.deep.list[1]: must not contain a NUL")
+    );
+    let mut far = job("far");
+    far["trigger"] = json!({"type": "date", "run_at": "9999-12-31T23:59:59-01:00"});
+    let detail = post(far).await.problem(422);
+    assert!(
+        detail.starts_with("trigger.run_at:") && detail.contains("outside the years 0001 to 9999"),
+        "{detail}"
+    );
+    let mut last = job("last-instant");
+    last["trigger"] =
+        json!({"type": "interval", "every_s": 315576000i64, "start_at": "9999-12-31T23:59:59Z"});
+    let last = post(last).await.json();
+    assert_eq!(last["next_run_at"], "9999-12-31T23:59:59Z");
+
     // A body over 1 MiB.
     let mut huge = job("huge");
     huge["metadata"] = json!({"blob": "x".repeat(1024 * 1024)});
@@ -417,9 +454,9 @@ async fn bad_input_gets_a_problem_naming_the_field(backend: Backend) {
         .await
         .problem(405);
 
-    // None of it was stored.
+    // None of it was stored but the two valid jobs.
     let list = app.get("/v1/jobs").await.json();
-    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
 }
 
 async fn jobs_survive_a_restart(backend: Backend) {

@@ -55,33 +55,54 @@ fn body_error(e: BytesRejection) -> ApiError {
 
 /// Parses a JSON object into `T`, reporting where a value does not fit.
 /// Every body of this API is an object (serde would also read a struct
-/// from an array, which no client means).
+/// from an array, which no client means), and no string in it may hold a
+/// NUL character, which PostgreSQL cannot store.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => {}
-        Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
-            return Err(FieldError::new("body", "expected a JSON object").into());
-        }
-        _ => {}
-    }
-    // Trailing characters after the value are a syntax error too.
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de);
-    if value.is_ok()
-        && let Err(e) = de.end()
-    {
-        return Err(ApiError::BadRequest(format!("malformed JSON: {e}")));
-    }
-    value.map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| match e.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                ApiError::BadRequest(format!("malformed JSON: {inner}"))
+                ApiError::BadRequest(format!("malformed JSON: {e}"))
             }
-            _ => ApiError::Invalid(data_error(&path, &inner.to_string())),
+            _ => ApiError::Invalid(data_error("", &e.to_string())),
+        })?;
+    if !value.is_object() {
+        return Err(FieldError::new("body", "expected a JSON object").into());
+    }
+    if let Some(path) = nul_at(&value, String::new()) {
+        let field = if path.is_empty() {
+            "body".to_string()
+        } else {
+            path
+        };
+        return Err(FieldError::new(field, "must not contain a NUL character (\\u0000)").into());
+    }
+    from_value(value)
+}
+
+/// The path of the first string (or key) holding a NUL character.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
         }
-    })
+    };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(path),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, format!("{path}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "\\u0000")))
+            } else {
+                nul_at(v, join(k))
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// Like [`parse_json`], from an already parsed value (PATCH merges).
@@ -182,6 +203,22 @@ mod tests {
         );
         let (_, detail) = problem(r#"{"state": "paused"}"#);
         assert!(detail.starts_with("state: unknown field"), "{detail}");
+    }
+
+    #[test]
+    fn nul_characters_are_refused_where_they_are() {
+        let (status, detail) = problem(r#"{"name": "a\u0000b"}"#);
+        assert_eq!(
+            (status, detail.as_str()),
+            (422, "name: must not contain a NUL character (\\u0000)")
+        );
+        let (_, detail) = problem(r#"{"metadata": {"tags": ["ok", "x\u0000"]}}"#);
+        assert!(
+            detail.starts_with("metadata.tags[1]: must not contain"),
+            "{detail}"
+        );
+        // An escaped backslash followed by u0000 is ordinary text.
+        assert!(parse_json::<JobInput>(br#"{"name": "a\\u0000b"}"#).is_ok());
     }
 
     #[test]

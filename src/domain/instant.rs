@@ -2,16 +2,26 @@
 //! microsecond precision (both stores keep microseconds, so finer input is
 //! truncated once, on the way in, and every later comparison is exact).
 
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer, Serializer};
 
 /// Parses an RFC 3339 instant (any offset) into UTC, truncated to microseconds.
+/// Its UTC form must still be RFC 3339, so years 0001 to 9999 only.
 pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
+    let t = DateTime::parse_from_rfc3339(text)
         .map(|t| truncate(t.to_utc()))
         .map_err(|e| {
             format!("expected an RFC 3339 instant such as 2026-11-23T10:00:00Z, got {text:?} ({e})")
-        })
+        })?;
+    if !representable(t) {
+        return Err(format!("{text:?} is outside the years 0001 to 9999 in UTC"));
+    }
+    Ok(t)
+}
+
+/// True for instants RFC 3339 can write in UTC (years 0001 to 9999).
+pub fn representable(t: DateTime<Utc>) -> bool {
+    (1..=9999).contains(&t.year())
 }
 
 /// Drops anything finer than a microsecond.
@@ -80,6 +90,22 @@ mod tests {
         assert_eq!(format(&t), "2026-11-23T10:00:00Z");
         let t = parse("2026-11-23T10:00:00.250Z").unwrap();
         assert_eq!(format(&t), "2026-11-23T10:00:00.250Z");
+    }
+
+    #[test]
+    fn rejects_instants_rfc3339_cannot_write_in_utc() {
+        assert!(
+            parse("9999-12-31T23:59:59-01:00")
+                .unwrap_err()
+                .contains("outside the years")
+        );
+        assert!(
+            parse("0000-01-01T00:00:00+00:01")
+                .unwrap_err()
+                .contains("outside the years")
+        );
+        assert!(parse("9999-12-31T23:59:59Z").is_ok());
+        assert!(parse("0001-01-01T00:00:00Z").is_ok());
     }
 
     #[test]

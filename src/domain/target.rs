@@ -32,8 +32,8 @@ pub struct TargetInput {
     #[schema(example = "POST")]
     pub method: Option<String>,
     /// Extra request headers. `webhook-*`, `cronhook-*`, `host`,
-    /// `content-length`, `connection` and `transfer-encoding` are the
-    /// service's own and refused.
+    /// `content-length`, `connection`, `transfer-encoding` and `user-agent`
+    /// are the service's own and refused.
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
     /// The body: any JSON value.
@@ -188,6 +188,12 @@ fn parse_url(text: &str, policy: NetworkPolicy) -> Result<Url, String> {
         return Err(format!("must be at most {MAX_URL_LEN} characters"));
     }
     let url = Url::parse(text).map_err(|e| format!("not a valid URL: {e}"))?;
+    // Normalising can lengthen it (percent-encoding): the stored form counts.
+    if url.as_str().len() > MAX_URL_LEN {
+        return Err(format!(
+            "must be at most {MAX_URL_LEN} characters once normalised"
+        ));
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "unsupported scheme {:?}; expected http or https",
@@ -212,7 +218,7 @@ fn reserved(name: &str) -> bool {
         || name.starts_with("cronhook-")
         || matches!(
             name,
-            "host" | "content-length" | "connection" | "transfer-encoding"
+            "host" | "content-length" | "connection" | "transfer-encoding" | "user-agent"
         )
 }
 
@@ -304,6 +310,13 @@ mod tests {
                 .starts_with("target.url: not a valid URL")
         );
         assert_eq!(parse(json!({})).unwrap_err(), "target.url: is required");
+        // 1,819 characters as given, 3,019 once the spaces are encoded.
+        let long = format!("http://example.com/{}", "a b".repeat(600));
+        assert!(
+            parse(json!({"url": long}))
+                .unwrap_err()
+                .contains("once normalised")
+        );
         assert_eq!(
             parse(json!({"url": "http://169.254.169.254/latest"})).unwrap_err(),
             "target.url: address 169.254.169.254 refused: cloud metadata address"
@@ -327,6 +340,7 @@ mod tests {
             "cronhook-attempt",
             "Host",
             "content-length",
+            "User-Agent",
         ] {
             let e = parse(json!({"url": "http://x.test", "headers": {name: "v"}})).unwrap_err();
             assert_eq!(

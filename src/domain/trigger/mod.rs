@@ -62,13 +62,15 @@ impl CronTrigger {
 }
 
 impl Trigger {
-    /// The first fire time strictly after `after`, in UTC.
+    /// The first fire time strictly after `after`, in UTC. None past the
+    /// year 9999: such an instant could not be written as RFC 3339.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match self {
+        let next = match self {
             Trigger::Cron(t) => t.next_after(after),
             Trigger::Interval(t) => t.next_after(after),
             Trigger::Date(t) => t.next_after(after),
-        }
+        };
+        next.filter(|t| crate::domain::instant::representable(*t))
     }
 
     /// The fire time that follows one that has just fired: none for a date
