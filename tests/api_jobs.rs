@@ -208,6 +208,20 @@ async fn pause_and_resume(backend: Backend) {
     );
     assert_eq!(next.timestamp() % 60, 0);
 
+    // Un-pausing by PUT is a resume: a date that passed while paused is
+    // not delivered.
+    let mut gone = job("gone-by");
+    gone["paused"] = json!(true);
+    gone["trigger"] = json!({"type": "date", "run_at": "2026-01-01T00:00:00Z"});
+    assert_eq!(
+        app.post("/v1/jobs", gone.clone()).await.json()["state"],
+        "paused"
+    );
+    gone["paused"] = json!(false);
+    let replaced = app.put("/v1/jobs/gone-by", gone).await.json();
+    assert_eq!(replaced["state"], "completed", "{replaced}");
+    assert_eq!(replaced["next_run_at"], Value::Null);
+
     // A paused job created as such, resumed by PATCH.
     let mut spec = job("pp");
     spec["paused"] = json!(true);

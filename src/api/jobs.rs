@@ -116,8 +116,12 @@ pub async fn replace_job(
         let was_paused = job.schedule.state == JobState::Paused;
         let schedule = if spec.paused {
             (!was_paused).then(Schedule::paused)
-        } else if spec.next_run_at.is_some() || !same_trigger || was_paused {
+        } else if spec.next_run_at.is_some() || !same_trigger {
             Some(spec.initial_schedule(now))
+        } else if was_paused {
+            // Un-pausing by replacement is a resume: what fell due while
+            // paused is not delivered.
+            Some(spec.resumed_schedule(now))
         } else {
             None
         };
