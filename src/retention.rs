@@ -13,8 +13,14 @@ pub const BATCH: u32 = 1000;
 /// How often the cleaner looks.
 pub const EVERY: Duration = Duration::from_secs(60);
 
-/// One full clean-up: batches until nothing is left to delete.
-pub async fn clean(store: &DynStore, retention: Duration) -> StoreResult<u64> {
+/// One full clean-up: batches until nothing is left to delete. The
+/// per-job cap looks at jobs with runs finished within `finished_within`
+/// (every job when `None`, as on the first pass).
+pub async fn clean(
+    store: &DynStore,
+    retention: Duration,
+    finished_within: Option<Duration>,
+) -> StoreResult<u64> {
     let mut deleted = 0;
     loop {
         let n = store.delete_expired_runs(retention, BATCH).await?;
@@ -25,7 +31,9 @@ pub async fn clean(store: &DynStore, retention: Duration) -> StoreResult<u64> {
         tokio::task::yield_now().await;
     }
     loop {
-        let n = store.trim_run_history(RUNS_KEPT_PER_JOB, BATCH).await?;
+        let n = store
+            .trim_run_history(RUNS_KEPT_PER_JOB, BATCH, finished_within)
+            .await?;
         deleted += n;
         if n == 0 {
             break;
@@ -36,10 +44,19 @@ pub async fn clean(store: &DynStore, retention: Duration) -> StoreResult<u64> {
 }
 
 pub async fn run(store: DynStore, retention: Duration, shutdown: CancellationToken) {
+    // When the last complete pass began: the next one need only look at
+    // jobs that finished runs since (with a pass's worth of overlap).
+    let mut last_pass: Option<tokio::time::Instant> = None;
     loop {
-        match clean(&store, retention).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "deleted old runs"),
+        let began = tokio::time::Instant::now();
+        let within = last_pass.map(|at| at.elapsed() + EVERY);
+        match clean(&store, retention, within).await {
+            Ok(n) => {
+                last_pass = Some(began);
+                if n > 0 {
+                    tracing::info!(deleted = n, "deleted old runs");
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "run clean-up failed"),
         }
         tokio::select! {

@@ -290,8 +290,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<u64>;
 
     /// Deletes up to `batch` finished runs beyond the newest `keep` of
-    /// their job; returns how many.
-    async fn trim_run_history(&self, keep: u32, batch: u32) -> StoreResult<u64>;
+    /// their job; returns how many. Only jobs with a run finished within
+    /// `finished_within` are looked at (all jobs when `None`): a job can only
+    /// have grown past `keep` since the last trim by finishing runs.
+    async fn trim_run_history(
+        &self,
+        keep: u32,
+        batch: u32,
+        finished_within: Option<std::time::Duration>,
+    ) -> StoreResult<u64>;
 
     /// Claims up to `limit` pending runs whose time has come, for one
     /// attempt each: marks them running, leased to `owner` until the

@@ -717,25 +717,39 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn trim_run_history(&self, keep: u32, batch: u32) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "WITH heavy AS (
-                 SELECT job_id FROM runs WHERE finished_at IS NOT NULL
-                 GROUP BY job_id HAVING count(*) > $1
-                 LIMIT 20
-             ), doomed AS (
-                 SELECT r.id FROM heavy h CROSS JOIN LATERAL (
+    async fn trim_run_history(
+        &self,
+        keep: u32,
+        batch: u32,
+        finished_within: Option<Duration>,
+    ) -> StoreResult<u64> {
+        // The candidates come from the finished-runs index (a recent range,
+        // or all of it on a first pass); each is trimmed through its history
+        // index, newest first.
+        let candidates = match finished_within {
+            Some(_) => {
+                "SELECT DISTINCT job_id FROM runs WHERE finished_at > now() - make_interval(secs => $3)"
+            }
+            None => {
+                "SELECT DISTINCT job_id FROM runs WHERE finished_at IS NOT NULL AND $3::float8 IS NULL"
+            }
+        };
+        let done = sqlx::query(&format!(
+            "WITH candidates AS ({candidates}),
+             doomed AS (
+                 SELECT r.id FROM candidates c CROSS JOIN LATERAL (
                      SELECT id FROM runs
-                     WHERE job_id = h.job_id AND finished_at IS NOT NULL
+                     WHERE job_id = c.job_id AND finished_at IS NOT NULL
                      ORDER BY created_at DESC, id DESC
                      OFFSET $1 LIMIT $2
                  ) r
                  LIMIT $2
              )
-             DELETE FROM runs WHERE id IN (SELECT id FROM doomed)",
-        )
+             DELETE FROM runs WHERE id IN (SELECT id FROM doomed)"
+        ))
         .bind(i64::from(keep))
         .bind(i64::from(batch))
+        .bind(finished_within.map(|d| d.as_secs_f64()))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())

@@ -589,16 +589,21 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn trim_run_history(&self, keep: u32, batch: u32) -> StoreResult<u64> {
-        let heavy: Vec<String> = sqlx::query_scalar(
-            "SELECT job_id FROM runs WHERE finished_at IS NOT NULL
-             GROUP BY job_id HAVING count(*) > ?1 LIMIT 20",
+    async fn trim_run_history(
+        &self,
+        keep: u32,
+        batch: u32,
+        finished_within: Option<Duration>,
+    ) -> StoreResult<u64> {
+        let since = finished_within.map_or(i64::MIN, |d| micros(Utc::now()) - duration_micros(d));
+        let candidates: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT job_id FROM runs WHERE finished_at IS NOT NULL AND finished_at > ?1",
         )
-        .bind(i64::from(keep))
+        .bind(since)
         .fetch_all(&self.pool)
         .await?;
         let mut deleted = 0;
-        for job in heavy {
+        for job in candidates {
             if deleted >= u64::from(batch) {
                 break;
             }
