@@ -467,7 +467,70 @@ async fn a_job_deleted_mid_request_is_dropped_quietly(backend: Backend) {
     app.get("/v1/jobs/gone/runs").await.problem(404);
 }
 
+async fn a_binary_response_body_is_recorded_and_holds_nothing_up(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.script(
+        "/binary",
+        [Answer::Body(200, b"PNG\0\x01\xff\0end".to_vec())],
+    );
+    let app = TestApp::spawn(backend).await;
+    create(
+        &app,
+        job_now("binary", json!({"url": receiver.url("/binary")})),
+    )
+    .await;
+    let run = finished(&app, "binary").await;
+    assert_eq!(run["status"], "succeeded");
+    let excerpt = run["attempts"][0]["response_excerpt"].as_str().unwrap();
+    assert!(excerpt.starts_with("PNG\u{FFFD}"), "{excerpt:?}");
+    assert!(!excerpt.contains('\0'));
+    // Recording goes on.
+    create(&app, job_now("next", json!({"url": receiver.url("/next")}))).await;
+    assert_eq!(finished(&app, "next").await["status"], "succeeded");
+}
+
+async fn a_job_whose_stored_target_no_longer_parses_fails_alone(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let app = TestApp::spawn(backend).await;
+    for id in ["broken", "fine"] {
+        let mut job = job_now(id, json!({"url": receiver.url(&format!("/{id}"))}));
+        job["paused"] = json!(true);
+        job["trigger"] = json!({"type": "cron", "expr": "@yearly"});
+        create(&app, job).await;
+    }
+    // As after an upgrade that validates more strictly than the one that
+    // stored it.
+    let corrupt =
+        "UPDATE jobs SET target = '{\"url\": \"ftp://example.com/\"}' WHERE id = 'broken'";
+    match backend {
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query(corrupt).execute(&mut conn).await.unwrap();
+        }
+        Backend::Sqlite => {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query(corrupt).execute(&mut conn).await.unwrap();
+        }
+    }
+    assert_eq!(app.post_empty("/v1/jobs/broken/run").await.status, 201);
+    assert_eq!(app.post_empty("/v1/jobs/fine/run").await.status, 201);
+    assert_eq!(finished(&app, "fine").await["status"], "succeeded");
+    let broken = finished(&app, "broken").await;
+    assert_eq!(broken["status"], "failed");
+    assert_eq!(broken["attempt_count"], 1);
+    let error = broken["attempts"][0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("not sent: the stored job does not parse"),
+        "{error}"
+    );
+    assert!(receiver.received("/broken").is_empty());
+}
+
 store_tests!(
+    a_binary_response_body_is_recorded_and_holds_nothing_up,
+    a_job_whose_stored_target_no_longer_parses_fails_alone,
     signed_requests_carry_the_job_and_verify_independently,
     bodies_text_and_none,
     retries_server_errors_then_succeeds,
@@ -592,13 +655,16 @@ async fn ip_literals_are_checked_again_when_sending() {
     config.no_scheduler = true;
     config.no_dispatcher = true;
     let writer = TestApp::spawn_with(db, config.clone()).await;
-    let mut job = job_now("literal", json!({"url": receiver.url("/x")}));
-    job["retry"] = json!({"max_attempts": 1});
-    create(&writer, job).await;
+    create(
+        &writer,
+        job_now("literal", json!({"url": receiver.url("/x")})),
+    )
+    .await;
     let mut strict = common::test_config(&writer.db.url);
     strict.targets = cronhook::domain::network_policy::NetworkPolicy::PublicOnly;
     let deliverer = TestApp::spawn_with(TestDb::existing(&writer.db.url), strict).await;
     let run = finished(&deliverer, "literal").await;
+    assert_eq!(run["attempt_count"], 1);
     let error = run["attempts"][0]["error"].as_str().unwrap();
     assert!(
         error.starts_with("address 127.0.0.1 refused: loopback"),

@@ -81,6 +81,8 @@ async fn saves_and_reads_back_the_same_job(backend: Backend) {
     assert_eq!(read.spec, job.spec);
     assert_eq!(read.created_at, job.created_at);
     assert!(store.get_job(&id("nope")).await.unwrap().is_none());
+    assert!(store.job_exists(&id("j1")).await.unwrap());
+    assert!(!store.job_exists(&id("nope")).await.unwrap());
 
     let refused = store
         .save_job(&id("j1"), "s", &|existing: Option<&Job>| match existing {
@@ -338,6 +340,14 @@ async fn next_due_times(backend: Backend) {
         store.next_attempt_in().await.unwrap(),
         Some(std::time::Duration::ZERO)
     );
+    // Once claimed it is leased, not due: its expiry is looked for apart.
+    let claimed = store
+        .claim_runs("owner", 10, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(claimed[0].spec.is_ok());
+    assert_eq!(store.next_attempt_in().await.unwrap(), None);
 
     let mut past = spec("past");
     past.next_run_at = Some(now() - TimeDelta::hours(1));

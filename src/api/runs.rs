@@ -64,7 +64,7 @@ pub async fn list_runs(
 ) -> Result<Json<RunPage>, ApiError> {
     let limit = limit(query.limit.as_deref())?;
     let cursor = run_cursor(query.cursor.as_deref())?;
-    if app.store.get_job(&id).await?.is_none() {
+    if !app.store.job_exists(&id).await? {
         return Err(ApiError::not_found_job(&id));
     }
     let mut runs = app.store.list_runs(&id, cursor, limit + 1).await?;

@@ -43,6 +43,8 @@ pub struct Response {
     pub excerpt: Option<String>,
     pub retry_after: Option<Duration>,
     pub duration: Duration,
+    /// The network policy refused every address: retrying cannot help.
+    pub refused: bool,
 }
 
 #[derive(Clone)]
@@ -117,7 +119,10 @@ impl WebhookClient {
             _ => None,
         };
         if let Some(Err(refusal)) = literal.map(|ip| self.policy.check(ip)) {
-            return failure(refusal.to_string(), started);
+            return Response {
+                refused: true,
+                ..failure(refusal.to_string(), started)
+            };
         }
         let body = target.body_bytes();
         let headers = match headers(delivery, &body) {
@@ -153,8 +158,12 @@ impl WebhookClient {
                 excerpt: Some(excerpt).filter(|e| !e.is_empty()),
                 retry_after,
                 duration: started.elapsed(),
+                refused: false,
             },
-            Err(e) => failure(describe(&e, target.timeout_s), started),
+            Err(e) => Response {
+                refused: refusal(&e).is_some(),
+                ..failure(describe(&e, target.timeout_s), started)
+            },
         }
     }
 }
@@ -162,11 +171,34 @@ impl WebhookClient {
 fn failure(error: String, started: Instant) -> Response {
     Response {
         status: None,
-        error: Some(error),
+        error: Some(storable(error)),
         excerpt: None,
         retry_after: None,
         duration: started.elapsed(),
+        refused: false,
     }
+}
+
+/// Text as the store keeps it: PostgreSQL cannot hold a NUL character,
+/// which a binary response body may well contain.
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
+/// The policy refusal in an error's sources, if that is what it was.
+fn refusal<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Refusal> {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(refusal) = s.downcast_ref::<Refusal>() {
+            return Some(refusal);
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// The request headers: the job's own, then the service's.
@@ -216,7 +248,7 @@ async fn read_excerpt(mut response: reqwest::Response) -> String {
             _ => break,
         }
     }
-    String::from_utf8_lossy(&bytes).into_owned()
+    storable(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// An error in words: what a user can act on.
@@ -224,11 +256,11 @@ fn describe(e: &reqwest::Error, timeout_s: u32) -> String {
     if e.is_timeout() {
         return format!("timeout: no response within {timeout_s} s");
     }
+    if let Some(refusal) = refusal(e) {
+        return refusal.to_string();
+    }
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(s) = source {
-        if let Some(refusal) = s.downcast_ref::<Refusal>() {
-            return refusal.to_string();
-        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
@@ -272,4 +304,15 @@ fn innermost(e: &(dyn StdError + 'static)) -> String {
         source = s.source();
     }
     last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_become_replacement_characters() {
+        assert_eq!(storable("a\0b".into()), "a\u{FFFD}b");
+        assert_eq!(storable("plain".into()), "plain");
+    }
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::domain::retry::{Verdict, verdict};
+use crate::domain::retry::{RetryPolicy, Verdict, verdict};
 use crate::store::{AttemptRecord, ClaimedRun, DynStore, Outcome};
 use crate::wakeup::Wakeups;
 use client::{Delivery, WebhookClient};
@@ -40,19 +40,24 @@ pub struct Dispatcher {
     pub drain_timeout: Duration,
 }
 
-/// The outcome of an attempt, by the retry rules: what the run becomes.
+/// What a run becomes after attempt number `attempt`, by the retry rules;
+/// `unit` is a uniform random number in [0, 1) for the backoff.
 pub fn outcome(
-    run: &ClaimedRun,
-    status: Option<u16>,
-    retry_after: Option<Duration>,
+    attempt: u32,
+    retry: &RetryPolicy,
+    response: &client::Response,
     unit: f64,
 ) -> Outcome {
-    match verdict(status) {
+    if response.refused {
+        // The network policy will refuse it again.
+        return Outcome::Failed;
+    }
+    match verdict(response.status) {
         Verdict::Succeeded => Outcome::Succeeded,
         Verdict::Failed => Outcome::Failed,
-        Verdict::Retry if run.attempt >= run.retry.max_attempts => Outcome::Failed,
+        Verdict::Retry if attempt >= retry.max_attempts => Outcome::Failed,
         Verdict::Retry => Outcome::Retry {
-            delay: run.retry.delay(run.attempt, unit, retry_after),
+            delay: retry.delay(attempt, unit, response.retry_after),
         },
     }
 }
@@ -88,15 +93,21 @@ impl Dispatcher {
                     Err(e) => tracing::warn!(error = %e, "recovering expired leases failed"),
                 }
             }
+            // The next look for expired leases bounds every sleep.
+            let until_recovery = last_recovery.map_or(Duration::ZERO, |at| {
+                RECOVERY_EVERY.saturating_sub(at.elapsed())
+            });
             let sleep = match self
                 .claim_and_send(&slots, &in_flight, &done, &mut requests)
                 .await
             {
                 Ok(true) => continue,
+                // Every slot is busy: the first one freed is the signal.
+                Ok(false) if slots.available_permits() == 0 => until_recovery,
                 Ok(false) => {
                     failures = 0;
                     match self.store.next_attempt_in().await {
-                        Ok(Some(due)) => due.min(self.poll_interval).min(RECOVERY_EVERY),
+                        Ok(Some(due)) => due.min(self.poll_interval),
                         _ => self.poll_interval,
                     }
                 }
@@ -108,11 +119,11 @@ impl Dispatcher {
                 }
             };
             let full = slots.available_permits() == 0;
+            let sleep = sleep.min(until_recovery).max(Duration::from_millis(1));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wakeups.runs_did_change() => {}
                 _ = tokio::time::sleep(sleep) => {}
-                // When every slot is busy, the first one freed is the signal.
                 Ok(_permit) = slots.acquire(), if full => {}
             }
         }
@@ -192,18 +203,34 @@ impl Dispatcher {
 /// Sends one attempt and decides what the run becomes.
 pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord {
     let started_at = Utc::now();
+    let (target, retry) = match &run.spec {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::error!(run_id = %run.run_id, job_id = %run.job_id, error = %e, "cannot deliver: the stored job does not parse");
+            return AttemptRecord {
+                run_id: run.run_id,
+                number: run.attempt,
+                started_at,
+                duration_ms: 0,
+                status_code: None,
+                error: Some(format!("not sent: the stored job does not parse ({e})")),
+                response_excerpt: None,
+                outcome: Outcome::Failed,
+            };
+        }
+    };
     let response = client
         .send(&Delivery {
             run_id: run.run_id,
             job_id: run.job_id.as_str(),
             scheduled_for: run.scheduled_for,
             attempt: run.attempt,
-            target: &run.target,
+            target,
             secrets: &run.secrets,
         })
         .await;
     let unit = rand::rng().random::<f64>();
-    let outcome = outcome(run, response.status, response.retry_after, unit);
+    let outcome = outcome(run.attempt, retry, &response, unit);
     match (&outcome, &response.error) {
         (Outcome::Succeeded, _) => {
             tracing::debug!(run_id = %run.run_id, job_id = %run.job_id, status = response.status, "delivered")
@@ -228,8 +255,10 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
 }
 
 /// Writes finished attempts in batches: whatever has arrived goes in one
-/// transaction. A failed write is retried; were the process to die first,
-/// the lease would expire and the run be redelivered.
+/// transaction. A transient failure is retried; a batch the database
+/// refuses is written one attempt at a time, so that one bad record cannot
+/// hold up the others (were the process to die first, the leases would
+/// expire and the runs be redelivered).
 async fn record(
     store: DynStore,
     owner: String,
@@ -239,22 +268,14 @@ async fn record(
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while results.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match store.record_attempts(&owner, &batch).await {
-                Ok(recorded) => {
-                    if (recorded as usize) < batch.len() {
-                        tracing::debug!(
-                            dropped = batch.len() - recorded as usize,
-                            "attempts of runs taken over or deleted were dropped"
-                        );
-                    }
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "recording attempts failed");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+        if !write(&store, &owner, &batch).await && batch.len() > 1 {
+            tracing::warn!(
+                attempts = batch.len(),
+                "recording a batch failed; recording one attempt at a time"
+            );
+            for record in &batch {
+                if !write(&store, &owner, std::slice::from_ref(record)).await {
+                    tracing::error!(run_id = %record.run_id, attempt = record.number, "the database refused this attempt's record; dropped");
                 }
             }
         }
@@ -270,5 +291,33 @@ async fn record(
             wakeups.runs_changed();
         }
         batch.clear();
+    }
+}
+
+/// Records attempts, retrying while the failure is transient. False when
+/// the database refused them.
+async fn write(store: &DynStore, owner: &str, records: &[AttemptRecord]) -> bool {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match store.record_attempts(owner, records).await {
+            Ok(recorded) => {
+                if (recorded as usize) < records.len() {
+                    tracing::debug!(
+                        dropped = records.len() - recorded as usize,
+                        "attempts of runs taken over or deleted were dropped"
+                    );
+                }
+                return true;
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "recording attempts failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the database refused recording attempts");
+                return false;
+            }
+        }
     }
 }

@@ -47,6 +47,31 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// A failure that may pass (the connection, the pool, a serialisation
+    /// conflict), as opposed to one the database will repeat for the same
+    /// statement (a value it refuses).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
+                ["08", "40", "53", "57"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+            }),
+            StoreError::Database(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// A job as stored.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -166,8 +191,9 @@ pub struct ClaimedRun {
     pub scheduled_for: DateTime<Utc>,
     /// The number of this attempt (1 for the first).
     pub attempt: u32,
-    pub target: Target,
-    pub retry: RetryPolicy,
+    /// The job's target and retry policy, or why the stored job no longer
+    /// parses (the run then fails without a request, alone).
+    pub spec: Result<(Target, RetryPolicy), String>,
     /// Signing secrets: the current one, then the previous one while its
     /// rotation grace period lasts.
     pub secrets: Vec<String>,
@@ -248,6 +274,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_job(&self, id: &JobId) -> StoreResult<Option<Job>>;
 
+    /// Whether job `id` exists, without reading its definition.
+    async fn job_exists(&self, id: &JobId) -> StoreResult<bool>;
+
     /// Jobs in id order.
     async fn list_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>>;
 
@@ -322,12 +351,13 @@ pub trait Store: Send + Sync + 'static {
     async fn release_runs(&self, owner: &str, runs: &[(Uuid, u32)]) -> StoreResult<u64>;
 
     /// Runs whose lease expired (their instance died): records the cut-off
-    /// attempt as `interrupted` and makes them pending at once, or failed
-    /// when no attempt is left. Returns how many.
+    /// attempt as `interrupted` and makes them pending again after the
+    /// retry backoff, or failed when no attempt is left. Returns how many.
     async fn recover_expired_leases(&self, limit: u32) -> StoreResult<u64>;
 
-    /// How long until a pending run's next attempt or a lease expiry is
-    /// due, by the database's clock; `None` when there is neither.
+    /// How long until a pending run's next attempt is due, by the
+    /// database's clock; `None` when nothing is pending. (Expired leases are
+    /// looked for on a timer of their own.)
     async fn next_attempt_in(&self) -> StoreResult<Option<std::time::Duration>>;
 
     async fn get_secret(&self, id: &JobId) -> StoreResult<Option<JobSecret>>;

@@ -442,6 +442,14 @@ impl Store for PgStore {
         fetch_job(&mut conn, id, false).await
     }
 
+    async fn job_exists(&self, id: &JobId) -> StoreResult<bool> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
     async fn list_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {
         let mut query = QueryBuilder::<Postgres>::new(job_query!(""));
         query.push(" WHERE true");
@@ -787,14 +795,14 @@ impl Store for PgStore {
         .await?;
         rows.into_iter()
             .map(|row| {
-                let (target, retry) = delivery_spec(&row.job_id, row.target, row.retry)?;
+                let spec =
+                    delivery_spec(&row.job_id, row.target, row.retry).map_err(|e| e.to_string());
                 Ok(ClaimedRun {
                     run_id: row.id,
                     job_id: job_id(row.job_id)?,
                     scheduled_for: row.scheduled_for,
                     attempt: row.attempt_count.max(1) as u32,
-                    target,
-                    retry,
+                    spec,
                     secrets: signing_secrets(
                         row.secret,
                         row.previous_secret,
@@ -910,7 +918,9 @@ impl Store for PgStore {
         let done = sqlx::query(&format!(
             "WITH expired AS (
                  SELECT r.id, r.attempt_count, COALESCE(r.attempt_started_at, now()) AS started_at,
-                        COALESCE((j.retry->>'max_attempts')::int, 3) AS max_attempts
+                        COALESCE((j.retry->>'max_attempts')::int, 3) AS max_attempts,
+                        COALESCE((j.retry->>'backoff_initial_s')::float8, 1) AS backoff_initial_s,
+                        COALESCE((j.retry->>'backoff_max_s')::float8, 300) AS backoff_max_s
                  FROM runs r JOIN jobs j ON j.id = r.job_id
                  WHERE r.status = 'running' AND r.lease_until < now()
                  ORDER BY r.lease_until
@@ -925,7 +935,12 @@ impl Store for PgStore {
              )
              UPDATE runs r
              SET status = CASE WHEN e.attempt_count >= e.max_attempts THEN 'failed' ELSE 'pending' END,
-                 next_attempt_at = CASE WHEN e.attempt_count >= e.max_attempts THEN NULL ELSE now() END,
+                 -- The retry after attempt n waits uniformly in [d/2, d],
+                 -- d = min(max, initial * 2^(n-1)), as any other retry.
+                 next_attempt_at = CASE WHEN e.attempt_count >= e.max_attempts THEN NULL
+                     ELSE now() + make_interval(secs => LEAST(e.backoff_max_s,
+                         e.backoff_initial_s * power(2, LEAST(GREATEST(e.attempt_count - 1, 0), 40)))
+                         * (0.5 + random() / 2)) END,
                  finished_at = CASE WHEN e.attempt_count >= e.max_attempts THEN clock_timestamp() END,
                  lease_owner = NULL, lease_until = NULL
              FROM expired e
@@ -938,12 +953,10 @@ impl Store for PgStore {
     }
 
     async fn next_attempt_in(&self) -> StoreResult<Option<Duration>> {
-        // NULL when nothing is pending or leased (LEAST skips a NULL side).
+        // NULL when nothing is pending.
         let seconds: Option<f64> = sqlx::query_scalar(
-            "SELECT EXTRACT(EPOCH FROM (LEAST(
-                        (SELECT min(next_attempt_at) FROM runs WHERE status = 'pending'),
-                        (SELECT min(lease_until) FROM runs WHERE status = 'running'))
-                    - clock_timestamp()))::float8",
+            "SELECT EXTRACT(EPOCH FROM (min(next_attempt_at) - clock_timestamp()))::float8
+             FROM runs WHERE status = 'pending'",
         )
         .fetch_one(&self.pool)
         .await?;

@@ -371,6 +371,14 @@ impl Store for SqliteStore {
         fetch_job(&mut conn, id).await
     }
 
+    async fn job_exists(&self, id: &JobId) -> StoreResult<bool> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = ?1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
     async fn list_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {
         let mut query = QueryBuilder::<Sqlite>::new(job_query!(""));
         query.push(" WHERE 1");
@@ -656,18 +664,16 @@ impl Store for SqliteStore {
         tx.commit().await?;
         rows.into_iter()
             .map(|row| {
-                let (target, retry) = delivery_spec(
-                    &row.job_id,
-                    json(&row.target, "target")?,
-                    json(&row.retry, "retry")?,
-                )?;
+                let spec = json(&row.target, "target")
+                    .and_then(|target| Ok((target, json(&row.retry, "retry")?)))
+                    .and_then(|(target, retry)| delivery_spec(&row.job_id, target, retry))
+                    .map_err(|e| e.to_string());
                 Ok(ClaimedRun {
                     run_id: run_id(&row.id)?,
                     job_id: job_id(row.job_id)?,
                     scheduled_for: instant(row.scheduled_for),
                     attempt: row.attempt_count.max(1) as u32,
-                    target,
-                    retry,
+                    spec,
                     secrets: signing_secrets(
                         row.secret,
                         row.previous_secret,
@@ -757,9 +763,8 @@ impl Store for SqliteStore {
     async fn recover_expired_leases(&self, limit: u32) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = micros(Utc::now());
-        let expired: Vec<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT r.id, r.attempt_count, r.attempt_started_at,
-                    json_extract(j.retry, '$.max_attempts')
+        let expired: Vec<(String, i64, Option<i64>, String)> = sqlx::query_as(
+            "SELECT r.id, r.attempt_count, r.attempt_started_at, j.retry
              FROM runs r JOIN jobs j ON j.id = r.job_id
              WHERE r.status = 'running' AND r.lease_until < ?1
              ORDER BY r.lease_until LIMIT ?2",
@@ -768,7 +773,12 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
-        for (id, attempts, started_at, max_attempts) in &expired {
+        for (id, attempts, started_at, retry) in &expired {
+            let policy = json(retry, "retry")
+                .ok()
+                .and_then(|v| serde_json::from_value::<crate::domain::retry::RetryInput>(v).ok())
+                .and_then(|input| input.parse("retry").ok())
+                .unwrap_or_default();
             let started_at = started_at.unwrap_or(now);
             sqlx::query(
                 "INSERT INTO attempts (run_id, number, started_at, duration_ms, error)
@@ -781,7 +791,9 @@ impl Store for SqliteStore {
             .bind(INTERRUPTED)
             .execute(&mut *tx)
             .await?;
-            let exhausted = *attempts >= max_attempts.unwrap_or(3);
+            let exhausted = *attempts >= i64::from(policy.max_attempts);
+            let unit = rand::RngExt::random::<f64>(&mut rand::rng());
+            let delay = policy.delay(u32::try_from(*attempts).unwrap_or(u32::MAX), unit, None);
             sqlx::query(
                 "UPDATE runs SET status = ?2, next_attempt_at = ?3, finished_at = ?4,
                      lease_owner = NULL, lease_until = NULL
@@ -789,7 +801,7 @@ impl Store for SqliteStore {
             )
             .bind(id)
             .bind(if exhausted { "failed" } else { "pending" })
-            .bind((!exhausted).then_some(now))
+            .bind((!exhausted).then(|| now + duration_micros(delay)))
             .bind(exhausted.then_some(now))
             .execute(&mut *tx)
             .await?;
@@ -799,14 +811,10 @@ impl Store for SqliteStore {
     }
 
     async fn next_attempt_in(&self) -> StoreResult<Option<Duration>> {
-        let earliest: Option<i64> = sqlx::query_scalar(
-            "SELECT min(at) FROM (
-                 SELECT min(next_attempt_at) AS at FROM runs WHERE status = 'pending'
-                 UNION ALL
-                 SELECT min(lease_until) FROM runs WHERE status = 'running')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let earliest: Option<i64> =
+            sqlx::query_scalar("SELECT min(next_attempt_at) FROM runs WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
         let now = micros(Utc::now());
         Ok(earliest.map(|at| Duration::from_micros(at.saturating_sub(now).max(0) as u64)))
     }

@@ -20,6 +20,8 @@ pub enum Answer {
     WithHeaders(u16, Vec<(&'static str, String)>),
     /// Answers after a while.
     After(Duration, u16),
+    /// A status with this body.
+    Body(u16, Vec<u8>),
     /// Never answers (until the client gives up).
     Hang,
 }
@@ -132,6 +134,7 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             }
             response
         }
+        Answer::Body(code, body) => (status(code), body).into_response(),
         Answer::After(wait, code) => {
             tokio::time::sleep(wait).await;
             (status(code), format!("answer {code} after {wait:?}")).into_response()
