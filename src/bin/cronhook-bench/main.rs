@@ -5,6 +5,7 @@
 
 mod peer;
 mod receiver;
+mod repeats;
 mod scenarios;
 mod service;
 mod setup;
@@ -68,6 +69,10 @@ struct Args {
     /// Jobs created over HTTP in the scale scenario's API test.
     #[arg(long, default_value_t = 5_000)]
     api_jobs: usize,
+    /// Runs of every scenario, interleaved (all scenarios, then all again);
+    /// each figure reported is the median over them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    repeat: u32,
     /// Tiny sizes: checks the harness works, measures nothing.
     #[arg(long)]
     quick: bool,
@@ -147,29 +152,37 @@ async fn main() -> anyhow::Result<()> {
         let version = peer::ensure_venv(&args.venv).context("setting up the APScheduler peer")?;
         results.insert("apscheduler_version".into(), json!(version));
     }
-    for name in &scenarios {
-        eprintln!("cronhook-bench: {name} …");
-        let started = Instant::now();
-        let result = match name.as_str() {
-            "engine-burst" => scenarios::engine_burst(&ctx).await,
-            "engine-steady" => scenarios::engine_steady(&ctx).await,
-            "explain" => scenarios::explain(&ctx).await,
-            "burst" => scenarios::burst(&ctx).await,
-            "steady" => scenarios::steady(&ctx).await,
-            "aligned" => scenarios::aligned(&ctx).await,
-            "scale" => scenarios::scale(&ctx).await,
-            "ceiling" => scenarios::ceiling(&ctx).await,
-            "aps-burst" => peer::apscheduler(&ctx, "burst").await,
-            "aps-steady" => peer::apscheduler(&ctx, "steady").await,
-            "aps-aligned" => peer::apscheduler(&ctx, "aligned").await,
-            other => anyhow::bail!("unknown scenario {other:?}; expected one of {ALL:?}, explain, engine, delivery or all"),
+    let mut runs: Vec<Vec<Value>> = vec![Vec::new(); scenarios.len()];
+    for round in 1..=args.repeat {
+        for (name, runs) in scenarios.iter().zip(&mut runs) {
+            eprintln!("cronhook-bench: {name} ({round} of {}) …", args.repeat);
+            let started = Instant::now();
+            ctx.receiver.clear();
+            let result = match name.as_str() {
+                "engine-burst" => scenarios::engine_burst(&ctx).await,
+                "engine-steady" => scenarios::engine_steady(&ctx).await,
+                "explain" => scenarios::explain(&ctx).await,
+                "burst" => scenarios::burst(&ctx).await,
+                "steady" => scenarios::steady(&ctx).await,
+                "aligned" => scenarios::aligned(&ctx).await,
+                "scale" => scenarios::scale(&ctx).await,
+                "ceiling" => scenarios::ceiling(&ctx).await,
+                "aps-burst" => peer::apscheduler(&ctx, "burst").await,
+                "aps-steady" => peer::apscheduler(&ctx, "steady").await,
+                "aps-aligned" => peer::apscheduler(&ctx, "aligned").await,
+                other => anyhow::bail!("unknown scenario {other:?}; expected one of {ALL:?}, explain, engine, delivery or all"),
+            }
+            .with_context(|| format!("scenario {name}"))?;
+            eprintln!(
+                "cronhook-bench: {name} done in {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+            runs.push(result);
         }
-        .with_context(|| format!("scenario {name}"))?;
-        eprintln!(
-            "cronhook-bench: {name} done in {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
-        results.insert(name.clone(), result);
+    }
+    results.insert("repeats".into(), json!(args.repeat));
+    for (name, runs) in scenarios.iter().zip(&runs) {
+        results.insert(name.clone(), repeats::combine(runs));
     }
     let results = Value::Object(results);
     let summary = report::table(&results);

@@ -46,6 +46,12 @@ impl Receiver {
         (receiver, addr)
     }
 
+    /// Forgets every request so far: each scenario, and each repeat of
+    /// one, counts only its own.
+    pub fn clear(&self) {
+        self.hits.lock().unwrap().clear();
+    }
+
     pub fn hits(&self, path_prefix: &str) -> Vec<Hit> {
         self.hits
             .lock()

@@ -272,10 +272,16 @@ pub fn table(results: &Value) -> String {
         );
     }
 
-    let mut out = format!(
+    let mut out = match get(results, "repeats") {
+        Some(n) if n > 1.0 => {
+            format!("each figure: the median of {n} runs; occurrences: summed over them\n")
+        }
+        _ => String::new(),
+    };
+    out.push_str(&format!(
         "{:<20} {:<52} {:>14}  {:<12} {}\n",
         "scenario", "figure", "value", "goal", "met"
-    );
+    ));
     for row in rows {
         let value = match row.value {
             Some(v) if v.abs() >= 100.0 => format!("{v:.0} {}", row.unit),
