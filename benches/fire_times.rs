@@ -1,5 +1,6 @@
-//! Next-fire-time computations per second for typical triggers: the
-//! scheduler's hot path.
+//! Next-fire-time computations per second for typical triggers, and what
+//! parsing a stored trigger costs (every claim parses each due job's):
+//! the scheduler's hot path.
 //!
 //! `cargo bench --bench fire_times` measures; under `cargo test` the same
 //! code runs a few iterations so that it cannot rot.
@@ -21,6 +22,7 @@ fn trigger(value: serde_json::Value) -> Trigger {
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let (steps, rounds) = if measuring { (200_000, 7) } else { (50, 1) };
+    let parses = steps / 20;
     let cases = [
         (
             "cron */15 * * * * (UTC)",
@@ -52,8 +54,21 @@ fn main() {
         ),
     ];
     let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
-    println!("{:<40} {:>14} {:>12}", "trigger", "next/s", "ns/next");
+    println!(
+        "{:<40} {:>14} {:>12} {:>12}",
+        "trigger", "next/s", "ns/next", "ns/parse"
+    );
     for (name, value) in cases {
+        let mut parse_rounds = Vec::new();
+        for _ in 0..rounds {
+            let began = Instant::now();
+            for _ in 0..parses {
+                black_box(trigger(black_box(value.clone())));
+            }
+            parse_rounds.push(began.elapsed().as_secs_f64() / parses as f64);
+        }
+        parse_rounds.sort_by(f64::total_cmp);
+        let parse = parse_rounds[parse_rounds.len() / 2];
         let trigger = trigger(value);
         let mut per_round = Vec::new();
         for _ in 0..rounds {
@@ -66,7 +81,12 @@ fn main() {
         }
         per_round.sort_by(f64::total_cmp);
         let median = per_round[per_round.len() / 2];
-        println!("{name:<40} {:>14.0} {:>12.0}", 1.0 / median, median * 1e9);
+        println!(
+            "{name:<40} {:>14.0} {:>12.0} {:>12.0}",
+            1.0 / median,
+            median * 1e9,
+            parse * 1e9
+        );
     }
     if !measuring {
         println!("(smoke run; `cargo bench --bench fire_times` measures)");

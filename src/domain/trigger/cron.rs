@@ -87,13 +87,22 @@ impl CronSchedule {
             ));
         }
         let names = &FIELDS[6 - fields.len()..];
-        for (field, (name, range)) in fields.iter().zip(names) {
-            check_field(field, fields.len(), name, range)?;
+        for (field, (name, _)) in fields.iter().zip(names) {
+            if field.split(',').any(str::is_empty) {
+                return Err(format!("{name} field {field:?}: empty list item"));
+            }
         }
-
-        let cron = parser()
-            .parse(expanded)
-            .map_err(|e| format!("invalid expression: {}", reason(&e)))?;
+        // Stored jobs are parsed again on every claim, so the field-by-field
+        // parses that name the culprit run only once the whole one fails.
+        let cron = parser().parse(expanded).map_err(|whole| {
+            fields
+                .iter()
+                .zip(names)
+                .find_map(|(field, (name, range))| {
+                    check_field(field, fields.len(), name, range).err()
+                })
+                .unwrap_or_else(|| format!("invalid expression: {}", reason(&whole)))
+        })?;
 
         let (minute, hour) = if fields.len() == 6 {
             (fields[1], fields[2])
@@ -279,12 +288,8 @@ fn ceil_seconds(t: DateTime<Utc>) -> i64 {
 }
 
 /// Checks one field on its own, so that the error can name it: croner's
-/// own messages do not say which field they mean, and croner accepts an
-/// empty list item (`1,,2`) that crontab rejects.
+/// own messages do not say which field they mean.
 fn check_field(field: &str, count: usize, name: &str, range: &str) -> Result<(), String> {
-    if field.split(',').any(str::is_empty) {
-        return Err(format!("{name} field {field:?}: empty list item"));
-    }
     // The field in its place, every other field `*`.
     let position = FIELDS.iter().position(|(n, _)| *n == name).unwrap_or(0);
     let mut probe = ["*"; 6];
