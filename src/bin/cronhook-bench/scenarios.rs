@@ -314,7 +314,28 @@ pub async fn steady_on(
     ensure_before(t0, "seeding")?;
     let window = window(t0, ctx.sizes.duration);
     sleep_until(window.1 + TimeDelta::seconds(2)).await;
-    Ok(steady_metrics(&ctx.receiver.hits(path), k, t0, window))
+    let hits = ctx.receiver.hits(path);
+    report_worst_second(path, &hits, window);
+    Ok(steady_metrics(&hits, k, t0, window))
+}
+
+/// Prints the scheduled second whose last arrival was latest, with its
+/// wall-clock time, so that an outlier can be matched against PostgreSQL's
+/// log (checkpoints, autovacuum) and the system's.
+fn report_worst_second(path: &str, hits: &[Hit], window: (DateTime<Utc>, DateTime<Utc>)) {
+    let mut latest: HashMap<i64, f64> = HashMap::new();
+    for (_, at, received) in in_window(hits, window) {
+        let late = latest.entry(at.timestamp()).or_default();
+        *late = late.max(ms(received - at));
+    }
+    let over_100ms = latest.values().filter(|late| **late > 100.0).count();
+    if let Some((second, late)) = latest.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+        let at = DateTime::from_timestamp(second, 0).unwrap_or_default();
+        eprintln!(
+            "cronhook-bench: {path}: latest arrival {late:.1} ms after its fire time, in the second from {}; {over_100ms} seconds had one over 100 ms",
+            rfc3339(at)
+        );
+    }
 }
 
 /// The window a steady or aligned scenario measures: after two seconds of
