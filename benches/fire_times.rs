@@ -19,6 +19,20 @@ fn trigger(value: serde_json::Value) -> Trigger {
         .unwrap()
 }
 
+/// Seconds per call, the median over `rounds` timed runs of
+/// `round(calls)`.
+fn median_per_call(rounds: usize, calls: usize, mut round: impl FnMut(usize)) -> f64 {
+    let mut per_call: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let began = Instant::now();
+            round(calls);
+            began.elapsed().as_secs_f64() / calls as f64
+        })
+        .collect();
+    per_call.sort_by(f64::total_cmp);
+    per_call[per_call.len() / 2]
+}
+
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let (steps, rounds) = if measuring { (200_000, 7) } else { (50, 1) };
@@ -59,32 +73,22 @@ fn main() {
         "trigger", "next/s", "ns/next", "ns/parse"
     );
     for (name, value) in cases {
-        let mut parse_rounds = Vec::new();
-        for _ in 0..rounds {
-            let began = Instant::now();
-            for _ in 0..parses {
+        let parse = median_per_call(rounds, parses, |calls| {
+            for _ in 0..calls {
                 black_box(trigger(black_box(value.clone())));
             }
-            parse_rounds.push(began.elapsed().as_secs_f64() / parses as f64);
-        }
-        parse_rounds.sort_by(f64::total_cmp);
-        let parse = parse_rounds[parse_rounds.len() / 2];
+        });
         let trigger = trigger(value);
-        let mut per_round = Vec::new();
-        for _ in 0..rounds {
+        let next = median_per_call(rounds, steps, |calls| {
             let mut t = start;
-            let began = Instant::now();
-            for _ in 0..steps {
+            for _ in 0..calls {
                 t = black_box(trigger.next_after(black_box(t))).unwrap_or(start);
             }
-            per_round.push(began.elapsed().as_secs_f64() / steps as f64);
-        }
-        per_round.sort_by(f64::total_cmp);
-        let median = per_round[per_round.len() / 2];
+        });
         println!(
             "{name:<40} {:>14.0} {:>12.0} {:>12.0}",
-            1.0 / median,
-            median * 1e9,
+            1.0 / next,
+            next * 1e9,
             parse * 1e9
         );
     }
