@@ -154,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut runs: Vec<Vec<Value>> = vec![Vec::new(); scenarios.len()];
     for round in 1..=args.repeat {
-        for (name, runs) in scenarios.iter().zip(&mut runs) {
+        for (name, scenario_runs) in scenarios.iter().zip(&mut runs) {
             eprintln!("cronhook-bench: {name} ({round} of {}) …", args.repeat);
             let started = Instant::now();
             ctx.receiver.clear();
@@ -177,12 +177,12 @@ async fn main() -> anyhow::Result<()> {
                 "cronhook-bench: {name} done in {:.0} s",
                 started.elapsed().as_secs_f64()
             );
-            runs.push(result);
+            scenario_runs.push(result);
         }
     }
     results.insert("repeats".into(), json!(args.repeat));
-    for (name, runs) in scenarios.iter().zip(&runs) {
-        results.insert(name.clone(), repeats::combine(runs));
+    for (name, scenario_runs) in scenarios.iter().zip(&runs) {
+        results.insert(name.clone(), repeats::combine(scenario_runs));
     }
     let results = Value::Object(results);
     let summary = report::table(&results);
