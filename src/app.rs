@@ -35,7 +35,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let store = store::connect(&config.database_url, wakeups.clone())
         .await
         .with_context(|| format!("opening the store at {}", redact(&config.database_url)))?;
-    let listener = TcpListener::bind(config.listen)
+    let listener = TcpListener::bind((config.listen.host.as_str(), config.listen.port))
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
@@ -155,22 +155,31 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Waits for SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives
+/// while the service is still starting is not lost (and does not kill it
+/// ungracefully).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    #[cfg(unix)]
+    let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    async move {
+        #[cfg(unix)]
+        {
+            let (mut terminate, mut interrupt) = (
+                terminate.expect("installing the SIGTERM handler"),
+                interrupt.expect("installing the SIGINT handler"),
+            );
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

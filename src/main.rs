@@ -25,8 +25,9 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: cronhook::config::Config) -> anyhow::Result<()> {
+    let stop = app::shutdown_signal();
     let running = app::start(config).await?;
-    app::shutdown_signal().await;
+    stop.await;
     running.shutdown().await;
     Ok(())
 }
