@@ -1,9 +1,11 @@
 //! Configuration: every setting is a flag and an environment variable.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::domain::network_policy::NetworkPolicy;
 
@@ -38,14 +40,15 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Address the HTTP API listens on.
+    /// Address the HTTP API listens on: `host:port`, where host is an IP
+    /// address or a name (`localhost:8080`, `[::1]:8080`, `0.0.0.0:8080`).
     #[arg(
         long,
         env = "CRONHOOK_LISTEN",
         default_value = "127.0.0.1:8080",
         global = true
     )]
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
 
     /// `sqlite://path` (created when missing) or `postgres://…`.
     #[arg(
@@ -56,12 +59,14 @@ pub struct Config {
     )]
     pub database_url: String,
 
-    /// Serve the API (and dispatch) without scheduling.
-    #[arg(long, env = "CRONHOOK_NO_SCHEDULER", global = true)]
+    /// Serve the API (and dispatch) without scheduling. The variable takes
+    /// 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "CRONHOOK_NO_SCHEDULER", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new(), global = true)]
     pub no_scheduler: bool,
 
-    /// Serve the API (and schedule) without delivering webhooks.
-    #[arg(long, env = "CRONHOOK_NO_DISPATCHER", global = true)]
+    /// Serve the API (and schedule) without delivering webhooks. The
+    /// variable takes 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "CRONHOOK_NO_DISPATCHER", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new(), global = true)]
     pub no_dispatcher: bool,
 
     /// Webhook requests in flight at once.
@@ -118,6 +123,50 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// Where the API listens: a host (IP literal or name) and a port. A name
+/// is resolved when the listener is bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected = || {
+            format!(
+                "expected host:port such as 127.0.0.1:8080, localhost:8080 or [::1]:8080, got {s:?}"
+            )
+        };
+        let (host, port) = s.rsplit_once(':').ok_or_else(expected)?;
+        let port: u16 = port.parse().map_err(|_| expected())?;
+        let host = match host.strip_prefix('[') {
+            Some(inner) => inner.strip_suffix(']').ok_or_else(expected)?,
+            None if host.contains(':') => return Err(expected()),
+            None => host,
+        };
+        if host.is_empty() {
+            return Err(expected());
+        }
+        Ok(Self {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
 fn parse_policy(s: &str) -> Result<NetworkPolicy, String> {
     s.parse()
 }
@@ -159,7 +208,7 @@ mod tests {
             "--targets",
             "public-only",
         ]);
-        assert_eq!(cli.config.listen.port(), 9000);
+        assert_eq!(cli.config.listen.port, 9000);
         assert_eq!(cli.config.targets, NetworkPolicy::PublicOnly);
         assert!(matches!(cli.command, Some(Command::Serve)));
     }
@@ -171,6 +220,24 @@ mod tests {
         assert_eq!(cli.config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(cli.config.targets, NetworkPolicy::Any);
         assert_eq!(cli.config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn listen_takes_names_and_bracketed_ipv6() {
+        let parse = |s: &str| s.parse::<ListenAddr>();
+        assert_eq!(
+            parse("localhost:8080").unwrap(),
+            ListenAddr {
+                host: "localhost".into(),
+                port: 8080
+            }
+        );
+        assert_eq!(parse("[::1]:9000").unwrap().host, "::1");
+        assert_eq!(parse("[::1]:9000").unwrap().to_string(), "[::1]:9000");
+        assert_eq!(parse("0.0.0.0:0").unwrap().to_string(), "0.0.0.0:0");
+        for bad in ["localhost", "::1:80", ":8080", "host:99999", "[::1:80"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -110,6 +110,89 @@ fn serves_on_a_fresh_sqlite_file_and_stops_gracefully_on_sigterm() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The start-up line's fields, for a service started with these variables.
+fn started_with(extra_env: &[(&str, &str)]) -> serde_json::Value {
+    let dir = temp_dir();
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .env("CRONHOOK_LISTEN", "127.0.0.1:0")
+        .env("CRONHOOK_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .envs(extra_env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = command.spawn().expect("cronhook starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut started = serde_json::Value::Null;
+    for line in lines.by_ref().map_while(Result::ok) {
+        let log: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+        if log["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("cronhook started"))
+        {
+            started = log;
+            break;
+        }
+    }
+    // Keep reading, so the shutdown lines find an open pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    terminate(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    std::fs::remove_dir_all(&dir).ok();
+    started
+}
+
+#[test]
+fn boolean_variables_take_the_usual_spellings_and_listen_takes_names() {
+    for (on, off) in [("1", "0"), ("true", "false"), ("yes", "no"), ("on", "off")] {
+        let started = started_with(&[
+            ("CRONHOOK_NO_SCHEDULER", on),
+            ("CRONHOOK_NO_DISPATCHER", off),
+            ("CRONHOOK_LISTEN", "localhost:0"),
+        ]);
+        assert_eq!(started["scheduler"], false, "{on}: {started}");
+        assert_eq!(started["dispatcher"], true, "{off}: {started}");
+        let listen = started["listen"].as_str().unwrap();
+        assert!(
+            listen.starts_with("127.0.0.1:") || listen.starts_with("[::1]:"),
+            "{listen}"
+        );
+    }
+}
+
+#[test]
+fn text_logs_have_no_colours_when_not_at_a_terminal() {
+    let dir = temp_dir();
+    let mut child = Command::new(BIN)
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .env("CRONHOOK_LISTEN", "127.0.0.1:0")
+        .env("CRONHOOK_LOG_FORMAT", "text")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cronhook starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        let started = line.contains("cronhook started");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    terminate(&child);
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!seen.is_empty());
+    for line in &seen {
+        assert!(!line.contains('\u{1b}'), "ANSI escape in {line:?}");
+    }
+}
+
 #[test]
 fn migrate_applies_migrations_and_exits() {
     let dir = temp_dir();
