@@ -7,8 +7,9 @@ use std::time::Duration;
 use rand::RngExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::misfire::{self, DueJob as RuleInput};
-use crate::store::{DueJob, DynStore};
+use crate::domain::misfire::{self, DueJob};
+use crate::domain::retry::Backoff;
+use crate::store::DynStore;
 use crate::wakeup::Wakeups;
 
 /// Due jobs per claim transaction.
@@ -23,17 +24,9 @@ pub struct Scheduler {
 
 /// The scheduler's rule: the pure misfire / coalesce / max_instances
 /// decision, with jitter drawn here.
-pub fn plan(job: &DueJob, now: chrono::DateTime<chrono::Utc>) -> misfire::Decision {
-    let input = RuleInput {
-        trigger: &job.trigger,
-        next_run_at: job.next_run_at,
-        misfire_grace_s: job.misfire_grace_s,
-        coalesce: job.coalesce,
-        max_instances: job.max_instances,
-        in_flight: job.in_flight,
-    };
+pub fn plan(job: &DueJob<'_>, now: chrono::DateTime<chrono::Utc>) -> misfire::Decision {
     let mut rng = rand::rng();
-    misfire::decide(&input, now, &mut || rng.random::<f64>())
+    misfire::decide(job, now, &mut || rng.random::<f64>())
 }
 
 impl Scheduler {
@@ -42,11 +35,11 @@ impl Scheduler {
             poll_interval_ms = self.poll_interval.as_millis() as u64,
             "scheduler started"
         );
-        let mut failures = 0u32;
+        let mut backoff = Backoff::new();
         while !shutdown.is_cancelled() {
             let sleep = match self.pass().await {
                 Ok(()) => {
-                    failures = 0;
+                    backoff.reset();
                     match self.store.next_due_in().await {
                         Ok(Some(due_in)) => due_in.min(self.poll_interval),
                         Ok(None) => self.poll_interval,
@@ -57,11 +50,9 @@ impl Scheduler {
                     }
                 }
                 Err(e) => {
-                    failures += 1;
-                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(6)))
-                        .min(self.poll_interval.max(Duration::from_secs(1)));
-                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "scheduler pass failed");
-                    backoff
+                    let wait = backoff.next_wait();
+                    tracing::warn!(error = %e, retry_ms = wait.as_millis() as u64, "scheduler pass failed");
+                    wait
                 }
             };
             tokio::select! {

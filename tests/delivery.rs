@@ -498,10 +498,9 @@ async fn a_job_whose_stored_target_no_longer_parses_fails_alone(backend: Backend
         job["trigger"] = json!({"type": "cron", "expr": "@yearly"});
         create(&app, job).await;
     }
-    // As after an upgrade that validates more strictly than the one that
-    // stored it.
-    let corrupt =
-        "UPDATE jobs SET target = '{\"url\": \"ftp://example.com/\"}' WHERE id = 'broken'";
+    // As after a manual edit of the database: a row that no longer reads
+    // back as a target.
+    let corrupt = "UPDATE jobs SET target_method = 'TRACE' WHERE id = 'broken'";
     match backend {
         Backend::Postgres => {
             use sqlx::Connection;

@@ -334,24 +334,7 @@ async fn every_occurrence_has_exactly_one_run(db: &TestDb, stores: Vec<DynStore>
                            "target": target(), "coalesce": false, "max_instances": 1000}));
     }
     for body in create {
-        let spec = serde_json::from_value::<cronhook::domain::job::JobInput>(body)
-            .unwrap()
-            .parse(cronhook::domain::job::ParseContext {
-                now: Utc::now(),
-                network_policy: Default::default(),
-            })
-            .unwrap();
-        let id = spec.id.clone().unwrap();
-        let schedule = spec.initial_schedule(Utc::now());
-        setup
-            .save_job(&id, "whsec_dGVzdA==", &|_: Option<&store::Job>| {
-                Ok(store::JobWrite {
-                    spec: spec.clone(),
-                    schedule: Some(schedule),
-                })
-            })
-            .await
-            .unwrap();
+        common::create_job(&*setup, body).await;
     }
     assert!(Utc::now() < t0, "setup took too long");
 
@@ -465,23 +448,7 @@ async fn two_sqlite_stores_on_one_file_never_double_fire() {
             json!({"id": format!("t{n}"), "trigger": {"type": "interval", "every_s": 1, "start_at": rfc3339(t0),
                    "end_at": rfc3339(t0 + TimeDelta::seconds(4))}, "target": target(), "coalesce": false, "max_instances": 100})
         };
-        let spec = serde_json::from_value::<cronhook::domain::job::JobInput>(body)
-            .unwrap()
-            .parse(cronhook::domain::job::ParseContext {
-                now: Utc::now(),
-                network_policy: Default::default(),
-            })
-            .unwrap();
-        let id = spec.id.clone().unwrap();
-        let schedule = spec.initial_schedule(Utc::now());
-        a.save_job(&id, "whsec_dGVzdA==", &|_: Option<&store::Job>| {
-            Ok(store::JobWrite {
-                spec: spec.clone(),
-                schedule: Some(schedule),
-            })
-        })
-        .await
-        .unwrap();
+        common::create_job(&*a, body).await;
     }
     let shutdown = CancellationToken::new();
     let tasks: Vec<_> = [a.clone(), b]
@@ -534,23 +501,11 @@ async fn a_claim_cut_off_before_commit_is_taken_by_another_instance() {
     let b = PgStore::connect(&db.url, Arc::new(Wakeups::new()))
         .await
         .unwrap();
-    let spec = serde_json::from_value::<cronhook::domain::job::JobInput>(json!({
-        "id": "once", "trigger": {"type": "date", "run_at": rfc3339(Utc::now() - TimeDelta::seconds(1))}, "target": target()
-    }))
-    .unwrap()
-    .parse(cronhook::domain::job::ParseContext { now: Utc::now(), network_policy: Default::default() })
-    .unwrap();
-    let schedule = spec.initial_schedule(Utc::now());
-    b.save_job(spec.id.as_ref().unwrap(), "whsec_dGVzdA==", &|_: Option<
-        &store::Job,
-    >| {
-        Ok(store::JobWrite {
-            spec: spec.clone(),
-            schedule: Some(schedule),
-        })
-    })
-    .await
-    .unwrap();
+    common::create_job(
+        &b,
+        json!({"id": "once", "trigger": {"type": "date", "run_at": rfc3339(Utc::now() - TimeDelta::seconds(1))}, "target": target()}),
+    )
+    .await;
 
     // Instance A runs on a thread and runtime of its own: its plan stalls
     // that thread, as a process stuck (then killed) between claim and commit.
@@ -567,7 +522,8 @@ async fn a_claim_cut_off_before_commit_is_taken_by_another_instance() {
                 let a = PgStore::connect(&url, Arc::new(Wakeups::new()))
                     .await
                     .unwrap();
-                let stalling = move |job: &store::DueJob, now: DateTime<Utc>| {
+                let stalling = move |job: &cronhook::domain::misfire::DueJob<'_>,
+                                     now: DateTime<Utc>| {
                     entered.store(true, Ordering::SeqCst);
                     while !release.load(Ordering::SeqCst) {
                         std::thread::sleep(Duration::from_millis(5));

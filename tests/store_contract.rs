@@ -1,16 +1,23 @@
-//! The store contract: the same tests against PostgreSQL and SQLite.
+//! The store contract: the same tests, with the same assertions, against
+//! PostgreSQL and SQLite, for every method of the `Store` trait.
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{Backend, TestDb};
+use common::{Backend, TestDb, eventually};
 use cronhook::domain::job::{JobId, JobInput, JobSpec, JobState, ParseContext, Schedule};
+use cronhook::domain::lifecycle::JobCommand;
 use cronhook::domain::network_policy::NetworkPolicy;
-use cronhook::store::{self, DynStore, Job, JobFilter, JobWrite, Saved, StoreError};
+use cronhook::domain::retry::{Outcome, RetryPolicy};
+use cronhook::domain::run::{INTERRUPTED, RunCause, RunStatus};
+use cronhook::store::{
+    self, AttemptRecord, DynStore, Job, JobFilter, RunCursor, Saved, StoreError, StoreResult,
+};
 use cronhook::wakeup::Wakeups;
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn open(db: &TestDb) -> DynStore {
     store::connect(&db.url, Arc::new(Wakeups::new()))
@@ -22,110 +29,183 @@ fn now() -> DateTime<Utc> {
     cronhook::domain::instant::truncate(Utc::now())
 }
 
-fn spec(id: &str) -> JobSpec {
-    let input: JobInput = serde_json::from_value(json!({
+fn ctx() -> ParseContext {
+    ParseContext {
+        now: now(),
+        network_policy: NetworkPolicy::Any,
+    }
+}
+
+fn body(id: &str) -> Value {
+    json!({
         "id": id,
         "name": "contract",
         "trigger": {"type": "interval", "every_s": 60, "start_at": "2030-01-01T00:00:00Z"},
-        "target": {"url": "http://127.0.0.1:9/hook", "body": {"n": 1}},
+        "target": {"url": "http://127.0.0.1:9/hook", "body": {"n": 1}, "headers": {"x-team": "t"},
+                   "timeout_s": 1},
         "misfire_grace_s": 30,
         "coalesce": false,
         "max_instances": 2,
+        "retry": {"max_attempts": 2, "backoff_initial_s": 3, "backoff_max_s": 7},
         "metadata": {"team": "x"}
-    }))
-    .unwrap();
-    input
-        .parse(ParseContext {
-            now: now(),
-            network_policy: NetworkPolicy::Any,
-        })
+    })
+}
+
+fn parse(v: Value) -> JobSpec {
+    serde_json::from_value::<JobInput>(v)
         .unwrap()
+        .parse(ctx())
+        .unwrap()
+}
+
+fn spec(id: &str) -> JobSpec {
+    parse(body(id))
 }
 
 fn id(s: &str) -> JobId {
     JobId::parse(s).unwrap()
 }
 
+fn create_command(spec: JobSpec) -> JobCommand {
+    JobCommand::Create {
+        spec,
+        secret: "whsec_dGVzdA==".into(),
+    }
+}
+
+async fn apply(store: &DynStore, job_id: &str, command: JobCommand) -> StoreResult<(Job, Saved)> {
+    store.save_job(&id(job_id), &command, ctx()).await
+}
+
 async fn create(store: &DynStore, job_id: &str) -> Job {
-    let spec = spec(job_id);
-    let schedule = spec.initial_schedule(now());
-    let (job, saved) = store
-        .save_job(
-            &id(job_id),
-            "whsec_dGVzdA==",
-            &|existing: Option<&Job>| match existing {
-                Some(_) => Err(StoreError::Conflict("exists".into())),
-                None => Ok(JobWrite {
-                    spec: spec.clone(),
-                    schedule: Some(schedule),
-                }),
-            },
-        )
+    let (job, saved) = apply(store, job_id, create_command(spec(job_id)))
         .await
         .expect("created");
     assert_eq!(saved, Saved::Created);
     job
 }
 
+async fn backend_and_ping(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    store.ping().await.unwrap();
+    let expected = match backend {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    assert_eq!(store.backend(), expected);
+}
+
 async fn saves_and_reads_back_the_same_job(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     let job = create(&store, "j1").await;
-    assert_eq!(job.spec, spec("j1"));
+    assert_eq!(job.definition, spec("j1").definition);
     assert_eq!(
         job.schedule,
-        Schedule::at(Some("2030-01-01T00:00:00Z".parse().unwrap()))
+        Schedule::Scheduled {
+            next_run_at: "2030-01-01T00:00:00Z".parse().unwrap()
+        }
     );
     assert!(job.last_run.is_none());
     let read = store.get_job(&id("j1")).await.unwrap().expect("stored");
-    assert_eq!(read.spec, job.spec);
-    assert_eq!(read.created_at, job.created_at);
+    assert_eq!(read, job);
     assert!(store.get_job(&id("nope")).await.unwrap().is_none());
     assert!(store.job_exists(&id("j1")).await.unwrap());
     assert!(!store.job_exists(&id("nope")).await.unwrap());
 
-    let refused = store
-        .save_job(&id("j1"), "s", &|existing: Option<&Job>| match existing {
-            Some(_) => Err(StoreError::Conflict("exists".into())),
-            None => unreachable!(),
-        })
-        .await;
-    assert!(matches!(refused, Err(StoreError::Conflict(_))));
+    let refused = apply(&store, "j1", create_command(spec("j1"))).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(m)) if m.contains("already exists")));
+
+    // Every kind of trigger and body reads back as it was written.
+    for (n, v) in [
+        json!({"trigger": {"type": "cron", "expr": "30 2 * * 1-5", "timezone": "Asia/Seoul",
+               "start_at": "2026-01-01T00:00:00.123456Z", "end_at": "2031-01-01T00:00:00Z", "jitter_s": 9},
+               "target": {"url": "https://x.test/p?q=1", "method": "PUT", "body": "text body"}}),
+        json!({"trigger": {"type": "date", "run_at": "2031-05-01T09:00:00Z"},
+               "target": {"url": "http://x.test", "body": [1, {"a": null}]}}),
+        json!({"trigger": {"type": "interval", "every_s": 5}, "target": {"url": "http://x.test"},
+               "paused": true}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut v = v;
+        v["id"] = json!(format!("kind-{n}"));
+        let spec = parse(v);
+        let (job, _) = apply(&store, &format!("kind-{n}"), create_command(spec.clone()))
+            .await
+            .unwrap();
+        assert_eq!(job.definition, spec.definition, "{n}");
+        let read = store.get_job(&job.id).await.unwrap().unwrap();
+        assert_eq!(read, job, "{n}");
+    }
 }
 
-async fn updates_keep_created_at_and_optionally_the_schedule(backend: Backend) {
+async fn commands_are_decided_by_the_lifecycle_rules(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     let job = create(&store, "j").await;
-    let mut renamed = job.spec.clone();
-    renamed.name = Some("renamed".into());
-    let (updated, saved) = store
-        .save_job(&id("j"), "unused", &|existing: Option<&Job>| {
-            assert!(existing.is_some());
-            Ok(JobWrite {
-                spec: renamed.clone(),
-                schedule: None,
-            })
-        })
-        .await
-        .unwrap();
+
+    // Replace: the definition changes, created_at stays, the schedule too
+    // when the trigger is the same.
+    let mut renamed = body("j");
+    renamed["name"] = json!("renamed");
+    let trigger = serde_json::from_value(renamed["trigger"].clone()).unwrap();
+    let (updated, saved) = apply(
+        &store,
+        "j",
+        JobCommand::Replace {
+            spec: parse(renamed),
+            trigger,
+            secret: "whsec_dW51c2Vk".into(),
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(saved, Saved::Updated);
-    assert_eq!(updated.spec.name.as_deref(), Some("renamed"));
+    assert_eq!(updated.definition.name.as_deref(), Some("renamed"));
     assert_eq!(updated.created_at, job.created_at);
     assert!(updated.updated_at >= job.updated_at);
-    assert_eq!(updated.schedule, job.schedule, "schedule: None keeps it");
+    assert_eq!(updated.schedule, job.schedule);
 
-    let (paused, _) = store
-        .save_job(&id("j"), "unused", &|_: Option<&Job>| {
-            Ok(JobWrite {
-                spec: renamed.clone(),
-                schedule: Some(Schedule::paused()),
-            })
-        })
-        .await
-        .unwrap();
-    assert_eq!(paused.schedule.state, JobState::Paused);
-    assert_eq!(paused.schedule.next_run_at, None);
+    // Patch merges; pause and resume move the schedule.
+    let patch = json!({"target": {"headers": {"x-more": "1"}}});
+    let (patched, _) = apply(
+        &store,
+        "j",
+        JobCommand::Patch(patch.as_object().unwrap().clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(patched.definition.target.headers.len(), 2);
+    assert_eq!(patched.definition.target.body, job.definition.target.body);
+    let (paused, _) = apply(&store, "j", JobCommand::Pause).await.unwrap();
+    assert_eq!(paused.schedule, Schedule::Paused);
+    let (again, saved) = apply(&store, "j", JobCommand::Pause).await.unwrap();
+    assert_eq!((again.schedule, saved), (Schedule::Paused, Saved::Updated));
+    let (resumed, _) = apply(&store, "j", JobCommand::Resume).await.unwrap();
+    assert_eq!(resumed.schedule.state(), JobState::Scheduled);
+    assert_eq!(
+        store.get_job(&id("j")).await.unwrap().unwrap().schedule,
+        resumed.schedule
+    );
+
+    for command in [
+        JobCommand::Pause,
+        JobCommand::Resume,
+        JobCommand::Patch(Default::default()),
+    ] {
+        assert!(matches!(
+            apply(&store, "missing", command).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+    let invalid = JobCommand::Patch(json!({"coalesce": null}).as_object().unwrap().clone());
+    assert!(matches!(
+        apply(&store, "j", invalid).await,
+        Err(StoreError::Invalid(e)) if e.field == "coalesce"
+    ));
 }
 
 async fn lists_in_id_order_with_filter_and_cursor(backend: Backend) {
@@ -134,16 +214,7 @@ async fn lists_in_id_order_with_filter_and_cursor(backend: Backend) {
     for name in ["c", "a", "b", "d"] {
         create(&store, name).await;
     }
-    let spec_b = spec("b");
-    store
-        .save_job(&id("b"), "x", &|_: Option<&Job>| {
-            Ok(JobWrite {
-                spec: spec_b.clone(),
-                schedule: Some(Schedule::paused()),
-            })
-        })
-        .await
-        .unwrap();
+    apply(&store, "b", JobCommand::Pause).await.unwrap();
     let ids = |jobs: Vec<Job>| {
         jobs.into_iter()
             .map(|j| j.id.to_string())
@@ -181,9 +252,14 @@ async fn deletes(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     create(&store, "gone").await;
+    let run = store.create_manual_run(&id("gone")).await.unwrap();
     assert!(store.delete_job(&id("gone")).await.unwrap());
     assert!(!store.delete_job(&id("gone")).await.unwrap());
     assert!(store.get_job(&id("gone")).await.unwrap().is_none());
+    assert!(
+        store.get_run(run.id).await.unwrap().is_none(),
+        "runs go with it"
+    );
 }
 
 async fn concurrent_creates_of_one_id_make_one_job(backend: Backend) {
@@ -193,20 +269,15 @@ async fn concurrent_creates_of_one_id_make_one_job(backend: Backend) {
     for n in 0..8 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let mut spec = spec("race");
-            spec.name = Some(format!("writer {n}"));
-            let schedule = spec.initial_schedule(now());
-            store
-                .save_job(&id("race"), &format!("whsec_{n}"), &|existing: Option<
-                    &Job,
-                >| {
-                    Ok(JobWrite {
-                        spec: spec.clone(),
-                        schedule: existing.is_none().then_some(schedule),
-                    })
-                })
-                .await
-                .map(|(_, saved)| saved)
+            let mut v = body("race");
+            v["name"] = json!(format!("writer {n}"));
+            let trigger = serde_json::from_value(v["trigger"].clone()).unwrap();
+            let command = JobCommand::Replace {
+                spec: parse(v),
+                trigger,
+                secret: format!("whsec_{n}"),
+            };
+            apply(&store, "race", command).await.map(|(_, saved)| saved)
         }));
     }
     let mut created = 0;
@@ -228,18 +299,344 @@ async fn concurrent_creates_of_one_id_make_one_job(backend: Backend) {
 
 async fn survives_reopening(backend: Backend) {
     let db = TestDb::new(backend).await;
-    {
+    let created = {
         let store = open(&db).await;
-        create(&store, "kept").await;
-    }
+        create(&store, "kept").await
+    };
     let store = open(&db).await;
     let job = store
         .get_job(&id("kept"))
         .await
         .unwrap()
         .expect("still there");
-    assert_eq!(job.spec, spec("kept"));
-    assert!(job.created_at > now() - TimeDelta::minutes(5));
+    assert_eq!(job, created);
+}
+
+async fn claims_due_jobs_as_the_plan_decides(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let mut due = spec("due");
+    due.next_run_at = Some(now() - TimeDelta::seconds(10));
+    apply(&store, "due", create_command(due)).await.unwrap();
+    create(&store, "later").await;
+
+    let seen = Mutex::new(Vec::new());
+    let plan = |job: &cronhook::domain::misfire::DueJob<'_>, db_now: DateTime<Utc>| {
+        seen.lock()
+            .unwrap()
+            .push((job.next_run_at, job.in_flight, job.max_instances));
+        assert!(db_now >= job.next_run_at);
+        cronhook::scheduler::plan(job, db_now)
+    };
+    let outcome = store.claim_due_jobs(10, &plan).await.unwrap();
+    assert_eq!(
+        (outcome.jobs, outcome.runs, outcome.pending),
+        (1, 1, 1),
+        "the forced occurrence, 10 s late and within grace: one pending run"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(seen.lock().unwrap()[0].1, 0);
+    assert_eq!(seen.lock().unwrap()[0].2, 2);
+    let runs = store.list_runs(&id("due"), None, 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].cause, runs[0].status),
+        (RunCause::Schedule, RunStatus::Pending)
+    );
+    // Advanced to the trigger's own first fire time.
+    let job = store.get_job(&id("due")).await.unwrap().unwrap();
+    assert_eq!(
+        job.schedule.next_run_at(),
+        Some("2030-01-01T00:00:00Z".parse().unwrap())
+    );
+    assert_eq!(job.last_run.as_ref().map(|r| r.id), Some(runs[0].id));
+    // Nothing is due any more.
+    let again = store.claim_due_jobs(10, &plan).await.unwrap();
+    assert_eq!(again.jobs, 0);
+}
+
+async fn manual_runs_and_history(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    create(&store, "m").await;
+    let mut made = Vec::new();
+    for expected in [RunStatus::Pending, RunStatus::Pending, RunStatus::Skipped] {
+        let run = store.create_manual_run(&id("m")).await.unwrap();
+        assert_eq!((run.cause, run.status), (RunCause::Manual, expected));
+        assert_eq!(run.finished_at.is_some(), expected == RunStatus::Skipped);
+        made.push(run);
+    }
+    assert!(matches!(
+        store.create_manual_run(&id("missing")).await,
+        Err(StoreError::NotFound)
+    ));
+    // Newest first, by pages.
+    let first = store.list_runs(&id("m"), None, 2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [made[2].id, made[1].id]
+    );
+    let cursor = RunCursor {
+        created_at: first[1].created_at,
+        id: first[1].id,
+    };
+    let rest = store.list_runs(&id("m"), Some(cursor), 2).await.unwrap();
+    assert_eq!(rest.iter().map(|r| r.id).collect::<Vec<_>>(), [made[0].id]);
+    let (run, attempts) = store.get_run(made[0].id).await.unwrap().unwrap();
+    assert_eq!(run, made[0]);
+    assert!(attempts.is_empty());
+    assert!(store.get_run(uuid::Uuid::now_v7()).await.unwrap().is_none());
+}
+
+/// Waits for a claimable run and claims it.
+async fn claim_one(store: &DynStore, owner: &str, margin: Duration) -> store::ClaimedRun {
+    eventually(Duration::from_secs(10), "a claimable run", || async {
+        store
+            .claim_runs(owner, 1, margin)
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+    })
+    .await
+}
+
+async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    create(&store, "d").await;
+    let run = store.create_manual_run(&id("d")).await.unwrap();
+
+    let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
+    assert_eq!((claimed.run_id, claimed.attempt), (run.id, 1));
+    let (target, retry) = claimed.spec.clone().expect("the job reads back");
+    assert_eq!(target, spec("d").definition.target);
+    assert_eq!(retry, spec("d").definition.retry);
+    assert_eq!(claimed.secrets, ["whsec_dGVzdA=="]);
+    assert!(
+        store
+            .claim_runs("other", 10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (running, _) = store.get_run(run.id).await.unwrap().unwrap();
+    assert_eq!(
+        (running.status, running.attempt_count),
+        (RunStatus::Running, 1)
+    );
+
+    let record = |outcome, number| AttemptRecord {
+        run_id: run.id,
+        number,
+        started_at: now(),
+        duration_ms: 12,
+        status_code: Some(503),
+        error: None,
+        response_excerpt: Some("busy".into()),
+        outcome,
+    };
+    let retry_later = Outcome::Retry {
+        delay: Duration::from_secs(3600),
+    };
+    // Fenced: another owner, or another attempt number, writes nothing.
+    assert_eq!(
+        store
+            .record_attempts("other", &[record(retry_later, 1)])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .record_attempts("me", &[record(retry_later, 2)])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .record_attempts("me", &[record(retry_later, 1)])
+            .await
+            .unwrap(),
+        1
+    );
+    let (waiting, attempts) = store.get_run(run.id).await.unwrap().unwrap();
+    assert_eq!(waiting.status, RunStatus::Pending);
+    let wait = waiting.next_attempt_at.unwrap() - now();
+    assert!(
+        wait > TimeDelta::minutes(59) && wait <= TimeDelta::minutes(60),
+        "{wait}"
+    );
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        (
+            attempts[0].number,
+            attempts[0].status_code,
+            attempts[0].duration_ms
+        ),
+        (1, Some(503), 12)
+    );
+    assert_eq!(attempts[0].response_excerpt.as_deref(), Some("busy"));
+    let due_in = store.next_attempt_in().await.unwrap().unwrap();
+    assert!(due_in > Duration::from_secs(3500), "{due_in:?}");
+
+    // A second run, claimed then released: pending again, its attempt not counted.
+    let second = store.create_manual_run(&id("d")).await.unwrap();
+    let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
+    assert_eq!(claimed.run_id, second.id);
+    assert_eq!(
+        store
+            .release_runs("other", &[(second.id, 1)])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store.release_runs("me", &[(second.id, 1)]).await.unwrap(),
+        1
+    );
+    let (released, _) = store.get_run(second.id).await.unwrap().unwrap();
+    assert_eq!(
+        (released.status, released.attempt_count),
+        (RunStatus::Pending, 0)
+    );
+
+    // Claimed again and succeeded: finished.
+    let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
+    assert_eq!((claimed.run_id, claimed.attempt), (second.id, 1));
+    let mut ok = record(Outcome::Succeeded, 1);
+    ok.run_id = second.id;
+    ok.status_code = Some(200);
+    assert_eq!(store.record_attempts("me", &[ok]).await.unwrap(), 1);
+    let (done, _) = store.get_run(second.id).await.unwrap().unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert!(done.finished_at.is_some());
+}
+
+async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    create(&store, "r").await; // timeout_s 1, max_attempts 2
+    let run = store.create_manual_run(&id("r")).await.unwrap();
+    let decisions = Mutex::new(Vec::new());
+    let recover = |attempt: u32, policy: &RetryPolicy| {
+        decisions.lock().unwrap().push((attempt, *policy));
+        if attempt < policy.max_attempts {
+            Outcome::Retry {
+                delay: Duration::ZERO,
+            }
+        } else {
+            Outcome::Failed
+        }
+    };
+    assert_eq!(store.recover_expired_leases(10, &recover).await.unwrap(), 0);
+
+    // Leased for the 1 s timeout and no margin, then never recorded: a
+    // dead instance. Once the lease is past, the run is taken over.
+    for attempt in 1..=2 {
+        let claimed = claim_one(&store, "dead", Duration::ZERO).await;
+        assert_eq!((claimed.run_id, claimed.attempt), (run.id, attempt));
+        assert_eq!(
+            store.recover_expired_leases(10, &recover).await.unwrap(),
+            0,
+            "not yet expired"
+        );
+        eventually(Duration::from_secs(10), "the lease to expire", || async {
+            (store.recover_expired_leases(10, &recover).await.unwrap() == 1).then_some(())
+        })
+        .await;
+        // The dead owner's late record is fenced out.
+        let late = AttemptRecord {
+            run_id: run.id,
+            number: attempt,
+            started_at: now(),
+            duration_ms: 1,
+            status_code: Some(200),
+            error: None,
+            response_excerpt: None,
+            outcome: Outcome::Succeeded,
+        };
+        assert_eq!(store.record_attempts("dead", &[late]).await.unwrap(), 0);
+    }
+    let policy = spec("r").definition.retry;
+    assert_eq!(*decisions.lock().unwrap(), [(1, policy), (2, policy)]);
+    let (failed, attempts) = store.get_run(run.id).await.unwrap().unwrap();
+    assert_eq!(
+        (failed.status, failed.attempt_count),
+        (RunStatus::Failed, 2)
+    );
+    assert!(failed.finished_at.is_some());
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| (a.number, a.error.as_deref()))
+            .collect::<Vec<_>>(),
+        [(1, Some(INTERRUPTED)), (2, Some(INTERRUPTED))]
+    );
+}
+
+async fn secrets_are_kept_and_rotated(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    create(&store, "s").await;
+    let secret = store.get_secret(&id("s")).await.unwrap().unwrap();
+    assert_eq!(secret.secret, "whsec_dGVzdA==");
+    assert_eq!(secret.previous, None);
+    let rotated = store
+        .rotate_secret(&id("s"), "whsec_bmV3", Duration::from_secs(600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.secret, "whsec_bmV3");
+    let (previous, expires_at) = rotated.previous.clone().unwrap();
+    assert_eq!(previous, "whsec_dGVzdA==");
+    let grace = expires_at - now();
+    assert!(
+        grace > TimeDelta::seconds(590) && grace <= TimeDelta::seconds(600),
+        "{grace}"
+    );
+    assert_eq!(store.get_secret(&id("s")).await.unwrap().unwrap(), rotated);
+    // Both sign while the grace lasts.
+    store.create_manual_run(&id("s")).await.unwrap();
+    let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
+    assert_eq!(claimed.secrets, ["whsec_bmV3", "whsec_dGVzdA=="]);
+    assert!(store.get_secret(&id("none")).await.unwrap().is_none());
+    assert!(
+        store
+            .rotate_secret(&id("none"), "whsec_eA==", Duration::ZERO)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Other instances' changes reach this one through PostgreSQL's NOTIFY;
+/// SQLite, one process per file, has no listener.
+async fn listener(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let wakeups = Arc::new(Wakeups::new());
+    let store = store::connect(&db.url, wakeups.clone()).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let listening = store.spawn_listener(shutdown.clone());
+    match backend {
+        Backend::Sqlite => assert!(listening.is_none()),
+        Backend::Postgres => {
+            let handle = listening.expect("a LISTEN task");
+            // Connecting wakes both loops once; then a job made through
+            // another handle on the database wakes this one's scheduler.
+            tokio::time::timeout(Duration::from_secs(10), wakeups.jobs_did_change())
+                .await
+                .expect("woken after connecting");
+            let other = open(&db).await;
+            create(&other, "elsewhere").await;
+            tokio::time::timeout(Duration::from_secs(10), wakeups.jobs_did_change())
+                .await
+                .expect("woken by the other handle's NOTIFY");
+            shutdown.cancel();
+            handle.await.unwrap();
+        }
+    }
 }
 
 /// Makes `n` finished runs of a job: manual runs beyond max_instances are
@@ -351,16 +748,7 @@ async fn next_due_times(backend: Backend) {
 
     let mut past = spec("past");
     past.next_run_at = Some(now() - TimeDelta::hours(1));
-    let schedule = past.initial_schedule(now());
-    store
-        .save_job(&id("past"), "s", &|_: Option<&Job>| {
-            Ok(JobWrite {
-                spec: past.clone(),
-                schedule: Some(schedule),
-            })
-        })
-        .await
-        .unwrap();
+    apply(&store, "past", create_command(past)).await.unwrap();
     assert_eq!(
         store.next_due_in().await.unwrap(),
         Some(std::time::Duration::ZERO)
@@ -368,12 +756,19 @@ async fn next_due_times(backend: Backend) {
 }
 
 store_tests!(
-    next_due_times,
-    retention_deletes_old_and_surplus_finished_runs_only,
+    backend_and_ping,
     saves_and_reads_back_the_same_job,
-    updates_keep_created_at_and_optionally_the_schedule,
+    commands_are_decided_by_the_lifecycle_rules,
     lists_in_id_order_with_filter_and_cursor,
     deletes,
     concurrent_creates_of_one_id_make_one_job,
     survives_reopening,
+    claims_due_jobs_as_the_plan_decides,
+    manual_runs_and_history,
+    deliveries_are_claimed_recorded_fenced_and_released,
+    expired_leases_are_recovered_as_the_retry_rules_decide,
+    secrets_are_kept_and_rotated,
+    listener,
+    next_due_times,
+    retention_deletes_old_and_surplus_finished_runs_only,
 );

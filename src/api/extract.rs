@@ -63,7 +63,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
                 ApiError::BadRequest(format!("malformed JSON: {e}"))
             }
-            _ => ApiError::Invalid(data_error("", &e.to_string())),
+            _ => ApiError::Invalid(FieldError::new("body", e.to_string())),
         })?;
     if !value.is_object() {
         return Err(FieldError::new("body", "expected a JSON object").into());
@@ -105,43 +105,16 @@ fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
     }
 }
 
-/// Like [`parse_json`], from an already parsed value (PATCH merges).
+/// Reads a JSON value into `T`; a value that does not fit is a 422 naming
+/// its field.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::Invalid(data_error(&path, &e.into_inner().to_string()))
-    })
-}
-
-/// Turns serde's message into a field error: the path already ends at an
-/// unknown or missing field's name; drop serde's "at line … column …".
-fn data_error(path: &str, message: &str) -> FieldError {
-    let message = match message.rfind(" at line ") {
-        Some(i) => &message[..i],
-        None => message,
-    };
-    let path = if path == "." { "" } else { path };
-    if let Some(rest) = message.strip_prefix("unknown field `")
-        && let Some(end) = rest.find('`')
-    {
-        let name = &rest[..end];
-        let field = if path.is_empty() { name } else { path };
-        let expected = rest[end + 1..].trim_start_matches(", ");
-        return FieldError::new(field, format!("unknown field; {expected}"));
-    }
-    if let Some(rest) = message.strip_prefix("missing field `")
-        && let Some(end) = rest.find('`')
-    {
-        let name = &rest[..end];
-        let field = if path.is_empty() {
-            name.to_string()
+    crate::domain::json::from_value(&value).map_err(|e| {
+        if e.field.is_empty() {
+            ApiError::Invalid(FieldError::new("body", e.message))
         } else {
-            format!("{path}.{name}")
-        };
-        return FieldError::new(field, "is required");
-    }
-    let field = if path.is_empty() { "body" } else { path };
-    FieldError::new(field, message)
+            ApiError::Invalid(e)
+        }
+    })
 }
 
 /// Query parameters, with a 400 that says which one is wrong.

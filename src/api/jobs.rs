@@ -11,13 +11,14 @@ use utoipa::IntoParams;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{ApiJson, ApiQuery, JobIdPath, from_value};
+use super::extract::{ApiJson, ApiQuery, JobIdPath};
 use super::pagination::{decode_cursor, encode_cursor, limit};
 use super::views::{JobPage, JobView};
-use crate::dispatch::signing::generate_secret;
 use crate::domain::error::FieldError;
-use crate::domain::job::{JobId, JobInput, JobSpec, JobState, Schedule};
-use crate::store::{Job, JobFilter, JobWrite, Saved, StoreError};
+use crate::domain::job::{JobId, JobInput, JobState};
+use crate::domain::lifecycle::JobCommand;
+use crate::domain::signing::generate_secret;
+use crate::store::{Job, JobFilter, Saved, StoreError};
 
 fn created(job: Job) -> impl IntoResponse {
     let mut headers = HeaderMap::new();
@@ -43,25 +44,15 @@ pub async fn create_job(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<JobInput>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let now = Utc::now();
-    let spec = input.parse(app.parse_context(now))?;
+    let ctx = app.parse_context(Utc::now());
+    let spec = input.parse(ctx)?;
     let id = spec.id.clone().unwrap_or_else(JobId::generate);
-    let schedule = spec.initial_schedule(now);
-    let write = |existing: Option<&Job>| match existing {
-        Some(_) => Err(StoreError::Conflict(format!(
-            "a job with id {:?} already exists",
-            id.as_str()
-        ))),
-        None => Ok(JobWrite {
-            spec: JobSpec {
-                id: Some(id.clone()),
-                ..spec.clone()
-            },
-            schedule: Some(schedule),
-        }),
+    let command = JobCommand::Create {
+        spec,
+        secret: generate_secret(),
     };
-    let (job, _) = app.store.save_job(&id, &generate_secret(), &write).await?;
-    tracing::info!(job_id = %job.id, state = job.schedule.state.as_str(), "job created");
+    let (job, _) = app.store.save_job(&id, &command, ctx).await?;
+    tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), "job created");
     Ok(created(job))
 }
 
@@ -94,41 +85,21 @@ pub async fn replace_job(
         )
         .into());
     }
-    let now = Utc::now();
-    let given_trigger = input.trigger.clone();
-    let mut spec = input.parse(app.parse_context(now))?;
-    spec.id = Some(id.clone());
-    let write = |existing: Option<&Job>| {
-        let Some(job) = existing else {
-            return Ok(JobWrite {
-                spec: spec.clone(),
-                schedule: Some(spec.initial_schedule(now)),
-            });
-        };
-        let mut spec = spec.clone();
-        let same_trigger = given_trigger
-            .as_ref()
-            .is_some_and(|t| t.describes(&job.spec.trigger));
-        if same_trigger {
-            // Keep the stored anchor of an interval given without start_at.
-            spec.trigger = job.spec.trigger.clone();
-        }
-        let was_paused = job.schedule.state == JobState::Paused;
-        let schedule = if spec.paused {
-            (!was_paused).then(Schedule::paused)
-        } else if spec.next_run_at.is_some() || !same_trigger {
-            Some(spec.initial_schedule(now))
-        } else if was_paused {
-            // Un-pausing by replacement is a resume: what fell due while
-            // paused is not delivered.
-            Some(spec.resumed_schedule(now))
-        } else {
-            None
-        };
-        Ok(JobWrite { spec, schedule })
+    let ctx = app.parse_context(Utc::now());
+    let trigger = input.trigger.clone();
+    let spec = input.parse(ctx)?;
+    let command = JobCommand::Replace {
+        spec,
+        // Present: parsing refuses a request without one.
+        trigger: trigger.unwrap_or_default(),
+        secret: generate_secret(),
     };
-    let (job, saved) = app.store.save_job(&id, &generate_secret(), &write).await?;
-    tracing::info!(job_id = %job.id, state = job.schedule.state.as_str(), created = saved == Saved::Created, "job replaced");
+    let (job, saved) = app
+        .store
+        .save_job(&id, &command, ctx)
+        .await
+        .map_err(|e| not_found(e, &id))?;
+    tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), created = saved == Saved::Created, "job replaced");
     Ok(match saved {
         Saved::Created => created(job).into_response(),
         Saved::Updated => Json(JobView::from(job)).into_response(),
@@ -219,16 +190,6 @@ pub async fn list_jobs(
     }))
 }
 
-/// Fields whose value cannot be null: a PATCH may change them, not clear them.
-const NOT_NULLABLE: [&str; 6] = [
-    "trigger",
-    "target",
-    "coalesce",
-    "max_instances",
-    "retry",
-    "paused",
-];
-
 /// Modify a job: each field given replaces the stored one (`trigger`,
 /// `target` and `retry` whole). A new trigger recomputes `next_run_at`;
 /// `paused` pauses or resumes; `next_run_at` forces the next fire time.
@@ -248,68 +209,14 @@ pub async fn modify_job(
     JobIdPath(id): JobIdPath,
     ApiJson(patch): ApiJson<Map<String, Value>>,
 ) -> Result<Json<JobView>, ApiError> {
-    if let Some(body_id) = patch.get("id")
-        && body_id.as_str() != Some(id.as_str())
-    {
-        return Err(
-            FieldError::new("id", "differs from the path's id; a job's id cannot change").into(),
-        );
-    }
-    for field in NOT_NULLABLE {
-        if patch.get(field) == Some(&Value::Null) {
-            return Err(FieldError::new(field, "may not be null").into());
-        }
-    }
-    let now = Utc::now();
-    let ctx = app.parse_context(now);
-    let write = |existing: Option<&Job>| {
-        let job = existing.ok_or(StoreError::NotFound)?;
-        let mut document = serde_json::to_value(job.spec.to_input())
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if let Value::Object(doc) = &mut document {
-            doc.extend(patch.clone());
-        }
-        let input: JobInput = from_value(document).map_err(patch_error)?;
-        let new_trigger = patch.contains_key("trigger")
-            && !input
-                .trigger
-                .as_ref()
-                .is_some_and(|t| t.describes(&job.spec.trigger));
-        let mut spec = input.parse(ctx)?;
-        if !new_trigger {
-            spec.trigger = job.spec.trigger.clone();
-        }
-        let state = job.schedule.state;
-        let schedule = if spec.paused {
-            if state == JobState::Completed && patch.contains_key("paused") {
-                return Err(StoreError::Conflict(format!(
-                    "job {id} is completed; there is nothing to pause"
-                )));
-            }
-            (state == JobState::Scheduled).then(Schedule::paused)
-        } else if spec.next_run_at.is_some() || new_trigger {
-            Some(spec.initial_schedule(now))
-        } else if state == JobState::Paused {
-            Some(spec.resumed_schedule(now))
-        } else {
-            None
-        };
-        Ok(JobWrite { spec, schedule })
-    };
+    let ctx = app.parse_context(Utc::now());
     let (job, _) = app
         .store
-        .save_job(&id, "", &write)
+        .save_job(&id, &JobCommand::Patch(patch), ctx)
         .await
         .map_err(|e| not_found(e, &id))?;
-    tracing::info!(job_id = %job.id, state = job.schedule.state.as_str(), "job modified");
+    tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), "job modified");
     Ok(Json(job.into()))
-}
-
-fn patch_error(e: ApiError) -> StoreError {
-    match e {
-        ApiError::Invalid(field) => StoreError::Invalid(field),
-        other => StoreError::Conflict(other.to_string()),
-    }
 }
 
 fn not_found(e: StoreError, id: &JobId) -> ApiError {
@@ -333,29 +240,9 @@ pub async fn pause_job(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Json<JobView>, ApiError> {
-    let write = |existing: Option<&Job>| {
-        let job = existing.ok_or(StoreError::NotFound)?;
-        let spec = JobSpec {
-            paused: true,
-            ..job.spec.clone()
-        };
-        match job.schedule.state {
-            JobState::Completed => Err(StoreError::Conflict(format!(
-                "job {id} is completed; there is nothing to pause"
-            ))),
-            JobState::Paused => Ok(JobWrite {
-                spec,
-                schedule: None,
-            }),
-            JobState::Scheduled => Ok(JobWrite {
-                spec,
-                schedule: Some(Schedule::paused()),
-            }),
-        }
-    };
     let (job, _) = app
         .store
-        .save_job(&id, "", &write)
+        .save_job(&id, &JobCommand::Pause, app.parse_context(Utc::now()))
         .await
         .map_err(|e| not_found(e, &id))?;
     tracing::info!(job_id = %job.id, "job paused");
@@ -377,36 +264,12 @@ pub async fn resume_job(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Json<JobView>, ApiError> {
-    let now = Utc::now();
-    let write = |existing: Option<&Job>| {
-        let job = existing.ok_or(StoreError::NotFound)?;
-        let spec = JobSpec {
-            paused: false,
-            ..job.spec.clone()
-        };
-        match job.schedule.state {
-            JobState::Completed => Err(StoreError::Conflict(format!(
-                "job {id} is completed; there is nothing to resume"
-            ))),
-            JobState::Scheduled => Ok(JobWrite {
-                spec,
-                schedule: None,
-            }),
-            JobState::Paused => {
-                let schedule = spec.resumed_schedule(now);
-                Ok(JobWrite {
-                    spec,
-                    schedule: Some(schedule),
-                })
-            }
-        }
-    };
     let (job, _) = app
         .store
-        .save_job(&id, "", &write)
+        .save_job(&id, &JobCommand::Resume, app.parse_context(Utc::now()))
         .await
         .map_err(|e| not_found(e, &id))?;
-    tracing::info!(job_id = %job.id, state = job.schedule.state.as_str(), "job resumed");
+    tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), "job resumed");
     Ok(Json(job.into()))
 }
 

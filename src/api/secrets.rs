@@ -11,9 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiQuery, JobIdPath};
-use crate::dispatch::signing::generate_secret;
 use crate::domain::error::FieldError;
 use crate::domain::instant;
+use crate::domain::signing::generate_secret;
 use crate::store::JobSecret;
 
 /// How long the old secret keeps signing after a rotation, by default.

@@ -48,20 +48,20 @@ pub struct JobView {
 
 impl From<Job> for JobView {
     fn from(job: Job) -> Self {
-        let spec = job.spec;
+        let d = job.definition;
         Self {
             id: job.id.to_string(),
-            name: spec.name,
-            trigger: spec.trigger.to_input(),
-            target: spec.target.to_input(),
-            misfire_grace_s: spec.misfire_grace_s,
-            coalesce: spec.coalesce,
-            max_instances: spec.max_instances,
-            retry: spec.retry.to_input(),
-            paused: job.schedule.state == JobState::Paused,
-            metadata: spec.metadata,
-            state: job.schedule.state,
-            next_run_at: job.schedule.next_run_at,
+            name: d.name,
+            trigger: d.trigger.to_input(),
+            target: d.target.to_input(),
+            misfire_grace_s: d.misfire_grace_s,
+            coalesce: d.coalesce,
+            max_instances: d.max_instances,
+            retry: d.retry.to_input(),
+            paused: job.schedule.state() == JobState::Paused,
+            metadata: d.metadata,
+            state: job.schedule.state(),
+            next_run_at: job.schedule.next_run_at(),
             created_at: job.created_at,
             updated_at: job.updated_at,
             last_run: job.last_run.map(RunSummaryView::from),

@@ -11,9 +11,9 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Host;
 
-use super::signing;
 use crate::domain::network_policy::{NetworkPolicy, Refusal};
 use crate::domain::retry::parse_retry_after;
+use crate::domain::signing;
 use crate::domain::target::{Body, Target};
 
 /// Bytes of a response body kept with the attempt; the rest is not read.

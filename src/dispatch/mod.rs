@@ -2,7 +2,6 @@
 //! records every attempt, retries with backoff (DESIGN.md §4, §5).
 
 pub mod client;
-pub mod signing;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,8 +14,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::domain::retry::{RetryPolicy, Verdict, verdict};
-use crate::store::{AttemptRecord, ClaimedRun, DynStore, Outcome};
+use crate::domain::retry::{AttemptResult, Backoff, Outcome, after_attempt};
+use crate::store::{AttemptRecord, ClaimedRun, DynStore};
 use crate::wakeup::Wakeups;
 use client::{Delivery, WebhookClient};
 
@@ -40,26 +39,15 @@ pub struct Dispatcher {
     pub drain_timeout: Duration,
 }
 
-/// What a run becomes after attempt number `attempt`, by the retry rules;
-/// `unit` is a uniform random number in [0, 1) for the backoff.
-pub fn outcome(
-    attempt: u32,
-    retry: &RetryPolicy,
-    response: &client::Response,
-    unit: f64,
-) -> Outcome {
-    if response.refused {
-        // The network policy will refuse it again.
-        return Outcome::Failed;
-    }
-    match verdict(response.status) {
-        Verdict::Succeeded => Outcome::Succeeded,
-        Verdict::Failed => Outcome::Failed,
-        Verdict::Retry if attempt >= retry.max_attempts => Outcome::Failed,
-        Verdict::Retry => Outcome::Retry {
-            delay: retry.delay(attempt, unit, response.retry_after),
-        },
-    }
+/// What becomes of a run whose attempt was cut off by its instance's
+/// death: an attempt that got no response, under the same retry rules.
+fn recover(attempt: u32, policy: &crate::domain::retry::RetryPolicy) -> Outcome {
+    after_attempt(
+        attempt,
+        policy,
+        AttemptResult::NoResponse,
+        rand::rng().random::<f64>(),
+    )
 }
 
 /// Runs leased to this process and not yet recorded: released on shutdown.
@@ -79,7 +67,7 @@ impl Dispatcher {
             results,
         ));
         let mut requests = JoinSet::new();
-        let mut failures = 0u32;
+        let mut backoff = Backoff::new();
         let mut last_recovery: Option<tokio::time::Instant> = None;
 
         while !shutdown.is_cancelled() {
@@ -87,7 +75,11 @@ impl Dispatcher {
             // Expired leases are rare: look for them about once a second.
             if last_recovery.is_none_or(|at| at.elapsed() >= RECOVERY_EVERY) {
                 last_recovery = Some(tokio::time::Instant::now());
-                match self.store.recover_expired_leases(CLAIM_BATCH).await {
+                match self
+                    .store
+                    .recover_expired_leases(CLAIM_BATCH, &recover)
+                    .await
+                {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(runs = n, "took over runs whose lease expired"),
                     Err(e) => tracing::warn!(error = %e, "recovering expired leases failed"),
@@ -105,17 +97,16 @@ impl Dispatcher {
                 // Every slot is busy: the first one freed is the signal.
                 Ok(false) if slots.available_permits() == 0 => until_recovery,
                 Ok(false) => {
-                    failures = 0;
+                    backoff.reset();
                     match self.store.next_attempt_in().await {
                         Ok(Some(due)) => due.min(self.poll_interval),
                         _ => self.poll_interval,
                     }
                 }
                 Err(e) => {
-                    failures += 1;
-                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(5)));
-                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "dispatcher claim failed");
-                    backoff
+                    let wait = backoff.next_wait();
+                    tracing::warn!(error = %e, retry_ms = wait.as_millis() as u64, "dispatcher claim failed");
+                    wait
                 }
             };
             let full = slots.available_permits() == 0;
@@ -229,8 +220,15 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
             secrets: &run.secrets,
         })
         .await;
-    let unit = rand::rng().random::<f64>();
-    let outcome = outcome(run.attempt, retry, &response, unit);
+    let result = match (response.refused, response.status) {
+        (true, _) => AttemptResult::Refused,
+        (false, Some(status)) => AttemptResult::Response {
+            status,
+            retry_after: response.retry_after,
+        },
+        (false, None) => AttemptResult::NoResponse,
+    };
+    let outcome = after_attempt(run.attempt, retry, result, rand::rng().random::<f64>());
     match (&outcome, &response.error) {
         (Outcome::Succeeded, _) => {
             tracing::debug!(run_id = %run.run_id, job_id = %run.job_id, status = response.status, "delivered")
@@ -297,7 +295,7 @@ async fn record(
 /// Records attempts, retrying while the failure is transient. False when
 /// the database refused them.
 async fn write(store: &DynStore, owner: &str, records: &[AttemptRecord]) -> bool {
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new();
     loop {
         match store.record_attempts(owner, records).await {
             Ok(recorded) => {
@@ -310,9 +308,9 @@ async fn write(store: &DynStore, owner: &str, records: &[AttemptRecord]) -> bool
                 return true;
             }
             Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "recording attempts failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let wait = backoff.next_wait();
+                tracing::warn!(error = %e, retry_ms = wait.as_millis() as u64, "recording attempts failed");
+                tokio::time::sleep(wait).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the database refused recording attempts");

@@ -11,6 +11,7 @@ use crate::domain::error::FieldError;
 use crate::domain::instant;
 use crate::domain::network_policy::NetworkPolicy;
 use crate::domain::retry::{RetryInput, RetryPolicy};
+use crate::domain::run::RunSummary;
 use crate::domain::target::{Target, TargetInput};
 use crate::domain::trigger::{Trigger, TriggerInput};
 
@@ -109,10 +110,10 @@ pub struct JobInput {
     pub metadata: Option<Map<String, Value>>,
 }
 
-/// A validated job. It cannot hold an invalid value.
+/// What a job is, once validated: everything but its id, its schedule and
+/// its secret. It cannot hold an invalid value.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JobSpec {
-    pub id: Option<JobId>,
+pub struct JobDefinition {
     pub name: Option<String>,
     pub trigger: Trigger,
     pub target: Target,
@@ -120,10 +121,31 @@ pub struct JobSpec {
     pub coalesce: bool,
     pub max_instances: u32,
     pub retry: RetryPolicy,
-    pub paused: bool,
-    /// A forced first fire time (input only).
-    pub next_run_at: Option<DateTime<Utc>>,
     pub metadata: Map<String, Value>,
+}
+
+/// A validated request for a job: its definition and what the client asks
+/// of its schedule (paused, a forced first fire time), which the job's
+/// lifecycle rules turn into a [`Schedule`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSpec {
+    pub id: Option<JobId>,
+    pub definition: JobDefinition,
+    pub paused: bool,
+    /// A forced first fire time.
+    pub next_run_at: Option<DateTime<Utc>>,
+}
+
+/// A job as it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: JobId,
+    pub definition: JobDefinition,
+    pub schedule: Schedule,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The newest run, shown with the job.
+    pub last_run: Option<RunSummary>,
 }
 
 /// What validation needs besides the request.
@@ -189,16 +211,18 @@ impl JobInput {
         }
         Ok(JobSpec {
             id,
-            name: self.name,
-            trigger,
-            target,
-            misfire_grace_s,
-            coalesce: self.coalesce.unwrap_or(true),
-            max_instances,
-            retry,
+            definition: JobDefinition {
+                name: self.name,
+                trigger,
+                target,
+                misfire_grace_s,
+                coalesce: self.coalesce.unwrap_or(true),
+                max_instances,
+                retry,
+                metadata: self.metadata.unwrap_or_default(),
+            },
             paused,
             next_run_at: self.next_run_at,
-            metadata: self.metadata.unwrap_or_default(),
         })
     }
 }
@@ -231,32 +255,49 @@ impl JobState {
     }
 }
 
-/// A job's state and next fire time, always decided together.
+/// A job's schedule: its state and next fire time, which only exists
+/// while it is scheduled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Schedule {
-    pub state: JobState,
-    pub next_run_at: Option<DateTime<Utc>>,
+pub enum Schedule {
+    Scheduled {
+        next_run_at: DateTime<Utc>,
+    },
+    Paused,
+    /// The trigger yields no more fire times.
+    Completed,
 }
 
 impl Schedule {
-    pub fn paused() -> Self {
-        Self {
-            state: JobState::Paused,
-            next_run_at: None,
+    /// Scheduled at `next`, or completed when the trigger has none left.
+    pub fn next_or_completed(next: Option<DateTime<Utc>>) -> Self {
+        match next {
+            Some(next_run_at) => Schedule::Scheduled { next_run_at },
+            None => Schedule::Completed,
         }
     }
 
-    /// Scheduled at `next`, or completed when there is none.
-    pub fn at(next: Option<DateTime<Utc>>) -> Self {
-        match next {
-            Some(t) => Self {
-                state: JobState::Scheduled,
-                next_run_at: Some(t),
-            },
-            None => Self {
-                state: JobState::Completed,
-                next_run_at: None,
-            },
+    pub fn state(self) -> JobState {
+        match self {
+            Schedule::Scheduled { .. } => JobState::Scheduled,
+            Schedule::Paused => JobState::Paused,
+            Schedule::Completed => JobState::Completed,
+        }
+    }
+
+    pub fn next_run_at(self) -> Option<DateTime<Utc>> {
+        match self {
+            Schedule::Scheduled { next_run_at } => Some(next_run_at),
+            _ => None,
+        }
+    }
+
+    /// Back from the stored pair; `None` when they disagree.
+    pub fn from_parts(state: JobState, next_run_at: Option<DateTime<Utc>>) -> Option<Self> {
+        match (state, next_run_at) {
+            (JobState::Scheduled, Some(next_run_at)) => Some(Schedule::Scheduled { next_run_at }),
+            (JobState::Paused, None) => Some(Schedule::Paused),
+            (JobState::Completed, None) => Some(Schedule::Completed),
+            _ => None,
         }
     }
 }
@@ -265,34 +306,42 @@ impl JobSpec {
     /// The schedule of a job created (or given a new trigger) at `now`.
     pub fn initial_schedule(&self, now: DateTime<Utc>) -> Schedule {
         if self.paused {
-            Schedule::paused()
+            Schedule::Paused
         } else if let Some(forced) = self.next_run_at {
-            Schedule::at(Some(forced))
+            Schedule::Scheduled {
+                next_run_at: forced,
+            }
         } else {
-            Schedule::at(self.trigger.first_fire_time(now))
+            Schedule::next_or_completed(self.definition.trigger.first_fire_time(now))
         }
     }
+}
 
+impl JobDefinition {
     /// The schedule of a job resumed at `now`: what fell due while it was
     /// paused is not delivered.
     pub fn resumed_schedule(&self, now: DateTime<Utc>) -> Schedule {
-        Schedule::at(self.trigger.next_at_or_after(now))
+        Schedule::next_or_completed(self.trigger.next_at_or_after(now))
     }
+}
 
-    /// The job in its canonical input form, the base a PATCH applies to.
+impl Job {
+    /// The job in its canonical input form (defaults filled in): what a
+    /// client reads back, and the document a PATCH merges into.
     pub fn to_input(&self) -> JobInput {
+        let d = &self.definition;
         JobInput {
-            id: self.id.as_ref().map(|id| id.to_string()),
-            name: self.name.clone(),
-            trigger: Some(self.trigger.to_input()),
-            target: Some(self.target.to_input()),
-            misfire_grace_s: self.misfire_grace_s.map(i64::from),
-            coalesce: Some(self.coalesce),
-            max_instances: Some(self.max_instances.into()),
-            retry: Some(self.retry.to_input()),
-            paused: Some(self.paused),
+            id: Some(self.id.to_string()),
+            name: d.name.clone(),
+            trigger: Some(d.trigger.to_input()),
+            target: Some(d.target.to_input()),
+            misfire_grace_s: d.misfire_grace_s.map(i64::from),
+            coalesce: Some(d.coalesce),
+            max_instances: Some(d.max_instances.into()),
+            retry: Some(d.retry.to_input()),
+            paused: Some(self.schedule == Schedule::Paused),
             next_run_at: None,
-            metadata: Some(self.metadata.clone()),
+            metadata: Some(d.metadata.clone()),
         }
     }
 }
@@ -328,12 +377,13 @@ mod tests {
     fn defaults_follow_apscheduler() {
         let spec = parse(minimal()).unwrap();
         assert_eq!(spec.id, None);
-        assert_eq!(spec.misfire_grace_s, None);
-        assert!(spec.coalesce);
-        assert_eq!(spec.max_instances, 1);
-        assert_eq!(spec.retry, RetryPolicy::default());
         assert!(!spec.paused);
-        assert!(spec.metadata.is_empty());
+        let d = spec.definition;
+        assert_eq!(d.misfire_grace_s, None);
+        assert!(d.coalesce);
+        assert_eq!(d.max_instances, 1);
+        assert_eq!(d.retry, RetryPolicy::default());
+        assert!(d.metadata.is_empty());
     }
 
     #[test]
@@ -400,25 +450,44 @@ mod tests {
         let spec = parse(minimal()).unwrap();
         assert_eq!(
             spec.initial_schedule(now),
-            Schedule::at(Some(instant::parse("2026-11-23T10:01:00Z").unwrap()))
+            Schedule::Scheduled {
+                next_run_at: instant::parse("2026-11-23T10:01:00Z").unwrap()
+            }
         );
         let forced = parse(with("next_run_at", json!("2026-11-23T10:00:00Z"))).unwrap();
-        assert_eq!(forced.initial_schedule(now).next_run_at, Some(now));
+        assert_eq!(forced.initial_schedule(now).next_run_at(), Some(now));
         let paused = parse(with("paused", json!(true))).unwrap();
-        assert_eq!(paused.initial_schedule(now), Schedule::paused());
+        assert_eq!(paused.initial_schedule(now), Schedule::Paused);
         let over = parse(with(
             "trigger",
             json!({"type": "cron", "expr": "* * * * *", "end_at": "2026-11-01T00:00:00Z"}),
         ))
         .unwrap();
-        assert_eq!(over.initial_schedule(now).state, JobState::Completed);
+        assert_eq!(over.initial_schedule(now), Schedule::Completed);
         let past_date = parse(with(
             "trigger",
             json!({"type": "date", "run_at": "2026-01-01T00:00:00Z"}),
         ))
         .unwrap();
-        assert_eq!(past_date.initial_schedule(now).state, JobState::Scheduled);
-        assert_eq!(past_date.resumed_schedule(now).state, JobState::Completed);
+        assert_eq!(past_date.initial_schedule(now).state(), JobState::Scheduled);
+        assert_eq!(
+            past_date.definition.resumed_schedule(now),
+            Schedule::Completed
+        );
+    }
+
+    #[test]
+    fn schedules_round_trip_through_their_stored_parts() {
+        let t = ctx().now;
+        for s in [
+            Schedule::Scheduled { next_run_at: t },
+            Schedule::Paused,
+            Schedule::Completed,
+        ] {
+            assert_eq!(Schedule::from_parts(s.state(), s.next_run_at()), Some(s));
+        }
+        assert_eq!(Schedule::from_parts(JobState::Scheduled, None), None);
+        assert_eq!(Schedule::from_parts(JobState::Paused, Some(t)), None);
     }
 
     #[test]
@@ -432,7 +501,16 @@ mod tests {
             "metadata": {"owner": "data-team"}
         });
         let spec = parse(v).unwrap();
-        let again = spec.to_input().parse(ctx()).unwrap();
-        assert_eq!(spec, again);
+        let job = Job {
+            id: spec.id.clone().unwrap(),
+            definition: spec.definition.clone(),
+            schedule: Schedule::Paused,
+            created_at: ctx().now,
+            updated_at: ctx().now,
+            last_run: None,
+        };
+        let again = job.to_input().parse(ctx()).unwrap();
+        assert_eq!(spec.definition, again.definition);
+        assert!(again.paused);
     }
 }

@@ -119,7 +119,9 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
     if job.next_run_at > now {
         return Decision {
             runs: Vec::new(),
-            schedule: Schedule::at(Some(job.next_run_at)),
+            schedule: Schedule::Scheduled {
+                next_run_at: job.next_run_at,
+            },
         };
     }
     // An occurrence is missed when now − fire time > grace.
@@ -197,7 +199,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
     }
     Decision {
         runs,
-        schedule: Schedule::at(next),
+        schedule: Schedule::next_or_completed(next),
     }
 }
 
@@ -269,7 +271,7 @@ mod tests {
         let tr = every_minute();
         let d = decide_at(job(&tr, "2026-11-23T10:00:00Z"), "2026-11-23T09:59:59Z");
         assert!(d.runs.is_empty());
-        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:00:00Z")));
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:00:00Z")));
     }
 
     #[test]
@@ -277,7 +279,7 @@ mod tests {
         let tr = every_minute();
         let d = decide_at(job(&tr, "2026-11-23T10:00:00Z"), "2026-11-23T10:00:00.003Z");
         assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Pending, 1)]);
-        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:01:00Z")));
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:01:00Z")));
     }
 
     #[test]
@@ -295,7 +297,7 @@ mod tests {
             d.runs,
             [run("2026-11-23T10:09:00Z", RunStatus::Pending, 10)]
         );
-        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:10:00Z")));
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:10:00Z")));
     }
 
     #[test]
@@ -313,13 +315,13 @@ mod tests {
                 run("2026-11-23T10:02:00Z", RunStatus::Pending, 1),
             ]
         );
-        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:03:00Z")));
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:03:00Z")));
 
         // 2,000 due: a thousand now, next_run_at at the first unhandled.
         let d = decide_at(j, "2026-11-24T19:19:30Z");
         assert_eq!(d.runs.len(), MAX_RUNS_PER_PASS);
         assert_eq!(d.runs[999].scheduled_for, t("2026-11-24T02:39:00Z"));
-        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-24T02:40:00Z")));
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-24T02:40:00Z")));
     }
 
     #[test]
@@ -336,7 +338,7 @@ mod tests {
                 run("2026-11-23T10:10:00Z", RunStatus::Pending, 2),
             ]
         );
-        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:11:00Z")));
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:11:00Z")));
     }
 
     #[test]
@@ -346,7 +348,7 @@ mod tests {
         j.misfire_grace_s = Some(20);
         let d = decide_at(j, "2026-11-23T10:05:30Z");
         assert_eq!(d.runs, [run("2026-11-23T10:05:00Z", RunStatus::Missed, 6)]);
-        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:06:00Z")));
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:06:00Z")));
     }
 
     #[test]
@@ -365,7 +367,7 @@ mod tests {
             d.runs[1],
             run("2026-11-23T00:00:00Z", RunStatus::Pending, 61)
         );
-        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T00:00:01Z")));
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T00:00:01Z")));
     }
 
     #[test]
@@ -427,11 +429,11 @@ mod tests {
         let tr = trigger(serde_json::json!({"type": "date", "run_at": "2026-12-01T09:00:00Z"}));
         let d = decide_at(job(&tr, "2026-12-01T09:00:00Z"), "2026-12-01T09:00:01Z");
         assert_eq!(d.runs.len(), 1);
-        assert_eq!(d.schedule.state, JobState::Completed);
+        assert_eq!(d.schedule.state(), JobState::Completed);
         // Forced earlier than run_at: that is its one fire.
         let d = decide_at(job(&tr, "2026-11-23T10:00:00Z"), "2026-11-23T10:00:01Z");
         assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Pending, 1)]);
-        assert_eq!(d.schedule.state, JobState::Completed);
+        assert_eq!(d.schedule.state(), JobState::Completed);
     }
 
     #[test]
@@ -439,7 +441,7 @@ mod tests {
         let tr = every_minute();
         let d = decide_at(job(&tr, "2026-11-23T10:00:30Z"), "2026-11-23T10:00:31Z");
         assert_eq!(d.runs, [run("2026-11-23T10:00:30Z", RunStatus::Pending, 1)]);
-        assert_eq!(d.schedule.next_run_at, Some(t("2026-11-23T10:01:00Z")));
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:01:00Z")));
         // Late forced run: coalesced with the grid occurrences since.
         let d = decide_at(job(&tr, "2026-11-23T10:00:30Z"), "2026-11-23T10:02:10Z");
         assert_eq!(d.runs, [run("2026-11-23T10:02:00Z", RunStatus::Pending, 3)]);
@@ -452,7 +454,7 @@ mod tests {
         j.misfire_grace_s = Some(3600);
         let d = decide_at(j, "2026-11-23T10:00:00Z");
         assert_eq!(d.runs, [run("2026-11-01T00:00:00Z", RunStatus::Missed, 1)]);
-        assert_eq!(d.schedule.state, JobState::Completed);
+        assert_eq!(d.schedule.state(), JobState::Completed);
     }
 
     #[test]
@@ -461,7 +463,7 @@ mod tests {
             "start_at": "2026-11-23T10:00:00Z", "end_at": "2026-11-23T10:05:00Z"}));
         let d = decide_at(job(&tr, "2026-11-23T10:00:00Z"), "2026-11-23T11:00:00Z");
         assert_eq!(d.runs, [run("2026-11-23T10:05:00Z", RunStatus::Pending, 6)]);
-        assert_eq!(d.schedule.state, JobState::Completed);
+        assert_eq!(d.schedule.state(), JobState::Completed);
     }
 
     #[test]

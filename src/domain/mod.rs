@@ -3,9 +3,12 @@
 pub mod error;
 pub mod instant;
 pub mod job;
+pub mod json;
+pub mod lifecycle;
 pub mod misfire;
 pub mod network_policy;
 pub mod retry;
 pub mod run;
+pub mod signing;
 pub mod target;
 pub mod trigger;

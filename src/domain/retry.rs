@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::error::FieldError;
+use crate::domain::run::RunStatus;
 
 pub const MAX_ATTEMPTS_LIMIT: i64 = 100;
 pub const MAX_BACKOFF_S: i64 = 86_400;
@@ -120,6 +121,107 @@ impl RetryPolicy {
     }
 }
 
+/// What becomes of a run after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    /// Pending again, its next attempt after this delay.
+    Retry {
+        delay: Duration,
+    },
+}
+
+impl Outcome {
+    /// The run's status once the outcome is recorded.
+    pub fn run_status(self) -> RunStatus {
+        match self {
+            Outcome::Succeeded => RunStatus::Succeeded,
+            Outcome::Failed => RunStatus::Failed,
+            Outcome::Retry { .. } => RunStatus::Pending,
+        }
+    }
+}
+
+/// What an attempt got back, as the retry rules need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// A response with this status (and `Retry-After`, if it sent one).
+    Response {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// No response: a network error, a timeout, or an attempt cut off by
+    /// its instance's death (recovered from its expired lease).
+    NoResponse,
+    /// The network policy refused every address: retrying cannot help.
+    Refused,
+}
+
+/// What a run becomes after attempt number `attempt` (1 for the first):
+/// the one place the retry rules and the backoff are applied, to attempts
+/// that got an answer and to attempts recovered from an expired lease
+/// alike. `unit` is a uniform random number in `[0, 1)`.
+pub fn after_attempt(
+    attempt: u32,
+    policy: &RetryPolicy,
+    result: AttemptResult,
+    unit: f64,
+) -> Outcome {
+    let (verdict, retry_after) = match result {
+        AttemptResult::Refused => return Outcome::Failed,
+        AttemptResult::NoResponse => (verdict(None), None),
+        AttemptResult::Response {
+            status,
+            retry_after,
+        } => (verdict(Some(status)), retry_after),
+    };
+    match verdict {
+        Verdict::Succeeded => Outcome::Succeeded,
+        Verdict::Failed => Outcome::Failed,
+        Verdict::Retry if attempt >= policy.max_attempts => Outcome::Failed,
+        Verdict::Retry => Outcome::Retry {
+            delay: policy.delay(attempt, unit, retry_after),
+        },
+    }
+}
+
+/// Waits between tries of the service's own loops against its database
+/// (a failed scheduler pass, claim, attempt record, or LISTEN connection):
+/// doubling from 100 ms to at most 5 s, back to the start after a success.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    pub const INITIAL: Duration = Duration::from_millis(100);
+    pub const MAX: Duration = Duration::from_secs(5);
+
+    pub const fn new() -> Self {
+        Self { failures: 0 }
+    }
+
+    /// The wait after one more failure.
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = Self::INITIAL
+            .saturating_mul(1u32 << self.failures.min(16))
+            .min(Self::MAX);
+        self.failures = self.failures.saturating_add(1);
+        wait
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// How an attempt ended, as the retry rules see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -202,6 +304,73 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn after_an_attempt_the_run_succeeds_fails_or_waits() {
+        let p = RetryPolicy {
+            max_attempts: 3,
+            backoff_initial_s: 1,
+            backoff_max_s: 300,
+        };
+        let ok = AttemptResult::Response {
+            status: 204,
+            retry_after: None,
+        };
+        let busy = AttemptResult::Response {
+            status: 503,
+            retry_after: None,
+        };
+        let gone = AttemptResult::Response {
+            status: 410,
+            retry_after: None,
+        };
+        assert_eq!(after_attempt(1, &p, ok, 0.0), Outcome::Succeeded);
+        assert_eq!(after_attempt(1, &p, gone, 0.0), Outcome::Failed);
+        assert_eq!(
+            after_attempt(1, &p, busy, 0.0),
+            Outcome::Retry {
+                delay: Duration::from_millis(500)
+            }
+        );
+        assert_eq!(
+            after_attempt(2, &p, AttemptResult::NoResponse, 1.0),
+            Outcome::Retry {
+                delay: Duration::from_secs(2)
+            }
+        );
+        assert_eq!(after_attempt(3, &p, busy, 0.0), Outcome::Failed);
+        assert_eq!(
+            after_attempt(1, &p, AttemptResult::Refused, 0.0),
+            Outcome::Failed
+        );
+        let throttled = AttemptResult::Response {
+            status: 429,
+            retry_after: Some(Duration::from_secs(42)),
+        };
+        assert_eq!(
+            after_attempt(1, &p, throttled, 0.0),
+            Outcome::Retry {
+                delay: Duration::from_secs(42)
+            }
+        );
+        assert_eq!(Outcome::Succeeded.run_status(), RunStatus::Succeeded);
+        assert_eq!(
+            Outcome::Retry {
+                delay: Duration::ZERO
+            }
+            .run_status(),
+            RunStatus::Pending
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_resets() {
+        let mut b = Backoff::new();
+        let waits: Vec<u64> = (0..8).map(|_| b.next_wait().as_millis() as u64).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next_wait(), Duration::from_millis(100));
     }
 
     #[test]

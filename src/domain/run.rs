@@ -1,7 +1,11 @@
 //! Runs: one occurrence the scheduler acted on (or decided not to).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::job::JobId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -74,6 +78,47 @@ impl RunCause {
         }
     }
 }
+
+/// One run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: Uuid,
+    pub job_id: JobId,
+    pub scheduled_for: DateTime<Utc>,
+    pub cause: RunCause,
+    pub status: RunStatus,
+    pub occurrences: u64,
+    pub attempt_count: u32,
+    pub deliver_after: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// The newest run of a job, shown with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub id: Uuid,
+    pub status: RunStatus,
+    pub scheduled_for: DateTime<Utc>,
+    pub attempt_count: u32,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One HTTP request of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub number: u32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+/// The error an attempt cut off by a crash is recorded with.
+pub const INTERRUPTED: &str = "interrupted";
 
 #[cfg(test)]
 mod tests {

@@ -65,6 +65,38 @@ impl Method {
             Method::Delete => "DELETE",
         }
     }
+
+    /// GET, POST, PUT, PATCH or DELETE, in any case.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_uppercase().as_str() {
+            "GET" => Some(Method::Get),
+            "POST" => Some(Method::Post),
+            "PUT" => Some(Method::Put),
+            "PATCH" => Some(Method::Patch),
+            "DELETE" => Some(Method::Delete),
+            _ => None,
+        }
+    }
+}
+
+impl Body {
+    /// The body as a JSON value: a string for text, null for none.
+    pub fn to_value(&self) -> Option<Value> {
+        match self {
+            Body::None => None,
+            Body::Json(v) => Some(v.clone()),
+            Body::Text(t) => Some(Value::String(t.clone())),
+        }
+    }
+
+    /// Back from [`Body::to_value`].
+    pub fn from_value(value: Option<Value>) -> Self {
+        match value {
+            None | Some(Value::Null) => Body::None,
+            Some(Value::String(text)) => Body::Text(text),
+            Some(json) => Body::Json(json),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,11 +145,7 @@ impl Target {
             url: Some(self.url.to_string()),
             method: Some(self.method.as_str().into()),
             headers: Some(self.headers.clone()),
-            body: match &self.body {
-                Body::None => None,
-                Body::Json(v) => Some(v.clone()),
-                Body::Text(t) => Some(Value::String(t.clone())),
-            },
+            body: self.body.to_value(),
             timeout_s: Some(self.timeout_s.into()),
         }
     }
@@ -136,18 +164,10 @@ impl TargetInput {
             .url
             .ok_or_else(|| FieldError::new(at("url"), "is required"))?;
         let url = parse_url(&url, policy).map_err(|m| FieldError::new(at("url"), m))?;
-        let method = match self
-            .method
-            .as_deref()
-            .map(str::to_ascii_uppercase)
-            .as_deref()
-        {
-            None | Some("POST") => Method::Post,
-            Some("GET") => Method::Get,
-            Some("PUT") => Method::Put,
-            Some("PATCH") => Method::Patch,
-            Some("DELETE") => Method::Delete,
-            Some(_) => {
+        let method = match self.method.as_deref().map(Method::parse) {
+            None => Method::Post,
+            Some(Some(method)) => method,
+            Some(None) => {
                 return Err(FieldError::new(
                     at("method"),
                     format!(
@@ -158,11 +178,7 @@ impl TargetInput {
             }
         };
         let headers = parse_headers(self.headers.unwrap_or_default(), &at("headers"))?;
-        let body = match self.body {
-            None | Some(Value::Null) => Body::None,
-            Some(Value::String(text)) => Body::Text(text),
-            Some(json) => Body::Json(json),
-        };
+        let body = Body::from_value(self.body);
         let timeout_s = match self.timeout_s {
             None => DEFAULT_TIMEOUT_S,
             Some(t) if (1..=i64::from(MAX_TIMEOUT_S)).contains(&t) => t as u32,

@@ -1,42 +1,47 @@
 //! The store: one trait, two implementations (PostgreSQL for production
 //! and several instances, SQLite as the embedded default). Each has its own
 //! migrations folder and runtime queries, so no build needs a database.
+//!
+//! The store decides nothing: a job change is decided by
+//! [`lifecycle::decide`], a due job's runs by the scheduler's plan, a
+//! recovered lease's fate by the retry rules; the store reads what they
+//! need under the right locks and writes what they answer.
 
 mod postgres;
+mod shape;
 mod sqlite;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::error::FieldError;
-use crate::domain::job::{JobId, JobInput, JobSpec, JobState, ParseContext, Schedule};
-use crate::domain::misfire::Decision;
-use crate::domain::network_policy::NetworkPolicy;
-use crate::domain::retry::{RetryInput, RetryPolicy};
+pub use crate::domain::job::Job;
+use crate::domain::job::{JobId, JobState, ParseContext};
+use crate::domain::lifecycle::{JobCommand, Refusal};
+use crate::domain::misfire::{Decision, DueJob};
+use crate::domain::retry::{Outcome, RetryPolicy};
+pub use crate::domain::run::{Attempt, Run, RunSummary};
 use crate::domain::run::{RunCause, RunStatus};
 use crate::domain::target::Target;
-use crate::domain::target::TargetInput;
-use crate::domain::trigger::Trigger;
-use crate::domain::trigger::TriggerInput;
 use crate::wakeup::Wakeups;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A change the caller refused, or a unique key that already exists.
+    /// A change the rules refused, or a unique key that already exists.
     #[error("{0}")]
     Conflict(String),
     #[error(transparent)]
     Invalid(#[from] FieldError),
-    /// Stored data that no longer parses (a bug or a manual edit).
+    /// Stored data that no longer reads back (a bug or a manual edit).
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -46,6 +51,16 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<Refusal> for StoreError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NotFound => StoreError::NotFound,
+            Refusal::Conflict(m) => StoreError::Conflict(m),
+            Refusal::Invalid(e) => StoreError::Invalid(e),
+        }
+    }
+}
 
 impl StoreError {
     /// A failure that may pass (the connection, the pool, a serialisation
@@ -72,41 +87,6 @@ impl StoreError {
     }
 }
 
-/// A job as stored.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub spec: JobSpec,
-    pub id: JobId,
-    pub schedule: Schedule,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub last_run: Option<RunSummary>,
-}
-
-/// The newest run of a job, shown with it.
-#[derive(Debug, Clone)]
-pub struct RunSummary {
-    pub id: Uuid,
-    pub status: RunStatus,
-    pub scheduled_for: DateTime<Utc>,
-    pub attempt_count: u32,
-    pub created_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// What a write does to a job: its new definition, and its schedule when
-/// that changes (`None` keeps the stored `state` and `next_run_at`).
-#[derive(Debug, Clone)]
-pub struct JobWrite {
-    pub spec: JobSpec,
-    pub schedule: Option<Schedule>,
-}
-
-/// Decides a write from the stored job (`None`: there is none yet). It runs
-/// inside the store's transaction with the row locked, so concurrent
-/// writers and the scheduler never interleave with it.
-pub type JobWriteFn<'a> = dyn Fn(Option<&Job>) -> StoreResult<JobWrite> + Send + Sync + 'a;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Saved {
     Created,
@@ -121,22 +101,12 @@ pub struct JobFilter {
     pub limit: u32,
 }
 
-/// A due job, locked by the claim transaction, as the scheduler's rules
-/// see it.
-#[derive(Debug, Clone)]
-pub struct DueJob {
-    pub id: JobId,
-    pub trigger: Trigger,
-    pub next_run_at: DateTime<Utc>,
-    pub misfire_grace_s: Option<u32>,
-    pub coalesce: bool,
-    pub max_instances: u32,
-    /// Pending and running runs, counted after the row lock was taken.
-    pub in_flight: u32,
-}
-
 /// Decides a due job's runs at the database's `now` (a pure rule).
-pub type PlanFn<'a> = dyn Fn(&DueJob, DateTime<Utc>) -> Decision + Send + Sync + 'a;
+pub type PlanFn<'a> = dyn Fn(&DueJob<'_>, DateTime<Utc>) -> Decision + Send + Sync + 'a;
+
+/// Decides what becomes of a run whose attempt number `n` was cut off by
+/// its instance's death, under its job's retry policy (a pure rule).
+pub type RecoverFn<'a> = dyn Fn(u32, &RetryPolicy) -> Outcome + Send + Sync + 'a;
 
 /// What one claim transaction did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -147,33 +117,6 @@ pub struct ClaimOutcome {
     pub runs: usize,
     /// Of those, pending ones: work for the dispatcher.
     pub pending: usize,
-}
-
-/// One run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Run {
-    pub id: Uuid,
-    pub job_id: JobId,
-    pub scheduled_for: DateTime<Utc>,
-    pub cause: RunCause,
-    pub status: RunStatus,
-    pub occurrences: u64,
-    pub attempt_count: u32,
-    pub deliver_after: DateTime<Utc>,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// One HTTP request of a run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Attempt {
-    pub number: u32,
-    pub started_at: DateTime<Utc>,
-    pub duration_ms: u64,
-    pub status_code: Option<u16>,
-    pub error: Option<String>,
-    pub response_excerpt: Option<String>,
 }
 
 /// A position in a job's run history (newest first).
@@ -192,39 +135,11 @@ pub struct ClaimedRun {
     /// The number of this attempt (1 for the first).
     pub attempt: u32,
     /// The job's target and retry policy, or why the stored job no longer
-    /// parses (the run then fails without a request, alone).
+    /// reads back (the run then fails without a request, alone).
     pub spec: Result<(Target, RetryPolicy), String>,
     /// Signing secrets: the current one, then the previous one while its
     /// rotation grace period lasts.
     pub secrets: Vec<String>,
-}
-
-/// What becomes of a run after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Outcome {
-    Succeeded,
-    Failed,
-    /// Pending again, its next attempt after this delay (database clock).
-    Retry {
-        delay: std::time::Duration,
-    },
-}
-
-impl Outcome {
-    fn status(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Retry { .. } => "pending",
-        }
-    }
-
-    fn delay_ms(self) -> i64 {
-        match self {
-            Outcome::Retry { delay } => i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
-            _ => 0,
-        }
-    }
 }
 
 /// One finished attempt, to be recorded with the run's new state.
@@ -249,9 +164,6 @@ pub struct JobSecret {
     pub previous: Option<(String, DateTime<Utc>)>,
 }
 
-/// The error an attempt cut off by a crash is recorded with.
-pub const INTERRUPTED: &str = "interrupted";
-
 /// How many finished runs of one job the cleaner keeps, whatever their age.
 pub const RUNS_KEPT_PER_JOB: u32 = 1000;
 
@@ -263,13 +175,16 @@ pub trait Store: Send + Sync + 'static {
     /// The store answers a query.
     async fn ping(&self) -> StoreResult<()>;
 
-    /// Creates or changes job `id` as `write` decides, in one transaction.
-    /// `new_secret` is the signing secret a new job gets.
+    /// Applies `command` to job `id` in one transaction: reads the job
+    /// with its row locked, lets [`lifecycle::decide`] answer at
+    /// `ctx.now`, and writes that.
+    ///
+    /// [`lifecycle::decide`]: crate::domain::lifecycle::decide
     async fn save_job(
         &self,
         id: &JobId,
-        new_secret: &str,
-        write: &JobWriteFn<'_>,
+        command: &JobCommand,
+        ctx: ParseContext,
     ) -> StoreResult<(Job, Saved)>;
 
     async fn get_job(&self, id: &JobId) -> StoreResult<Option<Job>>;
@@ -292,7 +207,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// How long until the earliest `next_run_at`, by the database's clock
     /// (zero when one is due); `None` when no job is scheduled.
-    async fn next_due_in(&self) -> StoreResult<Option<std::time::Duration>>;
+    async fn next_due_in(&self) -> StoreResult<Option<Duration>>;
 
     /// A manual run of job `id` now, outside its trigger's sequence,
     /// decided under the job's row lock like the scheduler's: `skipped`
@@ -312,11 +227,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes up to `batch` finished runs (and their attempts) that
     /// finished more than `retention` ago; returns how many.
-    async fn delete_expired_runs(
-        &self,
-        retention: std::time::Duration,
-        batch: u32,
-    ) -> StoreResult<u64>;
+    async fn delete_expired_runs(&self, retention: Duration, batch: u32) -> StoreResult<u64>;
 
     /// Deletes up to `batch` finished runs beyond the newest `keep` of
     /// their job; returns how many. Only jobs with a run finished within
@@ -326,7 +237,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         keep: u32,
         batch: u32,
-        finished_within: Option<std::time::Duration>,
+        finished_within: Option<Duration>,
     ) -> StoreResult<u64>;
 
     /// Claims up to `limit` pending runs whose time has come, for one
@@ -337,7 +248,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         owner: &str,
         limit: u32,
-        lease_margin: std::time::Duration,
+        lease_margin: Duration,
     ) -> StoreResult<Vec<ClaimedRun>>;
 
     /// Records attempts and the runs' new states in one transaction. Each
@@ -350,15 +261,17 @@ pub trait Store: Send + Sync + 'static {
     /// attempt not counted. Fenced like `record_attempts`.
     async fn release_runs(&self, owner: &str, runs: &[(Uuid, u32)]) -> StoreResult<u64>;
 
-    /// Runs whose lease expired (their instance died): records the cut-off
-    /// attempt as `interrupted` and makes them pending again after the
-    /// retry backoff, or failed when no attempt is left. Returns how many.
-    async fn recover_expired_leases(&self, limit: u32) -> StoreResult<u64>;
+    /// Takes over up to `limit` runs whose lease expired (their instance
+    /// died): records the cut-off attempt as `interrupted` and writes what
+    /// `recover` decides for each (pending again after a delay, or
+    /// failed). Returns how many.
+    async fn recover_expired_leases(&self, limit: u32, recover: &RecoverFn<'_>)
+    -> StoreResult<u64>;
 
     /// How long until a pending run's next attempt is due, by the
     /// database's clock; `None` when nothing is pending. (Expired leases are
     /// looked for on a timer of their own.)
-    async fn next_attempt_in(&self) -> StoreResult<Option<std::time::Duration>>;
+    async fn next_attempt_in(&self) -> StoreResult<Option<Duration>>;
 
     async fn get_secret(&self, id: &JobId) -> StoreResult<Option<JobSecret>>;
 
@@ -367,7 +280,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: &JobId,
         new_secret: &str,
-        grace: std::time::Duration,
+        grace: Duration,
     ) -> StoreResult<Option<JobSecret>>;
 
     /// Starts forwarding other instances' notifications to this process's
@@ -395,83 +308,6 @@ pub async fn connect(url: &str, wakeups: Arc<Wakeups>) -> StoreResult<DynStore> 
     }
 }
 
-/// The JSON columns a job's definition is stored in.
-pub(crate) struct SpecColumns {
-    pub trigger: Value,
-    pub target: Value,
-    pub retry: Value,
-    pub metadata: Value,
-}
-
-impl SpecColumns {
-    pub fn of(spec: &JobSpec) -> Self {
-        Self {
-            trigger: serde_json::to_value(spec.trigger.to_input()).unwrap_or(Value::Null),
-            target: serde_json::to_value(spec.target.to_input()).unwrap_or(Value::Null),
-            retry: serde_json::to_value(spec.retry.to_input()).unwrap_or(Value::Null),
-            metadata: Value::Object(spec.metadata.clone()),
-        }
-    }
-}
-
-/// A stored definition, column by column, before it is parsed back.
-pub(crate) struct StoredSpec {
-    pub id: String,
-    pub name: Option<String>,
-    pub trigger: Value,
-    pub target: Value,
-    pub retry: Value,
-    pub metadata: Value,
-    pub misfire_grace_s: Option<i64>,
-    pub coalesce: bool,
-    pub max_instances: i64,
-    pub state: String,
-}
-
-impl StoredSpec {
-    /// Parses the stored definition back into a [`JobSpec`], through the
-    /// same validation a request goes through.
-    pub fn parse(self) -> StoreResult<(JobId, JobSpec, JobState)> {
-        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
-            StoreError::Corrupt(format!("job {:?}: {what}: {e}", self.id))
-        };
-        let state = JobState::parse(&self.state).ok_or_else(|| corrupt("state", &self.state))?;
-        let trigger: TriggerInput =
-            serde_json::from_value(self.trigger.clone()).map_err(|e| corrupt("trigger", &e))?;
-        let target: TargetInput =
-            serde_json::from_value(self.target.clone()).map_err(|e| corrupt("target", &e))?;
-        let retry: RetryInput =
-            serde_json::from_value(self.retry.clone()).map_err(|e| corrupt("retry", &e))?;
-        let metadata = match &self.metadata {
-            Value::Object(map) => map.clone(),
-            other => return Err(corrupt("metadata", other)),
-        };
-        let input = JobInput {
-            id: Some(self.id.clone()),
-            name: self.name.clone(),
-            trigger: Some(trigger),
-            target: Some(target),
-            misfire_grace_s: self.misfire_grace_s,
-            coalesce: Some(self.coalesce),
-            max_instances: Some(self.max_instances),
-            retry: Some(retry),
-            paused: Some(state == JobState::Paused),
-            next_run_at: None,
-            metadata: Some(metadata),
-        };
-        // Stored intervals always carry their anchor, and the network
-        // policy is applied again at connect time, so neither context
-        // value matters here.
-        let ctx = ParseContext {
-            now: DateTime::UNIX_EPOCH,
-            network_policy: NetworkPolicy::Any,
-        };
-        let spec = input.parse(ctx).map_err(|e| corrupt("definition", &e))?;
-        let id = spec.id.clone().ok_or_else(|| corrupt("id", &"missing"))?;
-        Ok((id, spec, state))
-    }
-}
-
 pub(crate) fn run_status(s: &str) -> StoreResult<RunStatus> {
     RunStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("run status {s:?}")))
 }
@@ -484,38 +320,9 @@ pub(crate) fn job_id(s: String) -> StoreResult<JobId> {
     JobId::parse(&s).map_err(|e| StoreError::Corrupt(format!("job id {s:?}: {e}")))
 }
 
-/// The in-flight count a claim read, as the rules' input.
-pub(crate) fn in_flight(count: i64) -> u32 {
-    u32::try_from(count.max(0)).unwrap_or(u32::MAX)
-}
-
-/// Parses a stored trigger for the scheduler.
-pub(crate) fn stored_trigger(job_id: &str, value: Value) -> StoreResult<Trigger> {
-    let input: TriggerInput = serde_json::from_value(value)
-        .map_err(|e| StoreError::Corrupt(format!("job {job_id:?}: trigger: {e}")))?;
-    input
-        .parse(DateTime::UNIX_EPOCH, "trigger")
-        .map_err(|e| StoreError::Corrupt(format!("job {job_id:?}: trigger: {e}")))
-}
-
-/// Parses a claimed run's stored target and retry policy.
-pub(crate) fn delivery_spec(
-    job_id: &str,
-    target: Value,
-    retry: Value,
-) -> StoreResult<(Target, RetryPolicy)> {
-    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
-        StoreError::Corrupt(format!("job {job_id:?}: {what}: {e}"))
-    };
-    let target = serde_json::from_value::<TargetInput>(target)
-        .map_err(|e| corrupt("target", &e))?
-        .parse(NetworkPolicy::Any, "target")
-        .map_err(|e| corrupt("target", &e))?;
-    let retry = serde_json::from_value::<RetryInput>(retry)
-        .map_err(|e| corrupt("retry", &e))?
-        .parse("retry")
-        .map_err(|e| corrupt("retry", &e))?;
-    Ok((target, retry))
+/// A count read from the database, as the rules' input.
+pub(crate) fn count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
 /// The secrets a request is signed with at `now`.
@@ -534,15 +341,10 @@ pub(crate) fn signing_secrets(
     secrets
 }
 
-/// Runs a job write decision against the stored job, checking that the
-/// decision keeps the schedule coherent.
-pub(crate) fn decide_write(
-    write: &JobWriteFn<'_>,
-    existing: Option<&Job>,
-) -> StoreResult<JobWrite> {
-    let decided = write(existing)?;
-    if existing.is_none() && decided.schedule.is_none() {
-        return Err(StoreError::Corrupt("a new job needs a schedule".into()));
+/// An outcome's delay in milliseconds (0 unless it is a retry).
+pub(crate) fn delay_ms(outcome: Outcome) -> i64 {
+    match outcome {
+        Outcome::Retry { delay } => i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+        _ => 0,
     }
-    Ok(decided)
 }

@@ -5,20 +5,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
-    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, DueJob, INTERRUPTED, Job, JobFilter,
-    JobSecret, JobWriteFn, PlanFn, Run, RunCursor, RunSummary, Saved, SpecColumns, Store,
-    StoreError, StoreResult, StoredSpec, decide_write, delivery_spec, in_flight, job_id, run_cause,
-    run_status, signing_secrets, stored_trigger,
+    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, Job, JobFilter, JobSecret, PlanFn, RecoverFn,
+    Run, RunCursor, RunSummary, Saved, Store, StoreError, StoreResult, count, delay_ms, job_id,
+    run_cause, run_status, signing_secrets,
 };
-use crate::domain::job::{JobId, JobSpec, Schedule};
-use crate::domain::run::RunStatus;
+use crate::domain::job::{JobDefinition, JobId, JobState, ParseContext, Schedule};
+use crate::domain::lifecycle::{self, JobChange, JobCommand};
+use crate::domain::misfire::DueJob;
+use crate::domain::retry::Outcome;
+use crate::domain::run::{INTERRUPTED, RunStatus};
 use crate::wakeup::Wakeups;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -51,70 +53,85 @@ impl PgStore {
         &self.pool
     }
 
-    /// Inserts many new jobs in one statement: the bulk path benchmarks
-    /// seed with (the API creates jobs one at a time). Wakes every
-    /// instance's scheduler once.
-    pub async fn insert_jobs(&self, jobs: &[(JobSpec, Schedule, String)]) -> StoreResult<u64> {
-        let mut columns = (
-            Vec::with_capacity(jobs.len()),
-            Vec::with_capacity(jobs.len()),
-            Vec::with_capacity(jobs.len()),
-            Vec::with_capacity(jobs.len()),
-            Vec::with_capacity(jobs.len()),
-            Vec::with_capacity(jobs.len()),
-        );
-        let (mut coalesce, mut max_instances) = (Vec::new(), Vec::new());
-        let (mut states, mut next_runs, mut secrets, mut names) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (spec, schedule, secret) in jobs {
-            let id = spec
-                .id
-                .as_ref()
-                .ok_or_else(|| StoreError::Corrupt("a bulk-inserted job needs an id".into()))?;
-            let cols = SpecColumns::of(spec);
-            columns.0.push(id.to_string());
-            columns.1.push(cols.trigger);
-            columns.2.push(cols.target);
-            columns.3.push(cols.retry);
-            columns.4.push(cols.metadata);
-            columns.5.push(spec.misfire_grace_s.map(i64::from));
-            names.push(spec.name.clone());
-            coalesce.push(spec.coalesce);
-            max_instances.push(spec.max_instances as i32);
-            states.push(schedule.state.as_str());
-            next_runs.push(schedule.next_run_at);
-            secrets.push(secret.clone());
+    /// Inserts many new jobs, a few thousand per statement: the bulk path
+    /// benchmarks seed with (the API creates jobs one at a time). Wakes
+    /// every instance's scheduler once.
+    pub async fn insert_jobs(
+        &self,
+        jobs: &[(JobId, JobDefinition, Schedule, String)],
+    ) -> StoreResult<u64> {
+        let mut inserted = 0;
+        // 27 columns a row, under PostgreSQL's 65,535 parameters.
+        for chunk in jobs.chunks(2000) {
+            let mut query =
+                QueryBuilder::<Postgres>::new(concat!("INSERT INTO jobs (", job_columns!(), ") "));
+            query.push_values(chunk, |mut row, (id, definition, schedule, secret)| {
+                push_job(
+                    &mut row,
+                    id,
+                    &StoredDefinition::of(definition),
+                    *schedule,
+                    secret,
+                );
+            });
+            inserted += query.build().execute(&self.pool).await?.rows_affected();
         }
-        let done = sqlx::query(
-            "INSERT INTO jobs (id, name, trigger, target, retry, metadata, misfire_grace_s,
-                               coalesce_runs, max_instances, state, next_run_at, secret,
-                               created_at, updated_at)
-             SELECT u.*, now(), now()
-             FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::jsonb[], $6::jsonb[],
-                         $7::int8[], $8::bool[], $9::int4[], $10::text[], $11::timestamptz[],
-                         $12::text[]) AS u",
-        )
-        .bind(&columns.0)
-        .bind(&names)
-        .bind(&columns.1)
-        .bind(&columns.2)
-        .bind(&columns.3)
-        .bind(&columns.4)
-        .bind(&columns.5)
-        .bind(&coalesce)
-        .bind(&max_instances)
-        .bind(&states)
-        .bind(&next_runs)
-        .bind(&secrets)
-        .execute(&self.pool)
-        .await?;
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(JOBS_CHANNEL)
             .execute(&self.pool)
             .await?;
         self.wakeups.jobs_changed();
-        Ok(done.rows_affected())
+        Ok(inserted)
     }
+}
+
+/// The columns a new job is inserted with, in [`push_job`]'s order.
+macro_rules! job_columns {
+    () => {
+        "id, name, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at, end_at,
+         jitter_s, target_url, target_method, target_headers, target_body, timeout_s,
+         misfire_grace_s, coalesce_runs, max_instances, max_attempts, backoff_initial_s,
+         backoff_max_s, metadata, state, next_run_at, secret, created_at, updated_at"
+    };
+}
+use job_columns;
+
+/// One new job's values, in [`job_columns!`]'s order.
+fn push_job(
+    row: &mut sqlx::query_builder::Separated<'_, '_, Postgres, &'static str>,
+    id: &JobId,
+    d: &StoredDefinition,
+    schedule: Schedule,
+    secret: &str,
+) {
+    let t = &d.trigger;
+    row.push_bind(id.as_str().to_string())
+        .push_bind(d.name.clone())
+        .push_bind(t.trigger_type.clone())
+        .push_bind(t.cron_expr.clone())
+        .push_bind(t.cron_timezone.clone())
+        .push_bind(t.every_s)
+        .push_bind(t.run_at)
+        .push_bind(t.start_at)
+        .push_bind(t.end_at)
+        .push_bind(t.jitter_s)
+        .push_bind(d.target.url.clone())
+        .push_bind(d.target.method.clone())
+        .push_bind(d.target.headers.clone())
+        .push_bind(d.target.body.clone())
+        .push_bind(d.target.timeout_s)
+        .push_bind(d.misfire_grace_s)
+        .push_bind(d.coalesce)
+        .push_bind(d.max_instances)
+        .push_bind(d.retry.max_attempts)
+        .push_bind(d.retry.backoff_initial_s)
+        .push_bind(d.retry.backoff_max_s)
+        .push_bind(d.metadata.clone())
+        .push_bind(schedule.state().as_str())
+        .push_bind(schedule.next_run_at())
+        .push_bind(secret.to_string())
+        .push("now()")
+        .push("now()");
 }
 
 /// The job query with its last run; `job_query!(" WHERE …")` appends a
@@ -123,8 +140,11 @@ macro_rules! job_query {
     ($tail:literal) => {
         concat!(
             "
-    SELECT j.id, j.name, j.trigger, j.target, j.retry, j.metadata, j.misfire_grace_s,
-           j.coalesce_runs, j.max_instances, j.state, j.next_run_at, j.created_at, j.updated_at,
+    SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
+           j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
+           j.target_body, j.timeout_s, j.misfire_grace_s, j.coalesce_runs, j.max_instances,
+           j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.metadata,
+           j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
            lr.attempt_count AS lr_attempt_count, lr.created_at AS lr_created_at,
            lr.finished_at AS lr_finished_at
@@ -142,14 +162,8 @@ macro_rules! job_query {
 #[derive(FromRow)]
 struct JobRow {
     id: String,
-    name: Option<String>,
-    trigger: Value,
-    target: Value,
-    retry: Value,
-    metadata: Value,
-    misfire_grace_s: Option<i64>,
-    coalesce_runs: bool,
-    max_instances: i32,
+    #[sqlx(flatten)]
+    definition: StoredDefinition,
     state: String,
     next_run_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
@@ -164,19 +178,16 @@ struct JobRow {
 
 impl JobRow {
     fn into_job(self) -> StoreResult<Job> {
-        let (id, spec, state) = StoredSpec {
-            id: self.id,
-            name: self.name,
-            trigger: self.trigger,
-            target: self.target,
-            retry: self.retry,
-            metadata: self.metadata,
-            misfire_grace_s: self.misfire_grace_s,
-            coalesce: self.coalesce_runs,
-            max_instances: self.max_instances.into(),
-            state: self.state,
-        }
-        .parse()?;
+        let id = job_id(self.id)?;
+        let definition = self.definition.into_definition(id.as_str())?;
+        let state = JobState::parse(&self.state)
+            .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {:?}", self.state)))?;
+        let schedule = Schedule::from_parts(state, self.next_run_at).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "job {id}: state {state:?} with next_run_at {:?}",
+                self.next_run_at
+            ))
+        })?;
         let last_run = match (
             self.lr_id,
             self.lr_status,
@@ -185,22 +196,18 @@ impl JobRow {
         ) {
             (Some(id), Some(status), Some(scheduled_for), Some(created_at)) => Some(RunSummary {
                 id,
-                status: RunStatus::parse(&status)
-                    .ok_or_else(|| StoreError::Corrupt(format!("run {id}: status {status:?}")))?,
+                status: run_status(&status)?,
                 scheduled_for,
-                attempt_count: self.lr_attempt_count.unwrap_or(0).max(0) as u32,
+                attempt_count: count(self.lr_attempt_count.unwrap_or(0).into()),
                 created_at,
                 finished_at: self.lr_finished_at,
             }),
             _ => None,
         };
         Ok(Job {
-            spec,
             id,
-            schedule: Schedule {
-                state,
-                next_run_at: self.next_run_at,
-            },
+            definition,
+            schedule,
             created_at: self.created_at,
             updated_at: self.updated_at,
             last_run,
@@ -225,11 +232,12 @@ async fn fetch_job(conn: &mut PgConnection, id: &JobId, lock: bool) -> StoreResu
 #[derive(FromRow)]
 struct DueRow {
     id: String,
-    trigger: Value,
+    #[sqlx(flatten)]
+    trigger: StoredTrigger,
     next_run_at: DateTime<Utc>,
     misfire_grace_s: Option<i64>,
     coalesce_runs: bool,
-    max_instances: i32,
+    max_instances: i64,
     db_now: DateTime<Utc>,
 }
 
@@ -260,7 +268,7 @@ impl RunRow {
             cause: run_cause(&self.cause)?,
             status: run_status(&self.status)?,
             occurrences: self.occurrences.max(0) as u64,
-            attempt_count: self.attempt_count.max(0) as u32,
+            attempt_count: count(self.attempt_count.into()),
             deliver_after: self.deliver_after,
             next_attempt_at: self.next_attempt_at,
             created_at: self.created_at,
@@ -309,12 +317,23 @@ struct ClaimedRow {
     job_id: String,
     scheduled_for: DateTime<Utc>,
     attempt_count: i32,
-    target: Value,
-    retry: Value,
+    #[sqlx(flatten)]
+    target: StoredTarget,
+    #[sqlx(flatten)]
+    retry: StoredRetry,
     secret: String,
     previous_secret: Option<String>,
     previous_secret_expires_at: Option<DateTime<Utc>>,
     db_now: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct ExpiredRow {
+    id: Uuid,
+    job_id: String,
+    attempt_count: i32,
+    #[sqlx(flatten)]
+    retry: StoredRetry,
 }
 
 #[derive(FromRow)]
@@ -356,68 +375,95 @@ impl Store for PgStore {
     async fn save_job(
         &self,
         id: &JobId,
-        new_secret: &str,
-        write: &JobWriteFn<'_>,
+        command: &JobCommand,
+        ctx: ParseContext,
     ) -> StoreResult<(Job, Saved)> {
         // Two writers creating the same new id: the loser's insert hits the
         // primary key and it decides again, now seeing the stored job.
         for _ in 0..3 {
             let mut tx = self.pool.begin().await?;
             let existing = fetch_job(&mut tx, id, true).await?;
-            let decided = decide_write(write, existing.as_ref())?;
-            let cols = SpecColumns::of(&decided.spec);
-            let spec = &decided.spec;
-            let saved = if existing.is_none() {
-                let schedule = decided.schedule.unwrap_or(Schedule::paused());
-                let inserted = sqlx::query(
-                    "INSERT INTO jobs (id, name, trigger, target, retry, metadata, misfire_grace_s,
-                         coalesce_runs, max_instances, state, next_run_at, secret, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), now())",
-                )
-                .bind(id.as_str())
-                .bind(&spec.name)
-                .bind(&cols.trigger)
-                .bind(&cols.target)
-                .bind(&cols.retry)
-                .bind(&cols.metadata)
-                .bind(spec.misfire_grace_s.map(i64::from))
-                .bind(spec.coalesce)
-                .bind(spec.max_instances as i32)
-                .bind(schedule.state.as_str())
-                .bind(schedule.next_run_at)
-                .bind(new_secret)
-                .execute(&mut *tx)
-                .await;
-                match inserted {
-                    Err(e) if is_unique_violation(&e) => continue,
-                    other => other?,
-                };
-                Saved::Created
-            } else {
-                sqlx::query(
-                    "UPDATE jobs SET name = $2, trigger = $3, target = $4, retry = $5, metadata = $6,
-                         misfire_grace_s = $7, coalesce_runs = $8, max_instances = $9,
-                         state = COALESCE($10, state),
-                         next_run_at = CASE WHEN $10::text IS NULL THEN next_run_at ELSE $11 END,
-                         updated_at = now()
-                     WHERE id = $1",
-                )
-                .bind(id.as_str())
-                .bind(&spec.name)
-                .bind(&cols.trigger)
-                .bind(&cols.target)
-                .bind(&cols.retry)
-                .bind(&cols.metadata)
-                .bind(spec.misfire_grace_s.map(i64::from))
-                .bind(spec.coalesce)
-                .bind(spec.max_instances as i32)
-                .bind(decided.schedule.map(|s| s.state.as_str()))
-                .bind(decided.schedule.and_then(|s| s.next_run_at))
-                .execute(&mut *tx)
-                .await?;
-                Saved::Updated
+            let change = lifecycle::decide(id.as_str(), existing.as_ref(), command, ctx)?;
+            let (saved, schedule_changed) = match change {
+                JobChange::Unchanged => {
+                    tx.commit().await?;
+                    let job = existing.ok_or(StoreError::NotFound)?;
+                    return Ok((job, Saved::Updated));
+                }
+                JobChange::Insert {
+                    definition,
+                    schedule,
+                    secret,
+                } => {
+                    let mut query = QueryBuilder::<Postgres>::new(concat!(
+                        "INSERT INTO jobs (",
+                        job_columns!(),
+                        ") "
+                    ));
+                    query.push_values([()], |mut row, ()| {
+                        push_job(
+                            &mut row,
+                            id,
+                            &StoredDefinition::of(&definition),
+                            schedule,
+                            &secret,
+                        );
+                    });
+                    match query.build().execute(&mut *tx).await {
+                        Err(e) if is_unique_violation(&e) => continue,
+                        other => other?,
+                    };
+                    (Saved::Created, true)
+                }
+                JobChange::Update {
+                    definition,
+                    schedule,
+                } => {
+                    let d = StoredDefinition::of(&definition);
+                    let t = &d.trigger;
+                    sqlx::query(
+                        "UPDATE jobs SET name = $2, trigger_type = $3, cron_expr = $4,
+                             cron_timezone = $5, every_s = $6, run_at = $7, start_at = $8,
+                             end_at = $9, jitter_s = $10, target_url = $11, target_method = $12,
+                             target_headers = $13, target_body = $14, timeout_s = $15,
+                             misfire_grace_s = $16, coalesce_runs = $17, max_instances = $18,
+                             max_attempts = $19, backoff_initial_s = $20, backoff_max_s = $21,
+                             metadata = $22,
+                             state = COALESCE($23, state),
+                             next_run_at = CASE WHEN $23::text IS NULL THEN next_run_at ELSE $24 END,
+                             updated_at = now()
+                         WHERE id = $1",
+                    )
+                    .bind(id.as_str())
+                    .bind(&d.name)
+                    .bind(&t.trigger_type)
+                    .bind(&t.cron_expr)
+                    .bind(&t.cron_timezone)
+                    .bind(t.every_s)
+                    .bind(t.run_at)
+                    .bind(t.start_at)
+                    .bind(t.end_at)
+                    .bind(t.jitter_s)
+                    .bind(&d.target.url)
+                    .bind(&d.target.method)
+                    .bind(&d.target.headers)
+                    .bind(&d.target.body)
+                    .bind(d.target.timeout_s)
+                    .bind(d.misfire_grace_s)
+                    .bind(d.coalesce)
+                    .bind(d.max_instances)
+                    .bind(d.retry.max_attempts)
+                    .bind(d.retry.backoff_initial_s)
+                    .bind(d.retry.backoff_max_s)
+                    .bind(&d.metadata)
+                    .bind(schedule.map(|s| s.state().as_str()))
+                    .bind(schedule.and_then(Schedule::next_run_at))
+                    .execute(&mut *tx)
+                    .await?;
+                    (Saved::Updated, schedule.is_some())
+                }
             };
-            if decided.schedule.is_some() {
+            if schedule_changed {
                 sqlx::query("SELECT pg_notify($1, '')")
                     .bind(JOBS_CHANNEL)
                     .execute(&mut *tx)
@@ -427,7 +473,7 @@ impl Store for PgStore {
                 .await?
                 .ok_or(StoreError::NotFound)?;
             tx.commit().await?;
-            if decided.schedule.is_some() {
+            if schedule_changed {
                 self.wakeups.jobs_changed();
             }
             return Ok((job, saved));
@@ -484,7 +530,8 @@ impl Store for PgStore {
     async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome> {
         let mut tx = self.pool.begin().await?;
         let due = sqlx::query_as::<_, DueRow>(
-            "SELECT id, trigger, next_run_at, misfire_grace_s, coalesce_runs, max_instances,
+            "SELECT id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at, end_at,
+                    jitter_s, next_run_at, misfire_grace_s, coalesce_runs, max_instances,
                     now() AS db_now
              FROM jobs
              WHERE next_run_at <= now()
@@ -516,16 +563,15 @@ impl Store for PgStore {
         let mut runs = RunColumns::default();
         let (mut job_ids, mut next_runs, mut states) = (Vec::new(), Vec::new(), Vec::new());
         for row in due {
-            let schedule = match stored_trigger(&row.id, row.trigger) {
+            let schedule = match row.trigger.into_trigger(&row.id) {
                 Ok(trigger) => {
                     let job = DueJob {
-                        id: job_id(row.id.clone())?,
-                        trigger,
+                        trigger: &trigger,
                         next_run_at: row.next_run_at,
                         misfire_grace_s: row.misfire_grace_s.and_then(|g| u32::try_from(g).ok()),
                         coalesce: row.coalesce_runs,
-                        max_instances: row.max_instances.max(1) as u32,
-                        in_flight: in_flight(counts.get(&row.id).copied().unwrap_or(0)),
+                        max_instances: count(row.max_instances).max(1),
+                        in_flight: count(counts.get(&row.id).copied().unwrap_or(0)),
                     };
                     let decision = plan(&job, row.db_now);
                     for run in decision.runs {
@@ -542,12 +588,14 @@ impl Store for PgStore {
                 Err(e) => {
                     // Leave it for an operator, without spinning on it.
                     tracing::error!(job_id = %row.id, error = %e, "cannot schedule job; retrying in an hour");
-                    Schedule::at(Some(row.db_now + chrono::TimeDelta::hours(1)))
+                    Schedule::Scheduled {
+                        next_run_at: row.db_now + chrono::TimeDelta::hours(1),
+                    }
                 }
             };
             job_ids.push(row.id);
-            next_runs.push(schedule.next_run_at);
-            states.push(schedule.state.as_str());
+            next_runs.push(schedule.next_run_at());
+            states.push(schedule.state().as_str());
         }
 
         let inserted: Vec<String> = if runs.id.is_empty() {
@@ -616,7 +664,7 @@ impl Store for PgStore {
 
     async fn create_manual_run(&self, id: &JobId) -> StoreResult<Run> {
         let mut tx = self.pool.begin().await?;
-        let max_instances: Option<i32> =
+        let max_instances: Option<i64> =
             sqlx::query_scalar("SELECT max_instances FROM jobs WHERE id = $1 FOR UPDATE")
                 .bind(id.as_str())
                 .fetch_optional(&mut *tx)
@@ -628,11 +676,7 @@ impl Store for PgStore {
         .bind(id.as_str())
         .fetch_one(&mut *tx)
         .await?;
-        let status = if running < i64::from(max_instances) {
-            RunStatus::Pending
-        } else {
-            RunStatus::Skipped
-        };
+        let status = lifecycle::manual_run_status(count(max_instances), count(running));
         let run = sqlx::query_as::<_, RunRow>(&format!(
             "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
                                next_attempt_at, finished_at)
@@ -781,11 +825,12 @@ impl Store for PgStore {
              UPDATE runs r
              SET status = 'running', lease_owner = $1, attempt_count = r.attempt_count + 1,
                  attempt_started_at = now(), next_attempt_at = NULL,
-                 lease_until = now() + make_interval(
-                     secs => COALESCE((j.target->>'timeout_s')::float8, 30) + $3)
+                 lease_until = now() + make_interval(secs => j.timeout_s + $3)
              FROM due, jobs j
              WHERE r.id = due.id AND j.id = r.job_id
-             RETURNING r.id, r.job_id, r.scheduled_for, r.attempt_count, j.target, j.retry,
+             RETURNING r.id, r.job_id, r.scheduled_for, r.attempt_count, j.target_url,
+                       j.target_method, j.target_headers, j.target_body, j.timeout_s,
+                       j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
                        j.secret, j.previous_secret, j.previous_secret_expires_at, now() AS db_now",
         )
         .bind(owner)
@@ -795,8 +840,11 @@ impl Store for PgStore {
         .await?;
         rows.into_iter()
             .map(|row| {
-                let spec =
-                    delivery_spec(&row.job_id, row.target, row.retry).map_err(|e| e.to_string());
+                let spec = row
+                    .target
+                    .into_target(&row.job_id)
+                    .and_then(|target| Ok((target, row.retry.into_policy(&row.job_id)?)))
+                    .map_err(|e| e.to_string());
                 Ok(ClaimedRun {
                     run_id: row.id,
                     job_id: job_id(row.job_id)?,
@@ -830,8 +878,8 @@ impl Store for PgStore {
             codes.push(r.status_code.map(i32::from));
             errors.push(r.error.clone());
             excerpts.push(r.response_excerpt.clone());
-            statuses.push(r.outcome.status());
-            delays.push(r.outcome.delay_ms());
+            statuses.push(r.outcome.run_status().as_str());
+            delays.push(delay_ms(r.outcome));
         }
         // The fence: only the lease holder's write for this very attempt
         // lands; the attempt row is written only where the run was.
@@ -877,7 +925,7 @@ impl Store for PgStore {
         .await?;
         if records
             .iter()
-            .any(|r| matches!(r.outcome, super::Outcome::Retry { .. }))
+            .any(|r| matches!(r.outcome, Outcome::Retry { .. }))
         {
             // Other instances' dispatchers may be the ones to retry it.
             sqlx::query("SELECT pg_notify($1, '')")
@@ -914,41 +962,71 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn recover_expired_leases(&self, limit: u32) -> StoreResult<u64> {
+    async fn recover_expired_leases(
+        &self,
+        limit: u32,
+        recover: &RecoverFn<'_>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let expired = sqlx::query_as::<_, ExpiredRow>(
+            "SELECT r.id, r.job_id, r.attempt_count, j.max_attempts, j.backoff_initial_s,
+                    j.backoff_max_s
+             FROM runs r JOIN jobs j ON j.id = r.job_id
+             WHERE r.status = 'running' AND r.lease_until < now()
+             ORDER BY r.lease_until
+             LIMIT $1
+             FOR UPDATE OF r SKIP LOCKED",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if expired.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let (mut ids, mut statuses, mut delays) = (Vec::new(), Vec::new(), Vec::new());
+        for row in expired {
+            let policy = row.retry.into_policy(&row.job_id).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "recovering a run under the default retry policy");
+                Default::default()
+            });
+            let outcome = recover(count(row.attempt_count.into()), &policy);
+            ids.push(row.id);
+            statuses.push(outcome.run_status().as_str());
+            delays.push(delay_ms(outcome));
+        }
+        // The cut-off attempt is recorded, then the run written as decided.
         let done = sqlx::query(&format!(
-            "WITH expired AS (
-                 SELECT r.id, r.attempt_count, COALESCE(r.attempt_started_at, now()) AS started_at,
-                        COALESCE((j.retry->>'max_attempts')::int, 3) AS max_attempts,
-                        COALESCE((j.retry->>'backoff_initial_s')::float8, 1) AS backoff_initial_s,
-                        COALESCE((j.retry->>'backoff_max_s')::float8, 300) AS backoff_max_s
-                 FROM runs r JOIN jobs j ON j.id = r.job_id
-                 WHERE r.status = 'running' AND r.lease_until < now()
-                 ORDER BY r.lease_until
-                 LIMIT $1
-                 FOR UPDATE OF r SKIP LOCKED
+            "WITH input AS (
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[]) AS u(id, status, delay_ms)
              ), attempt AS (
                  INSERT INTO attempts (run_id, number, started_at, duration_ms, error)
-                 SELECT id, attempt_count, started_at,
-                        (EXTRACT(EPOCH FROM (now() - started_at)) * 1000)::int8, '{INTERRUPTED}'
-                 FROM expired
+                 SELECT r.id, r.attempt_count, COALESCE(r.attempt_started_at, now()),
+                        (EXTRACT(EPOCH FROM (now() - COALESCE(r.attempt_started_at, now()))) * 1000)::int8,
+                        '{INTERRUPTED}'
+                 FROM runs r JOIN input i ON i.id = r.id
                  ON CONFLICT DO NOTHING
              )
              UPDATE runs r
-             SET status = CASE WHEN e.attempt_count >= e.max_attempts THEN 'failed' ELSE 'pending' END,
-                 -- The retry after attempt n waits uniformly in [d/2, d],
-                 -- d = min(max, initial * 2^(n-1)), as any other retry.
-                 next_attempt_at = CASE WHEN e.attempt_count >= e.max_attempts THEN NULL
-                     ELSE now() + make_interval(secs => LEAST(e.backoff_max_s,
-                         e.backoff_initial_s * power(2, LEAST(GREATEST(e.attempt_count - 1, 0), 40)))
-                         * (0.5 + random() / 2)) END,
-                 finished_at = CASE WHEN e.attempt_count >= e.max_attempts THEN clock_timestamp() END,
+             SET status = i.status,
+                 next_attempt_at = CASE WHEN i.status = 'pending'
+                     THEN now() + i.delay_ms * interval '1 millisecond' END,
+                 finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE clock_timestamp() END,
                  lease_owner = NULL, lease_until = NULL
-             FROM expired e
-             WHERE r.id = e.id"
+             FROM input i
+             WHERE r.id = i.id"
         ))
-        .bind(i64::from(limit))
-        .execute(&self.pool)
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&delays)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(RUNS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.wakeups.runs_changed();
         Ok(done.rows_affected())
     }
 
@@ -1013,7 +1091,7 @@ async fn listen(
     wakeups: Arc<Wakeups>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = crate::domain::retry::Backoff::new();
     while !shutdown.is_cancelled() {
         let connected = async {
             let pool = PgPoolOptions::new()
@@ -1028,18 +1106,18 @@ async fn listen(
             connected = connected => match connected {
                 Ok(listener) => listener,
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "LISTEN connection failed");
+                    let wait = backoff.next_wait();
+                    tracing::warn!(error = %e, retry_ms = wait.as_millis() as u64, "LISTEN connection failed");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(wait) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             },
         };
         tracing::debug!("listening for other instances' notifications");
-        backoff = Duration::from_millis(100);
+        backoff.reset();
         wakeups.jobs_changed();
         wakeups.runs_changed();
         loop {

@@ -14,14 +14,17 @@ use sqlx::sqlite::{
 };
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
+use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
-    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, DueJob, INTERRUPTED, Job, JobFilter,
-    JobSecret, JobWriteFn, Outcome, PlanFn, Run, RunCursor, RunSummary, Saved, SpecColumns, Store,
-    StoreError, StoreResult, StoredSpec, decide_write, delivery_spec, in_flight, job_id, run_cause,
-    run_status, signing_secrets, stored_trigger,
+    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, Job, JobFilter, JobSecret, PlanFn, RecoverFn,
+    Run, RunCursor, RunSummary, Saved, Store, StoreError, StoreResult, count, delay_ms, job_id,
+    run_cause, run_status, signing_secrets,
 };
-use crate::domain::job::{JobId, Schedule};
-use crate::domain::run::RunStatus;
+use crate::domain::job::{JobId, JobState, ParseContext, Schedule};
+use crate::domain::lifecycle::{self, JobChange, JobCommand};
+use crate::domain::misfire::DueJob;
+use crate::domain::retry::Outcome;
+use crate::domain::run::{INTERRUPTED, RunStatus};
 use crate::wakeup::Wakeups;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -72,8 +75,11 @@ macro_rules! job_query {
     ($tail:literal) => {
         concat!(
             "
-    SELECT j.id, j.name, j.trigger, j.target, j.retry, j.metadata, j.misfire_grace_s,
-           j.coalesce_runs, j.max_instances, j.state, j.next_run_at, j.created_at, j.updated_at,
+    SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
+           j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
+           j.target_body, j.timeout_s, j.misfire_grace_s, j.coalesce_runs, j.max_instances,
+           j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.metadata,
+           j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
            lr.attempt_count AS lr_attempt_count, lr.created_at AS lr_created_at,
            lr.finished_at AS lr_finished_at
@@ -87,17 +93,74 @@ macro_rules! job_query {
     };
 }
 
+/// A trigger's columns as SQLite has them (instants in microseconds).
+#[derive(FromRow)]
+struct TriggerRow {
+    trigger_type: String,
+    cron_expr: Option<String>,
+    cron_timezone: Option<String>,
+    every_s: Option<i64>,
+    run_at: Option<i64>,
+    start_at: Option<i64>,
+    end_at: Option<i64>,
+    jitter_s: i64,
+}
+
+impl From<TriggerRow> for StoredTrigger {
+    fn from(r: TriggerRow) -> Self {
+        StoredTrigger {
+            trigger_type: r.trigger_type,
+            cron_expr: r.cron_expr,
+            cron_timezone: r.cron_timezone,
+            every_s: r.every_s,
+            run_at: r.run_at.map(instant),
+            start_at: r.start_at.map(instant),
+            end_at: r.end_at.map(instant),
+            jitter_s: r.jitter_s,
+        }
+    }
+}
+
+/// A target's columns as SQLite has them (JSON as text).
+#[derive(FromRow)]
+struct TargetRow {
+    target_url: String,
+    target_method: String,
+    target_headers: String,
+    target_body: Option<String>,
+    timeout_s: i64,
+}
+
+impl TargetRow {
+    fn into_stored(self) -> StoreResult<StoredTarget> {
+        Ok(StoredTarget {
+            url: self.target_url,
+            method: self.target_method,
+            headers: json(&self.target_headers, "target_headers")?,
+            body: self
+                .target_body
+                .as_deref()
+                .map(|b| json(b, "target_body"))
+                .transpose()?,
+            timeout_s: self.timeout_s,
+        })
+    }
+}
+
 #[derive(FromRow)]
 struct JobRow {
     id: String,
     name: Option<String>,
-    trigger: String,
-    target: String,
-    retry: String,
-    metadata: String,
+    #[sqlx(flatten)]
+    trigger: TriggerRow,
+    #[sqlx(flatten)]
+    target: TargetRow,
     misfire_grace_s: Option<i64>,
     coalesce_runs: bool,
     max_instances: i64,
+    #[sqlx(flatten)]
+    retry: StoredRetry,
+    metadata: String,
     state: String,
     next_run_at: Option<i64>,
     created_at: i64,
@@ -112,19 +175,26 @@ struct JobRow {
 
 impl JobRow {
     fn into_job(self) -> StoreResult<Job> {
-        let (id, spec, state) = StoredSpec {
-            trigger: json(&self.trigger, "trigger")?,
-            target: json(&self.target, "target")?,
-            retry: json(&self.retry, "retry")?,
-            metadata: json(&self.metadata, "metadata")?,
-            id: self.id,
+        let id = job_id(self.id)?;
+        let definition = StoredDefinition {
             name: self.name,
+            trigger: self.trigger.into(),
+            target: self.target.into_stored()?,
             misfire_grace_s: self.misfire_grace_s,
             coalesce: self.coalesce_runs,
             max_instances: self.max_instances,
-            state: self.state,
+            retry: self.retry,
+            metadata: json(&self.metadata, "metadata")?,
         }
-        .parse()?;
+        .into_definition(id.as_str())?;
+        let next_run_at = self.next_run_at.map(instant);
+        let state = JobState::parse(&self.state)
+            .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {:?}", self.state)))?;
+        let schedule = Schedule::from_parts(state, next_run_at).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "job {id}: state {state:?} with next_run_at {next_run_at:?}"
+            ))
+        })?;
         let last_run = match (
             self.lr_id,
             self.lr_status,
@@ -132,30 +202,55 @@ impl JobRow {
             self.lr_created_at,
         ) {
             (Some(id), Some(status), Some(scheduled_for), Some(created_at)) => Some(RunSummary {
-                id: id
-                    .parse()
-                    .map_err(|e| StoreError::Corrupt(format!("run id {id:?}: {e}")))?,
-                status: RunStatus::parse(&status)
-                    .ok_or_else(|| StoreError::Corrupt(format!("run {id}: status {status:?}")))?,
+                id: run_id(&id)?,
+                status: run_status(&status)?,
                 scheduled_for: instant(scheduled_for),
-                attempt_count: self.lr_attempt_count.unwrap_or(0).max(0) as u32,
+                attempt_count: count(self.lr_attempt_count.unwrap_or(0)),
                 created_at: instant(created_at),
                 finished_at: self.lr_finished_at.map(instant),
             }),
             _ => None,
         };
         Ok(Job {
-            spec,
             id,
-            schedule: Schedule {
-                state,
-                next_run_at: self.next_run_at.map(instant),
-            },
+            definition,
+            schedule,
             created_at: instant(self.created_at),
             updated_at: instant(self.updated_at),
             last_run,
         })
     }
+}
+
+/// Writes a job's definition columns (`?2` to `?22`) for an insert or an
+/// update whose statement names them in this order.
+fn bind_definition<'q>(
+    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    d: &StoredDefinition,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    let t = &d.trigger;
+    query
+        .bind(d.name.clone())
+        .bind(t.trigger_type.clone())
+        .bind(t.cron_expr.clone())
+        .bind(t.cron_timezone.clone())
+        .bind(t.every_s)
+        .bind(t.run_at.map(micros))
+        .bind(t.start_at.map(micros))
+        .bind(t.end_at.map(micros))
+        .bind(t.jitter_s)
+        .bind(d.target.url.clone())
+        .bind(d.target.method.clone())
+        .bind(d.target.headers.to_string())
+        .bind(d.target.body.as_ref().map(Value::to_string))
+        .bind(d.target.timeout_s)
+        .bind(d.misfire_grace_s)
+        .bind(d.coalesce)
+        .bind(d.max_instances)
+        .bind(d.retry.max_attempts)
+        .bind(d.retry.backoff_initial_s)
+        .bind(d.retry.backoff_max_s)
+        .bind(d.metadata.to_string())
 }
 
 async fn fetch_job(conn: &mut SqliteConnection, id: &JobId) -> StoreResult<Option<Job>> {
@@ -170,7 +265,8 @@ async fn fetch_job(conn: &mut SqliteConnection, id: &JobId) -> StoreResult<Optio
 #[derive(FromRow)]
 struct DueRow {
     id: String,
-    trigger: String,
+    #[sqlx(flatten)]
+    trigger: TriggerRow,
     next_run_at: i64,
     misfire_grace_s: Option<i64>,
     coalesce_runs: bool,
@@ -204,7 +300,7 @@ impl RunRow {
             cause: run_cause(&self.cause)?,
             status: run_status(&self.status)?,
             occurrences: self.occurrences.max(0) as u64,
-            attempt_count: self.attempt_count.max(0) as u32,
+            attempt_count: count(self.attempt_count),
             deliver_after: instant(self.deliver_after),
             next_attempt_at: self.next_attempt_at.map(instant),
             created_at: instant(self.created_at),
@@ -247,11 +343,23 @@ struct ClaimedRow {
     job_id: String,
     scheduled_for: i64,
     attempt_count: i64,
-    target: String,
-    retry: String,
+    #[sqlx(flatten)]
+    target: TargetRow,
+    #[sqlx(flatten)]
+    retry: StoredRetry,
     secret: String,
     previous_secret: Option<String>,
     previous_secret_expires_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct ExpiredRow {
+    id: String,
+    job_id: String,
+    attempt_count: i64,
+    attempt_started_at: Option<i64>,
+    #[sqlx(flatten)]
+    retry: StoredRetry,
 }
 
 #[derive(FromRow)]
@@ -299,68 +407,75 @@ impl Store for SqliteStore {
     async fn save_job(
         &self,
         id: &JobId,
-        new_secret: &str,
-        write: &JobWriteFn<'_>,
+        command: &JobCommand,
+        ctx: ParseContext,
     ) -> StoreResult<(Job, Saved)> {
         // BEGIN IMMEDIATE takes the write lock up front: the read and the
         // write below see no other writer in between.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let existing = fetch_job(&mut tx, id).await?;
-        let decided = decide_write(write, existing.as_ref())?;
-        let cols = SpecColumns::of(&decided.spec);
-        let spec = &decided.spec;
+        let change = lifecycle::decide(id.as_str(), existing.as_ref(), command, ctx)?;
         let now = micros(Utc::now());
-        let saved = if existing.is_none() {
-            let schedule = decided.schedule.unwrap_or(Schedule::paused());
-            sqlx::query(
-                "INSERT INTO jobs (id, name, trigger, target, retry, metadata, misfire_grace_s,
-                     coalesce_runs, max_instances, state, next_run_at, secret, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
-            )
-            .bind(id.as_str())
-            .bind(&spec.name)
-            .bind(cols.trigger.to_string())
-            .bind(cols.target.to_string())
-            .bind(cols.retry.to_string())
-            .bind(cols.metadata.to_string())
-            .bind(spec.misfire_grace_s.map(i64::from))
-            .bind(spec.coalesce)
-            .bind(i64::from(spec.max_instances))
-            .bind(schedule.state.as_str())
-            .bind(schedule.next_run_at.map(micros))
-            .bind(new_secret)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            Saved::Created
-        } else {
-            sqlx::query(
-                "UPDATE jobs SET name = ?2, trigger = ?3, target = ?4, retry = ?5, metadata = ?6,
-                     misfire_grace_s = ?7, coalesce_runs = ?8, max_instances = ?9,
-                     state = COALESCE(?10, state),
-                     next_run_at = CASE WHEN ?10 IS NULL THEN next_run_at ELSE ?11 END,
-                     updated_at = ?12
-                 WHERE id = ?1",
-            )
-            .bind(id.as_str())
-            .bind(&spec.name)
-            .bind(cols.trigger.to_string())
-            .bind(cols.target.to_string())
-            .bind(cols.retry.to_string())
-            .bind(cols.metadata.to_string())
-            .bind(spec.misfire_grace_s.map(i64::from))
-            .bind(spec.coalesce)
-            .bind(i64::from(spec.max_instances))
-            .bind(decided.schedule.map(|s| s.state.as_str()))
-            .bind(decided.schedule.and_then(|s| s.next_run_at).map(micros))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            Saved::Updated
+        let (saved, schedule_changed) = match change {
+            JobChange::Unchanged => {
+                tx.commit().await?;
+                let job = existing.ok_or(StoreError::NotFound)?;
+                return Ok((job, Saved::Updated));
+            }
+            JobChange::Insert {
+                definition,
+                schedule,
+                secret,
+            } => {
+                let query = sqlx::query(
+                    "INSERT INTO jobs (id, name, trigger_type, cron_expr, cron_timezone, every_s,
+                         run_at, start_at, end_at, jitter_s, target_url, target_method,
+                         target_headers, target_body, timeout_s, misfire_grace_s, coalesce_runs,
+                         max_instances, max_attempts, backoff_initial_s, backoff_max_s, metadata,
+                         state, next_run_at, secret, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?26)",
+                )
+                .bind(id.as_str());
+                bind_definition(query, &StoredDefinition::of(&definition))
+                    .bind(schedule.state().as_str())
+                    .bind(schedule.next_run_at().map(micros))
+                    .bind(secret)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                (Saved::Created, true)
+            }
+            JobChange::Update {
+                definition,
+                schedule,
+            } => {
+                let query = sqlx::query(
+                    "UPDATE jobs SET name = ?2, trigger_type = ?3, cron_expr = ?4,
+                         cron_timezone = ?5, every_s = ?6, run_at = ?7, start_at = ?8,
+                         end_at = ?9, jitter_s = ?10, target_url = ?11, target_method = ?12,
+                         target_headers = ?13, target_body = ?14, timeout_s = ?15,
+                         misfire_grace_s = ?16, coalesce_runs = ?17, max_instances = ?18,
+                         max_attempts = ?19, backoff_initial_s = ?20, backoff_max_s = ?21,
+                         metadata = ?22,
+                         state = COALESCE(?23, state),
+                         next_run_at = CASE WHEN ?23 IS NULL THEN next_run_at ELSE ?24 END,
+                         updated_at = ?25
+                     WHERE id = ?1",
+                )
+                .bind(id.as_str());
+                bind_definition(query, &StoredDefinition::of(&definition))
+                    .bind(schedule.map(|s| s.state().as_str()))
+                    .bind(schedule.and_then(Schedule::next_run_at).map(micros))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                (Saved::Updated, schedule.is_some())
+            }
         };
         let job = fetch_job(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        if decided.schedule.is_some() {
+        if schedule_changed {
             self.wakeups.jobs_changed();
         }
         Ok((job, saved))
@@ -416,7 +531,8 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = crate::domain::instant::truncate(Utc::now());
         let due = sqlx::query_as::<_, DueRow>(
-            "SELECT id, trigger, next_run_at, misfire_grace_s, coalesce_runs, max_instances
+            "SELECT id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at, end_at,
+                    jitter_s, next_run_at, misfire_grace_s, coalesce_runs, max_instances
              FROM jobs
              WHERE next_run_at IS NOT NULL AND next_run_at <= ?1
              ORDER BY next_run_at
@@ -428,18 +544,15 @@ impl Store for SqliteStore {
         .await?;
         let mut outcome = ClaimOutcome::default();
         for row in due {
-            let schedule = match json(&row.trigger, "trigger")
-                .and_then(|t| stored_trigger(&row.id, t))
-            {
+            let schedule = match StoredTrigger::from(row.trigger).into_trigger(&row.id) {
                 Ok(trigger) => {
                     let job = DueJob {
-                        id: job_id(row.id.clone())?,
-                        trigger,
+                        trigger: &trigger,
                         next_run_at: instant(row.next_run_at),
                         misfire_grace_s: row.misfire_grace_s.and_then(|g| u32::try_from(g).ok()),
                         coalesce: row.coalesce_runs,
-                        max_instances: row.max_instances.max(1) as u32,
-                        in_flight: in_flight(count_in_flight(&mut tx, &row.id).await?),
+                        max_instances: count(row.max_instances).max(1),
+                        in_flight: count(count_in_flight(&mut tx, &row.id).await?),
                     };
                     let decision = plan(&job, now);
                     for run in decision.runs {
@@ -471,13 +584,15 @@ impl Store for SqliteStore {
                 }
                 Err(e) => {
                     tracing::error!(job_id = %row.id, error = %e, "cannot schedule job; retrying in an hour");
-                    Schedule::at(Some(now + chrono::TimeDelta::hours(1)))
+                    Schedule::Scheduled {
+                        next_run_at: now + chrono::TimeDelta::hours(1),
+                    }
                 }
             };
             sqlx::query("UPDATE jobs SET next_run_at = ?2, state = ?3 WHERE id = ?1")
                 .bind(&row.id)
-                .bind(schedule.next_run_at.map(micros))
-                .bind(schedule.state.as_str())
+                .bind(schedule.next_run_at().map(micros))
+                .bind(schedule.state().as_str())
                 .execute(&mut *tx)
                 .await?;
             outcome.jobs += 1;
@@ -506,11 +621,8 @@ impl Store for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await?;
         let max_instances = max_instances.ok_or(StoreError::NotFound)?;
-        let status = if count_in_flight(&mut tx, id.as_str()).await? < max_instances {
-            RunStatus::Pending
-        } else {
-            RunStatus::Skipped
-        };
+        let in_flight = count_in_flight(&mut tx, id.as_str()).await?;
+        let status = lifecycle::manual_run_status(count(max_instances), count(in_flight));
         let now = micros(Utc::now());
         let pending = status == RunStatus::Pending;
         let run = sqlx::query_as::<_, RunRow>(&format!(
@@ -638,22 +750,16 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<ClaimedRun>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = micros(Utc::now());
-        let rows = sqlx::query_as::<_, ClaimedRow>(
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
             "UPDATE runs
              SET status = 'running', lease_owner = ?1, attempt_count = attempt_count + 1,
                  attempt_started_at = ?2, next_attempt_at = NULL,
-                 lease_until = ?2 + ?3 + 1000000 * COALESCE(
-                     (SELECT json_extract(j.target, '$.timeout_s') FROM jobs j WHERE j.id = runs.job_id), 30)
+                 lease_until = ?2 + ?3 + 1000000 *
+                     (SELECT j.timeout_s FROM jobs j WHERE j.id = runs.job_id)
              WHERE id IN (
                  SELECT id FROM runs WHERE status = 'pending' AND next_attempt_at <= ?2
                  ORDER BY next_attempt_at LIMIT ?4)
-             RETURNING id, job_id, scheduled_for, attempt_count,
-                 (SELECT target FROM jobs j WHERE j.id = runs.job_id) AS target,
-                 (SELECT retry FROM jobs j WHERE j.id = runs.job_id) AS retry,
-                 (SELECT secret FROM jobs j WHERE j.id = runs.job_id) AS secret,
-                 (SELECT previous_secret FROM jobs j WHERE j.id = runs.job_id) AS previous_secret,
-                 (SELECT previous_secret_expires_at FROM jobs j WHERE j.id = runs.job_id)
-                     AS previous_secret_expires_at",
+             RETURNING id, job_id, scheduled_for, attempt_count",
         )
         .bind(owner)
         .bind(now)
@@ -661,12 +767,33 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
+        // What the requests need, read in the same transaction.
+        let mut claimed = Vec::with_capacity(rows.len());
+        for (id, job, scheduled_for, attempt_count) in rows {
+            let row = sqlx::query_as::<_, ClaimedRow>(
+                "SELECT ?1 AS id, j.id AS job_id, ?2 AS scheduled_for, ?3 AS attempt_count,
+                        j.target_url, j.target_method, j.target_headers, j.target_body,
+                        j.timeout_s, j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
+                        j.secret, j.previous_secret, j.previous_secret_expires_at
+                 FROM jobs j WHERE j.id = ?4",
+            )
+            .bind(id)
+            .bind(scheduled_for)
+            .bind(attempt_count)
+            .bind(job)
+            .fetch_one(&mut *tx)
+            .await?;
+            claimed.push(row);
+        }
         tx.commit().await?;
-        rows.into_iter()
+        claimed
+            .into_iter()
             .map(|row| {
-                let spec = json(&row.target, "target")
-                    .and_then(|target| Ok((target, json(&row.retry, "retry")?)))
-                    .and_then(|(target, retry)| delivery_spec(&row.job_id, target, retry))
+                let spec = row
+                    .target
+                    .into_stored()
+                    .and_then(|target| target.into_target(&row.job_id))
+                    .and_then(|target| Ok((target, row.retry.into_policy(&row.job_id)?)))
                     .map_err(|e| e.to_string());
                 Ok(ClaimedRun {
                     run_id: run_id(&row.id)?,
@@ -705,8 +832,8 @@ impl Store for SqliteStore {
             .bind(r.run_id.to_string())
             .bind(owner)
             .bind(i64::from(r.number))
-            .bind(r.outcome.status())
-            .bind(pending.then(|| now + r.outcome.delay_ms().saturating_mul(1000)))
+            .bind(r.outcome.run_status().as_str())
+            .bind(pending.then(|| now + delay_ms(r.outcome).saturating_mul(1000)))
             .bind((!pending).then_some(now))
             .execute(&mut *tx)
             .await?;
@@ -760,11 +887,16 @@ impl Store for SqliteStore {
         Ok(released)
     }
 
-    async fn recover_expired_leases(&self, limit: u32) -> StoreResult<u64> {
+    async fn recover_expired_leases(
+        &self,
+        limit: u32,
+        recover: &RecoverFn<'_>,
+    ) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = micros(Utc::now());
-        let expired: Vec<(String, i64, Option<i64>, String)> = sqlx::query_as(
-            "SELECT r.id, r.attempt_count, r.attempt_started_at, j.retry
+        let expired = sqlx::query_as::<_, ExpiredRow>(
+            "SELECT r.id, r.job_id, r.attempt_count, r.attempt_started_at, j.max_attempts,
+                    j.backoff_initial_s, j.backoff_max_s
              FROM runs r JOIN jobs j ON j.id = r.job_id
              WHERE r.status = 'running' AND r.lease_until < ?1
              ORDER BY r.lease_until LIMIT ?2",
@@ -773,40 +905,45 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
-        for (id, attempts, started_at, retry) in &expired {
-            let policy = json(retry, "retry")
-                .ok()
-                .and_then(|v| serde_json::from_value::<crate::domain::retry::RetryInput>(v).ok())
-                .and_then(|input| input.parse("retry").ok())
-                .unwrap_or_default();
-            let started_at = started_at.unwrap_or(now);
+        for row in &expired {
+            let policy = row
+                .retry
+                .clone()
+                .into_policy(&row.job_id)
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "recovering a run under the default retry policy");
+                    Default::default()
+                });
+            let outcome = recover(count(row.attempt_count), &policy);
+            let started_at = row.attempt_started_at.unwrap_or(now);
             sqlx::query(
                 "INSERT INTO attempts (run_id, number, started_at, duration_ms, error)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
             )
-            .bind(id)
-            .bind(attempts)
+            .bind(&row.id)
+            .bind(row.attempt_count)
             .bind(started_at)
             .bind((now - started_at).max(0) / 1000)
             .bind(INTERRUPTED)
             .execute(&mut *tx)
             .await?;
-            let exhausted = *attempts >= i64::from(policy.max_attempts);
-            let unit = rand::RngExt::random::<f64>(&mut rand::rng());
-            let delay = policy.delay(u32::try_from(*attempts).unwrap_or(u32::MAX), unit, None);
+            let pending = matches!(outcome, Outcome::Retry { .. });
             sqlx::query(
                 "UPDATE runs SET status = ?2, next_attempt_at = ?3, finished_at = ?4,
                      lease_owner = NULL, lease_until = NULL
                  WHERE id = ?1",
             )
-            .bind(id)
-            .bind(if exhausted { "failed" } else { "pending" })
-            .bind((!exhausted).then(|| now + duration_micros(delay)))
-            .bind(exhausted.then_some(now))
+            .bind(&row.id)
+            .bind(outcome.run_status().as_str())
+            .bind(pending.then(|| now + delay_ms(outcome).saturating_mul(1000)))
+            .bind((!pending).then_some(now))
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
+        if !expired.is_empty() {
+            self.wakeups.runs_changed();
+        }
         Ok(expired.len() as u64)
     }
 

@@ -266,6 +266,26 @@ impl Reply {
     }
 }
 
+/// Creates a job straight through a store, as `POST /v1/jobs` would.
+pub async fn create_job(store: &dyn cronhook::store::Store, body: Value) -> cronhook::store::Job {
+    use cronhook::domain::job::{JobInput, ParseContext};
+    use cronhook::domain::lifecycle::JobCommand;
+    let ctx = ParseContext {
+        now: chrono::Utc::now(),
+        network_policy: Default::default(),
+    };
+    let spec = serde_json::from_value::<JobInput>(body)
+        .expect("a job body")
+        .parse(ctx)
+        .expect("a valid job");
+    let id = spec.id.clone().expect("the body names an id");
+    let command = JobCommand::Create {
+        spec,
+        secret: cronhook::domain::signing::generate_secret(),
+    };
+    store.save_job(&id, &command, ctx).await.expect("created").0
+}
+
 /// Polls `check` until it returns `Some`, or panics after `deadline`.
 pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
 where

@@ -14,7 +14,9 @@ use sqlx::{Connection, PgConnection};
 
 use crate::receiver::{Hit, Receiver};
 use crate::service::Service;
-use crate::setup::{BenchDb, ensure_before, job, rfc3339, seed, sleep_until, start_after, store};
+use crate::setup::{
+    BenchDb, NewJob, ensure_before, job, rfc3339, seed, sleep_until, start_after, store,
+};
 use crate::stats::{Summary, summarize};
 
 #[derive(Debug, Clone)]
@@ -94,18 +96,7 @@ where
     }
 }
 
-fn date_jobs(
-    prefix: &str,
-    n: usize,
-    at: DateTime<Utc>,
-    url: &str,
-) -> anyhow::Result<
-    Vec<(
-        cronhook::domain::job::JobSpec,
-        cronhook::domain::job::Schedule,
-        String,
-    )>,
-> {
+fn date_jobs(prefix: &str, n: usize, at: DateTime<Utc>, url: &str) -> anyhow::Result<Vec<NewJob>> {
     (0..n)
         .map(|i| job(json!({"id": format!("{prefix}-{i:06}"), "trigger": {"type": "date", "run_at": rfc3339(at)}, "target": {"url": url}})))
         .collect()
@@ -118,13 +109,7 @@ fn spread_interval_jobs(
     t0: DateTime<Utc>,
     url: &str,
     max_instances: u32,
-) -> anyhow::Result<
-    Vec<(
-        cronhook::domain::job::JobSpec,
-        cronhook::domain::job::Schedule,
-        String,
-    )>,
-> {
+) -> anyhow::Result<Vec<NewJob>> {
     (0..k)
         .map(|i| {
             let start = t0 + TimeDelta::microseconds((i as i64 * 1_000_000) / k as i64);

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
-use cronhook::dispatch::signing::generate_secret;
-use cronhook::domain::job::{JobInput, JobSpec, ParseContext, Schedule};
+use cronhook::domain::job::{JobDefinition, JobId, JobInput, ParseContext, Schedule};
+use cronhook::domain::signing::generate_secret;
 use cronhook::store::PgStore;
 use cronhook::wakeup::Wakeups;
 use serde_json::Value;
@@ -66,8 +66,11 @@ pub fn start_after(lead: TimeDelta) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp() + 1, 0).unwrap()
 }
 
-/// A validated job from its JSON, scheduled as the API would.
-pub fn job(json: Value) -> anyhow::Result<(JobSpec, Schedule, String)> {
+/// A new job as the bulk insert takes it: id, definition, schedule, secret.
+pub type NewJob = (JobId, JobDefinition, Schedule, String);
+
+/// A validated job from its JSON (with an id), scheduled as the API would.
+pub fn job(json: Value) -> anyhow::Result<NewJob> {
     let now = Utc::now();
     let spec = serde_json::from_value::<JobInput>(json)?
         .parse(ParseContext {
@@ -76,11 +79,14 @@ pub fn job(json: Value) -> anyhow::Result<(JobSpec, Schedule, String)> {
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let schedule = spec.initial_schedule(now);
-    Ok((spec, schedule, generate_secret()))
+    let id = spec
+        .id
+        .ok_or_else(|| anyhow::anyhow!("a seeded job needs an id"))?;
+    Ok((id, spec.definition, schedule, generate_secret()))
 }
 
 /// Inserts jobs in chunks through the bulk path.
-pub async fn seed(store: &PgStore, jobs: Vec<(JobSpec, Schedule, String)>) -> anyhow::Result<()> {
+pub async fn seed(store: &PgStore, jobs: Vec<NewJob>) -> anyhow::Result<()> {
     for chunk in jobs.chunks(5000) {
         store.insert_jobs(chunk).await?;
     }

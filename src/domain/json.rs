@@ -1,0 +1,420 @@
+//! Reading a request's JSON into its input types, with errors that name
+//! the field. serde's own error type only carries English text, so the
+//! value is read through a deserializer of ours whose error keeps the kind
+//! (unknown field, missing field, anything else) and the field's name as
+//! data; `serde_path_to_error` adds the path to it.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::StrDeserializer;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
+use serde_json::{Map, Value};
+
+use crate::domain::error::FieldError;
+
+/// Reads `value` into `T`; a value that does not fit is a [`FieldError`]
+/// whose field is the dotted path to it (`trigger.every_s`, `headers.x`,
+/// `items[2]`), the empty string for the value itself.
+pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(ValueDeserializer::new(value)).map_err(|e| {
+        let path = path_of(e.path());
+        match e.into_inner() {
+            ReadError::UnknownField { field, expected } => FieldError::new(
+                join(&path, &field),
+                match expected {
+                    [] => "unknown field; none is allowed here".to_string(),
+                    names => format!(
+                        "unknown field; expected one of {}",
+                        names
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+            ),
+            ReadError::MissingField(field) => FieldError::new(join(&path, field), "is required"),
+            ReadError::Other(message) => FieldError::new(render(&path), message),
+        }
+    })
+}
+
+/// The path as dotted segments; serde_path_to_error writes the root as `.`.
+fn path_of(path: &serde_path_to_error::Path) -> Vec<String> {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|segment| match segment {
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Enum { variant } => Some(variant.clone()),
+            Segment::Seq { index } => Some(format!("[{index}]")),
+            Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// `path` plus `name`, unless the path already ends at that name (an
+/// unknown field's path does when it is nested).
+fn join(path: &[String], name: &str) -> String {
+    let mut segments = path.to_vec();
+    if segments.last().map(String::as_str) != Some(name) {
+        segments.push(name.to_string());
+    }
+    render(&segments)
+}
+
+fn render(segments: &[String]) -> String {
+    let mut out = String::new();
+    for segment in segments {
+        if !out.is_empty() && !segment.starts_with('[') {
+            out.push('.');
+        }
+        out.push_str(segment);
+    }
+    out
+}
+
+/// Why a value did not fit, as data.
+#[derive(Debug)]
+enum ReadError {
+    UnknownField {
+        field: String,
+        expected: &'static [&'static str],
+    },
+    MissingField(&'static str),
+    /// Any other mismatch, in serde's words (`invalid type: string "x",
+    /// expected u32`) or ours (a bad instant).
+    Other(String),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::UnknownField { field, .. } => write!(f, "unknown field `{field}`"),
+            ReadError::MissingField(field) => write!(f, "missing field `{field}`"),
+            ReadError::Other(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+impl de::Error for ReadError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        ReadError::Other(msg.to_string())
+    }
+
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
+        ReadError::UnknownField {
+            field: field.to_string(),
+            expected,
+        }
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        ReadError::MissingField(field)
+    }
+}
+
+/// A `serde::Deserializer` over a borrowed JSON value, generic over its
+/// error type.
+struct ValueDeserializer<'a, E> {
+    value: &'a Value,
+    error: PhantomData<E>,
+}
+
+impl<'a, E> ValueDeserializer<'a, E> {
+    fn new(value: &'a Value) -> Self {
+        Self {
+            value,
+            error: PhantomData,
+        }
+    }
+}
+
+impl<'de, E: de::Error> de::Deserializer<'de> for ValueDeserializer<'_, E> {
+    type Error = E;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, E> {
+        match self.value {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(*b),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    visitor.visit_u64(u)
+                } else if let Some(i) = n.as_i64() {
+                    visitor.visit_i64(i)
+                } else {
+                    visitor.visit_f64(n.as_f64().unwrap_or(f64::NAN))
+                }
+            }
+            Value::String(s) => visitor.visit_str(s),
+            Value::Array(items) => visitor.visit_seq(SeqReader {
+                items: items.iter(),
+                error: PhantomData,
+            }),
+            Value::Object(map) => visitor.visit_map(MapReader {
+                entries: map.iter(),
+                pending: None,
+                error: PhantomData,
+            }),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, E> {
+        match self.value {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, E> {
+        match self.value {
+            // Unit variants, the only enums the API reads.
+            Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, E> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct
+        identifier ignored_any
+    }
+}
+
+struct SeqReader<'a, E> {
+    items: std::slice::Iter<'a, Value>,
+    error: PhantomData<E>,
+}
+
+impl<'de, E: de::Error> de::SeqAccess<'de> for SeqReader<'_, E> {
+    type Error = E;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, E> {
+        self.items
+            .next()
+            .map(|v| seed.deserialize(ValueDeserializer::new(v)))
+            .transpose()
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+}
+
+struct MapReader<'a, E> {
+    entries: serde_json::map::Iter<'a>,
+    pending: Option<&'a Value>,
+    error: PhantomData<E>,
+}
+
+impl<'de, E: de::Error> de::MapAccess<'de> for MapReader<'_, E> {
+    type Error = E;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, E> {
+        match self.entries.next() {
+            Some((key, value)) => {
+                self.pending = Some(value);
+                let key: StrDeserializer<'_, E> = key.as_str().into_deserializer();
+                seed.deserialize(key).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, E> {
+        let value = self
+            .pending
+            .take()
+            .ok_or_else(|| E::custom("a map value was read before its key"))?;
+        seed.deserialize(ValueDeserializer::new(value))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
+    }
+}
+
+/// Applies a JSON Merge Patch (RFC 7396) to `target`: objects merge key by
+/// key, `null` removes a key, anything else replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(target) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                target.remove(key);
+            } else {
+                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        every_s: Option<u32>,
+        #[serde(default)]
+        kind: Option<Kind>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        Cron,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: Option<String>,
+        required: u8,
+        inner: Option<Inner>,
+        #[serde(default)]
+        items: Vec<u8>,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        #[serde(default)]
+        any: Option<Value>,
+    }
+
+    fn error(v: Value) -> String {
+        from_value::<Outer>(&v).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn reads_what_fits() {
+        let o: Outer = from_value(
+            &json!({"required": 1, "inner": {"every_s": 5, "kind": "cron"},
+            "items": [1, 2], "headers": {"x": "y"}, "any": {"deep": [null, 1.5]}}),
+        )
+        .unwrap();
+        assert_eq!(o.items, [1, 2]);
+        assert_eq!(o.any, Some(json!({"deep": [null, 1.5]})));
+        let o: Outer = from_value(&json!({"required": 1, "name": null})).unwrap();
+        assert_eq!(o.name, None);
+    }
+
+    #[test]
+    fn unknown_fields_name_themselves_at_any_depth() {
+        assert_eq!(
+            error(json!({"required": 1, "bogus": 1})),
+            "bogus: unknown field; expected one of `name`, `required`, `inner`, `items`, `headers`, `any`"
+        );
+        assert_eq!(
+            error(json!({"required": 1, "inner": {"evry_s": 1}})),
+            "inner.evry_s: unknown field; expected one of `every_s`, `kind`"
+        );
+    }
+
+    #[test]
+    fn missing_fields_and_wrong_types_name_their_path() {
+        assert_eq!(error(json!({})), "required: is required");
+        assert_eq!(
+            error(json!({"required": 1, "inner": {"every_s": "often"}})),
+            "inner.every_s: invalid type: string \"often\", expected u32"
+        );
+        assert_eq!(
+            error(json!({"required": 1, "items": [1, -1]})),
+            "items[1]: invalid value: integer `-1`, expected u8"
+        );
+        assert_eq!(
+            error(json!({"required": 1, "headers": {"x": 2}})),
+            "headers.x: invalid type: integer `2`, expected a string"
+        );
+        assert_eq!(
+            error(json!({"required": 1, "inner": {"kind": "hourly"}})),
+            "inner.kind: unknown variant `hourly`, expected `cron`"
+        );
+        assert_eq!(
+            from_value::<Outer>(&json!("x")).unwrap_err().to_string(),
+            "invalid type: string \"x\", expected struct Outer"
+        );
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        // The examples of RFC 7396, appendix A.
+        for (target, patch, result) in [
+            (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
+            (
+                json!({"a": "b"}),
+                json!({"b": "c"}),
+                json!({"a": "b", "b": "c"}),
+            ),
+            (json!({"a": "b"}), json!({"a": null}), json!({})),
+            (
+                json!({"a": "b", "b": "c"}),
+                json!({"a": null}),
+                json!({"b": "c"}),
+            ),
+            (json!({"a": ["b"]}), json!({"a": "c"}), json!({"a": "c"})),
+            (json!({"a": "c"}), json!({"a": ["b"]}), json!({"a": ["b"]})),
+            (
+                json!({"a": {"b": "c"}}),
+                json!({"a": {"b": "d", "c": null}}),
+                json!({"a": {"b": "d"}}),
+            ),
+            (
+                json!({"a": [{"b": "c"}]}),
+                json!({"a": [1]}),
+                json!({"a": [1]}),
+            ),
+            (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
+            (json!({"a": "b"}), json!(["c"]), json!(["c"])),
+            (json!({"a": "foo"}), json!(null), json!(null)),
+            (json!({"a": "foo"}), json!("bar"), json!("bar")),
+            (
+                json!({"e": null}),
+                json!({"a": 1}),
+                json!({"e": null, "a": 1}),
+            ),
+            (
+                json!([1, 2]),
+                json!({"a": "b", "c": null}),
+                json!({"a": "b"}),
+            ),
+            (
+                json!({}),
+                json!({"a": {"bb": {"ccc": null}}}),
+                json!({"a": {"bb": {}}}),
+            ),
+        ] {
+            let mut t = target.clone();
+            merge_patch(&mut t, &patch);
+            assert_eq!(t, result, "{target} + {patch}");
+        }
+    }
+}

@@ -1,0 +1,592 @@
+//! A job's lifecycle (DESIGN.md §3, "Pause / resume", "Replace and
+//! modify", "Run now"): every change a client asks for, decided in one
+//! place from the stored job and `now`. The store runs [`decide`] with the
+//! job's row locked and writes what it answers; handlers only parse.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::domain::error::FieldError;
+use crate::domain::job::{Job, JobDefinition, JobInput, JobSpec, ParseContext, Schedule};
+use crate::domain::json::{from_value, merge_patch};
+use crate::domain::run::RunStatus;
+use crate::domain::trigger::TriggerInput;
+
+/// A change to one job, as a client asked for it.
+#[derive(Debug, Clone)]
+pub enum JobCommand {
+    /// `POST /v1/jobs`: a new job; one that exists is a conflict.
+    Create {
+        spec: JobSpec,
+        /// The new job's signing secret.
+        secret: String,
+    },
+    /// `PUT /v1/jobs/{id}`: create or replace the whole definition.
+    Replace {
+        spec: JobSpec,
+        /// The trigger as given, to tell an unchanged one from a new one.
+        trigger: TriggerInput,
+        /// The signing secret, should the job be new.
+        secret: String,
+    },
+    /// `PATCH /v1/jobs/{id}`: a JSON Merge Patch of the job.
+    Patch(Map<String, Value>),
+    Pause,
+    Resume,
+}
+
+/// What the store writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobChange {
+    Insert {
+        definition: JobDefinition,
+        schedule: Schedule,
+        secret: String,
+    },
+    /// A new definition; the schedule too when it changes (`None` keeps
+    /// the stored one).
+    Update {
+        definition: JobDefinition,
+        schedule: Option<Schedule>,
+    },
+    /// Nothing to write (pausing a paused job, resuming a scheduled one).
+    Unchanged,
+}
+
+/// Why a command is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no such job")]
+    NotFound,
+    /// Not in the job's present state (pausing a completed job).
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+}
+
+/// Fields a PATCH may change but not remove.
+const NOT_NULLABLE: [&str; 6] = [
+    "trigger",
+    "target",
+    "coalesce",
+    "max_instances",
+    "retry",
+    "paused",
+];
+
+/// Decides what `command` does to job `id`, given the stored job
+/// (`None`: there is none) and the parse context (its `now` is the
+/// instant the change takes effect).
+pub fn decide(
+    id: &str,
+    existing: Option<&Job>,
+    command: &JobCommand,
+    ctx: ParseContext,
+) -> Result<JobChange, Refusal> {
+    let now = ctx.now;
+    match (command, existing) {
+        (JobCommand::Create { .. }, Some(_)) => Err(Refusal::Conflict(format!(
+            "a job with id {id:?} already exists"
+        ))),
+        (JobCommand::Create { spec, secret } | JobCommand::Replace { spec, secret, .. }, None) => {
+            Ok(JobChange::Insert {
+                definition: spec.definition.clone(),
+                schedule: spec.initial_schedule(now),
+                secret: secret.clone(),
+            })
+        }
+        (JobCommand::Replace { spec, trigger, .. }, Some(job)) => {
+            replace(job, spec.clone(), trigger, now)
+        }
+        (_, None) => Err(Refusal::NotFound),
+        (JobCommand::Patch(patch), Some(job)) => {
+            let (spec, trigger) = apply_patch(job, patch, ctx)?;
+            replace(job, spec, &trigger, now)
+        }
+        (JobCommand::Pause, Some(job)) => match job.schedule {
+            Schedule::Completed => Err(completed(id, "pause")),
+            Schedule::Paused => Ok(JobChange::Unchanged),
+            Schedule::Scheduled { .. } => Ok(JobChange::Update {
+                definition: job.definition.clone(),
+                schedule: Some(Schedule::Paused),
+            }),
+        },
+        (JobCommand::Resume, Some(job)) => match job.schedule {
+            Schedule::Completed => Err(completed(id, "resume")),
+            Schedule::Scheduled { .. } => Ok(JobChange::Unchanged),
+            Schedule::Paused => Ok(JobChange::Update {
+                definition: job.definition.clone(),
+                schedule: Some(job.definition.resumed_schedule(now)),
+            }),
+        },
+    }
+}
+
+fn completed(id: &str, verb: &str) -> Refusal {
+    Refusal::Conflict(format!("job {id} is completed; there is nothing to {verb}"))
+}
+
+/// PUT on an existing job, and a PATCH once merged: the definition is
+/// replaced; the schedule follows the rules below.
+fn replace(
+    job: &Job,
+    mut spec: JobSpec,
+    trigger: &TriggerInput,
+    now: DateTime<Utc>,
+) -> Result<JobChange, Refusal> {
+    // An unchanged trigger keeps the stored one, so an interval given
+    // without start_at keeps its anchor (its grid).
+    let same_trigger = trigger.describes(&job.definition.trigger);
+    if same_trigger {
+        spec.definition.trigger = job.definition.trigger.clone();
+    }
+    let schedule = match job.schedule {
+        // A completed job's only way back is a new trigger.
+        Schedule::Completed if spec.paused && same_trigger => {
+            return Err(completed(job.id.as_str(), "pause"));
+        }
+        Schedule::Paused if spec.paused => None,
+        _ if spec.paused => Some(Schedule::Paused),
+        _ if spec.next_run_at.is_some() || !same_trigger => Some(spec.initial_schedule(now)),
+        // Un-pausing by replacement is a resume: what fell due while
+        // paused is not delivered.
+        Schedule::Paused => Some(spec.definition.resumed_schedule(now)),
+        Schedule::Scheduled { .. } | Schedule::Completed => None,
+    };
+    Ok(JobChange::Update {
+        definition: spec.definition,
+        schedule,
+    })
+}
+
+/// The job with `patch` merged in (RFC 7396), validated as a whole, and
+/// the trigger as it now reads. A `trigger` that names a `type` replaces
+/// the stored one whole; one that does not merges into it.
+fn apply_patch(
+    job: &Job,
+    patch: &Map<String, Value>,
+    ctx: ParseContext,
+) -> Result<(JobSpec, TriggerInput), Refusal> {
+    if let Some(given) = patch.get("id")
+        && given.as_str() != Some(job.id.as_str())
+    {
+        return Err(
+            FieldError::new("id", "differs from the path's id; a job's id cannot change").into(),
+        );
+    }
+    for field in NOT_NULLABLE {
+        if patch.get(field) == Some(&Value::Null) {
+            return Err(FieldError::new(field, "may not be null").into());
+        }
+    }
+    let mut document = serde_json::to_value(job.to_input())
+        .map_err(|e| FieldError::new("", format!("the stored job cannot be written: {e}")))?;
+    for (key, value) in patch {
+        let slot = &mut document[key.as_str()];
+        match (key.as_str(), value) {
+            ("trigger", Value::Object(trigger)) if trigger.contains_key("type") => {
+                *slot = value.clone();
+            }
+            (_, Value::Null) => {
+                if let Value::Object(doc) = &mut document {
+                    doc.remove(key);
+                }
+            }
+            _ => merge_patch(slot, value),
+        }
+    }
+    let input: JobInput = from_value(&document)?;
+    let trigger = input
+        .trigger
+        .clone()
+        .ok_or_else(|| FieldError::new("trigger", "is required"))?;
+    Ok((input.parse(ctx)?, trigger))
+}
+
+/// `POST /v1/jobs/{id}/run`: a manual run is pending unless the job
+/// already has `max_instances` runs in flight, then it is recorded as
+/// skipped.
+pub fn manual_run_status(max_instances: u32, in_flight: u32) -> RunStatus {
+    if in_flight < max_instances {
+        RunStatus::Pending
+    } else {
+        RunStatus::Skipped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::instant;
+    use crate::domain::job::JobId;
+    use crate::domain::network_policy::NetworkPolicy;
+    use serde_json::json;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        instant::parse(s).unwrap()
+    }
+
+    const NOW: &str = "2026-11-23T10:00:30Z";
+
+    fn ctx() -> ParseContext {
+        ParseContext {
+            now: t(NOW),
+            network_policy: NetworkPolicy::Any,
+        }
+    }
+
+    fn spec(v: Value) -> JobSpec {
+        from_value::<JobInput>(&v).unwrap().parse(ctx()).unwrap()
+    }
+
+    fn body(extra: Value) -> Value {
+        let mut v = json!({
+            "trigger": {"type": "interval", "every_s": 60, "start_at": "2026-11-23T09:00:00Z"},
+            "target": {"url": "http://x.test/hook", "body": {"a": 1}, "headers": {"x-team": "data"}}
+        });
+        merge_patch(&mut v, &extra);
+        v
+    }
+
+    /// A stored job made from `body` with this schedule.
+    fn job(v: Value, schedule: Schedule) -> Job {
+        Job {
+            id: JobId::parse("j").unwrap(),
+            definition: spec(v).definition,
+            schedule,
+            created_at: t("2026-11-01T00:00:00Z"),
+            updated_at: t("2026-11-01T00:00:00Z"),
+            last_run: None,
+        }
+    }
+
+    fn scheduled(at: &str) -> Schedule {
+        Schedule::Scheduled { next_run_at: t(at) }
+    }
+
+    fn create(v: Value) -> JobCommand {
+        JobCommand::Create {
+            spec: spec(v),
+            secret: "whsec_new".into(),
+        }
+    }
+
+    fn replace(v: Value) -> JobCommand {
+        let trigger = from_value::<JobInput>(&v).unwrap().trigger.unwrap();
+        JobCommand::Replace {
+            spec: spec(v),
+            trigger,
+            secret: "whsec_new".into(),
+        }
+    }
+
+    fn patch(v: Value) -> JobCommand {
+        JobCommand::Patch(v.as_object().unwrap().clone())
+    }
+
+    fn run(existing: Option<&Job>, command: JobCommand) -> Result<JobChange, Refusal> {
+        decide("j", existing, &command, ctx())
+    }
+
+    fn schedule_of(change: Result<JobChange, Refusal>) -> Option<Schedule> {
+        match change.unwrap() {
+            JobChange::Insert { schedule, .. } => Some(schedule),
+            JobChange::Update { schedule, .. } => schedule,
+            JobChange::Unchanged => None,
+        }
+    }
+
+    fn definition_of(change: Result<JobChange, Refusal>) -> JobDefinition {
+        match change.unwrap() {
+            JobChange::Insert { definition, .. } | JobChange::Update { definition, .. } => {
+                definition
+            }
+            JobChange::Unchanged => panic!("unchanged"),
+        }
+    }
+
+    // --- Create -----------------------------------------------------------
+
+    #[test]
+    fn create_schedules_from_the_trigger_and_keeps_its_secret() {
+        let change = run(None, create(body(json!({})))).unwrap();
+        let JobChange::Insert {
+            schedule, secret, ..
+        } = change
+        else {
+            panic!("{change:?}")
+        };
+        assert_eq!(schedule, scheduled("2026-11-23T10:01:00Z"));
+        assert_eq!(secret, "whsec_new");
+    }
+
+    #[test]
+    fn create_paused_forced_or_already_over() {
+        assert_eq!(
+            schedule_of(run(None, create(body(json!({"paused": true}))))),
+            Some(Schedule::Paused)
+        );
+        assert_eq!(
+            schedule_of(run(
+                None,
+                create(body(json!({"next_run_at": "2026-11-23T10:00:00Z"})))
+            )),
+            Some(scheduled("2026-11-23T10:00:00Z"))
+        );
+        assert_eq!(
+            schedule_of(run(
+                None,
+                create(body(json!({"trigger": {"end_at": "2026-11-23T09:30:00Z"}})))
+            )),
+            Some(Schedule::Completed)
+        );
+    }
+
+    #[test]
+    fn create_of_an_existing_id_is_a_conflict() {
+        let stored = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
+        assert!(matches!(
+            run(Some(&stored), create(body(json!({})))),
+            Err(Refusal::Conflict(m)) if m.contains("already exists")
+        ));
+    }
+
+    // --- Pause / resume ---------------------------------------------------
+
+    #[test]
+    fn pause_and_resume_by_state() {
+        let s = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
+        assert_eq!(
+            schedule_of(run(Some(&s), JobCommand::Pause)),
+            Some(Schedule::Paused)
+        );
+        assert_eq!(run(Some(&s), JobCommand::Resume), Ok(JobChange::Unchanged));
+
+        let p = job(body(json!({})), Schedule::Paused);
+        assert_eq!(run(Some(&p), JobCommand::Pause), Ok(JobChange::Unchanged));
+        // Resume recomputes from now: 09:00 + k·60 s, first at or after 10:00:30.
+        assert_eq!(
+            schedule_of(run(Some(&p), JobCommand::Resume)),
+            Some(scheduled("2026-11-23T10:01:00Z"))
+        );
+
+        let c = job(body(json!({})), Schedule::Completed);
+        for command in [JobCommand::Pause, JobCommand::Resume] {
+            assert!(matches!(
+                run(Some(&c), command),
+                Err(Refusal::Conflict(m)) if m.contains("is completed")
+            ));
+        }
+        assert_eq!(run(None, JobCommand::Pause), Err(Refusal::NotFound));
+        assert_eq!(run(None, JobCommand::Resume), Err(Refusal::NotFound));
+    }
+
+    #[test]
+    fn resuming_a_date_job_whose_time_passed_completes_it() {
+        let p = job(
+            json!({"trigger": {"type": "date", "run_at": "2026-11-23T09:00:00Z"},
+                   "target": {"url": "http://x.test"}}),
+            Schedule::Paused,
+        );
+        assert_eq!(
+            schedule_of(run(Some(&p), JobCommand::Resume)),
+            Some(Schedule::Completed)
+        );
+    }
+
+    // --- Replace ----------------------------------------------------------
+
+    #[test]
+    fn replace_creates_when_missing() {
+        assert_eq!(
+            schedule_of(run(None, replace(body(json!({}))))),
+            Some(scheduled("2026-11-23T10:01:00Z"))
+        );
+    }
+
+    #[test]
+    fn replace_with_the_same_trigger_keeps_the_schedule_and_the_interval_anchor() {
+        let stored = job(
+            body(json!({"trigger": {"start_at": "2026-11-23T09:00:30Z"}})),
+            scheduled("2026-11-23T10:01:30Z"),
+        );
+        // Given again without start_at: the same trigger, anchor and all.
+        let anchorless = json!({"trigger": {"type": "interval", "every_s": 60},
+                                "target": {"url": "http://x.test"}});
+        let change = run(Some(&stored), replace(anchorless));
+        let JobChange::Update {
+            definition,
+            schedule,
+        } = change.unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(definition.trigger, stored.definition.trigger);
+        assert_eq!(schedule, None);
+    }
+
+    #[test]
+    fn replace_with_a_new_trigger_or_a_forced_time_recomputes() {
+        let stored = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
+        assert_eq!(
+            schedule_of(run(
+                Some(&stored),
+                replace(body(json!({"trigger": {"every_s": 300}})))
+            )),
+            Some(scheduled("2026-11-23T10:05:00Z"))
+        );
+        assert_eq!(
+            schedule_of(run(
+                Some(&stored),
+                replace(body(json!({"next_run_at": "2026-11-23T10:00:40Z"})))
+            )),
+            Some(scheduled("2026-11-23T10:00:40Z"))
+        );
+    }
+
+    #[test]
+    fn unpausing_by_replace_is_a_resume() {
+        let stored = job(body(json!({})), Schedule::Paused);
+        assert_eq!(
+            schedule_of(run(Some(&stored), replace(body(json!({}))))),
+            Some(scheduled("2026-11-23T10:01:00Z"))
+        );
+        // Still paused: nothing moves.
+        assert_eq!(
+            schedule_of(run(Some(&stored), replace(body(json!({"paused": true}))))),
+            None
+        );
+    }
+
+    #[test]
+    fn pausing_a_completed_job_is_a_conflict_unless_its_trigger_changes() {
+        let stored = job(body(json!({})), Schedule::Completed);
+        assert!(matches!(
+            run(Some(&stored), replace(body(json!({"paused": true})))),
+            Err(Refusal::Conflict(_))
+        ));
+        assert_eq!(
+            schedule_of(run(
+                Some(&stored),
+                replace(body(json!({"paused": true, "trigger": {"every_s": 30}})))
+            )),
+            Some(Schedule::Paused)
+        );
+        // Replaced unchanged and not paused: it stays completed.
+        assert_eq!(
+            schedule_of(run(Some(&stored), replace(body(json!({}))))),
+            None
+        );
+    }
+
+    // --- Patch ------------------------------------------------------------
+
+    #[test]
+    fn patch_merges_nested_objects() {
+        let stored = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
+        let d = definition_of(run(
+            Some(&stored),
+            patch(json!({"target": {"url": "http://y.test/new"}})),
+        ));
+        assert_eq!(d.target.url.as_str(), "http://y.test/new");
+        assert_eq!(d.target.headers["x-team"], "data");
+        assert_eq!(d.target.body, stored.definition.target.body);
+        // null removes where removal is allowed.
+        let d = definition_of(run(
+            Some(&stored),
+            patch(json!({"target": {"body": null, "headers": {"x-team": null}}, "name": null})),
+        ));
+        assert_eq!(d.target.body, crate::domain::target::Body::None);
+        assert!(d.target.headers.is_empty());
+        assert_eq!(d.name, None);
+    }
+
+    #[test]
+    fn patch_of_only_paused_pauses_and_keeps_the_rest() {
+        let stored = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
+        let change = run(Some(&stored), patch(json!({"paused": true}))).unwrap();
+        assert_eq!(
+            change,
+            JobChange::Update {
+                definition: stored.definition.clone(),
+                schedule: Some(Schedule::Paused)
+            }
+        );
+    }
+
+    #[test]
+    fn patch_trigger_with_a_type_replaces_without_one_merges() {
+        let stored = job(
+            json!({"trigger": {"type": "cron", "expr": "0 * * * *", "timezone": "Asia/Seoul"},
+                   "target": {"url": "http://x.test"}}),
+            scheduled("2026-11-23T11:00:00Z"),
+        );
+        let d = definition_of(run(
+            Some(&stored),
+            patch(json!({"trigger": {"expr": "30 * * * *"}})),
+        ));
+        assert_eq!(d.trigger.timezone().name(), "Asia/Seoul");
+        let d = definition_of(run(
+            Some(&stored),
+            patch(json!({"trigger": {"type": "cron", "expr": "30 * * * *"}})),
+        ));
+        assert_eq!(d.trigger.timezone().name(), "UTC");
+        // A type change must be whole: a cron's fields do not carry over.
+        let d = definition_of(run(
+            Some(&stored),
+            patch(json!({"trigger": {"type": "interval", "every_s": 5}})),
+        ));
+        assert_eq!(d.trigger.kind(), "interval");
+    }
+
+    #[test]
+    fn patch_refusals_name_the_field() {
+        let stored = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
+        let invalid = |v: Value| match run(Some(&stored), patch(v)) {
+            Err(Refusal::Invalid(e)) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            invalid(json!({"coalesce": null})),
+            "coalesce: may not be null"
+        );
+        assert!(invalid(json!({"id": "other"})).starts_with("id: differs"));
+        assert_eq!(
+            invalid(json!({"target": {"url": null}})),
+            "target.url: is required"
+        );
+        assert!(invalid(json!({"state": "paused"})).starts_with("state: unknown field"));
+        assert!(
+            invalid(json!({"trigger": {"every_s": "often"}}))
+                .starts_with("trigger.every_s: invalid type")
+        );
+        assert!(
+            invalid(json!({"paused": true, "next_run_at": "2026-11-23T11:00:00Z"}))
+                .starts_with("next_run_at: cannot be given with paused: true")
+        );
+        assert_eq!(run(None, patch(json!({}))), Err(Refusal::NotFound));
+    }
+
+    #[test]
+    fn patch_of_a_paused_job_to_unpause_resumes() {
+        let stored = job(body(json!({})), Schedule::Paused);
+        assert_eq!(
+            schedule_of(run(Some(&stored), patch(json!({"paused": false})))),
+            Some(scheduled("2026-11-23T10:01:00Z"))
+        );
+        assert_eq!(
+            schedule_of(run(Some(&stored), patch(json!({"name": "renamed"})))),
+            None
+        );
+    }
+
+    // --- Run now ----------------------------------------------------------
+
+    #[test]
+    fn a_manual_run_is_skipped_at_max_instances() {
+        assert_eq!(manual_run_status(1, 0), RunStatus::Pending);
+        assert_eq!(manual_run_status(1, 1), RunStatus::Skipped);
+        assert_eq!(manual_run_status(3, 2), RunStatus::Pending);
+    }
+}

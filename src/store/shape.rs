@@ -1,0 +1,303 @@
+//! The stored shape of a job's definition, shared by both stores: a
+//! column per field (SQL reads `timeout_s` and `max_attempts` directly),
+//! JSON only for what is free-form (headers, body, metadata). It is not the
+//! API's request form, so renaming an API field needs no data migration,
+//! and reading it back validates nothing: what was stored was valid.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::{StoreError, StoreResult};
+use crate::domain::job::JobDefinition;
+use crate::domain::retry::RetryPolicy;
+use crate::domain::target::{Body, Method, Target};
+use crate::domain::trigger::{CronSchedule, CronTrigger, DateTrigger, IntervalTrigger, Trigger};
+
+/// A definition, column by column (the field or `rename` is the column's
+/// name). PostgreSQL reads rows straight into it; SQLite, whose instants
+/// are integers and JSON text, maps its own row types to it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub(crate) struct StoredDefinition {
+    pub name: Option<String>,
+    #[sqlx(flatten)]
+    pub trigger: StoredTrigger,
+    #[sqlx(flatten)]
+    pub target: StoredTarget,
+    pub misfire_grace_s: Option<i64>,
+    #[sqlx(rename = "coalesce_runs")]
+    pub coalesce: bool,
+    pub max_instances: i64,
+    #[sqlx(flatten)]
+    pub retry: StoredRetry,
+    pub metadata: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub(crate) struct StoredTrigger {
+    /// `cron`, `interval` or `date`.
+    pub trigger_type: String,
+    pub cron_expr: Option<String>,
+    pub cron_timezone: Option<String>,
+    pub every_s: Option<i64>,
+    pub run_at: Option<DateTime<Utc>>,
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub jitter_s: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub(crate) struct StoredTarget {
+    #[sqlx(rename = "target_url")]
+    pub url: String,
+    #[sqlx(rename = "target_method")]
+    pub method: String,
+    /// A JSON object of header names to values.
+    #[sqlx(rename = "target_headers")]
+    pub headers: Value,
+    /// The body as a JSON value (a string for a text body); none is null.
+    #[sqlx(rename = "target_body")]
+    pub body: Option<Value>,
+    pub timeout_s: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub(crate) struct StoredRetry {
+    pub max_attempts: i64,
+    pub backoff_initial_s: i64,
+    pub backoff_max_s: i64,
+}
+
+impl StoredDefinition {
+    pub fn of(d: &JobDefinition) -> Self {
+        Self {
+            name: d.name.clone(),
+            trigger: StoredTrigger::of(&d.trigger),
+            target: StoredTarget::of(&d.target),
+            misfire_grace_s: d.misfire_grace_s.map(i64::from),
+            coalesce: d.coalesce,
+            max_instances: d.max_instances.into(),
+            retry: StoredRetry {
+                max_attempts: d.retry.max_attempts.into(),
+                backoff_initial_s: d.retry.backoff_initial_s.into(),
+                backoff_max_s: d.retry.backoff_max_s.into(),
+            },
+            metadata: Value::Object(d.metadata.clone()),
+        }
+    }
+}
+
+impl StoredTrigger {
+    pub fn of(trigger: &Trigger) -> Self {
+        let mut stored = Self {
+            trigger_type: trigger.kind().to_string(),
+            cron_expr: None,
+            cron_timezone: None,
+            every_s: None,
+            run_at: None,
+            start_at: None,
+            end_at: None,
+            jitter_s: trigger.jitter_s().into(),
+        };
+        match trigger {
+            Trigger::Cron(c) => {
+                stored.cron_expr = Some(c.schedule.expr().to_string());
+                stored.cron_timezone = Some(c.schedule.timezone().name().to_string());
+                stored.start_at = c.start_at;
+                stored.end_at = c.end_at;
+            }
+            Trigger::Interval(i) => {
+                stored.every_s = Some(i.every_s as i64);
+                stored.start_at = Some(i.start_at);
+                stored.end_at = i.end_at;
+            }
+            Trigger::Date(t) => stored.run_at = Some(t.run_at),
+        }
+        stored
+    }
+}
+
+impl StoredTarget {
+    pub fn of(t: &Target) -> Self {
+        let headers: Map<String, Value> = t
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        Self {
+            url: t.url.to_string(),
+            method: t.method.as_str().to_string(),
+            headers: Value::Object(headers),
+            body: t.body.to_value(),
+            timeout_s: t.timeout_s.into(),
+        }
+    }
+}
+
+fn corrupt(job: &str, what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("job {job:?}: {what}: {detail}"))
+}
+
+fn unsigned(job: &str, what: &str, n: i64) -> StoreResult<u32> {
+    u32::try_from(n).map_err(|_| corrupt(job, what, n))
+}
+
+impl StoredDefinition {
+    pub fn into_definition(self, job: &str) -> StoreResult<JobDefinition> {
+        let trigger = self.trigger.into_trigger(job)?;
+        let metadata = match self.metadata {
+            Value::Object(map) => map,
+            other => return Err(corrupt(job, "metadata", other)),
+        };
+        Ok(JobDefinition {
+            name: self.name,
+            trigger,
+            target: self.target.into_target(job)?,
+            misfire_grace_s: self
+                .misfire_grace_s
+                .map(|g| unsigned(job, "misfire_grace_s", g))
+                .transpose()?,
+            coalesce: self.coalesce,
+            max_instances: unsigned(job, "max_instances", self.max_instances)?,
+            retry: self.retry.into_policy(job)?,
+            metadata,
+        })
+    }
+}
+
+impl StoredTrigger {
+    pub fn into_trigger(self, job: &str) -> StoreResult<Trigger> {
+        let jitter_s = unsigned(job, "jitter_s", self.jitter_s)?;
+        Ok(match self.trigger_type.as_str() {
+            "cron" => {
+                let expr = self
+                    .cron_expr
+                    .as_deref()
+                    .ok_or_else(|| corrupt(job, "cron_expr", "missing"))?;
+                let zone = self.cron_timezone.as_deref().unwrap_or("UTC");
+                let timezone: Tz = zone
+                    .parse()
+                    .map_err(|_| corrupt(job, "cron_timezone", zone))?;
+                Trigger::Cron(CronTrigger {
+                    schedule: CronSchedule::parse(expr, timezone)
+                        .map_err(|e| corrupt(job, "cron_expr", e))?,
+                    start_at: self.start_at,
+                    end_at: self.end_at,
+                    jitter_s,
+                })
+            }
+            "interval" => Trigger::Interval(IntervalTrigger {
+                every_s: self
+                    .every_s
+                    .and_then(|s| u64::try_from(s).ok())
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| corrupt(job, "every_s", format!("{:?}", self.every_s)))?,
+                start_at: self
+                    .start_at
+                    .ok_or_else(|| corrupt(job, "start_at", "missing"))?,
+                end_at: self.end_at,
+                jitter_s,
+            }),
+            "date" => Trigger::Date(DateTrigger {
+                run_at: self
+                    .run_at
+                    .ok_or_else(|| corrupt(job, "run_at", "missing"))?,
+            }),
+            other => return Err(corrupt(job, "trigger_type", other)),
+        })
+    }
+}
+
+impl StoredTarget {
+    pub fn into_target(self, job: &str) -> StoreResult<Target> {
+        let url = Url::parse(&self.url).map_err(|e| corrupt(job, "target_url", e))?;
+        let method = Method::parse(&self.method)
+            .ok_or_else(|| corrupt(job, "target_method", &self.method))?;
+        let headers = match self.headers {
+            Value::Object(map) => map
+                .into_iter()
+                .map(|(name, value)| match value {
+                    Value::String(v) => Ok((name, v)),
+                    other => Err(corrupt(job, "target_headers", other)),
+                })
+                .collect::<StoreResult<BTreeMap<_, _>>>()?,
+            other => return Err(corrupt(job, "target_headers", other)),
+        };
+        Ok(Target {
+            url,
+            method,
+            headers,
+            body: Body::from_value(self.body),
+            timeout_s: unsigned(job, "timeout_s", self.timeout_s)?,
+        })
+    }
+}
+
+impl StoredRetry {
+    pub fn into_policy(self, job: &str) -> StoreResult<RetryPolicy> {
+        Ok(RetryPolicy {
+            max_attempts: unsigned(job, "max_attempts", self.max_attempts)?,
+            backoff_initial_s: unsigned(job, "backoff_initial_s", self.backoff_initial_s)?,
+            backoff_max_s: unsigned(job, "backoff_max_s", self.backoff_max_s)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::job::{JobInput, ParseContext};
+    use crate::domain::network_policy::NetworkPolicy;
+    use serde_json::json;
+
+    fn definition(v: Value) -> JobDefinition {
+        serde_json::from_value::<JobInput>(v)
+            .unwrap()
+            .parse(ParseContext {
+                now: crate::domain::instant::parse("2026-11-23T10:00:00.123456Z").unwrap(),
+                network_policy: NetworkPolicy::Any,
+            })
+            .unwrap()
+            .definition
+    }
+
+    /// Through the columns and back, as a store does.
+    fn round_trip(d: &JobDefinition) -> JobDefinition {
+        StoredDefinition::of(d).into_definition("j").unwrap()
+    }
+
+    #[test]
+    fn every_kind_of_definition_round_trips() {
+        for v in [
+            json!({"name": "n", "trigger": {"type": "cron", "expr": "30 2 * * *", "timezone": "Asia/Seoul",
+                   "start_at": "2026-01-01T00:00:00Z", "end_at": "2027-01-01T00:00:00Z", "jitter_s": 5},
+                   "target": {"url": "https://x.test/a?b=c", "method": "PUT", "headers": {"x-a": "1"},
+                              "body": {"k": [1, 2]}, "timeout_s": 7},
+                   "misfire_grace_s": 60, "coalesce": false, "max_instances": 3,
+                   "retry": {"max_attempts": 5, "backoff_initial_s": 2, "backoff_max_s": 9},
+                   "metadata": {"owner": "me"}}),
+            json!({"trigger": {"type": "interval", "every_s": 90},
+                   "target": {"url": "http://x.test", "body": "plain text"}}),
+            json!({"trigger": {"type": "date", "run_at": "2026-12-01T09:00:00Z"},
+                   "target": {"url": "http://x.test"}}),
+        ] {
+            let d = definition(v);
+            assert_eq!(round_trip(&d), d);
+        }
+    }
+
+    #[test]
+    fn a_row_that_does_not_read_back_is_corrupt_and_says_where() {
+        let d = definition(json!({"trigger": {"type": "interval", "every_s": 90},
+                                  "target": {"url": "http://x.test"}}));
+        let target = StoredTarget {
+            method: "TRACE".into(),
+            ..StoredDefinition::of(&d).target
+        };
+        let e = target.into_target("j").unwrap_err().to_string();
+        assert_eq!(e, "corrupt row: job \"j\": target_method: TRACE");
+    }
+}
