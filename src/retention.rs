@@ -1,6 +1,7 @@
 //! The cleaner: deletes finished runs (and their attempts) older than the
 //! retention period, and beyond the newest 1,000 of each job, in small
-//! batches so that the hot tables stay small at any job rate.
+//! batches so that the hot tables stay small at any job rate; and
+//! Idempotency-Keys older than their 24 hours.
 
 use std::time::Duration;
 
@@ -36,6 +37,17 @@ pub async fn clean(
             .await?;
         deleted += n;
         if n == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // Idempotency-Keys past their window answer nothing any more.
+    loop {
+        let n = store
+            .delete_expired_idempotency_keys(crate::domain::idempotency::WINDOW, BATCH)
+            .await?;
+        deleted += n;
+        if n < u64::from(BATCH) {
             break;
         }
         tokio::task::yield_now().await;

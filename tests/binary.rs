@@ -252,3 +252,57 @@ fn a_bad_database_url_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// What an operator alerts on: a run that failed is one WARN line with the
+/// job, the run, the attempts and the error in words (no Rust debug text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_is_a_warn_line_with_its_error_in_words() {
+    use common::receiver::{Answer, Receiver};
+    let receiver = Receiver::start().await;
+    receiver.script("/gone", [Answer::Status(410)]);
+    let dir = temp_dir();
+    let (mut child, addr, logs) = serve(&dir, &[]);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let created = common::client()
+        .post(format!("http://{addr}/v1/jobs"))
+        .json(&serde_json::json!({
+            "id": "doomed",
+            "trigger": {"type": "date", "run_at": now},
+            "target": {"url": receiver.url("/gone")}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let failed = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        loop {
+            let line = logs
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no 'run failed' line in {seen:#?}"));
+            let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if log["message"] == "run failed" {
+                return (log, seen, logs);
+            }
+            seen.push(line);
+        }
+    })
+    .await
+    .unwrap();
+    let (log, before, logs) = failed;
+    assert_eq!(log["level"], "WARN", "{log}");
+    assert_eq!(log["job_id"], "doomed", "{log}");
+    assert_eq!(log["attempts"], 1, "{log}");
+    assert_eq!(log["error"], "the target answered 410", "{log}");
+    assert!(log["run_id"].as_str().is_some_and(|id| id.len() == 36), "{log}");
+    for line in before.iter().chain([&log.to_string()]) {
+        for debug in ["Retry {", "Some(", "Failed,", "Outcome"] {
+            assert!(!line.contains(debug), "a Rust debug string in {line}");
+        }
+    }
+    // Keep reading, so the shutdown lines find an open pipe.
+    std::thread::spawn(move || logs.iter().for_each(drop));
+    terminate(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -204,7 +204,7 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
     // And it works as before: a run is claimed with its target, lease and
     // retry policy read from the new columns.
     store
-        .create_manual_run(&JobId::parse("cron").unwrap())
+        .create_manual_run(&JobId::parse("cron").unwrap(), None)
         .await
         .unwrap();
     let claimed = store

@@ -11,13 +11,27 @@ use common::{Backend, TestDb, eventually};
 use cronhook::domain::job::{JobId, JobInput, JobSpec, JobState, ParseContext, Schedule};
 use cronhook::domain::lifecycle::JobCommand;
 use cronhook::domain::network_policy::NetworkPolicy;
-use cronhook::domain::retry::{Outcome, RetryPolicy};
+use cronhook::domain::retry::Outcome;
 use cronhook::domain::run::{INTERRUPTED, RunCause, RunStatus};
 use cronhook::store::{
     self, AttemptRecord, DynStore, Job, JobFilter, RunCursor, Saved, StoreError, StoreResult,
 };
 use cronhook::wakeup::Wakeups;
 use serde_json::{Value, json};
+
+/// A filter for one job's runs, newest first.
+fn runs_of(
+    job: &cronhook::domain::job::JobId,
+    cursor: Option<cronhook::store::RunCursor>,
+    limit: u32,
+) -> cronhook::store::RunFilter {
+    cronhook::store::RunFilter {
+        job_id: Some(job.clone()),
+        cursor,
+        limit,
+        ..Default::default()
+    }
+}
 
 async fn open(db: &TestDb) -> DynStore {
     store::connect(&db.url, Arc::new(Wakeups::new()))
@@ -74,7 +88,7 @@ fn create_command(spec: JobSpec) -> JobCommand {
 }
 
 async fn apply(store: &DynStore, job_id: &str, command: JobCommand) -> StoreResult<(Job, Saved)> {
-    store.save_job(&id(job_id), &command, ctx()).await
+    store.save_job(&id(job_id), &command, ctx(), None).await
 }
 
 async fn create(store: &DynStore, job_id: &str) -> Job {
@@ -252,7 +266,7 @@ async fn deletes(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     create(&store, "gone").await;
-    let run = store.create_manual_run(&id("gone")).await.unwrap();
+    let run = store.create_manual_run(&id("gone"), None).await.unwrap();
     assert!(store.delete_job(&id("gone")).await.unwrap());
     assert!(!store.delete_job(&id("gone")).await.unwrap());
     assert!(store.get_job(&id("gone")).await.unwrap().is_none());
@@ -337,7 +351,10 @@ async fn claims_due_jobs_as_the_plan_decides(backend: Backend) {
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert_eq!(seen.lock().unwrap()[0].1, 0);
     assert_eq!(seen.lock().unwrap()[0].2, 2);
-    let runs = store.list_runs(&id("due"), None, 10).await.unwrap();
+    let runs = store
+        .list_runs(&runs_of(&id("due"), None, 10))
+        .await
+        .unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(
         (runs[0].cause, runs[0].status),
@@ -361,17 +378,17 @@ async fn manual_runs_and_history(backend: Backend) {
     create(&store, "m").await;
     let mut made = Vec::new();
     for expected in [RunStatus::Pending, RunStatus::Pending, RunStatus::Skipped] {
-        let run = store.create_manual_run(&id("m")).await.unwrap();
+        let run = store.create_manual_run(&id("m"), None).await.unwrap();
         assert_eq!((run.cause, run.status), (RunCause::Manual, expected));
         assert_eq!(run.finished_at.is_some(), expected == RunStatus::Skipped);
         made.push(run);
     }
     assert!(matches!(
-        store.create_manual_run(&id("missing")).await,
+        store.create_manual_run(&id("missing"), None).await,
         Err(StoreError::NotFound)
     ));
     // Newest first, by pages.
-    let first = store.list_runs(&id("m"), None, 2).await.unwrap();
+    let first = store.list_runs(&runs_of(&id("m"), None, 2)).await.unwrap();
     assert_eq!(
         first.iter().map(|r| r.id).collect::<Vec<_>>(),
         [made[2].id, made[1].id]
@@ -380,12 +397,207 @@ async fn manual_runs_and_history(backend: Backend) {
         created_at: first[1].created_at,
         id: first[1].id,
     };
-    let rest = store.list_runs(&id("m"), Some(cursor), 2).await.unwrap();
+    let rest = store
+        .list_runs(&runs_of(&id("m"), Some(cursor), 2))
+        .await
+        .unwrap();
     assert_eq!(rest.iter().map(|r| r.id).collect::<Vec<_>>(), [made[0].id]);
     let (run, attempts) = store.get_run(made[0].id).await.unwrap().unwrap();
     assert_eq!(run, made[0]);
     assert!(attempts.is_empty());
     assert!(store.get_run(uuid::Uuid::now_v7()).await.unwrap().is_none());
+}
+
+async fn runs_are_listed_by_job_status_and_time(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    create(&store, "a").await;
+    create(&store, "b").await;
+    // a: pending, pending, skipped; b: pending, pending, skipped.
+    let mut made = Vec::new();
+    for job in ["a", "b", "a", "b", "a", "b"] {
+        made.push(store.create_manual_run(&id(job), None).await.unwrap());
+    }
+    let list = |filter: store::RunFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .list_runs(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = list(store::RunFilter {
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    let newest_first: Vec<_> = made.iter().rev().map(|r| r.id).collect();
+    assert_eq!(all, newest_first);
+    let skipped = list(store::RunFilter {
+        statuses: vec![RunStatus::Skipped],
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(skipped, [made[5].id, made[4].id]);
+    let a_pending_or_skipped = list(store::RunFilter {
+        job_id: Some(id("a")),
+        statuses: vec![RunStatus::Pending, RunStatus::Skipped],
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(a_pending_or_skipped, [made[4].id, made[2].id, made[0].id]);
+    assert!(
+        list(store::RunFilter {
+            statuses: vec![RunStatus::Failed],
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+    // A time range on created_at, both ends exclusive; then a page after it.
+    let between = list(store::RunFilter {
+        created_after: Some(made[0].created_at),
+        created_before: Some(made[5].created_at),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(between, newest_first[1..5]);
+    let after_cursor = list(store::RunFilter {
+        cursor: Some(RunCursor {
+            created_at: made[2].created_at,
+            id: made[2].id,
+        }),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(after_cursor, [made[1].id, made[0].id]);
+}
+
+async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let key = |n: &str| store::Idempotency {
+        scope: "create_job",
+        key: format!("key-{n}"),
+        fingerprint: format!("fp-{n}"),
+    };
+    let day = Duration::from_secs(86_400);
+    assert_eq!(
+        store
+            .find_idempotent_request("create_job", "key-1", day)
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .save_job(
+            &id("j1"),
+            &create_command(spec("j1")),
+            ctx(),
+            Some(&key("1")),
+        )
+        .await
+        .unwrap();
+    let found = store
+        .find_idempotent_request("create_job", "key-1", day)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.fingerprint.as_str(), found.resource_id.as_str()),
+        ("fp-1", "j1")
+    );
+    // Scopes are apart.
+    assert_eq!(
+        store
+            .find_idempotent_request("run_job", "key-1", day)
+            .await
+            .unwrap(),
+        None
+    );
+    // The same key again: nothing is written, not even the job.
+    let again = store
+        .save_job(
+            &id("j2"),
+            &create_command(spec("j2")),
+            ctx(),
+            Some(&key("1")),
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::IdempotencyKeyTaken)),
+        "{again:?}"
+    );
+    assert!(store.get_job(&id("j2")).await.unwrap().is_none());
+
+    // A manual run records its run id.
+    let run_key = store::Idempotency {
+        scope: "run_job",
+        key: "key-1".into(),
+        fingerprint: "fp-run".into(),
+    };
+    let run = store
+        .create_manual_run(&id("j1"), Some(&run_key))
+        .await
+        .unwrap();
+    let found = store
+        .find_idempotent_request("run_job", "key-1", day)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.resource_id, run.id.to_string());
+    assert!(matches!(
+        store.create_manual_run(&id("j1"), Some(&run_key)).await,
+        Err(StoreError::IdempotencyKeyTaken)
+    ));
+    assert_eq!(
+        store
+            .list_runs(&runs_of(&id("j1"), None, 10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Past the window a key is not found, and the cleaner deletes it.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        store
+            .find_idempotent_request("create_job", "key-1", Duration::from_millis(1))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .delete_expired_idempotency_keys(Duration::ZERO, 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .delete_expired_idempotency_keys(Duration::ZERO, 10)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .find_idempotent_request("run_job", "key-1", day)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 /// Waits for a claimable run and claims it.
@@ -405,7 +617,7 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     create(&store, "d").await;
-    let run = store.create_manual_run(&id("d")).await.unwrap();
+    let run = store.create_manual_run(&id("d"), None).await.unwrap();
 
     let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
     assert_eq!((claimed.run_id, claimed.attempt), (run.id, 1));
@@ -482,7 +694,7 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
     assert!(due_in > Duration::from_secs(3500), "{due_in:?}");
 
     // A second run, claimed then released: pending again, its attempt not counted.
-    let second = store.create_manual_run(&id("d")).await.unwrap();
+    let second = store.create_manual_run(&id("d"), None).await.unwrap();
     let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
     assert_eq!(claimed.run_id, second.id);
     assert_eq!(
@@ -518,10 +730,12 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     create(&store, "r").await; // timeout_s 1, max_attempts 2
-    let run = store.create_manual_run(&id("r")).await.unwrap();
+    let run = store.create_manual_run(&id("r"), None).await.unwrap();
     let decisions = Mutex::new(Vec::new());
-    let recover = |attempt: u32, policy: &RetryPolicy| {
-        decisions.lock().unwrap().push((attempt, *policy));
+    let recover = |lease: &store::ExpiredLease<'_>| {
+        assert_eq!((lease.run_id, lease.job_id), (run.id, "r"));
+        let (attempt, policy) = (lease.attempt, lease.policy);
+        decisions.lock().unwrap().push((attempt, policy));
         if attempt < policy.max_attempts {
             Outcome::Retry {
                 delay: Duration::ZERO,
@@ -598,7 +812,7 @@ async fn secrets_are_kept_and_rotated(backend: Backend) {
     );
     assert_eq!(store.get_secret(&id("s")).await.unwrap().unwrap(), rotated);
     // Both sign while the grace lasts.
-    store.create_manual_run(&id("s")).await.unwrap();
+    store.create_manual_run(&id("s"), None).await.unwrap();
     let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
     assert_eq!(claimed.secrets, ["whsec_bmV3", "whsec_dGVzdA=="]);
     assert!(store.get_secret(&id("none")).await.unwrap().is_none());
@@ -643,12 +857,12 @@ async fn listener(backend: Backend) {
 /// recorded as skipped, finished at once.
 async fn finished_runs(store: &DynStore, job_id: &str, n: usize) {
     create(store, job_id).await;
-    let first = store.create_manual_run(&id(job_id)).await.unwrap();
+    let first = store.create_manual_run(&id(job_id), None).await.unwrap();
     assert_eq!(first.status.as_str(), "pending");
-    let second = store.create_manual_run(&id(job_id)).await.unwrap();
+    let second = store.create_manual_run(&id(job_id), None).await.unwrap();
     assert_eq!(second.status.as_str(), "pending", "max_instances is 2");
     for _ in 0..n {
-        let run = store.create_manual_run(&id(job_id)).await.unwrap();
+        let run = store.create_manual_run(&id(job_id), None).await.unwrap();
         assert_eq!(run.status.as_str(), "skipped");
         assert!(run.finished_at.is_some());
     }
@@ -661,7 +875,13 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
     finished_runs(&store, "quiet", 3).await;
     let count = |job: &'static str| {
         let store = store.clone();
-        async move { store.list_runs(&id(job), None, 5000).await.unwrap().len() }
+        async move {
+            store
+                .list_runs(&runs_of(&id(job), None, 5000))
+                .await
+                .unwrap()
+                .len()
+        }
     };
     assert_eq!(count("busy").await, 1007);
 
@@ -686,7 +906,10 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
         trimmed += n;
     }
     assert_eq!(trimmed, 5);
-    let busy = store.list_runs(&id("busy"), None, 5000).await.unwrap();
+    let busy = store
+        .list_runs(&runs_of(&id("busy"), None, 5000))
+        .await
+        .unwrap();
     assert_eq!(busy.len(), 1002, "1,000 finished and the 2 pending");
     assert_eq!(busy.iter().filter(|r| r.status.in_flight()).count(), 2);
     assert_eq!(count("quiet").await, 5);
@@ -732,7 +955,7 @@ async fn next_due_times(backend: Backend) {
     );
     assert_eq!(store.next_attempt_in().await.unwrap(), None);
 
-    store.create_manual_run(&id("later")).await.unwrap();
+    store.create_manual_run(&id("later"), None).await.unwrap();
     assert_eq!(
         store.next_attempt_in().await.unwrap(),
         Some(std::time::Duration::ZERO)
@@ -768,6 +991,8 @@ store_tests!(
     deliveries_are_claimed_recorded_fenced_and_released,
     expired_leases_are_recovered_as_the_retry_rules_decide,
     secrets_are_kept_and_rotated,
+    runs_are_listed_by_job_status_and_time,
+    idempotency_keys_are_recorded_with_what_they_made,
     listener,
     next_due_times,
     retention_deletes_old_and_surplus_finished_runs_only,

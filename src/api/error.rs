@@ -109,6 +109,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            e @ StoreError::IdempotencyKeyTaken => ApiError::Conflict(e.to_string()),
             StoreError::Invalid(f) => ApiError::Invalid(f),
             StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 ApiError::Conflict(format!("already exists: {}", db.message()))

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::domain::error::FieldError;
+use crate::domain::idempotency::{self, IdempotencyKey};
 use crate::domain::job::JobId;
 
 /// Largest request body accepted (413 beyond).
@@ -127,6 +128,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         Query::<T>::try_from_uri(&parts.uri)
             .map(|Query(q)| ApiQuery(q))
             .map_err(|e| ApiError::BadRequest(format!("query string: {}", e.body_text())))
+    }
+}
+
+/// The `Idempotency-Key` header, when sent (422 when it is not a key).
+pub struct IdempotencyHeader(pub Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(idempotency::HEADER) else {
+            return Ok(IdempotencyHeader(None));
+        };
+        let text = value.to_str().map_err(|_| {
+            FieldError::new(idempotency::HEADER, "must be visible ASCII characters")
+        })?;
+        Ok(IdempotencyHeader(Some(IdempotencyKey::parse(text)?)))
     }
 }
 

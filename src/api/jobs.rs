@@ -11,7 +11,8 @@ use utoipa::IntoParams;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{ApiJson, ApiQuery, JobIdPath};
+use super::extract::{ApiJson, ApiQuery, IdempotencyHeader, JobIdPath};
+use super::idempotent;
 use super::pagination::{decode_cursor, encode_cursor, limit};
 use super::views::{JobPage, JobView};
 use crate::domain::error::FieldError;
@@ -42,8 +43,14 @@ fn created(job: Job) -> impl IntoResponse {
 )]
 pub async fn create_job(
     State(app): State<AppState>,
+    IdempotencyHeader(key): IdempotencyHeader,
     ApiJson(input): ApiJson<JobInput>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    let body = serde_json::to_vec(&input).map_err(|e| ApiError::Internal(e.into()))?;
+    let idempotency = idempotent::request(key, "create_job", "/v1/jobs", &body);
+    if let Some(job_id) = idempotent::earlier(&app, idempotency.as_ref()).await? {
+        return created_earlier(&app, &job_id).await;
+    }
     let ctx = app.parse_context(Utc::now());
     let spec = input.parse(ctx)?;
     let id = spec.id.clone().unwrap_or_else(JobId::generate);
@@ -51,9 +58,34 @@ pub async fn create_job(
         spec,
         secret: generate_secret(),
     };
-    let (job, _) = app.store.save_job(&id, &command, ctx).await?;
-    tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), "job created");
-    Ok(created(job))
+    match app
+        .store
+        .save_job(&id, &command, ctx, idempotency.as_ref())
+        .await
+    {
+        Ok((job, _)) => {
+            tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), "job created");
+            Ok(created(job).into_response())
+        }
+        // A concurrent request with the same key may have made it first.
+        Err(e) => match idempotent::earlier(&app, idempotency.as_ref()).await? {
+            Some(job_id) => created_earlier(&app, &job_id).await,
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// The answer to a repeated create: the job the first request made.
+async fn created_earlier(
+    app: &AppState,
+    job_id: &str,
+) -> Result<axum::response::Response, ApiError> {
+    let job = match JobId::parse(job_id) {
+        Ok(id) => app.store.get_job(&id).await?,
+        Err(_) => None,
+    };
+    let job = job.ok_or_else(|| idempotent::gone("job", job_id))?;
+    Ok(created(job).into_response())
 }
 
 /// Create or replace a job (APScheduler's `replace_existing`).
@@ -96,7 +128,7 @@ pub async fn replace_job(
     };
     let (job, saved) = app
         .store
-        .save_job(&id, &command, ctx)
+        .save_job(&id, &command, ctx, None)
         .await
         .map_err(|e| not_found(e, &id))?;
     tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), created = saved == Saved::Created, "job replaced");
@@ -212,7 +244,7 @@ pub async fn modify_job(
     let ctx = app.parse_context(Utc::now());
     let (job, _) = app
         .store
-        .save_job(&id, &JobCommand::Patch(patch), ctx)
+        .save_job(&id, &JobCommand::Patch(patch), ctx, None)
         .await
         .map_err(|e| not_found(e, &id))?;
     tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), "job modified");
@@ -242,7 +274,7 @@ pub async fn pause_job(
 ) -> Result<Json<JobView>, ApiError> {
     let (job, _) = app
         .store
-        .save_job(&id, &JobCommand::Pause, app.parse_context(Utc::now()))
+        .save_job(&id, &JobCommand::Pause, app.parse_context(Utc::now()), None)
         .await
         .map_err(|e| not_found(e, &id))?;
     tracing::info!(job_id = %job.id, "job paused");
@@ -266,7 +298,12 @@ pub async fn resume_job(
 ) -> Result<Json<JobView>, ApiError> {
     let (job, _) = app
         .store
-        .save_job(&id, &JobCommand::Resume, app.parse_context(Utc::now()))
+        .save_job(
+            &id,
+            &JobCommand::Resume,
+            app.parse_context(Utc::now()),
+            None,
+        )
         .await
         .map_err(|e| not_found(e, &id))?;
     tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), "job resumed");

@@ -4,6 +4,7 @@
 pub mod error;
 mod extract;
 mod health;
+mod idempotent;
 mod jobs;
 mod pagination;
 mod runs;
@@ -80,6 +81,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(secrets::rotate_secret))
         .routes(routes!(runs::run_now))
         .routes(routes!(runs::list_runs))
+        .routes(routes!(runs::list_all_runs))
         .routes(routes!(runs::get_run))
         .routes(routes!(triggers::preview))
         .routes(routes!(health::healthz))

@@ -4,23 +4,45 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{ApiQuery, JobIdPath};
+use super::extract::{ApiQuery, IdempotencyHeader, JobIdPath};
+use super::idempotent;
 use super::pagination::{decode_cursor, encode_cursor, limit};
 use super::views::{AttemptView, RunDetailView, RunPage, RunView};
 use crate::domain::error::FieldError;
-use crate::domain::run::RunStatus;
-use crate::store::{RunCursor, StoreError};
+use crate::domain::instant;
+use crate::domain::job::JobId;
+use crate::domain::run::{Run, RunStatus};
+use crate::store::{RunCursor, RunFilter, StoreError};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListRunsQuery {
+    /// Only runs in these states, comma-separated (`failed,skipped`).
+    status: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListAllRunsQuery {
+    /// Only runs in these states, comma-separated (`failed,skipped`).
+    status: Option<String>,
+    /// Only this job's runs.
+    job_id: Option<String>,
+    /// Only runs created after this instant (RFC 3339).
+    after: Option<String>,
+    /// Only runs created before this instant (RFC 3339).
+    before: Option<String>,
     /// Page size, 1 to 500 (default 50).
     limit: Option<String>,
     /// `next_cursor` of the previous page.
@@ -47,6 +69,50 @@ fn run_cursor(raw: Option<&str>) -> Result<Option<RunCursor>, ApiError> {
     Ok(Some(RunCursor { created_at, id }))
 }
 
+/// `?status=failed,skipped`: every name must be a run status.
+fn statuses(raw: Option<&str>) -> Result<Vec<RunStatus>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(|name| {
+            RunStatus::parse(name.trim()).ok_or_else(|| {
+                let known: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::from(FieldError::new(
+                    "status",
+                    format!(
+                        "unknown status {name:?}; expected one or more of {}, comma-separated",
+                        known.join(", ")
+                    ),
+                ))
+            })
+        })
+        .collect()
+}
+
+fn instant_param(raw: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    raw.map(|text| instant::parse(text).map_err(|m| FieldError::new(name, m).into()))
+        .transpose()
+}
+
+/// Runs one page of `filter` and the cursor of the next.
+async fn page(app: &AppState, mut filter: RunFilter) -> Result<RunPage, ApiError> {
+    let limit = filter.limit;
+    filter.limit = limit + 1;
+    let mut runs = app.store.list_runs(&filter).await?;
+    let next_cursor = if runs.len() > limit as usize {
+        runs.truncate(limit as usize);
+        runs.last()
+            .map(|r| encode_cursor(&format!("{}:{}", r.created_at.timestamp_micros(), r.id)))
+    } else {
+        None
+    };
+    Ok(RunPage {
+        items: runs.into_iter().map(RunView::from).collect(),
+        next_cursor,
+    })
+}
+
 /// A job's runs, newest first.
 #[utoipa::path(
     get, path = "/v1/jobs/{id}/runs", tag = "runs",
@@ -62,23 +128,47 @@ pub async fn list_runs(
     JobIdPath(id): JobIdPath,
     ApiQuery(query): ApiQuery<ListRunsQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
-    let limit = limit(query.limit.as_deref())?;
-    let cursor = run_cursor(query.cursor.as_deref())?;
+    let filter = RunFilter {
+        statuses: statuses(query.status.as_deref())?,
+        limit: limit(query.limit.as_deref())?,
+        cursor: run_cursor(query.cursor.as_deref())?,
+        job_id: Some(id.clone()),
+        ..Default::default()
+    };
     if !app.store.job_exists(&id).await? {
         return Err(ApiError::not_found_job(&id));
     }
-    let mut runs = app.store.list_runs(&id, cursor, limit + 1).await?;
-    let next_cursor = if runs.len() > limit as usize {
-        runs.truncate(limit as usize);
-        runs.last()
-            .map(|r| encode_cursor(&format!("{}:{}", r.created_at.timestamp_micros(), r.id)))
-    } else {
-        None
+    Ok(Json(page(&app, filter).await?))
+}
+
+/// Runs across jobs, newest first: the failed ones, a job's, those of a
+/// time range.
+#[utoipa::path(
+    get, path = "/v1/runs", tag = "runs",
+    params(ListAllRunsQuery),
+    responses(
+        (status = 200, description = "OK", body = RunPage),
+        (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_all_runs(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<ListAllRunsQuery>,
+) -> Result<Json<RunPage>, ApiError> {
+    let job_id = query
+        .job_id
+        .as_deref()
+        .map(|id| JobId::parse(id).map_err(|m| FieldError::new("job_id", m)))
+        .transpose()?;
+    let filter = RunFilter {
+        job_id,
+        statuses: statuses(query.status.as_deref())?,
+        created_after: instant_param(query.after.as_deref(), "after")?,
+        created_before: instant_param(query.before.as_deref(), "before")?,
+        cursor: run_cursor(query.cursor.as_deref())?,
+        limit: limit(query.limit.as_deref())?,
     };
-    Ok(Json(RunPage {
-        items: runs.into_iter().map(RunView::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(page(&app, filter).await?))
 }
 
 /// One run, with its attempts.
@@ -117,25 +207,49 @@ pub async fn get_run(
 pub async fn run_now(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
-) -> Result<impl IntoResponse, ApiError> {
-    let run = app
-        .store
-        .create_manual_run(&id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found_job(&id),
-            other => other.into(),
-        })?;
+    IdempotencyHeader(key): IdempotencyHeader,
+) -> Result<axum::response::Response, ApiError> {
+    let path = format!("/v1/jobs/{id}/run");
+    let idempotency = idempotent::request(key, "run_job", &path, b"");
+    if let Some(run_id) = idempotent::earlier(&app, idempotency.as_ref()).await? {
+        return ran_earlier(&app, &run_id).await;
+    }
+    let run = match app.store.create_manual_run(&id, idempotency.as_ref()).await {
+        Ok(run) => run,
+        Err(StoreError::NotFound) => return Err(ApiError::not_found_job(&id)),
+        // A concurrent request with the same key may have made it first.
+        Err(e) => {
+            return match idempotent::earlier(&app, idempotency.as_ref()).await? {
+                Some(run_id) => ran_earlier(&app, &run_id).await,
+                None => Err(e.into()),
+            };
+        }
+    };
     tracing::info!(job_id = %id, run_id = %run.id, status = run.status.as_str(), "manual run");
+    manual_run_answer(run)
+}
+
+/// 201 with a pending manual run; 409 when it was recorded as skipped.
+fn manual_run_answer(run: Run) -> Result<axum::response::Response, ApiError> {
     if run.status == RunStatus::Skipped {
         return Err(ApiError::Conflict(format!(
-            "job {id} already has its max_instances runs in flight; run {} was recorded as skipped",
-            run.id
+            "job {} already has its max_instances runs in flight; run {} was recorded as skipped",
+            run.job_id, run.id
         )));
     }
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/runs/{}", run.id)) {
         headers.insert(header::LOCATION, location);
     }
-    Ok((StatusCode::CREATED, headers, Json(RunView::from(run))))
+    Ok((StatusCode::CREATED, headers, Json(RunView::from(run))).into_response())
+}
+
+/// The answer to a repeated run-now: the run the first request made.
+async fn ran_earlier(app: &AppState, run_id: &str) -> Result<axum::response::Response, ApiError> {
+    let run = match Uuid::parse_str(run_id) {
+        Ok(id) => app.store.get_run(id).await?,
+        Err(_) => None,
+    };
+    let (run, _) = run.ok_or_else(|| idempotent::gone("run", run_id))?;
+    manual_run_answer(run)
 }

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::retry::{AttemptResult, Backoff, Outcome, after_attempt};
-use crate::store::{AttemptRecord, ClaimedRun, DynStore};
+use crate::store::{AttemptRecord, ClaimedRun, DynStore, ExpiredLease};
 use crate::wakeup::Wakeups;
 use client::{Delivery, WebhookClient};
 
@@ -41,13 +41,37 @@ pub struct Dispatcher {
 
 /// What becomes of a run whose attempt was cut off by its instance's
 /// death: an attempt that got no response, under the same retry rules.
-fn recover(attempt: u32, policy: &crate::domain::retry::RetryPolicy) -> Outcome {
-    after_attempt(
-        attempt,
-        policy,
+fn recover(lease: &ExpiredLease<'_>) -> Outcome {
+    let outcome = after_attempt(
+        lease.attempt,
+        &lease.policy,
         AttemptResult::NoResponse,
         rand::rng().random::<f64>(),
-    )
+    );
+    log_outcome(
+        lease.run_id,
+        lease.job_id,
+        lease.attempt,
+        outcome,
+        "interrupted: its instance stopped during the request",
+    );
+    outcome
+}
+
+/// A run that ended failed is a WARN line an operator can alert on; a
+/// retry is INFO with its delay; a success is DEBUG.
+fn log_outcome(run_id: Uuid, job_id: &str, attempt: u32, outcome: Outcome, error: &str) {
+    match outcome {
+        Outcome::Succeeded => {
+            tracing::debug!(%run_id, job_id, attempt, "delivered");
+        }
+        Outcome::Retry { delay } => {
+            tracing::info!(%run_id, job_id, attempt, delay_ms = delay.as_millis() as u64, error, "delivery attempt failed; retrying");
+        }
+        Outcome::Failed => {
+            tracing::warn!(%run_id, job_id, attempts = attempt, error, "run failed");
+        }
+    }
 }
 
 /// Runs leased to this process and not yet recorded: released on shutdown.
@@ -197,7 +221,7 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
     let (target, retry) = match &run.spec {
         Ok(spec) => spec,
         Err(e) => {
-            tracing::error!(run_id = %run.run_id, job_id = %run.job_id, error = %e, "cannot deliver: the stored job does not parse");
+            tracing::error!(run_id = %run.run_id, job_id = %run.job_id, error = %e, "run failed: the stored job does not read back");
             return AttemptRecord {
                 run_id: run.run_id,
                 number: run.attempt,
@@ -229,17 +253,18 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
         (false, None) => AttemptResult::NoResponse,
     };
     let outcome = after_attempt(run.attempt, retry, result, rand::rng().random::<f64>());
-    match (&outcome, &response.error) {
-        (Outcome::Succeeded, _) => {
-            tracing::debug!(run_id = %run.run_id, job_id = %run.job_id, status = response.status, "delivered")
-        }
-        (_, Some(error)) => {
-            tracing::info!(run_id = %run.run_id, job_id = %run.job_id, attempt = run.attempt, error = %error, outcome = ?outcome, "delivery attempt failed")
-        }
-        (_, None) => {
-            tracing::info!(run_id = %run.run_id, job_id = %run.job_id, attempt = run.attempt, status = response.status, outcome = ?outcome, "delivery attempt failed")
-        }
-    }
+    let error = match (&response.error, response.status) {
+        (Some(error), _) => error.clone(),
+        (None, Some(status)) => format!("the target answered {status}"),
+        (None, None) => "no response".to_string(),
+    };
+    log_outcome(
+        run.run_id,
+        run.job_id.as_str(),
+        run.attempt,
+        outcome,
+        &error,
+    );
     AttemptRecord {
         run_id: run.run_id,
         number: run.attempt,

@@ -95,20 +95,78 @@ pub struct JobInput {
     /// Create the job paused (default false).
     #[serde(default)]
     pub paused: Option<bool>,
-    /// An extra first fire time, before the trigger's own; for a date
-    /// trigger, its one fire. Not with `paused: true`.
-    #[serde(
-        default,
-        with = "instant::rfc3339_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub next_run_at: Option<DateTime<Utc>>,
+    /// An extra first fire time, before the trigger's own (for a date
+    /// trigger, its one fire): an instant, or `"now"`. Not with
+    /// `paused: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_at: Option<ForcedRun>,
     /// Free-form JSON object, stored and returned as given.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
 }
+
+/// A forced first fire time as a client writes it: an RFC 3339 instant, or
+/// `"now"` (APScheduler's `next_run_time=datetime.now()`), which is the
+/// instant the request is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForcedRun {
+    Now,
+    At(DateTime<Utc>),
+}
+
+impl ForcedRun {
+    pub fn resolve(self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            ForcedRun::Now => now,
+            ForcedRun::At(t) => t,
+        }
+    }
+}
+
+impl Serialize for ForcedRun {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ForcedRun::Now => s.serialize_str("now"),
+            ForcedRun::At(t) => s.serialize_str(&instant::format(t)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ForcedRun {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "now" {
+            return Ok(ForcedRun::Now);
+        }
+        instant::parse(&text)
+            .map(ForcedRun::At)
+            .map_err(|m| serde::de::Error::custom(format!("{m}, or \"now\"")))
+    }
+}
+
+impl utoipa::PartialSchema for ForcedRun {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["now"])),
+            )
+            .description(Some("An RFC 3339 instant, or `now`."))
+            .into()
+    }
+}
+
+impl ToSchema for ForcedRun {}
 
 /// What a job is, once validated: everything but its id, its schedule and
 /// its secret. It cannot hold an invalid value.
@@ -222,7 +280,7 @@ impl JobInput {
                 metadata: self.metadata.unwrap_or_default(),
             },
             paused,
-            next_run_at: self.next_run_at,
+            next_run_at: self.next_run_at.map(|forced| forced.resolve(ctx.now)),
         })
     }
 }

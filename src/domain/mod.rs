@@ -1,6 +1,7 @@
 //! Plain types and pure rules: no I/O, no clock.
 
 pub mod error;
+pub mod idempotency;
 pub mod instant;
 pub mod job;
 pub mod json;

@@ -48,6 +48,10 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another request with the same Idempotency-Key committed first; what
+    /// it made is to be answered instead.
+    #[error("a request with this Idempotency-Key was completed meanwhile")]
+    IdempotencyKeyTaken,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -104,9 +108,19 @@ pub struct JobFilter {
 /// Decides a due job's runs at the database's `now` (a pure rule).
 pub type PlanFn<'a> = dyn Fn(&DueJob<'_>, DateTime<Utc>) -> Decision + Send + Sync + 'a;
 
-/// Decides what becomes of a run whose attempt number `n` was cut off by
-/// its instance's death, under its job's retry policy (a pure rule).
-pub type RecoverFn<'a> = dyn Fn(u32, &RetryPolicy) -> Outcome + Send + Sync + 'a;
+/// A run whose lease expired: its attempt number `attempt` was cut off by
+/// its instance's death.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpiredLease<'a> {
+    pub run_id: Uuid,
+    pub job_id: &'a str,
+    pub attempt: u32,
+    /// Its job's retry policy.
+    pub policy: RetryPolicy,
+}
+
+/// Decides what becomes of a run whose lease expired (a pure rule).
+pub type RecoverFn<'a> = dyn Fn(&ExpiredLease<'_>) -> Outcome + Send + Sync + 'a;
 
 /// What one claim transaction did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,7 +133,23 @@ pub struct ClaimOutcome {
     pub pending: usize,
 }
 
-/// A position in a job's run history (newest first).
+/// Which runs a list shows, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// One job's runs, or every job's.
+    pub job_id: Option<JobId>,
+    /// Runs in any of these states; every state when empty.
+    pub statuses: Vec<RunStatus>,
+    /// Only runs created strictly after this instant.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Only runs created strictly before this instant.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Only runs after this position (the previous page's last).
+    pub cursor: Option<RunCursor>,
+    pub limit: u32,
+}
+
+/// A position in a list of runs (newest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunCursor {
     pub created_at: DateTime<Utc>,
@@ -164,6 +194,25 @@ pub struct JobSecret {
     pub previous: Option<(String, DateTime<Utc>)>,
 }
 
+/// An Idempotency-Key with the request it came with, recorded in the same
+/// transaction as what the request makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// Which operation the key belongs to (`create_job`, `run_job`).
+    pub scope: &'static str,
+    pub key: String,
+    /// What the request asked for; a repeat must ask for the same.
+    pub fingerprint: String,
+}
+
+/// What an earlier request with an Idempotency-Key made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentRequest {
+    pub fingerprint: String,
+    /// The job id or run id it made.
+    pub resource_id: String,
+}
+
 /// How many finished runs of one job the cleaner keeps, whatever their age.
 pub const RUNS_KEPT_PER_JOB: u32 = 1000;
 
@@ -180,11 +229,15 @@ pub trait Store: Send + Sync + 'static {
     /// `ctx.now`, and writes that.
     ///
     /// [`lifecycle::decide`]: crate::domain::lifecycle::decide
+    /// With `idempotency`, a job it creates is recorded under the key in
+    /// the same transaction; should the key be recorded meanwhile by another
+    /// request, nothing is written ([`StoreError::IdempotencyKeyTaken`]).
     async fn save_job(
         &self,
         id: &JobId,
         command: &JobCommand,
         ctx: ParseContext,
+        idempotency: Option<&Idempotency>,
     ) -> StoreResult<(Job, Saved)>;
 
     async fn get_job(&self, id: &JobId) -> StoreResult<Option<Job>>;
@@ -211,16 +264,33 @@ pub trait Store: Send + Sync + 'static {
 
     /// A manual run of job `id` now, outside its trigger's sequence,
     /// decided under the job's row lock like the scheduler's: `skipped`
-    /// when it would exceed `max_instances`.
-    async fn create_manual_run(&self, id: &JobId) -> StoreResult<Run>;
-
-    /// A job's runs, newest first, after `cursor`.
-    async fn list_runs(
+    /// when it would exceed `max_instances`. `idempotency` as for
+    /// [`Store::save_job`].
+    async fn create_manual_run(
         &self,
-        job_id: &JobId,
-        cursor: Option<RunCursor>,
-        limit: u32,
-    ) -> StoreResult<Vec<Run>>;
+        id: &JobId,
+        idempotency: Option<&Idempotency>,
+    ) -> StoreResult<Run>;
+
+    /// Runs as `filter` says, newest first (`created_at`, then id).
+    async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>>;
+
+    /// What a request with this key made, if one was recorded within
+    /// `within`.
+    async fn find_idempotent_request(
+        &self,
+        scope: &str,
+        key: &str,
+        within: Duration,
+    ) -> StoreResult<Option<IdempotentRequest>>;
+
+    /// Deletes up to `batch` Idempotency-Keys older than `older_than`;
+    /// returns how many.
+    async fn delete_expired_idempotency_keys(
+        &self,
+        older_than: Duration,
+        batch: u32,
+    ) -> StoreResult<u64>;
 
     /// One run with its attempts, in order.
     async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>>;

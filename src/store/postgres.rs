@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
-    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, Job, JobFilter, JobSecret, PlanFn, RecoverFn,
-    Run, RunCursor, RunSummary, Saved, Store, StoreError, StoreResult, count, delay_ms, job_id,
-    run_cause, run_status, signing_secrets,
+    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, ExpiredLease, Idempotency, IdempotentRequest,
+    Job, JobFilter, JobSecret, PlanFn, RecoverFn, Run, RunFilter, RunSummary, Saved, Store,
+    StoreError, StoreResult, count, delay_ms, job_id, run_cause, run_status, signing_secrets,
 };
 use crate::domain::job::{JobDefinition, JobId, JobState, ParseContext, Schedule};
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
@@ -357,6 +357,36 @@ fn non_negative(seconds: f64) -> Duration {
     Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
 }
 
+/// Records what a request with an Idempotency-Key made, in its
+/// transaction. An older key of the same name (past its window, not yet
+/// cleaned) is replaced; one recorded meanwhile by a concurrent request
+/// makes this one give way.
+async fn record_idempotency(
+    conn: &mut PgConnection,
+    idempotency: &Idempotency,
+    resource_id: &str,
+) -> StoreResult<()> {
+    let recorded = sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (scope, key) DO UPDATE
+             SET fingerprint = EXCLUDED.fingerprint, resource_id = EXCLUDED.resource_id,
+                 created_at = now()
+             WHERE idempotency_keys.created_at < now() - make_interval(secs => $5)",
+    )
+    .bind(idempotency.scope)
+    .bind(&idempotency.key)
+    .bind(&idempotency.fingerprint)
+    .bind(resource_id)
+    .bind(crate::domain::idempotency::WINDOW.as_secs_f64())
+    .execute(conn)
+    .await?;
+    if recorded.rows_affected() == 0 {
+        return Err(StoreError::IdempotencyKeyTaken);
+    }
+    Ok(())
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -377,6 +407,7 @@ impl Store for PgStore {
         id: &JobId,
         command: &JobCommand,
         ctx: ParseContext,
+        idempotency: Option<&Idempotency>,
     ) -> StoreResult<(Job, Saved)> {
         // Two writers creating the same new id: the loser's insert hits the
         // primary key and it decides again, now seeing the stored job.
@@ -413,6 +444,9 @@ impl Store for PgStore {
                         Err(e) if is_unique_violation(&e) => continue,
                         other => other?,
                     };
+                    if let Some(idempotency) = idempotency {
+                        record_idempotency(&mut tx, idempotency, id.as_str()).await?;
+                    }
                     (Saved::Created, true)
                 }
                 JobChange::Update {
@@ -662,7 +696,11 @@ impl Store for PgStore {
         Ok(seconds.map(non_negative))
     }
 
-    async fn create_manual_run(&self, id: &JobId) -> StoreResult<Run> {
+    async fn create_manual_run(
+        &self,
+        id: &JobId,
+        idempotency: Option<&Idempotency>,
+    ) -> StoreResult<Run> {
         let mut tx = self.pool.begin().await?;
         let max_instances: Option<i64> =
             sqlx::query_scalar("SELECT max_instances FROM jobs WHERE id = $1 FOR UPDATE")
@@ -691,6 +729,9 @@ impl Store for PgStore {
         .fetch_one(&mut *tx)
         .await?
         .into_run()?;
+        if let Some(idempotency) = idempotency {
+            record_idempotency(&mut tx, idempotency, &run.id.to_string()).await?;
+        }
         if status == RunStatus::Pending {
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(RUNS_CHANNEL)
@@ -704,17 +745,32 @@ impl Store for PgStore {
         Ok(run)
     }
 
-    async fn list_runs(
-        &self,
-        job_id: &JobId,
-        cursor: Option<RunCursor>,
-        limit: u32,
-    ) -> StoreResult<Vec<Run>> {
-        let mut query = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE job_id = "
-        ));
-        query.push_bind(job_id.as_str().to_string());
-        if let Some(cursor) = cursor {
+    async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
+        let mut query =
+            QueryBuilder::<Postgres>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE true"));
+        if let Some(job_id) = &filter.job_id {
+            query
+                .push(" AND job_id = ")
+                .push_bind(job_id.as_str().to_string());
+        }
+        match filter.statuses.as_slice() {
+            [] => {}
+            // Spelled out, so that the partial index of failed runs applies.
+            [RunStatus::Failed] => {
+                query.push(" AND status = 'failed'");
+            }
+            statuses => {
+                let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+                query.push(" AND status = ANY(").push_bind(names).push(")");
+            }
+        }
+        if let Some(after) = filter.created_after {
+            query.push(" AND created_at > ").push_bind(after);
+        }
+        if let Some(before) = filter.created_before {
+            query.push(" AND created_at < ").push_bind(before);
+        }
+        if let Some(cursor) = filter.cursor {
             query
                 .push(" AND (created_at, id) < (")
                 .push_bind(cursor.created_at)
@@ -724,7 +780,7 @@ impl Store for PgStore {
         }
         query
             .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(limit));
+            .push_bind(i64::from(filter.limit));
         query
             .build_query_as::<RunRow>()
             .fetch_all(&self.pool)
@@ -732,6 +788,45 @@ impl Store for PgStore {
             .into_iter()
             .map(RunRow::into_run)
             .collect()
+    }
+
+    async fn find_idempotent_request(
+        &self,
+        scope: &str,
+        key: &str,
+        within: Duration,
+    ) -> StoreResult<Option<IdempotentRequest>> {
+        Ok(sqlx::query_as::<_, (String, String)>(
+            "SELECT fingerprint, resource_id FROM idempotency_keys
+             WHERE scope = $1 AND key = $2 AND created_at > now() - make_interval(secs => $3)",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(within.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|(fingerprint, resource_id)| IdempotentRequest {
+            fingerprint,
+            resource_id,
+        }))
+    }
+
+    async fn delete_expired_idempotency_keys(
+        &self,
+        older_than: Duration,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE (scope, key) IN (
+                 SELECT scope, key FROM idempotency_keys
+                 WHERE created_at < now() - make_interval(secs => $1)
+                 ORDER BY created_at LIMIT $2)",
+        )
+        .bind(older_than.as_secs_f64())
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
@@ -990,7 +1085,12 @@ impl Store for PgStore {
                 tracing::error!(error = %e, "recovering a run under the default retry policy");
                 Default::default()
             });
-            let outcome = recover(count(row.attempt_count.into()), &policy);
+            let outcome = recover(&ExpiredLease {
+                run_id: row.id,
+                job_id: &row.job_id,
+                attempt: count(row.attempt_count.into()),
+                policy,
+            });
             ids.push(row.id);
             statuses.push(outcome.run_status().as_str());
             delays.push(delay_ms(outcome));

@@ -16,9 +16,9 @@ use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
-    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, Job, JobFilter, JobSecret, PlanFn, RecoverFn,
-    Run, RunCursor, RunSummary, Saved, Store, StoreError, StoreResult, count, delay_ms, job_id,
-    run_cause, run_status, signing_secrets,
+    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, ExpiredLease, Idempotency, IdempotentRequest,
+    Job, JobFilter, JobSecret, PlanFn, RecoverFn, Run, RunFilter, RunSummary, Saved, Store,
+    StoreError, StoreResult, count, delay_ms, job_id, run_cause, run_status, signing_secrets,
 };
 use crate::domain::job::{JobId, JobState, ParseContext, Schedule};
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
@@ -384,6 +384,37 @@ fn duration_micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// Records what a request with an Idempotency-Key made, in its
+/// transaction (see the PostgreSQL store).
+async fn record_idempotency(
+    conn: &mut SqliteConnection,
+    idempotency: &Idempotency,
+    resource_id: &str,
+    now: i64,
+) -> StoreResult<()> {
+    let stale = now - duration_micros(crate::domain::idempotency::WINDOW);
+    let recorded = sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (scope, key) DO UPDATE
+             SET fingerprint = excluded.fingerprint, resource_id = excluded.resource_id,
+                 created_at = excluded.created_at
+             WHERE idempotency_keys.created_at < ?6",
+    )
+    .bind(idempotency.scope)
+    .bind(&idempotency.key)
+    .bind(&idempotency.fingerprint)
+    .bind(resource_id)
+    .bind(now)
+    .bind(stale)
+    .execute(conn)
+    .await?;
+    if recorded.rows_affected() == 0 {
+        return Err(StoreError::IdempotencyKeyTaken);
+    }
+    Ok(())
+}
+
 async fn count_in_flight(conn: &mut SqliteConnection, job: &str) -> StoreResult<i64> {
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM runs WHERE job_id = ?1 AND status IN ('pending', 'running')",
@@ -409,6 +440,7 @@ impl Store for SqliteStore {
         id: &JobId,
         command: &JobCommand,
         ctx: ParseContext,
+        idempotency: Option<&Idempotency>,
     ) -> StoreResult<(Job, Saved)> {
         // BEGIN IMMEDIATE takes the write lock up front: the read and the
         // write below see no other writer in between.
@@ -444,6 +476,9 @@ impl Store for SqliteStore {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                if let Some(idempotency) = idempotency {
+                    record_idempotency(&mut tx, idempotency, id.as_str(), now).await?;
+                }
                 (Saved::Created, true)
             }
             JobChange::Update {
@@ -613,7 +648,11 @@ impl Store for SqliteStore {
         Ok(earliest.map(|at| Duration::from_micros(at.saturating_sub(now).max(0) as u64)))
     }
 
-    async fn create_manual_run(&self, id: &JobId) -> StoreResult<Run> {
+    async fn create_manual_run(
+        &self,
+        id: &JobId,
+        idempotency: Option<&Idempotency>,
+    ) -> StoreResult<Run> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let max_instances: Option<i64> =
             sqlx::query_scalar("SELECT max_instances FROM jobs WHERE id = ?1")
@@ -640,6 +679,9 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await?
         .into_run()?;
+        if let Some(idempotency) = idempotency {
+            record_idempotency(&mut tx, idempotency, &run.id.to_string(), now).await?;
+        }
         tx.commit().await?;
         if pending {
             self.wakeups.runs_changed();
@@ -647,16 +689,29 @@ impl Store for SqliteStore {
         Ok(run)
     }
 
-    async fn list_runs(
-        &self,
-        job_id: &JobId,
-        cursor: Option<RunCursor>,
-        limit: u32,
-    ) -> StoreResult<Vec<Run>> {
+    async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
         let mut query =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE job_id = "));
-        query.push_bind(job_id.as_str().to_string());
-        if let Some(cursor) = cursor {
+            QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1"));
+        if let Some(job_id) = &filter.job_id {
+            query
+                .push(" AND job_id = ")
+                .push_bind(job_id.as_str().to_string());
+        }
+        if !filter.statuses.is_empty() {
+            query.push(" AND status IN (");
+            let mut list = query.separated(", ");
+            for status in &filter.statuses {
+                list.push_bind(status.as_str());
+            }
+            query.push(")");
+        }
+        if let Some(after) = filter.created_after {
+            query.push(" AND created_at > ").push_bind(micros(after));
+        }
+        if let Some(before) = filter.created_before {
+            query.push(" AND created_at < ").push_bind(micros(before));
+        }
+        if let Some(cursor) = filter.cursor {
             query
                 .push(" AND (created_at, id) < (")
                 .push_bind(micros(cursor.created_at))
@@ -666,7 +721,7 @@ impl Store for SqliteStore {
         }
         query
             .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(limit));
+            .push_bind(i64::from(filter.limit));
         query
             .build_query_as::<RunRow>()
             .fetch_all(&self.pool)
@@ -674,6 +729,46 @@ impl Store for SqliteStore {
             .into_iter()
             .map(RunRow::into_run)
             .collect()
+    }
+
+    async fn find_idempotent_request(
+        &self,
+        scope: &str,
+        key: &str,
+        within: Duration,
+    ) -> StoreResult<Option<IdempotentRequest>> {
+        let since = micros(Utc::now()) - duration_micros(within);
+        Ok(sqlx::query_as::<_, (String, String)>(
+            "SELECT fingerprint, resource_id FROM idempotency_keys
+             WHERE scope = ?1 AND key = ?2 AND created_at > ?3",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|(fingerprint, resource_id)| IdempotentRequest {
+            fingerprint,
+            resource_id,
+        }))
+    }
+
+    async fn delete_expired_idempotency_keys(
+        &self,
+        older_than: Duration,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let cutoff = micros(Utc::now()) - duration_micros(older_than);
+        let done = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE rowid IN (
+                 SELECT rowid FROM idempotency_keys WHERE created_at < ?1
+                 ORDER BY created_at LIMIT ?2)",
+        )
+        .bind(cutoff)
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
@@ -914,7 +1009,12 @@ impl Store for SqliteStore {
                     tracing::error!(error = %e, "recovering a run under the default retry policy");
                     Default::default()
                 });
-            let outcome = recover(count(row.attempt_count), &policy);
+            let outcome = recover(&ExpiredLease {
+                run_id: run_id(&row.id)?,
+                job_id: &row.job_id,
+                attempt: count(row.attempt_count),
+                policy,
+            });
             let started_at = row.attempt_started_at.unwrap_or(now);
             sqlx::query(
                 "INSERT INTO attempts (run_id, number, started_at, duration_ms, error)

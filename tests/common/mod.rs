@@ -283,7 +283,11 @@ pub async fn create_job(store: &dyn cronhook::store::Store, body: Value) -> cron
         spec,
         secret: cronhook::domain::signing::generate_secret(),
     };
-    store.save_job(&id, &command, ctx).await.expect("created").0
+    store
+        .save_job(&id, &command, ctx, None)
+        .await
+        .expect("created")
+        .0
 }
 
 /// Polls `check` until it returns `Some`, or panics after `deadline`.
