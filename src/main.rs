@@ -39,6 +39,6 @@ async fn migrate(config: cronhook::config::Config) -> anyhow::Result<()> {
 }
 
 fn print_openapi() -> anyhow::Result<()> {
-    println!("{}", api::openapi().to_pretty_json()?);
+    println!("{}", serde_json::to_string_pretty(&api::openapi())?);
     Ok(())
 }

@@ -294,7 +294,10 @@ async fn a_failed_run_is_a_warn_line_with_its_error_in_words() {
     assert_eq!(log["job_id"], "doomed", "{log}");
     assert_eq!(log["attempts"], 1, "{log}");
     assert_eq!(log["error"], "the target answered 410", "{log}");
-    assert!(log["run_id"].as_str().is_some_and(|id| id.len() == 36), "{log}");
+    assert!(
+        log["run_id"].as_str().is_some_and(|id| id.len() == 36),
+        "{log}"
+    );
     for line in before.iter().chain([&log.to_string()]) {
         for debug in ["Retry {", "Some(", "Failed,", "Outcome"] {
             assert!(!line.contains(debug), "a Rust debug string in {line}");

@@ -24,7 +24,7 @@ fn bodies() -> Vec<Value> {
                "trigger": {"type": "cron", "expr": "30 2 * * 1-5", "timezone": "Asia/Seoul",
                            "start_at": "2026-01-01T00:00:00.123456Z", "end_at": "2031-01-01T00:00:00Z",
                            "jitter_s": 9},
-               "target": {"url": "https://example.com/hook?x=1", "method": "put",
+               "target": {"url": "https://example.com/hook?x=1", "method": "PUT",
                           "headers": {"X-Team": "data"}, "body": {"report": ["daily", 1]},
                           "timeout_s": 12},
                "misfire_grace_s": 900, "coalesce": false, "max_instances": 3,

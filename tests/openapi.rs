@@ -9,7 +9,7 @@ const COMMITTED: &str = include_str!("../openapi/openapi.json");
 
 #[test]
 fn committed_document_matches_the_code() {
-    let generated = cronhook::api::openapi().to_pretty_json().unwrap();
+    let generated = serde_json::to_string_pretty(&cronhook::api::openapi()).unwrap();
     assert!(
         generated.trim() == COMMITTED.trim(),
         "openapi/openapi.json is stale: regenerate it with `cargo run -- openapi > openapi/openapi.json`"
@@ -37,4 +37,66 @@ async fn served_document_and_docs_page() {
     assert!(script.text.len() > 100_000);
     let init = app.get("/docs/swagger-initializer.js").await;
     assert!(init.text.contains("/openapi.json"), "{}", init.text);
+    // No online validator: the page never sends the spec's URL away.
+    assert!(
+        init.text.contains(r#""validatorUrl": "none""#),
+        "{}",
+        init.text
+    );
+}
+
+/// What Swagger UI's "Try it out" sends is the document's example: each
+/// must be accepted as it stands.
+#[tokio::test]
+async fn the_document_s_examples_are_accepted() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let doc: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let created = app
+        .post("/v1/jobs", schemas["JobRequest"]["example"].clone())
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let patched = app
+        .patch(
+            &format!("/v1/jobs/{id}"),
+            schemas["JobPatch"]["example"].clone(),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    for kind in ["CronTrigger", "IntervalTrigger", "DateTrigger"] {
+        let preview = app
+            .post(
+                "/v1/triggers/preview",
+                serde_json::json!({"trigger": schemas[kind]["example"].clone(), "count": 2}),
+            )
+            .await;
+        assert_eq!(preview.status, 200, "{kind}: {}", preview.text);
+    }
+    let target = &schemas["Target"]["example"];
+    let mut job = serde_json::json!({"trigger": {"type": "interval", "every_s": 60}});
+    job["target"] = target.clone();
+    assert_eq!(app.post("/v1/jobs", job).await.status, 201);
+    // Every problem example is a problem of its own status.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let example = &response["content"]["application/problem+json"]["example"];
+                if !example.is_null() {
+                    assert_eq!(example["status"].to_string(), *status, "{method} {path}");
+                }
+            }
+        }
+    }
+}
+
+/// A method a route does not have is a 405 that says which it has.
+#[tokio::test]
+async fn unsupported_methods_are_405_with_allow() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let reply = app.request(reqwest::Method::DELETE, "/v1/jobs", None).await;
+    assert_eq!(reply.status, 405, "{}", reply.text);
+    let allow = reply.headers["allow"].to_str().unwrap().to_string();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    assert_eq!(reply.content_type, "application/problem+json");
 }

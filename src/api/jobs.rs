@@ -13,7 +13,8 @@ use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, ApiQuery, IdempotencyHeader, JobIdPath};
 use super::idempotent;
-use super::pagination::{decode_cursor, encode_cursor, limit};
+use super::pagination::{encode_job_cursor, job_cursor, limit};
+use super::schema::IdempotencyKeyHeader;
 use super::views::{JobPage, JobView};
 use crate::domain::error::FieldError;
 use crate::domain::job::{JobId, JobInput, JobState};
@@ -32,13 +33,12 @@ fn created(job: Job) -> impl IntoResponse {
 /// Create a job.
 #[utoipa::path(
     post, path = "/v1/jobs", tag = "jobs",
+    params(IdempotencyKeyHeader),
     request_body = JobInput,
     responses(
-        (status = 201, description = "Created", body = JobView),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A job with this id exists", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Created (or, for a repeated Idempotency-Key, the job the first request created)", body = JobView,
+         headers(("location" = String, description = "`/v1/jobs/{id}`"))),
+        (status = 409, description = "A job with this id exists; or the job an Idempotency-Key's first request created was deleted", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_job(
@@ -99,8 +99,9 @@ async fn created_earlier(
     request_body = JobInput,
     responses(
         (status = 200, description = "Replaced", body = JobView),
-        (status = 201, description = "Created", body = JobView),
-        (status = 422, description = "A field is invalid, or `id` differs from the path", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Created", body = JobView,
+         headers(("location" = String, description = "`/v1/jobs/{id}`"))),
+        (status = 409, description = "Pausing a completed job whose trigger does not change; or the job is being created by a concurrent request", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn replace_job(
@@ -144,7 +145,6 @@ pub async fn replace_job(
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "OK", body = JobView),
-        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_job(
@@ -162,9 +162,11 @@ pub async fn get_job(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListJobsQuery {
-    /// Only jobs in this state: `scheduled`, `paused` or `completed`.
+    /// Only jobs in this state.
+    #[param(value_type = Option<JobState>)]
     state: Option<String>,
-    /// Page size, 1 to 500 (default 50).
+    /// Page size (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -176,7 +178,6 @@ pub struct ListJobsQuery {
     params(ListJobsQuery),
     responses(
         (status = 200, description = "OK", body = JobPage),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_jobs(
@@ -196,12 +197,7 @@ pub async fn list_jobs(
         })
         .transpose()?;
     let limit = limit(query.limit.as_deref())?;
-    let after = decode_cursor(query.cursor.as_deref())?
-        .map(|id| {
-            JobId::parse(&id)
-                .map_err(|_| FieldError::new("cursor", "is not a cursor this service returned"))
-        })
-        .transpose()?;
+    let after = job_cursor(query.cursor.as_deref())?;
     let mut jobs = app
         .store
         .list_jobs(&JobFilter {
@@ -212,7 +208,7 @@ pub async fn list_jobs(
         .await?;
     let next_cursor = if jobs.len() > limit as usize {
         jobs.truncate(limit as usize);
-        jobs.last().map(|job| encode_cursor(job.id.as_str()))
+        jobs.last().map(|job| encode_job_cursor(&job.id))
     } else {
         None
     };
@@ -222,18 +218,23 @@ pub async fn list_jobs(
     }))
 }
 
-/// Modify a job: each field given replaces the stored one (`trigger`,
-/// `target` and `retry` whole). A new trigger recomputes `next_run_at`;
-/// `paused` pauses or resumes; `next_run_at` forces the next fire time.
+/// Modify a job with a JSON Merge Patch (RFC 7396): only the fields given
+/// change, objects merge (a new `target.url` keeps the body and headers),
+/// `null` removes. A `trigger` naming a `type` replaces the trigger whole.
+/// A new trigger recomputes `next_run_at`; `paused` pauses or resumes;
+/// `next_run_at` forces the next fire time.
 #[utoipa::path(
     patch, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
-    request_body(content = JobInput, description = "Any subset of the job's fields"),
+    request_body(
+        description = "A JSON Merge Patch (RFC 7396) of the job. Sent as `application/json`, it is read the same.",
+        content(
+            (ref("#/components/schemas/JobPatch") = "application/merge-patch+json"),
+        )
+    ),
     responses(
         (status = 200, description = "OK", body = JobView),
-        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Pausing a completed job", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Pausing a completed job whose trigger does not change", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn modify_job(
@@ -264,7 +265,6 @@ fn not_found(e: StoreError, id: &JobId) -> ApiError {
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "OK", body = JobView),
-        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job is completed", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -288,7 +288,6 @@ pub async fn pause_job(
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "OK", body = JobView),
-        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job is completed", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -316,7 +315,6 @@ pub async fn resume_job(
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_job(

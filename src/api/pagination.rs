@@ -1,13 +1,25 @@
 //! `?limit=` and `?cursor=`: the same rules for every list.
+//!
+//! A cursor is opaque to clients, who pass back `next_cursor` as given. It
+//! is the last item's position in plain text, and every text of a cursor's
+//! documented form is a position, so that whatever the OpenAPI document
+//! allows, the service accepts.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::DateTime;
+use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::domain::error::FieldError;
+use crate::domain::job::JobId;
+use crate::store::RunCursor;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
+
+/// A runs cursor: `created_at` in microseconds since the epoch, then the
+/// run id.
+pub const RUN_CURSOR_PATTERN: &str =
+    "^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 pub fn limit(raw: Option<&str>) -> Result<u32, ApiError> {
     match raw {
@@ -23,19 +35,37 @@ pub fn limit(raw: Option<&str>) -> Result<u32, ApiError> {
     }
 }
 
-/// Cursors are opaque to clients: the position, base64url-encoded.
-pub fn encode_cursor(position: &str) -> String {
-    URL_SAFE_NO_PAD.encode(position)
+fn not_a_cursor() -> ApiError {
+    FieldError::new("cursor", "is not a cursor this service returned").into()
 }
 
-pub fn decode_cursor(raw: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(raw) = raw else { return Ok(None) };
-    URL_SAFE_NO_PAD
-        .decode(raw)
+/// A jobs cursor is the last job's id.
+pub fn job_cursor(raw: Option<&str>) -> Result<Option<JobId>, ApiError> {
+    raw.map(|text| JobId::parse(text).map_err(|_| not_a_cursor()))
+        .transpose()
+}
+
+pub fn encode_job_cursor(id: &JobId) -> String {
+    id.to_string()
+}
+
+pub fn run_cursor(raw: Option<&str>) -> Result<Option<RunCursor>, ApiError> {
+    let Some(text) = raw else { return Ok(None) };
+    let (micros, id) = text.split_once('_').ok_or_else(not_a_cursor)?;
+    if micros.is_empty() || micros.len() > 16 || !micros.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(not_a_cursor());
+    }
+    let created_at = micros
+        .parse::<i64>()
         .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .map(Some)
-        .ok_or_else(|| FieldError::new("cursor", "is not a cursor this service returned").into())
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(not_a_cursor)?;
+    let id = Uuid::parse_str(id).map_err(|_| not_a_cursor())?;
+    Ok(Some(RunCursor { created_at, id }))
+}
+
+pub fn encode_run_cursor(cursor: RunCursor) -> String {
+    format!("{}_{}", cursor.created_at.timestamp_micros(), cursor.id)
 }
 
 #[cfg(test)]
@@ -52,9 +82,33 @@ mod tests {
     }
 
     #[test]
-    fn cursors_round_trip() {
-        let c = encode_cursor("job:1");
-        assert_eq!(decode_cursor(Some(&c)).unwrap().as_deref(), Some("job:1"));
-        assert!(decode_cursor(Some("!!")).is_err());
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let id = JobId::parse("job:1").unwrap();
+        assert_eq!(job_cursor(Some(&encode_job_cursor(&id))).unwrap(), Some(id));
+        assert!(job_cursor(Some("a/b")).is_err());
+        let run = RunCursor {
+            created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(
+            run_cursor(Some(&encode_run_cursor(run))).unwrap(),
+            Some(run)
+        );
+        for bad in [
+            "!!",
+            "12",
+            "_",
+            "x_00000000-0000-0000-0000-000000000000",
+            "12_zz",
+        ] {
+            assert!(run_cursor(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_run_cursor_the_pattern_allows_is_a_position() {
+        // The largest the pattern allows, with a UUID in capitals.
+        let max = "9999999999999999_ABCDEF01-2345-6789-ABCD-EF0123456789";
+        assert!(run_cursor(Some(max)).unwrap().is_some());
     }
 }

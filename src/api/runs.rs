@@ -13,10 +13,10 @@ use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiQuery, IdempotencyHeader, JobIdPath};
 use super::idempotent;
-use super::pagination::{decode_cursor, encode_cursor, limit};
+use super::pagination::{encode_run_cursor, limit, run_cursor};
+use super::schema::IdempotencyKeyHeader;
 use super::views::{AttemptView, RunDetailView, RunPage, RunView};
 use crate::domain::error::FieldError;
-use crate::domain::instant;
 use crate::domain::job::JobId;
 use crate::domain::run::{Run, RunStatus};
 use crate::store::{RunCursor, RunFilter, StoreError};
@@ -25,8 +25,10 @@ use crate::store::{RunCursor, RunFilter, StoreError};
 #[into_params(parameter_in = Query)]
 pub struct ListRunsQuery {
     /// Only runs in these states, comma-separated (`failed,skipped`).
+    #[param(value_type = Option<Vec<RunStatus>>, style = Form, explode = false)]
     status: Option<String>,
-    /// Page size, 1 to 500 (default 50).
+    /// Page size (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -36,37 +38,21 @@ pub struct ListRunsQuery {
 #[into_params(parameter_in = Query)]
 pub struct ListAllRunsQuery {
     /// Only runs in these states, comma-separated (`failed,skipped`).
+    #[param(value_type = Option<Vec<RunStatus>>, style = Form, explode = false)]
     status: Option<String>,
     /// Only this job's runs.
     job_id: Option<String>,
-    /// Only runs created after this instant (RFC 3339).
+    /// Only runs created after this instant (RFC 3339, with an offset).
+    #[param(value_type = Option<String>, format = DateTime)]
     after: Option<String>,
-    /// Only runs created before this instant (RFC 3339).
+    /// Only runs created before this instant (RFC 3339, with an offset).
+    #[param(value_type = Option<String>, format = DateTime)]
     before: Option<String>,
-    /// Page size, 1 to 500 (default 50).
+    /// Page size (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
-}
-
-fn run_cursor(raw: Option<&str>) -> Result<Option<RunCursor>, ApiError> {
-    let invalid = || {
-        ApiError::from(FieldError::new(
-            "cursor",
-            "is not a cursor this service returned",
-        ))
-    };
-    let Some(position) = decode_cursor(raw)? else {
-        return Ok(None);
-    };
-    let (micros, id) = position.split_once(':').ok_or_else(invalid)?;
-    let created_at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(invalid)?;
-    let id = Uuid::parse_str(id).map_err(|_| invalid())?;
-    Ok(Some(RunCursor { created_at, id }))
 }
 
 /// `?status=failed,skipped`: every name must be a run status.
@@ -90,9 +76,21 @@ fn statuses(raw: Option<&str>) -> Result<Vec<RunStatus>, ApiError> {
         .collect()
 }
 
+/// `?after=` and `?before=`: any RFC 3339 instant bounds a list, even one
+/// that could not be stored (a year before 0001 in UTC).
 fn instant_param(raw: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    raw.map(|text| instant::parse(text).map_err(|m| FieldError::new(name, m).into()))
-        .transpose()
+    raw.map(|text| {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.to_utc())
+            .map_err(|e| {
+                FieldError::new(
+                    name,
+                    format!("expected an RFC 3339 instant such as 2026-11-23T10:00:00Z, got {text:?} ({e})"),
+                )
+                .into()
+            })
+    })
+    .transpose()
 }
 
 /// Runs one page of `filter` and the cursor of the next.
@@ -102,8 +100,12 @@ async fn page(app: &AppState, mut filter: RunFilter) -> Result<RunPage, ApiError
     let mut runs = app.store.list_runs(&filter).await?;
     let next_cursor = if runs.len() > limit as usize {
         runs.truncate(limit as usize);
-        runs.last()
-            .map(|r| encode_cursor(&format!("{}:{}", r.created_at.timestamp_micros(), r.id)))
+        runs.last().map(|r| {
+            encode_run_cursor(RunCursor {
+                created_at: r.created_at,
+                id: r.id,
+            })
+        })
     } else {
         None
     };
@@ -119,8 +121,6 @@ async fn page(app: &AppState, mut filter: RunFilter) -> Result<RunPage, ApiError
     params(("id" = String, Path, description = "Job id"), ListRunsQuery),
     responses(
         (status = 200, description = "OK", body = RunPage),
-        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_runs(
@@ -148,7 +148,6 @@ pub async fn list_runs(
     params(ListAllRunsQuery),
     responses(
         (status = 200, description = "OK", body = RunPage),
-        (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_all_runs(
@@ -177,7 +176,8 @@ pub async fn list_all_runs(
     params(("id" = String, Path, description = "Run id (a UUID)")),
     responses(
         (status = 200, description = "OK", body = RunDetailView),
-        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json",
+         example = json!({"type": "about:blank", "title": "Not Found", "status": 404, "detail": "no run with id \"0190c4a4-0000-7000-8000-000000000000\""})),
     )
 )]
 pub async fn get_run(
@@ -197,11 +197,11 @@ pub async fn get_run(
 /// Over `max_instances` the run is recorded as `skipped` and the answer is 409.
 #[utoipa::path(
     post, path = "/v1/jobs/{id}/run", tag = "runs",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = String, Path, description = "Job id"), IdempotencyKeyHeader),
     responses(
-        (status = 201, description = "A pending manual run", body = RunView),
-        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Over max_instances: recorded as skipped", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "A pending manual run (or, for a repeated Idempotency-Key, the run the first request made)", body = RunView,
+         headers(("location" = String, description = "`/v1/runs/{id}`"))),
+        (status = 409, description = "Over max_instances: recorded as skipped; or the run an Idempotency-Key's first request made is gone", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn run_now(

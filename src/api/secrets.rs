@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::{ApiError, Problem};
+use super::error::ApiError;
 use super::extract::{ApiQuery, JobIdPath};
 use crate::domain::error::FieldError;
 use crate::domain::instant;
@@ -57,7 +57,6 @@ impl Secret {
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "OK", body = Secret),
-        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_secret(
@@ -76,6 +75,7 @@ pub async fn get_secret(
 #[into_params(parameter_in = Query)]
 pub struct RotateQuery {
     /// Seconds the old secret keeps signing (default 86400, at most 30 days).
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 2592000)]
     grace_s: Option<String>,
 }
 
@@ -86,8 +86,6 @@ pub struct RotateQuery {
     params(("id" = String, Path, description = "Job id"), RotateQuery),
     responses(
         (status = 200, description = "The new secret, and the old one with its expiry", body = Secret),
-        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn rotate_secret(

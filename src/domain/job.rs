@@ -16,10 +16,13 @@ use crate::domain::target::{Target, TargetInput};
 use crate::domain::trigger::{Trigger, TriggerInput};
 
 pub const MAX_ID_LEN: usize = 200;
+/// [`JobId`]'s rule as a regular expression, for the OpenAPI document.
+pub const ID_PATTERN: &str = r"^(?!\.\.?$)[A-Za-z0-9._:-]+$";
 pub const MAX_NAME_LEN: usize = 1000;
 pub const MAX_INSTANCES_LIMIT: i64 = 1000;
 
-/// A job id: 1 to 200 characters from `[A-Za-z0-9._:-]`.
+/// A job id: 1 to 200 characters from `[A-Za-z0-9._:-]`, other than `.`
+/// and `..` (which a URL path would read as a directory).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct JobId(String);
@@ -41,6 +44,11 @@ impl JobId {
         {
             return Err(format!(
                 "contains {bad:?}; only A-Z a-z 0-9 . _ : - are allowed"
+            ));
+        }
+        if text == "." || text == ".." {
+            return Err(format!(
+                "{text:?} is not an id: a URL path would read it as a directory"
             ));
         }
         Ok(Self(text.to_string()))
@@ -65,23 +73,30 @@ impl fmt::Display for JobId {
 /// A job as a client writes it. Only `trigger` and `target` are required.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = JobRequest)]
+#[schema(as = JobRequest, example = json!({
+    "id": "nightly-report",
+    "name": "Nightly report",
+    "trigger": {"type": "cron", "expr": "30 2 * * *", "timezone": "Asia/Seoul"},
+    "target": {"url": "https://example.com/hooks/report", "body": {"report": "daily"}},
+    "misfire_grace_s": 900
+}))]
 pub struct JobInput {
-    /// 1 to 200 characters from `[A-Za-z0-9._:-]`; a UUIDv7 when absent.
+    /// 1 to 200 characters from `[A-Za-z0-9._:-]` (not `.` or `..`); a
+    /// UUIDv7 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "nightly-report")]
     pub id: Option<String>,
     #[serde(default)]
-    #[schema(example = "Nightly report")]
+    #[schema(example = "Nightly report", max_length = 1000)]
     pub name: Option<String>,
-    #[schema(required = true)]
+    #[schema(required = true, value_type = TriggerInput)]
     pub trigger: Option<TriggerInput>,
-    #[schema(required = true)]
+    #[schema(required = true, value_type = TargetInput)]
     pub target: Option<TargetInput>,
     /// Seconds an occurrence may be late and still run; null (the
     /// default) for no limit.
     #[serde(default)]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub misfire_grace_s: Option<i64>,
     /// Run due occurrences once, for the latest (default true).
     #[serde(default)]
@@ -460,6 +475,12 @@ mod tests {
             parse(with("id", json!(""))).unwrap_err(),
             "id: must not be empty"
         );
+        assert!(
+            parse(with("id", json!("..")))
+                .unwrap_err()
+                .starts_with("id: \"..\" is not an id")
+        );
+        assert!(parse(with("id", json!("..."))).is_ok());
     }
 
     #[test]

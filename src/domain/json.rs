@@ -69,7 +69,8 @@ fn render(segments: &[String]) -> String {
         if !out.is_empty() && !segment.starts_with('[') {
             out.push('.');
         }
-        out.push_str(segment);
+        // An empty key would vanish from the path: show it quoted.
+        out.push_str(if segment.is_empty() { "\"\"" } else { segment });
     }
     out
 }
@@ -181,6 +182,20 @@ impl<'de, E: de::Error> de::Deserializer<'de> for ValueDeserializer<'_, E> {
         }
     }
 
+    /// A struct is read from an object only: serde would also take an
+    /// array of its fields in order, which no client of a JSON API means.
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, E> {
+        match self.value {
+            Value::Object(_) => self.deserialize_any(visitor),
+            other => Err(E::invalid_type(unexpected(other), &visitor)),
+        }
+    }
+
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -191,8 +206,24 @@ impl<'de, E: de::Error> de::Deserializer<'de> for ValueDeserializer<'_, E> {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map
         identifier ignored_any
+    }
+}
+
+/// What a value is, in serde's words for an error.
+fn unexpected(value: &Value) -> de::Unexpected<'_> {
+    match value {
+        Value::Null => de::Unexpected::Unit,
+        Value::Bool(b) => de::Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => de::Unexpected::Unsigned(u),
+            (_, Some(i)) => de::Unexpected::Signed(i),
+            _ => de::Unexpected::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => de::Unexpected::Str(s),
+        Value::Array(_) => de::Unexpected::Seq,
+        Value::Object(_) => de::Unexpected::Map,
     }
 }
 
@@ -361,6 +392,11 @@ mod tests {
         assert_eq!(
             from_value::<Outer>(&json!("x")).unwrap_err().to_string(),
             "invalid type: string \"x\", expected struct Outer"
+        );
+        // serde would read a struct from an array of its fields; not here.
+        assert_eq!(
+            error(json!({"required": 1, "inner": [5, "cron"]})),
+            "inner: invalid type: sequence, expected struct Inner"
         );
     }
 

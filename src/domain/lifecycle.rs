@@ -180,6 +180,17 @@ fn apply_patch(
             return Err(FieldError::new(field, "may not be null").into());
         }
     }
+    // The patch's own shape first: a field the job does not have is an
+    // error even as a removal (`{"bogus": null}`). A header set to null is
+    // a removal, which the header map's type cannot say.
+    let mut shape = Value::Object(patch.clone());
+    if let Some(headers) = shape
+        .pointer_mut("/target/headers")
+        .and_then(Value::as_object_mut)
+    {
+        headers.retain(|_, value| !value.is_null());
+    }
+    from_value::<JobInput>(&shape)?;
     let mut document = serde_json::to_value(job.to_input())
         .map_err(|e| FieldError::new("", format!("the stored job cannot be written: {e}")))?;
     for (key, value) in patch {
@@ -557,6 +568,11 @@ mod tests {
             "target.url: is required"
         );
         assert!(invalid(json!({"state": "paused"})).starts_with("state: unknown field"));
+        assert!(invalid(json!({"": null})).starts_with("\"\": unknown field"));
+        assert!(
+            invalid(json!({"target": {"bogus": null}})).starts_with("target.bogus: unknown field")
+        );
+        assert!(invalid(json!({"retry": [1]})).starts_with("retry: invalid type"));
         assert!(
             invalid(json!({"trigger": {"every_s": "often"}}))
                 .starts_with("trigger.every_s: invalid type")

@@ -66,9 +66,9 @@ impl Method {
         }
     }
 
-    /// GET, POST, PUT, PATCH or DELETE, in any case.
+    /// GET, POST, PUT, PATCH or DELETE (methods are case-sensitive).
     pub fn parse(text: &str) -> Option<Self> {
-        match text.to_ascii_uppercase().as_str() {
+        match text {
             "GET" => Some(Method::Get),
             "POST" => Some(Method::Post),
             "PUT" => Some(Method::Put),
@@ -171,7 +171,7 @@ impl TargetInput {
                 return Err(FieldError::new(
                     at("method"),
                     format!(
-                        "unsupported method {:?}; expected GET, POST, PUT, PATCH or DELETE",
+                        "unsupported method {:?}; expected GET, POST, PUT, PATCH or DELETE (methods are case-sensitive)",
                         self.method.unwrap_or_default()
                     ),
                 ));
@@ -261,7 +261,10 @@ fn parse_headers(
                 "is set by Cronhook and may not be given",
             ));
         }
-        if value.len() > MAX_HEADER_VALUE_LEN || http::HeaderValue::from_str(&value).is_err() {
+        let visible_ascii = value
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b));
+        if value.len() > MAX_HEADER_VALUE_LEN || !visible_ascii {
             return Err(FieldError::new(
                 at,
                 "is not a valid header value (visible ASCII, at most 8192 bytes)",
@@ -369,11 +372,14 @@ mod tests {
                 .unwrap_err()
                 .contains("not a valid header name")
         );
-        assert!(
-            parse(json!({"url": "http://x.test", "headers": {"x-a": "line\nbreak"}}))
-                .unwrap_err()
-                .contains("not a valid header value")
-        );
+        for bad in ["line\nbreak", "caf\u{e9}", "nul\u{0}"] {
+            assert!(
+                parse(json!({"url": "http://x.test", "headers": {"x-a": bad}}))
+                    .unwrap_err()
+                    .contains("not a valid header value"),
+                "{bad:?}"
+            );
+        }
         assert!(
             parse(json!({"url": "http://x.test", "headers": {"X-A": "1", "x-a": "2"}}))
                 .unwrap_err()
@@ -389,10 +395,15 @@ mod tests {
                 .starts_with("target.method: unsupported method \"TRACE\"")
         );
         assert_eq!(
-            parse(json!({"url": "http://x.test", "method": "get"}))
+            parse(json!({"url": "http://x.test", "method": "GET"}))
                 .unwrap()
                 .method,
             Method::Get
+        );
+        assert!(
+            parse(json!({"url": "http://x.test", "method": "get"}))
+                .unwrap_err()
+                .contains("case-sensitive")
         );
         assert_eq!(
             parse(json!({"url": "http://x.test", "timeout_s": 301})).unwrap_err(),

@@ -8,7 +8,7 @@ mod interval;
 
 pub use cron::CronSchedule;
 pub use date::DateTrigger;
-pub use input::TriggerInput;
+pub use input::{MAX_EVERY_S, TriggerInput};
 pub use interval::IntervalTrigger;
 
 use chrono::{DateTime, TimeDelta, Utc};

@@ -1,0 +1,208 @@
+//! The OpenAPI document: derived from the handlers and types, then
+//! completed in one place with what every operation shares, so that the
+//! document lists every status the extractors can answer, with an example
+//! each, and the exact form of every path id.
+
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
+use utoipa::openapi::OpenApi as Document;
+
+use super::error::PROBLEM_JSON;
+use super::pagination::RUN_CURSOR_PATTERN;
+use super::schema::{components, job_id_schema};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Cronhook",
+        description = "A scheduling service: cron, interval and date jobs delivered as signed webhooks. \
+Errors are `application/problem+json` whose `detail` names the field and the reason.",
+        license(name = "MIT"),
+    ),
+    tags(
+        (name = "jobs", description = "Jobs: a trigger and an HTTP target"),
+        (name = "runs", description = "Run history, attempts, and running a job now"),
+        (name = "triggers", description = "Fire times of a trigger, before a job uses it"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Problems every operation of a kind can answer, by status: what causes
+/// them, and an example body.
+fn problem(status: u16, description: &str, detail: &str, field: Option<&str>) -> (String, Value) {
+    let title = axum::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let mut example =
+        json!({"type": "about:blank", "title": title, "status": status, "detail": detail});
+    if let Some(field) = field {
+        example["field"] = json!(field);
+    }
+    (
+        status.to_string(),
+        json!({
+            "description": description,
+            "content": {PROBLEM_JSON: {
+                "schema": {"$ref": "#/components/schemas/Problem"},
+                "example": example
+            }}
+        }),
+    )
+}
+
+fn body_problems() -> Vec<(String, Value)> {
+    vec![
+        problem(
+            400,
+            "The body is not JSON",
+            "malformed JSON: EOF while parsing an object at line 1 column 12",
+            None,
+        ),
+        problem(
+            413,
+            "The body is over 1 MiB",
+            "request body is larger than 1048576 bytes",
+            None,
+        ),
+        problem(
+            415,
+            "The body is not `application/json`",
+            "expected a JSON body with content-type: application/json",
+            None,
+        ),
+        problem(
+            422,
+            "A field is invalid; `detail` and `field` say which and why",
+            "trigger.expr: expected 5 or 6 fields (6 with leading seconds), got 4",
+            Some("trigger.expr"),
+        ),
+    ]
+}
+
+fn job_id_problems() -> Vec<(String, Value)> {
+    vec![
+        problem(
+            404,
+            "No such job",
+            "no job with id \"nightly-report\"",
+            None,
+        ),
+        problem(
+            422,
+            "The path's id is not a job id",
+            "id: contains '/'; only A-Z a-z 0-9 . _ : - are allowed",
+            Some("id"),
+        ),
+    ]
+}
+
+fn query_problems() -> Vec<(String, Value)> {
+    vec![
+        problem(
+            400,
+            "The query string does not parse",
+            "query string: Failed to deserialize query string: duplicate field `limit`",
+            None,
+        ),
+        problem(
+            422,
+            "A parameter is invalid",
+            "limit: must be an integer from 1 to 500, got \"0\"",
+            Some("limit"),
+        ),
+    ]
+}
+
+/// The document as served at `/openapi.json` and printed by
+/// `cronhook openapi`. It stays JSON: utoipa's own types cannot hold a
+/// schema without a `type` (the "any JSON value" of a target's body).
+pub fn complete(document: Document) -> Value {
+    let mut doc = serde_json::to_value(&document).expect("the document serializes");
+
+    // The schemas the derive cannot say exactly replace its own.
+    let schemas = doc["components"]["schemas"]
+        .as_object_mut()
+        .expect("components");
+    for (name, schema) in components() {
+        schemas.insert(name.to_string(), schema);
+    }
+    schemas.remove("TriggerKind");
+    let id = &mut schemas["JobRequest"]["properties"]["id"];
+    let description = id["description"].clone();
+    *id = job_id_schema();
+    id["type"] = json!(["string", "null"]);
+    id["description"] = description;
+
+    let paths = doc["paths"].as_object_mut().expect("paths");
+    for (path, item) in paths.iter_mut() {
+        for method in ["get", "put", "post", "delete", "patch"] {
+            let Some(operation) = item.get_mut(method).and_then(Value::as_object_mut) else {
+                continue;
+            };
+            complete_operation(path, operation);
+        }
+    }
+    doc
+}
+
+fn complete_operation(path: &str, operation: &mut Map<String, Value>) {
+    let mut shared = Vec::new();
+    if let Some(body) = operation.get_mut("requestBody") {
+        // Every body the API reads is required: none at all is a 400 or 415.
+        body["required"] = json!(true);
+        shared.extend(body_problems());
+    }
+    let parameters = operation
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
+        .map(std::mem::take)
+        .unwrap_or_default();
+    let mut completed = Vec::new();
+    for mut parameter in parameters {
+        match (parameter["in"].as_str(), parameter["name"].as_str()) {
+            (Some("path"), Some("id")) if path.starts_with("/v1/jobs/") => {
+                parameter["schema"] = job_id_schema();
+                shared.extend(job_id_problems());
+            }
+            (Some("path"), Some("id")) if path.starts_with("/v1/runs/") => {
+                parameter["schema"] = json!({"type": "string", "format": "uuid"});
+            }
+            (Some("query"), name) => {
+                match name {
+                    // Cursors and ids: every text of their form is one.
+                    Some("cursor") if path == "/v1/jobs" => {
+                        parameter["schema"] = job_id_schema();
+                    }
+                    Some("cursor") => {
+                        parameter["schema"] =
+                            json!({"type": "string", "pattern": RUN_CURSOR_PATTERN});
+                    }
+                    Some("job_id") => {
+                        parameter["schema"] = job_id_schema();
+                    }
+                    Some("status") => {
+                        parameter["schema"]["minItems"] = json!(1);
+                    }
+                    _ => {}
+                }
+                shared.extend(query_problems());
+            }
+            _ => {}
+        }
+        completed.push(parameter);
+    }
+    if !completed.is_empty() {
+        operation.insert("parameters".into(), Value::Array(completed));
+    }
+    let responses = operation
+        .entry("responses")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .expect("responses");
+    for (status, response) in shared {
+        // What an operation says of a status itself comes first.
+        responses.entry(status).or_insert(response);
+    }
+}

@@ -1,0 +1,285 @@
+//! OpenAPI schemas the derive cannot say exactly: a trigger as `oneOf`
+//! its three kinds with a `type` discriminator, a target whose body is any
+//! JSON value, and a job's merge patch. They are written as JSON Schema
+//! here, next to the types they describe in words; `tests` below feed every
+//! example through the real input types, so the two cannot drift apart.
+
+use serde_json::{Value, json};
+
+use crate::domain::job::{ID_PATTERN, MAX_ID_LEN, MAX_INSTANCES_LIMIT, MAX_NAME_LEN};
+use crate::domain::retry::{MAX_ATTEMPTS_LIMIT, MAX_BACKOFF_S};
+use crate::domain::target::MAX_TIMEOUT_S;
+use crate::domain::trigger::MAX_JITTER_S;
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+const INSTANT: &str = "An RFC 3339 instant such as `2026-11-23T10:00:00Z` (an offset is required; it is returned in UTC).";
+
+fn instant(description: &str) -> Value {
+    json!({"type": ["string", "null"], "format": "date-time", "description": format!("{description} {INSTANT}")})
+}
+
+fn jitter() -> Value {
+    json!({"type": ["integer", "null"], "minimum": 0, "maximum": MAX_JITTER_S,
+           "description": "Delay each delivery by a random 0 to `jitter_s` seconds; fire times do not move (default 0)."})
+}
+
+/// `CronTrigger`.
+fn cron_trigger() -> Value {
+    json!({
+        "type": "object",
+        "description": "Fires at the wall times a crontab expression matches, in an IANA time zone, with cron's own daylight-saving rules.",
+        "required": ["type", "expr"],
+        "properties": {
+            "type": {"type": "string", "enum": ["cron"]},
+            "expr": {"type": "string", "minLength": 1, "example": "30 2 * * *",
+                     "description": "5 fields (minute hour day-of-month month day-of-week), or 6 with leading seconds; names, ranges, steps, `L`, `W`, `#` and the macros `@yearly @monthly @weekly @daily @hourly`. 0 and 7 are Sunday."},
+            "timezone": {"type": ["string", "null"], "example": "Asia/Seoul",
+                         "description": "IANA time zone the expression is read in (default `UTC`)."},
+            "start_at": instant("No fire time before this (inclusive)."),
+            "end_at": instant("No fire time after this (inclusive)."),
+            "jitter_s": jitter()
+        },
+        "additionalProperties": false,
+        "example": {"type": "cron", "expr": "30 2 * * *", "timezone": "Asia/Seoul"}
+    })
+}
+
+/// `IntervalTrigger`.
+fn interval_trigger() -> Value {
+    json!({
+        "type": "object",
+        "description": "Fires every `every_s` seconds of real time, at `start_at + k·every_s`.",
+        "required": ["type", "every_s"],
+        "properties": {
+            "type": {"type": "string", "enum": ["interval"]},
+            "every_s": {"type": "integer", "minimum": 1, "maximum": crate::domain::trigger::MAX_EVERY_S,
+                        "example": 3600, "description": "Seconds between fire times, 1 to ten years."},
+            "start_at": instant("The grid's anchor and first fire time; without it, creation time + `every_s`, returned here."),
+            "end_at": instant("No fire time after this (inclusive)."),
+            "jitter_s": jitter()
+        },
+        "additionalProperties": false,
+        "example": {"type": "interval", "every_s": 3600}
+    })
+}
+
+/// `DateTrigger`.
+fn date_trigger() -> Value {
+    json!({
+        "type": "object",
+        "description": "Fires once, even when `run_at` is already past (the misfire grace then decides).",
+        "required": ["type", "run_at"],
+        "properties": {
+            "type": {"type": "string", "enum": ["date"]},
+            "run_at": {"type": "string", "format": "date-time", "example": "2030-12-01T09:00:00Z",
+                       "description": format!("The one fire time. {INSTANT}")}
+        },
+        "additionalProperties": false,
+        "example": {"type": "date", "run_at": "2030-12-01T09:00:00Z"}
+    })
+}
+
+/// `Trigger`: one of the three, by `type`.
+fn trigger() -> Value {
+    json!({
+        "description": "When a job fires: a cron, interval or date trigger, told apart by `type`. Fields of another kind are refused.",
+        "oneOf": [reference("CronTrigger"), reference("IntervalTrigger"), reference("DateTrigger")],
+        "discriminator": {
+            "propertyName": "type",
+            "mapping": {
+                "cron": "#/components/schemas/CronTrigger",
+                "interval": "#/components/schemas/IntervalTrigger",
+                "date": "#/components/schemas/DateTrigger"
+            }
+        }
+    })
+}
+
+/// A header name a job may set: a token, not one of the service's own.
+const HEADER_NAME_PATTERN: &str = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
+fn target_properties() -> Value {
+    json!({
+        "url": {"type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
+                "maxLength": 2048, "example": "https://example.com/hooks/report",
+                "description": "An `http` or `https` URL."},
+        "method": {"oneOf": [reference("HttpMethod"), {"type": "null"}],
+                   "description": "The request method (default POST)."},
+        "headers": {"type": ["object", "null"], "maxProperties": 50,
+                    "propertyNames": {"type": "string", "pattern": HEADER_NAME_PATTERN},
+                    "additionalProperties": {"type": "string", "maxLength": 8192, "pattern": "^[\\t\\x20-\\x7e]*$"},
+                    "description": "Extra request headers. `webhook-*`, `cronhook-*`, `host`, `content-length`, `connection`, `transfer-encoding` and `user-agent` are the service's own and refused."},
+        "body": {"description": "The body: any JSON value. A string is sent as given (`text/plain` unless `headers` sets `content-type`), anything else as `application/json`, none (absent or null) as an empty body."},
+        "timeout_s": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_TIMEOUT_S,
+                      "description": "Per-attempt timeout in seconds (default 30)."}
+    })
+}
+
+/// `Target`.
+fn target() -> Value {
+    json!({
+        "type": "object",
+        "description": "The webhook request each run sends.",
+        "required": ["url"],
+        "properties": target_properties(),
+        "additionalProperties": false,
+        "example": {"url": "https://example.com/hooks/report", "body": {"report": "daily"}}
+    })
+}
+
+/// `JobPatch`: a JSON Merge Patch (RFC 7396) of a job.
+fn job_patch() -> Value {
+    let mut target = target_properties();
+    target["headers"]["additionalProperties"] =
+        json!({"type": ["string", "null"], "maxLength": 8192, "pattern": "^[\\t\\x20-\\x7e]*$"});
+    json!({
+        "type": "object",
+        "description": "A JSON Merge Patch (RFC 7396) of a job: the fields given change, objects merge (`{\"target\": {\"url\": …}}` keeps the body and headers), `null` removes where a field may be absent. A `trigger` that names a `type` replaces the trigger whole; one that does not merges into it. A new trigger recomputes `next_run_at`; `paused` pauses or resumes; `next_run_at` forces the next fire time.",
+        "properties": {
+            "id": {"type": "string", "description": "If given, the job's own id (it cannot change)."},
+            "name": {"type": ["string", "null"], "maxLength": MAX_NAME_LEN},
+            "trigger": {
+                "type": "object",
+                "description": "With `type`: a whole new trigger. Without: fields to change in the present one.",
+                "properties": {
+                    "type": {"type": "string", "enum": ["cron", "interval", "date"]},
+                    "expr": {"type": "string", "minLength": 1},
+                    "timezone": {"type": ["string", "null"]},
+                    "every_s": {"type": "integer", "minimum": 1, "maximum": crate::domain::trigger::MAX_EVERY_S},
+                    "run_at": {"type": "string", "format": "date-time"},
+                    "start_at": {"type": ["string", "null"], "format": "date-time"},
+                    "end_at": {"type": ["string", "null"], "format": "date-time"},
+                    "jitter_s": jitter()
+                },
+                "additionalProperties": false
+            },
+            "target": {"type": "object", "properties": target, "additionalProperties": false},
+            "misfire_grace_s": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX},
+            "coalesce": {"type": "boolean"},
+            "max_instances": {"type": "integer", "minimum": 1, "maximum": MAX_INSTANCES_LIMIT},
+            "retry": {
+                "type": "object",
+                "properties": retry_properties(),
+                "additionalProperties": false
+            },
+            "paused": {"type": "boolean"},
+            "next_run_at": {"oneOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "enum": ["now"]}
+            ], "description": format!("Force the next fire time: {INSTANT} Or `now`.")},
+            "metadata": {"type": ["object", "null"],
+                         "description": "Keys to set; a key set to null is removed."}
+        },
+        "additionalProperties": false,
+        "example": {"paused": true}
+    })
+}
+
+fn retry_properties() -> Value {
+    json!({
+        "max_attempts": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_ATTEMPTS_LIMIT,
+                         "description": "Attempts in all, the first one included (default 3)."},
+        "backoff_initial_s": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_BACKOFF_S,
+                              "description": "Upper end of the first retry's wait, in seconds (default 1)."},
+        "backoff_max_s": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_BACKOFF_S,
+                          "description": "Cap on any wait, `Retry-After` included, in seconds (default 300); not less than `backoff_initial_s`."}
+    })
+}
+
+/// The schemas above, by their component name, as the OpenAPI document
+/// gets them.
+pub fn components() -> Vec<(&'static str, Value)> {
+    vec![
+        ("Trigger", trigger()),
+        ("CronTrigger", cron_trigger()),
+        ("IntervalTrigger", interval_trigger()),
+        ("DateTrigger", date_trigger()),
+        ("Target", target()),
+        (
+            "HttpMethod",
+            json!({"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+                   "description": "A webhook's method; methods are case-sensitive."}),
+        ),
+        ("JobPatch", job_patch()),
+    ]
+}
+
+/// The `Idempotency-Key` request header.
+#[derive(utoipa::IntoParams, serde::Deserialize)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// Makes a retried request safe: the same key within 24 hours answers
+    /// with what the first request made and creates nothing new; the same
+    /// key with another request is a 422. 1 to 255 visible ASCII
+    /// characters, such as a UUID.
+    #[serde(rename = "Idempotency-Key")]
+    #[param(min_length = 1, max_length = 255, pattern = "^[!-~]+$")]
+    #[allow(dead_code)]
+    idempotency_key: Option<String>,
+}
+
+/// A job id in a path or query: what [`crate::domain::job::JobId`] accepts.
+pub fn job_id_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, "pattern": ID_PATTERN})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::job::{JobInput, ParseContext};
+    use crate::domain::json::from_value;
+    use crate::domain::network_policy::NetworkPolicy;
+    use crate::domain::target::TargetInput;
+    use crate::domain::trigger::TriggerInput;
+
+    fn ctx() -> ParseContext {
+        ParseContext {
+            now: crate::domain::instant::parse("2026-11-23T10:00:00Z").unwrap(),
+            network_policy: NetworkPolicy::Any,
+        }
+    }
+
+    #[test]
+    fn every_trigger_example_is_a_trigger_the_service_accepts() {
+        for kind in [cron_trigger(), interval_trigger(), date_trigger()] {
+            let example = &kind["example"];
+            let input: TriggerInput = from_value(example).unwrap();
+            input.parse(ctx().now, "trigger").unwrap();
+            // The schema lists exactly the fields the input type reads.
+            let listed: Vec<&String> = kind["properties"].as_object().unwrap().keys().collect();
+            for field in listed {
+                let mut probe = example.clone();
+                if probe.get(field).is_none() {
+                    probe[field] = Value::Null;
+                }
+                assert!(
+                    from_value::<TriggerInput>(&probe).is_ok(),
+                    "{field} is not a field of TriggerInput"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_target_example_and_fields_are_the_input_type_s() {
+        let t = target();
+        let input: TargetInput = from_value(&t["example"]).unwrap();
+        input.parse(NetworkPolicy::Any, "target").unwrap();
+        for field in t["properties"].as_object().unwrap().keys() {
+            let probe = json!({"url": "http://x.test", field.as_str(): null});
+            assert!(from_value::<TargetInput>(&probe).is_ok(), "{field}");
+        }
+    }
+
+    #[test]
+    fn the_patch_fields_are_the_job_s() {
+        let p = job_patch();
+        for field in p["properties"].as_object().unwrap().keys() {
+            let probe = json!({field.as_str(): null});
+            assert!(from_value::<JobInput>(&probe).is_ok(), "{field}");
+        }
+    }
+}
