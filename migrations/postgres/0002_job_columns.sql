@@ -2,8 +2,10 @@
 -- that SQL reads real columns (timeout_s for the lease, the retry policy
 -- for lease recovery) and the API's request form can change without a
 -- data migration. JSON stays only for what is free-form: target headers
--- and body, metadata. Existing rows are carried over from the JSON
--- columns, with the defaults the API filled in.
+-- and body, metadata, kept as the text the service wrote (JSONB would
+-- round numbers a client may send, such as 1.7976931348623157e308).
+-- Existing rows are carried over from the JSON columns, with the defaults
+-- the API filled in.
 ALTER TABLE jobs
     ADD COLUMN trigger_type      TEXT,
     ADD COLUMN cron_expr         TEXT,
@@ -15,8 +17,8 @@ ALTER TABLE jobs
     ADD COLUMN jitter_s          BIGINT,
     ADD COLUMN target_url        TEXT,
     ADD COLUMN target_method     TEXT,
-    ADD COLUMN target_headers    JSONB,
-    ADD COLUMN target_body       JSONB,
+    ADD COLUMN target_headers    TEXT,
+    ADD COLUMN target_body       TEXT,
     ADD COLUMN timeout_s         BIGINT,
     ADD COLUMN max_attempts      BIGINT,
     ADD COLUMN backoff_initial_s BIGINT,
@@ -35,9 +37,9 @@ UPDATE jobs SET
     target_url        = target->>'url',
     target_method     = upper(COALESCE(target->>'method', 'POST')),
     target_headers    = CASE WHEN jsonb_typeof(target->'headers') = 'object'
-                             THEN target->'headers' ELSE '{}'::jsonb END,
+                             THEN (target->'headers')::text ELSE '{}' END,
     target_body       = CASE WHEN jsonb_typeof(target->'body') = 'null' THEN NULL
-                             ELSE target->'body' END,
+                             ELSE (target->'body')::text END,
     timeout_s         = COALESCE((target->>'timeout_s')::bigint, 30),
     max_attempts      = COALESCE((retry->>'max_attempts')::bigint, 3),
     backoff_initial_s = COALESCE((retry->>'backoff_initial_s')::bigint, 1),
@@ -54,6 +56,7 @@ ALTER TABLE jobs
     ALTER COLUMN backoff_initial_s SET NOT NULL,
     ALTER COLUMN backoff_max_s     SET NOT NULL,
     ALTER COLUMN max_instances     TYPE BIGINT,
+    ALTER COLUMN metadata          TYPE TEXT USING metadata::text,
     ADD CHECK (trigger_type IN ('cron', 'interval', 'date')),
     DROP COLUMN trigger,
     DROP COLUMN target,

@@ -1,6 +1,8 @@
 //! The stored shape of a job's definition, shared by both stores: a
 //! column per field (SQL reads `timeout_s` and `max_attempts` directly),
-//! JSON only for what is free-form (headers, body, metadata). It is not the
+//! JSON text only for what is free-form (headers, body, metadata), kept as
+//! the text serde_json wrote, so that it reads back exactly (PostgreSQL's
+//! JSONB would round numbers a JSON client may send). It is not the
 //! API's request form, so renaming an API field needs no data migration,
 //! and reading it back validates nothing: what was stored was valid.
 
@@ -33,7 +35,8 @@ pub(crate) struct StoredDefinition {
     pub max_instances: i64,
     #[sqlx(flatten)]
     pub retry: StoredRetry,
-    pub metadata: Value,
+    /// A JSON object, as text.
+    pub metadata: String,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -55,12 +58,12 @@ pub(crate) struct StoredTarget {
     pub url: String,
     #[sqlx(rename = "target_method")]
     pub method: String,
-    /// A JSON object of header names to values.
+    /// A JSON object of header names to values, as text.
     #[sqlx(rename = "target_headers")]
-    pub headers: Value,
-    /// The body as a JSON value (a string for a text body); none is null.
+    pub headers: String,
+    /// The body as JSON text (a JSON string for a text body); none is null.
     #[sqlx(rename = "target_body")]
-    pub body: Option<Value>,
+    pub body: Option<String>,
     pub timeout_s: i64,
 }
 
@@ -85,7 +88,7 @@ impl StoredDefinition {
                 backoff_initial_s: d.retry.backoff_initial_s.into(),
                 backoff_max_s: d.retry.backoff_max_s.into(),
             },
-            metadata: Value::Object(d.metadata.clone()),
+            metadata: Value::Object(d.metadata.clone()).to_string(),
         }
     }
 }
@@ -130,8 +133,8 @@ impl StoredTarget {
         Self {
             url: t.url.to_string(),
             method: t.method.as_str().to_string(),
-            headers: Value::Object(headers),
-            body: t.body.to_value(),
+            headers: Value::Object(headers).to_string(),
+            body: t.body.to_value().map(|v| v.to_string()),
             timeout_s: t.timeout_s.into(),
         }
     }
@@ -141,6 +144,10 @@ fn corrupt(job: &str, what: &str, detail: impl std::fmt::Display) -> StoreError 
     StoreError::Corrupt(format!("job {job:?}: {what}: {detail}"))
 }
 
+fn json(job: &str, what: &str, text: &str) -> StoreResult<Value> {
+    serde_json::from_str(text).map_err(|e| corrupt(job, what, e))
+}
+
 fn unsigned(job: &str, what: &str, n: i64) -> StoreResult<u32> {
     u32::try_from(n).map_err(|_| corrupt(job, what, n))
 }
@@ -148,7 +155,7 @@ fn unsigned(job: &str, what: &str, n: i64) -> StoreResult<u32> {
 impl StoredDefinition {
     pub fn into_definition(self, job: &str) -> StoreResult<JobDefinition> {
         let trigger = self.trigger.into_trigger(job)?;
-        let metadata = match self.metadata {
+        let metadata = match json(job, "metadata", &self.metadata)? {
             Value::Object(map) => map,
             other => return Err(corrupt(job, "metadata", other)),
         };
@@ -216,7 +223,7 @@ impl StoredTarget {
         let url = Url::parse(&self.url).map_err(|e| corrupt(job, "target_url", e))?;
         let method = Method::parse(&self.method)
             .ok_or_else(|| corrupt(job, "target_method", &self.method))?;
-        let headers = match self.headers {
+        let headers = match json(job, "target_headers", &self.headers)? {
             Value::Object(map) => map
                 .into_iter()
                 .map(|(name, value)| match value {
@@ -230,7 +237,12 @@ impl StoredTarget {
             url,
             method,
             headers,
-            body: Body::from_value(self.body),
+            body: Body::from_value(
+                self.body
+                    .as_deref()
+                    .map(|b| json(job, "target_body", b))
+                    .transpose()?,
+            ),
             timeout_s: unsigned(job, "timeout_s", self.timeout_s)?,
         })
     }
@@ -287,6 +299,14 @@ mod tests {
             let d = definition(v);
             assert_eq!(round_trip(&d), d);
         }
+    }
+
+    #[test]
+    fn json_numbers_read_back_exactly() {
+        let d = definition(json!({"trigger": {"type": "interval", "every_s": 90},
+            "target": {"url": "http://x.test", "body": {"big": 1.7976931348623157e308, "n": 12345678901234567890u64}},
+            "metadata": {"small": -7.624524091444759e306, "pi": 3.141592653589793}}));
+        assert_eq!(round_trip(&d), d);
     }
 
     #[test]

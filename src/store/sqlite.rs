@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -67,10 +66,6 @@ pub(crate) fn instant(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-fn json(text: &str, what: &str) -> StoreResult<Value> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
 macro_rules! job_query {
     ($tail:literal) => {
         concat!(
@@ -121,32 +116,6 @@ impl From<TriggerRow> for StoredTrigger {
     }
 }
 
-/// A target's columns as SQLite has them (JSON as text).
-#[derive(FromRow)]
-struct TargetRow {
-    target_url: String,
-    target_method: String,
-    target_headers: String,
-    target_body: Option<String>,
-    timeout_s: i64,
-}
-
-impl TargetRow {
-    fn into_stored(self) -> StoreResult<StoredTarget> {
-        Ok(StoredTarget {
-            url: self.target_url,
-            method: self.target_method,
-            headers: json(&self.target_headers, "target_headers")?,
-            body: self
-                .target_body
-                .as_deref()
-                .map(|b| json(b, "target_body"))
-                .transpose()?,
-            timeout_s: self.timeout_s,
-        })
-    }
-}
-
 #[derive(FromRow)]
 struct JobRow {
     id: String,
@@ -154,7 +123,7 @@ struct JobRow {
     #[sqlx(flatten)]
     trigger: TriggerRow,
     #[sqlx(flatten)]
-    target: TargetRow,
+    target: StoredTarget,
     misfire_grace_s: Option<i64>,
     coalesce_runs: bool,
     max_instances: i64,
@@ -179,12 +148,12 @@ impl JobRow {
         let definition = StoredDefinition {
             name: self.name,
             trigger: self.trigger.into(),
-            target: self.target.into_stored()?,
+            target: self.target,
             misfire_grace_s: self.misfire_grace_s,
             coalesce: self.coalesce_runs,
             max_instances: self.max_instances,
             retry: self.retry,
-            metadata: json(&self.metadata, "metadata")?,
+            metadata: self.metadata,
         }
         .into_definition(id.as_str())?;
         let next_run_at = self.next_run_at.map(instant);
@@ -241,8 +210,8 @@ fn bind_definition<'q>(
         .bind(t.jitter_s)
         .bind(d.target.url.clone())
         .bind(d.target.method.clone())
-        .bind(d.target.headers.to_string())
-        .bind(d.target.body.as_ref().map(Value::to_string))
+        .bind(d.target.headers.clone())
+        .bind(d.target.body.clone())
         .bind(d.target.timeout_s)
         .bind(d.misfire_grace_s)
         .bind(d.coalesce)
@@ -250,7 +219,7 @@ fn bind_definition<'q>(
         .bind(d.retry.max_attempts)
         .bind(d.retry.backoff_initial_s)
         .bind(d.retry.backoff_max_s)
-        .bind(d.metadata.to_string())
+        .bind(d.metadata.clone())
 }
 
 async fn fetch_job(conn: &mut SqliteConnection, id: &JobId) -> StoreResult<Option<Job>> {
@@ -344,7 +313,7 @@ struct ClaimedRow {
     scheduled_for: i64,
     attempt_count: i64,
     #[sqlx(flatten)]
-    target: TargetRow,
+    target: StoredTarget,
     #[sqlx(flatten)]
     retry: StoredRetry,
     secret: String,
@@ -886,8 +855,7 @@ impl Store for SqliteStore {
             .map(|row| {
                 let spec = row
                     .target
-                    .into_stored()
-                    .and_then(|target| target.into_target(&row.job_id))
+                    .into_target(&row.job_id)
                     .and_then(|target| Ok((target, row.retry.into_policy(&row.job_id)?)))
                     .map_err(|e| e.to_string());
                 Ok(ClaimedRun {
