@@ -192,6 +192,18 @@ async fn preview_refuses_what_creation_refuses(backend: Backend) {
             json!({"type": "date", "run_at": "2026-01-01 00:00:00"}),
             "trigger.run_at: expected an RFC 3339 instant",
         ),
+        (
+            json!({"type": "interval", "every_s": 60, "start_at": "2026-06-30T23:59:60Z"}),
+            "trigger.start_at: \"2026-06-30T23:59:60Z\" is a leap second; use :59 or the next minute's :00",
+        ),
+        (
+            json!({"type": "cron", "expr": "@daily", "end_at": "2016-12-31T23:59:60.5Z"}),
+            "trigger.end_at: \"2016-12-31T23:59:60.5Z\" is a leap second",
+        ),
+        (
+            json!({"type": "date", "run_at": "2026-07-01T08:59:60+09:00"}),
+            "trigger.run_at: \"2026-07-01T08:59:60+09:00\" is a leap second",
+        ),
     ];
     for (trigger, expected) in cases {
         let detail = app
@@ -222,6 +234,25 @@ async fn preview_refuses_what_creation_refuses(backend: Backend) {
             .await
             .problem(422),
         "trigger: is required"
+    );
+    // A leap second is refused wherever an instant is read.
+    let detail = app
+        .post(
+            "/v1/triggers/preview",
+            json!({"trigger": {"type": "cron", "expr": "@daily"}, "after": "2026-06-30T23:59:60Z"}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(
+        detail,
+        "after: \"2026-06-30T23:59:60Z\" is a leap second; use :59 or the next minute's :00"
+    );
+    let mut forced = job("leap", json!({"type": "cron", "expr": "@daily"}));
+    forced["next_run_at"] = json!("2026-06-30T23:59:60Z");
+    let detail = app.post("/v1/jobs", forced).await.problem(422);
+    assert!(
+        detail.starts_with("next_run_at: \"2026-06-30T23:59:60Z\" is a leap second"),
+        "{detail}"
     );
 }
 
