@@ -132,6 +132,19 @@ async fn preview_of_interval_and_date(backend: Backend) {
     .await;
     assert_eq!(fire_times(&p), []);
 
+    // Without start_at, the anchor is now + every_s, in microseconds like
+    // every instant (a clock reading has nanoseconds).
+    let p = preview(
+        &app,
+        json!({"trigger": {"type": "interval", "every_s": 60}, "count": 2}),
+    )
+    .await;
+    for (at, local) in fire_times(&p) {
+        let fraction = at.trim_end_matches('Z').rsplit_once(':').unwrap().1;
+        assert!(fraction.len() <= "00.123456".len(), "{at}");
+        assert_eq!(local, at.replace('Z', "+00:00"));
+    }
+
     // Default count is 10; jitter does not move fire times.
     let p = preview(
         &app,
