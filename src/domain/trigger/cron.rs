@@ -92,9 +92,14 @@ impl CronSchedule {
                 return Err(format!("{name} field {field:?}: empty list item"));
             }
         }
+        // cronie's day rule: a day matches when day-of-month OR day-of-week
+        // matches, unless either field starts with `*` (`*`, `*/2`): then
+        // both must match, so `0 0 */2 * 1` is the Mondays with odd dates.
+        let (dom, dow) = (fields[fields.len() - 3], fields[fields.len() - 1]);
+        let both_days = dom.starts_with(['*', '?']) || dow.starts_with(['*', '?']);
         // Stored jobs are parsed again on every claim, so the field-by-field
         // parses that name the culprit run only once the whole one fails.
-        let cron = parser().parse(expanded).map_err(|whole| {
+        let cron = parser(both_days).parse(expanded).map_err(|whole| {
             fields
                 .iter()
                 .zip(names)
@@ -275,8 +280,13 @@ impl CronSchedule {
     }
 }
 
-fn parser() -> CronParser {
-    CronParser::builder().seconds(Seconds::Optional).build()
+/// croner's parser; `both_days` asks a day to match day-of-month and
+/// day-of-week both, else either (croner's own `*` handling then agrees).
+fn parser(both_days: bool) -> CronParser {
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .dom_and_dow(both_days)
+        .build()
 }
 
 fn from_seconds(s: i64) -> DateTime<Utc> {
@@ -299,7 +309,7 @@ fn check_field(field: &str, count: usize, name: &str, range: &str) -> Result<(),
     } else {
         probe[1..].join(" ")
     };
-    parser()
+    parser(true)
         .parse(&probe)
         .map(|_| ())
         .map_err(|e| format!("{name} field {field:?}: {} (allowed: {range})", reason(&e)))
@@ -514,7 +524,7 @@ mod tests {
     }
 
     #[test]
-    fn day_of_month_and_week_combine_with_or_as_in_crontab() {
+    fn day_of_month_and_week_combine_with_or_when_both_are_restricted() {
         // The 13th, or any Friday.
         let got = fires(
             "0 0 13 * fri",
@@ -531,6 +541,80 @@ mod tests {
                 "2026-02-27T00:00:00Z"
             ]
         );
+    }
+
+    #[test]
+    fn a_day_field_starting_with_a_star_makes_both_day_fields_apply_as_in_cronie() {
+        // Mondays that are odd days of the month.
+        assert_eq!(
+            fires(
+                "0 0 */2 * 1",
+                "UTC",
+                "2026-06-02T00:00:00Z",
+                "2026-07-14T00:00:00Z"
+            ),
+            [
+                "2026-06-15T00:00:00Z",
+                "2026-06-29T00:00:00Z",
+                "2026-07-13T00:00:00Z"
+            ]
+        );
+        // `*/1` is every day, so this is every Monday.
+        assert_eq!(
+            fires(
+                "0 0 */1 * 1",
+                "UTC",
+                "2026-06-02T00:00:00Z",
+                "2026-06-23T00:00:00Z"
+            ),
+            [
+                "2026-06-08T00:00:00Z",
+                "2026-06-15T00:00:00Z",
+                "2026-06-22T00:00:00Z"
+            ]
+        );
+        // The first of the month when it is a Sunday, Tuesday, Thursday or
+        // Saturday.
+        let firsts: Vec<String> = fires(
+            "0 0 1 * */2",
+            "UTC",
+            "2025-12-31T00:00:00Z",
+            "2026-12-31T00:00:00Z",
+        );
+        assert_eq!(
+            firsts,
+            [
+                "2026-01-01T00:00:00Z",
+                "2026-02-01T00:00:00Z",
+                "2026-03-01T00:00:00Z",
+                "2026-08-01T00:00:00Z",
+                "2026-09-01T00:00:00Z",
+                "2026-10-01T00:00:00Z",
+                "2026-11-01T00:00:00Z",
+                "2026-12-01T00:00:00Z"
+            ]
+        );
+        // A plain `*` leaves the other field alone either way.
+        assert_eq!(
+            fires(
+                "0 0 * * 1",
+                "UTC",
+                "2026-06-02T00:00:00Z",
+                "2026-06-09T00:00:00Z"
+            ),
+            ["2026-06-08T00:00:00Z"]
+        );
+        assert_eq!(
+            fires(
+                "0 0 13 * *",
+                "UTC",
+                "2026-06-02T00:00:00Z",
+                "2026-07-14T00:00:00Z"
+            ),
+            ["2026-06-13T00:00:00Z", "2026-07-13T00:00:00Z"]
+        );
+        // An AND of days that never meet never fires.
+        assert!(err("0 0 31 2 */1").starts_with("never fires"));
     }
 
     #[test]
