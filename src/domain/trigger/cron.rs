@@ -25,8 +25,11 @@ use croner::parser::{CronParser, Seconds};
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
     expr: String,
-    // Boxed: a parsed pattern is a few hundred bytes of bitsets.
-    cron: Box<Cron>,
+    /// A wall time matches when it matches any of these: one pattern, or
+    /// two when day-of-month lists both `L` and `LW`, which croner reads
+    /// as `LW` alone. (Heap-held: a parsed pattern is a few hundred bytes
+    /// of bitsets.)
+    crons: Vec<Cron>,
     timezone: Tz,
     periodic: bool,
 }
@@ -99,15 +102,21 @@ impl CronSchedule {
         let both_days = dom.starts_with(['*', '?']) || dow.starts_with(['*', '?']);
         // Stored jobs are parsed again on every claim, so the field-by-field
         // parses that name the culprit run only once the whole one fails.
-        let cron = parser(both_days).parse(expanded).map_err(|whole| {
-            fields
-                .iter()
-                .zip(names)
-                .find_map(|(field, (name, range))| {
-                    check_field(field, fields.len(), name, range).err()
-                })
-                .unwrap_or_else(|| format!("invalid expression: {}", reason(&whole)))
-        })?;
+        let parse = |pattern: &str| {
+            parser(both_days).parse(pattern).map_err(|whole| {
+                fields
+                    .iter()
+                    .zip(names)
+                    .find_map(|(field, (name, range))| {
+                        check_field(field, fields.len(), name, range).err()
+                    })
+                    .unwrap_or_else(|| format!("invalid expression: {}", reason(&whole)))
+            })
+        };
+        let crons = match split_last_day(&fields) {
+            None => vec![parse(expanded)?],
+            Some((without_lw, lw_only)) => vec![parse(&without_lw)?, parse(&lw_only)?],
+        };
 
         let (minute, hour) = if fields.len() == 6 {
             (fields[1], fields[2])
@@ -116,7 +125,7 @@ impl CronSchedule {
         };
         let schedule = Self {
             expr: expr.to_string(),
-            cron: Box::new(cron),
+            crons,
             timezone,
             periodic: minute.starts_with('*') || hour.starts_with('*'),
         };
@@ -203,9 +212,11 @@ impl CronSchedule {
         } else {
             (whole.checked_add_signed(TimeDelta::seconds(1))?, true)
         };
-        self.cron
-            .find_next_occurrence(&Utc.from_utc_datetime(&from), inclusive)
-            .ok()
+        let from = Utc.from_utc_datetime(&from);
+        self.crons
+            .iter()
+            .filter_map(|cron| cron.find_next_occurrence(&from, inclusive).ok())
+            .min()
             .map(|t| t.naive_utc())
     }
 
@@ -278,6 +289,26 @@ impl CronSchedule {
             lo = probe;
         }
     }
+}
+
+/// A day-of-month field that lists both `L` (the last day) and `LW` (the
+/// last weekday), split into two expressions to union: one without `LW`,
+/// one with `LW` alone. croner keeps one flag for each, and with both set
+/// it matches the last weekday only.
+fn split_last_day(fields: &[&str]) -> Option<(String, String)> {
+    let dom = fields.len() - 3;
+    let (rest, last_weekday): (Vec<&str>, Vec<&str>) = fields[dom]
+        .split(',')
+        .partition(|item| !item.eq_ignore_ascii_case("LW"));
+    if last_weekday.is_empty() || !rest.iter().any(|item| item.eq_ignore_ascii_case("L")) {
+        return None;
+    }
+    let with = |dom_field: &str| {
+        let mut fields = fields.to_vec();
+        fields[dom] = dom_field;
+        fields.join(" ")
+    };
+    Some((with(&rest.join(",")), with("LW")))
 }
 
 /// croner's parser; `both_days` asks a day to match day-of-month and
@@ -520,6 +551,53 @@ mod tests {
         assert_eq!(
             fires("0 0 15W * *", "UTC", after, "2026-02-16T00:00:00Z"),
             ["2026-02-16T00:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn last_day_and_last_weekday_together_are_both_kept() {
+        // 2026-01-31 is a Saturday: L is the 31st, LW Friday the 30th.
+        // 2026-02-28 is a Saturday too: the 27th and the 28th.
+        let both = [
+            "2026-01-31T00:00:00Z",
+            "2026-02-27T00:00:00Z",
+            "2026-02-28T00:00:00Z",
+            "2026-03-31T00:00:00Z", // a Tuesday: L and LW are one day
+        ];
+        for expr in ["0 0 L,LW * *", "0 0 LW,L * *", "0 0 lw,l * *"] {
+            assert_eq!(
+                fires(expr, "UTC", "2026-01-30T00:00:00Z", "2026-03-31T00:00:00Z"),
+                both,
+                "{expr}"
+            );
+        }
+        // With other days in the list, and with a day-of-week (OR).
+        assert_eq!(
+            fires(
+                "0 0 1,L,LW * *",
+                "UTC",
+                "2026-01-30T00:00:00Z",
+                "2026-02-28T00:00:00Z"
+            ),
+            [
+                "2026-01-31T00:00:00Z",
+                "2026-02-01T00:00:00Z",
+                "2026-02-27T00:00:00Z",
+                "2026-02-28T00:00:00Z"
+            ]
+        );
+        assert_eq!(
+            fires(
+                "0 0 L,LW * 3",
+                "UTC",
+                "2026-01-30T00:00:00Z",
+                "2026-02-11T00:00:00Z"
+            ),
+            [
+                "2026-01-31T00:00:00Z",
+                "2026-02-04T00:00:00Z",
+                "2026-02-11T00:00:00Z"
+            ]
         );
     }
 
