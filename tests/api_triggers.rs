@@ -182,6 +182,18 @@ async fn preview_refuses_what_creation_refuses(backend: Backend) {
             "trigger.expr: never fires",
         ),
         (
+            json!({"type": "cron", "expr": "0 0 * * monday"}),
+            "trigger.expr: day-of-week field \"monday\": unknown name \"monday\"; expected sun-sat",
+        ),
+        (
+            json!({"type": "cron", "expr": "0 0 1 mon *"}),
+            "trigger.expr: month field \"mon\": \"mon\" is a day name, allowed only in the day-of-week field",
+        ),
+        (
+            json!({"type": "cron", "expr": "0 0 1 1 * 2027"}),
+            "trigger.expr: day-of-week field \"2027\": 2027 is out of range 0-7; a year field is not supported",
+        ),
+        (
             json!({"type": "cron", "expr": "* * * * *", "timezone": "Mars/Olympus"}),
             "trigger.timezone: unknown time zone \"Mars/Olympus\"",
         ),

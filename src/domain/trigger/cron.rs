@@ -18,8 +18,9 @@
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
-use croner::errors::CronError;
 use croner::parser::{CronParser, Seconds};
+
+mod syntax;
 
 /// A validated cron expression in a time zone.
 #[derive(Debug, Clone)]
@@ -34,100 +35,31 @@ pub struct CronSchedule {
     periodic: bool,
 }
 
-const MACROS: &[(&str, &str)] = &[
-    ("@yearly", "0 0 1 1 *"),
-    ("@annually", "0 0 1 1 *"),
-    ("@monthly", "0 0 1 * *"),
-    ("@weekly", "0 0 * * 0"),
-    ("@daily", "0 0 * * *"),
-    ("@midnight", "0 0 * * *"),
-    ("@hourly", "0 * * * *"),
-];
-
-/// Field names and ranges of a six-field expression; a five-field one is
-/// the last five.
-const FIELDS: [(&str, &str); 6] = [
-    ("second", "0-59"),
-    ("minute", "0-59"),
-    ("hour", "0-23"),
-    ("day-of-month", "1-31, L, W"),
-    ("month", "1-12 or jan-dec"),
-    ("day-of-week", "0-7 or sun-sat, 0 and 7 are Sunday, #, L"),
-];
-
 /// Upper bound on the steps of one search; real zones need a handful.
 const MAX_SEARCH_STEPS: usize = 10_000;
 
 impl CronSchedule {
     /// Parses `expr` (5 fields, or 6 with leading seconds, or a macro).
-    /// The error is the reason alone; the caller knows the field's name.
+    /// The error names the cron field it is about, never croner's
+    /// reading of it; the caller says where the expression sits.
     pub fn parse(expr: &str, timezone: Tz) -> Result<Self, String> {
-        let expr = expr.trim();
-        if expr.is_empty() {
-            return Err("must not be empty".into());
-        }
-        let expanded = if expr.starts_with('@') {
-            let lower = expr.to_ascii_lowercase();
-            match MACROS.iter().find(|(name, _)| *name == lower) {
-                Some((_, pattern)) => *pattern,
-                None => {
-                    let names: Vec<&str> = MACROS.iter().map(|(name, _)| *name).collect();
-                    return Err(format!(
-                        "unknown macro {expr:?}; expected one of {}",
-                        names.join(", ")
-                    ));
-                }
-            }
-        } else {
-            expr
-        };
-
-        let fields: Vec<&str> = expanded.split_whitespace().collect();
-        if fields.len() != 5 && fields.len() != 6 {
-            return Err(format!(
-                "expected 5 or 6 fields (6 with leading seconds), got {}",
-                fields.len()
-            ));
-        }
-        let names = &FIELDS[6 - fields.len()..];
-        for (field, (name, _)) in fields.iter().zip(names) {
-            if field.split(',').any(str::is_empty) {
-                return Err(format!("{name} field {field:?}: empty list item"));
-            }
-        }
-        // cronie's day rule: a day matches when day-of-month OR day-of-week
-        // matches, unless either field starts with `*` (`*`, `*/2`): then
-        // both must match, so `0 0 */2 * 1` is the Mondays with odd dates.
-        let (dom, dow) = (fields[fields.len() - 3], fields[fields.len() - 1]);
-        let both_days = dom.starts_with(['*', '?']) || dow.starts_with(['*', '?']);
-        // Stored jobs are parsed again on every claim, so the field-by-field
-        // parses that name the culprit run only once the whole one fails.
-        let parse = |pattern: &str| {
-            parser(both_days).parse(pattern).map_err(|whole| {
-                fields
-                    .iter()
-                    .zip(names)
-                    .find_map(|(field, (name, range))| {
-                        check_field(field, fields.len(), name, range).err()
-                    })
-                    .unwrap_or_else(|| format!("invalid expression: {}", reason(&whole)))
+        let parsed = syntax::parse(expr)?;
+        let crons = parsed
+            .patterns
+            .iter()
+            .map(|pattern| {
+                // The syntax module hands over only what croner reads; an
+                // error here is a gap between the two, not bad input.
+                parser(parsed.both_days)
+                    .parse(pattern)
+                    .map_err(|e| format!("invalid expression: {e}"))
             })
-        };
-        let crons = match split_last_day(&fields) {
-            None => vec![parse(expanded)?],
-            Some((without_lw, lw_only)) => vec![parse(&without_lw)?, parse(&lw_only)?],
-        };
-
-        let (minute, hour) = if fields.len() == 6 {
-            (fields[1], fields[2])
-        } else {
-            (fields[0], fields[1])
-        };
+            .collect::<Result<Vec<_>, _>>()?;
         let schedule = Self {
-            expr: expr.to_string(),
+            expr: expr.trim().to_string(),
             crons,
             timezone,
-            periodic: minute.starts_with('*') || hour.starts_with('*'),
+            periodic: parsed.periodic,
         };
         // A calendar pattern is periodic over at most 400 years; croner
         // gives up well within its own search limit when nothing matches.
@@ -291,26 +223,6 @@ impl CronSchedule {
     }
 }
 
-/// A day-of-month field that lists both `L` (the last day) and `LW` (the
-/// last weekday), split into two expressions to union: one without `LW`,
-/// one with `LW` alone. croner keeps one flag for each, and with both set
-/// it matches the last weekday only.
-fn split_last_day(fields: &[&str]) -> Option<(String, String)> {
-    let dom = fields.len() - 3;
-    let (rest, last_weekday): (Vec<&str>, Vec<&str>) = fields[dom]
-        .split(',')
-        .partition(|item| !item.eq_ignore_ascii_case("LW"));
-    if last_weekday.is_empty() || !rest.iter().any(|item| item.eq_ignore_ascii_case("L")) {
-        return None;
-    }
-    let with = |dom_field: &str| {
-        let mut fields = fields.to_vec();
-        fields[dom] = dom_field;
-        fields.join(" ")
-    };
-    Some((with(&rest.join(",")), with("LW")))
-}
-
 /// croner's parser; `both_days` asks a day to match day-of-month and
 /// day-of-week both, else either (croner's own `*` handling then agrees).
 fn parser(both_days: bool) -> CronParser {
@@ -326,39 +238,6 @@ fn from_seconds(s: i64) -> DateTime<Utc> {
 
 fn ceil_seconds(t: DateTime<Utc>) -> i64 {
     t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
-}
-
-/// Checks one field on its own, so that the error can name it: croner's
-/// own messages do not say which field they mean.
-fn check_field(field: &str, count: usize, name: &str, range: &str) -> Result<(), String> {
-    // The field in its place, every other field `*`.
-    let position = FIELDS.iter().position(|(n, _)| *n == name).unwrap_or(0);
-    let mut probe = ["*"; 6];
-    probe[position] = field;
-    let probe = if count == 6 {
-        probe.join(" ")
-    } else {
-        probe[1..].join(" ")
-    };
-    parser(true)
-        .parse(&probe)
-        .map(|_| ())
-        .map_err(|e| format!("{name} field {field:?}: {} (allowed: {range})", reason(&e)))
-}
-
-/// croner's message, as a clause: no "Component error:" prefix, no full stop.
-fn reason(error: &CronError) -> String {
-    let text = match error {
-        CronError::ComponentError(m) | CronError::InvalidPattern(m) => m.clone(),
-        CronError::IllegalCharacters(m) => m.trim_start_matches("CronPattern ").to_string(),
-        other => other.to_string(),
-    };
-    let text = text.trim_end_matches('.');
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]
@@ -407,12 +286,10 @@ mod tests {
 
     #[test]
     fn names_the_field_out_of_range() {
-        let e = err("61 * * * *");
-        assert!(
-            e.starts_with("minute field \"61\": number out of bounds"),
-            "{e}"
+        assert_eq!(
+            err("61 * * * *"),
+            "minute field \"61\": 61 is out of range 0-59"
         );
-        assert!(e.contains("0-59"), "{e}");
         assert!(err("0 24 * * *").starts_with("hour field \"24\""));
         assert!(err("0 0 32 * *").starts_with("day-of-month field \"32\""));
         assert!(err("0 0 * 13 *").starts_with("month field \"13\""));
@@ -527,6 +404,96 @@ mod tests {
             ),
             ["2026-07-01T00:00:00Z", "2027-01-01T00:00:00Z"]
         );
+    }
+
+    #[test]
+    fn sunday_ends_a_range_as_seven_unless_the_range_starts_on_sunday() {
+        // 2026-05-10 is a Sunday.
+        let week = |expr: &str| {
+            fires(expr, "UTC", "2026-05-09T12:00:00Z", "2026-05-16T12:00:00Z")
+                .into_iter()
+                .map(|t| t[8..10].to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(week("0 0 * * sun-sun"), ["10"]);
+        assert_eq!(week("0 0 * * 0-sun"), ["10"]);
+        assert_eq!(week("0 0 * * SUN-Sun"), ["10"]);
+        assert_eq!(week("0 0 * * 7-sun"), ["10"]);
+        assert_eq!(week("0 0 * * fri-sun"), ["10", "15", "16"]);
+        assert_eq!(week("0 0 * * thu-sun/3"), ["10", "14"]); // 4 and 7
+        assert_eq!(week("0 0 * * mon-sun").len(), 7);
+        assert_eq!(week("0 0 * * sun-sat").len(), 7);
+        assert_eq!(week("0 0 * * 0-7").len(), 7);
+        assert_eq!(week("0 0 * * sat,sun"), ["10", "16"]);
+    }
+
+    #[test]
+    fn names_only_count_in_their_own_field() {
+        for (expr, message) in [
+            (
+                "0 0 1 mon *",
+                "month field \"mon\": \"mon\" is a day name, allowed only in the day-of-week field",
+            ),
+            (
+                "0 0 * * jan",
+                "day-of-week field \"jan\": \"jan\" is a month name, allowed only in the month field",
+            ),
+            (
+                "jan 0 * * *",
+                "minute field \"jan\": \"jan\" is a month name, allowed only in the month field",
+            ),
+            (
+                "0 mon * * *",
+                "hour field \"mon\": \"mon\" is a day name, allowed only in the day-of-week field",
+            ),
+            (
+                "0 0 sat * *",
+                "day-of-month field \"sat\": \"sat\" is a day name, allowed only in the day-of-week field",
+            ),
+            (
+                "0 0 1 * +mon",
+                "day-of-week field \"+mon\": \"+\" is not crontab syntax; the two day fields \
+                 combine by cronie's rule (both must match when either starts with *)",
+            ),
+        ] {
+            assert_eq!(err(expr), message, "{expr}");
+        }
+    }
+
+    #[test]
+    fn messages_speak_of_what_was_written() {
+        for (expr, message) in [
+            (
+                "0 0 * * monday",
+                "day-of-week field \"monday\": unknown name \"monday\"; expected sun-sat",
+            ),
+            (
+                "0 0 * january *",
+                "month field \"january\": unknown name \"january\"; expected jan-dec",
+            ),
+            (
+                "0 0 * jul-aug/sun *",
+                "month field \"jul-aug/sun\": step \"sun\" is not a number",
+            ),
+            (
+                "0 0 * * L",
+                "day-of-week field \"L\": L alone is not a day of the week: write 5L for \
+                 the last Friday of the month (the last day of the month is L in the \
+                 day-of-month field)",
+            ),
+            (
+                "0 0 1 1 * 2027",
+                "day-of-week field \"2027\": 2027 is out of range 0-7; a year field is \
+                 not supported, and six fields mean a leading seconds field",
+            ),
+            (
+                "0 0 1 1 * 2027 x",
+                "expected 5 or 6 fields (6 with leading seconds), got 7; a year field is \
+                 not supported, and six fields mean a leading seconds field",
+            ),
+        ] {
+            assert_eq!(err(expr), message, "{expr}");
+        }
     }
 
     #[test]
