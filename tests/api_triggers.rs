@@ -74,6 +74,20 @@ async fn preview_shows_dst_rules_in_utc_and_local_time(backend: Backend) {
             ),
         ]
     );
+    // Daylight-saving time goes on past 2099.
+    let p = preview(
+        &app,
+        json!({"trigger": {"type": "cron", "expr": "0 12 * * *", "timezone": "America/New_York"},
+               "after": "2100-06-01T00:00:00Z", "count": 1}),
+    )
+    .await;
+    assert_eq!(
+        fire_times(&p),
+        [(
+            "2100-06-01T16:00:00Z".into(),
+            "2100-06-01T12:00:00-04:00".into()
+        )]
+    );
     // An hourly job fires in both passes of the repeated hour.
     let p = preview(
         &app,
@@ -180,6 +194,10 @@ async fn preview_refuses_what_creation_refuses(backend: Backend) {
         (
             json!({"type": "cron", "expr": "0 0 30 2 *"}),
             "trigger.expr: never fires",
+        ),
+        (
+            json!({"type": "cron", "expr": "* 2 * 3 0L", "timezone": "Europe/Berlin"}),
+            "trigger.expr: never fires in Europe/Berlin: every time it matches is skipped",
         ),
         (
             json!({"type": "cron", "expr": "0 0 * * monday"}),

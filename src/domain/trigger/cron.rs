@@ -14,11 +14,19 @@
 //! - *fixed-time* (anything else): a matching wall time that does not exist
 //!   fires at the first instant after the gap; one that exists twice fires at
 //!   its first occurrence. Several wall times mapping to one instant fire once.
+//!
+//! Offsets come from jiff's zones (zone.rs), which follow each zone's rule
+//! past the end of its table, so daylight-saving time goes on after 2099.
+//! A periodic pattern whose every match falls in a gap never fires: parse
+//! refuses it.
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Timelike, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
+use jiff::tz::{AmbiguousOffset, TimeZone as Rules};
+
+use super::zone;
 
 mod syntax;
 
@@ -32,6 +40,8 @@ pub struct CronSchedule {
     /// of bitsets.)
     crons: Vec<Cron>,
     timezone: Tz,
+    /// The zone's offsets, past the end of its table too (see zone.rs).
+    rules: Rules,
     periodic: bool,
 }
 
@@ -55,10 +65,13 @@ impl CronSchedule {
                     .map_err(|e| format!("invalid expression: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let rules = zone::rules(timezone)
+            .ok_or_else(|| format!("no rules for the time zone {}", timezone.name()))?;
         let schedule = Self {
             expr: expr.trim().to_string(),
             crons,
             timezone,
+            rules,
             periodic: parsed.periodic,
         };
         // A calendar pattern is periodic over at most 400 years; croner
@@ -69,6 +82,21 @@ impl CronSchedule {
                 "never fires: no calendar date matches its day-of-month, month and day-of-week"
                     .into(),
             );
+        }
+        // A fixed-time pattern fires on every matching date, in a gap too;
+        // a periodic one skips gaps, and can match nothing else. Past its
+        // table a zone follows one yearly rule, and weekdays repeat every
+        // 400 years, so 400 years from 2100 hold every case that will come.
+        let (start, end) = (from_seconds(RULE_YEARS_START), from_seconds(RULE_YEARS_END));
+        if schedule.periodic
+            && zone::has_transitions_after(&schedule.rules, start)
+            && schedule.next_periodic(start, Some(end)).is_none()
+        {
+            return Err(format!(
+                "never fires in {}: every time it matches is skipped by a daylight-saving \
+                 change, and a pattern whose minute or hour starts with * skips such times",
+                timezone.name()
+            ));
         }
         Ok(schedule)
     }
@@ -89,7 +117,7 @@ impl CronSchedule {
     /// The first fire time strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if self.periodic {
-            self.next_periodic(after)
+            self.next_periodic(after, None)
         } else {
             self.next_fixed(after)
         }
@@ -100,7 +128,7 @@ impl CronSchedule {
     /// first match whose instant lies after `after`. Only wall times of a
     /// repeated hour can map behind `after`, so the loop is short.
     fn next_fixed(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut wall = after.with_timezone(&self.timezone).naive_local();
+        let mut wall = self.local_at(after);
         for _ in 0..MAX_SEARCH_STEPS {
             let candidate = self.next_wall(wall, false)?;
             let at = self.earliest_instant(candidate);
@@ -115,10 +143,18 @@ impl CronSchedule {
     /// Periodic: walk the UTC line one constant-offset stretch at a time; in
     /// each stretch wall time is UTC plus a fixed offset, so croner's next
     /// wall-clock match is a real instant unless the offset changes first.
-    fn next_periodic(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    /// With `until`, gives up on reaching it.
+    fn next_periodic(
+        &self,
+        after: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
         let mut from = after;
         let mut inclusive = false;
         for _ in 0..MAX_SEARCH_STEPS {
+            if until.is_some_and(|until| from > until) {
+                return None;
+            }
             let offset = self.offset_at(from);
             let wall = from.naive_utc() + offset;
             let candidate_wall = self.next_wall(wall, inclusive)?;
@@ -153,8 +189,7 @@ impl CronSchedule {
     }
 
     fn offset_at(&self, t: DateTime<Utc>) -> TimeDelta {
-        let fixed = self.timezone.offset_from_utc_datetime(&t.naive_utc()).fix();
-        TimeDelta::seconds(fixed.local_minus_utc().into())
+        TimeDelta::seconds(zone::offset_at(&self.rules, t).into())
     }
 
     fn local_at(&self, t: DateTime<Utc>) -> NaiveDateTime {
@@ -162,65 +197,62 @@ impl CronSchedule {
     }
 
     /// The instant a fixed-time match fires at: itself, the first of two,
-    /// or the first instant after a gap.
+    /// or the first instant after a gap (the transition that made it).
     fn earliest_instant(&self, wall: NaiveDateTime) -> DateTime<Utc> {
-        match self.timezone.from_local_datetime(&wall) {
-            LocalResult::Single(t) => t.to_utc(),
-            LocalResult::Ambiguous(a, b) => a.to_utc().min(b.to_utc()),
-            LocalResult::None => self.end_of_gap(wall),
-        }
-    }
-
-    /// The first instant whose local time is at or past `wall`, for a `wall`
-    /// inside a gap. Local time only moves forward within a day of a gap,
-    /// and offsets stay within ±26 h, so a bisection over that span finds it.
-    fn end_of_gap(&self, wall: NaiveDateTime) -> DateTime<Utc> {
-        let centre = wall.and_utc().timestamp();
-        let (mut lo, mut hi) = (centre - 26 * 3600, centre + 26 * 3600);
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if self.local_at(from_seconds(mid)) >= wall {
-                hi = mid;
-            } else {
-                lo = mid;
+        let Some(civil) = zone::civil(wall) else {
+            return wall.and_utc();
+        };
+        let at =
+            |offset: jiff::tz::Offset| wall.and_utc() - TimeDelta::seconds(offset.seconds().into());
+        match self.rules.to_ambiguous_timestamp(civil).offset() {
+            AmbiguousOffset::Unambiguous { offset } => at(offset),
+            AmbiguousOffset::Fold { before, after } => at(before).min(at(after)),
+            AmbiguousOffset::Gap { before, .. } => {
+                // `wall` read at the offset before the gap lies at or after
+                // the transition, and before the next one.
+                let past = at(before) + TimeDelta::seconds(1);
+                self.rules
+                    .preceding(zone::timestamp(past))
+                    .next()
+                    .map_or(at(before), |transition| {
+                        zone::instant(transition.timestamp())
+                    })
             }
         }
-        from_seconds(hi)
     }
 
     /// The first instant in `(from, to]` whose offset differs from `offset`
-    /// (the offset at `from`). Probes a day at a time, then bisects to the
-    /// second: tz transitions fall on whole seconds and are weeks apart.
+    /// (the offset at `from`): the zone's next transition that changes it.
     fn first_offset_change(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         offset: TimeDelta,
     ) -> Option<DateTime<Utc>> {
-        let mut lo = from;
-        loop {
-            let probe = lo
-                .checked_add_signed(TimeDelta::days(1))
-                .map_or(to, |next_day| next_day.min(to));
-            if self.offset_at(probe) != offset {
-                let mut lo_s = lo.timestamp();
-                let mut hi_s = ceil_seconds(probe);
-                while hi_s - lo_s > 1 {
-                    let mid = lo_s + (hi_s - lo_s) / 2;
-                    if self.offset_at(from_seconds(mid)) == offset {
-                        lo_s = mid;
-                    } else {
-                        hi_s = mid;
-                    }
-                }
-                return Some(from_seconds(hi_s));
-            }
-            if probe >= to {
+        // Transitions fall on whole seconds: those after `from`'s second
+        // are the ones after `from`.
+        for transition in self.rules.following(zone::timestamp(from)) {
+            let at = zone::instant(transition.timestamp());
+            if at > to {
                 return None;
             }
-            lo = probe;
+            if i64::from(transition.offset().seconds()) != offset.num_seconds() {
+                return Some(at);
+            }
         }
+        None
     }
+}
+
+/// 2100-01-01T00:00:00Z: by then every zone follows the yearly rule at the
+/// end of its table.
+const RULE_YEARS_START: i64 = 4_102_444_800;
+/// 2500-01-01T00:00:00Z: 400 years on, the weekdays of the calendar (and
+/// so the rule's transitions and the pattern's dates) have come round.
+const RULE_YEARS_END: i64 = 16_725_225_600;
+
+fn from_seconds(s: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(s, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// croner's parser; `both_days` asks a day to match day-of-month and
@@ -230,14 +262,6 @@ fn parser(both_days: bool) -> CronParser {
         .seconds(Seconds::Optional)
         .dom_and_dow(both_days)
         .build()
-}
-
-fn from_seconds(s: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(s, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-fn ceil_seconds(t: DateTime<Utc>) -> i64 {
-    t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
 }
 
 #[cfg(test)]
@@ -1131,6 +1155,110 @@ mod tests {
         assert_eq!(
             day("2026-04-04T13:00:00Z", "2026-04-05T13:30:00Z"),
             24 * 3600 + 1800
+        );
+    }
+
+    // Past 2099, where chrono-tz's table ends, New York still springs
+    // forward on 2100-03-14 (07:00Z) and falls back on 2100-11-07 (06:00Z).
+
+    #[test]
+    fn daylight_saving_time_goes_on_past_2099() {
+        assert_eq!(
+            fires(
+                "0 12 * * *",
+                "America/New_York",
+                "2100-06-01T00:00:00Z",
+                "2100-06-01T23:00:00Z"
+            ),
+            ["2100-06-01T16:00:00Z"] // 12:00 EDT, not EST
+        );
+        assert_eq!(
+            fires(
+                "0 12 * * *",
+                "America/New_York",
+                "4000-07-01T00:00:00Z",
+                "4000-07-01T23:00:00Z"
+            ),
+            ["4000-07-01T16:00:00Z"]
+        );
+        assert_eq!(
+            fires(
+                "30 2 * * *",
+                "America/New_York",
+                "2100-03-13T00:00:00Z",
+                "2100-03-15T12:00:00Z"
+            ),
+            [
+                "2100-03-13T07:30:00Z",
+                "2100-03-14T07:00:00Z", // in the gap: 03:00 EDT
+                "2100-03-15T06:30:00Z"
+            ]
+        );
+        assert_eq!(
+            fires(
+                "0 * * * *",
+                "America/New_York",
+                "2100-11-07T04:30:00Z",
+                "2100-11-07T07:00:00Z"
+            ),
+            [
+                "2100-11-07T05:00:00Z", // 01:00 EDT
+                "2100-11-07T06:00:00Z", // 01:00 EST
+                "2100-11-07T07:00:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_periodic_pattern_that_only_matches_in_gaps_never_fires() {
+        // 02:xx on the last Sunday of March: Berlin skips that hour every
+        // year (from 1981 on, and by its rule past 2099).
+        assert_eq!(
+            CronSchedule::parse("* 2 * 3 0L", "Europe/Berlin".parse().unwrap())
+                .err()
+                .unwrap_or_default(),
+            "never fires in Europe/Berlin: every time it matches is skipped by a \
+             daylight-saving change, and a pattern whose minute or hour starts with * \
+             skips such times"
+        );
+        // London skips 01:xx instead.
+        let london = CronSchedule::parse("*/5 1 * 3 sunL", "Europe/London".parse().unwrap());
+        assert!(
+            london
+                .as_ref()
+                .is_err_and(|e| e.starts_with("never fires in Europe/London")),
+            "{:?}",
+            london.map(|s| s.next_after(utc("2026-01-01T00:00:00Z")))
+        );
+        // New York moves its clocks on another Sunday, and a fixed time in
+        // a gap fires after it.
+        assert_eq!(
+            fires(
+                "* 2 * 3 0L",
+                "America/New_York",
+                "2026-03-01T00:00:00Z",
+                "2026-03-29T06:00:00Z"
+            ),
+            ["2026-03-29T06:00:00Z"]
+        );
+        assert_eq!(
+            fires(
+                "0 2 * 3 0L",
+                "Europe/Berlin",
+                "2026-03-01T00:00:00Z",
+                "2026-03-31T00:00:00Z"
+            ),
+            ["2026-03-29T01:00:00Z"]
+        );
+        // Half of Lord Howe's skipped hour exists.
+        assert_eq!(
+            fires(
+                "* 2 * 10 0#1",
+                "Australia/Lord_Howe",
+                "2026-10-01T00:00:00Z",
+                "2026-10-03T15:31:00Z"
+            ),
+            ["2026-10-03T15:30:00Z", "2026-10-03T15:31:00Z"]
         );
     }
 
