@@ -20,10 +20,10 @@
 //! A periodic pattern whose every match falls in a gap never fires: parse
 //! refuses it.
 
-use chrono::{DateTime, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
-use croner::Cron;
 use croner::parser::{CronParser, Seconds};
+use croner::{Cron, Weekday};
 use jiff::tz::{AmbiguousOffset, TimeZone as Rules};
 
 use super::zone;
@@ -54,7 +54,7 @@ impl CronSchedule {
     /// reading of it; the caller says where the expression sits.
     pub fn parse(expr: &str, timezone: Tz) -> Result<Self, String> {
         let parsed = syntax::parse(expr)?;
-        let crons = parsed
+        let mut crons = parsed
             .patterns
             .iter()
             .map(|pattern| {
@@ -65,6 +65,16 @@ impl CronSchedule {
                     .map_err(|e| format!("invalid expression: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // A pattern that matches no date would send croner searching to
+        // the year 5000 on every call (tens of milliseconds); one half of
+        // an `L,LW` split can be such a pattern (`LW` on Sundays only).
+        crons.retain(matches_some_date);
+        if crons.is_empty() {
+            return Err(
+                "never fires: no calendar date matches its day-of-month, month and day-of-week"
+                    .into(),
+            );
+        }
         let rules = zone::rules(timezone)
             .ok_or_else(|| format!("no rules for the time zone {}", timezone.name()))?;
         let schedule = Self {
@@ -74,15 +84,6 @@ impl CronSchedule {
             rules,
             periodic: parsed.periodic,
         };
-        // A calendar pattern is periodic over at most 400 years; croner
-        // gives up well within its own search limit when nothing matches.
-        let epoch = DateTime::UNIX_EPOCH.naive_utc();
-        if schedule.next_wall(epoch, true).is_none() {
-            return Err(
-                "never fires: no calendar date matches its day-of-month, month and day-of-week"
-                    .into(),
-            );
-        }
         // A fixed-time pattern fires on every matching date, in a gap too;
         // a periodic one skips gaps, and can match nothing else. Past its
         // table a zone follows one yearly rule, and weekdays repeat every
@@ -255,6 +256,32 @@ fn from_seconds(s: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(s, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// Whether `cron` matches any date (every time field has a value, so any
+/// date means a match). Whether a date matches depends on its month, day,
+/// weekday and month length only, and each month starts on every weekday,
+/// in leap years too for February, within the 28 years from 2000: those
+/// days decide it, without croner's open-ended search.
+fn matches_some_date(cron: &Cron) -> bool {
+    let pattern = &cron.pattern;
+    (2000..2028).any(|year| {
+        (1..=12).any(|month| {
+            pattern.month_match(month).unwrap_or(false)
+                && NaiveDate::from_ymd_opt(year, month, 1).is_some_and(|first| {
+                    first
+                        .iter_days()
+                        .take_while(|d| d.month() == month)
+                        .any(|d| {
+                            let weekday =
+                                Weekday::from_days_from_sunday(d.weekday().num_days_from_sunday());
+                            pattern
+                                .day_match(year, month, d.day(), weekday)
+                                .unwrap_or(false)
+                        })
+                })
+        })
+    })
+}
+
 /// croner's parser; `both_days` asks a day to match day-of-month and
 /// day-of-week both, else either (croner's own `*` handling then agrees).
 fn parser(both_days: bool) -> CronParser {
@@ -295,7 +322,9 @@ mod tests {
     }
 
     fn err(expr: &str) -> String {
-        CronSchedule::parse(expr, Tz::UTC).unwrap_err()
+        CronSchedule::parse(expr, Tz::UTC)
+            .err()
+            .unwrap_or_else(|| panic!("{expr:?} was accepted"))
     }
 
     #[test]
@@ -543,6 +572,42 @@ mod tests {
             fires("0 0 15W * *", "UTC", after, "2026-02-16T00:00:00Z"),
             ["2026-02-16T00:00:00Z"]
         );
+    }
+
+    #[test]
+    fn every_month_shape_occurs_within_the_28_years_scanned() {
+        // (month, length, weekday of the 1st): 12 months on 7 weekdays, and
+        // 29-day Februaries on 7 more.
+        let mut shapes = std::collections::BTreeSet::new();
+        for year in 2000..2028 {
+            for month in 1..=12 {
+                let first = NaiveDate::from_ymd_opt(year, month, 1).unwrap();
+                let length = first.iter_days().take_while(|d| d.month() == month);
+                let weekday = first.weekday().num_days_from_sunday();
+                shapes.insert((month, length.count(), weekday));
+            }
+        }
+        assert_eq!(shapes.len(), 12 * 7 + 7);
+    }
+
+    #[test]
+    fn a_half_of_a_split_that_matches_nothing_is_dropped() {
+        // `LW` is never a Sunday: only the `L` half can fire, and parsing
+        // and searching cost no open-ended search.
+        let s = schedule("30 1 L,LW * */7", "UTC");
+        assert_eq!(s.crons.len(), 1);
+        assert_eq!(
+            fires(
+                "30 1 L,LW * */7",
+                "UTC",
+                "2026-01-01T00:00:00Z",
+                "2026-06-01T00:00:00Z"
+            ),
+            ["2026-05-31T01:30:00Z"] // the only month in this span ending on a Sunday
+        );
+        assert!(err("0 0 LW * */7").starts_with("never fires"));
+        // The 1st or last of February on its second Monday: never.
+        assert!(err("0 0 */31,L,LW 2 1#2").starts_with("never fires"));
     }
 
     #[test]
