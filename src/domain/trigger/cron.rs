@@ -611,6 +611,40 @@ mod tests {
     }
 
     #[test]
+    fn nearest_weekday_to_a_day_the_month_lacks_does_not_fire_that_month() {
+        // 31W: Tuesday 31 March, nothing in April (30 days), Friday 29 May
+        // for Sunday the 31st. The weekday stays within its month.
+        assert_eq!(
+            fires(
+                "0 0 31W * *",
+                "UTC",
+                "2026-03-01T00:00:00Z",
+                "2026-06-30T00:00:00Z"
+            ),
+            ["2026-03-31T00:00:00Z", "2026-05-29T00:00:00Z"]
+        );
+        // 30W skips February, and 29W skips it outside leap years.
+        let februaries = |expr: &str| {
+            fires(expr, "UTC", "2026-01-31T12:00:00Z", "2028-03-01T00:00:00Z")
+                .into_iter()
+                .filter(|t| t[5..7] == *"02")
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(februaries("0 0 30W * *"), [] as [String; 0]);
+        assert_eq!(februaries("0 0 29W * *"), ["2028-02-29T00:00:00Z"]);
+        // 1W on a Saturday is Monday the 3rd, not the last day before.
+        assert_eq!(
+            fires(
+                "0 0 1W * *",
+                "UTC",
+                "2026-07-31T00:00:00Z",
+                "2026-08-31T00:00:00Z"
+            ),
+            ["2026-08-03T00:00:00Z"]
+        );
+    }
+
+    #[test]
     fn last_day_and_last_weekday_together_are_both_kept() {
         // 2026-01-31 is a Saturday: L is the 31st, LW Friday the 30th.
         // 2026-02-28 is a Saturday too: the 27th and the 28th.
