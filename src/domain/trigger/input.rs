@@ -37,6 +37,8 @@ pub struct TriggerInput {
     /// cron: 5 fields (minute hour day-of-month month day-of-week), or 6
     /// with leading seconds; names, ranges, steps, `L`, `W`, `#` and the
     /// macros `@yearly @monthly @weekly @daily @hourly`. 0 and 7 are Sunday.
+    /// Day-of-month and day-of-week as in cronie: either matches when both
+    /// are restricted, both must when either starts with `*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "30 2 * * *")]
     pub expr: Option<String>,
