@@ -74,6 +74,20 @@ async fn preview_shows_dst_rules_in_utc_and_local_time(backend: Backend) {
             ),
         ]
     );
+    // Daylight-saving time goes on past 2099.
+    let p = preview(
+        &app,
+        json!({"trigger": {"type": "cron", "expr": "0 12 * * *", "timezone": "America/New_York"},
+               "after": "2100-06-01T00:00:00Z", "count": 1}),
+    )
+    .await;
+    assert_eq!(
+        fire_times(&p),
+        [(
+            "2100-06-01T16:00:00Z".into(),
+            "2100-06-01T12:00:00-04:00".into()
+        )]
+    );
     // An hourly job fires in both passes of the repeated hour.
     let p = preview(
         &app,
@@ -132,6 +146,19 @@ async fn preview_of_interval_and_date(backend: Backend) {
     .await;
     assert_eq!(fire_times(&p), []);
 
+    // Without start_at, the anchor is now + every_s, in microseconds like
+    // every instant (a clock reading has nanoseconds).
+    let p = preview(
+        &app,
+        json!({"trigger": {"type": "interval", "every_s": 60}, "count": 2}),
+    )
+    .await;
+    for (at, local) in fire_times(&p) {
+        let fraction = at.trim_end_matches('Z').rsplit_once(':').unwrap().1;
+        assert!(fraction.len() <= "00.123456".len(), "{at}");
+        assert_eq!(local, at.replace('Z', "+00:00"));
+    }
+
     // Default count is 10; jitter does not move fire times.
     let p = preview(
         &app,
@@ -169,6 +196,22 @@ async fn preview_refuses_what_creation_refuses(backend: Backend) {
             "trigger.expr: never fires",
         ),
         (
+            json!({"type": "cron", "expr": "* 2 * 3 0L", "timezone": "Europe/Berlin"}),
+            "trigger.expr: never fires in Europe/Berlin: every time it matches is skipped",
+        ),
+        (
+            json!({"type": "cron", "expr": "0 0 * * monday"}),
+            "trigger.expr: day-of-week field \"monday\": unknown name \"monday\"; expected sun-sat",
+        ),
+        (
+            json!({"type": "cron", "expr": "0 0 1 mon *"}),
+            "trigger.expr: month field \"mon\": \"mon\" is a day name, allowed only in the day-of-week field",
+        ),
+        (
+            json!({"type": "cron", "expr": "0 0 1 1 * 2027"}),
+            "trigger.expr: day-of-week field \"2027\": 2027 is out of range 0-7; a year field is not supported",
+        ),
+        (
             json!({"type": "cron", "expr": "* * * * *", "timezone": "Mars/Olympus"}),
             "trigger.timezone: unknown time zone \"Mars/Olympus\"",
         ),
@@ -191,6 +234,18 @@ async fn preview_refuses_what_creation_refuses(backend: Backend) {
         (
             json!({"type": "date", "run_at": "2026-01-01 00:00:00"}),
             "trigger.run_at: expected an RFC 3339 instant",
+        ),
+        (
+            json!({"type": "interval", "every_s": 60, "start_at": "2026-06-30T23:59:60Z"}),
+            "trigger.start_at: \"2026-06-30T23:59:60Z\" is a leap second; use :59 or the next minute's :00",
+        ),
+        (
+            json!({"type": "cron", "expr": "@daily", "end_at": "2016-12-31T23:59:60.5Z"}),
+            "trigger.end_at: \"2016-12-31T23:59:60.5Z\" is a leap second",
+        ),
+        (
+            json!({"type": "date", "run_at": "2026-07-01T08:59:60+09:00"}),
+            "trigger.run_at: \"2026-07-01T08:59:60+09:00\" is a leap second",
         ),
     ];
     for (trigger, expected) in cases {
@@ -222,6 +277,25 @@ async fn preview_refuses_what_creation_refuses(backend: Backend) {
             .await
             .problem(422),
         "trigger: is required"
+    );
+    // A leap second is refused wherever an instant is read.
+    let detail = app
+        .post(
+            "/v1/triggers/preview",
+            json!({"trigger": {"type": "cron", "expr": "@daily"}, "after": "2026-06-30T23:59:60Z"}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(
+        detail,
+        "after: \"2026-06-30T23:59:60Z\" is a leap second; use :59 or the next minute's :00"
+    );
+    let mut forced = job("leap", json!({"type": "cron", "expr": "@daily"}));
+    forced["next_run_at"] = json!("2026-06-30T23:59:60Z");
+    let detail = app.post("/v1/jobs", forced).await.problem(422);
+    assert!(
+        detail.starts_with("next_run_at: \"2026-06-30T23:59:60Z\" is a leap second"),
+        "{detail}"
     );
 }
 

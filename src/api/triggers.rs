@@ -67,7 +67,7 @@ pub async fn preview(
     State(_app): State<AppState>,
     ApiJson(request): ApiJson<PreviewRequest>,
 ) -> Result<Json<Preview>, ApiError> {
-    let now = Utc::now();
+    let now = instant::truncate(Utc::now());
     let trigger = request
         .trigger
         .ok_or_else(|| FieldError::new("trigger", "is required"))?

@@ -2,17 +2,23 @@
 //! microsecond precision (both stores keep microseconds, so finer input is
 //! truncated once, on the way in, and every later comparison is exact).
 
-use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serializer};
 
 /// Parses an RFC 3339 instant (any offset) into UTC, truncated to microseconds.
-/// Its UTC form must still be RFC 3339, so years 0001 to 9999 only.
+/// Its UTC form must still be RFC 3339, so years 0001 to 9999 only. A leap
+/// second (`:60`) is refused: chrono keeps it as a 61st second that sorts
+/// and subtracts like the second before it, so arithmetic on it repeats.
 pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
-    let t = DateTime::parse_from_rfc3339(text)
-        .map(|t| truncate(t.to_utc()))
-        .map_err(|e| {
-            format!("expected an RFC 3339 instant such as 2026-11-23T10:00:00Z, got {text:?} ({e})")
-        })?;
+    let t = DateTime::parse_from_rfc3339(text).map_err(|e| {
+        format!("expected an RFC 3339 instant such as 2026-11-23T10:00:00Z, got {text:?} ({e})")
+    })?;
+    if t.nanosecond() >= 1_000_000_000 {
+        return Err(format!(
+            "{text:?} is a leap second; use :59 or the next minute's :00"
+        ));
+    }
+    let t = truncate(t.to_utc());
     if !representable(t) {
         return Err(format!("{text:?} is outside the years 0001 to 9999 in UTC"));
     }
@@ -106,6 +112,24 @@ mod tests {
         );
         assert!(parse("9999-12-31T23:59:59Z").is_ok());
         assert!(parse("0001-01-01T00:00:00Z").is_ok());
+    }
+
+    #[test]
+    fn rejects_leap_seconds() {
+        for leap in [
+            "2026-06-30T23:59:60Z",
+            "2026-06-30T23:59:60.5Z",
+            "2016-12-31T23:59:60.999999Z",
+            "2027-01-01T08:59:60+09:00",
+        ] {
+            assert_eq!(
+                parse(leap).unwrap_err(),
+                format!("{leap:?} is a leap second; use :59 or the next minute's :00")
+            );
+        }
+        // The seconds around one are ordinary.
+        assert!(parse("2026-06-30T23:59:59.999999Z").is_ok());
+        assert!(parse("2026-07-01T00:00:00Z").is_ok());
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct TriggerInput {
     /// cron: 5 fields (minute hour day-of-month month day-of-week), or 6
     /// with leading seconds; names, ranges, steps, `L`, `W`, `#` and the
     /// macros `@yearly @monthly @weekly @daily @hourly`. 0 and 7 are Sunday.
+    /// Day-of-month and day-of-week as in cronie: either matches when both
+    /// are restricted, both must when either starts with `*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "30 2 * * *")]
     pub expr: Option<String>,
@@ -169,9 +171,11 @@ impl TriggerInput {
                     Some(s) => s as u64,
                 };
                 bounds(self.start_at, self.end_at)?;
+                // Instants are microseconds everywhere; a clock reading is
+                // finer, so the anchor drops the rest once, here.
                 let start_at = self
                     .start_at
-                    .unwrap_or_else(|| now + TimeDelta::seconds(every_s as i64));
+                    .unwrap_or_else(|| instant::truncate(now) + TimeDelta::seconds(every_s as i64));
                 Ok(Trigger::Interval(IntervalTrigger {
                     every_s,
                     start_at,
@@ -329,6 +333,16 @@ mod tests {
         let Trigger::Interval(i) = &t else { panic!() };
         assert_eq!(i.start_at, instant::parse("2026-11-23T10:01:00Z").unwrap());
         assert_eq!(t.first_fire_time(now()), Some(i.start_at));
+    }
+
+    #[test]
+    fn an_anchor_from_a_clock_reading_keeps_microseconds_only() {
+        let input: TriggerInput =
+            serde_json::from_value(serde_json::json!({"type": "interval", "every_s": 60})).unwrap();
+        let now = now() + TimeDelta::nanoseconds(123_456_789);
+        let t = input.parse(now, "trigger").unwrap();
+        let Trigger::Interval(i) = &t else { panic!() };
+        assert_eq!(instant::format(&i.start_at), "2026-11-23T10:01:00.123456Z");
     }
 
     #[test]

@@ -5,11 +5,13 @@ mod cron;
 mod date;
 mod input;
 mod interval;
+mod zone;
 
 pub use cron::CronSchedule;
 pub use date::DateTrigger;
 pub use input::{MAX_EVERY_S, TriggerInput};
 pub use interval::IntervalTrigger;
+pub use zone::local_rfc3339;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -179,11 +181,4 @@ impl Iterator for FireTimes<'_> {
         self.cursor = next;
         Some(next)
     }
-}
-
-/// A fire time as the preview shows it: the instant, and the wall time
-/// with its offset in the trigger's zone.
-pub fn local_rfc3339(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz)
-        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }

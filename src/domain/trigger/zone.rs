@@ -1,0 +1,116 @@
+//! Time zone rules for fire times, from jiff's bundled tzdb.
+//!
+//! chrono-tz names the zones (a trigger's `timezone` is a [`Tz`]), but its
+//! tables stop in 2099, after which it computes every daylight-saving zone
+//! as standard time all year. jiff's zones carry the POSIX rule that
+//! continues the table, so offsets stay right to the year 9999. Only the
+//! bundled copy is read, so every machine computes the same fire times.
+
+use std::sync::OnceLock;
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use jiff::Timestamp;
+use jiff::tz::{TimeZone, TimeZoneDatabase};
+
+fn database() -> &'static TimeZoneDatabase {
+    static DATABASE: OnceLock<TimeZoneDatabase> = OnceLock::new();
+    DATABASE.get_or_init(TimeZoneDatabase::bundled)
+}
+
+/// The rules of `tz`; None for a name the bundled database lacks.
+pub(crate) fn rules(tz: Tz) -> Option<TimeZone> {
+    database().get(tz.name()).ok()
+}
+
+/// `t` as a jiff timestamp, in whole seconds (every transition falls on
+/// one); clamped to jiff's range, which covers every RFC 3339 year.
+pub(crate) fn timestamp(t: DateTime<Utc>) -> Timestamp {
+    let s = t.timestamp();
+    Timestamp::from_second(s).unwrap_or(if s < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
+/// The instant of a jiff timestamp.
+pub(crate) fn instant(t: Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().unsigned_abs())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Seconds local time is ahead of UTC at `t`.
+pub(crate) fn offset_at(zone: &TimeZone, t: DateTime<Utc>) -> i32 {
+    zone.to_offset(timestamp(t)).seconds()
+}
+
+/// True when `zone` changes its offset after `t` (not UTC, not a fixed
+/// offset, not a zone that stopped changing).
+pub(crate) fn has_transitions_after(zone: &TimeZone, t: DateTime<Utc>) -> bool {
+    zone.following(timestamp(t)).next().is_some()
+}
+
+/// A wall time as a jiff civil datetime (whole seconds).
+pub(crate) fn civil(wall: NaiveDateTime) -> Option<jiff::civil::DateTime> {
+    use chrono::{Datelike, Timelike};
+    jiff::civil::DateTime::new(
+        i16::try_from(wall.year()).ok()?,
+        wall.month() as i8,
+        wall.day() as i8,
+        wall.hour() as i8,
+        wall.minute() as i8,
+        wall.second() as i8,
+        0,
+    )
+    .ok()
+}
+
+/// A fire time as the preview shows it: wall time in `tz` with its offset.
+pub fn local_rfc3339(t: DateTime<Utc>, tz: Tz) -> String {
+    let offset = rules(tz).map_or(0, |zone| offset_at(&zone, t));
+    // jiff offsets stay within ±26 h, which chrono takes.
+    let offset = FixedOffset::east_opt(offset).unwrap_or(Utc.fix());
+    t.with_timezone(&offset)
+        .to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_zone_name_has_rules() {
+        let missing: Vec<&str> = chrono_tz::TZ_VARIANTS
+            .iter()
+            .filter(|tz| rules(**tz).is_none())
+            .map(|tz| tz.name())
+            .collect();
+        assert!(missing.is_empty(), "no rules for {missing:?}");
+    }
+
+    #[test]
+    fn offsets_continue_past_2099() {
+        let new_york = rules(chrono_tz::America::New_York).unwrap();
+        let at = |s: &str| offset_at(&new_york, s.parse().unwrap()) / 3600;
+        assert_eq!(at("2099-07-01T12:00:00Z"), -4);
+        assert_eq!(at("2100-07-01T12:00:00Z"), -4);
+        assert_eq!(at("2100-12-01T12:00:00Z"), -5);
+        assert_eq!(at("9999-07-01T12:00:00Z"), -4);
+    }
+
+    #[test]
+    fn local_time_carries_the_offset_of_its_instant() {
+        let t = "2100-06-01T16:00:00.250Z".parse().unwrap();
+        assert_eq!(
+            local_rfc3339(t, chrono_tz::America::New_York),
+            "2100-06-01T12:00:00.250-04:00"
+        );
+        assert_eq!(local_rfc3339(t, Tz::UTC), "2100-06-01T16:00:00.250+00:00");
+        let t = "2026-10-03T15:30:00Z".parse().unwrap();
+        assert_eq!(
+            local_rfc3339(t, chrono_tz::Australia::Lord_Howe),
+            "2026-10-04T02:30:00+11:00"
+        );
+    }
+}
