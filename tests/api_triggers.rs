@@ -233,6 +233,10 @@ async fn preview_refuses_what_creation_refuses(backend: Backend) {
         ),
         (
             json!({"type": "date", "run_at": "2026-01-01 00:00:00"}),
+            "trigger.run_at: \"2026-01-01 00:00:00\" has no offset: add Z for UTC",
+        ),
+        (
+            json!({"type": "date", "run_at": "next tuesday"}),
             "trigger.run_at: expected an RFC 3339 instant",
         ),
         (

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, Problem};
+use super::error::ApiError;
 use super::extract::ApiJson;
 use crate::domain::error::FieldError;
 use crate::domain::instant;
@@ -20,7 +20,7 @@ pub const MAX_COUNT: i64 = 1000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
-    #[schema(required = true)]
+    #[schema(required = true, value_type = TriggerInput)]
     pub trigger: Option<TriggerInput>,
     /// List fire times strictly after this instant. Without it, the list
     /// starts where a job created now would (a past `run_at` included).
@@ -60,7 +60,6 @@ pub struct Preview {
     request_body = PreviewRequest,
     responses(
         (status = 200, description = "The next fire times", body = Preview),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn preview(

@@ -11,7 +11,16 @@ use serde::{Deserialize, Deserializer, Serializer};
 /// and subtracts like the second before it, so arithmetic on it repeats.
 pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
     let t = DateTime::parse_from_rfc3339(text).map_err(|e| {
-        format!("expected an RFC 3339 instant such as 2026-11-23T10:00:00Z, got {text:?} ({e})")
+        if is_local_time(text) {
+            // The commonest slip: a wall time, with no zone to read it in.
+            format!(
+                "{text:?} has no offset: add Z for UTC, or an offset such as +09:00 (an instant must say where it is)"
+            )
+        } else {
+            format!(
+                "expected an RFC 3339 instant such as 2026-11-23T10:00:00Z, got {text:?} ({e})"
+            )
+        }
     })?;
     if t.nanosecond() >= 1_000_000_000 {
         return Err(format!(
@@ -23,6 +32,17 @@ pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
         return Err(format!("{text:?} is outside the years 0001 to 9999 in UTC"));
     }
     Ok(t)
+}
+
+/// A date and time without an offset (`2026-11-23T10:00:00`).
+fn is_local_time(text: &str) -> bool {
+    [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .any(|format| chrono::NaiveDateTime::parse_from_str(text, format).is_ok())
 }
 
 /// True for instants RFC 3339 can write in UTC (years 0001 to 9999).
@@ -133,13 +153,20 @@ mod tests {
     }
 
     #[test]
-    fn rejects_non_rfc3339() {
-        for bad in [
-            "2026-11-23",
-            "2026-11-23 10:00:00",
-            "tomorrow",
+    fn a_time_without_offset_is_told_to_add_one() {
+        for local in [
             "2026-11-23T10:00:00",
+            "2026-11-23 10:00:00.5",
+            "2026-11-23T10:00",
         ] {
+            let err = parse(local).unwrap_err();
+            assert!(err.contains("has no offset: add Z"), "{local}: {err}");
+        }
+    }
+
+    #[test]
+    fn rejects_non_rfc3339() {
+        for bad in ["2026-11-23", "tomorrow", "10:00"] {
             let err = parse(bad).unwrap_err();
             assert!(err.contains("RFC 3339"), "{bad}: {err}");
         }

@@ -31,7 +31,7 @@ use super::zone;
 mod syntax;
 
 /// A validated cron expression in a time zone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CronSchedule {
     expr: String,
     /// A wall time matches when it matches any of these: one pattern, or
@@ -47,6 +47,16 @@ pub struct CronSchedule {
 
 /// Upper bound on the steps of one search; real zones need a handful.
 const MAX_SEARCH_STEPS: usize = 10_000;
+
+/// The expression and its zone: croner's bitsets would fill a screen.
+impl std::fmt::Debug for CronSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CronSchedule")
+            .field("expr", &self.expr)
+            .field("timezone", &self.timezone.name())
+            .finish()
+    }
+}
 
 impl CronSchedule {
     /// Parses `expr` (5 fields, or 6 with leading seconds, or a macro).
