@@ -14,6 +14,7 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::client::WebhookClient;
+use crate::instance::{self, Liveness};
 use crate::retention;
 use crate::scheduler::Scheduler;
 use crate::store::{self, DynStore};
@@ -23,8 +24,14 @@ use crate::wakeup::Wakeups;
 pub struct RunningApp {
     pub local_addr: SocketAddr,
     pub store: DynStore,
+    /// This process's id as an instance (and lease owner).
+    pub instance_id: String,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    /// The heartbeat outlives the other tasks: a draining instance still
+    /// owns its leases until it has released them.
+    heartbeat: tokio::task::JoinHandle<()>,
+    stop_heartbeat: CancellationToken,
     config: Config,
 }
 
@@ -41,6 +48,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let local_addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+
+    let instance_id = instance::new_id();
+    store
+        .register_instance(&instance_id, instance::VERSION)
+        .await
+        .context("registering this instance")?;
+    let liveness = Arc::new(Liveness::new(config.instance_timeout()));
+    let stop_heartbeat = CancellationToken::new();
+    let heartbeat = tokio::spawn(instance::heartbeat(
+        store.clone(),
+        instance_id.clone(),
+        liveness.clone(),
+        stop_heartbeat.clone(),
+    ));
 
     crate::dispatch::client::install_crypto_provider();
     let state = AppState {
@@ -79,12 +100,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         ));
     }
     if !config.no_dispatcher {
-        let owner = uuid::Uuid::new_v4().simple().to_string();
         let dispatcher = Dispatcher {
             store: store.clone(),
             wakeups: wakeups.clone(),
             client: WebhookClient::new(config.targets, config.max_in_flight as usize)?,
-            owner: format!("cronhook-{}-{}", std::process::id(), &owner[..8]),
+            owner: instance_id.clone(),
+            liveness,
+            instance_timeout: config.instance_timeout(),
             max_in_flight: config.max_in_flight as usize,
             lease_margin: Duration::from_secs(config.lease_margin_s),
             poll_interval: config.poll_interval(),
@@ -94,6 +116,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     }
 
     tracing::info!(
+        instance = %instance_id,
         listen = %local_addr,
         store = store.backend(),
         targets = %config.targets,
@@ -104,8 +127,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     Ok(RunningApp {
         local_addr,
         store,
+        instance_id,
         shutdown,
         tasks,
+        heartbeat,
+        stop_heartbeat,
         config,
     })
 }
@@ -128,6 +154,12 @@ impl RunningApp {
             );
             self.tasks.abort_all();
         }
+        // Leases released: the instance leaves the cluster.
+        self.stop_heartbeat.cancel();
+        let _ = self.heartbeat.await;
+        if let Err(e) = self.store.deregister_instance(&self.instance_id).await {
+            tracing::warn!(error = %e, "deregistering this instance failed; it will look dead to the others");
+        }
         tracing::info!("stopped");
     }
 
@@ -136,6 +168,7 @@ impl RunningApp {
     pub fn abort(mut self) {
         self.tasks.abort_all();
         self.tasks.detach_all();
+        self.heartbeat.abort();
     }
 
     /// A token that is cancelled when the service shuts down.

@@ -84,6 +84,11 @@ pub struct Config {
     )]
     pub lease_margin_s: u64,
 
+    /// Seconds an instance may miss its heartbeats (one a second) before
+    /// the others take over its deliveries, whatever their lease.
+    #[arg(long, env = "CRONHOOK_INSTANCE_TIMEOUT_S", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub instance_timeout_s: u64,
+
     /// Longest sleep of the scheduler between passes, in milliseconds;
     /// it wakes sooner for due jobs and for changes.
     #[arg(
@@ -181,6 +186,10 @@ impl Config {
 
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms.max(1))
+    }
+
+    pub fn instance_timeout(&self) -> Duration {
+        Duration::from_secs(self.instance_timeout_s)
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

@@ -11,6 +11,8 @@ use crate::store::{DynStore, RUNS_KEPT_PER_JOB, StoreResult};
 
 /// Rows per delete statement: short transactions, no long locks.
 pub const BATCH: u32 = 1000;
+/// How long an instance that stopped beating stays listed.
+pub const DEAD_INSTANCES_KEPT: Duration = Duration::from_secs(3600);
 /// How often the cleaner looks.
 pub const EVERY: Duration = Duration::from_secs(60);
 
@@ -41,6 +43,8 @@ pub async fn clean(
         }
         tokio::task::yield_now().await;
     }
+    // Instances killed long ago, whose deliveries were taken over.
+    deleted += store.delete_dead_instances(DEAD_INSTANCES_KEPT).await?;
     // Idempotency-Keys past their window answer nothing any more.
     loop {
         let n = store

@@ -20,7 +20,14 @@ fn the_benchmark_runs_its_scenarios_at_tiny_sizes() {
             "--out",
         ])
         .arg(&out)
-        .args(["engine-burst", "burst", "steady", "aligned", "ceiling"])
+        .args([
+            "engine-burst",
+            "burst",
+            "steady",
+            "aligned",
+            "ceiling",
+            "chaos",
+        ])
         .env("DATABASE_URL", common::postgres_server_url())
         .output()
         .expect("cronhook-bench runs");
@@ -45,5 +52,19 @@ fn the_benchmark_runs_its_scenarios_at_tiny_sizes() {
         assert_eq!(exact["doubled"], 0, "{scenario}: {exact}");
     }
     assert!(results["ceiling"]["rows_per_s"].as_f64().unwrap() > 0.0);
+    // Chaos, small: one instance killed; nothing lost, doubled or left
+    // (PostgreSQL is shared with the suite, so it is not restarted here).
+    let chaos = &results["chaos"];
+    assert_eq!(chaos["instances_killed"], 1, "{chaos}");
+    assert!(chaos["occurrences"].as_u64().unwrap() > 0, "{chaos}");
+    for zero in [
+        "occurrences_without_run",
+        "occurrences_doubled",
+        "runs_lost",
+        "runs_unfinished",
+    ] {
+        assert_eq!(chaos[zero], 0, "{zero}: {chaos}");
+    }
+    assert_eq!(chaos["postgres_restart_s"], serde_json::Value::Null);
     assert!(stdout.contains("deliveries per second"), "{stdout}");
 }

@@ -327,7 +327,8 @@ async fn a_killed_dispatcher_s_run_is_redelivered_with_the_same_webhook_id(backe
     .await;
     first.kill();
 
-    // Another instance takes the run over once the lease (2 s + 1 s) expires.
+    // Another instance takes the run over once the first has missed its
+    // heartbeats for the instance timeout (or the lease, 2 s + 1 s, runs out).
     let second = TestApp::spawn_with(TestDb::existing(&url), config).await;
     let run = finished(&second, "crash").await;
     assert_eq!(run["status"], "succeeded", "{run}");

@@ -744,35 +744,70 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
             Outcome::Failed
         }
     };
-    assert_eq!(store.recover_expired_leases(10, &recover).await.unwrap(), 0);
+    let minute = Duration::from_secs(60);
+    assert_eq!(
+        store
+            .recover_expired_leases(10, minute, &recover)
+            .await
+            .unwrap(),
+        0
+    );
+    store.register_instance("me", "test").await.unwrap();
+    // The fence every takeover relies on: the old owner's late record of
+    // this very attempt is refused.
+    let late = |attempt| AttemptRecord {
+        run_id: run.id,
+        number: attempt,
+        started_at: now(),
+        duration_ms: 1,
+        status_code: Some(200),
+        error: None,
+        response_excerpt: None,
+        outcome: Outcome::Succeeded,
+    };
 
-    // Leased for the 1 s timeout and no margin, then never recorded: a
-    // dead instance. Once the lease is past, the run is taken over.
-    for attempt in 1..=2 {
-        let claimed = claim_one(&store, "dead", Duration::ZERO).await;
-        assert_eq!((claimed.run_id, claimed.attempt), (run.id, attempt));
-        assert_eq!(
-            store.recover_expired_leases(10, &recover).await.unwrap(),
-            0,
-            "not yet expired"
-        );
-        eventually(Duration::from_secs(10), "the lease to expire", || async {
-            (store.recover_expired_leases(10, &recover).await.unwrap() == 1).then_some(())
-        })
-        .await;
-        // The dead owner's late record is fenced out.
-        let late = AttemptRecord {
-            run_id: run.id,
-            number: attempt,
-            started_at: now(),
-            duration_ms: 1,
-            status_code: Some(200),
-            error: None,
-            response_excerpt: None,
-            outcome: Outcome::Succeeded,
-        };
-        assert_eq!(store.record_attempts("dead", &[late]).await.unwrap(), 0);
-    }
+    // 1. The owner stops beating: its lease is taken over whatever
+    // lease_until says (here a minute away).
+    let claimed = claim_one(&store, "me", minute).await;
+    assert_eq!((claimed.run_id, claimed.attempt), (run.id, 1));
+    assert_eq!(
+        store
+            .recover_expired_leases(10, minute, &recover)
+            .await
+            .unwrap(),
+        0,
+        "alive, and the lease is good"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the owner to fall silent",
+        || async {
+            let recovered = store
+                .recover_expired_leases(10, Duration::from_millis(300), &recover)
+                .await
+                .unwrap();
+            (recovered == 1).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(store.record_attempts("me", &[late(1)]).await.unwrap(), 0);
+
+    // 2. The owner beats on, but lease_until passes (the 1 s timeout and
+    // no margin): taken over too.
+    store.heartbeat("me").await.unwrap();
+    let claimed = claim_one(&store, "me", Duration::ZERO).await;
+    assert_eq!((claimed.run_id, claimed.attempt), (run.id, 2));
+    eventually(Duration::from_secs(10), "the lease to run out", || async {
+        assert!(store.heartbeat("me").await.unwrap());
+        let recovered = store
+            .recover_expired_leases(10, minute, &recover)
+            .await
+            .unwrap();
+        (recovered == 1).then_some(())
+    })
+    .await;
+    assert_eq!(store.record_attempts("me", &[late(2)]).await.unwrap(), 0);
+
     let policy = spec("r").definition.retry;
     assert_eq!(*decisions.lock().unwrap(), [(1, policy), (2, policy)]);
     let (failed, attempts) = store.get_run(run.id).await.unwrap().unwrap();
@@ -788,6 +823,75 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
             .collect::<Vec<_>>(),
         [(1, Some(INTERRUPTED)), (2, Some(INTERRUPTED))]
     );
+}
+
+/// A lease held by an owner that never registered (an instance of a
+/// release before heartbeats, or one whose row was cleaned away) is
+/// taken over at once.
+async fn a_lease_of_an_unknown_owner_is_taken_over_at_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    create(&store, "g").await;
+    let run = store.create_manual_run(&id("g"), None).await.unwrap();
+    claim_one(&store, "ghost", Duration::from_secs(3600)).await;
+    let recovered = store
+        .recover_expired_leases(10, Duration::from_secs(3600), &|_: &store::ExpiredLease<
+            '_,
+        >| {
+            Outcome::Retry {
+                delay: Duration::ZERO,
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(recovered, 1);
+    let (pending, _) = store.get_run(run.id).await.unwrap().unwrap();
+    assert_eq!(pending.status, RunStatus::Pending);
+}
+
+async fn instances_register_beat_list_and_leave(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    assert!(store.list_instances().await.unwrap().is_empty());
+    store.register_instance("a", "1.0").await.unwrap();
+    store.register_instance("b", "1.1").await.unwrap();
+    create(&store, "j").await;
+    store.create_manual_run(&id("j"), None).await.unwrap();
+    claim_one(&store, "b", Duration::from_secs(60)).await;
+    let listed = store.list_instances().await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|i| (i.id.as_str(), i.version.as_str(), i.leases))
+            .collect::<Vec<_>>(),
+        [("a", "1.0", 0), ("b", "1.1", 1)]
+    );
+    assert!(listed.iter().all(|i| i.heartbeat_at >= i.started_at));
+    let before = listed[0].heartbeat_at;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(store.heartbeat("a").await.unwrap());
+    let after = store.list_instances().await.unwrap()[0].heartbeat_at;
+    assert!(after > before, "{before} then {after}");
+    assert!(!store.heartbeat("nobody").await.unwrap(), "no row, no beat");
+    // Registering again is a fresh beat, not a second row.
+    store.register_instance("a", "1.2").await.unwrap();
+    assert_eq!(store.list_instances().await.unwrap().len(), 2);
+    // A long-silent instance is cleaned away unless it holds a lease.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        store.delete_dead_instances(Duration::ZERO).await.unwrap(),
+        1
+    );
+    let left: Vec<String> = store
+        .list_instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(left, ["b"], "b holds a lease");
+    store.deregister_instance("b").await.unwrap();
+    assert!(store.list_instances().await.unwrap().is_empty());
 }
 
 async fn secrets_are_kept_and_rotated(backend: Backend) {
@@ -990,6 +1094,8 @@ store_tests!(
     manual_runs_and_history,
     deliveries_are_claimed_recorded_fenced_and_released,
     expired_leases_are_recovered_as_the_retry_rules_decide,
+    a_lease_of_an_unknown_owner_is_taken_over_at_once,
+    instances_register_beat_list_and_leave,
     secrets_are_kept_and_rotated,
     runs_are_listed_by_job_status_and_time,
     idempotency_keys_are_recorded_with_what_they_made,

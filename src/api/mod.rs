@@ -5,6 +5,7 @@ pub mod error;
 mod extract;
 mod health;
 mod idempotent;
+mod instances;
 mod jobs;
 mod openapi;
 mod pagination;
@@ -69,6 +70,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::list_all_runs))
         .routes(routes!(runs::get_run))
         .routes(routes!(triggers::preview))
+        .routes(routes!(instances::list_instances))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }

@@ -23,6 +23,7 @@ Errors are `application/problem+json` whose `detail` names the field and the rea
         (name = "jobs", description = "Jobs: a trigger and an HTTP target"),
         (name = "runs", description = "Run history, attempts, and running a job now"),
         (name = "triggers", description = "Fire times of a trigger, before a job uses it"),
+        (name = "instances", description = "The processes of the service sharing one database"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

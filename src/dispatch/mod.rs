@@ -15,14 +15,16 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::retry::{AttemptResult, Backoff, Outcome, after_attempt};
+use crate::instance::Liveness;
 use crate::store::{AttemptRecord, ClaimedRun, DynStore, ExpiredLease};
 use crate::wakeup::Wakeups;
 use client::{Delivery, WebhookClient};
 
 /// Most runs one claim takes (it never takes more than free slots).
 pub const CLAIM_BATCH: u32 = 256;
-/// How often expired leases are looked for.
-pub const RECOVERY_EVERY: Duration = Duration::from_secs(1);
+/// How often expired leases are looked for: a dead instance's runs are
+/// taken over within its timeout and this.
+pub const RECOVERY_EVERY: Duration = Duration::from_millis(250);
 /// Most attempts one completion transaction records.
 pub const RECORD_BATCH: usize = 512;
 
@@ -32,6 +34,10 @@ pub struct Dispatcher {
     pub client: WebhookClient,
     /// This process, as lease holder.
     pub owner: String,
+    /// Whether this process still counts as alive to the others.
+    pub liveness: Arc<Liveness>,
+    /// How long a silent instance keeps its leases.
+    pub instance_timeout: Duration,
     pub max_in_flight: usize,
     pub lease_margin: Duration,
     pub poll_interval: Duration,
@@ -40,12 +46,12 @@ pub struct Dispatcher {
 }
 
 /// What becomes of a run whose attempt was cut off by its instance's
-/// death: an attempt that got no response, under the same retry rules.
+/// death, under the same retry rules.
 fn recover(lease: &ExpiredLease<'_>) -> Outcome {
     let outcome = after_attempt(
         lease.attempt,
         &lease.policy,
-        AttemptResult::NoResponse,
+        AttemptResult::Interrupted,
         rand::rng().random::<f64>(),
     );
     log_outcome(
@@ -101,7 +107,7 @@ impl Dispatcher {
                 last_recovery = Some(tokio::time::Instant::now());
                 match self
                     .store
-                    .recover_expired_leases(CLAIM_BATCH, &recover)
+                    .recover_expired_leases(CLAIM_BATCH, self.instance_timeout, &recover)
                     .await
                 {
                     Ok(0) => {}
@@ -205,7 +211,15 @@ impl Dispatcher {
             }
             let client = self.client.clone();
             let done = done.clone();
+            let liveness = self.liveness.clone();
             requests.spawn(async move {
+                // Silent too long: the others may be sending it already.
+                // Its lease is left to expire; it is taken over.
+                if !liveness.is_alive() {
+                    tracing::warn!(run_id = %run.run_id, "not sent: this instance has missed its heartbeats");
+                    drop(permit);
+                    return;
+                }
                 let record = deliver(&client, &run).await;
                 let _ = done.send(record);
                 drop(permit);

@@ -5,6 +5,7 @@ pub mod idempotency;
 pub mod instant;
 pub mod job;
 pub mod json;
+pub mod lease;
 pub mod lifecycle;
 pub mod misfire;
 pub mod network_policy;

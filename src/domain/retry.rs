@@ -151,9 +151,12 @@ pub enum AttemptResult {
         status: u16,
         retry_after: Option<Duration>,
     },
-    /// No response: a network error, a timeout, or an attempt cut off by
-    /// its instance's death (recovered from its expired lease).
+    /// No response: a network error or a timeout.
     NoResponse,
+    /// Cut off by its instance's death (recovered from its expired lease).
+    /// It counts as an attempt, but says nothing of the target: what is
+    /// left of the run is sent again at once, without a backoff.
+    Interrupted,
     /// The network policy refused every address: retrying cannot help.
     Refused,
 }
@@ -170,6 +173,12 @@ pub fn after_attempt(
 ) -> Outcome {
     let (verdict, retry_after) = match result {
         AttemptResult::Refused => return Outcome::Failed,
+        AttemptResult::Interrupted if attempt >= policy.max_attempts => return Outcome::Failed,
+        AttemptResult::Interrupted => {
+            return Outcome::Retry {
+                delay: Duration::ZERO,
+            };
+        }
         AttemptResult::NoResponse => (verdict(None), None),
         AttemptResult::Response {
             status,
@@ -342,6 +351,17 @@ mod tests {
         assert_eq!(after_attempt(3, &p, busy, 0.0), Outcome::Failed);
         assert_eq!(
             after_attempt(1, &p, AttemptResult::Refused, 0.0),
+            Outcome::Failed
+        );
+        // Interrupted: again at once while attempts are left.
+        assert_eq!(
+            after_attempt(2, &p, AttemptResult::Interrupted, 1.0),
+            Outcome::Retry {
+                delay: Duration::ZERO
+            }
+        );
+        assert_eq!(
+            after_attempt(3, &p, AttemptResult::Interrupted, 0.0),
             Outcome::Failed
         );
         let throttled = AttemptResult::Response {

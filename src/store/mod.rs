@@ -213,6 +213,20 @@ pub struct IdempotentRequest {
     pub resource_id: String,
 }
 
+/// A running process, as the instances table keeps it: the cluster at a
+/// glance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// Its lease owner id.
+    pub id: String,
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat, on the database clock.
+    pub heartbeat_at: DateTime<Utc>,
+    pub version: String,
+    /// Runs it holds a lease on: requests in flight.
+    pub leases: u64,
+}
+
 /// How many finished runs of one job the cleaner keeps, whatever their age.
 pub const RUNS_KEPT_PER_JOB: u32 = 1000;
 
@@ -331,12 +345,38 @@ pub trait Store: Send + Sync + 'static {
     /// attempt not counted. Fenced like `record_attempts`.
     async fn release_runs(&self, owner: &str, runs: &[(Uuid, u32)]) -> StoreResult<u64>;
 
-    /// Takes over up to `limit` runs whose lease expired (their instance
-    /// died): records the cut-off attempt as `interrupted` and writes what
-    /// `recover` decides for each (pending again after a delay, or
-    /// failed). Returns how many.
-    async fn recover_expired_leases(&self, limit: u32, recover: &RecoverFn<'_>)
-    -> StoreResult<u64>;
+    /// Takes over up to `limit` runs whose lease expired: its `lease_until`
+    /// passed, or its owner is not alive by [`lease::live_owners`] (no
+    /// heartbeat for `instance_timeout`, or not registered at all). Records
+    /// the cut-off attempt as `interrupted` and writes what `recover`
+    /// decides for each (pending again, or failed). Returns how many.
+    ///
+    /// [`lease::live_owners`]: crate::domain::lease::live_owners
+    async fn recover_expired_leases(
+        &self,
+        limit: u32,
+        instance_timeout: Duration,
+        recover: &RecoverFn<'_>,
+    ) -> StoreResult<u64>;
+
+    /// Registers this process under its lease owner id (again, after its
+    /// row was lost), its heartbeat now.
+    async fn register_instance(&self, id: &str, version: &str) -> StoreResult<()>;
+
+    /// Refreshes this process's heartbeat on the database clock; false when
+    /// its row is gone (register again).
+    async fn heartbeat(&self, id: &str) -> StoreResult<bool>;
+
+    /// Deletes this process's row: a graceful shutdown, once its leases
+    /// are released.
+    async fn deregister_instance(&self, id: &str) -> StoreResult<()>;
+
+    /// Every registered instance, oldest first, with the leases it holds.
+    async fn list_instances(&self) -> StoreResult<Vec<Instance>>;
+
+    /// Deletes instances silent for longer than `older_than` that hold no
+    /// lease (processes killed long ago); returns how many.
+    async fn delete_dead_instances(&self, older_than: Duration) -> StoreResult<u64>;
 
     /// How long until a pending run's next attempt is due, by the
     /// database's clock; `None` when nothing is pending. (Expired leases are

@@ -13,10 +13,12 @@ use uuid::Uuid;
 use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
     Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, ExpiredLease, Idempotency, IdempotentRequest,
-    Job, JobFilter, JobSecret, PlanFn, RecoverFn, Run, RunFilter, RunSummary, Saved, Store,
-    StoreError, StoreResult, count, delay_ms, job_id, run_cause, run_status, signing_secrets,
+    Instance, Job, JobFilter, JobSecret, PlanFn, RecoverFn, Run, RunFilter, RunSummary, Saved,
+    Store, StoreError, StoreResult, count, delay_ms, job_id, run_cause, run_status,
+    signing_secrets,
 };
 use crate::domain::job::{JobDefinition, JobId, JobState, ParseContext, Schedule};
+use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::DueJob;
 use crate::domain::retry::Outcome;
@@ -355,6 +357,23 @@ impl From<SecretRow> for JobSecret {
 /// Seconds until something is due, where the past counts as now.
 fn non_negative(seconds: f64) -> Duration {
     Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+/// The ids of the instances alive now (database clock), as
+/// [`lease::live_owners`] decides: only their leases are honoured.
+async fn live_instances(conn: &mut PgConnection, timeout: Duration) -> StoreResult<Vec<String>> {
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *conn)
+        .await?;
+    let beats: Vec<(String, DateTime<Utc>)> =
+        sqlx::query_as("SELECT id, heartbeat_at FROM instances")
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(lease::live_owners(
+        beats.iter().map(|(id, at)| (id.as_str(), *at)),
+        now,
+        timeout,
+    ))
 }
 
 /// Records what a request with an Idempotency-Key made, in its
@@ -1060,19 +1079,23 @@ impl Store for PgStore {
     async fn recover_expired_leases(
         &self,
         limit: u32,
+        instance_timeout: Duration,
         recover: &RecoverFn<'_>,
     ) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
+        let live = live_instances(&mut tx, instance_timeout).await?;
         let expired = sqlx::query_as::<_, ExpiredRow>(
             "SELECT r.id, r.job_id, r.attempt_count, j.max_attempts, j.backoff_initial_s,
                     j.backoff_max_s
              FROM runs r JOIN jobs j ON j.id = r.job_id
-             WHERE r.status = 'running' AND r.lease_until < now()
+             WHERE r.status = 'running'
+               AND (r.lease_until < now() OR NOT (r.lease_owner = ANY($2)))
              ORDER BY r.lease_until
              LIMIT $1
              FOR UPDATE OF r SKIP LOCKED",
         )
         .bind(i64::from(limit))
+        .bind(&live)
         .fetch_all(&mut *tx)
         .await?;
         if expired.is_empty() {
@@ -1127,6 +1150,68 @@ impl Store for PgStore {
             .await?;
         tx.commit().await?;
         self.wakeups.runs_changed();
+        Ok(done.rows_affected())
+    }
+
+    async fn register_instance(&self, id: &str, version: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO instances (id, version) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), version = EXCLUDED.version",
+        )
+        .bind(id)
+        .bind(version)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE instances SET heartbeat_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn deregister_instance(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM instances WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_instances(&self) -> StoreResult<Vec<Instance>> {
+        let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>, String, i64)> = sqlx::query_as(
+            "SELECT i.id, i.started_at, i.heartbeat_at, i.version,
+                    (SELECT count(*) FROM runs r
+                     WHERE r.status = 'running' AND r.lease_owner = i.id) AS leases
+             FROM instances i ORDER BY i.started_at, i.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, started_at, heartbeat_at, version, leases)| Instance {
+                id,
+                started_at,
+                heartbeat_at,
+                version,
+                leases: leases.max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn delete_dead_instances(&self, older_than: Duration) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM instances i
+             WHERE i.heartbeat_at < now() - make_interval(secs => $1)
+               AND NOT EXISTS (SELECT 1 FROM runs r
+                               WHERE r.status = 'running' AND r.lease_owner = i.id)",
+        )
+        .bind(older_than.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 

@@ -16,10 +16,12 @@ use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
     Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, ExpiredLease, Idempotency, IdempotentRequest,
-    Job, JobFilter, JobSecret, PlanFn, RecoverFn, Run, RunFilter, RunSummary, Saved, Store,
-    StoreError, StoreResult, count, delay_ms, job_id, run_cause, run_status, signing_secrets,
+    Instance, Job, JobFilter, JobSecret, PlanFn, RecoverFn, Run, RunFilter, RunSummary, Saved,
+    Store, StoreError, StoreResult, count, delay_ms, job_id, run_cause, run_status,
+    signing_secrets,
 };
 use crate::domain::job::{JobId, JobState, ParseContext, Schedule};
+use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::DueJob;
 use crate::domain::retry::Outcome;
@@ -953,19 +955,33 @@ impl Store for SqliteStore {
     async fn recover_expired_leases(
         &self,
         limit: u32,
+        instance_timeout: Duration,
         recover: &RecoverFn<'_>,
     ) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = micros(Utc::now());
+        let beats: Vec<(String, i64)> = sqlx::query_as("SELECT id, heartbeat_at FROM instances")
+            .fetch_all(&mut *tx)
+            .await?;
+        let live = lease::live_owners(
+            beats.iter().map(|(id, at)| (id.as_str(), instant(*at))),
+            instant(now),
+            instance_timeout,
+        );
+        // The live owners as a JSON array, for `json_each`.
+        let live = serde_json::to_string(&live).unwrap_or_else(|_| "[]".into());
         let expired = sqlx::query_as::<_, ExpiredRow>(
             "SELECT r.id, r.job_id, r.attempt_count, r.attempt_started_at, j.max_attempts,
                     j.backoff_initial_s, j.backoff_max_s
              FROM runs r JOIN jobs j ON j.id = r.job_id
-             WHERE r.status = 'running' AND r.lease_until < ?1
+             WHERE r.status = 'running'
+               AND (r.lease_until < ?1
+                    OR r.lease_owner NOT IN (SELECT value FROM json_each(?3)))
              ORDER BY r.lease_until LIMIT ?2",
         )
         .bind(now)
         .bind(i64::from(limit))
+        .bind(live)
         .fetch_all(&mut *tx)
         .await?;
         for row in &expired {
@@ -1013,6 +1029,72 @@ impl Store for SqliteStore {
             self.wakeups.runs_changed();
         }
         Ok(expired.len() as u64)
+    }
+
+    async fn register_instance(&self, id: &str, version: &str) -> StoreResult<()> {
+        let now = micros(Utc::now());
+        sqlx::query(
+            "INSERT INTO instances (id, started_at, heartbeat_at, version) VALUES (?1, ?2, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = ?2, version = excluded.version",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(version)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE instances SET heartbeat_at = ?2 WHERE id = ?1")
+            .bind(id)
+            .bind(micros(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn deregister_instance(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM instances WHERE id = ?1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_instances(&self) -> StoreResult<Vec<Instance>> {
+        let rows: Vec<(String, i64, i64, String, i64)> = sqlx::query_as(
+            "SELECT i.id, i.started_at, i.heartbeat_at, i.version,
+                    (SELECT count(*) FROM runs r
+                     WHERE r.status = 'running' AND r.lease_owner = i.id) AS leases
+             FROM instances i ORDER BY i.started_at, i.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, started_at, heartbeat_at, version, leases)| Instance {
+                id,
+                started_at: instant(started_at),
+                heartbeat_at: instant(heartbeat_at),
+                version,
+                leases: leases.max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn delete_dead_instances(&self, older_than: Duration) -> StoreResult<u64> {
+        let cutoff = micros(Utc::now()) - duration_micros(older_than);
+        let done = sqlx::query(
+            "DELETE FROM instances
+             WHERE heartbeat_at < ?1
+               AND NOT EXISTS (SELECT 1 FROM runs r
+                               WHERE r.status = 'running' AND r.lease_owner = instances.id)",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn next_attempt_in(&self) -> StoreResult<Option<Duration>> {

@@ -2,6 +2,7 @@
 //! real service on 127.0.0.1:0, and an HTTP client.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod receiver;
 
 use std::path::PathBuf;

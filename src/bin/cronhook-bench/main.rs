@@ -3,6 +3,7 @@
 //! scale and resources; side by side with PostgreSQL's own ceiling and with
 //! APScheduler. Prints a table and writes JSON. See BENCHMARKS.md.
 
+mod chaos;
 mod peer;
 mod receiver;
 mod repeats;
@@ -31,6 +32,7 @@ const ALL: &[&str] = &[
     "aps-burst",
     "aps-steady",
     "aps-aligned",
+    "chaos",
 ];
 
 #[derive(Debug, Parser)]
@@ -40,8 +42,8 @@ const ALL: &[&str] = &[
 )]
 struct Args {
     /// Scenarios: engine-burst engine-steady explain burst steady aligned
-    /// scale ceiling aps-burst aps-steady aps-aligned, or `all` (every one
-    /// but explain, which scale includes), `engine`, `delivery`.
+    /// scale ceiling aps-burst aps-steady aps-aligned chaos, or `all`
+    /// (every one but explain, which scale includes), `engine`, `delivery`.
     #[arg(default_value = "all")]
     scenarios: Vec<String>,
     /// The PostgreSQL server; each scenario makes (and drops) a database.
@@ -69,6 +71,17 @@ struct Args {
     /// Jobs created over HTTP in the scale scenario's API test.
     #[arg(long, default_value_t = 5_000)]
     api_jobs: usize,
+    /// Jobs firing every second in the chaos scenario (its length is
+    /// --seconds).
+    #[arg(long, default_value_t = 100)]
+    chaos_jobs: usize,
+    /// The shell command the chaos scenario restarts PostgreSQL with, under
+    /// load; `none` to leave it running.
+    #[arg(
+        long,
+        default_value = "pg_ctlcluster --skip-systemctl-redirect \"$(ls /etc/postgresql | sort -V | tail -n1)\" main restart"
+    )]
+    pg_restart: String,
     /// Runs of every scenario, interleaved (all scenarios, then all again);
     /// each figure reported is the median over them.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
@@ -116,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
             duration: Duration::from_secs(4),
             scale: 2_000,
             api: 64,
+            chaos_jobs: 10,
         }
     } else {
         Sizes {
@@ -124,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
             duration: Duration::from_secs(args.seconds),
             scale: args.scale_jobs,
             api: args.api_jobs,
+            chaos_jobs: args.chaos_jobs,
         }
     };
     let bin = match args.cronhook_bin {
@@ -143,6 +158,12 @@ async fn main() -> anyhow::Result<()> {
         receiver_addr,
         sizes,
         venv: args.venv.clone(),
+        // Quick runs share PostgreSQL with the test suite: never restart it.
+        pg_restart: if args.quick || args.pg_restart == "none" {
+            String::new()
+        } else {
+            args.pg_restart.clone()
+        },
     };
 
     let scenarios = expand(&args.scenarios);
@@ -170,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
                 "aps-burst" => peer::apscheduler(&ctx, "burst").await,
                 "aps-steady" => peer::apscheduler(&ctx, "steady").await,
                 "aps-aligned" => peer::apscheduler(&ctx, "aligned").await,
+                "chaos" => chaos::chaos(&ctx).await,
                 other => anyhow::bail!("unknown scenario {other:?}; expected one of {ALL:?}, explain, engine, delivery or all"),
             }
             .with_context(|| format!("scenario {name}"))?;

@@ -1,17 +1,25 @@
-//! The benchmark's webhook receiver: answers 204 at once and records when
-//! each request arrived and which occurrence it was for.
+//! The benchmark's webhook receiver: answers 204 (at once, or after 1.5 s
+//! under [`SLOW_PREFIX`]) and records when each request arrived, which
+//! occurrence and run it was for.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 
+/// Paths under this answer after [`SLOW_ANSWER`]: requests stay in flight.
+pub const SLOW_PREFIX: &str = "/slow";
+pub const SLOW_ANSWER: Duration = Duration::from_millis(1500);
+
 #[derive(Debug, Clone)]
 pub struct Hit {
     pub path: String,
     pub job_id: String,
+    /// `webhook-id`: the run, the same on every attempt.
+    pub run_id: String,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub received: DateTime<Utc>,
 }
@@ -73,6 +81,18 @@ impl Receiver {
 }
 
 async fn record(State(receiver): State<Receiver>, request: Request) -> StatusCode {
+    let hit = describe(&request);
+    drop(request);
+    let slow = hit.path.starts_with(SLOW_PREFIX);
+    receiver.hits.lock().unwrap().push(hit);
+    if slow {
+        tokio::time::sleep(SLOW_ANSWER).await;
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// What the scenarios need of a request, read as it arrives.
+fn describe(request: &Request) -> Hit {
     let received = Utc::now();
     let header = |name: &str| {
         request
@@ -81,14 +101,13 @@ async fn record(State(receiver): State<Receiver>, request: Request) -> StatusCod
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let hit = Hit {
+    Hit {
         path: request.uri().path().to_string(),
         job_id: header("cronhook-job-id").unwrap_or_default(),
+        run_id: header("webhook-id").unwrap_or_default(),
         scheduled_for: header("cronhook-scheduled-for")
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.to_utc()),
         received,
-    };
-    receiver.hits.lock().unwrap().push(hit);
-    StatusCode::NO_CONTENT
+    }
 }

@@ -130,6 +130,88 @@ pub fn table(results: &Value) -> String {
         );
         exactness(&mut row, "aligned", v);
     }
+    if let Some(v) = r("chaos") {
+        let zero = Some((AtMost, 0.0));
+        row(
+            "chaos",
+            "instances killed (SIGKILL)",
+            get(v, "instances_killed"),
+            "",
+            None,
+        );
+        row(
+            "chaos",
+            "PostgreSQL restart took",
+            get(v, "postgres_restart_s"),
+            "s",
+            None,
+        );
+        row("chaos", "occurrences", get(v, "occurrences"), "", None);
+        row(
+            "chaos",
+            "occurrences without a run",
+            get(v, "occurrences_without_run"),
+            "",
+            zero,
+        );
+        row(
+            "chaos",
+            "occurrences doubled (two runs)",
+            get(v, "occurrences_doubled"),
+            "",
+            zero,
+        );
+        row(
+            "chaos",
+            "runs lost (never arrived)",
+            get(v, "runs_lost"),
+            "",
+            zero,
+        );
+        row(
+            "chaos",
+            "runs left unfinished",
+            get(v, "runs_unfinished"),
+            "",
+            zero,
+        );
+        row(
+            "chaos",
+            "runs skipped (max_instances)",
+            get(v, "runs_skipped"),
+            "",
+            None,
+        );
+        row(
+            "chaos",
+            "re-sent, same webhook-id",
+            get(v, "resent_same_webhook_id"),
+            "",
+            None,
+        );
+        row(
+            "chaos",
+            "worst lateness (first arrival)",
+            get(v, "lateness.max_ms"),
+            "ms",
+            None,
+        );
+        row(
+            "chaos",
+            "kill → re-send p50",
+            get(v, "kill_to_resend.p50_ms"),
+            "ms",
+            None,
+        );
+        // The instance timeout (3 s) and 2 s.
+        row(
+            "chaos",
+            "kill → re-send max",
+            get(v, "kill_to_resend.max_ms"),
+            "ms",
+            Some((AtMost, 5000.0)),
+        );
+    }
     if let Some(v) = r("scale") {
         row(
             "scale",

@@ -26,6 +26,8 @@ pub struct Sizes {
     pub duration: Duration,
     pub scale: usize,
     pub api: usize,
+    /// Jobs of the chaos scenario.
+    pub chaos_jobs: usize,
 }
 
 pub struct Ctx {
@@ -36,6 +38,8 @@ pub struct Ctx {
     /// Where the APScheduler peer's virtual environment lives.
     pub venv: PathBuf,
     pub sizes: Sizes,
+    /// The shell command that restarts PostgreSQL (chaos); empty: none.
+    pub pg_restart: String,
 }
 
 impl Ctx {
@@ -75,11 +79,11 @@ fn exactness(
     e
 }
 
-fn ms(d: TimeDelta) -> f64 {
+pub fn ms(d: TimeDelta) -> f64 {
     d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
 }
 
-async fn wait_for<F, Fut>(deadline: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+pub async fn wait_for<F, Fut>(deadline: Duration, what: &str, mut check: F) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<bool>>,
@@ -104,7 +108,7 @@ fn date_jobs(prefix: &str, n: usize, at: DateTime<Utc>, url: &str) -> anyhow::Re
 
 /// `k` interval jobs firing every second, their anchors spread evenly over
 /// one second from `t0`, so that occurrences arrive one by one.
-fn spread_interval_jobs(
+pub fn spread_interval_jobs(
     k: usize,
     t0: DateTime<Utc>,
     url: &str,
@@ -121,7 +125,7 @@ fn spread_interval_jobs(
 }
 
 /// The fire times of the spread jobs inside `[from, to]`.
-fn spread_expected(
+pub fn spread_expected(
     k: usize,
     t0: DateTime<Utc>,
     from: DateTime<Utc>,
@@ -143,6 +147,18 @@ fn spread_expected(
 
 async fn connect(url: &str) -> anyhow::Result<PgConnection> {
     Ok(PgConnection::connect(url).await?)
+}
+
+/// A connection, once PostgreSQL answers again (within a minute).
+pub async fn connect_when_up(url: &str) -> anyhow::Result<PgConnection> {
+    let started = Instant::now();
+    loop {
+        match PgConnection::connect(url).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) if started.elapsed() > Duration::from_secs(60) => return Err(e.into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
 }
 
 // --- Engine only (no dispatcher): runs created -----------------------------

@@ -104,6 +104,13 @@ impl Service {
         }
     }
 
+    /// SIGKILL: no drain, no release, no goodbye.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
     /// SIGTERM, then wait for it to exit.
     pub fn stop(mut self) -> anyhow::Result<Resources> {
         let resources = self.resources();

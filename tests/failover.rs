@@ -1,0 +1,237 @@
+//! Failing over in seconds (DESIGN.md §5): a killed instance's deliveries
+//! are sent again by another within `--instance-timeout-s` (plus its
+//! recovery poll), a live instance keeps its slow requests, and a process
+//! restarted on SQLite takes back its own.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::process::ServiceProcess;
+use common::receiver::{Answer, Receiver};
+use common::{Backend, TestApp, TestDb, eventually};
+use serde_json::{Value, json};
+
+const TIMEOUT_S: u64 = 3;
+/// What the issue allows between a kill and the second request: the
+/// instance timeout and two seconds (a heartbeat missed just before the
+/// kill, the recovery poll, a claim).
+const RESEND_WITHIN: Duration = Duration::from_secs(TIMEOUT_S + 2);
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn job(id: &str, url: String, timeout_s: u32) -> Value {
+    json!({"id": id, "trigger": {"type": "date", "run_at": now()},
+           "target": {"url": url, "timeout_s": timeout_s},
+           "retry": {"max_attempts": 3}})
+}
+
+async fn get(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The run of a job, once `done` holds, read through `base`.
+async fn run_when(
+    client: &reqwest::Client,
+    base: &str,
+    job: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    eventually(Duration::from_secs(60), "the run", || async {
+        let runs = get(client, format!("{base}/v1/jobs/{job}/runs")).await;
+        let id = runs["items"][0]["id"].as_str()?.to_string();
+        let run = get(client, format!("{base}/v1/runs/{id}")).await;
+        done(&run).then_some(run)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_s_deliveries_are_sent_again_within_its_timeout() {
+    let db = TestDb::postgres().await;
+    let receiver = Receiver::start().await;
+    let client = common::client();
+    let timeout = TIMEOUT_S.to_string();
+    let args = ["--instance-timeout-s", timeout.as_str()];
+    let mut doomed = ServiceProcess::start(&db.url, &args, &[]);
+    // Five deliveries in flight at the doomed instance: their targets
+    // answer nothing to the first request, 200 to the next.
+    let jobs: Vec<String> = (0..5).map(|n| format!("slow-{n}")).collect();
+    for job_id in &jobs {
+        let path = format!("/{job_id}");
+        receiver.script(&path, [Answer::Hang]);
+        let created = client
+            .post(format!("{}/v1/jobs", doomed.base))
+            .json(&job(job_id, receiver.url(&path), 60))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+    }
+    eventually(
+        Duration::from_secs(30),
+        "five requests in flight",
+        || async { (receiver.all().len() == 5).then_some(()) },
+    )
+    .await;
+    let survivor = ServiceProcess::start(&db.url, &args, &[]);
+    let instances = get(&client, format!("{}/v1/instances", survivor.base)).await;
+    let holding: Vec<(String, u64)> = instances["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().to_string(),
+                i["leases"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        holding.contains(&(doomed.instance.clone(), 5)),
+        "{holding:?}"
+    );
+    assert!(
+        holding.contains(&(survivor.instance.clone(), 0)),
+        "{holding:?}"
+    );
+
+    doomed.kill();
+    let killed_at = tokio::time::Instant::now();
+    let mut delays = Vec::new();
+    for job_id in &jobs {
+        let path = format!("/{job_id}");
+        let again = eventually(Duration::from_secs(60), "the second request", || async {
+            (receiver.received(&path).len() == 2).then_some(tokio::time::Instant::now())
+        })
+        .await;
+        delays.push(again - killed_at);
+        let requests = receiver.received(&path);
+        assert_eq!(
+            requests[0].header("webhook-id"),
+            requests[1].header("webhook-id"),
+            "the same webhook-id, for the receiver's idempotency"
+        );
+        assert_eq!(requests[1].header("cronhook-attempt"), "2");
+    }
+    eprintln!("kill to second request: {delays:?}");
+    // Polled every 20 ms, so each delay is at most that late.
+    let worst = delays.iter().max().unwrap();
+    assert!(
+        *worst <= RESEND_WITHIN,
+        "sent again {worst:?} after the kill (allowed {RESEND_WITHIN:?}); all: {delays:?}"
+    );
+    for job_id in &jobs {
+        let run = run_when(&client, &survivor.base, job_id, |r| {
+            r["status"] == "succeeded"
+        })
+        .await;
+        let attempts: Vec<(u64, Value, Value)> = run["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["number"].as_u64().unwrap(),
+                    a["error"].clone(),
+                    a["status_code"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            attempts,
+            [
+                (1, json!("interrupted"), Value::Null),
+                (2, Value::Null, json!(200))
+            ],
+            "{job_id}"
+        );
+    }
+    // The dead instance is listed with nothing left in its hands.
+    let instances = get(&client, format!("{}/v1/instances", survivor.base)).await;
+    let dead = instances["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == doomed.instance.as_str())
+        .expect("the dead instance is still listed for a while")
+        .clone();
+    assert_eq!(dead["leases"], 0, "{dead}");
+}
+
+/// A request that outlasts the instance timeout is not taken away from a
+/// live instance: its heartbeat keeps its lease.
+async fn a_live_instance_keeps_its_slow_request(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let receiver = Receiver::start().await;
+    receiver.script("/slow", [Answer::After(Duration::from_secs(10), 200)]);
+    let mut config = common::test_config(&db.url);
+    config.instance_timeout_s = TIMEOUT_S;
+    // A lease of the timeout alone: the heartbeat is what keeps it.
+    config.lease_margin_s = 0;
+    let sender = TestApp::spawn_with(db, config.clone()).await;
+    // A second instance looking for leases to take over, every 250 ms.
+    let watcher = TestApp::spawn_with(TestDb::existing(&config.database_url), config).await;
+    let created = sender
+        .post("/v1/jobs", job("slow", receiver.url("/slow"), 12))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let run = run_when(&sender.client, &watcher.base, "slow", |r| {
+        r["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(run["attempt_count"], 1, "{run}");
+    assert_eq!(run["attempts"][0]["status_code"], 200, "{run}");
+    assert_eq!(receiver.received("/slow").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_instance_keeps_its_slow_request_postgres() {
+    a_live_instance_keeps_its_slow_request(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_instance_keeps_its_slow_request_sqlite() {
+    a_live_instance_keeps_its_slow_request(Backend::Sqlite).await;
+}
+
+/// The supported SQLite deployment is one process: restarted after a
+/// crash, it takes back what its former self was sending, within the
+/// instance timeout (not the lease's minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_sqlite_process_takes_back_its_own_deliveries() {
+    let receiver = Receiver::start().await;
+    receiver.script("/crash", [Answer::Hang]);
+    let db = TestDb::sqlite();
+    let mut config = common::test_config(&db.url);
+    config.instance_timeout_s = TIMEOUT_S;
+    let mut app = TestApp::spawn_with(db, config).await;
+    let created = app
+        .post("/v1/jobs", job("crash", receiver.url("/crash"), 60))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    eventually(Duration::from_secs(30), "the request in flight", || async {
+        (receiver.received("/crash").len() == 1).then_some(())
+    })
+    .await;
+    app.kill();
+    let killed_at = tokio::time::Instant::now();
+    app.restart().await;
+    let again = eventually(Duration::from_secs(60), "the request again", || async {
+        (receiver.received("/crash").len() == 2).then_some(tokio::time::Instant::now())
+    })
+    .await;
+    assert!(
+        again - killed_at <= RESEND_WITHIN,
+        "sent again {:?} after the crash",
+        again - killed_at
+    );
+    let run = run_when(&app.client, &app.base, "crash", |r| {
+        r["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(run["attempts"][0]["error"], "interrupted", "{run}");
+}
