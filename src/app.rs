@@ -10,14 +10,18 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::auth::Authenticator;
+use crate::api::guard::AllowedHosts;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::client::WebhookClient;
+use crate::domain::auth::{self, Role, Tenant};
 use crate::instance::{self, Liveness};
 use crate::retention;
 use crate::scheduler::Scheduler;
-use crate::store::{self, DynStore};
+use crate::server::{self, Limits};
+use crate::store::{self, DynStore, NewToken};
 use crate::wakeup::Wakeups;
 
 /// A started service.
@@ -39,13 +43,21 @@ pub struct RunningApp {
 /// starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let wakeups = Arc::new(Wakeups::new());
-    let store = store::connect(&config.database_url, wakeups.clone())
+    let key = crate::keyfile::load(config.encryption_key.as_deref(), &config.database_url)?;
+    let store = store::connect(&config.database_url, wakeups.clone(), key)
         .await
         .with_context(|| format!("opening the store at {}", redact(&config.database_url)))?;
+    if let Some(token) = &config.root_token {
+        register_root_token(&store, token).await?;
+    }
     let listener = TcpListener::bind((config.listen.host.as_str(), config.listen.port))
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
+    let loopback = local_addr.ip().is_loopback();
+    auth::may_start(config.auth, loopback, store.tokens_exist().await?)
+        .map_err(anyhow::Error::msg)?;
+    let network_policy = config.network_policy(loopback);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
@@ -66,18 +78,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     crate::dispatch::client::install_crypto_provider();
     let state = AppState {
         store: store.clone(),
-        network_policy: config.targets,
+        network_policy: network_policy.clone(),
+        auth: Arc::new(Authenticator::new(store.clone(), config.auth, loopback)),
+        allowed_hosts: Arc::new(AllowedHosts::new(
+            &config.listen.host,
+            &config.allowed_hosts,
+        )),
     };
     let router = api::router(state);
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    let limits = Limits {
+        max_connections: config.max_connections as usize,
+        ..Limits::default()
+    };
+    tasks.spawn(server::serve(listener, router, limits, shutdown.clone()));
 
     if !(config.no_scheduler && config.no_dispatcher)
         && let Some(listener) = store.spawn_listener(shutdown.clone())
@@ -103,11 +116,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         let dispatcher = Dispatcher {
             store: store.clone(),
             wakeups: wakeups.clone(),
-            client: WebhookClient::new(config.targets, config.max_in_flight as usize)?,
+            client: WebhookClient::new(network_policy.clone(), config.max_in_flight as usize)?,
             owner: instance_id.clone(),
             liveness,
             instance_timeout: config.instance_timeout(),
             max_in_flight: config.max_in_flight as usize,
+            max_in_flight_per_host: config.max_in_flight_per_host as usize,
             lease_margin: Duration::from_secs(config.lease_margin_s),
             poll_interval: config.poll_interval(),
             drain_timeout: config.drain_timeout(),
@@ -119,7 +133,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         instance = %instance_id,
         listen = %local_addr,
         store = store.backend(),
-        targets = %config.targets,
+        targets = %network_policy,
+        auth = %config.auth,
         scheduler = !config.no_scheduler,
         dispatcher = !config.no_dispatcher,
         "cronhook started; API docs at http://{local_addr}/docs"
@@ -175,6 +190,55 @@ impl RunningApp {
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
+}
+
+/// Registers `CRONHOOK_ROOT_TOKEN` as a root token on tenant `default`
+/// (its hash, like any token), and revokes the one an earlier value
+/// registered: changing the variable rotates the token.
+async fn register_root_token(store: &DynStore, token: &str) -> anyhow::Result<()> {
+    const NAME: &str = "CRONHOOK_ROOT_TOKEN";
+    if !auth::is_token(token) {
+        anyhow::bail!(
+            "{NAME} must be a token: `chk_` and 43 base64url characters (make one with `cronhook token generate`)"
+        );
+    }
+    let hash = auth::token_hash(token);
+    let id = match store.find_token(&hash).await? {
+        Some(found) if found.role == Role::Root => found.id,
+        Some(found) => anyhow::bail!(
+            "{NAME} is already registered as token {} with role {}, not root",
+            found.id,
+            found.role
+        ),
+        None => {
+            let made = store
+                .create_token(&NewToken {
+                    id: auth::generate_token_id(),
+                    name: Some(NAME.to_string()),
+                    tenant: Tenant::default_tenant(),
+                    role: Role::Root,
+                    hash,
+                })
+                .await;
+            match made {
+                Ok(made) => {
+                    tracing::info!(token = %made.id, "registered the root token of {NAME}");
+                    made.id
+                }
+                // Another instance registered it meanwhile.
+                Err(store::StoreError::Conflict(_)) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    for earlier in store.list_tokens().await? {
+        if earlier.name.as_deref() == Some(NAME) && earlier.id != id && earlier.revoked_at.is_none()
+        {
+            store.revoke_token(&earlier.id).await?;
+            tracing::info!(token = %earlier.id, "revoked the root token of an earlier {NAME}");
+        }
+    }
+    Ok(())
 }
 
 /// A database URL without its password, for logs.

@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::domain::network_policy::NetworkPolicy;
+use crate::domain::auth::{AuthMode, Role};
+use crate::domain::network_policy::{Exemption, NetworkPolicy, TargetMode};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +31,35 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Make, list and revoke API tokens (in the store DATABASE_URL names).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print a new random encryption key for CRONHOOK_ENCRYPTION_KEY.
+    Keygen,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it (once: only its hash is kept).
+    Create {
+        /// `root` (every tenant, tokens), `write` (its tenant's jobs and
+        /// runs) or `read` (GET only, never a secret).
+        #[arg(long)]
+        role: Role,
+        /// The tenant the token acts on.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// A name to recognise it by in `token list`.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (never their text).
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: String },
+    /// Print a new random token without storing it: a value for
+    /// CRONHOOK_ROOT_TOKEN.
+    Generate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,6 +103,53 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536), global = true)]
     pub max_in_flight: u32,
 
+    /// Webhook requests in flight to one host at once, so that one slow
+    /// target cannot take every slot.
+    #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_HOST", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536), global = true)]
+    pub max_in_flight_per_host: u32,
+
+    /// API connections open at once; the next waits to be accepted.
+    #[arg(long, env = "CRONHOOK_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub max_connections: u32,
+
+    /// `auto`: tokens are required as soon as one exists, and always on a
+    /// non-loopback address; `required`; `none` (loopback only).
+    #[arg(long, env = "CRONHOOK_AUTH", default_value = "auto", value_parser = parse_auth, global = true)]
+    pub auth: AuthMode,
+
+    /// A root token (`chk_…`) registered at start, for a container's
+    /// first run; stored hashed like any other.
+    #[arg(
+        long,
+        env = "CRONHOOK_ROOT_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub root_token: Option<String>,
+
+    /// The key secrets are sealed with at rest: 32 bytes as base64, made by
+    /// `cronhook keygen`. Without it, the key file `cronhook.key` beside
+    /// the SQLite database (or in the working directory) is used, and made
+    /// when missing.
+    #[arg(
+        long,
+        env = "CRONHOOK_ENCRYPTION_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub encryption_key: Option<String>,
+
+    /// Further `Host` names the API answers while auth is off (it answers
+    /// the listen address, localhost and loopback addresses), comma
+    /// separated.
+    #[arg(
+        long,
+        env = "CRONHOOK_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// A delivery's lease is its request timeout plus this, in seconds:
     /// how long before another instance may take over a run whose
     /// instance died mid-request.
@@ -113,9 +190,17 @@ pub struct Config {
     pub shutdown_timeout_s: u64,
 
     /// Which webhook targets may be called: `any`, or `public-only`
-    /// (also refuses loopback, private, CGNAT and unique-local addresses).
-    #[arg(long, env = "CRONHOOK_TARGETS", default_value = "any", value_parser = parse_policy, global = true)]
-    pub targets: NetworkPolicy,
+    /// (also refuses loopback, private, CGNAT, unique-local, reserved and
+    /// documentation addresses). Default: `any` when listening on
+    /// loopback, `public-only` otherwise.
+    #[arg(long, env = "CRONHOOK_TARGETS", value_parser = parse_target_mode, global = true)]
+    pub targets: Option<TargetMode>,
+
+    /// Exemptions from `public-only`: CIDRs (`10.1.0.0/16`), addresses or
+    /// host names, comma separated. Metadata and link-local addresses stay
+    /// refused.
+    #[arg(long, env = "CRONHOOK_ALLOW_TARGETS", value_delimiter = ',', value_parser = parse_exemption, global = true)]
+    pub allow_targets: Vec<Exemption>,
 
     /// `text` or `json` (one JSON object per line).
     #[arg(
@@ -172,8 +257,28 @@ impl fmt::Display for ListenAddr {
     }
 }
 
-fn parse_policy(s: &str) -> Result<NetworkPolicy, String> {
+fn parse_target_mode(s: &str) -> Result<TargetMode, String> {
     s.parse()
+}
+
+fn parse_exemption(s: &str) -> Result<Exemption, String> {
+    s.parse()
+}
+
+fn parse_auth(s: &str) -> Result<AuthMode, String> {
+    s.parse()
+}
+
+impl ListenAddr {
+    /// Whether the host is a loopback address or `localhost` (as named;
+    /// the bound address decides in the end).
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 impl Config {
@@ -182,6 +287,17 @@ impl Config {
         let mut config = Cli::parse_from(["cronhook"]).config;
         config.database_url = database_url.to_string();
         config
+    }
+
+    /// The target policy for a service bound to a loopback address or
+    /// not: `--targets`, or its default for that address.
+    pub fn network_policy(&self, loopback: bool) -> NetworkPolicy {
+        let mode = self.targets.unwrap_or(if loopback {
+            TargetMode::Any
+        } else {
+            TargetMode::PublicOnly
+        });
+        NetworkPolicy::new(mode, self.allow_targets.clone())
     }
 
     pub fn poll_interval(&self) -> Duration {
@@ -218,7 +334,7 @@ mod tests {
             "public-only",
         ]);
         assert_eq!(cli.config.listen.port, 9000);
-        assert_eq!(cli.config.targets, NetworkPolicy::PublicOnly);
+        assert_eq!(cli.config.targets, Some(TargetMode::PublicOnly));
         assert!(matches!(cli.command, Some(Command::Serve)));
     }
 
@@ -227,8 +343,68 @@ mod tests {
         let cli = Cli::parse_from(["cronhook"]);
         assert!(cli.command.is_none());
         assert_eq!(cli.config.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(cli.config.targets, NetworkPolicy::Any);
+        assert_eq!(cli.config.targets, None);
+        assert_eq!(cli.config.auth, AuthMode::Auto);
+        assert_eq!(cli.config.max_in_flight_per_host, 64);
+        assert_eq!(cli.config.max_connections, 1024);
         assert_eq!(cli.config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_target_policy_follows_the_listen_address_unless_given() {
+        let cli = Cli::parse_from(["cronhook"]);
+        assert_eq!(cli.config.network_policy(true).mode, TargetMode::Any);
+        assert_eq!(
+            cli.config.network_policy(false).mode,
+            TargetMode::PublicOnly
+        );
+        let cli = Cli::parse_from([
+            "cronhook",
+            "--targets",
+            "any",
+            "--allow-targets",
+            "10.0.0.0/8,hooks.internal",
+        ]);
+        assert_eq!(cli.config.network_policy(false).mode, TargetMode::Any);
+        assert_eq!(
+            cli.config.network_policy(false).to_string(),
+            "any (except 10.0.0.0/8, hooks.internal)"
+        );
+        assert!(Cli::try_parse_from(["cronhook", "--allow-targets", "a b"]).is_err());
+    }
+
+    #[test]
+    fn token_commands_parse() {
+        let cli = Cli::parse_from([
+            "cronhook", "token", "create", "--role", "write", "--tenant", "team-a",
+        ]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::Token(TokenCommand::Create { role: Role::Write, ref tenant, name: None })) if tenant == "team-a"
+        ));
+        assert!(Cli::try_parse_from(["cronhook", "token", "create", "--role", "admin"]).is_err());
+        assert!(matches!(
+            Cli::parse_from(["cronhook", "token", "revoke", "tok_1"]).command,
+            Some(Command::Token(TokenCommand::Revoke { .. }))
+        ));
+    }
+
+    #[test]
+    fn loopback_listen_addresses() {
+        for (addr, loopback) in [
+            ("127.0.0.1:8080", true),
+            ("localhost:1", true),
+            ("[::1]:1", true),
+            ("0.0.0.0:8080", false),
+            ("10.0.0.1:80", false),
+            ("example.com:80", false),
+        ] {
+            assert_eq!(
+                addr.parse::<ListenAddr>().unwrap().is_loopback(),
+                loopback,
+                "{addr}"
+            );
+        }
     }
 
     #[test]

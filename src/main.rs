@@ -1,9 +1,13 @@
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
-use cronhook::config::{Cli, Command};
+use cronhook::config::{Cli, Command, Config, TokenCommand};
+use cronhook::domain::auth::{self, Tenant};
+use cronhook::domain::sealing::SealingKey;
+use cronhook::store::{self, DynStore, NewToken};
 use cronhook::wakeup::Wakeups;
-use cronhook::{api, app, store, telemetry};
+use cronhook::{api, app, keyfile, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -13,6 +17,11 @@ async fn main() -> ExitCode {
         Command::Serve => serve(cli.config).await,
         Command::Migrate => migrate(cli.config).await,
         Command::Openapi => print_openapi(),
+        Command::Token(command) => token(cli.config, command).await,
+        Command::Keygen => {
+            println!("{}", SealingKey::generate_base64());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -24,7 +33,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: cronhook::config::Config) -> anyhow::Result<()> {
+async fn serve(config: Config) -> anyhow::Result<()> {
     let stop = app::shutdown_signal();
     let running = app::start(config).await?;
     stop.await;
@@ -32,9 +41,77 @@ async fn serve(config: cronhook::config::Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn migrate(config: cronhook::config::Config) -> anyhow::Result<()> {
-    let store = store::connect(&config.database_url, std::sync::Arc::new(Wakeups::new())).await?;
+async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    let key = keyfile::load(config.encryption_key.as_deref(), &config.database_url)?;
+    store::connect(
+        &config.database_url,
+        std::sync::Arc::new(Wakeups::new()),
+        key,
+    )
+    .await
+    .with_context(|| format!("opening the store at {}", app::redact(&config.database_url)))
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
     tracing::info!(store = store.backend(), "migrations applied");
+    Ok(())
+}
+
+async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Generate => println!("{}", auth::generate_token().0),
+        TokenCommand::Create { role, tenant, name } => {
+            let store = open_store(&config).await?;
+            let tenant = Tenant::parse(&tenant).map_err(|e| anyhow::anyhow!("--tenant {e}"))?;
+            let (text, hash) = auth::generate_token();
+            let made = store
+                .create_token(&NewToken {
+                    id: auth::generate_token_id(),
+                    name,
+                    tenant,
+                    role,
+                    hash,
+                })
+                .await?;
+            eprintln!(
+                "made token {} ({} on tenant {}); it is shown only now:",
+                made.id, made.role, made.tenant
+            );
+            println!("{text}");
+        }
+        TokenCommand::List => {
+            let store = open_store(&config).await?;
+            println!(
+                "{:<21} {:<6} {:<20} {:<20} {:<25} {:<25} name",
+                "id", "role", "tenant", "created", "last used", "revoked"
+            );
+            let at = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or("-".to_string(), |t| {
+                    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+                })
+            };
+            for t in store.list_tokens().await? {
+                println!(
+                    "{:<21} {:<6} {:<20} {:<20} {:<25} {:<25} {}",
+                    t.id,
+                    t.role,
+                    t.tenant,
+                    t.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    at(t.last_used_at),
+                    at(t.revoked_at),
+                    t.name.unwrap_or_default()
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let store = open_store(&config).await?;
+            if !store.revoke_token(&id).await? {
+                anyhow::bail!("no unrevoked token with id {id:?}; see `cronhook token list`");
+            }
+            eprintln!("revoked token {id}");
+        }
+    }
     Ok(())
 }
 

@@ -425,6 +425,39 @@ async fn bad_input_gets_a_problem_naming_the_field(backend: Backend) {
         "target.headers.User-Agent: is set by Cronhook and may not be given"
     );
 
+    // Hop-by-hop headers would instruct the connection, not the target;
+    // bytes beyond visible ASCII would reach it raw.
+    for name in [
+        "TE",
+        "upgrade",
+        "Keep-Alive",
+        "trailer",
+        "Proxy-Authorization",
+    ] {
+        let mut header = job("hop");
+        header["target"]["headers"] = json!({name: "x"});
+        let detail = post(header).await.problem(422);
+        assert!(
+            detail.starts_with(&format!("target.headers.{name}: is a hop-by-hop header")),
+            "{detail}"
+        );
+    }
+    let mut header = job("utf8");
+    header["target"]["headers"] = json!({"X-Name": "Zoë"});
+    assert_eq!(
+        post(header).await.problem(422),
+        "target.headers.X-Name: is not a valid header value (visible ASCII, at most 8192 bytes)"
+    );
+    for bad in [0, 10_001] {
+        let mut catchup = job("catchup");
+        catchup["catchup_max"] = json!(bad);
+        let detail = post(catchup).await.problem(422);
+        assert!(
+            detail.starts_with("catchup_max: must be between 1 and 10000"),
+            "{detail}"
+        );
+    }
+
     // Nothing PostgreSQL cannot store, and no instant RFC 3339 cannot write.
     let mut nul = job("nul");
     nul["name"] = json!("a\u{0}b");

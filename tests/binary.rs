@@ -212,6 +212,7 @@ async fn migrate_on_postgres() {
     let db = common::TestDb::postgres().await;
     let status = Command::new(BIN)
         .env("DATABASE_URL", &db.url)
+        .env("CRONHOOK_ENCRYPTION_KEY", common::TEST_KEY)
         .arg("migrate")
         .status()
         .unwrap();

@@ -291,6 +291,55 @@ async fn a_hanging_target_times_out_without_delaying_others(backend: Backend) {
     assert_eq!(slow["attempts"][0]["status_code"], Value::Null);
 }
 
+/// One slow host cannot take every delivery slot: with 3 slots and at
+/// most 2 requests per host, six hanging requests to one host leave a slot
+/// for another host's job, and never have more than 2 open.
+async fn a_slow_host_gets_at_most_its_share_of_slots(backend: Backend) {
+    let slow = Receiver::start().await;
+    let other = Receiver::start().await;
+    slow.script("/slow", (0..6).map(|_| Answer::Hang));
+    let db = TestDb::new(backend).await;
+    let mut config = common::test_config(&db.url);
+    config.max_in_flight = 3;
+    config.max_in_flight_per_host = 2;
+    let app = TestApp::spawn_with(db, config).await;
+    for k in 0..6 {
+        let mut job = job_now(
+            &format!("slow-{k}"),
+            json!({"url": slow.url("/slow"), "timeout_s": 3}),
+        );
+        job["retry"] = json!({"max_attempts": 1});
+        create(&app, job).await;
+    }
+    eventually(DEADLINE, "two hanging requests", || async {
+        (slow.received("/slow").len() >= 2).then_some(())
+    })
+    .await;
+    create(&app, job_now("other", json!({"url": other.url("/other")}))).await;
+    assert_eq!(finished(&app, "other").await["status"], "succeeded");
+    let unfinished = eventually(DEADLINE, "the slow runs listed", || async {
+        let runs = app.get("/v1/runs?limit=500").await.json();
+        let runs = runs["items"].as_array()?.clone();
+        Some(runs.iter().filter(|r| r["finished_at"].is_null()).count())
+    })
+    .await;
+    assert!(
+        unfinished > 0,
+        "the other job did not wait for the slow ones"
+    );
+    // Every slow run is attempted in the end, two at a time.
+    for k in 0..6 {
+        let run = finished(&app, &format!("slow-{k}")).await;
+        assert_eq!(run["status"], "failed", "{run}");
+        assert_eq!(
+            run["attempt_count"], 1,
+            "a wait for the host is not an attempt: {run}"
+        );
+    }
+    assert_eq!(slow.received("/slow").len(), 6);
+    assert_eq!(slow.most_open_at_once("/slow"), 2);
+}
+
 async fn a_refused_connection_is_retried_and_named(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     // Nothing listens on port 9 of the loopback address.
@@ -537,6 +586,7 @@ store_tests!(
     client_errors_fail_at_once_and_redirects_are_not_followed,
     retry_after_is_honoured_and_clamped,
     a_hanging_target_times_out_without_delaying_others,
+    a_slow_host_gets_at_most_its_share_of_slots,
     a_refused_connection_is_retried_and_named,
     a_killed_dispatcher_s_run_is_redelivered_with_the_same_webhook_id,
     graceful_shutdown_finishes_requests_in_flight,
@@ -609,7 +659,7 @@ async fn public_only_refuses_loopback_literals_and_names_that_resolve_to_it() {
     let receiver = Receiver::start().await;
     let db = TestDb::sqlite();
     let mut config = common::test_config(&db.url);
-    config.targets = cronhook::domain::network_policy::NetworkPolicy::PublicOnly;
+    config.targets = Some(cronhook::domain::network_policy::TargetMode::PublicOnly);
     let app = TestApp::spawn_with(db, config).await;
     let detail = app
         .post(
@@ -661,7 +711,7 @@ async fn ip_literals_are_checked_again_when_sending() {
     )
     .await;
     let mut strict = common::test_config(&writer.db.url);
-    strict.targets = cronhook::domain::network_policy::NetworkPolicy::PublicOnly;
+    strict.targets = Some(cronhook::domain::network_policy::TargetMode::PublicOnly);
     let deliverer = TestApp::spawn_with(TestDb::existing(&writer.db.url), strict).await;
     let run = finished(&deliverer, "literal").await;
     assert_eq!(run["attempt_count"], 1);

@@ -1,6 +1,7 @@
 //! Upgrading a database: jobs stored by the first schema (their definition
-//! as the API's JSON) read back the same after the migrations that follow,
-//! on both stores.
+//! as the API's JSON, their secrets in plain text) read back the same after
+//! the migrations that follow, their secrets sealed, on both stores; and a
+//! store sealed with one key refuses another without touching anything.
 
 mod common;
 
@@ -25,14 +26,15 @@ fn bodies() -> Vec<Value> {
                            "start_at": "2026-01-01T00:00:00.123456Z", "end_at": "2031-01-01T00:00:00Z",
                            "jitter_s": 9},
                "target": {"url": "https://example.com/hook?x=1", "method": "PUT",
-                          "headers": {"X-Team": "data"}, "body": {"report": ["daily", 1]},
+                          "headers": {"X-Team": "data", "Authorization": "Bearer tok-plain-1"},
+                          "body": {"report": ["daily", 1]},
                           "timeout_s": 12},
                "misfire_grace_s": 900, "coalesce": false, "max_instances": 3,
                "retry": {"max_attempts": 5, "backoff_initial_s": 2, "backoff_max_s": 60},
                "metadata": {"owner": "data-team"}}),
         json!({"id": "interval",
                "trigger": {"type": "interval", "every_s": 90, "start_at": "2026-11-23T10:00:00.5Z"},
-               "target": {"url": "http://127.0.0.1:9/text", "body": "plain text"}}),
+               "target": {"url": "http://hooks:pw-plain-2@127.0.0.1:9/text", "body": "plain text"}}),
         json!({"id": "date",
                "trigger": {"type": "date", "run_at": "2031-12-01T09:00:00Z"},
                "target": {"url": "http://127.0.0.1:9/none"}}),
@@ -81,6 +83,25 @@ fn old_columns(spec: &JobSpec) -> (String, String, String, String) {
 }
 
 const NEXT_RUN: &str = "2031-06-01T00:00:00Z";
+
+/// The raw columns that hold secrets, as stored: job id, signing secret,
+/// URL, headers, sealed target secrets.
+async fn stored_secrets(
+    backend: Backend,
+    url: &str,
+) -> Vec<(String, String, String, String, Option<String>)> {
+    let sql = "SELECT id, secret, target_url, target_headers, target_secrets FROM jobs ORDER BY id";
+    match backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+        }
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+        }
+    }
+}
 
 async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -176,25 +197,29 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
     std::fs::remove_dir_all(&dir).ok();
 
     // The service opens it: the later migrations run, the data comes along.
-    let store = store::connect(&db.url, Arc::new(Wakeups::new()))
+    let store = store::connect(&db.url, Arc::new(Wakeups::new()), common::test_key())
         .await
         .expect("the upgrade applies");
     for s in &specs {
         let id = s.id.clone().unwrap();
-        let job = store.get_job(&id).await.unwrap().expect("still there");
+        let job = store
+            .get_job(&common::default_tenant(), &id)
+            .await
+            .unwrap()
+            .expect("still there");
         assert_eq!(job.definition, s.definition, "{id}");
         assert_eq!(job.schedule, Schedule::Scheduled { next_run_at: next });
         assert_eq!(job.created_at, created);
     }
     let cron = store
-        .get_job(&JobId::parse("cron").unwrap())
+        .get_job(&common::default_tenant(), &JobId::parse("cron").unwrap())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(cron.last_run.unwrap().status.as_str(), "failed");
     assert_eq!(
         store
-            .get_secret(&JobId::parse("date").unwrap())
+            .get_secret(&common::default_tenant(), &JobId::parse("date").unwrap())
             .await
             .unwrap()
             .unwrap()
@@ -204,7 +229,11 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
     // And it works as before: a run is claimed with its target, lease and
     // retry policy read from the new columns.
     store
-        .create_manual_run(&JobId::parse("cron").unwrap(), None)
+        .create_manual_run(
+            &common::default_tenant(),
+            &JobId::parse("cron").unwrap(),
+            None,
+        )
         .await
         .unwrap();
     let claimed = store
@@ -215,6 +244,60 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
     let (target, retry) = claimed[0].spec.clone().unwrap();
     assert_eq!(target, specs[0].definition.target);
     assert_eq!(retry, specs[0].definition.retry);
+    assert_eq!(target.headers["authorization"], "Bearer tok-plain-1");
+    drop(store);
+
+    // What was plain is sealed: no secret is left in the database's text.
+    let stored = stored_secrets(backend, &db.url).await;
+    assert_eq!(stored.len(), 3);
+    for (id, secret, url, headers, sealed) in &stored {
+        assert!(secret.starts_with("enc:v1:"), "{id}: {secret}");
+        for plain in ["whsec_b2xk", "tok-plain-1", "pw-plain-2"] {
+            for column in [secret, url, headers] {
+                assert!(!column.contains(plain), "{id}: {column}");
+            }
+            assert!(!sealed.as_deref().unwrap_or("").contains(plain), "{id}");
+        }
+    }
+    let sealed_of = |id: &str| stored.iter().find(|r| r.0 == id).unwrap().4.clone();
+    assert!(sealed_of("cron").is_some() && sealed_of("interval").is_some());
+    assert_eq!(
+        sealed_of("date"),
+        None,
+        "nothing to seal but the signing secret"
+    );
+
+    // Another key: refused, saying so, and nothing changes.
+    let other = cronhook::domain::sealing::SealingKey::from_base64(
+        &cronhook::domain::sealing::SealingKey::generate_base64(),
+    )
+    .unwrap();
+    let refused = store::connect(&db.url, Arc::new(Wakeups::new()), other)
+        .await
+        .err()
+        .expect("another key is refused");
+    assert!(
+        matches!(refused, store::StoreError::WrongKey(_)),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("nothing was changed"),
+        "{refused}"
+    );
+    assert_eq!(stored_secrets(backend, &db.url).await, stored);
+    // The right key still opens everything.
+    let store = store::connect(&db.url, Arc::new(Wakeups::new()), common::test_key())
+        .await
+        .unwrap();
+    let job = store
+        .get_job(
+            &common::default_tenant(),
+            &JobId::parse("interval").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.definition.target.url.password(), Some("pw-plain-2"));
 }
 
 store_tests!(jobs_stored_by_the_first_schema_read_back_the_same);

@@ -82,8 +82,17 @@ async fn every_curl_example_answers_2xx() {
     let app = TestApp::spawn_with(db, config).await;
     let examples = curl_commands();
     assert!(examples.len() >= 8, "{examples:#?}");
+    // The examples that use a token come last: the first of them makes it
+    // (as `cronhook token create` does), which turns authentication on.
+    let mut token = None;
     for example in examples {
         let mut command = example.replace("http://127.0.0.1:8080", &app.base);
+        if command.contains("$CRONHOOK_TOKEN") && token.is_none() {
+            token = Some(
+                app.make_token(cronhook::domain::auth::Role::Root, "default")
+                    .await,
+            );
+        }
         if command.contains("<run-id>") {
             let runs = app.get("/v1/runs?limit=1").await.json();
             let id = runs["items"][0]["id"].as_str().expect("a run to show");
@@ -92,6 +101,7 @@ async fn every_curl_example_answers_2xx() {
         let output = Command::new("bash")
             .arg("-c")
             .arg(format!("{command} -o /dev/null -w '%{{http_code}}'"))
+            .env("CRONHOOK_TOKEN", token.as_deref().unwrap_or(""))
             .output()
             .unwrap();
         let status = String::from_utf8_lossy(&output.stdout).to_string();

@@ -167,6 +167,51 @@ async fn without_grace_a_backlog_runs_once_or_once_per_occurrence(backend: Backe
     assert_eq!(job["last_run"]["id"], each[10]["id"]);
 }
 
+/// One request cannot start a flood: without coalescing, a first fire
+/// time (`next_run_at`) a year in the past makes `catchup_max` runs of the newest occurrences and one
+/// missed run counting the rest (the 357,000 rows in 10 s).
+async fn a_backlog_without_coalescing_is_bounded_by_catchup_max(backend: Backend) {
+    let app = spawn_engine(backend).await;
+    // On the minute grid of now, so that no further occurrence falls due
+    // within the next minute.
+    let now = whole_seconds(Utc::now());
+    let start = now - TimeDelta::days(365);
+    let due = 365 * 24 * 60 + 1;
+    for (id, catchup_max) in [("flood", None), ("small", Some(5))] {
+        let mut body = json!({"id": id, "trigger": {"type": "interval", "every_s": 60, "start_at": rfc3339(start)},
+                              "target": target(), "coalesce": false, "max_instances": 1000,
+                              "next_run_at": rfc3339(start)});
+        if let Some(max) = catchup_max {
+            body["catchup_max"] = json!(max);
+        }
+        let created = create(&app, body).await;
+        assert_eq!(created["catchup_max"], catchup_max.unwrap_or(100));
+    }
+    for (id, kept) in [("flood", 100), ("small", 5)] {
+        let runs = runs_until(&app, id, "the bounded catch-up", |r| r.len() > kept).await;
+        assert_eq!(runs.len(), kept + 1, "{id}: at most catchup_max + 1 runs");
+        let (missed, kept_runs) = (&runs[0], &runs[1..]);
+        assert_eq!(missed["status"], "missed");
+        assert_eq!(missed["occurrences"], due - kept as i64, "{missed}");
+        for (k, run) in kept_runs.iter().enumerate() {
+            assert_eq!(run["status"], "pending");
+            assert_eq!(run["occurrences"], 1);
+            let index = (due - kept as i64) + k as i64;
+            assert_eq!(
+                instant(&run["scheduled_for"]),
+                start + TimeDelta::minutes(index)
+            );
+        }
+        let job = app.get(&format!("/v1/jobs/{id}")).await.json();
+        assert_eq!(instant(&job["next_run_at"]), now + TimeDelta::minutes(1));
+    }
+    let bad = app
+        .post("/v1/jobs", json!({"trigger": {"type": "interval", "every_s": 60}, "target": target(), "catchup_max": 0}))
+        .await
+        .problem(422);
+    assert!(bad.starts_with("catchup_max:"), "{bad}");
+}
+
 async fn max_instances_skips_while_a_run_is_pending(backend: Backend) {
     let app = spawn_engine(backend).await;
     create(
@@ -316,6 +361,7 @@ async fn a_job_due_now_gets_its_run_although_the_poll_interval_is_an_hour(backen
 }
 
 store_tests!(
+    a_backlog_without_coalescing_is_bounded_by_catchup_max,
     misfire_grace_records_one_missed_run_then_fires_normally,
     without_grace_a_backlog_runs_once_or_once_per_occurrence,
     max_instances_skips_while_a_run_is_pending,
@@ -330,7 +376,7 @@ store_tests!(
 /// 500 date jobs due at one instant and 50 jobs firing every second for
 /// 10 s, scheduled by `instances` schedulers with pools of their own.
 async fn every_occurrence_has_exactly_one_run(db: &TestDb, stores: Vec<DynStore>) {
-    let setup = store::connect(&db.url, Arc::new(Wakeups::new()))
+    let setup = store::connect(&db.url, Arc::new(Wakeups::new()), common::test_key())
         .await
         .unwrap();
     let t0 = whole_seconds(Utc::now()) + TimeDelta::seconds(6);
@@ -364,11 +410,14 @@ async fn every_occurrence_has_exactly_one_run(db: &TestDb, stores: Vec<DynStore>
     }
     eventually(Duration::from_secs(90), "every job completed", || async {
         let scheduled = setup
-            .list_jobs(&store::JobFilter {
-                state: Some(cronhook::domain::job::JobState::Scheduled),
-                limit: 1,
-                ..Default::default()
-            })
+            .list_jobs(
+                &common::default_tenant(),
+                &store::JobFilter {
+                    state: Some(cronhook::domain::job::JobState::Scheduled),
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         scheduled.is_empty().then_some(())
@@ -421,7 +470,7 @@ async fn pg_stores(db: &TestDb, n: usize) -> Vec<DynStore> {
     let mut stores: Vec<DynStore> = Vec::new();
     for _ in 0..n {
         stores.push(Arc::new(
-            PgStore::connect(&db.url, Arc::new(Wakeups::new()))
+            PgStore::connect(&db.url, Arc::new(Wakeups::new()), common::test_key())
                 .await
                 .unwrap(),
         ));
@@ -448,10 +497,10 @@ async fn four_postgres_instances_fire_each_occurrence_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_sqlite_stores_on_one_file_never_double_fire() {
     let db = TestDb::sqlite();
-    let a: DynStore = store::connect(&db.url, Arc::new(Wakeups::new()))
+    let a: DynStore = store::connect(&db.url, Arc::new(Wakeups::new()), common::test_key())
         .await
         .unwrap();
-    let b: DynStore = store::connect(&db.url, Arc::new(Wakeups::new()))
+    let b: DynStore = store::connect(&db.url, Arc::new(Wakeups::new()), common::test_key())
         .await
         .unwrap();
     let t0 = whole_seconds(Utc::now()) + TimeDelta::seconds(3);
@@ -478,11 +527,14 @@ async fn two_sqlite_stores_on_one_file_never_double_fire() {
         .collect();
     eventually(Duration::from_secs(60), "every job completed", || async {
         let left = a
-            .list_jobs(&store::JobFilter {
-                state: Some(cronhook::domain::job::JobState::Scheduled),
-                limit: 1,
-                ..Default::default()
-            })
+            .list_jobs(
+                &common::default_tenant(),
+                &store::JobFilter {
+                    state: Some(cronhook::domain::job::JobState::Scheduled),
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         left.is_empty().then_some(())
@@ -497,7 +549,10 @@ async fn two_sqlite_stores_on_one_file_never_double_fire() {
         let id =
             cronhook::domain::job::JobId::parse(&format!("{}{n}", if n < 90 { "d" } else { "t" }))
                 .unwrap();
-        let runs = a.list_runs(&runs_of(&id, None, 100)).await.unwrap();
+        let runs = a
+            .list_runs(&common::default_tenant(), &runs_of(&id, None, 100))
+            .await
+            .unwrap();
         let mut at: Vec<_> = runs.iter().map(|r| r.scheduled_for).collect();
         at.dedup();
         assert_eq!(at.len(), runs.len(), "{id}: one run per occurrence");
@@ -512,7 +567,7 @@ async fn two_sqlite_stores_on_one_file_never_double_fire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_claim_cut_off_before_commit_is_taken_by_another_instance() {
     let db = TestDb::postgres().await;
-    let b = PgStore::connect(&db.url, Arc::new(Wakeups::new()))
+    let b = PgStore::connect(&db.url, Arc::new(Wakeups::new()), common::test_key())
         .await
         .unwrap();
     common::create_job(
@@ -533,7 +588,7 @@ async fn a_claim_cut_off_before_commit_is_taken_by_another_instance() {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let a = PgStore::connect(&url, Arc::new(Wakeups::new()))
+                let a = PgStore::connect(&url, Arc::new(Wakeups::new()), common::test_key())
                     .await
                     .unwrap();
                 let stalling = move |job: &cronhook::domain::misfire::DueJob<'_>,

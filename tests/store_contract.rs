@@ -34,7 +34,7 @@ fn runs_of(
 }
 
 async fn open(db: &TestDb) -> DynStore {
-    store::connect(&db.url, Arc::new(Wakeups::new()))
+    store::connect(&db.url, Arc::new(Wakeups::new()), common::test_key())
         .await
         .expect("store opens")
 }
@@ -46,7 +46,7 @@ fn now() -> DateTime<Utc> {
 fn ctx() -> ParseContext {
     ParseContext {
         now: now(),
-        network_policy: NetworkPolicy::Any,
+        network_policy: NetworkPolicy::default(),
     }
 }
 
@@ -88,7 +88,15 @@ fn create_command(spec: JobSpec) -> JobCommand {
 }
 
 async fn apply(store: &DynStore, job_id: &str, command: JobCommand) -> StoreResult<(Job, Saved)> {
-    store.save_job(&id(job_id), &command, ctx(), None).await
+    store
+        .save_job(
+            &common::default_tenant(),
+            &id(job_id),
+            &command,
+            ctx(),
+            None,
+        )
+        .await
 }
 
 async fn create(store: &DynStore, job_id: &str) -> Job {
@@ -122,11 +130,31 @@ async fn saves_and_reads_back_the_same_job(backend: Backend) {
         }
     );
     assert!(job.last_run.is_none());
-    let read = store.get_job(&id("j1")).await.unwrap().expect("stored");
+    let read = store
+        .get_job(&common::default_tenant(), &id("j1"))
+        .await
+        .unwrap()
+        .expect("stored");
     assert_eq!(read, job);
-    assert!(store.get_job(&id("nope")).await.unwrap().is_none());
-    assert!(store.job_exists(&id("j1")).await.unwrap());
-    assert!(!store.job_exists(&id("nope")).await.unwrap());
+    assert!(
+        store
+            .get_job(&common::default_tenant(), &id("nope"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .job_exists(&common::default_tenant(), &id("j1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .job_exists(&common::default_tenant(), &id("nope"))
+            .await
+            .unwrap()
+    );
 
     let refused = apply(&store, "j1", create_command(spec("j1"))).await;
     assert!(matches!(refused, Err(StoreError::Conflict(m)) if m.contains("already exists")));
@@ -151,7 +179,7 @@ async fn saves_and_reads_back_the_same_job(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(job.definition, spec.definition, "{n}");
-        let read = store.get_job(&job.id).await.unwrap().unwrap();
+        let read = store.get_job(&common::default_tenant(), &job.id).await.unwrap().unwrap();
         assert_eq!(read, job, "{n}");
     }
 }
@@ -201,7 +229,12 @@ async fn commands_are_decided_by_the_lifecycle_rules(backend: Backend) {
     let (resumed, _) = apply(&store, "j", JobCommand::Resume).await.unwrap();
     assert_eq!(resumed.schedule.state(), JobState::Scheduled);
     assert_eq!(
-        store.get_job(&id("j")).await.unwrap().unwrap().schedule,
+        store
+            .get_job(&common::default_tenant(), &id("j"))
+            .await
+            .unwrap()
+            .unwrap()
+            .schedule,
         resumed.schedule
     );
 
@@ -235,28 +268,37 @@ async fn lists_in_id_order_with_filter_and_cursor(backend: Backend) {
             .collect::<Vec<_>>()
     };
     let all = store
-        .list_jobs(&JobFilter {
-            limit: 10,
-            ..Default::default()
-        })
+        .list_jobs(
+            &common::default_tenant(),
+            &JobFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(ids(all), ["a", "b", "c", "d"]);
     let page = store
-        .list_jobs(&JobFilter {
-            after: Some(id("b")),
-            limit: 1,
-            ..Default::default()
-        })
+        .list_jobs(
+            &common::default_tenant(),
+            &JobFilter {
+                after: Some(id("b")),
+                limit: 1,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(ids(page), ["c"]);
     let paused = store
-        .list_jobs(&JobFilter {
-            state: Some(JobState::Paused),
-            limit: 10,
-            ..Default::default()
-        })
+        .list_jobs(
+            &common::default_tenant(),
+            &JobFilter {
+                state: Some(JobState::Paused),
+                limit: 10,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(ids(paused), ["b"]);
@@ -266,12 +308,35 @@ async fn deletes(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     create(&store, "gone").await;
-    let run = store.create_manual_run(&id("gone"), None).await.unwrap();
-    assert!(store.delete_job(&id("gone")).await.unwrap());
-    assert!(!store.delete_job(&id("gone")).await.unwrap());
-    assert!(store.get_job(&id("gone")).await.unwrap().is_none());
+    let run = store
+        .create_manual_run(&common::default_tenant(), &id("gone"), None)
+        .await
+        .unwrap();
     assert!(
-        store.get_run(run.id).await.unwrap().is_none(),
+        store
+            .delete_job(&common::default_tenant(), &id("gone"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_job(&common::default_tenant(), &id("gone"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .get_job(&common::default_tenant(), &id("gone"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_run(&common::default_tenant(), run.id)
+            .await
+            .unwrap()
+            .is_none(),
         "runs go with it"
     );
 }
@@ -302,10 +367,13 @@ async fn concurrent_creates_of_one_id_make_one_job(backend: Backend) {
     }
     assert_eq!(created, 1);
     let all = store
-        .list_jobs(&JobFilter {
-            limit: 10,
-            ..Default::default()
-        })
+        .list_jobs(
+            &common::default_tenant(),
+            &JobFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(all.len(), 1);
@@ -319,7 +387,7 @@ async fn survives_reopening(backend: Backend) {
     };
     let store = open(&db).await;
     let job = store
-        .get_job(&id("kept"))
+        .get_job(&common::default_tenant(), &id("kept"))
         .await
         .unwrap()
         .expect("still there");
@@ -352,7 +420,7 @@ async fn claims_due_jobs_as_the_plan_decides(backend: Backend) {
     assert_eq!(seen.lock().unwrap()[0].1, 0);
     assert_eq!(seen.lock().unwrap()[0].2, 2);
     let runs = store
-        .list_runs(&runs_of(&id("due"), None, 10))
+        .list_runs(&common::default_tenant(), &runs_of(&id("due"), None, 10))
         .await
         .unwrap();
     assert_eq!(runs.len(), 1);
@@ -361,7 +429,11 @@ async fn claims_due_jobs_as_the_plan_decides(backend: Backend) {
         (RunCause::Schedule, RunStatus::Pending)
     );
     // Advanced to the trigger's own first fire time.
-    let job = store.get_job(&id("due")).await.unwrap().unwrap();
+    let job = store
+        .get_job(&common::default_tenant(), &id("due"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         job.schedule.next_run_at(),
         Some("2030-01-01T00:00:00Z".parse().unwrap())
@@ -378,17 +450,25 @@ async fn manual_runs_and_history(backend: Backend) {
     create(&store, "m").await;
     let mut made = Vec::new();
     for expected in [RunStatus::Pending, RunStatus::Pending, RunStatus::Skipped] {
-        let run = store.create_manual_run(&id("m"), None).await.unwrap();
+        let run = store
+            .create_manual_run(&common::default_tenant(), &id("m"), None)
+            .await
+            .unwrap();
         assert_eq!((run.cause, run.status), (RunCause::Manual, expected));
         assert_eq!(run.finished_at.is_some(), expected == RunStatus::Skipped);
         made.push(run);
     }
     assert!(matches!(
-        store.create_manual_run(&id("missing"), None).await,
+        store
+            .create_manual_run(&common::default_tenant(), &id("missing"), None)
+            .await,
         Err(StoreError::NotFound)
     ));
     // Newest first, by pages.
-    let first = store.list_runs(&runs_of(&id("m"), None, 2)).await.unwrap();
+    let first = store
+        .list_runs(&common::default_tenant(), &runs_of(&id("m"), None, 2))
+        .await
+        .unwrap();
     assert_eq!(
         first.iter().map(|r| r.id).collect::<Vec<_>>(),
         [made[2].id, made[1].id]
@@ -398,14 +478,27 @@ async fn manual_runs_and_history(backend: Backend) {
         id: first[1].id,
     };
     let rest = store
-        .list_runs(&runs_of(&id("m"), Some(cursor), 2))
+        .list_runs(
+            &common::default_tenant(),
+            &runs_of(&id("m"), Some(cursor), 2),
+        )
         .await
         .unwrap();
     assert_eq!(rest.iter().map(|r| r.id).collect::<Vec<_>>(), [made[0].id]);
-    let (run, attempts) = store.get_run(made[0].id).await.unwrap().unwrap();
+    let (run, attempts) = store
+        .get_run(&common::default_tenant(), made[0].id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(run, made[0]);
     assert!(attempts.is_empty());
-    assert!(store.get_run(uuid::Uuid::now_v7()).await.unwrap().is_none());
+    assert!(
+        store
+            .get_run(&common::default_tenant(), uuid::Uuid::now_v7())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn runs_are_listed_by_job_status_and_time(backend: Backend) {
@@ -416,13 +509,18 @@ async fn runs_are_listed_by_job_status_and_time(backend: Backend) {
     // a: pending, pending, skipped; b: pending, pending, skipped.
     let mut made = Vec::new();
     for job in ["a", "b", "a", "b", "a", "b"] {
-        made.push(store.create_manual_run(&id(job), None).await.unwrap());
+        made.push(
+            store
+                .create_manual_run(&common::default_tenant(), &id(job), None)
+                .await
+                .unwrap(),
+        );
     }
     let list = |filter: store::RunFilter| {
         let store = store.clone();
         async move {
             store
-                .list_runs(&filter)
+                .list_runs(&common::default_tenant(), &filter)
                 .await
                 .unwrap()
                 .into_iter()
@@ -493,13 +591,14 @@ async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
     let day = Duration::from_secs(86_400);
     assert_eq!(
         store
-            .find_idempotent_request("create_job", "key-1", day)
+            .find_idempotent_request(&common::default_tenant(), "create_job", "key-1", day)
             .await
             .unwrap(),
         None
     );
     store
         .save_job(
+            &common::default_tenant(),
             &id("j1"),
             &create_command(spec("j1")),
             ctx(),
@@ -508,7 +607,7 @@ async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
         .await
         .unwrap();
     let found = store
-        .find_idempotent_request("create_job", "key-1", day)
+        .find_idempotent_request(&common::default_tenant(), "create_job", "key-1", day)
         .await
         .unwrap()
         .unwrap();
@@ -519,7 +618,7 @@ async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
     // Scopes are apart.
     assert_eq!(
         store
-            .find_idempotent_request("run_job", "key-1", day)
+            .find_idempotent_request(&common::default_tenant(), "run_job", "key-1", day)
             .await
             .unwrap(),
         None
@@ -527,6 +626,7 @@ async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
     // The same key again: nothing is written, not even the job.
     let again = store
         .save_job(
+            &common::default_tenant(),
             &id("j2"),
             &create_command(spec("j2")),
             ctx(),
@@ -537,7 +637,13 @@ async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
         matches!(again, Err(StoreError::IdempotencyKeyTaken)),
         "{again:?}"
     );
-    assert!(store.get_job(&id("j2")).await.unwrap().is_none());
+    assert!(
+        store
+            .get_job(&common::default_tenant(), &id("j2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // A manual run records its run id.
     let run_key = store::Idempotency {
@@ -546,22 +652,24 @@ async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
         fingerprint: "fp-run".into(),
     };
     let run = store
-        .create_manual_run(&id("j1"), Some(&run_key))
+        .create_manual_run(&common::default_tenant(), &id("j1"), Some(&run_key))
         .await
         .unwrap();
     let found = store
-        .find_idempotent_request("run_job", "key-1", day)
+        .find_idempotent_request(&common::default_tenant(), "run_job", "key-1", day)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(found.resource_id, run.id.to_string());
     assert!(matches!(
-        store.create_manual_run(&id("j1"), Some(&run_key)).await,
+        store
+            .create_manual_run(&common::default_tenant(), &id("j1"), Some(&run_key))
+            .await,
         Err(StoreError::IdempotencyKeyTaken)
     ));
     assert_eq!(
         store
-            .list_runs(&runs_of(&id("j1"), None, 10))
+            .list_runs(&common::default_tenant(), &runs_of(&id("j1"), None, 10))
             .await
             .unwrap()
             .len(),
@@ -572,7 +680,12 @@ async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(
         store
-            .find_idempotent_request("create_job", "key-1", Duration::from_millis(1))
+            .find_idempotent_request(
+                &common::default_tenant(),
+                "create_job",
+                "key-1",
+                Duration::from_millis(1)
+            )
             .await
             .unwrap(),
         None
@@ -593,7 +706,7 @@ async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
     );
     assert_eq!(
         store
-            .find_idempotent_request("run_job", "key-1", day)
+            .find_idempotent_request(&common::default_tenant(), "run_job", "key-1", day)
             .await
             .unwrap(),
         None
@@ -617,7 +730,10 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     create(&store, "d").await;
-    let run = store.create_manual_run(&id("d"), None).await.unwrap();
+    let run = store
+        .create_manual_run(&common::default_tenant(), &id("d"), None)
+        .await
+        .unwrap();
 
     let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
     assert_eq!((claimed.run_id, claimed.attempt), (run.id, 1));
@@ -632,7 +748,11 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
             .unwrap()
             .is_empty()
     );
-    let (running, _) = store.get_run(run.id).await.unwrap().unwrap();
+    let (running, _) = store
+        .get_run(&common::default_tenant(), run.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (running.status, running.attempt_count),
         (RunStatus::Running, 1)
@@ -673,7 +793,11 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
             .unwrap(),
         1
     );
-    let (waiting, attempts) = store.get_run(run.id).await.unwrap().unwrap();
+    let (waiting, attempts) = store
+        .get_run(&common::default_tenant(), run.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(waiting.status, RunStatus::Pending);
     let wait = waiting.next_attempt_at.unwrap() - now();
     assert!(
@@ -694,21 +818,31 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
     assert!(due_in > Duration::from_secs(3500), "{due_in:?}");
 
     // A second run, claimed then released: pending again, its attempt not counted.
-    let second = store.create_manual_run(&id("d"), None).await.unwrap();
+    let second = store
+        .create_manual_run(&common::default_tenant(), &id("d"), None)
+        .await
+        .unwrap();
     let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
     assert_eq!(claimed.run_id, second.id);
     assert_eq!(
         store
-            .release_runs("other", &[(second.id, 1)])
+            .release_runs("other", &[(second.id, 1)], Duration::ZERO)
             .await
             .unwrap(),
         0
     );
     assert_eq!(
-        store.release_runs("me", &[(second.id, 1)]).await.unwrap(),
+        store
+            .release_runs("me", &[(second.id, 1)], Duration::ZERO)
+            .await
+            .unwrap(),
         1
     );
-    let (released, _) = store.get_run(second.id).await.unwrap().unwrap();
+    let (released, _) = store
+        .get_run(&common::default_tenant(), second.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (released.status, released.attempt_count),
         (RunStatus::Pending, 0)
@@ -721,7 +855,11 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
     ok.run_id = second.id;
     ok.status_code = Some(200);
     assert_eq!(store.record_attempts("me", &[ok]).await.unwrap(), 1);
-    let (done, _) = store.get_run(second.id).await.unwrap().unwrap();
+    let (done, _) = store
+        .get_run(&common::default_tenant(), second.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(done.status, RunStatus::Succeeded);
     assert!(done.finished_at.is_some());
 }
@@ -730,7 +868,10 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     create(&store, "r").await; // timeout_s 1, max_attempts 2
-    let run = store.create_manual_run(&id("r"), None).await.unwrap();
+    let run = store
+        .create_manual_run(&common::default_tenant(), &id("r"), None)
+        .await
+        .unwrap();
     let decisions = Mutex::new(Vec::new());
     let recover = |lease: &store::ExpiredLease<'_>| {
         assert_eq!((lease.run_id, lease.job_id), (run.id, "r"));
@@ -810,7 +951,11 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
 
     let policy = spec("r").definition.retry;
     assert_eq!(*decisions.lock().unwrap(), [(1, policy), (2, policy)]);
-    let (failed, attempts) = store.get_run(run.id).await.unwrap().unwrap();
+    let (failed, attempts) = store
+        .get_run(&common::default_tenant(), run.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (failed.status, failed.attempt_count),
         (RunStatus::Failed, 2)
@@ -832,7 +977,10 @@ async fn a_lease_of_an_unknown_owner_is_taken_over_at_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     create(&store, "g").await;
-    let run = store.create_manual_run(&id("g"), None).await.unwrap();
+    let run = store
+        .create_manual_run(&common::default_tenant(), &id("g"), None)
+        .await
+        .unwrap();
     claim_one(&store, "ghost", Duration::from_secs(3600)).await;
     let recovered = store
         .recover_expired_leases(10, Duration::from_secs(3600), &|_: &store::ExpiredLease<
@@ -845,7 +993,11 @@ async fn a_lease_of_an_unknown_owner_is_taken_over_at_once(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(recovered, 1);
-    let (pending, _) = store.get_run(run.id).await.unwrap().unwrap();
+    let (pending, _) = store
+        .get_run(&common::default_tenant(), run.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(pending.status, RunStatus::Pending);
 }
 
@@ -856,7 +1008,10 @@ async fn instances_register_beat_list_and_leave(backend: Backend) {
     store.register_instance("a", "1.0").await.unwrap();
     store.register_instance("b", "1.1").await.unwrap();
     create(&store, "j").await;
-    store.create_manual_run(&id("j"), None).await.unwrap();
+    store
+        .create_manual_run(&common::default_tenant(), &id("j"), None)
+        .await
+        .unwrap();
     claim_one(&store, "b", Duration::from_secs(60)).await;
     let listed = store.list_instances().await.unwrap();
     assert_eq!(
@@ -898,11 +1053,20 @@ async fn secrets_are_kept_and_rotated(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     create(&store, "s").await;
-    let secret = store.get_secret(&id("s")).await.unwrap().unwrap();
+    let secret = store
+        .get_secret(&common::default_tenant(), &id("s"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(secret.secret, "whsec_dGVzdA==");
     assert_eq!(secret.previous, None);
     let rotated = store
-        .rotate_secret(&id("s"), "whsec_bmV3", Duration::from_secs(600))
+        .rotate_secret(
+            &common::default_tenant(),
+            &id("s"),
+            "whsec_bmV3",
+            Duration::from_secs(600),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -914,18 +1078,58 @@ async fn secrets_are_kept_and_rotated(backend: Backend) {
         grace > TimeDelta::seconds(590) && grace <= TimeDelta::seconds(600),
         "{grace}"
     );
-    assert_eq!(store.get_secret(&id("s")).await.unwrap().unwrap(), rotated);
+    assert_eq!(
+        store
+            .get_secret(&common::default_tenant(), &id("s"))
+            .await
+            .unwrap()
+            .unwrap(),
+        rotated
+    );
     // Both sign while the grace lasts.
-    store.create_manual_run(&id("s"), None).await.unwrap();
+    store
+        .create_manual_run(&common::default_tenant(), &id("s"), None)
+        .await
+        .unwrap();
     let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
     assert_eq!(claimed.secrets, ["whsec_bmV3", "whsec_dGVzdA=="]);
-    assert!(store.get_secret(&id("none")).await.unwrap().is_none());
     assert!(
         store
-            .rotate_secret(&id("none"), "whsec_eA==", Duration::ZERO)
+            .get_secret(&common::default_tenant(), &id("none"))
             .await
             .unwrap()
             .is_none()
+    );
+    assert!(
+        store
+            .rotate_secret(
+                &common::default_tenant(),
+                &id("none"),
+                "whsec_eA==",
+                Duration::ZERO
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // At rest, both are sealed: neither appears in the database's text.
+    let sql = "SELECT secret || ' ' || previous_secret FROM jobs WHERE id = 's'";
+    let stored: String = match backend {
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        }
+        Backend::Sqlite => {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        }
+    };
+    assert!(stored.starts_with("enc:v1:"), "{stored}");
+    assert!(
+        !stored.contains("bmV3") && !stored.contains("dGVzdA"),
+        "{stored}"
     );
 }
 
@@ -934,7 +1138,9 @@ async fn secrets_are_kept_and_rotated(backend: Backend) {
 async fn listener(backend: Backend) {
     let db = TestDb::new(backend).await;
     let wakeups = Arc::new(Wakeups::new());
-    let store = store::connect(&db.url, wakeups.clone()).await.unwrap();
+    let store = store::connect(&db.url, wakeups.clone(), common::test_key())
+        .await
+        .unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let listening = store.spawn_listener(shutdown.clone());
     match backend {
@@ -961,12 +1167,21 @@ async fn listener(backend: Backend) {
 /// recorded as skipped, finished at once.
 async fn finished_runs(store: &DynStore, job_id: &str, n: usize) {
     create(store, job_id).await;
-    let first = store.create_manual_run(&id(job_id), None).await.unwrap();
+    let first = store
+        .create_manual_run(&common::default_tenant(), &id(job_id), None)
+        .await
+        .unwrap();
     assert_eq!(first.status.as_str(), "pending");
-    let second = store.create_manual_run(&id(job_id), None).await.unwrap();
+    let second = store
+        .create_manual_run(&common::default_tenant(), &id(job_id), None)
+        .await
+        .unwrap();
     assert_eq!(second.status.as_str(), "pending", "max_instances is 2");
     for _ in 0..n {
-        let run = store.create_manual_run(&id(job_id), None).await.unwrap();
+        let run = store
+            .create_manual_run(&common::default_tenant(), &id(job_id), None)
+            .await
+            .unwrap();
         assert_eq!(run.status.as_str(), "skipped");
         assert!(run.finished_at.is_some());
     }
@@ -981,7 +1196,7 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
         let store = store.clone();
         async move {
             store
-                .list_runs(&runs_of(&id(job), None, 5000))
+                .list_runs(&common::default_tenant(), &runs_of(&id(job), None, 5000))
                 .await
                 .unwrap()
                 .len()
@@ -1011,7 +1226,7 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
     }
     assert_eq!(trimmed, 5);
     let busy = store
-        .list_runs(&runs_of(&id("busy"), None, 5000))
+        .list_runs(&common::default_tenant(), &runs_of(&id("busy"), None, 5000))
         .await
         .unwrap();
     assert_eq!(busy.len(), 1002, "1,000 finished and the 2 pending");
@@ -1059,7 +1274,10 @@ async fn next_due_times(backend: Backend) {
     );
     assert_eq!(store.next_attempt_in().await.unwrap(), None);
 
-    store.create_manual_run(&id("later"), None).await.unwrap();
+    store
+        .create_manual_run(&common::default_tenant(), &id("later"), None)
+        .await
+        .unwrap();
     assert_eq!(
         store.next_attempt_in().await.unwrap(),
         Some(std::time::Duration::ZERO)
@@ -1082,7 +1300,161 @@ async fn next_due_times(backend: Backend) {
     );
 }
 
+/// Two tenants with a job of the same id: each reads, lists, runs and
+/// deletes its own, and a claimed run carries its own tenant's target.
+async fn tenants_keep_their_own_jobs_under_one_id(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let (a, b) = (
+        store::Tenant::parse("team-a").unwrap(),
+        store::Tenant::parse("team-b").unwrap(),
+    );
+    for (tenant, path) in [(&a, "/a"), (&b, "/b")] {
+        let mut v = body("same");
+        v["target"]["url"] = json!(format!("http://127.0.0.1:9{path}"));
+        let (_, saved) = store
+            .save_job(tenant, &id("same"), &create_command(parse(v)), ctx(), None)
+            .await
+            .unwrap();
+        assert_eq!(saved, Saved::Created);
+    }
+    let url = |job: Option<Job>| job.unwrap().definition.target.url.path().to_string();
+    assert_eq!(url(store.get_job(&a, &id("same")).await.unwrap()), "/a");
+    assert_eq!(url(store.get_job(&b, &id("same")).await.unwrap()), "/b");
+    assert!(
+        store
+            .get_job(&common::default_tenant(), &id("same"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let filter = JobFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.list_jobs(&a, &filter).await.unwrap().len(), 1);
+    assert!(
+        store
+            .list_jobs(&common::default_tenant(), &filter)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let run_a = store
+        .create_manual_run(&a, &id("same"), None)
+        .await
+        .unwrap();
+    let run_b = store
+        .create_manual_run(&b, &id("same"), None)
+        .await
+        .unwrap();
+    assert!(store.get_run(&b, run_a.id).await.unwrap().is_none());
+    assert!(store.get_run(&a, run_a.id).await.unwrap().is_some());
+    let runs = |tenant: &store::Tenant| {
+        let store = store.clone();
+        let tenant = tenant.clone();
+        async move {
+            store
+                .list_runs(
+                    &tenant,
+                    &store::RunFilter {
+                        limit: 10,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(runs(&a).await, [run_a.id]);
+    assert_eq!(runs(&b).await, [run_b.id]);
+    let mut claimed = store
+        .claim_runs("me", 10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    claimed.sort_by_key(|c| c.tenant.clone());
+    let seen: Vec<(String, String)> = claimed
+        .iter()
+        .map(|c| {
+            (
+                c.tenant.to_string(),
+                c.spec.as_ref().unwrap().0.url.path().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("team-a".into(), "/a".into()),
+            ("team-b".into(), "/b".into())
+        ]
+    );
+
+    assert!(store.delete_job(&a, &id("same")).await.unwrap());
+    assert!(store.get_job(&b, &id("same")).await.unwrap().is_some());
+    assert!(!store.delete_job(&a, &id("same")).await.unwrap());
+}
+
+async fn tokens_are_kept_as_hashes_and_revoked(backend: Backend) {
+    use cronhook::domain::auth::{Role, generate_token, generate_token_id};
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    assert!(!store.tokens_exist().await.unwrap());
+    let (text, hash) = generate_token();
+    let made = store
+        .create_token(&store::NewToken {
+            id: generate_token_id(),
+            name: Some("ops".into()),
+            tenant: store::Tenant::parse("team-a").unwrap(),
+            role: Role::Write,
+            hash: hash.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (made.role, made.tenant.as_str(), made.name.as_deref()),
+        (Role::Write, "team-a", Some("ops"))
+    );
+    assert_eq!(made.last_used_at, None);
+    assert!(store.tokens_exist().await.unwrap());
+    assert_eq!(store.find_token(&hash).await.unwrap(), Some(made.clone()));
+    assert_eq!(
+        store
+            .find_token(&cronhook::domain::auth::token_hash(&format!("{text}x")))
+            .await
+            .unwrap(),
+        None
+    );
+    let again = store
+        .create_token(&store::NewToken {
+            id: generate_token_id(),
+            name: None,
+            tenant: common::default_tenant(),
+            role: Role::Root,
+            hash: hash.clone(),
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+
+    store.touch_token(&made.id).await.unwrap();
+    let listed = store.list_tokens().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used_at.is_some());
+
+    assert!(store.revoke_token(&made.id).await.unwrap());
+    assert!(!store.revoke_token(&made.id).await.unwrap(), "once");
+    assert_eq!(store.find_token(&hash).await.unwrap(), None);
+    assert!(!store.tokens_exist().await.unwrap());
+    assert!(store.list_tokens().await.unwrap()[0].revoked_at.is_some());
+}
+
 store_tests!(
+    tenants_keep_their_own_jobs_under_one_id,
+    tokens_are_kept_as_hashes_and_revoked,
     backend_and_ping,
     saves_and_reads_back_the_same_job,
     commands_are_decided_by_the_lifecycle_rules,

@@ -4,6 +4,7 @@
 
 use super::AppState;
 use super::error::ApiError;
+use crate::domain::auth::Tenant;
 use crate::domain::idempotency::{self, IdempotencyKey};
 use crate::store::Idempotency;
 
@@ -26,6 +27,7 @@ pub fn request(
 /// window), after checking that it asked for the same.
 pub async fn earlier(
     app: &AppState,
+    tenant: &Tenant,
     request: Option<&Idempotency>,
 ) -> Result<Option<String>, ApiError> {
     let Some(request) = request else {
@@ -33,7 +35,7 @@ pub async fn earlier(
     };
     let Some(earlier) = app
         .store
-        .find_idempotent_request(request.scope, &request.key, idempotency::WINDOW)
+        .find_idempotent_request(tenant, request.scope, &request.key, idempotency::WINDOW)
         .await?
     else {
         return Ok(None);

@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::auth::Root;
 use super::error::ApiError;
 use crate::domain::instant;
 use crate::store::Instance;
@@ -57,7 +58,10 @@ pub struct InstanceList {
     get, path = "/v1/instances", tag = "instances",
     responses((status = 200, description = "OK", body = InstanceList))
 )]
-pub async fn list_instances(State(app): State<AppState>) -> Result<Json<InstanceList>, ApiError> {
+pub async fn list_instances(
+    Root(_): Root,
+    State(app): State<AppState>,
+) -> Result<Json<InstanceList>, ApiError> {
     let instances = app.store.list_instances().await?;
     Ok(Json(InstanceList {
         items: instances.into_iter().map(InstanceView::from).collect(),

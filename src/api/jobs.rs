@@ -10,12 +10,14 @@ use serde_json::{Map, Value};
 use utoipa::IntoParams;
 
 use super::AppState;
+use super::auth::{Reader, Writer};
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, ApiQuery, IdempotencyHeader, JobIdPath};
 use super::idempotent;
 use super::pagination::{encode_job_cursor, job_cursor, limit};
 use super::schema::IdempotencyKeyHeader;
 use super::views::{JobPage, JobView};
+use crate::domain::auth::Tenant;
 use crate::domain::error::FieldError;
 use crate::domain::job::{JobId, JobInput, JobState};
 use crate::domain::lifecycle::JobCommand;
@@ -42,17 +44,19 @@ fn created(job: Job) -> impl IntoResponse {
     )
 )]
 pub async fn create_job(
+    Writer(caller): Writer,
     State(app): State<AppState>,
     IdempotencyHeader(key): IdempotencyHeader,
     ApiJson(input): ApiJson<JobInput>,
 ) -> Result<axum::response::Response, ApiError> {
     let body = serde_json::to_vec(&input).map_err(|e| ApiError::Internal(e.into()))?;
     let idempotency = idempotent::request(key, "create_job", "/v1/jobs", &body);
-    if let Some(job_id) = idempotent::earlier(&app, idempotency.as_ref()).await? {
-        return created_earlier(&app, &job_id).await;
+    let tenant = &caller.tenant;
+    if let Some(job_id) = idempotent::earlier(&app, tenant, idempotency.as_ref()).await? {
+        return created_earlier(&app, tenant, &job_id).await;
     }
     let ctx = app.parse_context(Utc::now());
-    let spec = input.parse(ctx)?;
+    let spec = input.parse(ctx.clone())?;
     let id = spec.id.clone().unwrap_or_else(JobId::generate);
     let command = JobCommand::Create {
         spec,
@@ -60,16 +64,16 @@ pub async fn create_job(
     };
     match app
         .store
-        .save_job(&id, &command, ctx, idempotency.as_ref())
+        .save_job(tenant, &id, &command, ctx, idempotency.as_ref())
         .await
     {
         Ok((job, _)) => {
-            tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), "job created");
+            tracing::info!(tenant = %tenant, job_id = %job.id, state = job.schedule.state().as_str(), "job created");
             Ok(created(job).into_response())
         }
         // A concurrent request with the same key may have made it first.
-        Err(e) => match idempotent::earlier(&app, idempotency.as_ref()).await? {
-            Some(job_id) => created_earlier(&app, &job_id).await,
+        Err(e) => match idempotent::earlier(&app, tenant, idempotency.as_ref()).await? {
+            Some(job_id) => created_earlier(&app, tenant, &job_id).await,
             None => Err(e.into()),
         },
     }
@@ -78,10 +82,11 @@ pub async fn create_job(
 /// The answer to a repeated create: the job the first request made.
 async fn created_earlier(
     app: &AppState,
+    tenant: &Tenant,
     job_id: &str,
 ) -> Result<axum::response::Response, ApiError> {
     let job = match JobId::parse(job_id) {
-        Ok(id) => app.store.get_job(&id).await?,
+        Ok(id) => app.store.get_job(tenant, &id).await?,
         Err(_) => None,
     };
     let job = job.ok_or_else(|| idempotent::gone("job", job_id))?;
@@ -105,6 +110,7 @@ async fn created_earlier(
     )
 )]
 pub async fn replace_job(
+    Writer(caller): Writer,
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
     ApiJson(input): ApiJson<JobInput>,
@@ -120,7 +126,7 @@ pub async fn replace_job(
     }
     let ctx = app.parse_context(Utc::now());
     let trigger = input.trigger.clone();
-    let spec = input.parse(ctx)?;
+    let spec = input.parse(ctx.clone())?;
     let command = JobCommand::Replace {
         spec,
         // Present: parsing refuses a request without one.
@@ -129,10 +135,10 @@ pub async fn replace_job(
     };
     let (job, saved) = app
         .store
-        .save_job(&id, &command, ctx, None)
+        .save_job(&caller.tenant, &id, &command, ctx, None)
         .await
         .map_err(|e| not_found(e, &id))?;
-    tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), created = saved == Saved::Created, "job replaced");
+    tracing::info!(tenant = %caller.tenant, job_id = %job.id, state = job.schedule.state().as_str(), created = saved == Saved::Created, "job replaced");
     Ok(match saved {
         Saved::Created => created(job).into_response(),
         Saved::Updated => Json(JobView::from(job)).into_response(),
@@ -148,12 +154,13 @@ pub async fn replace_job(
     )
 )]
 pub async fn get_job(
+    Reader(caller): Reader,
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Json<JobView>, ApiError> {
     let job = app
         .store
-        .get_job(&id)
+        .get_job(&caller.tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found_job(&id))?;
     Ok(Json(job.into()))
@@ -181,6 +188,7 @@ pub struct ListJobsQuery {
     )
 )]
 pub async fn list_jobs(
+    Reader(caller): Reader,
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<ListJobsQuery>,
 ) -> Result<Json<JobPage>, ApiError> {
@@ -200,11 +208,14 @@ pub async fn list_jobs(
     let after = job_cursor(query.cursor.as_deref())?;
     let mut jobs = app
         .store
-        .list_jobs(&JobFilter {
-            state,
-            after,
-            limit: limit + 1,
-        })
+        .list_jobs(
+            &caller.tenant,
+            &JobFilter {
+                state,
+                after,
+                limit: limit + 1,
+            },
+        )
         .await?;
     let next_cursor = if jobs.len() > limit as usize {
         jobs.truncate(limit as usize);
@@ -238,6 +249,7 @@ pub async fn list_jobs(
     )
 )]
 pub async fn modify_job(
+    Writer(caller): Writer,
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
     ApiJson(patch): ApiJson<Map<String, Value>>,
@@ -245,10 +257,10 @@ pub async fn modify_job(
     let ctx = app.parse_context(Utc::now());
     let (job, _) = app
         .store
-        .save_job(&id, &JobCommand::Patch(patch), ctx, None)
+        .save_job(&caller.tenant, &id, &JobCommand::Patch(patch), ctx, None)
         .await
         .map_err(|e| not_found(e, &id))?;
-    tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), "job modified");
+    tracing::info!(tenant = %caller.tenant, job_id = %job.id, state = job.schedule.state().as_str(), "job modified");
     Ok(Json(job.into()))
 }
 
@@ -269,15 +281,22 @@ fn not_found(e: StoreError, id: &JobId) -> ApiError {
     )
 )]
 pub async fn pause_job(
+    Writer(caller): Writer,
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Json<JobView>, ApiError> {
     let (job, _) = app
         .store
-        .save_job(&id, &JobCommand::Pause, app.parse_context(Utc::now()), None)
+        .save_job(
+            &caller.tenant,
+            &id,
+            &JobCommand::Pause,
+            app.parse_context(Utc::now()),
+            None,
+        )
         .await
         .map_err(|e| not_found(e, &id))?;
-    tracing::info!(job_id = %job.id, "job paused");
+    tracing::info!(tenant = %caller.tenant, job_id = %job.id, "job paused");
     Ok(Json(job.into()))
 }
 
@@ -292,12 +311,14 @@ pub async fn pause_job(
     )
 )]
 pub async fn resume_job(
+    Writer(caller): Writer,
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Json<JobView>, ApiError> {
     let (job, _) = app
         .store
         .save_job(
+            &caller.tenant,
             &id,
             &JobCommand::Resume,
             app.parse_context(Utc::now()),
@@ -305,7 +326,7 @@ pub async fn resume_job(
         )
         .await
         .map_err(|e| not_found(e, &id))?;
-    tracing::info!(job_id = %job.id, state = job.schedule.state().as_str(), "job resumed");
+    tracing::info!(tenant = %caller.tenant, job_id = %job.id, state = job.schedule.state().as_str(), "job resumed");
     Ok(Json(job.into()))
 }
 
@@ -318,11 +339,12 @@ pub async fn resume_job(
     )
 )]
 pub async fn delete_job(
+    Writer(caller): Writer,
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<StatusCode, ApiError> {
-    if app.store.delete_job(&id).await? {
-        tracing::info!(job_id = %id, "job deleted");
+    if app.store.delete_job(&caller.tenant, &id).await? {
+        tracing::info!(tenant = %caller.tenant, job_id = %id, "job deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found_job(&id))

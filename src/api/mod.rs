@@ -1,8 +1,10 @@
 //! The HTTP API: thin handlers that parse into domain types, call the
 //! store and map its errors; the OpenAPI document is generated from them.
 
+pub mod auth;
 pub mod error;
 mod extract;
+pub mod guard;
 mod health;
 mod idempotent;
 mod instances;
@@ -12,9 +14,11 @@ mod pagination;
 mod runs;
 mod schema;
 mod secrets;
+mod tokens;
 mod triggers;
 pub mod views;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -41,13 +45,15 @@ pub use extract::MAX_BODY_BYTES;
 pub struct AppState {
     pub store: DynStore,
     pub network_policy: NetworkPolicy,
+    pub auth: Arc<auth::Authenticator>,
+    pub allowed_hosts: Arc<guard::AllowedHosts>,
 }
 
 impl AppState {
     pub fn parse_context(&self, now: DateTime<Utc>) -> ParseContext {
         ParseContext {
             now,
-            network_policy: self.network_policy,
+            network_policy: self.network_policy.clone(),
         }
     }
 }
@@ -71,6 +77,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::get_run))
         .routes(routes!(triggers::preview))
         .routes(routes!(instances::list_instances))
+        .routes(routes!(tokens::create_token, tokens::list_tokens))
+        .routes(routes!(tokens::revoke_token))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }
@@ -92,6 +100,10 @@ pub fn router(state: AppState) -> Router {
     api.merge(docs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

@@ -24,6 +24,7 @@ Errors are `application/problem+json` whose `detail` names the field and the rea
         (name = "runs", description = "Run history, attempts, and running a job now"),
         (name = "triggers", description = "Fire times of a trigger, before a job uses it"),
         (name = "instances", description = "The processes of the service sharing one database"),
+        (name = "tokens", description = "API tokens (root only)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -99,6 +100,47 @@ fn job_id_problems() -> Vec<(String, Value)> {
     ]
 }
 
+/// What any operation behind a token can answer.
+fn auth_problems() -> Vec<(String, Value)> {
+    vec![
+        problem(
+            401,
+            "No valid token where one is needed (`WWW-Authenticate: Bearer`)",
+            "unknown or revoked token",
+            None,
+        ),
+        problem(
+            403,
+            "The token's role does not allow this, it names another tenant, or a cross-site request would change something",
+            "this operation needs a write or root token; this one is read",
+            None,
+        ),
+        problem(
+            421,
+            "While the API is open without a token, a `Host` other than its own address or a loopback name",
+            "this API, open without a token, answers only to its own address and loopback names, not Host \"evil.example:8080\"; add the name with --allowed-hosts, or make a token",
+            None,
+        ),
+    ]
+}
+
+/// What a request that would change something can also answer: a body
+/// that is not JSON.
+fn change_problems() -> Vec<(String, Value)> {
+    vec![problem(
+        415,
+        "A body that is not `application/json`",
+        "a request body must be JSON, with content-type: application/json",
+        None,
+    )]
+}
+
+/// Operations that act on one tenant's jobs and runs (and so take
+/// `cronhook-tenant`).
+fn is_tenant_scoped(path: &str) -> bool {
+    path.starts_with("/v1/jobs") || path.starts_with("/v1/runs")
+}
+
 fn query_problems() -> Vec<(String, Value)> {
     vec![
         problem(
@@ -130,11 +172,34 @@ pub fn complete(document: Document) -> Value {
         schemas.insert(name.to_string(), schema);
     }
     schemas.remove("TriggerKind");
+    // A target's body is any JSON value, and its method one of the five.
+    let target = &mut schemas["JobTarget"]["properties"];
+    target["body"] = json!({"description": "The body: any JSON value (a string is sent as text); absent when there is none."});
+    target["method"] = json!({"$ref": "#/components/schemas/HttpMethod"});
+    target["headers"] = json!({
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": "The headers whose values are not secrets, by lower-case name."
+    });
+
+    let tenant = &mut schemas["TokenInput"]["properties"]["tenant"];
+    let description = tenant["description"].clone();
+    *tenant = job_id_schema();
+    tenant["type"] = json!(["string", "null"]);
+    tenant["description"] = description;
     let id = &mut schemas["JobRequest"]["properties"]["id"];
     let description = id["description"].clone();
     *id = job_id_schema();
     id["type"] = json!(["string", "null"]);
     id["description"] = description;
+
+    doc["components"]["securitySchemes"] = json!({
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token, `chk_…` (`cronhook token create`, or `POST /v1/tokens`). A service on a loopback address with no token in its store needs none."
+        }
+    });
 
     let paths = doc["paths"].as_object_mut().expect("paths");
     for (path, item) in paths.iter_mut() {
@@ -142,14 +207,21 @@ pub fn complete(document: Document) -> Value {
             let Some(operation) = item.get_mut(method).and_then(Value::as_object_mut) else {
                 continue;
             };
-            complete_operation(path, operation);
+            complete_operation(path, method, operation);
         }
     }
     doc
 }
 
-fn complete_operation(path: &str, operation: &mut Map<String, Value>) {
+fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Value>) {
     let mut shared = Vec::new();
+    if path.starts_with("/v1/") {
+        operation.insert("security".into(), json!([{"bearer": []}]));
+        shared.extend(auth_problems());
+        if method != "get" {
+            shared.extend(change_problems());
+        }
+    }
     if let Some(body) = operation.get_mut("requestBody") {
         // Every body the API reads is required: none at all is a 400 or 415.
         body["required"] = json!(true);
@@ -169,6 +241,9 @@ fn complete_operation(path: &str, operation: &mut Map<String, Value>) {
             }
             (Some("path"), Some("id")) if path.starts_with("/v1/runs/") => {
                 parameter["schema"] = json!({"type": "string", "format": "uuid"});
+            }
+            (Some("path"), Some("id")) if path.starts_with("/v1/tokens/") => {
+                parameter["schema"] = json!({"type": "string", "pattern": "^tok_[0-9a-f]{16}$"});
             }
             (Some("query"), name) => {
                 match name {
@@ -193,6 +268,21 @@ fn complete_operation(path: &str, operation: &mut Map<String, Value>) {
             _ => {}
         }
         completed.push(parameter);
+    }
+    if is_tenant_scoped(path) {
+        shared.push(problem(
+            422,
+            "`cronhook-tenant` is not a tenant name",
+            "cronhook-tenant: contains '/'; only A-Z a-z 0-9 . _ : - are allowed",
+            Some("cronhook-tenant"),
+        ));
+        completed.push(json!({
+            "name": super::auth::TENANT_HEADER,
+            "in": "header",
+            "required": false,
+            "description": "The tenant a root token acts on (default `default`); another token may name only its own.",
+            "schema": job_id_schema(),
+        }));
     }
     if !completed.is_empty() {
         operation.insert("parameters".into(), Value::Array(completed));

@@ -10,12 +10,14 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::AppState;
+use super::auth::{Reader, Writer};
 use super::error::{ApiError, Problem};
 use super::extract::{ApiQuery, IdempotencyHeader, JobIdPath};
 use super::idempotent;
 use super::pagination::{encode_run_cursor, limit, run_cursor};
 use super::schema::IdempotencyKeyHeader;
 use super::views::{AttemptView, RunDetailView, RunPage, RunView};
+use crate::domain::auth::Tenant;
 use crate::domain::error::FieldError;
 use crate::domain::job::JobId;
 use crate::domain::run::{Run, RunStatus};
@@ -94,10 +96,10 @@ fn instant_param(raw: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>,
 }
 
 /// Runs one page of `filter` and the cursor of the next.
-async fn page(app: &AppState, mut filter: RunFilter) -> Result<RunPage, ApiError> {
+async fn page(app: &AppState, tenant: &Tenant, mut filter: RunFilter) -> Result<RunPage, ApiError> {
     let limit = filter.limit;
     filter.limit = limit + 1;
-    let mut runs = app.store.list_runs(&filter).await?;
+    let mut runs = app.store.list_runs(tenant, &filter).await?;
     let next_cursor = if runs.len() > limit as usize {
         runs.truncate(limit as usize);
         runs.last().map(|r| {
@@ -124,6 +126,7 @@ async fn page(app: &AppState, mut filter: RunFilter) -> Result<RunPage, ApiError
     )
 )]
 pub async fn list_runs(
+    Reader(caller): Reader,
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
     ApiQuery(query): ApiQuery<ListRunsQuery>,
@@ -135,10 +138,10 @@ pub async fn list_runs(
         job_id: Some(id.clone()),
         ..Default::default()
     };
-    if !app.store.job_exists(&id).await? {
+    if !app.store.job_exists(&caller.tenant, &id).await? {
         return Err(ApiError::not_found_job(&id));
     }
-    Ok(Json(page(&app, filter).await?))
+    Ok(Json(page(&app, &caller.tenant, filter).await?))
 }
 
 /// Runs across jobs, newest first: the failed ones, a job's, those of a
@@ -151,6 +154,7 @@ pub async fn list_runs(
     )
 )]
 pub async fn list_all_runs(
+    Reader(caller): Reader,
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<ListAllRunsQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
@@ -167,7 +171,7 @@ pub async fn list_all_runs(
         cursor: run_cursor(query.cursor.as_deref())?,
         limit: limit(query.limit.as_deref())?,
     };
-    Ok(Json(page(&app, filter).await?))
+    Ok(Json(page(&app, &caller.tenant, filter).await?))
 }
 
 /// One run, with its attempts.
@@ -181,12 +185,17 @@ pub async fn list_all_runs(
     )
 )]
 pub async fn get_run(
+    Reader(caller): Reader,
     State(app): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<RunDetailView>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no run with id \"{raw}\""));
     let id = Uuid::parse_str(&raw).map_err(|_| not_found())?;
-    let (run, attempts) = app.store.get_run(id).await?.ok_or_else(not_found)?;
+    let (run, attempts) = app
+        .store
+        .get_run(&caller.tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
     Ok(Json(RunDetailView {
         run: run.into(),
         attempts: attempts.into_iter().map(AttemptView::from).collect(),
@@ -205,27 +214,33 @@ pub async fn get_run(
     )
 )]
 pub async fn run_now(
+    Writer(caller): Writer,
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
     IdempotencyHeader(key): IdempotencyHeader,
 ) -> Result<axum::response::Response, ApiError> {
+    let tenant = &caller.tenant;
     let path = format!("/v1/jobs/{id}/run");
     let idempotency = idempotent::request(key, "run_job", &path, b"");
-    if let Some(run_id) = idempotent::earlier(&app, idempotency.as_ref()).await? {
-        return ran_earlier(&app, &run_id).await;
+    if let Some(run_id) = idempotent::earlier(&app, tenant, idempotency.as_ref()).await? {
+        return ran_earlier(&app, tenant, &run_id).await;
     }
-    let run = match app.store.create_manual_run(&id, idempotency.as_ref()).await {
+    let run = match app
+        .store
+        .create_manual_run(tenant, &id, idempotency.as_ref())
+        .await
+    {
         Ok(run) => run,
         Err(StoreError::NotFound) => return Err(ApiError::not_found_job(&id)),
         // A concurrent request with the same key may have made it first.
         Err(e) => {
-            return match idempotent::earlier(&app, idempotency.as_ref()).await? {
-                Some(run_id) => ran_earlier(&app, &run_id).await,
+            return match idempotent::earlier(&app, tenant, idempotency.as_ref()).await? {
+                Some(run_id) => ran_earlier(&app, tenant, &run_id).await,
                 None => Err(e.into()),
             };
         }
     };
-    tracing::info!(job_id = %id, run_id = %run.id, status = run.status.as_str(), "manual run");
+    tracing::info!(tenant = %tenant, job_id = %id, run_id = %run.id, status = run.status.as_str(), "manual run");
     manual_run_answer(run)
 }
 
@@ -245,9 +260,13 @@ fn manual_run_answer(run: Run) -> Result<axum::response::Response, ApiError> {
 }
 
 /// The answer to a repeated run-now: the run the first request made.
-async fn ran_earlier(app: &AppState, run_id: &str) -> Result<axum::response::Response, ApiError> {
+async fn ran_earlier(
+    app: &AppState,
+    tenant: &Tenant,
+    run_id: &str,
+) -> Result<axum::response::Response, ApiError> {
     let run = match Uuid::parse_str(run_id) {
-        Ok(id) => app.store.get_run(id).await?,
+        Ok(id) => app.store.get_run(tenant, id).await?,
         Err(_) => None,
     };
     let (run, _) = run.ok_or_else(|| idempotent::gone("run", run_id))?;

@@ -159,6 +159,7 @@ fn job_patch() -> Value {
             "target": {"type": "object", "properties": target, "additionalProperties": false},
             "misfire_grace_s": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX},
             "coalesce": {"type": "boolean"},
+            "catchup_max": {"type": "integer", "minimum": 1, "maximum": crate::domain::misfire::MAX_CATCHUP_MAX},
             "max_instances": {"type": "integer", "minimum": 1, "maximum": MAX_INSTANCES_LIMIT},
             "retry": {
                 "type": "object",
@@ -238,7 +239,7 @@ mod tests {
     fn ctx() -> ParseContext {
         ParseContext {
             now: crate::domain::instant::parse("2026-11-23T10:00:00Z").unwrap(),
-            network_policy: NetworkPolicy::Any,
+            network_policy: NetworkPolicy::default(),
         }
     }
 
@@ -267,7 +268,7 @@ mod tests {
     fn the_target_example_and_fields_are_the_input_type_s() {
         let t = target();
         let input: TargetInput = from_value(&t["example"]).unwrap();
-        input.parse(NetworkPolicy::Any, "target").unwrap();
+        input.parse(&NetworkPolicy::default(), "target").unwrap();
         for field in t["properties"].as_object().unwrap().keys() {
             let probe = json!({"url": "http://x.test", field.as_str(): null});
             assert!(from_value::<TargetInput>(&probe).is_ok(), "{field}");

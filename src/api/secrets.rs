@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use super::auth::Writer;
 use super::error::ApiError;
 use super::extract::{ApiQuery, JobIdPath};
 use crate::domain::error::FieldError;
@@ -60,12 +61,13 @@ impl Secret {
     )
 )]
 pub async fn get_secret(
+    Writer(caller): Writer,
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Json<Secret>, ApiError> {
     let secret = app
         .store
-        .get_secret(&id)
+        .get_secret(&caller.tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found_job(&id))?;
     Ok(Json(Secret::from(secret, Utc::now())))
@@ -89,6 +91,7 @@ pub struct RotateQuery {
     )
 )]
 pub async fn rotate_secret(
+    Writer(caller): Writer,
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
     ApiQuery(query): ApiQuery<RotateQuery>,
@@ -108,9 +111,14 @@ pub async fn rotate_secret(
     };
     let secret = app
         .store
-        .rotate_secret(&id, &generate_secret(), Duration::from_secs(grace_s))
+        .rotate_secret(
+            &caller.tenant,
+            &id,
+            &generate_secret(),
+            Duration::from_secs(grace_s),
+        )
         .await?
         .ok_or_else(|| ApiError::not_found_job(&id))?;
-    tracing::info!(job_id = %id, grace_s, "secret rotated");
+    tracing::info!(tenant = %caller.tenant, job_id = %id, grace_s, "secret rotated");
     Ok(Json(Secret::from(secret, Utc::now())))
 }

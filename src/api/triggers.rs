@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::auth::Reader;
 use super::error::ApiError;
 use super::extract::ApiJson;
 use crate::domain::error::FieldError;
@@ -63,6 +64,7 @@ pub struct Preview {
     )
 )]
 pub async fn preview(
+    Reader(_): Reader,
     State(_app): State<AppState>,
     ApiJson(request): ApiJson<PreviewRequest>,
 ) -> Result<Json<Preview>, ApiError> {

@@ -1,5 +1,7 @@
 //! What the API answers with: jobs, runs, lists.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -10,7 +12,7 @@ use crate::domain::instant;
 use crate::domain::job::JobState;
 use crate::domain::retry::RetryInput;
 use crate::domain::run::{RunCause, RunStatus};
-use crate::domain::target::TargetInput;
+use crate::domain::target::{Target, is_sensitive_header, masked_url};
 use crate::domain::trigger::TriggerInput;
 use crate::store::{Attempt, Job, Run, RunSummary};
 
@@ -23,9 +25,10 @@ pub struct JobView {
     pub id: String,
     pub name: Option<String>,
     pub trigger: TriggerInput,
-    pub target: TargetInput,
+    pub target: TargetView,
     pub misfire_grace_s: Option<u32>,
     pub coalesce: bool,
+    pub catchup_max: u32,
     pub max_instances: u32,
     pub retry: RetryInput,
     pub paused: bool,
@@ -53,9 +56,10 @@ impl From<Job> for JobView {
             id: job.id.to_string(),
             name: d.name,
             trigger: d.trigger.to_input(),
-            target: d.target.to_input(),
+            target: TargetView::from(&d.target),
             misfire_grace_s: d.misfire_grace_s,
             coalesce: d.coalesce,
+            catchup_max: d.catchup_max,
             max_instances: d.max_instances,
             retry: d.retry.to_input(),
             paused: job.schedule.state() == JobState::Paused,
@@ -65,6 +69,50 @@ impl From<Job> for JobView {
             created_at: job.created_at,
             updated_at: job.updated_at,
             last_run: job.last_run.map(RunSummaryView::from),
+        }
+    }
+}
+
+/// A job's target as the service shows it: sensitive header values (and
+/// a URL's password) are never shown, only the headers' names.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = JobTarget)]
+pub struct TargetView {
+    /// The URL; a password in it shows as `***`.
+    #[schema(example = "https://example.com/hooks/report")]
+    pub url: String,
+    #[schema(example = "POST")]
+    pub method: String,
+    /// The headers whose values are not secrets.
+    #[schema(value_type = Object)]
+    pub headers: BTreeMap<String, String>,
+    /// The names of the headers whose values are kept secret
+    /// (`authorization`, `cookie`, and any containing `token`, `secret`,
+    /// `key`, `password` or `auth`).
+    pub sensitive_headers: Vec<String>,
+    /// The body: any JSON value; absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub body: Option<Value>,
+    pub timeout_s: u32,
+}
+
+impl From<&Target> for TargetView {
+    fn from(t: &Target) -> Self {
+        let (sensitive, plain): (Vec<_>, Vec<_>) = t
+            .headers
+            .iter()
+            .partition(|(name, _)| is_sensitive_header(name));
+        Self {
+            url: masked_url(&t.url),
+            method: t.method.as_str().to_string(),
+            headers: plain
+                .into_iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            sensitive_headers: sensitive.into_iter().map(|(k, _)| k.clone()).collect(),
+            body: t.body.to_value(),
+            timeout_s: t.timeout_s,
         }
     }
 }

@@ -62,7 +62,7 @@ struct PolicyResolver {
 
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy;
+        let policy = self.policy.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
             let resolved: Vec<SocketAddr> =
@@ -70,7 +70,7 @@ impl Resolve for PolicyResolver {
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
-                .filter(|addr| match policy.check(addr.ip()) {
+                .filter(|addr| match policy.check_for(addr.ip(), Some(&host)) {
                     Ok(()) => true,
                     Err(r) => {
                         refusal.get_or_insert(r);
@@ -102,7 +102,9 @@ impl WebhookClient {
             .pool_max_idle_per_host(max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(60))
             .retry(reqwest::retry::never())
-            .dns_resolver(Arc::new(PolicyResolver { policy }))
+            .dns_resolver(Arc::new(PolicyResolver {
+                policy: policy.clone(),
+            }))
             .user_agent(USER_AGENT)
             .build()?;
         Ok(Self { http, policy })

@@ -27,6 +27,9 @@ pub const CLAIM_BATCH: u32 = 256;
 pub const RECOVERY_EVERY: Duration = Duration::from_millis(250);
 /// Most attempts one completion transaction records.
 pub const RECORD_BATCH: usize = 512;
+/// How long a run claimed for a host that already has its most requests
+/// in flight waits, pending, before it is claimed again.
+pub const HOST_BUSY_RETRY: Duration = Duration::from_secs(1);
 
 pub struct Dispatcher {
     pub store: DynStore,
@@ -39,6 +42,9 @@ pub struct Dispatcher {
     /// How long a silent instance keeps its leases.
     pub instance_timeout: Duration,
     pub max_in_flight: usize,
+    /// Requests in flight to one host (`host:port`) at once, from this
+    /// instance.
+    pub max_in_flight_per_host: usize,
     pub lease_margin: Duration,
     pub poll_interval: Duration,
     /// How long a shutdown lets requests in flight finish.
@@ -83,10 +89,71 @@ fn log_outcome(run_id: Uuid, job_id: &str, attempt: u32, outcome: Outcome, error
 /// Runs leased to this process and not yet recorded: released on shutdown.
 type InFlight = Arc<Mutex<HashMap<Uuid, u32>>>;
 
+/// Requests in flight per target host, so that one slow target cannot
+/// take every slot.
+struct HostSlots {
+    limit: usize,
+    counts: Mutex<HashMap<String, usize>>,
+}
+
+/// One request's place in its host's count, given back when dropped.
+struct HostPermit {
+    slots: Arc<HostSlots>,
+    host: String,
+}
+
+impl HostSlots {
+    fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit: limit.max(1),
+            counts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A place for one more request to `host`, unless it has its most.
+    fn try_take(self: &Arc<Self>, host: &str) -> Option<HostPermit> {
+        let mut counts = self.counts.lock().ok()?;
+        let count = counts.entry(host.to_string()).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(HostPermit {
+            slots: self.clone(),
+            host: host.to_string(),
+        })
+    }
+}
+
+impl Drop for HostPermit {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.slots.counts.lock()
+            && let Some(count) = counts.get_mut(&self.host)
+        {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.host);
+            }
+        }
+    }
+}
+
+/// The host a run's request goes to (`host:port`); none when its job
+/// does not read back (it fails without a request).
+fn host_of(run: &ClaimedRun) -> Option<String> {
+    let (target, _) = run.spec.as_ref().ok()?;
+    Some(format!(
+        "{}:{}",
+        target.url.host_str().unwrap_or(""),
+        target.url.port_or_known_default().unwrap_or(0)
+    ))
+}
+
 impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(owner = %self.owner, max_in_flight = self.max_in_flight, "dispatcher started");
         let slots = Arc::new(Semaphore::new(self.max_in_flight));
+        let hosts = HostSlots::new(self.max_in_flight_per_host);
         let in_flight: InFlight = Arc::default();
         let (done, results) = mpsc::unbounded_channel::<AttemptRecord>();
         let recorder = tokio::spawn(record(
@@ -120,7 +187,7 @@ impl Dispatcher {
                 RECOVERY_EVERY.saturating_sub(at.elapsed())
             });
             let sleep = match self
-                .claim_and_send(&slots, &in_flight, &done, &mut requests)
+                .claim_and_send(&slots, &hosts, &in_flight, &done, &mut requests)
                 .await
             {
                 Ok(true) => continue,
@@ -174,7 +241,11 @@ impl Dispatcher {
             .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
             .unwrap_or_default();
         if !unfinished.is_empty() {
-            match self.store.release_runs(&self.owner, &unfinished).await {
+            match self
+                .store
+                .release_runs(&self.owner, &unfinished, Duration::ZERO)
+                .await
+            {
                 Ok(n) => tracing::info!(released = n, "released unfinished runs"),
                 Err(e) => {
                     tracing::warn!(error = %e, "releasing unfinished runs failed; their leases will expire")
@@ -189,6 +260,7 @@ impl Dispatcher {
     async fn claim_and_send(
         &self,
         slots: &Arc<Semaphore>,
+        hosts: &Arc<HostSlots>,
         in_flight: &InFlight,
         done: &mpsc::UnboundedSender<AttemptRecord>,
         requests: &mut JoinSet<()>,
@@ -202,9 +274,21 @@ impl Dispatcher {
             .claim_runs(&self.owner, free, self.lease_margin)
             .await?;
         let full = claimed.len() as u32 == free;
+        let mut busy = Vec::new();
         for run in claimed {
+            let host_permit = match host_of(&run) {
+                Some(host) => match hosts.try_take(&host) {
+                    Some(permit) => Some(permit),
+                    None => {
+                        busy.push((run.run_id, run.attempt));
+                        continue;
+                    }
+                },
+                None => None,
+            };
             let Ok(permit) = slots.clone().try_acquire_owned() else {
-                break;
+                busy.push((run.run_id, run.attempt));
+                continue;
             };
             if let Ok(mut map) = in_flight.lock() {
                 map.insert(run.run_id, run.attempt);
@@ -222,8 +306,20 @@ impl Dispatcher {
                 }
                 let record = deliver(&client, &run).await;
                 let _ = done.send(record);
+                drop(host_permit);
                 drop(permit);
             });
+        }
+        if !busy.is_empty() {
+            // Pending again, the attempt not counted: claimed again once
+            // its host may have room.
+            tracing::debug!(
+                runs = busy.len(),
+                "runs wait for their host's requests in flight"
+            );
+            self.store
+                .release_runs(&self.owner, &busy, HOST_BUSY_RETRY)
+                .await?;
         }
         Ok(full)
     }

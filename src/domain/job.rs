@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::domain::error::FieldError;
 use crate::domain::instant;
+use crate::domain::misfire::{DEFAULT_CATCHUP_MAX, MAX_CATCHUP_MAX};
 use crate::domain::network_policy::NetworkPolicy;
 use crate::domain::retry::{RetryInput, RetryPolicy};
 use crate::domain::run::RunSummary;
@@ -101,6 +102,12 @@ pub struct JobInput {
     /// Run due occurrences once, for the latest (default true).
     #[serde(default)]
     pub coalesce: Option<bool>,
+    /// With `coalesce: false`, at most this many already-due occurrences
+    /// become runs at once; older ones become one `missed` run with their
+    /// count (default 100, at most 10000).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub catchup_max: Option<i64>,
     /// Runs of this job in flight at once (default 1).
     #[serde(default)]
     #[schema(minimum = 1, maximum = 1000)]
@@ -192,6 +199,7 @@ pub struct JobDefinition {
     pub target: Target,
     pub misfire_grace_s: Option<u32>,
     pub coalesce: bool,
+    pub catchup_max: u32,
     pub max_instances: u32,
     pub retry: RetryPolicy,
     pub metadata: Map<String, Value>,
@@ -222,7 +230,7 @@ pub struct Job {
 }
 
 /// What validation needs besides the request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ParseContext {
     /// Anchors an interval without `start_at`.
     pub now: DateTime<Utc>,
@@ -253,7 +261,7 @@ impl JobInput {
         let target = self
             .target
             .ok_or_else(|| FieldError::new("target", "is required"))?
-            .parse(ctx.network_policy, "target")?;
+            .parse(&ctx.network_policy, "target")?;
         let misfire_grace_s = match self.misfire_grace_s {
             None => None,
             Some(g) if (1..=i64::from(u32::MAX)).contains(&g) => Some(g as u32),
@@ -261,6 +269,16 @@ impl JobInput {
                 return Err(FieldError::new(
                     "misfire_grace_s",
                     format!("must be at least 1 (or null for no limit), got {g}"),
+                ));
+            }
+        };
+        let catchup_max = match self.catchup_max {
+            None => DEFAULT_CATCHUP_MAX,
+            Some(n) if (1..=i64::from(MAX_CATCHUP_MAX)).contains(&n) => n as u32,
+            Some(n) => {
+                return Err(FieldError::new(
+                    "catchup_max",
+                    format!("must be between 1 and {MAX_CATCHUP_MAX}, got {n}"),
                 ));
             }
         };
@@ -290,6 +308,7 @@ impl JobInput {
                 target,
                 misfire_grace_s,
                 coalesce: self.coalesce.unwrap_or(true),
+                catchup_max,
                 max_instances,
                 retry,
                 metadata: self.metadata.unwrap_or_default(),
@@ -410,6 +429,7 @@ impl Job {
             target: Some(d.target.to_input()),
             misfire_grace_s: d.misfire_grace_s.map(i64::from),
             coalesce: Some(d.coalesce),
+            catchup_max: Some(d.catchup_max.into()),
             max_instances: Some(d.max_instances.into()),
             retry: Some(d.retry.to_input()),
             paused: Some(self.schedule == Schedule::Paused),
@@ -427,7 +447,7 @@ mod tests {
     fn ctx() -> ParseContext {
         ParseContext {
             now: instant::parse("2026-11-23T10:00:00Z").unwrap(),
-            network_policy: NetworkPolicy::Any,
+            network_policy: NetworkPolicy::default(),
         }
     }
 

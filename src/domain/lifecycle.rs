@@ -243,7 +243,7 @@ mod tests {
     fn ctx() -> ParseContext {
         ParseContext {
             now: t(NOW),
-            network_policy: NetworkPolicy::Any,
+            network_policy: NetworkPolicy::default(),
         }
     }
 

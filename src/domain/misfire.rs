@@ -7,9 +7,12 @@ use crate::domain::job::Schedule;
 use crate::domain::run::RunStatus;
 use crate::domain::trigger::Trigger;
 
-/// Most runs one job gets in one pass when coalescing is off; the rest
-/// wait for the next pass (`next_run_at` stays at the first unhandled).
-pub const MAX_RUNS_PER_PASS: usize = 1000;
+/// `catchup_max` by default: with coalescing off, at most this many
+/// already-due occurrences become runs at one claim (Kubernetes CronJob
+/// gives up past 100 missed schedules).
+pub const DEFAULT_CATCHUP_MAX: u32 = 100;
+/// The largest `catchup_max` a job may set.
+pub const MAX_CATCHUP_MAX: u32 = 10_000;
 
 /// Steps a cron walk may take to count occurrences in one decision; past
 /// it the count stops growing (the latest occurrence is still found).
@@ -24,6 +27,9 @@ pub struct DueJob<'a> {
     pub next_run_at: DateTime<Utc>,
     pub misfire_grace_s: Option<u32>,
     pub coalesce: bool,
+    /// With coalescing off, how many due occurrences may become runs; older
+    /// ones become one missed run.
+    pub catchup_max: u32,
     pub max_instances: u32,
     /// Its pending and running runs, counted under the row lock.
     pub in_flight: u32,
@@ -112,6 +118,42 @@ fn latest_before(trigger: &Trigger, known: DateTime<Utc>, limit: DateTime<Utc>) 
     }
 }
 
+/// The latest `k` fire times in `[first, limit)`, oldest first, for
+/// `first` a fire time: looked for in a window back from `limit` that
+/// doubles until it holds `k` (or reaches `first`), so a long backlog costs
+/// about `2k` steps, not its length.
+fn latest(
+    trigger: &Trigger,
+    first: DateTime<Utc>,
+    limit: DateTime<Utc>,
+    k: usize,
+) -> Vec<DateTime<Utc>> {
+    let mut window = TimeDelta::seconds(1);
+    loop {
+        let from = (limit - window).max(first);
+        let mut found = Vec::new();
+        let mut at = if from == first {
+            Some(first)
+        } else {
+            trigger.next_after(from - TimeDelta::microseconds(1))
+        };
+        while let Some(t) = at.filter(|t| *t < limit) {
+            found.push(t);
+            at = trigger.next_after_fire(t);
+        }
+        if found.len() >= k || from == first {
+            let skip = found.len().saturating_sub(k);
+            return found.split_off(skip);
+        }
+        window = window * 2;
+    }
+}
+
+/// The last fire time before `fire` (a later fire time), from `first`.
+fn last_before(trigger: &Trigger, first: DateTime<Utc>, fire: DateTime<Utc>) -> DateTime<Utc> {
+    latest(trigger, first, fire, 1).pop().unwrap_or(first)
+}
+
 /// Decides the runs of a due job at `now` (the database's clock). `jitter`
 /// yields uniform random numbers in `[0, 1)` for the delivery delay.
 pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> f64) -> Decision {
@@ -132,17 +174,38 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
 
     let mut runs = Vec::new();
     let mut cursor = Some(job.next_run_at);
+    // Missed: beyond the misfire grace, and (coalescing off) beyond the
+    // catch-up bound; they become one missed run, for the latest of them.
+    let mut missed: Option<(u64, DateTime<Utc>)> = None;
     if let (Some(first), Some(limit)) = (cursor, missed_before)
         && first < limit
     {
-        let missed = span(trigger, first, limit);
+        let span = span(trigger, first, limit);
+        missed = Some((span.count, span.last));
+        cursor = span.after;
+    }
+    if !job.coalesce
+        && let Some(first) = cursor.filter(|t| *t < due_until)
+    {
+        let due = span(trigger, first, due_until);
+        let keep = u64::from(job.catchup_max.max(1));
+        if due.count > keep {
+            let kept = latest(trigger, first, due_until, keep as usize);
+            if let Some(&oldest_kept) = kept.first() {
+                let last_dropped = last_before(trigger, first, oldest_kept);
+                let (count, _) = missed.unwrap_or((0, last_dropped));
+                missed = Some((count + (due.count - kept.len() as u64), last_dropped));
+                cursor = Some(oldest_kept);
+            }
+        }
+    }
+    if let Some((occurrences, last)) = missed {
         runs.push(PlannedRun {
-            scheduled_for: missed.last,
+            scheduled_for: last,
             status: RunStatus::Missed,
-            occurrences: missed.count,
-            deliver_after: missed.last,
+            occurrences,
+            deliver_after: last,
         });
-        cursor = missed.after.filter(|t| *t < due_until).or(missed.after);
     }
 
     let mut free = job.max_instances.saturating_sub(job.in_flight);
@@ -167,11 +230,9 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
             due.after
         }
         Some(first) if first < due_until => {
+            // At most catchup_max of them, by the bound above.
             let mut at = Some(first);
             while let Some(t) = at.filter(|t| *t < due_until) {
-                if runs.len() >= MAX_RUNS_PER_PASS {
-                    break;
-                }
                 runs.push(PlannedRun {
                     scheduled_for: t,
                     status: status(),
@@ -248,6 +309,7 @@ mod tests {
             next_run_at: t(next),
             misfire_grace_s: None,
             coalesce: true,
+            catchup_max: DEFAULT_CATCHUP_MAX,
             max_instances: 1,
             in_flight: 0,
         }
@@ -301,7 +363,7 @@ mod tests {
     }
 
     #[test]
-    fn without_coalescing_each_occurrence_runs_bounded_per_pass() {
+    fn without_coalescing_each_occurrence_runs_up_to_the_catch_up_bound() {
         let tr = every_minute();
         let mut j = job(&tr, "2026-11-23T10:00:00Z");
         j.coalesce = false;
@@ -317,11 +379,91 @@ mod tests {
         );
         assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:03:00Z")));
 
-        // 2,000 due: a thousand now, next_run_at at the first unhandled.
+        // 2,000 due: the latest 100 run, the 1,900 before are one missed
+        // run, and nothing is left for a later pass.
         let d = decide_at(j, "2026-11-24T19:19:30Z");
-        assert_eq!(d.runs.len(), MAX_RUNS_PER_PASS);
-        assert_eq!(d.runs[999].scheduled_for, t("2026-11-24T02:39:00Z"));
-        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-24T02:40:00Z")));
+        assert_eq!(d.runs.len(), 101);
+        assert_eq!(
+            d.runs[0],
+            run("2026-11-24T17:39:00Z", RunStatus::Missed, 1900)
+        );
+        assert_eq!(d.runs[1].scheduled_for, t("2026-11-24T17:40:00Z"));
+        assert_eq!(d.runs[100].scheduled_for, t("2026-11-24T19:19:00Z"));
+        assert_eq!(
+            d.runs[1..]
+                .iter()
+                .filter(|r| r.status == RunStatus::Pending)
+                .count(),
+            100
+        );
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-24T19:20:00Z")));
+    }
+
+    #[test]
+    fn a_flood_from_far_in_the_past_is_bounded_by_catchup_max() {
+        // Every second since a year ago, not coalesced: one claim makes the
+        // 100 latest runs and one missed run for the rest.
+        let tr = trigger(
+            serde_json::json!({"type": "interval", "every_s": 1, "start_at": "2025-11-23T10:00:00Z"}),
+        );
+        let mut j = job(&tr, "2025-11-23T10:00:00Z");
+        j.coalesce = false;
+        let d = decide_at(j, "2026-11-23T10:00:00.5Z");
+        assert_eq!(d.runs.len(), 101);
+        let year = 365 * 86_400 + 1;
+        assert_eq!(
+            d.runs[0],
+            run("2026-11-23T09:58:20Z", RunStatus::Missed, year - 100)
+        );
+        assert_eq!(d.runs[100].scheduled_for, t("2026-11-23T10:00:00Z"));
+        // max_instances 1: one pending, the rest recorded as skipped.
+        assert_eq!(d.runs[1].status, RunStatus::Pending);
+        assert!(d.runs[2..].iter().all(|r| r.status == RunStatus::Skipped));
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:00:01Z")));
+
+        // A cron trigger every second, a week behind, and a bound of 3.
+        let tr = trigger(serde_json::json!({"type": "cron", "expr": "* * * * * *"}));
+        let mut j = job(&tr, "2026-11-16T00:00:00Z");
+        j.coalesce = false;
+        j.catchup_max = 3;
+        j.max_instances = 3;
+        let d = decide_at(j, "2026-11-23T00:00:00Z");
+        assert_eq!(
+            d.runs[1..],
+            [
+                run("2026-11-22T23:59:58Z", RunStatus::Pending, 1),
+                run("2026-11-22T23:59:59Z", RunStatus::Pending, 1),
+                run("2026-11-23T00:00:00Z", RunStatus::Pending, 1),
+            ]
+        );
+        assert_eq!(d.runs[0].status, RunStatus::Missed);
+        assert_eq!(d.runs[0].scheduled_for, t("2026-11-22T23:59:57Z"));
+        assert!(
+            d.runs[0].occurrences >= MAX_COUNT_STEPS - 3,
+            "{:?}",
+            d.runs[0]
+        );
+    }
+
+    #[test]
+    fn grace_and_the_catch_up_bound_make_one_missed_run() {
+        let tr = every_minute();
+        let mut j = job(&tr, "2026-11-23T10:00:00Z");
+        j.coalesce = false;
+        j.max_instances = 10;
+        j.catchup_max = 2;
+        j.misfire_grace_s = Some(300);
+        // Due 10:00..10:10 (11); older than 10:05:30 missed by grace (6),
+        // then of 10:06..10:10 the latest 2 run and 3 more are missed.
+        let d = decide_at(j, "2026-11-23T10:10:30Z");
+        assert_eq!(
+            d.runs,
+            [
+                run("2026-11-23T10:08:00Z", RunStatus::Missed, 9),
+                run("2026-11-23T10:09:00Z", RunStatus::Pending, 1),
+                run("2026-11-23T10:10:00Z", RunStatus::Pending, 1),
+            ]
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Plain types and pure rules: no I/O, no clock.
 
+pub mod auth;
 pub mod error;
 pub mod idempotency;
 pub mod instant;
@@ -11,6 +12,7 @@ pub mod misfire;
 pub mod network_policy;
 pub mod retry;
 pub mod run;
+pub mod sealing;
 pub mod signing;
 pub mod target;
 pub mod trigger;

@@ -158,7 +158,7 @@ impl Serialize for Target {
 }
 
 impl TargetInput {
-    pub fn parse(self, policy: NetworkPolicy, field: &str) -> Result<Target, FieldError> {
+    pub fn parse(self, policy: &NetworkPolicy, field: &str) -> Result<Target, FieldError> {
         let at = |name: &str| format!("{field}.{name}");
         let url = self
             .url
@@ -199,7 +199,7 @@ impl TargetInput {
     }
 }
 
-fn parse_url(text: &str, policy: NetworkPolicy) -> Result<Url, String> {
+fn parse_url(text: &str, policy: &NetworkPolicy) -> Result<Url, String> {
     if text.len() > MAX_URL_LEN {
         return Err(format!("must be at most {MAX_URL_LEN} characters"));
     }
@@ -226,6 +226,37 @@ fn parse_url(text: &str, policy: NetworkPolicy) -> Result<Url, String> {
         policy.check(ip).map_err(|r| r.to_string())?;
     }
     Ok(url)
+}
+
+/// Headers that concern one hop of a connection, not the request: a job
+/// may not set them (they would reach proxies or the target's server as
+/// instructions).
+fn hop_by_hop(name: &str) -> bool {
+    name.starts_with("proxy-") || matches!(name, "te" | "upgrade" | "keep-alive" | "trailer")
+}
+
+/// Headers whose values are secrets: sealed at rest, and shown by name
+/// only (DESIGN.md §8).
+pub fn is_sensitive_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "authorization" | "proxy-authorization" | "cookie"
+    ) || ["token", "secret", "key", "password", "auth"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// A URL as views show it: its password, if any, as `***`.
+pub fn masked_url(url: &Url) -> String {
+    match url.password() {
+        Some(_) => {
+            let mut shown = url.clone();
+            let _ = shown.set_password(Some("***"));
+            shown.to_string()
+        }
+        None => url.to_string(),
+    }
 }
 
 /// Headers the service sets itself, which a job may not override.
@@ -261,6 +292,12 @@ fn parse_headers(
                 "is set by Cronhook and may not be given",
             ));
         }
+        if hop_by_hop(&lower) {
+            return Err(FieldError::new(
+                at,
+                "is a hop-by-hop header (te, upgrade, keep-alive, trailer, proxy-*) and may not be given",
+            ));
+        }
         let visible_ascii = value
             .bytes()
             .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b));
@@ -286,12 +323,12 @@ mod tests {
     use serde_json::json;
 
     fn parse(v: Value) -> Result<Target, String> {
-        parse_with(v, NetworkPolicy::Any)
+        parse_with(v, NetworkPolicy::default())
     }
 
     fn parse_with(v: Value, policy: NetworkPolicy) -> Result<Target, String> {
         let input: TargetInput = serde_json::from_value(v).map_err(|e| e.to_string())?;
-        input.parse(policy, "target").map_err(|e| e.to_string())
+        input.parse(&policy, "target").map_err(|e| e.to_string())
     }
 
     #[test]
@@ -345,7 +382,7 @@ mod tests {
         assert!(
             parse_with(
                 json!({"url": "http://127.0.0.1:8080/"}),
-                NetworkPolicy::PublicOnly
+                NetworkPolicy::public_only()
             )
             .is_err()
         );
@@ -385,6 +422,43 @@ mod tests {
                 .unwrap_err()
                 .contains("twice")
         );
+    }
+
+    #[test]
+    fn refuses_hop_by_hop_headers() {
+        for name in [
+            "TE",
+            "upgrade",
+            "Keep-Alive",
+            "trailer",
+            "proxy-authorization",
+            "Proxy-Foo",
+        ] {
+            let e = parse(json!({"url": "http://x.test", "headers": {name: "v"}})).unwrap_err();
+            assert!(e.contains("hop-by-hop"), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn sensitive_headers_and_passwords_are_told_apart() {
+        for name in [
+            "Authorization",
+            "cookie",
+            "X-Api-Key",
+            "x-auth-user",
+            "X-Token",
+            "my-secret",
+            "db-password",
+        ] {
+            assert!(is_sensitive_header(name), "{name}");
+        }
+        for name in ["x-team", "content-type", "accept"] {
+            assert!(!is_sensitive_header(name), "{name}");
+        }
+        let url = Url::parse("https://user:hunter2@example.com/x").unwrap();
+        assert_eq!(masked_url(&url), "https://user:***@example.com/x");
+        let url = Url::parse("https://example.com/x").unwrap();
+        assert_eq!(masked_url(&url), "https://example.com/x");
     }
 
     #[test]

@@ -21,6 +21,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::auth::Role;
+pub use crate::domain::auth::Tenant;
 use crate::domain::error::FieldError;
 pub use crate::domain::job::Job;
 use crate::domain::job::{JobId, JobState, ParseContext};
@@ -29,6 +31,7 @@ use crate::domain::misfire::{Decision, DueJob};
 use crate::domain::retry::{Outcome, RetryPolicy};
 pub use crate::domain::run::{Attempt, Run, RunSummary};
 use crate::domain::run::{RunCause, RunStatus};
+use crate::domain::sealing::SealingKey;
 use crate::domain::target::Target;
 use crate::wakeup::Wakeups;
 
@@ -48,6 +51,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The sealing key is not the one the store's secrets are sealed with.
+    #[error("{0}")]
+    WrongKey(String),
     /// Another request with the same Idempotency-Key committed first; what
     /// it made is to be answered instead.
     #[error("a request with this Idempotency-Key was completed meanwhile")]
@@ -164,6 +170,7 @@ pub struct ClaimedRun {
     pub scheduled_for: DateTime<Utc>,
     /// The number of this attempt (1 for the first).
     pub attempt: u32,
+    pub tenant: Tenant,
     /// The job's target and retry policy, or why the stored job no longer
     /// reads back (the run then fails without a request, alone).
     pub spec: Result<(Target, RetryPolicy), String>,
@@ -213,6 +220,28 @@ pub struct IdempotentRequest {
     pub resource_id: String,
 }
 
+/// A token to store: only the hash of its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewToken {
+    pub id: String,
+    pub name: Option<String>,
+    pub tenant: Tenant,
+    pub role: Role,
+    pub hash: String,
+}
+
+/// A token as listed (never its text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: Option<String>,
+    pub tenant: Tenant,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// A running process, as the instances table keeps it: the cluster at a
 /// glance.
 #[derive(Debug, Clone, PartialEq)]
@@ -248,22 +277,23 @@ pub trait Store: Send + Sync + 'static {
     /// request, nothing is written ([`StoreError::IdempotencyKeyTaken`]).
     async fn save_job(
         &self,
+        tenant: &Tenant,
         id: &JobId,
         command: &JobCommand,
         ctx: ParseContext,
         idempotency: Option<&Idempotency>,
     ) -> StoreResult<(Job, Saved)>;
 
-    async fn get_job(&self, id: &JobId) -> StoreResult<Option<Job>>;
+    async fn get_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<Job>>;
 
     /// Whether job `id` exists, without reading its definition.
-    async fn job_exists(&self, id: &JobId) -> StoreResult<bool>;
+    async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool>;
 
     /// Jobs in id order.
-    async fn list_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>>;
+    async fn list_jobs(&self, tenant: &Tenant, filter: &JobFilter) -> StoreResult<Vec<Job>>;
 
     /// Deletes the job and its runs; false when there was none.
-    async fn delete_job(&self, id: &JobId) -> StoreResult<bool>;
+    async fn delete_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool>;
 
     /// One scheduler pass over at most `limit` due jobs, in one
     /// transaction: lock them (skipping rows other instances hold), count
@@ -282,17 +312,19 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::save_job`].
     async fn create_manual_run(
         &self,
+        tenant: &Tenant,
         id: &JobId,
         idempotency: Option<&Idempotency>,
     ) -> StoreResult<Run>;
 
     /// Runs as `filter` says, newest first (`created_at`, then id).
-    async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>>;
+    async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>>;
 
     /// What a request with this key made, if one was recorded within
     /// `within`.
     async fn find_idempotent_request(
         &self,
+        tenant: &Tenant,
         scope: &str,
         key: &str,
         within: Duration,
@@ -307,7 +339,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<u64>;
 
     /// One run with its attempts, in order.
-    async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>>;
+    async fn get_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>>;
 
     /// Deletes up to `batch` finished runs (and their attempts) that
     /// finished more than `retention` ago; returns how many.
@@ -341,9 +373,15 @@ pub trait Store: Send + Sync + 'static {
     /// were recorded.
     async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<u64>;
 
-    /// Gives runs back unfinished (a shutdown): pending again at once, the
-    /// attempt not counted. Fenced like `record_attempts`.
-    async fn release_runs(&self, owner: &str, runs: &[(Uuid, u32)]) -> StoreResult<u64>;
+    /// Gives runs back unfinished (a shutdown; a host with its most
+    /// requests in flight): pending again `after` from now, the attempt
+    /// not counted. Fenced like `record_attempts`.
+    async fn release_runs(
+        &self,
+        owner: &str,
+        runs: &[(Uuid, u32)],
+        after: Duration,
+    ) -> StoreResult<u64>;
 
     /// Takes over up to `limit` runs whose lease expired: its `lease_until`
     /// passed, or its owner is not alive by [`lease::live_owners`] (no
@@ -383,15 +421,34 @@ pub trait Store: Send + Sync + 'static {
     /// looked for on a timer of their own.)
     async fn next_attempt_in(&self) -> StoreResult<Option<Duration>>;
 
-    async fn get_secret(&self, id: &JobId) -> StoreResult<Option<JobSecret>>;
+    async fn get_secret(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<JobSecret>>;
 
     /// Replaces the secret, keeping the old one valid for `grace`.
     async fn rotate_secret(
         &self,
+        tenant: &Tenant,
         id: &JobId,
         new_secret: &str,
         grace: Duration,
     ) -> StoreResult<Option<JobSecret>>;
+
+    /// Stores a new token (its hash only) and answers it as listed.
+    async fn create_token(&self, token: &NewToken) -> StoreResult<TokenInfo>;
+
+    /// The token with this hash, unless revoked.
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>>;
+
+    /// Every token, revoked ones too, oldest first.
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>>;
+
+    /// Revokes a token; false when there is no such (unrevoked) token.
+    async fn revoke_token(&self, id: &str) -> StoreResult<bool>;
+
+    /// Records that a token was used now.
+    async fn touch_token(&self, id: &str) -> StoreResult<()>;
+
+    /// Whether any token is not revoked: `--auth auto` requires tokens then.
+    async fn tokens_exist(&self) -> StoreResult<bool>;
 
     /// Starts forwarding other instances' notifications to this process's
     /// wake-ups, until `shutdown`; `None` where the store has none (SQLite).
@@ -405,16 +462,61 @@ pub type DynStore = Arc<dyn Store>;
 
 /// Opens the store a database URL names and applies its migrations:
 /// `postgres://…` or `sqlite://…` (the file is created when missing).
-pub async fn connect(url: &str, wakeups: Arc<Wakeups>) -> StoreResult<DynStore> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url, wakeups).await?))
-    } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, wakeups).await?))
+/// Secrets are sealed with `key`: the store keeps its fingerprint, refuses
+/// another key without touching anything, and seals what was stored
+/// before sealing at the first start with one.
+pub async fn connect(url: &str, wakeups: Arc<Wakeups>, key: SealingKey) -> StoreResult<DynStore> {
+    check_url(url)?;
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, wakeups, key).await?))
+    } else {
+        Ok(Arc::new(PgStore::connect(url, wakeups, key).await?))
+    }
+}
+
+/// Whether `url` names a store this service has (before anything, a key
+/// file included, is made for it).
+pub fn check_url(url: &str) -> StoreResult<()> {
+    if url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+        || url.starts_with("sqlite:")
+    {
+        Ok(())
     } else {
         Err(StoreError::Invalid(FieldError::new(
             "database-url",
             format!("expected a postgres:// or sqlite:// URL, got {url:?}"),
         )))
+    }
+}
+
+/// Where the key comes from when `CRONHOOK_ENCRYPTION_KEY` is not set: a
+/// file `cronhook.key` beside the SQLite database (or in the working
+/// directory, for PostgreSQL), made (mode 0600) when missing.
+pub fn key_file_for(url: &str) -> std::path::PathBuf {
+    let beside = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .filter(|path| !path.is_empty() && *path != ":memory:")
+        .and_then(|path| std::path::Path::new(path).parent().map(|p| p.to_path_buf()));
+    beside
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+        .join("cronhook.key")
+}
+
+/// Checks the key against the fingerprint the store keeps (`stored`,
+/// `None` when it keeps none yet).
+pub(crate) fn check_fingerprint(key: &SealingKey, stored: Option<&str>) -> StoreResult<()> {
+    match stored {
+        Some(stored) if stored != key.fingerprint() => Err(StoreError::WrongKey(format!(
+            "the store's secrets are sealed with the key whose fingerprint is {stored}, and this \
+             instance has the key {}: start it with that key (CRONHOOK_ENCRYPTION_KEY, or the \
+             cronhook.key it used); nothing was changed",
+            key.fingerprint()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -436,19 +538,63 @@ pub(crate) fn count(n: i64) -> u32 {
 }
 
 /// The secrets a request is signed with at `now`.
-pub(crate) fn signing_secrets(
-    secret: String,
-    previous: Option<String>,
-    previous_expires_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Vec<String> {
-    let mut secrets = vec![secret];
-    if let (Some(previous), Some(until)) = (previous, previous_expires_at)
+pub(crate) fn signing_secrets(secret: JobSecret, now: DateTime<Utc>) -> Vec<String> {
+    let mut secrets = vec![secret.secret];
+    if let Some((previous, until)) = secret.previous
         && until > now
     {
         secrets.push(previous);
     }
     secrets
+}
+
+/// A job's signing secrets as stored (sealed), opened with `key`.
+pub(crate) fn open_secret(
+    key: &SealingKey,
+    secret: &str,
+    previous: Option<(String, DateTime<Utc>)>,
+) -> StoreResult<JobSecret> {
+    let open = |sealed: &str| {
+        key.open(sealed)
+            .map_err(|e| StoreError::Corrupt(format!("signing secret: {e}")))
+    };
+    Ok(JobSecret {
+        secret: open(secret)?,
+        previous: match previous {
+            Some((sealed, until)) => Some((open(&sealed)?, until)),
+            None => None,
+        },
+    })
+}
+
+/// A token row's columns, as listed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn token_info(
+    id: String,
+    name: Option<String>,
+    tenant: &str,
+    role: &str,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+) -> StoreResult<TokenInfo> {
+    Ok(TokenInfo {
+        tenant: Tenant::parse(tenant)
+            .map_err(|e| StoreError::Corrupt(format!("token {id}: tenant: {e}")))?,
+        role: role
+            .parse::<Role>()
+            .map_err(|e| StoreError::Corrupt(format!("token {id}: role: {e}")))?,
+        id,
+        name,
+        created_at,
+        last_used_at,
+        revoked_at,
+    })
+}
+
+/// A run's tenant as stored.
+pub(crate) fn tenant(s: &str) -> StoreResult<Tenant> {
+    Tenant::parse(s).map_err(|e| StoreError::Corrupt(format!("tenant {s:?}: {e}")))
 }
 
 /// An outcome's delay in milliseconds (0 unless it is a retry).

@@ -13,9 +13,9 @@ use uuid::Uuid;
 use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
     Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, ExpiredLease, Idempotency, IdempotentRequest,
-    Instance, Job, JobFilter, JobSecret, PlanFn, RecoverFn, Run, RunFilter, RunSummary, Saved,
-    Store, StoreError, StoreResult, count, delay_ms, job_id, run_cause, run_status,
-    signing_secrets,
+    Instance, Job, JobFilter, JobSecret, NewToken, PlanFn, RecoverFn, Run, RunFilter, RunSummary,
+    Saved, Store, StoreError, StoreResult, Tenant, TokenInfo, check_fingerprint, count, delay_ms,
+    job_id, open_secret, run_cause, run_status, signing_secrets, tenant, token_info,
 };
 use crate::domain::job::{JobDefinition, JobId, JobState, ParseContext, Schedule};
 use crate::domain::lease;
@@ -23,6 +23,7 @@ use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::DueJob;
 use crate::domain::retry::Outcome;
 use crate::domain::run::{INTERRUPTED, RunStatus};
+use crate::domain::sealing::{SealingKey, is_sealed};
 use crate::wakeup::Wakeups;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -38,17 +39,19 @@ pub const LISTENER_NAME: &str = "cronhook-listener";
 pub struct PgStore {
     pool: PgPool,
     wakeups: Arc<Wakeups>,
+    key: SealingKey,
 }
 
 impl PgStore {
-    pub async fn connect(url: &str, wakeups: Arc<Wakeups>) -> StoreResult<Self> {
+    pub async fn connect(url: &str, wakeups: Arc<Wakeups>, key: SealingKey) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, wakeups })
+        seal_what_is_plain(&pool, &key).await?;
+        Ok(Self { pool, wakeups, key })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -62,18 +65,21 @@ impl PgStore {
         &self,
         jobs: &[(JobId, JobDefinition, Schedule, String)],
     ) -> StoreResult<u64> {
+        let tenant = Tenant::default_tenant();
         let mut inserted = 0;
-        // 27 columns a row, under PostgreSQL's 65,535 parameters.
+        // 30 columns a row, under PostgreSQL's 65,535 parameters.
         for chunk in jobs.chunks(2000) {
             let mut query =
                 QueryBuilder::<Postgres>::new(concat!("INSERT INTO jobs (", job_columns!(), ") "));
             query.push_values(chunk, |mut row, (id, definition, schedule, secret)| {
+                let stored = StoredDefinition::of(definition, &self.key);
                 push_job(
                     &mut row,
+                    &tenant,
                     id,
-                    &StoredDefinition::of(definition),
+                    &stored,
                     *schedule,
-                    secret,
+                    &self.key.seal(secret),
                 );
             });
             inserted += query.build().execute(&self.pool).await?.rows_affected();
@@ -90,24 +96,28 @@ impl PgStore {
 /// The columns a new job is inserted with, in [`push_job`]'s order.
 macro_rules! job_columns {
     () => {
-        "id, name, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at, end_at,
-         jitter_s, target_url, target_method, target_headers, target_body, timeout_s,
-         misfire_grace_s, coalesce_runs, max_instances, max_attempts, backoff_initial_s,
-         backoff_max_s, metadata, state, next_run_at, secret, created_at, updated_at"
+        "tenant, id, name, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
+         end_at, jitter_s, target_url, target_method, target_headers, target_body,
+         target_secrets, timeout_s, misfire_grace_s, coalesce_runs, catchup_max, max_instances,
+         max_attempts, backoff_initial_s, backoff_max_s, metadata, state, next_run_at, secret,
+         created_at, updated_at"
     };
 }
 use job_columns;
 
-/// One new job's values, in [`job_columns!`]'s order.
+/// One new job's values, in [`job_columns!`]'s order; `sealed_secret` is
+/// its signing secret, sealed.
 fn push_job(
     row: &mut sqlx::query_builder::Separated<'_, '_, Postgres, &'static str>,
+    tenant: &Tenant,
     id: &JobId,
     d: &StoredDefinition,
     schedule: Schedule,
-    secret: &str,
+    sealed_secret: &str,
 ) {
     let t = &d.trigger;
-    row.push_bind(id.as_str().to_string())
+    row.push_bind(tenant.as_str().to_string())
+        .push_bind(id.as_str().to_string())
         .push_bind(d.name.clone())
         .push_bind(t.trigger_type.clone())
         .push_bind(t.cron_expr.clone())
@@ -121,9 +131,11 @@ fn push_job(
         .push_bind(d.target.method.clone())
         .push_bind(d.target.headers.clone())
         .push_bind(d.target.body.clone())
+        .push_bind(d.target.secrets.clone())
         .push_bind(d.target.timeout_s)
         .push_bind(d.misfire_grace_s)
         .push_bind(d.coalesce)
+        .push_bind(d.catchup_max)
         .push_bind(d.max_instances)
         .push_bind(d.retry.max_attempts)
         .push_bind(d.retry.backoff_initial_s)
@@ -131,7 +143,7 @@ fn push_job(
         .push_bind(d.metadata.clone())
         .push_bind(schedule.state().as_str())
         .push_bind(schedule.next_run_at())
-        .push_bind(secret.to_string())
+        .push_bind(sealed_secret.to_string())
         .push("now()")
         .push("now()");
 }
@@ -144,8 +156,9 @@ macro_rules! job_query {
             "
     SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
            j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
-           j.target_body, j.timeout_s, j.misfire_grace_s, j.coalesce_runs, j.max_instances,
-           j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.metadata,
+           j.target_body, j.target_secrets, j.timeout_s, j.misfire_grace_s, j.coalesce_runs,
+           j.catchup_max, j.max_instances, j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
+           j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
            lr.attempt_count AS lr_attempt_count, lr.created_at AS lr_created_at,
@@ -153,7 +166,7 @@ macro_rules! job_query {
     FROM jobs j
     LEFT JOIN LATERAL (
         SELECT id, status, scheduled_for, attempt_count, created_at, finished_at
-        FROM runs r WHERE r.job_id = j.id
+        FROM runs r WHERE r.tenant = j.tenant AND r.job_id = j.id
         ORDER BY r.created_at DESC, r.id DESC LIMIT 1
     ) lr ON true",
             $tail
@@ -179,9 +192,9 @@ struct JobRow {
 }
 
 impl JobRow {
-    fn into_job(self) -> StoreResult<Job> {
+    fn into_job(self, key: &SealingKey) -> StoreResult<Job> {
         let id = job_id(self.id)?;
-        let definition = self.definition.into_definition(id.as_str())?;
+        let definition = self.definition.into_definition(id.as_str(), key)?;
         let state = JobState::parse(&self.state)
             .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {:?}", self.state)))?;
         let schedule = Schedule::from_parts(state, self.next_run_at).ok_or_else(|| {
@@ -217,28 +230,37 @@ impl JobRow {
     }
 }
 
-async fn fetch_job(conn: &mut PgConnection, id: &JobId, lock: bool) -> StoreResult<Option<Job>> {
+async fn fetch_job(
+    conn: &mut PgConnection,
+    key: &SealingKey,
+    tenant: &Tenant,
+    id: &JobId,
+    lock: bool,
+) -> StoreResult<Option<Job>> {
     let sql = if lock {
-        job_query!(" WHERE j.id = $1 FOR UPDATE OF j")
+        job_query!(" WHERE j.tenant = $1 AND j.id = $2 FOR UPDATE OF j")
     } else {
-        job_query!(" WHERE j.id = $1")
+        job_query!(" WHERE j.tenant = $1 AND j.id = $2")
     };
     sqlx::query_as::<_, JobRow>(sql)
+        .bind(tenant.as_str())
         .bind(id.as_str())
         .fetch_optional(conn)
         .await?
-        .map(JobRow::into_job)
+        .map(|row| row.into_job(key))
         .transpose()
 }
 
 #[derive(FromRow)]
 struct DueRow {
+    tenant: String,
     id: String,
     #[sqlx(flatten)]
     trigger: StoredTrigger,
     next_run_at: DateTime<Utc>,
     misfire_grace_s: Option<i64>,
     coalesce_runs: bool,
+    catchup_max: i64,
     max_instances: i64,
     db_now: DateTime<Utc>,
 }
@@ -306,6 +328,7 @@ impl From<AttemptRow> for Attempt {
 #[derive(Default)]
 struct RunColumns {
     id: Vec<Uuid>,
+    tenant: Vec<String>,
     job_id: Vec<String>,
     scheduled_for: Vec<DateTime<Utc>>,
     status: Vec<&'static str>,
@@ -316,6 +339,7 @@ struct RunColumns {
 #[derive(FromRow)]
 struct ClaimedRow {
     id: Uuid,
+    tenant: String,
     job_id: String,
     scheduled_for: DateTime<Utc>,
     attempt_count: i32,
@@ -345,13 +369,106 @@ struct SecretRow {
     previous_secret_expires_at: Option<DateTime<Utc>>,
 }
 
-impl From<SecretRow> for JobSecret {
-    fn from(row: SecretRow) -> Self {
-        JobSecret {
-            secret: row.secret,
-            previous: row.previous_secret.zip(row.previous_secret_expires_at),
-        }
+impl SecretRow {
+    fn open(self, key: &SealingKey) -> StoreResult<JobSecret> {
+        open_secret(
+            key,
+            &self.secret,
+            self.previous_secret.zip(self.previous_secret_expires_at),
+        )
     }
+}
+
+#[derive(FromRow)]
+struct TokenRow {
+    id: String,
+    name: Option<String>,
+    tenant: String,
+    role: String,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+const TOKEN_COLUMNS: &str = "id, name, tenant, role, created_at, last_used_at, revoked_at";
+
+impl TokenRow {
+    fn into_info(self) -> StoreResult<TokenInfo> {
+        token_info(
+            self.id,
+            self.name,
+            &self.tenant,
+            &self.role,
+            self.created_at,
+            self.last_used_at,
+            self.revoked_at,
+        )
+    }
+}
+
+/// At start, under a lock other instances wait on: checks the key against
+/// the fingerprint the store keeps (recording it on the first start), then
+/// seals what was stored before sealing: signing secrets, and sensitive
+/// header values and URL passwords, which move to `target_secrets`.
+async fn seal_what_is_plain(pool: &PgPool, key: &SealingKey) -> StoreResult<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("LOCK TABLE settings IN EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'key_fingerprint'")
+            .fetch_optional(&mut *tx)
+            .await?;
+    check_fingerprint(key, stored.as_deref())?;
+    if stored.is_none() {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ('key_fingerprint', $1)")
+            .bind(key.fingerprint())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let plain = sqlx::query_as::<_, PlainRow>(
+        "SELECT tenant, id, secret, previous_secret, target_url, target_method, target_headers,
+                target_body, target_secrets, timeout_s
+         FROM jobs WHERE secret NOT LIKE 'enc:v1:%'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let sealed = plain.len();
+    for row in plain {
+        let seal = |s: String| if is_sealed(&s) { s } else { key.seal(&s) };
+        let target = StoredTarget::of(&row.target.into_target(&row.id, key)?, key);
+        sqlx::query(
+            "UPDATE jobs SET secret = $3, previous_secret = $4, target_url = $5,
+                 target_headers = $6, target_secrets = $7
+             WHERE tenant = $1 AND id = $2",
+        )
+        .bind(&row.tenant)
+        .bind(&row.id)
+        .bind(seal(row.secret))
+        .bind(row.previous_secret.map(seal))
+        .bind(&target.url)
+        .bind(&target.headers)
+        .bind(&target.secrets)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    if sealed > 0 {
+        tracing::info!(jobs = sealed, "sealed the secrets stored before sealing");
+    }
+    Ok(())
+}
+
+/// A job as stored before sealing: its signing secrets and target in
+/// plain text.
+#[derive(FromRow)]
+struct PlainRow {
+    tenant: String,
+    id: String,
+    secret: String,
+    previous_secret: Option<String>,
+    #[sqlx(flatten)]
+    target: StoredTarget,
 }
 
 /// Seconds until something is due, where the past counts as now.
@@ -382,13 +499,14 @@ async fn live_instances(conn: &mut PgConnection, timeout: Duration) -> StoreResu
 /// makes this one give way.
 async fn record_idempotency(
     conn: &mut PgConnection,
+    tenant: &Tenant,
     idempotency: &Idempotency,
     resource_id: &str,
 ) -> StoreResult<()> {
     let recorded = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (scope, key) DO UPDATE
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, tenant)
+         VALUES ($1, $2, $3, $4, $6)
+         ON CONFLICT (tenant, scope, key) DO UPDATE
              SET fingerprint = EXCLUDED.fingerprint, resource_id = EXCLUDED.resource_id,
                  created_at = now()
              WHERE idempotency_keys.created_at < now() - make_interval(secs => $5)",
@@ -398,6 +516,7 @@ async fn record_idempotency(
     .bind(&idempotency.fingerprint)
     .bind(resource_id)
     .bind(crate::domain::idempotency::WINDOW.as_secs_f64())
+    .bind(tenant.as_str())
     .execute(conn)
     .await?;
     if recorded.rows_affected() == 0 {
@@ -423,6 +542,7 @@ impl Store for PgStore {
 
     async fn save_job(
         &self,
+        tenant: &Tenant,
         id: &JobId,
         command: &JobCommand,
         ctx: ParseContext,
@@ -432,8 +552,8 @@ impl Store for PgStore {
         // primary key and it decides again, now seeing the stored job.
         for _ in 0..3 {
             let mut tx = self.pool.begin().await?;
-            let existing = fetch_job(&mut tx, id, true).await?;
-            let change = lifecycle::decide(id.as_str(), existing.as_ref(), command, ctx)?;
+            let existing = fetch_job(&mut tx, &self.key, tenant, id, true).await?;
+            let change = lifecycle::decide(id.as_str(), existing.as_ref(), command, ctx.clone())?;
             let (saved, schedule_changed) = match change {
                 JobChange::Unchanged => {
                     tx.commit().await?;
@@ -453,10 +573,11 @@ impl Store for PgStore {
                     query.push_values([()], |mut row, ()| {
                         push_job(
                             &mut row,
+                            tenant,
                             id,
-                            &StoredDefinition::of(&definition),
+                            &StoredDefinition::of(&definition, &self.key),
                             schedule,
-                            &secret,
+                            &self.key.seal(&secret),
                         );
                     });
                     match query.build().execute(&mut *tx).await {
@@ -464,7 +585,7 @@ impl Store for PgStore {
                         other => other?,
                     };
                     if let Some(idempotency) = idempotency {
-                        record_idempotency(&mut tx, idempotency, id.as_str()).await?;
+                        record_idempotency(&mut tx, tenant, idempotency, id.as_str()).await?;
                     }
                     (Saved::Created, true)
                 }
@@ -472,7 +593,7 @@ impl Store for PgStore {
                     definition,
                     schedule,
                 } => {
-                    let d = StoredDefinition::of(&definition);
+                    let d = StoredDefinition::of(&definition, &self.key);
                     let t = &d.trigger;
                     sqlx::query(
                         "UPDATE jobs SET name = $2, trigger_type = $3, cron_expr = $4,
@@ -484,8 +605,9 @@ impl Store for PgStore {
                              metadata = $22,
                              state = COALESCE($23, state),
                              next_run_at = CASE WHEN $23::text IS NULL THEN next_run_at ELSE $24 END,
+                             target_secrets = $25, catchup_max = $26,
                              updated_at = now()
-                         WHERE id = $1",
+                         WHERE tenant = $27 AND id = $1",
                     )
                     .bind(id.as_str())
                     .bind(&d.name)
@@ -511,6 +633,9 @@ impl Store for PgStore {
                     .bind(&d.metadata)
                     .bind(schedule.map(|s| s.state().as_str()))
                     .bind(schedule.and_then(Schedule::next_run_at))
+                    .bind(&d.target.secrets)
+                    .bind(d.catchup_max)
+                    .bind(tenant.as_str())
                     .execute(&mut *tx)
                     .await?;
                     (Saved::Updated, schedule.is_some())
@@ -522,7 +647,7 @@ impl Store for PgStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            let job = fetch_job(&mut tx, id, false)
+            let job = fetch_job(&mut tx, &self.key, tenant, id, false)
                 .await?
                 .ok_or(StoreError::NotFound)?;
             tx.commit().await?;
@@ -536,22 +661,24 @@ impl Store for PgStore {
         )))
     }
 
-    async fn get_job(&self, id: &JobId) -> StoreResult<Option<Job>> {
+    async fn get_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<Job>> {
         let mut conn = self.pool.acquire().await?;
-        fetch_job(&mut conn, id, false).await
+        fetch_job(&mut conn, &self.key, tenant, id, false).await
     }
 
-    async fn job_exists(&self, id: &JobId) -> StoreResult<bool> {
-        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+    async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(found.is_some())
     }
 
-    async fn list_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {
-        let mut query = QueryBuilder::<Postgres>::new(job_query!(""));
-        query.push(" WHERE true");
+    async fn list_jobs(&self, tenant: &Tenant, filter: &JobFilter) -> StoreResult<Vec<Job>> {
+        let mut query = QueryBuilder::<Postgres>::new(job_query!(" WHERE j.tenant = "));
+        query.push_bind(tenant.as_str().to_string());
         if let Some(state) = filter.state {
             query.push(" AND j.state = ").push_bind(state.as_str());
         }
@@ -568,12 +695,13 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(JobRow::into_job)
+            .map(|row| row.into_job(&self.key))
             .collect()
     }
 
-    async fn delete_job(&self, id: &JobId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM jobs WHERE id = $1")
+    async fn delete_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM jobs WHERE tenant = $1 AND id = $2")
+            .bind(tenant.as_str())
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
@@ -583,9 +711,9 @@ impl Store for PgStore {
     async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome> {
         let mut tx = self.pool.begin().await?;
         let due = sqlx::query_as::<_, DueRow>(
-            "SELECT id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at, end_at,
-                    jitter_s, next_run_at, misfire_grace_s, coalesce_runs, max_instances,
-                    now() AS db_now
+            "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
+                    end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
+                    max_instances, now() AS db_now
              FROM jobs
              WHERE next_run_at <= now()
              ORDER BY next_run_at
@@ -601,35 +729,45 @@ impl Store for PgStore {
         }
         // Counted in a statement of its own, after the locks are held, so
         // that it sees every run committed by an earlier lock holder.
+        let tenants: Vec<String> = due.iter().map(|d| d.tenant.clone()).collect();
         let ids: Vec<String> = due.iter().map(|d| d.id.clone()).collect();
-        let counts: std::collections::HashMap<String, i64> = sqlx::query_as(
-            "SELECT job_id, count(*) FROM runs
-             WHERE job_id = ANY($1) AND status IN ('pending', 'running')
-             GROUP BY job_id",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
+        let counts: std::collections::HashMap<(String, String), i64> =
+            sqlx::query_as::<_, (String, String, i64)>(
+                "SELECT r.tenant, r.job_id, count(*)
+                 FROM runs r JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
+                      ON r.tenant = u.tenant AND r.job_id = u.id
+                 WHERE r.status IN ('pending', 'running')
+                 GROUP BY r.tenant, r.job_id",
+            )
+            .bind(&tenants)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(tenant, id, n)| ((tenant, id), n))
+            .collect();
 
         let mut runs = RunColumns::default();
-        let (mut job_ids, mut next_runs, mut states) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut job_tenants, mut job_ids) = (Vec::new(), Vec::new());
+        let (mut next_runs, mut states) = (Vec::new(), Vec::new());
         for row in due {
-            let schedule = match row.trigger.into_trigger(&row.id) {
+            let key = (row.tenant, row.id);
+            let schedule = match row.trigger.into_trigger(&key.1) {
                 Ok(trigger) => {
                     let job = DueJob {
                         trigger: &trigger,
                         next_run_at: row.next_run_at,
                         misfire_grace_s: row.misfire_grace_s.and_then(|g| u32::try_from(g).ok()),
                         coalesce: row.coalesce_runs,
+                        catchup_max: count(row.catchup_max).max(1),
                         max_instances: count(row.max_instances).max(1),
-                        in_flight: count(counts.get(&row.id).copied().unwrap_or(0)),
+                        in_flight: count(counts.get(&key).copied().unwrap_or(0)),
                     };
                     let decision = plan(&job, row.db_now);
                     for run in decision.runs {
                         runs.id.push(Uuid::now_v7());
-                        runs.job_id.push(row.id.clone());
+                        runs.tenant.push(key.0.clone());
+                        runs.job_id.push(key.1.clone());
                         runs.scheduled_for.push(run.scheduled_for);
                         runs.status.push(run.status.as_str());
                         runs.occurrences
@@ -640,13 +778,14 @@ impl Store for PgStore {
                 }
                 Err(e) => {
                     // Leave it for an operator, without spinning on it.
-                    tracing::error!(job_id = %row.id, error = %e, "cannot schedule job; retrying in an hour");
+                    tracing::error!(tenant = %key.0, job_id = %key.1, error = %e, "cannot schedule job; retrying in an hour");
                     Schedule::Scheduled {
                         next_run_at: row.db_now + chrono::TimeDelta::hours(1),
                     }
                 }
             };
-            job_ids.push(row.id);
+            job_tenants.push(key.0);
+            job_ids.push(key.1);
             next_runs.push(schedule.next_run_at());
             states.push(schedule.state().as_str());
         }
@@ -655,15 +794,15 @@ impl Store for PgStore {
             Vec::new()
         } else {
             sqlx::query_scalar(
-                "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences,
+                "INSERT INTO runs (id, tenant, job_id, scheduled_for, cause, status, occurrences,
                                    deliver_after, next_attempt_at, finished_at)
-                 SELECT u.id, u.job_id, u.scheduled_for, 'schedule', u.status, u.occurrences,
-                        u.deliver_after,
+                 SELECT u.id, u.tenant, u.job_id, u.scheduled_for, 'schedule', u.status,
+                        u.occurrences, u.deliver_after,
                         CASE WHEN u.status = 'pending' THEN u.deliver_after END,
                         CASE WHEN u.status = 'pending' THEN NULL ELSE clock_timestamp() END
                  FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int8[],
-                             $6::timestamptz[])
-                      AS u(id, job_id, scheduled_for, status, occurrences, deliver_after)
+                             $6::timestamptz[], $7::text[])
+                      AS u(id, job_id, scheduled_for, status, occurrences, deliver_after, tenant)
                  ON CONFLICT DO NOTHING
                  RETURNING status",
             )
@@ -673,17 +812,20 @@ impl Store for PgStore {
             .bind(&runs.status)
             .bind(&runs.occurrences)
             .bind(&runs.deliver_after)
+            .bind(&runs.tenant)
             .fetch_all(&mut *tx)
             .await?
         };
         sqlx::query(
             "UPDATE jobs j SET next_run_at = u.next_run_at, state = u.state
-             FROM UNNEST($1::text[], $2::timestamptz[], $3::text[]) AS u(id, next_run_at, state)
-             WHERE j.id = u.id",
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[])
+                  AS u(id, next_run_at, state, tenant)
+             WHERE j.tenant = u.tenant AND j.id = u.id",
         )
         .bind(&job_ids)
         .bind(&next_runs)
         .bind(&states)
+        .bind(&job_tenants)
         .execute(&mut *tx)
         .await?;
         let pending = inserted.iter().filter(|s| *s == "pending").count();
@@ -717,39 +859,45 @@ impl Store for PgStore {
 
     async fn create_manual_run(
         &self,
+        tenant: &Tenant,
         id: &JobId,
         idempotency: Option<&Idempotency>,
     ) -> StoreResult<Run> {
         let mut tx = self.pool.begin().await?;
-        let max_instances: Option<i64> =
-            sqlx::query_scalar("SELECT max_instances FROM jobs WHERE id = $1 FOR UPDATE")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let max_instances: Option<i64> = sqlx::query_scalar(
+            "SELECT max_instances FROM jobs WHERE tenant = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
         let max_instances = max_instances.ok_or(StoreError::NotFound)?;
         let running: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM runs WHERE job_id = $1 AND status IN ('pending', 'running')",
+            "SELECT count(*) FROM runs
+             WHERE tenant = $1 AND job_id = $2 AND status IN ('pending', 'running')",
         )
+        .bind(tenant.as_str())
         .bind(id.as_str())
         .fetch_one(&mut *tx)
         .await?;
         let status = lifecycle::manual_run_status(count(max_instances), count(running));
         let run = sqlx::query_as::<_, RunRow>(&format!(
             "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
-                               next_attempt_at, finished_at)
+                               next_attempt_at, finished_at, tenant)
              VALUES ($1, $2, now(), 'manual', $3, 1, now(),
                      CASE WHEN $3 = 'pending' THEN now() END,
-                     CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END)
+                     CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END, $4)
              RETURNING {RUN_COLUMNS}"
         ))
         .bind(Uuid::now_v7())
         .bind(id.as_str())
         .bind(status.as_str())
+        .bind(tenant.as_str())
         .fetch_one(&mut *tx)
         .await?
         .into_run()?;
         if let Some(idempotency) = idempotency {
-            record_idempotency(&mut tx, idempotency, &run.id.to_string()).await?;
+            record_idempotency(&mut tx, tenant, idempotency, &run.id.to_string()).await?;
         }
         if status == RunStatus::Pending {
             sqlx::query("SELECT pg_notify($1, '')")
@@ -764,9 +912,11 @@ impl Store for PgStore {
         Ok(run)
     }
 
-    async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
-        let mut query =
-            QueryBuilder::<Postgres>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE true"));
+    async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>> {
+        let mut query = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE tenant = "
+        ));
+        query.push_bind(tenant.as_str().to_string());
         if let Some(job_id) = &filter.job_id {
             query
                 .push(" AND job_id = ")
@@ -811,17 +961,20 @@ impl Store for PgStore {
 
     async fn find_idempotent_request(
         &self,
+        tenant: &Tenant,
         scope: &str,
         key: &str,
         within: Duration,
     ) -> StoreResult<Option<IdempotentRequest>> {
         Ok(sqlx::query_as::<_, (String, String)>(
             "SELECT fingerprint, resource_id FROM idempotency_keys
-             WHERE scope = $1 AND key = $2 AND created_at > now() - make_interval(secs => $3)",
+             WHERE tenant = $4 AND scope = $1 AND key = $2
+               AND created_at > now() - make_interval(secs => $3)",
         )
         .bind(scope)
         .bind(key)
         .bind(within.as_secs_f64())
+        .bind(tenant.as_str())
         .fetch_optional(&self.pool)
         .await?
         .map(|(fingerprint, resource_id)| IdempotentRequest {
@@ -836,8 +989,8 @@ impl Store for PgStore {
         batch: u32,
     ) -> StoreResult<u64> {
         let done = sqlx::query(
-            "DELETE FROM idempotency_keys WHERE (scope, key) IN (
-                 SELECT scope, key FROM idempotency_keys
+            "DELETE FROM idempotency_keys WHERE (tenant, scope, key) IN (
+                 SELECT tenant, scope, key FROM idempotency_keys
                  WHERE created_at < now() - make_interval(secs => $1)
                  ORDER BY created_at LIMIT $2)",
         )
@@ -848,12 +1001,14 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
-        let run =
-            sqlx::query_as::<_, RunRow>(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+    async fn get_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
+        let run = sqlx::query_as::<_, RunRow>(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE tenant = $1 AND id = $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(run) = run else { return Ok(None) };
         let attempts = sqlx::query_as::<_, AttemptRow>(
             "SELECT number, started_at, duration_ms, status_code, error, response_excerpt
@@ -894,10 +1049,12 @@ impl Store for PgStore {
         // index, newest first.
         let candidates = match finished_within {
             Some(_) => {
-                "SELECT DISTINCT job_id FROM runs WHERE finished_at > now() - make_interval(secs => $3)"
+                "SELECT DISTINCT tenant, job_id FROM runs
+                 WHERE finished_at > now() - make_interval(secs => $3)"
             }
             None => {
-                "SELECT DISTINCT job_id FROM runs WHERE finished_at IS NOT NULL AND $3::float8 IS NULL"
+                "SELECT DISTINCT tenant, job_id FROM runs
+                 WHERE finished_at IS NOT NULL AND $3::float8 IS NULL"
             }
         };
         let done = sqlx::query(&format!(
@@ -905,7 +1062,7 @@ impl Store for PgStore {
              doomed AS (
                  SELECT r.id FROM candidates c CROSS JOIN LATERAL (
                      SELECT id FROM runs
-                     WHERE job_id = c.job_id AND finished_at IS NOT NULL
+                     WHERE tenant = c.tenant AND job_id = c.job_id AND finished_at IS NOT NULL
                      ORDER BY created_at DESC, id DESC
                      OFFSET $1 LIMIT $2
                  ) r
@@ -941,10 +1098,10 @@ impl Store for PgStore {
                  attempt_started_at = now(), next_attempt_at = NULL,
                  lease_until = now() + make_interval(secs => j.timeout_s + $3)
              FROM due, jobs j
-             WHERE r.id = due.id AND j.id = r.job_id
-             RETURNING r.id, r.job_id, r.scheduled_for, r.attempt_count, j.target_url,
-                       j.target_method, j.target_headers, j.target_body, j.timeout_s,
-                       j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
+             WHERE r.id = due.id AND j.tenant = r.tenant AND j.id = r.job_id
+             RETURNING r.id, r.tenant, r.job_id, r.scheduled_for, r.attempt_count, j.target_url,
+                       j.target_method, j.target_headers, j.target_body, j.target_secrets,
+                       j.timeout_s, j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
                        j.secret, j.previous_secret, j.previous_secret_expires_at, now() AS db_now",
         )
         .bind(owner)
@@ -954,23 +1111,30 @@ impl Store for PgStore {
         .await?;
         rows.into_iter()
             .map(|row| {
+                let secrets = SecretRow {
+                    secret: row.secret,
+                    previous_secret: row.previous_secret,
+                    previous_secret_expires_at: row.previous_secret_expires_at,
+                }
+                .open(&self.key);
                 let spec = row
                     .target
-                    .into_target(&row.job_id)
+                    .into_target(&row.job_id, &self.key)
                     .and_then(|target| Ok((target, row.retry.into_policy(&row.job_id)?)))
+                    .and_then(|spec| Ok((spec, secrets?)))
                     .map_err(|e| e.to_string());
+                let (spec, secrets) = match spec {
+                    Ok((spec, secret)) => (Ok(spec), signing_secrets(secret, row.db_now)),
+                    Err(e) => (Err(e), Vec::new()),
+                };
                 Ok(ClaimedRun {
                     run_id: row.id,
+                    tenant: tenant(&row.tenant)?,
                     job_id: job_id(row.job_id)?,
                     scheduled_for: row.scheduled_for,
                     attempt: row.attempt_count.max(1) as u32,
                     spec,
-                    secrets: signing_secrets(
-                        row.secret,
-                        row.previous_secret,
-                        row.previous_secret_expires_at,
-                        row.db_now,
-                    ),
+                    secrets,
                 })
             })
             .collect()
@@ -1050,7 +1214,12 @@ impl Store for PgStore {
         Ok(recorded.max(0) as u64)
     }
 
-    async fn release_runs(&self, owner: &str, runs: &[(Uuid, u32)]) -> StoreResult<u64> {
+    async fn release_runs(
+        &self,
+        owner: &str,
+        runs: &[(Uuid, u32)],
+        after: Duration,
+    ) -> StoreResult<u64> {
         if runs.is_empty() {
             return Ok(0);
         }
@@ -1058,7 +1227,8 @@ impl Store for PgStore {
         let numbers: Vec<i32> = runs.iter().map(|(_, n)| *n as i32).collect();
         let done = sqlx::query(
             "UPDATE runs r
-             SET status = 'pending', attempt_count = r.attempt_count - 1, next_attempt_at = now(),
+             SET status = 'pending', attempt_count = r.attempt_count - 1,
+                 next_attempt_at = now() + make_interval(secs => $4),
                  lease_owner = NULL, lease_until = NULL, attempt_started_at = NULL
              FROM UNNEST($2::uuid[], $3::int4[]) AS u(id, number)
              WHERE r.id = u.id AND r.status = 'running' AND r.lease_owner = $1
@@ -1067,6 +1237,7 @@ impl Store for PgStore {
         .bind(owner)
         .bind(&ids)
         .bind(&numbers)
+        .bind(after.as_secs_f64())
         .execute(&self.pool)
         .await?;
         sqlx::query("SELECT pg_notify($1, '')")
@@ -1087,7 +1258,7 @@ impl Store for PgStore {
         let expired = sqlx::query_as::<_, ExpiredRow>(
             "SELECT r.id, r.job_id, r.attempt_count, j.max_attempts, j.backoff_initial_s,
                     j.backoff_max_s
-             FROM runs r JOIN jobs j ON j.id = r.job_id
+             FROM runs r JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
              WHERE r.status = 'running'
                AND (r.lease_until < now() OR NOT (r.lease_owner = ANY($2)))
              ORDER BY r.lease_until
@@ -1226,34 +1397,109 @@ impl Store for PgStore {
         Ok(seconds.map(non_negative))
     }
 
-    async fn get_secret(&self, id: &JobId) -> StoreResult<Option<JobSecret>> {
-        Ok(sqlx::query_as::<_, SecretRow>(
-            "SELECT secret, previous_secret, previous_secret_expires_at FROM jobs WHERE id = $1",
+    async fn get_secret(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<JobSecret>> {
+        sqlx::query_as::<_, SecretRow>(
+            "SELECT secret, previous_secret, previous_secret_expires_at FROM jobs
+             WHERE tenant = $1 AND id = $2",
         )
+        .bind(tenant.as_str())
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?
-        .map(JobSecret::from))
+        .map(|row| row.open(&self.key))
+        .transpose()
     }
 
     async fn rotate_secret(
         &self,
+        tenant: &Tenant,
         id: &JobId,
         new_secret: &str,
         grace: Duration,
     ) -> StoreResult<Option<JobSecret>> {
-        Ok(sqlx::query_as::<_, SecretRow>(
+        sqlx::query_as::<_, SecretRow>(
             "UPDATE jobs SET previous_secret = secret, secret = $2,
                  previous_secret_expires_at = now() + make_interval(secs => $3)
-             WHERE id = $1
+             WHERE tenant = $4 AND id = $1
              RETURNING secret, previous_secret, previous_secret_expires_at",
         )
         .bind(id.as_str())
-        .bind(new_secret)
+        .bind(self.key.seal(new_secret))
         .bind(grace.as_secs_f64())
+        .bind(tenant.as_str())
         .fetch_optional(&self.pool)
         .await?
-        .map(JobSecret::from))
+        .map(|row| row.open(&self.key))
+        .transpose()
+    }
+
+    async fn create_token(&self, token: &NewToken) -> StoreResult<TokenInfo> {
+        sqlx::query_as::<_, TokenRow>(&format!(
+            "INSERT INTO tokens (id, name, tenant, role, hash) VALUES ($1, $2, $3, $4, $5)
+             RETURNING {TOKEN_COLUMNS}"
+        ))
+        .bind(&token.id)
+        .bind(&token.name)
+        .bind(token.tenant.as_str())
+        .bind(token.role.as_str())
+        .bind(&token.hash)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match e {
+            e if is_unique_violation(&e) => {
+                StoreError::Conflict("a token with this id or value exists".into())
+            }
+            e => e.into(),
+        })?
+        .into_info()
+    }
+
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
+        sqlx::query_as::<_, TokenRow>(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1 AND revoked_at IS NULL"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(TokenRow::into_info)
+        .transpose()
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
+        sqlx::query_as::<_, TokenRow>(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(TokenRow::into_info)
+        .collect()
+    }
+
+    async fn revoke_token(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn touch_token(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE tokens SET last_used_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn tokens_exist(&self) -> StoreResult<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tokens WHERE revoked_at IS NULL)")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     fn spawn_listener(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {

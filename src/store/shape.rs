@@ -16,7 +16,8 @@ use url::Url;
 use super::{StoreError, StoreResult};
 use crate::domain::job::JobDefinition;
 use crate::domain::retry::RetryPolicy;
-use crate::domain::target::{Body, Method, Target};
+use crate::domain::sealing::SealingKey;
+use crate::domain::target::{Body, Method, Target, is_sensitive_header};
 use crate::domain::trigger::{CronSchedule, CronTrigger, DateTrigger, IntervalTrigger, Trigger};
 
 /// A definition, column by column (the field or `rename` is the column's
@@ -32,6 +33,7 @@ pub(crate) struct StoredDefinition {
     pub misfire_grace_s: Option<i64>,
     #[sqlx(rename = "coalesce_runs")]
     pub coalesce: bool,
+    pub catchup_max: i64,
     pub max_instances: i64,
     #[sqlx(flatten)]
     pub retry: StoredRetry,
@@ -64,7 +66,20 @@ pub(crate) struct StoredTarget {
     /// The body as JSON text (a JSON string for a text body); none is null.
     #[sqlx(rename = "target_body")]
     pub body: Option<String>,
+    /// Sensitive header values and the URL's password, sealed: a JSON
+    /// object `{"headers": {…}, "url_password": "…"}`; null when none.
+    #[sqlx(rename = "target_secrets")]
+    pub secrets: Option<String>,
     pub timeout_s: i64,
+}
+
+/// What a target's `secrets` column holds, once opened.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct TargetSecrets {
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    headers: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url_password: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -75,13 +90,15 @@ pub(crate) struct StoredRetry {
 }
 
 impl StoredDefinition {
-    pub fn of(d: &JobDefinition) -> Self {
+    /// The columns of `d`, its target's secrets sealed with `key`.
+    pub fn of(d: &JobDefinition, key: &SealingKey) -> Self {
         Self {
             name: d.name.clone(),
             trigger: StoredTrigger::of(&d.trigger),
-            target: StoredTarget::of(&d.target),
+            target: StoredTarget::of(&d.target, key),
             misfire_grace_s: d.misfire_grace_s.map(i64::from),
             coalesce: d.coalesce,
+            catchup_max: d.catchup_max.into(),
             max_instances: d.max_instances.into(),
             retry: StoredRetry {
                 max_attempts: d.retry.max_attempts.into(),
@@ -124,17 +141,30 @@ impl StoredTrigger {
 }
 
 impl StoredTarget {
-    pub fn of(t: &Target) -> Self {
-        let headers: Map<String, Value> = t
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
+    pub fn of(t: &Target, key: &SealingKey) -> Self {
+        let mut plain = Map::new();
+        let mut secrets = TargetSecrets::default();
+        for (name, value) in &t.headers {
+            let map = if is_sensitive_header(name) {
+                &mut secrets.headers
+            } else {
+                &mut plain
+            };
+            map.insert(name.clone(), Value::String(value.clone()));
+        }
+        let mut url = t.url.clone();
+        if let Some(password) = t.url.password() {
+            secrets.url_password = Some(password.to_string());
+            let _ = url.set_password(None);
+        }
+        let sealed = (!secrets.headers.is_empty() || secrets.url_password.is_some())
+            .then(|| key.seal(&serde_json::to_string(&secrets).unwrap_or_default()));
         Self {
-            url: t.url.to_string(),
+            url: url.to_string(),
             method: t.method.as_str().to_string(),
-            headers: Value::Object(headers).to_string(),
+            headers: Value::Object(plain).to_string(),
             body: t.body.to_value().map(|v| v.to_string()),
+            secrets: sealed,
             timeout_s: t.timeout_s.into(),
         }
     }
@@ -153,7 +183,7 @@ fn unsigned(job: &str, what: &str, n: i64) -> StoreResult<u32> {
 }
 
 impl StoredDefinition {
-    pub fn into_definition(self, job: &str) -> StoreResult<JobDefinition> {
+    pub fn into_definition(self, job: &str, key: &SealingKey) -> StoreResult<JobDefinition> {
         let trigger = self.trigger.into_trigger(job)?;
         let metadata = match json(job, "metadata", &self.metadata)? {
             Value::Object(map) => map,
@@ -162,12 +192,13 @@ impl StoredDefinition {
         Ok(JobDefinition {
             name: self.name,
             trigger,
-            target: self.target.into_target(job)?,
+            target: self.target.into_target(job, key)?,
             misfire_grace_s: self
                 .misfire_grace_s
                 .map(|g| unsigned(job, "misfire_grace_s", g))
                 .transpose()?,
             coalesce: self.coalesce,
+            catchup_max: unsigned(job, "catchup_max", self.catchup_max)?,
             max_instances: unsigned(job, "max_instances", self.max_instances)?,
             retry: self.retry.into_policy(job)?,
             metadata,
@@ -219,20 +250,35 @@ impl StoredTrigger {
 }
 
 impl StoredTarget {
-    pub fn into_target(self, job: &str) -> StoreResult<Target> {
-        let url = Url::parse(&self.url).map_err(|e| corrupt(job, "target_url", e))?;
+    pub fn into_target(self, job: &str, key: &SealingKey) -> StoreResult<Target> {
+        let mut url = Url::parse(&self.url).map_err(|e| corrupt(job, "target_url", e))?;
+        let secrets: TargetSecrets = match &self.secrets {
+            None => TargetSecrets::default(),
+            Some(sealed) => {
+                let opened = key
+                    .open(sealed)
+                    .map_err(|e| corrupt(job, "target_secrets", e))?;
+                serde_json::from_str(&opened).map_err(|e| corrupt(job, "target_secrets", e))?
+            }
+        };
+        if let Some(password) = &secrets.url_password {
+            url.set_password(Some(password))
+                .map_err(|()| corrupt(job, "target_url", "cannot carry a password"))?;
+        }
         let method = Method::parse(&self.method)
             .ok_or_else(|| corrupt(job, "target_method", &self.method))?;
-        let headers = match json(job, "target_headers", &self.headers)? {
-            Value::Object(map) => map
-                .into_iter()
-                .map(|(name, value)| match value {
-                    Value::String(v) => Ok((name, v)),
-                    other => Err(corrupt(job, "target_headers", other)),
-                })
-                .collect::<StoreResult<BTreeMap<_, _>>>()?,
+        let plain = match json(job, "target_headers", &self.headers)? {
+            Value::Object(map) => map,
             other => return Err(corrupt(job, "target_headers", other)),
         };
+        let headers = plain
+            .into_iter()
+            .chain(secrets.headers)
+            .map(|(name, value)| match value {
+                Value::String(v) => Ok((name, v)),
+                other => Err(corrupt(job, "target_headers", other)),
+            })
+            .collect::<StoreResult<BTreeMap<_, _>>>()?;
         Ok(Target {
             url,
             method,
@@ -270,15 +316,42 @@ mod tests {
             .unwrap()
             .parse(ParseContext {
                 now: crate::domain::instant::parse("2026-11-23T10:00:00.123456Z").unwrap(),
-                network_policy: NetworkPolicy::Any,
+                network_policy: NetworkPolicy::default(),
             })
             .unwrap()
             .definition
     }
 
+    fn key() -> SealingKey {
+        SealingKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap()
+    }
+
     /// Through the columns and back, as a store does.
     fn round_trip(d: &JobDefinition) -> JobDefinition {
-        StoredDefinition::of(d).into_definition("j").unwrap()
+        StoredDefinition::of(d, &key())
+            .into_definition("j", &key())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_target_s_secrets_are_sealed_and_the_rest_is_not() {
+        let d = definition(json!({"trigger": {"type": "interval", "every_s": 90},
+            "target": {"url": "https://user:hunter2@x.test/hook",
+                       "headers": {"Authorization": "Bearer s3cret", "X-Api-Key": "k3y", "X-Team": "data"}}}));
+        let stored = StoredDefinition::of(&d, &key());
+        assert_eq!(stored.target.url, "https://user@x.test/hook");
+        assert_eq!(stored.target.headers, r#"{"x-team":"data"}"#);
+        let sealed = stored.target.secrets.clone().unwrap();
+        for secret in ["hunter2", "s3cret", "k3y"] {
+            assert!(!sealed.contains(secret), "{sealed}");
+        }
+        assert_eq!(round_trip(&d), d);
+        let other = SealingKey::from_base64(&SealingKey::generate_base64()).unwrap();
+        assert!(stored.into_definition("j", &other).is_err());
+        // Nothing sensitive, nothing sealed.
+        let plain = definition(json!({"trigger": {"type": "interval", "every_s": 90},
+            "target": {"url": "https://x.test/hook", "headers": {"x-team": "data"}}}));
+        assert_eq!(StoredDefinition::of(&plain, &key()).target.secrets, None);
     }
 
     #[test]
@@ -315,9 +388,9 @@ mod tests {
                                   "target": {"url": "http://x.test"}}));
         let target = StoredTarget {
             method: "TRACE".into(),
-            ..StoredDefinition::of(&d).target
+            ..StoredDefinition::of(&d, &key()).target
         };
-        let e = target.into_target("j").unwrap_err().to_string();
+        let e = target.into_target("j", &key()).unwrap_err().to_string();
         assert_eq!(e, "corrupt row: job \"j\": target_method: TRACE");
     }
 }

@@ -16,9 +16,9 @@ use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
     Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, ExpiredLease, Idempotency, IdempotentRequest,
-    Instance, Job, JobFilter, JobSecret, PlanFn, RecoverFn, Run, RunFilter, RunSummary, Saved,
-    Store, StoreError, StoreResult, count, delay_ms, job_id, run_cause, run_status,
-    signing_secrets,
+    Instance, Job, JobFilter, JobSecret, NewToken, PlanFn, RecoverFn, Run, RunFilter, RunSummary,
+    Saved, Store, StoreError, StoreResult, Tenant, TokenInfo, check_fingerprint, count, delay_ms,
+    job_id, open_secret, run_cause, run_status, signing_secrets, tenant, token_info,
 };
 use crate::domain::job::{JobId, JobState, ParseContext, Schedule};
 use crate::domain::lease;
@@ -26,6 +26,7 @@ use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::DueJob;
 use crate::domain::retry::Outcome;
 use crate::domain::run::{INTERRUPTED, RunStatus};
+use crate::domain::sealing::{SealingKey, is_sealed};
 use crate::wakeup::Wakeups;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -35,10 +36,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     pool: SqlitePool,
     wakeups: Arc<Wakeups>,
+    key: SealingKey,
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str, wakeups: Arc<Wakeups>) -> StoreResult<Self> {
+    pub async fn connect(url: &str, wakeups: Arc<Wakeups>, key: SealingKey) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -51,7 +53,8 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, wakeups })
+        seal_what_is_plain(&pool, &key).await?;
+        Ok(Self { pool, wakeups, key })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -74,15 +77,16 @@ macro_rules! job_query {
             "
     SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
            j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
-           j.target_body, j.timeout_s, j.misfire_grace_s, j.coalesce_runs, j.max_instances,
-           j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.metadata,
+           j.target_body, j.target_secrets, j.timeout_s, j.misfire_grace_s, j.coalesce_runs,
+           j.catchup_max, j.max_instances, j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
+           j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
            lr.attempt_count AS lr_attempt_count, lr.created_at AS lr_created_at,
            lr.finished_at AS lr_finished_at
     FROM jobs j
     LEFT JOIN runs lr ON lr.id = (
-        SELECT r.id FROM runs r WHERE r.job_id = j.id
+        SELECT r.id FROM runs r WHERE r.tenant = j.tenant AND r.job_id = j.id
         ORDER BY r.created_at DESC, r.id DESC LIMIT 1
     )",
             $tail
@@ -128,6 +132,7 @@ struct JobRow {
     target: StoredTarget,
     misfire_grace_s: Option<i64>,
     coalesce_runs: bool,
+    catchup_max: i64,
     max_instances: i64,
     #[sqlx(flatten)]
     retry: StoredRetry,
@@ -145,7 +150,7 @@ struct JobRow {
 }
 
 impl JobRow {
-    fn into_job(self) -> StoreResult<Job> {
+    fn into_job(self, key: &SealingKey) -> StoreResult<Job> {
         let id = job_id(self.id)?;
         let definition = StoredDefinition {
             name: self.name,
@@ -153,11 +158,12 @@ impl JobRow {
             target: self.target,
             misfire_grace_s: self.misfire_grace_s,
             coalesce: self.coalesce_runs,
+            catchup_max: self.catchup_max,
             max_instances: self.max_instances,
             retry: self.retry,
             metadata: self.metadata,
         }
-        .into_definition(id.as_str())?;
+        .into_definition(id.as_str(), key)?;
         let next_run_at = self.next_run_at.map(instant);
         let state = JobState::parse(&self.state)
             .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {:?}", self.state)))?;
@@ -193,7 +199,7 @@ impl JobRow {
     }
 }
 
-/// Writes a job's definition columns (`?2` to `?22`) for an insert or an
+/// Writes a job's definition columns (`?2` to `?24`) for an insert or an
 /// update whose statement names them in this order.
 fn bind_definition<'q>(
     query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
@@ -214,9 +220,11 @@ fn bind_definition<'q>(
         .bind(d.target.method.clone())
         .bind(d.target.headers.clone())
         .bind(d.target.body.clone())
+        .bind(d.target.secrets.clone())
         .bind(d.target.timeout_s)
         .bind(d.misfire_grace_s)
         .bind(d.coalesce)
+        .bind(d.catchup_max)
         .bind(d.max_instances)
         .bind(d.retry.max_attempts)
         .bind(d.retry.backoff_initial_s)
@@ -224,23 +232,31 @@ fn bind_definition<'q>(
         .bind(d.metadata.clone())
 }
 
-async fn fetch_job(conn: &mut SqliteConnection, id: &JobId) -> StoreResult<Option<Job>> {
-    sqlx::query_as::<_, JobRow>(job_query!(" WHERE j.id = ?1"))
+async fn fetch_job(
+    conn: &mut SqliteConnection,
+    key: &SealingKey,
+    tenant: &Tenant,
+    id: &JobId,
+) -> StoreResult<Option<Job>> {
+    sqlx::query_as::<_, JobRow>(job_query!(" WHERE j.tenant = ?1 AND j.id = ?2"))
+        .bind(tenant.as_str())
         .bind(id.as_str())
         .fetch_optional(conn)
         .await?
-        .map(JobRow::into_job)
+        .map(|row| row.into_job(key))
         .transpose()
 }
 
 #[derive(FromRow)]
 struct DueRow {
+    tenant: String,
     id: String,
     #[sqlx(flatten)]
     trigger: TriggerRow,
     next_run_at: i64,
     misfire_grace_s: Option<i64>,
     coalesce_runs: bool,
+    catchup_max: i64,
     max_instances: i64,
 }
 
@@ -311,6 +327,7 @@ impl From<AttemptRow> for Attempt {
 #[derive(FromRow)]
 struct ClaimedRow {
     id: String,
+    tenant: String,
     job_id: String,
     scheduled_for: i64,
     attempt_count: i64,
@@ -340,15 +357,102 @@ struct SecretRow {
     previous_secret_expires_at: Option<i64>,
 }
 
-impl From<SecretRow> for JobSecret {
-    fn from(row: SecretRow) -> Self {
-        JobSecret {
-            secret: row.secret,
-            previous: row
-                .previous_secret
-                .zip(row.previous_secret_expires_at.map(instant)),
-        }
+impl SecretRow {
+    fn open(self, key: &SealingKey) -> StoreResult<JobSecret> {
+        open_secret(
+            key,
+            &self.secret,
+            self.previous_secret
+                .zip(self.previous_secret_expires_at.map(instant)),
+        )
     }
+}
+
+#[derive(FromRow)]
+struct TokenRow {
+    id: String,
+    name: Option<String>,
+    tenant: String,
+    role: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+const TOKEN_COLUMNS: &str = "id, name, tenant, role, created_at, last_used_at, revoked_at";
+
+impl TokenRow {
+    fn into_info(self) -> StoreResult<TokenInfo> {
+        token_info(
+            self.id,
+            self.name,
+            &self.tenant,
+            &self.role,
+            instant(self.created_at),
+            self.last_used_at.map(instant),
+            self.revoked_at.map(instant),
+        )
+    }
+}
+
+/// At start, under the write lock: checks the key against the fingerprint
+/// the store keeps (recording it on the first start), then seals what was
+/// stored before sealing (see the PostgreSQL store).
+async fn seal_what_is_plain(pool: &SqlitePool, key: &SealingKey) -> StoreResult<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'key_fingerprint'")
+            .fetch_optional(&mut *tx)
+            .await?;
+    check_fingerprint(key, stored.as_deref())?;
+    if stored.is_none() {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ('key_fingerprint', ?1)")
+            .bind(key.fingerprint())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let plain = sqlx::query_as::<_, PlainRow>(
+        "SELECT tenant, id, secret, previous_secret, target_url, target_method, target_headers,
+                target_body, target_secrets, timeout_s
+         FROM jobs WHERE secret NOT LIKE 'enc:v1:%'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let sealed = plain.len();
+    for row in plain {
+        let seal = |s: String| if is_sealed(&s) { s } else { key.seal(&s) };
+        let target = StoredTarget::of(&row.target.into_target(&row.id, key)?, key);
+        sqlx::query(
+            "UPDATE jobs SET secret = ?3, previous_secret = ?4, target_url = ?5,
+                 target_headers = ?6, target_secrets = ?7
+             WHERE tenant = ?1 AND id = ?2",
+        )
+        .bind(&row.tenant)
+        .bind(&row.id)
+        .bind(seal(row.secret))
+        .bind(row.previous_secret.map(seal))
+        .bind(&target.url)
+        .bind(&target.headers)
+        .bind(&target.secrets)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    if sealed > 0 {
+        tracing::info!(jobs = sealed, "sealed the secrets stored before sealing");
+    }
+    Ok(())
+}
+
+/// A job as stored before sealing.
+#[derive(FromRow)]
+struct PlainRow {
+    tenant: String,
+    id: String,
+    secret: String,
+    previous_secret: Option<String>,
+    #[sqlx(flatten)]
+    target: StoredTarget,
 }
 
 fn duration_micros(d: Duration) -> i64 {
@@ -359,15 +463,16 @@ fn duration_micros(d: Duration) -> i64 {
 /// transaction (see the PostgreSQL store).
 async fn record_idempotency(
     conn: &mut SqliteConnection,
+    tenant: &Tenant,
     idempotency: &Idempotency,
     resource_id: &str,
     now: i64,
 ) -> StoreResult<()> {
     let stale = now - duration_micros(crate::domain::idempotency::WINDOW);
     let recorded = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (scope, key) DO UPDATE
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, created_at, tenant)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?7)
+         ON CONFLICT (tenant, scope, key) DO UPDATE
              SET fingerprint = excluded.fingerprint, resource_id = excluded.resource_id,
                  created_at = excluded.created_at
              WHERE idempotency_keys.created_at < ?6",
@@ -378,6 +483,7 @@ async fn record_idempotency(
     .bind(resource_id)
     .bind(now)
     .bind(stale)
+    .bind(tenant.as_str())
     .execute(conn)
     .await?;
     if recorded.rows_affected() == 0 {
@@ -386,10 +492,12 @@ async fn record_idempotency(
     Ok(())
 }
 
-async fn count_in_flight(conn: &mut SqliteConnection, job: &str) -> StoreResult<i64> {
+async fn count_in_flight(conn: &mut SqliteConnection, tenant: &str, job: &str) -> StoreResult<i64> {
     Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM runs WHERE job_id = ?1 AND status IN ('pending', 'running')",
+        "SELECT count(*) FROM runs
+         WHERE tenant = ?1 AND job_id = ?2 AND status IN ('pending', 'running')",
     )
+    .bind(tenant)
     .bind(job)
     .fetch_one(conn)
     .await?)
@@ -408,6 +516,7 @@ impl Store for SqliteStore {
 
     async fn save_job(
         &self,
+        tenant: &Tenant,
         id: &JobId,
         command: &JobCommand,
         ctx: ParseContext,
@@ -416,7 +525,7 @@ impl Store for SqliteStore {
         // BEGIN IMMEDIATE takes the write lock up front: the read and the
         // write below see no other writer in between.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let existing = fetch_job(&mut tx, id).await?;
+        let existing = fetch_job(&mut tx, &self.key, tenant, id).await?;
         let change = lifecycle::decide(id.as_str(), existing.as_ref(), command, ctx)?;
         let now = micros(Utc::now());
         let (saved, schedule_changed) = match change {
@@ -433,22 +542,25 @@ impl Store for SqliteStore {
                 let query = sqlx::query(
                     "INSERT INTO jobs (id, name, trigger_type, cron_expr, cron_timezone, every_s,
                          run_at, start_at, end_at, jitter_s, target_url, target_method,
-                         target_headers, target_body, timeout_s, misfire_grace_s, coalesce_runs,
-                         max_instances, max_attempts, backoff_initial_s, backoff_max_s, metadata,
-                         state, next_run_at, secret, created_at, updated_at)
+                         target_headers, target_body, target_secrets, timeout_s, misfire_grace_s,
+                         coalesce_runs, catchup_max, max_instances, max_attempts,
+                         backoff_initial_s, backoff_max_s, metadata,
+                         state, next_run_at, secret, created_at, updated_at, tenant)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?26)",
+                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
+                             ?28, ?29)",
                 )
                 .bind(id.as_str());
-                bind_definition(query, &StoredDefinition::of(&definition))
+                bind_definition(query, &StoredDefinition::of(&definition, &self.key))
                     .bind(schedule.state().as_str())
                     .bind(schedule.next_run_at().map(micros))
-                    .bind(secret)
+                    .bind(self.key.seal(&secret))
                     .bind(now)
+                    .bind(tenant.as_str())
                     .execute(&mut *tx)
                     .await?;
                 if let Some(idempotency) = idempotency {
-                    record_idempotency(&mut tx, idempotency, id.as_str(), now).await?;
+                    record_idempotency(&mut tx, tenant, idempotency, id.as_str(), now).await?;
                 }
                 (Saved::Created, true)
             }
@@ -460,26 +572,29 @@ impl Store for SqliteStore {
                     "UPDATE jobs SET name = ?2, trigger_type = ?3, cron_expr = ?4,
                          cron_timezone = ?5, every_s = ?6, run_at = ?7, start_at = ?8,
                          end_at = ?9, jitter_s = ?10, target_url = ?11, target_method = ?12,
-                         target_headers = ?13, target_body = ?14, timeout_s = ?15,
-                         misfire_grace_s = ?16, coalesce_runs = ?17, max_instances = ?18,
-                         max_attempts = ?19, backoff_initial_s = ?20, backoff_max_s = ?21,
-                         metadata = ?22,
-                         state = COALESCE(?23, state),
-                         next_run_at = CASE WHEN ?23 IS NULL THEN next_run_at ELSE ?24 END,
-                         updated_at = ?25
-                     WHERE id = ?1",
+                         target_headers = ?13, target_body = ?14, target_secrets = ?15,
+                         timeout_s = ?16, misfire_grace_s = ?17, coalesce_runs = ?18,
+                         catchup_max = ?19, max_instances = ?20, max_attempts = ?21,
+                         backoff_initial_s = ?22, backoff_max_s = ?23, metadata = ?24,
+                         state = COALESCE(?25, state),
+                         next_run_at = CASE WHEN ?25 IS NULL THEN next_run_at ELSE ?26 END,
+                         updated_at = ?27
+                     WHERE tenant = ?28 AND id = ?1",
                 )
                 .bind(id.as_str());
-                bind_definition(query, &StoredDefinition::of(&definition))
+                bind_definition(query, &StoredDefinition::of(&definition, &self.key))
                     .bind(schedule.map(|s| s.state().as_str()))
                     .bind(schedule.and_then(Schedule::next_run_at).map(micros))
                     .bind(now)
+                    .bind(tenant.as_str())
                     .execute(&mut *tx)
                     .await?;
                 (Saved::Updated, schedule.is_some())
             }
         };
-        let job = fetch_job(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let job = fetch_job(&mut tx, &self.key, tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
         if schedule_changed {
             self.wakeups.jobs_changed();
@@ -487,22 +602,24 @@ impl Store for SqliteStore {
         Ok((job, saved))
     }
 
-    async fn get_job(&self, id: &JobId) -> StoreResult<Option<Job>> {
+    async fn get_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<Job>> {
         let mut conn = self.pool.acquire().await?;
-        fetch_job(&mut conn, id).await
+        fetch_job(&mut conn, &self.key, tenant, id).await
     }
 
-    async fn job_exists(&self, id: &JobId) -> StoreResult<bool> {
-        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = ?1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+    async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant = ?1 AND id = ?2")
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(found.is_some())
     }
 
-    async fn list_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {
-        let mut query = QueryBuilder::<Sqlite>::new(job_query!(""));
-        query.push(" WHERE 1");
+    async fn list_jobs(&self, tenant: &Tenant, filter: &JobFilter) -> StoreResult<Vec<Job>> {
+        let mut query = QueryBuilder::<Sqlite>::new(job_query!(" WHERE j.tenant = "));
+        query.push_bind(tenant.as_str().to_string());
         if let Some(state) = filter.state {
             query.push(" AND j.state = ").push_bind(state.as_str());
         }
@@ -519,12 +636,13 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(JobRow::into_job)
+            .map(|row| row.into_job(&self.key))
             .collect()
     }
 
-    async fn delete_job(&self, id: &JobId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM jobs WHERE id = ?1")
+    async fn delete_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM jobs WHERE tenant = ?1 AND id = ?2")
+            .bind(tenant.as_str())
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
@@ -537,8 +655,9 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = crate::domain::instant::truncate(Utc::now());
         let due = sqlx::query_as::<_, DueRow>(
-            "SELECT id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at, end_at,
-                    jitter_s, next_run_at, misfire_grace_s, coalesce_runs, max_instances
+            "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
+                    end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
+                    max_instances
              FROM jobs
              WHERE next_run_at IS NOT NULL AND next_run_at <= ?1
              ORDER BY next_run_at
@@ -557,8 +676,9 @@ impl Store for SqliteStore {
                         next_run_at: instant(row.next_run_at),
                         misfire_grace_s: row.misfire_grace_s.and_then(|g| u32::try_from(g).ok()),
                         coalesce: row.coalesce_runs,
+                        catchup_max: count(row.catchup_max).max(1),
                         max_instances: count(row.max_instances).max(1),
-                        in_flight: count(count_in_flight(&mut tx, &row.id).await?),
+                        in_flight: count(count_in_flight(&mut tx, &row.tenant, &row.id).await?),
                     };
                     let decision = plan(&job, now);
                     for run in decision.runs {
@@ -566,8 +686,9 @@ impl Store for SqliteStore {
                         let created = micros(Utc::now());
                         let inserted = sqlx::query(
                             "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences,
-                                               deliver_after, next_attempt_at, created_at, finished_at)
-                             VALUES (?1, ?2, ?3, 'schedule', ?4, ?5, ?6, ?7, ?8, ?9)
+                                               deliver_after, next_attempt_at, created_at, finished_at,
+                                               tenant)
+                             VALUES (?1, ?2, ?3, 'schedule', ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                              ON CONFLICT DO NOTHING",
                         )
                         .bind(Uuid::now_v7().to_string())
@@ -579,6 +700,7 @@ impl Store for SqliteStore {
                         .bind(pending.then(|| micros(run.deliver_after)))
                         .bind(created)
                         .bind((!pending).then_some(created))
+                        .bind(&row.tenant)
                         .execute(&mut *tx)
                         .await?;
                         if inserted.rows_affected() > 0 {
@@ -589,18 +711,21 @@ impl Store for SqliteStore {
                     decision.schedule
                 }
                 Err(e) => {
-                    tracing::error!(job_id = %row.id, error = %e, "cannot schedule job; retrying in an hour");
+                    tracing::error!(tenant = %row.tenant, job_id = %row.id, error = %e, "cannot schedule job; retrying in an hour");
                     Schedule::Scheduled {
                         next_run_at: now + chrono::TimeDelta::hours(1),
                     }
                 }
             };
-            sqlx::query("UPDATE jobs SET next_run_at = ?2, state = ?3 WHERE id = ?1")
-                .bind(&row.id)
-                .bind(schedule.next_run_at().map(micros))
-                .bind(schedule.state().as_str())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE jobs SET next_run_at = ?2, state = ?3 WHERE tenant = ?4 AND id = ?1",
+            )
+            .bind(&row.id)
+            .bind(schedule.next_run_at().map(micros))
+            .bind(schedule.state().as_str())
+            .bind(&row.tenant)
+            .execute(&mut *tx)
+            .await?;
             outcome.jobs += 1;
         }
         tx.commit().await?;
@@ -621,24 +746,26 @@ impl Store for SqliteStore {
 
     async fn create_manual_run(
         &self,
+        tenant: &Tenant,
         id: &JobId,
         idempotency: Option<&Idempotency>,
     ) -> StoreResult<Run> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let max_instances: Option<i64> =
-            sqlx::query_scalar("SELECT max_instances FROM jobs WHERE id = ?1")
+            sqlx::query_scalar("SELECT max_instances FROM jobs WHERE tenant = ?1 AND id = ?2")
+                .bind(tenant.as_str())
                 .bind(id.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
         let max_instances = max_instances.ok_or(StoreError::NotFound)?;
-        let in_flight = count_in_flight(&mut tx, id.as_str()).await?;
+        let in_flight = count_in_flight(&mut tx, tenant.as_str(), id.as_str()).await?;
         let status = lifecycle::manual_run_status(count(max_instances), count(in_flight));
         let now = micros(Utc::now());
         let pending = status == RunStatus::Pending;
         let run = sqlx::query_as::<_, RunRow>(&format!(
             "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
-                               next_attempt_at, created_at, finished_at)
-             VALUES (?1, ?2, ?3, 'manual', ?4, 1, ?3, ?5, ?3, ?6)
+                               next_attempt_at, created_at, finished_at, tenant)
+             VALUES (?1, ?2, ?3, 'manual', ?4, 1, ?3, ?5, ?3, ?6, ?7)
              RETURNING {RUN_COLUMNS}"
         ))
         .bind(Uuid::now_v7().to_string())
@@ -647,11 +774,12 @@ impl Store for SqliteStore {
         .bind(status.as_str())
         .bind(pending.then_some(now))
         .bind((!pending).then_some(now))
+        .bind(tenant.as_str())
         .fetch_one(&mut *tx)
         .await?
         .into_run()?;
         if let Some(idempotency) = idempotency {
-            record_idempotency(&mut tx, idempotency, &run.id.to_string(), now).await?;
+            record_idempotency(&mut tx, tenant, idempotency, &run.id.to_string(), now).await?;
         }
         tx.commit().await?;
         if pending {
@@ -660,9 +788,10 @@ impl Store for SqliteStore {
         Ok(run)
     }
 
-    async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
+    async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>> {
         let mut query =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1"));
+            QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant = "));
+        query.push_bind(tenant.as_str().to_string());
         if let Some(job_id) = &filter.job_id {
             query
                 .push(" AND job_id = ")
@@ -704,6 +833,7 @@ impl Store for SqliteStore {
 
     async fn find_idempotent_request(
         &self,
+        tenant: &Tenant,
         scope: &str,
         key: &str,
         within: Duration,
@@ -711,11 +841,12 @@ impl Store for SqliteStore {
         let since = micros(Utc::now()) - duration_micros(within);
         Ok(sqlx::query_as::<_, (String, String)>(
             "SELECT fingerprint, resource_id FROM idempotency_keys
-             WHERE scope = ?1 AND key = ?2 AND created_at > ?3",
+             WHERE tenant = ?4 AND scope = ?1 AND key = ?2 AND created_at > ?3",
         )
         .bind(scope)
         .bind(key)
         .bind(since)
+        .bind(tenant.as_str())
         .fetch_optional(&self.pool)
         .await?
         .map(|(fingerprint, resource_id)| IdempotentRequest {
@@ -742,12 +873,14 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn get_run(&self, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
-        let run =
-            sqlx::query_as::<_, RunRow>(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
+    async fn get_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
+        let run = sqlx::query_as::<_, RunRow>(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE tenant = ?1 AND id = ?2"
+        ))
+        .bind(tenant.as_str())
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(run) = run else { return Ok(None) };
         let attempts = sqlx::query_as::<_, AttemptRow>(
             "SELECT number, started_at, duration_ms, status_code, error, response_excerpt
@@ -782,25 +915,28 @@ impl Store for SqliteStore {
         finished_within: Option<Duration>,
     ) -> StoreResult<u64> {
         let since = finished_within.map_or(i64::MIN, |d| micros(Utc::now()) - duration_micros(d));
-        let candidates: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT job_id FROM runs WHERE finished_at IS NOT NULL AND finished_at > ?1",
+        let candidates: Vec<(String, String)> = sqlx::query_as(
+            "SELECT DISTINCT tenant, job_id FROM runs
+             WHERE finished_at IS NOT NULL AND finished_at > ?1",
         )
         .bind(since)
         .fetch_all(&self.pool)
         .await?;
         let mut deleted = 0;
-        for job in candidates {
+        for (tenant, job) in candidates {
             if deleted >= u64::from(batch) {
                 break;
             }
             let done = sqlx::query(
                 "DELETE FROM runs WHERE id IN (
-                     SELECT id FROM runs WHERE job_id = ?1 AND finished_at IS NOT NULL
+                     SELECT id FROM runs
+                     WHERE tenant = ?4 AND job_id = ?1 AND finished_at IS NOT NULL
                      ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?2)",
             )
             .bind(&job)
             .bind(i64::from(keep))
             .bind(i64::from(batch) - deleted as i64)
+            .bind(&tenant)
             .execute(&self.pool)
             .await?;
             deleted += done.rows_affected();
@@ -816,16 +952,17 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<ClaimedRun>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = micros(Utc::now());
-        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
             "UPDATE runs
              SET status = 'running', lease_owner = ?1, attempt_count = attempt_count + 1,
                  attempt_started_at = ?2, next_attempt_at = NULL,
                  lease_until = ?2 + ?3 + 1000000 *
-                     (SELECT j.timeout_s FROM jobs j WHERE j.id = runs.job_id)
+                     (SELECT j.timeout_s FROM jobs j
+                      WHERE j.tenant = runs.tenant AND j.id = runs.job_id)
              WHERE id IN (
                  SELECT id FROM runs WHERE status = 'pending' AND next_attempt_at <= ?2
                  ORDER BY next_attempt_at LIMIT ?4)
-             RETURNING id, job_id, scheduled_for, attempt_count",
+             RETURNING id, tenant, job_id, scheduled_for, attempt_count",
         )
         .bind(owner)
         .bind(now)
@@ -835,18 +972,20 @@ impl Store for SqliteStore {
         .await?;
         // What the requests need, read in the same transaction.
         let mut claimed = Vec::with_capacity(rows.len());
-        for (id, job, scheduled_for, attempt_count) in rows {
+        for (id, tenant, job, scheduled_for, attempt_count) in rows {
             let row = sqlx::query_as::<_, ClaimedRow>(
-                "SELECT ?1 AS id, j.id AS job_id, ?2 AS scheduled_for, ?3 AS attempt_count,
-                        j.target_url, j.target_method, j.target_headers, j.target_body,
-                        j.timeout_s, j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
+                "SELECT ?1 AS id, j.tenant, j.id AS job_id, ?2 AS scheduled_for,
+                        ?3 AS attempt_count, j.target_url, j.target_method, j.target_headers,
+                        j.target_body, j.target_secrets, j.timeout_s, j.max_attempts,
+                        j.backoff_initial_s, j.backoff_max_s,
                         j.secret, j.previous_secret, j.previous_secret_expires_at
-                 FROM jobs j WHERE j.id = ?4",
+                 FROM jobs j WHERE j.tenant = ?5 AND j.id = ?4",
             )
             .bind(id)
             .bind(scheduled_for)
             .bind(attempt_count)
             .bind(job)
+            .bind(tenant)
             .fetch_one(&mut *tx)
             .await?;
             claimed.push(row);
@@ -855,23 +994,30 @@ impl Store for SqliteStore {
         claimed
             .into_iter()
             .map(|row| {
+                let secrets = SecretRow {
+                    secret: row.secret,
+                    previous_secret: row.previous_secret,
+                    previous_secret_expires_at: row.previous_secret_expires_at,
+                }
+                .open(&self.key);
                 let spec = row
                     .target
-                    .into_target(&row.job_id)
+                    .into_target(&row.job_id, &self.key)
                     .and_then(|target| Ok((target, row.retry.into_policy(&row.job_id)?)))
+                    .and_then(|spec| Ok((spec, secrets?)))
                     .map_err(|e| e.to_string());
+                let (spec, secrets) = match spec {
+                    Ok((spec, secret)) => (Ok(spec), signing_secrets(secret, instant(now))),
+                    Err(e) => (Err(e), Vec::new()),
+                };
                 Ok(ClaimedRun {
                     run_id: run_id(&row.id)?,
+                    tenant: tenant(&row.tenant)?,
                     job_id: job_id(row.job_id)?,
                     scheduled_for: instant(row.scheduled_for),
                     attempt: row.attempt_count.max(1) as u32,
                     spec,
-                    secrets: signing_secrets(
-                        row.secret,
-                        row.previous_secret,
-                        row.previous_secret_expires_at.map(instant),
-                        instant(now),
-                    ),
+                    secrets,
                 })
             })
             .collect()
@@ -929,9 +1075,14 @@ impl Store for SqliteStore {
         Ok(recorded)
     }
 
-    async fn release_runs(&self, owner: &str, runs: &[(Uuid, u32)]) -> StoreResult<u64> {
+    async fn release_runs(
+        &self,
+        owner: &str,
+        runs: &[(Uuid, u32)],
+        after: Duration,
+    ) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let now = micros(Utc::now());
+        let now = micros(Utc::now()) + duration_micros(after);
         let mut released = 0;
         for (id, number) in runs {
             released += sqlx::query(
@@ -973,7 +1124,7 @@ impl Store for SqliteStore {
         let expired = sqlx::query_as::<_, ExpiredRow>(
             "SELECT r.id, r.job_id, r.attempt_count, r.attempt_started_at, j.max_attempts,
                     j.backoff_initial_s, j.backoff_max_s
-             FROM runs r JOIN jobs j ON j.id = r.job_id
+             FROM runs r JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
              WHERE r.status = 'running'
                AND (r.lease_until < ?1
                     OR r.lease_owner NOT IN (SELECT value FROM json_each(?3)))
@@ -1106,33 +1257,111 @@ impl Store for SqliteStore {
         Ok(earliest.map(|at| Duration::from_micros(at.saturating_sub(now).max(0) as u64)))
     }
 
-    async fn get_secret(&self, id: &JobId) -> StoreResult<Option<JobSecret>> {
-        Ok(sqlx::query_as::<_, SecretRow>(
-            "SELECT secret, previous_secret, previous_secret_expires_at FROM jobs WHERE id = ?1",
+    async fn get_secret(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<JobSecret>> {
+        sqlx::query_as::<_, SecretRow>(
+            "SELECT secret, previous_secret, previous_secret_expires_at FROM jobs
+             WHERE tenant = ?1 AND id = ?2",
         )
+        .bind(tenant.as_str())
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?
-        .map(JobSecret::from))
+        .map(|row| row.open(&self.key))
+        .transpose()
     }
 
     async fn rotate_secret(
         &self,
+        tenant: &Tenant,
         id: &JobId,
         new_secret: &str,
         grace: Duration,
     ) -> StoreResult<Option<JobSecret>> {
-        Ok(sqlx::query_as::<_, SecretRow>(
+        sqlx::query_as::<_, SecretRow>(
             "UPDATE jobs SET previous_secret = secret, secret = ?2, previous_secret_expires_at = ?3
-             WHERE id = ?1
+             WHERE tenant = ?4 AND id = ?1
              RETURNING secret, previous_secret, previous_secret_expires_at",
         )
         .bind(id.as_str())
-        .bind(new_secret)
+        .bind(self.key.seal(new_secret))
         .bind(micros(Utc::now()) + duration_micros(grace))
+        .bind(tenant.as_str())
         .fetch_optional(&self.pool)
         .await?
-        .map(JobSecret::from))
+        .map(|row| row.open(&self.key))
+        .transpose()
+    }
+
+    async fn create_token(&self, token: &NewToken) -> StoreResult<TokenInfo> {
+        sqlx::query_as::<_, TokenRow>(&format!(
+            "INSERT INTO tokens (id, name, tenant, role, hash, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             RETURNING {TOKEN_COLUMNS}"
+        ))
+        .bind(&token.id)
+        .bind(&token.name)
+        .bind(token.tenant.as_str())
+        .bind(token.role.as_str())
+        .bind(&token.hash)
+        .bind(micros(Utc::now()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict("a token with this id or value exists".into())
+            }
+            e => e.into(),
+        })?
+        .into_info()
+    }
+
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
+        sqlx::query_as::<_, TokenRow>(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1 AND revoked_at IS NULL"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(TokenRow::into_info)
+        .transpose()
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
+        sqlx::query_as::<_, TokenRow>(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(TokenRow::into_info)
+        .collect()
+    }
+
+    async fn revoke_token(&self, id: &str) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(micros(Utc::now()))
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn touch_token(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1")
+            .bind(id)
+            .bind(micros(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn tokens_exist(&self) -> StoreResult<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tokens WHERE revoked_at IS NULL)")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     fn spawn_listener(&self, _shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {

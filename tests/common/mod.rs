@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use cronhook::app::{self, RunningApp};
 use cronhook::config::Config;
+use cronhook::domain::auth::{self, Role, Tenant};
+use cronhook::domain::sealing::SealingKey;
+use cronhook::store::NewToken;
 use serde_json::Value;
 use sqlx::Connection;
 
@@ -96,6 +99,17 @@ impl Drop for TestDb {
     }
 }
 
+/// The key every test's secrets are sealed with.
+pub const TEST_KEY: &str = "dGhlLWNyb25ob29rLXRlc3Qta2V5LTMyLWJ5dGVzLi4=";
+
+pub fn test_key() -> SealingKey {
+    SealingKey::from_base64(TEST_KEY).expect("the test key")
+}
+
+pub fn default_tenant() -> Tenant {
+    Tenant::default_tenant()
+}
+
 pub fn install_crypto() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -116,6 +130,8 @@ pub fn client() -> reqwest::Client {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// Sent as `Authorization: Bearer …` with every request, when set.
+    pub token: Option<String>,
     pub db: TestDb,
     pub config: Config,
     running: Option<RunningApp>,
@@ -125,6 +141,7 @@ pub fn test_config(db_url: &str) -> Config {
     let mut config = Config::for_database(db_url);
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.shutdown_timeout_s = 10;
+    config.encryption_key = Some(TEST_KEY.to_string());
     config
 }
 
@@ -141,6 +158,7 @@ impl TestApp {
         Self {
             base: format!("http://{}", running.local_addr),
             client: client(),
+            token: None,
             db,
             config,
             running: Some(running),
@@ -178,8 +196,32 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    pub fn store(&self) -> cronhook::store::DynStore {
+        self.running.as_ref().expect("running").store.clone()
+    }
+
+    /// Makes a token in the service's store, as `cronhook token create`
+    /// does; returns its text.
+    pub async fn make_token(&self, role: Role, tenant: &str) -> String {
+        let (text, hash) = auth::generate_token();
+        self.store()
+            .create_token(&NewToken {
+                id: auth::generate_token_id(),
+                name: None,
+                tenant: Tenant::parse(tenant).expect("a tenant name"),
+                role,
+                hash,
+            })
+            .await
+            .expect("token created");
+        text
+    }
+
     pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
         let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -277,7 +319,7 @@ pub async fn create_job(store: &dyn cronhook::store::Store, body: Value) -> cron
     };
     let spec = serde_json::from_value::<JobInput>(body)
         .expect("a job body")
-        .parse(ctx)
+        .parse(ctx.clone())
         .expect("a valid job");
     let id = spec.id.clone().expect("the body names an id");
     let command = JobCommand::Create {
@@ -285,7 +327,7 @@ pub async fn create_job(store: &dyn cronhook::store::Store, body: Value) -> cron
         secret: cronhook::domain::signing::generate_secret(),
     };
     store
-        .save_job(&id, &command, ctx, None)
+        .save_job(&default_tenant(), &id, &command, ctx, None)
         .await
         .expect("created")
         .0

@@ -33,6 +33,7 @@ impl ServiceProcess {
             .env("CRONHOOK_LISTEN", "127.0.0.1:0")
             .env("CRONHOOK_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            .env("CRONHOOK_ENCRYPTION_KEY", super::TEST_KEY)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

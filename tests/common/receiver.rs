@@ -48,6 +48,36 @@ impl Received {
 struct Shared {
     received: Mutex<Vec<Received>>,
     scripts: Mutex<HashMap<String, VecDeque<Answer>>>,
+    /// Per path: requests open now, and the most ever open at once.
+    open: Mutex<HashMap<String, (usize, usize)>>,
+}
+
+/// One open request on a path, counted until its handler ends (answered,
+/// or dropped when the client gives up).
+struct Open {
+    shared: Arc<Shared>,
+    path: String,
+}
+
+impl Open {
+    fn new(shared: &Arc<Shared>, path: &str) -> Self {
+        let mut open = shared.open.lock().unwrap();
+        let (now, most) = open.entry(path.to_string()).or_default();
+        *now += 1;
+        *most = (*most).max(*now);
+        Self {
+            shared: shared.clone(),
+            path: path.to_string(),
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some((now, _)) = self.shared.open.lock().unwrap().get_mut(&self.path) {
+            *now -= 1;
+        }
+    }
 }
 
 pub struct Receiver {
@@ -103,6 +133,16 @@ impl Receiver {
     pub fn all(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
     }
+
+    /// The most requests on `path` the receiver had open at once.
+    pub fn most_open_at_once(&self, path: &str) -> usize {
+        self.shared
+            .open
+            .lock()
+            .unwrap()
+            .get(path)
+            .map_or(0, |(_, most)| *most)
+    }
 }
 
 async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -111,6 +151,7 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         .await
         .unwrap_or_default();
     let path = parts.uri.path().to_string();
+    let _open = Open::new(&shared, &path);
     shared.received.lock().unwrap().push(Received {
         method: parts.method.to_string(),
         path: path.clone(),

@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 
-from cronhook_client import Client
+from cronhook_client import AuthenticatedClient, Client
 from cronhook_client.api.jobs import (
     create_job,
     delete_job,
@@ -24,6 +24,7 @@ from cronhook_client.api.jobs import (
     replace_job,
 )
 from cronhook_client.api.runs import get_run, list_all_runs, list_runs, run_now
+from cronhook_client.api.tokens import create_token, list_tokens
 from cronhook_client.api.triggers import preview
 from cronhook_client.models import (
     CronTrigger,
@@ -43,7 +44,11 @@ from cronhook_client.models import (
     RunDetail,
     RunPage,
     RunStatus,
+    Role,
     Target,
+    TokenInput,
+    TokenList,
+    CreatedToken,
 )
 from cronhook_client.types import UNSET
 
@@ -57,7 +62,21 @@ def expect(response, status, model, what):
 
 
 def main(base):
-    client = Client(base_url=base, raise_on_unexpected_status=True, timeout=30)
+    anonymous = Client(base_url=base, raise_on_unexpected_status=True, timeout=30)
+    # Open on loopback until the first token: a root one, made over the API.
+    made_token = expect(
+        create_token.sync_detailed(client=anonymous, body=TokenInput(role=Role.ROOT, name="client check")),
+        201, CreatedToken, "create the first token")
+    if not made_token.token.startswith("chk_") or made_token.role != Role.ROOT:
+        sys.exit(f"the token came back as {made_token!r}")
+    refused = expect(list_jobs.sync_detailed(client=anonymous), 401, Problem, "list without a token")
+    if "token" not in refused.detail:
+        sys.exit(f"401 detail: {refused.detail}")
+    client = AuthenticatedClient(base_url=base, token=made_token.token,
+                                 raise_on_unexpected_status=True, timeout=30)
+    tokens = expect(list_tokens.sync_detailed(client=client), 200, TokenList, "list tokens")
+    if [t.id for t in tokens.items] != [made_token.id]:
+        sys.exit(f"tokens listed: {tokens.items!r}")
     suffix = uuid.uuid4().hex[:8]
     # The service's own health check is a target that answers 200 to GET.
     hook = Target(url=f"{base}/healthz", method=HttpMethod.GET)
@@ -65,8 +84,9 @@ def main(base):
     cron = JobRequest(
         id=f"cron-{suffix}",
         trigger=CronTrigger(type_=CronTriggerType.CRON, expr="30 2 * * *", timezone="Asia/Seoul"),
-        target=Target(url="https://example.com/hook"),
+        target=Target(url="https://hooks:pw@example.com/hook"),
     )
+    cron.target.headers = {"Authorization": "Bearer abc", "X-Team": "data"}
     interval = JobRequest(
         id=f"interval-{suffix}",
         trigger=IntervalTrigger(type_=IntervalTriggerType.INTERVAL, every_s=3600),
@@ -94,6 +114,10 @@ def main(base):
         sys.exit(f"the string body came back as {made[date.id].target.body!r}")
     if not isinstance(made[cron.id].trigger, CronTrigger):
         sys.exit(f"a cron trigger came back as {made[cron.id].trigger!r}")
+    shown = made[cron.id].target
+    if (shown.url != "https://hooks:***@example.com/hook" or shown.sensitive_headers != ["authorization"]
+            or shown.headers.to_dict() != {"x-team": "data"}):
+        sys.exit(f"the target's secrets came back: {shown!r}")
 
     # Idempotency-Key through the client: the same job again.
     again = expect(
@@ -117,7 +141,7 @@ def main(base):
     paused = expect(
         modify_job.sync_detailed(id=cron.id, client=client, body=JobPatch(paused=True)),
         200, Job, "patch paused only")
-    if paused.state.value != "paused" or paused.target.url != "https://example.com/hook":
+    if paused.state.value != "paused" or paused.target.url != "https://hooks:***@example.com/hook":
         sys.exit(f"patching paused changed more: {paused!r}")
 
     replaced = expect(

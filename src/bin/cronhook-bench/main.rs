@@ -28,6 +28,7 @@ const ALL: &[&str] = &[
     "steady",
     "aligned",
     "scale",
+    "api",
     "ceiling",
     "aps-burst",
     "aps-steady",
@@ -42,7 +43,7 @@ const ALL: &[&str] = &[
 )]
 struct Args {
     /// Scenarios: engine-burst engine-steady explain burst steady aligned
-    /// scale ceiling aps-burst aps-steady aps-aligned chaos, or `all`
+    /// scale api ceiling aps-burst aps-steady aps-aligned chaos, or `all`
     /// (every one but explain, which scale includes), `engine`, `delivery`.
     #[arg(default_value = "all")]
     scenarios: Vec<String>,
@@ -89,6 +90,10 @@ struct Args {
     /// Tiny sizes: checks the harness works, measures nothing.
     #[arg(long)]
     quick: bool,
+    /// Run every service with `--auth required` and a root token, and send
+    /// it with every API request the harness makes: the cost of auth.
+    #[arg(long)]
+    auth: bool,
     /// Where the JSON results go.
     #[arg(long, default_value = "target/bench-results.json")]
     out: PathBuf,
@@ -122,6 +127,9 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if args.auth {
+        service::require_auth();
+    }
     let sizes = if args.quick {
         Sizes {
             burst: 50,
@@ -187,6 +195,7 @@ async fn main() -> anyhow::Result<()> {
                 "steady" => scenarios::steady(&ctx).await,
                 "aligned" => scenarios::aligned(&ctx).await,
                 "scale" => scenarios::scale(&ctx).await,
+                "api" => scenarios::api(&ctx).await,
                 "ceiling" => scenarios::ceiling(&ctx).await,
                 "aps-burst" => peer::apscheduler(&ctx, "burst").await,
                 "aps-steady" => peer::apscheduler(&ctx, "steady").await,
@@ -203,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     results.insert("repeats".into(), json!(args.repeat));
+    results.insert("auth".into(), json!(args.auth));
     for (name, scenario_runs) in scenarios.iter().zip(&runs) {
         results.insert(name.clone(), repeats::combine(scenario_runs));
     }

@@ -263,6 +263,29 @@ pub fn table(results: &Value) -> String {
             Some((AtMost, 150.0)),
         );
     }
+    if let Some(v) = r("api") {
+        let auth = if results.get("auth").and_then(Value::as_bool) == Some(true) {
+            " (auth on)"
+        } else {
+            ""
+        };
+        row(
+            "api",
+            &format!("job creation, 16 clients{auth}"),
+            get(v, "api.create_per_s"),
+            "/s",
+            None,
+        );
+        for q in ["p50", "p99"] {
+            row(
+                "api",
+                &format!("GET /v1/jobs/{{id}} {q}{auth}"),
+                get(v, &format!("api.get.{q}_ms")),
+                "ms",
+                None,
+            );
+        }
+    }
     for name in [
         "engine-burst",
         "engine-steady",
@@ -270,6 +293,7 @@ pub fn table(results: &Value) -> String {
         "steady",
         "aligned",
         "scale",
+        "api",
     ] {
         if let Some(v) = r(name) {
             row(

@@ -506,7 +506,7 @@ pub async fn scale(ctx: &Ctx) -> anyhow::Result<Value> {
     let seed_s = started.elapsed().as_secs_f64();
     let plan = explain_claim(&db.url).await?;
     let (lateness, exact) = steady_on(ctx, &db, "/scale").await?;
-    let api = api_on(ctx, &service).await?;
+    let api = api_on(ctx, &service, ctx.sizes.scale).await?;
     let resources = service.stop()?;
     db.drop_database().await?;
     Ok(json!({
@@ -517,11 +517,35 @@ pub async fn scale(ctx: &Ctx) -> anyhow::Result<Value> {
     }))
 }
 
+/// The API alone: job creation over HTTP with 16 clients, then `GET
+/// /v1/jobs/{id}` of random stored jobs (of `--scale-jobs`, at most
+/// 10,000, seeded first). With `--auth`, every request carries the token.
+pub async fn api(ctx: &Ctx) -> anyhow::Result<Value> {
+    let db = BenchDb::create(&ctx.server, "api").await?;
+    let service = Service::start(&ctx.bin, &db.url, &["--no-dispatcher"])?;
+    let stored = ctx.sizes.scale.min(10_000);
+    seed_future(&store(&db.url).await?, stored, &ctx.url("/future")).await?;
+    let api = api_on(ctx, &service, stored).await?;
+    let resources = service.stop()?;
+    db.drop_database().await?;
+    Ok(json!({"stored": stored, "api": api, "resources": resources}))
+}
+
 /// Job creation over HTTP with 16 clients, then `GET /v1/jobs/{id}` of
-/// random stored jobs.
-async fn api_on(ctx: &Ctx, service: &Service) -> anyhow::Result<Value> {
+/// random ones of the `stored` seeded jobs.
+async fn api_on(ctx: &Ctx, service: &Service, stored: usize) -> anyhow::Result<Value> {
     const CLIENTS: usize = 16;
-    let client = reqwest::Client::builder().no_proxy().build()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = crate::service::root_token() {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse()?,
+        );
+    }
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .default_headers(headers)
+        .build()?;
     let base = format!("http://{}", service.addr);
     let per_client = ctx.sizes.api.div_ceil(CLIENTS);
     let started = Instant::now();
@@ -546,7 +570,7 @@ async fn api_on(ctx: &Ctx, service: &Service) -> anyhow::Result<Value> {
     let created = per_client * CLIENTS;
     let create_s = started.elapsed().as_secs_f64();
 
-    let stored = ctx.sizes.scale.max(1);
+    let stored = stored.max(1);
     let gets_per_client = 250;
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {

@@ -13,6 +13,20 @@ pub struct Service {
     pub addr: String,
 }
 
+/// The root token every service is started with under `--auth` (and every
+/// API request carries); none without.
+static ROOT_TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// From now on, services require a token, and the harness sends one.
+pub fn require_auth() {
+    ROOT_TOKEN.get_or_init(|| cronhook::domain::auth::generate_token().0);
+}
+
+/// The token API requests carry, if services require one.
+pub fn root_token() -> Option<&'static str> {
+    ROOT_TOKEN.get().map(String::as_str)
+}
+
 /// Peak memory and CPU time of the process over its life.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Resources {
@@ -22,12 +36,19 @@ pub struct Resources {
 
 impl Service {
     pub fn start(bin: &Path, database_url: &str, flags: &[&str]) -> anyhow::Result<Self> {
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        if let Some(token) = root_token() {
+            command
+                .env("CRONHOOK_AUTH", "required")
+                .env("CRONHOOK_ROOT_TOKEN", token);
+        }
+        let mut child = command
             .arg("serve")
             .args(flags)
             .env("DATABASE_URL", database_url)
             .env("CRONHOOK_LISTEN", "127.0.0.1:0")
             .env("CRONHOOK_LOG_FORMAT", "json")
+            .env("CRONHOOK_ENCRYPTION_KEY", crate::setup::BENCH_KEY)
             // CRONHOOK_BENCH_RUST_LOG: more of the service's log, for profiling.
             .env(
                 "RUST_LOG",

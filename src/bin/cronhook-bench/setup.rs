@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
 use cronhook::domain::job::{JobDefinition, JobId, JobInput, ParseContext, Schedule};
+use cronhook::domain::sealing::SealingKey;
 use cronhook::domain::signing::generate_secret;
 use cronhook::store::PgStore;
 use cronhook::wakeup::Wakeups;
@@ -52,8 +53,13 @@ impl BenchDb {
     }
 }
 
+/// The key every benchmark service and store seals secrets with (the
+/// services get it as CRONHOOK_ENCRYPTION_KEY).
+pub const BENCH_KEY: &str = "Y3Jvbmhvb2stYmVuY2gtc2VhbGluZy1rZXktMzJieXQ=";
+
 pub async fn store(url: &str) -> anyhow::Result<PgStore> {
-    Ok(PgStore::connect(url, Arc::new(Wakeups::new())).await?)
+    let key = SealingKey::from_base64(BENCH_KEY).map_err(anyhow::Error::msg)?;
+    Ok(PgStore::connect(url, Arc::new(Wakeups::new()), key).await?)
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {

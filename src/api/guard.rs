@@ -1,0 +1,263 @@
+//! What a browser must not be able to do (DESIGN.md §8): reach the open
+//! local API under another name (DNS rebinding: 421), change anything
+//! from another origin (CSRF: 403), or send a body that is not JSON
+//! (a form or `text/plain` post needs no CORS preflight: 415).
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The `Host` names served while auth is off, besides loopback literals
+/// and `localhost`.
+#[derive(Debug, Clone, Default)]
+pub struct AllowedHosts(Vec<String>);
+
+impl AllowedHosts {
+    /// The listen address's host and `--allowed-hosts`.
+    pub fn new(listen_host: &str, extra: &[String]) -> Self {
+        let mut names: Vec<String> = extra
+            .iter()
+            .map(|h| normalise(h))
+            .filter(|h| !h.is_empty())
+            .collect();
+        names.push(normalise(listen_host));
+        Self(names)
+    }
+
+    fn allows(&self, host: &str) -> bool {
+        let host = normalise(host);
+        host == "localhost"
+            || host.ends_with(".localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            || self.0.contains(&host)
+    }
+}
+
+/// A host name as compared: lower case, without brackets or a final dot.
+fn normalise(host: &str) -> String {
+    host.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}
+
+/// A `Host` header's name and port (none when it gives none).
+fn split_host(value: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = value.strip_prefix('[') {
+        // [v6]:port
+        return match rest.split_once(']') {
+            Some((host, tail)) => (host, tail.strip_prefix(':')),
+            None => (value, None),
+        };
+    }
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => (host, Some(port)),
+        _ => (value, None),
+    }
+}
+
+fn is_state_changing(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Why a state-changing request looks cross-site, if it does: an `Origin`
+/// other than the API's own (`Host`), or `Sec-Fetch-Site: cross-site`.
+fn cross_site(headers: &HeaderMap) -> Option<String> {
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return Some("Sec-Fetch-Site: cross-site".into());
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let same = origin
+        .to_str()
+        .ok()
+        .and_then(|o| url::Url::parse(o).ok())
+        .zip(host)
+        .is_some_and(|(origin, host)| {
+            let (name, port) = split_host(host);
+            let origin_port = origin.port_or_known_default();
+            origin.host_str().map(normalise) == Some(normalise(name))
+                && match port {
+                    Some(port) => port.parse::<u16>().ok() == origin_port,
+                    None => origin.port().is_none(),
+                }
+        });
+    (!same).then(|| {
+        format!(
+            "Origin {} is not this API's own",
+            String::from_utf8_lossy(origin.as_bytes())
+        )
+    })
+}
+
+/// Whether a request carries a body that is not JSON.
+fn non_json_body(headers: &HeaderMap) -> bool {
+    match headers.get(header::CONTENT_TYPE) {
+        Some(value) => {
+            let mime = value
+                .to_str()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            !(mime == "application/json" || mime.ends_with("+json"))
+        }
+        None => {
+            headers.contains_key(header::TRANSFER_ENCODING)
+                || headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|n| n.trim() != "0")
+        }
+    }
+}
+
+/// The guard, before every route but the health checks.
+pub async fn guard(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path == "/healthz" || path == "/readyz" {
+        return next.run(request).await;
+    }
+    let checked = match app.auth.required().await {
+        Ok(tokens_required) => check(&app.allowed_hosts, tokens_required, &request),
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn check(
+    allowed_hosts: &AllowedHosts,
+    tokens_required: bool,
+    request: &Request,
+) -> Result<(), ApiError> {
+    let headers = request.headers();
+    // With tokens on, a page cannot call the API without one: any Host is
+    // served (a proxy's name, say).
+    if !tokens_required {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| request.uri().host())
+            .unwrap_or("");
+        let (name, _) = split_host(host);
+        if !allowed_hosts.allows(name) {
+            return Err(ApiError::Misdirected(format!(
+                "this API, open without a token, answers only to its own address and loopback names, not Host {host:?}; add the name with --allowed-hosts, or make a token"
+            )));
+        }
+    }
+    if is_state_changing(request.method()) {
+        if let Some(why) = cross_site(headers) {
+            return Err(ApiError::Forbidden(format!(
+                "a cross-site request may not change anything ({why})"
+            )));
+        }
+        if non_json_body(headers) {
+            return Err(ApiError::UnsupportedMediaType(
+                "a request body must be JSON, with content-type: application/json".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(*name, HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    #[test]
+    fn allowed_hosts_are_loopback_names_the_listen_host_and_the_extra_ones() {
+        let allowed = AllowedHosts::new("0.0.0.0", &["Cron.Example.com".into()]);
+        for host in [
+            "localhost",
+            "127.0.0.1",
+            "127.9.9.9",
+            "::1",
+            "[::1]",
+            "app.localhost",
+            "cron.example.com.",
+        ] {
+            assert!(allowed.allows(host), "{host}");
+        }
+        for host in ["evil.example", "10.0.0.1", "", "localhost.evil.example"] {
+            assert!(!allowed.allows(host), "{host}");
+        }
+        assert!(AllowedHosts::new("10.0.0.1", &[]).allows("10.0.0.1"));
+        assert_eq!(split_host("[::1]:8080"), ("::1", Some("8080")));
+        assert_eq!(split_host("example.com:80"), ("example.com", Some("80")));
+        assert_eq!(split_host("example.com"), ("example.com", None));
+    }
+
+    #[test]
+    fn cross_site_is_another_origin_or_what_the_browser_says() {
+        let host = ("host", "127.0.0.1:8080");
+        assert_eq!(
+            cross_site(&headers(&[host])),
+            None,
+            "no Origin: not a browser's form"
+        );
+        assert_eq!(
+            cross_site(&headers(&[host, ("origin", "http://127.0.0.1:8080")])),
+            None
+        );
+        assert!(cross_site(&headers(&[host, ("origin", "http://evil.example")])).is_some());
+        assert!(cross_site(&headers(&[host, ("origin", "http://127.0.0.1:9090")])).is_some());
+        assert!(cross_site(&headers(&[host, ("origin", "null")])).is_some());
+        assert!(cross_site(&headers(&[host, ("sec-fetch-site", "cross-site")])).is_some());
+        assert_eq!(
+            cross_site(&headers(&[host, ("sec-fetch-site", "same-origin")])),
+            None
+        );
+        assert_eq!(
+            cross_site(&headers(&[
+                ("host", "cron.example.com"),
+                ("origin", "https://cron.example.com")
+            ])),
+            None
+        );
+    }
+
+    #[test]
+    fn bodies_must_be_json() {
+        assert!(!non_json_body(&headers(&[])));
+        assert!(!non_json_body(&headers(&[("content-length", "0")])));
+        assert!(!non_json_body(&headers(&[(
+            "content-type",
+            "application/json; charset=utf-8"
+        )])));
+        assert!(!non_json_body(&headers(&[(
+            "content-type",
+            "application/merge-patch+json"
+        )])));
+        assert!(non_json_body(&headers(&[("content-type", "text/plain")])));
+        assert!(non_json_body(&headers(&[(
+            "content-type",
+            "application/x-www-form-urlencoded"
+        )])));
+        assert!(non_json_body(&headers(&[("content-length", "12")])));
+    }
+}

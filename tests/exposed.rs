@@ -1,0 +1,294 @@
+//! The binary on a non-loopback address, as an operator runs it
+//! (DESIGN.md §8): it refuses to start open, `cronhook token …` and
+//! `CRONHOOK_ROOT_TOKEN` make the tokens it then requires, its targets
+//! default to public-only, and its key guards the stored secrets.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::process::{BIN, ServiceProcess};
+use common::{Backend, TestDb, eventually};
+use serde_json::json;
+
+fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "cronhook-exposed-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `cronhook args…` to its end (60 s at most: a command that should
+/// fail must not start serving instead).
+fn run(dir: &std::path::Path, database_url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("CRONHOOK_LOG_FORMAT", "json")
+        .env("CRONHOOK_ENCRYPTION_KEY", common::TEST_KEY)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cronhook runs");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("cronhook {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+async fn status(base: &str, path: &str, token: Option<&str>) -> u16 {
+    let mut request = common::client().get(format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+async fn an_open_non_loopback_service_refuses_to_start(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = temp_dir();
+    let listen = [("CRONHOOK_LISTEN", "0.0.0.0:0")];
+    let refused = run(&dir, &db.url, &["serve"], &listen);
+    assert!(!refused.status.success());
+    let why = stderr(&refused);
+    assert!(why.contains("needs an API token first"), "{why}");
+    assert!(why.contains("cronhook token create --role root"), "{why}");
+    let refused = run(&dir, &db.url, &["serve", "--auth", "none"], &listen);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--auth none is refused"),
+        "{}",
+        stderr(&refused)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+async fn tokens_made_on_the_command_line_open_it(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = temp_dir();
+    let made = run(
+        &dir,
+        &db.url,
+        &["token", "create", "--role", "root", "--name", "ops"],
+        &[],
+    );
+    assert!(made.status.success(), "{}", stderr(&made));
+    let root = stdout(&made).trim().to_string();
+    assert!(root.starts_with("chk_"), "{root}");
+    assert!(
+        stderr(&made).contains("it is shown only now"),
+        "{}",
+        stderr(&made)
+    );
+    let reader = stdout(&run(
+        &dir,
+        &db.url,
+        &["token", "create", "--role", "read", "--tenant", "team-a"],
+        &[],
+    ))
+    .trim()
+    .to_string();
+    let listed = stdout(&run(&dir, &db.url, &["token", "list"], &[]));
+    assert!(
+        listed.contains(" root ") && listed.contains(" ops") && listed.contains("team-a"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&root[4..]), "{listed}");
+    let bad = run(&dir, &db.url, &["token", "create", "--role", "admin"], &[]);
+    assert!(!bad.status.success());
+
+    let mut service = ServiceProcess::start(&db.url, &[], &[("CRONHOOK_LISTEN", "0.0.0.0:0")]);
+    let base = service.base.replace("0.0.0.0", "127.0.0.1");
+    assert_eq!(status(&base, "/v1/jobs", None).await, 401);
+    assert_eq!(status(&base, "/v1/jobs", Some(&root)).await, 200);
+    assert_eq!(status(&base, "/v1/jobs", Some(&reader)).await, 200);
+    assert_eq!(status(&base, "/healthz", None).await, 200);
+
+    // Off loopback, targets default to public-only.
+    let refused = common::client()
+        .post(format!("{base}/v1/jobs"))
+        .bearer_auth(&root)
+        .json(&json!({"trigger": {"type": "interval", "every_s": 60},
+                      "target": {"url": "http://127.0.0.1:9/internal"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let detail = refused.text().await.unwrap();
+    assert!(
+        detail.contains("refused by --targets public-only"),
+        "{detail}"
+    );
+
+    // Revoked on the command line: refused within a second or so.
+    let id = listed
+        .lines()
+        .find(|l| l.contains("team-a"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let revoked = run(&dir, &db.url, &["token", "revoke", &id], &[]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    eventually(
+        Duration::from_secs(30),
+        "the revoked token refused",
+        || async { (status(&base, "/v1/jobs", Some(&reader)).await == 401).then_some(()) },
+    )
+    .await;
+    let again = run(&dir, &db.url, &["token", "revoke", &id], &[]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("no unrevoked token"),
+        "{}",
+        stderr(&again)
+    );
+    service.stop();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+async fn a_container_starts_in_one_command_with_its_root_token(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = temp_dir();
+    let generate = || {
+        stdout(&run(&dir, &db.url, &["token", "generate"], &[]))
+            .trim()
+            .to_string()
+    };
+    let (first, second) = (generate(), generate());
+    assert_ne!(first, second);
+
+    let mut service = ServiceProcess::start(
+        &db.url,
+        &[],
+        &[
+            ("CRONHOOK_LISTEN", "0.0.0.0:0"),
+            ("CRONHOOK_ROOT_TOKEN", &first),
+        ],
+    );
+    let base = service.base.replace("0.0.0.0", "127.0.0.1");
+    assert_eq!(status(&base, "/v1/tokens", Some(&first)).await, 200);
+    assert_eq!(status(&base, "/v1/jobs", None).await, 401);
+    service.stop();
+
+    // A new value rotates it: the old one is revoked.
+    let mut service = ServiceProcess::start(
+        &db.url,
+        &[],
+        &[
+            ("CRONHOOK_LISTEN", "0.0.0.0:0"),
+            ("CRONHOOK_ROOT_TOKEN", &second),
+        ],
+    );
+    let base = service.base.replace("0.0.0.0", "127.0.0.1");
+    assert_eq!(status(&base, "/v1/jobs", Some(&second)).await, 200);
+    assert_eq!(status(&base, "/v1/jobs", Some(&first)).await, 401);
+    service.stop();
+
+    let bad = run(
+        &dir,
+        &db.url,
+        &["serve"],
+        &[
+            ("CRONHOOK_LISTEN", "127.0.0.1:0"),
+            ("CRONHOOK_ROOT_TOKEN", "hunter2"),
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("CRONHOOK_ROOT_TOKEN must be a token"),
+        "{}",
+        stderr(&bad)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+async fn another_key_refuses_to_start(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = temp_dir();
+    let key = stdout(&run(&dir, &db.url, &["keygen"], &[]))
+        .trim()
+        .to_string();
+    assert_eq!(key.len(), 44, "{key}");
+    assert!(run(&dir, &db.url, &["migrate"], &[]).status.success());
+    let refused = run(
+        &dir,
+        &db.url,
+        &["migrate"],
+        &[("CRONHOOK_ENCRYPTION_KEY", &key)],
+    );
+    assert!(!refused.status.success());
+    let why = stderr(&refused);
+    assert!(
+        why.contains("sealed with the key whose fingerprint is"),
+        "{why}"
+    );
+    assert!(why.contains("nothing was changed"), "{why}");
+    let malformed = run(
+        &dir,
+        &db.url,
+        &["migrate"],
+        &[("CRONHOOK_ENCRYPTION_KEY", "short")],
+    );
+    assert!(
+        stderr(&malformed).contains("CRONHOOK_ENCRYPTION_KEY is not base64"),
+        "{}",
+        stderr(&malformed)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+store_tests!(
+    an_open_non_loopback_service_refuses_to_start,
+    tokens_made_on_the_command_line_open_it,
+    a_container_starts_in_one_command_with_its_root_token,
+    another_key_refuses_to_start,
+);
+
+/// Without CRONHOOK_ENCRYPTION_KEY, the key is a file beside the SQLite
+/// database, readable by its owner only, and the secrets stored are sealed.
+#[test]
+fn the_key_file_is_made_beside_the_sqlite_database() {
+    let dir = temp_dir();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let output = Command::new(BIN)
+        .current_dir(&dir)
+        .env_remove("CRONHOOK_ENCRYPTION_KEY")
+        .args(["migrate", "--database-url", "sqlite://data/jobs.db"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key = dir.join("data/cronhook.key");
+    assert!(key.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(!dir.join("cronhook.key").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
