@@ -76,7 +76,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     ));
 
     crate::dispatch::client::install_crypto_provider();
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let state = AppState {
+        metrics: metrics.clone(),
+        wakeups: wakeups.clone(),
+        shutdown: shutdown.clone(),
         store: store.clone(),
         network_policy: network_policy.clone(),
         auth: Arc::new(Authenticator::new(store.clone(), config.auth, loopback)),
@@ -92,9 +96,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     };
     tasks.spawn(server::serve(listener, router, limits, shutdown.clone()));
 
-    if !(config.no_scheduler && config.no_dispatcher)
-        && let Some(listener) = store.spawn_listener(shutdown.clone())
-    {
+    // Other instances' notifications: for the scheduler, the dispatcher
+    // and the event streams.
+    if let Some(listener) = store.spawn_listener(shutdown.clone()) {
         tasks.spawn(async move {
             let _ = listener.await;
         });
@@ -104,11 +108,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             store: store.clone(),
             wakeups: wakeups.clone(),
             poll_interval: config.poll_interval(),
+            metrics: metrics.clone(),
         };
         tasks.spawn(scheduler.run(shutdown.clone()));
         tasks.spawn(retention::run(
             store.clone(),
             config.run_retention,
+            config.event_retention,
             shutdown.clone(),
         ));
     }
@@ -125,6 +131,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             lease_margin: Duration::from_secs(config.lease_margin_s),
             poll_interval: config.poll_interval(),
             drain_timeout: config.drain_timeout(),
+            metrics: metrics.clone(),
         };
         tasks.spawn(dispatcher.run(shutdown.clone()));
     }

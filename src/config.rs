@@ -180,6 +180,10 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_RUN_RETENTION", default_value = "7d", value_parser = crate::retention::parse_duration, global = true)]
     pub run_retention: Duration,
 
+    /// How long events are kept: `7d`, `12h`, `30m`, `90s`.
+    #[arg(long, env = "CRONHOOK_EVENT_RETENTION", default_value = "7d", value_parser = crate::retention::parse_duration, global = true)]
+    pub event_retention: Duration,
+
     /// How long a shutdown waits for in-flight work, in seconds.
     #[arg(
         long,

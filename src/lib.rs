@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod instance;
 pub mod keyfile;
+pub mod metrics;
 pub mod retention;
 pub mod scheduler;
 pub mod server;

@@ -24,6 +24,16 @@ pub async fn clean(
     retention: Duration,
     finished_within: Option<Duration>,
 ) -> StoreResult<u64> {
+    clean_with_events(store, retention, retention, finished_within).await
+}
+
+/// [`clean`], with events kept for `event_retention`.
+pub async fn clean_with_events(
+    store: &DynStore,
+    retention: Duration,
+    event_retention: Duration,
+    finished_within: Option<Duration>,
+) -> StoreResult<u64> {
     let mut deleted = 0;
     loop {
         let n = store.delete_expired_runs(retention, BATCH).await?;
@@ -45,6 +55,14 @@ pub async fn clean(
     }
     // Instances killed long ago, whose deliveries were taken over.
     deleted += store.delete_dead_instances(DEAD_INSTANCES_KEPT).await?;
+    loop {
+        let n = store.delete_expired_events(event_retention, BATCH).await?;
+        deleted += n;
+        if n < u64::from(BATCH) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
     // Idempotency-Keys past their window answer nothing any more.
     loop {
         let n = store
@@ -59,14 +77,19 @@ pub async fn clean(
     Ok(deleted)
 }
 
-pub async fn run(store: DynStore, retention: Duration, shutdown: CancellationToken) {
+pub async fn run(
+    store: DynStore,
+    retention: Duration,
+    event_retention: Duration,
+    shutdown: CancellationToken,
+) {
     // When the last complete pass began: the next one need only look at
     // jobs that finished runs since (with a pass's worth of overlap).
     let mut last_pass: Option<tokio::time::Instant> = None;
     loop {
         let began = tokio::time::Instant::now();
         let within = last_pass.map(|at| at.elapsed() + EVERY);
-        match clean(&store, retention, within).await {
+        match clean_with_events(&store, retention, event_retention, within).await {
             Ok(n) => {
                 last_pass = Some(began);
                 if n > 0 {

@@ -9,6 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::misfire::{self, DueJob};
 use crate::domain::retry::Backoff;
+use crate::domain::run::RunStatus;
+use crate::metrics::Metrics;
 use crate::store::DynStore;
 use crate::wakeup::Wakeups;
 
@@ -20,6 +22,7 @@ pub struct Scheduler {
     pub wakeups: Arc<Wakeups>,
     /// The longest sleep between passes; notifications are only hints.
     pub poll_interval: Duration,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The scheduler's rule: the pure misfire / coalesce / max_instances
@@ -67,7 +70,12 @@ impl Scheduler {
     /// Claims batches until one comes back short: everything due is handled.
     async fn pass(&self) -> Result<(), crate::store::StoreError> {
         loop {
+            let began = std::time::Instant::now();
             let outcome = self.store.claim_due_jobs(BATCH, &plan).await?;
+            self.metrics.claim(began.elapsed());
+            self.metrics.runs(RunStatus::Pending, outcome.pending);
+            self.metrics.runs(RunStatus::Missed, outcome.missed);
+            self.metrics.runs(RunStatus::Skipped, outcome.skipped);
             if outcome.jobs > 0 {
                 tracing::debug!(
                     jobs = outcome.jobs,

@@ -1,14 +1,27 @@
 //! In-process wake-up signals. The scheduler waits on `jobs`, the
 //! dispatcher on `runs`; a signal sent while nobody waits is kept (one
 //! permit), so a change made just before a loop goes to sleep still wakes
-//! it. Across PostgreSQL instances, `NOTIFY` feeds the same signals.
+//! it. Event streams, any number of them, watch `events`. Across
+//! PostgreSQL instances, `NOTIFY` feeds the same signals.
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Wakeups {
     jobs: Notify,
     runs: Notify,
+    /// Counts writes of events: each stream sees that it moved.
+    events: watch::Sender<u64>,
+}
+
+impl Default for Wakeups {
+    fn default() -> Self {
+        Self {
+            jobs: Notify::new(),
+            runs: Notify::new(),
+            events: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Wakeups {
@@ -26,11 +39,21 @@ impl Wakeups {
         self.runs.notify_one();
     }
 
+    /// Events were written: every stream reads on.
+    pub fn events_changed(&self) {
+        self.events.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     pub async fn jobs_did_change(&self) {
         self.jobs.notified().await;
     }
 
     pub async fn runs_did_change(&self) {
         self.runs.notified().await;
+    }
+
+    /// A receiver that sees each later [`events_changed`](Self::events_changed).
+    pub fn watch_events(&self) -> watch::Receiver<u64> {
+        self.events.subscribe()
     }
 }

@@ -405,6 +405,7 @@ async fn every_occurrence_has_exactly_one_run(db: &TestDb, stores: Vec<DynStore>
             store,
             wakeups: Arc::new(Wakeups::new()),
             poll_interval: Duration::from_millis(100),
+            metrics: Default::default(),
         };
         tasks.push(tokio::spawn(scheduler.run(shutdown.clone())));
     }
@@ -521,6 +522,7 @@ async fn two_sqlite_stores_on_one_file_never_double_fire() {
                 store,
                 wakeups: Arc::new(Wakeups::new()),
                 poll_interval: Duration::from_millis(50),
+                metrics: Default::default(),
             };
             tokio::spawn(scheduler.run(shutdown.clone()))
         })

@@ -874,7 +874,7 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
         .unwrap();
     let decisions = Mutex::new(Vec::new());
     let recover = |lease: &store::ExpiredLease<'_>| {
-        assert_eq!((lease.run_id, lease.job_id), (run.id, "r"));
+        assert_eq!((lease.run_id, lease.subject), (run.id, "r"));
         let (attempt, policy) = (lease.attempt, lease.policy);
         decisions.lock().unwrap().push((attempt, policy));
         if attempt < policy.max_attempts {
@@ -1249,13 +1249,32 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
     assert_eq!(deleted, 1003);
     assert_eq!(count("busy").await, 2);
     assert_eq!(count("quiet").await, 2);
-    // The cleaner as it runs in the service: nothing left to do.
+    // The cleaner as it runs in the service: no run left to delete, and
+    // with no event retention, the events of every run made (one each)
+    // and of the two jobs go too.
+    let events = |store: DynStore| async move {
+        store
+            .list_events(
+                &common::default_tenant(),
+                &store::EventFilter {
+                    limit: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .len() as u64
+    };
+    let before = events(store.clone()).await;
+    assert!(before >= 1007, "{before}");
     assert_eq!(
         cronhook::retention::clean(&store, std::time::Duration::ZERO, None)
             .await
             .unwrap(),
-        0
+        before
     );
+    assert_eq!(events(store.clone()).await, 0);
+    assert_eq!(count("busy").await, 2);
 }
 
 /// What the loops sleep by: nothing scheduled or pending means `None`

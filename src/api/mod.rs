@@ -3,17 +3,20 @@
 
 pub mod auth;
 pub mod error;
+mod events;
 mod extract;
 pub mod guard;
 mod health;
 mod idempotent;
 mod instances;
 mod jobs;
+mod metrics;
 mod openapi;
 mod pagination;
 mod runs;
 mod schema;
 mod secrets;
+mod subscriptions;
 mod tokens;
 mod triggers;
 pub mod views;
@@ -47,6 +50,11 @@ pub struct AppState {
     pub network_policy: NetworkPolicy,
     pub auth: Arc<auth::Authenticator>,
     pub allowed_hosts: Arc<guard::AllowedHosts>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Event streams wait on it.
+    pub wakeups: Arc<crate::wakeup::Wakeups>,
+    /// Cancelled when the service stops: streams end.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -75,6 +83,20 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::list_runs))
         .routes(routes!(runs::list_all_runs))
         .routes(routes!(runs::get_run))
+        .routes(routes!(runs::retry_run))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::stream_events))
+        .routes(routes!(
+            subscriptions::create_subscription,
+            subscriptions::list_subscriptions
+        ))
+        .routes(routes!(
+            subscriptions::get_subscription,
+            subscriptions::delete_subscription
+        ))
+        .routes(routes!(subscriptions::get_subscription_secret))
+        .routes(routes!(subscriptions::list_deliveries))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(triggers::preview))
         .routes(routes!(instances::list_instances))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
@@ -103,6 +125,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

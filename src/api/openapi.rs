@@ -24,6 +24,7 @@ Errors are `application/problem+json` whose `detail` names the field and the rea
         (name = "runs", description = "Run history, attempts, and running a job now"),
         (name = "triggers", description = "Fire times of a trigger, before a job uses it"),
         (name = "instances", description = "The processes of the service sharing one database"),
+        (name = "events", description = "What happened: the event log, its live stream, and subscriptions that deliver events as webhooks"),
         (name = "tokens", description = "API tokens (root only)"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -138,7 +139,9 @@ fn change_problems() -> Vec<(String, Value)> {
 /// Operations that act on one tenant's jobs and runs (and so take
 /// `cronhook-tenant`).
 fn is_tenant_scoped(path: &str) -> bool {
-    path.starts_with("/v1/jobs") || path.starts_with("/v1/runs")
+    ["/v1/jobs", "/v1/runs", "/v1/events", "/v1/subscriptions"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
 }
 
 fn query_problems() -> Vec<(String, Value)> {
@@ -215,7 +218,7 @@ pub fn complete(document: Document) -> Value {
 
 fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Value>) {
     let mut shared = Vec::new();
-    if path.starts_with("/v1/") {
+    if path.starts_with("/v1/") || path == "/metrics" {
         operation.insert("security".into(), json!([{"bearer": []}]));
         shared.extend(auth_problems());
         if method != "get" {
@@ -245,6 +248,15 @@ fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Valu
             (Some("path"), Some("id")) if path.starts_with("/v1/tokens/") => {
                 parameter["schema"] = json!({"type": "string", "pattern": "^tok_[0-9a-f]{16}$"});
             }
+            (Some("path"), Some("id")) if path.starts_with("/v1/subscriptions/") => {
+                parameter["schema"] = json!({"type": "string", "pattern": "^sub_[0-9a-f]{16}$"});
+                shared.push(problem(
+                    404,
+                    "No such subscription",
+                    "no subscription with id \"sub_3f9a1c2b7d4e5f60\"",
+                    None,
+                ));
+            }
             (Some("query"), name) => {
                 match name {
                     // Cursors and ids: every text of their form is one.
@@ -258,7 +270,7 @@ fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Valu
                     Some("job_id") => {
                         parameter["schema"] = job_id_schema();
                     }
-                    Some("status") => {
+                    Some("status" | "type") => {
                         parameter["schema"]["minItems"] = json!(1);
                     }
                     _ => {}

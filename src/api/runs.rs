@@ -241,6 +241,7 @@ pub async fn run_now(
         }
     };
     tracing::info!(tenant = %tenant, job_id = %id, run_id = %run.id, status = run.status.as_str(), "manual run");
+    app.metrics.runs(run.status, 1);
     manual_run_answer(run)
 }
 
@@ -271,4 +272,37 @@ async fn ran_earlier(
     };
     let (run, _) = run.ok_or_else(|| idempotent::gone("run", run_id))?;
     manual_run_answer(run)
+}
+
+/// Send a failed run again (redrive): it becomes `pending` with the same id
+/// (and `webhook-id`); its attempts number on from the last, and its job's
+/// `max_attempts` counts afresh. Event `run.retried`. Any other status is
+/// a 409.
+#[utoipa::path(
+    post, path = "/v1/runs/{id}/retry", tag = "runs",
+    params(("id" = String, Path, description = "Run id (a UUID)")),
+    responses(
+        (status = 200, description = "The run, pending again", body = RunView),
+        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The run is not failed", body = Problem, content_type = "application/problem+json",
+         example = json!({"type": "about:blank", "title": "Conflict", "status": 409, "detail": "only a failed run can be sent again; this one is succeeded"})),
+    )
+)]
+pub async fn retry_run(
+    Writer(caller): Writer,
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<RunView>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no run with id \"{raw}\""));
+    let id = Uuid::parse_str(&raw).map_err(|_| not_found())?;
+    let run = app
+        .store
+        .retry_run(&caller.tenant, id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => not_found(),
+            other => other.into(),
+        })?;
+    tracing::info!(tenant = %caller.tenant, job_id = %run.job_id, run_id = %run.id, "run sent again");
+    Ok(Json(run.into()))
 }

@@ -161,6 +161,7 @@ fn job_patch() -> Value {
             "coalesce": {"type": "boolean"},
             "catchup_max": {"type": "integer", "minimum": 1, "maximum": crate::domain::misfire::MAX_CATCHUP_MAX},
             "max_instances": {"type": "integer", "minimum": 1, "maximum": MAX_INSTANCES_LIMIT},
+            "pause_on_failure": {"type": "boolean"},
             "retry": {
                 "type": "object",
                 "properties": retry_properties(),

@@ -30,6 +30,7 @@ pub struct JobView {
     pub coalesce: bool,
     pub catchup_max: u32,
     pub max_instances: u32,
+    pub pause_on_failure: bool,
     pub retry: RetryInput,
     pub paused: bool,
     #[schema(value_type = Object)]
@@ -61,6 +62,7 @@ impl From<Job> for JobView {
             coalesce: d.coalesce,
             catchup_max: d.catchup_max,
             max_instances: d.max_instances,
+            pause_on_failure: d.pause_on_failure,
             retry: d.retry.to_input(),
             paused: job.schedule.state() == JobState::Paused,
             metadata: d.metadata,

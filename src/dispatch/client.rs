@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Host;
@@ -26,12 +26,14 @@ pub const USER_AGENT: &str = concat!("Cronhook/", env!("CARGO_PKG_VERSION"));
 /// What one attempt sends.
 #[derive(Debug, Clone)]
 pub struct Delivery<'a> {
-    pub run_id: uuid::Uuid,
-    pub job_id: &'a str,
-    pub scheduled_for: DateTime<Utc>,
+    /// `webhook-id`: a job run's id (the same on every retry), or an
+    /// event's id for its deliveries.
+    pub webhook_id: uuid::Uuid,
     pub attempt: u32,
     pub target: &'a Target,
     pub secrets: &'a [String],
+    /// The `cronhook-*` headers naming what it delivers.
+    pub about: &'a [(&'static str, String)],
 }
 
 /// What one attempt got back.
@@ -218,18 +220,16 @@ fn headers(delivery: &Delivery<'_>, body: &[u8]) -> Result<HeaderMap, String> {
     {
         headers.insert(reqwest::header::CONTENT_TYPE, value(content_type)?);
     }
-    let id = delivery.run_id.to_string();
+    let id = delivery.webhook_id.to_string();
     let timestamp = Utc::now().timestamp();
     let secrets: Vec<&str> = delivery.secrets.iter().map(String::as_str).collect();
     let signature = signing::signature_header(&secrets, &id, timestamp, body);
     headers.insert("webhook-id", value(&id)?);
     headers.insert("webhook-timestamp", value(&timestamp.to_string())?);
     headers.insert("webhook-signature", value(&signature)?);
-    headers.insert("cronhook-job-id", value(delivery.job_id)?);
-    headers.insert(
-        "cronhook-scheduled-for",
-        value(&crate::domain::instant::format(&delivery.scheduled_for))?,
-    );
+    for (name, text) in delivery.about {
+        headers.insert(*name, value(text)?);
+    }
     headers.insert("cronhook-attempt", value(&delivery.attempt.to_string())?);
     Ok(headers)
 }

@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use crate::domain::retry::{AttemptResult, Backoff, Outcome, after_attempt};
 use crate::instance::Liveness;
-use crate::store::{AttemptRecord, ClaimedRun, DynStore, ExpiredLease};
+use crate::metrics::Metrics;
+use crate::store::{AttemptRecord, ClaimedRun, DynStore, ExpiredLease, Subject};
 use crate::wakeup::Wakeups;
 use client::{Delivery, WebhookClient};
 
@@ -49,20 +50,21 @@ pub struct Dispatcher {
     pub poll_interval: Duration,
     /// How long a shutdown lets requests in flight finish.
     pub drain_timeout: Duration,
+    pub metrics: Arc<Metrics>,
 }
 
 /// What becomes of a run whose attempt was cut off by its instance's
 /// death, under the same retry rules.
 fn recover(lease: &ExpiredLease<'_>) -> Outcome {
     let outcome = after_attempt(
-        lease.attempt,
+        lease.attempt.saturating_sub(lease.prior_attempts).max(1),
         &lease.policy,
         AttemptResult::Interrupted,
         rand::rng().random::<f64>(),
     );
     log_outcome(
         lease.run_id,
-        lease.job_id,
+        lease.subject,
         lease.attempt,
         outcome,
         "interrupted: its instance stopped during the request",
@@ -296,6 +298,7 @@ impl Dispatcher {
             let client = self.client.clone();
             let done = done.clone();
             let liveness = self.liveness.clone();
+            let metrics = self.metrics.clone();
             requests.spawn(async move {
                 // Silent too long: the others may be sending it already.
                 // Its lease is left to expire; it is taken over.
@@ -305,6 +308,18 @@ impl Dispatcher {
                     return;
                 }
                 let record = deliver(&client, &run).await;
+                let lateness = match &run.subject {
+                    // A run's first request: how late it went out.
+                    Subject::Job { scheduled_for, .. } if run.attempt == 1 => {
+                        (record.started_at - *scheduled_for).to_std().ok()
+                    }
+                    _ => None,
+                };
+                metrics.attempt(
+                    record.outcome,
+                    Duration::from_millis(record.duration_ms),
+                    lateness,
+                );
                 let _ = done.send(record);
                 drop(host_permit);
                 drop(permit);
@@ -328,10 +343,11 @@ impl Dispatcher {
 /// Sends one attempt and decides what the run becomes.
 pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord {
     let started_at = Utc::now();
+    let subject = run.subject.name();
     let (target, retry) = match &run.spec {
         Ok(spec) => spec,
         Err(e) => {
-            tracing::error!(run_id = %run.run_id, job_id = %run.job_id, error = %e, "run failed: the stored job does not read back");
+            tracing::error!(run_id = %run.run_id, job_id = %subject, error = %e, "run failed: the stored job does not read back");
             return AttemptRecord {
                 run_id: run.run_id,
                 number: run.attempt,
@@ -344,14 +360,40 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
             };
         }
     };
+    let (webhook_id, about) = match &run.subject {
+        Subject::Job {
+            job_id,
+            scheduled_for,
+        } => (
+            run.run_id,
+            vec![
+                ("cronhook-job-id", job_id.to_string()),
+                (
+                    "cronhook-scheduled-for",
+                    crate::domain::instant::format(scheduled_for),
+                ),
+            ],
+        ),
+        // An event's deliveries carry its id: a receiver drops repeats.
+        Subject::Event {
+            subscription_id,
+            event_id,
+            event_type,
+        } => (
+            *event_id,
+            vec![
+                ("cronhook-event-type", event_type.clone()),
+                ("cronhook-subscription-id", subscription_id.clone()),
+            ],
+        ),
+    };
     let response = client
         .send(&Delivery {
-            run_id: run.run_id,
-            job_id: run.job_id.as_str(),
-            scheduled_for: run.scheduled_for,
+            webhook_id,
             attempt: run.attempt,
             target,
             secrets: &run.secrets,
+            about: &about,
         })
         .await;
     let result = match (response.refused, response.status) {
@@ -362,19 +404,15 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
         },
         (false, None) => AttemptResult::NoResponse,
     };
-    let outcome = after_attempt(run.attempt, retry, result, rand::rng().random::<f64>());
+    // After a redrive the policy counts afresh; attempts number on.
+    let in_round = run.attempt.saturating_sub(run.prior_attempts).max(1);
+    let outcome = after_attempt(in_round, retry, result, rand::rng().random::<f64>());
     let error = match (&response.error, response.status) {
         (Some(error), _) => error.clone(),
         (None, Some(status)) => format!("the target answered {status}"),
         (None, None) => "no response".to_string(),
     };
-    log_outcome(
-        run.run_id,
-        run.job_id.as_str(),
-        run.attempt,
-        outcome,
-        &error,
-    );
+    log_outcome(run.run_id, &subject, run.attempt, outcome, &error);
     AttemptRecord {
         run_id: run.run_id,
         number: run.attempt,

@@ -112,6 +112,10 @@ pub struct JobInput {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 1000)]
     pub max_instances: Option<i64>,
+    /// Pause the job when one of its runs fails (default false); event
+    /// `job.paused` says why.
+    #[serde(default)]
+    pub pause_on_failure: Option<bool>,
     #[serde(default)]
     pub retry: Option<RetryInput>,
     /// Create the job paused (default false).
@@ -201,6 +205,7 @@ pub struct JobDefinition {
     pub coalesce: bool,
     pub catchup_max: u32,
     pub max_instances: u32,
+    pub pause_on_failure: bool,
     pub retry: RetryPolicy,
     pub metadata: Map<String, Value>,
 }
@@ -310,6 +315,7 @@ impl JobInput {
                 coalesce: self.coalesce.unwrap_or(true),
                 catchup_max,
                 max_instances,
+                pause_on_failure: self.pause_on_failure.unwrap_or(false),
                 retry,
                 metadata: self.metadata.unwrap_or_default(),
             },
@@ -431,6 +437,7 @@ impl Job {
             coalesce: Some(d.coalesce),
             catchup_max: Some(d.catchup_max.into()),
             max_instances: Some(d.max_instances.into()),
+            pause_on_failure: Some(d.pause_on_failure),
             retry: Some(d.retry.to_input()),
             paused: Some(self.schedule == Schedule::Paused),
             next_run_at: None,

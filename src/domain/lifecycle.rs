@@ -218,6 +218,19 @@ fn apply_patch(
 /// `POST /v1/jobs/{id}/run`: a manual run is pending unless the job
 /// already has `max_instances` runs in flight, then it is recorded as
 /// skipped.
+/// Whether a run may be sent again (`POST /v1/runs/{id}/retry`): only a
+/// failed one.
+pub fn may_retry(status: RunStatus) -> Result<(), Refusal> {
+    if status == RunStatus::Failed {
+        Ok(())
+    } else {
+        Err(Refusal::Conflict(format!(
+            "only a failed run can be sent again; this one is {}",
+            status.as_str()
+        )))
+    }
+}
+
 pub fn manual_run_status(max_instances: u32, in_flight: u32) -> RunStatus {
     if in_flight < max_instances {
         RunStatus::Pending

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod event;
 pub mod idempotency;
 pub mod instant;
 pub mod job;

@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::domain::auth::Role;
 pub use crate::domain::auth::Tenant;
 use crate::domain::error::FieldError;
+pub use crate::domain::event::{EventType, Interest, NewEvent};
 pub use crate::domain::job::Job;
 use crate::domain::job::{JobId, JobState, ParseContext};
 use crate::domain::lifecycle::{JobCommand, Refusal};
@@ -119,8 +120,11 @@ pub type PlanFn<'a> = dyn Fn(&DueJob<'_>, DateTime<Utc>) -> Decision + Send + Sy
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpiredLease<'a> {
     pub run_id: Uuid,
-    pub job_id: &'a str,
+    /// Its job, or its subscription (for logs).
+    pub subject: &'a str,
     pub attempt: u32,
+    /// Attempts before the run's last redrive.
+    pub prior_attempts: u32,
     /// Its job's retry policy.
     pub policy: RetryPolicy,
 }
@@ -137,6 +141,85 @@ pub struct ClaimOutcome {
     pub runs: usize,
     /// Of those, pending ones: work for the dispatcher.
     pub pending: usize,
+    /// Of those, missed and skipped ones.
+    pub missed: usize,
+    pub skipped: usize,
+}
+
+impl ClaimOutcome {
+    /// Counts one inserted run of `status`.
+    pub fn count(&mut self, status: RunStatus) {
+        self.runs += 1;
+        match status {
+            RunStatus::Pending => self.pending += 1,
+            RunStatus::Missed => self.missed += 1,
+            RunStatus::Skipped => self.skipped += 1,
+            _ => {}
+        }
+    }
+}
+
+/// An event as stored and listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: Uuid,
+    pub kind: EventType,
+    pub at: DateTime<Utc>,
+    pub job_id: String,
+    pub run_id: Option<Uuid>,
+    pub data: serde_json::Value,
+}
+
+/// Which events a list shows, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only events after this one (in the order they are listed).
+    pub after: Option<Uuid>,
+    /// Events of any of these types; every type when empty.
+    pub types: Vec<EventType>,
+    pub job_id: Option<JobId>,
+    pub limit: u32,
+}
+
+/// A subscription to store; its secret is sealed with the target's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSubscription {
+    pub id: String,
+    pub target: Target,
+    pub interest: Interest,
+    pub secret: String,
+}
+
+/// A subscription as listed (never its secret).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub id: String,
+    pub target: Target,
+    pub interest: Interest,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One delivery of an event to a subscription, with its last attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub status: RunStatus,
+    pub attempt_count: u32,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+}
+
+/// What `/metrics` reads from the store at each scrape.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gauges {
+    pub runs_pending: u64,
+    pub jobs: Vec<(JobState, u64)>,
+    /// The pool's connections: in use, idle.
+    pub db_connections: (u32, u32),
 }
 
 /// Which runs a list shows, newest first.
@@ -162,14 +245,44 @@ pub struct RunCursor {
     pub id: Uuid,
 }
 
+/// What a claimed run delivers: a job's occurrence, or an event to a
+/// subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Subject {
+    Job {
+        job_id: JobId,
+        scheduled_for: DateTime<Utc>,
+    },
+    Event {
+        subscription_id: String,
+        event_id: Uuid,
+        event_type: String,
+    },
+}
+
+impl Subject {
+    /// How logs name it.
+    pub fn name(&self) -> String {
+        match self {
+            Subject::Job { job_id, .. } => job_id.to_string(),
+            Subject::Event {
+                subscription_id, ..
+            } => format!("subscription {subscription_id}"),
+        }
+    }
+}
+
 /// A run claimed for one attempt, with what its request needs.
 #[derive(Debug, Clone)]
 pub struct ClaimedRun {
     pub run_id: Uuid,
-    pub job_id: JobId,
-    pub scheduled_for: DateTime<Utc>,
-    /// The number of this attempt (1 for the first).
+    pub subject: Subject,
+    /// The number of this attempt (1 for the first), counting those
+    /// before a redrive.
     pub attempt: u32,
+    /// Attempts made before the run was last sent again: its retry policy
+    /// counts from there.
+    pub prior_attempts: u32,
     pub tenant: Tenant,
     /// The job's target and retry policy, or why the stored job no longer
     /// reads back (the run then fails without a request, alone).
@@ -180,7 +293,7 @@ pub struct ClaimedRun {
 }
 
 /// One finished attempt, to be recorded with the run's new state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
     pub run_id: Uuid,
     pub number: u32,
@@ -190,6 +303,44 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     pub response_excerpt: Option<String>,
     pub outcome: Outcome,
+}
+
+impl AttemptRecord {
+    /// An attempt cut off by its instance's death, as recovery records it.
+    pub fn interrupted(run_id: Uuid, number: u32, outcome: Outcome) -> Self {
+        Self {
+            run_id,
+            number,
+            started_at: Utc::now(),
+            duration_ms: 0,
+            status_code: None,
+            error: Some(crate::domain::run::INTERRUPTED.to_string()),
+            response_excerpt: None,
+            outcome,
+        }
+    }
+}
+
+/// How a recovered run is named in logs: its job, or its subscription.
+pub(crate) fn lease_subject(job_id: Option<&str>, subscription_id: Option<&str>) -> String {
+    match (job_id, subscription_id) {
+        (Some(job), _) => job.to_string(),
+        (None, Some(subscription)) => format!("subscription {subscription}"),
+        (None, None) => "?".to_string(),
+    }
+}
+
+/// A recovered run's retry policy: its job's, or the default (a delivery
+/// of an event, or a job whose policy no longer reads back).
+pub(crate) fn lease_policy(subject: &str, retry: Option<shape::StoredRetry>) -> RetryPolicy {
+    match retry.map(|r| r.into_policy(subject)) {
+        Some(Ok(policy)) => policy,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "recovering a run under the default retry policy");
+            RetryPolicy::default()
+        }
+        None => RetryPolicy::default(),
+    }
 }
 
 /// A job's signing secrets.
@@ -450,6 +601,50 @@ pub trait Store: Send + Sync + 'static {
     /// Whether any token is not revoked: `--auth auto` requires tokens then.
     async fn tokens_exist(&self) -> StoreResult<bool>;
 
+    /// Events as `filter` says, oldest first, only of transactions that no
+    /// running one precedes (so that a reader resuming after the last one
+    /// misses nothing). `NotFound` when `filter.after` names no event.
+    async fn list_events(&self, tenant: &Tenant, filter: &EventFilter) -> StoreResult<Vec<Event>>;
+
+    /// Deletes up to `batch` events older than `older_than`; returns how many.
+    async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64>;
+
+    async fn create_subscription(
+        &self,
+        tenant: &Tenant,
+        subscription: &NewSubscription,
+    ) -> StoreResult<Subscription>;
+
+    async fn list_subscriptions(&self, tenant: &Tenant) -> StoreResult<Vec<Subscription>>;
+
+    async fn get_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<Option<Subscription>>;
+
+    /// The subscription's signing secret.
+    async fn subscription_secret(&self, tenant: &Tenant, id: &str) -> StoreResult<Option<String>>;
+
+    /// Deletes it and its deliveries; false when there was none.
+    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool>;
+
+    /// A subscription's deliveries, newest first.
+    async fn list_deliveries(
+        &self,
+        tenant: &Tenant,
+        subscription_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+
+    /// Sends a failed run again (redrive): pending now, the same id, its
+    /// attempts numbered on and its retry policy counted afresh; event
+    /// `run.retried`. `Conflict` unless it is failed.
+    async fn retry_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Run>;
+
+    /// Pending runs, jobs by state, the pool's connections.
+    async fn gauges(&self) -> StoreResult<Gauges>;
+
     /// Starts forwarding other instances' notifications to this process's
     /// wake-ups, until `shutdown`; `None` where the store has none (SQLite).
     fn spawn_listener(
@@ -565,6 +760,257 @@ pub(crate) fn open_secret(
             None => None,
         },
     })
+}
+
+/// A subscription's interest as stored: comma-separated types (unknown
+/// ones, of a later version, are skipped) and a job.
+pub(crate) fn interest(types: &str, job_id: Option<String>) -> Interest {
+    Interest {
+        types: types.split(',').filter_map(EventType::parse).collect(),
+        job_id,
+    }
+}
+
+/// Types as stored: comma separated.
+pub(crate) fn types_text(types: &[EventType]) -> String {
+    types
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The deliveries `events` make: for each event, every subscription of its
+/// tenant that wants it (`subscriptions`: tenant, id, interest). Returns
+/// (tenant, subscription id, event id).
+pub(crate) fn deliveries_of<'a>(
+    events: &'a [(String, NewEvent)],
+    subscriptions: &'a [(String, String, Interest)],
+) -> Vec<(&'a str, &'a str, Uuid)> {
+    let mut out = Vec::new();
+    for (tenant, event) in events {
+        for (sub_tenant, id, interest) in subscriptions {
+            if sub_tenant == tenant && interest.wants(event) {
+                out.push((tenant.as_str(), id.as_str(), event.id));
+            }
+        }
+    }
+    out
+}
+
+/// The request a delivery of an event sends: a JSON POST of the event to
+/// the subscription's URL, with the default timeout.
+pub(crate) fn event_target(mut target: Target, body: serde_json::Value) -> Target {
+    target.body = crate::domain::target::Body::from_value(Some(body));
+    target
+}
+
+/// A claimed run's columns, whichever the store: a job's occurrence (its
+/// target and retry policy) or an event's delivery (its subscription's URL
+/// and the event).
+pub(crate) struct ClaimedParts {
+    pub run_id: Uuid,
+    pub tenant: String,
+    pub job_id: Option<String>,
+    pub scheduled_for: DateTime<Utc>,
+    pub attempt_count: i64,
+    pub prior_attempts: i64,
+    /// A job's target and retry policy.
+    pub job: Option<(shape::StoredTarget, shape::StoredRetry)>,
+    /// A delivery's subscription: id, URL, sealed URL secrets; and event.
+    pub delivery: Option<(String, String, Option<String>, Event)>,
+    /// Sealed signing secrets: current, previous until when.
+    pub secret: Option<String>,
+    pub previous: Option<(String, DateTime<Utc>)>,
+    pub now: DateTime<Utc>,
+}
+
+impl ClaimedParts {
+    pub fn into_claimed(self, key: &SealingKey) -> StoreResult<ClaimedRun> {
+        let secrets = match &self.secret {
+            Some(secret) => open_secret(key, secret, self.previous.clone()),
+            None => Err(StoreError::Corrupt(format!(
+                "run {}: no signing secret",
+                self.run_id
+            ))),
+        };
+        let (subject, spec) = match (self.job, self.delivery, self.job_id) {
+            (Some((target, retry)), _, Some(job)) => {
+                let spec = target
+                    .into_target(&job, key)
+                    .and_then(|target| Ok((target, retry.into_policy(&job)?)));
+                let subject = Subject::Job {
+                    job_id: job_id(job)?,
+                    scheduled_for: self.scheduled_for,
+                };
+                (subject, spec)
+            }
+            (_, Some((subscription_id, url, sealed, event)), _) => {
+                let stored = shape::StoredTarget {
+                    url,
+                    method: "POST".into(),
+                    headers: "{}".into(),
+                    body: None,
+                    secrets: sealed,
+                    timeout_s: crate::domain::target::DEFAULT_TIMEOUT_S.into(),
+                };
+                let body = crate::domain::event::body(
+                    event.id,
+                    event.kind,
+                    event.at,
+                    &event.job_id,
+                    event.run_id,
+                    &event.data,
+                );
+                let spec = stored
+                    .into_target(&subscription_id, key)
+                    .map(|target| (event_target(target, body), RetryPolicy::default()));
+                let subject = Subject::Event {
+                    subscription_id,
+                    event_id: event.id,
+                    event_type: event.kind.as_str().to_string(),
+                };
+                (subject, spec)
+            }
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "run {}: neither its job nor its subscription and event read back",
+                    self.run_id
+                )));
+            }
+        };
+        let spec = spec
+            .and_then(|spec| Ok((spec, secrets?)))
+            .map_err(|e| e.to_string());
+        let (spec, secrets) = match spec {
+            Ok((spec, secret)) => (Ok(spec), signing_secrets(secret, self.now)),
+            Err(e) => (Err(e), Vec::new()),
+        };
+        Ok(ClaimedRun {
+            run_id: self.run_id,
+            subject,
+            attempt: count(self.attempt_count).max(1),
+            prior_attempts: count(self.prior_attempts),
+            tenant: tenant(&self.tenant)?,
+            spec,
+            secrets,
+        })
+    }
+}
+
+/// An event row's columns, as both stores read them.
+pub(crate) fn event_of(
+    id: Uuid,
+    kind: &str,
+    at: DateTime<Utc>,
+    job_id: String,
+    run_id: Option<Uuid>,
+    data: &str,
+) -> StoreResult<Event> {
+    Ok(Event {
+        id,
+        kind: EventType::parse(kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("event {id}: type {kind:?}")))?,
+        at,
+        job_id,
+        run_id,
+        data: serde_json::from_str(data)
+            .map_err(|e| StoreError::Corrupt(format!("event {id}: data: {e}")))?,
+    })
+}
+
+/// An event with its tenant, as the stores write them.
+pub(crate) type TenantEvent = (String, NewEvent);
+/// A failed job run: tenant, job id, run id.
+pub(crate) type FailedRun = (String, String, Uuid);
+
+/// The events of recorded attempts of job runs (an event's delivery makes
+/// none: no events about events), and the failed job runs (tenant, job,
+/// run) whose job may pause. `recorded`: run id, tenant, job id (none for a
+/// delivery).
+pub(crate) fn attempt_events(
+    records: &[AttemptRecord],
+    recorded: &[(Uuid, String, Option<String>)],
+) -> (Vec<TenantEvent>, Vec<FailedRun>) {
+    let mut events = Vec::new();
+    let mut failed = Vec::new();
+    for (run_id, tenant, job_id) in recorded {
+        let (Some(job_id), Some(record)) = (job_id, records.iter().find(|r| r.run_id == *run_id))
+        else {
+            continue;
+        };
+        // What went wrong, in words: the error, or the status answered.
+        let error = record.error.clone().or_else(|| {
+            record
+                .status_code
+                .filter(|_| record.outcome != Outcome::Succeeded)
+                .map(|status| format!("the target answered {status}"))
+        });
+        let summary = crate::domain::event::AttemptSummary {
+            job_id,
+            run_id: *run_id,
+            attempt: record.number,
+            status_code: record.status_code,
+            error: error.as_deref(),
+            outcome: record.outcome,
+        };
+        for event in crate::domain::event::for_attempt(&summary) {
+            events.push((tenant.clone(), event));
+        }
+        if record.outcome == Outcome::Failed {
+            failed.push((tenant.clone(), job_id.clone(), *run_id));
+        }
+    }
+    (events, failed)
+}
+
+/// A subscription row's columns, its URL's password opened.
+pub(crate) fn subscription_of(
+    id: String,
+    url: String,
+    sealed: Option<String>,
+    types: &str,
+    job_id: Option<String>,
+    created_at: DateTime<Utc>,
+    key: &SealingKey,
+) -> StoreResult<Subscription> {
+    let target = shape::StoredTarget {
+        url,
+        method: "POST".into(),
+        headers: "{}".into(),
+        body: None,
+        secrets: sealed,
+        timeout_s: crate::domain::target::DEFAULT_TIMEOUT_S.into(),
+    }
+    .into_target(&id, key)?;
+    Ok(Subscription {
+        interest: interest(types, job_id),
+        id,
+        target,
+        created_at,
+    })
+}
+
+/// The smallest UUIDv7 of the instant `age` ago: every event id below it
+/// is older (event ids are UUIDv7, in time order).
+pub(crate) fn uuid_before(age: Duration) -> Uuid {
+    let cutoff = chrono::TimeDelta::from_std(age)
+        .ok()
+        .and_then(|age| Utc::now().checked_sub_signed(age));
+    let ms = cutoff.map_or(0, |t| u64::try_from(t.timestamp_millis()).unwrap_or(0));
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    bytes[6] = 0x70;
+    bytes[8] = 0x80;
+    Uuid::from_bytes(bytes)
+}
+
+/// Events of one tenant, as the stores write them.
+pub(crate) fn with_tenant(tenant: &Tenant, events: Vec<NewEvent>) -> Vec<(String, NewEvent)> {
+    events
+        .into_iter()
+        .map(|e| (tenant.as_str().to_string(), e))
+        .collect()
 }
 
 /// A token row's columns, as listed.

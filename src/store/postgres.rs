@@ -12,16 +12,20 @@ use uuid::Uuid;
 
 use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
-    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, ExpiredLease, Idempotency, IdempotentRequest,
-    Instance, Job, JobFilter, JobSecret, NewToken, PlanFn, RecoverFn, Run, RunFilter, RunSummary,
-    Saved, Store, StoreError, StoreResult, Tenant, TokenInfo, check_fingerprint, count, delay_ms,
-    job_id, open_secret, run_cause, run_status, signing_secrets, tenant, token_info,
+    Attempt, AttemptRecord, ClaimOutcome, ClaimedParts, ClaimedRun, DeliveryRecord, Event,
+    EventFilter, ExpiredLease, Gauges, Idempotency, IdempotentRequest, Instance, Interest, Job,
+    JobFilter, JobSecret, NewEvent, NewSubscription, NewToken, PlanFn, RecoverFn, Run, RunFilter,
+    RunSummary, Saved, Store, StoreError, StoreResult, Subscription, Tenant, TokenInfo,
+    attempt_events, check_fingerprint, count, delay_ms, deliveries_of, event_of, interest, job_id,
+    lease_policy, lease_subject, open_secret, run_cause, run_status, subscription_of, token_info,
+    types_text, uuid_before, with_tenant,
 };
 use crate::domain::job::{JobDefinition, JobId, JobState, ParseContext, Schedule};
 use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::DueJob;
 use crate::domain::retry::Outcome;
+use crate::domain::run::RunCause;
 use crate::domain::run::{INTERRUPTED, RunStatus};
 use crate::domain::sealing::{SealingKey, is_sealed};
 use crate::wakeup::Wakeups;
@@ -32,6 +36,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// and dispatcher (runs to deliver).
 pub const JOBS_CHANNEL: &str = "cronhook_jobs";
 pub const RUNS_CHANNEL: &str = "cronhook_runs";
+/// Events were written: streams on every instance read on.
+pub const EVENTS_CHANNEL: &str = "cronhook_events";
 
 /// The `application_name` of the LISTEN connection.
 pub const LISTENER_NAME: &str = "cronhook-listener";
@@ -56,6 +62,15 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Wakes this process's streams (and dispatcher, for deliveries) after
+    /// a transaction that wrote events committed.
+    fn events_written(&self, deliveries: usize) {
+        self.wakeups.events_changed();
+        if deliveries > 0 {
+            self.wakeups.runs_changed();
+        }
     }
 
     /// Inserts many new jobs, a few thousand per statement: the bulk path
@@ -99,7 +114,7 @@ macro_rules! job_columns {
         "tenant, id, name, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
          end_at, jitter_s, target_url, target_method, target_headers, target_body,
          target_secrets, timeout_s, misfire_grace_s, coalesce_runs, catchup_max, max_instances,
-         max_attempts, backoff_initial_s, backoff_max_s, metadata, state, next_run_at, secret,
+         pause_on_failure, max_attempts, backoff_initial_s, backoff_max_s, metadata, state, next_run_at, secret,
          created_at, updated_at"
     };
 }
@@ -137,6 +152,7 @@ fn push_job(
         .push_bind(d.coalesce)
         .push_bind(d.catchup_max)
         .push_bind(d.max_instances)
+        .push_bind(d.pause_on_failure)
         .push_bind(d.retry.max_attempts)
         .push_bind(d.retry.backoff_initial_s)
         .push_bind(d.retry.backoff_max_s)
@@ -157,7 +173,8 @@ macro_rules! job_query {
     SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
            j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
            j.target_body, j.target_secrets, j.timeout_s, j.misfire_grace_s, j.coalesce_runs,
-           j.catchup_max, j.max_instances, j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
+           j.catchup_max, j.max_instances, j.pause_on_failure, j.max_attempts, j.backoff_initial_s,
+           j.backoff_max_s,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
@@ -340,26 +357,142 @@ struct RunColumns {
 struct ClaimedRow {
     id: Uuid,
     tenant: String,
-    job_id: String,
+    job_id: Option<String>,
+    subscription_id: Option<String>,
     scheduled_for: DateTime<Utc>,
     attempt_count: i32,
-    #[sqlx(flatten)]
-    target: StoredTarget,
-    #[sqlx(flatten)]
-    retry: StoredRetry,
-    secret: String,
+    prior_attempts: i32,
+    target_url: Option<String>,
+    target_method: Option<String>,
+    target_headers: Option<String>,
+    target_body: Option<String>,
+    target_secrets: Option<String>,
+    timeout_s: Option<i64>,
+    max_attempts: Option<i64>,
+    backoff_initial_s: Option<i64>,
+    backoff_max_s: Option<i64>,
+    subscription_url: Option<String>,
+    subscription_secrets: Option<String>,
+    secret: Option<String>,
     previous_secret: Option<String>,
     previous_secret_expires_at: Option<DateTime<Utc>>,
+    event_id: Option<Uuid>,
+    event_type: Option<String>,
+    event_at: Option<DateTime<Utc>>,
+    event_job_id: Option<String>,
+    event_run_id: Option<Uuid>,
+    event_data: Option<String>,
     db_now: DateTime<Utc>,
+}
+
+impl ClaimedRow {
+    fn into_parts(self) -> StoreResult<ClaimedParts> {
+        let job = match (
+            self.target_url,
+            self.target_method,
+            self.target_headers,
+            self.timeout_s,
+            self.max_attempts,
+            self.backoff_initial_s,
+            self.backoff_max_s,
+        ) {
+            (
+                Some(url),
+                Some(method),
+                Some(headers),
+                Some(timeout_s),
+                Some(max),
+                Some(initial),
+                Some(max_backoff),
+            ) => Some((
+                StoredTarget {
+                    url,
+                    method,
+                    headers,
+                    body: self.target_body,
+                    secrets: self.target_secrets,
+                    timeout_s,
+                },
+                StoredRetry {
+                    max_attempts: max,
+                    backoff_initial_s: initial,
+                    backoff_max_s: max_backoff,
+                },
+            )),
+            _ => None,
+        };
+        let delivery = match (
+            self.subscription_id,
+            self.subscription_url,
+            self.event_id,
+            self.event_type,
+            self.event_at,
+            self.event_job_id,
+            self.event_data,
+        ) {
+            (
+                Some(subscription),
+                Some(url),
+                Some(id),
+                Some(kind),
+                Some(at),
+                Some(job_id),
+                Some(data),
+            ) => {
+                let event = event_of(id, &kind, at, job_id, self.event_run_id, &data)?;
+                Some((subscription, url, self.subscription_secrets, event))
+            }
+            _ => None,
+        };
+        Ok(ClaimedParts {
+            run_id: self.id,
+            tenant: self.tenant,
+            job_id: self.job_id,
+            scheduled_for: self.scheduled_for,
+            attempt_count: self.attempt_count.into(),
+            prior_attempts: self.prior_attempts.into(),
+            job,
+            delivery,
+            secret: self.secret,
+            previous: self.previous_secret.zip(self.previous_secret_expires_at),
+            now: self.db_now,
+        })
+    }
 }
 
 #[derive(FromRow)]
 struct ExpiredRow {
     id: Uuid,
-    job_id: String,
+    tenant: String,
+    job_id: Option<String>,
+    subscription_id: Option<String>,
     attempt_count: i32,
-    #[sqlx(flatten)]
-    retry: StoredRetry,
+    prior_attempts: i32,
+    max_attempts: Option<i64>,
+    backoff_initial_s: Option<i64>,
+    backoff_max_s: Option<i64>,
+}
+
+impl ExpiredRow {
+    fn subject(&self) -> String {
+        lease_subject(self.job_id.as_deref(), self.subscription_id.as_deref())
+    }
+
+    fn policy(&self) -> crate::domain::retry::RetryPolicy {
+        lease_policy(
+            &self.subject(),
+            self.max_attempts
+                .zip(self.backoff_initial_s)
+                .zip(self.backoff_max_s)
+                .map(
+                    |((max_attempts, backoff_initial_s), backoff_max_s)| StoredRetry {
+                        max_attempts,
+                        backoff_initial_s,
+                        backoff_max_s,
+                    },
+                ),
+        )
+    }
 }
 
 #[derive(FromRow)]
@@ -471,6 +604,43 @@ struct PlainRow {
     target: StoredTarget,
 }
 
+#[derive(FromRow)]
+struct SubscriptionRow {
+    id: String,
+    target_url: String,
+    target_secrets: Option<String>,
+    types: String,
+    job_id: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl SubscriptionRow {
+    fn into_subscription(self, key: &SealingKey) -> StoreResult<Subscription> {
+        subscription_of(
+            self.id,
+            self.target_url,
+            self.target_secrets,
+            &self.types,
+            self.job_id,
+            self.created_at,
+            key,
+        )
+    }
+}
+
+#[derive(FromRow)]
+struct DeliveryRow {
+    id: Uuid,
+    event_id: Option<Uuid>,
+    status: String,
+    attempt_count: i32,
+    created_at: DateTime<Utc>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    status_code: Option<i32>,
+    error: Option<String>,
+}
+
 /// Seconds until something is due, where the past counts as now.
 fn non_negative(seconds: f64) -> Duration {
     Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
@@ -525,6 +695,158 @@ async fn record_idempotency(
     Ok(())
 }
 
+/// Writes events in the caller's transaction, with a pending delivery run
+/// for each subscription that wants one, and tells other instances (their
+/// streams, and their dispatchers when there are deliveries). Returns how
+/// many deliveries it made; the caller wakes this process's loops after
+/// committing ([`PgStore::events_written`]).
+async fn write_events(
+    conn: &mut PgConnection,
+    events: &[(String, NewEvent)],
+) -> StoreResult<usize> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let mut tenants: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    // One round trip: the notification, and the subscriptions that may
+    // want these events.
+    let (subscriptions,): (Option<String>,) = sqlx::query_as(
+        "SELECT (SELECT json_agg(json_build_array(tenant, id, types, job_id))::text
+                 FROM subscriptions WHERE tenant = ANY($1))
+         FROM (SELECT pg_notify($2, '')) n",
+    )
+    .bind(&tenants)
+    .bind(EVENTS_CHANNEL)
+    .fetch_one(&mut *conn)
+    .await?;
+    let subscriptions: Vec<(String, String, Interest)> = subscriptions
+        .map(|text| {
+            serde_json::from_str::<Vec<(String, String, String, Option<String>)>>(&text)
+                .map_err(|e| StoreError::Corrupt(format!("subscriptions: {e}")))
+        })
+        .transpose()?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(tenant, id, types, job)| (tenant, id, interest(&types, job)))
+        .collect();
+    let deliveries = deliveries_of(events, &subscriptions);
+
+    let mut e = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (tenant, event) in events {
+        e.0.push(event.id);
+        e.1.push(tenant.as_str());
+        e.2.push(event.kind.as_str());
+        e.3.push(event.job_id.as_str());
+        e.4.push(event.run_id);
+        e.5.push(event.data.to_string());
+    }
+    let mut d = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (tenant, subscription, event) in &deliveries {
+        d.0.push(Uuid::now_v7());
+        d.1.push(*tenant);
+        d.2.push(*subscription);
+        d.3.push(*event);
+    }
+    sqlx::query(
+        "WITH e AS (
+             INSERT INTO events (id, tenant, type, job_id, run_id, data)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[],
+                                  $6::text[])
+         ), d AS (
+             INSERT INTO runs (id, tenant, subscription_id, event_id, scheduled_for, cause, status,
+                               occurrences, deliver_after, next_attempt_at)
+             SELECT u.id, u.tenant, u.subscription_id, u.event_id, now(), 'event', 'pending', 1,
+                    now(), now()
+             FROM UNNEST($7::uuid[], $8::text[], $9::text[], $10::uuid[])
+                  AS u(id, tenant, subscription_id, event_id)
+         )
+         SELECT 1",
+    )
+    .bind(&e.0)
+    .bind(&e.1)
+    .bind(&e.2)
+    .bind(&e.3)
+    .bind(&e.4)
+    .bind(&e.5)
+    .bind(&d.0)
+    .bind(&d.1)
+    .bind(&d.2)
+    .bind(&d.3)
+    .execute(&mut *conn)
+    .await?;
+    if !deliveries.is_empty() {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(RUNS_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(deliveries.len())
+}
+
+/// Pauses the jobs of failed runs whose `pause_on_failure` says so, in the
+/// caller's transaction; returns the events it makes. `failed`: tenant,
+/// job id, run id.
+async fn pause_failed_jobs(
+    conn: &mut PgConnection,
+    failed: &[(String, String, Uuid)],
+) -> StoreResult<Vec<(String, NewEvent)>> {
+    if failed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenants: Vec<&str> = failed.iter().map(|f| f.0.as_str()).collect();
+    let ids: Vec<&str> = failed.iter().map(|f| f.1.as_str()).collect();
+    let jobs: Vec<(String, String, String, bool)> = sqlx::query_as(
+        "SELECT j.tenant, j.id, j.state, j.pause_on_failure
+         FROM jobs j JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
+              ON j.tenant = u.tenant AND j.id = u.id
+         FOR UPDATE OF j",
+    )
+    .bind(&tenants)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut events = Vec::new();
+    for (tenant, id, state, pause_on_failure) in jobs {
+        let state = JobState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {state:?}")))?;
+        if !crate::domain::event::pauses_on_failure(pause_on_failure, state) {
+            continue;
+        }
+        let Some((_, _, run_id)) = failed.iter().find(|f| f.0 == tenant && f.1 == id) else {
+            continue;
+        };
+        sqlx::query(
+            "UPDATE jobs SET state = 'paused', next_run_at = NULL, updated_at = now()
+             WHERE tenant = $1 AND id = $2",
+        )
+        .bind(&tenant)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
+        tracing::warn!(tenant = %tenant, job_id = %id, run_id = %run_id, "job paused: its run failed (pause_on_failure)");
+        events.push((
+            tenant,
+            crate::domain::event::job_paused_by_failure(&id, *run_id),
+        ));
+    }
+    if !events.is_empty() {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(JOBS_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(events)
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -554,6 +876,10 @@ impl Store for PgStore {
             let mut tx = self.pool.begin().await?;
             let existing = fetch_job(&mut tx, &self.key, tenant, id, true).await?;
             let change = lifecycle::decide(id.as_str(), existing.as_ref(), command, ctx.clone())?;
+            let events = with_tenant(
+                tenant,
+                crate::domain::event::for_job_change(id.as_str(), existing.as_ref(), &change),
+            );
             let (saved, schedule_changed) = match change {
                 JobChange::Unchanged => {
                     tx.commit().await?;
@@ -605,7 +931,7 @@ impl Store for PgStore {
                              metadata = $22,
                              state = COALESCE($23, state),
                              next_run_at = CASE WHEN $23::text IS NULL THEN next_run_at ELSE $24 END,
-                             target_secrets = $25, catchup_max = $26,
+                             target_secrets = $25, catchup_max = $26, pause_on_failure = $28,
                              updated_at = now()
                          WHERE tenant = $27 AND id = $1",
                     )
@@ -636,6 +962,7 @@ impl Store for PgStore {
                     .bind(&d.target.secrets)
                     .bind(d.catchup_max)
                     .bind(tenant.as_str())
+                    .bind(d.pause_on_failure)
                     .execute(&mut *tx)
                     .await?;
                     (Saved::Updated, schedule.is_some())
@@ -647,12 +974,16 @@ impl Store for PgStore {
                     .execute(&mut *tx)
                     .await?;
             }
+            let deliveries = write_events(&mut tx, &events).await?;
             let job = fetch_job(&mut tx, &self.key, tenant, id, false)
                 .await?
                 .ok_or(StoreError::NotFound)?;
             tx.commit().await?;
             if schedule_changed {
                 self.wakeups.jobs_changed();
+            }
+            if !events.is_empty() {
+                self.events_written(deliveries);
             }
             return Ok((job, saved));
         }
@@ -700,12 +1031,21 @@ impl Store for PgStore {
     }
 
     async fn delete_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM jobs WHERE tenant = $1 AND id = $2")
             .bind(tenant.as_str())
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let events = with_tenant(tenant, vec![crate::domain::event::job_deleted(id.as_str())]);
+        let deliveries = write_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        self.events_written(deliveries);
+        Ok(true)
     }
 
     async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome> {
@@ -789,11 +1129,21 @@ impl Store for PgStore {
             next_runs.push(schedule.next_run_at());
             states.push(schedule.state().as_str());
         }
+        let mut events: Vec<(String, NewEvent)> = Vec::new();
+        for (i, state) in states.iter().enumerate() {
+            if *state == JobState::Completed.as_str() {
+                events.push((
+                    job_tenants[i].clone(),
+                    crate::domain::event::job_completed(&job_ids[i]),
+                ));
+            }
+        }
 
-        let inserted: Vec<String> = if runs.id.is_empty() {
+        type Inserted = (Uuid, String, String, String, DateTime<Utc>, i64);
+        let inserted: Vec<Inserted> = if runs.id.is_empty() {
             Vec::new()
         } else {
-            sqlx::query_scalar(
+            sqlx::query_as(
                 "INSERT INTO runs (id, tenant, job_id, scheduled_for, cause, status, occurrences,
                                    deliver_after, next_attempt_at, finished_at)
                  SELECT u.id, u.tenant, u.job_id, u.scheduled_for, 'schedule', u.status,
@@ -804,7 +1154,7 @@ impl Store for PgStore {
                              $6::timestamptz[], $7::text[])
                       AS u(id, job_id, scheduled_for, status, occurrences, deliver_after, tenant)
                  ON CONFLICT DO NOTHING
-                 RETURNING status",
+                 RETURNING id, tenant, job_id, status, scheduled_for, occurrences",
             )
             .bind(&runs.id)
             .bind(&runs.job_id)
@@ -828,22 +1178,40 @@ impl Store for PgStore {
         .bind(&job_tenants)
         .execute(&mut *tx)
         .await?;
-        let pending = inserted.iter().filter(|s| *s == "pending").count();
-        if pending > 0 {
+        let mut outcome = ClaimOutcome {
+            jobs: job_ids.len(),
+            ..Default::default()
+        };
+        for (id, tenant, job_id, status, scheduled_for, occurrences) in inserted {
+            let status = run_status(&status)?;
+            outcome.count(status);
+            events.push((
+                tenant,
+                crate::domain::event::run_created(
+                    &job_id,
+                    id,
+                    status,
+                    RunCause::Schedule,
+                    scheduled_for,
+                    occurrences.max(0) as u64,
+                ),
+            ));
+        }
+        if outcome.pending > 0 {
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(RUNS_CHANNEL)
                 .execute(&mut *tx)
                 .await?;
         }
+        let deliveries = write_events(&mut tx, &events).await?;
         tx.commit().await?;
-        if pending > 0 {
+        if outcome.pending > 0 {
             self.wakeups.runs_changed();
         }
-        Ok(ClaimOutcome {
-            jobs: job_ids.len(),
-            runs: inserted.len(),
-            pending,
-        })
+        if !events.is_empty() {
+            self.events_written(deliveries);
+        }
+        Ok(outcome)
     }
 
     async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
@@ -905,10 +1273,23 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        let events = with_tenant(
+            tenant,
+            vec![crate::domain::event::run_created(
+                id.as_str(),
+                run.id,
+                status,
+                RunCause::Manual,
+                run.scheduled_for,
+                1,
+            )],
+        );
+        let deliveries = write_events(&mut tx, &events).await?;
         tx.commit().await?;
         if status == RunStatus::Pending {
             self.wakeups.runs_changed();
         }
+        self.events_written(deliveries);
         Ok(run)
     }
 
@@ -916,7 +1297,9 @@ impl Store for PgStore {
         let mut query = QueryBuilder::<Postgres>::new(format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE tenant = "
         ));
-        query.push_bind(tenant.as_str().to_string());
+        query
+            .push_bind(tenant.as_str().to_string())
+            .push(" AND subscription_id IS NULL");
         if let Some(job_id) = &filter.job_id {
             query
                 .push(" AND job_id = ")
@@ -1003,7 +1386,8 @@ impl Store for PgStore {
 
     async fn get_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
         let run = sqlx::query_as::<_, RunRow>(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE tenant = $1 AND id = $2"
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE tenant = $1 AND id = $2 AND subscription_id IS NULL"
         ))
         .bind(tenant.as_str())
         .bind(id)
@@ -1092,51 +1476,41 @@ impl Store for PgStore {
                  ORDER BY next_attempt_at
                  LIMIT $2
                  FOR UPDATE SKIP LOCKED
+             ), claimed AS (
+                 UPDATE runs r
+                 SET status = 'running', lease_owner = $1, attempt_count = r.attempt_count + 1,
+                     attempt_started_at = now(), next_attempt_at = NULL,
+                     lease_until = now() + make_interval(secs => $3 + COALESCE(
+                         (SELECT j.timeout_s FROM jobs j WHERE j.tenant = r.tenant AND j.id = r.job_id),
+                         $4))
+                 FROM due
+                 WHERE r.id = due.id
+                 RETURNING r.id, r.tenant, r.job_id, r.subscription_id, r.event_id,
+                           r.scheduled_for, r.attempt_count, r.prior_attempts
              )
-             UPDATE runs r
-             SET status = 'running', lease_owner = $1, attempt_count = r.attempt_count + 1,
-                 attempt_started_at = now(), next_attempt_at = NULL,
-                 lease_until = now() + make_interval(secs => j.timeout_s + $3)
-             FROM due, jobs j
-             WHERE r.id = due.id AND j.tenant = r.tenant AND j.id = r.job_id
-             RETURNING r.id, r.tenant, r.job_id, r.scheduled_for, r.attempt_count, j.target_url,
-                       j.target_method, j.target_headers, j.target_body, j.target_secrets,
-                       j.timeout_s, j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
-                       j.secret, j.previous_secret, j.previous_secret_expires_at, now() AS db_now",
+             SELECT c.id, c.tenant, c.job_id, c.subscription_id, c.scheduled_for, c.attempt_count,
+                    c.prior_attempts, j.target_url, j.target_method, j.target_headers,
+                    j.target_body, j.target_secrets, j.timeout_s, j.max_attempts,
+                    j.backoff_initial_s, j.backoff_max_s,
+                    s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
+                    COALESCE(j.secret, s.secret) AS secret, j.previous_secret,
+                    j.previous_secret_expires_at,
+                    e.id AS event_id, e.type AS event_type, e.at AS event_at,
+                    e.job_id AS event_job_id, e.run_id AS event_run_id, e.data AS event_data,
+                    now() AS db_now
+             FROM claimed c
+             LEFT JOIN jobs j ON j.tenant = c.tenant AND j.id = c.job_id
+             LEFT JOIN subscriptions s ON s.tenant = c.tenant AND s.id = c.subscription_id
+             LEFT JOIN events e ON e.id = c.event_id",
         )
         .bind(owner)
         .bind(i64::from(limit))
         .bind(lease_margin.as_secs_f64())
+        .bind(f64::from(crate::domain::target::DEFAULT_TIMEOUT_S))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|row| {
-                let secrets = SecretRow {
-                    secret: row.secret,
-                    previous_secret: row.previous_secret,
-                    previous_secret_expires_at: row.previous_secret_expires_at,
-                }
-                .open(&self.key);
-                let spec = row
-                    .target
-                    .into_target(&row.job_id, &self.key)
-                    .and_then(|target| Ok((target, row.retry.into_policy(&row.job_id)?)))
-                    .and_then(|spec| Ok((spec, secrets?)))
-                    .map_err(|e| e.to_string());
-                let (spec, secrets) = match spec {
-                    Ok((spec, secret)) => (Ok(spec), signing_secrets(secret, row.db_now)),
-                    Err(e) => (Err(e), Vec::new()),
-                };
-                Ok(ClaimedRun {
-                    run_id: row.id,
-                    tenant: tenant(&row.tenant)?,
-                    job_id: job_id(row.job_id)?,
-                    scheduled_for: row.scheduled_for,
-                    attempt: row.attempt_count.max(1) as u32,
-                    spec,
-                    secrets,
-                })
-            })
+            .map(|row| row.into_parts()?.into_claimed(&self.key))
             .collect()
     }
 
@@ -1160,8 +1534,10 @@ impl Store for PgStore {
             delays.push(delay_ms(r.outcome));
         }
         // The fence: only the lease holder's write for this very attempt
-        // lands; the attempt row is written only where the run was.
-        let recorded: i64 = sqlx::query_scalar(
+        // lands; the attempt row is written only where the run was. The
+        // events of what was recorded go in the same transaction.
+        let mut tx = self.pool.begin().await?;
+        let recorded: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
             "WITH input AS (
                  SELECT * FROM UNNEST($2::uuid[], $3::int4[], $4::timestamptz[], $5::int8[],
                                       $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[])
@@ -1177,7 +1553,7 @@ impl Store for PgStore {
                  FROM input i
                  WHERE r.id = i.run_id AND r.status = 'running' AND r.lease_owner = $1
                    AND r.attempt_count = i.number
-                 RETURNING r.id
+                 RETURNING r.id, r.tenant, r.job_id
              ), inserted AS (
                  INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
                                        response_excerpt)
@@ -1185,9 +1561,9 @@ impl Store for PgStore {
                         i.response_excerpt
                  FROM input i JOIN updated u ON u.id = i.run_id
                  ON CONFLICT DO NOTHING
-                 RETURNING 1
+                 RETURNING run_id
              )
-             SELECT count(*) FROM inserted",
+             SELECT u.id, u.tenant, u.job_id FROM updated u JOIN inserted a ON a.run_id = u.id",
         )
         .bind(owner)
         .bind(&ids)
@@ -1199,8 +1575,11 @@ impl Store for PgStore {
         .bind(&excerpts)
         .bind(&statuses)
         .bind(&delays)
-        .fetch_one(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        let (events, failed) = attempt_events(records, &recorded);
+        let mut events = events;
+        events.extend(pause_failed_jobs(&mut tx, &failed).await?);
         if records
             .iter()
             .any(|r| matches!(r.outcome, Outcome::Retry { .. }))
@@ -1208,10 +1587,15 @@ impl Store for PgStore {
             // Other instances' dispatchers may be the ones to retry it.
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(RUNS_CHANNEL)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         }
-        Ok(recorded.max(0) as u64)
+        let deliveries = write_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        if !events.is_empty() {
+            self.events_written(deliveries);
+        }
+        Ok(recorded.len() as u64)
     }
 
     async fn release_runs(
@@ -1256,9 +1640,9 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         let live = live_instances(&mut tx, instance_timeout).await?;
         let expired = sqlx::query_as::<_, ExpiredRow>(
-            "SELECT r.id, r.job_id, r.attempt_count, j.max_attempts, j.backoff_initial_s,
-                    j.backoff_max_s
-             FROM runs r JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
+            "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.attempt_count, r.prior_attempts,
+                    j.max_attempts, j.backoff_initial_s, j.backoff_max_s
+             FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
              WHERE r.status = 'running'
                AND (r.lease_until < now() OR NOT (r.lease_owner = ANY($2)))
              ORDER BY r.lease_until
@@ -1274,20 +1658,23 @@ impl Store for PgStore {
             return Ok(0);
         }
         let (mut ids, mut statuses, mut delays) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut records, mut recorded) = (Vec::new(), Vec::new());
         for row in expired {
-            let policy = row.retry.into_policy(&row.job_id).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "recovering a run under the default retry policy");
-                Default::default()
-            });
+            let subject = row.subject();
+            let policy = row.policy();
+            let attempt = count(row.attempt_count.into());
             let outcome = recover(&ExpiredLease {
                 run_id: row.id,
-                job_id: &row.job_id,
-                attempt: count(row.attempt_count.into()),
+                subject: &subject,
+                attempt,
+                prior_attempts: count(row.prior_attempts.into()),
                 policy,
             });
             ids.push(row.id);
             statuses.push(outcome.run_status().as_str());
             delays.push(delay_ms(outcome));
+            records.push(AttemptRecord::interrupted(row.id, attempt, outcome));
+            recorded.push((row.id, row.tenant, row.job_id));
         }
         // The cut-off attempt is recorded, then the run written as decided.
         let done = sqlx::query(&format!(
@@ -1319,8 +1706,14 @@ impl Store for PgStore {
             .bind(RUNS_CHANNEL)
             .execute(&mut *tx)
             .await?;
+        let (mut events, failed) = attempt_events(&records, &recorded);
+        events.extend(pause_failed_jobs(&mut tx, &failed).await?);
+        let deliveries = write_events(&mut tx, &events).await?;
         tx.commit().await?;
         self.wakeups.runs_changed();
+        if !events.is_empty() {
+            self.events_written(deliveries);
+        }
         Ok(done.rows_affected())
     }
 
@@ -1502,6 +1895,247 @@ impl Store for PgStore {
         )
     }
 
+    async fn list_events(&self, tenant: &Tenant, filter: &EventFilter) -> StoreResult<Vec<Event>> {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "SELECT id, type, at, job_id, run_id, data FROM events
+             WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) AND tenant = ",
+        );
+        query.push_bind(tenant.as_str().to_string());
+        if let Some(after) = filter.after {
+            let position: Option<(i64,)> =
+                sqlx::query_as("SELECT seq FROM events WHERE tenant = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(after)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if position.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            query
+                .push(" AND (txid, seq) > (SELECT txid, seq FROM events WHERE id = ")
+                .push_bind(after)
+                .push(")");
+        }
+        if !filter.types.is_empty() {
+            let types: Vec<&str> = filter.types.iter().map(|t| t.as_str()).collect();
+            query.push(" AND type = ANY(").push_bind(types).push(")");
+        }
+        if let Some(job_id) = &filter.job_id {
+            query
+                .push(" AND job_id = ")
+                .push_bind(job_id.as_str().to_string());
+        }
+        query
+            .push(" ORDER BY txid, seq LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        query
+            .build_query_as::<(Uuid, String, DateTime<Utc>, String, Option<Uuid>, String)>()
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(id, kind, at, job_id, run_id, data)| {
+                event_of(id, &kind, at, job_id, run_id, &data)
+            })
+            .collect()
+    }
+
+    async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64> {
+        // Ids are UUIDv7: in time order, so the primary key finds the old ones.
+        let done = sqlx::query(
+            "DELETE FROM events WHERE id IN (
+                 SELECT id FROM events WHERE id < $1 ORDER BY id LIMIT $2)",
+        )
+        .bind(uuid_before(older_than))
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn create_subscription(
+        &self,
+        tenant: &Tenant,
+        subscription: &NewSubscription,
+    ) -> StoreResult<Subscription> {
+        let stored = StoredTarget::of(&subscription.target, &self.key);
+        let row = sqlx::query_as::<_, SubscriptionRow>(
+            "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types, job_id, secret)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING id, target_url, target_secrets, types, job_id, created_at",
+        )
+        .bind(tenant.as_str())
+        .bind(&subscription.id)
+        .bind(&stored.url)
+        .bind(&stored.secrets)
+        .bind(types_text(&subscription.interest.types))
+        .bind(&subscription.interest.job_id)
+        .bind(self.key.seal(&subscription.secret))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match e {
+            e if is_unique_violation(&e) => {
+                StoreError::Conflict(format!("subscription {} exists", subscription.id))
+            }
+            e => e.into(),
+        })?;
+        row.into_subscription(&self.key)
+    }
+
+    async fn list_subscriptions(&self, tenant: &Tenant) -> StoreResult<Vec<Subscription>> {
+        sqlx::query_as::<_, SubscriptionRow>(
+            "SELECT id, target_url, target_secrets, types, job_id, created_at FROM subscriptions
+             WHERE tenant = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|row| row.into_subscription(&self.key))
+        .collect()
+    }
+
+    async fn get_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<Option<Subscription>> {
+        sqlx::query_as::<_, SubscriptionRow>(
+            "SELECT id, target_url, target_secrets, types, job_id, created_at FROM subscriptions
+             WHERE tenant = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| row.into_subscription(&self.key))
+        .transpose()
+    }
+
+    async fn subscription_secret(&self, tenant: &Tenant, id: &str) -> StoreResult<Option<String>> {
+        let sealed: Option<String> =
+            sqlx::query_scalar("SELECT secret FROM subscriptions WHERE tenant = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        sealed
+            .map(|s| open_secret(&self.key, &s, None).map(|secret| secret.secret))
+            .transpose()
+    }
+
+    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM subscriptions WHERE tenant = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant: &Tenant,
+        subscription_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let rows: Vec<DeliveryRow> = sqlx::query_as(
+            "SELECT r.id, r.event_id, r.status, r.attempt_count, r.created_at, r.next_attempt_at,
+                    r.finished_at, a.status_code, a.error
+             FROM runs r
+             LEFT JOIN LATERAL (
+                 SELECT status_code, error FROM attempts
+                 WHERE run_id = r.id ORDER BY number DESC LIMIT 1
+             ) a ON true
+             WHERE r.tenant = $1 AND r.subscription_id = $2
+             ORDER BY r.created_at DESC, r.id DESC LIMIT $3",
+        )
+        .bind(tenant.as_str())
+        .bind(subscription_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(DeliveryRecord {
+                    id: row.id,
+                    event_id: row.event_id.ok_or_else(|| {
+                        StoreError::Corrupt(format!("delivery {}: no event", row.id))
+                    })?,
+                    status: run_status(&row.status)?,
+                    attempt_count: count(row.attempt_count.into()),
+                    created_at: row.created_at,
+                    next_attempt_at: row.next_attempt_at,
+                    finished_at: row.finished_at,
+                    last_status_code: row.status_code.and_then(|c| u16::try_from(c).ok()),
+                    last_error: row.error,
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Run> {
+        let mut tx = self.pool.begin().await?;
+        let found: Option<(String, String)> = sqlx::query_as(
+            "SELECT status, job_id FROM runs
+             WHERE tenant = $1 AND id = $2 AND subscription_id IS NULL
+             FOR UPDATE",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (status, job_id) = found.ok_or(StoreError::NotFound)?;
+        lifecycle::may_retry(run_status(&status)?)?;
+        let run = sqlx::query_as::<_, RunRow>(&format!(
+            "UPDATE runs SET status = 'pending', next_attempt_at = now(), finished_at = NULL,
+                 prior_attempts = attempt_count
+             WHERE id = $1
+             RETURNING {RUN_COLUMNS}"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?
+        .into_run()?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(RUNS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+        let events = with_tenant(
+            tenant,
+            vec![crate::domain::event::run_retried(
+                &job_id,
+                id,
+                run.attempt_count,
+            )],
+        );
+        let deliveries = write_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        self.wakeups.runs_changed();
+        self.events_written(deliveries);
+        Ok(run)
+    }
+
+    async fn gauges(&self) -> StoreResult<Gauges> {
+        let runs_pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM runs WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        let jobs: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        Ok(Gauges {
+            runs_pending: runs_pending.max(0) as u64,
+            jobs: jobs
+                .into_iter()
+                .filter_map(|(state, n)| Some((JobState::parse(&state)?, n.max(0) as u64)))
+                .collect(),
+            db_connections: (size.saturating_sub(idle), idle),
+        })
+    }
+
     fn spawn_listener(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
         let options = self
             .pool
@@ -1529,7 +2163,9 @@ async fn listen(
                 .max_connections(1)
                 .connect_lazy_with(options.clone());
             let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen_all([JOBS_CHANNEL, RUNS_CHANNEL]).await?;
+            listener
+                .listen_all([JOBS_CHANNEL, RUNS_CHANNEL, EVENTS_CHANNEL])
+                .await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let mut listener = tokio::select! {
@@ -1551,6 +2187,7 @@ async fn listen(
         backoff.reset();
         wakeups.jobs_changed();
         wakeups.runs_changed();
+        wakeups.events_changed();
         loop {
             let received = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -1558,12 +2195,14 @@ async fn listen(
             };
             match received {
                 Ok(Some(n)) if n.channel() == JOBS_CHANNEL => wakeups.jobs_changed(),
+                Ok(Some(n)) if n.channel() == EVENTS_CHANNEL => wakeups.events_changed(),
                 Ok(Some(_)) => wakeups.runs_changed(),
                 Ok(None) => {
                     // Reconnected by sqlx; what was sent meanwhile is lost.
                     tracing::warn!("LISTEN connection lost; reconnected");
                     wakeups.jobs_changed();
                     wakeups.runs_changed();
+                    wakeups.events_changed();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");

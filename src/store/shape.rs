@@ -35,6 +35,7 @@ pub(crate) struct StoredDefinition {
     pub coalesce: bool,
     pub catchup_max: i64,
     pub max_instances: i64,
+    pub pause_on_failure: bool,
     #[sqlx(flatten)]
     pub retry: StoredRetry,
     /// A JSON object, as text.
@@ -100,6 +101,7 @@ impl StoredDefinition {
             coalesce: d.coalesce,
             catchup_max: d.catchup_max.into(),
             max_instances: d.max_instances.into(),
+            pause_on_failure: d.pause_on_failure,
             retry: StoredRetry {
                 max_attempts: d.retry.max_attempts.into(),
                 backoff_initial_s: d.retry.backoff_initial_s.into(),
@@ -200,6 +202,7 @@ impl StoredDefinition {
             coalesce: self.coalesce,
             catchup_max: unsigned(job, "catchup_max", self.catchup_max)?,
             max_instances: unsigned(job, "max_instances", self.max_instances)?,
+            pause_on_failure: self.pause_on_failure,
             retry: self.retry.into_policy(job)?,
             metadata,
         })

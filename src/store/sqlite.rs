@@ -15,16 +15,20 @@ use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
-    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, ExpiredLease, Idempotency, IdempotentRequest,
-    Instance, Job, JobFilter, JobSecret, NewToken, PlanFn, RecoverFn, Run, RunFilter, RunSummary,
-    Saved, Store, StoreError, StoreResult, Tenant, TokenInfo, check_fingerprint, count, delay_ms,
-    job_id, open_secret, run_cause, run_status, signing_secrets, tenant, token_info,
+    Attempt, AttemptRecord, ClaimOutcome, ClaimedParts, ClaimedRun, DeliveryRecord, Event,
+    EventFilter, ExpiredLease, Gauges, Idempotency, IdempotentRequest, Instance, Interest, Job,
+    JobFilter, JobSecret, NewEvent, NewSubscription, NewToken, PlanFn, RecoverFn, Run, RunFilter,
+    RunSummary, Saved, Store, StoreError, StoreResult, Subscription, Tenant, TokenInfo,
+    attempt_events, check_fingerprint, count, delay_ms, deliveries_of, event_of, interest, job_id,
+    lease_policy, lease_subject, open_secret, run_cause, run_status, subscription_of, token_info,
+    types_text, uuid_before, with_tenant,
 };
 use crate::domain::job::{JobId, JobState, ParseContext, Schedule};
 use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::DueJob;
 use crate::domain::retry::Outcome;
+use crate::domain::run::RunCause;
 use crate::domain::run::{INTERRUPTED, RunStatus};
 use crate::domain::sealing::{SealingKey, is_sealed};
 use crate::wakeup::Wakeups;
@@ -60,6 +64,15 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// Wakes streams (and the dispatcher, for deliveries) after a
+    /// transaction that wrote events committed.
+    fn events_written(&self, deliveries: usize) {
+        self.wakeups.events_changed();
+        if deliveries > 0 {
+            self.wakeups.runs_changed();
+        }
+    }
 }
 
 /// Instants are stored as integer microseconds since the epoch.
@@ -78,7 +91,8 @@ macro_rules! job_query {
     SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
            j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
            j.target_body, j.target_secrets, j.timeout_s, j.misfire_grace_s, j.coalesce_runs,
-           j.catchup_max, j.max_instances, j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
+           j.catchup_max, j.max_instances, j.pause_on_failure, j.max_attempts, j.backoff_initial_s,
+           j.backoff_max_s,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
@@ -134,6 +148,7 @@ struct JobRow {
     coalesce_runs: bool,
     catchup_max: i64,
     max_instances: i64,
+    pause_on_failure: bool,
     #[sqlx(flatten)]
     retry: StoredRetry,
     metadata: String,
@@ -160,6 +175,7 @@ impl JobRow {
             coalesce: self.coalesce_runs,
             catchup_max: self.catchup_max,
             max_instances: self.max_instances,
+            pause_on_failure: self.pause_on_failure,
             retry: self.retry,
             metadata: self.metadata,
         }
@@ -328,26 +344,123 @@ impl From<AttemptRow> for Attempt {
 struct ClaimedRow {
     id: String,
     tenant: String,
-    job_id: String,
+    job_id: Option<String>,
+    subscription_id: Option<String>,
     scheduled_for: i64,
     attempt_count: i64,
-    #[sqlx(flatten)]
-    target: StoredTarget,
-    #[sqlx(flatten)]
-    retry: StoredRetry,
-    secret: String,
+    prior_attempts: i64,
+    target_url: Option<String>,
+    target_method: Option<String>,
+    target_headers: Option<String>,
+    target_body: Option<String>,
+    target_secrets: Option<String>,
+    timeout_s: Option<i64>,
+    max_attempts: Option<i64>,
+    backoff_initial_s: Option<i64>,
+    backoff_max_s: Option<i64>,
+    subscription_url: Option<String>,
+    subscription_secrets: Option<String>,
+    secret: Option<String>,
     previous_secret: Option<String>,
     previous_secret_expires_at: Option<i64>,
+    event_id: Option<String>,
+    event_type: Option<String>,
+    event_at: Option<i64>,
+    event_job_id: Option<String>,
+    event_run_id: Option<String>,
+    event_data: Option<String>,
+}
+
+impl ClaimedRow {
+    fn into_parts(self, now: i64) -> StoreResult<ClaimedParts> {
+        let job = match (
+            self.target_url,
+            self.target_method,
+            self.target_headers,
+            self.timeout_s,
+            self.max_attempts,
+            self.backoff_initial_s,
+            self.backoff_max_s,
+        ) {
+            (
+                Some(url),
+                Some(method),
+                Some(headers),
+                Some(timeout_s),
+                Some(max),
+                Some(initial),
+                Some(max_backoff),
+            ) => Some((
+                StoredTarget {
+                    url,
+                    method,
+                    headers,
+                    body: self.target_body,
+                    secrets: self.target_secrets,
+                    timeout_s,
+                },
+                StoredRetry {
+                    max_attempts: max,
+                    backoff_initial_s: initial,
+                    backoff_max_s: max_backoff,
+                },
+            )),
+            _ => None,
+        };
+        let delivery = match (
+            self.subscription_id,
+            self.subscription_url,
+            self.event_id,
+            self.event_type,
+            self.event_at,
+            self.event_job_id,
+            self.event_data,
+        ) {
+            (
+                Some(subscription),
+                Some(url),
+                Some(id),
+                Some(kind),
+                Some(at),
+                Some(job_id),
+                Some(data),
+            ) => {
+                let event_run = self.event_run_id.as_deref().map(run_id).transpose()?;
+                let event = event_of(run_id(&id)?, &kind, instant(at), job_id, event_run, &data)?;
+                Some((subscription, url, self.subscription_secrets, event))
+            }
+            _ => None,
+        };
+        Ok(ClaimedParts {
+            run_id: run_id(&self.id)?,
+            tenant: self.tenant,
+            job_id: self.job_id,
+            scheduled_for: instant(self.scheduled_for),
+            attempt_count: self.attempt_count,
+            prior_attempts: self.prior_attempts,
+            job,
+            delivery,
+            secret: self.secret,
+            previous: self
+                .previous_secret
+                .zip(self.previous_secret_expires_at.map(instant)),
+            now: instant(now),
+        })
+    }
 }
 
 #[derive(FromRow)]
 struct ExpiredRow {
     id: String,
-    job_id: String,
+    tenant: String,
+    job_id: Option<String>,
+    subscription_id: Option<String>,
     attempt_count: i64,
+    prior_attempts: i64,
     attempt_started_at: Option<i64>,
-    #[sqlx(flatten)]
-    retry: StoredRetry,
+    max_attempts: Option<i64>,
+    backoff_initial_s: Option<i64>,
+    backoff_max_s: Option<i64>,
 }
 
 #[derive(FromRow)]
@@ -455,6 +568,43 @@ struct PlainRow {
     target: StoredTarget,
 }
 
+#[derive(FromRow)]
+struct SubscriptionRow {
+    id: String,
+    target_url: String,
+    target_secrets: Option<String>,
+    types: String,
+    job_id: Option<String>,
+    created_at: i64,
+}
+
+impl SubscriptionRow {
+    fn into_subscription(self, key: &SealingKey) -> StoreResult<Subscription> {
+        subscription_of(
+            self.id,
+            self.target_url,
+            self.target_secrets,
+            &self.types,
+            self.job_id,
+            instant(self.created_at),
+            key,
+        )
+    }
+}
+
+#[derive(FromRow)]
+struct DeliveryRow {
+    id: String,
+    event_id: Option<String>,
+    status: String,
+    attempt_count: i64,
+    created_at: i64,
+    next_attempt_at: Option<i64>,
+    finished_at: Option<i64>,
+    status_code: Option<i64>,
+    error: Option<String>,
+}
+
 fn duration_micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -492,6 +642,109 @@ async fn record_idempotency(
     Ok(())
 }
 
+/// Writes events in the caller's transaction, with a pending delivery run
+/// for each subscription that wants one (see the PostgreSQL store).
+async fn write_events(
+    conn: &mut SqliteConnection,
+    events: &[(String, NewEvent)],
+    now: i64,
+) -> StoreResult<usize> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let mut tenants: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let subscriptions: Vec<(String, String, Interest)> =
+        sqlx::query_as::<_, (String, String, String, Option<String>)>(
+            "SELECT tenant, id, types, job_id FROM subscriptions
+             WHERE tenant IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(serde_json::to_string(&tenants).unwrap_or_else(|_| "[]".into()))
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(tenant, id, types, job)| (tenant, id, interest(&types, job)))
+        .collect();
+    for (tenant, event) in events {
+        sqlx::query(
+            "INSERT INTO events (id, tenant, type, at, job_id, run_id, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(event.id.to_string())
+        .bind(tenant)
+        .bind(event.kind.as_str())
+        .bind(now)
+        .bind(&event.job_id)
+        .bind(event.run_id.map(|r| r.to_string()))
+        .bind(event.data.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    let deliveries = deliveries_of(events, &subscriptions);
+    for (tenant, subscription, event) in &deliveries {
+        sqlx::query(
+            "INSERT INTO runs (id, tenant, subscription_id, event_id, scheduled_for, cause, status,
+                               occurrences, deliver_after, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'event', 'pending', 1, ?5, ?5, ?5)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(tenant)
+        .bind(subscription)
+        .bind(event.to_string())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(deliveries.len())
+}
+
+/// Pauses the jobs of failed runs whose `pause_on_failure` says so, in the
+/// caller's transaction; returns the events it makes.
+async fn pause_failed_jobs(
+    conn: &mut SqliteConnection,
+    failed: &[(String, String, Uuid)],
+    now: i64,
+) -> StoreResult<Vec<(String, NewEvent)>> {
+    let mut events = Vec::new();
+    for (tenant, id, run_id) in failed {
+        let job: Option<(String, bool)> = sqlx::query_as(
+            "SELECT state, pause_on_failure FROM jobs WHERE tenant = ?1 AND id = ?2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some((state, pause_on_failure)) = job else {
+            continue;
+        };
+        let state = JobState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {state:?}")))?;
+        if !crate::domain::event::pauses_on_failure(pause_on_failure, state)
+            || events
+                .iter()
+                .any(|(t, e): &(String, NewEvent)| t == tenant && e.job_id == *id)
+        {
+            continue;
+        }
+        sqlx::query(
+            "UPDATE jobs SET state = 'paused', next_run_at = NULL, updated_at = ?3
+             WHERE tenant = ?1 AND id = ?2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        tracing::warn!(tenant = %tenant, job_id = %id, run_id = %run_id, "job paused: its run failed (pause_on_failure)");
+        events.push((
+            tenant.clone(),
+            crate::domain::event::job_paused_by_failure(id, *run_id),
+        ));
+    }
+    Ok(events)
+}
+
 async fn count_in_flight(conn: &mut SqliteConnection, tenant: &str, job: &str) -> StoreResult<i64> {
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM runs
@@ -527,6 +780,10 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let existing = fetch_job(&mut tx, &self.key, tenant, id).await?;
         let change = lifecycle::decide(id.as_str(), existing.as_ref(), command, ctx)?;
+        let events = with_tenant(
+            tenant,
+            crate::domain::event::for_job_change(id.as_str(), existing.as_ref(), &change),
+        );
         let now = micros(Utc::now());
         let (saved, schedule_changed) = match change {
             JobChange::Unchanged => {
@@ -545,18 +802,21 @@ impl Store for SqliteStore {
                          target_headers, target_body, target_secrets, timeout_s, misfire_grace_s,
                          coalesce_runs, catchup_max, max_instances, max_attempts,
                          backoff_initial_s, backoff_max_s, metadata,
-                         state, next_run_at, secret, created_at, updated_at, tenant)
+                         state, next_run_at, secret, created_at, updated_at, tenant,
+                         pause_on_failure)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                              ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-                             ?28, ?29)",
+                             ?28, ?29, ?30)",
                 )
                 .bind(id.as_str());
-                bind_definition(query, &StoredDefinition::of(&definition, &self.key))
+                let stored = StoredDefinition::of(&definition, &self.key);
+                bind_definition(query, &stored)
                     .bind(schedule.state().as_str())
                     .bind(schedule.next_run_at().map(micros))
                     .bind(self.key.seal(&secret))
                     .bind(now)
                     .bind(tenant.as_str())
+                    .bind(stored.pause_on_failure)
                     .execute(&mut *tx)
                     .await?;
                 if let Some(idempotency) = idempotency {
@@ -578,26 +838,32 @@ impl Store for SqliteStore {
                          backoff_initial_s = ?22, backoff_max_s = ?23, metadata = ?24,
                          state = COALESCE(?25, state),
                          next_run_at = CASE WHEN ?25 IS NULL THEN next_run_at ELSE ?26 END,
-                         updated_at = ?27
+                         updated_at = ?27, pause_on_failure = ?29
                      WHERE tenant = ?28 AND id = ?1",
                 )
                 .bind(id.as_str());
-                bind_definition(query, &StoredDefinition::of(&definition, &self.key))
+                let stored = StoredDefinition::of(&definition, &self.key);
+                bind_definition(query, &stored)
                     .bind(schedule.map(|s| s.state().as_str()))
                     .bind(schedule.and_then(Schedule::next_run_at).map(micros))
                     .bind(now)
                     .bind(tenant.as_str())
+                    .bind(stored.pause_on_failure)
                     .execute(&mut *tx)
                     .await?;
                 (Saved::Updated, schedule.is_some())
             }
         };
+        let deliveries = write_events(&mut tx, &events, now).await?;
         let job = fetch_job(&mut tx, &self.key, tenant, id)
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
         if schedule_changed {
             self.wakeups.jobs_changed();
+        }
+        if !events.is_empty() {
+            self.events_written(deliveries);
         }
         Ok((job, saved))
     }
@@ -641,12 +907,21 @@ impl Store for SqliteStore {
     }
 
     async fn delete_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM jobs WHERE tenant = ?1 AND id = ?2")
             .bind(tenant.as_str())
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let events = with_tenant(tenant, vec![crate::domain::event::job_deleted(id.as_str())]);
+        let deliveries = write_events(&mut tx, &events, micros(Utc::now())).await?;
+        tx.commit().await?;
+        self.events_written(deliveries);
+        Ok(true)
     }
 
     async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome> {
@@ -668,6 +943,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let mut outcome = ClaimOutcome::default();
+        let mut events = Vec::new();
         for row in due {
             let schedule = match StoredTrigger::from(row.trigger).into_trigger(&row.id) {
                 Ok(trigger) => {
@@ -684,6 +960,7 @@ impl Store for SqliteStore {
                     for run in decision.runs {
                         let pending = run.status == RunStatus::Pending;
                         let created = micros(Utc::now());
+                        let run_id = Uuid::now_v7();
                         let inserted = sqlx::query(
                             "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences,
                                                deliver_after, next_attempt_at, created_at, finished_at,
@@ -691,7 +968,7 @@ impl Store for SqliteStore {
                              VALUES (?1, ?2, ?3, 'schedule', ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                              ON CONFLICT DO NOTHING",
                         )
-                        .bind(Uuid::now_v7().to_string())
+                        .bind(run_id.to_string())
                         .bind(&row.id)
                         .bind(micros(run.scheduled_for))
                         .bind(run.status.as_str())
@@ -704,8 +981,18 @@ impl Store for SqliteStore {
                         .execute(&mut *tx)
                         .await?;
                         if inserted.rows_affected() > 0 {
-                            outcome.runs += 1;
-                            outcome.pending += usize::from(pending);
+                            outcome.count(run.status);
+                            events.push((
+                                row.tenant.clone(),
+                                crate::domain::event::run_created(
+                                    &row.id,
+                                    run_id,
+                                    run.status,
+                                    RunCause::Schedule,
+                                    run.scheduled_for,
+                                    run.occurrences,
+                                ),
+                            ));
                         }
                     }
                     decision.schedule
@@ -726,11 +1013,21 @@ impl Store for SqliteStore {
             .bind(&row.tenant)
             .execute(&mut *tx)
             .await?;
+            if schedule == Schedule::Completed {
+                events.push((
+                    row.tenant.clone(),
+                    crate::domain::event::job_completed(&row.id),
+                ));
+            }
             outcome.jobs += 1;
         }
+        let deliveries = write_events(&mut tx, &events, micros(Utc::now())).await?;
         tx.commit().await?;
         if outcome.pending > 0 {
             self.wakeups.runs_changed();
+        }
+        if !events.is_empty() {
+            self.events_written(deliveries);
         }
         Ok(outcome)
     }
@@ -781,17 +1078,32 @@ impl Store for SqliteStore {
         if let Some(idempotency) = idempotency {
             record_idempotency(&mut tx, tenant, idempotency, &run.id.to_string(), now).await?;
         }
+        let events = with_tenant(
+            tenant,
+            vec![crate::domain::event::run_created(
+                id.as_str(),
+                run.id,
+                status,
+                RunCause::Manual,
+                run.scheduled_for,
+                1,
+            )],
+        );
+        let deliveries = write_events(&mut tx, &events, now).await?;
         tx.commit().await?;
         if pending {
             self.wakeups.runs_changed();
         }
+        self.events_written(deliveries);
         Ok(run)
     }
 
     async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>> {
         let mut query =
             QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant = "));
-        query.push_bind(tenant.as_str().to_string());
+        query
+            .push_bind(tenant.as_str().to_string())
+            .push(" AND subscription_id IS NULL");
         if let Some(job_id) = &filter.job_id {
             query
                 .push(" AND job_id = ")
@@ -875,7 +1187,8 @@ impl Store for SqliteStore {
 
     async fn get_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
         let run = sqlx::query_as::<_, RunRow>(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE tenant = ?1 AND id = ?2"
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE tenant = ?1 AND id = ?2 AND subscription_id IS NULL"
         ))
         .bind(tenant.as_str())
         .bind(id.to_string())
@@ -917,7 +1230,7 @@ impl Store for SqliteStore {
         let since = finished_within.map_or(i64::MIN, |d| micros(Utc::now()) - duration_micros(d));
         let candidates: Vec<(String, String)> = sqlx::query_as(
             "SELECT DISTINCT tenant, job_id FROM runs
-             WHERE finished_at IS NOT NULL AND finished_at > ?1",
+             WHERE finished_at IS NOT NULL AND finished_at > ?1 AND job_id IS NOT NULL",
         )
         .bind(since)
         .fetch_all(&self.pool)
@@ -952,40 +1265,45 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<ClaimedRun>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = micros(Utc::now());
-        let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+        let ids: Vec<(String,)> = sqlx::query_as(
             "UPDATE runs
              SET status = 'running', lease_owner = ?1, attempt_count = attempt_count + 1,
                  attempt_started_at = ?2, next_attempt_at = NULL,
-                 lease_until = ?2 + ?3 + 1000000 *
+                 lease_until = ?2 + ?3 + 1000000 * COALESCE(
                      (SELECT j.timeout_s FROM jobs j
-                      WHERE j.tenant = runs.tenant AND j.id = runs.job_id)
+                      WHERE j.tenant = runs.tenant AND j.id = runs.job_id), ?5)
              WHERE id IN (
                  SELECT id FROM runs WHERE status = 'pending' AND next_attempt_at <= ?2
                  ORDER BY next_attempt_at LIMIT ?4)
-             RETURNING id, tenant, job_id, scheduled_for, attempt_count",
+             RETURNING id",
         )
         .bind(owner)
         .bind(now)
         .bind(duration_micros(lease_margin))
         .bind(i64::from(limit))
+        .bind(i64::from(crate::domain::target::DEFAULT_TIMEOUT_S))
         .fetch_all(&mut *tx)
         .await?;
         // What the requests need, read in the same transaction.
-        let mut claimed = Vec::with_capacity(rows.len());
-        for (id, tenant, job, scheduled_for, attempt_count) in rows {
+        let mut claimed = Vec::with_capacity(ids.len());
+        for (id,) in ids {
             let row = sqlx::query_as::<_, ClaimedRow>(
-                "SELECT ?1 AS id, j.tenant, j.id AS job_id, ?2 AS scheduled_for,
-                        ?3 AS attempt_count, j.target_url, j.target_method, j.target_headers,
-                        j.target_body, j.target_secrets, j.timeout_s, j.max_attempts,
-                        j.backoff_initial_s, j.backoff_max_s,
-                        j.secret, j.previous_secret, j.previous_secret_expires_at
-                 FROM jobs j WHERE j.tenant = ?5 AND j.id = ?4",
+                "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.scheduled_for,
+                        r.attempt_count, r.prior_attempts, j.target_url, j.target_method,
+                        j.target_headers, j.target_body, j.target_secrets, j.timeout_s,
+                        j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
+                        s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
+                        COALESCE(j.secret, s.secret) AS secret, j.previous_secret,
+                        j.previous_secret_expires_at,
+                        e.id AS event_id, e.type AS event_type, e.at AS event_at,
+                        e.job_id AS event_job_id, e.run_id AS event_run_id, e.data AS event_data
+                 FROM runs r
+                 LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
+                 LEFT JOIN subscriptions s ON s.tenant = r.tenant AND s.id = r.subscription_id
+                 LEFT JOIN events e ON e.id = r.event_id
+                 WHERE r.id = ?1",
             )
             .bind(id)
-            .bind(scheduled_for)
-            .bind(attempt_count)
-            .bind(job)
-            .bind(tenant)
             .fetch_one(&mut *tx)
             .await?;
             claimed.push(row);
@@ -993,33 +1311,7 @@ impl Store for SqliteStore {
         tx.commit().await?;
         claimed
             .into_iter()
-            .map(|row| {
-                let secrets = SecretRow {
-                    secret: row.secret,
-                    previous_secret: row.previous_secret,
-                    previous_secret_expires_at: row.previous_secret_expires_at,
-                }
-                .open(&self.key);
-                let spec = row
-                    .target
-                    .into_target(&row.job_id, &self.key)
-                    .and_then(|target| Ok((target, row.retry.into_policy(&row.job_id)?)))
-                    .and_then(|spec| Ok((spec, secrets?)))
-                    .map_err(|e| e.to_string());
-                let (spec, secrets) = match spec {
-                    Ok((spec, secret)) => (Ok(spec), signing_secrets(secret, instant(now))),
-                    Err(e) => (Err(e), Vec::new()),
-                };
-                Ok(ClaimedRun {
-                    run_id: run_id(&row.id)?,
-                    tenant: tenant(&row.tenant)?,
-                    job_id: job_id(row.job_id)?,
-                    scheduled_for: instant(row.scheduled_for),
-                    attempt: row.attempt_count.max(1) as u32,
-                    spec,
-                    secrets,
-                })
-            })
+            .map(|row| row.into_parts(now)?.into_claimed(&self.key))
             .collect()
     }
 
@@ -1028,17 +1320,17 @@ impl Store for SqliteStore {
             return Ok(0);
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut recorded = 0;
+        let mut recorded = Vec::new();
         let mut retrying = false;
         for r in records {
             let now = micros(Utc::now());
             let pending = matches!(r.outcome, Outcome::Retry { .. });
-            retrying |= pending;
-            let updated = sqlx::query(
+            let updated: Option<(String, Option<String>)> = sqlx::query_as(
                 "UPDATE runs
                  SET status = ?4, next_attempt_at = ?5, finished_at = ?6,
                      lease_owner = NULL, lease_until = NULL
-                 WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempt_count = ?3",
+                 WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempt_count = ?3
+                 RETURNING tenant, job_id",
             )
             .bind(r.run_id.to_string())
             .bind(owner)
@@ -1046,11 +1338,12 @@ impl Store for SqliteStore {
             .bind(r.outcome.run_status().as_str())
             .bind(pending.then(|| now + delay_ms(r.outcome).saturating_mul(1000)))
             .bind((!pending).then_some(now))
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            if updated.rows_affected() == 0 {
+            let Some((tenant, job_id)) = updated else {
                 continue;
-            }
+            };
+            retrying |= pending;
             sqlx::query(
                 "INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
                                        response_excerpt)
@@ -1066,13 +1359,20 @@ impl Store for SqliteStore {
             .bind(&r.response_excerpt)
             .execute(&mut *tx)
             .await?;
-            recorded += 1;
+            recorded.push((r.run_id, tenant, job_id));
         }
+        let now = micros(Utc::now());
+        let (mut events, failed) = attempt_events(records, &recorded);
+        events.extend(pause_failed_jobs(&mut tx, &failed, now).await?);
+        let deliveries = write_events(&mut tx, &events, now).await?;
         tx.commit().await?;
         if retrying {
             self.wakeups.runs_changed();
         }
-        Ok(recorded)
+        if !events.is_empty() {
+            self.events_written(deliveries);
+        }
+        Ok(recorded.len() as u64)
     }
 
     async fn release_runs(
@@ -1122,9 +1422,10 @@ impl Store for SqliteStore {
         // The live owners as a JSON array, for `json_each`.
         let live = serde_json::to_string(&live).unwrap_or_else(|_| "[]".into());
         let expired = sqlx::query_as::<_, ExpiredRow>(
-            "SELECT r.id, r.job_id, r.attempt_count, r.attempt_started_at, j.max_attempts,
-                    j.backoff_initial_s, j.backoff_max_s
-             FROM runs r JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
+            "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.attempt_count,
+                    r.prior_attempts, r.attempt_started_at, j.max_attempts, j.backoff_initial_s,
+                    j.backoff_max_s
+             FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
              WHERE r.status = 'running'
                AND (r.lease_until < ?1
                     OR r.lease_owner NOT IN (SELECT value FROM json_each(?3)))
@@ -1135,20 +1436,28 @@ impl Store for SqliteStore {
         .bind(live)
         .fetch_all(&mut *tx)
         .await?;
+        let (mut records, mut recorded) = (Vec::new(), Vec::new());
         for row in &expired {
-            let policy = row
-                .retry
-                .clone()
-                .into_policy(&row.job_id)
-                .unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "recovering a run under the default retry policy");
-                    Default::default()
-                });
+            let subject = lease_subject(row.job_id.as_deref(), row.subscription_id.as_deref());
+            let retry = row
+                .max_attempts
+                .zip(row.backoff_initial_s)
+                .zip(row.backoff_max_s)
+                .map(
+                    |((max_attempts, backoff_initial_s), backoff_max_s)| StoredRetry {
+                        max_attempts,
+                        backoff_initial_s,
+                        backoff_max_s,
+                    },
+                );
+            let run = run_id(&row.id)?;
+            let attempt = count(row.attempt_count);
             let outcome = recover(&ExpiredLease {
-                run_id: run_id(&row.id)?,
-                job_id: &row.job_id,
-                attempt: count(row.attempt_count),
-                policy,
+                run_id: run,
+                subject: &subject,
+                attempt,
+                prior_attempts: count(row.prior_attempts),
+                policy: lease_policy(&subject, retry),
             });
             let started_at = row.attempt_started_at.unwrap_or(now);
             sqlx::query(
@@ -1174,10 +1483,18 @@ impl Store for SqliteStore {
             .bind((!pending).then_some(now))
             .execute(&mut *tx)
             .await?;
+            records.push(AttemptRecord::interrupted(run, attempt, outcome));
+            recorded.push((run, row.tenant.clone(), row.job_id.clone()));
         }
+        let (mut events, failed) = attempt_events(&records, &recorded);
+        events.extend(pause_failed_jobs(&mut tx, &failed, now).await?);
+        let deliveries = write_events(&mut tx, &events, now).await?;
         tx.commit().await?;
         if !expired.is_empty() {
             self.wakeups.runs_changed();
+        }
+        if !events.is_empty() {
+            self.events_written(deliveries);
         }
         Ok(expired.len() as u64)
     }
@@ -1362,6 +1679,244 @@ impl Store for SqliteStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    async fn list_events(&self, tenant: &Tenant, filter: &EventFilter) -> StoreResult<Vec<Event>> {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT id, type, at, job_id, run_id, data FROM events WHERE tenant = ",
+        );
+        query.push_bind(tenant.as_str().to_string());
+        if let Some(after) = filter.after {
+            let seq: Option<i64> =
+                sqlx::query_scalar("SELECT seq FROM events WHERE tenant = ?1 AND id = ?2")
+                    .bind(tenant.as_str())
+                    .bind(after.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            let seq = seq.ok_or(StoreError::NotFound)?;
+            query.push(" AND seq > ").push_bind(seq);
+        }
+        if !filter.types.is_empty() {
+            query.push(" AND type IN (");
+            let mut list = query.separated(", ");
+            for t in &filter.types {
+                list.push_bind(t.as_str());
+            }
+            query.push(")");
+        }
+        if let Some(job_id) = &filter.job_id {
+            query
+                .push(" AND job_id = ")
+                .push_bind(job_id.as_str().to_string());
+        }
+        query
+            .push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        query
+            .build_query_as::<(String, String, i64, String, Option<String>, String)>()
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(id, kind, at, job_id, run, data)| {
+                let run = run.as_deref().map(run_id).transpose()?;
+                event_of(run_id(&id)?, &kind, instant(at), job_id, run, &data)
+            })
+            .collect()
+    }
+
+    async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64> {
+        // Ids are UUIDv7 in lower-case text: in time order, so the unique
+        // index on them finds the old ones.
+        let done = sqlx::query(
+            "DELETE FROM events WHERE id IN (
+                 SELECT id FROM events WHERE id < ?1 ORDER BY id LIMIT ?2)",
+        )
+        .bind(uuid_before(older_than).to_string())
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn create_subscription(
+        &self,
+        tenant: &Tenant,
+        subscription: &NewSubscription,
+    ) -> StoreResult<Subscription> {
+        let stored = StoredTarget::of(&subscription.target, &self.key);
+        let row = sqlx::query_as::<_, SubscriptionRow>(
+            "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types, job_id, secret,
+                                        created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             RETURNING id, target_url, target_secrets, types, job_id, created_at",
+        )
+        .bind(tenant.as_str())
+        .bind(&subscription.id)
+        .bind(&stored.url)
+        .bind(&stored.secrets)
+        .bind(types_text(&subscription.interest.types))
+        .bind(&subscription.interest.job_id)
+        .bind(self.key.seal(&subscription.secret))
+        .bind(micros(Utc::now()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(format!("subscription {} exists", subscription.id))
+            }
+            e => e.into(),
+        })?;
+        row.into_subscription(&self.key)
+    }
+
+    async fn list_subscriptions(&self, tenant: &Tenant) -> StoreResult<Vec<Subscription>> {
+        sqlx::query_as::<_, SubscriptionRow>(
+            "SELECT id, target_url, target_secrets, types, job_id, created_at FROM subscriptions
+             WHERE tenant = ?1 ORDER BY created_at, id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|row| row.into_subscription(&self.key))
+        .collect()
+    }
+
+    async fn get_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<Option<Subscription>> {
+        sqlx::query_as::<_, SubscriptionRow>(
+            "SELECT id, target_url, target_secrets, types, job_id, created_at FROM subscriptions
+             WHERE tenant = ?1 AND id = ?2",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| row.into_subscription(&self.key))
+        .transpose()
+    }
+
+    async fn subscription_secret(&self, tenant: &Tenant, id: &str) -> StoreResult<Option<String>> {
+        let sealed: Option<String> =
+            sqlx::query_scalar("SELECT secret FROM subscriptions WHERE tenant = ?1 AND id = ?2")
+                .bind(tenant.as_str())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        sealed
+            .map(|s| open_secret(&self.key, &s, None).map(|secret| secret.secret))
+            .transpose()
+    }
+
+    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM subscriptions WHERE tenant = ?1 AND id = ?2")
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant: &Tenant,
+        subscription_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let rows: Vec<DeliveryRow> = sqlx::query_as(
+            "SELECT r.id, r.event_id, r.status, r.attempt_count, r.created_at, r.next_attempt_at,
+                    r.finished_at,
+                    (SELECT status_code FROM attempts WHERE run_id = r.id
+                     ORDER BY number DESC LIMIT 1) AS status_code,
+                    (SELECT error FROM attempts WHERE run_id = r.id
+                     ORDER BY number DESC LIMIT 1) AS error
+             FROM runs r
+             WHERE r.tenant = ?1 AND r.subscription_id = ?2
+             ORDER BY r.created_at DESC, r.id DESC LIMIT ?3",
+        )
+        .bind(tenant.as_str())
+        .bind(subscription_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(DeliveryRecord {
+                    id: run_id(&row.id)?,
+                    event_id: run_id(row.event_id.as_deref().unwrap_or(""))?,
+                    status: run_status(&row.status)?,
+                    attempt_count: count(row.attempt_count),
+                    created_at: instant(row.created_at),
+                    next_attempt_at: row.next_attempt_at.map(instant),
+                    finished_at: row.finished_at.map(instant),
+                    last_status_code: row.status_code.and_then(|c| u16::try_from(c).ok()),
+                    last_error: row.error,
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Run> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let found: Option<(String, String)> = sqlx::query_as(
+            "SELECT status, job_id FROM runs
+             WHERE tenant = ?1 AND id = ?2 AND subscription_id IS NULL",
+        )
+        .bind(tenant.as_str())
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (status, job_id) = found.ok_or(StoreError::NotFound)?;
+        lifecycle::may_retry(run_status(&status)?)?;
+        let now = micros(Utc::now());
+        let run = sqlx::query_as::<_, RunRow>(&format!(
+            "UPDATE runs SET status = 'pending', next_attempt_at = ?2, finished_at = NULL,
+                 prior_attempts = attempt_count
+             WHERE id = ?1
+             RETURNING {RUN_COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .into_run()?;
+        let events = with_tenant(
+            tenant,
+            vec![crate::domain::event::run_retried(
+                &job_id,
+                id,
+                run.attempt_count,
+            )],
+        );
+        let deliveries = write_events(&mut tx, &events, now).await?;
+        tx.commit().await?;
+        self.wakeups.runs_changed();
+        self.events_written(deliveries);
+        Ok(run)
+    }
+
+    async fn gauges(&self) -> StoreResult<Gauges> {
+        let runs_pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM runs WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        let jobs: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        Ok(Gauges {
+            runs_pending: runs_pending.max(0) as u64,
+            jobs: jobs
+                .into_iter()
+                .filter_map(|(state, n)| Some((JobState::parse(&state)?, n.max(0) as u64)))
+                .collect(),
+            db_connections: (size.saturating_sub(idle), idle),
+        })
     }
 
     fn spawn_listener(&self, _shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {

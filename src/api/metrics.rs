@@ -1,0 +1,48 @@
+//! `/metrics` (Prometheus, root only once tokens exist) and the middleware
+//! that counts API requests by route.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::auth::Root;
+use super::error::ApiError;
+use crate::metrics::{CONTENT_TYPE, HttpLabels};
+
+/// Metrics in the OpenMetrics text format Prometheus scrapes.
+#[utoipa::path(
+    get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus metrics", content_type = "application/openmetrics-text", body = String))
+)]
+pub async fn metrics(Root(_): Root, State(app): State<AppState>) -> Result<Response, ApiError> {
+    let gauges = app.store.gauges().await?;
+    let mut response = app.metrics.render(&gauges).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    Ok(response)
+}
+
+/// Counts each request by method, route pattern and status.
+pub async fn count(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let began = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    app.metrics.http(
+        HttpLabels {
+            method,
+            route,
+            status: response.status().as_u16(),
+        },
+        began.elapsed(),
+    );
+    response
+}

@@ -1,0 +1,312 @@
+//! `/v1/subscriptions`: events delivered as signed webhooks, by the same
+//! dispatcher as jobs' (APScheduler's `add_listener`, over HTTP).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::{Reader, Writer};
+use super::error::ApiError;
+use super::extract::ApiJson;
+use crate::domain::error::FieldError;
+use crate::domain::event::{EventType, Interest};
+use crate::domain::instant;
+use crate::domain::job::JobId;
+use crate::domain::run::RunStatus;
+use crate::domain::signing::generate_secret;
+use crate::domain::target::{TargetInput, masked_url};
+use crate::store::{DeliveryRecord, NewSubscription, Subscription};
+
+/// Deliveries listed, newest first.
+const DELIVERIES_LISTED: u32 = 100;
+
+/// A subscription to make.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionInput {
+    /// Where events are POSTed, as JSON signed per Standard Webhooks.
+    #[schema(example = "https://example.com/hooks/cronhook-events")]
+    pub url: Option<String>,
+    /// The event types to deliver (at least one).
+    pub types: Option<Vec<EventType>>,
+    /// Only this job's events; every job's of the tenant when absent.
+    pub job_id: Option<String>,
+}
+
+/// A subscription as listed: its URL (a password as `***`), what it
+/// listens to.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Subscription)]
+pub struct SubscriptionView {
+    #[schema(example = "sub_3f9a1c2b7d4e5f60")]
+    pub id: String,
+    pub url: String,
+    pub types: Vec<EventType>,
+    pub job_id: Option<String>,
+    #[serde(with = "instant::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Subscription> for SubscriptionView {
+    fn from(s: Subscription) -> Self {
+        Self {
+            id: s.id,
+            url: masked_url(&s.target.url),
+            types: s.interest.types,
+            job_id: s.interest.job_id,
+            created_at: s.created_at,
+        }
+    }
+}
+
+/// A new subscription, with the secret its deliveries are signed with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedSubscription {
+    /// `whsec_…`: verify `webhook-signature` with it.
+    pub secret: String,
+    #[serde(flatten)]
+    pub subscription: SubscriptionView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionList {
+    pub items: Vec<SubscriptionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionSecret {
+    pub secret: String,
+}
+
+/// One delivery of an event to a subscription.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Delivery)]
+pub struct DeliveryView {
+    pub id: Uuid,
+    /// The event delivered; also the requests' `webhook-id`.
+    pub event_id: Uuid,
+    pub status: RunStatus,
+    pub attempt_count: u32,
+    #[serde(with = "instant::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "instant::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The last attempt's status code and error.
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+}
+
+impl From<DeliveryRecord> for DeliveryView {
+    fn from(d: DeliveryRecord) -> Self {
+        Self {
+            id: d.id,
+            event_id: d.event_id,
+            status: d.status,
+            attempt_count: d.attempt_count,
+            created_at: d.created_at,
+            next_attempt_at: d.next_attempt_at,
+            finished_at: d.finished_at,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub items: Vec<DeliveryView>,
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no subscription with id {id:?}"))
+}
+
+/// A subscription id: `sub_` and 16 hex digits.
+fn new_id() -> String {
+    let bytes = *Uuid::new_v4().as_bytes();
+    let hex: String = bytes[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sub_{hex}")
+}
+
+/// Subscribe to events: each one of `types` (of `job_id`'s job, if given)
+/// is POSTed to `url` as JSON, signed with the secret in this answer
+/// (`webhook-id` is the event's id), with the same retries, attempt
+/// records and target policy as a job's webhooks.
+#[utoipa::path(
+    post, path = "/v1/subscriptions", tag = "events",
+    request_body = SubscriptionInput,
+    responses((status = 201, description = "Created", body = CreatedSubscription,
+               headers(("location" = String, description = "`/v1/subscriptions/{id}`"))))
+)]
+pub async fn create_subscription(
+    Writer(caller): Writer,
+    State(app): State<AppState>,
+    ApiJson(input): ApiJson<SubscriptionInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    let url = input
+        .url
+        .ok_or_else(|| FieldError::new("url", "is required"))?;
+    // A subscription's target is a POST of the event: the URL is all there
+    // is to check, with the same rules (and network policy) as a job's.
+    let target = TargetInput {
+        url: Some(url),
+        ..Default::default()
+    }
+    .parse(&app.network_policy, "target")
+    .map_err(|e| FieldError::new("url", e.message))?;
+    let mut types = input
+        .types
+        .ok_or_else(|| FieldError::new("types", "is required"))?;
+    types.sort_by_key(|t| t.as_str());
+    types.dedup();
+    if types.is_empty() {
+        return Err(FieldError::new("types", "must name at least one event type").into());
+    }
+    let job_id = input
+        .job_id
+        .map(|id| {
+            JobId::parse(&id)
+                .map(|id| id.to_string())
+                .map_err(|m| FieldError::new("job_id", m))
+        })
+        .transpose()?;
+    let secret = generate_secret();
+    let made = app
+        .store
+        .create_subscription(
+            &caller.tenant,
+            &NewSubscription {
+                id: new_id(),
+                target,
+                interest: Interest { types, job_id },
+                secret: secret.clone(),
+            },
+        )
+        .await?;
+    tracing::info!(tenant = %caller.tenant, subscription = %made.id, "subscription created");
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/subscriptions/{}", made.id)) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok((
+        StatusCode::CREATED,
+        headers,
+        Json(CreatedSubscription {
+            secret,
+            subscription: made.into(),
+        }),
+    ))
+}
+
+/// List subscriptions, oldest first.
+#[utoipa::path(
+    get, path = "/v1/subscriptions", tag = "events",
+    responses((status = 200, description = "OK", body = SubscriptionList))
+)]
+pub async fn list_subscriptions(
+    Reader(caller): Reader,
+    State(app): State<AppState>,
+) -> Result<Json<SubscriptionList>, ApiError> {
+    let items = app.store.list_subscriptions(&caller.tenant).await?;
+    Ok(Json(SubscriptionList {
+        items: items.into_iter().map(SubscriptionView::from).collect(),
+    }))
+}
+
+/// Get one subscription.
+#[utoipa::path(
+    get, path = "/v1/subscriptions/{id}", tag = "events",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses((status = 200, description = "OK", body = SubscriptionView))
+)]
+pub async fn get_subscription(
+    Reader(caller): Reader,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let found = app
+        .store
+        .get_subscription(&caller.tenant, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(Json(found.into()))
+}
+
+/// Delete a subscription and its deliveries.
+#[utoipa::path(
+    delete, path = "/v1/subscriptions/{id}", tag = "events",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses((status = 204, description = "Deleted"))
+)]
+pub async fn delete_subscription(
+    Writer(caller): Writer,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if app.store.delete_subscription(&caller.tenant, &id).await? {
+        tracing::info!(tenant = %caller.tenant, subscription = %id, "subscription deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id))
+    }
+}
+
+/// The secret a subscription's deliveries are signed with.
+#[utoipa::path(
+    get, path = "/v1/subscriptions/{id}/secret", tag = "events",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses((status = 200, description = "OK", body = SubscriptionSecret))
+)]
+pub async fn get_subscription_secret(
+    Writer(caller): Writer,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SubscriptionSecret>, ApiError> {
+    let secret = app
+        .store
+        .subscription_secret(&caller.tenant, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(Json(SubscriptionSecret { secret }))
+}
+
+/// A subscription's deliveries, newest first (the last 100), with their
+/// last attempt's status and error.
+#[utoipa::path(
+    get, path = "/v1/subscriptions/{id}/deliveries", tag = "events",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses((status = 200, description = "OK", body = DeliveryList))
+)]
+pub async fn list_deliveries(
+    Reader(caller): Reader,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryList>, ApiError> {
+    if app
+        .store
+        .get_subscription(&caller.tenant, &id)
+        .await?
+        .is_none()
+    {
+        return Err(not_found(&id));
+    }
+    let items = app
+        .store
+        .list_deliveries(&caller.tenant, &id, DELIVERIES_LISTED)
+        .await?;
+    Ok(Json(DeliveryList {
+        items: items.into_iter().map(DeliveryView::from).collect(),
+    }))
+}

@@ -1,0 +1,447 @@
+//! Events (DESIGN.md §9): what happened to jobs and runs, as rows written
+//! in the same transaction as the change. Which events a change makes, and
+//! which subscriptions want an event, are decided here.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::instant;
+use crate::domain::job::{Job, JobState, Schedule};
+use crate::domain::lifecycle::JobChange;
+use crate::domain::retry::Outcome;
+use crate::domain::run::{RunCause, RunStatus};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum EventType {
+    #[serde(rename = "job.created")]
+    JobCreated,
+    #[serde(rename = "job.updated")]
+    JobUpdated,
+    #[serde(rename = "job.paused")]
+    JobPaused,
+    #[serde(rename = "job.resumed")]
+    JobResumed,
+    #[serde(rename = "job.completed")]
+    JobCompleted,
+    #[serde(rename = "job.deleted")]
+    JobDeleted,
+    #[serde(rename = "run.created")]
+    RunCreated,
+    #[serde(rename = "run.retried")]
+    RunRetried,
+    #[serde(rename = "attempt.failed")]
+    AttemptFailed,
+    #[serde(rename = "run.succeeded")]
+    RunSucceeded,
+    #[serde(rename = "run.failed")]
+    RunFailed,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 11] = [
+        EventType::JobCreated,
+        EventType::JobUpdated,
+        EventType::JobPaused,
+        EventType::JobResumed,
+        EventType::JobCompleted,
+        EventType::JobDeleted,
+        EventType::RunCreated,
+        EventType::RunRetried,
+        EventType::AttemptFailed,
+        EventType::RunSucceeded,
+        EventType::RunFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::JobCreated => "job.created",
+            EventType::JobUpdated => "job.updated",
+            EventType::JobPaused => "job.paused",
+            EventType::JobResumed => "job.resumed",
+            EventType::JobCompleted => "job.completed",
+            EventType::JobDeleted => "job.deleted",
+            EventType::RunCreated => "run.created",
+            EventType::RunRetried => "run.retried",
+            EventType::AttemptFailed => "attempt.failed",
+            EventType::RunSucceeded => "run.succeeded",
+            EventType::RunFailed => "run.failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+            format!(
+                "unknown event type {s:?}; expected one of {}",
+                names.join(", ")
+            )
+        })
+    }
+}
+
+/// An event to write: its id is also the `webhook-id` of its deliveries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub id: Uuid,
+    pub kind: EventType,
+    pub job_id: String,
+    pub run_id: Option<Uuid>,
+    pub data: Value,
+}
+
+impl NewEvent {
+    pub fn new(kind: EventType, job_id: &str, run_id: Option<Uuid>, data: Value) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            kind,
+            job_id: job_id.to_string(),
+            run_id,
+            data,
+        }
+    }
+}
+
+fn schedule_data(schedule: Schedule) -> Value {
+    json!({
+        "state": schedule.state().as_str(),
+        "next_run_at": schedule.next_run_at().map(|t| instant::format(&t)),
+    })
+}
+
+/// The events of a job change: created; updated when the definition
+/// changed; paused, resumed or completed when its state did.
+pub fn for_job_change(id: &str, existing: Option<&Job>, change: &JobChange) -> Vec<NewEvent> {
+    let event = |kind, data| NewEvent::new(kind, id, None, data);
+    match (change, existing) {
+        (JobChange::Unchanged, _) => Vec::new(),
+        (JobChange::Insert { schedule, .. }, _) => {
+            vec![event(EventType::JobCreated, schedule_data(*schedule))]
+        }
+        (
+            JobChange::Update {
+                definition,
+                schedule,
+            },
+            Some(job),
+        ) => {
+            let mut events = Vec::new();
+            if *definition != job.definition {
+                events.push(event(
+                    EventType::JobUpdated,
+                    schedule_data(schedule.unwrap_or(job.schedule)),
+                ));
+            }
+            if let Some(schedule) = schedule {
+                let kind = match (job.schedule.state(), schedule.state()) {
+                    (before, after) if before == after => None,
+                    (_, JobState::Paused) => Some(EventType::JobPaused),
+                    (JobState::Paused, JobState::Scheduled) => Some(EventType::JobResumed),
+                    (_, JobState::Completed) => Some(EventType::JobCompleted),
+                    // Completed and scheduled again: a new trigger.
+                    (_, JobState::Scheduled) => Some(EventType::JobResumed),
+                };
+                if let Some(kind) = kind {
+                    let mut data = schedule_data(*schedule);
+                    if kind == EventType::JobPaused {
+                        data["reason"] = json!("request");
+                    }
+                    events.push(event(kind, data));
+                }
+            }
+            events
+        }
+        // An update of no job: the rules never answer it.
+        (JobChange::Update { .. }, None) => Vec::new(),
+    }
+}
+
+pub fn job_deleted(id: &str) -> NewEvent {
+    NewEvent::new(EventType::JobDeleted, id, None, json!({}))
+}
+
+/// A job whose schedule ended (its date fired, its `end_at` passed).
+pub fn job_completed(id: &str) -> NewEvent {
+    NewEvent::new(
+        EventType::JobCompleted,
+        id,
+        None,
+        json!({"state": "completed", "next_run_at": null}),
+    )
+}
+
+/// A job paused because one of its runs failed (`pause_on_failure`).
+pub fn job_paused_by_failure(id: &str, run_id: Uuid) -> NewEvent {
+    NewEvent::new(
+        EventType::JobPaused,
+        id,
+        Some(run_id),
+        json!({"state": "paused", "next_run_at": null, "reason": "run_failed", "run_id": run_id}),
+    )
+}
+
+/// A run made by the scheduler or a manual run.
+pub fn run_created(
+    job_id: &str,
+    run_id: Uuid,
+    status: RunStatus,
+    cause: RunCause,
+    scheduled_for: DateTime<Utc>,
+    occurrences: u64,
+) -> NewEvent {
+    NewEvent::new(
+        EventType::RunCreated,
+        job_id,
+        Some(run_id),
+        json!({
+            "status": status.as_str(),
+            "cause": cause.as_str(),
+            "scheduled_for": instant::format(&scheduled_for),
+            "occurrences": occurrences,
+        }),
+    )
+}
+
+/// A failed run sent again (`POST /v1/runs/{id}/retry`).
+pub fn run_retried(job_id: &str, run_id: Uuid, attempts_so_far: u32) -> NewEvent {
+    NewEvent::new(
+        EventType::RunRetried,
+        job_id,
+        Some(run_id),
+        json!({"status": "pending", "attempts_so_far": attempts_so_far}),
+    )
+}
+
+/// What one finished attempt tells: its number, status code and error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptSummary<'a> {
+    pub job_id: &'a str,
+    pub run_id: Uuid,
+    pub attempt: u32,
+    pub status_code: Option<u16>,
+    pub error: Option<&'a str>,
+    pub outcome: Outcome,
+}
+
+/// The events of an attempt's outcome: a failed attempt, and a run that
+/// succeeded or failed.
+pub fn for_attempt(a: &AttemptSummary<'_>) -> Vec<NewEvent> {
+    let event = |kind, data| NewEvent::new(kind, a.job_id, Some(a.run_id), data);
+    match a.outcome {
+        Outcome::Succeeded => vec![event(
+            EventType::RunSucceeded,
+            json!({"attempts": a.attempt, "status_code": a.status_code}),
+        )],
+        Outcome::Retry { delay } => vec![event(
+            EventType::AttemptFailed,
+            json!({"attempt": a.attempt, "status_code": a.status_code, "error": a.error,
+                   "retry_in_ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)}),
+        )],
+        Outcome::Failed => vec![
+            event(
+                EventType::AttemptFailed,
+                json!({"attempt": a.attempt, "status_code": a.status_code, "error": a.error,
+                       "retry_in_ms": null}),
+            ),
+            event(
+                EventType::RunFailed,
+                json!({"attempts": a.attempt, "status_code": a.status_code, "error": a.error}),
+            ),
+        ],
+    }
+}
+
+/// Whether a failed run pauses its job: `pause_on_failure`, and the job
+/// still scheduled.
+pub fn pauses_on_failure(pause_on_failure: bool, state: JobState) -> bool {
+    pause_on_failure && state == JobState::Scheduled
+}
+
+/// What a subscription listens to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interest {
+    pub types: Vec<EventType>,
+    /// One job's events only, or every job's of the tenant.
+    pub job_id: Option<String>,
+}
+
+impl Interest {
+    pub fn wants(&self, event: &NewEvent) -> bool {
+        self.types.contains(&event.kind) && self.job_id.as_deref().is_none_or(|j| j == event.job_id)
+    }
+}
+
+/// An event as delivered and listed: the webhook body of a subscription.
+pub fn body(
+    id: Uuid,
+    kind: EventType,
+    at: DateTime<Utc>,
+    job_id: &str,
+    run_id: Option<Uuid>,
+    data: &Value,
+) -> Value {
+    json!({
+        "id": id,
+        "type": kind.as_str(),
+        "at": instant::format(&at),
+        "job_id": job_id,
+        "run_id": run_id,
+        "data": data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::job::{JobId, JobInput, ParseContext};
+    use std::time::Duration;
+
+    fn job(paused: bool) -> Job {
+        let now = instant::parse("2026-11-23T10:00:00Z").unwrap();
+        let spec = serde_json::from_value::<JobInput>(json!({
+            "id": "j", "trigger": {"type": "cron", "expr": "@daily"},
+            "target": {"url": "https://example.com/"}, "paused": paused
+        }))
+        .unwrap()
+        .parse(ParseContext {
+            now,
+            network_policy: Default::default(),
+        })
+        .unwrap();
+        Job {
+            id: JobId::parse("j").unwrap(),
+            schedule: spec.initial_schedule(now),
+            definition: spec.definition,
+            created_at: now,
+            updated_at: now,
+            last_run: None,
+        }
+    }
+
+    fn kinds(events: &[NewEvent]) -> Vec<&'static str> {
+        events.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn job_changes_make_the_events_they_describe() {
+        let scheduled = job(false);
+        let insert = JobChange::Insert {
+            definition: scheduled.definition.clone(),
+            schedule: scheduled.schedule,
+            secret: "s".into(),
+        };
+        assert_eq!(kinds(&for_job_change("j", None, &insert)), ["job.created"]);
+        assert!(for_job_change("j", Some(&scheduled), &JobChange::Unchanged).is_empty());
+
+        let pause = JobChange::Update {
+            definition: scheduled.definition.clone(),
+            schedule: Some(Schedule::Paused),
+        };
+        let events = for_job_change("j", Some(&scheduled), &pause);
+        assert_eq!(kinds(&events), ["job.paused"]);
+        assert_eq!(events[0].data["reason"], "request");
+
+        let paused = job(true);
+        let resume = JobChange::Update {
+            definition: paused.definition.clone(),
+            schedule: Some(scheduled.schedule),
+        };
+        assert_eq!(
+            kinds(&for_job_change("j", Some(&paused), &resume)),
+            ["job.resumed"]
+        );
+
+        let mut renamed = scheduled.definition.clone();
+        renamed.name = Some("new".into());
+        let rename = JobChange::Update {
+            definition: renamed.clone(),
+            schedule: None,
+        };
+        assert_eq!(
+            kinds(&for_job_change("j", Some(&scheduled), &rename)),
+            ["job.updated"]
+        );
+        let rename_and_pause = JobChange::Update {
+            definition: renamed,
+            schedule: Some(Schedule::Paused),
+        };
+        assert_eq!(
+            kinds(&for_job_change("j", Some(&scheduled), &rename_and_pause)),
+            ["job.updated", "job.paused"]
+        );
+    }
+
+    #[test]
+    fn attempts_make_failed_succeeded_and_failed_run_events() {
+        let a = |outcome| AttemptSummary {
+            job_id: "j",
+            run_id: Uuid::nil(),
+            attempt: 2,
+            status_code: Some(500),
+            error: Some("the target answered 500"),
+            outcome,
+        };
+        let retry = for_attempt(&a(Outcome::Retry {
+            delay: Duration::from_millis(1500),
+        }));
+        assert_eq!(kinds(&retry), ["attempt.failed"]);
+        assert_eq!(retry[0].data["retry_in_ms"], 1500);
+        assert_eq!(
+            kinds(&for_attempt(&a(Outcome::Failed))),
+            ["attempt.failed", "run.failed"]
+        );
+        let ok = for_attempt(&a(Outcome::Succeeded));
+        assert_eq!(kinds(&ok), ["run.succeeded"]);
+        assert_eq!(ok[0].data["attempts"], 2);
+    }
+
+    #[test]
+    fn subscriptions_want_their_types_and_job() {
+        let e = NewEvent::new(EventType::RunFailed, "a", None, json!({}));
+        let all = Interest {
+            types: vec![EventType::RunFailed],
+            job_id: None,
+        };
+        assert!(all.wants(&e));
+        let other_job = Interest {
+            job_id: Some("b".into()),
+            ..all.clone()
+        };
+        assert!(!other_job.wants(&e));
+        let other_type = Interest {
+            types: vec![EventType::RunSucceeded],
+            job_id: None,
+        };
+        assert!(!other_type.wants(&e));
+        assert!(pauses_on_failure(true, JobState::Scheduled));
+        assert!(!pauses_on_failure(true, JobState::Completed));
+        assert!(!pauses_on_failure(false, JobState::Scheduled));
+        assert_eq!("run.failed".parse::<EventType>(), Ok(EventType::RunFailed));
+        assert!(
+            "run.exploded"
+                .parse::<EventType>()
+                .unwrap_err()
+                .contains("expected one of")
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! Prometheus metrics (DESIGN.md §9), in the OpenMetrics text format that
+//! Prometheus scrapes, through `prometheus-client`: one registry per
+//! service (no global state), counted where things happen, gauges read from
+//! the store at each scrape.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::domain::job::JobState;
+use crate::domain::retry::Outcome;
+use crate::domain::run::RunStatus;
+use crate::store::Gauges;
+
+/// The answer's content type.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Lateness buckets, in seconds: fine from 1 ms (a 5 ms p99 reads as such)
+/// to a minute.
+const LATENESS_BUCKETS: [f64; 24] = [
+    0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
+    0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Durations of requests, claims and attempts, in seconds.
+const DURATION_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    /// The route's pattern (`/v1/jobs/{id}`), never the raw path.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: &'static str,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+pub struct Metrics {
+    registry: Registry,
+    runs: Family<StatusLabel, Counter>,
+    attempts: Family<OutcomeLabel, Counter>,
+    attempt_duration: Histogram,
+    lateness: Histogram,
+    claim_duration: Histogram,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Histogram,
+    runs_pending: Gauge,
+    jobs: Family<StateLabel, Gauge>,
+    db_connections: Family<StateLabel, Gauge>,
+    /// Scrapes are encoded one at a time (gauges are set, then read).
+    scrape: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let runs = Family::<StatusLabel, Counter>::default();
+        registry.register(
+            "cronhook_runs",
+            "Runs by the status they were made with or reached (pending, missed, skipped, succeeded, failed)",
+            runs.clone(),
+        );
+        let attempts = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "cronhook_attempts",
+            "Delivery attempts by outcome (succeeded, retried, failed)",
+            attempts.clone(),
+        );
+        let attempt_duration = duration_histogram();
+        registry.register(
+            "cronhook_attempt_duration_seconds",
+            "How long delivery attempts took",
+            attempt_duration.clone(),
+        );
+        let lateness = Histogram::new(LATENESS_BUCKETS);
+        registry.register(
+            "cronhook_lateness_seconds",
+            "First request sent minus scheduled_for, per run",
+            lateness.clone(),
+        );
+        let claim_duration = duration_histogram();
+        registry.register(
+            "cronhook_claim_duration_seconds",
+            "How long one scheduler claim of due jobs took",
+            claim_duration.clone(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "cronhook_http_requests",
+            "API requests by method, route and status",
+            http_requests.clone(),
+        );
+        let http_duration = duration_histogram();
+        registry.register(
+            "cronhook_http_request_duration_seconds",
+            "How long API requests took to answer",
+            http_duration.clone(),
+        );
+        let runs_pending = Gauge::default();
+        registry.register(
+            "cronhook_runs_pending",
+            "Runs waiting for a delivery attempt",
+            runs_pending.clone(),
+        );
+        let jobs = Family::<StateLabel, Gauge>::default();
+        registry.register("cronhook_jobs", "Jobs by state", jobs.clone());
+        let db_connections = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "cronhook_db_connections",
+            "This instance's database connections (in_use, idle)",
+            db_connections.clone(),
+        );
+        let build_info = Family::<VersionLabel, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("cronhook_build_info", "The running version", build_info);
+        Self {
+            registry,
+            runs,
+            attempts,
+            attempt_duration,
+            lateness,
+            claim_duration,
+            http_requests,
+            http_duration,
+            runs_pending,
+            jobs,
+            db_connections,
+            scrape: Mutex::new(()),
+        }
+    }
+
+    /// Runs made (or finished) with `status`.
+    pub fn runs(&self, status: RunStatus, n: usize) {
+        self.runs
+            .get_or_create(&StatusLabel {
+                status: status.as_str(),
+            })
+            .inc_by(n as u64);
+    }
+
+    /// One attempt's outcome and duration; `lateness` for a run's first.
+    pub fn attempt(&self, outcome: Outcome, duration: Duration, lateness: Option<Duration>) {
+        let label = match outcome {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Retry { .. } => "retried",
+            Outcome::Failed => "failed",
+        };
+        self.attempts
+            .get_or_create(&OutcomeLabel { outcome: label })
+            .inc();
+        self.attempt_duration.observe(duration.as_secs_f64());
+        if let Some(lateness) = lateness {
+            self.lateness.observe(lateness.as_secs_f64());
+        }
+        match outcome {
+            Outcome::Succeeded => self.runs(RunStatus::Succeeded, 1),
+            Outcome::Failed => self.runs(RunStatus::Failed, 1),
+            Outcome::Retry { .. } => {}
+        }
+    }
+
+    pub fn claim(&self, duration: Duration) {
+        self.claim_duration.observe(duration.as_secs_f64());
+    }
+
+    pub fn http(&self, labels: HttpLabels, duration: Duration) {
+        self.http_requests.get_or_create(&labels).inc();
+        self.http_duration.observe(duration.as_secs_f64());
+    }
+
+    /// The text a scrape answers, with `gauges` read from the store now.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.runs_pending
+            .set(i64::try_from(gauges.runs_pending).unwrap_or(i64::MAX));
+        for state in [JobState::Scheduled, JobState::Paused, JobState::Completed] {
+            let n = gauges
+                .jobs
+                .iter()
+                .find(|(s, _)| *s == state)
+                .map_or(0, |(_, n)| *n);
+            self.jobs
+                .get_or_create(&StateLabel {
+                    state: state.as_str(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        let (in_use, idle) = gauges.db_connections;
+        self.db_connections
+            .get_or_create(&StateLabel { state: "in_use" })
+            .set(in_use.into());
+        self.db_connections
+            .get_or_create(&StateLabel { state: "idle" })
+            .set(idle.into());
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_metric_with_its_labels() {
+        let m = Metrics::new();
+        m.runs(RunStatus::Pending, 3);
+        m.attempt(
+            Outcome::Succeeded,
+            Duration::from_millis(12),
+            Some(Duration::from_millis(4)),
+        );
+        m.http(
+            HttpLabels {
+                method: "GET".into(),
+                route: "/v1/jobs".into(),
+                status: 200,
+            },
+            Duration::from_millis(1),
+        );
+        let text = m.render(&Gauges {
+            runs_pending: 7,
+            jobs: vec![(JobState::Scheduled, 2)],
+            db_connections: (1, 3),
+        });
+        for line in [
+            "cronhook_runs_total{status=\"pending\"} 3",
+            "cronhook_runs_total{status=\"succeeded\"} 1",
+            "cronhook_attempts_total{outcome=\"succeeded\"} 1",
+            "cronhook_lateness_seconds_bucket{le=\"0.005\"} 1",
+            "cronhook_lateness_seconds_bucket{le=\"0.003\"} 0",
+            "cronhook_runs_pending 7",
+            "cronhook_jobs{state=\"scheduled\"} 2",
+            "cronhook_jobs{state=\"paused\"} 0",
+            "cronhook_db_connections{state=\"idle\"} 3",
+            "cronhook_http_requests_total{method=\"GET\",route=\"/v1/jobs\",status=\"200\"} 1",
+            "cronhook_build_info{version=\"",
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+    }
+}
