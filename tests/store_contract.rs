@@ -717,7 +717,7 @@ async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
 async fn claim_one(store: &DynStore, owner: &str, margin: Duration) -> store::ClaimedRun {
     eventually(Duration::from_secs(10), "a claimable run", || async {
         store
-            .claim_runs(owner, 1, margin)
+            .claim_runs(owner, 1, margin, &[])
             .await
             .unwrap()
             .into_iter()
@@ -743,7 +743,7 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
     assert_eq!(claimed.secrets, ["whsec_dGVzdA=="]);
     assert!(
         store
-            .claim_runs("other", 10, Duration::from_secs(30))
+            .claim_runs("other", 10, Duration::from_secs(30), &[])
             .await
             .unwrap()
             .is_empty()
@@ -1303,7 +1303,7 @@ async fn next_due_times(backend: Backend) {
     );
     // Once claimed it is leased, not due: its expiry is looked for apart.
     let claimed = store
-        .claim_runs("owner", 10, std::time::Duration::from_secs(30))
+        .claim_runs("owner", 10, std::time::Duration::from_secs(30), &[])
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -1392,7 +1392,7 @@ async fn tenants_keep_their_own_jobs_under_one_id(backend: Backend) {
     assert_eq!(runs(&a).await, [run_a.id]);
     assert_eq!(runs(&b).await, [run_b.id]);
     let mut claimed = store
-        .claim_runs("me", 10, Duration::from_secs(1))
+        .claim_runs("me", 10, Duration::from_secs(1), &[])
         .await
         .unwrap();
     claimed.sort_by_key(|c| c.tenant.clone());
@@ -1471,7 +1471,56 @@ async fn tokens_are_kept_as_hashes_and_revoked(backend: Backend) {
     assert!(store.list_tokens().await.unwrap()[0].revoked_at.is_some());
 }
 
+/// A dispatcher whose requests to a host are at their limit claims none
+/// of that host's runs; a run that waited for its host renews its lease.
+async fn busy_hosts_runs_are_left_for_later(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    for (job, url) in [("a", "http://127.0.0.1:9/a"), ("b", "http://localhost:9/b")] {
+        let mut v = body(job);
+        v["target"]["url"] = json!(url);
+        apply(&store, job, create_command(parse(v))).await.unwrap();
+        store
+            .create_manual_run(&common::default_tenant(), &id(job), None)
+            .await
+            .unwrap();
+    }
+    let busy = ["127.0.0.1:9".to_string()];
+    let claimed = store
+        .claim_runs("me", 10, Duration::from_secs(30), &busy)
+        .await
+        .unwrap();
+    let jobs: Vec<String> = claimed.iter().map(|c| c.subject.name()).collect();
+    assert_eq!(jobs, ["b"]);
+    let claimed = store
+        .claim_runs("me", 10, Duration::from_secs(30), &[])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let a = &claimed[0];
+    assert_eq!(a.subject.name(), "a");
+    assert!(
+        store
+            .renew_lease("me", a.run_id, a.attempt, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_lease("other", a.run_id, a.attempt, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_lease("me", a.run_id, a.attempt + 1, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+}
+
 store_tests!(
+    busy_hosts_runs_are_left_for_later,
     tenants_keep_their_own_jobs_under_one_id,
     tokens_are_kept_as_hashes_and_revoked,
     backend_and_ping,

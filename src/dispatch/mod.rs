@@ -2,6 +2,7 @@
 //! records every attempt, retries with backoff (DESIGN.md §4, §5).
 
 pub mod client;
+mod hosts;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rand::RngExt;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -20,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::store::{AttemptRecord, ClaimedRun, DynStore, ExpiredLease, Subject};
 use crate::wakeup::Wakeups;
 use client::{Delivery, WebhookClient};
+use hosts::Hosts;
 
 /// Most runs one claim takes (it never takes more than free slots).
 pub const CLAIM_BATCH: u32 = 256;
@@ -28,9 +30,6 @@ pub const CLAIM_BATCH: u32 = 256;
 pub const RECOVERY_EVERY: Duration = Duration::from_millis(250);
 /// Most attempts one completion transaction records.
 pub const RECORD_BATCH: usize = 512;
-/// How long a run claimed for a host that already has its most requests
-/// in flight waits, pending, before it is claimed again.
-pub const HOST_BUSY_RETRY: Duration = Duration::from_secs(1);
 
 pub struct Dispatcher {
     pub store: DynStore,
@@ -91,71 +90,118 @@ fn log_outcome(run_id: Uuid, job_id: &str, attempt: u32, outcome: Outcome, error
 /// Runs leased to this process and not yet recorded: released on shutdown.
 type InFlight = Arc<Mutex<HashMap<Uuid, u32>>>;
 
-/// Requests in flight per target host, so that one slow target cannot
-/// take every slot.
-struct HostSlots {
-    limit: usize,
-    counts: Mutex<HashMap<String, usize>>,
-}
-
-/// One request's place in its host's count, given back when dropped.
-struct HostPermit {
-    slots: Arc<HostSlots>,
-    host: String,
-}
-
-impl HostSlots {
-    fn new(limit: usize) -> Arc<Self> {
-        Arc::new(Self {
-            limit: limit.max(1),
-            counts: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// A place for one more request to `host`, unless it has its most.
-    fn try_take(self: &Arc<Self>, host: &str) -> Option<HostPermit> {
-        let mut counts = self.counts.lock().ok()?;
-        let count = counts.entry(host.to_string()).or_insert(0);
-        if *count >= self.limit {
-            return None;
-        }
-        *count += 1;
-        Some(HostPermit {
-            slots: self.clone(),
-            host: host.to_string(),
-        })
-    }
-}
-
-impl Drop for HostPermit {
-    fn drop(&mut self) {
-        if let Ok(mut counts) = self.slots.counts.lock()
-            && let Some(count) = counts.get_mut(&self.host)
-        {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.host);
-            }
-        }
-    }
-}
-
 /// The host a run's request goes to (`host:port`); none when its job
 /// does not read back (it fails without a request).
 fn host_of(run: &ClaimedRun) -> Option<String> {
     let (target, _) = run.spec.as_ref().ok()?;
-    Some(format!(
-        "{}:{}",
-        target.url.host_str().unwrap_or(""),
-        target.url.port_or_known_default().unwrap_or(0)
-    ))
+    Some(crate::domain::target::host_key(&target.url))
+}
+
+/// What a request task needs: it sends its run, then the runs that waited
+/// for the same host, one after another.
+struct Sending {
+    store: DynStore,
+    client: WebhookClient,
+    owner: String,
+    liveness: Arc<Liveness>,
+    metrics: Arc<Metrics>,
+    hosts: Arc<Hosts<ClaimedRun>>,
+    in_flight: InFlight,
+    done: mpsc::UnboundedSender<AttemptRecord>,
+    lease_margin: Duration,
+    shutdown: CancellationToken,
+}
+
+impl Sending {
+    /// Sends `run`, then each run that waited for its host, until none
+    /// waits (or the service stops: those left are released).
+    async fn run(self: Arc<Self>, run: ClaimedRun, permit: OwnedSemaphorePermit) {
+        let host = host_of(&run);
+        let mut next = Some(run);
+        while let Some(run) = next.take() {
+            self.send(&run).await;
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            while let Some(h) = &host {
+                let Some((waiting, waited)) = self.hosts.finished(h) else {
+                    break;
+                };
+                if self.still_ours(&waiting, waited).await {
+                    next = Some(waiting);
+                    break;
+                }
+            }
+            if next.is_none() {
+                drop(permit);
+                return;
+            }
+        }
+        // Stopping: this run's place is given back; the waiting ones stay
+        // leased and are released with the rest.
+        if let Some(h) = &host {
+            while let Some((waiting, _)) = self.hosts.finished(h) {
+                drop(waiting);
+            }
+        }
+        drop(permit);
+    }
+
+    /// A run that waited longer than half its lease margin: its lease is
+    /// renewed first (false when another instance took it over meanwhile).
+    async fn still_ours(&self, run: &ClaimedRun, waited: Duration) -> bool {
+        if waited < self.lease_margin / 2 {
+            return true;
+        }
+        match self
+            .store
+            .renew_lease(&self.owner, run.run_id, run.attempt, self.lease_margin)
+            .await
+        {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::info!(run_id = %run.run_id, "not sent: taken over while it waited for its host");
+                if let Ok(mut map) = self.in_flight.lock() {
+                    map.remove(&run.run_id);
+                }
+                false
+            }
+            Err(e) => {
+                // Its lease runs out, and it is taken over then.
+                tracing::warn!(run_id = %run.run_id, error = %e, "not sent: renewing its lease failed");
+                false
+            }
+        }
+    }
+
+    async fn send(&self, run: &ClaimedRun) {
+        // Silent too long: the others may be sending it already. Its lease
+        // is left to expire; it is taken over.
+        if !self.liveness.is_alive() {
+            tracing::warn!(run_id = %run.run_id, "not sent: this instance has missed its heartbeats");
+            return;
+        }
+        let record = deliver(&self.client, run).await;
+        let lateness = match &run.subject {
+            // A run's first request: how late it went out.
+            Subject::Job { scheduled_for, .. } if run.attempt == 1 => {
+                (record.started_at - *scheduled_for).to_std().ok()
+            }
+            _ => None,
+        };
+        self.metrics.attempt(
+            record.outcome,
+            Duration::from_millis(record.duration_ms),
+            lateness,
+        );
+        let _ = self.done.send(record);
+    }
 }
 
 impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(owner = %self.owner, max_in_flight = self.max_in_flight, "dispatcher started");
         let slots = Arc::new(Semaphore::new(self.max_in_flight));
-        let hosts = HostSlots::new(self.max_in_flight_per_host);
         let in_flight: InFlight = Arc::default();
         let (done, results) = mpsc::unbounded_channel::<AttemptRecord>();
         let recorder = tokio::spawn(record(
@@ -165,6 +211,18 @@ impl Dispatcher {
             in_flight.clone(),
             results,
         ));
+        let sending = Arc::new(Sending {
+            store: self.store.clone(),
+            client: self.client.clone(),
+            owner: self.owner.clone(),
+            liveness: self.liveness.clone(),
+            metrics: self.metrics.clone(),
+            hosts: Arc::new(Hosts::new(self.max_in_flight_per_host)),
+            in_flight: in_flight.clone(),
+            done: done.clone(),
+            lease_margin: self.lease_margin,
+            shutdown: shutdown.clone(),
+        });
         let mut requests = JoinSet::new();
         let mut backoff = Backoff::new();
         let mut last_recovery: Option<tokio::time::Instant> = None;
@@ -188,14 +246,13 @@ impl Dispatcher {
             let until_recovery = last_recovery.map_or(Duration::ZERO, |at| {
                 RECOVERY_EVERY.saturating_sub(at.elapsed())
             });
-            let sleep = match self
-                .claim_and_send(&slots, &hosts, &in_flight, &done, &mut requests)
-                .await
-            {
-                Ok(true) => continue,
+            let sleep = match self.claim_and_send(&slots, &sending, &mut requests).await {
+                Ok((true, _)) => continue,
                 // Every slot is busy: the first one freed is the signal.
-                Ok(false) if slots.available_permits() == 0 => until_recovery,
-                Ok(false) => {
+                Ok(_) if slots.available_permits() == 0 => until_recovery,
+                // Runs of busy hosts are due: a freed place is the signal.
+                Ok((false, true)) => self.poll_interval,
+                Ok((false, false)) => {
                     backoff.reset();
                     match self.store.next_attempt_in().await {
                         Ok(Some(due)) => due.min(self.poll_interval),
@@ -215,6 +272,7 @@ impl Dispatcher {
                 _ = self.wakeups.runs_did_change() => {}
                 _ = tokio::time::sleep(sleep) => {}
                 Ok(_permit) = slots.acquire(), if full => {}
+                _ = sending.hosts.freed() => {}
             }
         }
 
@@ -236,6 +294,7 @@ impl Dispatcher {
             while requests.join_next().await.is_some() {}
         }
         drop(done);
+        drop(sending);
         let _ = recorder.await;
         // Whatever was cut off goes back to pending, its attempt not counted.
         let unfinished: Vec<(Uuid, u32)> = in_flight
@@ -257,86 +316,44 @@ impl Dispatcher {
         tracing::info!("dispatcher stopped");
     }
 
-    /// One round: claim what fits, start sending. True when the claim was
-    /// full (more may be waiting).
+    /// One round: claim what fits (none of the busy hosts' runs), start
+    /// sending. Answers whether the claim was full (more may be waiting),
+    /// and whether busy hosts' runs were left.
     async fn claim_and_send(
         &self,
         slots: &Arc<Semaphore>,
-        hosts: &Arc<HostSlots>,
-        in_flight: &InFlight,
-        done: &mpsc::UnboundedSender<AttemptRecord>,
+        sending: &Arc<Sending>,
         requests: &mut JoinSet<()>,
-    ) -> Result<bool, crate::store::StoreError> {
+    ) -> Result<(bool, bool), crate::store::StoreError> {
         let free = slots.available_permits().min(CLAIM_BATCH as usize) as u32;
         if free == 0 {
-            return Ok(false);
+            return Ok((false, false));
         }
+        let busy = sending.hosts.busy();
         let claimed = self
             .store
-            .claim_runs(&self.owner, free, self.lease_margin)
+            .claim_runs(&self.owner, free, self.lease_margin, &busy)
             .await?;
         let full = claimed.len() as u32 == free;
-        let mut busy = Vec::new();
         for run in claimed {
-            let host_permit = match host_of(&run) {
-                Some(host) => match hosts.try_take(&host) {
-                    Some(permit) => Some(permit),
-                    None => {
-                        busy.push((run.run_id, run.attempt));
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                busy.push((run.run_id, run.attempt));
-                continue;
-            };
-            if let Ok(mut map) = in_flight.lock() {
+            if let Ok(mut map) = sending.in_flight.lock() {
                 map.insert(run.run_id, run.attempt);
             }
-            let client = self.client.clone();
-            let done = done.clone();
-            let liveness = self.liveness.clone();
-            let metrics = self.metrics.clone();
-            requests.spawn(async move {
-                // Silent too long: the others may be sending it already.
-                // Its lease is left to expire; it is taken over.
-                if !liveness.is_alive() {
-                    tracing::warn!(run_id = %run.run_id, "not sent: this instance has missed its heartbeats");
-                    drop(permit);
-                    return;
-                }
-                let record = deliver(&client, &run).await;
-                let lateness = match &run.subject {
-                    // A run's first request: how late it went out.
-                    Subject::Job { scheduled_for, .. } if run.attempt == 1 => {
-                        (record.started_at - *scheduled_for).to_std().ok()
-                    }
-                    _ => None,
-                };
-                metrics.attempt(
-                    record.outcome,
-                    Duration::from_millis(record.duration_ms),
-                    lateness,
-                );
-                let _ = done.send(record);
-                drop(host_permit);
-                drop(permit);
-            });
+            let run = match host_of(&run) {
+                Some(host) => match sending.hosts.admit(&host, run) {
+                    Some(run) => run,
+                    // It waits for a request to its host to end.
+                    None => continue,
+                },
+                None => run,
+            };
+            // Runs started never exceed the free slots claimed for.
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                continue;
+            };
+            requests.spawn(sending.clone().run(run, permit));
         }
-        if !busy.is_empty() {
-            // Pending again, the attempt not counted: claimed again once
-            // its host may have room.
-            tracing::debug!(
-                runs = busy.len(),
-                "runs wait for their host's requests in flight"
-            );
-            self.store
-                .release_runs(&self.owner, &busy, HOST_BUSY_RETRY)
-                .await?;
-        }
-        Ok(full)
+        Ok((full, !busy.is_empty()))
     }
 }
 

@@ -228,6 +228,16 @@ fn parse_url(text: &str, policy: &NetworkPolicy) -> Result<Url, String> {
     Ok(url)
 }
 
+/// The host a request to `url` goes to, as `--max-in-flight-per-host`
+/// counts it: lower-case name and port (`example.com:443`).
+pub fn host_key(url: &Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or("").to_ascii_lowercase(),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
 /// Headers that concern one hop of a connection, not the request: a job
 /// may not set them (they would reach proxies or the target's server as
 /// instructions).
@@ -422,6 +432,15 @@ mod tests {
                 .unwrap_err()
                 .contains("twice")
         );
+    }
+
+    #[test]
+    fn hosts_are_named_with_their_port() {
+        let key = |u: &str| host_key(&Url::parse(u).unwrap());
+        assert_eq!(key("https://Example.com/x"), "example.com:443");
+        assert_eq!(key("http://example.com/x"), "example.com:80");
+        assert_eq!(key("http://u:p@127.0.0.1:9000/"), "127.0.0.1:9000");
+        assert_eq!(key("http://[::1]:81/"), "[::1]:81");
     }
 
     #[test]

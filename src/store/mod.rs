@@ -511,12 +511,26 @@ pub trait Store: Send + Sync + 'static {
     /// attempt each: marks them running, leased to `owner` until the
     /// target's timeout plus `lease_margin` from now (database clock), and
     /// commits before any request is sent.
+    /// Runs of `busy_hosts` (requests to them at their limit here) are
+    /// left for later.
     async fn claim_runs(
         &self,
         owner: &str,
         limit: u32,
         lease_margin: Duration,
+        busy_hosts: &[String],
     ) -> StoreResult<Vec<ClaimedRun>>;
+
+    /// Extends the lease of a claimed run that waited for its host, to the
+    /// target's timeout plus `lease_margin` from now; false when it is no
+    /// longer this owner's (taken over).
+    async fn renew_lease(
+        &self,
+        owner: &str,
+        run: Uuid,
+        attempt: u32,
+        lease_margin: Duration,
+    ) -> StoreResult<bool>;
 
     /// Records attempts and the runs' new states in one transaction. Each
     /// write is fenced on `owner` and the attempt number: a run whose lease
@@ -924,6 +938,26 @@ pub(crate) type TenantEvent = (String, NewEvent);
 /// A failed job run: tenant, job id, run id.
 pub(crate) type FailedRun = (String, String, Uuid);
 
+/// The events an attempt's record makes, should it be recorded and be a
+/// job run's (job id left empty: the store knows it).
+pub(crate) fn record_events(record: &AttemptRecord) -> Vec<NewEvent> {
+    // What went wrong, in words: the error, or the status answered.
+    let error = record.error.clone().or_else(|| {
+        record
+            .status_code
+            .filter(|_| record.outcome != Outcome::Succeeded)
+            .map(|status| format!("the target answered {status}"))
+    });
+    crate::domain::event::for_attempt(&crate::domain::event::AttemptSummary {
+        job_id: "",
+        run_id: record.run_id,
+        attempt: record.number,
+        status_code: record.status_code,
+        error: error.as_deref(),
+        outcome: record.outcome,
+    })
+}
+
 /// The events of recorded attempts of job runs (an event's delivery makes
 /// none: no events about events), and the failed job runs (tenant, job,
 /// run) whose job may pause. `recorded`: run id, tenant, job id (none for a
@@ -939,22 +973,8 @@ pub(crate) fn attempt_events(
         else {
             continue;
         };
-        // What went wrong, in words: the error, or the status answered.
-        let error = record.error.clone().or_else(|| {
-            record
-                .status_code
-                .filter(|_| record.outcome != Outcome::Succeeded)
-                .map(|status| format!("the target answered {status}"))
-        });
-        let summary = crate::domain::event::AttemptSummary {
-            job_id,
-            run_id: *run_id,
-            attempt: record.number,
-            status_code: record.status_code,
-            error: error.as_deref(),
-            outcome: record.outcome,
-        };
-        for event in crate::domain::event::for_attempt(&summary) {
+        for mut event in record_events(record) {
+            event.job_id = job_id.clone();
             events.push((tenant.clone(), event));
         }
         if record.outcome == Outcome::Failed {
@@ -1003,6 +1023,14 @@ pub(crate) fn uuid_before(age: Duration) -> Uuid {
     bytes[6] = 0x70;
     bytes[8] = 0x80;
     Uuid::from_bytes(bytes)
+}
+
+/// The host a run's request goes to, from its target's stored URL (none
+/// when it does not parse: the run fails without a request anyway).
+pub(crate) fn run_host(url: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()
+        .map(|u| crate::domain::target::host_key(&u))
 }
 
 /// Events of one tenant, as the stores write them.

@@ -1,6 +1,7 @@
 //! The PostgreSQL store: production, and several instances on one database.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,12 +14,12 @@ use uuid::Uuid;
 use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
     Attempt, AttemptRecord, ClaimOutcome, ClaimedParts, ClaimedRun, DeliveryRecord, Event,
-    EventFilter, ExpiredLease, Gauges, Idempotency, IdempotentRequest, Instance, Interest, Job,
-    JobFilter, JobSecret, NewEvent, NewSubscription, NewToken, PlanFn, RecoverFn, Run, RunFilter,
-    RunSummary, Saved, Store, StoreError, StoreResult, Subscription, Tenant, TokenInfo,
-    attempt_events, check_fingerprint, count, delay_ms, deliveries_of, event_of, interest, job_id,
-    lease_policy, lease_subject, open_secret, run_cause, run_status, subscription_of, token_info,
-    types_text, uuid_before, with_tenant,
+    EventFilter, ExpiredLease, Gauges, Idempotency, IdempotentRequest, Instance, Job, JobFilter,
+    JobSecret, NewEvent, NewSubscription, NewToken, PlanFn, RecoverFn, Run, RunFilter, RunSummary,
+    Saved, Store, StoreError, StoreResult, Subscription, Tenant, TokenInfo, attempt_events,
+    check_fingerprint, count, delay_ms, event_of, job_id, lease_policy, lease_subject, open_secret,
+    record_events, run_cause, run_host, run_status, subscription_of, token_info, types_text,
+    uuid_before, with_tenant,
 };
 use crate::domain::job::{JobDefinition, JobId, JobState, ParseContext, Schedule};
 use crate::domain::lease;
@@ -46,6 +47,8 @@ pub struct PgStore {
     pool: PgPool,
     wakeups: Arc<Wakeups>,
     key: SealingKey,
+    /// A NOTIFY of events is on its way.
+    notifying: Arc<AtomicBool>,
 }
 
 impl PgStore {
@@ -57,20 +60,146 @@ impl PgStore {
             .await?;
         MIGRATOR.run(&pool).await?;
         seal_what_is_plain(&pool, &key).await?;
-        Ok(Self { pool, wakeups, key })
+        Ok(Self {
+            pool,
+            wakeups,
+            key,
+            notifying: Arc::default(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Wakes this process's streams (and dispatcher, for deliveries) after
-    /// a transaction that wrote events committed.
+    /// `record_attempts` when no run failed (the common case): the records,
+    /// their events and the events' deliveries in one statement.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_in_one_statement(
+        &self,
+        owner: &str,
+        records: &[AttemptRecord],
+        ids: &[Uuid],
+        numbers: &[i32],
+        started: &[DateTime<Utc>],
+        durations: &[i64],
+        codes: &[Option<i32>],
+        errors: &[Option<String>],
+        excerpts: &[Option<String>],
+        statuses: &[&str],
+        delays: &[i64],
+    ) -> StoreResult<u64> {
+        let mut e = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for record in records {
+            for event in record_events(record) {
+                e.0.push(record.run_id);
+                e.1.push(event.id);
+                e.2.push(event.kind.as_str());
+                e.3.push(event.data.to_string());
+            }
+        }
+        let (recorded, events, deliveries): (i64, i64, i64) = sqlx::query_as(&format!(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($2::uuid[], $3::int4[], $4::timestamptz[], $5::int8[],
+                                      $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[])
+                     AS u(run_id, number, started_at, duration_ms, status_code, error,
+                          response_excerpt, status, delay_ms)
+             ), updated AS (
+                 UPDATE runs r
+                 SET status = i.status,
+                     next_attempt_at = CASE WHEN i.status = 'pending'
+                         THEN now() + i.delay_ms * interval '1 millisecond' END,
+                     finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE clock_timestamp() END,
+                     lease_owner = NULL, lease_until = NULL
+                 FROM input i
+                 WHERE r.id = i.run_id AND r.status = 'running' AND r.lease_owner = $1
+                   AND r.attempt_count = i.number
+                 RETURNING r.id, r.tenant, r.job_id
+             ), inserted AS (
+                 INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
+                                       response_excerpt)
+                 SELECT i.run_id, i.number, i.started_at, i.duration_ms, i.status_code, i.error,
+                        i.response_excerpt
+                 FROM input i JOIN updated u ON u.id = i.run_id
+                 ON CONFLICT DO NOTHING
+                 RETURNING run_id
+             ), ev AS (
+                 INSERT INTO events (id, tenant, type, job_id, run_id, data)
+                 SELECT c.event_id, u.tenant, c.type, u.job_id, u.id, c.data
+                 FROM UNNEST($11::uuid[], $12::uuid[], $13::text[], $14::text[])
+                          AS c(run_id, event_id, type, data)
+                      JOIN updated u ON u.id = c.run_id
+                      JOIN inserted a ON a.run_id = c.run_id
+                 WHERE u.job_id IS NOT NULL
+                 RETURNING id, tenant, type, job_id
+             ), d AS ({DELIVERIES_OF_EV})
+             SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM ev),
+                    (SELECT count(*) FROM d)"
+        ))
+        .bind(owner)
+        .bind(ids)
+        .bind(numbers)
+        .bind(started)
+        .bind(durations)
+        .bind(codes)
+        .bind(errors)
+        .bind(excerpts)
+        .bind(statuses)
+        .bind(delays)
+        .bind(&e.0)
+        .bind(&e.1)
+        .bind(&e.2)
+        .bind(&e.3)
+        .fetch_one(&self.pool)
+        .await?;
+        if records
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Retry { .. }))
+        {
+            // Other instances' dispatchers may be the ones to retry it.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(RUNS_CHANNEL)
+                .execute(&self.pool)
+                .await?;
+        }
+        if events > 0 {
+            self.events_written(deliveries.max(0) as usize);
+        }
+        Ok(recorded.max(0) as u64)
+    }
+
+    /// After a transaction that wrote events committed: wakes this
+    /// process's streams (and dispatcher, for deliveries) and tells the
+    /// other instances. The NOTIFY is sent after the commit, outside the
+    /// hot transactions (a NOTIFY takes a lock at commit), at most one per
+    /// 10 ms whatever the rate of events: listeners read the table anyway.
     fn events_written(&self, deliveries: usize) {
         self.wakeups.events_changed();
         if deliveries > 0 {
             self.wakeups.runs_changed();
         }
+        let channels: &'static [&'static str] = if deliveries > 0 {
+            &[EVENTS_CHANNEL, RUNS_CHANNEL]
+        } else {
+            &[EVENTS_CHANNEL]
+        };
+        if deliveries == 0 && self.notifying.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (pool, notifying) = (self.pool.clone(), self.notifying.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            notifying.store(false, Ordering::Release);
+            for channel in channels {
+                if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(channel)
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::debug!(error = %e, "NOTIFY failed; other instances read on their own");
+                }
+            }
+        });
     }
 
     /// Inserts many new jobs, a few thousand per statement: the bulk path
@@ -279,6 +408,7 @@ struct DueRow {
     coalesce_runs: bool,
     catchup_max: i64,
     max_instances: i64,
+    target_url: String,
     db_now: DateTime<Utc>,
 }
 
@@ -346,6 +476,9 @@ impl From<AttemptRow> for Attempt {
 struct RunColumns {
     id: Vec<Uuid>,
     tenant: Vec<String>,
+    host: Vec<Option<String>>,
+    event_id: Vec<Uuid>,
+    event_data: Vec<String>,
     job_id: Vec<String>,
     scheduled_for: Vec<DateTime<Utc>>,
     status: Vec<&'static str>,
@@ -695,10 +828,49 @@ async fn record_idempotency(
     Ok(())
 }
 
-/// Writes events in the caller's transaction, with a pending delivery run
-/// for each subscription that wants one, and tells other instances (their
-/// streams, and their dispatchers when there are deliveries). Returns how
-/// many deliveries it made; the caller wakes this process's loops after
+/// The deliveries of the events a statement wrote in its CTE `ev` (id,
+/// tenant, type, job_id): a pending run for each subscription that wants
+/// one, by the rule of `Interest::wants` (its types name the event's, and
+/// its job, if it has one, is the event's).
+const DELIVERIES_OF_EV: &str = "
+    INSERT INTO runs (id, tenant, subscription_id, event_id, scheduled_for, cause, status,
+                      occurrences, deliver_after, next_attempt_at, host)
+    SELECT gen_random_uuid(), s.tenant, s.id, ev.id, now(), 'event', 'pending', 1, now(), now(),
+           s.host
+    FROM ev JOIN subscriptions s
+         ON s.tenant = ev.tenant AND ev.type = ANY(string_to_array(s.types, ','))
+            AND (s.job_id IS NULL OR s.job_id = ev.job_id)
+    RETURNING 1";
+
+/// Event columns, as `UNNEST` takes them.
+#[derive(Default)]
+struct EventColumns {
+    id: Vec<Uuid>,
+    tenant: Vec<String>,
+    kind: Vec<&'static str>,
+    job_id: Vec<String>,
+    run_id: Vec<Option<Uuid>>,
+    data: Vec<String>,
+}
+
+impl EventColumns {
+    fn of(events: &[(String, NewEvent)]) -> Self {
+        let mut c = Self::default();
+        for (tenant, event) in events {
+            c.id.push(event.id);
+            c.tenant.push(tenant.clone());
+            c.kind.push(event.kind.as_str());
+            c.job_id.push(event.job_id.clone());
+            c.run_id.push(event.run_id);
+            c.data.push(event.data.to_string());
+        }
+        c
+    }
+}
+
+/// Writes events in the caller's transaction, in one statement with a
+/// pending delivery run for each subscription that wants one. Returns how
+/// many deliveries it made; the caller tells the other instances after
 /// committing ([`PgStore::events_written`]).
 async fn write_events(
     conn: &mut PgConnection,
@@ -707,89 +879,25 @@ async fn write_events(
     if events.is_empty() {
         return Ok(0);
     }
-    let mut tenants: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
-    tenants.sort_unstable();
-    tenants.dedup();
-    // One round trip: the notification, and the subscriptions that may
-    // want these events.
-    let (subscriptions,): (Option<String>,) = sqlx::query_as(
-        "SELECT (SELECT json_agg(json_build_array(tenant, id, types, job_id))::text
-                 FROM subscriptions WHERE tenant = ANY($1))
-         FROM (SELECT pg_notify($2, '')) n",
-    )
-    .bind(&tenants)
-    .bind(EVENTS_CHANNEL)
-    .fetch_one(&mut *conn)
-    .await?;
-    let subscriptions: Vec<(String, String, Interest)> = subscriptions
-        .map(|text| {
-            serde_json::from_str::<Vec<(String, String, String, Option<String>)>>(&text)
-                .map_err(|e| StoreError::Corrupt(format!("subscriptions: {e}")))
-        })
-        .transpose()?
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(tenant, id, types, job)| (tenant, id, interest(&types, job)))
-        .collect();
-    let deliveries = deliveries_of(events, &subscriptions);
-
-    let mut e = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for (tenant, event) in events {
-        e.0.push(event.id);
-        e.1.push(tenant.as_str());
-        e.2.push(event.kind.as_str());
-        e.3.push(event.job_id.as_str());
-        e.4.push(event.run_id);
-        e.5.push(event.data.to_string());
-    }
-    let mut d = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (tenant, subscription, event) in &deliveries {
-        d.0.push(Uuid::now_v7());
-        d.1.push(*tenant);
-        d.2.push(*subscription);
-        d.3.push(*event);
-    }
-    sqlx::query(
-        "WITH e AS (
+    let c = EventColumns::of(events);
+    let deliveries: i64 = sqlx::query_scalar(&format!(
+        "WITH ev AS (
              INSERT INTO events (id, tenant, type, job_id, run_id, data)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[],
                                   $6::text[])
-         ), d AS (
-             INSERT INTO runs (id, tenant, subscription_id, event_id, scheduled_for, cause, status,
-                               occurrences, deliver_after, next_attempt_at)
-             SELECT u.id, u.tenant, u.subscription_id, u.event_id, now(), 'event', 'pending', 1,
-                    now(), now()
-             FROM UNNEST($7::uuid[], $8::text[], $9::text[], $10::uuid[])
-                  AS u(id, tenant, subscription_id, event_id)
-         )
-         SELECT 1",
-    )
-    .bind(&e.0)
-    .bind(&e.1)
-    .bind(&e.2)
-    .bind(&e.3)
-    .bind(&e.4)
-    .bind(&e.5)
-    .bind(&d.0)
-    .bind(&d.1)
-    .bind(&d.2)
-    .bind(&d.3)
-    .execute(&mut *conn)
+             RETURNING id, tenant, type, job_id
+         ), d AS ({DELIVERIES_OF_EV})
+         SELECT count(*) FROM d"
+    ))
+    .bind(&c.id)
+    .bind(&c.tenant)
+    .bind(&c.kind)
+    .bind(&c.job_id)
+    .bind(&c.run_id)
+    .bind(&c.data)
+    .fetch_one(&mut *conn)
     .await?;
-    if !deliveries.is_empty() {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(RUNS_CHANNEL)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(deliveries.len())
+    Ok(deliveries.max(0) as usize)
 }
 
 /// Pauses the jobs of failed runs whose `pause_on_failure` says so, in the
@@ -1053,7 +1161,7 @@ impl Store for PgStore {
         let due = sqlx::query_as::<_, DueRow>(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
-                    max_instances, now() AS db_now
+                    max_instances, target_url, now() AS db_now
              FROM jobs
              WHERE next_run_at <= now()
              ORDER BY next_run_at
@@ -1092,6 +1200,7 @@ impl Store for PgStore {
         let (mut next_runs, mut states) = (Vec::new(), Vec::new());
         for row in due {
             let key = (row.tenant, row.id);
+            let host = run_host(&row.target_url);
             let schedule = match row.trigger.into_trigger(&key.1) {
                 Ok(trigger) => {
                     let job = DueJob {
@@ -1105,14 +1214,27 @@ impl Store for PgStore {
                     };
                     let decision = plan(&job, row.db_now);
                     for run in decision.runs {
-                        runs.id.push(Uuid::now_v7());
+                        let run_id = Uuid::now_v7();
+                        runs.id.push(run_id);
                         runs.tenant.push(key.0.clone());
                         runs.job_id.push(key.1.clone());
+                        runs.host.push(host.clone());
                         runs.scheduled_for.push(run.scheduled_for);
                         runs.status.push(run.status.as_str());
                         runs.occurrences
                             .push(run.occurrences.min(i64::MAX as u64) as i64);
                         runs.deliver_after.push(run.deliver_after);
+                        // Its run.created event, written if the run is.
+                        let created = crate::domain::event::run_created(
+                            &key.1,
+                            run_id,
+                            run.status,
+                            RunCause::Schedule,
+                            run.scheduled_for,
+                            run.occurrences,
+                        );
+                        runs.event_id.push(created.id);
+                        runs.event_data.push(created.data.to_string());
                     }
                     decision.schedule
                 }
@@ -1139,23 +1261,39 @@ impl Store for PgStore {
             }
         }
 
-        type Inserted = (Uuid, String, String, String, DateTime<Utc>, i64);
-        let inserted: Vec<Inserted> = if runs.id.is_empty() {
+        // The runs and their run.created events (and the events'
+        // deliveries) in one statement: an occurrence that already has its
+        // run gets neither.
+        let inserted: Vec<(String, i64)> = if runs.id.is_empty() {
             Vec::new()
         } else {
-            sqlx::query_as(
-                "INSERT INTO runs (id, tenant, job_id, scheduled_for, cause, status, occurrences,
-                                   deliver_after, next_attempt_at, finished_at)
-                 SELECT u.id, u.tenant, u.job_id, u.scheduled_for, 'schedule', u.status,
-                        u.occurrences, u.deliver_after,
-                        CASE WHEN u.status = 'pending' THEN u.deliver_after END,
-                        CASE WHEN u.status = 'pending' THEN NULL ELSE clock_timestamp() END
-                 FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int8[],
-                             $6::timestamptz[], $7::text[])
-                      AS u(id, job_id, scheduled_for, status, occurrences, deliver_after, tenant)
-                 ON CONFLICT DO NOTHING
-                 RETURNING id, tenant, job_id, status, scheduled_for, occurrences",
-            )
+            sqlx::query_as(&format!(
+                "WITH u AS (
+                     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[],
+                                          $5::int8[], $6::timestamptz[], $7::text[], $8::text[],
+                                          $9::uuid[], $10::text[])
+                         AS u(id, job_id, scheduled_for, status, occurrences, deliver_after,
+                              tenant, host, event_id, event_data)
+                 ), ins AS (
+                     INSERT INTO runs (id, tenant, job_id, scheduled_for, cause, status,
+                                       occurrences, deliver_after, next_attempt_at, finished_at,
+                                       host)
+                     SELECT u.id, u.tenant, u.job_id, u.scheduled_for, 'schedule', u.status,
+                            u.occurrences, u.deliver_after,
+                            CASE WHEN u.status = 'pending' THEN u.deliver_after END,
+                            CASE WHEN u.status = 'pending' THEN NULL ELSE clock_timestamp() END,
+                            u.host
+                     FROM u
+                     ON CONFLICT DO NOTHING
+                     RETURNING id, tenant, job_id, status
+                 ), ev AS (
+                     INSERT INTO events (id, tenant, type, job_id, run_id, data)
+                     SELECT u.event_id, ins.tenant, 'run.created', ins.job_id, ins.id, u.event_data
+                     FROM ins JOIN u ON u.id = ins.id
+                     RETURNING id, tenant, type, job_id
+                 ), d AS ({DELIVERIES_OF_EV})
+                 SELECT ins.status, (SELECT count(*) FROM d) FROM ins"
+            ))
             .bind(&runs.id)
             .bind(&runs.job_id)
             .bind(&runs.scheduled_for)
@@ -1163,6 +1301,9 @@ impl Store for PgStore {
             .bind(&runs.occurrences)
             .bind(&runs.deliver_after)
             .bind(&runs.tenant)
+            .bind(&runs.host)
+            .bind(&runs.event_id)
+            .bind(&runs.event_data)
             .fetch_all(&mut *tx)
             .await?
         };
@@ -1182,20 +1323,10 @@ impl Store for PgStore {
             jobs: job_ids.len(),
             ..Default::default()
         };
-        for (id, tenant, job_id, status, scheduled_for, occurrences) in inserted {
-            let status = run_status(&status)?;
-            outcome.count(status);
-            events.push((
-                tenant,
-                crate::domain::event::run_created(
-                    &job_id,
-                    id,
-                    status,
-                    RunCause::Schedule,
-                    scheduled_for,
-                    occurrences.max(0) as u64,
-                ),
-            ));
+        let mut deliveries = 0;
+        for (status, delivered) in &inserted {
+            outcome.count(run_status(status)?);
+            deliveries = delivered.max(&0).unsigned_abs() as usize;
         }
         if outcome.pending > 0 {
             sqlx::query("SELECT pg_notify($1, '')")
@@ -1203,12 +1334,12 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let deliveries = write_events(&mut tx, &events).await?;
+        deliveries += write_events(&mut tx, &events).await?;
         tx.commit().await?;
         if outcome.pending > 0 {
             self.wakeups.runs_changed();
         }
-        if !events.is_empty() {
+        if outcome.runs > 0 || !events.is_empty() {
             self.events_written(deliveries);
         }
         Ok(outcome)
@@ -1232,14 +1363,14 @@ impl Store for PgStore {
         idempotency: Option<&Idempotency>,
     ) -> StoreResult<Run> {
         let mut tx = self.pool.begin().await?;
-        let max_instances: Option<i64> = sqlx::query_scalar(
-            "SELECT max_instances FROM jobs WHERE tenant = $1 AND id = $2 FOR UPDATE",
+        let found: Option<(i64, String)> = sqlx::query_as(
+            "SELECT max_instances, target_url FROM jobs WHERE tenant = $1 AND id = $2 FOR UPDATE",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
         .fetch_optional(&mut *tx)
         .await?;
-        let max_instances = max_instances.ok_or(StoreError::NotFound)?;
+        let (max_instances, target_url) = found.ok_or(StoreError::NotFound)?;
         let running: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM runs
              WHERE tenant = $1 AND job_id = $2 AND status IN ('pending', 'running')",
@@ -1251,16 +1382,17 @@ impl Store for PgStore {
         let status = lifecycle::manual_run_status(count(max_instances), count(running));
         let run = sqlx::query_as::<_, RunRow>(&format!(
             "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
-                               next_attempt_at, finished_at, tenant)
+                               next_attempt_at, finished_at, tenant, host)
              VALUES ($1, $2, now(), 'manual', $3, 1, now(),
                      CASE WHEN $3 = 'pending' THEN now() END,
-                     CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END, $4)
+                     CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END, $4, $5)
              RETURNING {RUN_COLUMNS}"
         ))
         .bind(Uuid::now_v7())
         .bind(id.as_str())
         .bind(status.as_str())
         .bind(tenant.as_str())
+        .bind(run_host(&target_url))
         .fetch_one(&mut *tx)
         .await?
         .into_run()?;
@@ -1467,12 +1599,14 @@ impl Store for PgStore {
         owner: &str,
         limit: u32,
         lease_margin: Duration,
+        busy_hosts: &[String],
     ) -> StoreResult<Vec<ClaimedRun>> {
         // One statement, one short transaction, committed before any request.
         let rows = sqlx::query_as::<_, ClaimedRow>(
             "WITH due AS (
                  SELECT id FROM runs
                  WHERE status = 'pending' AND next_attempt_at <= now()
+                   AND (host IS NULL OR NOT (host = ANY($5)))
                  ORDER BY next_attempt_at
                  LIMIT $2
                  FOR UPDATE SKIP LOCKED
@@ -1507,11 +1641,37 @@ impl Store for PgStore {
         .bind(i64::from(limit))
         .bind(lease_margin.as_secs_f64())
         .bind(f64::from(crate::domain::target::DEFAULT_TIMEOUT_S))
+        .bind(busy_hosts)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
             .map(|row| row.into_parts()?.into_claimed(&self.key))
             .collect()
+    }
+
+    async fn renew_lease(
+        &self,
+        owner: &str,
+        run: Uuid,
+        attempt: u32,
+        lease_margin: Duration,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE runs r
+             SET lease_until = now() + make_interval(secs => $4 + COALESCE(
+                 (SELECT j.timeout_s FROM jobs j WHERE j.tenant = r.tenant AND j.id = r.job_id),
+                 $5))
+             WHERE r.id = $1 AND r.status = 'running' AND r.lease_owner = $2
+               AND r.attempt_count = $3",
+        )
+        .bind(run)
+        .bind(owner)
+        .bind(attempt as i32)
+        .bind(lease_margin.as_secs_f64())
+        .bind(f64::from(crate::domain::target::DEFAULT_TIMEOUT_S))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<u64> {
@@ -1535,7 +1695,17 @@ impl Store for PgStore {
         }
         // The fence: only the lease holder's write for this very attempt
         // lands; the attempt row is written only where the run was. The
-        // events of what was recorded go in the same transaction.
+        // events of what was recorded go with it: in the same statement
+        // (made for every record, written for those recorded), or, when a
+        // run failed and its job may pause, in the same transaction.
+        if records.iter().all(|r| r.outcome != Outcome::Failed) {
+            return self
+                .record_in_one_statement(
+                    owner, records, &ids, &numbers, &started, &durations, &codes, &errors,
+                    &excerpts, &statuses, &delays,
+                )
+                .await;
+        }
         let mut tx = self.pool.begin().await?;
         let recorded: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
             "WITH input AS (
@@ -1959,8 +2129,9 @@ impl Store for PgStore {
     ) -> StoreResult<Subscription> {
         let stored = StoredTarget::of(&subscription.target, &self.key);
         let row = sqlx::query_as::<_, SubscriptionRow>(
-            "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types, job_id, secret)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types, job_id, secret,
+                                        host)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              RETURNING id, target_url, target_secrets, types, job_id, created_at",
         )
         .bind(tenant.as_str())
@@ -1970,6 +2141,7 @@ impl Store for PgStore {
         .bind(types_text(&subscription.interest.types))
         .bind(&subscription.interest.job_id)
         .bind(self.key.seal(&subscription.secret))
+        .bind(run_host(&stored.url))
         .fetch_one(&self.pool)
         .await
         .map_err(|e| match e {

@@ -20,8 +20,8 @@ use super::{
     JobFilter, JobSecret, NewEvent, NewSubscription, NewToken, PlanFn, RecoverFn, Run, RunFilter,
     RunSummary, Saved, Store, StoreError, StoreResult, Subscription, Tenant, TokenInfo,
     attempt_events, check_fingerprint, count, delay_ms, deliveries_of, event_of, interest, job_id,
-    lease_policy, lease_subject, open_secret, run_cause, run_status, subscription_of, token_info,
-    types_text, uuid_before, with_tenant,
+    lease_policy, lease_subject, open_secret, run_cause, run_host, run_status, subscription_of,
+    token_info, types_text, uuid_before, with_tenant,
 };
 use crate::domain::job::{JobId, JobState, ParseContext, Schedule};
 use crate::domain::lease;
@@ -274,6 +274,7 @@ struct DueRow {
     coalesce_runs: bool,
     catchup_max: i64,
     max_instances: i64,
+    target_url: String,
 }
 
 const RUN_COLUMNS: &str = "id, job_id, scheduled_for, cause, status, occurrences, attempt_count, \
@@ -655,16 +656,20 @@ async fn write_events(
     let mut tenants: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     tenants.sort_unstable();
     tenants.dedup();
-    let subscriptions: Vec<(String, String, Interest)> =
-        sqlx::query_as::<_, (String, String, String, Option<String>)>(
-            "SELECT tenant, id, types, job_id FROM subscriptions
-             WHERE tenant IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(serde_json::to_string(&tenants).unwrap_or_else(|_| "[]".into()))
-        .fetch_all(&mut *conn)
-        .await?
+    let rows = sqlx::query_as::<_, (String, String, String, Option<String>, Option<String>)>(
+        "SELECT tenant, id, types, job_id, host FROM subscriptions
+         WHERE tenant IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(serde_json::to_string(&tenants).unwrap_or_else(|_| "[]".into()))
+    .fetch_all(&mut *conn)
+    .await?;
+    let hosts: std::collections::HashMap<String, Option<String>> = rows
+        .iter()
+        .map(|(_, id, _, _, host)| (id.clone(), host.clone()))
+        .collect();
+    let subscriptions: Vec<(String, String, Interest)> = rows
         .into_iter()
-        .map(|(tenant, id, types, job)| (tenant, id, interest(&types, job)))
+        .map(|(tenant, id, types, job, _)| (tenant, id, interest(&types, job)))
         .collect();
     for (tenant, event) in events {
         sqlx::query(
@@ -685,14 +690,15 @@ async fn write_events(
     for (tenant, subscription, event) in &deliveries {
         sqlx::query(
             "INSERT INTO runs (id, tenant, subscription_id, event_id, scheduled_for, cause, status,
-                               occurrences, deliver_after, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'event', 'pending', 1, ?5, ?5, ?5)",
+                               occurrences, deliver_after, next_attempt_at, created_at, host)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'event', 'pending', 1, ?5, ?5, ?5, ?6)",
         )
         .bind(Uuid::now_v7().to_string())
         .bind(tenant)
         .bind(subscription)
         .bind(event.to_string())
         .bind(now)
+        .bind(hosts.get(*subscription).cloned().flatten())
         .execute(&mut *conn)
         .await?;
     }
@@ -932,7 +938,7 @@ impl Store for SqliteStore {
         let due = sqlx::query_as::<_, DueRow>(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
-                    max_instances
+                    max_instances, target_url
              FROM jobs
              WHERE next_run_at IS NOT NULL AND next_run_at <= ?1
              ORDER BY next_run_at
@@ -964,8 +970,8 @@ impl Store for SqliteStore {
                         let inserted = sqlx::query(
                             "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences,
                                                deliver_after, next_attempt_at, created_at, finished_at,
-                                               tenant)
-                             VALUES (?1, ?2, ?3, 'schedule', ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                               tenant, host)
+                             VALUES (?1, ?2, ?3, 'schedule', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                              ON CONFLICT DO NOTHING",
                         )
                         .bind(run_id.to_string())
@@ -978,6 +984,7 @@ impl Store for SqliteStore {
                         .bind(created)
                         .bind((!pending).then_some(created))
                         .bind(&row.tenant)
+                        .bind(run_host(&row.target_url))
                         .execute(&mut *tx)
                         .await?;
                         if inserted.rows_affected() > 0 {
@@ -1048,21 +1055,22 @@ impl Store for SqliteStore {
         idempotency: Option<&Idempotency>,
     ) -> StoreResult<Run> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let max_instances: Option<i64> =
-            sqlx::query_scalar("SELECT max_instances FROM jobs WHERE tenant = ?1 AND id = ?2")
-                .bind(tenant.as_str())
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let max_instances = max_instances.ok_or(StoreError::NotFound)?;
+        let found: Option<(i64, String)> = sqlx::query_as(
+            "SELECT max_instances, target_url FROM jobs WHERE tenant = ?1 AND id = ?2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (max_instances, target_url) = found.ok_or(StoreError::NotFound)?;
         let in_flight = count_in_flight(&mut tx, tenant.as_str(), id.as_str()).await?;
         let status = lifecycle::manual_run_status(count(max_instances), count(in_flight));
         let now = micros(Utc::now());
         let pending = status == RunStatus::Pending;
         let run = sqlx::query_as::<_, RunRow>(&format!(
             "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
-                               next_attempt_at, created_at, finished_at, tenant)
-             VALUES (?1, ?2, ?3, 'manual', ?4, 1, ?3, ?5, ?3, ?6, ?7)
+                               next_attempt_at, created_at, finished_at, tenant, host)
+             VALUES (?1, ?2, ?3, 'manual', ?4, 1, ?3, ?5, ?3, ?6, ?7, ?8)
              RETURNING {RUN_COLUMNS}"
         ))
         .bind(Uuid::now_v7().to_string())
@@ -1072,6 +1080,7 @@ impl Store for SqliteStore {
         .bind(pending.then_some(now))
         .bind((!pending).then_some(now))
         .bind(tenant.as_str())
+        .bind(run_host(&target_url))
         .fetch_one(&mut *tx)
         .await?
         .into_run()?;
@@ -1262,6 +1271,7 @@ impl Store for SqliteStore {
         owner: &str,
         limit: u32,
         lease_margin: Duration,
+        busy_hosts: &[String],
     ) -> StoreResult<Vec<ClaimedRun>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = micros(Utc::now());
@@ -1274,6 +1284,7 @@ impl Store for SqliteStore {
                       WHERE j.tenant = runs.tenant AND j.id = runs.job_id), ?5)
              WHERE id IN (
                  SELECT id FROM runs WHERE status = 'pending' AND next_attempt_at <= ?2
+                   AND (host IS NULL OR host NOT IN (SELECT value FROM json_each(?6)))
                  ORDER BY next_attempt_at LIMIT ?4)
              RETURNING id",
         )
@@ -1282,6 +1293,7 @@ impl Store for SqliteStore {
         .bind(duration_micros(lease_margin))
         .bind(i64::from(limit))
         .bind(i64::from(crate::domain::target::DEFAULT_TIMEOUT_S))
+        .bind(serde_json::to_string(busy_hosts).unwrap_or_else(|_| "[]".into()))
         .fetch_all(&mut *tx)
         .await?;
         // What the requests need, read in the same transaction.
@@ -1313,6 +1325,31 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|row| row.into_parts(now)?.into_claimed(&self.key))
             .collect()
+    }
+
+    async fn renew_lease(
+        &self,
+        owner: &str,
+        run: Uuid,
+        attempt: u32,
+        lease_margin: Duration,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE runs
+             SET lease_until = ?4 + ?5 + 1000000 * COALESCE(
+                 (SELECT j.timeout_s FROM jobs j
+                  WHERE j.tenant = runs.tenant AND j.id = runs.job_id), ?6)
+             WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempt_count = ?3",
+        )
+        .bind(run.to_string())
+        .bind(owner)
+        .bind(i64::from(attempt))
+        .bind(micros(Utc::now()))
+        .bind(duration_micros(lease_margin))
+        .bind(i64::from(crate::domain::target::DEFAULT_TIMEOUT_S))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<u64> {
@@ -1746,8 +1783,8 @@ impl Store for SqliteStore {
         let stored = StoredTarget::of(&subscription.target, &self.key);
         let row = sqlx::query_as::<_, SubscriptionRow>(
             "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types, job_id, secret,
-                                        created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                                        created_at, host)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              RETURNING id, target_url, target_secrets, types, job_id, created_at",
         )
         .bind(tenant.as_str())
@@ -1758,6 +1795,7 @@ impl Store for SqliteStore {
         .bind(&subscription.interest.job_id)
         .bind(self.key.seal(&subscription.secret))
         .bind(micros(Utc::now()))
+        .bind(run_host(&stored.url))
         .fetch_one(&self.pool)
         .await
         .map_err(|e| match e {
