@@ -30,6 +30,17 @@ async fn events(app: &TestApp, query: &str) -> Vec<Value> {
     reply.json()["items"].as_array().unwrap().clone()
 }
 
+/// The events `query` lists once `done` holds. PostgreSQL shows an event
+/// only when every transaction older than its own has ended, so a read
+/// right after a write may briefly miss it.
+async fn events_when(app: &TestApp, query: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    eventually(DEADLINE, "the events", || async {
+        let listed = events(app, query).await;
+        done(&listed).then_some(listed)
+    })
+    .await
+}
+
 fn types(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -76,7 +87,10 @@ async fn every_change_writes_its_events_once(backend: Backend) {
     })
     .await;
     assert_eq!(app.delete("/v1/jobs/life").await.status, 204);
-    let life = events(&app, "job_id=life").await;
+    let life = events_when(&app, "job_id=life", |e| {
+        e.last().is_some_and(|e| e["type"] == "job.deleted")
+    })
+    .await;
     assert_eq!(
         types(&life),
         [
@@ -346,10 +360,8 @@ async fn a_subscription_receives_failures_signed(backend: Backend) {
         r.first().is_some_and(|r| r["status"] == "failed")
     })
     .await;
-    assert_eq!(
-        types(&events(&app, "job_id=other&type=run.failed").await),
-        ["run.failed"]
-    );
+    let other = events_when(&app, "job_id=other&type=run.failed", |e| !e.is_empty()).await;
+    assert_eq!(types(&other), ["run.failed"]);
     let listed = eventually(DEADLINE, "both deliveries recorded", || async {
         let listed = app
             .get(&format!("/v1/subscriptions/{id}/deliveries"))
@@ -450,7 +462,12 @@ async fn a_failed_run_is_sent_again_with_the_same_id(backend: Backend) {
     app.post_empty("/v1/runs/0190c4a4-0000-7000-8000-000000000000/retry")
         .await
         .problem(404);
-    let kinds = types(&events(&app, "job_id=redrive").await);
+    let kinds = types(
+        &events_when(&app, "job_id=redrive", |e| {
+            e.last().is_some_and(|e| e["type"] == "run.succeeded")
+        })
+        .await,
+    );
     assert_eq!(kinds.iter().filter(|k| *k == "run.created").count(), 1);
     assert_eq!(kinds.iter().filter(|k| *k == "run.retried").count(), 1);
     assert_eq!(kinds.last().unwrap(), "run.succeeded");
