@@ -14,4 +14,5 @@ pub mod scheduler;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
 pub mod wakeup;

@@ -292,6 +292,17 @@ async fn lists_paginate_and_filter(backend: Backend) {
         .map(|j| j["id"].clone())
         .collect();
     assert_eq!(ids, [json!("c"), json!("e")]);
+    // Search in ids and names, with the state filter.
+    let found = app.get("/v1/jobs?q=E&state=paused").await.json();
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+    assert_eq!(found["items"][0]["id"], "e");
+    let long = "x".repeat(1001);
+    assert!(
+        app.get(&format!("/v1/jobs?q={long}"))
+            .await
+            .problem(422)
+            .starts_with("q: must be at most 1000 characters")
+    );
 
     assert!(
         app.get("/v1/jobs?limit=0")

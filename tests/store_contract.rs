@@ -302,6 +302,24 @@ async fn lists_in_id_order_with_filter_and_cursor(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(ids(paused), ["b"]);
+    // Search: in the id or the name, in any case.
+    let mut name = serde_json::Map::new();
+    name.insert("name".into(), "Nightly REPORT".into());
+    apply(&store, "d", JobCommand::Patch(name)).await.unwrap();
+    for (text, found) in [("B", vec!["b"]), ("report", vec!["d"]), ("zz", vec![])] {
+        let listed = store
+            .list_jobs(
+                &common::default_tenant(),
+                &JobFilter {
+                    search: Some(text.into()),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(listed), found, "search {text:?}");
+    }
 }
 
 async fn deletes(backend: Backend) {
@@ -1267,6 +1285,26 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
     };
     let before = events(store.clone()).await;
     assert!(before >= 1007, "{before}");
+    // The latest event is the last one listed; a reader after it sees none.
+    let latest = store
+        .latest_event_id(&common::default_tenant())
+        .await
+        .unwrap()
+        .expect("events exist");
+    let after_latest = store
+        .list_events(
+            &common::default_tenant(),
+            &store::EventFilter {
+                after: Some(latest),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(after_latest.is_empty(), "{after_latest:?}");
+    let other = cronhook::domain::auth::Tenant::parse("nobody").unwrap();
+    assert_eq!(store.latest_event_id(&other).await.unwrap(), None);
     assert_eq!(
         cronhook::retention::clean(&store, std::time::Duration::ZERO, None)
             .await

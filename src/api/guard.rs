@@ -1,7 +1,9 @@
 //! What a browser must not be able to do (DESIGN.md §8): reach the open
 //! local API under another name (DNS rebinding: 421), change anything
 //! from another origin (CSRF: 403), or send a body that is not JSON
-//! (a form or `text/plain` post needs no CORS preflight: 415).
+//! (a form or `text/plain` post needs no CORS preflight: 415). The
+//! dashboard's forms under `/ui` are the exception to the last: each
+//! carries a CSRF token that `ui/session.rs` checks.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -124,6 +126,10 @@ fn non_json_body(headers: &HeaderMap) -> bool {
     }
 }
 
+fn is_dashboard(path: &str) -> bool {
+    path == "/ui" || path.starts_with("/ui/")
+}
+
 /// The guard, before every route but the health checks.
 pub async fn guard(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
@@ -167,7 +173,8 @@ fn check(
                 "a cross-site request may not change anything ({why})"
             )));
         }
-        if non_json_body(headers) {
+        // The dashboard's forms are form-encoded; each carries a CSRF token.
+        if non_json_body(headers) && !is_dashboard(request.uri().path()) {
             return Err(ApiError::UnsupportedMediaType(
                 "a request body must be JSON, with content-type: application/json".into(),
             ));

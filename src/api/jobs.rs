@@ -19,7 +19,7 @@ use super::schema::IdempotencyKeyHeader;
 use super::views::{JobPage, JobView};
 use crate::domain::auth::Tenant;
 use crate::domain::error::FieldError;
-use crate::domain::job::{JobId, JobInput, JobState};
+use crate::domain::job::{JobId, JobInput, JobState, MAX_NAME_LEN};
 use crate::domain::lifecycle::JobCommand;
 use crate::domain::signing::generate_secret;
 use crate::store::{Job, JobFilter, Saved, StoreError};
@@ -172,6 +172,9 @@ pub struct ListJobsQuery {
     /// Only jobs in this state.
     #[param(value_type = Option<JobState>)]
     state: Option<String>,
+    /// Only jobs whose id or name contains this text, in any case.
+    #[param(max_length = 1000)]
+    q: Option<String>,
     /// Page size (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
@@ -212,6 +215,7 @@ pub async fn list_jobs(
             &caller.tenant,
             &JobFilter {
                 state,
+                search: search(query.q.as_deref())?,
                 after,
                 limit: limit + 1,
             },
@@ -262,6 +266,20 @@ pub async fn modify_job(
         .map_err(|e| not_found(e, &id))?;
     tracing::info!(tenant = %caller.tenant, job_id = %job.id, state = job.schedule.state().as_str(), "job modified");
     Ok(Json(job.into()))
+}
+
+/// A job search's text: none when blank.
+pub(crate) fn search(q: Option<&str>) -> Result<Option<String>, FieldError> {
+    let Some(text) = q.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > MAX_NAME_LEN {
+        return Err(FieldError::new(
+            "q",
+            format!("must be at most {MAX_NAME_LEN} characters"),
+        ));
+    }
+    Ok(Some(text.to_string()))
 }
 
 fn not_found(e: StoreError, id: &JobId) -> ApiError {

@@ -12,7 +12,7 @@ mod instances;
 mod jobs;
 mod metrics;
 mod openapi;
-mod pagination;
+pub(crate) mod pagination;
 mod runs;
 mod schema;
 mod secrets;
@@ -41,7 +41,10 @@ use crate::domain::job::ParseContext;
 use crate::domain::network_policy::NetworkPolicy;
 use crate::store::DynStore;
 use error::ApiError;
+pub(crate) use events::stream_events;
 pub use extract::MAX_BODY_BYTES;
+pub(crate) use jobs::search as job_search;
+pub(crate) use secrets::DEFAULT_GRACE_S as DEFAULT_SECRET_GRACE_S;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -120,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .external_url_unchecked("/openapi.json", openapi::complete(document))
         .config(utoipa_swagger_ui::Config::default().validator_url("none"));
     api.merge(docs)
+        .merge(crate::ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -117,12 +117,46 @@ pub struct Attempt {
     pub response_excerpt: Option<String>,
 }
 
+impl Attempt {
+    /// What went wrong, in words: the error, or a status that is not 2xx.
+    pub fn problem(&self) -> Option<String> {
+        self.error.clone().or_else(|| {
+            self.status_code
+                .filter(|status| !(200..300).contains(status))
+                .map(|status| format!("the target answered {status}"))
+        })
+    }
+}
+
 /// The error an attempt cut off by a crash is recorded with.
 pub const INTERRUPTED: &str = "interrupted";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attempt_s_problem_is_its_error_or_a_status_not_2xx() {
+        let attempt = |status_code: Option<u16>, error: Option<&str>| Attempt {
+            number: 1,
+            started_at: DateTime::UNIX_EPOCH,
+            duration_ms: 5,
+            status_code,
+            error: error.map(String::from),
+            response_excerpt: None,
+        };
+        assert_eq!(attempt(Some(204), None).problem(), None);
+        assert_eq!(
+            attempt(Some(500), None).problem().as_deref(),
+            Some("the target answered 500")
+        );
+        assert_eq!(
+            attempt(None, Some("connection refused"))
+                .problem()
+                .as_deref(),
+            Some("connection refused")
+        );
+    }
 
     #[test]
     fn names_round_trip() {

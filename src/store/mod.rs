@@ -107,6 +107,8 @@ pub enum Saved {
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
     pub state: Option<JobState>,
+    /// Only jobs whose id or name holds this text, in any case.
+    pub search: Option<String>,
     /// Only ids greater than this (the cursor).
     pub after: Option<JobId>,
     pub limit: u32,
@@ -619,6 +621,10 @@ pub trait Store: Send + Sync + 'static {
     /// running one precedes (so that a reader resuming after the last one
     /// misses nothing). `NotFound` when `filter.after` names no event.
     async fn list_events(&self, tenant: &Tenant, filter: &EventFilter) -> StoreResult<Vec<Event>>;
+
+    /// The id of the last event [`list_events`](Store::list_events) would
+    /// list now: a reader that starts after it sees only what comes next.
+    async fn latest_event_id(&self, tenant: &Tenant) -> StoreResult<Option<Uuid>>;
 
     /// Deletes up to `batch` events older than `older_than`; returns how many.
     async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64>;

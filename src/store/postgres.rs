@@ -1121,6 +1121,15 @@ impl Store for PgStore {
         if let Some(state) = filter.state {
             query.push(" AND j.state = ").push_bind(state.as_str());
         }
+        if let Some(text) = &filter.search {
+            let text = text.to_lowercase();
+            query
+                .push(" AND (strpos(lower(j.id), ")
+                .push_bind(text.clone())
+                .push(") > 0 OR strpos(lower(COALESCE(j.name, '')), ")
+                .push_bind(text)
+                .push(") > 0)");
+        }
         if let Some(after) = &filter.after {
             query
                 .push(" AND j.id > ")
@@ -2063,6 +2072,17 @@ impl Store for PgStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    async fn latest_event_id(&self, tenant: &Tenant) -> StoreResult<Option<Uuid>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM events
+             WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) AND tenant = $1
+             ORDER BY txid DESC, seq DESC LIMIT 1",
+        )
+        .bind(tenant.as_str())
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     async fn list_events(&self, tenant: &Tenant, filter: &EventFilter) -> StoreResult<Vec<Event>> {

@@ -895,6 +895,15 @@ impl Store for SqliteStore {
         if let Some(state) = filter.state {
             query.push(" AND j.state = ").push_bind(state.as_str());
         }
+        if let Some(text) = &filter.search {
+            let text = text.to_lowercase();
+            query
+                .push(" AND (instr(lower(j.id), ")
+                .push_bind(text.clone())
+                .push(") > 0 OR instr(lower(COALESCE(j.name, '')), ")
+                .push_bind(text)
+                .push(") > 0)");
+        }
         if let Some(after) = &filter.after {
             query
                 .push(" AND j.id > ")
@@ -1716,6 +1725,18 @@ impl Store for SqliteStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    async fn latest_event_id(&self, tenant: &Tenant) -> StoreResult<Option<Uuid>> {
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT id FROM events WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1")
+                .bind(tenant.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        id.map(|id| {
+            Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(format!("event id {id:?}: {e}")))
+        })
+        .transpose()
     }
 
     async fn list_events(&self, tenant: &Tenant, filter: &EventFilter) -> StoreResult<Vec<Event>> {

@@ -120,6 +120,12 @@ impl CronSchedule {
         self.timezone
     }
 
+    /// The pattern in English words, as croner reads it ("At 02:30.").
+    pub fn describe(&self) -> String {
+        let words: Vec<String> = self.crons.iter().map(Cron::describe).collect();
+        words.join(" Or: ")
+    }
+
     /// True when the minute or hour field starts with `*` (see module docs).
     pub fn is_periodic(&self) -> bool {
         self.periodic

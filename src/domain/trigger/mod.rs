@@ -5,13 +5,14 @@ mod cron;
 mod date;
 mod input;
 mod interval;
+pub mod words;
 mod zone;
 
 pub use cron::CronSchedule;
 pub use date::DateTrigger;
 pub use input::{MAX_EVERY_S, TriggerInput};
 pub use interval::IntervalTrigger;
-pub use zone::local_rfc3339;
+pub use zone::{local_rfc3339, utc_offset_s};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;

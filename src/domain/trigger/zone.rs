@@ -66,9 +66,14 @@ pub(crate) fn civil(wall: NaiveDateTime) -> Option<jiff::civil::DateTime> {
     .ok()
 }
 
+/// Seconds local time in `tz` is ahead of UTC at `t`.
+pub fn utc_offset_s(t: DateTime<Utc>, tz: Tz) -> i32 {
+    rules(tz).map_or(0, |zone| offset_at(&zone, t))
+}
+
 /// A fire time as the preview shows it: wall time in `tz` with its offset.
 pub fn local_rfc3339(t: DateTime<Utc>, tz: Tz) -> String {
-    let offset = rules(tz).map_or(0, |zone| offset_at(&zone, t));
+    let offset = utc_offset_s(t, tz);
     // jiff offsets stay within ±26 h, which chrono takes.
     let offset = FixedOffset::east_opt(offset).unwrap_or(Utc.fix());
     t.with_timezone(&offset)

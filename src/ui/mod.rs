@@ -1,0 +1,69 @@
+//! The dashboard (DESIGN.md §10): server-rendered pages at `/ui` over the
+//! same store calls as the API. A token login sets a cookie, every form
+//! carries a CSRF token, and a small script of ours keeps a page current
+//! from the event stream. Every asset is in the binary: no CDN.
+
+mod actions;
+mod pages;
+mod render;
+mod session;
+
+use axum::Router;
+use axum::http::header;
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use crate::api::AppState;
+
+const STYLESHEET: &str = include_str!("assets/app.css");
+const LIVE_SCRIPT: &str = include_str!("assets/live.js");
+
+/// The dashboard's routes, all under `/ui`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ui", get(pages::jobs))
+        .route("/ui/", get(pages::jobs))
+        .route("/ui/failed", get(pages::failed))
+        .route("/ui/jobs/{id}", get(pages::job))
+        .route("/ui/jobs/{id}/secret", get(pages::secret))
+        .route(
+            "/ui/jobs/{id}/delete",
+            get(pages::confirm_delete).post(actions::delete),
+        )
+        .route("/ui/jobs/{id}/pause", post(actions::pause))
+        .route("/ui/jobs/{id}/resume", post(actions::resume))
+        .route("/ui/jobs/{id}/run", post(actions::run_now))
+        .route("/ui/jobs/{id}/rotate-secret", post(actions::rotate_secret))
+        .route("/ui/runs/{id}", get(pages::run))
+        .route("/ui/runs/{id}/retry", post(actions::retry))
+        .route("/ui/login", get(session::login_page).post(session::login))
+        .route("/ui/logout", post(session::logout))
+        .route("/ui/live", get(crate::api::stream_events))
+        .route("/ui/assets/app.css", get(stylesheet))
+        .route("/ui/assets/live.js", get(live_script))
+        .layer(middleware::from_fn(session::bearer_from_cookie))
+}
+
+/// Assets change only with the binary; a day's caching is plenty.
+const ASSET_CACHE: &str = "public, max-age=86400";
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, ASSET_CACHE),
+        ],
+        STYLESHEET,
+    )
+}
+
+async fn live_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, ASSET_CACHE),
+        ],
+        LIVE_SCRIPT,
+    )
+}

@@ -1,0 +1,542 @@
+//! The dashboard's pages: jobs, one job, one run, failed runs. Each reads
+//! through the store as the API does, for the viewer's tenant only.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::Utc;
+use chrono_tz::Tz;
+use maud::{Markup, html};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::render::{self, action, instant, run_badge, state_badge};
+use super::session::{UiError, Viewer};
+use crate::api::AppState;
+use crate::api::pagination::{encode_job_cursor, encode_run_cursor, job_cursor, run_cursor};
+use crate::api::views::TargetView;
+use crate::domain::job::{Job, JobId, JobState};
+use crate::domain::run::{Attempt, Run, RunStatus};
+use crate::domain::trigger::words::{coming_fire_times, in_words, offset_in_words};
+use crate::store::{JobFilter, RunCursor, RunFilter};
+
+const JOBS_PER_PAGE: u32 = 50;
+const RUNS_PER_PAGE: u32 = 20;
+const FIRE_TIMES_SHOWN: usize = 10;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct JobsQuery {
+    state: Option<String>,
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CursorQuery {
+    cursor: Option<String>,
+}
+
+fn query<T: Default>(q: Result<Query<T>, QueryRejection>) -> Result<T, UiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| UiError::Page(StatusCode::BAD_REQUEST, format!("bad query: {e}")))
+}
+
+fn job_id(raw: &str) -> Result<JobId, UiError> {
+    JobId::parse(raw).map_err(|_| no_job(raw))
+}
+
+fn no_job(raw: &str) -> UiError {
+    UiError::Page(StatusCode::NOT_FOUND, format!("no job with id {raw:?}"))
+}
+
+fn no_run(raw: &str) -> UiError {
+    UiError::Page(StatusCode::NOT_FOUND, format!("no run with id {raw:?}"))
+}
+
+/// The event stream's query for a page: after the newest event now, so
+/// nothing written between this page and its stream is missed.
+async fn live(app: &AppState, viewer: &Viewer, job: Option<&JobId>) -> Result<String, UiError> {
+    let mut parts = Vec::new();
+    if let Some(latest) = app.store.latest_event_id(&viewer.caller.tenant).await? {
+        parts.push(format!("after={latest}"));
+    }
+    if let Some(job) = job {
+        parts.push(format!("job_id={job}"));
+    }
+    Ok(parts.join("&"))
+}
+
+/// `/ui`: jobs in id order, filtered by state and text, 50 a page.
+pub async fn jobs(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<JobsQuery>, QueryRejection>,
+) -> Result<Response, UiError> {
+    let viewer = Viewer::read(&app, &headers).await?;
+    let q = query(q)?;
+    let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+            UiError::Page(
+                StatusCode::BAD_REQUEST,
+                format!("state: expected scheduled, paused or completed, got {s:?}"),
+            )
+        })?),
+    };
+    let search = crate::api::job_search(q.q.as_deref())
+        .map_err(|e| UiError::Page(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let after = job_cursor(q.cursor.as_deref())?;
+    let live = live(&app, &viewer, None).await?;
+    let mut jobs = app
+        .store
+        .list_jobs(
+            &viewer.caller.tenant,
+            &JobFilter {
+                state,
+                search: search.clone(),
+                after,
+                limit: JOBS_PER_PAGE + 1,
+            },
+        )
+        .await?;
+    let next = (jobs.len() > JOBS_PER_PAGE as usize).then(|| {
+        jobs.truncate(JOBS_PER_PAGE as usize);
+        jobs.last().map(|j| encode_job_cursor(&j.id))
+    });
+    let next_link = next.flatten().map(|cursor| {
+        let mut link = url::Url::parse("http://x/ui").expect("a valid URL");
+        {
+            let mut pairs = link.query_pairs_mut();
+            if let Some(state) = state {
+                pairs.append_pair("state", state.as_str());
+            }
+            if let Some(search) = &search {
+                pairs.append_pair("q", search);
+            }
+            pairs.append_pair("cursor", &cursor);
+        }
+        format!("/ui?{}", link.query().unwrap_or(""))
+    });
+    let now = Utc::now();
+    let body = html! {
+        h1 { "Jobs" }
+        form.filters method="get" action="/ui" role="search" {
+            label for="state" { "State" }
+            select #state name="state" {
+                option value="" selected[state.is_none()] { "any" }
+                @for s in [JobState::Scheduled, JobState::Paused, JobState::Completed] {
+                    option value=(s.as_str()) selected[state == Some(s)] { (s.as_str()) }
+                }
+            }
+            label for="q" { "Search" }
+            input #q type="search" name="q" value=[search.as_deref()] placeholder="id or name";
+            button type="submit" { "Filter" }
+        }
+        div #live {
+            @if jobs.is_empty() {
+                p.empty { "No jobs" @if state.is_some() || search.is_some() { " match" } "." }
+            } @else {
+                div.table-wrap {
+                    table.jobs {
+                        thead { tr {
+                            th scope="col" { "Job" } th scope="col" { "Trigger" } th scope="col" { "State" }
+                            th scope="col" { "Next run" } th scope="col" { "Last run" }
+                        } }
+                        tbody {
+                            @for job in &jobs { (job_row(job)) }
+                        }
+                    }
+                }
+            }
+            @if let Some(link) = &next_link {
+                p.pager { a href=(link) rel="next" { "Next page →" } }
+            }
+            p.hint { "Shown at " (render::utc(now)) "." }
+        }
+    };
+    Ok(viewer.page("Jobs", Some(&live), body))
+}
+
+fn job_row(job: &Job) -> Markup {
+    let tz = job.definition.trigger.timezone();
+    let state = job.schedule.state();
+    html! {
+        tr data-job=(job.id.as_str()) {
+            td {
+                a href={ "/ui/jobs/" (job.id.as_str()) } { (job.id.as_str()) }
+                @if let Some(name) = &job.definition.name { br; span.name { (name) } }
+            }
+            td { (in_words(&job.definition.trigger)) }
+            td.state { (state_badge(state)) @if state == JobState::Paused { " ⏸" } }
+            td { @match job.schedule.next_run_at() {
+                Some(t) => (instant(t, tz)),
+                None => span.none { "—" },
+            } }
+            td { @match &job.last_run {
+                Some(run) => a href={ "/ui/runs/" (run.id) } { (run_badge(run.status)) },
+                None => span.none { "never" },
+            } }
+        }
+    }
+}
+
+/// `/ui/jobs/{id}`: the trigger in words, the next fire times, the
+/// settings, the runs and the actions.
+pub async fn job(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    q: Result<Query<CursorQuery>, QueryRejection>,
+) -> Result<Response, UiError> {
+    let viewer = Viewer::read(&app, &headers).await?;
+    let id = job_id(&raw)?;
+    let q = query(q)?;
+    let tenant = &viewer.caller.tenant;
+    let live = live(&app, &viewer, Some(&id)).await?;
+    let job = app
+        .store
+        .get_job(tenant, &id)
+        .await?
+        .ok_or_else(|| no_job(&raw))?;
+    let mut runs = app
+        .store
+        .list_runs(
+            tenant,
+            &RunFilter {
+                job_id: Some(id.clone()),
+                cursor: run_cursor(q.cursor.as_deref())?,
+                limit: RUNS_PER_PAGE + 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let next = (runs.len() > RUNS_PER_PAGE as usize).then(|| {
+        runs.truncate(RUNS_PER_PAGE as usize);
+        runs.last().map(|r| {
+            encode_run_cursor(RunCursor {
+                created_at: r.created_at,
+                id: r.id,
+            })
+        })
+    });
+    // Lateness needs each run's first attempt.
+    let details =
+        futures_util::future::try_join_all(runs.iter().map(|r| app.store.get_run(tenant, r.id)))
+            .await?;
+    let first_attempts: Vec<Option<Attempt>> = details
+        .into_iter()
+        .map(|d| d.and_then(|(_, attempts)| attempts.into_iter().min_by_key(|a| a.number)))
+        .collect();
+
+    let now = Utc::now();
+    let trigger = &job.definition.trigger;
+    let tz = trigger.timezone();
+    let state = job.schedule.state();
+    let first = job.schedule.next_run_at().or_else(|| {
+        (state == JobState::Paused)
+            .then(|| trigger.next_after(now))
+            .flatten()
+    });
+    let coming = first
+        .map(|first| coming_fire_times(trigger, first, now, FIRE_TIMES_SHOWN))
+        .unwrap_or_default();
+    let target = TargetView::from(&job.definition.target);
+    let d = &job.definition;
+    let path = format!("/ui/jobs/{}", id.as_str());
+    let body = html! {
+        h1 { "Job " code { (id.as_str()) } }
+        @if let Some(name) = &d.name { p.name { (name) } }
+        div #live {
+            p.summary { (state_badge(state)) " " strong.trigger { (in_words(trigger)) } }
+            @if viewer.can_write() {
+                div.actions role="group" aria-label="Actions" {
+                    @match state {
+                        JobState::Scheduled => (action(&viewer, &format!("{path}/pause"), "Pause", "")),
+                        JobState::Paused => (action(&viewer, &format!("{path}/resume"), "Resume", "")),
+                        JobState::Completed => {},
+                    }
+                    (action(&viewer, &format!("{path}/run"), "Run now", "primary"))
+                    (action(&viewer, &format!("{path}/rotate-secret"), "Rotate secret", ""))
+                    a.button href={ (path) "/secret" } { "Show secret" }
+                    a.button.danger href={ (path) "/delete" } { "Delete…" }
+                }
+            }
+            section {
+                h2 { "Next fire times" }
+                @if coming.is_empty() {
+                    p.empty { @if state == JobState::Completed { "None: the job is completed." } @else { "None." } }
+                } @else {
+                    @if state == JobState::Paused { p.hint { "Paused: these are the times it would fire if resumed now." } }
+                    div.table-wrap { table.fire-times {
+                        thead { tr { th scope="col" { "UTC" } th scope="col" { "Local (" (tz.name()) ")" } th scope="col" { "Daylight saving" } } }
+                        tbody { @for f in &coming {
+                            tr class=[f.offset_change.map(|_| "dst")] {
+                                td { time datetime=(crate::domain::instant::format(&f.at)) { (render::utc(f.at)) } }
+                                td { (render::local(f.at, tz)) }
+                                td { @if let Some((from, to)) = f.offset_change {
+                                    span.badge.dst { "DST change" } " " (offset_in_words(from)) " → " (offset_in_words(to))
+                                } }
+                            }
+                        } }
+                    } }
+                }
+            }
+            section {
+                h2 { "Runs" }
+                @if runs.is_empty() {
+                    p.empty { "No runs yet." }
+                } @else {
+                    div.table-wrap { table.runs {
+                        thead { tr {
+                            th scope="col" { "Run" } th scope="col" { "Status" } th scope="col" { "Cause" }
+                            th scope="col" { "Scheduled for" } th scope="col" { "Lateness" } th scope="col" { "Attempts" }
+                        } }
+                        tbody { @for (run, first) in runs.iter().zip(&first_attempts) {
+                            tr data-run=(run.id) {
+                                td { a href={ "/ui/runs/" (run.id) } { (short(run.id)) } }
+                                td { (run_badge(run.status)) }
+                                td { (run.cause.as_str()) }
+                                td { (instant(run.scheduled_for, tz)) }
+                                td { @match first { Some(a) => (render::delay(a.started_at - run.scheduled_for)), None => span.none { "—" } } }
+                                td { (run.attempt_count) }
+                            }
+                        } }
+                    } }
+                    @if let Some(Some(cursor)) = &next {
+                        p.pager { a href={ (path) "?cursor=" (cursor) } rel="next" { "Older runs →" } }
+                    }
+                }
+            }
+            section {
+                h2 { "Settings" }
+                dl.settings {
+                    dt { "Target" } dd { code { (target.method) " " (target.url) } }
+                    dt { "Timeout" } dd { (target.timeout_s) " s" }
+                    @if !target.headers.is_empty() || !target.sensitive_headers.is_empty() {
+                        dt { "Headers" } dd { ul.plain {
+                            @for (name, value) in &target.headers { li { code { (name) ": " (value) } } }
+                            @for name in &target.sensitive_headers { li { code { (name) ": ••••••" } } }
+                        } }
+                    }
+                    dt { "Misfire grace" } dd { @match d.misfire_grace_s { Some(s) => { (s) " s" }, None => "none: always run, however late" } }
+                    dt { "Coalesce" } dd { (yes_no(d.coalesce)) }
+                    dt { "Catch-up at most" } dd { (d.catchup_max) " runs" }
+                    dt { "Max instances" } dd { (d.max_instances) }
+                    dt { "Pause on failure" } dd { (yes_no(d.pause_on_failure)) }
+                    dt { "Retry" } dd { (d.retry.max_attempts) " attempts, backoff " (d.retry.backoff_initial_s) " s to " (d.retry.backoff_max_s) " s" }
+                    dt { "Created" } dd { (render::utc(job.created_at)) }
+                    dt { "Updated" } dd { (render::utc(job.updated_at)) }
+                    @if !d.metadata.is_empty() {
+                        dt { "Metadata" } dd { code { (serde_json::Value::Object(d.metadata.clone())) } }
+                    }
+                }
+            }
+        }
+    };
+    Ok(viewer.page(&format!("Job {}", id.as_str()), Some(&live), body))
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn short(id: Uuid) -> String {
+    id.to_string()[..8].to_string()
+}
+
+/// `/ui/jobs/{id}/secret`: the signing secret, for writers only.
+pub async fn secret(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, UiError> {
+    let viewer = Viewer::read(&app, &headers).await?;
+    if !viewer.can_write() {
+        return Err(UiError::Page(
+            StatusCode::FORBIDDEN,
+            format!(
+                "a job's secret needs a write or root token; you signed in with a {} token",
+                viewer.role()
+            ),
+        ));
+    }
+    let id = job_id(&raw)?;
+    let secret = app
+        .store
+        .get_secret(&viewer.caller.tenant, &id)
+        .await?
+        .ok_or_else(|| no_job(&raw))?;
+    let now = Utc::now();
+    let body = html! {
+        h1 { "Secret of " code { (id.as_str()) } }
+        p { "Receivers verify each webhook's " code { "webhook-signature" } " with it (Standard Webhooks)." }
+        p { code #secret { (secret.secret) } }
+        @if let Some((previous, expires_at)) = secret.previous.filter(|(_, e)| *e > now) {
+            p { "The previous secret signs too until " (render::utc(expires_at)) ": " code { (previous) } }
+        }
+        p { a href={ "/ui/jobs/" (id.as_str()) } { "← Back to the job" } }
+    };
+    let mut response = viewer.page("Secret", None, body);
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+/// `/ui/jobs/{id}/delete`: asks before deleting.
+pub async fn confirm_delete(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, UiError> {
+    let viewer = Viewer::read(&app, &headers).await?;
+    let id = job_id(&raw)?;
+    if !app.store.job_exists(&viewer.caller.tenant, &id).await? {
+        return Err(no_job(&raw));
+    }
+    let path = format!("/ui/jobs/{}", id.as_str());
+    let body = html! {
+        h1 { "Delete job " code { (id.as_str()) } "?" }
+        p { "The job and all its runs are deleted. This cannot be undone." }
+        div.actions {
+            (action(&viewer, &format!("{path}/delete"), "Delete the job", "danger"))
+            a.button href=(path) { "Cancel" }
+        }
+    };
+    Ok(viewer.page("Delete job", None, body))
+}
+
+/// `/ui/runs/{id}`: a run's attempts; redrive when it failed.
+pub async fn run(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, UiError> {
+    let viewer = Viewer::read(&app, &headers).await?;
+    let id = Uuid::parse_str(&raw).map_err(|_| no_run(&raw))?;
+    let tenant = &viewer.caller.tenant;
+    let (run, attempts) = app
+        .store
+        .get_run(tenant, id)
+        .await?
+        .ok_or_else(|| no_run(&raw))?;
+    let live = live(&app, &viewer, Some(&run.job_id)).await?;
+    let tz = match app.store.get_job(tenant, &run.job_id).await? {
+        Some(job) => job.definition.trigger.timezone(),
+        None => Tz::UTC,
+    };
+    let body = html! {
+        h1 { "Run " code { (short(run.id)) } }
+        div #live {
+            (run_summary(&viewer, &run, tz))
+            section {
+                h2 { "Attempts" }
+                @if attempts.is_empty() {
+                    p.empty { "No attempt yet." }
+                } @else {
+                    div.table-wrap { table.attempts {
+                        thead { tr {
+                            th scope="col" { "#" } th scope="col" { "Started" } th scope="col" { "Status" }
+                            th scope="col" { "Duration" } th scope="col" { "Error" } th scope="col" { "Response" }
+                        } }
+                        tbody { @for a in &attempts {
+                            tr {
+                                td { (a.number) }
+                                td { (instant(a.started_at, tz)) }
+                                td { @match a.status_code { Some(code) => code { (code) }, None => span.none { "no answer" } } }
+                                td { (a.duration_ms) " ms" }
+                                td { @match a.problem() { Some(e) => span.error { (e) }, None => span.none { "—" } } }
+                                td { @match &a.response_excerpt { Some(r) => pre.excerpt { (r) }, None => span.none { "—" } } }
+                            }
+                        } }
+                    } }
+                }
+            }
+        }
+    };
+    Ok(viewer.page(&format!("Run {}", short(run.id)), Some(&live), body))
+}
+
+fn run_summary(viewer: &Viewer, run: &Run, tz: Tz) -> Markup {
+    html! {
+        p.summary { (run_badge(run.status)) " of job "
+            a href={ "/ui/jobs/" (run.job_id.as_str()) } { (run.job_id.as_str()) } }
+        @if run.status == RunStatus::Failed && viewer.can_write() {
+            div.actions { (action(viewer, &format!("/ui/runs/{}/retry", run.id), "Redrive (send again)", "primary")) }
+        }
+        dl.settings {
+            dt { "Run id" } dd { code { (run.id) } }
+            dt { "Cause" } dd { (run.cause.as_str()) }
+            dt { "Scheduled for" } dd { (instant(run.scheduled_for, tz)) }
+            @if run.occurrences > 1 { dt { "Occurrences" } dd { (run.occurrences) " (coalesced)" } }
+            @if let Some(next) = run.next_attempt_at { dt { "Next attempt" } dd { (instant(next, tz)) } }
+            @if let Some(done) = run.finished_at { dt { "Finished" } dd { (instant(done, tz)) } }
+        }
+    }
+}
+
+/// `/ui/failed`: failed runs across jobs, newest first, with redrive.
+pub async fn failed(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<CursorQuery>, QueryRejection>,
+) -> Result<Response, UiError> {
+    let viewer = Viewer::read(&app, &headers).await?;
+    let q = query(q)?;
+    let live = live(&app, &viewer, None).await?;
+    let mut runs = app
+        .store
+        .list_runs(
+            &viewer.caller.tenant,
+            &RunFilter {
+                statuses: vec![RunStatus::Failed],
+                cursor: run_cursor(q.cursor.as_deref())?,
+                limit: JOBS_PER_PAGE + 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let next = (runs.len() > JOBS_PER_PAGE as usize).then(|| {
+        runs.truncate(JOBS_PER_PAGE as usize);
+        runs.last().map(|r| {
+            encode_run_cursor(RunCursor {
+                created_at: r.created_at,
+                id: r.id,
+            })
+        })
+    });
+    let body = html! {
+        h1 { "Failed runs" }
+        div #live {
+            @if runs.is_empty() {
+                p.empty { "No failed runs." }
+            } @else {
+                div.table-wrap { table.runs {
+                    thead { tr {
+                        th scope="col" { "Run" } th scope="col" { "Job" } th scope="col" { "Scheduled for" }
+                        th scope="col" { "Attempts" } th scope="col" { "Finished" }
+                        @if viewer.can_write() { th scope="col" { "Action" } }
+                    } }
+                    tbody { @for run in &runs {
+                        tr data-run=(run.id) {
+                            td { a href={ "/ui/runs/" (run.id) } { (short(run.id)) } " " (run_badge(run.status)) }
+                            td { a href={ "/ui/jobs/" (run.job_id.as_str()) } { (run.job_id.as_str()) } }
+                            td { (render::utc(run.scheduled_for)) }
+                            td { (run.attempt_count) }
+                            td { @match run.finished_at { Some(t) => (render::utc(t)), None => "—" } }
+                            @if viewer.can_write() {
+                                td { (action(&viewer, &format!("/ui/runs/{}/retry", run.id), "Redrive", "")) }
+                            }
+                        }
+                    } }
+                } }
+            }
+            @if let Some(Some(cursor)) = &next {
+                p.pager { a href={ "/ui/failed?cursor=" (cursor) } rel="next" { "Older →" } }
+            }
+        }
+    };
+    Ok(viewer.page("Failed runs", Some(&live), body))
+}

@@ -1,0 +1,308 @@
+//! Who is looking at the dashboard: a token login kept in an `HttpOnly`,
+//! `SameSite=Strict` cookie that stands for the `Authorization` header on
+//! `/ui` paths only, and a CSRF token (double-submit cookie) that every
+//! form carries back.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use cookie::{Cookie, SameSite};
+use maud::{Markup, html};
+use rand::Rng;
+use serde::Deserialize;
+
+use super::render;
+use crate::api::AppState;
+use crate::api::error::ApiError;
+use crate::domain::auth::{self, Access, Caller, Role};
+
+const SESSION_COOKIE: &str = "cronhook_session";
+const CSRF_COOKIE: &str = "cronhook_csrf";
+
+/// A page's failure: sign in first, or a page that says what went wrong.
+#[derive(Debug)]
+pub enum UiError {
+    SignIn,
+    Page(StatusCode, String),
+}
+
+impl From<ApiError> for UiError {
+    fn from(e: ApiError) -> Self {
+        if let ApiError::Unauthorized(_) = e {
+            return UiError::SignIn;
+        }
+        if let ApiError::Internal(inner) = &e {
+            tracing::error!(error = format!("{inner:#}"), "dashboard request failed");
+        }
+        let problem = e.problem();
+        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+        UiError::Page(status, problem.detail)
+    }
+}
+
+impl From<crate::store::StoreError> for UiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<FormRejection> for UiError {
+    fn from(e: FormRejection) -> Self {
+        UiError::Page(
+            StatusCode::BAD_REQUEST,
+            format!("the form is incomplete: {e}"),
+        )
+    }
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        match self {
+            UiError::SignIn => Redirect::to("/ui/login").into_response(),
+            UiError::Page(status, detail) => {
+                let title = status.canonical_reason().unwrap_or("Error");
+                let body = html! {
+                    h1 { (status.as_u16()) " " (title) }
+                    p.problem role="alert" { (detail) }
+                    p { a href="/ui" { "Back to the jobs" } }
+                };
+                (status, render::bare_page(title, body)).into_response()
+            }
+        }
+    }
+}
+
+/// On `/ui` only: a session cookie stands for `Authorization: Bearer`,
+/// so the API's own checks (and its event stream) serve the dashboard.
+/// The API never reads the cookie: a page elsewhere cannot spend it.
+pub async fn bearer_from_cookie(mut request: Request, next: Next) -> Response {
+    let headers = request.headers_mut();
+    if !headers.contains_key(header::AUTHORIZATION)
+        && let Some(token) = cookie_value(headers, SESSION_COOKIE)
+        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    next.run(request).await
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// A cookie of the dashboard's: never read by scripts, never sent from
+/// another site, only under `/ui`.
+fn ui_cookie(name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/ui")
+        .build()
+}
+
+fn set_cookie(response: &mut Response, cookie: &Cookie<'_>) {
+    if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+/// The person looking: their tenant and role, and the CSRF token their
+/// forms carry.
+pub struct Viewer {
+    pub caller: Caller,
+    /// Signed in with a token, so a sign-out button shows.
+    pub signed_in: bool,
+    pub csrf: String,
+    /// The CSRF cookie is new: the page sets it.
+    new_csrf: bool,
+}
+
+impl Viewer {
+    /// Anyone who may read: 303 to the login page without a valid token.
+    pub async fn read(app: &AppState, headers: &HeaderMap) -> Result<Self, UiError> {
+        let caller = app.auth.authorize(headers, Access::Read).await?;
+        let (csrf, new_csrf) = match cookie_value(headers, CSRF_COOKIE) {
+            Some(token) => (token, false),
+            None => (new_csrf_token(), true),
+        };
+        Ok(Self {
+            caller,
+            signed_in: headers.contains_key(header::AUTHORIZATION),
+            csrf,
+            new_csrf,
+        })
+    }
+
+    /// Someone who may change things, whose form came from our own page.
+    pub async fn write(
+        app: &AppState,
+        headers: &HeaderMap,
+        form_csrf: &str,
+    ) -> Result<Self, UiError> {
+        check_csrf(headers, form_csrf)?;
+        let viewer = Self::read(app, headers).await?;
+        if !viewer.can_write() {
+            return Err(UiError::Page(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this needs a write or root token; you signed in with a {} token",
+                    viewer.caller.role
+                ),
+            ));
+        }
+        Ok(viewer)
+    }
+
+    pub fn can_write(&self) -> bool {
+        auth::allows(self.caller.role, Access::Write)
+    }
+
+    /// A whole page; `live` is the event stream's query that refreshes it.
+    pub fn page(&self, title: &str, live: Option<&str>, body: Markup) -> Response {
+        let mut response = render::page(self, title, live, body).into_response();
+        if self.new_csrf {
+            set_cookie(&mut response, &ui_cookie(CSRF_COOKIE, self.csrf.clone()));
+        }
+        response
+    }
+
+    pub fn role(&self) -> Role {
+        self.caller.role
+    }
+}
+
+fn new_csrf_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The form's token must equal the cookie's: another site can make a
+/// browser post a form, but cannot read or set our cookie to match it.
+fn check_csrf(headers: &HeaderMap, form_csrf: &str) -> Result<(), UiError> {
+    let same = cookie_value(headers, CSRF_COOKIE).is_some_and(|cookie| {
+        let (a, b) = (cookie.as_bytes(), form_csrf.as_bytes());
+        // Constant time: the comparison does not tell how much matched.
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+    });
+    if same {
+        Ok(())
+    } else {
+        Err(UiError::Page(
+            StatusCode::FORBIDDEN,
+            "this form's CSRF token does not match this browser's: reload the page and try again"
+                .into(),
+        ))
+    }
+}
+
+/// A form with nothing but its CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    csrf: String,
+    token: String,
+}
+
+/// The login form; with tokens off, a note that none is needed.
+pub async fn login_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, UiError> {
+    let required = app.auth.required().await?;
+    Ok(login_form(&headers, required, None))
+}
+
+fn login_form(headers: &HeaderMap, required: bool, problem: Option<&str>) -> Response {
+    let (csrf, new_csrf) = match cookie_value(headers, CSRF_COOKIE) {
+        Some(token) => (token, false),
+        None => (new_csrf_token(), true),
+    };
+    let body = html! {
+        h1 { "Sign in" }
+        @if !required {
+            p { "This service is open on loopback: no token is needed. "
+                a href="/ui" { "Go to the jobs" } "." }
+        }
+        @if let Some(problem) = problem {
+            p.problem role="alert" { (problem) }
+        }
+        form.login method="post" action="/ui/login" {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="token" { "API token" }
+            input #token type="password" name="token" autocomplete="off" required placeholder="chk_…";
+            button type="submit" { "Sign in" }
+        }
+        p.hint { "Make a token with " code { "cronhook token create --role read" } "; a read token shows no actions." }
+    };
+    let status = if problem.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, render::bare_page("Sign in", body)).into_response();
+    if new_csrf {
+        set_cookie(&mut response, &ui_cookie(CSRF_COOKIE, csrf));
+    }
+    response
+}
+
+/// Checks the token as the API would, then keeps it in the session cookie.
+pub async fn login(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Result<Response, UiError> {
+    let Form(form) = form?;
+    check_csrf(&headers, &form.csrf)?;
+    let token = form.token.trim();
+    let mut presented = HeaderMap::new();
+    let caller = match HeaderValue::from_str(&format!("Bearer {token}")) {
+        Ok(value) => {
+            presented.insert(header::AUTHORIZATION, value);
+            app.auth.caller(&presented).await
+        }
+        Err(_) => Err(ApiError::Unauthorized("unknown or revoked token".into())),
+    };
+    match caller {
+        Ok(caller) => {
+            tracing::info!(tenant = %caller.tenant, role = %caller.role, "dashboard sign-in");
+            let mut response = Redirect::to("/ui").into_response();
+            set_cookie(&mut response, &ui_cookie(SESSION_COOKIE, token.to_string()));
+            Ok(response)
+        }
+        Err(ApiError::Unauthorized(why)) => {
+            let required = app.auth.required().await?;
+            Ok(login_form(&headers, required, Some(&why)))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Forgets the session cookie.
+pub async fn logout(
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, UiError> {
+    let Form(form) = form?;
+    check_csrf(&headers, &form.csrf)?;
+    let mut response = Redirect::to("/ui/login").into_response();
+    let mut gone = ui_cookie(SESSION_COOKIE, String::new());
+    gone.make_removal();
+    set_cookie(&mut response, &gone);
+    Ok(response)
+}

@@ -1,0 +1,524 @@
+//! The dashboard (DESIGN.md §10) in a real browser: headless Chromium,
+//! driven over chromedriver (WebDriver). `scripts/test` installs Debian's
+//! `chromium` and `chromium-driver` when they are missing. A screenshot of
+//! each page is kept under `target/ui-screenshots/` to look at.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+use common::receiver::{Answer, Receiver};
+use common::{Backend, TestApp, TestDb, eventually, test_config};
+use cronhook::domain::auth::{AuthMode, Role};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// chromedriver and the Chromium session it drives; both end on drop.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile_dir::Dir,
+}
+
+mod tempfile_dir {
+    /// A fresh directory for one browser profile, removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("cronhook-ui-{}", uuid::Uuid::now_v7()));
+            std::fs::create_dir_all(&path).expect("profile directory");
+            Self(path)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Browser {
+    async fn start() -> Self {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+            "the dashboard tests need Debian's chromium and chromium-driver; scripts/test installs them"
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = tempfile_dir::Dir::new();
+        // The flags the machine needs: headless as root, and no background
+        // connections to a network that is closed.
+        let args = [
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--window-size=1280,900".into(),
+            format!("--user-data-dir={}", profile.0.display()),
+        ];
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({"binary": CHROMIUM, "args": args}),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let client = eventually(DEADLINE, "chromedriver to start a session", || {
+            let (url, capabilities) = (url.clone(), capabilities.clone());
+            async move {
+                let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                ClientBuilder::new(connector)
+                    .capabilities(capabilities)
+                    .connect(&url)
+                    .await
+                    .ok()
+            }
+        })
+        .await;
+        Self {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    async fn open(&self, app: &TestApp, path: &str) {
+        self.client.goto(&app.url(path)).await.expect("page opens");
+    }
+
+    /// The visible text of the page's `<main>`.
+    async fn main_text(&self) -> String {
+        match self.client.find(Locator::Css("main")).await {
+            Ok(main) => main.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Waits until the page's `<main>` holds `text`.
+    async fn wait_for_text(&self, text: &str) {
+        eventually(DEADLINE, &format!("the page to show {text:?}"), || async {
+            self.main_text().await.contains(text).then_some(())
+        })
+        .await;
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        self.client
+            .find_all(Locator::Css(css))
+            .await
+            .map(|found| found.len())
+            .unwrap_or(0)
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
+    /// Clicks the button labelled `label`.
+    async fn press(&self, label: &str) {
+        let xpath =
+            format!("//button[normalize-space()='{label}'] | //a[normalize-space()='{label}']");
+        self.client
+            .find(Locator::XPath(&xpath))
+            .await
+            .unwrap_or_else(|e| panic!("no button {label:?}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("pressing {label:?}: {e}"));
+    }
+
+    async fn has_button(&self, label: &str) -> bool {
+        let xpath =
+            format!("//button[normalize-space()='{label}'] | //a[normalize-space()='{label}']");
+        self.client.find(Locator::XPath(&xpath)).await.is_ok()
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot directory");
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot written");
+    }
+
+    async fn path(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .map(|u| u.path().to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+async fn job_state(app: &TestApp, id: &str) -> String {
+    app.get(&format!("/v1/jobs/{id}")).await.json()["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn runs_of(app: &TestApp, id: &str) -> Vec<Value> {
+    app.get(&format!("/v1/jobs/{id}/runs")).await.json()["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// With tokens off (loopback, no token yet): every action a person takes.
+#[tokio::test]
+async fn a_person_finds_pauses_runs_redrives_and_deletes_jobs_in_a_browser() {
+    let receiver = Receiver::start().await;
+    receiver.script("/flaky", [Answer::Status(500)]);
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for job in [
+        json!({"id": "nightly-report", "name": "Nightly report",
+               "trigger": {"type": "cron", "expr": "30 2 * * *", "timezone": "America/New_York"},
+               "target": {"url": receiver.url("/ok")}}),
+        json!({"id": "flaky", "trigger": {"type": "date", "run_at": now()},
+               "target": {"url": receiver.url("/flaky")}, "retry": {"max_attempts": 1}}),
+        json!({"id": "doomed", "trigger": {"type": "interval", "every_s": 5400},
+               "target": {"url": receiver.url("/ok")}}),
+    ] {
+        assert_eq!(app.post("/v1/jobs", job).await.status, 201);
+    }
+    let browser = Browser::start().await;
+
+    // Jobs: all three, with the trigger in words; search narrows them.
+    browser.open(&app, "/ui").await;
+    browser.wait_for_text("At 02:30. (America/New_York)").await;
+    assert_eq!(browser.count("tr[data-job]").await, 3);
+    browser.wait_for_text("every 1 h 30 min").await;
+    browser.screenshot("jobs").await;
+    browser
+        .client
+        .find(Locator::Css("#q"))
+        .await
+        .unwrap()
+        .send_keys("nightly")
+        .await
+        .unwrap();
+    browser.press("Filter").await;
+    eventually(DEADLINE, "the search to narrow the list", || async {
+        (browser.count("tr[data-job]").await == 1).then_some(())
+    })
+    .await;
+    assert!(browser.main_text().await.contains("Nightly report"));
+
+    // One job: the next ten fire times in UTC and New York time.
+    browser.click("tr[data-job='nightly-report'] a").await;
+    browser.wait_for_text("Next fire times").await;
+    assert_eq!(browser.path().await, "/ui/jobs/nightly-report");
+    assert_eq!(browser.count("table.fire-times tbody tr").await, 10);
+    browser.wait_for_text("America/New_York").await;
+    browser.screenshot("job").await;
+
+    // Pause from the page: the API sees it.
+    browser.press("Pause").await;
+    eventually(DEADLINE, "the job paused", || async {
+        (job_state(&app, "nightly-report").await == "paused").then_some(())
+    })
+    .await;
+    browser.wait_for_text("Resume").await;
+    assert!(browser.main_text().await.contains("paused"));
+
+    // Live: a run made through the API appears without a reload.
+    eventually(DEADLINE, "the page's event stream to open", || async {
+        let status = browser
+            .client
+            .find(Locator::Css("#live-status"))
+            .await
+            .ok()?;
+        (status.text().await.ok()? == "live").then_some(())
+    })
+    .await;
+    browser
+        .client
+        .execute("window.notReloaded = true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(browser.count("tr[data-run]").await, 0);
+    assert_eq!(
+        app.post_empty("/v1/jobs/nightly-report/run").await.status,
+        201
+    );
+    eventually(DEADLINE, "the run to appear live, succeeded", || async {
+        let text = browser.main_text().await;
+        (browser.count("tr[data-run]").await == 1 && text.contains("succeeded")).then_some(())
+    })
+    .await;
+    let kept = browser
+        .client
+        .execute("return window.notReloaded === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(kept, json!(true), "the page changed without a reload");
+    // Run now from the page: a second run.
+    browser.press("Run now").await;
+    eventually(DEADLINE, "a second run", || async {
+        (runs_of(&app, "nightly-report").await.len() == 2
+            && browser.count("tr[data-run]").await == 2)
+            .then_some(())
+    })
+    .await;
+    browser.press("Resume").await;
+    eventually(DEADLINE, "the job resumed", || async {
+        (job_state(&app, "nightly-report").await == "scheduled").then_some(())
+    })
+    .await;
+
+    // Failed runs across jobs; the run's attempt; redrive.
+    eventually(DEADLINE, "flaky's run to fail", || async {
+        let runs = runs_of(&app, "flaky").await;
+        runs.first().filter(|r| r["status"] == "failed").cloned()
+    })
+    .await;
+    browser.open(&app, "/ui/failed").await;
+    browser.wait_for_text("flaky").await;
+    assert_eq!(browser.count("tr[data-run]").await, 1);
+    browser.screenshot("failed").await;
+    browser.click("tr[data-run] a").await;
+    browser.wait_for_text("the target answered 500").await;
+    assert!(browser.path().await.starts_with("/ui/runs/"));
+    browser.screenshot("run").await;
+    browser.press("Redrive (send again)").await;
+    let run = eventually(DEADLINE, "the redriven run to succeed", || async {
+        let runs = runs_of(&app, "flaky").await;
+        runs.first().filter(|r| r["status"] == "succeeded").cloned()
+    })
+    .await;
+    assert_eq!(
+        runs_of(&app, "flaky").await.len(),
+        1,
+        "the same run, sent again"
+    );
+    browser.wait_for_text("succeeded").await;
+    assert_eq!(
+        browser.path().await,
+        format!("/ui/runs/{}", run["id"].as_str().unwrap())
+    );
+    assert_eq!(browser.count("table.attempts tbody tr").await, 2);
+
+    // Delete, after a confirmation.
+    browser.open(&app, "/ui/jobs/doomed").await;
+    browser.press("Delete…").await;
+    browser.wait_for_text("cannot be undone").await;
+    assert_eq!(
+        app.get("/v1/jobs/doomed").await.status,
+        200,
+        "not before confirming"
+    );
+    browser.press("Delete the job").await;
+    eventually(DEADLINE, "the job deleted", || async {
+        (app.get("/v1/jobs/doomed").await.status == 404).then_some(())
+    })
+    .await;
+    assert_eq!(browser.path().await, "/ui");
+
+    // Rotate and show the secret.
+    browser.open(&app, "/ui/jobs/nightly-report").await;
+    browser.press("Show secret").await;
+    browser.wait_for_text("whsec_").await;
+    let shown = browser
+        .client
+        .find(Locator::Css("#secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    browser.open(&app, "/ui/jobs/nightly-report").await;
+    browser.press("Rotate secret").await;
+    browser.wait_for_text("The previous secret signs too").await;
+    let rotated = browser
+        .client
+        .find(Locator::Css("#secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_ne!(shown, rotated);
+    assert!(browser.main_text().await.contains(&shown));
+
+    // A phone's width: the jobs table scrolls inside its box.
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.open(&app, "/ui").await;
+    browser.wait_for_text("Nightly report").await;
+    let overflow = browser
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        overflow,
+        json!(true),
+        "no sideways scrolling of the whole page"
+    );
+    browser.screenshot("jobs-phone").await;
+    browser.client.clone().close().await.unwrap();
+}
+
+/// With tokens on: a login, a read token that sees no actions, tenants
+/// apart, cookies the API ignores, and forms refused without the token.
+#[tokio::test]
+async fn a_read_token_sees_no_actions_and_a_tenant_only_its_own_jobs() {
+    let receiver = Receiver::start().await;
+    let db = TestDb::new(Backend::Postgres).await;
+    let mut config = test_config(&db.url);
+    config.auth = AuthMode::Required;
+    let mut app = TestApp::spawn_with(db, config).await;
+    let root = app.make_token(Role::Root, "default").await;
+    let writer = app.make_token(Role::Write, "team-a").await;
+    let reader = app.make_token(Role::Read, "team-a").await;
+    app.token = Some(writer.clone());
+    let job = |id: &str| {
+        json!({"id": id, "trigger": {"type": "cron", "expr": "0 9 * * mon-fri", "timezone": "Europe/Berlin"},
+               "target": {"url": receiver.url("/ok")}})
+    };
+    assert_eq!(app.post("/v1/jobs", job("team-a-job")).await.status, 201);
+    app.token = Some(root.clone());
+    assert_eq!(app.post("/v1/jobs", job("default-job")).await.status, 201);
+
+    let browser = Browser::start().await;
+    browser.open(&app, "/ui").await;
+    browser.wait_for_text("Sign in").await;
+    assert_eq!(browser.path().await, "/ui/login");
+    browser.screenshot("login").await;
+    let sign_in = |token: String| {
+        let browser = &browser;
+        async move {
+            let field = browser.client.find(Locator::Css("#token")).await.unwrap();
+            field.clear().await.unwrap();
+            field.send_keys(&token).await.unwrap();
+            browser.press("Sign in").await;
+        }
+    };
+    sign_in(format!("{reader}x")).await;
+    browser.wait_for_text("unknown or revoked token").await;
+    sign_in(reader.clone()).await;
+    browser.wait_for_text("team-a-job").await;
+    assert_eq!(browser.path().await, "/ui");
+    assert!(
+        !browser.main_text().await.contains("default-job"),
+        "another tenant's job"
+    );
+    let cookies = browser.client.get_all_cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "cronhook_session")
+        .expect("a session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(
+        session.same_site().map(|s| s.to_string()),
+        Some("Strict".to_string())
+    );
+
+    // Read: the job, no action, no secret.
+    browser.click("tr[data-job='team-a-job'] a").await;
+    browser.wait_for_text("Next fire times").await;
+    browser.screenshot("job-read-only").await;
+    for label in [
+        "Pause",
+        "Run now",
+        "Rotate secret",
+        "Show secret",
+        "Delete…",
+    ] {
+        assert!(
+            !browser.has_button(label).await,
+            "a read token sees no {label:?}"
+        );
+    }
+    assert_eq!(browser.count("main form[method='post']").await, 0);
+    browser.open(&app, "/ui/jobs/team-a-job/secret").await;
+    browser.wait_for_text("needs a write or root token").await;
+    browser.open(&app, "/ui/jobs/default-job").await;
+    browser.wait_for_text("no job with id").await;
+
+    // The cookie works on /ui only; a form without the page's CSRF token
+    // is refused; the API never reads the cookie.
+    let plain = common::client();
+    let with_cookie = |path: &str, token: &str| {
+        plain
+            .post(app.url(path))
+            .header(
+                "cookie",
+                format!("cronhook_session={token}; cronhook_csrf=abc"),
+            )
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("csrf=not-abc")
+    };
+    let forged = with_cookie("/ui/jobs/team-a-job/pause", &writer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.text().await.unwrap().contains("CSRF"));
+    let api = plain
+        .get(app.url("/v1/jobs"))
+        .header("cookie", format!("cronhook_session={writer}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
+    app.token = Some(writer.clone());
+    assert_eq!(job_state(&app, "team-a-job").await, "scheduled");
+
+    // A write token acts; sign out ends the session.
+    browser.open(&app, "/ui").await;
+    browser.press("Sign out").await;
+    browser.wait_for_text("API token").await;
+    browser.open(&app, "/ui").await;
+    assert_eq!(browser.path().await, "/ui/login");
+    sign_in(writer.clone()).await;
+    browser.wait_for_text("team-a-job").await;
+    browser.open(&app, "/ui/jobs/team-a-job").await;
+    browser.press("Pause").await;
+    eventually(DEADLINE, "the job paused", || async {
+        (job_state(&app, "team-a-job").await == "paused").then_some(())
+    })
+    .await;
+    browser.client.clone().close().await.unwrap();
+    app.stop().await;
+}
