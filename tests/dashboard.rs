@@ -489,6 +489,11 @@ async fn a_read_token_sees_no_actions_and_a_tenant_only_its_own_jobs() {
             .header("content-type", "application/x-www-form-urlencoded")
             .body("csrf=not-abc")
     };
+    // No other site may frame a page of buttons, or run script in it.
+    let page = plain.get(app.url("/ui/login")).send().await.unwrap();
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("frame-ancestors 'none'") && policy.contains("default-src 'self'"));
     let forged = with_cookie("/ui/jobs/team-a-job/pause", &writer)
         .send()
         .await

@@ -9,10 +9,11 @@ mod render;
 mod session;
 
 use axum::Router;
-use axum::http::header;
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::api::AppState;
 
@@ -43,6 +44,22 @@ pub fn router() -> Router<AppState> {
         .route("/ui/assets/app.css", get(stylesheet))
         .route("/ui/assets/live.js", get(live_script))
         .layer(middleware::from_fn(session::bearer_from_cookie))
+        .layer(header_layer(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+        .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header_layer(header::REFERRER_POLICY, "same-origin"))
+}
+
+/// Our own files only, and never inside another site's frame: a page of
+/// buttons must not be clickjacked.
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
 }
 
 /// Assets change only with the binary; a day's caching is plenty.

@@ -54,17 +54,24 @@ fn no_run(raw: &str) -> UiError {
     UiError::Page(StatusCode::NOT_FOUND, format!("no run with id {raw:?}"))
 }
 
-/// The event stream's query for a page: after the newest event now, so
-/// nothing written between this page and its stream is missed.
-async fn live(app: &AppState, viewer: &Viewer, job: Option<&JobId>) -> Result<String, UiError> {
-    let mut parts = Vec::new();
-    if let Some(latest) = app.store.latest_event_id(&viewer.caller.tenant).await? {
-        parts.push(format!("after={latest}"));
+/// Where a page's event stream starts: after the newest event before the
+/// page reads anything, so that nothing written while it renders, or
+/// before its stream opens, is missed. Read it first.
+struct LiveFrom(Option<Uuid>);
+
+impl LiveFrom {
+    async fn now(app: &AppState, viewer: &Viewer) -> Result<Self, UiError> {
+        Ok(Self(
+            app.store.latest_event_id(&viewer.caller.tenant).await?,
+        ))
     }
-    if let Some(job) = job {
-        parts.push(format!("job_id={job}"));
+
+    /// The stream's query string, for one job's events or all.
+    fn query(&self, job: Option<&JobId>) -> String {
+        let after = self.0.map(|latest| format!("after={latest}"));
+        let job = job.map(|job| format!("job_id={job}"));
+        after.into_iter().chain(job).collect::<Vec<_>>().join("&")
     }
-    Ok(parts.join("&"))
 }
 
 /// `/ui`: jobs in id order, filtered by state and text, 50 a page.
@@ -87,7 +94,7 @@ pub async fn jobs(
     let search = crate::api::job_search(q.q.as_deref())
         .map_err(|e| UiError::Page(StatusCode::BAD_REQUEST, e.to_string()))?;
     let after = job_cursor(q.cursor.as_deref())?;
-    let live = live(&app, &viewer, None).await?;
+    let live = LiveFrom::now(&app, &viewer).await?.query(None);
     let mut jobs = app
         .store
         .list_jobs(
@@ -193,7 +200,7 @@ pub async fn job(
     let id = job_id(&raw)?;
     let q = query(q)?;
     let tenant = &viewer.caller.tenant;
-    let live = live(&app, &viewer, Some(&id)).await?;
+    let live = LiveFrom::now(&app, &viewer).await?.query(Some(&id));
     let job = app
         .store
         .get_job(tenant, &id)
@@ -417,12 +424,13 @@ pub async fn run(
     let viewer = Viewer::read(&app, &headers).await?;
     let id = Uuid::parse_str(&raw).map_err(|_| no_run(&raw))?;
     let tenant = &viewer.caller.tenant;
+    let live_from = LiveFrom::now(&app, &viewer).await?;
     let (run, attempts) = app
         .store
         .get_run(tenant, id)
         .await?
         .ok_or_else(|| no_run(&raw))?;
-    let live = live(&app, &viewer, Some(&run.job_id)).await?;
+    let live = live_from.query(Some(&run.job_id));
     let tz = match app.store.get_job(tenant, &run.job_id).await? {
         Some(job) => job.definition.trigger.timezone(),
         None => Tz::UTC,
@@ -485,7 +493,7 @@ pub async fn failed(
 ) -> Result<Response, UiError> {
     let viewer = Viewer::read(&app, &headers).await?;
     let q = query(q)?;
-    let live = live(&app, &viewer, None).await?;
+    let live = LiveFrom::now(&app, &viewer).await?.query(None);
     let mut runs = app
         .store
         .list_runs(

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Trigger, local_rfc3339, utc_offset_s};
+use super::{Trigger, utc_offset_s};
 use crate::domain::instant;
 
 /// The trigger in words: "At 02:30. (Asia/Seoul)", "every 1 h 30 min",
@@ -44,8 +44,6 @@ pub fn duration_in_words(s: u64) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FireTimeShown {
     pub at: DateTime<Utc>,
-    /// The wall time in the trigger's zone, with its offset.
-    pub local: String,
     /// The UTC offsets (seconds) before and at this fire time, when a
     /// daylight-saving change since the one before moved it.
     pub offset_change: Option<(i32, i32)>,
@@ -71,7 +69,6 @@ pub fn coming_fire_times(
             before = offset;
             FireTimeShown {
                 at,
-                local: local_rfc3339(at, tz),
                 offset_change: change,
             }
         })
@@ -144,8 +141,9 @@ mod tests {
                 "2027-03-16T06:30:00Z"
             ]
         );
-        assert_eq!(shown[0].local, "2027-03-13T02:30:00-05:00");
-        assert_eq!(shown[1].local, "2027-03-14T03:00:00-04:00");
+        let local = |t| crate::domain::trigger::local_rfc3339(t, cron.timezone());
+        assert_eq!(local(shown[0].at), "2027-03-13T02:30:00-05:00");
+        assert_eq!(local(shown[1].at), "2027-03-14T03:00:00-04:00");
         let marked: Vec<Option<(i32, i32)>> = shown.iter().map(|f| f.offset_change).collect();
         assert_eq!(marked, [None, Some((-5 * 3600, -4 * 3600)), None, None]);
     }

@@ -43,10 +43,27 @@
     }, 250);
   }
 
-  var source = new EventSource("/ui/live" + (query ? "?" + query : ""));
-  source.onopen = function () { say("live"); };
-  source.onmessage = refresh;
-  source.onerror = function () {
-    say(source.readyState === EventSource.CLOSED ? "offline: reload to reconnect" : "reconnecting…");
-  };
+  var source = null;
+
+  function open() {
+    source = new EventSource("/ui/live" + (query ? "?" + query : ""));
+    source.onopen = function () { say("live"); };
+    source.onmessage = refresh;
+    source.onerror = function () {
+      say(source.readyState === EventSource.CLOSED ? "offline: reload to reconnect" : "reconnecting…");
+    };
+  }
+
+  // A browser opens at most six connections to one server, and a stream
+  // holds one: let it go as soon as the page is left (a page kept in the
+  // back-forward cache would hold it), and read the page afresh on return.
+  window.addEventListener("pagehide", function () {
+    if (source) source.close();
+    source = null;
+  });
+  window.addEventListener("pageshow", function (e) {
+    if (!source) open();
+    if (e.persisted) refresh();
+  });
+  open();
 })();
