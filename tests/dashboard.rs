@@ -124,6 +124,12 @@ impl Browser {
         .await;
     }
 
+    async fn text_of(&self, css: &str) -> String {
+        let found = self.client.find(Locator::Css(css)).await;
+        let element = found.unwrap_or_else(|e| panic!("no {css} on the page: {e}"));
+        element.text().await.expect("its text")
+    }
+
     async fn count(&self, css: &str) -> usize {
         self.client
             .find_all(Locator::Css(css))
@@ -356,25 +362,11 @@ async fn a_person_finds_pauses_runs_redrives_and_deletes_jobs_in_a_browser() {
     browser.open(&app, "/ui/jobs/nightly-report").await;
     browser.press("Show secret").await;
     browser.wait_for_text("whsec_").await;
-    let shown = browser
-        .client
-        .find(Locator::Css("#secret"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let shown = browser.text_of("#secret").await;
     browser.open(&app, "/ui/jobs/nightly-report").await;
     browser.press("Rotate secret").await;
     browser.wait_for_text("The previous secret signs too").await;
-    let rotated = browser
-        .client
-        .find(Locator::Css("#secret"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let rotated = browser.text_of("#secret").await;
     assert_ne!(shown, rotated);
     assert!(browser.main_text().await.contains(&shown));
 

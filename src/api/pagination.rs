@@ -9,9 +9,11 @@ use chrono::DateTime;
 use uuid::Uuid;
 
 use super::error::ApiError;
+use crate::domain::auth::Tenant;
 use crate::domain::error::FieldError;
 use crate::domain::job::JobId;
-use crate::store::RunCursor;
+use crate::domain::run::Run;
+use crate::store::{RunCursor, RunFilter, Store, StoreResult};
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
@@ -66,6 +68,29 @@ pub fn run_cursor(raw: Option<&str>) -> Result<Option<RunCursor>, ApiError> {
 
 pub fn encode_run_cursor(cursor: RunCursor) -> String {
     format!("{}_{}", cursor.created_at.timestamp_micros(), cursor.id)
+}
+
+/// One page of runs as `filter` says (its `limit` is the page size), and
+/// the cursor of the next page when there is one.
+pub async fn runs_page(
+    store: &dyn Store,
+    tenant: &Tenant,
+    mut filter: RunFilter,
+) -> StoreResult<(Vec<Run>, Option<String>)> {
+    let limit = filter.limit as usize;
+    filter.limit += 1;
+    let mut runs = store.list_runs(tenant, &filter).await?;
+    if runs.len() <= limit {
+        return Ok((runs, None));
+    }
+    runs.truncate(limit);
+    let next = runs.last().map(|r| {
+        encode_run_cursor(RunCursor {
+            created_at: r.created_at,
+            id: r.id,
+        })
+    });
+    Ok((runs, next))
 }
 
 #[cfg(test)]

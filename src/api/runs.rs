@@ -14,14 +14,14 @@ use super::auth::{Reader, Writer};
 use super::error::{ApiError, Problem};
 use super::extract::{ApiQuery, IdempotencyHeader, JobIdPath};
 use super::idempotent;
-use super::pagination::{encode_run_cursor, limit, run_cursor};
+use super::pagination::{limit, run_cursor, runs_page};
 use super::schema::IdempotencyKeyHeader;
 use super::views::{AttemptView, RunDetailView, RunPage, RunView};
 use crate::domain::auth::Tenant;
 use crate::domain::error::FieldError;
 use crate::domain::job::JobId;
 use crate::domain::run::{Run, RunStatus};
-use crate::store::{RunCursor, RunFilter, StoreError};
+use crate::store::{RunFilter, StoreError};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -96,21 +96,8 @@ fn instant_param(raw: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>,
 }
 
 /// Runs one page of `filter` and the cursor of the next.
-async fn page(app: &AppState, tenant: &Tenant, mut filter: RunFilter) -> Result<RunPage, ApiError> {
-    let limit = filter.limit;
-    filter.limit = limit + 1;
-    let mut runs = app.store.list_runs(tenant, &filter).await?;
-    let next_cursor = if runs.len() > limit as usize {
-        runs.truncate(limit as usize);
-        runs.last().map(|r| {
-            encode_run_cursor(RunCursor {
-                created_at: r.created_at,
-                id: r.id,
-            })
-        })
-    } else {
-        None
-    };
+async fn page(app: &AppState, tenant: &Tenant, filter: RunFilter) -> Result<RunPage, ApiError> {
+    let (runs, next_cursor) = runs_page(app.store.as_ref(), tenant, filter).await?;
     Ok(RunPage {
         items: runs.into_iter().map(RunView::from).collect(),
         next_cursor,

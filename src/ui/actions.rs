@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use uuid::Uuid;
@@ -14,20 +13,33 @@ use super::session::{CsrfForm, UiError, Viewer};
 use crate::api::AppState;
 use crate::domain::job::JobId;
 use crate::domain::lifecycle::JobCommand;
-use crate::domain::run::RunStatus;
 use crate::domain::signing::generate_secret;
 use crate::store::StoreError;
 
 /// The grace the old secret keeps after a rotation, as the API's default.
 const ROTATE_GRACE: Duration = Duration::from_secs(crate::api::DEFAULT_SECRET_GRACE_S);
 
-async fn writer(
-    app: &AppState,
-    headers: &HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Result<Viewer, UiError> {
-    let Form(form) = form?;
-    Viewer::write(app, headers, &form.csrf).await
+/// A form post from our own page by someone who may change things: the
+/// viewer, checked against the form's CSRF token, and the id in the path.
+pub struct Posted {
+    viewer: Viewer,
+    id: String,
+}
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = UiError;
+
+    async fn from_request(request: Request, app: &AppState) -> Result<Self, UiError> {
+        let (mut parts, body) = request.into_parts();
+        let Path(id) = Path::<String>::from_request_parts(&mut parts, app)
+            .await
+            .map_err(|e| UiError::Page(StatusCode::NOT_FOUND, e.to_string()))?;
+        let headers = parts.headers.clone();
+        let Form(form) =
+            Form::<CsrfForm>::from_request(Request::from_parts(parts, body), app).await?;
+        let viewer = Viewer::write(app, &headers, &form.csrf).await?;
+        Ok(Self { viewer, id })
+    }
 }
 
 fn job_id(raw: &str) -> Result<JobId, UiError> {
@@ -70,40 +82,22 @@ async fn apply(
     Ok(())
 }
 
-pub async fn pause(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Result<Response, UiError> {
-    let viewer = writer(&app, &headers, form).await?;
-    let id = job_id(&raw)?;
-    apply(&app, &viewer, &id, JobCommand::Pause).await?;
+pub async fn pause(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
+    let id = job_id(&posted.id)?;
+    apply(&app, &posted.viewer, &id, JobCommand::Pause).await?;
     Ok(to_job(&id))
 }
 
-pub async fn resume(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Result<Response, UiError> {
-    let viewer = writer(&app, &headers, form).await?;
-    let id = job_id(&raw)?;
-    apply(&app, &viewer, &id, JobCommand::Resume).await?;
+pub async fn resume(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
+    let id = job_id(&posted.id)?;
+    apply(&app, &posted.viewer, &id, JobCommand::Resume).await?;
     Ok(to_job(&id))
 }
 
 /// A manual run; over `max_instances` it is recorded as skipped, which the
 /// job's runs then show.
-pub async fn run_now(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Result<Response, UiError> {
-    let viewer = writer(&app, &headers, form).await?;
-    let id = job_id(&raw)?;
+pub async fn run_now(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
+    let (viewer, id) = (&posted.viewer, job_id(&posted.id)?);
     let run = app
         .store
         .create_manual_run(&viewer.caller.tenant, &id, None)
@@ -114,14 +108,8 @@ pub async fn run_now(
     Ok(to_job(&id))
 }
 
-pub async fn delete(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Result<Response, UiError> {
-    let viewer = writer(&app, &headers, form).await?;
-    let id = job_id(&raw)?;
+pub async fn delete(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
+    let (viewer, id) = (&posted.viewer, job_id(&posted.id)?);
     if !app.store.delete_job(&viewer.caller.tenant, &id).await? {
         return Err(not_found(StoreError::NotFound, &id));
     }
@@ -131,12 +119,9 @@ pub async fn delete(
 
 pub async fn rotate_secret(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    posted: Posted,
 ) -> Result<Response, UiError> {
-    let viewer = writer(&app, &headers, form).await?;
-    let id = job_id(&raw)?;
+    let (viewer, id) = (&posted.viewer, job_id(&posted.id)?);
     app.store
         .rotate_secret(&viewer.caller.tenant, &id, &generate_secret(), ROTATE_GRACE)
         .await?
@@ -146,15 +131,15 @@ pub async fn rotate_secret(
 }
 
 /// Redrive: a failed run is sent again with the same id.
-pub async fn retry(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Result<Response, UiError> {
-    let viewer = writer(&app, &headers, form).await?;
-    let no_run = || UiError::Page(StatusCode::NOT_FOUND, format!("no run with id {raw:?}"));
-    let id = Uuid::parse_str(&raw).map_err(|_| no_run())?;
+pub async fn retry(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
+    let viewer = &posted.viewer;
+    let no_run = || {
+        UiError::Page(
+            StatusCode::NOT_FOUND,
+            format!("no run with id {:?}", posted.id),
+        )
+    };
+    let id = Uuid::parse_str(&posted.id).map_err(|_| no_run())?;
     let run = app
         .store
         .retry_run(&viewer.caller.tenant, id)
@@ -163,7 +148,6 @@ pub async fn retry(
             StoreError::NotFound => no_run(),
             other => other.into(),
         })?;
-    debug_assert_eq!(run.status, RunStatus::Pending);
     tracing::info!(tenant = %viewer.caller.tenant, job_id = %run.job_id, run_id = %run.id, "run sent again from the dashboard");
     Ok(Redirect::to(&format!("/ui/runs/{}", run.id)).into_response())
 }

@@ -14,12 +14,12 @@ use uuid::Uuid;
 use super::render::{self, action, instant, run_badge, state_badge};
 use super::session::{UiError, Viewer};
 use crate::api::AppState;
-use crate::api::pagination::{encode_job_cursor, encode_run_cursor, job_cursor, run_cursor};
+use crate::api::pagination::{encode_job_cursor, job_cursor, run_cursor, runs_page};
 use crate::api::views::TargetView;
 use crate::domain::job::{Job, JobId, JobState};
 use crate::domain::run::{Attempt, Run, RunStatus};
 use crate::domain::trigger::words::{coming_fire_times, in_words, offset_in_words};
-use crate::store::{JobFilter, RunCursor, RunFilter};
+use crate::store::{JobFilter, RunFilter};
 
 const JOBS_PER_PAGE: u32 = 50;
 const RUNS_PER_PAGE: u32 = 20;
@@ -206,27 +206,17 @@ pub async fn job(
         .get_job(tenant, &id)
         .await?
         .ok_or_else(|| no_job(&raw))?;
-    let mut runs = app
-        .store
-        .list_runs(
-            tenant,
-            &RunFilter {
-                job_id: Some(id.clone()),
-                cursor: run_cursor(q.cursor.as_deref())?,
-                limit: RUNS_PER_PAGE + 1,
-                ..Default::default()
-            },
-        )
-        .await?;
-    let next = (runs.len() > RUNS_PER_PAGE as usize).then(|| {
-        runs.truncate(RUNS_PER_PAGE as usize);
-        runs.last().map(|r| {
-            encode_run_cursor(RunCursor {
-                created_at: r.created_at,
-                id: r.id,
-            })
-        })
-    });
+    let (runs, next) = runs_page(
+        app.store.as_ref(),
+        tenant,
+        RunFilter {
+            job_id: Some(id.clone()),
+            cursor: run_cursor(q.cursor.as_deref())?,
+            limit: RUNS_PER_PAGE,
+            ..Default::default()
+        },
+    )
+    .await?;
     // Lateness needs each run's first attempt.
     let details =
         futures_util::future::try_join_all(runs.iter().map(|r| app.store.get_run(tenant, r.id)))
@@ -310,7 +300,7 @@ pub async fn job(
                             }
                         } }
                     } }
-                    @if let Some(Some(cursor)) = &next {
+                    @if let Some(cursor) = &next {
                         p.pager { a href={ (path) "?cursor=" (cursor) } rel="next" { "Older runs →" } }
                     }
                 }
@@ -494,27 +484,17 @@ pub async fn failed(
     let viewer = Viewer::read(&app, &headers).await?;
     let q = query(q)?;
     let live = LiveFrom::now(&app, &viewer).await?.query(None);
-    let mut runs = app
-        .store
-        .list_runs(
-            &viewer.caller.tenant,
-            &RunFilter {
-                statuses: vec![RunStatus::Failed],
-                cursor: run_cursor(q.cursor.as_deref())?,
-                limit: JOBS_PER_PAGE + 1,
-                ..Default::default()
-            },
-        )
-        .await?;
-    let next = (runs.len() > JOBS_PER_PAGE as usize).then(|| {
-        runs.truncate(JOBS_PER_PAGE as usize);
-        runs.last().map(|r| {
-            encode_run_cursor(RunCursor {
-                created_at: r.created_at,
-                id: r.id,
-            })
-        })
-    });
+    let (runs, next) = runs_page(
+        app.store.as_ref(),
+        &viewer.caller.tenant,
+        RunFilter {
+            statuses: vec![RunStatus::Failed],
+            cursor: run_cursor(q.cursor.as_deref())?,
+            limit: JOBS_PER_PAGE,
+            ..Default::default()
+        },
+    )
+    .await?;
     let body = html! {
         h1 { "Failed runs" }
         div #live {
@@ -541,7 +521,7 @@ pub async fn failed(
                     } }
                 } }
             }
-            @if let Some(Some(cursor)) = &next {
+            @if let Some(cursor) = &next {
                 p.pager { a href={ "/ui/failed?cursor=" (cursor) } rel="next" { "Older →" } }
             }
         }
