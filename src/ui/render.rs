@@ -133,3 +133,20 @@ pub fn delay(d: TimeDelta) -> String {
         format!("{sign}{:.3} s", ms as f64 / 1000.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_delays_read_as_people_write_them() {
+        let t = crate::domain::instant::parse("2026-03-08T07:00:00.123456Z").unwrap();
+        assert_eq!(utc(t), "2026-03-08 07:00:00 UTC");
+        let new_york: Tz = "America/New_York".parse().unwrap();
+        assert_eq!(local(t, new_york), "2026-03-08 03:00:00 -04:00");
+        assert_eq!(local(t, Tz::UTC), "2026-03-08 07:00:00 +00:00");
+        assert_eq!(delay(TimeDelta::milliseconds(87)), "+87 ms");
+        assert_eq!(delay(TimeDelta::milliseconds(1204)), "+1.204 s");
+        assert_eq!(delay(TimeDelta::milliseconds(-3)), "−3 ms");
+    }
+}
