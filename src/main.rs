@@ -116,6 +116,11 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
 }
 
 fn print_openapi() -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(&api::openapi())?);
-    Ok(())
+    use std::io::Write;
+    let document = serde_json::to_string_pretty(&api::openapi())?;
+    match writeln!(std::io::stdout().lock(), "{document}") {
+        // `cronhook openapi | head` closed the pipe: nothing more to say.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }

@@ -240,6 +240,24 @@ fn openapi_prints_the_committed_document() {
 }
 
 #[test]
+fn openapi_into_a_pipe_closed_early_ends_quietly() {
+    // As `cronhook openapi | head -c 1` does: the reader goes away.
+    let mut child = Command::new(BIN)
+        .arg("openapi")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"{");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn a_bad_database_url_is_a_clear_error() {
     let output = Command::new(BIN)
         .env_remove("DATABASE_URL")
