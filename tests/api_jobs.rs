@@ -296,6 +296,12 @@ async fn lists_paginate_and_filter(backend: Backend) {
     let found = app.get("/v1/jobs?q=E&state=paused").await.json();
     assert_eq!(found["items"].as_array().unwrap().len(), 1);
     assert_eq!(found["items"][0]["id"], "e");
+    assert!(
+        app.get("/v1/jobs?q=a%00b")
+            .await
+            .problem(422)
+            .starts_with("q: must not contain a NUL character")
+    );
     let long = "x".repeat(1001);
     assert!(
         app.get(&format!("/v1/jobs?q={long}"))

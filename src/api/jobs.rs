@@ -173,7 +173,7 @@ pub struct ListJobsQuery {
     #[param(value_type = Option<JobState>)]
     state: Option<String>,
     /// Only jobs whose id or name contains this text, in any case.
-    #[param(max_length = 1000)]
+    #[param(max_length = 1000, pattern = "^[^\\u0000]*$")]
     q: Option<String>,
     /// Page size (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
@@ -273,6 +273,13 @@ pub(crate) fn search(q: Option<&str>) -> Result<Option<String>, FieldError> {
     let Some(text) = q.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
+    // PostgreSQL cannot hold a NUL, so no job's id or name has one.
+    if text.contains('\0') {
+        return Err(FieldError::new(
+            "q",
+            "must not contain a NUL character (\\u0000)",
+        ));
+    }
     if text.chars().count() > MAX_NAME_LEN {
         return Err(FieldError::new(
             "q",

@@ -31,7 +31,7 @@ pub struct TokenInput {
     #[schema(example = "team-a")]
     pub tenant: Option<String>,
     /// A name to recognise it by.
-    #[schema(example = "ci deploys", max_length = 200)]
+    #[schema(example = "ci deploys", max_length = 200, pattern = "^[^\\u0000]*$")]
     pub name: Option<String>,
 }
 
