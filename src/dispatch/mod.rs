@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::retry::{AttemptResult, Backoff, Outcome, after_attempt};
+use crate::domain::run::problem_in_words;
 use crate::instance::Liveness;
 use crate::metrics::Metrics;
 use crate::store::{AttemptRecord, ClaimedRun, DynStore, ExpiredLease, Subject};
@@ -424,11 +425,8 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
     // After a redrive the policy counts afresh; attempts number on.
     let in_round = run.attempt.saturating_sub(run.prior_attempts).max(1);
     let outcome = after_attempt(in_round, retry, result, rand::rng().random::<f64>());
-    let error = match (&response.error, response.status) {
-        (Some(error), _) => error.clone(),
-        (None, Some(status)) => format!("the target answered {status}"),
-        (None, None) => "no response".to_string(),
-    };
+    let error = problem_in_words(response.error.as_deref(), response.status)
+        .unwrap_or_else(|| "no response".to_string());
     log_outcome(run.run_id, &subject, run.attempt, outcome, &error);
     AttemptRecord {
         run_id: run.run_id,

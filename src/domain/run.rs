@@ -117,14 +117,22 @@ pub struct Attempt {
     pub response_excerpt: Option<String>,
 }
 
+/// What went wrong with an attempt, in words: its error, else a status
+/// that is not 2xx (a 2xx answer is a success).
+pub fn problem_in_words(error: Option<&str>, status_code: Option<u16>) -> Option<String> {
+    match (error, status_code) {
+        (Some(error), _) => Some(error.to_string()),
+        (None, Some(status)) if !(200..300).contains(&status) => {
+            Some(format!("the target answered {status}"))
+        }
+        _ => None,
+    }
+}
+
 impl Attempt {
-    /// What went wrong, in words: the error, or a status that is not 2xx.
+    /// What went wrong, in words ([`problem_in_words`]).
     pub fn problem(&self) -> Option<String> {
-        self.error.clone().or_else(|| {
-            self.status_code
-                .filter(|status| !(200..300).contains(status))
-                .map(|status| format!("the target answered {status}"))
-        })
+        problem_in_words(self.error.as_deref(), self.status_code)
     }
 }
 

@@ -947,13 +947,7 @@ pub(crate) type FailedRun = (String, String, Uuid);
 /// The events an attempt's record makes, should it be recorded and be a
 /// job run's (job id left empty: the store knows it).
 pub(crate) fn record_events(record: &AttemptRecord) -> Vec<NewEvent> {
-    // What went wrong, in words: the error, or the status answered.
-    let error = record.error.clone().or_else(|| {
-        record
-            .status_code
-            .filter(|_| record.outcome != Outcome::Succeeded)
-            .map(|status| format!("the target answered {status}"))
-    });
+    let error = crate::domain::run::problem_in_words(record.error.as_deref(), record.status_code);
     crate::domain::event::for_attempt(&crate::domain::event::AttemptSummary {
         job_id: "",
         run_id: record.run_id,
