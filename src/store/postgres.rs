@@ -11,7 +11,7 @@ use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
+use super::shape::{ClaimedJobColumns, StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
     Attempt, AttemptRecord, ClaimOutcome, ClaimedParts, ClaimedRun, DeliveryRecord, Event,
     EventFilter, ExpiredLease, Gauges, Idempotency, IdempotentRequest, Instance, Job, JobFilter,
@@ -74,20 +74,11 @@ impl PgStore {
 
     /// `record_attempts` when no run failed (the common case): the records,
     /// their events and the events' deliveries in one statement.
-    #[allow(clippy::too_many_arguments)]
     async fn record_in_one_statement(
         &self,
         owner: &str,
         records: &[AttemptRecord],
-        ids: &[Uuid],
-        numbers: &[i32],
-        started: &[DateTime<Utc>],
-        durations: &[i64],
-        codes: &[Option<i32>],
-        errors: &[Option<String>],
-        excerpts: &[Option<String>],
-        statuses: &[&str],
-        delays: &[i64],
+        columns: &AttemptColumns,
     ) -> StoreResult<u64> {
         let mut e = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for record in records {
@@ -99,31 +90,7 @@ impl PgStore {
             }
         }
         let (recorded, events, deliveries): (i64, i64, i64) = sqlx::query_as(&format!(
-            "WITH input AS (
-                 SELECT * FROM UNNEST($2::uuid[], $3::int4[], $4::timestamptz[], $5::int8[],
-                                      $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[])
-                     AS u(run_id, number, started_at, duration_ms, status_code, error,
-                          response_excerpt, status, delay_ms)
-             ), updated AS (
-                 UPDATE runs r
-                 SET status = i.status,
-                     next_attempt_at = CASE WHEN i.status = 'pending'
-                         THEN now() + i.delay_ms * interval '1 millisecond' END,
-                     finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE clock_timestamp() END,
-                     lease_owner = NULL, lease_until = NULL
-                 FROM input i
-                 WHERE r.id = i.run_id AND r.status = 'running' AND r.lease_owner = $1
-                   AND r.attempt_count = i.number
-                 RETURNING r.id, r.tenant, r.job_id
-             ), inserted AS (
-                 INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
-                                       response_excerpt)
-                 SELECT i.run_id, i.number, i.started_at, i.duration_ms, i.status_code, i.error,
-                        i.response_excerpt
-                 FROM input i JOIN updated u ON u.id = i.run_id
-                 ON CONFLICT DO NOTHING
-                 RETURNING run_id
-             ), ev AS (
+            "{RECORD_FENCED}, ev AS (
                  INSERT INTO events (id, tenant, type, job_id, run_id, data)
                  SELECT c.event_id, u.tenant, c.type, u.job_id, u.id, c.data
                  FROM UNNEST($11::uuid[], $12::uuid[], $13::text[], $14::text[])
@@ -137,15 +104,15 @@ impl PgStore {
                     (SELECT count(*) FROM d)"
         ))
         .bind(owner)
-        .bind(ids)
-        .bind(numbers)
-        .bind(started)
-        .bind(durations)
-        .bind(codes)
-        .bind(errors)
-        .bind(excerpts)
-        .bind(statuses)
-        .bind(delays)
+        .bind(&columns.ids)
+        .bind(&columns.numbers)
+        .bind(&columns.started)
+        .bind(&columns.durations)
+        .bind(&columns.codes)
+        .bind(&columns.errors)
+        .bind(&columns.excerpts)
+        .bind(&columns.statuses)
+        .bind(&columns.delays)
         .bind(&e.0)
         .bind(&e.1)
         .bind(&e.2)
@@ -471,6 +438,74 @@ impl From<AttemptRow> for Attempt {
     }
 }
 
+/// Recording attempts ($1 the lease owner, $2..$10 [`AttemptColumns`]),
+/// fenced: only the lease holder's write for this very attempt lands, and
+/// the attempt row only where the run was. CTEs `updated` (id, tenant,
+/// job id) and `inserted` (run id) for the statement that follows.
+const RECORD_FENCED: &str = "WITH input AS (
+                 SELECT * FROM UNNEST($2::uuid[], $3::int4[], $4::timestamptz[], $5::int8[],
+                                      $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[])
+                     AS u(run_id, number, started_at, duration_ms, status_code, error,
+                          response_excerpt, status, delay_ms)
+             ), updated AS (
+                 UPDATE runs r
+                 SET status = i.status,
+                     next_attempt_at = CASE WHEN i.status = 'pending'
+                         THEN now() + i.delay_ms * interval '1 millisecond' END,
+                     finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE clock_timestamp() END,
+                     lease_owner = NULL, lease_until = NULL
+                 FROM input i
+                 WHERE r.id = i.run_id AND r.status = 'running' AND r.lease_owner = $1
+                   AND r.attempt_count = i.number
+                 RETURNING r.id, r.tenant, r.job_id
+             ), inserted AS (
+                 INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
+                                       response_excerpt)
+                 SELECT i.run_id, i.number, i.started_at, i.duration_ms, i.status_code, i.error,
+                        i.response_excerpt
+                 FROM input i JOIN updated u ON u.id = i.run_id
+                 ON CONFLICT DO NOTHING
+                 RETURNING run_id
+             )";
+
+/// Attempt records, column by column, for [`RECORD_FENCED`].
+struct AttemptColumns {
+    ids: Vec<Uuid>,
+    numbers: Vec<i32>,
+    started: Vec<DateTime<Utc>>,
+    durations: Vec<i64>,
+    codes: Vec<Option<i32>>,
+    errors: Vec<Option<String>>,
+    excerpts: Vec<Option<String>>,
+    statuses: Vec<&'static str>,
+    delays: Vec<i64>,
+}
+
+impl AttemptColumns {
+    fn of(records: &[AttemptRecord]) -> Self {
+        Self {
+            ids: records.iter().map(|r| r.run_id).collect(),
+            numbers: records.iter().map(|r| r.number as i32).collect(),
+            started: records.iter().map(|r| r.started_at).collect(),
+            durations: records
+                .iter()
+                .map(|r| i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
+                .collect(),
+            codes: records
+                .iter()
+                .map(|r| r.status_code.map(i32::from))
+                .collect(),
+            errors: records.iter().map(|r| r.error.clone()).collect(),
+            excerpts: records.iter().map(|r| r.response_excerpt.clone()).collect(),
+            statuses: records
+                .iter()
+                .map(|r| r.outcome.run_status().as_str())
+                .collect(),
+            delays: records.iter().map(|r| delay_ms(r.outcome)).collect(),
+        }
+    }
+}
+
 /// Runs to insert, column by column, for one `UNNEST` insert.
 #[derive(Default)]
 struct RunColumns {
@@ -495,15 +530,8 @@ struct ClaimedRow {
     scheduled_for: DateTime<Utc>,
     attempt_count: i32,
     prior_attempts: i32,
-    target_url: Option<String>,
-    target_method: Option<String>,
-    target_headers: Option<String>,
-    target_body: Option<String>,
-    target_secrets: Option<String>,
-    timeout_s: Option<i64>,
-    max_attempts: Option<i64>,
-    backoff_initial_s: Option<i64>,
-    backoff_max_s: Option<i64>,
+    #[sqlx(flatten)]
+    job: ClaimedJobColumns,
     subscription_url: Option<String>,
     subscription_secrets: Option<String>,
     secret: Option<String>,
@@ -520,40 +548,7 @@ struct ClaimedRow {
 
 impl ClaimedRow {
     fn into_parts(self) -> StoreResult<ClaimedParts> {
-        let job = match (
-            self.target_url,
-            self.target_method,
-            self.target_headers,
-            self.timeout_s,
-            self.max_attempts,
-            self.backoff_initial_s,
-            self.backoff_max_s,
-        ) {
-            (
-                Some(url),
-                Some(method),
-                Some(headers),
-                Some(timeout_s),
-                Some(max),
-                Some(initial),
-                Some(max_backoff),
-            ) => Some((
-                StoredTarget {
-                    url,
-                    method,
-                    headers,
-                    body: self.target_body,
-                    secrets: self.target_secrets,
-                    timeout_s,
-                },
-                StoredRetry {
-                    max_attempts: max,
-                    backoff_initial_s: initial,
-                    backoff_max_s: max_backoff,
-                },
-            )),
-            _ => None,
-        };
+        let job = self.job.into_shape();
         let delivery = match (
             self.subscription_id,
             self.subscription_url,
@@ -1687,73 +1682,29 @@ impl Store for PgStore {
         if records.is_empty() {
             return Ok(0);
         }
-        let mut ids = Vec::with_capacity(records.len());
-        let (mut numbers, mut started, mut durations) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut codes, mut errors, mut excerpts) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut statuses, mut delays) = (Vec::new(), Vec::new());
-        for r in records {
-            ids.push(r.run_id);
-            numbers.push(r.number as i32);
-            started.push(r.started_at);
-            durations.push(i64::try_from(r.duration_ms).unwrap_or(i64::MAX));
-            codes.push(r.status_code.map(i32::from));
-            errors.push(r.error.clone());
-            excerpts.push(r.response_excerpt.clone());
-            statuses.push(r.outcome.run_status().as_str());
-            delays.push(delay_ms(r.outcome));
-        }
-        // The fence: only the lease holder's write for this very attempt
-        // lands; the attempt row is written only where the run was. The
-        // events of what was recorded go with it: in the same statement
+        let columns = AttemptColumns::of(records);
+        // Fenced (RECORD_FENCED). The events of what was recorded go
+        // with it: in the same statement
         // (made for every record, written for those recorded), or, when a
         // run failed and its job may pause, in the same transaction.
         if records.iter().all(|r| r.outcome != Outcome::Failed) {
-            return self
-                .record_in_one_statement(
-                    owner, records, &ids, &numbers, &started, &durations, &codes, &errors,
-                    &excerpts, &statuses, &delays,
-                )
-                .await;
+            return self.record_in_one_statement(owner, records, &columns).await;
         }
         let mut tx = self.pool.begin().await?;
-        let recorded: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
-            "WITH input AS (
-                 SELECT * FROM UNNEST($2::uuid[], $3::int4[], $4::timestamptz[], $5::int8[],
-                                      $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[])
-                     AS u(run_id, number, started_at, duration_ms, status_code, error,
-                          response_excerpt, status, delay_ms)
-             ), updated AS (
-                 UPDATE runs r
-                 SET status = i.status,
-                     next_attempt_at = CASE WHEN i.status = 'pending'
-                         THEN now() + i.delay_ms * interval '1 millisecond' END,
-                     finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE clock_timestamp() END,
-                     lease_owner = NULL, lease_until = NULL
-                 FROM input i
-                 WHERE r.id = i.run_id AND r.status = 'running' AND r.lease_owner = $1
-                   AND r.attempt_count = i.number
-                 RETURNING r.id, r.tenant, r.job_id
-             ), inserted AS (
-                 INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
-                                       response_excerpt)
-                 SELECT i.run_id, i.number, i.started_at, i.duration_ms, i.status_code, i.error,
-                        i.response_excerpt
-                 FROM input i JOIN updated u ON u.id = i.run_id
-                 ON CONFLICT DO NOTHING
-                 RETURNING run_id
-             )
+        let recorded: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(&format!(
+            "{RECORD_FENCED}
              SELECT u.id, u.tenant, u.job_id FROM updated u JOIN inserted a ON a.run_id = u.id",
-        )
+        ))
         .bind(owner)
-        .bind(&ids)
-        .bind(&numbers)
-        .bind(&started)
-        .bind(&durations)
-        .bind(&codes)
-        .bind(&errors)
-        .bind(&excerpts)
-        .bind(&statuses)
-        .bind(&delays)
+        .bind(&columns.ids)
+        .bind(&columns.numbers)
+        .bind(&columns.started)
+        .bind(&columns.durations)
+        .bind(&columns.codes)
+        .bind(&columns.errors)
+        .bind(&columns.excerpts)
+        .bind(&columns.statuses)
+        .bind(&columns.delays)
         .fetch_all(&mut *tx)
         .await?;
         let (events, failed) = attempt_events(records, &recorded);

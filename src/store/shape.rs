@@ -307,6 +307,41 @@ impl StoredRetry {
     }
 }
 
+/// A claimed run's job columns (nullable: a delivery has none), as both
+/// stores read them.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClaimedJobColumns {
+    target_url: Option<String>,
+    target_method: Option<String>,
+    target_headers: Option<String>,
+    target_body: Option<String>,
+    target_secrets: Option<String>,
+    timeout_s: Option<i64>,
+    max_attempts: Option<i64>,
+    backoff_initial_s: Option<i64>,
+    backoff_max_s: Option<i64>,
+}
+
+impl ClaimedJobColumns {
+    /// The job's target and retry policy; none for an event's delivery.
+    pub(crate) fn into_shape(self) -> Option<(StoredTarget, StoredRetry)> {
+        let target = StoredTarget {
+            url: self.target_url?,
+            method: self.target_method?,
+            headers: self.target_headers?,
+            body: self.target_body,
+            secrets: self.target_secrets,
+            timeout_s: self.timeout_s?,
+        };
+        let retry = StoredRetry {
+            max_attempts: self.max_attempts?,
+            backoff_initial_s: self.backoff_initial_s?,
+            backoff_max_s: self.backoff_max_s?,
+        };
+        Some((target, retry))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

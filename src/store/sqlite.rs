@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
-use super::shape::{StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
+use super::shape::{ClaimedJobColumns, StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
 use super::{
     Attempt, AttemptRecord, ClaimOutcome, ClaimedParts, ClaimedRun, DeliveryRecord, Event,
     EventFilter, ExpiredLease, Gauges, Idempotency, IdempotentRequest, Instance, Interest, Job,
@@ -350,15 +350,8 @@ struct ClaimedRow {
     scheduled_for: i64,
     attempt_count: i64,
     prior_attempts: i64,
-    target_url: Option<String>,
-    target_method: Option<String>,
-    target_headers: Option<String>,
-    target_body: Option<String>,
-    target_secrets: Option<String>,
-    timeout_s: Option<i64>,
-    max_attempts: Option<i64>,
-    backoff_initial_s: Option<i64>,
-    backoff_max_s: Option<i64>,
+    #[sqlx(flatten)]
+    job: ClaimedJobColumns,
     subscription_url: Option<String>,
     subscription_secrets: Option<String>,
     secret: Option<String>,
@@ -374,40 +367,7 @@ struct ClaimedRow {
 
 impl ClaimedRow {
     fn into_parts(self, now: i64) -> StoreResult<ClaimedParts> {
-        let job = match (
-            self.target_url,
-            self.target_method,
-            self.target_headers,
-            self.timeout_s,
-            self.max_attempts,
-            self.backoff_initial_s,
-            self.backoff_max_s,
-        ) {
-            (
-                Some(url),
-                Some(method),
-                Some(headers),
-                Some(timeout_s),
-                Some(max),
-                Some(initial),
-                Some(max_backoff),
-            ) => Some((
-                StoredTarget {
-                    url,
-                    method,
-                    headers,
-                    body: self.target_body,
-                    secrets: self.target_secrets,
-                    timeout_s,
-                },
-                StoredRetry {
-                    max_attempts: max,
-                    backoff_initial_s: initial,
-                    backoff_max_s: max_backoff,
-                },
-            )),
-            _ => None,
-        };
+        let job = self.job.into_shape();
         let delivery = match (
             self.subscription_id,
             self.subscription_url,
