@@ -317,30 +317,33 @@ async fn created_jobs_get_fire_times_by_the_same_rules(backend: Backend) {
             reply.json()
         }
     };
-    // New York, 2027: spring forward on 14 March at 07:00Z.
+    // Far enough ahead that these stay future fire times for years: a
+    // cron trigger fires from now on, whatever its start_at.
+    // New York, 2037: spring forward on 8 March at 07:00Z.
     let j = created(
         "spring",
         json!({"type": "cron", "expr": "30 2 * * *", "timezone": "America/New_York",
-                                      "start_at": "2027-03-14T05:00:00Z"}),
+                                      "start_at": "2037-03-08T05:00:00Z"}),
     )
     .await;
-    assert_eq!(j["next_run_at"], "2027-03-14T07:00:00Z");
-    // Berlin, 2027: fall back on 31 October; 02:30 fires at its first pass.
+    assert_eq!(j["next_run_at"], "2037-03-08T07:00:00Z");
+    // Berlin, 2037: fall back on 25 October; 02:30 fires at its first pass.
     let j = created(
         "fall",
         json!({"type": "cron", "expr": "30 2 * * *", "timezone": "Europe/Berlin",
-                                    "start_at": "2027-10-30T23:00:00Z"}),
+                                    "start_at": "2037-10-24T23:00:00Z"}),
     )
     .await;
-    assert_eq!(j["next_run_at"], "2027-10-31T00:30:00Z");
-    // Lord Howe: a 30-minute shift on 2027-10-03 at 02:00 local (15:30Z).
+    assert_eq!(j["next_run_at"], "2037-10-25T00:30:00Z");
+    // Lord Howe: a 30-minute shift on 2037-10-04 at 02:00 local (15:30Z the
+    // day before).
     let j = created(
         "howe",
         json!({"type": "cron", "expr": "15 2 * * *", "timezone": "Australia/Lord_Howe",
-                                    "start_at": "2027-10-02T14:00:00Z"}),
+                                    "start_at": "2037-10-03T14:00:00Z"}),
     )
     .await;
-    assert_eq!(j["next_run_at"], "2027-10-02T15:30:00Z");
+    assert_eq!(j["next_run_at"], "2037-10-03T15:30:00Z");
 
     // An interval without start_at is anchored at creation + every_s, and
     // that anchor is returned as start_at.
@@ -394,11 +397,11 @@ async fn created_jobs_get_fire_times_by_the_same_rules(backend: Backend) {
         .patch(
             "/v1/jobs/jittery",
             json!({"trigger": {"type": "cron", "expr": "0 2 * * *", "timezone": "America/New_York",
-                                                     "start_at": "2027-03-14T05:00:00Z"}}),
+                                                     "start_at": "2037-03-08T05:00:00Z"}}),
         )
         .await
         .json();
-    assert_eq!(j["next_run_at"], "2027-03-14T07:00:00Z");
+    assert_eq!(j["next_run_at"], "2037-03-08T07:00:00Z");
 }
 
 store_tests!(
