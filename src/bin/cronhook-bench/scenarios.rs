@@ -314,7 +314,8 @@ pub async fn steady_on(
     seed(&store, spread_interval_jobs(k, t0, &ctx.url(path), 1)?).await?;
     ensure_before(t0, "seeding")?;
     let window = window(t0, ctx.sizes.duration);
-    sleep_until(window.1 + TimeDelta::seconds(2)).await;
+    let expected = spread_expected(k, t0, window.0, window.1).len();
+    await_window(&ctx.receiver, path, window, expected, TimeDelta::seconds(2)).await;
     let hits = ctx.receiver.hits(path);
     report_worst_second(path, &hits, window);
     Ok(steady_metrics(&hits, k, t0, window))
@@ -346,6 +347,24 @@ pub fn window(t0: DateTime<Utc>, duration: Duration) -> (DateTime<Utc>, DateTime
         t0 + TimeDelta::seconds(2),
         t0 + TimeDelta::from_std(duration).unwrap_or_default(),
     )
+}
+
+/// Waits `settle` past the window's end (a late double still counts), and
+/// on while fewer than `expected` of the window's occurrences have arrived,
+/// at most 30 s past its end: only one that has not arrived by then counts
+/// as missing, so a slow spell of the machine is lateness, not loss.
+async fn await_window(
+    receiver: &Receiver,
+    path: &str,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    expected: usize,
+    settle: TimeDelta,
+) {
+    sleep_until(window.1 + settle).await;
+    let give_up = window.1 + TimeDelta::seconds(30);
+    while in_window(&receiver.hits(path), window).len() < expected && Utc::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn in_window(
@@ -406,7 +425,15 @@ pub async fn aligned(ctx: &Ctx) -> anyhow::Result<Value> {
     seed(&store, jobs).await?;
     ensure_before(t0, "seeding")?;
     let window = window(t0, ctx.sizes.duration);
-    sleep_until(window.1 + TimeDelta::seconds(3)).await;
+    let seconds = (window.1 - window.0).num_seconds() as usize + 1;
+    await_window(
+        &ctx.receiver,
+        "/aligned",
+        window,
+        k * seconds,
+        TimeDelta::seconds(3),
+    )
+    .await;
     let resources = service.stop()?;
     db.drop_database().await?;
     let mut result = aligned_metrics(&ctx.receiver.hits("/aligned"), k, window);
