@@ -81,15 +81,27 @@ fn serves_on_a_fresh_sqlite_file_and_stops_gracefully_on_sigterm() {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    // `Expect: 100-continue`: the server says "continue" once the handler
+    // reads the body, so the request is surely in service before SIGTERM.
     write!(
         stream,
-        "POST /v1/jobs HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "POST /v1/jobs HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("an interim answer");
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
     stream.write_all(&body[..10]).unwrap();
     stream.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
 
     terminate(&child);
     loop {

@@ -143,26 +143,26 @@ impl Browser {
     }
 
     async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+        self.click_found(css, Locator::Css(css)).await;
     }
 
     /// Clicks the button labelled `label`.
     async fn press(&self, label: &str) {
         let xpath =
             format!("//button[normalize-space()='{label}'] | //a[normalize-space()='{label}']");
-        self.client
-            .find(Locator::XPath(&xpath))
-            .await
-            .unwrap_or_else(|e| panic!("no button {label:?}: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("pressing {label:?}: {e}"));
+        self.click_found(&format!("the button {label:?}"), Locator::XPath(&xpath))
+            .await;
+    }
+
+    /// Finds and clicks, again while the element is missing or was just
+    /// replaced: a live update swaps a page's part (buttons included) when
+    /// an event arrives, which may fall between the find and the click.
+    async fn click_found(&self, what: &str, locator: Locator<'_>) {
+        eventually(DEADLINE, &format!("clicking {what}"), || async {
+            let element = self.client.find(locator).await.ok()?;
+            element.click().await.ok()
+        })
+        .await;
     }
 
     async fn has_button(&self, label: &str) -> bool {

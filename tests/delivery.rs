@@ -261,7 +261,8 @@ async fn a_hanging_target_times_out_without_delaying_others(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut slow = job_now(
         "slow",
-        json!({"url": receiver.url("/hang"), "timeout_s": 3}),
+        // Long enough that the other job is surely delivered within it.
+        json!({"url": receiver.url("/hang"), "timeout_s": 10}),
     );
     slow["retry"] = json!({"max_attempts": 1});
     create(&app, slow).await;
@@ -292,7 +293,7 @@ async fn a_hanging_target_times_out_without_delaying_others(backend: Backend) {
 }
 
 /// One slow host cannot take every delivery slot: with 3 slots and at
-/// most 2 requests per host, six hanging requests to one host leave a slot
+/// most 2 requests per host, six slow requests to one host leave a slot
 /// for another host's job, and never have more than 2 open.
 async fn a_slow_host_gets_at_most_its_share_of_slots(backend: Backend) {
     let slow = Receiver::start().await;
@@ -432,7 +433,8 @@ async fn shutdown_releases_what_it_cannot_finish(backend: Backend) {
     receiver.script("/stuck", [Answer::Hang]);
     let db = TestDb::new(backend).await;
     let mut config = common::test_config(&db.url);
-    config.shutdown_timeout_s = 2;
+    // The drain gets 4 s of it, the release of what is cut off the last 1 s.
+    config.shutdown_timeout_s = 5;
     let mut app = TestApp::spawn_with(db, config).await;
     create(
         &app,
@@ -601,9 +603,10 @@ store_tests!(
     a_job_deleted_mid_request_is_dropped_quietly,
 );
 
-/// With an hour-long poll interval, only wake-ups can deliver promptly:
-/// NOTIFY from the scheduling instance, and the dispatcher's own timer for
-/// the retry it recorded.
+/// With an hour-long poll interval, a run made by another instance and the
+/// retry the dispatcher recorded are still delivered: NOTIFY and the retry's
+/// own timer wake it (and, since fail-over, the look for expired leases
+/// every 250 ms bounds its sleep too, so this does not prove NOTIFY alone).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_wakes_another_instance_s_dispatcher_and_retries_fall_due_on_time() {
     let receiver = Receiver::start().await;

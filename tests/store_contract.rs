@@ -1283,7 +1283,25 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
             .unwrap()
             .len() as u64
     };
-    let before = events(store.clone()).await;
+    // On PostgreSQL a reader sees an event once every older transaction on
+    // the server has ended, other tests' too: wait until it sees them all.
+    let stored = || async {
+        use sqlx::Connection;
+        let sql = "SELECT count(*) FROM events";
+        let n: i64 = if db.url.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        };
+        n as u64
+    };
+    let before = eventually(Duration::from_secs(60), "every event visible", || async {
+        let listed = events(store.clone()).await;
+        (listed == stored().await).then_some(listed)
+    })
+    .await;
     assert!(before >= 1007, "{before}");
     // The latest event is the last one listed; a reader after it sees none.
     let latest = store

@@ -141,6 +141,11 @@ pub fn test_config(db_url: &str) -> Config {
     let mut config = Config::for_database(db_url);
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.shutdown_timeout_s = 10;
+    // Longer than the default 3 s: on a busy test machine a heartbeat can be
+    // late by seconds, and an instance that thinks itself dead stops sending
+    // (and its runs get an extra, interrupted attempt). The fail-over tests
+    // set the default again.
+    config.instance_timeout_s = 10;
     config.encryption_key = Some(TEST_KEY.to_string());
     config
 }
