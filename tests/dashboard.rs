@@ -54,19 +54,6 @@ impl Browser {
             std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
             "the dashboard tests need Debian's chromium and chromium-driver; scripts/test installs them"
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        // Its own process group, which the browser it starts joins: a
-        // test that fails before closing the session leaves nothing behind.
-        let driver = Command::new(CHROMEDRIVER)
-            .process_group(0)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
         let profile = tempfile_dir::Dir::new();
         // The flags the machine needs: headless as root, and no background
         // connections to a network that is closed.
@@ -88,23 +75,35 @@ impl Browser {
             "goog:chromeOptions".into(),
             json!({"binary": CHROMIUM, "args": args}),
         );
-        let url = format!("http://127.0.0.1:{port}");
-        let client = eventually(DEADLINE, "chromedriver to start a session", || {
-            let (url, capabilities) = (url.clone(), capabilities.clone());
-            async move {
+        // chromedriver is given a port that was free a moment ago; if
+        // another socket took it meanwhile, chromedriver exits, and starts
+        // again on another.
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let mut driver = start_chromedriver();
+            let url = format!("http://127.0.0.1:{}", driver.1);
+            while tokio::time::Instant::now() < deadline {
                 let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-                ClientBuilder::new(connector)
-                    .capabilities(capabilities)
+                let session = ClientBuilder::new(connector)
+                    .capabilities(capabilities.clone())
                     .connect(&url)
-                    .await
-                    .ok()
+                    .await;
+                if let Ok(client) = session {
+                    return Self {
+                        client,
+                        driver: driver.0,
+                        _profile: profile,
+                    };
+                }
+                if driver.0.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        })
-        .await;
-        Self {
-            client,
-            driver,
-            _profile: profile,
+            if tokio::time::Instant::now() >= deadline {
+                stop_group(&mut driver.0);
+                panic!("chromedriver did not start a session within {DEADLINE:?}");
+            }
         }
     }
 
@@ -187,11 +186,34 @@ impl Browser {
     }
 }
 
+/// chromedriver on a port that is free now, in its own process group,
+/// which the browser it starts joins: a test that fails before closing the
+/// session leaves nothing behind.
+fn start_chromedriver() -> (Child, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let driver = Command::new(CHROMEDRIVER)
+        .process_group(0)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    (driver, port)
+}
+
+/// Kills chromedriver and the browser it started (its process group).
+fn stop_group(driver: &mut Child) {
+    let group = format!("-{}", driver.id());
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let _ = driver.wait();
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
-        let group = format!("-{}", self.driver.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.driver.wait();
+        stop_group(&mut self.driver);
     }
 }
 
