@@ -89,7 +89,7 @@ impl PgStore {
                 e.3.push(event.data.to_string());
             }
         }
-        let (recorded, events, deliveries): (i64, i64, i64) = sqlx::query_as(&format!(
+        let sql = format!(
             "{RECORD_FENCED}, ev AS (
                  INSERT INTO events (id, tenant, type, job_id, run_id, data)
                  SELECT c.event_id, u.tenant, c.type, u.job_id, u.id, c.data
@@ -102,23 +102,15 @@ impl PgStore {
              ), d AS ({DELIVERIES_OF_EV})
              SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM ev),
                     (SELECT count(*) FROM d)"
-        ))
-        .bind(owner)
-        .bind(&columns.ids)
-        .bind(&columns.numbers)
-        .bind(&columns.started)
-        .bind(&columns.durations)
-        .bind(&columns.codes)
-        .bind(&columns.errors)
-        .bind(&columns.excerpts)
-        .bind(&columns.statuses)
-        .bind(&columns.delays)
-        .bind(&e.0)
-        .bind(&e.1)
-        .bind(&e.2)
-        .bind(&e.3)
-        .fetch_one(&self.pool)
-        .await?;
+        );
+        let (recorded, events, deliveries): (i64, i64, i64) = columns
+            .query_as(&sql, owner)
+            .bind(&e.0)
+            .bind(&e.1)
+            .bind(&e.2)
+            .bind(&e.3)
+            .fetch_one(&self.pool)
+            .await?;
         if records
             .iter()
             .any(|r| matches!(r.outcome, Outcome::Retry { .. }))
@@ -482,6 +474,26 @@ struct AttemptColumns {
 }
 
 impl AttemptColumns {
+    /// `sql` (a statement starting with `RECORD_FENCED`) with its first ten
+    /// parameters bound: the owner, then these columns.
+    fn query_as<'q, O: for<'r> FromRow<'r, sqlx::postgres::PgRow>>(
+        &'q self,
+        sql: &'q str,
+        owner: &'q str,
+    ) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
+        sqlx::query_as(sql)
+            .bind(owner)
+            .bind(&self.ids)
+            .bind(&self.numbers)
+            .bind(&self.started)
+            .bind(&self.durations)
+            .bind(&self.codes)
+            .bind(&self.errors)
+            .bind(&self.excerpts)
+            .bind(&self.statuses)
+            .bind(&self.delays)
+    }
+
     fn of(records: &[AttemptRecord]) -> Self {
         Self {
             ids: records.iter().map(|r| r.run_id).collect(),
@@ -1691,22 +1703,12 @@ impl Store for PgStore {
             return self.record_in_one_statement(owner, records, &columns).await;
         }
         let mut tx = self.pool.begin().await?;
-        let recorded: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(&format!(
+        let sql = format!(
             "{RECORD_FENCED}
              SELECT u.id, u.tenant, u.job_id FROM updated u JOIN inserted a ON a.run_id = u.id",
-        ))
-        .bind(owner)
-        .bind(&columns.ids)
-        .bind(&columns.numbers)
-        .bind(&columns.started)
-        .bind(&columns.durations)
-        .bind(&columns.codes)
-        .bind(&columns.errors)
-        .bind(&columns.excerpts)
-        .bind(&columns.statuses)
-        .bind(&columns.delays)
-        .fetch_all(&mut *tx)
-        .await?;
+        );
+        let recorded: Vec<(Uuid, String, Option<String>)> =
+            columns.query_as(&sql, owner).fetch_all(&mut *tx).await?;
         let (events, failed) = attempt_events(records, &recorded);
         let mut events = events;
         events.extend(pause_failed_jobs(&mut tx, &failed).await?);
