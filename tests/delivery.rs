@@ -558,19 +558,9 @@ async fn a_job_whose_stored_target_no_longer_parses_fails_alone(backend: Backend
     }
     // As after a manual edit of the database: a row that no longer reads
     // back as a target.
-    let corrupt = "UPDATE jobs SET target_method = 'TRACE' WHERE id = 'broken'";
-    match backend {
-        Backend::Postgres => {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query(corrupt).execute(&mut conn).await.unwrap();
-        }
-        Backend::Sqlite => {
-            use sqlx::Connection;
-            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query(corrupt).execute(&mut conn).await.unwrap();
-        }
-    }
+    let corrupt = "UPDATE jobs SET target_method = 'TRACE' WHERE id = 'broken' RETURNING id";
+    let changed: Vec<(String,)> = app.db.fetch_all(corrupt).await;
+    assert_eq!(changed.len(), 1);
     assert_eq!(app.post_empty("/v1/jobs/broken/run").await.status, 201);
     assert_eq!(app.post_empty("/v1/jobs/fine/run").await.status, 201);
     assert_eq!(finished(&app, "fine").await["status"], "succeeded");

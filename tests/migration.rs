@@ -86,21 +86,12 @@ const NEXT_RUN: &str = "2031-06-01T00:00:00Z";
 
 /// The raw columns that hold secrets, as stored: job id, signing secret,
 /// URL, headers, sealed target secrets.
-async fn stored_secrets(
-    backend: Backend,
-    url: &str,
-) -> Vec<(String, String, String, String, Option<String>)> {
-    let sql = "SELECT id, secret, target_url, target_headers, target_secrets FROM jobs ORDER BY id";
-    match backend {
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
-        }
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
-        }
-    }
+async fn stored_secrets(url: &str) -> Vec<(String, String, String, String, Option<String>)> {
+    TestDb::existing(url)
+        .fetch_all(
+            "SELECT id, secret, target_url, target_headers, target_secrets FROM jobs ORDER BY id",
+        )
+        .await
 }
 
 async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
@@ -248,7 +239,7 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
     drop(store);
 
     // What was plain is sealed: no secret is left in the database's text.
-    let stored = stored_secrets(backend, &db.url).await;
+    let stored = stored_secrets(&db.url).await;
     assert_eq!(stored.len(), 3);
     for (id, secret, url, headers, sealed) in &stored {
         assert!(secret.starts_with("enc:v1:"), "{id}: {secret}");
@@ -284,7 +275,7 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
         refused.to_string().contains("nothing was changed"),
         "{refused}"
     );
-    assert_eq!(stored_secrets(backend, &db.url).await, stored);
+    assert_eq!(stored_secrets(&db.url).await, stored);
     // The right key still opens everything.
     let store = store::connect(&db.url, Arc::new(Wakeups::new()), common::test_key())
         .await

@@ -1285,21 +1285,10 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
     };
     // On PostgreSQL a reader sees an event once every older transaction on
     // the server has ended, other tests' too: wait until it sees them all.
-    let stored = || async {
-        use sqlx::Connection;
-        let sql = "SELECT count(*) FROM events";
-        let n: i64 = if db.url.starts_with("postgres") {
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-        } else {
-            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-        };
-        n as u64
-    };
     let before = eventually(Duration::from_secs(60), "every event visible", || async {
         let listed = events(store.clone()).await;
-        (listed == stored().await).then_some(listed)
+        let stored: Vec<(i64,)> = db.fetch_all("SELECT count(*) FROM events").await;
+        (listed == stored[0].0 as u64).then_some(listed)
     })
     .await;
     assert!(before >= 1007, "{before}");

@@ -69,6 +69,24 @@ impl TestDb {
         }
     }
 
+    /// Runs `sql` on the database directly, beside the service: to read
+    /// what the API does not show, or to write what it would refuse.
+    pub async fn fetch_all<O>(&self, sql: &str) -> Vec<O>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + Send
+            + Unpin,
+    {
+        if self.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+        }
+    }
+
     /// Another handle on a database a test already has (a second instance).
     pub fn existing(url: &str) -> Self {
         Self {
