@@ -778,6 +778,8 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
 
     let record = |outcome, number| AttemptRecord {
         run_id: run.id,
+        tenant: common::default_tenant(),
+        job_id: Some(run.job_id.clone()),
         number,
         started_at: now(),
         duration_ms: 12,
@@ -916,6 +918,8 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
     // this very attempt is refused.
     let late = |attempt| AttemptRecord {
         run_id: run.id,
+        tenant: common::default_tenant(),
+        job_id: Some(run.job_id.clone()),
         number: attempt,
         started_at: now(),
         duration_ms: 1,

@@ -368,6 +368,8 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
             tracing::error!(run_id = %run.run_id, job_id = %subject, error = %e, "run failed: the stored job does not read back");
             return AttemptRecord {
                 run_id: run.run_id,
+                tenant: run.tenant.clone(),
+                job_id: run.job_id(),
                 number: run.attempt,
                 started_at,
                 duration_ms: 0,
@@ -430,6 +432,8 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
     log_outcome(run.run_id, &subject, run.attempt, outcome, &error);
     AttemptRecord {
         run_id: run.run_id,
+        tenant: run.tenant.clone(),
+        job_id: run.job_id(),
         number: run.attempt,
         started_at,
         duration_ms: u64::try_from(response.duration.as_millis()).unwrap_or(u64::MAX),

@@ -51,6 +51,24 @@ pub struct Decision {
     pub schedule: Schedule,
 }
 
+/// How long a job whose stored trigger no longer reads back waits before
+/// the scheduler looks at it again: left for an operator, without
+/// spinning on it.
+pub const UNREADABLE_RETRY: TimeDelta = TimeDelta::hours(1);
+
+impl Decision {
+    /// A due job whose stored trigger does not read back (a bug or a
+    /// manual edit): no run, and another look in [`UNREADABLE_RETRY`].
+    pub fn unreadable(now: DateTime<Utc>) -> Self {
+        Self {
+            runs: Vec::new(),
+            schedule: Schedule::Scheduled {
+                next_run_at: now + UNREADABLE_RETRY,
+            },
+        }
+    }
+}
+
 /// Fire times in `[first, limit)` from `first` (a fire time): how many,
 /// the last of them, and the first at or past `limit`.
 struct Span {
@@ -295,6 +313,18 @@ mod tests {
             .unwrap()
             .parse(t("2026-01-01T00:00:00Z"), "trigger")
             .unwrap()
+    }
+
+    #[test]
+    fn an_unreadable_trigger_makes_no_run_and_is_looked_at_again_in_an_hour() {
+        let d = Decision::unreadable(t("2026-11-23T10:00:00.5Z"));
+        assert_eq!(d.runs, vec![]);
+        assert_eq!(
+            d.schedule,
+            Schedule::Scheduled {
+                next_run_at: t("2026-11-23T11:00:00.5Z")
+            }
+        );
     }
 
     fn every_minute() -> Trigger {

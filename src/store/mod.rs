@@ -7,12 +7,17 @@
 //! recovered lease's fate by the retry rules; the store reads what they
 //! need under the right locks and writes what they answer.
 
+mod dialect;
 mod postgres;
 mod shape;
 mod sqlite;
+mod subscriptions;
+mod writes;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use subscriptions::SubscriptionCache;
+pub use writes::SqlStore;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -294,10 +299,24 @@ pub struct ClaimedRun {
     pub secrets: Vec<String>,
 }
 
+impl ClaimedRun {
+    /// The job whose occurrence it is; none for an event's delivery.
+    pub fn job_id(&self) -> Option<JobId> {
+        match &self.subject {
+            Subject::Job { job_id, .. } => Some(job_id.clone()),
+            Subject::Event { .. } => None,
+        }
+    }
+}
+
 /// One finished attempt, to be recorded with the run's new state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
     pub run_id: Uuid,
+    pub tenant: Tenant,
+    /// The job whose run it is; none for an event's delivery (which makes
+    /// no events: no events about events).
+    pub job_id: Option<JobId>,
     pub number: u32,
     pub started_at: DateTime<Utc>,
     pub duration_ms: u64,
@@ -309,9 +328,17 @@ pub struct AttemptRecord {
 
 impl AttemptRecord {
     /// An attempt cut off by its instance's death, as recovery records it.
-    pub fn interrupted(run_id: Uuid, number: u32, outcome: Outcome) -> Self {
+    pub fn interrupted(
+        run_id: Uuid,
+        tenant: Tenant,
+        job_id: Option<JobId>,
+        number: u32,
+        outcome: Outcome,
+    ) -> Self {
         Self {
             run_id,
+            tenant,
+            job_id,
             number,
             started_at: Utc::now(),
             duration_ms: 0,
@@ -800,24 +827,6 @@ pub(crate) fn types_text(types: &[EventType]) -> String {
         .join(",")
 }
 
-/// The deliveries `events` make: for each event, every subscription of its
-/// tenant that wants it (`subscriptions`: tenant, id, interest). Returns
-/// (tenant, subscription id, event id).
-pub(crate) fn deliveries_of<'a>(
-    events: &'a [(String, NewEvent)],
-    subscriptions: &'a [(String, String, Interest)],
-) -> Vec<(&'a str, &'a str, Uuid)> {
-    let mut out = Vec::new();
-    for (tenant, event) in events {
-        for (sub_tenant, id, interest) in subscriptions {
-            if sub_tenant == tenant && interest.wants(event) {
-                out.push((tenant.as_str(), id.as_str(), event.id));
-            }
-        }
-    }
-    out
-}
-
 /// The request a delivery of an event sends: a JSON POST of the event to
 /// the subscription's URL, with the default timeout.
 pub(crate) fn event_target(mut target: Target, body: serde_json::Value) -> Target {
@@ -939,51 +948,6 @@ pub(crate) fn event_of(
     })
 }
 
-/// An event with its tenant, as the stores write them.
-pub(crate) type TenantEvent = (String, NewEvent);
-/// A failed job run: tenant, job id, run id.
-pub(crate) type FailedRun = (String, String, Uuid);
-
-/// The events an attempt's record makes, should it be recorded and be a
-/// job run's (job id left empty: the store knows it).
-pub(crate) fn record_events(record: &AttemptRecord) -> Vec<NewEvent> {
-    let error = crate::domain::run::problem_in_words(record.error.as_deref(), record.status_code);
-    crate::domain::event::for_attempt(&crate::domain::event::AttemptSummary {
-        job_id: "",
-        run_id: record.run_id,
-        attempt: record.number,
-        status_code: record.status_code,
-        error: error.as_deref(),
-        outcome: record.outcome,
-    })
-}
-
-/// The events of recorded attempts of job runs (an event's delivery makes
-/// none: no events about events), and the failed job runs (tenant, job,
-/// run) whose job may pause. `recorded`: run id, tenant, job id (none for a
-/// delivery).
-pub(crate) fn attempt_events(
-    records: &[AttemptRecord],
-    recorded: &[(Uuid, String, Option<String>)],
-) -> (Vec<TenantEvent>, Vec<FailedRun>) {
-    let mut events = Vec::new();
-    let mut failed = Vec::new();
-    for (run_id, tenant, job_id) in recorded {
-        let (Some(job_id), Some(record)) = (job_id, records.iter().find(|r| r.run_id == *run_id))
-        else {
-            continue;
-        };
-        for mut event in record_events(record) {
-            event.job_id = job_id.clone();
-            events.push((tenant.clone(), event));
-        }
-        if record.outcome == Outcome::Failed {
-            failed.push((tenant.clone(), job_id.clone(), *run_id));
-        }
-    }
-    (events, failed)
-}
-
 /// A subscription row's columns, its URL's password opened.
 pub(crate) fn subscription_of(
     id: String,
@@ -1031,14 +995,6 @@ pub(crate) fn run_host(url: &str) -> Option<String> {
     url::Url::parse(url)
         .ok()
         .map(|u| crate::domain::target::host_key(&u))
-}
-
-/// Events of one tenant, as the stores write them.
-pub(crate) fn with_tenant(tenant: &Tenant, events: Vec<NewEvent>) -> Vec<(String, NewEvent)> {
-    events
-        .into_iter()
-        .map(|e| (tenant.as_str().to_string(), e))
-        .collect()
 }
 
 /// A token row's columns, as listed.

@@ -1,32 +1,31 @@
 //! The PostgreSQL store: production, and several instances on one database.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgListener, PgPool, PgPoolOptions};
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::shape::{ClaimedJobColumns, StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
-use super::{
-    Attempt, AttemptRecord, ClaimOutcome, ClaimedParts, ClaimedRun, DeliveryRecord, Event,
-    EventFilter, ExpiredLease, Gauges, Idempotency, IdempotentRequest, Instance, Job, JobFilter,
-    JobSecret, NewEvent, NewSubscription, NewToken, PlanFn, RecoverFn, Run, RunFilter, RunSummary,
-    Saved, Store, StoreError, StoreResult, Subscription, Tenant, TokenInfo, attempt_events,
-    check_fingerprint, count, delay_ms, event_of, job_id, lease_policy, lease_subject, open_secret,
-    record_events, run_cause, run_host, run_status, subscription_of, token_info, types_text,
-    uuid_before, with_tenant,
+use super::dialect::{
+    Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun,
 };
-use crate::domain::job::{JobDefinition, JobId, JobState, ParseContext, Schedule};
-use crate::domain::lease;
-use crate::domain::lifecycle::{self, JobChange, JobCommand};
-use crate::domain::misfire::DueJob;
+use super::shape::{ClaimedJobColumns, StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
+use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
+use super::{
+    Attempt, AttemptRecord, ClaimedParts, ClaimedRun, DeliveryRecord, Event, EventFilter, Gauges,
+    Idempotency, IdempotentRequest, Instance, Job, JobFilter, JobSecret, NewEvent, NewSubscription,
+    NewToken, Run, RunFilter, RunSummary, SqlStore, StoreError, StoreResult, Subscription, Tenant,
+    TokenInfo, check_fingerprint, count, delay_ms, event_of, interest, job_id, open_secret,
+    run_cause, run_host, run_status, subscription_of, token_info, types_text, uuid_before,
+};
+use crate::domain::job::{JobDefinition, JobId, JobState, Schedule};
 use crate::domain::retry::Outcome;
-use crate::domain::run::RunCause;
 use crate::domain::run::{INTERRUPTED, RunStatus};
 use crate::domain::sealing::{SealingKey, is_sealed};
 use crate::wakeup::Wakeups;
@@ -39,19 +38,23 @@ pub const JOBS_CHANNEL: &str = "cronhook_jobs";
 pub const RUNS_CHANNEL: &str = "cronhook_runs";
 /// Events were written: streams on every instance read on.
 pub const EVENTS_CHANNEL: &str = "cronhook_events";
+/// Subscriptions changed: every instance reads them again.
+pub const SUBSCRIPTIONS_CHANNEL: &str = "cronhook_subscriptions";
 
 /// The `application_name` of the LISTEN connection.
 pub const LISTENER_NAME: &str = "cronhook-listener";
 
-pub struct PgStore {
+/// The PostgreSQL dialect: its pool, and whether a NOTIFY of events is on
+/// its way (at most one per 10 ms is sent).
+pub struct PgDialect {
     pool: PgPool,
-    wakeups: Arc<Wakeups>,
-    key: SealingKey,
-    /// A NOTIFY of events is on its way.
     notifying: Arc<AtomicBool>,
 }
 
-impl PgStore {
+/// The store on PostgreSQL.
+pub type PgStore = SqlStore<PgDialect>;
+
+impl SqlStore<PgDialect> {
     pub async fn connect(url: &str, wakeups: Arc<Wakeups>, key: SealingKey) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -60,105 +63,15 @@ impl PgStore {
             .await?;
         MIGRATOR.run(&pool).await?;
         seal_what_is_plain(&pool, &key).await?;
-        Ok(Self {
+        let db = PgDialect {
             pool,
-            wakeups,
-            key,
             notifying: Arc::default(),
-        })
+        };
+        Ok(SqlStore::new(db, wakeups, key))
     }
 
     pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// `record_attempts` when no run failed (the common case): the records,
-    /// their events and the events' deliveries in one statement.
-    async fn record_in_one_statement(
-        &self,
-        owner: &str,
-        records: &[AttemptRecord],
-        columns: &AttemptColumns,
-    ) -> StoreResult<u64> {
-        let mut e = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for record in records {
-            for event in record_events(record) {
-                e.0.push(record.run_id);
-                e.1.push(event.id);
-                e.2.push(event.kind.as_str());
-                e.3.push(event.data.to_string());
-            }
-        }
-        let sql = format!(
-            "{RECORD_FENCED}, ev AS (
-                 INSERT INTO events (id, tenant, type, job_id, run_id, data)
-                 SELECT c.event_id, u.tenant, c.type, u.job_id, u.id, c.data
-                 FROM UNNEST($11::uuid[], $12::uuid[], $13::text[], $14::text[])
-                          AS c(run_id, event_id, type, data)
-                      JOIN updated u ON u.id = c.run_id
-                      JOIN inserted a ON a.run_id = c.run_id
-                 WHERE u.job_id IS NOT NULL
-                 RETURNING id, tenant, type, job_id
-             ), d AS ({DELIVERIES_OF_EV})
-             SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM ev),
-                    (SELECT count(*) FROM d)"
-        );
-        let (recorded, events, deliveries): (i64, i64, i64) = columns
-            .query_as(&sql, owner)
-            .bind(&e.0)
-            .bind(&e.1)
-            .bind(&e.2)
-            .bind(&e.3)
-            .fetch_one(&self.pool)
-            .await?;
-        if records
-            .iter()
-            .any(|r| matches!(r.outcome, Outcome::Retry { .. }))
-        {
-            // Other instances' dispatchers may be the ones to retry it.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(RUNS_CHANNEL)
-                .execute(&self.pool)
-                .await?;
-        }
-        if events > 0 {
-            self.events_written(deliveries.max(0) as usize);
-        }
-        Ok(recorded.max(0) as u64)
-    }
-
-    /// After a transaction that wrote events committed: wakes this
-    /// process's streams (and dispatcher, for deliveries) and tells the
-    /// other instances. The NOTIFY is sent after the commit, outside the
-    /// hot transactions (a NOTIFY takes a lock at commit), at most one per
-    /// 10 ms whatever the rate of events: listeners read the table anyway.
-    fn events_written(&self, deliveries: usize) {
-        self.wakeups.events_changed();
-        if deliveries > 0 {
-            self.wakeups.runs_changed();
-        }
-        let channels: &'static [&'static str] = if deliveries > 0 {
-            &[EVENTS_CHANNEL, RUNS_CHANNEL]
-        } else {
-            &[EVENTS_CHANNEL]
-        };
-        if deliveries == 0 && self.notifying.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (pool, notifying) = (self.pool.clone(), self.notifying.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            notifying.store(false, Ordering::Release);
-            for channel in channels {
-                if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
-                    .bind(channel)
-                    .execute(&pool)
-                    .await
-                {
-                    tracing::debug!(error = %e, "NOTIFY failed; other instances read on their own");
-                }
-            }
-        });
+        &self.db.pool
     }
 
     /// Inserts many new jobs, a few thousand per statement: the bulk path
@@ -168,6 +81,7 @@ impl PgStore {
         &self,
         jobs: &[(JobId, JobDefinition, Schedule, String)],
     ) -> StoreResult<u64> {
+        let key = &self.key;
         let tenant = Tenant::default_tenant();
         let mut inserted = 0;
         // 30 columns a row, under PostgreSQL's 65,535 parameters.
@@ -175,24 +89,23 @@ impl PgStore {
             let mut query =
                 QueryBuilder::<Postgres>::new(concat!("INSERT INTO jobs (", job_columns!(), ") "));
             query.push_values(chunk, |mut row, (id, definition, schedule, secret)| {
-                let stored = StoredDefinition::of(definition, &self.key);
-                push_job(
-                    &mut row,
-                    &tenant,
-                    id,
-                    &stored,
-                    *schedule,
-                    &self.key.seal(secret),
-                );
+                let stored = StoredDefinition::of(definition, key);
+                push_job(&mut row, &tenant, id, &stored, *schedule, &key.seal(secret));
             });
-            inserted += query.build().execute(&self.pool).await?.rows_affected();
+            inserted += query.build().execute(&self.db.pool).await?.rows_affected();
         }
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(JOBS_CHANNEL)
-            .execute(&self.pool)
-            .await?;
-        self.wakeups.jobs_changed();
+        self.db.notify_now(Channel::Jobs).await?;
         Ok(inserted)
+    }
+}
+
+impl Channel {
+    fn name(self) -> &'static str {
+        match self {
+            Channel::Jobs => JOBS_CHANNEL,
+            Channel::Runs => RUNS_CHANNEL,
+            Channel::Subscriptions => SUBSCRIPTIONS_CHANNEL,
+        }
     }
 }
 
@@ -357,7 +270,7 @@ async fn fetch_job(
 }
 
 #[derive(FromRow)]
-struct DueRow {
+struct PgDueRow {
     tenant: String,
     id: String,
     #[sqlx(flatten)]
@@ -525,12 +438,34 @@ struct RunColumns {
     tenant: Vec<String>,
     host: Vec<Option<String>>,
     event_id: Vec<Uuid>,
+    event_type: Vec<&'static str>,
     event_data: Vec<String>,
     job_id: Vec<String>,
     scheduled_for: Vec<DateTime<Utc>>,
     status: Vec<&'static str>,
     occurrences: Vec<i64>,
     deliver_after: Vec<DateTime<Utc>>,
+}
+
+impl RunColumns {
+    fn of(runs: &[NewRun]) -> Self {
+        let mut c = Self::default();
+        for run in runs {
+            c.id.push(run.id);
+            c.tenant.push(run.tenant.clone());
+            c.host.push(run.host.clone());
+            c.event_id.push(run.created.id);
+            c.event_type.push(run.created.kind.as_str());
+            c.event_data.push(run.created.data.to_string());
+            c.job_id.push(run.job_id.clone());
+            c.scheduled_for.push(run.scheduled_for);
+            c.status.push(run.status.as_str());
+            c.occurrences
+                .push(i64::try_from(run.occurrences).unwrap_or(i64::MAX));
+            c.deliver_after.push(run.deliver_after);
+        }
+        c
+    }
 }
 
 #[derive(FromRow)]
@@ -613,17 +548,19 @@ struct ExpiredRow {
     backoff_max_s: Option<i64>,
 }
 
-impl ExpiredRow {
-    fn subject(&self) -> String {
-        lease_subject(self.job_id.as_deref(), self.subscription_id.as_deref())
-    }
-
-    fn policy(&self) -> crate::domain::retry::RetryPolicy {
-        lease_policy(
-            &self.subject(),
-            self.max_attempts
-                .zip(self.backoff_initial_s)
-                .zip(self.backoff_max_s)
+impl From<ExpiredRow> for ExpiredRun {
+    fn from(row: ExpiredRow) -> Self {
+        ExpiredRun {
+            run_id: row.id,
+            tenant: row.tenant,
+            job_id: row.job_id,
+            subscription_id: row.subscription_id,
+            attempt_count: row.attempt_count.into(),
+            prior_attempts: row.prior_attempts.into(),
+            retry: row
+                .max_attempts
+                .zip(row.backoff_initial_s)
+                .zip(row.backoff_max_s)
                 .map(
                     |((max_attempts, backoff_initial_s), backoff_max_s)| StoredRetry {
                         max_attempts,
@@ -631,7 +568,7 @@ impl ExpiredRow {
                         backoff_max_s,
                     },
                 ),
-        )
+        }
     }
 }
 
@@ -781,73 +718,14 @@ struct DeliveryRow {
     error: Option<String>,
 }
 
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
 /// Seconds until something is due, where the past counts as now.
 fn non_negative(seconds: f64) -> Duration {
     Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
 }
-
-/// The ids of the instances alive now (database clock), as
-/// [`lease::live_owners`] decides: only their leases are honoured.
-async fn live_instances(conn: &mut PgConnection, timeout: Duration) -> StoreResult<Vec<String>> {
-    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&mut *conn)
-        .await?;
-    let beats: Vec<(String, DateTime<Utc>)> =
-        sqlx::query_as("SELECT id, heartbeat_at FROM instances")
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(lease::live_owners(
-        beats.iter().map(|(id, at)| (id.as_str(), *at)),
-        now,
-        timeout,
-    ))
-}
-
-/// Records what a request with an Idempotency-Key made, in its
-/// transaction. An older key of the same name (past its window, not yet
-/// cleaned) is replaced; one recorded meanwhile by a concurrent request
-/// makes this one give way.
-async fn record_idempotency(
-    conn: &mut PgConnection,
-    tenant: &Tenant,
-    idempotency: &Idempotency,
-    resource_id: &str,
-) -> StoreResult<()> {
-    let recorded = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, tenant)
-         VALUES ($1, $2, $3, $4, $6)
-         ON CONFLICT (tenant, scope, key) DO UPDATE
-             SET fingerprint = EXCLUDED.fingerprint, resource_id = EXCLUDED.resource_id,
-                 created_at = now()
-             WHERE idempotency_keys.created_at < now() - make_interval(secs => $5)",
-    )
-    .bind(idempotency.scope)
-    .bind(&idempotency.key)
-    .bind(&idempotency.fingerprint)
-    .bind(resource_id)
-    .bind(crate::domain::idempotency::WINDOW.as_secs_f64())
-    .bind(tenant.as_str())
-    .execute(conn)
-    .await?;
-    if recorded.rows_affected() == 0 {
-        return Err(StoreError::IdempotencyKeyTaken);
-    }
-    Ok(())
-}
-
-/// The deliveries of the events a statement wrote in its CTE `ev` (id,
-/// tenant, type, job_id): a pending run for each subscription that wants
-/// one, by the rule of `Interest::wants` (its types name the event's, and
-/// its job, if it has one, is the event's).
-const DELIVERIES_OF_EV: &str = "
-    INSERT INTO runs (id, tenant, subscription_id, event_id, scheduled_for, cause, status,
-                      occurrences, deliver_after, next_attempt_at, host)
-    SELECT gen_random_uuid(), s.tenant, s.id, ev.id, now(), 'event', 'pending', 1, now(), now(),
-           s.host
-    FROM ev JOIN subscriptions s
-         ON s.tenant = ev.tenant AND ev.type = ANY(string_to_array(s.types, ','))
-            AND (s.job_id IS NULL OR s.job_id = ev.job_id)
-    RETURNING 1";
 
 /// Event columns, as `UNNEST` takes them.
 #[derive(Default)]
@@ -875,101 +753,698 @@ impl EventColumns {
     }
 }
 
-/// Writes events in the caller's transaction, in one statement with a
-/// pending delivery run for each subscription that wants one. Returns how
-/// many deliveries it made; the caller tells the other instances after
-/// committing ([`PgStore::events_written`]).
-async fn write_events(
-    conn: &mut PgConnection,
-    events: &[(String, NewEvent)],
-) -> StoreResult<usize> {
-    if events.is_empty() {
-        return Ok(0);
-    }
-    let c = EventColumns::of(events);
-    let deliveries: i64 = sqlx::query_scalar(&format!(
-        "WITH ev AS (
-             INSERT INTO events (id, tenant, type, job_id, run_id, data)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[],
-                                  $6::text[])
-             RETURNING id, tenant, type, job_id
-         ), d AS ({DELIVERIES_OF_EV})
-         SELECT count(*) FROM d"
-    ))
-    .bind(&c.id)
-    .bind(&c.tenant)
-    .bind(&c.kind)
-    .bind(&c.job_id)
-    .bind(&c.run_id)
-    .bind(&c.data)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(deliveries.max(0) as usize)
+/// Deliveries, column by column, for [`deliveries_of_ev`].
+#[derive(Default)]
+struct DeliveryColumns {
+    id: Vec<Uuid>,
+    tenant: Vec<String>,
+    subscription: Vec<String>,
+    event: Vec<Uuid>,
+    host: Vec<Option<String>>,
 }
 
-/// Pauses the jobs of failed runs whose `pause_on_failure` says so, in the
-/// caller's transaction; returns the events it makes. `failed`: tenant,
-/// job id, run id.
-async fn pause_failed_jobs(
-    conn: &mut PgConnection,
-    failed: &[(String, String, Uuid)],
-) -> StoreResult<Vec<(String, NewEvent)>> {
-    if failed.is_empty() {
-        return Ok(Vec::new());
-    }
-    let tenants: Vec<&str> = failed.iter().map(|f| f.0.as_str()).collect();
-    let ids: Vec<&str> = failed.iter().map(|f| f.1.as_str()).collect();
-    let jobs: Vec<(String, String, String, bool)> = sqlx::query_as(
-        "SELECT j.tenant, j.id, j.state, j.pause_on_failure
-         FROM jobs j JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
-              ON j.tenant = u.tenant AND j.id = u.id
-         FOR UPDATE OF j",
-    )
-    .bind(&tenants)
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut events = Vec::new();
-    for (tenant, id, state, pause_on_failure) in jobs {
-        let state = JobState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {state:?}")))?;
-        if !crate::domain::event::pauses_on_failure(pause_on_failure, state) {
-            continue;
+impl DeliveryColumns {
+    fn of(deliveries: &[NewDelivery]) -> Self {
+        let mut c = Self::default();
+        for d in deliveries {
+            c.id.push(d.id);
+            c.tenant.push(d.tenant.clone());
+            c.subscription.push(d.subscription_id.clone());
+            c.event.push(d.event_id);
+            c.host.push(d.host.clone());
         }
-        let Some((_, _, run_id)) = failed.iter().find(|f| f.0 == tenant && f.1 == id) else {
-            continue;
-        };
-        sqlx::query(
-            "UPDATE jobs SET state = 'paused', next_run_at = NULL, updated_at = now()
-             WHERE tenant = $1 AND id = $2",
-        )
-        .bind(&tenant)
-        .bind(&id)
-        .execute(&mut *conn)
-        .await?;
-        tracing::warn!(tenant = %tenant, job_id = %id, run_id = %run_id, "job paused: its run failed (pause_on_failure)");
-        events.push((
-            tenant,
-            crate::domain::event::job_paused_by_failure(&id, *run_id),
-        ));
+        c
     }
-    if !events.is_empty() {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(JOBS_CHANNEL)
-            .execute(&mut *conn)
-            .await?;
+
+    /// Binds the five columns, the parameters [`deliveries_of_ev`] names.
+    fn bind<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryAs<'q, Postgres, O, PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, Postgres, O, PgArguments> {
+        query
+            .bind(&self.id)
+            .bind(&self.tenant)
+            .bind(&self.subscription)
+            .bind(&self.event)
+            .bind(&self.host)
     }
-    Ok(events)
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+/// The deliveries computed for the events a statement writes in its CTE
+/// `ev` (id), from parameters `$first` to `$first + 4`: each one whose
+/// event was written and whose subscription still exists.
+fn deliveries_of_ev(first: usize) -> String {
+    let [a, b, c, d, e] = [first, first + 1, first + 2, first + 3, first + 4];
+    format!(
+        "INSERT INTO runs (id, tenant, subscription_id, event_id, scheduled_for, cause, status,
+                           occurrences, deliver_after, next_attempt_at, host)
+         SELECT d.id, d.tenant, d.subscription_id, d.event_id, now(), 'event', 'pending', 1,
+                now(), now(), d.host
+         FROM UNNEST(${a}::uuid[], ${b}::text[], ${c}::text[], ${d}::uuid[], ${e}::text[])
+                  AS d(id, tenant, subscription_id, event_id, host)
+              JOIN ev ON ev.id = d.event_id
+              JOIN subscriptions s ON s.tenant = d.tenant AND s.id = d.subscription_id
+         RETURNING 1"
+    )
+}
+
+/// Jobs named by tenant and id, as `UNNEST` takes them.
+fn job_keys(jobs: &[JobKey]) -> (Vec<&str>, Vec<&str>) {
+    jobs.iter().map(|(t, id)| (t.as_str(), id.as_str())).unzip()
+}
+
+fn count_of(n: i64) -> usize {
+    usize::try_from(n).unwrap_or(0)
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl Dialect for PgDialect {
+    type Tx = sqlx::Transaction<'static, Postgres>;
+
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn begin(&self) -> StoreResult<Self::Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    async fn commit(tx: Self::Tx) -> StoreResult<()> {
+        Ok(tx.commit().await?)
+    }
+
+    async fn notify(&self, tx: &mut Self::Tx, channel: Channel) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(channel.name())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn notify_now(&self, channel: Channel) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(channel.name())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The NOTIFY is sent after the commit, outside the hot transactions
+    /// (a NOTIFY takes a lock at commit), at most one per 10 ms whatever
+    /// the rate of events: listeners read the table anyway.
+    fn events_committed(&self, deliveries: usize) {
+        let channels: &'static [&'static str] = if deliveries > 0 {
+            &[EVENTS_CHANNEL, RUNS_CHANNEL]
+        } else {
+            &[EVENTS_CHANNEL]
+        };
+        if deliveries == 0 && self.notifying.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (pool, notifying) = (self.pool.clone(), self.notifying.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            notifying.store(false, Ordering::Release);
+            for channel in channels {
+                if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(channel)
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::debug!(error = %e, "NOTIFY failed; other instances read on their own");
+                }
+            }
+        });
+    }
+
+    async fn read_job(
+        &self,
+        tx: &mut Self::Tx,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &JobId,
+        lock: bool,
+    ) -> StoreResult<Option<Job>> {
+        fetch_job(tx, key, tenant, id, lock).await
+    }
+
+    async fn insert_job(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+        definition: &StoredDefinition,
+        schedule: Schedule,
+        sealed_secret: &str,
+    ) -> StoreResult<bool> {
+        let mut query =
+            QueryBuilder::<Postgres>::new(concat!("INSERT INTO jobs (", job_columns!(), ") "));
+        query.push_values([()], |mut row, ()| {
+            push_job(&mut row, tenant, id, definition, schedule, sealed_secret);
+        });
+        match query.build().execute(&mut **tx).await {
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            other => other.map(|_| true).map_err(Into::into),
+        }
+    }
+
+    async fn update_job(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+        d: &StoredDefinition,
+        schedule: Option<Schedule>,
+    ) -> StoreResult<()> {
+        let t = &d.trigger;
+        sqlx::query(
+            "UPDATE jobs SET name = $2, trigger_type = $3, cron_expr = $4,
+                 cron_timezone = $5, every_s = $6, run_at = $7, start_at = $8,
+                 end_at = $9, jitter_s = $10, target_url = $11, target_method = $12,
+                 target_headers = $13, target_body = $14, timeout_s = $15,
+                 misfire_grace_s = $16, coalesce_runs = $17, max_instances = $18,
+                 max_attempts = $19, backoff_initial_s = $20, backoff_max_s = $21,
+                 metadata = $22,
+                 state = COALESCE($23, state),
+                 next_run_at = CASE WHEN $23::text IS NULL THEN next_run_at ELSE $24 END,
+                 target_secrets = $25, catchup_max = $26, pause_on_failure = $28,
+                 updated_at = now()
+             WHERE tenant = $27 AND id = $1",
+        )
+        .bind(id.as_str())
+        .bind(&d.name)
+        .bind(&t.trigger_type)
+        .bind(&t.cron_expr)
+        .bind(&t.cron_timezone)
+        .bind(t.every_s)
+        .bind(t.run_at)
+        .bind(t.start_at)
+        .bind(t.end_at)
+        .bind(t.jitter_s)
+        .bind(&d.target.url)
+        .bind(&d.target.method)
+        .bind(&d.target.headers)
+        .bind(&d.target.body)
+        .bind(d.target.timeout_s)
+        .bind(d.misfire_grace_s)
+        .bind(d.coalesce)
+        .bind(d.max_instances)
+        .bind(d.retry.max_attempts)
+        .bind(d.retry.backoff_initial_s)
+        .bind(d.retry.backoff_max_s)
+        .bind(&d.metadata)
+        .bind(schedule.map(|s| s.state().as_str()))
+        .bind(schedule.and_then(Schedule::next_run_at))
+        .bind(&d.target.secrets)
+        .bind(d.catchup_max)
+        .bind(tenant.as_str())
+        .bind(d.pause_on_failure)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_job(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM jobs WHERE tenant = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// An older key of the same name (past its window, not yet cleaned) is
+    /// replaced.
+    async fn record_idempotency(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        idempotency: &Idempotency,
+        resource_id: &str,
+    ) -> StoreResult<bool> {
+        let recorded = sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, tenant)
+             VALUES ($1, $2, $3, $4, $6)
+             ON CONFLICT (tenant, scope, key) DO UPDATE
+                 SET fingerprint = EXCLUDED.fingerprint, resource_id = EXCLUDED.resource_id,
+                     created_at = now()
+                 WHERE idempotency_keys.created_at < now() - make_interval(secs => $5)",
+        )
+        .bind(idempotency.scope)
+        .bind(&idempotency.key)
+        .bind(&idempotency.fingerprint)
+        .bind(resource_id)
+        .bind(crate::domain::idempotency::WINDOW.as_secs_f64())
+        .bind(tenant.as_str())
+        .execute(&mut **tx)
+        .await?;
+        Ok(recorded.rows_affected() > 0)
+    }
+
+    async fn lock_due_jobs(
+        &self,
+        tx: &mut Self::Tx,
+        limit: u32,
+    ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)> {
+        let rows = sqlx::query_as::<_, PgDueRow>(
+            "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
+                    end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
+                    max_instances, target_url, now() AS db_now
+             FROM jobs
+             WHERE next_run_at <= now()
+             ORDER BY next_run_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?;
+        let now = rows.first().map_or_else(Utc::now, |r| r.db_now);
+        let due = rows
+            .into_iter()
+            .map(|r| DueRow {
+                tenant: r.tenant,
+                id: r.id,
+                trigger: r.trigger,
+                next_run_at: r.next_run_at,
+                misfire_grace_s: r.misfire_grace_s,
+                coalesce: r.coalesce_runs,
+                catchup_max: r.catchup_max,
+                max_instances: r.max_instances,
+                target_url: r.target_url,
+            })
+            .collect();
+        Ok((due, now))
+    }
+
+    async fn count_in_flight(
+        &self,
+        tx: &mut Self::Tx,
+        jobs: &[JobKey],
+    ) -> StoreResult<HashMap<JobKey, u32>> {
+        let (tenants, ids) = job_keys(jobs);
+        Ok(sqlx::query_as::<_, (String, String, i64)>(
+            "SELECT r.tenant, r.job_id, count(*)
+             FROM runs r JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
+                  ON r.tenant = u.tenant AND r.job_id = u.id
+             WHERE r.status IN ('pending', 'running')
+             GROUP BY r.tenant, r.job_id",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|(tenant, id, n)| ((tenant, id), count(n)))
+        .collect())
+    }
+
+    /// One statement: an occurrence that already has its run gets neither
+    /// a run nor an event.
+    async fn insert_runs(
+        &self,
+        tx: &mut Self::Tx,
+        runs: &[NewRun],
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<(Vec<RunStatus>, usize)> {
+        if runs.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let c = RunColumns::of(runs);
+        let d = DeliveryColumns::of(deliveries);
+        let sql = format!(
+            "WITH u AS (
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[],
+                                      $5::int8[], $6::timestamptz[], $7::text[], $8::text[],
+                                      $9::uuid[], $10::text[], $11::text[])
+                     AS u(id, job_id, scheduled_for, status, occurrences, deliver_after,
+                          tenant, host, event_id, event_type, event_data)
+             ), ins AS (
+                 INSERT INTO runs (id, tenant, job_id, scheduled_for, cause, status,
+                                   occurrences, deliver_after, next_attempt_at, finished_at,
+                                   host)
+                 SELECT u.id, u.tenant, u.job_id, u.scheduled_for, 'schedule', u.status,
+                        u.occurrences, u.deliver_after,
+                        CASE WHEN u.status = 'pending' THEN u.deliver_after END,
+                        CASE WHEN u.status = 'pending' THEN NULL ELSE clock_timestamp() END,
+                        u.host
+                 FROM u
+                 ON CONFLICT DO NOTHING
+                 RETURNING id, tenant, job_id, status
+             ), ev AS (
+                 INSERT INTO events (id, tenant, type, job_id, run_id, data)
+                 SELECT u.event_id, ins.tenant, u.event_type, ins.job_id, ins.id, u.event_data
+                 FROM ins JOIN u ON u.id = ins.id
+                 RETURNING id
+             ), d AS ({})
+             SELECT ins.status, (SELECT count(*) FROM d) FROM ins",
+            deliveries_of_ev(12)
+        );
+        let query = sqlx::query_as::<_, (String, i64)>(&sql)
+            .bind(&c.id)
+            .bind(&c.job_id)
+            .bind(&c.scheduled_for)
+            .bind(&c.status)
+            .bind(&c.occurrences)
+            .bind(&c.deliver_after)
+            .bind(&c.tenant)
+            .bind(&c.host)
+            .bind(&c.event_id)
+            .bind(&c.event_type)
+            .bind(&c.event_data);
+        let inserted = d.bind(query).fetch_all(&mut **tx).await?;
+        let delivered = inserted.first().map_or(0, |(_, n)| count_of(*n));
+        let statuses = inserted
+            .iter()
+            .map(|(status, _)| run_status(status))
+            .collect::<StoreResult<_>>()?;
+        Ok((statuses, delivered))
+    }
+
+    async fn update_schedules(
+        &self,
+        tx: &mut Self::Tx,
+        schedules: &[(JobKey, Schedule)],
+    ) -> StoreResult<()> {
+        let keys: Vec<JobKey> = schedules.iter().map(|(k, _)| k.clone()).collect();
+        let (tenants, ids) = job_keys(&keys);
+        let next: Vec<Option<DateTime<Utc>>> =
+            schedules.iter().map(|(_, s)| s.next_run_at()).collect();
+        let states: Vec<&str> = schedules.iter().map(|(_, s)| s.state().as_str()).collect();
+        sqlx::query(
+            "UPDATE jobs j SET next_run_at = u.next_run_at, state = u.state
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[])
+                  AS u(id, next_run_at, state, tenant)
+             WHERE j.tenant = u.tenant AND j.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&next)
+        .bind(&states)
+        .bind(&tenants)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn lock_job_for_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<Option<(i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT max_instances, target_url FROM jobs WHERE tenant = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?)
+    }
+
+    async fn insert_manual_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        job: &JobId,
+        id: Uuid,
+        status: RunStatus,
+        host: Option<String>,
+    ) -> StoreResult<Run> {
+        sqlx::query_as::<_, RunRow>(&format!(
+            "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
+                               next_attempt_at, finished_at, tenant, host)
+             VALUES ($1, $2, now(), 'manual', $3, 1, now(),
+                     CASE WHEN $3 = 'pending' THEN now() END,
+                     CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END, $4, $5)
+             RETURNING {RUN_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(job.as_str())
+        .bind(status.as_str())
+        .bind(tenant.as_str())
+        .bind(host)
+        .fetch_one(&mut **tx)
+        .await?
+        .into_run()
+    }
+
+    async fn lock_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Option<(RunStatus, String)>> {
+        let found: Option<(String, String)> = sqlx::query_as(
+            "SELECT status, job_id FROM runs
+             WHERE tenant = $1 AND id = $2 AND subscription_id IS NULL
+             FOR UPDATE",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        found
+            .map(|(status, job)| Ok((run_status(&status)?, job)))
+            .transpose()
+    }
+
+    async fn redrive_run(&self, tx: &mut Self::Tx, id: Uuid) -> StoreResult<Run> {
+        sqlx::query_as::<_, RunRow>(&format!(
+            "UPDATE runs SET status = 'pending', next_attempt_at = now(), finished_at = NULL,
+                 prior_attempts = attempt_count
+             WHERE id = $1
+             RETURNING {RUN_COLUMNS}"
+        ))
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?
+        .into_run()
+    }
+
+    async fn insert_events(
+        &self,
+        tx: &mut Self::Tx,
+        events: &[(String, NewEvent)],
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<usize> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let c = EventColumns::of(events);
+        let d = DeliveryColumns::of(deliveries);
+        let sql = format!(
+            "WITH ev AS (
+                 INSERT INTO events (id, tenant, type, job_id, run_id, data)
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[],
+                                      $6::text[])
+                 RETURNING id
+             ), d AS ({})
+             SELECT count(*) FROM d",
+            deliveries_of_ev(7)
+        );
+        let query = sqlx::query_as::<_, (i64,)>(&sql)
+            .bind(&c.id)
+            .bind(&c.tenant)
+            .bind(&c.kind)
+            .bind(&c.job_id)
+            .bind(&c.run_id)
+            .bind(&c.data);
+        let (delivered,) = d.bind(query).fetch_one(&mut **tx).await?;
+        Ok(count_of(delivered))
+    }
+
+    async fn subscription_interests(
+        &self,
+        tx: Option<&mut Self::Tx>,
+        tenant: &str,
+    ) -> StoreResult<Vec<SubscriptionInterest>> {
+        let query = sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
+            "SELECT id, types, job_id, host FROM subscriptions WHERE tenant = $1",
+        )
+        .bind(tenant);
+        let rows = match tx {
+            Some(tx) => query.fetch_all(&mut **tx).await?,
+            None => query.fetch_all(&self.pool).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(id, types, job, host)| SubscriptionInterest {
+                id,
+                interest: interest(&types, job),
+                host,
+            })
+            .collect())
+    }
+
+    async fn record_fenced(
+        &self,
+        tx: &mut Self::Tx,
+        owner: &str,
+        records: &[AttemptRecord],
+    ) -> StoreResult<Vec<Uuid>> {
+        let columns = AttemptColumns::of(records);
+        let sql = format!("{RECORD_FENCED} SELECT run_id FROM inserted");
+        let recorded: Vec<(Uuid,)> = columns.query_as(&sql, owner).fetch_all(&mut **tx).await?;
+        Ok(recorded.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// One statement: the fenced records, the events of those recorded and
+    /// their deliveries.
+    async fn record_with_events(
+        &self,
+        owner: &str,
+        records: &[AttemptRecord],
+        events: &[(String, NewEvent)],
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<(Vec<Uuid>, usize)> {
+        let columns = AttemptColumns::of(records);
+        let e = EventColumns::of(events);
+        let d = DeliveryColumns::of(deliveries);
+        let sql = format!(
+            "{RECORD_FENCED}, ev AS (
+                 INSERT INTO events (id, tenant, type, job_id, run_id, data)
+                 SELECT c.id, c.tenant, c.type, c.job_id, c.run_id, c.data
+                 FROM UNNEST($11::uuid[], $12::text[], $13::text[], $14::text[], $15::uuid[],
+                             $16::text[]) AS c(id, tenant, type, job_id, run_id, data)
+                      JOIN inserted a ON a.run_id = c.run_id
+                 RETURNING id
+             ), d AS ({})
+             SELECT a.run_id, (SELECT count(*) FROM d) FROM inserted a",
+            deliveries_of_ev(17)
+        );
+        let query = columns
+            .query_as::<(Uuid, i64)>(&sql, owner)
+            .bind(&e.id)
+            .bind(&e.tenant)
+            .bind(&e.kind)
+            .bind(&e.job_id)
+            .bind(&e.run_id)
+            .bind(&e.data);
+        let recorded = d.bind(query).fetch_all(&self.pool).await?;
+        let delivered = recorded.first().map_or(0, |(_, n)| count_of(*n));
+        Ok((recorded.into_iter().map(|(id, _)| id).collect(), delivered))
+    }
+
+    async fn lock_jobs(&self, tx: &mut Self::Tx, jobs: &[JobKey]) -> StoreResult<Vec<FailedJob>> {
+        let (tenants, ids) = job_keys(jobs);
+        let rows: Vec<(String, String, String, bool)> = sqlx::query_as(
+            "SELECT j.tenant, j.id, j.state, j.pause_on_failure
+             FROM jobs j JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
+                  ON j.tenant = u.tenant AND j.id = u.id
+             ORDER BY j.tenant, j.id
+             FOR UPDATE OF j",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.into_iter()
+            .map(|(tenant, id, state, pause_on_failure)| {
+                let state = JobState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {state:?}")))?;
+                Ok(FailedJob {
+                    tenant,
+                    id,
+                    state,
+                    pause_on_failure,
+                })
+            })
+            .collect()
+    }
+
+    async fn pause_jobs(&self, tx: &mut Self::Tx, jobs: &[JobKey]) -> StoreResult<()> {
+        let (tenants, ids) = job_keys(jobs);
+        sqlx::query(
+            "UPDATE jobs j SET state = 'paused', next_run_at = NULL, updated_at = now()
+             FROM UNNEST($1::text[], $2::text[]) AS u(tenant, id)
+             WHERE j.tenant = u.tenant AND j.id = u.id",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn heartbeats(
+        &self,
+        tx: &mut Self::Tx,
+    ) -> StoreResult<(Vec<(String, DateTime<Utc>)>, DateTime<Utc>)> {
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut **tx)
+            .await?;
+        let beats = sqlx::query_as("SELECT id, heartbeat_at FROM instances")
+            .fetch_all(&mut **tx)
+            .await?;
+        Ok((beats, now))
+    }
+
+    async fn lock_expired_leases(
+        &self,
+        tx: &mut Self::Tx,
+        limit: u32,
+        live: &[String],
+        _now: DateTime<Utc>,
+    ) -> StoreResult<Vec<ExpiredRun>> {
+        Ok(sqlx::query_as::<_, ExpiredRow>(
+            "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.attempt_count, r.prior_attempts,
+                    j.max_attempts, j.backoff_initial_s, j.backoff_max_s
+             FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
+             WHERE r.status = 'running'
+               AND (r.lease_until < now() OR NOT (r.lease_owner = ANY($2)))
+             ORDER BY r.lease_until
+             LIMIT $1
+             FOR UPDATE OF r SKIP LOCKED",
+        )
+        .bind(i64::from(limit))
+        .bind(live)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(ExpiredRun::from)
+        .collect())
+    }
+
+    async fn write_recovered(
+        &self,
+        tx: &mut Self::Tx,
+        runs: &[(Uuid, Outcome)],
+        _now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let ids: Vec<Uuid> = runs.iter().map(|(id, _)| *id).collect();
+        let statuses: Vec<&str> = runs.iter().map(|(_, o)| o.run_status().as_str()).collect();
+        let delays: Vec<i64> = runs.iter().map(|(_, o)| delay_ms(*o)).collect();
+        let done = sqlx::query(&format!(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[]) AS u(id, status, delay_ms)
+             ), attempt AS (
+                 INSERT INTO attempts (run_id, number, started_at, duration_ms, error)
+                 SELECT r.id, r.attempt_count, COALESCE(r.attempt_started_at, now()),
+                        (EXTRACT(EPOCH FROM (now() - COALESCE(r.attempt_started_at, now()))) * 1000)::int8,
+                        '{INTERRUPTED}'
+                 FROM runs r JOIN input i ON i.id = r.id
+                 ON CONFLICT DO NOTHING
+             )
+             UPDATE runs r
+             SET status = i.status,
+                 next_attempt_at = CASE WHEN i.status = 'pending'
+                     THEN now() + i.delay_ms * interval '1 millisecond' END,
+                 finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE clock_timestamp() END,
+                 lease_owner = NULL, lease_until = NULL
+             FROM input i
+             WHERE r.id = i.id"
+        ))
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&delays)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -977,139 +1452,14 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn save_job(
+    async fn get_job(
         &self,
+        key: &SealingKey,
         tenant: &Tenant,
         id: &JobId,
-        command: &JobCommand,
-        ctx: ParseContext,
-        idempotency: Option<&Idempotency>,
-    ) -> StoreResult<(Job, Saved)> {
-        // Two writers creating the same new id: the loser's insert hits the
-        // primary key and it decides again, now seeing the stored job.
-        for _ in 0..3 {
-            let mut tx = self.pool.begin().await?;
-            let existing = fetch_job(&mut tx, &self.key, tenant, id, true).await?;
-            let change = lifecycle::decide(id.as_str(), existing.as_ref(), command, ctx.clone())?;
-            let events = with_tenant(
-                tenant,
-                crate::domain::event::for_job_change(id.as_str(), existing.as_ref(), &change),
-            );
-            let (saved, schedule_changed) = match change {
-                JobChange::Unchanged => {
-                    tx.commit().await?;
-                    let job = existing.ok_or(StoreError::NotFound)?;
-                    return Ok((job, Saved::Updated));
-                }
-                JobChange::Insert {
-                    definition,
-                    schedule,
-                    secret,
-                } => {
-                    let mut query = QueryBuilder::<Postgres>::new(concat!(
-                        "INSERT INTO jobs (",
-                        job_columns!(),
-                        ") "
-                    ));
-                    query.push_values([()], |mut row, ()| {
-                        push_job(
-                            &mut row,
-                            tenant,
-                            id,
-                            &StoredDefinition::of(&definition, &self.key),
-                            schedule,
-                            &self.key.seal(&secret),
-                        );
-                    });
-                    match query.build().execute(&mut *tx).await {
-                        Err(e) if is_unique_violation(&e) => continue,
-                        other => other?,
-                    };
-                    if let Some(idempotency) = idempotency {
-                        record_idempotency(&mut tx, tenant, idempotency, id.as_str()).await?;
-                    }
-                    (Saved::Created, true)
-                }
-                JobChange::Update {
-                    definition,
-                    schedule,
-                } => {
-                    let d = StoredDefinition::of(&definition, &self.key);
-                    let t = &d.trigger;
-                    sqlx::query(
-                        "UPDATE jobs SET name = $2, trigger_type = $3, cron_expr = $4,
-                             cron_timezone = $5, every_s = $6, run_at = $7, start_at = $8,
-                             end_at = $9, jitter_s = $10, target_url = $11, target_method = $12,
-                             target_headers = $13, target_body = $14, timeout_s = $15,
-                             misfire_grace_s = $16, coalesce_runs = $17, max_instances = $18,
-                             max_attempts = $19, backoff_initial_s = $20, backoff_max_s = $21,
-                             metadata = $22,
-                             state = COALESCE($23, state),
-                             next_run_at = CASE WHEN $23::text IS NULL THEN next_run_at ELSE $24 END,
-                             target_secrets = $25, catchup_max = $26, pause_on_failure = $28,
-                             updated_at = now()
-                         WHERE tenant = $27 AND id = $1",
-                    )
-                    .bind(id.as_str())
-                    .bind(&d.name)
-                    .bind(&t.trigger_type)
-                    .bind(&t.cron_expr)
-                    .bind(&t.cron_timezone)
-                    .bind(t.every_s)
-                    .bind(t.run_at)
-                    .bind(t.start_at)
-                    .bind(t.end_at)
-                    .bind(t.jitter_s)
-                    .bind(&d.target.url)
-                    .bind(&d.target.method)
-                    .bind(&d.target.headers)
-                    .bind(&d.target.body)
-                    .bind(d.target.timeout_s)
-                    .bind(d.misfire_grace_s)
-                    .bind(d.coalesce)
-                    .bind(d.max_instances)
-                    .bind(d.retry.max_attempts)
-                    .bind(d.retry.backoff_initial_s)
-                    .bind(d.retry.backoff_max_s)
-                    .bind(&d.metadata)
-                    .bind(schedule.map(|s| s.state().as_str()))
-                    .bind(schedule.and_then(Schedule::next_run_at))
-                    .bind(&d.target.secrets)
-                    .bind(d.catchup_max)
-                    .bind(tenant.as_str())
-                    .bind(d.pause_on_failure)
-                    .execute(&mut *tx)
-                    .await?;
-                    (Saved::Updated, schedule.is_some())
-                }
-            };
-            if schedule_changed {
-                sqlx::query("SELECT pg_notify($1, '')")
-                    .bind(JOBS_CHANNEL)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let deliveries = write_events(&mut tx, &events).await?;
-            let job = fetch_job(&mut tx, &self.key, tenant, id, false)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            tx.commit().await?;
-            if schedule_changed {
-                self.wakeups.jobs_changed();
-            }
-            if !events.is_empty() {
-                self.events_written(deliveries);
-            }
-            return Ok((job, saved));
-        }
-        Err(StoreError::Conflict(format!(
-            "job {id} is being created concurrently; try again"
-        )))
-    }
-
-    async fn get_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<Job>> {
+    ) -> StoreResult<Option<Job>> {
         let mut conn = self.pool.acquire().await?;
-        fetch_job(&mut conn, &self.key, tenant, id, false).await
+        fetch_job(&mut conn, key, tenant, id, false).await
     }
 
     async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
@@ -1122,7 +1472,12 @@ impl Store for PgStore {
         Ok(found.is_some())
     }
 
-    async fn list_jobs(&self, tenant: &Tenant, filter: &JobFilter) -> StoreResult<Vec<Job>> {
+    async fn list_jobs(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        filter: &JobFilter,
+    ) -> StoreResult<Vec<Job>> {
         let mut query = QueryBuilder::<Postgres>::new(job_query!(" WHERE j.tenant = "));
         query.push_bind(tenant.as_str().to_string());
         if let Some(state) = filter.state {
@@ -1150,215 +1505,8 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(|row| row.into_job(&self.key))
+            .map(|row| row.into_job(key))
             .collect()
-    }
-
-    async fn delete_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM jobs WHERE tenant = $1 AND id = $2")
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            tx.commit().await?;
-            return Ok(false);
-        }
-        let events = with_tenant(tenant, vec![crate::domain::event::job_deleted(id.as_str())]);
-        let deliveries = write_events(&mut tx, &events).await?;
-        tx.commit().await?;
-        self.events_written(deliveries);
-        Ok(true)
-    }
-
-    async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome> {
-        let mut tx = self.pool.begin().await?;
-        let due = sqlx::query_as::<_, DueRow>(
-            "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
-                    end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
-                    max_instances, target_url, now() AS db_now
-             FROM jobs
-             WHERE next_run_at <= now()
-             ORDER BY next_run_at
-             LIMIT $1
-             FOR UPDATE SKIP LOCKED",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        if due.is_empty() {
-            tx.commit().await?;
-            return Ok(ClaimOutcome::default());
-        }
-        // Counted in a statement of its own, after the locks are held, so
-        // that it sees every run committed by an earlier lock holder.
-        let tenants: Vec<String> = due.iter().map(|d| d.tenant.clone()).collect();
-        let ids: Vec<String> = due.iter().map(|d| d.id.clone()).collect();
-        let counts: std::collections::HashMap<(String, String), i64> =
-            sqlx::query_as::<_, (String, String, i64)>(
-                "SELECT r.tenant, r.job_id, count(*)
-                 FROM runs r JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
-                      ON r.tenant = u.tenant AND r.job_id = u.id
-                 WHERE r.status IN ('pending', 'running')
-                 GROUP BY r.tenant, r.job_id",
-            )
-            .bind(&tenants)
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(|(tenant, id, n)| ((tenant, id), n))
-            .collect();
-
-        let mut runs = RunColumns::default();
-        let (mut job_tenants, mut job_ids) = (Vec::new(), Vec::new());
-        let (mut next_runs, mut states) = (Vec::new(), Vec::new());
-        for row in due {
-            let key = (row.tenant, row.id);
-            let host = run_host(&row.target_url);
-            let schedule = match row.trigger.into_trigger(&key.1) {
-                Ok(trigger) => {
-                    let job = DueJob {
-                        trigger: &trigger,
-                        next_run_at: row.next_run_at,
-                        misfire_grace_s: row.misfire_grace_s.and_then(|g| u32::try_from(g).ok()),
-                        coalesce: row.coalesce_runs,
-                        catchup_max: count(row.catchup_max).max(1),
-                        max_instances: count(row.max_instances).max(1),
-                        in_flight: count(counts.get(&key).copied().unwrap_or(0)),
-                    };
-                    let decision = plan(&job, row.db_now);
-                    for run in decision.runs {
-                        let run_id = Uuid::now_v7();
-                        runs.id.push(run_id);
-                        runs.tenant.push(key.0.clone());
-                        runs.job_id.push(key.1.clone());
-                        runs.host.push(host.clone());
-                        runs.scheduled_for.push(run.scheduled_for);
-                        runs.status.push(run.status.as_str());
-                        runs.occurrences
-                            .push(run.occurrences.min(i64::MAX as u64) as i64);
-                        runs.deliver_after.push(run.deliver_after);
-                        // Its run.created event, written if the run is.
-                        let created = crate::domain::event::run_created(
-                            &key.1,
-                            run_id,
-                            run.status,
-                            RunCause::Schedule,
-                            run.scheduled_for,
-                            run.occurrences,
-                        );
-                        runs.event_id.push(created.id);
-                        runs.event_data.push(created.data.to_string());
-                    }
-                    decision.schedule
-                }
-                Err(e) => {
-                    // Leave it for an operator, without spinning on it.
-                    tracing::error!(tenant = %key.0, job_id = %key.1, error = %e, "cannot schedule job; retrying in an hour");
-                    Schedule::Scheduled {
-                        next_run_at: row.db_now + chrono::TimeDelta::hours(1),
-                    }
-                }
-            };
-            job_tenants.push(key.0);
-            job_ids.push(key.1);
-            next_runs.push(schedule.next_run_at());
-            states.push(schedule.state().as_str());
-        }
-        let mut events: Vec<(String, NewEvent)> = Vec::new();
-        for (i, state) in states.iter().enumerate() {
-            if *state == JobState::Completed.as_str() {
-                events.push((
-                    job_tenants[i].clone(),
-                    crate::domain::event::job_completed(&job_ids[i]),
-                ));
-            }
-        }
-
-        // The runs and their run.created events (and the events'
-        // deliveries) in one statement: an occurrence that already has its
-        // run gets neither.
-        let inserted: Vec<(String, i64)> = if runs.id.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_as(&format!(
-                "WITH u AS (
-                     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[],
-                                          $5::int8[], $6::timestamptz[], $7::text[], $8::text[],
-                                          $9::uuid[], $10::text[])
-                         AS u(id, job_id, scheduled_for, status, occurrences, deliver_after,
-                              tenant, host, event_id, event_data)
-                 ), ins AS (
-                     INSERT INTO runs (id, tenant, job_id, scheduled_for, cause, status,
-                                       occurrences, deliver_after, next_attempt_at, finished_at,
-                                       host)
-                     SELECT u.id, u.tenant, u.job_id, u.scheduled_for, 'schedule', u.status,
-                            u.occurrences, u.deliver_after,
-                            CASE WHEN u.status = 'pending' THEN u.deliver_after END,
-                            CASE WHEN u.status = 'pending' THEN NULL ELSE clock_timestamp() END,
-                            u.host
-                     FROM u
-                     ON CONFLICT DO NOTHING
-                     RETURNING id, tenant, job_id, status
-                 ), ev AS (
-                     INSERT INTO events (id, tenant, type, job_id, run_id, data)
-                     SELECT u.event_id, ins.tenant, 'run.created', ins.job_id, ins.id, u.event_data
-                     FROM ins JOIN u ON u.id = ins.id
-                     RETURNING id, tenant, type, job_id
-                 ), d AS ({DELIVERIES_OF_EV})
-                 SELECT ins.status, (SELECT count(*) FROM d) FROM ins"
-            ))
-            .bind(&runs.id)
-            .bind(&runs.job_id)
-            .bind(&runs.scheduled_for)
-            .bind(&runs.status)
-            .bind(&runs.occurrences)
-            .bind(&runs.deliver_after)
-            .bind(&runs.tenant)
-            .bind(&runs.host)
-            .bind(&runs.event_id)
-            .bind(&runs.event_data)
-            .fetch_all(&mut *tx)
-            .await?
-        };
-        sqlx::query(
-            "UPDATE jobs j SET next_run_at = u.next_run_at, state = u.state
-             FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[])
-                  AS u(id, next_run_at, state, tenant)
-             WHERE j.tenant = u.tenant AND j.id = u.id",
-        )
-        .bind(&job_ids)
-        .bind(&next_runs)
-        .bind(&states)
-        .bind(&job_tenants)
-        .execute(&mut *tx)
-        .await?;
-        let mut outcome = ClaimOutcome {
-            jobs: job_ids.len(),
-            ..Default::default()
-        };
-        let mut deliveries = 0;
-        for (status, delivered) in &inserted {
-            outcome.count(run_status(status)?);
-            deliveries = delivered.max(&0).unsigned_abs() as usize;
-        }
-        if outcome.pending > 0 {
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(RUNS_CHANNEL)
-                .execute(&mut *tx)
-                .await?;
-        }
-        deliveries += write_events(&mut tx, &events).await?;
-        tx.commit().await?;
-        if outcome.pending > 0 {
-            self.wakeups.runs_changed();
-        }
-        if outcome.runs > 0 || !events.is_empty() {
-            self.events_written(deliveries);
-        }
-        Ok(outcome)
     }
 
     async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
@@ -1370,75 +1518,6 @@ impl Store for PgStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(seconds.map(non_negative))
-    }
-
-    async fn create_manual_run(
-        &self,
-        tenant: &Tenant,
-        id: &JobId,
-        idempotency: Option<&Idempotency>,
-    ) -> StoreResult<Run> {
-        let mut tx = self.pool.begin().await?;
-        let found: Option<(i64, String)> = sqlx::query_as(
-            "SELECT max_instances, target_url FROM jobs WHERE tenant = $1 AND id = $2 FOR UPDATE",
-        )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (max_instances, target_url) = found.ok_or(StoreError::NotFound)?;
-        let running: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM runs
-             WHERE tenant = $1 AND job_id = $2 AND status IN ('pending', 'running')",
-        )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        let status = lifecycle::manual_run_status(count(max_instances), count(running));
-        let run = sqlx::query_as::<_, RunRow>(&format!(
-            "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
-                               next_attempt_at, finished_at, tenant, host)
-             VALUES ($1, $2, now(), 'manual', $3, 1, now(),
-                     CASE WHEN $3 = 'pending' THEN now() END,
-                     CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END, $4, $5)
-             RETURNING {RUN_COLUMNS}"
-        ))
-        .bind(Uuid::now_v7())
-        .bind(id.as_str())
-        .bind(status.as_str())
-        .bind(tenant.as_str())
-        .bind(run_host(&target_url))
-        .fetch_one(&mut *tx)
-        .await?
-        .into_run()?;
-        if let Some(idempotency) = idempotency {
-            record_idempotency(&mut tx, tenant, idempotency, &run.id.to_string()).await?;
-        }
-        if status == RunStatus::Pending {
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(RUNS_CHANNEL)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let events = with_tenant(
-            tenant,
-            vec![crate::domain::event::run_created(
-                id.as_str(),
-                run.id,
-                status,
-                RunCause::Manual,
-                run.scheduled_for,
-                1,
-            )],
-        );
-        let deliveries = write_events(&mut tx, &events).await?;
-        tx.commit().await?;
-        if status == RunStatus::Pending {
-            self.wakeups.runs_changed();
-        }
-        self.events_written(deliveries);
-        Ok(run)
     }
 
     async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>> {
@@ -1612,6 +1691,7 @@ impl Store for PgStore {
 
     async fn claim_runs(
         &self,
+        key: &SealingKey,
         owner: &str,
         limit: u32,
         lease_margin: Duration,
@@ -1661,7 +1741,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|row| row.into_parts()?.into_claimed(&self.key))
+            .map(|row| row.into_parts()?.into_claimed(key))
             .collect()
     }
 
@@ -1690,46 +1770,6 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<u64> {
-        if records.is_empty() {
-            return Ok(0);
-        }
-        let columns = AttemptColumns::of(records);
-        // Fenced (RECORD_FENCED). The events of what was recorded go
-        // with it: in the same statement
-        // (made for every record, written for those recorded), or, when a
-        // run failed and its job may pause, in the same transaction.
-        if records.iter().all(|r| r.outcome != Outcome::Failed) {
-            return self.record_in_one_statement(owner, records, &columns).await;
-        }
-        let mut tx = self.pool.begin().await?;
-        let sql = format!(
-            "{RECORD_FENCED}
-             SELECT u.id, u.tenant, u.job_id FROM updated u JOIN inserted a ON a.run_id = u.id",
-        );
-        let recorded: Vec<(Uuid, String, Option<String>)> =
-            columns.query_as(&sql, owner).fetch_all(&mut *tx).await?;
-        let (events, failed) = attempt_events(records, &recorded);
-        let mut events = events;
-        events.extend(pause_failed_jobs(&mut tx, &failed).await?);
-        if records
-            .iter()
-            .any(|r| matches!(r.outcome, Outcome::Retry { .. }))
-        {
-            // Other instances' dispatchers may be the ones to retry it.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(RUNS_CHANNEL)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let deliveries = write_events(&mut tx, &events).await?;
-        tx.commit().await?;
-        if !events.is_empty() {
-            self.events_written(deliveries);
-        }
-        Ok(recorded.len() as u64)
-    }
-
     async fn release_runs(
         &self,
         owner: &str,
@@ -1756,96 +1796,6 @@ impl Store for PgStore {
         .bind(after.as_secs_f64())
         .execute(&self.pool)
         .await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(RUNS_CHANNEL)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn recover_expired_leases(
-        &self,
-        limit: u32,
-        instance_timeout: Duration,
-        recover: &RecoverFn<'_>,
-    ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
-        let live = live_instances(&mut tx, instance_timeout).await?;
-        let expired = sqlx::query_as::<_, ExpiredRow>(
-            "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.attempt_count, r.prior_attempts,
-                    j.max_attempts, j.backoff_initial_s, j.backoff_max_s
-             FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
-             WHERE r.status = 'running'
-               AND (r.lease_until < now() OR NOT (r.lease_owner = ANY($2)))
-             ORDER BY r.lease_until
-             LIMIT $1
-             FOR UPDATE OF r SKIP LOCKED",
-        )
-        .bind(i64::from(limit))
-        .bind(&live)
-        .fetch_all(&mut *tx)
-        .await?;
-        if expired.is_empty() {
-            tx.commit().await?;
-            return Ok(0);
-        }
-        let (mut ids, mut statuses, mut delays) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut records, mut recorded) = (Vec::new(), Vec::new());
-        for row in expired {
-            let subject = row.subject();
-            let policy = row.policy();
-            let attempt = count(row.attempt_count.into());
-            let outcome = recover(&ExpiredLease {
-                run_id: row.id,
-                subject: &subject,
-                attempt,
-                prior_attempts: count(row.prior_attempts.into()),
-                policy,
-            });
-            ids.push(row.id);
-            statuses.push(outcome.run_status().as_str());
-            delays.push(delay_ms(outcome));
-            records.push(AttemptRecord::interrupted(row.id, attempt, outcome));
-            recorded.push((row.id, row.tenant, row.job_id));
-        }
-        // The cut-off attempt is recorded, then the run written as decided.
-        let done = sqlx::query(&format!(
-            "WITH input AS (
-                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[]) AS u(id, status, delay_ms)
-             ), attempt AS (
-                 INSERT INTO attempts (run_id, number, started_at, duration_ms, error)
-                 SELECT r.id, r.attempt_count, COALESCE(r.attempt_started_at, now()),
-                        (EXTRACT(EPOCH FROM (now() - COALESCE(r.attempt_started_at, now()))) * 1000)::int8,
-                        '{INTERRUPTED}'
-                 FROM runs r JOIN input i ON i.id = r.id
-                 ON CONFLICT DO NOTHING
-             )
-             UPDATE runs r
-             SET status = i.status,
-                 next_attempt_at = CASE WHEN i.status = 'pending'
-                     THEN now() + i.delay_ms * interval '1 millisecond' END,
-                 finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE clock_timestamp() END,
-                 lease_owner = NULL, lease_until = NULL
-             FROM input i
-             WHERE r.id = i.id"
-        ))
-        .bind(&ids)
-        .bind(&statuses)
-        .bind(&delays)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(RUNS_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
-        let (mut events, failed) = attempt_events(&records, &recorded);
-        events.extend(pause_failed_jobs(&mut tx, &failed).await?);
-        let deliveries = write_events(&mut tx, &events).await?;
-        tx.commit().await?;
-        self.wakeups.runs_changed();
-        if !events.is_empty() {
-            self.events_written(deliveries);
-        }
         Ok(done.rows_affected())
     }
 
@@ -1922,7 +1872,12 @@ impl Store for PgStore {
         Ok(seconds.map(non_negative))
     }
 
-    async fn get_secret(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<JobSecret>> {
+    async fn get_secret(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<Option<JobSecret>> {
         sqlx::query_as::<_, SecretRow>(
             "SELECT secret, previous_secret, previous_secret_expires_at FROM jobs
              WHERE tenant = $1 AND id = $2",
@@ -1931,12 +1886,13 @@ impl Store for PgStore {
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?
-        .map(|row| row.open(&self.key))
+        .map(|row| row.open(key))
         .transpose()
     }
 
     async fn rotate_secret(
         &self,
+        key: &SealingKey,
         tenant: &Tenant,
         id: &JobId,
         new_secret: &str,
@@ -1949,12 +1905,12 @@ impl Store for PgStore {
              RETURNING secret, previous_secret, previous_secret_expires_at",
         )
         .bind(id.as_str())
-        .bind(self.key.seal(new_secret))
+        .bind(key.seal(new_secret))
         .bind(grace.as_secs_f64())
         .bind(tenant.as_str())
         .fetch_optional(&self.pool)
         .await?
-        .map(|row| row.open(&self.key))
+        .map(|row| row.open(key))
         .transpose()
     }
 
@@ -2097,10 +2053,11 @@ impl Store for PgStore {
 
     async fn create_subscription(
         &self,
+        key: &SealingKey,
         tenant: &Tenant,
         subscription: &NewSubscription,
     ) -> StoreResult<Subscription> {
-        let stored = StoredTarget::of(&subscription.target, &self.key);
+        let stored = StoredTarget::of(&subscription.target, key);
         let row = sqlx::query_as::<_, SubscriptionRow>(
             "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types, job_id, secret,
                                         host)
@@ -2113,7 +2070,7 @@ impl Store for PgStore {
         .bind(&stored.secrets)
         .bind(types_text(&subscription.interest.types))
         .bind(&subscription.interest.job_id)
-        .bind(self.key.seal(&subscription.secret))
+        .bind(key.seal(&subscription.secret))
         .bind(run_host(&stored.url))
         .fetch_one(&self.pool)
         .await
@@ -2123,10 +2080,14 @@ impl Store for PgStore {
             }
             e => e.into(),
         })?;
-        row.into_subscription(&self.key)
+        row.into_subscription(key)
     }
 
-    async fn list_subscriptions(&self, tenant: &Tenant) -> StoreResult<Vec<Subscription>> {
+    async fn list_subscriptions(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+    ) -> StoreResult<Vec<Subscription>> {
         sqlx::query_as::<_, SubscriptionRow>(
             "SELECT id, target_url, target_secrets, types, job_id, created_at FROM subscriptions
              WHERE tenant = $1 ORDER BY created_at, id",
@@ -2135,12 +2096,13 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?
         .into_iter()
-        .map(|row| row.into_subscription(&self.key))
+        .map(|row| row.into_subscription(key))
         .collect()
     }
 
     async fn get_subscription(
         &self,
+        key: &SealingKey,
         tenant: &Tenant,
         id: &str,
     ) -> StoreResult<Option<Subscription>> {
@@ -2152,11 +2114,16 @@ impl Store for PgStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
-        .map(|row| row.into_subscription(&self.key))
+        .map(|row| row.into_subscription(key))
         .transpose()
     }
 
-    async fn subscription_secret(&self, tenant: &Tenant, id: &str) -> StoreResult<Option<String>> {
+    async fn subscription_secret(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<Option<String>> {
         let sealed: Option<String> =
             sqlx::query_scalar("SELECT secret FROM subscriptions WHERE tenant = $1 AND id = $2")
                 .bind(tenant.as_str())
@@ -2164,7 +2131,7 @@ impl Store for PgStore {
                 .fetch_optional(&self.pool)
                 .await?;
         sealed
-            .map(|s| open_secret(&self.key, &s, None).map(|secret| secret.secret))
+            .map(|s| open_secret(key, &s, None).map(|secret| secret.secret))
             .transpose()
     }
 
@@ -2218,48 +2185,6 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn retry_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Run> {
-        let mut tx = self.pool.begin().await?;
-        let found: Option<(String, String)> = sqlx::query_as(
-            "SELECT status, job_id FROM runs
-             WHERE tenant = $1 AND id = $2 AND subscription_id IS NULL
-             FOR UPDATE",
-        )
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (status, job_id) = found.ok_or(StoreError::NotFound)?;
-        lifecycle::may_retry(run_status(&status)?)?;
-        let run = sqlx::query_as::<_, RunRow>(&format!(
-            "UPDATE runs SET status = 'pending', next_attempt_at = now(), finished_at = NULL,
-                 prior_attempts = attempt_count
-             WHERE id = $1
-             RETURNING {RUN_COLUMNS}"
-        ))
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?
-        .into_run()?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(RUNS_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
-        let events = with_tenant(
-            tenant,
-            vec![crate::domain::event::run_retried(
-                &job_id,
-                id,
-                run.attempt_count,
-            )],
-        );
-        let deliveries = write_events(&mut tx, &events).await?;
-        tx.commit().await?;
-        self.wakeups.runs_changed();
-        self.events_written(deliveries);
-        Ok(run)
-    }
-
     async fn gauges(&self) -> StoreResult<Gauges> {
         let runs_pending: i64 =
             sqlx::query_scalar("SELECT count(*) FROM runs WHERE status = 'pending'")
@@ -2281,15 +2206,24 @@ impl Store for PgStore {
         })
     }
 
-    fn spawn_listener(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+    fn spawn_listener(
+        &self,
+        wakeups: Arc<Wakeups>,
+        subscriptions: Arc<SubscriptionCache>,
+        shutdown: CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let options = self
             .pool
             .connect_options()
             .as_ref()
             .clone()
             .application_name(LISTENER_NAME);
-        let wakeups = self.wakeups.clone();
-        Some(tokio::spawn(listen(options, wakeups, shutdown)))
+        Some(tokio::spawn(listen(
+            options,
+            wakeups,
+            subscriptions,
+            shutdown,
+        )))
     }
 }
 
@@ -2299,6 +2233,7 @@ impl Store for PgStore {
 async fn listen(
     options: sqlx::postgres::PgConnectOptions,
     wakeups: Arc<Wakeups>,
+    subscriptions: Arc<SubscriptionCache>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = crate::domain::retry::Backoff::new();
@@ -2309,7 +2244,12 @@ async fn listen(
                 .connect_lazy_with(options.clone());
             let mut listener = PgListener::connect_with(&pool).await?;
             listener
-                .listen_all([JOBS_CHANNEL, RUNS_CHANNEL, EVENTS_CHANNEL])
+                .listen_all([
+                    JOBS_CHANNEL,
+                    RUNS_CHANNEL,
+                    EVENTS_CHANNEL,
+                    SUBSCRIPTIONS_CHANNEL,
+                ])
                 .await?;
             Ok::<_, sqlx::Error>(listener)
         };
@@ -2330,6 +2270,7 @@ async fn listen(
         };
         tracing::debug!("listening for other instances' notifications");
         backoff.reset();
+        subscriptions.clear(None);
         wakeups.jobs_changed();
         wakeups.runs_changed();
         wakeups.events_changed();
@@ -2341,10 +2282,12 @@ async fn listen(
             match received {
                 Ok(Some(n)) if n.channel() == JOBS_CHANNEL => wakeups.jobs_changed(),
                 Ok(Some(n)) if n.channel() == EVENTS_CHANNEL => wakeups.events_changed(),
+                Ok(Some(n)) if n.channel() == SUBSCRIPTIONS_CHANNEL => subscriptions.clear(None),
                 Ok(Some(_)) => wakeups.runs_changed(),
                 Ok(None) => {
                     // Reconnected by sqlx; what was sent meanwhile is lost.
                     tracing::warn!("LISTEN connection lost; reconnected");
+                    subscriptions.clear(None);
                     wakeups.jobs_changed();
                     wakeups.runs_changed();
                     wakeups.events_changed();

@@ -2,6 +2,7 @@
 //! deployment; writers are serialised by `BEGIN IMMEDIATE`, so a second
 //! process on the same file still never double-fires.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,38 +13,38 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
-
-use super::shape::{ClaimedJobColumns, StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
-use super::{
-    Attempt, AttemptRecord, ClaimOutcome, ClaimedParts, ClaimedRun, DeliveryRecord, Event,
-    EventFilter, ExpiredLease, Gauges, Idempotency, IdempotentRequest, Instance, Interest, Job,
-    JobFilter, JobSecret, NewEvent, NewSubscription, NewToken, PlanFn, RecoverFn, Run, RunFilter,
-    RunSummary, Saved, Store, StoreError, StoreResult, Subscription, Tenant, TokenInfo,
-    attempt_events, check_fingerprint, count, delay_ms, deliveries_of, event_of, interest, job_id,
-    lease_policy, lease_subject, open_secret, run_cause, run_host, run_status, subscription_of,
-    token_info, types_text, uuid_before, with_tenant,
-};
-use crate::domain::job::{JobId, JobState, ParseContext, Schedule};
-use crate::domain::lease;
-use crate::domain::lifecycle::{self, JobChange, JobCommand};
-use crate::domain::misfire::DueJob;
-use crate::domain::retry::Outcome;
-use crate::domain::run::RunCause;
-use crate::domain::run::{INTERRUPTED, RunStatus};
-use crate::domain::sealing::{SealingKey, is_sealed};
-use crate::wakeup::Wakeups;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::dialect::{
+    Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun,
+};
+use super::shape::{ClaimedJobColumns, StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
+use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
+use super::{
+    Attempt, AttemptRecord, ClaimedParts, ClaimedRun, DeliveryRecord, Event, EventFilter, Gauges,
+    Idempotency, IdempotentRequest, Instance, Job, JobFilter, JobSecret, NewEvent, NewSubscription,
+    NewToken, Run, RunFilter, RunSummary, SqlStore, StoreError, StoreResult, Subscription, Tenant,
+    TokenInfo, check_fingerprint, count, delay_ms, event_of, interest, job_id, open_secret,
+    run_cause, run_host, run_status, subscription_of, token_info, types_text, uuid_before,
+};
+use crate::domain::job::{JobId, JobState, Schedule};
+use crate::domain::retry::Outcome;
+use crate::domain::run::{INTERRUPTED, RunStatus};
+use crate::domain::sealing::{SealingKey, is_sealed};
+use crate::wakeup::Wakeups;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-pub struct SqliteStore {
+/// The SQLite dialect: its pool.
+pub struct SqliteDialect {
     pool: SqlitePool,
-    wakeups: Arc<Wakeups>,
-    key: SealingKey,
 }
 
-impl SqliteStore {
+/// The store on SQLite.
+pub type SqliteStore = SqlStore<SqliteDialect>;
+
+impl SqlStore<SqliteDialect> {
     pub async fn connect(url: &str, wakeups: Arc<Wakeups>, key: SealingKey) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -58,20 +59,11 @@ impl SqliteStore {
             .await?;
         MIGRATOR.run(&pool).await?;
         seal_what_is_plain(&pool, &key).await?;
-        Ok(Self { pool, wakeups, key })
+        Ok(SqlStore::new(SqliteDialect { pool }, wakeups, key))
     }
 
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    /// Wakes streams (and the dispatcher, for deliveries) after a
-    /// transaction that wrote events committed.
-    fn events_written(&self, deliveries: usize) {
-        self.wakeups.events_changed();
-        if deliveries > 0 {
-            self.wakeups.runs_changed();
-        }
+        &self.db.pool
     }
 }
 
@@ -264,7 +256,7 @@ async fn fetch_job(
 }
 
 #[derive(FromRow)]
-struct DueRow {
+struct SqliteDueRow {
     tenant: String,
     id: String,
     #[sqlx(flatten)]
@@ -418,10 +410,33 @@ struct ExpiredRow {
     subscription_id: Option<String>,
     attempt_count: i64,
     prior_attempts: i64,
-    attempt_started_at: Option<i64>,
     max_attempts: Option<i64>,
     backoff_initial_s: Option<i64>,
     backoff_max_s: Option<i64>,
+}
+
+impl ExpiredRow {
+    fn into_expired(self) -> StoreResult<ExpiredRun> {
+        Ok(ExpiredRun {
+            run_id: run_id(&self.id)?,
+            tenant: self.tenant,
+            job_id: self.job_id,
+            subscription_id: self.subscription_id,
+            attempt_count: self.attempt_count,
+            prior_attempts: self.prior_attempts,
+            retry: self
+                .max_attempts
+                .zip(self.backoff_initial_s)
+                .zip(self.backoff_max_s)
+                .map(
+                    |((max_attempts, backoff_initial_s), backoff_max_s)| StoredRetry {
+                        max_attempts,
+                        backoff_initial_s,
+                        backoff_max_s,
+                    },
+                ),
+        })
+    }
 }
 
 #[derive(FromRow)]
@@ -570,162 +585,611 @@ fn duration_micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// Records what a request with an Idempotency-Key made, in its
-/// transaction (see the PostgreSQL store).
-async fn record_idempotency(
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Inserts the deliveries of `written` events, each where its
+/// subscription still exists; answers how many.
+async fn insert_deliveries(
     conn: &mut SqliteConnection,
-    tenant: &Tenant,
-    idempotency: &Idempotency,
-    resource_id: &str,
+    deliveries: &[NewDelivery],
+    written: &[Uuid],
+    now: i64,
+) -> StoreResult<usize> {
+    let mut inserted = 0;
+    for d in deliveries.iter().filter(|d| written.contains(&d.event_id)) {
+        inserted += sqlx::query(
+            "INSERT INTO runs (id, tenant, subscription_id, event_id, scheduled_for, cause, status,
+                               occurrences, deliver_after, next_attempt_at, created_at, host)
+             SELECT ?1, ?2, ?3, ?4, ?5, 'event', 'pending', 1, ?5, ?5, ?5, ?6
+             WHERE EXISTS (SELECT 1 FROM subscriptions WHERE tenant = ?2 AND id = ?3)",
+        )
+        .bind(d.id.to_string())
+        .bind(&d.tenant)
+        .bind(&d.subscription_id)
+        .bind(d.event_id.to_string())
+        .bind(now)
+        .bind(&d.host)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    Ok(usize::try_from(inserted).unwrap_or(usize::MAX))
+}
+
+async fn insert_event(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    event: &NewEvent,
     now: i64,
 ) -> StoreResult<()> {
-    let stale = now - duration_micros(crate::domain::idempotency::WINDOW);
-    let recorded = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, created_at, tenant)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?7)
-         ON CONFLICT (tenant, scope, key) DO UPDATE
-             SET fingerprint = excluded.fingerprint, resource_id = excluded.resource_id,
-                 created_at = excluded.created_at
-             WHERE idempotency_keys.created_at < ?6",
+    sqlx::query(
+        "INSERT INTO events (id, tenant, type, at, job_id, run_id, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
-    .bind(idempotency.scope)
-    .bind(&idempotency.key)
-    .bind(&idempotency.fingerprint)
-    .bind(resource_id)
+    .bind(event.id.to_string())
+    .bind(tenant)
+    .bind(event.kind.as_str())
     .bind(now)
-    .bind(stale)
-    .bind(tenant.as_str())
+    .bind(&event.job_id)
+    .bind(event.run_id.map(|r| r.to_string()))
+    .bind(event.data.to_string())
     .execute(conn)
     .await?;
-    if recorded.rows_affected() == 0 {
-        return Err(StoreError::IdempotencyKeyTaken);
-    }
     Ok(())
 }
 
-/// Writes events in the caller's transaction, with a pending delivery run
-/// for each subscription that wants one (see the PostgreSQL store).
-async fn write_events(
-    conn: &mut SqliteConnection,
-    events: &[(String, NewEvent)],
-    now: i64,
-) -> StoreResult<usize> {
-    if events.is_empty() {
-        return Ok(0);
-    }
-    let mut tenants: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
-    tenants.sort_unstable();
-    tenants.dedup();
-    let rows = sqlx::query_as::<_, (String, String, String, Option<String>, Option<String>)>(
-        "SELECT tenant, id, types, job_id, host FROM subscriptions
-         WHERE tenant IN (SELECT value FROM json_each(?1))",
-    )
-    .bind(serde_json::to_string(&tenants).unwrap_or_else(|_| "[]".into()))
-    .fetch_all(&mut *conn)
-    .await?;
-    let hosts: std::collections::HashMap<String, Option<String>> = rows
-        .iter()
-        .map(|(_, id, _, _, host)| (id.clone(), host.clone()))
-        .collect();
-    let subscriptions: Vec<(String, String, Interest)> = rows
-        .into_iter()
-        .map(|(tenant, id, types, job, _)| (tenant, id, interest(&types, job)))
-        .collect();
-    for (tenant, event) in events {
-        sqlx::query(
-            "INSERT INTO events (id, tenant, type, at, job_id, run_id, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(event.id.to_string())
-        .bind(tenant)
-        .bind(event.kind.as_str())
-        .bind(now)
-        .bind(&event.job_id)
-        .bind(event.run_id.map(|r| r.to_string()))
-        .bind(event.data.to_string())
-        .execute(&mut *conn)
-        .await?;
-    }
-    let deliveries = deliveries_of(events, &subscriptions);
-    for (tenant, subscription, event) in &deliveries {
-        sqlx::query(
-            "INSERT INTO runs (id, tenant, subscription_id, event_id, scheduled_for, cause, status,
-                               occurrences, deliver_after, next_attempt_at, created_at, host)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'event', 'pending', 1, ?5, ?5, ?5, ?6)",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(tenant)
-        .bind(subscription)
-        .bind(event.to_string())
-        .bind(now)
-        .bind(hosts.get(*subscription).cloned().flatten())
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(deliveries.len())
-}
-
-/// Pauses the jobs of failed runs whose `pause_on_failure` says so, in the
-/// caller's transaction; returns the events it makes.
-async fn pause_failed_jobs(
-    conn: &mut SqliteConnection,
-    failed: &[(String, String, Uuid)],
-    now: i64,
-) -> StoreResult<Vec<(String, NewEvent)>> {
-    let mut events = Vec::new();
-    for (tenant, id, run_id) in failed {
-        let job: Option<(String, bool)> = sqlx::query_as(
-            "SELECT state, pause_on_failure FROM jobs WHERE tenant = ?1 AND id = ?2",
-        )
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some((state, pause_on_failure)) = job else {
-            continue;
-        };
-        let state = JobState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {state:?}")))?;
-        if !crate::domain::event::pauses_on_failure(pause_on_failure, state)
-            || events
-                .iter()
-                .any(|(t, e): &(String, NewEvent)| t == tenant && e.job_id == *id)
-        {
-            continue;
-        }
-        sqlx::query(
-            "UPDATE jobs SET state = 'paused', next_run_at = NULL, updated_at = ?3
-             WHERE tenant = ?1 AND id = ?2",
-        )
-        .bind(tenant)
-        .bind(id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        tracing::warn!(tenant = %tenant, job_id = %id, run_id = %run_id, "job paused: its run failed (pause_on_failure)");
-        events.push((
-            tenant.clone(),
-            crate::domain::event::job_paused_by_failure(id, *run_id),
-        ));
-    }
-    Ok(events)
-}
-
-async fn count_in_flight(conn: &mut SqliteConnection, tenant: &str, job: &str) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM runs
-         WHERE tenant = ?1 AND job_id = ?2 AND status IN ('pending', 'running')",
-    )
-    .bind(tenant)
-    .bind(job)
-    .fetch_one(conn)
-    .await?)
-}
-
 #[async_trait]
-impl Store for SqliteStore {
+impl Dialect for SqliteDialect {
+    type Tx = sqlx::Transaction<'static, Sqlite>;
+
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    /// BEGIN IMMEDIATE takes the write lock up front: the reads and writes
+    /// of the transaction see no other writer in between, and another
+    /// process on the same file waits, then sees what this one committed.
+    async fn begin(&self) -> StoreResult<Self::Tx> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn commit(tx: Self::Tx) -> StoreResult<()> {
+        Ok(tx.commit().await?)
+    }
+
+    /// One process per file: the in-process wake-ups are all there is.
+    async fn notify(&self, _tx: &mut Self::Tx, _channel: Channel) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn notify_now(&self, _channel: Channel) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn events_committed(&self, _deliveries: usize) {}
+
+    async fn read_job(
+        &self,
+        tx: &mut Self::Tx,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &JobId,
+        _lock: bool,
+    ) -> StoreResult<Option<Job>> {
+        fetch_job(tx, key, tenant, id).await
+    }
+
+    async fn insert_job(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+        stored: &StoredDefinition,
+        schedule: Schedule,
+        sealed_secret: &str,
+    ) -> StoreResult<bool> {
+        let query = sqlx::query(
+            "INSERT INTO jobs (id, name, trigger_type, cron_expr, cron_timezone, every_s,
+                 run_at, start_at, end_at, jitter_s, target_url, target_method,
+                 target_headers, target_body, target_secrets, timeout_s, misfire_grace_s,
+                 coalesce_runs, catchup_max, max_instances, max_attempts,
+                 backoff_initial_s, backoff_max_s, metadata,
+                 state, next_run_at, secret, created_at, updated_at, tenant,
+                 pause_on_failure)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
+                     ?28, ?29, ?30)",
+        )
+        .bind(id.as_str());
+        let done = bind_definition(query, stored)
+            .bind(schedule.state().as_str())
+            .bind(schedule.next_run_at().map(micros))
+            .bind(sealed_secret)
+            .bind(micros(Utc::now()))
+            .bind(tenant.as_str())
+            .bind(stored.pause_on_failure)
+            .execute(&mut **tx)
+            .await;
+        match done {
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            other => other.map(|_| true).map_err(Into::into),
+        }
+    }
+
+    async fn update_job(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+        stored: &StoredDefinition,
+        schedule: Option<Schedule>,
+    ) -> StoreResult<()> {
+        let query = sqlx::query(
+            "UPDATE jobs SET name = ?2, trigger_type = ?3, cron_expr = ?4,
+                 cron_timezone = ?5, every_s = ?6, run_at = ?7, start_at = ?8,
+                 end_at = ?9, jitter_s = ?10, target_url = ?11, target_method = ?12,
+                 target_headers = ?13, target_body = ?14, target_secrets = ?15,
+                 timeout_s = ?16, misfire_grace_s = ?17, coalesce_runs = ?18,
+                 catchup_max = ?19, max_instances = ?20, max_attempts = ?21,
+                 backoff_initial_s = ?22, backoff_max_s = ?23, metadata = ?24,
+                 state = COALESCE(?25, state),
+                 next_run_at = CASE WHEN ?25 IS NULL THEN next_run_at ELSE ?26 END,
+                 updated_at = ?27, pause_on_failure = ?29
+             WHERE tenant = ?28 AND id = ?1",
+        )
+        .bind(id.as_str());
+        bind_definition(query, stored)
+            .bind(schedule.map(|s| s.state().as_str()))
+            .bind(schedule.and_then(Schedule::next_run_at).map(micros))
+            .bind(micros(Utc::now()))
+            .bind(tenant.as_str())
+            .bind(stored.pause_on_failure)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_job(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM jobs WHERE tenant = ?1 AND id = ?2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_idempotency(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        idempotency: &Idempotency,
+        resource_id: &str,
+    ) -> StoreResult<bool> {
+        let now = micros(Utc::now());
+        let stale = now - duration_micros(crate::domain::idempotency::WINDOW);
+        let recorded = sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, created_at, tenant)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?7)
+             ON CONFLICT (tenant, scope, key) DO UPDATE
+                 SET fingerprint = excluded.fingerprint, resource_id = excluded.resource_id,
+                     created_at = excluded.created_at
+                 WHERE idempotency_keys.created_at < ?6",
+        )
+        .bind(idempotency.scope)
+        .bind(&idempotency.key)
+        .bind(&idempotency.fingerprint)
+        .bind(resource_id)
+        .bind(now)
+        .bind(stale)
+        .bind(tenant.as_str())
+        .execute(&mut **tx)
+        .await?;
+        Ok(recorded.rows_affected() > 0)
+    }
+
+    async fn lock_due_jobs(
+        &self,
+        tx: &mut Self::Tx,
+        limit: u32,
+    ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)> {
+        let now = crate::domain::instant::truncate(Utc::now());
+        let rows = sqlx::query_as::<_, SqliteDueRow>(
+            "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
+                    end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
+                    max_instances, target_url
+             FROM jobs
+             WHERE next_run_at IS NOT NULL AND next_run_at <= ?1
+             ORDER BY next_run_at
+             LIMIT ?2",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?;
+        let due = rows
+            .into_iter()
+            .map(|r| DueRow {
+                tenant: r.tenant,
+                id: r.id,
+                trigger: r.trigger.into(),
+                next_run_at: instant(r.next_run_at),
+                misfire_grace_s: r.misfire_grace_s,
+                coalesce: r.coalesce_runs,
+                catchup_max: r.catchup_max,
+                max_instances: r.max_instances,
+                target_url: r.target_url,
+            })
+            .collect();
+        Ok((due, now))
+    }
+
+    async fn count_in_flight(
+        &self,
+        tx: &mut Self::Tx,
+        jobs: &[JobKey],
+    ) -> StoreResult<HashMap<JobKey, u32>> {
+        let mut counts = HashMap::with_capacity(jobs.len());
+        for (tenant, job) in jobs {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM runs
+                 WHERE tenant = ?1 AND job_id = ?2 AND status IN ('pending', 'running')",
+            )
+            .bind(tenant)
+            .bind(job)
+            .fetch_one(&mut **tx)
+            .await?;
+            counts.insert((tenant.clone(), job.clone()), count(n));
+        }
+        Ok(counts)
+    }
+
+    async fn insert_runs(
+        &self,
+        tx: &mut Self::Tx,
+        runs: &[NewRun],
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<(Vec<RunStatus>, usize)> {
+        let mut statuses = Vec::new();
+        let mut written = Vec::new();
+        for run in runs {
+            let pending = run.status == RunStatus::Pending;
+            let created = micros(Utc::now());
+            let inserted = sqlx::query(
+                "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences,
+                                   deliver_after, next_attempt_at, created_at, finished_at,
+                                   tenant, host)
+                 VALUES (?1, ?2, ?3, 'schedule', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(run.id.to_string())
+            .bind(&run.job_id)
+            .bind(micros(run.scheduled_for))
+            .bind(run.status.as_str())
+            .bind(i64::try_from(run.occurrences).unwrap_or(i64::MAX))
+            .bind(micros(run.deliver_after))
+            .bind(pending.then(|| micros(run.deliver_after)))
+            .bind(created)
+            .bind((!pending).then_some(created))
+            .bind(&run.tenant)
+            .bind(&run.host)
+            .execute(&mut **tx)
+            .await?;
+            if inserted.rows_affected() > 0 {
+                insert_event(tx, &run.tenant, &run.created, created).await?;
+                statuses.push(run.status);
+                written.push(run.created.id);
+            }
+        }
+        let delivered = insert_deliveries(tx, deliveries, &written, micros(Utc::now())).await?;
+        Ok((statuses, delivered))
+    }
+
+    async fn update_schedules(
+        &self,
+        tx: &mut Self::Tx,
+        schedules: &[(JobKey, Schedule)],
+    ) -> StoreResult<()> {
+        for ((tenant, id), schedule) in schedules {
+            sqlx::query(
+                "UPDATE jobs SET next_run_at = ?2, state = ?3 WHERE tenant = ?4 AND id = ?1",
+            )
+            .bind(id)
+            .bind(schedule.next_run_at().map(micros))
+            .bind(schedule.state().as_str())
+            .bind(tenant)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn lock_job_for_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<Option<(i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT max_instances, target_url FROM jobs WHERE tenant = ?1 AND id = ?2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?)
+    }
+
+    async fn insert_manual_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        job: &JobId,
+        id: Uuid,
+        status: RunStatus,
+        host: Option<String>,
+    ) -> StoreResult<Run> {
+        let now = micros(Utc::now());
+        let pending = status == RunStatus::Pending;
+        sqlx::query_as::<_, RunRow>(&format!(
+            "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
+                               next_attempt_at, created_at, finished_at, tenant, host)
+             VALUES (?1, ?2, ?3, 'manual', ?4, 1, ?3, ?5, ?3, ?6, ?7, ?8)
+             RETURNING {RUN_COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(job.as_str())
+        .bind(now)
+        .bind(status.as_str())
+        .bind(pending.then_some(now))
+        .bind((!pending).then_some(now))
+        .bind(tenant.as_str())
+        .bind(host)
+        .fetch_one(&mut **tx)
+        .await?
+        .into_run()
+    }
+
+    async fn lock_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Option<(RunStatus, String)>> {
+        let found: Option<(String, String)> = sqlx::query_as(
+            "SELECT status, job_id FROM runs
+             WHERE tenant = ?1 AND id = ?2 AND subscription_id IS NULL",
+        )
+        .bind(tenant.as_str())
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+        found
+            .map(|(status, job)| Ok((run_status(&status)?, job)))
+            .transpose()
+    }
+
+    async fn redrive_run(&self, tx: &mut Self::Tx, id: Uuid) -> StoreResult<Run> {
+        sqlx::query_as::<_, RunRow>(&format!(
+            "UPDATE runs SET status = 'pending', next_attempt_at = ?2, finished_at = NULL,
+                 prior_attempts = attempt_count
+             WHERE id = ?1
+             RETURNING {RUN_COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(micros(Utc::now()))
+        .fetch_one(&mut **tx)
+        .await?
+        .into_run()
+    }
+
+    async fn insert_events(
+        &self,
+        tx: &mut Self::Tx,
+        events: &[(String, NewEvent)],
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<usize> {
+        let now = micros(Utc::now());
+        for (tenant, event) in events {
+            insert_event(tx, tenant, event, now).await?;
+        }
+        let written: Vec<Uuid> = events.iter().map(|(_, e)| e.id).collect();
+        insert_deliveries(tx, deliveries, &written, now).await
+    }
+
+    async fn subscription_interests(
+        &self,
+        tx: Option<&mut Self::Tx>,
+        tenant: &str,
+    ) -> StoreResult<Vec<SubscriptionInterest>> {
+        let query = sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
+            "SELECT id, types, job_id, host FROM subscriptions WHERE tenant = ?1",
+        )
+        .bind(tenant);
+        let rows = match tx {
+            Some(tx) => query.fetch_all(&mut **tx).await?,
+            None => query.fetch_all(&self.pool).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(id, types, job, host)| SubscriptionInterest {
+                id,
+                interest: interest(&types, job),
+                host,
+            })
+            .collect())
+    }
+
+    async fn record_fenced(
+        &self,
+        tx: &mut Self::Tx,
+        owner: &str,
+        records: &[AttemptRecord],
+    ) -> StoreResult<Vec<Uuid>> {
+        let mut recorded = Vec::new();
+        for r in records {
+            let now = micros(Utc::now());
+            let pending = matches!(r.outcome, Outcome::Retry { .. });
+            let updated = sqlx::query(
+                "UPDATE runs
+                 SET status = ?4, next_attempt_at = ?5, finished_at = ?6,
+                     lease_owner = NULL, lease_until = NULL
+                 WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempt_count = ?3",
+            )
+            .bind(r.run_id.to_string())
+            .bind(owner)
+            .bind(i64::from(r.number))
+            .bind(r.outcome.run_status().as_str())
+            .bind(pending.then(|| now + delay_ms(r.outcome).saturating_mul(1000)))
+            .bind((!pending).then_some(now))
+            .execute(&mut **tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
+                                       response_excerpt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(r.run_id.to_string())
+            .bind(i64::from(r.number))
+            .bind(micros(r.started_at))
+            .bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
+            .bind(r.status_code.map(i64::from))
+            .bind(&r.error)
+            .bind(&r.response_excerpt)
+            .execute(&mut **tx)
+            .await?;
+            recorded.push(r.run_id);
+        }
+        Ok(recorded)
+    }
+
+    async fn lock_jobs(&self, tx: &mut Self::Tx, jobs: &[JobKey]) -> StoreResult<Vec<FailedJob>> {
+        let mut found = Vec::new();
+        for (tenant, id) in jobs {
+            let job: Option<(String, bool)> = sqlx::query_as(
+                "SELECT state, pause_on_failure FROM jobs WHERE tenant = ?1 AND id = ?2",
+            )
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some((state, pause_on_failure)) = job else {
+                continue;
+            };
+            let state = JobState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {state:?}")))?;
+            found.push(FailedJob {
+                tenant: tenant.clone(),
+                id: id.clone(),
+                state,
+                pause_on_failure,
+            });
+        }
+        Ok(found)
+    }
+
+    async fn pause_jobs(&self, tx: &mut Self::Tx, jobs: &[JobKey]) -> StoreResult<()> {
+        let now = micros(Utc::now());
+        for (tenant, id) in jobs {
+            sqlx::query(
+                "UPDATE jobs SET state = 'paused', next_run_at = NULL, updated_at = ?3
+                 WHERE tenant = ?1 AND id = ?2",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn heartbeats(
+        &self,
+        tx: &mut Self::Tx,
+    ) -> StoreResult<(Vec<(String, DateTime<Utc>)>, DateTime<Utc>)> {
+        let now = Utc::now();
+        let beats: Vec<(String, i64)> = sqlx::query_as("SELECT id, heartbeat_at FROM instances")
+            .fetch_all(&mut **tx)
+            .await?;
+        let beats = beats
+            .into_iter()
+            .map(|(id, at)| (id, instant(at)))
+            .collect();
+        Ok((beats, now))
+    }
+
+    async fn lock_expired_leases(
+        &self,
+        tx: &mut Self::Tx,
+        limit: u32,
+        live: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<ExpiredRun>> {
+        // The live owners as a JSON array, for `json_each`.
+        let live = serde_json::to_string(live).unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query_as::<_, ExpiredRow>(
+            "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.attempt_count,
+                    r.prior_attempts, j.max_attempts, j.backoff_initial_s, j.backoff_max_s
+             FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
+             WHERE r.status = 'running'
+               AND (r.lease_until < ?1
+                    OR r.lease_owner NOT IN (SELECT value FROM json_each(?3)))
+             ORDER BY r.lease_until LIMIT ?2",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .bind(live)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.into_iter().map(ExpiredRow::into_expired).collect()
+    }
+
+    async fn write_recovered(
+        &self,
+        tx: &mut Self::Tx,
+        runs: &[(Uuid, Outcome)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let now = micros(now);
+        let mut written = 0;
+        for (id, outcome) in runs {
+            sqlx::query(
+                "INSERT INTO attempts (run_id, number, started_at, duration_ms, error)
+                 SELECT id, attempt_count, COALESCE(attempt_started_at, ?2),
+                        max(?2 - COALESCE(attempt_started_at, ?2), 0) / 1000, ?3
+                 FROM runs WHERE id = ?1
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id.to_string())
+            .bind(now)
+            .bind(INTERRUPTED)
+            .execute(&mut **tx)
+            .await?;
+            let pending = matches!(outcome, Outcome::Retry { .. });
+            written += sqlx::query(
+                "UPDATE runs SET status = ?2, next_attempt_at = ?3, finished_at = ?4,
+                     lease_owner = NULL, lease_until = NULL
+                 WHERE id = ?1",
+            )
+            .bind(id.to_string())
+            .bind(outcome.run_status().as_str())
+            .bind(pending.then(|| now + delay_ms(*outcome).saturating_mul(1000)))
+            .bind((!pending).then_some(now))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        }
+        Ok(written)
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -733,110 +1197,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn save_job(
+    async fn get_job(
         &self,
+        key: &SealingKey,
         tenant: &Tenant,
         id: &JobId,
-        command: &JobCommand,
-        ctx: ParseContext,
-        idempotency: Option<&Idempotency>,
-    ) -> StoreResult<(Job, Saved)> {
-        // BEGIN IMMEDIATE takes the write lock up front: the read and the
-        // write below see no other writer in between.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let existing = fetch_job(&mut tx, &self.key, tenant, id).await?;
-        let change = lifecycle::decide(id.as_str(), existing.as_ref(), command, ctx)?;
-        let events = with_tenant(
-            tenant,
-            crate::domain::event::for_job_change(id.as_str(), existing.as_ref(), &change),
-        );
-        let now = micros(Utc::now());
-        let (saved, schedule_changed) = match change {
-            JobChange::Unchanged => {
-                tx.commit().await?;
-                let job = existing.ok_or(StoreError::NotFound)?;
-                return Ok((job, Saved::Updated));
-            }
-            JobChange::Insert {
-                definition,
-                schedule,
-                secret,
-            } => {
-                let query = sqlx::query(
-                    "INSERT INTO jobs (id, name, trigger_type, cron_expr, cron_timezone, every_s,
-                         run_at, start_at, end_at, jitter_s, target_url, target_method,
-                         target_headers, target_body, target_secrets, timeout_s, misfire_grace_s,
-                         coalesce_runs, catchup_max, max_instances, max_attempts,
-                         backoff_initial_s, backoff_max_s, metadata,
-                         state, next_run_at, secret, created_at, updated_at, tenant,
-                         pause_on_failure)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-                             ?28, ?29, ?30)",
-                )
-                .bind(id.as_str());
-                let stored = StoredDefinition::of(&definition, &self.key);
-                bind_definition(query, &stored)
-                    .bind(schedule.state().as_str())
-                    .bind(schedule.next_run_at().map(micros))
-                    .bind(self.key.seal(&secret))
-                    .bind(now)
-                    .bind(tenant.as_str())
-                    .bind(stored.pause_on_failure)
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some(idempotency) = idempotency {
-                    record_idempotency(&mut tx, tenant, idempotency, id.as_str(), now).await?;
-                }
-                (Saved::Created, true)
-            }
-            JobChange::Update {
-                definition,
-                schedule,
-            } => {
-                let query = sqlx::query(
-                    "UPDATE jobs SET name = ?2, trigger_type = ?3, cron_expr = ?4,
-                         cron_timezone = ?5, every_s = ?6, run_at = ?7, start_at = ?8,
-                         end_at = ?9, jitter_s = ?10, target_url = ?11, target_method = ?12,
-                         target_headers = ?13, target_body = ?14, target_secrets = ?15,
-                         timeout_s = ?16, misfire_grace_s = ?17, coalesce_runs = ?18,
-                         catchup_max = ?19, max_instances = ?20, max_attempts = ?21,
-                         backoff_initial_s = ?22, backoff_max_s = ?23, metadata = ?24,
-                         state = COALESCE(?25, state),
-                         next_run_at = CASE WHEN ?25 IS NULL THEN next_run_at ELSE ?26 END,
-                         updated_at = ?27, pause_on_failure = ?29
-                     WHERE tenant = ?28 AND id = ?1",
-                )
-                .bind(id.as_str());
-                let stored = StoredDefinition::of(&definition, &self.key);
-                bind_definition(query, &stored)
-                    .bind(schedule.map(|s| s.state().as_str()))
-                    .bind(schedule.and_then(Schedule::next_run_at).map(micros))
-                    .bind(now)
-                    .bind(tenant.as_str())
-                    .bind(stored.pause_on_failure)
-                    .execute(&mut *tx)
-                    .await?;
-                (Saved::Updated, schedule.is_some())
-            }
-        };
-        let deliveries = write_events(&mut tx, &events, now).await?;
-        let job = fetch_job(&mut tx, &self.key, tenant, id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tx.commit().await?;
-        if schedule_changed {
-            self.wakeups.jobs_changed();
-        }
-        if !events.is_empty() {
-            self.events_written(deliveries);
-        }
-        Ok((job, saved))
-    }
-
-    async fn get_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<Job>> {
+    ) -> StoreResult<Option<Job>> {
         let mut conn = self.pool.acquire().await?;
-        fetch_job(&mut conn, &self.key, tenant, id).await
+        fetch_job(&mut conn, key, tenant, id).await
     }
 
     async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
@@ -849,7 +1217,12 @@ impl Store for SqliteStore {
         Ok(found.is_some())
     }
 
-    async fn list_jobs(&self, tenant: &Tenant, filter: &JobFilter) -> StoreResult<Vec<Job>> {
+    async fn list_jobs(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        filter: &JobFilter,
+    ) -> StoreResult<Vec<Job>> {
         let mut query = QueryBuilder::<Sqlite>::new(job_query!(" WHERE j.tenant = "));
         query.push_bind(tenant.as_str().to_string());
         if let Some(state) = filter.state {
@@ -877,135 +1250,8 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(|row| row.into_job(&self.key))
+            .map(|row| row.into_job(key))
             .collect()
-    }
-
-    async fn delete_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query("DELETE FROM jobs WHERE tenant = ?1 AND id = ?2")
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            tx.commit().await?;
-            return Ok(false);
-        }
-        let events = with_tenant(tenant, vec![crate::domain::event::job_deleted(id.as_str())]);
-        let deliveries = write_events(&mut tx, &events, micros(Utc::now())).await?;
-        tx.commit().await?;
-        self.events_written(deliveries);
-        Ok(true)
-    }
-
-    async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome> {
-        // The write lock first: another process on the same file waits, and
-        // then sees what this one committed.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let now = crate::domain::instant::truncate(Utc::now());
-        let due = sqlx::query_as::<_, DueRow>(
-            "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
-                    end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
-                    max_instances, target_url
-             FROM jobs
-             WHERE next_run_at IS NOT NULL AND next_run_at <= ?1
-             ORDER BY next_run_at
-             LIMIT ?2",
-        )
-        .bind(micros(now))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut outcome = ClaimOutcome::default();
-        let mut events = Vec::new();
-        for row in due {
-            let schedule = match StoredTrigger::from(row.trigger).into_trigger(&row.id) {
-                Ok(trigger) => {
-                    let job = DueJob {
-                        trigger: &trigger,
-                        next_run_at: instant(row.next_run_at),
-                        misfire_grace_s: row.misfire_grace_s.and_then(|g| u32::try_from(g).ok()),
-                        coalesce: row.coalesce_runs,
-                        catchup_max: count(row.catchup_max).max(1),
-                        max_instances: count(row.max_instances).max(1),
-                        in_flight: count(count_in_flight(&mut tx, &row.tenant, &row.id).await?),
-                    };
-                    let decision = plan(&job, now);
-                    for run in decision.runs {
-                        let pending = run.status == RunStatus::Pending;
-                        let created = micros(Utc::now());
-                        let run_id = Uuid::now_v7();
-                        let inserted = sqlx::query(
-                            "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences,
-                                               deliver_after, next_attempt_at, created_at, finished_at,
-                                               tenant, host)
-                             VALUES (?1, ?2, ?3, 'schedule', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .bind(run_id.to_string())
-                        .bind(&row.id)
-                        .bind(micros(run.scheduled_for))
-                        .bind(run.status.as_str())
-                        .bind(run.occurrences.min(i64::MAX as u64) as i64)
-                        .bind(micros(run.deliver_after))
-                        .bind(pending.then(|| micros(run.deliver_after)))
-                        .bind(created)
-                        .bind((!pending).then_some(created))
-                        .bind(&row.tenant)
-                        .bind(run_host(&row.target_url))
-                        .execute(&mut *tx)
-                        .await?;
-                        if inserted.rows_affected() > 0 {
-                            outcome.count(run.status);
-                            events.push((
-                                row.tenant.clone(),
-                                crate::domain::event::run_created(
-                                    &row.id,
-                                    run_id,
-                                    run.status,
-                                    RunCause::Schedule,
-                                    run.scheduled_for,
-                                    run.occurrences,
-                                ),
-                            ));
-                        }
-                    }
-                    decision.schedule
-                }
-                Err(e) => {
-                    tracing::error!(tenant = %row.tenant, job_id = %row.id, error = %e, "cannot schedule job; retrying in an hour");
-                    Schedule::Scheduled {
-                        next_run_at: now + chrono::TimeDelta::hours(1),
-                    }
-                }
-            };
-            sqlx::query(
-                "UPDATE jobs SET next_run_at = ?2, state = ?3 WHERE tenant = ?4 AND id = ?1",
-            )
-            .bind(&row.id)
-            .bind(schedule.next_run_at().map(micros))
-            .bind(schedule.state().as_str())
-            .bind(&row.tenant)
-            .execute(&mut *tx)
-            .await?;
-            if schedule == Schedule::Completed {
-                events.push((
-                    row.tenant.clone(),
-                    crate::domain::event::job_completed(&row.id),
-                ));
-            }
-            outcome.jobs += 1;
-        }
-        let deliveries = write_events(&mut tx, &events, micros(Utc::now())).await?;
-        tx.commit().await?;
-        if outcome.pending > 0 {
-            self.wakeups.runs_changed();
-        }
-        if !events.is_empty() {
-            self.events_written(deliveries);
-        }
-        Ok(outcome)
     }
 
     async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
@@ -1015,65 +1261,6 @@ impl Store for SqliteStore {
                 .await?;
         let now = micros(Utc::now());
         Ok(earliest.map(|at| Duration::from_micros(at.saturating_sub(now).max(0) as u64)))
-    }
-
-    async fn create_manual_run(
-        &self,
-        tenant: &Tenant,
-        id: &JobId,
-        idempotency: Option<&Idempotency>,
-    ) -> StoreResult<Run> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let found: Option<(i64, String)> = sqlx::query_as(
-            "SELECT max_instances, target_url FROM jobs WHERE tenant = ?1 AND id = ?2",
-        )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (max_instances, target_url) = found.ok_or(StoreError::NotFound)?;
-        let in_flight = count_in_flight(&mut tx, tenant.as_str(), id.as_str()).await?;
-        let status = lifecycle::manual_run_status(count(max_instances), count(in_flight));
-        let now = micros(Utc::now());
-        let pending = status == RunStatus::Pending;
-        let run = sqlx::query_as::<_, RunRow>(&format!(
-            "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
-                               next_attempt_at, created_at, finished_at, tenant, host)
-             VALUES (?1, ?2, ?3, 'manual', ?4, 1, ?3, ?5, ?3, ?6, ?7, ?8)
-             RETURNING {RUN_COLUMNS}"
-        ))
-        .bind(Uuid::now_v7().to_string())
-        .bind(id.as_str())
-        .bind(now)
-        .bind(status.as_str())
-        .bind(pending.then_some(now))
-        .bind((!pending).then_some(now))
-        .bind(tenant.as_str())
-        .bind(run_host(&target_url))
-        .fetch_one(&mut *tx)
-        .await?
-        .into_run()?;
-        if let Some(idempotency) = idempotency {
-            record_idempotency(&mut tx, tenant, idempotency, &run.id.to_string(), now).await?;
-        }
-        let events = with_tenant(
-            tenant,
-            vec![crate::domain::event::run_created(
-                id.as_str(),
-                run.id,
-                status,
-                RunCause::Manual,
-                run.scheduled_for,
-                1,
-            )],
-        );
-        let deliveries = write_events(&mut tx, &events, now).await?;
-        tx.commit().await?;
-        if pending {
-            self.wakeups.runs_changed();
-        }
-        self.events_written(deliveries);
-        Ok(run)
     }
 
     async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>> {
@@ -1237,6 +1424,7 @@ impl Store for SqliteStore {
 
     async fn claim_runs(
         &self,
+        key: &SealingKey,
         owner: &str,
         limit: u32,
         lease_margin: Duration,
@@ -1292,7 +1480,7 @@ impl Store for SqliteStore {
         tx.commit().await?;
         claimed
             .into_iter()
-            .map(|row| row.into_parts(now)?.into_claimed(&self.key))
+            .map(|row| row.into_parts(now)?.into_claimed(key))
             .collect()
     }
 
@@ -1321,66 +1509,6 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<u64> {
-        if records.is_empty() {
-            return Ok(0);
-        }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut recorded = Vec::new();
-        let mut retrying = false;
-        for r in records {
-            let now = micros(Utc::now());
-            let pending = matches!(r.outcome, Outcome::Retry { .. });
-            let updated: Option<(String, Option<String>)> = sqlx::query_as(
-                "UPDATE runs
-                 SET status = ?4, next_attempt_at = ?5, finished_at = ?6,
-                     lease_owner = NULL, lease_until = NULL
-                 WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempt_count = ?3
-                 RETURNING tenant, job_id",
-            )
-            .bind(r.run_id.to_string())
-            .bind(owner)
-            .bind(i64::from(r.number))
-            .bind(r.outcome.run_status().as_str())
-            .bind(pending.then(|| now + delay_ms(r.outcome).saturating_mul(1000)))
-            .bind((!pending).then_some(now))
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((tenant, job_id)) = updated else {
-                continue;
-            };
-            retrying |= pending;
-            sqlx::query(
-                "INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
-                                       response_excerpt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(r.run_id.to_string())
-            .bind(i64::from(r.number))
-            .bind(micros(r.started_at))
-            .bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
-            .bind(r.status_code.map(i64::from))
-            .bind(&r.error)
-            .bind(&r.response_excerpt)
-            .execute(&mut *tx)
-            .await?;
-            recorded.push((r.run_id, tenant, job_id));
-        }
-        let now = micros(Utc::now());
-        let (mut events, failed) = attempt_events(records, &recorded);
-        events.extend(pause_failed_jobs(&mut tx, &failed, now).await?);
-        let deliveries = write_events(&mut tx, &events, now).await?;
-        tx.commit().await?;
-        if retrying {
-            self.wakeups.runs_changed();
-        }
-        if !events.is_empty() {
-            self.events_written(deliveries);
-        }
-        Ok(recorded.len() as u64)
-    }
-
     async fn release_runs(
         &self,
         owner: &str,
@@ -1407,102 +1535,6 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(released)
-    }
-
-    async fn recover_expired_leases(
-        &self,
-        limit: u32,
-        instance_timeout: Duration,
-        recover: &RecoverFn<'_>,
-    ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let now = micros(Utc::now());
-        let beats: Vec<(String, i64)> = sqlx::query_as("SELECT id, heartbeat_at FROM instances")
-            .fetch_all(&mut *tx)
-            .await?;
-        let live = lease::live_owners(
-            beats.iter().map(|(id, at)| (id.as_str(), instant(*at))),
-            instant(now),
-            instance_timeout,
-        );
-        // The live owners as a JSON array, for `json_each`.
-        let live = serde_json::to_string(&live).unwrap_or_else(|_| "[]".into());
-        let expired = sqlx::query_as::<_, ExpiredRow>(
-            "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.attempt_count,
-                    r.prior_attempts, r.attempt_started_at, j.max_attempts, j.backoff_initial_s,
-                    j.backoff_max_s
-             FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
-             WHERE r.status = 'running'
-               AND (r.lease_until < ?1
-                    OR r.lease_owner NOT IN (SELECT value FROM json_each(?3)))
-             ORDER BY r.lease_until LIMIT ?2",
-        )
-        .bind(now)
-        .bind(i64::from(limit))
-        .bind(live)
-        .fetch_all(&mut *tx)
-        .await?;
-        let (mut records, mut recorded) = (Vec::new(), Vec::new());
-        for row in &expired {
-            let subject = lease_subject(row.job_id.as_deref(), row.subscription_id.as_deref());
-            let retry = row
-                .max_attempts
-                .zip(row.backoff_initial_s)
-                .zip(row.backoff_max_s)
-                .map(
-                    |((max_attempts, backoff_initial_s), backoff_max_s)| StoredRetry {
-                        max_attempts,
-                        backoff_initial_s,
-                        backoff_max_s,
-                    },
-                );
-            let run = run_id(&row.id)?;
-            let attempt = count(row.attempt_count);
-            let outcome = recover(&ExpiredLease {
-                run_id: run,
-                subject: &subject,
-                attempt,
-                prior_attempts: count(row.prior_attempts),
-                policy: lease_policy(&subject, retry),
-            });
-            let started_at = row.attempt_started_at.unwrap_or(now);
-            sqlx::query(
-                "INSERT INTO attempts (run_id, number, started_at, duration_ms, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-            )
-            .bind(&row.id)
-            .bind(row.attempt_count)
-            .bind(started_at)
-            .bind((now - started_at).max(0) / 1000)
-            .bind(INTERRUPTED)
-            .execute(&mut *tx)
-            .await?;
-            let pending = matches!(outcome, Outcome::Retry { .. });
-            sqlx::query(
-                "UPDATE runs SET status = ?2, next_attempt_at = ?3, finished_at = ?4,
-                     lease_owner = NULL, lease_until = NULL
-                 WHERE id = ?1",
-            )
-            .bind(&row.id)
-            .bind(outcome.run_status().as_str())
-            .bind(pending.then(|| now + delay_ms(outcome).saturating_mul(1000)))
-            .bind((!pending).then_some(now))
-            .execute(&mut *tx)
-            .await?;
-            records.push(AttemptRecord::interrupted(run, attempt, outcome));
-            recorded.push((run, row.tenant.clone(), row.job_id.clone()));
-        }
-        let (mut events, failed) = attempt_events(&records, &recorded);
-        events.extend(pause_failed_jobs(&mut tx, &failed, now).await?);
-        let deliveries = write_events(&mut tx, &events, now).await?;
-        tx.commit().await?;
-        if !expired.is_empty() {
-            self.wakeups.runs_changed();
-        }
-        if !events.is_empty() {
-            self.events_written(deliveries);
-        }
-        Ok(expired.len() as u64)
     }
 
     async fn register_instance(&self, id: &str, version: &str) -> StoreResult<()> {
@@ -1580,7 +1612,12 @@ impl Store for SqliteStore {
         Ok(earliest.map(|at| Duration::from_micros(at.saturating_sub(now).max(0) as u64)))
     }
 
-    async fn get_secret(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<JobSecret>> {
+    async fn get_secret(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<Option<JobSecret>> {
         sqlx::query_as::<_, SecretRow>(
             "SELECT secret, previous_secret, previous_secret_expires_at FROM jobs
              WHERE tenant = ?1 AND id = ?2",
@@ -1589,12 +1626,13 @@ impl Store for SqliteStore {
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?
-        .map(|row| row.open(&self.key))
+        .map(|row| row.open(key))
         .transpose()
     }
 
     async fn rotate_secret(
         &self,
+        key: &SealingKey,
         tenant: &Tenant,
         id: &JobId,
         new_secret: &str,
@@ -1606,12 +1644,12 @@ impl Store for SqliteStore {
              RETURNING secret, previous_secret, previous_secret_expires_at",
         )
         .bind(id.as_str())
-        .bind(self.key.seal(new_secret))
+        .bind(key.seal(new_secret))
         .bind(micros(Utc::now()) + duration_micros(grace))
         .bind(tenant.as_str())
         .fetch_optional(&self.pool)
         .await?
-        .map(|row| row.open(&self.key))
+        .map(|row| row.open(key))
         .transpose()
     }
 
@@ -1758,10 +1796,11 @@ impl Store for SqliteStore {
 
     async fn create_subscription(
         &self,
+        key: &SealingKey,
         tenant: &Tenant,
         subscription: &NewSubscription,
     ) -> StoreResult<Subscription> {
-        let stored = StoredTarget::of(&subscription.target, &self.key);
+        let stored = StoredTarget::of(&subscription.target, key);
         let row = sqlx::query_as::<_, SubscriptionRow>(
             "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types, job_id, secret,
                                         created_at, host)
@@ -1774,7 +1813,7 @@ impl Store for SqliteStore {
         .bind(&stored.secrets)
         .bind(types_text(&subscription.interest.types))
         .bind(&subscription.interest.job_id)
-        .bind(self.key.seal(&subscription.secret))
+        .bind(key.seal(&subscription.secret))
         .bind(micros(Utc::now()))
         .bind(run_host(&stored.url))
         .fetch_one(&self.pool)
@@ -1785,10 +1824,14 @@ impl Store for SqliteStore {
             }
             e => e.into(),
         })?;
-        row.into_subscription(&self.key)
+        row.into_subscription(key)
     }
 
-    async fn list_subscriptions(&self, tenant: &Tenant) -> StoreResult<Vec<Subscription>> {
+    async fn list_subscriptions(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+    ) -> StoreResult<Vec<Subscription>> {
         sqlx::query_as::<_, SubscriptionRow>(
             "SELECT id, target_url, target_secrets, types, job_id, created_at FROM subscriptions
              WHERE tenant = ?1 ORDER BY created_at, id",
@@ -1797,12 +1840,13 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .into_iter()
-        .map(|row| row.into_subscription(&self.key))
+        .map(|row| row.into_subscription(key))
         .collect()
     }
 
     async fn get_subscription(
         &self,
+        key: &SealingKey,
         tenant: &Tenant,
         id: &str,
     ) -> StoreResult<Option<Subscription>> {
@@ -1814,11 +1858,16 @@ impl Store for SqliteStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
-        .map(|row| row.into_subscription(&self.key))
+        .map(|row| row.into_subscription(key))
         .transpose()
     }
 
-    async fn subscription_secret(&self, tenant: &Tenant, id: &str) -> StoreResult<Option<String>> {
+    async fn subscription_secret(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<Option<String>> {
         let sealed: Option<String> =
             sqlx::query_scalar("SELECT secret FROM subscriptions WHERE tenant = ?1 AND id = ?2")
                 .bind(tenant.as_str())
@@ -1826,7 +1875,7 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await?;
         sealed
-            .map(|s| open_secret(&self.key, &s, None).map(|secret| secret.secret))
+            .map(|s| open_secret(key, &s, None).map(|secret| secret.secret))
             .transpose()
     }
 
@@ -1878,45 +1927,6 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn retry_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Run> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let found: Option<(String, String)> = sqlx::query_as(
-            "SELECT status, job_id FROM runs
-             WHERE tenant = ?1 AND id = ?2 AND subscription_id IS NULL",
-        )
-        .bind(tenant.as_str())
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (status, job_id) = found.ok_or(StoreError::NotFound)?;
-        lifecycle::may_retry(run_status(&status)?)?;
-        let now = micros(Utc::now());
-        let run = sqlx::query_as::<_, RunRow>(&format!(
-            "UPDATE runs SET status = 'pending', next_attempt_at = ?2, finished_at = NULL,
-                 prior_attempts = attempt_count
-             WHERE id = ?1
-             RETURNING {RUN_COLUMNS}"
-        ))
-        .bind(id.to_string())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?
-        .into_run()?;
-        let events = with_tenant(
-            tenant,
-            vec![crate::domain::event::run_retried(
-                &job_id,
-                id,
-                run.attempt_count,
-            )],
-        );
-        let deliveries = write_events(&mut tx, &events, now).await?;
-        tx.commit().await?;
-        self.wakeups.runs_changed();
-        self.events_written(deliveries);
-        Ok(run)
-    }
-
     async fn gauges(&self) -> StoreResult<Gauges> {
         let runs_pending: i64 =
             sqlx::query_scalar("SELECT count(*) FROM runs WHERE status = 'pending'")
@@ -1938,7 +1948,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn spawn_listener(&self, _shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+    fn spawn_listener(
+        &self,
+        _wakeups: Arc<Wakeups>,
+        _subscriptions: Arc<SubscriptionCache>,
+        _shutdown: CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         // One process per file: the in-process wake-ups are all there is.
         None
     }

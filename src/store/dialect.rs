@@ -1,0 +1,431 @@
+//! The SQL-level primitives a database provides (DESIGN §1, "as it grew"):
+//! each one statement, or the smallest loop of statements its SQL allows,
+//! at the granularity PostgreSQL batches with `UNNEST`. They read and write
+//! what they are given and decide nothing; [`super::writes`] orchestrates
+//! every write path once over them, as River's `riverdriver` does for its
+//! drivers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::shape::{StoredDefinition, StoredRetry, StoredTrigger};
+use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
+use super::{
+    Attempt, AttemptRecord, ClaimedRun, DeliveryRecord, Event, EventFilter, Gauges, Idempotency,
+    IdempotentRequest, Instance, Job, JobFilter, JobSecret, NewEvent, NewSubscription, NewToken,
+    Run, RunFilter, StoreResult, Subscription, Tenant, TokenInfo,
+};
+use crate::domain::job::{JobId, JobState, Schedule};
+use crate::domain::retry::Outcome;
+use crate::domain::run::RunStatus;
+use crate::domain::sealing::SealingKey;
+use crate::wakeup::Wakeups;
+
+/// Who a notification is for, on every instance (PostgreSQL's `NOTIFY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Channel {
+    /// Schedulers: a job's next fire time may be earlier.
+    Jobs,
+    /// Dispatchers: runs to deliver.
+    Runs,
+    /// Subscription caches: subscriptions changed.
+    Subscriptions,
+}
+
+/// A job and tenant, as rows name them.
+pub(crate) type JobKey = (String, String);
+
+/// A due job as the scheduler's pass reads it under its row lock.
+pub(crate) struct DueRow {
+    pub tenant: String,
+    pub id: String,
+    pub trigger: StoredTrigger,
+    pub next_run_at: DateTime<Utc>,
+    pub misfire_grace_s: Option<i64>,
+    pub coalesce: bool,
+    pub catchup_max: i64,
+    pub max_instances: i64,
+    pub target_url: String,
+}
+
+/// A scheduled run to insert, with its `run.created` event (written only
+/// if the run is: an occurrence that has its run already gets neither).
+pub(crate) struct NewRun {
+    pub id: Uuid,
+    pub tenant: String,
+    pub job_id: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub status: RunStatus,
+    pub occurrences: u64,
+    pub deliver_after: DateTime<Utc>,
+    pub host: Option<String>,
+    pub created: NewEvent,
+}
+
+/// A delivery of an event to a subscription: a pending run of its own.
+/// Written only where its event is, and its subscription still exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewDelivery {
+    pub id: Uuid,
+    pub tenant: String,
+    pub subscription_id: String,
+    pub event_id: Uuid,
+    pub host: Option<String>,
+}
+
+/// A run whose lease expired, locked for recovery.
+pub(crate) struct ExpiredRun {
+    pub run_id: Uuid,
+    pub tenant: String,
+    pub job_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub attempt_count: i64,
+    pub prior_attempts: i64,
+    /// Its job's retry policy as stored (none for an event's delivery).
+    pub retry: Option<StoredRetry>,
+}
+
+/// A job whose failed run may pause it, locked.
+pub(crate) struct FailedJob {
+    pub tenant: String,
+    pub id: String,
+    pub state: JobState,
+    pub pause_on_failure: bool,
+}
+
+#[async_trait]
+pub(crate) trait Dialect: Send + Sync + Sized + 'static {
+    /// One write transaction; on SQLite it holds the write lock from its start.
+    type Tx: Send;
+
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> &'static str;
+
+    async fn begin(&self) -> StoreResult<Self::Tx>;
+    async fn commit(tx: Self::Tx) -> StoreResult<()>;
+
+    /// Sends `channel` when `tx` commits (nothing where one process is all).
+    async fn notify(&self, tx: &mut Self::Tx, channel: Channel) -> StoreResult<()>;
+    /// Sends `channel` now, outside a transaction.
+    async fn notify_now(&self, channel: Channel) -> StoreResult<()>;
+    /// After a transaction that wrote events committed: tells the other
+    /// instances' streams (and dispatchers, for `deliveries`).
+    fn events_committed(&self, deliveries: usize);
+
+    // Jobs.
+
+    /// The job, its row locked for the rest of `tx` where `lock`.
+    async fn read_job(
+        &self,
+        tx: &mut Self::Tx,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &JobId,
+        lock: bool,
+    ) -> StoreResult<Option<Job>>;
+    /// False when the id is taken (by a concurrent writer).
+    async fn insert_job(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+        definition: &StoredDefinition,
+        schedule: Schedule,
+        sealed_secret: &str,
+    ) -> StoreResult<bool>;
+    /// Writes the definition, and the schedule when there is one.
+    async fn update_job(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+        definition: &StoredDefinition,
+        schedule: Option<Schedule>,
+    ) -> StoreResult<()>;
+    /// Deletes the job and its runs; false when there was none.
+    async fn delete_job(&self, tx: &mut Self::Tx, tenant: &Tenant, id: &JobId)
+    -> StoreResult<bool>;
+    /// Records an Idempotency-Key with what it made; false when another
+    /// request recorded it within its window meanwhile.
+    async fn record_idempotency(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        idempotency: &Idempotency,
+        resource_id: &str,
+    ) -> StoreResult<bool>;
+
+    // The scheduler's pass.
+
+    /// Up to `limit` due jobs, locked (skipping those other instances
+    /// hold), with the database's `now`.
+    async fn lock_due_jobs(
+        &self,
+        tx: &mut Self::Tx,
+        limit: u32,
+    ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)>;
+    /// Runs in flight (pending or running) of each job, counted after its
+    /// lock is held.
+    async fn count_in_flight(
+        &self,
+        tx: &mut Self::Tx,
+        jobs: &[JobKey],
+    ) -> StoreResult<HashMap<JobKey, u32>>;
+    /// Inserts the runs, their `run.created` events and those events'
+    /// deliveries; answers the statuses of the runs inserted and how many
+    /// deliveries were.
+    async fn insert_runs(
+        &self,
+        tx: &mut Self::Tx,
+        runs: &[NewRun],
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<(Vec<RunStatus>, usize)>;
+    /// Writes the jobs' new schedules.
+    async fn update_schedules(
+        &self,
+        tx: &mut Self::Tx,
+        schedules: &[(JobKey, Schedule)],
+    ) -> StoreResult<()>;
+
+    // Manual runs and redrives.
+
+    /// The job's `max_instances` and target URL, its row locked.
+    async fn lock_job_for_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<Option<(i64, String)>>;
+    /// A manual run now (database clock).
+    async fn insert_manual_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        job: &JobId,
+        id: Uuid,
+        status: RunStatus,
+        host: Option<String>,
+    ) -> StoreResult<Run>;
+    /// A job run's status and job id, its row locked.
+    async fn lock_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Option<(RunStatus, String)>>;
+    /// Pending now, its attempts so far counted as before the redrive.
+    async fn redrive_run(&self, tx: &mut Self::Tx, id: Uuid) -> StoreResult<Run>;
+
+    // Events.
+
+    /// Writes events and their deliveries; answers how many deliveries.
+    async fn insert_events(
+        &self,
+        tx: &mut Self::Tx,
+        events: &[(String, NewEvent)],
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<usize>;
+    /// Every subscription of a tenant, for matching events in Rust: read
+    /// in `tx` when one is open.
+    async fn subscription_interests(
+        &self,
+        tx: Option<&mut Self::Tx>,
+        tenant: &str,
+    ) -> StoreResult<Vec<SubscriptionInterest>>;
+
+    // Recording attempts.
+
+    /// Records attempts fenced on `owner` and the attempt number (a run
+    /// taken over or deleted is left alone); answers the runs recorded.
+    async fn record_fenced(
+        &self,
+        tx: &mut Self::Tx,
+        owner: &str,
+        records: &[AttemptRecord],
+    ) -> StoreResult<Vec<Uuid>>;
+    /// [`record_fenced`](Self::record_fenced) with the events of what was
+    /// recorded and their deliveries, in a transaction of its own; answers
+    /// the runs recorded and the deliveries written. PostgreSQL does it in
+    /// one statement.
+    async fn record_with_events(
+        &self,
+        owner: &str,
+        records: &[AttemptRecord],
+        events: &[(String, NewEvent)],
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<(Vec<Uuid>, usize)> {
+        let mut tx = self.begin().await?;
+        let recorded = self.record_fenced(&mut tx, owner, records).await?;
+        let events: Vec<(String, NewEvent)> = events
+            .iter()
+            .filter(|(_, e)| e.run_id.is_some_and(|r| recorded.contains(&r)))
+            .cloned()
+            .collect();
+        let written = self.insert_events(&mut tx, &events, deliveries).await?;
+        Self::commit(tx).await?;
+        Ok((recorded, written))
+    }
+    /// The jobs, their rows locked.
+    async fn lock_jobs(&self, tx: &mut Self::Tx, jobs: &[JobKey]) -> StoreResult<Vec<FailedJob>>;
+    /// Pauses the jobs (no next fire time).
+    async fn pause_jobs(&self, tx: &mut Self::Tx, jobs: &[JobKey]) -> StoreResult<()>;
+
+    // Lease recovery.
+
+    /// Every instance's last heartbeat, and the database's `now`.
+    async fn heartbeats(
+        &self,
+        tx: &mut Self::Tx,
+    ) -> StoreResult<(Vec<(String, DateTime<Utc>)>, DateTime<Utc>)>;
+    /// Up to `limit` running runs whose lease passed or whose owner is not
+    /// in `live`, locked.
+    async fn lock_expired_leases(
+        &self,
+        tx: &mut Self::Tx,
+        limit: u32,
+        live: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<ExpiredRun>>;
+    /// Records each run's cut-off attempt as interrupted and writes the
+    /// run as decided; answers how many.
+    async fn write_recovered(
+        &self,
+        tx: &mut Self::Tx,
+        runs: &[(Uuid, Outcome)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    // Reads and single-statement writes, answered as the store answers them.
+
+    async fn ping(&self) -> StoreResult<()>;
+    async fn get_job(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<Option<Job>>;
+    async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool>;
+    async fn list_jobs(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        filter: &JobFilter,
+    ) -> StoreResult<Vec<Job>>;
+    async fn next_due_in(&self) -> StoreResult<Option<Duration>>;
+    async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>>;
+    async fn find_idempotent_request(
+        &self,
+        tenant: &Tenant,
+        scope: &str,
+        key: &str,
+        within: Duration,
+    ) -> StoreResult<Option<IdempotentRequest>>;
+    async fn delete_expired_idempotency_keys(
+        &self,
+        older_than: Duration,
+        batch: u32,
+    ) -> StoreResult<u64>;
+    async fn get_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>>;
+    async fn delete_expired_runs(&self, retention: Duration, batch: u32) -> StoreResult<u64>;
+    async fn trim_run_history(
+        &self,
+        keep: u32,
+        batch: u32,
+        finished_within: Option<Duration>,
+    ) -> StoreResult<u64>;
+    async fn claim_runs(
+        &self,
+        key: &SealingKey,
+        owner: &str,
+        limit: u32,
+        lease_margin: Duration,
+        busy_hosts: &[String],
+    ) -> StoreResult<Vec<ClaimedRun>>;
+    async fn renew_lease(
+        &self,
+        owner: &str,
+        run: Uuid,
+        attempt: u32,
+        lease_margin: Duration,
+    ) -> StoreResult<bool>;
+    async fn release_runs(
+        &self,
+        owner: &str,
+        runs: &[(Uuid, u32)],
+        after: Duration,
+    ) -> StoreResult<u64>;
+    async fn register_instance(&self, id: &str, version: &str) -> StoreResult<()>;
+    async fn heartbeat(&self, id: &str) -> StoreResult<bool>;
+    async fn deregister_instance(&self, id: &str) -> StoreResult<()>;
+    async fn list_instances(&self) -> StoreResult<Vec<Instance>>;
+    async fn delete_dead_instances(&self, older_than: Duration) -> StoreResult<u64>;
+    async fn next_attempt_in(&self) -> StoreResult<Option<Duration>>;
+    async fn get_secret(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<Option<JobSecret>>;
+    async fn rotate_secret(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &JobId,
+        new_secret: &str,
+        grace: Duration,
+    ) -> StoreResult<Option<JobSecret>>;
+    async fn create_token(&self, token: &NewToken) -> StoreResult<TokenInfo>;
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>>;
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>>;
+    async fn revoke_token(&self, id: &str) -> StoreResult<bool>;
+    async fn touch_token(&self, id: &str) -> StoreResult<()>;
+    async fn tokens_exist(&self) -> StoreResult<bool>;
+    async fn list_events(&self, tenant: &Tenant, filter: &EventFilter) -> StoreResult<Vec<Event>>;
+    async fn latest_event_id(&self, tenant: &Tenant) -> StoreResult<Option<Uuid>>;
+    async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64>;
+    async fn create_subscription(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        subscription: &NewSubscription,
+    ) -> StoreResult<Subscription>;
+    async fn list_subscriptions(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+    ) -> StoreResult<Vec<Subscription>>;
+    async fn get_subscription(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<Option<Subscription>>;
+    async fn subscription_secret(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<Option<String>>;
+    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool>;
+    async fn list_deliveries(
+        &self,
+        tenant: &Tenant,
+        subscription_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+    async fn gauges(&self) -> StoreResult<Gauges>;
+
+    /// Forwards other instances' notifications to this process's wake-ups
+    /// and subscription cache, until `shutdown`; `None` where there are none.
+    fn spawn_listener(
+        &self,
+        wakeups: std::sync::Arc<Wakeups>,
+        subscriptions: std::sync::Arc<SubscriptionCache>,
+        shutdown: CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>>;
+}

@@ -1,0 +1,838 @@
+//! Every write path once, for both databases (DESIGN §1, "as it grew"):
+//! begin → read under lock → the domain decides → rows and events →
+//! notify → commit → wake-ups. The [`Dialect`] provides the statements;
+//! nothing here is SQL, and nothing there decides.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::dialect::{Channel, Dialect, JobKey, NewDelivery, NewRun};
+use super::shape::StoredDefinition;
+use super::subscriptions::{Interests, SubscriptionCache};
+use super::{
+    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, DeliveryRecord, Event, EventFilter,
+    ExpiredLease, Gauges, Idempotency, IdempotentRequest, Instance, Job, JobFilter, JobSecret,
+    NewEvent, NewSubscription, NewToken, PlanFn, RecoverFn, Run, RunFilter, Saved, Store,
+    StoreError, StoreResult, Subscription, Tenant, TokenInfo, count, lease_policy, lease_subject,
+    run_host,
+};
+use crate::domain::event;
+use crate::domain::job::{JobId, ParseContext, Schedule};
+use crate::domain::lease;
+use crate::domain::lifecycle::{self, JobChange, JobCommand};
+use crate::domain::misfire::{self, DueJob};
+use crate::domain::retry::Outcome;
+use crate::domain::run::{RunCause, RunStatus};
+use crate::domain::sealing::SealingKey;
+use crate::wakeup::Wakeups;
+
+/// The store over one database: its dialect, this process's wake-ups, the
+/// key secrets are sealed with, and the subscriptions events are matched to.
+pub struct SqlStore<D> {
+    pub(crate) db: D,
+    wakeups: Arc<Wakeups>,
+    pub(crate) key: SealingKey,
+    subscriptions: Arc<SubscriptionCache>,
+}
+
+/// Events of one tenant.
+fn with_tenant(tenant: &Tenant, events: Vec<NewEvent>) -> Vec<(String, NewEvent)> {
+    events
+        .into_iter()
+        .map(|e| (tenant.as_str().to_string(), e))
+        .collect()
+}
+
+/// The events of attempts recorded (`recorded`; every one when `None`) of
+/// job runs (an event's delivery makes none: no events about events).
+fn attempt_events(records: &[AttemptRecord], recorded: Option<&[Uuid]>) -> Vec<(String, NewEvent)> {
+    records
+        .iter()
+        .filter(|r| recorded.is_none_or(|ids| ids.contains(&r.run_id)))
+        .filter_map(|r| Some((r, r.job_id.as_ref()?)))
+        .flat_map(|(record, job_id)| {
+            let error =
+                crate::domain::run::problem_in_words(record.error.as_deref(), record.status_code);
+            event::for_attempt(&event::AttemptSummary {
+                job_id: job_id.as_str(),
+                run_id: record.run_id,
+                attempt: record.number,
+                status_code: record.status_code,
+                error: error.as_deref(),
+                outcome: record.outcome,
+            })
+            .into_iter()
+            .map(|e| (record.tenant.as_str().to_string(), e))
+        })
+        .collect()
+}
+
+/// The failed job runs among the recorded ones: tenant, job, run.
+fn failed_runs(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<(String, String, Uuid)> {
+    records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Failed && recorded.contains(&r.run_id))
+        .filter_map(|r| {
+            let job = r.job_id.as_ref()?;
+            Some((r.tenant.as_str().to_string(), job.to_string(), r.run_id))
+        })
+        .collect()
+}
+
+// The dialect is the store's own business: outside it, a `SqlStore` is
+// only ever a `PgStore` or a `SqliteStore`.
+#[allow(private_bounds)]
+impl<D: Dialect> SqlStore<D> {
+    pub(crate) fn new(db: D, wakeups: Arc<Wakeups>, key: SealingKey) -> Self {
+        Self {
+            db,
+            wakeups,
+            key,
+            subscriptions: Arc::default(),
+        }
+    }
+
+    /// A tenant's subscriptions, from the cache or read (in `tx` when one
+    /// is open, so a transaction never waits for a second connection).
+    async fn interests(&self, tx: Option<&mut D::Tx>, tenant: &str) -> StoreResult<Interests> {
+        if let Some(hit) = self.subscriptions.get(tenant, Instant::now()) {
+            return Ok(hit);
+        }
+        let (generation, read_at) = (self.subscriptions.generation(), Instant::now());
+        let read = Arc::new(self.db.subscription_interests(tx, tenant).await?);
+        self.subscriptions
+            .put(tenant, read.clone(), generation, read_at);
+        Ok(read)
+    }
+
+    /// The deliveries `events` make: for each, every subscription of its
+    /// tenant that wants it.
+    async fn deliveries<'e>(
+        &self,
+        mut tx: Option<&mut D::Tx>,
+        events: impl Iterator<Item = (&'e str, &'e NewEvent)> + Clone + Send,
+    ) -> StoreResult<Vec<NewDelivery>> {
+        let mut tenants: Vec<&str> = events.clone().map(|(tenant, _)| tenant).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        let mut out = Vec::new();
+        for tenant in tenants {
+            let interests = self.interests(tx.as_deref_mut(), tenant).await?;
+            if interests.is_empty() {
+                continue;
+            }
+            for (_, e) in events.clone().filter(|(t, _)| *t == tenant) {
+                for s in interests.iter().filter(|s| s.interest.wants(e)) {
+                    out.push(NewDelivery {
+                        id: Uuid::now_v7(),
+                        tenant: tenant.to_string(),
+                        subscription_id: s.id.clone(),
+                        event_id: e.id,
+                        host: s.host.clone(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes events and their deliveries in `tx`; answers how many
+    /// deliveries.
+    async fn write_events(
+        &self,
+        tx: &mut D::Tx,
+        events: &[(String, NewEvent)],
+    ) -> StoreResult<usize> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let pairs = events.iter().map(|(t, e)| (t.as_str(), e));
+        let deliveries = self.deliveries(Some(&mut *tx), pairs).await?;
+        self.db.insert_events(tx, events, &deliveries).await
+    }
+
+    /// After a transaction that wrote events committed: wakes this
+    /// process's streams (and dispatcher, for deliveries) and tells the
+    /// other instances.
+    fn events_written(&self, deliveries: usize) {
+        self.wakeups.events_changed();
+        if deliveries > 0 {
+            self.wakeups.runs_changed();
+        }
+        self.db.events_committed(deliveries);
+    }
+
+    async fn record_idempotency(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        idempotency: Option<&Idempotency>,
+        resource_id: &str,
+    ) -> StoreResult<()> {
+        match idempotency {
+            Some(i)
+                if !self
+                    .db
+                    .record_idempotency(tx, tenant, i, resource_id)
+                    .await? =>
+            {
+                Err(StoreError::IdempotencyKeyTaken)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Pauses the jobs of failed runs whose `pause_on_failure` says so
+    /// (each job once, for its first failed run); answers the events.
+    async fn pause_failed_jobs(
+        &self,
+        tx: &mut D::Tx,
+        failed: &[(String, String, Uuid)],
+    ) -> StoreResult<Vec<(String, NewEvent)>> {
+        if failed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys: Vec<JobKey> = failed.iter().map(|f| (f.0.clone(), f.1.clone())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let jobs = self.db.lock_jobs(tx, &keys).await?;
+        let mut paused = Vec::new();
+        let mut events = Vec::new();
+        for job in jobs {
+            if !event::pauses_on_failure(job.pause_on_failure, job.state) {
+                continue;
+            }
+            let Some((_, _, run_id)) = failed.iter().find(|f| f.0 == job.tenant && f.1 == job.id)
+            else {
+                continue;
+            };
+            tracing::warn!(tenant = %job.tenant, job_id = %job.id, run_id = %run_id, "job paused: its run failed (pause_on_failure)");
+            events.push((
+                job.tenant.clone(),
+                event::job_paused_by_failure(&job.id, *run_id),
+            ));
+            paused.push((job.tenant, job.id));
+        }
+        if !paused.is_empty() {
+            self.db.pause_jobs(tx, &paused).await?;
+            self.db.notify(tx, Channel::Jobs).await?;
+        }
+        Ok(events)
+    }
+}
+
+#[async_trait]
+#[allow(private_bounds)]
+impl<D: Dialect> Store for SqlStore<D> {
+    fn backend(&self) -> &'static str {
+        self.db.backend()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.db.ping().await
+    }
+
+    async fn save_job(
+        &self,
+        tenant: &Tenant,
+        id: &JobId,
+        command: &JobCommand,
+        ctx: ParseContext,
+        idempotency: Option<&Idempotency>,
+    ) -> StoreResult<(Job, Saved)> {
+        // Two writers creating the same new id: the loser's insert finds
+        // the id taken and it decides again, now seeing the stored job.
+        for _ in 0..3 {
+            let mut tx = self.db.begin().await?;
+            let existing = self
+                .db
+                .read_job(&mut tx, &self.key, tenant, id, true)
+                .await?;
+            let change = lifecycle::decide(id.as_str(), existing.as_ref(), command, ctx.clone())?;
+            let events = with_tenant(
+                tenant,
+                event::for_job_change(id.as_str(), existing.as_ref(), &change),
+            );
+            let (saved, schedule_changed) = match change {
+                JobChange::Unchanged => {
+                    D::commit(tx).await?;
+                    return Ok((existing.ok_or(StoreError::NotFound)?, Saved::Updated));
+                }
+                JobChange::Insert {
+                    definition,
+                    schedule,
+                    secret,
+                } => {
+                    let stored = StoredDefinition::of(&definition, &self.key);
+                    let sealed = self.key.seal(&secret);
+                    if !self
+                        .db
+                        .insert_job(&mut tx, tenant, id, &stored, schedule, &sealed)
+                        .await?
+                    {
+                        continue;
+                    }
+                    self.record_idempotency(&mut tx, tenant, idempotency, id.as_str())
+                        .await?;
+                    (Saved::Created, true)
+                }
+                JobChange::Update {
+                    definition,
+                    schedule,
+                } => {
+                    let stored = StoredDefinition::of(&definition, &self.key);
+                    self.db
+                        .update_job(&mut tx, tenant, id, &stored, schedule)
+                        .await?;
+                    (Saved::Updated, schedule.is_some())
+                }
+            };
+            if schedule_changed {
+                self.db.notify(&mut tx, Channel::Jobs).await?;
+            }
+            let deliveries = self.write_events(&mut tx, &events).await?;
+            let job = self
+                .db
+                .read_job(&mut tx, &self.key, tenant, id, false)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            D::commit(tx).await?;
+            if schedule_changed {
+                self.wakeups.jobs_changed();
+            }
+            if !events.is_empty() {
+                self.events_written(deliveries);
+            }
+            return Ok((job, saved));
+        }
+        Err(StoreError::Conflict(format!(
+            "job {id} is being created concurrently; try again"
+        )))
+    }
+
+    async fn get_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<Job>> {
+        self.db.get_job(&self.key, tenant, id).await
+    }
+
+    async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
+        self.db.job_exists(tenant, id).await
+    }
+
+    async fn list_jobs(&self, tenant: &Tenant, filter: &JobFilter) -> StoreResult<Vec<Job>> {
+        self.db.list_jobs(&self.key, tenant, filter).await
+    }
+
+    async fn delete_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
+        let mut tx = self.db.begin().await?;
+        if !self.db.delete_job(&mut tx, tenant, id).await? {
+            D::commit(tx).await?;
+            return Ok(false);
+        }
+        let events = with_tenant(tenant, vec![event::job_deleted(id.as_str())]);
+        let deliveries = self.write_events(&mut tx, &events).await?;
+        D::commit(tx).await?;
+        self.events_written(deliveries);
+        Ok(true)
+    }
+
+    async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome> {
+        let mut tx = self.db.begin().await?;
+        let (due, now) = self.db.lock_due_jobs(&mut tx, limit).await?;
+        if due.is_empty() {
+            D::commit(tx).await?;
+            return Ok(ClaimOutcome::default());
+        }
+        // Counted after the locks are held, so that it sees every run
+        // committed by an earlier lock holder.
+        let keys: Vec<JobKey> = due
+            .iter()
+            .map(|d| (d.tenant.clone(), d.id.clone()))
+            .collect();
+        let in_flight = self.db.count_in_flight(&mut tx, &keys).await?;
+        let mut runs = Vec::new();
+        let mut schedules = Vec::with_capacity(due.len());
+        let mut events = Vec::new();
+        for (row, key) in due.into_iter().zip(keys) {
+            let decision = match row.trigger.into_trigger(&row.id) {
+                Ok(trigger) => {
+                    let job = DueJob {
+                        trigger: &trigger,
+                        next_run_at: row.next_run_at,
+                        misfire_grace_s: row.misfire_grace_s.and_then(|g| u32::try_from(g).ok()),
+                        coalesce: row.coalesce,
+                        catchup_max: count(row.catchup_max).max(1),
+                        max_instances: count(row.max_instances).max(1),
+                        in_flight: in_flight.get(&key).copied().unwrap_or(0),
+                    };
+                    plan(&job, now)
+                }
+                Err(e) => {
+                    tracing::error!(tenant = %row.tenant, job_id = %row.id, error = %e, "cannot schedule job; retrying in an hour");
+                    misfire::Decision::unreadable(now)
+                }
+            };
+            let host = run_host(&row.target_url);
+            for run in decision.runs {
+                let id = Uuid::now_v7();
+                runs.push(NewRun {
+                    id,
+                    created: event::run_created(
+                        &row.id,
+                        id,
+                        run.status,
+                        RunCause::Schedule,
+                        run.scheduled_for,
+                        run.occurrences,
+                    ),
+                    tenant: row.tenant.clone(),
+                    job_id: row.id.clone(),
+                    scheduled_for: run.scheduled_for,
+                    status: run.status,
+                    occurrences: run.occurrences,
+                    deliver_after: run.deliver_after,
+                    host: host.clone(),
+                });
+            }
+            if decision.schedule == Schedule::Completed {
+                events.push((row.tenant.clone(), event::job_completed(&row.id)));
+            }
+            schedules.push((key, decision.schedule));
+        }
+        let created = runs.iter().map(|r| (r.tenant.as_str(), &r.created));
+        let run_deliveries = self.deliveries(Some(&mut tx), created).await?;
+        let (inserted, mut deliveries) =
+            self.db.insert_runs(&mut tx, &runs, &run_deliveries).await?;
+        self.db.update_schedules(&mut tx, &schedules).await?;
+        let mut outcome = ClaimOutcome {
+            jobs: schedules.len(),
+            ..Default::default()
+        };
+        for status in inserted {
+            outcome.count(status);
+        }
+        if outcome.pending > 0 {
+            self.db.notify(&mut tx, Channel::Runs).await?;
+        }
+        deliveries += self.write_events(&mut tx, &events).await?;
+        D::commit(tx).await?;
+        if outcome.pending > 0 {
+            self.wakeups.runs_changed();
+        }
+        if outcome.runs > 0 || !events.is_empty() {
+            self.events_written(deliveries);
+        }
+        Ok(outcome)
+    }
+
+    async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
+        self.db.next_due_in().await
+    }
+
+    async fn create_manual_run(
+        &self,
+        tenant: &Tenant,
+        id: &JobId,
+        idempotency: Option<&Idempotency>,
+    ) -> StoreResult<Run> {
+        let mut tx = self.db.begin().await?;
+        let (max_instances, target_url) = self
+            .db
+            .lock_job_for_run(&mut tx, tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let key = (tenant.as_str().to_string(), id.as_str().to_string());
+        let in_flight = self
+            .db
+            .count_in_flight(&mut tx, std::slice::from_ref(&key))
+            .await?;
+        let status = lifecycle::manual_run_status(
+            count(max_instances),
+            in_flight.get(&key).copied().unwrap_or(0),
+        );
+        let run = self
+            .db
+            .insert_manual_run(
+                &mut tx,
+                tenant,
+                id,
+                Uuid::now_v7(),
+                status,
+                run_host(&target_url),
+            )
+            .await?;
+        self.record_idempotency(&mut tx, tenant, idempotency, &run.id.to_string())
+            .await?;
+        if status == RunStatus::Pending {
+            self.db.notify(&mut tx, Channel::Runs).await?;
+        }
+        let events = with_tenant(
+            tenant,
+            vec![event::run_created(
+                id.as_str(),
+                run.id,
+                status,
+                RunCause::Manual,
+                run.scheduled_for,
+                1,
+            )],
+        );
+        let deliveries = self.write_events(&mut tx, &events).await?;
+        D::commit(tx).await?;
+        if status == RunStatus::Pending {
+            self.wakeups.runs_changed();
+        }
+        self.events_written(deliveries);
+        Ok(run)
+    }
+
+    async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>> {
+        self.db.list_runs(tenant, filter).await
+    }
+
+    async fn find_idempotent_request(
+        &self,
+        tenant: &Tenant,
+        scope: &str,
+        key: &str,
+        within: Duration,
+    ) -> StoreResult<Option<IdempotentRequest>> {
+        self.db
+            .find_idempotent_request(tenant, scope, key, within)
+            .await
+    }
+
+    async fn delete_expired_idempotency_keys(
+        &self,
+        older_than: Duration,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        self.db
+            .delete_expired_idempotency_keys(older_than, batch)
+            .await
+    }
+
+    async fn get_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
+        self.db.get_run(tenant, id).await
+    }
+
+    async fn delete_expired_runs(&self, retention: Duration, batch: u32) -> StoreResult<u64> {
+        self.db.delete_expired_runs(retention, batch).await
+    }
+
+    async fn trim_run_history(
+        &self,
+        keep: u32,
+        batch: u32,
+        finished_within: Option<Duration>,
+    ) -> StoreResult<u64> {
+        self.db.trim_run_history(keep, batch, finished_within).await
+    }
+
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        limit: u32,
+        lease_margin: Duration,
+        busy_hosts: &[String],
+    ) -> StoreResult<Vec<ClaimedRun>> {
+        self.db
+            .claim_runs(&self.key, owner, limit, lease_margin, busy_hosts)
+            .await
+    }
+
+    async fn renew_lease(
+        &self,
+        owner: &str,
+        run: Uuid,
+        attempt: u32,
+        lease_margin: Duration,
+    ) -> StoreResult<bool> {
+        self.db.renew_lease(owner, run, attempt, lease_margin).await
+    }
+
+    async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<u64> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let retrying = records
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Retry { .. }));
+        let (recorded, events, deliveries) = if records.iter().all(|r| r.outcome != Outcome::Failed)
+        {
+            // The common case: no job may pause, so the records, their
+            // events and the deliveries go in one write (one statement
+            // on PostgreSQL), events made for every record and written
+            // for those recorded.
+            let events = attempt_events(records, None);
+            let pairs = events.iter().map(|(t, e)| (t.as_str(), e));
+            let deliveries = self.deliveries(None, pairs).await?;
+            let (recorded, written) = self
+                .db
+                .record_with_events(owner, records, &events, &deliveries)
+                .await?;
+            if retrying {
+                // Other instances' dispatchers may be the ones to retry it.
+                self.db.notify_now(Channel::Runs).await?;
+            }
+            let events = attempt_events(records, Some(&recorded));
+            (recorded, events, written)
+        } else {
+            let mut tx = self.db.begin().await?;
+            let recorded = self.db.record_fenced(&mut tx, owner, records).await?;
+            let mut events = attempt_events(records, Some(&recorded));
+            let failed = failed_runs(records, &recorded);
+            events.extend(self.pause_failed_jobs(&mut tx, &failed).await?);
+            if retrying {
+                self.db.notify(&mut tx, Channel::Runs).await?;
+            }
+            let deliveries = self.write_events(&mut tx, &events).await?;
+            D::commit(tx).await?;
+            (recorded, events, deliveries)
+        };
+        if retrying {
+            self.wakeups.runs_changed();
+        }
+        if !events.is_empty() {
+            self.events_written(deliveries);
+        }
+        Ok(recorded.len() as u64)
+    }
+
+    async fn release_runs(
+        &self,
+        owner: &str,
+        runs: &[(Uuid, u32)],
+        after: Duration,
+    ) -> StoreResult<u64> {
+        if runs.is_empty() {
+            return Ok(0);
+        }
+        let released = self.db.release_runs(owner, runs, after).await?;
+        self.db.notify_now(Channel::Runs).await?;
+        Ok(released)
+    }
+
+    async fn recover_expired_leases(
+        &self,
+        limit: u32,
+        instance_timeout: Duration,
+        recover: &RecoverFn<'_>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.db.begin().await?;
+        let (beats, now) = self.db.heartbeats(&mut tx).await?;
+        let live = lease::live_owners(
+            beats.iter().map(|(id, at)| (id.as_str(), *at)),
+            now,
+            instance_timeout,
+        );
+        let expired = self
+            .db
+            .lock_expired_leases(&mut tx, limit, &live, now)
+            .await?;
+        if expired.is_empty() {
+            D::commit(tx).await?;
+            return Ok(0);
+        }
+        let mut records = Vec::with_capacity(expired.len());
+        let mut decided = Vec::with_capacity(expired.len());
+        for row in expired {
+            let subject = lease_subject(row.job_id.as_deref(), row.subscription_id.as_deref());
+            let attempt = count(row.attempt_count);
+            let outcome = recover(&ExpiredLease {
+                run_id: row.run_id,
+                subject: &subject,
+                attempt,
+                prior_attempts: count(row.prior_attempts),
+                policy: lease_policy(&subject, row.retry),
+            });
+            decided.push((row.run_id, outcome));
+            let tenant = super::tenant(&row.tenant)?;
+            let job_id = row.job_id.map(super::job_id).transpose()?;
+            records.push(AttemptRecord::interrupted(
+                row.run_id, tenant, job_id, attempt, outcome,
+            ));
+        }
+        // The cut-off attempt is recorded, then the run written as decided.
+        let recovered = self.db.write_recovered(&mut tx, &decided, now).await?;
+        self.db.notify(&mut tx, Channel::Runs).await?;
+        let ids: Vec<Uuid> = decided.iter().map(|(id, _)| *id).collect();
+        let mut events = attempt_events(&records, None);
+        let failed = failed_runs(&records, &ids);
+        events.extend(self.pause_failed_jobs(&mut tx, &failed).await?);
+        let deliveries = self.write_events(&mut tx, &events).await?;
+        D::commit(tx).await?;
+        self.wakeups.runs_changed();
+        if !events.is_empty() {
+            self.events_written(deliveries);
+        }
+        Ok(recovered)
+    }
+
+    async fn register_instance(&self, id: &str, version: &str) -> StoreResult<()> {
+        self.db.register_instance(id, version).await
+    }
+
+    async fn heartbeat(&self, id: &str) -> StoreResult<bool> {
+        self.db.heartbeat(id).await
+    }
+
+    async fn deregister_instance(&self, id: &str) -> StoreResult<()> {
+        self.db.deregister_instance(id).await
+    }
+
+    async fn list_instances(&self) -> StoreResult<Vec<Instance>> {
+        self.db.list_instances().await
+    }
+
+    async fn delete_dead_instances(&self, older_than: Duration) -> StoreResult<u64> {
+        self.db.delete_dead_instances(older_than).await
+    }
+
+    async fn next_attempt_in(&self) -> StoreResult<Option<Duration>> {
+        self.db.next_attempt_in().await
+    }
+
+    async fn get_secret(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<JobSecret>> {
+        self.db.get_secret(&self.key, tenant, id).await
+    }
+
+    async fn rotate_secret(
+        &self,
+        tenant: &Tenant,
+        id: &JobId,
+        new_secret: &str,
+        grace: Duration,
+    ) -> StoreResult<Option<JobSecret>> {
+        self.db
+            .rotate_secret(&self.key, tenant, id, new_secret, grace)
+            .await
+    }
+
+    async fn create_token(&self, token: &NewToken) -> StoreResult<TokenInfo> {
+        self.db.create_token(token).await
+    }
+
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
+        self.db.find_token(hash).await
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
+        self.db.list_tokens().await
+    }
+
+    async fn revoke_token(&self, id: &str) -> StoreResult<bool> {
+        self.db.revoke_token(id).await
+    }
+
+    async fn touch_token(&self, id: &str) -> StoreResult<()> {
+        self.db.touch_token(id).await
+    }
+
+    async fn tokens_exist(&self) -> StoreResult<bool> {
+        self.db.tokens_exist().await
+    }
+
+    async fn list_events(&self, tenant: &Tenant, filter: &EventFilter) -> StoreResult<Vec<Event>> {
+        self.db.list_events(tenant, filter).await
+    }
+
+    async fn latest_event_id(&self, tenant: &Tenant) -> StoreResult<Option<Uuid>> {
+        self.db.latest_event_id(tenant).await
+    }
+
+    async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64> {
+        self.db.delete_expired_events(older_than, batch).await
+    }
+
+    async fn create_subscription(
+        &self,
+        tenant: &Tenant,
+        subscription: &NewSubscription,
+    ) -> StoreResult<Subscription> {
+        let created = self
+            .db
+            .create_subscription(&self.key, tenant, subscription)
+            .await?;
+        self.subscriptions_changed(tenant).await?;
+        Ok(created)
+    }
+
+    async fn list_subscriptions(&self, tenant: &Tenant) -> StoreResult<Vec<Subscription>> {
+        self.db.list_subscriptions(&self.key, tenant).await
+    }
+
+    async fn get_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<Option<Subscription>> {
+        self.db.get_subscription(&self.key, tenant, id).await
+    }
+
+    async fn subscription_secret(&self, tenant: &Tenant, id: &str) -> StoreResult<Option<String>> {
+        self.db.subscription_secret(&self.key, tenant, id).await
+    }
+
+    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool> {
+        let deleted = self.db.delete_subscription(tenant, id).await?;
+        if deleted {
+            self.subscriptions_changed(tenant).await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant: &Tenant,
+        subscription_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        self.db
+            .list_deliveries(tenant, subscription_id, limit)
+            .await
+    }
+
+    async fn retry_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Run> {
+        let mut tx = self.db.begin().await?;
+        let (status, job_id) = self
+            .db
+            .lock_run(&mut tx, tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        lifecycle::may_retry(status)?;
+        let run = self.db.redrive_run(&mut tx, id).await?;
+        self.db.notify(&mut tx, Channel::Runs).await?;
+        let events = with_tenant(
+            tenant,
+            vec![event::run_retried(&job_id, id, run.attempt_count)],
+        );
+        let deliveries = self.write_events(&mut tx, &events).await?;
+        D::commit(tx).await?;
+        self.wakeups.runs_changed();
+        self.events_written(deliveries);
+        Ok(run)
+    }
+
+    async fn gauges(&self) -> StoreResult<Gauges> {
+        self.db.gauges().await
+    }
+
+    fn spawn_listener(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+        self.db
+            .spawn_listener(self.wakeups.clone(), self.subscriptions.clone(), shutdown)
+    }
+}
+
+#[allow(private_bounds)]
+impl<D: Dialect> SqlStore<D> {
+    /// A tenant's subscriptions changed: this process reads them again,
+    /// and the others are told.
+    async fn subscriptions_changed(&self, tenant: &Tenant) -> StoreResult<()> {
+        self.subscriptions.clear(Some(tenant.as_str()));
+        self.db.notify_now(Channel::Subscriptions).await
+    }
+}
