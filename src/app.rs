@@ -6,13 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, Response};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
-use crate::api::auth::Authenticator;
-use crate::api::guard::AllowedHosts;
-use crate::api::{self, AppState};
+use crate::access::{AllowedHosts, Authenticator};
+use crate::api;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::client::WebhookClient;
@@ -21,6 +26,7 @@ use crate::instance::{self, Liveness};
 use crate::retention;
 use crate::scheduler::Scheduler;
 use crate::server::{self, Limits};
+use crate::state::AppState;
 use crate::store::{self, DynStore, NewToken};
 use crate::wakeup::Wakeups;
 
@@ -89,7 +95,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             &config.allowed_hosts,
         )),
     };
-    let router = api::router(state);
+    let router = router(state);
     let limits = Limits {
         max_connections: config.max_connections as usize,
         ..Limits::default()
@@ -285,6 +291,54 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP application: the API and the dashboard, behind one
+/// guard (DESIGN.md §8), one request count and one request log.
+pub fn router(state: AppState) -> Router {
+    api::routes()
+        .merge(crate::ui::router())
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::guard::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::count_requests,
+        ))
+        .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %request_id,
+                    )
+                })
+                .on_request(())
+                .on_response(|response: &Response<_>, latency: Duration, _span: &Span| {
+                    tracing::info!(
+                        status = response.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1e3,
+                        "request"
+                    );
+                })
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
 }
 
 #[cfg(test)]

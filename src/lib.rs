@@ -1,6 +1,7 @@
 //! Cronhook: a scheduling service that delivers cron, interval and date
 //! jobs as signed webhooks.
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod config;
@@ -9,9 +10,11 @@ pub mod domain;
 pub mod instance;
 pub mod keyfile;
 pub mod metrics;
+pub mod ops;
 pub mod retention;
 pub mod scheduler;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod ui;

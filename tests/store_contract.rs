@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{Backend, TestDb, eventually};
 use cronhook::domain::job::{JobId, JobInput, JobSpec, JobState, ParseContext, Schedule};
-use cronhook::domain::lifecycle::JobCommand;
+use cronhook::domain::lifecycle::{JobCommand, Refusal};
 use cronhook::domain::network_policy::NetworkPolicy;
 use cronhook::domain::retry::Outcome;
 use cronhook::domain::run::{INTERRUPTED, RunCause, RunStatus};
@@ -157,7 +157,9 @@ async fn saves_and_reads_back_the_same_job(backend: Backend) {
     );
 
     let refused = apply(&store, "j1", create_command(spec("j1"))).await;
-    assert!(matches!(refused, Err(StoreError::Conflict(m)) if m.contains("already exists")));
+    assert!(
+        matches!(refused, Err(StoreError::Refused(Refusal::Conflict(m))) if m.contains("already exists"))
+    );
 
     // Every kind of trigger and body reads back as it was written.
     for (n, v) in [
@@ -245,13 +247,13 @@ async fn commands_are_decided_by_the_lifecycle_rules(backend: Backend) {
     ] {
         assert!(matches!(
             apply(&store, "missing", command).await,
-            Err(StoreError::NotFound)
+            Err(StoreError::Refused(Refusal::NotFound))
         ));
     }
     let invalid = JobCommand::Patch(json!({"coalesce": null}).as_object().unwrap().clone());
     assert!(matches!(
         apply(&store, "j", invalid).await,
-        Err(StoreError::Invalid(e)) if e.field == "coalesce"
+        Err(StoreError::Refused(Refusal::Invalid(e))) if e.field == "coalesce"
     ));
 }
 

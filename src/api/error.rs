@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::error::FieldError;
+use crate::domain::lifecycle::Refusal;
 use crate::store::StoreError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -117,10 +118,34 @@ impl From<FieldError> for ApiError {
 
 /// Store errors: the one place where unique-key violations and refused
 /// changes become 409s.
+/// A domain rule's refusal, as the rule worded it.
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NotFound => ApiError::NotFound("not found".into()),
+            Refusal::Conflict(m) => ApiError::Conflict(m),
+            Refusal::Invalid(e) => ApiError::Invalid(e),
+        }
+    }
+}
+
+impl From<crate::access::Denied> for ApiError {
+    fn from(e: crate::access::Denied) -> Self {
+        use crate::access::Denied;
+        match e {
+            Denied::Unauthorized(m) => ApiError::Unauthorized(m),
+            Denied::Forbidden(m) => ApiError::Forbidden(m),
+            Denied::Invalid(f) => ApiError::Invalid(f),
+            Denied::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::Refused(refusal) => refusal.into(),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             e @ StoreError::IdempotencyKeyTaken => ApiError::Conflict(e.to_string()),
             StoreError::Invalid(f) => ApiError::Invalid(f),

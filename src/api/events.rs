@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::AppState;
 use super::auth::Reader;
 use super::error::ApiError;
 use super::extract::ApiQuery;
@@ -25,6 +24,7 @@ use crate::domain::error::FieldError;
 use crate::domain::event::EventType;
 use crate::domain::instant;
 use crate::domain::job::JobId;
+use crate::state::AppState;
 use crate::store::{Event, EventFilter, StoreError};
 
 pub const DEFAULT_LIMIT: u32 = 100;

@@ -10,45 +10,9 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
 use super::error::ApiError;
-
-/// The `Host` names served while auth is off, besides loopback literals
-/// and `localhost`.
-#[derive(Debug, Clone, Default)]
-pub struct AllowedHosts(Vec<String>);
-
-impl AllowedHosts {
-    /// The listen address's host and `--allowed-hosts`.
-    pub fn new(listen_host: &str, extra: &[String]) -> Self {
-        let mut names: Vec<String> = extra
-            .iter()
-            .map(|h| normalise(h))
-            .filter(|h| !h.is_empty())
-            .collect();
-        names.push(normalise(listen_host));
-        Self(names)
-    }
-
-    fn allows(&self, host: &str) -> bool {
-        let host = normalise(host);
-        host == "localhost"
-            || host.ends_with(".localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-            || self.0.contains(&host)
-    }
-}
-
-/// A host name as compared: lower case, without brackets or a final dot.
-fn normalise(host: &str) -> String {
-    host.trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .trim_end_matches('.')
-        .to_ascii_lowercase()
-}
+use crate::access::{AllowedHosts, normalise};
+use crate::state::AppState;
 
 /// A `Host` header's name and port (none when it gives none).
 fn split_host(value: &str) -> (&str, Option<&str>) {
@@ -138,7 +102,7 @@ pub async fn guard(State(app): State<AppState>, request: Request, next: Next) ->
     }
     let checked = match app.auth.required().await {
         Ok(tokens_required) => check(&app.allowed_hosts, tokens_required, &request),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     match checked {
         Ok(()) => next.run(request).await,

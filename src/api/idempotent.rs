@@ -2,10 +2,10 @@
 //! the request's fingerprint go to the store with the write; a repeat is
 //! answered with what the first request made.
 
-use super::AppState;
 use super::error::ApiError;
 use crate::domain::auth::Tenant;
 use crate::domain::idempotency::{self, IdempotencyKey};
+use crate::state::AppState;
 use crate::store::Idempotency;
 
 /// The record a request with `key` makes, if it has one: `operation` and

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::auth::Root;
 use super::error::ApiError;
 use crate::domain::instant;
+use crate::state::AppState;
 use crate::store::Instance;
 
 /// One running process of the service.

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::IntoParams;
 
-use super::AppState;
 use super::auth::{Reader, Writer};
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, ApiQuery, IdempotencyHeader, JobIdPath};
@@ -19,9 +18,11 @@ use super::schema::IdempotencyKeyHeader;
 use super::views::{JobPage, JobView};
 use crate::domain::auth::Tenant;
 use crate::domain::error::FieldError;
-use crate::domain::job::{JobId, JobInput, JobState, MAX_NAME_LEN};
+use crate::domain::job::{JobId, JobInput, JobState, search_text};
 use crate::domain::lifecycle::JobCommand;
 use crate::domain::signing::generate_secret;
+use crate::ops::Via;
+use crate::state::AppState;
 use crate::store::{Job, JobFilter, Saved, StoreError};
 
 fn created(job: Job) -> impl IntoResponse {
@@ -207,26 +208,16 @@ pub async fn list_jobs(
             })
         })
         .transpose()?;
-    let limit = limit(query.limit.as_deref())?;
-    let after = job_cursor(query.cursor.as_deref())?;
-    let mut jobs = app
-        .store
-        .list_jobs(
-            &caller.tenant,
-            &JobFilter {
-                state,
-                search: search(query.q.as_deref())?,
-                after,
-                limit: limit + 1,
-            },
-        )
-        .await?;
-    let next_cursor = if jobs.len() > limit as usize {
-        jobs.truncate(limit as usize);
-        jobs.last().map(|job| encode_job_cursor(&job.id))
-    } else {
-        None
+    let filter = JobFilter {
+        state,
+        search: search_text(query.q.as_deref())?,
+        after: job_cursor(query.cursor.as_deref())?,
+        limit: limit(query.limit.as_deref())?,
     };
+    let (jobs, more) = app.ops(&caller.tenant, Via::Api).jobs_page(filter).await?;
+    let next_cursor = more
+        .then(|| jobs.last().map(|job| encode_job_cursor(&job.id)))
+        .flatten();
     Ok(Json(JobPage {
         items: jobs.into_iter().map(JobView::from).collect(),
         next_cursor,
@@ -268,31 +259,11 @@ pub async fn modify_job(
     Ok(Json(job.into()))
 }
 
-/// A job search's text: none when blank.
-pub(crate) fn search(q: Option<&str>) -> Result<Option<String>, FieldError> {
-    let Some(text) = q.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    // PostgreSQL cannot hold a NUL, so no job's id or name has one.
-    if text.contains('\0') {
-        return Err(FieldError::new(
-            "q",
-            "must not contain a NUL character (\\u0000)",
-        ));
-    }
-    if text.chars().count() > MAX_NAME_LEN {
-        return Err(FieldError::new(
-            "q",
-            format!("must be at most {MAX_NAME_LEN} characters"),
-        ));
-    }
-    Ok(Some(text.to_string()))
-}
-
 fn not_found(e: StoreError, id: &JobId) -> ApiError {
-    match e {
-        StoreError::NotFound => ApiError::not_found_job(id),
-        other => other.into(),
+    if e.is_not_found() {
+        ApiError::not_found_job(id)
+    } else {
+        e.into()
     }
 }
 
@@ -310,18 +281,11 @@ pub async fn pause_job(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Json<JobView>, ApiError> {
-    let (job, _) = app
-        .store
-        .save_job(
-            &caller.tenant,
-            &id,
-            &JobCommand::Pause,
-            app.parse_context(Utc::now()),
-            None,
-        )
+    let job = app
+        .ops(&caller.tenant, Via::Api)
+        .pause(&id)
         .await
         .map_err(|e| not_found(e, &id))?;
-    tracing::info!(tenant = %caller.tenant, job_id = %job.id, "job paused");
     Ok(Json(job.into()))
 }
 
@@ -340,18 +304,11 @@ pub async fn resume_job(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Json<JobView>, ApiError> {
-    let (job, _) = app
-        .store
-        .save_job(
-            &caller.tenant,
-            &id,
-            &JobCommand::Resume,
-            app.parse_context(Utc::now()),
-            None,
-        )
+    let job = app
+        .ops(&caller.tenant, Via::Api)
+        .resume(&id)
         .await
         .map_err(|e| not_found(e, &id))?;
-    tracing::info!(tenant = %caller.tenant, job_id = %job.id, state = job.schedule.state().as_str(), "job resumed");
     Ok(Json(job.into()))
 }
 
@@ -368,8 +325,7 @@ pub async fn delete_job(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<StatusCode, ApiError> {
-    if app.store.delete_job(&caller.tenant, &id).await? {
-        tracing::info!(tenant = %caller.tenant, job_id = %id, "job deleted");
+    if app.ops(&caller.tenant, Via::Api).delete(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found_job(&id))

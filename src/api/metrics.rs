@@ -8,10 +8,10 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
 use super::auth::Root;
 use super::error::ApiError;
 use crate::metrics::{CONTENT_TYPE, HttpLabels};
+use crate::state::AppState;
 
 /// Metrics in the OpenMetrics text format Prometheus scrapes.
 #[utoipa::path(

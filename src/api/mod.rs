@@ -21,53 +21,19 @@ mod tokens;
 mod triggers;
 pub mod views;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, Response};
 use axum::response::IntoResponse;
-use chrono::{DateTime, Utc};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
-use tracing::Span;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::domain::job::ParseContext;
-use crate::domain::network_policy::NetworkPolicy;
-use crate::store::DynStore;
+use crate::state::AppState;
 use error::ApiError;
 pub(crate) use events::stream_events;
 pub use extract::MAX_BODY_BYTES;
-pub(crate) use jobs::search as job_search;
+pub use metrics::count as count_requests;
 pub(crate) use secrets::DEFAULT_GRACE_S as DEFAULT_SECRET_GRACE_S;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: DynStore,
-    pub network_policy: NetworkPolicy,
-    pub auth: Arc<auth::Authenticator>,
-    pub allowed_hosts: Arc<guard::AllowedHosts>,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Event streams wait on it.
-    pub wakeups: Arc<crate::wakeup::Wakeups>,
-    /// Cancelled when the service stops: streams end.
-    pub shutdown: tokio_util::sync::CancellationToken,
-}
-
-impl AppState {
-    pub fn parse_context(&self, now: DateTime<Utc>) -> ParseContext {
-        ParseContext {
-            now,
-            network_policy: self.network_policy.clone(),
-        }
-    }
-}
 
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -113,62 +79,22 @@ pub fn openapi() -> serde_json::Value {
     openapi::complete(api_router().split_for_parts().1)
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The whole HTTP application.
-pub fn router(state: AppState) -> Router {
+/// The API's routes and its documentation (`/docs`, `/openapi.json`),
+/// for `app.rs` to compose with the dashboard's.
+pub fn routes() -> Router<AppState> {
     let (api, document) = api_router().split_for_parts();
     // No online validator: it would send the spec's URL to swagger.io.
     let docs = SwaggerUi::new("/docs")
         .external_url_unchecked("/openapi.json", openapi::complete(document))
         .config(utoipa_swagger_ui::Config::default().validator_url("none"));
     api.merge(docs)
-        .merge(crate::ui::router())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::guard,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::count,
-        ))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request<_>| {
-                    let request_id = request
-                        .headers()
-                        .get(&REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        request_id = %request_id,
-                    )
-                })
-                .on_request(())
-                .on_response(|response: &Response<_>, latency: Duration, _span: &Span| {
-                    tracing::info!(
-                        status = response.status().as_u16(),
-                        latency_ms = latency.as_secs_f64() * 1e3,
-                        "request"
-                    );
-                })
-                .on_failure(()),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
 }
 
-async fn not_found() -> impl IntoResponse {
+/// No route matched: a problem pointing at the documentation.
+pub async fn not_found() -> impl IntoResponse {
     ApiError::NotFound("no such route; see /docs".into())
 }
 
-async fn method_not_allowed() -> impl IntoResponse {
+pub async fn method_not_allowed() -> impl IntoResponse {
     ApiError::MethodNotAllowed("method not allowed on this route; see /docs".into())
 }

@@ -289,7 +289,7 @@ fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Valu
             Some("cronhook-tenant"),
         ));
         completed.push(json!({
-            "name": super::auth::TENANT_HEADER,
+            "name": crate::access::TENANT_HEADER,
             "in": "header",
             "required": false,
             "description": "The tenant a root token acts on (default `default`); another token may name only its own.",

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::AppState;
 use super::auth::{Reader, Writer};
 use super::error::{ApiError, Problem};
 use super::extract::{ApiQuery, IdempotencyHeader, JobIdPath};
@@ -21,6 +20,8 @@ use crate::domain::auth::Tenant;
 use crate::domain::error::FieldError;
 use crate::domain::job::JobId;
 use crate::domain::run::{Run, RunStatus};
+use crate::ops::Via;
+use crate::state::AppState;
 use crate::store::{RunFilter, StoreError};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -213,8 +214,8 @@ pub async fn run_now(
         return ran_earlier(&app, tenant, &run_id).await;
     }
     let run = match app
-        .store
-        .create_manual_run(tenant, &id, idempotency.as_ref())
+        .ops(tenant, Via::Api)
+        .run_now(&id, idempotency.as_ref())
         .await
     {
         Ok(run) => run,
@@ -227,8 +228,6 @@ pub async fn run_now(
             };
         }
     };
-    tracing::info!(tenant = %tenant, job_id = %id, run_id = %run.id, status = run.status.as_str(), "manual run");
-    app.metrics.runs(run.status, 1);
     manual_run_answer(run)
 }
 
@@ -283,13 +282,12 @@ pub async fn retry_run(
     let not_found = || ApiError::NotFound(format!("no run with id \"{raw}\""));
     let id = Uuid::parse_str(&raw).map_err(|_| not_found())?;
     let run = app
-        .store
-        .retry_run(&caller.tenant, id)
+        .ops(&caller.tenant, Via::Api)
+        .redrive(id)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => not_found(),
             other => other.into(),
         })?;
-    tracing::info!(tenant = %caller.tenant, job_id = %run.job_id, run_id = %run.id, "run sent again");
     Ok(Json(run.into()))
 }

@@ -8,13 +8,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::auth::Writer;
 use super::error::ApiError;
 use super::extract::{ApiQuery, JobIdPath};
 use crate::domain::error::FieldError;
 use crate::domain::instant;
-use crate::domain::signing::generate_secret;
+use crate::ops::Via;
+use crate::state::AppState;
 use crate::store::JobSecret;
 
 /// How long the old secret keeps signing after a rotation, by default.
@@ -110,15 +110,9 @@ pub async fn rotate_secret(
             })?,
     };
     let secret = app
-        .store
-        .rotate_secret(
-            &caller.tenant,
-            &id,
-            &generate_secret(),
-            Duration::from_secs(grace_s),
-        )
+        .ops(&caller.tenant, Via::Api)
+        .rotate_secret(&id, Duration::from_secs(grace_s))
         .await?
         .ok_or_else(|| ApiError::not_found_job(&id))?;
-    tracing::info!(tenant = %caller.tenant, job_id = %id, grace_s, "secret rotated");
     Ok(Json(Secret::from(secret, Utc::now())))
 }

@@ -6,38 +6,24 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AppState;
 use super::auth::{Reader, Writer};
 use super::error::ApiError;
 use super::extract::ApiJson;
-use crate::domain::error::FieldError;
-use crate::domain::event::{EventType, Interest};
+use crate::domain::event::EventType;
 use crate::domain::instant;
-use crate::domain::job::JobId;
 use crate::domain::run::RunStatus;
 use crate::domain::signing::generate_secret;
-use crate::domain::target::{TargetInput, masked_url};
+use crate::domain::subscription::{self, SubscriptionInput};
+use crate::domain::target::masked_url;
+use crate::state::AppState;
 use crate::store::{DeliveryRecord, NewSubscription, Subscription};
 
 /// Deliveries listed, newest first.
 const DELIVERIES_LISTED: u32 = 100;
-
-/// A subscription to make.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionInput {
-    /// Where events are POSTed, as JSON signed per Standard Webhooks.
-    #[schema(example = "https://example.com/hooks/cronhook-events")]
-    pub url: Option<String>,
-    /// The event types to deliver (at least one).
-    pub types: Option<Vec<EventType>>,
-    /// Only this job's events; every job's of the tenant when absent.
-    pub job_id: Option<String>,
-}
 
 /// A subscription as listed: its URL (a password as `***`), what it
 /// listens to.
@@ -133,13 +119,6 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no subscription with id {id:?}"))
 }
 
-/// A subscription id: `sub_` and 16 hex digits.
-fn new_id() -> String {
-    let bytes = *Uuid::new_v4().as_bytes();
-    let hex: String = bytes[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("sub_{hex}")
-}
-
 /// Subscribe to events: each one of `types` (of `job_id`'s job, if given)
 /// is POSTed to `url` as JSON, signed with the secret in this answer
 /// (`webhook-id` is the event's id), with the same retries, attempt
@@ -155,42 +134,16 @@ pub async fn create_subscription(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<SubscriptionInput>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let url = input
-        .url
-        .ok_or_else(|| FieldError::new("url", "is required"))?;
-    // A subscription's target is a POST of the event: the URL is all there
-    // is to check, with the same rules (and network policy) as a job's.
-    let target = TargetInput {
-        url: Some(url),
-        ..Default::default()
-    }
-    .parse(&app.network_policy, "target")
-    .map_err(|e| FieldError::new("url", e.message))?;
-    let mut types = input
-        .types
-        .ok_or_else(|| FieldError::new("types", "is required"))?;
-    types.sort_by_key(|t| t.as_str());
-    types.dedup();
-    if types.is_empty() {
-        return Err(FieldError::new("types", "must name at least one event type").into());
-    }
-    let job_id = input
-        .job_id
-        .map(|id| {
-            JobId::parse(&id)
-                .map(|id| id.to_string())
-                .map_err(|m| FieldError::new("job_id", m))
-        })
-        .transpose()?;
+    let (target, interest) = input.parse(&app.network_policy)?;
     let secret = generate_secret();
     let made = app
         .store
         .create_subscription(
             &caller.tenant,
             &NewSubscription {
-                id: new_id(),
+                id: subscription::new_id(),
                 target,
-                interest: Interest { types, job_id },
+                interest,
                 secret: secret.clone(),
             },
         )

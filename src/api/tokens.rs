@@ -8,13 +8,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::auth::Root;
 use super::error::ApiError;
 use super::extract::ApiJson;
 use crate::domain::auth::{self, Role, Tenant};
 use crate::domain::error::FieldError;
 use crate::domain::instant;
+use crate::state::AppState;
 use crate::store::{NewToken, TokenInfo};
 
 /// Most characters in a token's name.

@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::auth::Reader;
 use super::error::ApiError;
 use super::extract::ApiJson;
 use crate::domain::error::FieldError;
 use crate::domain::instant;
 use crate::domain::trigger::{TriggerInput, local_rfc3339};
+use crate::state::AppState;
 
 pub const DEFAULT_COUNT: i64 = 10;
 pub const MAX_COUNT: i64 = 1000;

@@ -11,7 +11,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Host;
 
-use crate::domain::network_policy::{NetworkPolicy, Refusal};
+use crate::domain::network_policy::{Blocked, NetworkPolicy};
 use crate::domain::retry::parse_retry_after;
 use crate::domain::signing;
 use crate::domain::target::{Body, Target};
@@ -194,10 +194,10 @@ fn storable(text: String) -> String {
 }
 
 /// The policy refusal in an error's sources, if that is what it was.
-fn refusal<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Refusal> {
+fn refusal<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Blocked> {
     let mut source = e.source();
     while let Some(s) = source {
-        if let Some(refusal) = s.downcast_ref::<Refusal>() {
+        if let Some(refusal) = s.downcast_ref::<Blocked>() {
             return Some(refusal);
         }
         source = s.source();

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::domain::retry::{AttemptResult, Backoff, Outcome, after_attempt};
+use crate::domain::retry::{AttemptNumber, AttemptResult, Backoff, Outcome, after_attempt};
 use crate::domain::run::problem_in_words;
 use crate::instance::Liveness;
 use crate::metrics::Metrics;
@@ -57,7 +57,10 @@ pub struct Dispatcher {
 /// death, under the same retry rules.
 fn recover(lease: &ExpiredLease<'_>) -> Outcome {
     let outcome = after_attempt(
-        lease.attempt.saturating_sub(lease.prior_attempts).max(1),
+        AttemptNumber {
+            number: lease.attempt,
+            before_redrive: lease.prior_attempts,
+        },
         &lease.policy,
         AttemptResult::Interrupted,
         rand::rng().random::<f64>(),
@@ -424,9 +427,11 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
         },
         (false, None) => AttemptResult::NoResponse,
     };
-    // After a redrive the policy counts afresh; attempts number on.
-    let in_round = run.attempt.saturating_sub(run.prior_attempts).max(1);
-    let outcome = after_attempt(in_round, retry, result, rand::rng().random::<f64>());
+    let attempt = AttemptNumber {
+        number: run.attempt,
+        before_redrive: run.prior_attempts,
+    };
+    let outcome = after_attempt(attempt, retry, result, rand::rng().random::<f64>());
     let error = problem_in_words(response.error.as_deref(), response.status)
         .unwrap_or_else(|| "no response".to_string());
     log_outcome(run.run_id, &subject, run.attempt, outcome, &error);

@@ -1,4 +1,5 @@
-//! The one error a domain rule returns: which field is wrong, and why.
+//! A rule's refusal of one value of the input: which field is wrong, and
+//! why. (A refusal of a whole command is `lifecycle::Refusal`.)
 
 use std::fmt;
 

@@ -291,6 +291,19 @@ impl Interest {
     }
 }
 
+/// The request a delivery of an event sends (DESIGN §9): the event's body
+/// as JSON to the subscription's target, under the default retry policy.
+pub fn delivery_request(
+    mut subscription: crate::domain::target::Target,
+    body: Value,
+) -> (
+    crate::domain::target::Target,
+    crate::domain::retry::RetryPolicy,
+) {
+    subscription.body = crate::domain::target::Body::from_value(Some(body));
+    (subscription, crate::domain::retry::RetryPolicy::default())
+}
+
 /// An event as delivered and listed: the webhook body of a subscription.
 pub fn body(
     id: Uuid,

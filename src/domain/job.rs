@@ -423,6 +423,28 @@ impl JobDefinition {
     }
 }
 
+/// A job search's text (`q`, the id or name holds it in any case):
+/// none when blank.
+pub fn search_text(q: Option<&str>) -> Result<Option<String>, FieldError> {
+    let Some(text) = q.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    // PostgreSQL cannot hold a NUL, so no job's id or name has one.
+    if text.contains('\0') {
+        return Err(FieldError::new(
+            "q",
+            "must not contain a NUL character (\\u0000)",
+        ));
+    }
+    if text.chars().count() > MAX_NAME_LEN {
+        return Err(FieldError::new(
+            "q",
+            format!("must be at most {MAX_NAME_LEN} characters"),
+        ));
+    }
+    Ok(Some(text.to_string()))
+}
+
 impl Job {
     /// The job in its canonical input form (defaults filled in): what a
     /// client reads back, and the document a PATCH merges into.

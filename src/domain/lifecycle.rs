@@ -215,9 +215,6 @@ fn apply_patch(
     Ok((input.parse(ctx)?, trigger))
 }
 
-/// `POST /v1/jobs/{id}/run`: a manual run is pending unless the job
-/// already has `max_instances` runs in flight, then it is recorded as
-/// skipped.
 /// Whether a run may be sent again (`POST /v1/runs/{id}/retry`): only a
 /// failed one.
 pub fn may_retry(status: RunStatus) -> Result<(), Refusal> {
@@ -231,6 +228,9 @@ pub fn may_retry(status: RunStatus) -> Result<(), Refusal> {
     }
 }
 
+/// `POST /v1/jobs/{id}/run`: a manual run is pending unless the job
+/// already has `max_instances` runs in flight, then it is recorded as
+/// skipped.
 pub fn manual_run_status(max_instances: u32, in_flight: u32) -> RunStatus {
     if in_flight < max_instances {
         RunStatus::Pending

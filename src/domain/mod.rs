@@ -15,5 +15,6 @@ pub mod retry;
 pub mod run;
 pub mod sealing;
 pub mod signing;
+pub mod subscription;
 pub mod target;
 pub mod trigger;

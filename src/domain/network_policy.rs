@@ -113,10 +113,10 @@ impl NetworkPolicy {
 
     /// Checks an address a request would connect to; `host` is the URL's
     /// host name when it has one (a name may be exempt).
-    pub fn check_for(&self, addr: IpAddr, host: Option<&str>) -> Result<(), Refusal> {
+    pub fn check_for(&self, addr: IpAddr, host: Option<&str>) -> Result<(), Blocked> {
         for ip in judged_as(addr) {
             if let Some(rule) = always_refused(ip) {
-                return Err(Refusal { addr, rule });
+                return Err(Blocked { addr, rule });
             }
         }
         if self.mode == TargetMode::PublicOnly
@@ -125,7 +125,7 @@ impl NetworkPolicy {
         {
             for ip in judged_as(addr) {
                 if let Some(rule) = non_public(ip) {
-                    return Err(Refusal { addr, rule });
+                    return Err(Blocked { addr, rule });
                 }
             }
         }
@@ -133,7 +133,7 @@ impl NetworkPolicy {
     }
 
     /// Checks an IP-literal target.
-    pub fn check(&self, addr: IpAddr) -> Result<(), Refusal> {
+    pub fn check(&self, addr: IpAddr) -> Result<(), Blocked> {
         self.check_for(addr, None)
     }
 }
@@ -158,18 +158,18 @@ impl fmt::Display for NetworkPolicy {
 
 /// Why an address is refused: the address and the rule, in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct Blocked {
     pub addr: IpAddr,
     pub rule: &'static str,
 }
 
-impl fmt::Display for Refusal {
+impl fmt::Display for Blocked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "address {} refused: {}", self.addr, self.rule)
     }
 }
 
-impl std::error::Error for Refusal {}
+impl std::error::Error for Blocked {}
 
 /// The addresses an address is judged as: itself, and the IPv4 address
 /// an IPv6 form carries (IPv4-mapped and -compatible, NAT64, 6to4,

@@ -161,16 +161,43 @@ pub enum AttemptResult {
     Refused,
 }
 
-/// What a run becomes after attempt number `attempt` (1 for the first):
-/// the one place the retry rules and the backoff are applied, to attempts
-/// that got an answer and to attempts recovered from an expired lease
-/// alike. `unit` is a uniform random number in `[0, 1)`.
+/// Which attempt of a run: its number (1 for the first, counting every
+/// attempt the run ever had) and how many came before its last redrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptNumber {
+    pub number: u32,
+    pub before_redrive: u32,
+}
+
+impl AttemptNumber {
+    /// Its number within the round its retry policy counts: a redrive
+    /// (`POST /v1/runs/{id}/retry`) starts the count afresh.
+    pub fn in_round(self) -> u32 {
+        self.number.saturating_sub(self.before_redrive).max(1)
+    }
+}
+
+/// The attempt numbered so, of a run never sent again.
+impl From<u32> for AttemptNumber {
+    fn from(number: u32) -> Self {
+        Self {
+            number,
+            before_redrive: 0,
+        }
+    }
+}
+
+/// What a run becomes after `attempt`: the one place the retry rules and
+/// the backoff are applied, to attempts that got an answer and to attempts
+/// recovered from an expired lease alike, counted from the run's last
+/// redrive. `unit` is a uniform random number in `[0, 1)`.
 pub fn after_attempt(
-    attempt: u32,
+    attempt: impl Into<AttemptNumber>,
     policy: &RetryPolicy,
     result: AttemptResult,
     unit: f64,
 ) -> Outcome {
+    let attempt = attempt.into().in_round();
     let (verdict, retry_after) = match result {
         AttemptResult::Refused => return Outcome::Failed,
         AttemptResult::Interrupted if attempt >= policy.max_attempts => return Outcome::Failed,
@@ -335,6 +362,29 @@ mod tests {
             retry_after: None,
         };
         assert_eq!(after_attempt(1, &p, ok, 0.0), Outcome::Succeeded);
+        // After a redrive the policy counts afresh: the fifth attempt of a
+        // run sent again after its third is the second of its round.
+        let redriven = AttemptNumber {
+            number: 5,
+            before_redrive: 3,
+        };
+        assert_eq!(redriven.in_round(), 2);
+        assert_eq!(
+            after_attempt(redriven, &p, busy, 0.0),
+            after_attempt(2, &p, busy, 0.0)
+        );
+        assert_eq!(
+            after_attempt(
+                AttemptNumber {
+                    number: 6,
+                    before_redrive: 3
+                },
+                &p,
+                busy,
+                0.0
+            ),
+            Outcome::Failed
+        );
         assert_eq!(after_attempt(1, &p, gone, 0.0), Outcome::Failed);
         assert_eq!(
             after_attempt(1, &p, busy, 0.0),

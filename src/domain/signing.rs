@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use rand::Rng;
 use sha2::Sha256;
@@ -45,8 +46,47 @@ pub fn signature_header(secrets: &[&str], id: &str, timestamp: i64, body: &[u8])
         .join(" ")
 }
 
+/// The secrets a request is signed with at `now` (DESIGN §4): the
+/// current one, and the one before a rotation while its grace lasts, so
+/// that receivers can switch over.
+pub fn secrets_at(
+    current: String,
+    previous: Option<(String, DateTime<Utc>)>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut secrets = vec![current];
+    if let Some((previous, until)) = previous
+        && until > now
+    {
+        secrets.push(previous);
+    }
+    secrets
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_rotated_secret_signs_beside_the_new_one_until_its_grace_ends() {
+        let t = |s: &str| crate::domain::instant::parse(s).unwrap();
+        let old = Some(("whsec_old".to_string(), t("2026-11-24T10:00:00Z")));
+        assert_eq!(
+            secrets_at(
+                "whsec_new".into(),
+                old.clone(),
+                t("2026-11-24T09:59:59.999999Z")
+            ),
+            ["whsec_new", "whsec_old"]
+        );
+        assert_eq!(
+            secrets_at("whsec_new".into(), old, t("2026-11-24T10:00:00Z")),
+            ["whsec_new"]
+        );
+        assert_eq!(
+            secrets_at("whsec_new".into(), None, t("2026-11-24T10:00:00Z")),
+            ["whsec_new"]
+        );
+    }
+
     use super::*;
 
     // The example of the Standard Webhooks specification.

@@ -1,11 +1,14 @@
-//! The store: one trait, two implementations (PostgreSQL for production
-//! and several instances, SQLite as the embedded default). Each has its own
+//! The store: one trait, over PostgreSQL (production and several
+//! instances) and SQLite (the embedded default). Each database has its own
 //! migrations folder and runtime queries, so no build needs a database.
 //!
-//! The store decides nothing: a job change is decided by
-//! [`lifecycle::decide`], a due job's runs by the scheduler's plan, a
-//! recovered lease's fate by the retry rules; the store reads what they
-//! need under the right locks and writes what they answer.
+//! Every write path is written once, in [`writes`], over the SQL-level
+//! primitives a [`dialect`] provides (`postgres.rs`, `sqlite.rs`: SQL and
+//! row mapping only). The store decides nothing: a job change is decided
+//! by `lifecycle::decide`, a due job's runs by the scheduler's plan, a
+//! recovered lease's fate by the retry rules, an event's deliveries by
+//! `Interest::wants`; the store reads what they need under the right
+//! locks and writes what they answer.
 
 mod dialect;
 mod postgres;
@@ -45,9 +48,12 @@ use crate::wakeup::Wakeups;
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A change the rules refused, or a unique key that already exists.
+    /// A unique key that already exists.
     #[error("{0}")]
     Conflict(String),
+    /// A command the domain's rules refused, as they answered it.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error(transparent)]
     Invalid(#[from] FieldError),
     /// Stored data that no longer reads back (a bug or a manual edit).
@@ -68,17 +74,16 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-impl From<Refusal> for StoreError {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::NotFound => StoreError::NotFound,
-            Refusal::Conflict(m) => StoreError::Conflict(m),
-            Refusal::Invalid(e) => StoreError::Invalid(e),
-        }
-    }
-}
-
 impl StoreError {
+    /// What was asked for is not there: the store found no row, or the
+    /// rules refused a command on a job that does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NotFound | StoreError::Refused(Refusal::NotFound)
+        )
+    }
+
     /// A failure that may pass (the connection, the pool, a serialisation
     /// conflict), as opposed to one the database will repeat for the same
     /// statement (a value it refuses).
@@ -779,17 +784,6 @@ pub(crate) fn count(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
-/// The secrets a request is signed with at `now`.
-pub(crate) fn signing_secrets(secret: JobSecret, now: DateTime<Utc>) -> Vec<String> {
-    let mut secrets = vec![secret.secret];
-    if let Some((previous, until)) = secret.previous
-        && until > now
-    {
-        secrets.push(previous);
-    }
-    secrets
-}
-
 /// A job's signing secrets as stored (sealed), opened with `key`.
 pub(crate) fn open_secret(
     key: &SealingKey,
@@ -825,13 +819,6 @@ pub(crate) fn types_text(types: &[EventType]) -> String {
         .map(|t| t.as_str())
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// The request a delivery of an event sends: a JSON POST of the event to
-/// the subscription's URL, with the default timeout.
-pub(crate) fn event_target(mut target: Target, body: serde_json::Value) -> Target {
-    target.body = crate::domain::target::Body::from_value(Some(body));
-    target
 }
 
 /// A claimed run's columns, whichever the store: a job's occurrence (its
@@ -875,14 +862,7 @@ impl ClaimedParts {
                 (subject, spec)
             }
             (_, Some((subscription_id, url, sealed, event)), _) => {
-                let stored = shape::StoredTarget {
-                    url,
-                    method: "POST".into(),
-                    headers: "{}".into(),
-                    body: None,
-                    secrets: sealed,
-                    timeout_s: crate::domain::target::DEFAULT_TIMEOUT_S.into(),
-                };
+                let stored = shape::StoredTarget::of_subscription(url, sealed);
                 let body = crate::domain::event::body(
                     event.id,
                     event.kind,
@@ -893,7 +873,7 @@ impl ClaimedParts {
                 );
                 let spec = stored
                     .into_target(&subscription_id, key)
-                    .map(|target| (event_target(target, body), RetryPolicy::default()));
+                    .map(|target| crate::domain::event::delivery_request(target, body));
                 let subject = Subject::Event {
                     subscription_id,
                     event_id: event.id,
@@ -912,7 +892,10 @@ impl ClaimedParts {
             .and_then(|spec| Ok((spec, secrets?)))
             .map_err(|e| e.to_string());
         let (spec, secrets) = match spec {
-            Ok((spec, secret)) => (Ok(spec), signing_secrets(secret, self.now)),
+            Ok((spec, secret)) => (
+                Ok(spec),
+                crate::domain::signing::secrets_at(secret.secret, secret.previous, self.now),
+            ),
             Err(e) => (Err(e), Vec::new()),
         };
         Ok(ClaimedRun {
@@ -958,15 +941,7 @@ pub(crate) fn subscription_of(
     created_at: DateTime<Utc>,
     key: &SealingKey,
 ) -> StoreResult<Subscription> {
-    let target = shape::StoredTarget {
-        url,
-        method: "POST".into(),
-        headers: "{}".into(),
-        body: None,
-        secrets: sealed,
-        timeout_s: crate::domain::target::DEFAULT_TIMEOUT_S.into(),
-    }
-    .into_target(&id, key)?;
+    let target = shape::StoredTarget::of_subscription(url, sealed).into_target(&id, key)?;
     Ok(Subscription {
         interest: interest(types, job_id),
         id,

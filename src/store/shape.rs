@@ -143,6 +143,19 @@ impl StoredTrigger {
 }
 
 impl StoredTarget {
+    /// A subscription's target as its row keeps it: a URL (its secrets
+    /// sealed apart) that takes a POST with the default timeout.
+    pub fn of_subscription(url: String, secrets: Option<String>) -> Self {
+        Self {
+            url,
+            method: "POST".into(),
+            headers: "{}".into(),
+            body: None,
+            secrets,
+            timeout_s: crate::domain::target::DEFAULT_TIMEOUT_S.into(),
+        }
+    }
+
     pub fn of(t: &Target, key: &SealingKey) -> Self {
         let mut plain = Map::new();
         let mut secrets = TargetSecrets::default();

@@ -1,19 +1,18 @@
 //! The dashboard's actions: each a form post with a CSRF token, the same
-//! store command the API sends, then a redirect to the page to look at.
+//! operation the API calls (`crate::ops`), then a redirect to the page to
+//! look at.
 
 use std::time::Duration;
 
 use axum::extract::{Form, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Utc;
 use uuid::Uuid;
 
 use super::session::{CsrfForm, UiError, Viewer};
-use crate::api::AppState;
 use crate::domain::job::JobId;
-use crate::domain::lifecycle::JobCommand;
-use crate::domain::signing::generate_secret;
+use crate::ops::{Ops, Via};
+use crate::state::AppState;
 use crate::store::StoreError;
 
 /// The grace the old secret keeps after a rotation, as the API's default.
@@ -52,68 +51,55 @@ fn to_job(id: &JobId) -> Response {
 }
 
 fn not_found(e: StoreError, id: &JobId) -> UiError {
-    match e {
-        StoreError::NotFound => UiError::Page(
+    if e.is_not_found() {
+        UiError::Page(
             StatusCode::NOT_FOUND,
             format!("no job with id {:?}", id.as_str()),
-        ),
-        other => other.into(),
+        )
+    } else {
+        e.into()
     }
 }
 
-async fn apply(
-    app: &AppState,
-    viewer: &Viewer,
-    id: &JobId,
-    command: JobCommand,
-) -> Result<(), UiError> {
-    let (job, _) = app
-        .store
-        .save_job(
-            &viewer.caller.tenant,
-            id,
-            &command,
-            app.parse_context(Utc::now()),
-            None,
-        )
-        .await
-        .map_err(|e| not_found(e, id))?;
-    tracing::info!(tenant = %viewer.caller.tenant, job_id = %job.id, state = job.schedule.state().as_str(), "job changed from the dashboard");
-    Ok(())
+/// The operations, asked for from the dashboard by this viewer.
+fn ops<'a>(app: &'a AppState, viewer: &'a Viewer) -> Ops<'a> {
+    app.ops(&viewer.caller.tenant, Via::Dashboard)
 }
 
 pub async fn pause(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
     let id = job_id(&posted.id)?;
-    apply(&app, &posted.viewer, &id, JobCommand::Pause).await?;
+    ops(&app, &posted.viewer)
+        .pause(&id)
+        .await
+        .map_err(|e| not_found(e, &id))?;
     Ok(to_job(&id))
 }
 
 pub async fn resume(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
     let id = job_id(&posted.id)?;
-    apply(&app, &posted.viewer, &id, JobCommand::Resume).await?;
+    ops(&app, &posted.viewer)
+        .resume(&id)
+        .await
+        .map_err(|e| not_found(e, &id))?;
     Ok(to_job(&id))
 }
 
 /// A manual run; over `max_instances` it is recorded as skipped, which the
 /// job's runs then show.
 pub async fn run_now(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
-    let (viewer, id) = (&posted.viewer, job_id(&posted.id)?);
-    let run = app
-        .store
-        .create_manual_run(&viewer.caller.tenant, &id, None)
+    let id = job_id(&posted.id)?;
+    ops(&app, &posted.viewer)
+        .run_now(&id, None)
         .await
         .map_err(|e| not_found(e, &id))?;
-    tracing::info!(tenant = %viewer.caller.tenant, job_id = %id, run_id = %run.id, status = run.status.as_str(), "manual run from the dashboard");
-    app.metrics.runs(run.status, 1);
     Ok(to_job(&id))
 }
 
 pub async fn delete(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
-    let (viewer, id) = (&posted.viewer, job_id(&posted.id)?);
-    if !app.store.delete_job(&viewer.caller.tenant, &id).await? {
+    let id = job_id(&posted.id)?;
+    if !ops(&app, &posted.viewer).delete(&id).await? {
         return Err(not_found(StoreError::NotFound, &id));
     }
-    tracing::info!(tenant = %viewer.caller.tenant, job_id = %id, "job deleted from the dashboard");
     Ok(Redirect::to("/ui").into_response())
 }
 
@@ -121,18 +107,16 @@ pub async fn rotate_secret(
     State(app): State<AppState>,
     posted: Posted,
 ) -> Result<Response, UiError> {
-    let (viewer, id) = (&posted.viewer, job_id(&posted.id)?);
-    app.store
-        .rotate_secret(&viewer.caller.tenant, &id, &generate_secret(), ROTATE_GRACE)
+    let id = job_id(&posted.id)?;
+    ops(&app, &posted.viewer)
+        .rotate_secret(&id, ROTATE_GRACE)
         .await?
         .ok_or_else(|| not_found(StoreError::NotFound, &id))?;
-    tracing::info!(tenant = %viewer.caller.tenant, job_id = %id, "secret rotated from the dashboard");
     Ok(Redirect::to(&format!("/ui/jobs/{}/secret", id.as_str())).into_response())
 }
 
 /// Redrive: a failed run is sent again with the same id.
 pub async fn retry(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
-    let viewer = &posted.viewer;
     let no_run = || {
         UiError::Page(
             StatusCode::NOT_FOUND,
@@ -140,14 +124,12 @@ pub async fn retry(State(app): State<AppState>, posted: Posted) -> Result<Respon
         )
     };
     let id = Uuid::parse_str(&posted.id).map_err(|_| no_run())?;
-    let run = app
-        .store
-        .retry_run(&viewer.caller.tenant, id)
+    let run = ops(&app, &posted.viewer)
+        .redrive(id)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => no_run(),
             other => other.into(),
         })?;
-    tracing::info!(tenant = %viewer.caller.tenant, job_id = %run.job_id, run_id = %run.id, "run sent again from the dashboard");
     Ok(Redirect::to(&format!("/ui/runs/{}", run.id)).into_response())
 }

@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 const STYLESHEET: &str = include_str!("assets/app.css");
 const LIVE_SCRIPT: &str = include_str!("assets/live.js");

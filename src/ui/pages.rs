@@ -13,12 +13,14 @@ use uuid::Uuid;
 
 use super::render::{self, action, instant, run_badge, state_badge};
 use super::session::{UiError, Viewer};
-use crate::api::AppState;
 use crate::api::pagination::{encode_job_cursor, job_cursor, run_cursor, runs_page};
 use crate::api::views::TargetView;
+use crate::domain::job::search_text;
 use crate::domain::job::{Job, JobId, JobState};
 use crate::domain::run::{Attempt, Run, RunStatus};
 use crate::domain::trigger::words::{coming_fire_times, in_words, offset_in_words};
+use crate::ops::Via;
+use crate::state::AppState;
 use crate::store::{JobFilter, RunFilter};
 
 const JOBS_PER_PAGE: u32 = 50;
@@ -91,26 +93,21 @@ pub async fn jobs(
             )
         })?),
     };
-    let search = crate::api::job_search(q.q.as_deref())
+    let search = search_text(q.q.as_deref())
         .map_err(|e| UiError::Page(StatusCode::BAD_REQUEST, e.to_string()))?;
     let after = job_cursor(q.cursor.as_deref())?;
     let live = LiveFrom::now(&app, &viewer).await?.query(None);
-    let mut jobs = app
-        .store
-        .list_jobs(
-            &viewer.caller.tenant,
-            &JobFilter {
-                state,
-                search: search.clone(),
-                after,
-                limit: JOBS_PER_PAGE + 1,
-            },
-        )
+    let filter = JobFilter {
+        state,
+        search: search.clone(),
+        after,
+        limit: JOBS_PER_PAGE,
+    };
+    let (jobs, more) = app
+        .ops(&viewer.caller.tenant, Via::Dashboard)
+        .jobs_page(filter)
         .await?;
-    let next = (jobs.len() > JOBS_PER_PAGE as usize).then(|| {
-        jobs.truncate(JOBS_PER_PAGE as usize);
-        jobs.last().map(|j| encode_job_cursor(&j.id))
-    });
+    let next = more.then(|| jobs.last().map(|j| encode_job_cursor(&j.id)));
     let next_link = next.flatten().map(|cursor| {
         let mut link = url::Url::parse("http://x/ui").expect("a valid URL");
         {
@@ -230,9 +227,10 @@ pub async fn job(
     let trigger = &job.definition.trigger;
     let tz = trigger.timezone();
     let state = job.schedule.state();
+    // Paused: where resuming now would start, by the rule resume uses.
     let first = job.schedule.next_run_at().or_else(|| {
         (state == JobState::Paused)
-            .then(|| trigger.next_after(now))
+            .then(|| job.definition.resumed_schedule(now).next_run_at())
             .flatten()
     });
     let coming = first

@@ -14,9 +14,10 @@ use rand::Rng;
 use serde::Deserialize;
 
 use super::render;
-use crate::api::AppState;
+use crate::access::Denied;
 use crate::api::error::ApiError;
 use crate::domain::auth::{self, Access, Caller, Role};
+use crate::state::AppState;
 
 const SESSION_COOKIE: &str = "cronhook_session";
 const CSRF_COOKIE: &str = "cronhook_csrf";
@@ -39,6 +40,12 @@ impl From<ApiError> for UiError {
         let problem = e.problem();
         let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
         UiError::Page(status, problem.detail)
+    }
+}
+
+impl From<crate::access::Denied> for UiError {
+    fn from(e: crate::access::Denied) -> Self {
+        ApiError::from(e).into()
     }
 }
 
@@ -276,7 +283,7 @@ pub async fn login(
             presented.insert(header::AUTHORIZATION, value);
             app.auth.caller(&presented).await
         }
-        Err(_) => Err(ApiError::Unauthorized("unknown or revoked token".into())),
+        Err(_) => Err(Denied::Unauthorized("unknown or revoked token".into())),
     };
     match caller {
         Ok(caller) => {
@@ -285,7 +292,7 @@ pub async fn login(
             set_cookie(&mut response, &ui_cookie(SESSION_COOKIE, token.to_string()));
             Ok(response)
         }
-        Err(ApiError::Unauthorized(why)) => {
+        Err(Denied::Unauthorized(why)) => {
             let required = app.auth.required().await?;
             Ok(login_form(&headers, required, Some(&why)))
         }

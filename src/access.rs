@@ -1,0 +1,247 @@
+//! Who may reach the service and as whom (DESIGN.md §8), for both front
+//! ends: the bearer token, looked up in the store, and the role and tenant
+//! it grants; and the `Host` names served while auth is off. Each front
+//! end turns a [`Denied`] into its own answer.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use tokio::time::Instant;
+
+use crate::domain::auth::{self, Access, AuthMode, Caller, Role, Tenant};
+use crate::domain::error::FieldError;
+use crate::store::{DynStore, StoreError, TokenInfo};
+
+/// Why a caller may not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    /// No valid token where one is needed: 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A token whose role or tenant does not allow it: 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A header that does not read.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The header a root caller names another tenant with.
+pub const TENANT_HEADER: &str = "cronhook-tenant";
+
+/// How long a token lookup (and whether any token exists) is trusted:
+/// a revoked token stops working within this on every instance.
+const CACHE_FOR: Duration = Duration::from_secs(1);
+/// How often a token's `last_used_at` is written, at most.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// Most lookups cached; beyond, the cache starts over (unknown tokens
+/// are cached too, and a client may send any number of them).
+const CACHE_MAX: usize = 10_000;
+
+struct Cached {
+    token: Option<TokenInfo>,
+    fetched: Instant,
+}
+
+/// Checks callers against the store's tokens.
+pub struct Authenticator {
+    store: DynStore,
+    mode: AuthMode,
+    /// Whether the service listens on a loopback address only.
+    loopback: bool,
+    tokens_exist: Mutex<Option<(bool, Instant)>>,
+    tokens: Mutex<HashMap<String, Cached>>,
+    touched: Mutex<HashMap<String, Instant>>,
+}
+
+impl Authenticator {
+    pub fn new(store: DynStore, mode: AuthMode, loopback: bool) -> Self {
+        Self {
+            store,
+            mode,
+            loopback,
+            tokens_exist: Mutex::new(None),
+            tokens: Mutex::new(HashMap::new()),
+            touched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether requests need a token now.
+    pub async fn required(&self) -> Result<bool, Denied> {
+        if self.mode != AuthMode::Auto || !self.loopback {
+            return Ok(auth::tokens_required(self.mode, self.loopback, true));
+        }
+        let cached = *self.tokens_exist.lock().expect("not poisoned");
+        let exist = match cached {
+            Some((exist, at)) if at.elapsed() < CACHE_FOR => exist,
+            _ => {
+                let exist = self.store.tokens_exist().await?;
+                *self.tokens_exist.lock().expect("not poisoned") = Some((exist, Instant::now()));
+                exist
+            }
+        };
+        Ok(auth::tokens_required(self.mode, self.loopback, exist))
+    }
+
+    /// Forgets what was cached, after a token was made or revoked here.
+    pub fn tokens_changed(&self) {
+        *self.tokens_exist.lock().expect("not poisoned") = None;
+        self.tokens.lock().expect("not poisoned").clear();
+    }
+
+    async fn lookup(&self, token: &str) -> Result<Option<TokenInfo>, Denied> {
+        let hash = auth::token_hash(token);
+        if let Some(cached) = self.tokens.lock().expect("not poisoned").get(&hash)
+            && cached.fetched.elapsed() < CACHE_FOR
+        {
+            return Ok(cached.token.clone());
+        }
+        let found = self.store.find_token(&hash).await?;
+        let mut tokens = self.tokens.lock().expect("not poisoned");
+        if tokens.len() >= CACHE_MAX {
+            tokens.clear();
+        }
+        tokens.insert(
+            hash,
+            Cached {
+                token: found.clone(),
+                fetched: Instant::now(),
+            },
+        );
+        Ok(found)
+    }
+
+    /// Records that a token was used, at most once a minute, off the
+    /// request's path.
+    fn touch(&self, id: &str) {
+        let mut touched = self.touched.lock().expect("not poisoned");
+        if touched.get(id).is_some_and(|at| at.elapsed() < TOUCH_EVERY) {
+            return;
+        }
+        if touched.len() >= CACHE_MAX {
+            touched.clear();
+        }
+        touched.insert(id.to_string(), Instant::now());
+        let (store, id) = (self.store.clone(), id.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_token(&id).await {
+                tracing::debug!(token = %id, error = %e, "recording a token's use failed");
+            }
+        });
+    }
+
+    /// Who is calling: the token's tenant and role, or (while tokens are
+    /// not required and none is given) root on the tenant named.
+    pub async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Denied> {
+        let named = named_tenant(headers)?;
+        let presented = match headers.get(axum::http::header::AUTHORIZATION) {
+            None => None,
+            Some(value) => Some(value.to_str().ok().and_then(auth::bearer).ok_or_else(|| {
+                Denied::Unauthorized("the Authorization header must be `Bearer chk_…`".into())
+            })?),
+        };
+        let Some(token) = presented else {
+            if self.required().await? {
+                return Err(Denied::Unauthorized(
+                    "this API needs a token: send `Authorization: Bearer chk_…` (make one with `cronhook token create`)".into(),
+                ));
+            }
+            return Ok(Caller::open(named.unwrap_or_else(Tenant::default_tenant)));
+        };
+        let found = if auth::is_token(token) {
+            self.lookup(token).await?
+        } else {
+            None
+        };
+        let info = found.ok_or_else(|| Denied::Unauthorized("unknown or revoked token".into()))?;
+        self.touch(&info.id);
+        let tenant = match named {
+            Some(named) if info.role == Role::Root => named,
+            Some(named) if named != info.tenant => {
+                return Err(Denied::Forbidden(format!(
+                    "a {} token acts only on its own tenant {:?}; only a root token may name another in {TENANT_HEADER}",
+                    info.role,
+                    info.tenant.as_str()
+                )));
+            }
+            _ if info.role == Role::Root => Tenant::default_tenant(),
+            _ => info.tenant,
+        };
+        Ok(Caller {
+            tenant,
+            role: info.role,
+        })
+    }
+
+    /// The caller, if it may have `access`: 401 without a valid token where
+    /// one is needed, 403 for a role too weak.
+    pub async fn authorize(&self, headers: &HeaderMap, access: Access) -> Result<Caller, Denied> {
+        let caller = self.caller(headers).await?;
+        if !auth::allows(caller.role, access) {
+            let needed = match access {
+                Access::Read => "a token",
+                Access::Write => "a write or root token",
+                Access::Root => "a root token",
+            };
+            return Err(Denied::Forbidden(format!(
+                "this operation needs {needed}; this one is {}",
+                caller.role
+            )));
+        }
+        Ok(caller)
+    }
+}
+
+/// The tenant a request names in `cronhook-tenant`, if any.
+fn named_tenant(headers: &HeaderMap) -> Result<Option<Tenant>, Denied> {
+    let Some(value) = headers.get(TENANT_HEADER) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| FieldError::new(TENANT_HEADER, "must be visible ASCII"))?;
+    Tenant::parse(text)
+        .map(Some)
+        .map_err(|e| FieldError::new(TENANT_HEADER, e).into())
+}
+
+/// The `Host` names served while auth is off, besides loopback literals
+/// and `localhost`.
+#[derive(Debug, Clone, Default)]
+pub struct AllowedHosts(Vec<String>);
+
+impl AllowedHosts {
+    /// The listen address's host and `--allowed-hosts`.
+    pub fn new(listen_host: &str, extra: &[String]) -> Self {
+        let mut names: Vec<String> = extra
+            .iter()
+            .map(|h| normalise(h))
+            .filter(|h| !h.is_empty())
+            .collect();
+        names.push(normalise(listen_host));
+        Self(names)
+    }
+
+    pub fn allows(&self, host: &str) -> bool {
+        let host = normalise(host);
+        host == "localhost"
+            || host.ends_with(".localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            || self.0.contains(&host)
+    }
+}
+
+/// A host name as compared: lower case, without brackets or a final dot.
+pub fn normalise(host: &str) -> String {
+    host.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}

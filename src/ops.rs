@@ -1,0 +1,133 @@
+//! The operations both front ends call (DESIGN §1, "as it grew"): each
+//! once, with its log line and metric, as svix's `create_message_inner`
+//! serves its API and its dashboard. A front end parses, calls one of
+//! these and maps the answer; `via` says which one in the log.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::domain::auth::Tenant;
+use crate::domain::job::{JobId, ParseContext};
+use crate::domain::lifecycle::JobCommand;
+use crate::domain::network_policy::NetworkPolicy;
+use crate::domain::signing::generate_secret;
+use crate::metrics::Metrics;
+use crate::store::{DynStore, Idempotency, Job, JobFilter, JobSecret, Run, StoreResult};
+
+/// Which front end asked: the API or the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Api,
+    Dashboard,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "api",
+            Via::Dashboard => "dashboard",
+        }
+    }
+}
+
+/// What an operation needs: the store, the metrics, the target policy a
+/// changed job is read under, and who asks for which tenant.
+pub struct Ops<'a> {
+    pub store: &'a DynStore,
+    pub metrics: &'a Metrics,
+    pub network_policy: &'a NetworkPolicy,
+    pub tenant: &'a Tenant,
+    pub via: Via,
+}
+
+impl Ops<'_> {
+    /// Pauses a job: no fire times until it is resumed.
+    pub async fn pause(&self, id: &JobId) -> StoreResult<Job> {
+        let job = self.change(id, JobCommand::Pause).await?;
+        tracing::info!(tenant = %self.tenant, job_id = %job.id, via = self.via.as_str(), "job paused");
+        Ok(job)
+    }
+
+    /// Resumes a job from now.
+    pub async fn resume(&self, id: &JobId) -> StoreResult<Job> {
+        let job = self.change(id, JobCommand::Resume).await?;
+        tracing::info!(tenant = %self.tenant, job_id = %job.id, state = job.schedule.state().as_str(), via = self.via.as_str(), "job resumed");
+        Ok(job)
+    }
+
+    async fn change(&self, id: &JobId, command: JobCommand) -> StoreResult<Job> {
+        let ctx = ParseContext {
+            now: Utc::now(),
+            network_policy: self.network_policy.clone(),
+        };
+        let (job, _) = self
+            .store
+            .save_job(self.tenant, id, &command, ctx, None)
+            .await?;
+        Ok(job)
+    }
+
+    /// A manual run now; over `max_instances` it is recorded as skipped.
+    pub async fn run_now(&self, id: &JobId, idempotency: Option<&Idempotency>) -> StoreResult<Run> {
+        let run = self
+            .store
+            .create_manual_run(self.tenant, id, idempotency)
+            .await?;
+        tracing::info!(tenant = %self.tenant, job_id = %id, run_id = %run.id, status = run.status.as_str(), via = self.via.as_str(), "manual run");
+        self.metrics.runs(run.status, 1);
+        Ok(run)
+    }
+
+    /// Deletes a job and its runs; false when there was none.
+    pub async fn delete(&self, id: &JobId) -> StoreResult<bool> {
+        let deleted = self.store.delete_job(self.tenant, id).await?;
+        if deleted {
+            tracing::info!(tenant = %self.tenant, job_id = %id, via = self.via.as_str(), "job deleted");
+        }
+        Ok(deleted)
+    }
+
+    /// A new signing secret; the old one signs too for `grace`.
+    pub async fn rotate_secret(
+        &self,
+        id: &JobId,
+        grace: Duration,
+    ) -> StoreResult<Option<JobSecret>> {
+        let secret = self
+            .store
+            .rotate_secret(self.tenant, id, &generate_secret(), grace)
+            .await?;
+        if secret.is_some() {
+            tracing::info!(tenant = %self.tenant, job_id = %id, grace_s = grace.as_secs(), via = self.via.as_str(), "secret rotated");
+        }
+        Ok(secret)
+    }
+
+    /// Sends a failed run again (redrive), with the same id.
+    pub async fn redrive(&self, id: Uuid) -> StoreResult<Run> {
+        let run = self.store.retry_run(self.tenant, id).await?;
+        tracing::info!(tenant = %self.tenant, job_id = %run.job_id, run_id = %run.id, via = self.via.as_str(), "run sent again");
+        Ok(run)
+    }
+
+    /// A page of jobs in id order, and whether another follows (its
+    /// cursor is the last job's id).
+    pub async fn jobs_page(&self, filter: JobFilter) -> StoreResult<(Vec<Job>, bool)> {
+        let limit = filter.limit as usize;
+        let mut jobs = self
+            .store
+            .list_jobs(
+                self.tenant,
+                &JobFilter {
+                    limit: filter.limit + 1,
+                    ..filter
+                },
+            )
+            .await?;
+        let more = jobs.len() > limit;
+        jobs.truncate(limit);
+        Ok((jobs, more))
+    }
+}

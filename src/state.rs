@@ -1,0 +1,48 @@
+//! What every request handler can reach, the API's and the dashboard's
+//! alike: composed by `app.rs`, read by both front ends.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::access::{AllowedHosts, Authenticator};
+use crate::domain::auth::Tenant;
+use crate::domain::job::ParseContext;
+use crate::domain::network_policy::NetworkPolicy;
+use crate::metrics::Metrics;
+use crate::ops::{Ops, Via};
+use crate::store::DynStore;
+use crate::wakeup::Wakeups;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub network_policy: NetworkPolicy,
+    pub auth: Arc<Authenticator>,
+    pub allowed_hosts: Arc<AllowedHosts>,
+    pub metrics: Arc<Metrics>,
+    /// Event streams wait on it.
+    pub wakeups: Arc<Wakeups>,
+    /// Cancelled when the service stops: streams end.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl AppState {
+    pub fn parse_context(&self, now: DateTime<Utc>) -> ParseContext {
+        ParseContext {
+            now,
+            network_policy: self.network_policy.clone(),
+        }
+    }
+
+    /// The operations, for `tenant`, asked for through `via`.
+    pub fn ops<'a>(&'a self, tenant: &'a Tenant, via: Via) -> Ops<'a> {
+        Ops {
+            store: &self.store,
+            metrics: &self.metrics,
+            network_policy: &self.network_policy,
+            tenant,
+            via,
+        }
+    }
+}
