@@ -1,7 +1,7 @@
 //! The store contract: the same tests, with the same assertions, against
 //! PostgreSQL and SQLite, for every method of the `Store` trait.
 
-mod common;
+use crate::support as common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,19 +19,7 @@ use cronhook::store::{
 use cronhook::wakeup::Wakeups;
 use serde_json::{Value, json};
 
-/// A filter for one job's runs, newest first.
-fn runs_of(
-    job: &cronhook::domain::job::JobId,
-    cursor: Option<cronhook::store::RunCursor>,
-    limit: u32,
-) -> cronhook::store::RunFilter {
-    cronhook::store::RunFilter {
-        job_id: Some(job.clone()),
-        cursor,
-        limit,
-        ..Default::default()
-    }
-}
+use common::runs_of;
 
 async fn open(db: &TestDb) -> DynStore {
     store::connect(&db.url, Arc::new(Wakeups::new()), common::test_key())

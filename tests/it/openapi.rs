@@ -1,11 +1,11 @@
 //! The OpenAPI document in the repository is the one the code generates
 //! and serves; the docs page is served from the binary.
 
-mod common;
+use crate::support as common;
 
 use common::{Backend, TestApp};
 
-const COMMITTED: &str = include_str!("../openapi/openapi.json");
+const COMMITTED: &str = include_str!("../../openapi/openapi.json");
 
 #[test]
 fn committed_document_matches_the_code() {

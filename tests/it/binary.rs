@@ -1,7 +1,7 @@
 //! The binary as a user runs it: default SQLite file, `migrate`,
 //! `openapi`, and a graceful stop on SIGTERM with a request in flight.
 
-mod common;
+use crate::support as common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -12,9 +12,7 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_cronhook");
 
 fn temp_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("cronhook-bin-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_dir("cronhook-bin")
 }
 
 /// Starts `cronhook serve` with JSON logs and returns it with the address
@@ -247,7 +245,7 @@ fn openapi_prints_the_committed_document() {
     let printed = String::from_utf8(output.stdout).unwrap();
     assert_eq!(
         printed.trim(),
-        include_str!("../openapi/openapi.json").trim()
+        include_str!("../../openapi/openapi.json").trim()
     );
 }
 

@@ -1,36 +1,24 @@
 //! Webhook delivery end to end: the real service, real databases and a
 //! real HTTP receiver on 127.0.0.1.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use common::receiver::{Answer, Receiver};
 use common::{Backend, TestApp, TestDb, eventually};
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
+use common::now_text as now;
 
-fn instant(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().expect("an instant"))
-        .unwrap()
-        .to_utc()
-}
+use common::instant;
 
 /// A job that fires once, now, at `target`.
 fn job_now(id: &str, target: Value) -> Value {
     json!({"id": id, "trigger": {"type": "date", "run_at": now()}, "target": target})
-}
-
-async fn create(app: &TestApp, body: Value) -> Value {
-    let reply = app.post("/v1/jobs", body).await;
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    reply.json()
 }
 
 /// The job's one run, with attempts, once `done` holds for it.
@@ -55,7 +43,7 @@ async fn signed_requests_carry_the_job_and_verify_independently(backend: Backend
     let app = TestApp::spawn(backend).await;
     let target = json!({"url": receiver.url("/hook"), "method": "PUT", "headers": {"X-Team": "data"},
                         "body": {"report": "daily", "n": 1}});
-    create(&app, job_now("signed", target)).await;
+    app.create_job(job_now("signed", target)).await;
     let run = finished(&app, "signed").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["attempt_count"], 1);
@@ -111,30 +99,21 @@ async fn signed_requests_carry_the_job_and_verify_independently(backend: Backend
 async fn bodies_text_and_none(backend: Backend) {
     let receiver = Receiver::start().await;
     let app = TestApp::spawn(backend).await;
-    create(
-        &app,
-        job_now(
-            "text",
-            json!({"url": receiver.url("/text"), "body": "plain words"}),
-        ),
-    )
+    app.create_job(job_now(
+        "text",
+        json!({"url": receiver.url("/text"), "body": "plain words"}),
+    ))
     .await;
-    create(
-        &app,
-        job_now(
-            "xml",
-            json!({"url": receiver.url("/xml"), "body": "<a/>",
+    app.create_job(job_now(
+        "xml",
+        json!({"url": receiver.url("/xml"), "body": "<a/>",
                                         "headers": {"content-type": "application/xml"}}),
-        ),
-    )
+    ))
     .await;
-    create(
-        &app,
-        job_now(
-            "none",
-            json!({"url": receiver.url("/none"), "method": "GET"}),
-        ),
-    )
+    app.create_job(job_now(
+        "none",
+        json!({"url": receiver.url("/none"), "method": "GET"}),
+    ))
     .await;
     for job in ["text", "xml", "none"] {
         assert_eq!(finished(&app, job).await["status"], "succeeded");
@@ -162,11 +141,8 @@ async fn retries_server_errors_then_succeeds(backend: Backend) {
     let receiver = Receiver::start().await;
     receiver.script("/flaky", [Answer::Status(500), Answer::Status(503)]);
     let app = TestApp::spawn(backend).await;
-    create(
-        &app,
-        job_now("flaky", json!({"url": receiver.url("/flaky")})),
-    )
-    .await;
+    app.create_job(job_now("flaky", json!({"url": receiver.url("/flaky")})))
+        .await;
     let run = finished(&app, "flaky").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let codes: Vec<_> = run["attempts"]
@@ -204,12 +180,10 @@ async fn client_errors_fail_at_once_and_redirects_are_not_followed(backend: Back
         )],
     );
     let app = TestApp::spawn(backend).await;
-    create(&app, job_now("bad", json!({"url": receiver.url("/bad")}))).await;
-    create(
-        &app,
-        job_now("moved", json!({"url": receiver.url("/moved")})),
-    )
-    .await;
+    app.create_job(job_now("bad", json!({"url": receiver.url("/bad")})))
+        .await;
+    app.create_job(job_now("moved", json!({"url": receiver.url("/moved")})))
+        .await;
     let bad = finished(&app, "bad").await;
     assert_eq!(bad["status"], "failed");
     assert_eq!(bad["attempt_count"], 1);
@@ -235,10 +209,11 @@ async fn retry_after_is_honoured_and_clamped(backend: Backend) {
         )],
     );
     let app = TestApp::spawn(backend).await;
-    create(&app, job_now("busy", json!({"url": receiver.url("/busy")}))).await;
+    app.create_job(job_now("busy", json!({"url": receiver.url("/busy")})))
+        .await;
     let mut clamped = job_now("very-busy", json!({"url": receiver.url("/very-busy")}));
     clamped["retry"] = json!({"backoff_initial_s": 1, "backoff_max_s": 1});
-    create(&app, clamped).await;
+    app.create_job(clamped).await;
 
     let busy = finished(&app, "busy").await;
     assert_eq!(busy["status"], "succeeded");
@@ -265,18 +240,15 @@ async fn a_hanging_target_times_out_without_delaying_others(backend: Backend) {
         json!({"url": receiver.url("/hang"), "timeout_s": 10}),
     );
     slow["retry"] = json!({"max_attempts": 1});
-    create(&app, slow).await;
+    app.create_job(slow).await;
     eventually(DEADLINE, "the hanging request", || async {
         (!receiver.received("/hang").is_empty()).then_some(())
     })
     .await;
 
     // While that request is open, another job is delivered.
-    create(
-        &app,
-        job_now("quick", json!({"url": receiver.url("/quick")})),
-    )
-    .await;
+    app.create_job(job_now("quick", json!({"url": receiver.url("/quick")})))
+        .await;
     let quick = finished(&app, "quick").await;
     assert_eq!(quick["status"], "succeeded");
     let slow_now = app.get("/v1/jobs/slow/runs").await.json();
@@ -316,13 +288,14 @@ async fn a_slow_host_gets_at_most_its_share_of_slots(backend: Backend) {
             &format!("slow-{k}"),
             json!({"url": slow.url("/slow"), "timeout_s": 30}),
         );
-        create(&app, job).await;
+        app.create_job(job).await;
     }
     eventually(DEADLINE, "two slow requests", || async {
         (slow.received("/slow").len() >= 2).then_some(())
     })
     .await;
-    create(&app, job_now("other", json!({"url": other.url("/other")}))).await;
+    app.create_job(job_now("other", json!({"url": other.url("/other")})))
+        .await;
     assert_eq!(finished(&app, "other").await["status"], "succeeded");
     let unfinished = eventually(DEADLINE, "the slow runs listed", || async {
         let runs = app.get("/v1/runs?limit=500").await.json();
@@ -352,7 +325,7 @@ async fn a_refused_connection_is_retried_and_named(backend: Backend) {
     // Nothing listens on port 9 of the loopback address.
     let mut job = job_now("refused", json!({"url": "http://127.0.0.1:9/"}));
     job["retry"] = json!({"max_attempts": 2, "backoff_initial_s": 1});
-    create(&app, job).await;
+    app.create_job(job).await;
     let run = finished(&app, "refused").await;
     assert_eq!(run["status"], "failed");
     assert_eq!(run["attempt_count"], 2);
@@ -369,14 +342,12 @@ async fn a_killed_dispatcher_s_run_is_redelivered_with_the_same_webhook_id(backe
     config.lease_margin_s = 1;
     let url = db.url.clone();
     let mut first = TestApp::spawn_with(db, config.clone()).await;
-    create(
-        &first,
-        job_now(
+    first
+        .create_job(job_now(
             "crash",
             json!({"url": receiver.url("/once"), "timeout_s": 2}),
-        ),
-    )
-    .await;
+        ))
+        .await;
     eventually(DEADLINE, "the first attempt in flight", || async {
         (!receiver.received("/once").is_empty()).then_some(())
     })
@@ -409,11 +380,8 @@ async fn graceful_shutdown_finishes_requests_in_flight(backend: Backend) {
     let receiver = Receiver::start().await;
     receiver.script("/slow", [Answer::After(Duration::from_millis(1500), 200)]);
     let mut app = TestApp::spawn(backend).await;
-    create(
-        &app,
-        job_now("drain", json!({"url": receiver.url("/slow")})),
-    )
-    .await;
+    app.create_job(job_now("drain", json!({"url": receiver.url("/slow")})))
+        .await;
     eventually(DEADLINE, "the request in flight", || async {
         (!receiver.received("/slow").is_empty()).then_some(())
     })
@@ -436,13 +404,10 @@ async fn shutdown_releases_what_it_cannot_finish(backend: Backend) {
     // The drain gets 4 s of it, the release of what is cut off the last 1 s.
     config.shutdown_timeout_s = 5;
     let mut app = TestApp::spawn_with(db, config).await;
-    create(
-        &app,
-        job_now(
-            "stuck",
-            json!({"url": receiver.url("/stuck"), "timeout_s": 60}),
-        ),
-    )
+    app.create_job(job_now(
+        "stuck",
+        json!({"url": receiver.url("/stuck"), "timeout_s": 60}),
+    ))
     .await;
     eventually(DEADLINE, "the request in flight", || async {
         (!receiver.received("/stuck").is_empty()).then_some(())
@@ -466,7 +431,7 @@ async fn secret_rotation_signs_with_both_secrets(backend: Backend) {
     let mut job = job_now("rotate", json!({"url": receiver.url("/rotate")}));
     job["paused"] = json!(true);
     job["trigger"] = json!({"type": "cron", "expr": "@yearly"});
-    create(&app, job).await;
+    app.create_job(job).await;
     let old = app.get("/v1/jobs/rotate/secret").await.json()["secret"]
         .as_str()
         .unwrap()
@@ -509,18 +474,16 @@ async fn a_job_deleted_mid_request_is_dropped_quietly(backend: Backend) {
     let receiver = Receiver::start().await;
     receiver.script("/gone", [Answer::After(Duration::from_millis(800), 200)]);
     let app = TestApp::spawn(backend).await;
-    create(&app, job_now("gone", json!({"url": receiver.url("/gone")}))).await;
+    app.create_job(job_now("gone", json!({"url": receiver.url("/gone")})))
+        .await;
     eventually(DEADLINE, "the request in flight", || async {
         (!receiver.received("/gone").is_empty()).then_some(())
     })
     .await;
     assert_eq!(app.delete("/v1/jobs/gone").await.status, 204);
     // The dispatcher goes on delivering.
-    create(
-        &app,
-        job_now("after", json!({"url": receiver.url("/after")})),
-    )
-    .await;
+    app.create_job(job_now("after", json!({"url": receiver.url("/after")})))
+        .await;
     assert_eq!(finished(&app, "after").await["status"], "succeeded");
     app.get("/v1/jobs/gone/runs").await.problem(404);
 }
@@ -532,18 +495,16 @@ async fn a_binary_response_body_is_recorded_and_holds_nothing_up(backend: Backen
         [Answer::Body(200, b"PNG\0\x01\xff\0end".to_vec())],
     );
     let app = TestApp::spawn(backend).await;
-    create(
-        &app,
-        job_now("binary", json!({"url": receiver.url("/binary")})),
-    )
-    .await;
+    app.create_job(job_now("binary", json!({"url": receiver.url("/binary")})))
+        .await;
     let run = finished(&app, "binary").await;
     assert_eq!(run["status"], "succeeded");
     let excerpt = run["attempts"][0]["response_excerpt"].as_str().unwrap();
     assert!(excerpt.starts_with("PNG\u{FFFD}"), "{excerpt:?}");
     assert!(!excerpt.contains('\0'));
     // Recording goes on.
-    create(&app, job_now("next", json!({"url": receiver.url("/next")}))).await;
+    app.create_job(job_now("next", json!({"url": receiver.url("/next")})))
+        .await;
     assert_eq!(finished(&app, "next").await["status"], "succeeded");
 }
 
@@ -554,7 +515,7 @@ async fn a_job_whose_stored_target_no_longer_parses_fails_alone(backend: Backend
         let mut job = job_now(id, json!({"url": receiver.url(&format!("/{id}"))}));
         job["paused"] = json!(true);
         job["trigger"] = json!({"type": "cron", "expr": "@yearly"});
-        create(&app, job).await;
+        app.create_job(job).await;
     }
     // As after a manual edit of the database: a row that no longer reads
     // back as a target.
@@ -612,11 +573,9 @@ async fn notify_wakes_another_instance_s_dispatcher_and_retries_fall_due_on_time
     let _dispatcher = TestApp::spawn_with(TestDb::existing(&url), delivering).await;
     // Let the dispatcher go to sleep for its hour.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    create(
-        &scheduler,
-        job_now("woken", json!({"url": receiver.url("/woken")})),
-    )
-    .await;
+    scheduler
+        .create_job(job_now("woken", json!({"url": receiver.url("/woken")})))
+        .await;
     let run = finished(&scheduler, "woken").await;
     assert_eq!(run["status"], "succeeded");
     let codes: Vec<_> = run["attempts"]
@@ -650,7 +609,7 @@ async fn metadata_and_link_local_targets_are_refused_at_creation() {
         );
     }
     // The default policy allows private networks and loopback.
-    create(&app, json!({"trigger": {"type": "cron", "expr": "@yearly"}, "target": {"url": "http://10.0.0.1/"}})).await;
+    app.create_job(json!({"trigger": {"type": "cron", "expr": "@yearly"}, "target": {"url": "http://10.0.0.1/"}})).await;
 }
 
 #[tokio::test]
@@ -687,7 +646,7 @@ async fn public_only_refuses_loopback_literals_and_names_that_resolve_to_it() {
         json!({"url": format!("http://localhost:{}/x", receiver.addr.port())}),
     );
     job["retry"] = json!({"max_attempts": 1});
-    create(&app, job).await;
+    app.create_job(job).await;
     let run = finished(&app, "named").await;
     assert_eq!(run["status"], "failed");
     let error = run["attempts"][0]["error"].as_str().unwrap();
@@ -704,11 +663,9 @@ async fn ip_literals_are_checked_again_when_sending() {
     config.no_scheduler = true;
     config.no_dispatcher = true;
     let writer = TestApp::spawn_with(db, config.clone()).await;
-    create(
-        &writer,
-        job_now("literal", json!({"url": receiver.url("/x")})),
-    )
-    .await;
+    writer
+        .create_job(job_now("literal", json!({"url": receiver.url("/x")})))
+        .await;
     let mut strict = common::test_config(&writer.db.url);
     strict.targets = Some(cronhook::domain::network_policy::TargetMode::PublicOnly);
     let deliverer = TestApp::spawn_with(TestDb::existing(&writer.db.url), strict).await;

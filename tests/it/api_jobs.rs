@@ -1,7 +1,7 @@
 //! The job API end to end: the real service on a real socket, each test
 //! with its own database, on both stores.
 
-mod common;
+use crate::support as common;
 
 use common::{Backend, TestApp};
 use serde_json::{Value, json};

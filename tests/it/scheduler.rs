@@ -1,7 +1,7 @@
 //! The scheduler engine with real databases and the real clock: misfire
 //! grace, coalescing, max_instances, several instances, crashes, wake-ups.
 
-mod common;
+use crate::support as common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,11 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn instant(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().expect("an instant"))
-        .unwrap()
-        .to_utc()
-}
+use common::instant;
 
 fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp(), 0).unwrap()
@@ -33,19 +29,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// A filter for one job's runs, newest first.
-fn runs_of(
-    job: &cronhook::domain::job::JobId,
-    cursor: Option<cronhook::store::RunCursor>,
-    limit: u32,
-) -> cronhook::store::RunFilter {
-    cronhook::store::RunFilter {
-        job_id: Some(job.clone()),
-        cursor,
-        limit,
-        ..Default::default()
-    }
-}
+use common::runs_of;
 
 /// The service without its dispatcher: runs stay as the scheduler made them.
 async fn spawn_engine(backend: Backend) -> TestApp {
@@ -77,12 +61,6 @@ async fn runs_until(
     .await
 }
 
-async fn create(app: &TestApp, body: Value) -> Value {
-    let reply = app.post("/v1/jobs", body).await;
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    reply.json()
-}
-
 fn target() -> Value {
     json!({"url": "http://127.0.0.1:9/never-called"})
 }
@@ -90,9 +68,7 @@ fn target() -> Value {
 async fn misfire_grace_records_one_missed_run_then_fires_normally(backend: Backend) {
     let app = spawn_engine(backend).await;
     let start = whole_seconds(Utc::now()) - TimeDelta::hours(1);
-    create(
-        &app,
-        json!({"id": "late", "trigger": {"type": "interval", "every_s": 5, "start_at": rfc3339(start)},
+    app.create_job(json!({"id": "late", "trigger": {"type": "interval", "every_s": 5, "start_at": rfc3339(start)},
                "target": target(), "misfire_grace_s": 60, "max_instances": 1000,
                "next_run_at": rfc3339(start)}),
     )
@@ -137,9 +113,7 @@ async fn without_grace_a_backlog_runs_once_or_once_per_occurrence(backend: Backe
     let app = spawn_engine(backend).await;
     let start = whole_seconds(Utc::now()) - TimeDelta::seconds(630);
     for (id, coalesce) in [("coalesced", true), ("each", false)] {
-        create(
-            &app,
-            json!({"id": id, "trigger": {"type": "interval", "every_s": 60, "start_at": rfc3339(start)},
+        app.create_job(json!({"id": id, "trigger": {"type": "interval", "every_s": 60, "start_at": rfc3339(start)},
                    "target": target(), "coalesce": coalesce, "max_instances": 100,
                    "next_run_at": rfc3339(start)}),
         )
@@ -187,7 +161,7 @@ async fn a_backlog_without_coalescing_is_bounded_by_catchup_max(backend: Backend
         if let Some(max) = catchup_max {
             body["catchup_max"] = json!(max);
         }
-        let created = create(&app, body).await;
+        let created = app.create_job(body).await;
         assert_eq!(created["catchup_max"], catchup_max.unwrap_or(100));
     }
     for (id, kept) in [("flood", 100), ("small", 5)] {
@@ -217,8 +191,7 @@ async fn a_backlog_without_coalescing_is_bounded_by_catchup_max(backend: Backend
 
 async fn max_instances_skips_while_a_run_is_pending(backend: Backend) {
     let app = spawn_engine(backend).await;
-    create(
-        &app,
+    app.create_job(
         json!({"id": "busy", "trigger": {"type": "interval", "every_s": 1},
                "target": target(), "max_instances": 1, "next_run_at": rfc3339(Utc::now())}),
     )
@@ -236,8 +209,7 @@ async fn max_instances_skips_while_a_run_is_pending(backend: Backend) {
 
 async fn pause_resume_and_delete(backend: Backend) {
     let app = spawn_engine(backend).await;
-    create(
-        &app,
+    app.create_job(
         json!({"id": "tick", "trigger": {"type": "interval", "every_s": 1}, "target": target(),
                "max_instances": 1000, "next_run_at": rfc3339(Utc::now())}),
     )
@@ -271,9 +243,7 @@ async fn pause_resume_and_delete(backend: Backend) {
 
 async fn run_now_creates_a_manual_run_or_a_skipped_one(backend: Backend) {
     let app = spawn_engine(backend).await;
-    create(
-        &app,
-        json!({"id": "manual", "trigger": {"type": "cron", "expr": "@yearly"}, "target": target(), "paused": true}),
+    app.create_job(json!({"id": "manual", "trigger": {"type": "cron", "expr": "@yearly"}, "target": target(), "paused": true}),
     )
     .await;
     let first = app.post_empty("/v1/jobs/manual/run").await;
@@ -313,9 +283,7 @@ async fn first_location(app: &TestApp, run: &Value) -> u16 {
 
 async fn run_history_paginates_newest_first(backend: Backend) {
     let app = spawn_engine(backend).await;
-    create(
-        &app,
-        json!({"id": "many", "trigger": {"type": "cron", "expr": "@yearly"}, "target": target(), "max_instances": 100}),
+    app.create_job(json!({"id": "many", "trigger": {"type": "cron", "expr": "@yearly"}, "target": target(), "max_instances": 100}),
     )
     .await;
     let mut ids = Vec::new();
@@ -353,9 +321,7 @@ async fn a_job_due_now_gets_its_run_although_the_poll_interval_is_an_hour(backen
     let app = TestApp::spawn_with(db, config).await;
     // Let the scheduler finish its first pass and go to sleep for an hour.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    create(
-        &app,
-        json!({"id": "now", "trigger": {"type": "date", "run_at": rfc3339(Utc::now())}, "target": target()}),
+    app.create_job(json!({"id": "now", "trigger": {"type": "date", "run_at": rfc3339(Utc::now())}, "target": target()}),
     )
     .await;
     let runs = runs_until(&app, "now", "the run", |r| !r.is_empty()).await;
@@ -686,7 +652,7 @@ async fn notify_wakes_another_instance_and_survives_a_lost_listen_connection() {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    create(&api, json!({"id": "a", "trigger": {"type": "date", "run_at": rfc3339(Utc::now())}, "target": target()})).await;
+    api.create_job(json!({"id": "a", "trigger": {"type": "date", "run_at": rfc3339(Utc::now())}, "target": target()})).await;
     runs_until(&api, "a", "a run made by the other instance", |r| {
         r.len() == 1
     })
@@ -704,6 +670,6 @@ async fn notify_wakes_another_instance_and_survives_a_lost_listen_connection() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    create(&api, json!({"id": "b", "trigger": {"type": "date", "run_at": rfc3339(Utc::now())}, "target": target()})).await;
+    api.create_job(json!({"id": "b", "trigger": {"type": "date", "run_at": rfc3339(Utc::now())}, "target": target()})).await;
     runs_until(&api, "b", "a run after the reconnect", |r| r.len() == 1).await;
 }

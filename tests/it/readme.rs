@@ -2,15 +2,15 @@
 //! written: every `curl` example answers 2xx from a started service, and
 //! every `cargo run` line names a binary that runs.
 
-mod common;
+use crate::support as common;
 
 use std::path::Path;
 use std::process::Command;
 
 use common::{Backend, TestApp, TestDb};
 
-const README: &str = include_str!("../README.md");
-const CARGO_TOML: &str = include_str!("../Cargo.toml");
+const README: &str = include_str!("../../README.md");
+const CARGO_TOML: &str = include_str!("../../Cargo.toml");
 
 /// The commands of the README's `sh` blocks, in order: continued lines
 /// joined, comments dropped.
@@ -176,7 +176,7 @@ fn every_cargo_run_line_names_a_binary_that_runs() {
             if args == ["openapi"] {
                 let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
                 let committed: serde_json::Value =
-                    serde_json::from_str(include_str!("../openapi/openapi.json")).unwrap();
+                    serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap();
                 assert_eq!(printed, committed, "`{line}` prints another document");
             }
         }

@@ -5,7 +5,7 @@
 //! script. Both come from PyPI into a virtual environment that
 //! `scripts/test` makes under `target/` (or `CRONHOOK_CONTRACT_VENV`).
 
-mod common;
+use crate::support as common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

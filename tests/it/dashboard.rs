@@ -3,7 +3,7 @@
 //! `chromium` and `chromium-driver` when they are missing. A screenshot of
 //! each page is kept under `target/ui-screenshots/` to look at.
 
-mod common;
+use crate::support as common;
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use chrono::Utc;
 use common::receiver::{Answer, Receiver};
 use common::{Backend, TestApp, TestDb, eventually, test_config};
 use cronhook::domain::auth::{AuthMode, Role};
@@ -217,9 +216,7 @@ impl Drop for Browser {
     }
 }
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
+use common::now_text as now;
 
 async fn job_state(app: &TestApp, id: &str) -> String {
     app.get(&format!("/v1/jobs/{id}")).await.json()["state"]

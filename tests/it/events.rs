@@ -2,21 +2,18 @@
 //! stores: the event log and its live stream, subscriptions, pause on
 //! failure, redrive, and `/metrics`.
 
-mod common;
+use crate::support as common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chrono::Utc;
 use common::receiver::{Answer, Receiver};
 use common::{Backend, TestApp, TestDb, eventually};
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
+use common::now_text as now;
 
 /// A job that fires once, now, at `url`, with one attempt unless told.
 fn job_now(id: &str, url: &str, max_attempts: u32) -> Value {

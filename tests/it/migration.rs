@@ -3,7 +3,7 @@
 //! the migrations that follow, their secrets sealed, on both stores; and a
 //! store sealed with one key refuses another without touching anything.
 
-mod common;
+use crate::support as common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! recovery poll), a live instance keeps its slow requests, and a process
 //! restarted on SQLite takes back its own.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 
@@ -19,9 +19,7 @@ const TIMEOUT_S: u64 = 3;
 /// kill, the recovery poll, a claim).
 const RESEND_WITHIN: Duration = Duration::from_secs(TIMEOUT_S + 2);
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
+use common::now_text as now;
 
 fn job(id: &str, url: String, timeout_s: u32) -> Value {
     json!({"id": id, "trigger": {"type": "date", "run_at": now()},

@@ -1,7 +1,7 @@
 //! Triggers through the API on both stores: fire times of created jobs
 //! and the preview endpoint, at fixed instants.
 
-mod common;
+use crate::support as common;
 
 use common::{Backend, TestApp};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! request does not hold its connection past the header timeout, and no
 //! more than `--max-connections` are served at once.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! on the operations that create, and a forced first run "now", end to end
 //! on both stores.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

@@ -120,6 +120,39 @@ impl Drop for TestDb {
 /// The key every test's secrets are sealed with.
 pub const TEST_KEY: &str = "dGhlLWNyb25ob29rLXRlc3Qta2V5LTMyLWJ5dGVzLi4=";
 
+/// Now, written as the API writes an instant.
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// An instant as the API answered it.
+pub fn instant(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().expect("an instant"))
+        .unwrap()
+        .to_utc()
+}
+
+/// A filter for one job's runs, newest first.
+pub fn runs_of(
+    job: &cronhook::domain::job::JobId,
+    cursor: Option<cronhook::store::RunCursor>,
+    limit: u32,
+) -> cronhook::store::RunFilter {
+    cronhook::store::RunFilter {
+        job_id: Some(job.clone()),
+        cursor,
+        limit,
+        ..Default::default()
+    }
+}
+
+/// A new directory of its own under the system's temporary one.
+pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn test_key() -> SealingKey {
     SealingKey::from_base64(TEST_KEY).expect("the test key")
 }
@@ -255,6 +288,13 @@ impl TestApp {
         self.request(reqwest::Method::GET, path, None).await
     }
 
+    /// Creates a job through the API; it must answer 201.
+    pub async fn create_job(&self, body: Value) -> Value {
+        let reply = self.post("/v1/jobs", body).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.json()
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.request(reqwest::Method::POST, path, Some(body)).await
     }
@@ -383,7 +423,7 @@ macro_rules! store_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::common::Backend::Postgres).await
+                    super::$name($crate::support::Backend::Postgres).await
                 }
             )*
         }
@@ -391,7 +431,7 @@ macro_rules! store_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::common::Backend::Sqlite).await
+                    super::$name($crate::support::Backend::Sqlite).await
                 }
             )*
         }

@@ -3,7 +3,7 @@
 //! `CRONHOOK_ROOT_TOKEN` make the tokens it then requires, its targets
 //! default to public-only, and its key guards the stored secrets.
 
-mod common;
+use crate::support as common;
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -13,12 +13,7 @@ use common::{Backend, TestDb, eventually};
 use serde_json::json;
 
 fn temp_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "cronhook-exposed-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_dir("cronhook-exposed")
 }
 
 /// Runs `cronhook args…` to its end (60 s at most: a command that should

@@ -2,7 +2,7 @@
 //! as a client would, on both stores: tokens and roles, tenants, and the
 //! browser protections of the open loopback mode.
 
-mod common;
+use crate::support as common;
 
 use common::{Backend, Reply, TestApp};
 use cronhook::domain::auth::Role;

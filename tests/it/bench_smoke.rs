@@ -2,7 +2,7 @@
 //! real `cronhook-bench` binary driving the real `cronhook` binary against
 //! PostgreSQL, with its receiver. It measures nothing here.
 
-mod common;
+use crate::support as common;
 
 use std::process::Command;
 

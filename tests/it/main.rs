@@ -1,0 +1,29 @@
+//! Every end-to-end suite in one test binary (as svix and zero2prod do):
+//! one link instead of twenty, and one `support` for the helpers they
+//! share (instants, deadlines, temporary databases, job bodies, a real
+//! receiver, processes). Each module is one suite; `store_tests!` runs a
+//! suite's tests once on PostgreSQL and once on SQLite.
+
+#[macro_use]
+mod support;
+
+mod api_jobs;
+mod api_runs;
+mod api_triggers;
+mod auth;
+mod bench_smoke;
+mod binary;
+mod contract;
+mod cron_oracle;
+mod dashboard;
+mod delivery;
+mod events;
+mod exposed;
+mod failover;
+mod limits;
+mod migration;
+mod openapi;
+mod readme;
+mod scheduler;
+mod store_contract;
+mod structure;
