@@ -12,6 +12,7 @@
 
 mod dialect;
 mod postgres;
+mod rows;
 mod shape;
 mod sqlite;
 mod subscriptions;

@@ -15,14 +15,15 @@ use uuid::Uuid;
 use super::dialect::{
     Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun,
 };
-use super::shape::{ClaimedJobColumns, StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
+use super::rows::{self, PlainRow, RUN_COLUMNS, TOKEN_COLUMNS};
+use super::shape::{StoredDefinition, StoredTarget};
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    Attempt, AttemptRecord, ClaimedParts, ClaimedRun, DeliveryRecord, Event, EventFilter, Gauges,
-    Idempotency, IdempotentRequest, Instance, Job, JobFilter, JobSecret, NewEvent, NewSubscription,
-    NewToken, Run, RunFilter, RunSummary, SqlStore, StoreError, StoreResult, Subscription, Tenant,
-    TokenInfo, check_fingerprint, count, delay_ms, event_of, interest, job_id, open_secret,
-    run_cause, run_host, run_status, subscription_of, token_info, types_text, uuid_before,
+    Attempt, AttemptRecord, ClaimedRun, DeliveryRecord, Event, EventFilter, Gauges, Idempotency,
+    IdempotentRequest, Instance, Job, JobFilter, JobSecret, NewEvent, NewSubscription, NewToken,
+    Run, RunFilter, SqlStore, StoreError, StoreResult, Subscription, Tenant, TokenInfo,
+    check_fingerprint, count, delay_ms, event_of, interest, open_secret, run_host, run_status,
+    types_text, uuid_before,
 };
 use crate::domain::job::{JobDefinition, JobId, JobState, Schedule};
 use crate::domain::retry::Outcome;
@@ -192,60 +193,30 @@ macro_rules! job_query {
     };
 }
 
+/// The rows as PostgreSQL answers them: `timestamptz`, `uuid`, `int4`.
+type JobRow = rows::JobRow<DateTime<Utc>, Uuid, i32>;
+type RunRow = rows::RunRow<DateTime<Utc>, Uuid, i32>;
+type AttemptRow = rows::AttemptRow<DateTime<Utc>, i32>;
+type ExpiredRow = rows::ExpiredRow<Uuid, i32>;
+type SecretRow = rows::SecretRow<DateTime<Utc>>;
+type TokenRow = rows::TokenRow<DateTime<Utc>>;
+type SubscriptionRow = rows::SubscriptionRow<DateTime<Utc>>;
+type DeliveryRow = rows::DeliveryRow<DateTime<Utc>, Uuid, i32>;
+
+/// A due job, with the database's `now`.
 #[derive(FromRow)]
-struct JobRow {
-    id: String,
+struct PgDueRow {
     #[sqlx(flatten)]
-    definition: StoredDefinition,
-    state: String,
-    next_run_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    lr_id: Option<Uuid>,
-    lr_status: Option<String>,
-    lr_scheduled_for: Option<DateTime<Utc>>,
-    lr_attempt_count: Option<i32>,
-    lr_created_at: Option<DateTime<Utc>>,
-    lr_finished_at: Option<DateTime<Utc>>,
+    job: rows::DueJobRow<DateTime<Utc>>,
+    db_now: DateTime<Utc>,
 }
 
-impl JobRow {
-    fn into_job(self, key: &SealingKey) -> StoreResult<Job> {
-        let id = job_id(self.id)?;
-        let definition = self.definition.into_definition(id.as_str(), key)?;
-        let state = JobState::parse(&self.state)
-            .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {:?}", self.state)))?;
-        let schedule = Schedule::from_parts(state, self.next_run_at).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "job {id}: state {state:?} with next_run_at {:?}",
-                self.next_run_at
-            ))
-        })?;
-        let last_run = match (
-            self.lr_id,
-            self.lr_status,
-            self.lr_scheduled_for,
-            self.lr_created_at,
-        ) {
-            (Some(id), Some(status), Some(scheduled_for), Some(created_at)) => Some(RunSummary {
-                id,
-                status: run_status(&status)?,
-                scheduled_for,
-                attempt_count: count(self.lr_attempt_count.unwrap_or(0).into()),
-                created_at,
-                finished_at: self.lr_finished_at,
-            }),
-            _ => None,
-        };
-        Ok(Job {
-            id,
-            definition,
-            schedule,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            last_run,
-        })
-    }
+/// A claimed run, with the database's `now`.
+#[derive(FromRow)]
+struct PgClaimedRow {
+    #[sqlx(flatten)]
+    run: rows::ClaimedRow<DateTime<Utc>, Uuid, i32>,
+    db_now: DateTime<Utc>,
 }
 
 async fn fetch_job(
@@ -267,80 +238,6 @@ async fn fetch_job(
         .await?
         .map(|row| row.into_job(key))
         .transpose()
-}
-
-#[derive(FromRow)]
-struct PgDueRow {
-    tenant: String,
-    id: String,
-    #[sqlx(flatten)]
-    trigger: StoredTrigger,
-    next_run_at: DateTime<Utc>,
-    misfire_grace_s: Option<i64>,
-    coalesce_runs: bool,
-    catchup_max: i64,
-    max_instances: i64,
-    target_url: String,
-    db_now: DateTime<Utc>,
-}
-
-const RUN_COLUMNS: &str = "id, job_id, scheduled_for, cause, status, occurrences, attempt_count, \
-     deliver_after, next_attempt_at, created_at, finished_at";
-
-#[derive(FromRow)]
-struct RunRow {
-    id: Uuid,
-    job_id: String,
-    scheduled_for: DateTime<Utc>,
-    cause: String,
-    status: String,
-    occurrences: i64,
-    attempt_count: i32,
-    deliver_after: DateTime<Utc>,
-    next_attempt_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
-impl RunRow {
-    fn into_run(self) -> StoreResult<Run> {
-        Ok(Run {
-            id: self.id,
-            job_id: job_id(self.job_id)?,
-            scheduled_for: self.scheduled_for,
-            cause: run_cause(&self.cause)?,
-            status: run_status(&self.status)?,
-            occurrences: self.occurrences.max(0) as u64,
-            attempt_count: count(self.attempt_count.into()),
-            deliver_after: self.deliver_after,
-            next_attempt_at: self.next_attempt_at,
-            created_at: self.created_at,
-            finished_at: self.finished_at,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct AttemptRow {
-    number: i32,
-    started_at: DateTime<Utc>,
-    duration_ms: i64,
-    status_code: Option<i32>,
-    error: Option<String>,
-    response_excerpt: Option<String>,
-}
-
-impl From<AttemptRow> for Attempt {
-    fn from(a: AttemptRow) -> Self {
-        Attempt {
-            number: a.number.max(0) as u32,
-            started_at: a.started_at,
-            duration_ms: a.duration_ms.max(0) as u64,
-            status_code: a.status_code.and_then(|c| u16::try_from(c).ok()),
-            error: a.error,
-            response_excerpt: a.response_excerpt,
-        }
-    }
 }
 
 /// Recording attempts ($1 the lease owner, $2..$10 [`AttemptColumns`]),
@@ -468,154 +365,6 @@ impl RunColumns {
     }
 }
 
-#[derive(FromRow)]
-struct ClaimedRow {
-    id: Uuid,
-    tenant: String,
-    job_id: Option<String>,
-    subscription_id: Option<String>,
-    scheduled_for: DateTime<Utc>,
-    attempt_count: i32,
-    prior_attempts: i32,
-    #[sqlx(flatten)]
-    job: ClaimedJobColumns,
-    subscription_url: Option<String>,
-    subscription_secrets: Option<String>,
-    secret: Option<String>,
-    previous_secret: Option<String>,
-    previous_secret_expires_at: Option<DateTime<Utc>>,
-    event_id: Option<Uuid>,
-    event_type: Option<String>,
-    event_at: Option<DateTime<Utc>>,
-    event_job_id: Option<String>,
-    event_run_id: Option<Uuid>,
-    event_data: Option<String>,
-    db_now: DateTime<Utc>,
-}
-
-impl ClaimedRow {
-    fn into_parts(self) -> StoreResult<ClaimedParts> {
-        let job = self.job.into_shape();
-        let delivery = match (
-            self.subscription_id,
-            self.subscription_url,
-            self.event_id,
-            self.event_type,
-            self.event_at,
-            self.event_job_id,
-            self.event_data,
-        ) {
-            (
-                Some(subscription),
-                Some(url),
-                Some(id),
-                Some(kind),
-                Some(at),
-                Some(job_id),
-                Some(data),
-            ) => {
-                let event = event_of(id, &kind, at, job_id, self.event_run_id, &data)?;
-                Some((subscription, url, self.subscription_secrets, event))
-            }
-            _ => None,
-        };
-        Ok(ClaimedParts {
-            run_id: self.id,
-            tenant: self.tenant,
-            job_id: self.job_id,
-            scheduled_for: self.scheduled_for,
-            attempt_count: self.attempt_count.into(),
-            prior_attempts: self.prior_attempts.into(),
-            job,
-            delivery,
-            secret: self.secret,
-            previous: self.previous_secret.zip(self.previous_secret_expires_at),
-            now: self.db_now,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct ExpiredRow {
-    id: Uuid,
-    tenant: String,
-    job_id: Option<String>,
-    subscription_id: Option<String>,
-    attempt_count: i32,
-    prior_attempts: i32,
-    max_attempts: Option<i64>,
-    backoff_initial_s: Option<i64>,
-    backoff_max_s: Option<i64>,
-}
-
-impl From<ExpiredRow> for ExpiredRun {
-    fn from(row: ExpiredRow) -> Self {
-        ExpiredRun {
-            run_id: row.id,
-            tenant: row.tenant,
-            job_id: row.job_id,
-            subscription_id: row.subscription_id,
-            attempt_count: row.attempt_count.into(),
-            prior_attempts: row.prior_attempts.into(),
-            retry: row
-                .max_attempts
-                .zip(row.backoff_initial_s)
-                .zip(row.backoff_max_s)
-                .map(
-                    |((max_attempts, backoff_initial_s), backoff_max_s)| StoredRetry {
-                        max_attempts,
-                        backoff_initial_s,
-                        backoff_max_s,
-                    },
-                ),
-        }
-    }
-}
-
-#[derive(FromRow)]
-struct SecretRow {
-    secret: String,
-    previous_secret: Option<String>,
-    previous_secret_expires_at: Option<DateTime<Utc>>,
-}
-
-impl SecretRow {
-    fn open(self, key: &SealingKey) -> StoreResult<JobSecret> {
-        open_secret(
-            key,
-            &self.secret,
-            self.previous_secret.zip(self.previous_secret_expires_at),
-        )
-    }
-}
-
-#[derive(FromRow)]
-struct TokenRow {
-    id: String,
-    name: Option<String>,
-    tenant: String,
-    role: String,
-    created_at: DateTime<Utc>,
-    last_used_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-}
-
-const TOKEN_COLUMNS: &str = "id, name, tenant, role, created_at, last_used_at, revoked_at";
-
-impl TokenRow {
-    fn into_info(self) -> StoreResult<TokenInfo> {
-        token_info(
-            self.id,
-            self.name,
-            &self.tenant,
-            &self.role,
-            self.created_at,
-            self.last_used_at,
-            self.revoked_at,
-        )
-    }
-}
-
 /// At start, under a lock other instances wait on: checks the key against
 /// the fingerprint the store keeps (recording it on the first start), then
 /// seals what was stored before sealing: signing secrets, and sensitive
@@ -667,55 +416,6 @@ async fn seal_what_is_plain(pool: &PgPool, key: &SealingKey) -> StoreResult<()> 
         tracing::info!(jobs = sealed, "sealed the secrets stored before sealing");
     }
     Ok(())
-}
-
-/// A job as stored before sealing: its signing secrets and target in
-/// plain text.
-#[derive(FromRow)]
-struct PlainRow {
-    tenant: String,
-    id: String,
-    secret: String,
-    previous_secret: Option<String>,
-    #[sqlx(flatten)]
-    target: StoredTarget,
-}
-
-#[derive(FromRow)]
-struct SubscriptionRow {
-    id: String,
-    target_url: String,
-    target_secrets: Option<String>,
-    types: String,
-    job_id: Option<String>,
-    created_at: DateTime<Utc>,
-}
-
-impl SubscriptionRow {
-    fn into_subscription(self, key: &SealingKey) -> StoreResult<Subscription> {
-        subscription_of(
-            self.id,
-            self.target_url,
-            self.target_secrets,
-            &self.types,
-            self.job_id,
-            self.created_at,
-            key,
-        )
-    }
-}
-
-#[derive(FromRow)]
-struct DeliveryRow {
-    id: Uuid,
-    event_id: Option<Uuid>,
-    status: String,
-    attempt_count: i32,
-    created_at: DateTime<Utc>,
-    next_attempt_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
-    status_code: Option<i32>,
-    error: Option<String>,
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -1025,20 +725,7 @@ impl Dialect for PgDialect {
         .fetch_all(&mut **tx)
         .await?;
         let now = rows.first().map_or_else(Utc::now, |r| r.db_now);
-        let due = rows
-            .into_iter()
-            .map(|r| DueRow {
-                tenant: r.tenant,
-                id: r.id,
-                trigger: r.trigger,
-                next_run_at: r.next_run_at,
-                misfire_grace_s: r.misfire_grace_s,
-                coalesce: r.coalesce_runs,
-                catchup_max: r.catchup_max,
-                max_instances: r.max_instances,
-                target_url: r.target_url,
-            })
-            .collect();
+        let due = rows.into_iter().map(|r| r.job.into()).collect();
         Ok((due, now))
     }
 
@@ -1391,7 +1078,7 @@ impl Dialect for PgDialect {
         live: &[String],
         _now: DateTime<Utc>,
     ) -> StoreResult<Vec<ExpiredRun>> {
-        Ok(sqlx::query_as::<_, ExpiredRow>(
+        sqlx::query_as::<_, ExpiredRow>(
             "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.attempt_count, r.prior_attempts,
                     j.max_attempts, j.backoff_initial_s, j.backoff_max_s
              FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
@@ -1406,8 +1093,8 @@ impl Dialect for PgDialect {
         .fetch_all(&mut **tx)
         .await?
         .into_iter()
-        .map(ExpiredRun::from)
-        .collect())
+        .map(ExpiredRow::into_expired)
+        .collect()
     }
 
     async fn write_recovered(
@@ -1698,7 +1385,7 @@ impl Dialect for PgDialect {
         busy_hosts: &[String],
     ) -> StoreResult<Vec<ClaimedRun>> {
         // One statement, one short transaction, committed before any request.
-        let rows = sqlx::query_as::<_, ClaimedRow>(
+        let rows = sqlx::query_as::<_, PgClaimedRow>(
             "WITH due AS (
                  SELECT id FROM runs
                  WHERE status = 'pending' AND next_attempt_at <= now()
@@ -1741,7 +1428,7 @@ impl Dialect for PgDialect {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|row| row.into_parts()?.into_claimed(key))
+            .map(|row| row.run.into_parts(row.db_now)?.into_claimed(key))
             .collect()
     }
 
@@ -2166,23 +1853,7 @@ impl Dialect for PgDialect {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(DeliveryRecord {
-                    id: row.id,
-                    event_id: row.event_id.ok_or_else(|| {
-                        StoreError::Corrupt(format!("delivery {}: no event", row.id))
-                    })?,
-                    status: run_status(&row.status)?,
-                    attempt_count: count(row.attempt_count.into()),
-                    created_at: row.created_at,
-                    next_attempt_at: row.next_attempt_at,
-                    finished_at: row.finished_at,
-                    last_status_code: row.status_code.and_then(|c| u16::try_from(c).ok()),
-                    last_error: row.error,
-                })
-            })
-            .collect()
+        rows.into_iter().map(DeliveryRow::into_record).collect()
     }
 
     async fn gauges(&self) -> StoreResult<Gauges> {

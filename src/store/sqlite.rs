@@ -12,21 +12,22 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{
     Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun,
 };
-use super::shape::{ClaimedJobColumns, StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
+use super::rows::{self, PlainRow, RUN_COLUMNS, TOKEN_COLUMNS};
+use super::shape::{StoredDefinition, StoredTarget};
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    Attempt, AttemptRecord, ClaimedParts, ClaimedRun, DeliveryRecord, Event, EventFilter, Gauges,
-    Idempotency, IdempotentRequest, Instance, Job, JobFilter, JobSecret, NewEvent, NewSubscription,
-    NewToken, Run, RunFilter, RunSummary, SqlStore, StoreError, StoreResult, Subscription, Tenant,
-    TokenInfo, check_fingerprint, count, delay_ms, event_of, interest, job_id, open_secret,
-    run_cause, run_host, run_status, subscription_of, token_info, types_text, uuid_before,
+    Attempt, AttemptRecord, ClaimedRun, DeliveryRecord, Event, EventFilter, Gauges, Idempotency,
+    IdempotentRequest, Instance, Job, JobFilter, JobSecret, NewEvent, NewSubscription, NewToken,
+    Run, RunFilter, SqlStore, StoreError, StoreResult, Subscription, Tenant, TokenInfo,
+    check_fingerprint, count, delay_ms, event_of, interest, open_secret, run_host, run_status,
+    types_text, uuid_before,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
 use crate::domain::retry::Outcome;
@@ -100,112 +101,18 @@ macro_rules! job_query {
     };
 }
 
-/// A trigger's columns as SQLite has them (instants in microseconds).
-#[derive(FromRow)]
-struct TriggerRow {
-    trigger_type: String,
-    cron_expr: Option<String>,
-    cron_timezone: Option<String>,
-    every_s: Option<i64>,
-    run_at: Option<i64>,
-    start_at: Option<i64>,
-    end_at: Option<i64>,
-    jitter_s: i64,
-}
-
-impl From<TriggerRow> for StoredTrigger {
-    fn from(r: TriggerRow) -> Self {
-        StoredTrigger {
-            trigger_type: r.trigger_type,
-            cron_expr: r.cron_expr,
-            cron_timezone: r.cron_timezone,
-            every_s: r.every_s,
-            run_at: r.run_at.map(instant),
-            start_at: r.start_at.map(instant),
-            end_at: r.end_at.map(instant),
-            jitter_s: r.jitter_s,
-        }
-    }
-}
-
-#[derive(FromRow)]
-struct JobRow {
-    id: String,
-    name: Option<String>,
-    #[sqlx(flatten)]
-    trigger: TriggerRow,
-    #[sqlx(flatten)]
-    target: StoredTarget,
-    misfire_grace_s: Option<i64>,
-    coalesce_runs: bool,
-    catchup_max: i64,
-    max_instances: i64,
-    pause_on_failure: bool,
-    #[sqlx(flatten)]
-    retry: StoredRetry,
-    metadata: String,
-    state: String,
-    next_run_at: Option<i64>,
-    created_at: i64,
-    updated_at: i64,
-    lr_id: Option<String>,
-    lr_status: Option<String>,
-    lr_scheduled_for: Option<i64>,
-    lr_attempt_count: Option<i64>,
-    lr_created_at: Option<i64>,
-    lr_finished_at: Option<i64>,
-}
-
-impl JobRow {
-    fn into_job(self, key: &SealingKey) -> StoreResult<Job> {
-        let id = job_id(self.id)?;
-        let definition = StoredDefinition {
-            name: self.name,
-            trigger: self.trigger.into(),
-            target: self.target,
-            misfire_grace_s: self.misfire_grace_s,
-            coalesce: self.coalesce_runs,
-            catchup_max: self.catchup_max,
-            max_instances: self.max_instances,
-            pause_on_failure: self.pause_on_failure,
-            retry: self.retry,
-            metadata: self.metadata,
-        }
-        .into_definition(id.as_str(), key)?;
-        let next_run_at = self.next_run_at.map(instant);
-        let state = JobState::parse(&self.state)
-            .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {:?}", self.state)))?;
-        let schedule = Schedule::from_parts(state, next_run_at).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "job {id}: state {state:?} with next_run_at {next_run_at:?}"
-            ))
-        })?;
-        let last_run = match (
-            self.lr_id,
-            self.lr_status,
-            self.lr_scheduled_for,
-            self.lr_created_at,
-        ) {
-            (Some(id), Some(status), Some(scheduled_for), Some(created_at)) => Some(RunSummary {
-                id: run_id(&id)?,
-                status: run_status(&status)?,
-                scheduled_for: instant(scheduled_for),
-                attempt_count: count(self.lr_attempt_count.unwrap_or(0)),
-                created_at: instant(created_at),
-                finished_at: self.lr_finished_at.map(instant),
-            }),
-            _ => None,
-        };
-        Ok(Job {
-            id,
-            definition,
-            schedule,
-            created_at: instant(self.created_at),
-            updated_at: instant(self.updated_at),
-            last_run,
-        })
-    }
-}
+/// The rows as SQLite answers them: instants in integer microseconds, ids
+/// as text, integers as `i64`.
+type JobRow = rows::JobRow<i64, String, i64>;
+type DueJobRow = rows::DueJobRow<i64>;
+type RunRow = rows::RunRow<i64, String, i64>;
+type AttemptRow = rows::AttemptRow<i64, i64>;
+type ClaimedRow = rows::ClaimedRow<i64, String, i64>;
+type ExpiredRow = rows::ExpiredRow<String, i64>;
+type SecretRow = rows::SecretRow<i64>;
+type TokenRow = rows::TokenRow<i64>;
+type SubscriptionRow = rows::SubscriptionRow<i64>;
+type DeliveryRow = rows::DeliveryRow<i64, String, i64>;
 
 /// Writes a job's definition columns (`?2` to `?24`) for an insert or an
 /// update whose statement names them in this order.
@@ -255,233 +162,9 @@ async fn fetch_job(
         .transpose()
 }
 
-#[derive(FromRow)]
-struct SqliteDueRow {
-    tenant: String,
-    id: String,
-    #[sqlx(flatten)]
-    trigger: TriggerRow,
-    next_run_at: i64,
-    misfire_grace_s: Option<i64>,
-    coalesce_runs: bool,
-    catchup_max: i64,
-    max_instances: i64,
-    target_url: String,
-}
-
-const RUN_COLUMNS: &str = "id, job_id, scheduled_for, cause, status, occurrences, attempt_count, \
-     deliver_after, next_attempt_at, created_at, finished_at";
-
-#[derive(FromRow)]
-struct RunRow {
-    id: String,
-    job_id: String,
-    scheduled_for: i64,
-    cause: String,
-    status: String,
-    occurrences: i64,
-    attempt_count: i64,
-    deliver_after: i64,
-    next_attempt_at: Option<i64>,
-    created_at: i64,
-    finished_at: Option<i64>,
-}
-
-impl RunRow {
-    fn into_run(self) -> StoreResult<Run> {
-        Ok(Run {
-            id: run_id(&self.id)?,
-            job_id: job_id(self.job_id)?,
-            scheduled_for: instant(self.scheduled_for),
-            cause: run_cause(&self.cause)?,
-            status: run_status(&self.status)?,
-            occurrences: self.occurrences.max(0) as u64,
-            attempt_count: count(self.attempt_count),
-            deliver_after: instant(self.deliver_after),
-            next_attempt_at: self.next_attempt_at.map(instant),
-            created_at: instant(self.created_at),
-            finished_at: self.finished_at.map(instant),
-        })
-    }
-}
-
 fn run_id(text: &str) -> StoreResult<Uuid> {
     text.parse()
         .map_err(|e| StoreError::Corrupt(format!("run id {text:?}: {e}")))
-}
-
-#[derive(FromRow)]
-struct AttemptRow {
-    number: i64,
-    started_at: i64,
-    duration_ms: i64,
-    status_code: Option<i64>,
-    error: Option<String>,
-    response_excerpt: Option<String>,
-}
-
-impl From<AttemptRow> for Attempt {
-    fn from(a: AttemptRow) -> Self {
-        Attempt {
-            number: a.number.max(0) as u32,
-            started_at: instant(a.started_at),
-            duration_ms: a.duration_ms.max(0) as u64,
-            status_code: a.status_code.and_then(|c| u16::try_from(c).ok()),
-            error: a.error,
-            response_excerpt: a.response_excerpt,
-        }
-    }
-}
-
-#[derive(FromRow)]
-struct ClaimedRow {
-    id: String,
-    tenant: String,
-    job_id: Option<String>,
-    subscription_id: Option<String>,
-    scheduled_for: i64,
-    attempt_count: i64,
-    prior_attempts: i64,
-    #[sqlx(flatten)]
-    job: ClaimedJobColumns,
-    subscription_url: Option<String>,
-    subscription_secrets: Option<String>,
-    secret: Option<String>,
-    previous_secret: Option<String>,
-    previous_secret_expires_at: Option<i64>,
-    event_id: Option<String>,
-    event_type: Option<String>,
-    event_at: Option<i64>,
-    event_job_id: Option<String>,
-    event_run_id: Option<String>,
-    event_data: Option<String>,
-}
-
-impl ClaimedRow {
-    fn into_parts(self, now: i64) -> StoreResult<ClaimedParts> {
-        let job = self.job.into_shape();
-        let delivery = match (
-            self.subscription_id,
-            self.subscription_url,
-            self.event_id,
-            self.event_type,
-            self.event_at,
-            self.event_job_id,
-            self.event_data,
-        ) {
-            (
-                Some(subscription),
-                Some(url),
-                Some(id),
-                Some(kind),
-                Some(at),
-                Some(job_id),
-                Some(data),
-            ) => {
-                let event_run = self.event_run_id.as_deref().map(run_id).transpose()?;
-                let event = event_of(run_id(&id)?, &kind, instant(at), job_id, event_run, &data)?;
-                Some((subscription, url, self.subscription_secrets, event))
-            }
-            _ => None,
-        };
-        Ok(ClaimedParts {
-            run_id: run_id(&self.id)?,
-            tenant: self.tenant,
-            job_id: self.job_id,
-            scheduled_for: instant(self.scheduled_for),
-            attempt_count: self.attempt_count,
-            prior_attempts: self.prior_attempts,
-            job,
-            delivery,
-            secret: self.secret,
-            previous: self
-                .previous_secret
-                .zip(self.previous_secret_expires_at.map(instant)),
-            now: instant(now),
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct ExpiredRow {
-    id: String,
-    tenant: String,
-    job_id: Option<String>,
-    subscription_id: Option<String>,
-    attempt_count: i64,
-    prior_attempts: i64,
-    max_attempts: Option<i64>,
-    backoff_initial_s: Option<i64>,
-    backoff_max_s: Option<i64>,
-}
-
-impl ExpiredRow {
-    fn into_expired(self) -> StoreResult<ExpiredRun> {
-        Ok(ExpiredRun {
-            run_id: run_id(&self.id)?,
-            tenant: self.tenant,
-            job_id: self.job_id,
-            subscription_id: self.subscription_id,
-            attempt_count: self.attempt_count,
-            prior_attempts: self.prior_attempts,
-            retry: self
-                .max_attempts
-                .zip(self.backoff_initial_s)
-                .zip(self.backoff_max_s)
-                .map(
-                    |((max_attempts, backoff_initial_s), backoff_max_s)| StoredRetry {
-                        max_attempts,
-                        backoff_initial_s,
-                        backoff_max_s,
-                    },
-                ),
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct SecretRow {
-    secret: String,
-    previous_secret: Option<String>,
-    previous_secret_expires_at: Option<i64>,
-}
-
-impl SecretRow {
-    fn open(self, key: &SealingKey) -> StoreResult<JobSecret> {
-        open_secret(
-            key,
-            &self.secret,
-            self.previous_secret
-                .zip(self.previous_secret_expires_at.map(instant)),
-        )
-    }
-}
-
-#[derive(FromRow)]
-struct TokenRow {
-    id: String,
-    name: Option<String>,
-    tenant: String,
-    role: String,
-    created_at: i64,
-    last_used_at: Option<i64>,
-    revoked_at: Option<i64>,
-}
-
-const TOKEN_COLUMNS: &str = "id, name, tenant, role, created_at, last_used_at, revoked_at";
-
-impl TokenRow {
-    fn into_info(self) -> StoreResult<TokenInfo> {
-        token_info(
-            self.id,
-            self.name,
-            &self.tenant,
-            &self.role,
-            instant(self.created_at),
-            self.last_used_at.map(instant),
-            self.revoked_at.map(instant),
-        )
-    }
 }
 
 /// At start, under the write lock: checks the key against the fingerprint
@@ -531,54 +214,6 @@ async fn seal_what_is_plain(pool: &SqlitePool, key: &SealingKey) -> StoreResult<
         tracing::info!(jobs = sealed, "sealed the secrets stored before sealing");
     }
     Ok(())
-}
-
-/// A job as stored before sealing.
-#[derive(FromRow)]
-struct PlainRow {
-    tenant: String,
-    id: String,
-    secret: String,
-    previous_secret: Option<String>,
-    #[sqlx(flatten)]
-    target: StoredTarget,
-}
-
-#[derive(FromRow)]
-struct SubscriptionRow {
-    id: String,
-    target_url: String,
-    target_secrets: Option<String>,
-    types: String,
-    job_id: Option<String>,
-    created_at: i64,
-}
-
-impl SubscriptionRow {
-    fn into_subscription(self, key: &SealingKey) -> StoreResult<Subscription> {
-        subscription_of(
-            self.id,
-            self.target_url,
-            self.target_secrets,
-            &self.types,
-            self.job_id,
-            instant(self.created_at),
-            key,
-        )
-    }
-}
-
-#[derive(FromRow)]
-struct DeliveryRow {
-    id: String,
-    event_id: Option<String>,
-    status: String,
-    attempt_count: i64,
-    created_at: i64,
-    next_attempt_at: Option<i64>,
-    finished_at: Option<i64>,
-    status_code: Option<i64>,
-    error: Option<String>,
 }
 
 fn duration_micros(d: Duration) -> i64 {
@@ -800,7 +435,7 @@ impl Dialect for SqliteDialect {
         limit: u32,
     ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)> {
         let now = crate::domain::instant::truncate(Utc::now());
-        let rows = sqlx::query_as::<_, SqliteDueRow>(
+        let rows = sqlx::query_as::<_, DueJobRow>(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, target_url
@@ -813,20 +448,7 @@ impl Dialect for SqliteDialect {
         .bind(i64::from(limit))
         .fetch_all(&mut **tx)
         .await?;
-        let due = rows
-            .into_iter()
-            .map(|r| DueRow {
-                tenant: r.tenant,
-                id: r.id,
-                trigger: r.trigger.into(),
-                next_run_at: instant(r.next_run_at),
-                misfire_grace_s: r.misfire_grace_s,
-                coalesce: r.coalesce_runs,
-                catchup_max: r.catchup_max,
-                max_instances: r.max_instances,
-                target_url: r.target_url,
-            })
-            .collect();
+        let due = rows.into_iter().map(DueRow::from).collect();
         Ok((due, now))
     }
 
@@ -1480,7 +1102,7 @@ impl Dialect for SqliteDialect {
         tx.commit().await?;
         claimed
             .into_iter()
-            .map(|row| row.into_parts(now)?.into_claimed(key))
+            .map(|row| row.into_parts(instant(now))?.into_claimed(key))
             .collect()
     }
 
@@ -1910,21 +1532,7 @@ impl Dialect for SqliteDialect {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(DeliveryRecord {
-                    id: run_id(&row.id)?,
-                    event_id: run_id(row.event_id.as_deref().unwrap_or(""))?,
-                    status: run_status(&row.status)?,
-                    attempt_count: count(row.attempt_count),
-                    created_at: instant(row.created_at),
-                    next_attempt_at: row.next_attempt_at.map(instant),
-                    finished_at: row.finished_at.map(instant),
-                    last_status_code: row.status_code.and_then(|c| u16::try_from(c).ok()),
-                    last_error: row.error,
-                })
-            })
-            .collect()
+        rows.into_iter().map(DeliveryRow::into_record).collect()
     }
 
     async fn gauges(&self) -> StoreResult<Gauges> {

@@ -1,0 +1,486 @@
+//! The rows both databases answer, written once: generic over how each
+//! hands an instant ([`At`]: PostgreSQL's `timestamptz`, SQLite's integer
+//! microseconds), an id ([`RowId`]: `uuid` or text) and a small integer
+//! (`int4` or `integer`), and mapped to the store's types in one place.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::shape::{ClaimedJobColumns, StoredDefinition, StoredRetry, StoredTarget, StoredTrigger};
+use super::{
+    Attempt, ClaimedParts, DeliveryRecord, Job, JobSecret, RunSummary, StoreError, StoreResult,
+    Subscription, TokenInfo, count, event_of, job_id, open_secret, run_cause, run_status,
+    subscription_of, token_info,
+};
+use crate::domain::job::{JobState, Schedule};
+use crate::domain::run::Run;
+use crate::domain::sealing::SealingKey;
+use crate::store::dialect::{DueRow, ExpiredRun};
+
+/// An instant as a database hands it over.
+pub(crate) trait At {
+    fn at(self) -> DateTime<Utc>;
+}
+
+impl At for DateTime<Utc> {
+    fn at(self) -> DateTime<Utc> {
+        self
+    }
+}
+
+/// SQLite keeps instants as integer microseconds since the epoch.
+impl At for i64 {
+    fn at(self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
+/// A run's, event's or delivery's id as a database hands it over.
+pub(crate) trait RowId {
+    fn uuid(self) -> StoreResult<Uuid>;
+}
+
+impl RowId for Uuid {
+    fn uuid(self) -> StoreResult<Uuid> {
+        Ok(self)
+    }
+}
+
+/// SQLite keeps ids as text.
+impl RowId for String {
+    fn uuid(self) -> StoreResult<Uuid> {
+        self.parse()
+            .map_err(|e| StoreError::Corrupt(format!("id {self:?}: {e}")))
+    }
+}
+
+fn at<T: At>(t: Option<T>) -> Option<DateTime<Utc>> {
+    t.map(At::at)
+}
+
+/// A trigger's columns.
+#[derive(FromRow)]
+pub(crate) struct TriggerRow<T> {
+    trigger_type: String,
+    cron_expr: Option<String>,
+    cron_timezone: Option<String>,
+    every_s: Option<i64>,
+    run_at: Option<T>,
+    start_at: Option<T>,
+    end_at: Option<T>,
+    jitter_s: i64,
+}
+
+impl<T: At> From<TriggerRow<T>> for StoredTrigger {
+    fn from(r: TriggerRow<T>) -> Self {
+        StoredTrigger {
+            trigger_type: r.trigger_type,
+            cron_expr: r.cron_expr,
+            cron_timezone: r.cron_timezone,
+            every_s: r.every_s,
+            run_at: at(r.run_at),
+            start_at: at(r.start_at),
+            end_at: at(r.end_at),
+            jitter_s: r.jitter_s,
+        }
+    }
+}
+
+/// A job with its last run, as `job_query!` selects it.
+#[derive(FromRow)]
+pub(crate) struct JobRow<T, I, N> {
+    id: String,
+    name: Option<String>,
+    #[sqlx(flatten)]
+    trigger: TriggerRow<T>,
+    #[sqlx(flatten)]
+    target: StoredTarget,
+    misfire_grace_s: Option<i64>,
+    coalesce_runs: bool,
+    catchup_max: i64,
+    max_instances: i64,
+    pause_on_failure: bool,
+    #[sqlx(flatten)]
+    retry: StoredRetry,
+    metadata: String,
+    state: String,
+    next_run_at: Option<T>,
+    created_at: T,
+    updated_at: T,
+    lr_id: Option<I>,
+    lr_status: Option<String>,
+    lr_scheduled_for: Option<T>,
+    lr_attempt_count: Option<N>,
+    lr_created_at: Option<T>,
+    lr_finished_at: Option<T>,
+}
+
+impl<T: At, I: RowId, N: Into<i64>> JobRow<T, I, N> {
+    pub fn into_job(self, key: &SealingKey) -> StoreResult<Job> {
+        let id = job_id(self.id)?;
+        let definition = StoredDefinition {
+            name: self.name,
+            trigger: self.trigger.into(),
+            target: self.target,
+            misfire_grace_s: self.misfire_grace_s,
+            coalesce: self.coalesce_runs,
+            catchup_max: self.catchup_max,
+            max_instances: self.max_instances,
+            pause_on_failure: self.pause_on_failure,
+            retry: self.retry,
+            metadata: self.metadata,
+        }
+        .into_definition(id.as_str(), key)?;
+        let next_run_at = at(self.next_run_at);
+        let state = JobState::parse(&self.state)
+            .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {:?}", self.state)))?;
+        let schedule = Schedule::from_parts(state, next_run_at).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "job {id}: state {state:?} with next_run_at {next_run_at:?}"
+            ))
+        })?;
+        let last_run = match (
+            self.lr_id,
+            self.lr_status,
+            self.lr_scheduled_for,
+            self.lr_created_at,
+        ) {
+            (Some(id), Some(status), Some(scheduled_for), Some(created_at)) => Some(RunSummary {
+                id: id.uuid()?,
+                status: run_status(&status)?,
+                scheduled_for: scheduled_for.at(),
+                attempt_count: count(self.lr_attempt_count.map_or(0, Into::into)),
+                created_at: created_at.at(),
+                finished_at: at(self.lr_finished_at),
+            }),
+            _ => None,
+        };
+        Ok(Job {
+            id,
+            definition,
+            schedule,
+            created_at: self.created_at.at(),
+            updated_at: self.updated_at.at(),
+            last_run,
+        })
+    }
+}
+
+/// A due job, locked by the scheduler's pass.
+#[derive(FromRow)]
+pub(crate) struct DueJobRow<T> {
+    tenant: String,
+    id: String,
+    #[sqlx(flatten)]
+    trigger: TriggerRow<T>,
+    next_run_at: T,
+    misfire_grace_s: Option<i64>,
+    coalesce_runs: bool,
+    catchup_max: i64,
+    max_instances: i64,
+    target_url: String,
+}
+
+impl<T: At> From<DueJobRow<T>> for DueRow {
+    fn from(r: DueJobRow<T>) -> Self {
+        DueRow {
+            tenant: r.tenant,
+            id: r.id,
+            trigger: r.trigger.into(),
+            next_run_at: r.next_run_at.at(),
+            misfire_grace_s: r.misfire_grace_s,
+            coalesce: r.coalesce_runs,
+            catchup_max: r.catchup_max,
+            max_instances: r.max_instances,
+            target_url: r.target_url,
+        }
+    }
+}
+
+/// The columns a run is answered with.
+pub(crate) const RUN_COLUMNS: &str = "id, job_id, scheduled_for, cause, status, occurrences, \
+     attempt_count, deliver_after, next_attempt_at, created_at, finished_at";
+
+#[derive(FromRow)]
+pub(crate) struct RunRow<T, I, N> {
+    id: I,
+    job_id: String,
+    scheduled_for: T,
+    cause: String,
+    status: String,
+    occurrences: i64,
+    attempt_count: N,
+    deliver_after: T,
+    next_attempt_at: Option<T>,
+    created_at: T,
+    finished_at: Option<T>,
+}
+
+impl<T: At, I: RowId, N: Into<i64>> RunRow<T, I, N> {
+    pub fn into_run(self) -> StoreResult<Run> {
+        Ok(Run {
+            id: self.id.uuid()?,
+            job_id: job_id(self.job_id)?,
+            scheduled_for: self.scheduled_for.at(),
+            cause: run_cause(&self.cause)?,
+            status: run_status(&self.status)?,
+            occurrences: self.occurrences.max(0) as u64,
+            attempt_count: count(self.attempt_count.into()),
+            deliver_after: self.deliver_after.at(),
+            next_attempt_at: at(self.next_attempt_at),
+            created_at: self.created_at.at(),
+            finished_at: at(self.finished_at),
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct AttemptRow<T, N> {
+    number: N,
+    started_at: T,
+    duration_ms: i64,
+    status_code: Option<N>,
+    error: Option<String>,
+    response_excerpt: Option<String>,
+}
+
+impl<T: At, N: Into<i64>> From<AttemptRow<T, N>> for Attempt {
+    fn from(a: AttemptRow<T, N>) -> Self {
+        Attempt {
+            number: count(a.number.into()),
+            started_at: a.started_at.at(),
+            duration_ms: a.duration_ms.max(0) as u64,
+            status_code: a.status_code.and_then(|c| u16::try_from(c.into()).ok()),
+            error: a.error,
+            response_excerpt: a.response_excerpt,
+        }
+    }
+}
+
+/// A claimed run with what its request needs: its job's target and retry
+/// policy, or its subscription and event.
+#[derive(FromRow)]
+pub(crate) struct ClaimedRow<T, I, N> {
+    id: I,
+    tenant: String,
+    job_id: Option<String>,
+    subscription_id: Option<String>,
+    scheduled_for: T,
+    attempt_count: N,
+    prior_attempts: N,
+    #[sqlx(flatten)]
+    job: ClaimedJobColumns,
+    subscription_url: Option<String>,
+    subscription_secrets: Option<String>,
+    secret: Option<String>,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<T>,
+    event_id: Option<I>,
+    event_type: Option<String>,
+    event_at: Option<T>,
+    event_job_id: Option<String>,
+    event_run_id: Option<I>,
+    event_data: Option<String>,
+}
+
+impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
+    /// Its parts, the request signed as of `now`.
+    pub fn into_parts(self, now: DateTime<Utc>) -> StoreResult<ClaimedParts> {
+        let job = self.job.into_shape();
+        let delivery = match (
+            self.subscription_id,
+            self.subscription_url,
+            self.event_id,
+            self.event_type,
+            self.event_at,
+            self.event_job_id,
+            self.event_data,
+        ) {
+            (
+                Some(subscription),
+                Some(url),
+                Some(id),
+                Some(kind),
+                Some(event_at),
+                Some(job_id),
+                Some(data),
+            ) => {
+                let run = self.event_run_id.map(RowId::uuid).transpose()?;
+                let event = event_of(id.uuid()?, &kind, event_at.at(), job_id, run, &data)?;
+                Some((subscription, url, self.subscription_secrets, event))
+            }
+            _ => None,
+        };
+        Ok(ClaimedParts {
+            run_id: self.id.uuid()?,
+            tenant: self.tenant,
+            job_id: self.job_id,
+            scheduled_for: self.scheduled_for.at(),
+            attempt_count: self.attempt_count.into(),
+            prior_attempts: self.prior_attempts.into(),
+            job,
+            delivery,
+            secret: self.secret,
+            previous: self
+                .previous_secret
+                .zip(at(self.previous_secret_expires_at)),
+            now,
+        })
+    }
+}
+
+/// A run whose lease expired, with its job's retry policy.
+#[derive(FromRow)]
+pub(crate) struct ExpiredRow<I, N> {
+    id: I,
+    tenant: String,
+    job_id: Option<String>,
+    subscription_id: Option<String>,
+    attempt_count: N,
+    prior_attempts: N,
+    max_attempts: Option<i64>,
+    backoff_initial_s: Option<i64>,
+    backoff_max_s: Option<i64>,
+}
+
+impl<I: RowId, N: Into<i64>> ExpiredRow<I, N> {
+    pub fn into_expired(self) -> StoreResult<ExpiredRun> {
+        Ok(ExpiredRun {
+            run_id: self.id.uuid()?,
+            tenant: self.tenant,
+            job_id: self.job_id,
+            subscription_id: self.subscription_id,
+            attempt_count: self.attempt_count.into(),
+            prior_attempts: self.prior_attempts.into(),
+            retry: self
+                .max_attempts
+                .zip(self.backoff_initial_s)
+                .zip(self.backoff_max_s)
+                .map(
+                    |((max_attempts, backoff_initial_s), backoff_max_s)| StoredRetry {
+                        max_attempts,
+                        backoff_initial_s,
+                        backoff_max_s,
+                    },
+                ),
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct SecretRow<T> {
+    secret: String,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<T>,
+}
+
+impl<T: At> SecretRow<T> {
+    pub fn open(self, key: &SealingKey) -> StoreResult<JobSecret> {
+        open_secret(
+            key,
+            &self.secret,
+            self.previous_secret
+                .zip(at(self.previous_secret_expires_at)),
+        )
+    }
+}
+
+/// The columns a token is answered with.
+pub(crate) const TOKEN_COLUMNS: &str =
+    "id, name, tenant, role, created_at, last_used_at, revoked_at";
+
+#[derive(FromRow)]
+pub(crate) struct TokenRow<T> {
+    id: String,
+    name: Option<String>,
+    tenant: String,
+    role: String,
+    created_at: T,
+    last_used_at: Option<T>,
+    revoked_at: Option<T>,
+}
+
+impl<T: At> TokenRow<T> {
+    pub fn into_info(self) -> StoreResult<TokenInfo> {
+        token_info(
+            self.id,
+            self.name,
+            &self.tenant,
+            &self.role,
+            self.created_at.at(),
+            at(self.last_used_at),
+            at(self.revoked_at),
+        )
+    }
+}
+
+/// A job as stored before sealing: its signing secrets and target in
+/// plain text.
+#[derive(FromRow)]
+pub(crate) struct PlainRow {
+    pub tenant: String,
+    pub id: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    #[sqlx(flatten)]
+    pub target: StoredTarget,
+}
+
+#[derive(FromRow)]
+pub(crate) struct SubscriptionRow<T> {
+    id: String,
+    target_url: String,
+    target_secrets: Option<String>,
+    types: String,
+    job_id: Option<String>,
+    created_at: T,
+}
+
+impl<T: At> SubscriptionRow<T> {
+    pub fn into_subscription(self, key: &SealingKey) -> StoreResult<Subscription> {
+        subscription_of(
+            self.id,
+            self.target_url,
+            self.target_secrets,
+            &self.types,
+            self.job_id,
+            self.created_at.at(),
+            key,
+        )
+    }
+}
+
+/// A delivery with its last attempt's status code and error.
+#[derive(FromRow)]
+pub(crate) struct DeliveryRow<T, I, N> {
+    id: I,
+    event_id: Option<I>,
+    status: String,
+    attempt_count: N,
+    created_at: T,
+    next_attempt_at: Option<T>,
+    finished_at: Option<T>,
+    status_code: Option<N>,
+    error: Option<String>,
+}
+
+impl<T: At, I: RowId, N: Into<i64>> DeliveryRow<T, I, N> {
+    pub fn into_record(self) -> StoreResult<DeliveryRecord> {
+        let id = self.id.uuid()?;
+        Ok(DeliveryRecord {
+            id,
+            event_id: self
+                .event_id
+                .ok_or_else(|| StoreError::Corrupt(format!("delivery {id}: no event")))?
+                .uuid()?,
+            status: run_status(&self.status)?,
+            attempt_count: count(self.attempt_count.into()),
+            created_at: self.created_at.at(),
+            next_attempt_at: at(self.next_attempt_at),
+            finished_at: at(self.finished_at),
+            last_status_code: self.status_code.and_then(|c| u16::try_from(c.into()).ok()),
+            last_error: self.error,
+        })
+    }
+}
