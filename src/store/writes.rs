@@ -561,42 +561,44 @@ impl<D: Dialect> Store for SqlStore<D> {
         let retrying = records
             .iter()
             .any(|r| matches!(r.outcome, Outcome::Retry { .. }));
-        let (recorded, events, deliveries) = if records.iter().all(|r| r.outcome != Outcome::Failed)
-        {
-            // The common case: no job may pause, so the records, their
-            // events and the deliveries go in one write (one statement
-            // on PostgreSQL), events made for every record and written
-            // for those recorded.
-            let events = attempt_events(records, None);
-            let pairs = events.iter().map(|(t, e)| (t.as_str(), e));
-            let deliveries = self.deliveries(None, pairs).await?;
-            let (recorded, written) = self
-                .db
-                .record_with_events(owner, records, &events, &deliveries)
-                .await?;
-            if retrying {
-                // Other instances' dispatchers may be the ones to retry it.
-                self.db.notify_now(Channel::Runs).await?;
-            }
-            let events = attempt_events(records, Some(&recorded));
-            (recorded, events, written)
-        } else {
-            let mut tx = self.db.begin().await?;
-            let recorded = self.db.record_fenced(&mut tx, owner, records).await?;
-            let mut events = attempt_events(records, Some(&recorded));
-            let failed = failed_runs(records, &recorded);
-            events.extend(self.pause_failed_jobs(&mut tx, &failed).await?);
-            if retrying {
-                self.db.notify(&mut tx, Channel::Runs).await?;
-            }
-            let deliveries = self.write_events(&mut tx, &events).await?;
-            D::commit(tx).await?;
-            (recorded, events, deliveries)
-        };
+        let (recorded, wrote_events, deliveries) =
+            if records.iter().all(|r| r.outcome != Outcome::Failed) {
+                // The common case: no job may pause, so the records, their
+                // events and the deliveries go in one write (one statement
+                // on PostgreSQL), events made for every record and written
+                // for those recorded.
+                let events = attempt_events(records, None);
+                let pairs = events.iter().map(|(t, e)| (t.as_str(), e));
+                let deliveries = self.deliveries(None, pairs).await?;
+                let (recorded, written) = self
+                    .db
+                    .record_with_events(owner, records, &events, &deliveries)
+                    .await?;
+                if retrying {
+                    // Other instances' dispatchers may be the ones to retry it.
+                    self.db.notify_now(Channel::Runs).await?;
+                }
+                let wrote_events = records
+                    .iter()
+                    .any(|r| r.job_id.is_some() && recorded.contains(&r.run_id));
+                (recorded, wrote_events, written)
+            } else {
+                let mut tx = self.db.begin().await?;
+                let recorded = self.db.record_fenced(&mut tx, owner, records).await?;
+                let mut events = attempt_events(records, Some(&recorded));
+                let failed = failed_runs(records, &recorded);
+                events.extend(self.pause_failed_jobs(&mut tx, &failed).await?);
+                if retrying {
+                    self.db.notify(&mut tx, Channel::Runs).await?;
+                }
+                let deliveries = self.write_events(&mut tx, &events).await?;
+                D::commit(tx).await?;
+                (recorded, !events.is_empty(), deliveries)
+            };
         if retrying {
             self.wakeups.runs_changed();
         }
-        if !events.is_empty() {
+        if wrote_events {
             self.events_written(deliveries);
         }
         Ok(recorded.len() as u64)
