@@ -126,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", report::table(&results));
         return Ok(());
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    cronhook::dispatch::client::install_crypto_provider();
     if args.auth {
         service::require_auth();
     }

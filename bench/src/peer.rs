@@ -62,7 +62,7 @@ pub fn ensure_venv(venv: &Path) -> anyhow::Result<String> {
 }
 
 pub async fn apscheduler(ctx: &Ctx, scenario: &str) -> anyhow::Result<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/apscheduler_peer.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("apscheduler_peer.py");
     let jobs = if scenario == "burst" {
         ctx.sizes.burst
     } else {

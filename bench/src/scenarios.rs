@@ -481,23 +481,17 @@ pub fn aligned_metrics(hits: &[Hit], k: usize, window: (DateTime<Utc>, DateTime<
 /// `n` jobs whose fire times are spread over the coming day.
 async fn seed_future(store: &cronhook::store::PgStore, n: usize, url: &str) -> anyhow::Result<()> {
     let now = Utc::now();
-    let mut batch = Vec::with_capacity(10_000);
-    for i in 0..n {
-        let start = now
-            + TimeDelta::hours(1)
-            + TimeDelta::milliseconds((i as i64 * 86_400_000) / n.max(1) as i64);
-        batch.push(job(json!({"id": format!("future-{i:07}"),
-                              "trigger": {"type": "interval", "every_s": 86400, "start_at": rfc3339(start)},
-                              "target": {"url": url}}))?);
-        if batch.len() == 10_000 {
-            store.insert_jobs(&batch).await?;
-            batch.clear();
-        }
-    }
-    if !batch.is_empty() {
-        store.insert_jobs(&batch).await?;
-    }
-    Ok(())
+    let jobs = (0..n)
+        .map(|i| {
+            let start = now
+                + TimeDelta::hours(1)
+                + TimeDelta::milliseconds((i as i64 * 86_400_000) / n.max(1) as i64);
+            job(json!({"id": format!("future-{i:07}"),
+                       "trigger": {"type": "interval", "every_s": 86400, "start_at": rfc3339(start)},
+                       "target": {"url": url}}))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    seed(store, jobs).await
 }
 
 /// The due-job claim's plan with the table as seeded, after ANALYZE.

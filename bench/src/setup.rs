@@ -4,10 +4,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
-use cronhook::domain::job::{JobDefinition, JobId, JobInput, ParseContext, Schedule};
+use cronhook::domain::auth::Tenant;
+use cronhook::domain::job::{JobInput, JobSpec, ParseContext};
+use cronhook::domain::lifecycle::JobCommand;
 use cronhook::domain::sealing::SealingKey;
 use cronhook::domain::signing::generate_secret;
-use cronhook::store::PgStore;
+use cronhook::domain::trigger::Trigger;
+use cronhook::store::{PgStore, Store};
 use cronhook::wakeup::Wakeups;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
@@ -72,30 +75,95 @@ pub fn start_after(lead: TimeDelta) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp() + 1, 0).unwrap()
 }
 
-/// A new job as the bulk insert takes it: id, definition, schedule, secret.
-pub type NewJob = (JobId, JobDefinition, Schedule, String);
+/// A new job as seeding takes it: its spec, with an id.
+pub type NewJob = JobSpec;
 
-/// A validated job from its JSON (with an id), scheduled as the API would.
+/// A validated job from its JSON (with an id), as the API would read it.
 pub fn job(json: Value) -> anyhow::Result<NewJob> {
-    let now = Utc::now();
     let spec = serde_json::from_value::<JobInput>(json)?
         .parse(ParseContext {
-            now,
+            now: Utc::now(),
             network_policy: Default::default(),
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let schedule = spec.initial_schedule(now);
-    let id = spec
-        .id
-        .ok_or_else(|| anyhow::anyhow!("a seeded job needs an id"))?;
-    Ok((id, spec.definition, schedule, generate_secret()))
+    anyhow::ensure!(spec.id.is_some(), "a seeded job needs an id");
+    Ok(spec)
 }
 
-/// Inserts jobs in chunks through the bulk path.
-pub async fn seed(store: &PgStore, jobs: Vec<NewJob>) -> anyhow::Result<()> {
-    for chunk in jobs.chunks(5000) {
-        store.insert_jobs(chunk).await?;
+/// The instants in which seeded jobs of one shape differ.
+fn instants(trigger: &Trigger) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    match trigger {
+        Trigger::Date(t) => (Some(t.run_at), None),
+        Trigger::Interval(t) => (None, Some(t.start_at)),
+        Trigger::Cron(t) => (None, t.start_at),
     }
+}
+
+/// Stores jobs as the API would make them, thousands per statement: the
+/// first through the store's own create, the rest as copies of its row
+/// that differ in id, `run_at` or `start_at`, and schedule (every batch a
+/// scenario seeds is one shape of job). The service exposes no bulk path
+/// of its own for this.
+pub async fn seed(store: &PgStore, jobs: Vec<NewJob>) -> anyhow::Result<()> {
+    let Some((first, rest)) = jobs.split_first() else {
+        return Ok(());
+    };
+    let tenant = Tenant::default_tenant();
+    let template = first.id.clone().context("a seeded job needs an id")?;
+    let now = Utc::now();
+    let create = JobCommand::Create {
+        spec: first.clone(),
+        secret: generate_secret(),
+    };
+    let context = ParseContext {
+        now,
+        network_policy: Default::default(),
+    };
+    store
+        .save_job(&tenant, &template, &create, context, None)
+        .await?;
+    for chunk in rest.chunks(10_000) {
+        let mut ids = Vec::with_capacity(chunk.len());
+        let (mut run_at, mut start_at) = (Vec::new(), Vec::new());
+        let (mut next_run_at, mut states) = (Vec::new(), Vec::new());
+        for spec in chunk {
+            let schedule = spec.initial_schedule(now);
+            let (run, start) = instants(&spec.definition.trigger);
+            ids.push(
+                spec.id
+                    .as_ref()
+                    .context("a seeded job needs an id")?
+                    .to_string(),
+            );
+            run_at.push(run);
+            start_at.push(start);
+            next_run_at.push(schedule.next_run_at());
+            states.push(schedule.state().as_str());
+        }
+        sqlx::query(
+            "INSERT INTO jobs
+             SELECT (jsonb_populate_record(t, jsonb_build_object(
+                        'id', u.id, 'run_at', u.run_at, 'start_at', u.start_at,
+                        'next_run_at', u.next_run_at, 'state', u.state))).*
+             FROM jobs t, UNNEST($2::text[], $3::timestamptz[], $4::timestamptz[],
+                                 $5::timestamptz[], $6::text[])
+                              AS u(id, run_at, start_at, next_run_at, state)
+             WHERE t.tenant = $7 AND t.id = $1",
+        )
+        .bind(template.as_str())
+        .bind(&ids)
+        .bind(&run_at)
+        .bind(&start_at)
+        .bind(&next_run_at)
+        .bind(&states)
+        .bind(tenant.as_str())
+        .execute(store.pool())
+        .await?;
+    }
+    // Every instance's scheduler looks at once.
+    sqlx::query("SELECT pg_notify('cronhook_jobs', '')")
+        .execute(store.pool())
+        .await?;
     Ok(())
 }
 

@@ -2,9 +2,28 @@
 //! real `cronhook-bench` binary driving the real `cronhook` binary against
 //! PostgreSQL, with its receiver. It measures nothing here.
 
-use crate::support as common;
-
+use std::path::PathBuf;
 use std::process::Command;
+
+/// The PostgreSQL server the scenarios create their databases on.
+fn postgres_server_url() -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => url,
+        _ => "postgres://postgres@127.0.0.1:5432/postgres".to_string(),
+    }
+}
+
+/// The service's binary, built beside this harness by the workspace's
+/// tests (`cargo test --workspace`, as `scripts/test` runs them).
+fn cronhook_bin() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_cronhook-bench")).with_file_name("cronhook");
+    assert!(
+        bin.exists(),
+        "{} is not built: run `cargo build` first, or the workspace's tests (`cargo test --workspace`)",
+        bin.display()
+    );
+    bin
+}
 
 #[test]
 fn the_benchmark_runs_its_scenarios_at_tiny_sizes() {
@@ -13,12 +32,10 @@ fn the_benchmark_runs_its_scenarios_at_tiny_sizes() {
         uuid::Uuid::new_v4().simple()
     ));
     let output = Command::new(env!("CARGO_BIN_EXE_cronhook-bench"))
-        .args([
-            "--quick",
-            "--cronhook-bin",
-            env!("CARGO_BIN_EXE_cronhook"),
-            "--out",
-        ])
+        .arg("--quick")
+        .arg("--cronhook-bin")
+        .arg(cronhook_bin())
+        .arg("--out")
         .arg(&out)
         .args([
             "engine-burst",
@@ -28,7 +45,7 @@ fn the_benchmark_runs_its_scenarios_at_tiny_sizes() {
             "ceiling",
             "chaos",
         ])
-        .env("DATABASE_URL", common::postgres_server_url())
+        .env("DATABASE_URL", postgres_server_url())
         .output()
         .expect("cronhook-bench runs");
     let stdout = String::from_utf8_lossy(&output.stdout);

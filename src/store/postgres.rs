@@ -25,7 +25,7 @@ use super::{
     check_fingerprint, count, delay_ms, event_of, interest, open_secret, run_host, run_status,
     types_text, uuid_before,
 };
-use crate::domain::job::{JobDefinition, JobId, JobState, Schedule};
+use crate::domain::job::{JobId, JobState, Schedule};
 use crate::domain::retry::Outcome;
 use crate::domain::run::{INTERRUPTED, RunStatus};
 use crate::domain::sealing::{SealingKey, is_sealed};
@@ -74,30 +74,6 @@ impl SqlStore<PgDialect> {
     pub fn pool(&self) -> &PgPool {
         &self.db.pool
     }
-
-    /// Inserts many new jobs, a few thousand per statement: the bulk path
-    /// benchmarks seed with (the API creates jobs one at a time). Wakes
-    /// every instance's scheduler once.
-    pub async fn insert_jobs(
-        &self,
-        jobs: &[(JobId, JobDefinition, Schedule, String)],
-    ) -> StoreResult<u64> {
-        let key = &self.key;
-        let tenant = Tenant::default_tenant();
-        let mut inserted = 0;
-        // 30 columns a row, under PostgreSQL's 65,535 parameters.
-        for chunk in jobs.chunks(2000) {
-            let mut query =
-                QueryBuilder::<Postgres>::new(concat!("INSERT INTO jobs (", job_columns!(), ") "));
-            query.push_values(chunk, |mut row, (id, definition, schedule, secret)| {
-                let stored = StoredDefinition::of(definition, key);
-                push_job(&mut row, &tenant, id, &stored, *schedule, &key.seal(secret));
-            });
-            inserted += query.build().execute(&self.db.pool).await?.rows_affected();
-        }
-        self.db.notify_now(Channel::Jobs).await?;
-        Ok(inserted)
-    }
 }
 
 impl Channel {
@@ -120,7 +96,6 @@ macro_rules! job_columns {
          created_at, updated_at"
     };
 }
-use job_columns;
 
 /// One new job's values, in [`job_columns!`]'s order; `sealed_secret` is
 /// its signing secret, sealed.

@@ -11,7 +11,6 @@ mod api_jobs;
 mod api_runs;
 mod api_triggers;
 mod auth;
-mod bench_smoke;
 mod binary;
 mod contract;
 mod cron_oracle;

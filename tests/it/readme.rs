@@ -129,7 +129,6 @@ fn default_run() -> Option<&'static str> {
 fn binary(name: &str) -> &'static str {
     match name {
         "cronhook" => env!("CARGO_BIN_EXE_cronhook"),
-        "cronhook-bench" => env!("CARGO_BIN_EXE_cronhook-bench"),
         other => panic!("the README runs a binary this package does not have: {other}"),
     }
 }
