@@ -270,7 +270,7 @@ fn parse_exemption(s: &str) -> Result<Exemption, String> {
 }
 
 fn parse_auth(s: &str) -> Result<AuthMode, String> {
-    s.parse()
+    s.parse().map_err(String::from)
 }
 
 impl ListenAddr {

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::domain::error::Reason;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
@@ -40,14 +41,14 @@ impl Role {
 }
 
 impl FromStr for Role {
-    type Err = String;
+    type Err = Reason;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, Reason> {
         match s {
             "read" => Ok(Role::Read),
             "write" => Ok(Role::Write),
             "root" => Ok(Role::Root),
-            other => Err(format!("expected root, write or read, got {other:?}")),
+            other => Err(format!("expected root, write or read, got {other:?}").into()),
         }
     }
 }
@@ -84,7 +85,7 @@ pub fn allows(role: Role, access: Access) -> bool {
 pub struct Tenant(String);
 
 impl Tenant {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, Reason> {
         crate::domain::job::JobId::parse(text).map(|id| Self(id.as_str().to_string()))
     }
 
@@ -175,14 +176,14 @@ pub enum AuthMode {
 }
 
 impl FromStr for AuthMode {
-    type Err = String;
+    type Err = Reason;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, Reason> {
         match s {
             "auto" => Ok(AuthMode::Auto),
             "required" => Ok(AuthMode::Required),
             "none" => Ok(AuthMode::None),
-            other => Err(format!("expected auto, required or none, got {other:?}")),
+            other => Err(format!("expected auto, required or none, got {other:?}").into()),
         }
     }
 }
@@ -207,7 +208,7 @@ pub fn tokens_required(mode: AuthMode, loopback: bool, tokens_exist: bool) -> bo
 }
 
 /// Whether the service may start so; why not, with what to do, otherwise.
-pub fn may_start(mode: AuthMode, loopback: bool, tokens_exist: bool) -> Result<(), String> {
+pub fn may_start(mode: AuthMode, loopback: bool, tokens_exist: bool) -> Result<(), Reason> {
     match (mode, loopback, tokens_exist) {
         (AuthMode::None, false, _) => Err(
             "--auth none is refused on a non-loopback address: anyone who reaches the port would own the service"

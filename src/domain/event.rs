@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::error::Reason;
 use crate::domain::instant;
 use crate::domain::job::{Job, JobState, Schedule};
 use crate::domain::lifecycle::JobChange;
@@ -87,15 +88,15 @@ impl fmt::Display for EventType {
 }
 
 impl FromStr for EventType {
-    type Err = String;
+    type Err = Reason;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, Reason> {
         Self::parse(s).ok_or_else(|| {
             let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
-            format!(
+            Reason::new(format!(
                 "unknown event type {s:?}; expected one of {}",
                 names.join(", ")
-            )
+            ))
         })
     }
 }

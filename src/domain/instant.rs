@@ -2,6 +2,7 @@
 //! microsecond precision (both stores keep microseconds, so finer input is
 //! truncated once, on the way in, and every later comparison is exact).
 
+use crate::domain::error::Reason;
 use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serializer};
 
@@ -9,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serializer};
 /// Its UTC form must still be RFC 3339, so years 0001 to 9999 only. A leap
 /// second (`:60`) is refused: chrono keeps it as a 61st second that sorts
 /// and subtracts like the second before it, so arithmetic on it repeats.
-pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse(text: &str) -> Result<DateTime<Utc>, Reason> {
     let t = DateTime::parse_from_rfc3339(text).map_err(|e| {
         if is_local_time(text) {
             // The commonest slip: a wall time, with no zone to read it in.
@@ -23,13 +24,11 @@ pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
         }
     })?;
     if t.nanosecond() >= 1_000_000_000 {
-        return Err(format!(
-            "{text:?} is a leap second; use :59 or the next minute's :00"
-        ));
+        return Err(format!("{text:?} is a leap second; use :59 or the next minute's :00").into());
     }
     let t = truncate(t.to_utc());
     if !representable(t) {
-        return Err(format!("{text:?} is outside the years 0001 to 9999 in UTC"));
+        return Err(format!("{text:?} is outside the years 0001 to 9999 in UTC").into());
     }
     Ok(t)
 }

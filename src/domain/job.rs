@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::domain::error::FieldError;
+use crate::domain::error::{FieldError, Reason};
 use crate::domain::instant;
 use crate::domain::misfire::{DEFAULT_CATCHUP_MAX, MAX_CATCHUP_MAX};
 use crate::domain::network_policy::NetworkPolicy;
@@ -29,7 +29,7 @@ pub const MAX_INSTANCES_LIMIT: i64 = 1000;
 pub struct JobId(String);
 
 impl JobId {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, Reason> {
         if text.is_empty() {
             return Err("must not be empty".into());
         }
@@ -37,20 +37,19 @@ impl JobId {
             return Err(format!(
                 "must be at most {MAX_ID_LEN} characters, got {}",
                 text.len()
-            ));
+            )
+            .into());
         }
         if let Some(bad) = text
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
         {
-            return Err(format!(
-                "contains {bad:?}; only A-Z a-z 0-9 . _ : - are allowed"
-            ));
+            return Err(format!("contains {bad:?}; only A-Z a-z 0-9 . _ : - are allowed").into());
         }
         if text == "." || text == ".." {
-            return Err(format!(
-                "{text:?} is not an id: a URL path would read it as a directory"
-            ));
+            return Err(
+                format!("{text:?} is not an id: a URL path would read it as a directory").into(),
+            );
         }
         Ok(Self(text.to_string()))
     }

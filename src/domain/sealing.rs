@@ -2,6 +2,7 @@
 //! values are sealed with AES-256-GCM under the service's key before they
 //! reach the store, and opened only when a request needs them.
 
+use crate::domain::error::Reason;
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
@@ -36,7 +37,7 @@ impl SealingKey {
         STANDARD.encode(key)
     }
 
-    pub fn from_base64(text: &str) -> Result<Self, String> {
+    pub fn from_base64(text: &str) -> Result<Self, Reason> {
         let bytes = STANDARD
             .decode(text.trim())
             .map_err(|_| "is not base64; make a key with `cronhook keygen`".to_string())?;
@@ -77,7 +78,7 @@ impl SealingKey {
     }
 
     /// The plaintext of a value [`seal`](Self::seal) made with this key.
-    pub fn open(&self, sealed: &str) -> Result<String, String> {
+    pub fn open(&self, sealed: &str) -> Result<String, Reason> {
         let bytes = sealed
             .strip_prefix(SEALED_PREFIX)
             .and_then(|b64| STANDARD.decode(b64).ok())

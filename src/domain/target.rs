@@ -8,7 +8,7 @@ use serde_json::Value;
 use url::{Host, Url};
 use utoipa::ToSchema;
 
-use crate::domain::error::FieldError;
+use crate::domain::error::{FieldError, Reason};
 use crate::domain::network_policy::NetworkPolicy;
 
 pub const DEFAULT_TIMEOUT_S: u32 = 30;
@@ -199,22 +199,21 @@ impl TargetInput {
     }
 }
 
-fn parse_url(text: &str, policy: &NetworkPolicy) -> Result<Url, String> {
+fn parse_url(text: &str, policy: &NetworkPolicy) -> Result<Url, Reason> {
     if text.len() > MAX_URL_LEN {
-        return Err(format!("must be at most {MAX_URL_LEN} characters"));
+        return Err(format!("must be at most {MAX_URL_LEN} characters").into());
     }
     let url = Url::parse(text).map_err(|e| format!("not a valid URL: {e}"))?;
     // Normalising can lengthen it (percent-encoding): the stored form counts.
     if url.as_str().len() > MAX_URL_LEN {
-        return Err(format!(
-            "must be at most {MAX_URL_LEN} characters once normalised"
-        ));
+        return Err(format!("must be at most {MAX_URL_LEN} characters once normalised").into());
     }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "unsupported scheme {:?}; expected http or https",
             url.scheme()
-        ));
+        )
+        .into());
     }
     let ip = match url.host() {
         None => return Err("must have a host".into()),

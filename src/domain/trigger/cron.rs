@@ -27,6 +27,7 @@ use croner::{Cron, Weekday};
 use jiff::tz::{AmbiguousOffset, TimeZone as Rules};
 
 use super::zone;
+use crate::domain::error::Reason;
 
 mod syntax;
 
@@ -62,7 +63,7 @@ impl CronSchedule {
     /// Parses `expr` (5 fields, or 6 with leading seconds, or a macro).
     /// The error names the cron field it is about, never croner's
     /// reading of it; the caller says where the expression sits.
-    pub fn parse(expr: &str, timezone: Tz) -> Result<Self, String> {
+    pub fn parse(expr: &str, timezone: Tz) -> Result<Self, Reason> {
         let parsed = syntax::parse(expr)?;
         let mut crons = parsed
             .patterns
@@ -107,7 +108,8 @@ impl CronSchedule {
                 "never fires in {}: every time it matches is skipped by a daylight-saving \
                  change, and a pattern whose minute or hour starts with * skips such times",
                 timezone.name()
-            ));
+            )
+            .into());
         }
         Ok(schedule)
     }
@@ -341,6 +343,7 @@ mod tests {
         CronSchedule::parse(expr, Tz::UTC)
             .err()
             .unwrap_or_else(|| panic!("{expr:?} was accepted"))
+            .into()
     }
 
     #[test]

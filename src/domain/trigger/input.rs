@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{CronSchedule, CronTrigger, DateTrigger, IntervalTrigger, MAX_JITTER_S, Trigger};
-use crate::domain::error::FieldError;
+use crate::domain::error::{FieldError, Reason};
 use crate::domain::instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -220,13 +220,13 @@ impl TriggerInput {
     }
 }
 
-fn parse_timezone(name: Option<&str>) -> Result<Tz, String> {
+fn parse_timezone(name: Option<&str>) -> Result<Tz, Reason> {
     match name {
         None => Ok(Tz::UTC),
         Some(name) => name.parse::<Tz>().map_err(|_| {
-            format!(
+            Reason::new(format!(
                 "unknown time zone {name:?}; expected an IANA name such as Europe/Berlin or UTC"
-            )
+            ))
         }),
     }
 }

@@ -16,6 +16,7 @@
 //!   `d#k` (the k-th such day of the month, 1-5), `dL` or `d#L` (the last).
 //! - `?` as a whole day-of-month or day-of-week field means `*`.
 
+use crate::domain::error::Reason;
 use std::fmt::Write as _;
 
 /// The macros, as the expressions they stand for.
@@ -124,7 +125,7 @@ pub(super) struct Parsed {
 
 /// Reads `expr`: 5 fields, 6 with leading seconds, or a macro. The error
 /// names the field it is about.
-pub(super) fn parse(expr: &str) -> Result<Parsed, String> {
+pub(super) fn parse(expr: &str) -> Result<Parsed, Reason> {
     let expr = expr.trim();
     if expr.is_empty() {
         return Err("must not be empty".into());
@@ -138,7 +139,8 @@ pub(super) fn parse(expr: &str) -> Result<Parsed, String> {
                 return Err(format!(
                     "unknown macro {expr:?}; expected one of {}",
                     names.join(", ")
-                ));
+                )
+                .into());
             }
         }
     } else {
@@ -155,7 +157,8 @@ pub(super) fn parse(expr: &str) -> Result<Parsed, String> {
         return Err(format!(
             "expected 5 or 6 fields (6 with leading seconds), got {}{hint}",
             texts.len()
-        ));
+        )
+        .into());
     }
     let six = texts.len() == 6;
     let fields = &FIELDS[6 - texts.len()..];
@@ -220,7 +223,7 @@ fn looks_like_a_year(text: &str) -> bool {
 }
 
 /// One field: `None` for `*` (and `?`), else its items.
-fn read_field(field: Field, text: &str) -> Result<Option<Vec<Item>>, String> {
+fn read_field(field: Field, text: &str) -> Result<Option<Vec<Item>>, Reason> {
     if text == "*" {
         return Ok(None);
     }
@@ -240,7 +243,7 @@ fn read_field(field: Field, text: &str) -> Result<Option<Vec<Item>>, String> {
         .map(Some)
 }
 
-fn read_item(field: Field, item: &str) -> Result<Item, String> {
+fn read_item(field: Field, item: &str) -> Result<Item, Reason> {
     if item.is_empty() {
         return Err("empty list item".into());
     }
@@ -281,7 +284,8 @@ fn read_item(field: Field, item: &str) -> Result<Item, String> {
                     _ => Err(format!(
                         "after # comes 1-5 (the k-th such day of the month) or L (the last), \
                          got {nth:?}"
-                    )),
+                    )
+                    .into()),
                 };
             }
             if let Some(day) = item.strip_suffix(['L', 'l'])
@@ -302,7 +306,7 @@ fn read_item(field: Field, item: &str) -> Result<Item, String> {
         None => 1,
         Some(step) => {
             if !step.bytes().all(|b| b.is_ascii_digit()) || step.is_empty() {
-                return Err(format!("step {step:?} is not a number"));
+                return Err(format!("step {step:?} is not a number").into());
             }
             match step.parse::<u32>() {
                 Ok(0) => return Err("step cannot be zero".into()),
@@ -325,21 +329,19 @@ fn read_item(field: Field, item: &str) -> Result<Item, String> {
             hi
         };
         if lo > hi {
-            return Err(format!(
-                "range {base:?} runs backwards; a range goes from low to high"
-            ));
+            return Err(
+                format!("range {base:?} runs backwards; a range goes from low to high").into(),
+            );
         }
         (lo, hi)
     } else {
         if base.is_empty() {
-            return Err(format!("a step needs a range before it: write */{step}"));
+            return Err(format!("a step needs a range before it: write */{step}").into());
         }
         let n = value(field, base)?;
         if step != 1 {
             let (_, max) = field.bounds();
-            return Err(format!(
-                "a step needs a range: write */{step} or {n}-{max}/{step}"
-            ));
+            return Err(format!("a step needs a range: write */{step} or {n}-{max}/{step}").into());
         }
         (n, n)
     };
@@ -347,25 +349,25 @@ fn read_item(field: Field, item: &str) -> Result<Item, String> {
 }
 
 /// The day of the week before `#` or `L`: 0-7 or a name.
-fn weekday(day: &str, example: &str) -> Result<u32, String> {
+fn weekday(day: &str, example: &str) -> Result<u32, Reason> {
     if day.is_empty() {
-        return Err(format!(
-            "a day of the week goes first, 0-7 or sun-sat, as in {example}"
-        ));
+        return Err(
+            format!("a day of the week goes first, 0-7 or sun-sat, as in {example}").into(),
+        );
     }
     value(Field::DayOfWeek, day)
 }
 
 /// A number or a name, in `field`.
-fn value(field: Field, token: &str) -> Result<u32, String> {
+fn value(field: Field, token: &str) -> Result<u32, Reason> {
     let (lo, hi) = field.bounds();
     if token.is_empty() {
-        return Err(format!("a range needs both ends, {}", field.expected()));
+        return Err(format!("a range needs both ends, {}", field.expected()).into());
     }
     if token.bytes().all(|b| b.is_ascii_digit()) {
         return match token.parse::<u32>() {
             Ok(n) if (lo..=hi).contains(&n) => Ok(n),
-            _ => Err(format!("{token} is out of range {lo}-{hi}")),
+            _ => Err(format!("{token} is out of range {lo}-{hi}").into()),
         };
     }
     let lower = token.to_ascii_lowercase();
@@ -373,18 +375,14 @@ fn value(field: Field, token: &str) -> Result<u32, String> {
         return if field == Field::Month {
             Ok(i as u32 + 1)
         } else {
-            Err(format!(
-                "{token:?} is a month name, allowed only in the month field"
-            ))
+            Err(format!("{token:?} is a month name, allowed only in the month field").into())
         };
     }
     if let Some(i) = DAYS.iter().position(|d| *d == lower) {
         return if field == Field::DayOfWeek {
             Ok(i as u32)
         } else {
-            Err(format!(
-                "{token:?} is a day name, allowed only in the day-of-week field"
-            ))
+            Err(format!("{token:?} is a day name, allowed only in the day-of-week field").into())
         };
     }
     // What read_item takes as a whole item, met inside a range or step.
@@ -403,7 +401,8 @@ fn value(field: Field, token: &str) -> Result<u32, String> {
         Field::Month if alphabetic => format!("unknown name {token:?}; expected jan-dec"),
         Field::DayOfWeek if alphabetic => format!("unknown name {token:?}; expected sun-sat"),
         _ => format!("expected {}, got {token:?}", field.expected()),
-    })
+    }
+    .into())
 }
 
 /// Writes a field in croner's syntax, numbers only.
@@ -440,7 +439,7 @@ mod tests {
     }
 
     fn err(expr: &str) -> String {
-        parse(expr).unwrap_err()
+        parse(expr).unwrap_err().into()
     }
 
     #[test]
