@@ -1438,9 +1438,6 @@ impl Dialect for PgDialect {
         runs: &[(Uuid, u32)],
         after: Duration,
     ) -> StoreResult<u64> {
-        if runs.is_empty() {
-            return Ok(0);
-        }
         let ids: Vec<Uuid> = runs.iter().map(|(id, _)| *id).collect();
         let numbers: Vec<i32> = runs.iter().map(|(_, n)| *n as i32).collect();
         let done = sqlx::query(
