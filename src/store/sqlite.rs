@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::dialect::{
     Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun,
 };
-use super::rows::{self, PlainRow, RUN_COLUMNS, TOKEN_COLUMNS};
+use super::rows::{self, At, PlainRow, RUN_COLUMNS, RowId, TOKEN_COLUMNS};
 use super::shape::{StoredDefinition, StoredTarget};
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
@@ -73,8 +73,9 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-pub(crate) fn instant(us: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(us).unwrap_or(DateTime::<Utc>::MAX_UTC)
+/// An instant as stored, read back ([`At`] for integer microseconds).
+fn instant(us: i64) -> DateTime<Utc> {
+    us.at()
 }
 
 macro_rules! job_query {
@@ -160,11 +161,6 @@ async fn fetch_job(
         .await?
         .map(|row| row.into_job(key))
         .transpose()
-}
-
-fn run_id(text: &str) -> StoreResult<Uuid> {
-    text.parse()
-        .map_err(|e| StoreError::Corrupt(format!("run id {text:?}: {e}")))
 }
 
 /// At start, under the write lock: checks the key against the fingerprint
@@ -1353,10 +1349,7 @@ impl Dialect for SqliteDialect {
                 .bind(tenant.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
-        id.map(|id| {
-            Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(format!("event id {id:?}: {e}")))
-        })
-        .transpose()
+        id.map(RowId::uuid).transpose()
     }
 
     async fn list_events(&self, tenant: &Tenant, filter: &EventFilter) -> StoreResult<Vec<Event>> {
@@ -1396,8 +1389,8 @@ impl Dialect for SqliteDialect {
             .await?
             .into_iter()
             .map(|(id, kind, at, job_id, run, data)| {
-                let run = run.as_deref().map(run_id).transpose()?;
-                event_of(run_id(&id)?, &kind, instant(at), job_id, run, &data)
+                let run = run.map(RowId::uuid).transpose()?;
+                event_of(id.uuid()?, &kind, instant(at), job_id, run, &data)
             })
             .collect()
     }
