@@ -13,12 +13,12 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::portable::Portable;
 use super::shape::{StoredDefinition, StoredRetry, StoredTrigger};
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    Attempt, AttemptRecord, ClaimedRun, DeliveryRecord, Event, EventFilter, Gauges, Idempotency,
-    IdempotentRequest, Instance, Job, JobFilter, JobSecret, NewEvent, NewSubscription, NewToken,
-    Run, RunFilter, StoreResult, Subscription, Tenant, TokenInfo,
+    AttemptRecord, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run, StoreResult,
+    Tenant,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
 use crate::domain::retry::Outcome;
@@ -99,7 +99,7 @@ pub(crate) struct FailedJob {
 }
 
 #[async_trait]
-pub(crate) trait Dialect: Send + Sync + Sized + 'static {
+pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
     /// One write transaction; on SQLite it holds the write lock from its start.
     type Tx: Send;
 
@@ -300,38 +300,10 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<u64>;
 
-    // Reads and single-statement writes, answered as the store answers them.
+    // Reads and writes whose SQL each database words its own way (the
+    // rest are [`Portable`]).
 
-    async fn ping(&self) -> StoreResult<()>;
-    async fn get_job(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &JobId,
-    ) -> StoreResult<Option<Job>>;
-    async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool>;
-    async fn list_jobs(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        filter: &JobFilter,
-    ) -> StoreResult<Vec<Job>>;
     async fn next_due_in(&self) -> StoreResult<Option<Duration>>;
-    async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>>;
-    async fn find_idempotent_request(
-        &self,
-        tenant: &Tenant,
-        scope: &str,
-        key: &str,
-        within: Duration,
-    ) -> StoreResult<Option<IdempotentRequest>>;
-    async fn delete_expired_idempotency_keys(
-        &self,
-        older_than: Duration,
-        batch: u32,
-    ) -> StoreResult<u64>;
-    async fn get_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>>;
-    async fn delete_expired_runs(&self, retention: Duration, batch: u32) -> StoreResult<u64>;
     async fn trim_run_history(
         &self,
         keep: u32,
@@ -361,64 +333,10 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
     ) -> StoreResult<u64>;
     async fn register_instance(&self, id: &str, version: &str) -> StoreResult<()>;
     async fn heartbeat(&self, id: &str) -> StoreResult<bool>;
-    async fn deregister_instance(&self, id: &str) -> StoreResult<()>;
-    async fn list_instances(&self) -> StoreResult<Vec<Instance>>;
     async fn delete_dead_instances(&self, older_than: Duration) -> StoreResult<u64>;
     async fn next_attempt_in(&self) -> StoreResult<Option<Duration>>;
-    async fn get_secret(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &JobId,
-    ) -> StoreResult<Option<JobSecret>>;
-    async fn rotate_secret(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &JobId,
-        new_secret: &str,
-        grace: Duration,
-    ) -> StoreResult<Option<JobSecret>>;
-    async fn create_token(&self, token: &NewToken) -> StoreResult<TokenInfo>;
-    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>>;
-    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>>;
-    async fn revoke_token(&self, id: &str) -> StoreResult<bool>;
-    async fn touch_token(&self, id: &str) -> StoreResult<()>;
-    async fn tokens_exist(&self) -> StoreResult<bool>;
     async fn list_events(&self, tenant: &Tenant, filter: &EventFilter) -> StoreResult<Vec<Event>>;
     async fn latest_event_id(&self, tenant: &Tenant) -> StoreResult<Option<Uuid>>;
-    async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64>;
-    async fn create_subscription(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        subscription: &NewSubscription,
-    ) -> StoreResult<Subscription>;
-    async fn list_subscriptions(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-    ) -> StoreResult<Vec<Subscription>>;
-    async fn get_subscription(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &str,
-    ) -> StoreResult<Option<Subscription>>;
-    async fn subscription_secret(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &str,
-    ) -> StoreResult<Option<String>>;
-    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool>;
-    async fn list_deliveries(
-        &self,
-        tenant: &Tenant,
-        subscription_id: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<DeliveryRecord>>;
-    async fn gauges(&self) -> StoreResult<Gauges>;
 
     /// Forwards other instances' notifications to this process's wake-ups
     /// and subscription cache, until `shutdown`; `None` where there are none.

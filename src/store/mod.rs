@@ -11,6 +11,7 @@
 //! locks and writes what they answer.
 
 mod dialect;
+mod portable;
 mod postgres;
 mod rows;
 mod shape;
@@ -949,6 +950,11 @@ pub(crate) fn subscription_of(
         target,
         created_at,
     })
+}
+
+/// Whether the database refused a row for a unique key it already holds.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 /// The smallest UUIDv7 of the instant `age` ago: every event id below it

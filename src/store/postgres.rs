@@ -15,20 +15,19 @@ use uuid::Uuid;
 use super::dialect::{
     Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun,
 };
-use super::rows::{self, PlainRow, RUN_COLUMNS, TOKEN_COLUMNS};
-use super::shape::{StoredDefinition, StoredTarget};
+use super::portable::portable_statements;
+use super::rows::{self, RUN_COLUMNS};
+use super::shape::StoredDefinition;
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    Attempt, AttemptRecord, ClaimedRun, DeliveryRecord, Event, EventFilter, Gauges, Idempotency,
-    IdempotentRequest, Instance, Job, JobFilter, JobSecret, NewEvent, NewSubscription, NewToken,
-    Run, RunFilter, SqlStore, StoreError, StoreResult, Subscription, Tenant, TokenInfo,
-    check_fingerprint, count, delay_ms, event_of, interest, open_secret, run_host, run_status,
-    types_text, uuid_before,
+    AttemptRecord, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run, SqlStore,
+    StoreError, StoreResult, Tenant, count, delay_ms, event_of, interest, is_unique_violation,
+    run_status,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
 use crate::domain::retry::Outcome;
 use crate::domain::run::{INTERRUPTED, RunStatus};
-use crate::domain::sealing::{SealingKey, is_sealed};
+use crate::domain::sealing::SealingKey;
 use crate::wakeup::Wakeups;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -63,7 +62,12 @@ impl SqlStore<PgDialect> {
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        seal_what_is_plain(&pool, &key).await?;
+        let mut tx = pool.begin().await?;
+        sqlx::query("LOCK TABLE settings IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        seal_what_is_plain(&mut tx, &key).await?;
+        tx.commit().await?;
         let db = PgDialect {
             pool,
             notifying: Arc::default(),
@@ -167,6 +171,19 @@ macro_rules! job_query {
         )
     };
 }
+
+/// The vocabulary [`portable_statements!`] speaks here.
+type Db = Postgres;
+type AtColumn = DateTime<Utc>;
+fn at(t: DateTime<Utc>) -> AtColumn {
+    t
+}
+fn row_id(id: Uuid) -> Uuid {
+    id
+}
+const JOBS: &str = job_query!("");
+const POSITION: &str = "strpos";
+portable_statements!(PgDialect);
 
 /// The rows as PostgreSQL answers them: `timestamptz`, `uuid`, `int4`.
 type JobRow = rows::JobRow<DateTime<Utc>, Uuid, i32>;
@@ -338,63 +355,6 @@ impl RunColumns {
         }
         c
     }
-}
-
-/// At start, under a lock other instances wait on: checks the key against
-/// the fingerprint the store keeps (recording it on the first start), then
-/// seals what was stored before sealing: signing secrets, and sensitive
-/// header values and URL passwords, which move to `target_secrets`.
-async fn seal_what_is_plain(pool: &PgPool, key: &SealingKey) -> StoreResult<()> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("LOCK TABLE settings IN EXCLUSIVE MODE")
-        .execute(&mut *tx)
-        .await?;
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'key_fingerprint'")
-            .fetch_optional(&mut *tx)
-            .await?;
-    check_fingerprint(key, stored.as_deref())?;
-    if stored.is_none() {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ('key_fingerprint', $1)")
-            .bind(key.fingerprint())
-            .execute(&mut *tx)
-            .await?;
-    }
-    let plain = sqlx::query_as::<_, PlainRow>(
-        "SELECT tenant, id, secret, previous_secret, target_url, target_method, target_headers,
-                target_body, target_secrets, timeout_s
-         FROM jobs WHERE secret NOT LIKE 'enc:v1:%'",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let sealed = plain.len();
-    for row in plain {
-        let seal = |s: String| if is_sealed(&s) { s } else { key.seal(&s) };
-        let target = StoredTarget::of(&row.target.into_target(&row.id, key)?, key);
-        sqlx::query(
-            "UPDATE jobs SET secret = $3, previous_secret = $4, target_url = $5,
-                 target_headers = $6, target_secrets = $7
-             WHERE tenant = $1 AND id = $2",
-        )
-        .bind(&row.tenant)
-        .bind(&row.id)
-        .bind(seal(row.secret))
-        .bind(row.previous_secret.map(seal))
-        .bind(&target.url)
-        .bind(&target.headers)
-        .bind(&target.secrets)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    if sealed > 0 {
-        tracing::info!(jobs = sealed, "sealed the secrets stored before sealing");
-    }
-    Ok(())
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 /// Seconds until something is due, where the past counts as now.
@@ -1109,68 +1069,6 @@ impl Dialect for PgDialect {
         Ok(done.rows_affected())
     }
 
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn get_job(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &JobId,
-    ) -> StoreResult<Option<Job>> {
-        let mut conn = self.pool.acquire().await?;
-        fetch_job(&mut conn, key, tenant, id, false).await
-    }
-
-    async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
-        let found: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant = $1 AND id = $2")
-                .bind(tenant.as_str())
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(found.is_some())
-    }
-
-    async fn list_jobs(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        filter: &JobFilter,
-    ) -> StoreResult<Vec<Job>> {
-        let mut query = QueryBuilder::<Postgres>::new(job_query!(" WHERE j.tenant = "));
-        query.push_bind(tenant.as_str().to_string());
-        if let Some(state) = filter.state {
-            query.push(" AND j.state = ").push_bind(state.as_str());
-        }
-        if let Some(text) = &filter.search {
-            let text = text.to_lowercase();
-            query
-                .push(" AND (strpos(lower(j.id), ")
-                .push_bind(text.clone())
-                .push(") > 0 OR strpos(lower(COALESCE(j.name, '')), ")
-                .push_bind(text)
-                .push(") > 0)");
-        }
-        if let Some(after) = &filter.after {
-            query
-                .push(" AND j.id > ")
-                .push_bind(after.as_str().to_string());
-        }
-        query
-            .push(" ORDER BY j.id LIMIT ")
-            .push_bind(i64::from(filter.limit));
-        query
-            .build_query_as::<JobRow>()
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|row| row.into_job(key))
-            .collect()
-    }
-
     async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
         // NULL when no job is scheduled (GREATEST would turn that into 0).
         let seconds: Option<f64> = sqlx::query_scalar(
@@ -1180,135 +1078,6 @@ impl Dialect for PgDialect {
         .fetch_one(&self.pool)
         .await?;
         Ok(seconds.map(non_negative))
-    }
-
-    async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>> {
-        let mut query = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE tenant = "
-        ));
-        query
-            .push_bind(tenant.as_str().to_string())
-            .push(" AND subscription_id IS NULL");
-        if let Some(job_id) = &filter.job_id {
-            query
-                .push(" AND job_id = ")
-                .push_bind(job_id.as_str().to_string());
-        }
-        match filter.statuses.as_slice() {
-            [] => {}
-            // Spelled out, so that the partial index of failed runs applies.
-            [RunStatus::Failed] => {
-                query.push(" AND status = 'failed'");
-            }
-            statuses => {
-                let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-                query.push(" AND status = ANY(").push_bind(names).push(")");
-            }
-        }
-        if let Some(after) = filter.created_after {
-            query.push(" AND created_at > ").push_bind(after);
-        }
-        if let Some(before) = filter.created_before {
-            query.push(" AND created_at < ").push_bind(before);
-        }
-        if let Some(cursor) = filter.cursor {
-            query
-                .push(" AND (created_at, id) < (")
-                .push_bind(cursor.created_at)
-                .push(", ")
-                .push_bind(cursor.id)
-                .push(")");
-        }
-        query
-            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(filter.limit));
-        query
-            .build_query_as::<RunRow>()
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(RunRow::into_run)
-            .collect()
-    }
-
-    async fn find_idempotent_request(
-        &self,
-        tenant: &Tenant,
-        scope: &str,
-        key: &str,
-        within: Duration,
-    ) -> StoreResult<Option<IdempotentRequest>> {
-        Ok(sqlx::query_as::<_, (String, String)>(
-            "SELECT fingerprint, resource_id FROM idempotency_keys
-             WHERE tenant = $4 AND scope = $1 AND key = $2
-               AND created_at > now() - make_interval(secs => $3)",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(within.as_secs_f64())
-        .bind(tenant.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|(fingerprint, resource_id)| IdempotentRequest {
-            fingerprint,
-            resource_id,
-        }))
-    }
-
-    async fn delete_expired_idempotency_keys(
-        &self,
-        older_than: Duration,
-        batch: u32,
-    ) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "DELETE FROM idempotency_keys WHERE (tenant, scope, key) IN (
-                 SELECT tenant, scope, key FROM idempotency_keys
-                 WHERE created_at < now() - make_interval(secs => $1)
-                 ORDER BY created_at LIMIT $2)",
-        )
-        .bind(older_than.as_secs_f64())
-        .bind(i64::from(batch))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn get_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
-        let run = sqlx::query_as::<_, RunRow>(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs
-             WHERE tenant = $1 AND id = $2 AND subscription_id IS NULL"
-        ))
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(run) = run else { return Ok(None) };
-        let attempts = sqlx::query_as::<_, AttemptRow>(
-            "SELECT number, started_at, duration_ms, status_code, error, response_excerpt
-             FROM attempts WHERE run_id = $1 ORDER BY number",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Some((
-            run.into_run()?,
-            attempts.into_iter().map(Attempt::from).collect(),
-        )))
-    }
-
-    async fn delete_expired_runs(&self, retention: Duration, batch: u32) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "DELETE FROM runs WHERE id IN (
-                 SELECT id FROM runs
-                 WHERE finished_at < now() - make_interval(secs => $1)
-                 ORDER BY finished_at
-                 LIMIT $2)",
-        )
-        .bind(retention.as_secs_f64())
-        .bind(i64::from(batch))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
     }
 
     async fn trim_run_history(
@@ -1478,35 +1247,6 @@ impl Dialect for PgDialect {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn deregister_instance(&self, id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM instances WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn list_instances(&self) -> StoreResult<Vec<Instance>> {
-        let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>, String, i64)> = sqlx::query_as(
-            "SELECT i.id, i.started_at, i.heartbeat_at, i.version,
-                    (SELECT count(*) FROM runs r
-                     WHERE r.status = 'running' AND r.lease_owner = i.id) AS leases
-             FROM instances i ORDER BY i.started_at, i.id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, started_at, heartbeat_at, version, leases)| Instance {
-                id,
-                started_at,
-                heartbeat_at,
-                version,
-                leases: leases.max(0) as u64,
-            })
-            .collect())
-    }
-
     async fn delete_dead_instances(&self, older_than: Duration) -> StoreResult<u64> {
         let done = sqlx::query(
             "DELETE FROM instances i
@@ -1529,117 +1269,6 @@ impl Dialect for PgDialect {
         .fetch_one(&self.pool)
         .await?;
         Ok(seconds.map(non_negative))
-    }
-
-    async fn get_secret(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &JobId,
-    ) -> StoreResult<Option<JobSecret>> {
-        sqlx::query_as::<_, SecretRow>(
-            "SELECT secret, previous_secret, previous_secret_expires_at FROM jobs
-             WHERE tenant = $1 AND id = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|row| row.open(key))
-        .transpose()
-    }
-
-    async fn rotate_secret(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &JobId,
-        new_secret: &str,
-        grace: Duration,
-    ) -> StoreResult<Option<JobSecret>> {
-        sqlx::query_as::<_, SecretRow>(
-            "UPDATE jobs SET previous_secret = secret, secret = $2,
-                 previous_secret_expires_at = now() + make_interval(secs => $3)
-             WHERE tenant = $4 AND id = $1
-             RETURNING secret, previous_secret, previous_secret_expires_at",
-        )
-        .bind(id.as_str())
-        .bind(key.seal(new_secret))
-        .bind(grace.as_secs_f64())
-        .bind(tenant.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|row| row.open(key))
-        .transpose()
-    }
-
-    async fn create_token(&self, token: &NewToken) -> StoreResult<TokenInfo> {
-        sqlx::query_as::<_, TokenRow>(&format!(
-            "INSERT INTO tokens (id, name, tenant, role, hash) VALUES ($1, $2, $3, $4, $5)
-             RETURNING {TOKEN_COLUMNS}"
-        ))
-        .bind(&token.id)
-        .bind(&token.name)
-        .bind(token.tenant.as_str())
-        .bind(token.role.as_str())
-        .bind(&token.hash)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match e {
-            e if is_unique_violation(&e) => {
-                StoreError::Conflict("a token with this id or value exists".into())
-            }
-            e => e.into(),
-        })?
-        .into_info()
-    }
-
-    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
-        sqlx::query_as::<_, TokenRow>(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1 AND revoked_at IS NULL"
-        ))
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(TokenRow::into_info)
-        .transpose()
-    }
-
-    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
-        sqlx::query_as::<_, TokenRow>(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(TokenRow::into_info)
-        .collect()
-    }
-
-    async fn revoke_token(&self, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn touch_token(&self, id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE tokens SET last_used_at = now() WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn tokens_exist(&self) -> StoreResult<bool> {
-        Ok(
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tokens WHERE revoked_at IS NULL)")
-                .fetch_one(&self.pool)
-                .await?,
-        )
     }
 
     async fn latest_event_id(&self, tenant: &Tenant) -> StoreResult<Option<Uuid>> {
@@ -1695,158 +1324,6 @@ impl Dialect for PgDialect {
                 event_of(id, &kind, at, job_id, run_id, &data)
             })
             .collect()
-    }
-
-    async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64> {
-        // Ids are UUIDv7: in time order, so the primary key finds the old ones.
-        let done = sqlx::query(
-            "DELETE FROM events WHERE id IN (
-                 SELECT id FROM events WHERE id < $1 ORDER BY id LIMIT $2)",
-        )
-        .bind(uuid_before(older_than))
-        .bind(i64::from(batch))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn create_subscription(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        subscription: &NewSubscription,
-    ) -> StoreResult<Subscription> {
-        let stored = StoredTarget::of(&subscription.target, key);
-        let row = sqlx::query_as::<_, SubscriptionRow>(
-            "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types, job_id, secret,
-                                        host)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             RETURNING id, target_url, target_secrets, types, job_id, created_at",
-        )
-        .bind(tenant.as_str())
-        .bind(&subscription.id)
-        .bind(&stored.url)
-        .bind(&stored.secrets)
-        .bind(types_text(&subscription.interest.types))
-        .bind(&subscription.interest.job_id)
-        .bind(key.seal(&subscription.secret))
-        .bind(run_host(&stored.url))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match e {
-            e if is_unique_violation(&e) => {
-                StoreError::Conflict(format!("subscription {} exists", subscription.id))
-            }
-            e => e.into(),
-        })?;
-        row.into_subscription(key)
-    }
-
-    async fn list_subscriptions(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-    ) -> StoreResult<Vec<Subscription>> {
-        sqlx::query_as::<_, SubscriptionRow>(
-            "SELECT id, target_url, target_secrets, types, job_id, created_at FROM subscriptions
-             WHERE tenant = $1 ORDER BY created_at, id",
-        )
-        .bind(tenant.as_str())
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|row| row.into_subscription(key))
-        .collect()
-    }
-
-    async fn get_subscription(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &str,
-    ) -> StoreResult<Option<Subscription>> {
-        sqlx::query_as::<_, SubscriptionRow>(
-            "SELECT id, target_url, target_secrets, types, job_id, created_at FROM subscriptions
-             WHERE tenant = $1 AND id = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|row| row.into_subscription(key))
-        .transpose()
-    }
-
-    async fn subscription_secret(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &str,
-    ) -> StoreResult<Option<String>> {
-        let sealed: Option<String> =
-            sqlx::query_scalar("SELECT secret FROM subscriptions WHERE tenant = $1 AND id = $2")
-                .bind(tenant.as_str())
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        sealed
-            .map(|s| open_secret(key, &s, None).map(|secret| secret.secret))
-            .transpose()
-    }
-
-    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM subscriptions WHERE tenant = $1 AND id = $2")
-            .bind(tenant.as_str())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn list_deliveries(
-        &self,
-        tenant: &Tenant,
-        subscription_id: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<DeliveryRecord>> {
-        let rows: Vec<DeliveryRow> = sqlx::query_as(
-            "SELECT r.id, r.event_id, r.status, r.attempt_count, r.created_at, r.next_attempt_at,
-                    r.finished_at, a.status_code, a.error
-             FROM runs r
-             LEFT JOIN LATERAL (
-                 SELECT status_code, error FROM attempts
-                 WHERE run_id = r.id ORDER BY number DESC LIMIT 1
-             ) a ON true
-             WHERE r.tenant = $1 AND r.subscription_id = $2
-             ORDER BY r.created_at DESC, r.id DESC LIMIT $3",
-        )
-        .bind(tenant.as_str())
-        .bind(subscription_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(DeliveryRow::into_record).collect()
-    }
-
-    async fn gauges(&self) -> StoreResult<Gauges> {
-        let runs_pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM runs WHERE status = 'pending'")
-                .fetch_one(&self.pool)
-                .await?;
-        let jobs: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
-                .fetch_all(&self.pool)
-                .await?;
-        let size = self.pool.size();
-        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
-        Ok(Gauges {
-            runs_pending: runs_pending.max(0) as u64,
-            jobs: jobs
-                .into_iter()
-                .filter_map(|(state, n)| Some((JobState::parse(&state)?, n.max(0) as u64)))
-                .collect(),
-            db_connections: (size.saturating_sub(idle), idle),
-        })
     }
 
     fn spawn_listener(

@@ -19,20 +19,19 @@ use uuid::Uuid;
 use super::dialect::{
     Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun,
 };
-use super::rows::{self, At, PlainRow, RUN_COLUMNS, RowId, TOKEN_COLUMNS};
-use super::shape::{StoredDefinition, StoredTarget};
+use super::portable::portable_statements;
+use super::rows::{self, At, RUN_COLUMNS, RowId};
+use super::shape::StoredDefinition;
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    Attempt, AttemptRecord, ClaimedRun, DeliveryRecord, Event, EventFilter, Gauges, Idempotency,
-    IdempotentRequest, Instance, Job, JobFilter, JobSecret, NewEvent, NewSubscription, NewToken,
-    Run, RunFilter, SqlStore, StoreError, StoreResult, Subscription, Tenant, TokenInfo,
-    check_fingerprint, count, delay_ms, event_of, interest, open_secret, run_host, run_status,
-    types_text, uuid_before,
+    AttemptRecord, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run, SqlStore,
+    StoreError, StoreResult, Tenant, count, delay_ms, event_of, interest, is_unique_violation,
+    run_status,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
 use crate::domain::retry::Outcome;
 use crate::domain::run::{INTERRUPTED, RunStatus};
-use crate::domain::sealing::{SealingKey, is_sealed};
+use crate::domain::sealing::SealingKey;
 use crate::wakeup::Wakeups;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -59,7 +58,9 @@ impl SqlStore<SqliteDialect> {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        seal_what_is_plain(&pool, &key).await?;
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        seal_what_is_plain(&mut tx, &key).await?;
+        tx.commit().await?;
         Ok(SqlStore::new(SqliteDialect { pool }, wakeups, key))
     }
 
@@ -101,6 +102,17 @@ macro_rules! job_query {
         )
     };
 }
+
+/// The vocabulary [`portable_statements!`] speaks here.
+type Db = Sqlite;
+type AtColumn = i64;
+use micros as at;
+fn row_id(id: Uuid) -> String {
+    id.to_string()
+}
+const JOBS: &str = job_query!("");
+const POSITION: &str = "instr";
+portable_statements!(SqliteDialect);
 
 /// The rows as SQLite answers them: instants in integer microseconds, ids
 /// as text, integers as `i64`.
@@ -163,61 +175,8 @@ async fn fetch_job(
         .transpose()
 }
 
-/// At start, under the write lock: checks the key against the fingerprint
-/// the store keeps (recording it on the first start), then seals what was
-/// stored before sealing (see the PostgreSQL store).
-async fn seal_what_is_plain(pool: &SqlitePool, key: &SealingKey) -> StoreResult<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'key_fingerprint'")
-            .fetch_optional(&mut *tx)
-            .await?;
-    check_fingerprint(key, stored.as_deref())?;
-    if stored.is_none() {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ('key_fingerprint', ?1)")
-            .bind(key.fingerprint())
-            .execute(&mut *tx)
-            .await?;
-    }
-    let plain = sqlx::query_as::<_, PlainRow>(
-        "SELECT tenant, id, secret, previous_secret, target_url, target_method, target_headers,
-                target_body, target_secrets, timeout_s
-         FROM jobs WHERE secret NOT LIKE 'enc:v1:%'",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let sealed = plain.len();
-    for row in plain {
-        let seal = |s: String| if is_sealed(&s) { s } else { key.seal(&s) };
-        let target = StoredTarget::of(&row.target.into_target(&row.id, key)?, key);
-        sqlx::query(
-            "UPDATE jobs SET secret = ?3, previous_secret = ?4, target_url = ?5,
-                 target_headers = ?6, target_secrets = ?7
-             WHERE tenant = ?1 AND id = ?2",
-        )
-        .bind(&row.tenant)
-        .bind(&row.id)
-        .bind(seal(row.secret))
-        .bind(row.previous_secret.map(seal))
-        .bind(&target.url)
-        .bind(&target.headers)
-        .bind(&target.secrets)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    if sealed > 0 {
-        tracing::info!(jobs = sealed, "sealed the secrets stored before sealing");
-    }
-    Ok(())
-}
-
 fn duration_micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 /// Inserts the deliveries of `written` events, each where its
@@ -810,68 +769,6 @@ impl Dialect for SqliteDialect {
         Ok(written)
     }
 
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn get_job(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &JobId,
-    ) -> StoreResult<Option<Job>> {
-        let mut conn = self.pool.acquire().await?;
-        fetch_job(&mut conn, key, tenant, id).await
-    }
-
-    async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
-        let found: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant = ?1 AND id = ?2")
-                .bind(tenant.as_str())
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(found.is_some())
-    }
-
-    async fn list_jobs(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        filter: &JobFilter,
-    ) -> StoreResult<Vec<Job>> {
-        let mut query = QueryBuilder::<Sqlite>::new(job_query!(" WHERE j.tenant = "));
-        query.push_bind(tenant.as_str().to_string());
-        if let Some(state) = filter.state {
-            query.push(" AND j.state = ").push_bind(state.as_str());
-        }
-        if let Some(text) = &filter.search {
-            let text = text.to_lowercase();
-            query
-                .push(" AND (instr(lower(j.id), ")
-                .push_bind(text.clone())
-                .push(") > 0 OR instr(lower(COALESCE(j.name, '')), ")
-                .push_bind(text)
-                .push(") > 0)");
-        }
-        if let Some(after) = &filter.after {
-            query
-                .push(" AND j.id > ")
-                .push_bind(after.as_str().to_string());
-        }
-        query
-            .push(" ORDER BY j.id LIMIT ")
-            .push_bind(i64::from(filter.limit));
-        query
-            .build_query_as::<JobRow>()
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|row| row.into_job(key))
-            .collect()
-    }
-
     async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
         let earliest: Option<i64> =
             sqlx::query_scalar("SELECT min(next_run_at) FROM jobs WHERE next_run_at IS NOT NULL")
@@ -879,129 +776,6 @@ impl Dialect for SqliteDialect {
                 .await?;
         let now = micros(Utc::now());
         Ok(earliest.map(|at| Duration::from_micros(at.saturating_sub(now).max(0) as u64)))
-    }
-
-    async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>> {
-        let mut query =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE tenant = "));
-        query
-            .push_bind(tenant.as_str().to_string())
-            .push(" AND subscription_id IS NULL");
-        if let Some(job_id) = &filter.job_id {
-            query
-                .push(" AND job_id = ")
-                .push_bind(job_id.as_str().to_string());
-        }
-        if !filter.statuses.is_empty() {
-            query.push(" AND status IN (");
-            let mut list = query.separated(", ");
-            for status in &filter.statuses {
-                list.push_bind(status.as_str());
-            }
-            query.push(")");
-        }
-        if let Some(after) = filter.created_after {
-            query.push(" AND created_at > ").push_bind(micros(after));
-        }
-        if let Some(before) = filter.created_before {
-            query.push(" AND created_at < ").push_bind(micros(before));
-        }
-        if let Some(cursor) = filter.cursor {
-            query
-                .push(" AND (created_at, id) < (")
-                .push_bind(micros(cursor.created_at))
-                .push(", ")
-                .push_bind(cursor.id.to_string())
-                .push(")");
-        }
-        query
-            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(filter.limit));
-        query
-            .build_query_as::<RunRow>()
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(RunRow::into_run)
-            .collect()
-    }
-
-    async fn find_idempotent_request(
-        &self,
-        tenant: &Tenant,
-        scope: &str,
-        key: &str,
-        within: Duration,
-    ) -> StoreResult<Option<IdempotentRequest>> {
-        let since = micros(Utc::now()) - duration_micros(within);
-        Ok(sqlx::query_as::<_, (String, String)>(
-            "SELECT fingerprint, resource_id FROM idempotency_keys
-             WHERE tenant = ?4 AND scope = ?1 AND key = ?2 AND created_at > ?3",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(since)
-        .bind(tenant.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|(fingerprint, resource_id)| IdempotentRequest {
-            fingerprint,
-            resource_id,
-        }))
-    }
-
-    async fn delete_expired_idempotency_keys(
-        &self,
-        older_than: Duration,
-        batch: u32,
-    ) -> StoreResult<u64> {
-        let cutoff = micros(Utc::now()) - duration_micros(older_than);
-        let done = sqlx::query(
-            "DELETE FROM idempotency_keys WHERE rowid IN (
-                 SELECT rowid FROM idempotency_keys WHERE created_at < ?1
-                 ORDER BY created_at LIMIT ?2)",
-        )
-        .bind(cutoff)
-        .bind(i64::from(batch))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn get_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>> {
-        let run = sqlx::query_as::<_, RunRow>(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs
-             WHERE tenant = ?1 AND id = ?2 AND subscription_id IS NULL"
-        ))
-        .bind(tenant.as_str())
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(run) = run else { return Ok(None) };
-        let attempts = sqlx::query_as::<_, AttemptRow>(
-            "SELECT number, started_at, duration_ms, status_code, error, response_excerpt
-             FROM attempts WHERE run_id = ?1 ORDER BY number",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Some((
-            run.into_run()?,
-            attempts.into_iter().map(Attempt::from).collect(),
-        )))
-    }
-
-    async fn delete_expired_runs(&self, retention: Duration, batch: u32) -> StoreResult<u64> {
-        let cutoff = micros(Utc::now()) - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
-        let done = sqlx::query(
-            "DELETE FROM runs WHERE id IN (
-                 SELECT id FROM runs WHERE finished_at < ?1 ORDER BY finished_at LIMIT ?2)",
-        )
-        .bind(cutoff)
-        .bind(i64::from(batch))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
     }
 
     async fn trim_run_history(
@@ -1178,35 +952,6 @@ impl Dialect for SqliteDialect {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn deregister_instance(&self, id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM instances WHERE id = ?1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn list_instances(&self) -> StoreResult<Vec<Instance>> {
-        let rows: Vec<(String, i64, i64, String, i64)> = sqlx::query_as(
-            "SELECT i.id, i.started_at, i.heartbeat_at, i.version,
-                    (SELECT count(*) FROM runs r
-                     WHERE r.status = 'running' AND r.lease_owner = i.id) AS leases
-             FROM instances i ORDER BY i.started_at, i.id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, started_at, heartbeat_at, version, leases)| Instance {
-                id,
-                started_at: instant(started_at),
-                heartbeat_at: instant(heartbeat_at),
-                version,
-                leases: leases.max(0) as u64,
-            })
-            .collect())
-    }
-
     async fn delete_dead_instances(&self, older_than: Duration) -> StoreResult<u64> {
         let cutoff = micros(Utc::now()) - duration_micros(older_than);
         let done = sqlx::query(
@@ -1228,119 +973,6 @@ impl Dialect for SqliteDialect {
                 .await?;
         let now = micros(Utc::now());
         Ok(earliest.map(|at| Duration::from_micros(at.saturating_sub(now).max(0) as u64)))
-    }
-
-    async fn get_secret(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &JobId,
-    ) -> StoreResult<Option<JobSecret>> {
-        sqlx::query_as::<_, SecretRow>(
-            "SELECT secret, previous_secret, previous_secret_expires_at FROM jobs
-             WHERE tenant = ?1 AND id = ?2",
-        )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|row| row.open(key))
-        .transpose()
-    }
-
-    async fn rotate_secret(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &JobId,
-        new_secret: &str,
-        grace: Duration,
-    ) -> StoreResult<Option<JobSecret>> {
-        sqlx::query_as::<_, SecretRow>(
-            "UPDATE jobs SET previous_secret = secret, secret = ?2, previous_secret_expires_at = ?3
-             WHERE tenant = ?4 AND id = ?1
-             RETURNING secret, previous_secret, previous_secret_expires_at",
-        )
-        .bind(id.as_str())
-        .bind(key.seal(new_secret))
-        .bind(micros(Utc::now()) + duration_micros(grace))
-        .bind(tenant.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|row| row.open(key))
-        .transpose()
-    }
-
-    async fn create_token(&self, token: &NewToken) -> StoreResult<TokenInfo> {
-        sqlx::query_as::<_, TokenRow>(&format!(
-            "INSERT INTO tokens (id, name, tenant, role, hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             RETURNING {TOKEN_COLUMNS}"
-        ))
-        .bind(&token.id)
-        .bind(&token.name)
-        .bind(token.tenant.as_str())
-        .bind(token.role.as_str())
-        .bind(&token.hash)
-        .bind(micros(Utc::now()))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict("a token with this id or value exists".into())
-            }
-            e => e.into(),
-        })?
-        .into_info()
-    }
-
-    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
-        sqlx::query_as::<_, TokenRow>(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1 AND revoked_at IS NULL"
-        ))
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(TokenRow::into_info)
-        .transpose()
-    }
-
-    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
-        sqlx::query_as::<_, TokenRow>(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(TokenRow::into_info)
-        .collect()
-    }
-
-    async fn revoke_token(&self, id: &str) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(micros(Utc::now()))
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn touch_token(&self, id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1")
-            .bind(id)
-            .bind(micros(Utc::now()))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn tokens_exist(&self) -> StoreResult<bool> {
-        Ok(
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tokens WHERE revoked_at IS NULL)")
-                .fetch_one(&self.pool)
-                .await?,
-        )
     }
 
     async fn latest_event_id(&self, tenant: &Tenant) -> StoreResult<Option<Uuid>> {
@@ -1393,160 +1025,6 @@ impl Dialect for SqliteDialect {
                 event_of(id.uuid()?, &kind, instant(at), job_id, run, &data)
             })
             .collect()
-    }
-
-    async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64> {
-        // Ids are UUIDv7 in lower-case text: in time order, so the unique
-        // index on them finds the old ones.
-        let done = sqlx::query(
-            "DELETE FROM events WHERE id IN (
-                 SELECT id FROM events WHERE id < ?1 ORDER BY id LIMIT ?2)",
-        )
-        .bind(uuid_before(older_than).to_string())
-        .bind(i64::from(batch))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn create_subscription(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        subscription: &NewSubscription,
-    ) -> StoreResult<Subscription> {
-        let stored = StoredTarget::of(&subscription.target, key);
-        let row = sqlx::query_as::<_, SubscriptionRow>(
-            "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types, job_id, secret,
-                                        created_at, host)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             RETURNING id, target_url, target_secrets, types, job_id, created_at",
-        )
-        .bind(tenant.as_str())
-        .bind(&subscription.id)
-        .bind(&stored.url)
-        .bind(&stored.secrets)
-        .bind(types_text(&subscription.interest.types))
-        .bind(&subscription.interest.job_id)
-        .bind(key.seal(&subscription.secret))
-        .bind(micros(Utc::now()))
-        .bind(run_host(&stored.url))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(format!("subscription {} exists", subscription.id))
-            }
-            e => e.into(),
-        })?;
-        row.into_subscription(key)
-    }
-
-    async fn list_subscriptions(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-    ) -> StoreResult<Vec<Subscription>> {
-        sqlx::query_as::<_, SubscriptionRow>(
-            "SELECT id, target_url, target_secrets, types, job_id, created_at FROM subscriptions
-             WHERE tenant = ?1 ORDER BY created_at, id",
-        )
-        .bind(tenant.as_str())
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|row| row.into_subscription(key))
-        .collect()
-    }
-
-    async fn get_subscription(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &str,
-    ) -> StoreResult<Option<Subscription>> {
-        sqlx::query_as::<_, SubscriptionRow>(
-            "SELECT id, target_url, target_secrets, types, job_id, created_at FROM subscriptions
-             WHERE tenant = ?1 AND id = ?2",
-        )
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|row| row.into_subscription(key))
-        .transpose()
-    }
-
-    async fn subscription_secret(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        id: &str,
-    ) -> StoreResult<Option<String>> {
-        let sealed: Option<String> =
-            sqlx::query_scalar("SELECT secret FROM subscriptions WHERE tenant = ?1 AND id = ?2")
-                .bind(tenant.as_str())
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        sealed
-            .map(|s| open_secret(key, &s, None).map(|secret| secret.secret))
-            .transpose()
-    }
-
-    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM subscriptions WHERE tenant = ?1 AND id = ?2")
-            .bind(tenant.as_str())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn list_deliveries(
-        &self,
-        tenant: &Tenant,
-        subscription_id: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<DeliveryRecord>> {
-        let rows: Vec<DeliveryRow> = sqlx::query_as(
-            "SELECT r.id, r.event_id, r.status, r.attempt_count, r.created_at, r.next_attempt_at,
-                    r.finished_at,
-                    (SELECT status_code FROM attempts WHERE run_id = r.id
-                     ORDER BY number DESC LIMIT 1) AS status_code,
-                    (SELECT error FROM attempts WHERE run_id = r.id
-                     ORDER BY number DESC LIMIT 1) AS error
-             FROM runs r
-             WHERE r.tenant = ?1 AND r.subscription_id = ?2
-             ORDER BY r.created_at DESC, r.id DESC LIMIT ?3",
-        )
-        .bind(tenant.as_str())
-        .bind(subscription_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(DeliveryRow::into_record).collect()
-    }
-
-    async fn gauges(&self) -> StoreResult<Gauges> {
-        let runs_pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM runs WHERE status = 'pending'")
-                .fetch_one(&self.pool)
-                .await?;
-        let jobs: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
-                .fetch_all(&self.pool)
-                .await?;
-        let size = self.pool.size();
-        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
-        Ok(Gauges {
-            runs_pending: runs_pending.max(0) as u64,
-            jobs: jobs
-                .into_iter()
-                .filter_map(|(state, n)| Some((JobState::parse(&state)?, n.max(0) as u64)))
-                .collect(),
-            db_connections: (size.saturating_sub(idle), idle),
-        })
     }
 
     fn spawn_listener(

@@ -1,0 +1,759 @@
+//! The statements both databases run as written (issue 21): reads and
+//! single-statement writes in the SQL PostgreSQL and SQLite share (`$n`
+//! parameters; instants and ids bound in each database's own column type;
+//! `now` taken from this process's clock, except where an instant is
+//! compared with a lease or a heartbeat, which stay in each dialect on the
+//! database's clock). [`portable_statements!`] expands them once into each
+//! dialect: sqlx's generic bounds cannot be stated once for two databases,
+//! so the text is shared where the types cannot be.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use uuid::Uuid;
+
+use super::{
+    Attempt, DeliveryRecord, Gauges, IdempotentRequest, Instance, Job, JobFilter, JobSecret,
+    NewSubscription, NewToken, Run, RunFilter, StoreResult, Subscription, Tenant, TokenInfo,
+};
+use crate::domain::job::JobId;
+use crate::domain::sealing::SealingKey;
+
+/// The instant `age` ago (the epoch's start when it is longer than that).
+pub(crate) fn ago(age: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(age)
+        .ok()
+        .and_then(|age| Utc::now().checked_sub_signed(age))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// The instant `after` from now (the far future when it is further).
+pub(crate) fn from_now(after: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(after)
+        .ok()
+        .and_then(|after| Utc::now().checked_add_signed(after))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The statements [`portable_statements!`] writes once for both databases.
+#[async_trait]
+pub(crate) trait Portable: Send + Sync {
+    async fn ping(&self) -> StoreResult<()>;
+    async fn get_job(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<Option<Job>>;
+    async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool>;
+    async fn list_jobs(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        filter: &JobFilter,
+    ) -> StoreResult<Vec<Job>>;
+    async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>>;
+    async fn get_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>>;
+    async fn delete_expired_runs(&self, retention: Duration, batch: u32) -> StoreResult<u64>;
+    async fn find_idempotent_request(
+        &self,
+        tenant: &Tenant,
+        scope: &str,
+        key: &str,
+        within: Duration,
+    ) -> StoreResult<Option<IdempotentRequest>>;
+    async fn delete_expired_idempotency_keys(
+        &self,
+        older_than: Duration,
+        batch: u32,
+    ) -> StoreResult<u64>;
+    async fn deregister_instance(&self, id: &str) -> StoreResult<()>;
+    async fn list_instances(&self) -> StoreResult<Vec<Instance>>;
+    async fn get_secret(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<Option<JobSecret>>;
+    async fn rotate_secret(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &JobId,
+        new_secret: &str,
+        grace: Duration,
+    ) -> StoreResult<Option<JobSecret>>;
+    async fn create_token(&self, token: &NewToken) -> StoreResult<TokenInfo>;
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>>;
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>>;
+    async fn revoke_token(&self, id: &str) -> StoreResult<bool>;
+    async fn touch_token(&self, id: &str) -> StoreResult<()>;
+    async fn tokens_exist(&self) -> StoreResult<bool>;
+    async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64>;
+    async fn create_subscription(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        subscription: &NewSubscription,
+    ) -> StoreResult<Subscription>;
+    async fn list_subscriptions(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+    ) -> StoreResult<Vec<Subscription>>;
+    async fn get_subscription(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<Option<Subscription>>;
+    async fn subscription_secret(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<Option<String>>;
+    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool>;
+    async fn list_deliveries(
+        &self,
+        tenant: &Tenant,
+        subscription_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+    async fn gauges(&self) -> StoreResult<Gauges>;
+}
+
+/// Implements [`Portable`] for a dialect, and `seal_what_is_plain` beside
+/// it. The invoking module names its vocabulary: `Db` (the sqlx database),
+/// `at` (an instant as its columns hold one), `row_id` (a run's or event's
+/// id likewise), `JOBS` (the job query with its last run, before `WHERE`),
+/// `POSITION` (the function that finds a substring), the row types
+/// `JobRow`, `RunRow`, `AttemptRow`, `SecretRow`, `TokenRow`,
+/// `SubscriptionRow`, `DeliveryRow`, and a `pool` field.
+macro_rules! portable_statements {
+    ($dialect:ty) => {
+        /// At start, in `conn`'s transaction under a lock other instances
+        /// wait on: checks the key against the fingerprint the store keeps
+        /// (recording it on the first start), then seals what was stored
+        /// before sealing: signing secrets, and sensitive header values and
+        /// URL passwords, which move to `target_secrets`.
+        async fn seal_what_is_plain(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            key: &$crate::domain::sealing::SealingKey,
+        ) -> $crate::store::StoreResult<()> {
+            use $crate::domain::sealing::is_sealed;
+            let stored: Option<String> =
+                sqlx::query_scalar("SELECT value FROM settings WHERE key = 'key_fingerprint'")
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            $crate::store::check_fingerprint(key, stored.as_deref())?;
+            if stored.is_none() {
+                sqlx::query("INSERT INTO settings (key, value) VALUES ('key_fingerprint', $1)")
+                    .bind(key.fingerprint())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let plain = sqlx::query_as::<_, $crate::store::rows::PlainRow>(
+                "SELECT tenant, id, secret, previous_secret, target_url, target_method,
+                        target_headers, target_body, target_secrets, timeout_s
+                 FROM jobs WHERE secret NOT LIKE 'enc:v1:%'",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let sealed = plain.len();
+            for row in plain {
+                let seal = |s: String| if is_sealed(&s) { s } else { key.seal(&s) };
+                let target = $crate::store::shape::StoredTarget::of(
+                    &row.target.into_target(&row.id, key)?,
+                    key,
+                );
+                sqlx::query(
+                    "UPDATE jobs SET secret = $3, previous_secret = $4, target_url = $5,
+                         target_headers = $6, target_secrets = $7
+                     WHERE tenant = $1 AND id = $2",
+                )
+                .bind(&row.tenant)
+                .bind(&row.id)
+                .bind(seal(row.secret))
+                .bind(row.previous_secret.map(seal))
+                .bind(&target.url)
+                .bind(&target.headers)
+                .bind(&target.secrets)
+                .execute(&mut *conn)
+                .await?;
+            }
+            if sealed > 0 {
+                tracing::info!(jobs = sealed, "sealed the secrets stored before sealing");
+            }
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::portable::Portable for $dialect {
+            async fn ping(&self) -> $crate::store::StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn get_job(
+                &self,
+                key: &$crate::domain::sealing::SealingKey,
+                tenant: &$crate::store::Tenant,
+                id: &$crate::domain::job::JobId,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Job>> {
+                sqlx::query_as::<_, JobRow>(&format!("{JOBS} WHERE j.tenant = $1 AND j.id = $2"))
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| row.into_job(key))
+                    .transpose()
+            }
+
+            async fn job_exists(
+                &self,
+                tenant: &$crate::store::Tenant,
+                id: &$crate::domain::job::JobId,
+            ) -> $crate::store::StoreResult<bool> {
+                let found: Option<i32> =
+                    sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant = $1 AND id = $2")
+                        .bind(tenant.as_str())
+                        .bind(id.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(found.is_some())
+            }
+
+            async fn list_jobs(
+                &self,
+                key: &$crate::domain::sealing::SealingKey,
+                tenant: &$crate::store::Tenant,
+                filter: &$crate::store::JobFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Job>> {
+                let mut query = sqlx::QueryBuilder::<Db>::new(JOBS);
+                query
+                    .push(" WHERE j.tenant = ")
+                    .push_bind(tenant.as_str().to_string());
+                if let Some(state) = filter.state {
+                    query.push(" AND j.state = ").push_bind(state.as_str());
+                }
+                if let Some(text) = &filter.search {
+                    let text = text.to_lowercase();
+                    query
+                        .push(format_args!(" AND ({POSITION}(lower(j.id), "))
+                        .push_bind(text.clone())
+                        .push(format_args!(") > 0 OR {POSITION}(lower(COALESCE(j.name, '')), "))
+                        .push_bind(text)
+                        .push(") > 0)");
+                }
+                if let Some(after) = &filter.after {
+                    query
+                        .push(" AND j.id > ")
+                        .push_bind(after.as_str().to_string());
+                }
+                query
+                    .push(" ORDER BY j.id LIMIT ")
+                    .push_bind(i64::from(filter.limit));
+                query
+                    .build_query_as::<JobRow>()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| row.into_job(key))
+                    .collect()
+            }
+
+            async fn list_runs(
+                &self,
+                tenant: &$crate::store::Tenant,
+                filter: &$crate::store::RunFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::run::Run>> {
+                use $crate::domain::run::RunStatus;
+                let mut query = sqlx::QueryBuilder::<Db>::new(format!(
+                    "SELECT {} FROM runs WHERE tenant = ",
+                    $crate::store::rows::RUN_COLUMNS
+                ));
+                query
+                    .push_bind(tenant.as_str().to_string())
+                    .push(" AND subscription_id IS NULL");
+                if let Some(job_id) = &filter.job_id {
+                    query
+                        .push(" AND job_id = ")
+                        .push_bind(job_id.as_str().to_string());
+                }
+                match filter.statuses.as_slice() {
+                    [] => {}
+                    // Spelled out, so that the partial index of failed runs applies.
+                    [RunStatus::Failed] => {
+                        query.push(" AND status = 'failed'");
+                    }
+                    statuses => {
+                        query.push(" AND status IN (");
+                        let mut list = query.separated(", ");
+                        for status in statuses {
+                            list.push_bind(status.as_str());
+                        }
+                        query.push(")");
+                    }
+                }
+                if let Some(after) = filter.created_after {
+                    query.push(" AND created_at > ").push_bind(at(after));
+                }
+                if let Some(before) = filter.created_before {
+                    query.push(" AND created_at < ").push_bind(at(before));
+                }
+                if let Some(cursor) = filter.cursor {
+                    query
+                        .push(" AND (created_at, id) < (")
+                        .push_bind(at(cursor.created_at))
+                        .push(", ")
+                        .push_bind(row_id(cursor.id))
+                        .push(")");
+                }
+                query
+                    .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+                    .push_bind(i64::from(filter.limit));
+                query
+                    .build_query_as::<RunRow>()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(RunRow::into_run)
+                    .collect()
+            }
+
+            async fn get_run(
+                &self,
+                tenant: &$crate::store::Tenant,
+                id: uuid::Uuid,
+            ) -> $crate::store::StoreResult<
+                Option<($crate::domain::run::Run, Vec<$crate::store::Attempt>)>,
+            > {
+                let run = sqlx::query_as::<_, RunRow>(&format!(
+                    "SELECT {} FROM runs
+                     WHERE tenant = $1 AND id = $2 AND subscription_id IS NULL",
+                    $crate::store::rows::RUN_COLUMNS
+                ))
+                .bind(tenant.as_str())
+                .bind(row_id(id))
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(run) = run else { return Ok(None) };
+                let attempts = sqlx::query_as::<_, AttemptRow>(
+                    "SELECT number, started_at, duration_ms, status_code, error, response_excerpt
+                     FROM attempts WHERE run_id = $1 ORDER BY number",
+                )
+                .bind(row_id(id))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(Some((
+                    run.into_run()?,
+                    attempts.into_iter().map($crate::store::Attempt::from).collect(),
+                )))
+            }
+
+            async fn delete_expired_runs(
+                &self,
+                retention: std::time::Duration,
+                batch: u32,
+            ) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query(
+                    "DELETE FROM runs WHERE id IN (
+                         SELECT id FROM runs WHERE finished_at < $1 ORDER BY finished_at LIMIT $2)",
+                )
+                .bind(at($crate::store::portable::ago(retention)))
+                .bind(i64::from(batch))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn find_idempotent_request(
+                &self,
+                tenant: &$crate::store::Tenant,
+                scope: &str,
+                key: &str,
+                within: std::time::Duration,
+            ) -> $crate::store::StoreResult<Option<$crate::store::IdempotentRequest>> {
+                Ok(sqlx::query_as::<_, (String, String)>(
+                    "SELECT fingerprint, resource_id FROM idempotency_keys
+                     WHERE tenant = $1 AND scope = $2 AND key = $3 AND created_at > $4",
+                )
+                .bind(tenant.as_str())
+                .bind(scope)
+                .bind(key)
+                .bind(at($crate::store::portable::ago(within)))
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|(fingerprint, resource_id)| $crate::store::IdempotentRequest {
+                    fingerprint,
+                    resource_id,
+                }))
+            }
+
+            async fn delete_expired_idempotency_keys(
+                &self,
+                older_than: std::time::Duration,
+                batch: u32,
+            ) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query(
+                    "DELETE FROM idempotency_keys WHERE (tenant, scope, key) IN (
+                         SELECT tenant, scope, key FROM idempotency_keys
+                         WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+                )
+                .bind(at($crate::store::portable::ago(older_than)))
+                .bind(i64::from(batch))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn deregister_instance(&self, id: &str) -> $crate::store::StoreResult<()> {
+                sqlx::query("DELETE FROM instances WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn list_instances(
+                &self,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Instance>> {
+                use $crate::store::rows::At;
+                let rows: Vec<(String, AtColumn, AtColumn, String, i64)> = sqlx::query_as(
+                    "SELECT i.id, i.started_at, i.heartbeat_at, i.version,
+                            (SELECT count(*) FROM runs r
+                             WHERE r.status = 'running' AND r.lease_owner = i.id) AS leases
+                     FROM instances i ORDER BY i.started_at, i.id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, started_at, heartbeat_at, version, leases)| {
+                        $crate::store::Instance {
+                            id,
+                            started_at: started_at.at(),
+                            heartbeat_at: heartbeat_at.at(),
+                            version,
+                            leases: leases.max(0) as u64,
+                        }
+                    })
+                    .collect())
+            }
+
+            async fn get_secret(
+                &self,
+                key: &$crate::domain::sealing::SealingKey,
+                tenant: &$crate::store::Tenant,
+                id: &$crate::domain::job::JobId,
+            ) -> $crate::store::StoreResult<Option<$crate::store::JobSecret>> {
+                sqlx::query_as::<_, SecretRow>(
+                    "SELECT secret, previous_secret, previous_secret_expires_at FROM jobs
+                     WHERE tenant = $1 AND id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| row.open(key))
+                .transpose()
+            }
+
+            async fn rotate_secret(
+                &self,
+                key: &$crate::domain::sealing::SealingKey,
+                tenant: &$crate::store::Tenant,
+                id: &$crate::domain::job::JobId,
+                new_secret: &str,
+                grace: std::time::Duration,
+            ) -> $crate::store::StoreResult<Option<$crate::store::JobSecret>> {
+                sqlx::query_as::<_, SecretRow>(
+                    "UPDATE jobs
+                     SET previous_secret = secret, secret = $3, previous_secret_expires_at = $4
+                     WHERE tenant = $1 AND id = $2
+                     RETURNING secret, previous_secret, previous_secret_expires_at",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .bind(key.seal(new_secret))
+                .bind(at($crate::store::portable::from_now(grace)))
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| row.open(key))
+                .transpose()
+            }
+
+            async fn create_token(
+                &self,
+                token: &$crate::store::NewToken,
+            ) -> $crate::store::StoreResult<$crate::store::TokenInfo> {
+                sqlx::query_as::<_, TokenRow>(&format!(
+                    "INSERT INTO tokens (id, name, tenant, role, hash, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     RETURNING {}",
+                    $crate::store::rows::TOKEN_COLUMNS
+                ))
+                .bind(&token.id)
+                .bind(&token.name)
+                .bind(token.tenant.as_str())
+                .bind(token.role.as_str())
+                .bind(&token.hash)
+                .bind(at(chrono::Utc::now()))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| match e {
+                    e if $crate::store::is_unique_violation(&e) => {
+                        $crate::store::StoreError::Conflict(
+                            "a token with this id or value exists".into(),
+                        )
+                    }
+                    e => e.into(),
+                })?
+                .into_info()
+            }
+
+            async fn find_token(
+                &self,
+                hash: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::TokenInfo>> {
+                sqlx::query_as::<_, TokenRow>(&format!(
+                    "SELECT {} FROM tokens WHERE hash = $1 AND revoked_at IS NULL",
+                    $crate::store::rows::TOKEN_COLUMNS
+                ))
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(TokenRow::into_info)
+                .transpose()
+            }
+
+            async fn list_tokens(
+                &self,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::TokenInfo>> {
+                sqlx::query_as::<_, TokenRow>(&format!(
+                    "SELECT {} FROM tokens ORDER BY created_at, id",
+                    $crate::store::rows::TOKEN_COLUMNS
+                ))
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(TokenRow::into_info)
+                .collect()
+            }
+
+            async fn revoke_token(&self, id: &str) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(at(chrono::Utc::now()))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn touch_token(&self, id: &str) -> $crate::store::StoreResult<()> {
+                sqlx::query("UPDATE tokens SET last_used_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(at(chrono::Utc::now()))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn tokens_exist(&self) -> $crate::store::StoreResult<bool> {
+                Ok(sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM tokens WHERE revoked_at IS NULL)",
+                )
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn delete_expired_events(
+                &self,
+                older_than: std::time::Duration,
+                batch: u32,
+            ) -> $crate::store::StoreResult<u64> {
+                // Ids are UUIDv7 (as lower-case text on SQLite): in time
+                // order, so the primary key finds the old ones.
+                let done = sqlx::query(
+                    "DELETE FROM events WHERE id IN (
+                         SELECT id FROM events WHERE id < $1 ORDER BY id LIMIT $2)",
+                )
+                .bind(row_id($crate::store::uuid_before(older_than)))
+                .bind(i64::from(batch))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn create_subscription(
+                &self,
+                key: &$crate::domain::sealing::SealingKey,
+                tenant: &$crate::store::Tenant,
+                subscription: &$crate::store::NewSubscription,
+            ) -> $crate::store::StoreResult<$crate::store::Subscription> {
+                let stored = $crate::store::shape::StoredTarget::of(&subscription.target, key);
+                let row = sqlx::query_as::<_, SubscriptionRow>(
+                    "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types,
+                                                job_id, secret, created_at, host)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     RETURNING id, target_url, target_secrets, types, job_id, created_at",
+                )
+                .bind(tenant.as_str())
+                .bind(&subscription.id)
+                .bind(&stored.url)
+                .bind(&stored.secrets)
+                .bind($crate::store::types_text(&subscription.interest.types))
+                .bind(&subscription.interest.job_id)
+                .bind(key.seal(&subscription.secret))
+                .bind(at(chrono::Utc::now()))
+                .bind($crate::store::run_host(&stored.url))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| match e {
+                    e if $crate::store::is_unique_violation(&e) => {
+                        $crate::store::StoreError::Conflict(format!(
+                            "subscription {} exists",
+                            subscription.id
+                        ))
+                    }
+                    e => e.into(),
+                })?;
+                row.into_subscription(key)
+            }
+
+            async fn list_subscriptions(
+                &self,
+                key: &$crate::domain::sealing::SealingKey,
+                tenant: &$crate::store::Tenant,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Subscription>> {
+                sqlx::query_as::<_, SubscriptionRow>(
+                    "SELECT id, target_url, target_secrets, types, job_id, created_at
+                     FROM subscriptions WHERE tenant = $1 ORDER BY created_at, id",
+                )
+                .bind(tenant.as_str())
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|row| row.into_subscription(key))
+                .collect()
+            }
+
+            async fn get_subscription(
+                &self,
+                key: &$crate::domain::sealing::SealingKey,
+                tenant: &$crate::store::Tenant,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Subscription>> {
+                sqlx::query_as::<_, SubscriptionRow>(
+                    "SELECT id, target_url, target_secrets, types, job_id, created_at
+                     FROM subscriptions WHERE tenant = $1 AND id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| row.into_subscription(key))
+                .transpose()
+            }
+
+            async fn subscription_secret(
+                &self,
+                key: &$crate::domain::sealing::SealingKey,
+                tenant: &$crate::store::Tenant,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<String>> {
+                let sealed: Option<String> = sqlx::query_scalar(
+                    "SELECT secret FROM subscriptions WHERE tenant = $1 AND id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                sealed
+                    .map(|s| $crate::store::open_secret(key, &s, None).map(|s| s.secret))
+                    .transpose()
+            }
+
+            async fn delete_subscription(
+                &self,
+                tenant: &$crate::store::Tenant,
+                id: &str,
+            ) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM subscriptions WHERE tenant = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn list_deliveries(
+                &self,
+                tenant: &$crate::store::Tenant,
+                subscription_id: &str,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::DeliveryRecord>> {
+                let rows: Vec<DeliveryRow> = sqlx::query_as(
+                    "SELECT r.id, r.event_id, r.status, r.attempt_count, r.created_at,
+                            r.next_attempt_at, r.finished_at,
+                            (SELECT status_code FROM attempts WHERE run_id = r.id
+                             ORDER BY number DESC LIMIT 1) AS status_code,
+                            (SELECT error FROM attempts WHERE run_id = r.id
+                             ORDER BY number DESC LIMIT 1) AS error
+                     FROM runs r
+                     WHERE r.tenant = $1 AND r.subscription_id = $2
+                     ORDER BY r.created_at DESC, r.id DESC LIMIT $3",
+                )
+                .bind(tenant.as_str())
+                .bind(subscription_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(DeliveryRow::into_record).collect()
+            }
+
+            async fn gauges(&self) -> $crate::store::StoreResult<$crate::store::Gauges> {
+                use $crate::domain::job::JobState;
+                let runs_pending: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM runs WHERE status = 'pending'")
+                        .fetch_one(&self.pool)
+                        .await?;
+                let jobs: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
+                        .fetch_all(&self.pool)
+                        .await?;
+                let size = self.pool.size();
+                let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+                Ok($crate::store::Gauges {
+                    runs_pending: runs_pending.max(0) as u64,
+                    jobs: jobs
+                        .into_iter()
+                        .filter_map(|(state, n)| Some((JobState::parse(&state)?, n.max(0) as u64)))
+                        .collect(),
+                    db_connections: (size.saturating_sub(idle), idle),
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use portable_statements;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ago_and_from_now_saturate_instead_of_overflowing() {
+        assert_eq!(ago(Duration::MAX), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(from_now(Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        let before = Utc::now();
+        let hour_ago = ago(Duration::from_secs(3600));
+        assert!(hour_ago <= before - TimeDelta::hours(1) + TimeDelta::seconds(5));
+        assert!(hour_ago >= before - TimeDelta::hours(1) - TimeDelta::seconds(5));
+    }
+}
