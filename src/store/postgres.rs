@@ -234,7 +234,11 @@ async fn fetch_job(
 
 /// Recording attempts ($1 the lease owner, $2..$10 [`AttemptColumns`]),
 /// fenced: only the lease holder's write for this very attempt lands, and
-/// the attempt row only where the run was. CTEs `updated` (id, tenant,
+/// the attempt row only where the run was. The fence is wrapped in
+/// `IS TRUE` so that the planner finds each run by its key: where the
+/// owner's partial index looked cheaper (statistics taken before a burst
+/// say one running row), it joined every running run with every record,
+/// 2 to 30 times slower (see BENCHMARKS.md). CTEs `updated` (id, tenant,
 /// job id) and `inserted` (run id) for the statement that follows.
 const RECORD_FENCED: &str = "WITH input AS (
                  SELECT * FROM UNNEST($2::uuid[], $3::int4[], $4::timestamptz[], $5::int8[],
@@ -249,8 +253,9 @@ const RECORD_FENCED: &str = "WITH input AS (
                      finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE clock_timestamp() END,
                      lease_owner = NULL, lease_until = NULL
                  FROM input i
-                 WHERE r.id = i.run_id AND r.status = 'running' AND r.lease_owner = $1
-                   AND r.attempt_count = i.number
+                 WHERE r.id = i.run_id
+                   AND (r.status = 'running' AND r.lease_owner = $1
+                        AND r.attempt_count = i.number) IS TRUE
                  RETURNING r.id, r.tenant, r.job_id
              ), inserted AS (
                  INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
@@ -1207,6 +1212,7 @@ impl Dialect for PgDialect {
         runs: &[(Uuid, u32)],
         after: Duration,
     ) -> StoreResult<u64> {
+        // Fenced as RECORD_FENCED is, each run found by its key.
         let ids: Vec<Uuid> = runs.iter().map(|(id, _)| *id).collect();
         let numbers: Vec<i32> = runs.iter().map(|(_, n)| *n as i32).collect();
         let done = sqlx::query(
@@ -1215,8 +1221,9 @@ impl Dialect for PgDialect {
                  next_attempt_at = now() + make_interval(secs => $4),
                  lease_owner = NULL, lease_until = NULL, attempt_started_at = NULL
              FROM UNNEST($2::uuid[], $3::int4[]) AS u(id, number)
-             WHERE r.id = u.id AND r.status = 'running' AND r.lease_owner = $1
-               AND r.attempt_count = u.number",
+             WHERE r.id = u.id
+               AND (r.status = 'running' AND r.lease_owner = $1
+                    AND r.attempt_count = u.number) IS TRUE",
         )
         .bind(owner)
         .bind(&ids)
