@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use tokio::time::Instant;
 
-use crate::domain::auth::{self, Access, AuthMode, Caller, Role, Tenant};
+use crate::domain::auth::{self, Access, AuthMode, Caller, Role, Tenant, Tokens};
 use crate::domain::error::FieldError;
 use crate::store::{DynStore, StoreError, TokenInfo};
 
@@ -53,7 +53,7 @@ pub struct Authenticator {
     mode: AuthMode,
     /// Whether the service listens on a loopback address only.
     loopback: bool,
-    tokens_exist: Mutex<Option<(bool, Instant)>>,
+    tokens_made: Mutex<Option<(Tokens, Instant)>>,
     tokens: Mutex<HashMap<String, Cached>>,
     touched: Mutex<HashMap<String, Instant>>,
 }
@@ -64,7 +64,7 @@ impl Authenticator {
             store,
             mode,
             loopback,
-            tokens_exist: Mutex::new(None),
+            tokens_made: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
         }
@@ -73,23 +73,29 @@ impl Authenticator {
     /// Whether requests need a token now.
     pub async fn required(&self) -> Result<bool, Denied> {
         if self.mode != AuthMode::Auto || !self.loopback {
-            return Ok(auth::tokens_required(self.mode, self.loopback, true));
+            return Ok(auth::tokens_required(
+                self.mode,
+                self.loopback,
+                Tokens::Live,
+            ));
         }
-        let cached = *self.tokens_exist.lock().expect("not poisoned");
-        let exist = match cached {
-            Some((exist, at)) if at.elapsed() < CACHE_FOR => exist,
+        let cached = *self.tokens_made.lock().expect("not poisoned");
+        let tokens = match cached {
+            // A token made stays made: no need to ask again.
+            Some((tokens, _)) if tokens != Tokens::NoneMade => tokens,
+            Some((tokens, at)) if at.elapsed() < CACHE_FOR => tokens,
             _ => {
-                let exist = self.store.tokens_exist().await?;
-                *self.tokens_exist.lock().expect("not poisoned") = Some((exist, Instant::now()));
-                exist
+                let tokens = self.store.tokens().await?;
+                *self.tokens_made.lock().expect("not poisoned") = Some((tokens, Instant::now()));
+                tokens
             }
         };
-        Ok(auth::tokens_required(self.mode, self.loopback, exist))
+        Ok(auth::tokens_required(self.mode, self.loopback, tokens))
     }
 
     /// Forgets what was cached, after a token was made or revoked here.
     pub fn tokens_changed(&self) {
-        *self.tokens_exist.lock().expect("not poisoned") = None;
+        *self.tokens_made.lock().expect("not poisoned") = None;
         self.tokens.lock().expect("not poisoned").clear();
     }
 

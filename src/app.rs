@@ -61,8 +61,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
     let loopback = local_addr.ip().is_loopback();
-    auth::may_start(config.auth, loopback, store.tokens_exist().await?)
-        .map_err(anyhow::Error::msg)?;
+    let tokens = store.tokens().await?;
+    auth::may_start(config.auth, loopback, tokens).map_err(anyhow::Error::msg)?;
+    let tokens_required = auth::tokens_required(config.auth, loopback, tokens);
+    if config.auth == auth::AuthMode::None && tokens != auth::Tokens::NoneMade {
+        tracing::warn!(
+            "--auth none: the API is open to anyone on this host although tokens were made; \
+             start without it to require them again"
+        );
+    }
     let network_policy = config.network_policy(loopback);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -148,6 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         store = store.backend(),
         targets = %network_policy,
         auth = %config.auth,
+        tokens_required,
         scheduler = !config.no_scheduler,
         dispatcher = !config.no_dispatcher,
         "cronhook started; API docs at http://{local_addr}/docs"
@@ -238,8 +246,16 @@ async fn register_root_token(store: &DynStore, token: &str) -> anyhow::Result<()
                     tracing::info!(token = %made.id, "registered the root token of {NAME}");
                     made.id
                 }
-                // Another instance registered it meanwhile.
-                Err(store::StoreError::Conflict(_)) => return Ok(()),
+                // Another instance registered it meanwhile, or it was
+                // revoked: a revoked token stays revoked.
+                Err(store::StoreError::Conflict(_)) => {
+                    if store.find_token(&auth::token_hash(token)).await?.is_none() {
+                        tracing::warn!(
+                            "{NAME} was revoked and stays revoked: set a new value (`cronhook token generate`)"
+                        );
+                    }
+                    return Ok(());
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -167,7 +167,9 @@ pub fn bearer(header: &str) -> Option<&str> {
 /// `--auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthMode {
-    /// Tokens as soon as one exists, and always off loopback.
+    /// Tokens as soon as one has been made, and always off loopback.
+    /// Revoking every token does not open the service again: only an
+    /// explicit `--auth none` does (issue 22).
     #[default]
     Auto,
     Required,
@@ -198,23 +200,46 @@ impl fmt::Display for AuthMode {
     }
 }
 
+/// What the store holds of tokens: the decision that tokens are required
+/// is stored as the tokens themselves, revoked ones included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tokens {
+    /// None was ever made: a fresh loopback service is open.
+    NoneMade,
+    /// Some were made, and every one is revoked.
+    AllRevoked,
+    /// At least one works.
+    Live,
+}
+
+impl Tokens {
+    /// From whether any token was made, and whether any is not revoked.
+    pub fn of(made: bool, live: bool) -> Self {
+        match (made, live) {
+            (_, true) => Tokens::Live,
+            (true, false) => Tokens::AllRevoked,
+            (false, false) => Tokens::NoneMade,
+        }
+    }
+}
+
 /// Whether a request needs a token.
-pub fn tokens_required(mode: AuthMode, loopback: bool, tokens_exist: bool) -> bool {
+pub fn tokens_required(mode: AuthMode, loopback: bool, tokens: Tokens) -> bool {
     match mode {
         AuthMode::Required => true,
         AuthMode::None => false,
-        AuthMode::Auto => !loopback || tokens_exist,
+        AuthMode::Auto => !loopback || tokens != Tokens::NoneMade,
     }
 }
 
 /// Whether the service may start so; why not, with what to do, otherwise.
-pub fn may_start(mode: AuthMode, loopback: bool, tokens_exist: bool) -> Result<(), Reason> {
-    match (mode, loopback, tokens_exist) {
+pub fn may_start(mode: AuthMode, loopback: bool, tokens: Tokens) -> Result<(), Reason> {
+    match (mode, loopback, tokens) {
         (AuthMode::None, false, _) => Err(
             "--auth none is refused on a non-loopback address: anyone who reaches the port would own the service"
                 .into(),
         ),
-        (AuthMode::Auto | AuthMode::Required, false, false) => Err(
+        (AuthMode::Auto | AuthMode::Required, false, Tokens::NoneMade | Tokens::AllRevoked) => Err(
             "listening on a non-loopback address needs an API token first: make one with \
              `cronhook token create --role root` (or set CRONHOOK_ROOT_TOKEN), then start again"
                 .into(),
@@ -262,34 +287,43 @@ mod tests {
     #[test]
     fn when_tokens_are_required() {
         use AuthMode::*;
-        // mode, loopback, tokens exist -> required
-        for (mode, loopback, exist, required) in [
-            (Auto, true, false, false),
-            (Auto, true, true, true),
-            (Auto, false, true, true),
-            (Required, true, false, true),
-            (None, true, true, false),
+        use Tokens::*;
+        // mode, loopback, tokens -> required
+        for (mode, loopback, tokens, required) in [
+            (Auto, true, NoneMade, false),
+            (Auto, true, Live, true),
+            // Revoking the last token does not open the service again.
+            (Auto, true, AllRevoked, true),
+            (Auto, false, Live, true),
+            (Required, true, NoneMade, true),
+            (None, true, Live, false),
+            (None, true, AllRevoked, false),
         ] {
             assert_eq!(
-                tokens_required(mode, loopback, exist),
+                tokens_required(mode, loopback, tokens),
                 required,
-                "{mode} {loopback} {exist}"
+                "{mode} {loopback} {tokens:?}"
             );
         }
-        assert!(may_start(Auto, true, false).is_ok());
+        assert_eq!(Tokens::of(false, false), NoneMade);
+        assert_eq!(Tokens::of(true, false), AllRevoked);
+        assert_eq!(Tokens::of(true, true), Live);
+        assert!(may_start(Auto, true, NoneMade).is_ok());
+        for tokens in [NoneMade, AllRevoked] {
+            assert!(
+                may_start(Auto, false, tokens)
+                    .unwrap_err()
+                    .contains("cronhook token create")
+            );
+        }
+        assert!(may_start(Auto, false, Live).is_ok());
         assert!(
-            may_start(Auto, false, false)
-                .unwrap_err()
-                .contains("cronhook token create")
-        );
-        assert!(may_start(Auto, false, true).is_ok());
-        assert!(
-            may_start(None, false, true)
+            may_start(None, false, Live)
                 .unwrap_err()
                 .contains("refused")
         );
         assert!(
-            may_start(Required, true, false).is_ok(),
+            may_start(Required, true, NoneMade).is_ok(),
             "loopback: make one later"
         );
     }

@@ -648,8 +648,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records that a token was used now.
     async fn touch_token(&self, id: &str) -> StoreResult<()>;
 
-    /// Whether any token is not revoked: `--auth auto` requires tokens then.
-    async fn tokens_exist(&self) -> StoreResult<bool>;
+    /// Whether any token was ever made, and whether any is not revoked:
+    /// `--auth auto` requires tokens once one was made.
+    async fn tokens(&self) -> StoreResult<crate::domain::auth::Tokens>;
 
     /// Events as `filter` says, oldest first, only of transactions that no
     /// running one precedes (so that a reader resuming after the last one

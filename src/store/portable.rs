@@ -89,7 +89,7 @@ pub(crate) trait Portable: Send + Sync {
     async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>>;
     async fn revoke_token(&self, id: &str) -> StoreResult<bool>;
     async fn touch_token(&self, id: &str) -> StoreResult<()>;
-    async fn tokens_exist(&self) -> StoreResult<bool>;
+    async fn tokens(&self) -> StoreResult<crate::domain::auth::Tokens>;
     async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64>;
     async fn create_subscription(
         &self,
@@ -563,12 +563,16 @@ macro_rules! portable_statements {
                 Ok(())
             }
 
-            async fn tokens_exist(&self) -> $crate::store::StoreResult<bool> {
-                Ok(sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM tokens WHERE revoked_at IS NULL)",
+            async fn tokens(
+                &self,
+            ) -> $crate::store::StoreResult<$crate::domain::auth::Tokens> {
+                let (made, live): (bool, bool) = sqlx::query_as(
+                    "SELECT EXISTS (SELECT 1 FROM tokens),
+                            EXISTS (SELECT 1 FROM tokens WHERE revoked_at IS NULL)",
                 )
                 .fetch_one(&self.pool)
-                .await?)
+                .await?;
+                Ok($crate::domain::auth::Tokens::of(made, live))
             }
 
             async fn delete_expired_events(

@@ -734,8 +734,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.db.touch_token(id).await
     }
 
-    async fn tokens_exist(&self) -> StoreResult<bool> {
-        self.db.tokens_exist().await
+    async fn tokens(&self) -> StoreResult<crate::domain::auth::Tokens> {
+        self.db.tokens().await
     }
 
     async fn list_events(&self, tenant: &Tenant, filter: &EventFilter) -> StoreResult<Vec<Event>> {

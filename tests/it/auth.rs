@@ -47,8 +47,8 @@ async fn post(app: &TestApp, path: &str, token: &str, body: Option<Value>) -> Re
     send(app, reqwest::Method::POST, path, Some(token), &[], body).await
 }
 
-async fn tokens_are_required_once_one_exists(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+async fn tokens_are_required_once_one_was_made(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
     // Loopback, no token: open, as the first run promises.
     assert_eq!(app.get("/v1/jobs").await.status, 200);
 
@@ -113,8 +113,10 @@ async fn tokens_are_required_once_one_exists(backend: Backend) {
     assert!(!text.contains(&root[4..]), "{text}");
     assert!(!text.contains("hash"), "{text}");
 
-    // Revoked: refused at once here; then no token exists and the
-    // loopback service is open again.
+    // Revoked: refused at once here. The service does not open again,
+    // though no token works: one was made, and only an explicit
+    // `--auth none` opens it (issue 22). Nor can an anonymous caller make
+    // itself a root token.
     let id = made["id"].as_str().unwrap();
     let revoked = send(
         &app,
@@ -127,19 +129,54 @@ async fn tokens_are_required_once_one_exists(backend: Backend) {
     .await;
     assert_eq!(revoked.status, 204, "{}", revoked.text);
     get(&app, "/v1/jobs", &root).await.problem(401);
-    assert_eq!(app.get("/v1/jobs").await.status, 200);
+    app.get("/v1/jobs").await.problem(401);
+    app.post("/v1/tokens", json!({"role": "root"}))
+        .await
+        .problem(401);
+    app.restart().await;
+    app.get("/v1/jobs").await.problem(401);
+
+    // A token made in the store (`cronhook token create`) lets its holder in.
+    let fresh = app.make_token(Role::Root, "default").await;
     let again = send(
         &app,
         reqwest::Method::DELETE,
         &format!("/v1/tokens/{id}"),
-        None,
+        Some(&fresh),
         &[],
         None,
     )
     .await;
     again.problem(404);
-    let list = app.get("/v1/tokens").await.json();
+    let list = get(&app, "/v1/tokens", &fresh).await.json();
     assert!(list["items"][0]["revoked_at"].is_string(), "{list}");
+
+    // CRONHOOK_ROOT_TOKEN revoked, then the service started again with it:
+    // it stays revoked, and the service stays closed.
+    let (env_token, _) = cronhook::domain::auth::generate_token();
+    app.config.root_token = Some(env_token.clone());
+    app.restart().await;
+    let listed = get(&app, "/v1/tokens", &env_token).await.json();
+    let env_id = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "CRONHOOK_ROOT_TOKEN" && t["revoked_at"].is_null())
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .expect("registered");
+    let revoked = send(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/v1/tokens/{env_id}"),
+        Some(&fresh),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, 204, "{}", revoked.text);
+    app.restart().await;
+    get(&app, "/v1/jobs", &env_token).await.problem(401);
+    app.get("/v1/jobs").await.problem(401);
 }
 
 async fn roles_grant_what_they_say(backend: Backend) {
@@ -616,7 +653,7 @@ async fn views_never_show_secret_values(backend: Backend) {
 }
 
 store_tests!(
-    tokens_are_required_once_one_exists,
+    tokens_are_required_once_one_was_made,
     roles_grant_what_they_say,
     each_tenant_sees_only_its_own,
     browsers_cannot_drive_the_open_api,

@@ -1458,10 +1458,10 @@ async fn tenants_keep_their_own_jobs_under_one_id(backend: Backend) {
 }
 
 async fn tokens_are_kept_as_hashes_and_revoked(backend: Backend) {
-    use cronhook::domain::auth::{Role, generate_token, generate_token_id};
+    use cronhook::domain::auth::{Role, Tokens, generate_token, generate_token_id};
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
-    assert!(!store.tokens_exist().await.unwrap());
+    assert_eq!(store.tokens().await.unwrap(), Tokens::NoneMade);
     let (text, hash) = generate_token();
     let made = store
         .create_token(&store::NewToken {
@@ -1478,7 +1478,7 @@ async fn tokens_are_kept_as_hashes_and_revoked(backend: Backend) {
         (Role::Write, "team-a", Some("ops"))
     );
     assert_eq!(made.last_used_at, None);
-    assert!(store.tokens_exist().await.unwrap());
+    assert_eq!(store.tokens().await.unwrap(), Tokens::Live);
     assert_eq!(store.find_token(&hash).await.unwrap(), Some(made.clone()));
     assert_eq!(
         store
@@ -1506,7 +1506,8 @@ async fn tokens_are_kept_as_hashes_and_revoked(backend: Backend) {
     assert!(store.revoke_token(&made.id).await.unwrap());
     assert!(!store.revoke_token(&made.id).await.unwrap(), "once");
     assert_eq!(store.find_token(&hash).await.unwrap(), None);
-    assert!(!store.tokens_exist().await.unwrap());
+    // Revoked, but made: `--auth auto` keeps requiring tokens.
+    assert_eq!(store.tokens().await.unwrap(), Tokens::AllRevoked);
     assert!(store.list_tokens().await.unwrap()[0].revoked_at.is_some());
 }
 
