@@ -50,12 +50,42 @@ struct StateLabel {
     state: &'static str,
 }
 
+/// An API request's labels, each from a closed set, so that no request,
+/// authenticated or not, can add a series (issue 22: 20,000 made-up
+/// methods once added 141 MB).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    pub method: String,
-    /// The route's pattern (`/v1/jobs/{id}`), never the raw path.
-    pub route: String,
-    pub status: u16,
+    /// A method HTTP defines, or `other`.
+    method: &'static str,
+    /// The matched route's pattern (`/v1/jobs/{id}`), never the raw path;
+    /// `unmatched` where no route matched.
+    route: String,
+    /// `2xx`, `4xx`, …
+    status: &'static str,
+}
+
+impl HttpLabels {
+    pub fn of(method: &http::Method, route: Option<&str>, status: http::StatusCode) -> Self {
+        const KNOWN: [&str; 9] = [
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+        ];
+        let method = KNOWN
+            .into_iter()
+            .find(|known| *known == method.as_str())
+            .unwrap_or("other");
+        let status = match status.as_u16() / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
+        Self {
+            method,
+            route: route.unwrap_or("unmatched").to_string(),
+            status,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -255,13 +285,19 @@ mod tests {
             Some(Duration::from_millis(4)),
         );
         m.http(
-            HttpLabels {
-                method: "GET".into(),
-                route: "/v1/jobs".into(),
-                status: 200,
-            },
+            HttpLabels::of(&http::Method::GET, Some("/v1/jobs"), http::StatusCode::OK),
             Duration::from_millis(1),
         );
+        for made_up in ["FOO", "BAR", "get"] {
+            m.http(
+                HttpLabels::of(
+                    &http::Method::from_bytes(made_up.as_bytes()).unwrap(),
+                    None,
+                    http::StatusCode::METHOD_NOT_ALLOWED,
+                ),
+                Duration::from_millis(1),
+            );
+        }
         let text = m.render(&Gauges {
             runs_pending: 7,
             jobs: vec![(JobState::Scheduled, 2)],
@@ -277,7 +313,8 @@ mod tests {
             "cronhook_jobs{state=\"scheduled\"} 2",
             "cronhook_jobs{state=\"paused\"} 0",
             "cronhook_db_connections{state=\"idle\"} 3",
-            "cronhook_http_requests_total{method=\"GET\",route=\"/v1/jobs\",status=\"200\"} 1",
+            "cronhook_http_requests_total{method=\"GET\",route=\"/v1/jobs\",status=\"2xx\"} 1",
+            "cronhook_http_requests_total{method=\"other\",route=\"unmatched\",status=\"4xx\"} 3",
             "cronhook_build_info{version=\"",
             "# EOF",
         ] {

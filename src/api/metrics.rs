@@ -27,21 +27,19 @@ pub async fn metrics(Root(_): Root, State(app): State<AppState>) -> Result<Respo
     Ok(response)
 }
 
-/// Counts each request by method, route pattern and status.
+/// Counts each request by method, route pattern and status class, after
+/// routing (the route is the pattern matched).
 pub async fn count(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let began = Instant::now();
-    let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
     app.metrics.http(
-        HttpLabels {
-            method,
-            route,
-            status: response.status().as_u16(),
-        },
+        HttpLabels::of(
+            &method,
+            route.as_ref().map(|r| r.as_str()),
+            response.status(),
+        ),
         began.elapsed(),
     );
     response

@@ -10,6 +10,7 @@ mod support;
 mod api_jobs;
 mod api_runs;
 mod api_triggers;
+mod attack;
 mod auth;
 mod binary;
 mod contract;
