@@ -52,4 +52,19 @@ async fn made_up_methods_and_paths_add_no_metric_series(backend: Backend) {
     );
 }
 
-store_tests!(made_up_methods_and_paths_add_no_metric_series,);
+/// API answers, refusals included, are neither cached nor sniffed.
+async fn api_answers_are_not_cached_or_sniffed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let root = app.make_token(Role::Root, "default").await;
+    for (token, status) in [(Some(root.as_str()), 200), (None, 401)] {
+        let reply = send(&app, reqwest::Method::GET, "/v1/tokens", token).await;
+        assert_eq!(reply.status, status);
+        assert_eq!(reply.headers["cache-control"], "no-store");
+        assert_eq!(reply.headers["x-content-type-options"], "nosniff");
+    }
+}
+
+store_tests!(
+    made_up_methods_and_paths_add_no_metric_series,
+    api_answers_are_not_cached_or_sniffed,
+);
