@@ -81,7 +81,15 @@ impl Resolve for PolicyResolver {
                 })
                 .collect();
             match (allowed.is_empty(), refusal) {
-                (true, Some(refusal)) => Err(Box::new(refusal) as Box<dyn StdError + Send + Sync>),
+                (true, Some(refusal)) => {
+                    tracing::warn!(
+                        host = %host,
+                        address = %refusal.addr,
+                        rule = refusal.rule,
+                        "a target's name resolves only to refused addresses"
+                    );
+                    Err(Box::new(refusal) as Box<dyn StdError + Send + Sync>)
+                }
                 _ => Ok(Box::new(allowed.into_iter()) as Addrs),
             }
         })
@@ -166,7 +174,10 @@ impl WebhookClient {
             },
             Err(e) => Response {
                 refused: refusal(&e).is_some(),
-                ..failure(describe(&e, target.timeout_s), started)
+                ..failure(
+                    describe(&e, target.url.host_str().unwrap_or(""), target.timeout_s),
+                    started,
+                )
             },
         }
     }
@@ -254,12 +265,14 @@ async fn read_excerpt(mut response: reqwest::Response) -> String {
 }
 
 /// An error in words: what a user can act on.
-fn describe(e: &reqwest::Error, timeout_s: u32) -> String {
+fn describe(e: &reqwest::Error, host: &str, timeout_s: u32) -> String {
     if e.is_timeout() {
         return format!("timeout: no response within {timeout_s} s");
     }
-    if let Some(refusal) = refusal(e) {
-        return refusal.to_string();
+    if refusal(e).is_some() {
+        // Not which address nor why: that would map the internal network
+        // by DNS for whoever reads the run (issue 22). The log has both.
+        return format!("{host} resolves only to addresses --targets refuses");
     }
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(s) = source {

@@ -188,6 +188,10 @@ fn judged_as(addr: IpAddr) -> Vec<IpAddr> {
     if s[..6] == [0; 6] && u32::from(low32) > 1 {
         judged.push(IpAddr::V4(low32));
     }
+    // ::ffff:0:a.b.c.d (IPv4-translated, RFC 2765).
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        judged.push(IpAddr::V4(low32));
+    }
     // NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48).
     if s[0] == 0x64 && s[1] == 0xff9b {
         judged.push(IpAddr::V4(low32));
@@ -308,7 +312,7 @@ const NON_PUBLIC_V4: [(&str, &str); 12] = [
         "6to4 relay anycast address (192.88.99.0/24), refused by --targets public-only",
     ),
 ];
-const NON_PUBLIC_V6: [(&str, &str); 5] = [
+const NON_PUBLIC_V6: [(&str, &str); 7] = [
     (
         "::1/128",
         "loopback address (::1), refused by --targets public-only",
@@ -328,6 +332,14 @@ const NON_PUBLIC_V6: [(&str, &str); 5] = [
     (
         "64:ff9b:1::/48",
         "local-use NAT64 address (64:ff9b:1::/48), refused by --targets public-only",
+    ),
+    (
+        "100::/64",
+        "discard-only address (100::/64), refused by --targets public-only",
+    ),
+    (
+        "2001:2::/48",
+        "benchmarking address (2001:2::/48), refused by --targets public-only",
     ),
 ];
 
@@ -362,6 +374,8 @@ mod tests {
             for addr in [
                 "169.254.169.254",
                 "::ffff:169.254.169.254",
+                "::ffff:0:169.254.169.254",
+                "::ffff:0:a9fe:a9fe",
                 "fd00:ec2::254",
                 "100.100.100.200",
                 "168.63.129.16",
@@ -433,6 +447,11 @@ mod tests {
             "64:ff9b:1::1",
             "2002:7f00:1::",
             "2002:c0a8:0101::1",
+            // IPv4-translated (RFC 2765), discard-only, benchmarking.
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
+            "100::1",
+            "2001:2::1",
         ] {
             assert!(refused(&p, addr).is_some(), "{addr}");
         }

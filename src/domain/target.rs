@@ -224,6 +224,9 @@ fn parse_url(text: &str, policy: &NetworkPolicy) -> Result<Url, Reason> {
     if let Some(ip) = ip {
         policy.check(ip).map_err(|r| r.to_string())?;
     }
+    if url.port() == Some(0) {
+        return Err("port 0 cannot be connected to".into());
+    }
     Ok(url)
 }
 
@@ -241,7 +244,8 @@ pub fn host_key(url: &Url) -> String {
 /// may not set them (they would reach proxies or the target's server as
 /// instructions).
 fn hop_by_hop(name: &str) -> bool {
-    name.starts_with("proxy-") || matches!(name, "te" | "upgrade" | "keep-alive" | "trailer")
+    name.starts_with("proxy-")
+        || matches!(name, "te" | "upgrade" | "keep-alive" | "trailer" | "expect")
 }
 
 /// Headers whose values are secrets: sealed at rest, and shown by name
@@ -304,7 +308,7 @@ fn parse_headers(
         if hop_by_hop(&lower) {
             return Err(FieldError::new(
                 at,
-                "is a hop-by-hop header (te, upgrade, keep-alive, trailer, proxy-*) and may not be given",
+                "is a hop-by-hop header (te, upgrade, keep-alive, trailer, expect, proxy-*) and may not be given",
             ));
         }
         let visible_ascii = value
@@ -388,6 +392,10 @@ mod tests {
         );
         assert!(parse(json!({"url": "http://[::ffff:169.254.169.254]/"})).is_err());
         assert!(parse(json!({"url": "http://127.0.0.1:8080/"})).is_ok());
+        assert_eq!(
+            parse(json!({"url": "http://example.com:0/"})).unwrap_err(),
+            "target.url: port 0 cannot be connected to"
+        );
         assert!(
             parse_with(
                 json!({"url": "http://127.0.0.1:8080/"}),
@@ -451,6 +459,7 @@ mod tests {
             "trailer",
             "proxy-authorization",
             "Proxy-Foo",
+            "Expect",
         ] {
             let e = parse(json!({"url": "http://x.test", "headers": {name: "v"}})).unwrap_err();
             assert!(e.contains("hop-by-hop"), "{name}: {e}");
