@@ -180,6 +180,7 @@ impl Authenticator {
         Ok(Caller {
             tenant,
             role: info.role,
+            token: Some(info.id),
         })
     }
 

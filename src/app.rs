@@ -92,6 +92,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     crate::dispatch::client::install_crypto_provider();
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let state = AppState {
+        streams: Arc::new(crate::streams::StreamLimits::new(
+            config.max_streams_per_token,
+            config.max_streams_per_tenant,
+        )),
         metrics: metrics.clone(),
         wakeups: wakeups.clone(),
         shutdown: shutdown.clone(),

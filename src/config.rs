@@ -112,8 +112,17 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub max_connections: u32,
 
-    /// `auto`: tokens are required as soon as one exists, and always on a
-    /// non-loopback address; `required`; `none` (loopback only).
+    /// Event streams one token may hold open at once; the next is a 429.
+    #[arg(long, env = "CRONHOOK_MAX_STREAMS_PER_TOKEN", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
+    pub max_streams_per_token: u32,
+
+    /// Event streams one tenant may hold open at once; the next is a 429.
+    #[arg(long, env = "CRONHOOK_MAX_STREAMS_PER_TENANT", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
+    pub max_streams_per_tenant: u32,
+
+    /// `auto`: tokens are required as soon as one has been made (revoking
+    /// every one does not turn them off), and always on a non-loopback
+    /// address; `required`; `none` (loopback only).
     #[arg(long, env = "CRONHOOK_AUTH", default_value = "auto", value_parser = parse_auth, global = true)]
     pub auth: AuthMode,
 

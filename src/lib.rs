@@ -16,6 +16,7 @@ pub mod scheduler;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod streams;
 pub mod telemetry;
 pub mod ui;
 pub mod wakeup;

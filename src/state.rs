@@ -12,6 +12,7 @@ use crate::domain::network_policy::NetworkPolicy;
 use crate::metrics::Metrics;
 use crate::ops::{Ops, Via};
 use crate::store::DynStore;
+use crate::streams::StreamLimits;
 use crate::wakeup::Wakeups;
 
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct AppState {
     pub wakeups: Arc<Wakeups>,
     /// Cancelled when the service stops: streams end.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Event streams open, against their caps.
+    pub streams: Arc<StreamLimits>,
 }
 
 impl AppState {

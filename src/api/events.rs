@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::auth::Reader;
 use super::error::ApiError;
 use super::extract::ApiQuery;
+use crate::access::Denied;
 use crate::domain::auth::Tenant;
 use crate::domain::error::FieldError;
 use crate::domain::event::EventType;
@@ -243,6 +244,10 @@ pub async fn stream_events(
         job_id: job_filter(query.job_id.as_deref())?,
         limit: STREAM_PAGE,
     };
+    let slot = app
+        .streams
+        .open(caller.token.as_deref(), caller.tenant.as_str())
+        .map_err(|full| ApiError::TooManyRequests(full.to_string()))?;
     // Watch before the first read: nothing written after it is missed.
     let mut woken = app.wakeups.watch_events();
     // The first page now, so that an unknown id is a 422, not a closed stream.
@@ -250,6 +255,8 @@ pub async fn stream_events(
     let (tx, mut rx) = mpsc::channel::<SseEvent>(STREAM_BUFFER);
     let tenant = caller.tenant;
     tokio::spawn(async move {
+        let _slot = slot;
+        let mut checked = tokio::time::Instant::now();
         let mut filter = filter;
         let mut page = first;
         // Re-reads left after a wake-up that found nothing yet: on
@@ -285,6 +292,18 @@ pub async fn stream_events(
                     _ = tx.closed() => return,
                     _ = woken.changed() => rereads = 10,
                     _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            // A token revoked (or auth turned on) since the stream opened
+            // closes it within about a second (the token cache's age).
+            if checked.elapsed() >= STREAM_POLL {
+                checked = tokio::time::Instant::now();
+                match app.auth.caller(&headers).await {
+                    Ok(_) | Err(Denied::Store(_)) => {}
+                    Err(_) => {
+                        tracing::info!(tenant = %tenant, "closing an event stream whose token no longer admits it");
+                        return;
+                    }
                 }
             }
             page = match app.store.list_events(&tenant, &filter).await {

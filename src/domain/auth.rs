@@ -109,6 +109,8 @@ impl fmt::Display for Tenant {
 pub struct Caller {
     pub tenant: Tenant,
     pub role: Role,
+    /// The id of the token it presented (none while the API is open).
+    pub token: Option<String>,
 }
 
 impl Caller {
@@ -118,6 +120,7 @@ impl Caller {
         Self {
             tenant,
             role: Role::Root,
+            token: None,
         }
     }
 }

@@ -64,7 +64,83 @@ async fn api_answers_are_not_cached_or_sniffed(backend: Backend) {
     }
 }
 
+/// Opens an event stream; answers the response, still streaming when 200.
+async fn open_stream(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .get(app.url("/v1/events/stream"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+}
+
+/// Whether the stream ended (the service closed it) within `deadline`.
+async fn ends_within(mut stream: reqwest::Response, deadline: std::time::Duration) -> bool {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        match tokio::time::timeout_at(until, stream.chunk()).await {
+            Err(_) => return false,
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None) | Err(_)) => return true,
+        }
+    }
+}
+
+/// Streams past a token's or a tenant's cap are refused with 429; a
+/// revoked token's streams close, and give their places back.
+async fn streams_are_capped_and_closed_when_their_token_is_revoked(backend: Backend) {
+    let db = common::TestDb::new(backend).await;
+    let mut config = common::test_config(&db.url);
+    config.max_streams_per_token = 2;
+    config.max_streams_per_tenant = 3;
+    let app = TestApp::spawn_with(db, config).await;
+    let first = app.make_token(Role::Read, "team-a").await;
+    let second = app.make_token(Role::Read, "team-a").await;
+
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let stream = open_stream(&app, &first).await;
+        assert_eq!(stream.status(), 200);
+        held.push(stream);
+    }
+    let refused = Reply::from(open_stream(&app, &first).await).await;
+    let detail = refused.problem(429);
+    assert!(detail.contains("--max-streams-per-token"), "{detail}");
+    assert_eq!(refused.headers["retry-after"], "5");
+
+    let third = open_stream(&app, &second).await;
+    assert_eq!(third.status(), 200, "another token of the tenant");
+    let detail = Reply::from(open_stream(&app, &second).await)
+        .await
+        .problem(429);
+    assert!(detail.contains("--max-streams-per-tenant"), "{detail}");
+
+    // Revoked in the store, as another instance would: its streams end
+    // within the token cache's second (10 s allowed), and free their places.
+    let store = app.store();
+    let id = store
+        .find_token(&cronhook::domain::auth::token_hash(&first))
+        .await
+        .unwrap()
+        .expect("made")
+        .id;
+    assert!(store.revoke_token(&id).await.unwrap());
+    for stream in held {
+        assert!(
+            ends_within(stream, std::time::Duration::from_secs(10)).await,
+            "a revoked token's stream stays open"
+        );
+    }
+    assert!(
+        !ends_within(third, std::time::Duration::from_millis(1500)).await,
+        "another token's stream is left alone"
+    );
+    let again = open_stream(&app, &second).await;
+    assert_eq!(again.status(), 200, "the places are free again");
+}
+
 store_tests!(
     made_up_methods_and_paths_add_no_metric_series,
     api_answers_are_not_cached_or_sniffed,
+    streams_are_capped_and_closed_when_their_token_is_revoked,
 );
