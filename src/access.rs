@@ -252,3 +252,36 @@ pub fn normalise(host: &str) -> String {
         .trim_end_matches('.')
         .to_ascii_lowercase()
 }
+
+/// How often an open service asks the store whether a token was made
+/// (here or on another instance): its webhook targets turn public-only
+/// within this of the first token.
+const TOKENS_WATCHED_EVERY: Duration = Duration::from_secs(2);
+
+/// Turns `policy` public-only once a token has been made, where `any` was
+/// only the open service's default (issue 22); then ends.
+pub async fn tighten_targets_once_tokens_are_made(
+    store: DynStore,
+    policy: crate::domain::network_policy::NetworkPolicy,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    while policy.waits_for_tokens() {
+        match store.tokens().await {
+            Ok(Tokens::NoneMade) => {}
+            Ok(_) => {
+                if policy.tokens_required() {
+                    tracing::info!(
+                        "a token was made: webhook targets are public-only from now on \
+                         (--targets any keeps every address)"
+                    );
+                }
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "reading whether tokens were made failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(TOKENS_WATCHED_EVERY) => {}
+        }
+    }
+}

@@ -71,7 +71,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
              start without it to require them again"
         );
     }
-    let network_policy = config.network_policy(loopback);
+    let network_policy = config.network_policy(loopback, tokens_required);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
@@ -113,6 +113,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         ..Limits::default()
     };
     tasks.spawn(server::serve(listener, router, limits, shutdown.clone()));
+    if network_policy.waits_for_tokens() {
+        tasks.spawn(crate::access::tighten_targets_once_tokens_are_made(
+            store.clone(),
+            network_policy.clone(),
+            shutdown.clone(),
+        ));
+    }
 
     // Other instances' notifications: for the scheduler, the dispatcher
     // and the event streams.

@@ -302,15 +302,16 @@ impl Config {
         config
     }
 
-    /// The target policy for a service bound to a loopback address or
-    /// not: `--targets`, or its default for that address.
-    pub fn network_policy(&self, loopback: bool) -> NetworkPolicy {
-        let mode = self.targets.unwrap_or(if loopback {
-            TargetMode::Any
-        } else {
-            TargetMode::PublicOnly
-        });
-        NetworkPolicy::new(mode, self.allow_targets.clone())
+    /// The target policy: `--targets`, or by default `any` while the API
+    /// is open on loopback (until tokens are required) and `public-only`
+    /// wherever tokens are required.
+    pub fn network_policy(&self, loopback: bool, tokens_required: bool) -> NetworkPolicy {
+        let exemptions = self.allow_targets.clone();
+        match self.targets {
+            Some(mode) => NetworkPolicy::new(mode, exemptions),
+            None if loopback && !tokens_required => NetworkPolicy::any_until_tokens(exemptions),
+            None => NetworkPolicy::new(TargetMode::PublicOnly, exemptions),
+        }
     }
 
     pub fn poll_interval(&self) -> Duration {
@@ -364,13 +365,18 @@ mod tests {
     }
 
     #[test]
-    fn the_target_policy_follows_the_listen_address_unless_given() {
+    fn the_target_policy_is_public_only_wherever_tokens_are_required_unless_given() {
         let cli = Cli::parse_from(["cronhook"]);
-        assert_eq!(cli.config.network_policy(true).mode, TargetMode::Any);
-        assert_eq!(
-            cli.config.network_policy(false).mode,
-            TargetMode::PublicOnly
-        );
+        let open = cli.config.network_policy(true, false);
+        assert_eq!(open.mode(), TargetMode::Any);
+        assert!(open.waits_for_tokens());
+        for (loopback, required) in [(true, true), (false, true)] {
+            assert_eq!(
+                cli.config.network_policy(loopback, required).mode(),
+                TargetMode::PublicOnly,
+                "{loopback} {required}"
+            );
+        }
         let cli = Cli::parse_from([
             "cronhook",
             "--targets",
@@ -378,9 +384,12 @@ mod tests {
             "--allow-targets",
             "10.0.0.0/8,hooks.internal",
         ]);
-        assert_eq!(cli.config.network_policy(false).mode, TargetMode::Any);
         assert_eq!(
-            cli.config.network_policy(false).to_string(),
+            cli.config.network_policy(false, true).mode(),
+            TargetMode::Any
+        );
+        assert_eq!(
+            cli.config.network_policy(false, true).to_string(),
             "any (except 10.0.0.0/8, hooks.internal)"
         );
         assert!(Cli::try_parse_from(["cronhook", "--allow-targets", "a b"]).is_err());

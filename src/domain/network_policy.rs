@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -79,10 +80,15 @@ impl FromStr for Exemption {
 /// The policy: a mode, and what is exempt from `public-only`. The
 /// always-refused addresses (metadata services, link-local, …) admit no
 /// exemption.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct NetworkPolicy {
-    pub mode: TargetMode,
+    mode: TargetMode,
     exemptions: Arc<[Exemption]>,
+    /// Where `any` is only the default of an open loopback service: set
+    /// once tokens are required, and every clone is public-only from then
+    /// on (issue 22: behind a reverse proxy, a tenant's token reached a
+    /// loopback admin service).
+    until_tokens: Option<Arc<AtomicBool>>,
 }
 
 impl NetworkPolicy {
@@ -90,7 +96,39 @@ impl NetworkPolicy {
         Self {
             mode,
             exemptions: exemptions.into(),
+            until_tokens: None,
         }
+    }
+
+    /// `any` while the API is open, `public-only` once
+    /// [`tokens_required`](Self::tokens_required) is called.
+    pub fn any_until_tokens(exemptions: Vec<Exemption>) -> Self {
+        Self {
+            until_tokens: Some(Arc::default()),
+            ..Self::new(TargetMode::Any, exemptions)
+        }
+    }
+
+    /// The mode now.
+    pub fn mode(&self) -> TargetMode {
+        match &self.until_tokens {
+            Some(required) if required.load(Ordering::Relaxed) => TargetMode::PublicOnly,
+            _ => self.mode,
+        }
+    }
+
+    /// Whether the mode turns public-only once tokens are required (and
+    /// has not yet).
+    pub fn waits_for_tokens(&self) -> bool {
+        self.mode() == TargetMode::Any && self.until_tokens.is_some()
+    }
+
+    /// Tokens are required now: public-only, where `any` was the open
+    /// service's default. Answers whether the mode changed.
+    pub fn tokens_required(&self) -> bool {
+        self.until_tokens
+            .as_ref()
+            .is_some_and(|required| !required.swap(true, Ordering::Relaxed))
     }
 
     pub fn public_only() -> Self {
@@ -119,7 +157,7 @@ impl NetworkPolicy {
                 return Err(Blocked { addr, rule });
             }
         }
-        if self.mode == TargetMode::PublicOnly
+        if self.mode() == TargetMode::PublicOnly
             && !self.exempts_addr(addr)
             && !host.is_some_and(|h| self.exempts_host(h))
         {
@@ -140,7 +178,10 @@ impl NetworkPolicy {
 
 impl fmt::Display for NetworkPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.mode)?;
+        write!(f, "{}", self.mode())?;
+        if self.waits_for_tokens() {
+            f.write_str(" until tokens are required")?;
+        }
         if !self.exemptions.is_empty() {
             let names: Vec<String> = self
                 .exemptions
@@ -362,6 +403,23 @@ mod tests {
 
     fn any() -> NetworkPolicy {
         NetworkPolicy::default()
+    }
+
+    #[test]
+    fn any_until_tokens_turns_public_only_everywhere_once_they_are_required() {
+        let policy = NetworkPolicy::any_until_tokens(Vec::new());
+        let clone = policy.clone();
+        assert_eq!(refused(&clone, "127.0.0.1"), None);
+        assert_eq!(policy.to_string(), "any until tokens are required");
+        assert!(policy.tokens_required(), "changed");
+        assert!(!policy.tokens_required(), "once");
+        assert!(refused(&clone, "127.0.0.1").is_some());
+        assert!(!clone.waits_for_tokens());
+        assert_eq!(clone.to_string(), "public-only");
+        // An explicit `any` stays any.
+        let explicit = NetworkPolicy::new(TargetMode::Any, Vec::new());
+        assert!(!explicit.tokens_required());
+        assert_eq!(refused(&explicit, "127.0.0.1"), None);
     }
 
     fn refused(policy: &NetworkPolicy, addr: &str) -> Option<&'static str> {

@@ -139,7 +139,60 @@ async fn streams_are_capped_and_closed_when_their_token_is_revoked(backend: Back
     assert_eq!(again.status(), 200, "the places are free again");
 }
 
+/// A paused job whose target is on loopback.
+fn loopback_job(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "trigger": {"type": "cron", "expr": "@yearly"},
+        "target": {"url": "http://127.0.0.1:9/hook"},
+        "paused": true,
+    })
+}
+
+async fn create_as(app: &TestApp, token: &str, body: serde_json::Value) -> Reply {
+    let request = app
+        .client
+        .post(app.url("/v1/jobs"))
+        .bearer_auth(token)
+        .json(&body);
+    Reply::from(request.send().await.expect("sent")).await
+}
+
+/// `any` is only the open loopback service's default: once a token is
+/// made, webhook targets are public-only (behind a reverse proxy, a
+/// tenant's token could otherwise reach the host's own services); an
+/// explicit `--targets any` stays.
+async fn a_token_makes_the_default_targets_public_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    assert_eq!(app.post("/v1/jobs", loopback_job("open")).await.status, 201);
+    let root = app.make_token(Role::Root, "default").await;
+    let detail = common::eventually(
+        std::time::Duration::from_secs(30),
+        "loopback targets refused",
+        || async {
+            let reply = create_as(&app, &root, loopback_job("closed")).await;
+            (reply.status == 422).then(|| reply.problem(422))
+        },
+    )
+    .await;
+    assert!(detail.contains("loopback address"), "{detail}");
+
+    let db = common::TestDb::new(backend).await;
+    let mut config = common::test_config(&db.url);
+    config.targets = Some(cronhook::domain::network_policy::TargetMode::Any);
+    let explicit = TestApp::spawn_with(db, config).await;
+    let root = explicit.make_token(Role::Root, "default").await;
+    assert_eq!(
+        create_as(&explicit, &root, loopback_job("chosen"))
+            .await
+            .status,
+        201,
+        "--targets any is a choice"
+    );
+}
+
 store_tests!(
+    a_token_makes_the_default_targets_public_only,
     made_up_methods_and_paths_add_no_metric_series,
     api_answers_are_not_cached_or_sniffed,
     streams_are_capped_and_closed_when_their_token_is_revoked,

@@ -423,6 +423,9 @@ async fn a_read_token_sees_no_actions_and_a_tenant_only_its_own_jobs() {
     let db = TestDb::new(Backend::Postgres).await;
     let mut config = test_config(&db.url);
     config.auth = AuthMode::Required;
+    // The receiver is on loopback: allowed by choice, as tokens make
+    // public-only the default.
+    config.targets = Some(cronhook::domain::network_policy::TargetMode::Any);
     let mut app = TestApp::spawn_with(db, config).await;
     let root = app.make_token(Role::Root, "default").await;
     let writer = app.make_token(Role::Write, "team-a").await;
