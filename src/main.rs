@@ -12,7 +12,8 @@ use cronhook::{api, app, keyfile, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.config.log_format);
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    telemetry::init(cli.config.log_format, !serving);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
         Command::Migrate => migrate(cli.config).await,

@@ -7,13 +7,26 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
+/// Logs go to stdout from `serve`, and to stderr from the commands whose
+/// stdout is their answer (`token create` prints only the token, so that
+/// `$(cronhook token create)` captures nothing else).
+pub fn init(format: LogFormat, to_stderr: bool) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     // Colours only for a person at a terminal, never into a file or pipe.
-    let ansi = std::io::stdout().is_terminal();
+    let ansi = if to_stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let writer = if to_stderr {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+    } else {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(writer)
         .with_ansi(ansi);
     let result = match format {
         LogFormat::Text => builder.try_init(),

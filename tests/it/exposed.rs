@@ -287,3 +287,31 @@ fn the_key_file_is_made_beside_the_sqlite_database() {
     assert!(!dir.join("cronhook.key").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// On a fresh machine `token create` makes the key file, and says so; the
+/// token alone goes to stdout, so `$(cronhook token create)` is the token.
+#[test]
+fn token_create_prints_only_the_token_on_stdout() {
+    let dir = temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = Command::new(BIN)
+        .current_dir(&dir)
+        .env_remove("CRONHOOK_ENCRYPTION_KEY")
+        .env_remove("RUST_LOG")
+        .args(["token", "create", "--role", "root"])
+        .args(["--database-url", "sqlite://fresh.db"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    assert!(
+        printed.lines().count() == 1 && cronhook::domain::auth::is_token(printed.trim()),
+        "stdout: {printed:?}"
+    );
+    assert!(
+        stderr(&output).contains("made a new encryption key"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
