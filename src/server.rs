@@ -3,7 +3,11 @@
 //! request's headers within 10 s of its first byte (or of connecting), so a
 //! half-sent request never holds it; one silent for 60 s between requests
 //! is closed; a request is answered within 30 s; at most
-//! `--max-connections` are open at once (the next waits to be accepted).
+//! `--max-connections` are open at once. Past them a connection is served
+//! only if its first line asks for `/healthz`, `/readyz` or `/metrics`
+//! within a second (one request, then closed), and answered 503 at once
+//! otherwise: idle connections and streams cannot starve the health
+//! checks, and nothing queues unanswered (issue 22).
 
 use std::io;
 use std::pin::Pin;
@@ -46,6 +50,69 @@ impl Default for Limits {
             max_connections: 1024,
         }
     }
+}
+
+/// Connections past `max_connections` waiting at once to show their
+/// first line; more are refused at once.
+const OVERFLOW: usize = 4096;
+
+/// How long a connection past `max_connections` has to show its first line.
+const FIRST_LINE_WITHIN: Duration = Duration::from_secs(1);
+
+/// Such a connection's limits, once it asked for a health path: one quick
+/// request, then it is closed.
+const HEALTH_LIMITS: Limits = Limits {
+    header_read: Duration::from_secs(2),
+    request: Duration::from_secs(5),
+    idle: Duration::from_secs(1),
+    max_connections: OVERFLOW,
+};
+
+/// The paths served past `max_connections`.
+fn served_past_the_limit(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// Whether `stream`'s first line, shown within [`FIRST_LINE_WITHIN`], asks
+/// for a health path. Peeks: the bytes stay for the server to read.
+async fn asks_for_health(stream: &TcpStream) -> bool {
+    let first_line = async {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = stream.peek(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, io::Error>(None);
+            }
+            if let Some(end) = buf[..n].windows(2).position(|w| w == b"\r\n") {
+                return Ok(Some(String::from_utf8_lossy(&buf[..end]).into_owned()));
+            }
+            if n == buf.len() {
+                return Ok(None);
+            }
+            // The rest of the line is on its way.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    match tokio::time::timeout(FIRST_LINE_WITHIN, first_line).await {
+        Ok(Ok(Some(line))) => line
+            .split(' ')
+            .nth(1)
+            .map(|target| target.split('?').next().unwrap_or(target))
+            .is_some_and(served_past_the_limit),
+        _ => false,
+    }
+}
+
+/// What a connection past `max_connections` is told, unless it asked for
+/// a health path.
+fn full() -> Vec<u8> {
+    let body = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"every connection is taken; try again shortly (--max-connections)"}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-type: application/problem+json\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// What one connection is doing, as its watchdog sees it.
@@ -179,17 +246,11 @@ pub async fn serve(
         limits.request,
     ));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let overflow = Arc::new(Semaphore::new(OVERFLOW));
     let graceful = GracefulShutdown::new();
     // HTTP/1.1 only; the watchdog below enforces the timeouts.
     let builder = http1::Builder::new();
     loop {
-        let slot = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-        };
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -203,22 +264,42 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let activity = Activity::new();
-        let io = TokioIo::new(Watched {
-            stream,
-            activity: activity.clone(),
-        });
-        let service = Counted {
-            inner: router.clone(),
-            activity: activity.clone(),
+        let (slot, past_the_limit) = match slots.clone().try_acquire_owned() {
+            Ok(slot) => (slot, false),
+            Err(_) => match overflow.clone().try_acquire_owned() {
+                Ok(slot) => (slot, true),
+                Err(_) => {
+                    tokio::spawn(refuse(stream));
+                    continue;
+                }
+            },
         };
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let mut service = service.clone();
-            async move { service.call(request).await }
-        });
-        let connection = builder.serve_connection(io, service);
-        let connection = graceful.watch(connection);
+        let (router, builder, watcher) = (router.clone(), builder.clone(), graceful.watcher());
         tokio::spawn(async move {
+            let limits = if past_the_limit {
+                if !asks_for_health(&stream).await {
+                    drop(slot);
+                    return refuse(stream).await;
+                }
+                HEALTH_LIMITS
+            } else {
+                limits
+            };
+            let activity = Activity::new();
+            let io = TokioIo::new(Watched {
+                stream,
+                activity: activity.clone(),
+            });
+            let service = Counted {
+                inner: router,
+                activity: activity.clone(),
+                health_only: past_the_limit,
+            };
+            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                let mut service = service.clone();
+                async move { service.call(request).await }
+            });
+            let connection = watcher.watch(builder.serve_connection(io, service));
             let watchdog = async {
                 loop {
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -238,11 +319,29 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
-/// The router, counting each request from complete headers to response.
+/// Answers a connection past `max_connections` 503 at once, and closes it.
+async fn refuse(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tracing::debug!("refused a connection: every connection is taken");
+    // The answer, then a second at most to read what the client sent, so
+    // that closing does not reset the connection before it read the answer.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&full()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, io::Error>(())
+    })
+    .await;
+}
+
+/// The router, counting each request from complete headers to response;
+/// past `max_connections`, only the health paths.
 #[derive(Clone)]
 struct Counted {
     inner: Router,
     activity: Arc<Activity>,
+    health_only: bool,
 }
 
 impl Counted {
@@ -251,7 +350,22 @@ impl Counted {
         request: hyper::Request<Incoming>,
     ) -> Result<axum::response::Response, std::convert::Infallible> {
         self.activity.headers_complete(self.activity.now_ms());
-        let response = self.inner.call(request.map(axum::body::Body::new)).await;
+        let mut response = if self.health_only && !served_past_the_limit(request.uri().path()) {
+            Ok(crate::api::busy(
+                "every connection is taken; try again shortly (--max-connections)",
+            ))
+        } else {
+            self.inner.call(request.map(axum::body::Body::new)).await
+        };
+        if self.health_only
+            && let Ok(response) = &mut response
+        {
+            // One request per connection past the limit.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
         self.activity.responded(self.activity.now_ms());
         response
     }

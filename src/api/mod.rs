@@ -90,6 +90,17 @@ pub fn routes() -> Router<AppState> {
     api.merge(docs)
 }
 
+/// A 503 problem with `Retry-After`, for a connection the server can
+/// serve only health checks on.
+pub fn busy(detail: &str) -> axum::response::Response {
+    let mut response = ApiError::Unavailable(detail.to_string()).into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
+}
+
 /// No route matched: a problem pointing at the documentation.
 pub async fn not_found() -> impl IntoResponse {
     ApiError::NotFound("no such route; see /docs".into())

@@ -82,27 +82,44 @@ async fn no_more_than_max_connections_are_served_at_once(backend: Backend) {
             .unwrap();
         held.push(stream);
     }
-    // Both slots are taken: a third request waits to be accepted.
-    let (base, client) = (app.base.clone(), common::client());
-    let third = tokio::spawn(async move {
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!third.is_finished(), "served past --max-connections");
-    // One slot freed: it is served.
-    drop(held.pop());
-    let status = tokio::time::timeout(DEADLINE, third)
+    // Every slot is taken: a health check is still answered at once, and
+    // anything else refused with 503 rather than kept waiting.
+    let health = tokio::time::timeout(DEADLINE, app.get("/healthz"))
         .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.unwrap(), 200);
+        .expect("a health check is answered while every slot is taken");
+    assert_eq!(health.status, 200);
+    let busy = tokio::time::timeout(DEADLINE, common::client().get(app.url("/v1/jobs")).send())
+        .await
+        .expect("answered, not queued")
+        .expect("an answer");
+    let busy = common::Reply::from(busy).await;
+    assert_eq!(
+        busy.problem(503),
+        "every connection is taken; try again shortly (--max-connections)"
+    );
+    assert_eq!(busy.headers["retry-after"], "1");
+
+    // Silent connections past the limit do not starve the health checks.
+    let mut silent = Vec::new();
+    for _ in 0..50 {
+        silent.push(TcpStream::connect(addr(&app)).await.unwrap());
+    }
+    let health = tokio::time::timeout(DEADLINE, common::client().get(app.url("/readyz")).send())
+        .await
+        .expect("a readiness check is answered past silent connections")
+        .expect("an answer");
+    assert_eq!(health.status(), 200);
+    drop(silent);
+
+    // Slots freed: served again.
     drop(held);
     eventually(DEADLINE, "the API serving again", || async {
-        (app.get("/healthz").await.status == 200).then_some(())
+        let reply = common::client()
+            .get(app.url("/v1/jobs"))
+            .send()
+            .await
+            .ok()?;
+        (reply.status() == 200).then_some(())
     })
     .await;
 }
