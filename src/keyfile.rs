@@ -37,6 +37,18 @@ pub fn load(given: Option<&str>, database_url: &str) -> anyhow::Result<SealingKe
 
 fn read(path: &Path) -> anyhow::Result<SealingKey> {
     let text = std::fs::read_to_string(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the key file can be read by others than its owner: chmod 600 it"
+            );
+        }
+    }
     SealingKey::from_base64(&text)
         .map_err(|e| anyhow::anyhow!("the key file {} {e}", path.display()))
 }

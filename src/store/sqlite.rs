@@ -46,7 +46,11 @@ pub type SqliteStore = SqlStore<SqliteDialect>;
 
 impl SqlStore<SqliteDialect> {
     pub async fn connect(url: &str, wakeups: Arc<Wakeups>, key: SealingKey) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        if !(url.contains(":memory:") || url.contains("mode=memory")) {
+            create_private(options.get_filename());
+        }
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -67,6 +71,17 @@ impl SqlStore<SqliteDialect> {
     pub fn pool(&self) -> &SqlitePool {
         &self.db.pool
     }
+}
+
+/// Makes the database file readable by its owner only, before SQLite
+/// makes it with the process's umask (its journal files take the same
+/// mode). Best effort: where it cannot, opening the database says why.
+fn create_private(path: &std::path::Path) {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let _ = options.open(path);
 }
 
 /// Instants are stored as integer microseconds since the epoch.

@@ -279,9 +279,24 @@ fn the_key_file_is_made_beside_the_sqlite_database() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-            0o600
+        let mode =
+            |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&key), 0o600);
+        // The database too: it holds the sealed secrets and the tokens' hashes.
+        assert_eq!(mode(&dir.join("data/jobs.db")), 0o600);
+        // A key file others can read is warned about.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let output = Command::new(BIN)
+            .current_dir(&dir)
+            .env_remove("CRONHOOK_ENCRYPTION_KEY")
+            .args(["migrate", "--database-url", "sqlite://data/jobs.db"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("can be read by others than its owner"),
+            "{}",
+            stderr(&output)
         );
     }
     assert!(!dir.join("cronhook.key").exists());
