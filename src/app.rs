@@ -51,7 +51,7 @@ pub struct RunningApp {
 pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let wakeups = Arc::new(Wakeups::new());
     let key = crate::keyfile::load(config.encryption_key.as_deref(), &config.database_url)?;
-    let store = store::connect(&config.database_url, wakeups.clone(), key)
+    let store = store::connect_with(&config.database_url, wakeups.clone(), key, config.quotas())
         .await
         .with_context(|| format!("opening the store at {}", redact(&config.database_url)))?;
     if let Some(token) = &config.root_token {

@@ -9,6 +9,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::domain::auth::{AuthMode, Role};
 use crate::domain::network_policy::{Exemption, NetworkPolicy, TargetMode};
+use crate::domain::quota::Quotas;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -111,6 +112,15 @@ pub struct Config {
     /// API connections open at once; the next waits to be accepted.
     #[arg(long, env = "CRONHOOK_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub max_connections: u32,
+
+    /// Jobs one tenant may hold; a new one past it is a 429.
+    #[arg(long, env = "CRONHOOK_MAX_JOBS_PER_TENANT", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_jobs_per_tenant: u32,
+
+    /// Event subscriptions one tenant may hold (and so the webhooks one
+    /// event makes); a new one past it is a 429.
+    #[arg(long, env = "CRONHOOK_MAX_SUBSCRIPTIONS_PER_TENANT", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_subscriptions_per_tenant: u32,
 
     /// Event streams one token may hold open at once; the next is a 429.
     #[arg(long, env = "CRONHOOK_MAX_STREAMS_PER_TOKEN", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
@@ -311,6 +321,14 @@ impl Config {
             Some(mode) => NetworkPolicy::new(mode, exemptions),
             None if loopback && !tokens_required => NetworkPolicy::any_until_tokens(exemptions),
             None => NetworkPolicy::new(TargetMode::PublicOnly, exemptions),
+        }
+    }
+
+    /// What one tenant may hold.
+    pub fn quotas(&self) -> Quotas {
+        Quotas {
+            jobs: self.max_jobs_per_tenant,
+            subscriptions: self.max_subscriptions_per_tenant,
         }
     }
 

@@ -129,6 +129,7 @@ impl From<Refusal> for ApiError {
             Refusal::NotFound => ApiError::NotFound("not found".into()),
             Refusal::Conflict(m) => ApiError::Conflict(m),
             Refusal::Invalid(e) => ApiError::Invalid(e),
+            Refusal::QuotaReached(m) => ApiError::TooManyRequests(m),
         }
     }
 }

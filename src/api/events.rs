@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::Reader;
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::extract::ApiQuery;
 use crate::access::Denied;
 use crate::domain::auth::Tenant;
@@ -211,7 +211,10 @@ pub async fn list_events(
         StreamQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "The last event id received: the stream resumes after it"),
     ),
-    responses((status = 200, description = "A stream of events", content_type = "text/event-stream", body = String))
+    responses(
+        (status = 200, description = "A stream of events", content_type = "text/event-stream", body = String),
+        (status = 429, description = "The token or tenant holds its most streams (`--max-streams-per-token`, `--max-streams-per-tenant`); with `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 pub async fn stream_events(
     Reader(caller): Reader,

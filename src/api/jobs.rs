@@ -42,6 +42,7 @@ fn created(job: Job) -> impl IntoResponse {
         (status = 201, description = "Created (or, for a repeated Idempotency-Key, the job the first request created)", body = JobView,
          headers(("location" = String, description = "`/v1/jobs/{id}`"))),
         (status = 409, description = "A job with this id exists; or the job an Idempotency-Key's first request created was deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The tenant holds its most jobs (`--max-jobs-per-tenant`); with `Retry-After`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_job(

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::{Reader, Writer};
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::extract::ApiJson;
 use crate::domain::event::EventType;
 use crate::domain::instant;
@@ -126,8 +126,11 @@ fn not_found(id: &str) -> ApiError {
 #[utoipa::path(
     post, path = "/v1/subscriptions", tag = "events",
     request_body = SubscriptionInput,
-    responses((status = 201, description = "Created", body = CreatedSubscription,
-               headers(("location" = String, description = "`/v1/subscriptions/{id}`"))))
+    responses(
+        (status = 201, description = "Created", body = CreatedSubscription,
+         headers(("location" = String, description = "`/v1/subscriptions/{id}`"))),
+        (status = 429, description = "The tenant holds its most subscriptions (`--max-subscriptions-per-tenant`); with `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 pub async fn create_subscription(
     Writer(caller): Writer,

@@ -63,6 +63,9 @@ pub enum Refusal {
     Conflict(String),
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    /// The tenant holds its most of something (`domain::quota`).
+    #[error("{0}")]
+    QuotaReached(String),
 }
 
 /// Fields a PATCH may change but not remove.

@@ -11,8 +11,9 @@ use crate::domain::trigger::Trigger;
 /// already-due occurrences become runs at one claim (Kubernetes CronJob
 /// gives up past 100 missed schedules).
 pub const DEFAULT_CATCHUP_MAX: u32 = 100;
-/// The largest `catchup_max` a job may set.
-pub const MAX_CATCHUP_MAX: u32 = 10_000;
+/// The largest `catchup_max` a job may set: ten requests once made
+/// 100,140 runs with 10,000 (issue 22).
+pub const MAX_CATCHUP_MAX: u32 = 1_000;
 
 /// Steps a cron walk may take to count occurrences in one decision; past
 /// it the count stops growing (the latest occurrence is still found).

@@ -11,6 +11,7 @@ pub mod lease;
 pub mod lifecycle;
 pub mod misfire;
 pub mod network_policy;
+pub mod quota;
 pub mod retry;
 pub mod run;
 pub mod sealing;

@@ -147,6 +147,8 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         definition: &StoredDefinition,
         schedule: Option<Schedule>,
     ) -> StoreResult<()>;
+    /// How many jobs the tenant holds.
+    async fn count_jobs(&self, tx: &mut Self::Tx, tenant: &Tenant) -> StoreResult<u64>;
     /// Deletes the job and its runs; false when there was none.
     async fn delete_job(&self, tx: &mut Self::Tx, tenant: &Tenant, id: &JobId)
     -> StoreResult<bool>;

@@ -39,6 +39,7 @@ pub use crate::domain::job::Job;
 use crate::domain::job::{JobId, JobState, ParseContext};
 use crate::domain::lifecycle::{JobCommand, Refusal};
 use crate::domain::misfire::{Decision, DueJob};
+use crate::domain::quota::Quotas;
 use crate::domain::retry::{Outcome, RetryPolicy};
 pub use crate::domain::run::{Attempt, Run, RunSummary};
 use crate::domain::run::{RunCause, RunStatus};
@@ -716,11 +717,29 @@ pub type DynStore = Arc<dyn Store>;
 /// another key without touching anything, and seals what was stored
 /// before sealing at the first start with one.
 pub async fn connect(url: &str, wakeups: Arc<Wakeups>, key: SealingKey) -> StoreResult<DynStore> {
+    connect_with(url, wakeups, key, Quotas::default()).await
+}
+
+/// [`connect`], with what one tenant may hold.
+pub async fn connect_with(
+    url: &str,
+    wakeups: Arc<Wakeups>,
+    key: SealingKey,
+    quotas: Quotas,
+) -> StoreResult<DynStore> {
     check_url(url)?;
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, wakeups, key).await?))
+        Ok(Arc::new(
+            SqliteStore::connect(url, wakeups, key)
+                .await?
+                .with_quotas(quotas),
+        ))
     } else {
-        Ok(Arc::new(PgStore::connect(url, wakeups, key).await?))
+        Ok(Arc::new(
+            PgStore::connect(url, wakeups, key)
+                .await?
+                .with_quotas(quotas),
+        ))
     }
 }
 

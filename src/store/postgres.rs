@@ -604,6 +604,14 @@ impl Dialect for PgDialect {
         Ok(())
     }
 
+    async fn count_jobs(&self, tx: &mut Self::Tx, tenant: &Tenant) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE tenant = $1")
+            .bind(tenant.as_str())
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn delete_job(
         &self,
         tx: &mut Self::Tx,

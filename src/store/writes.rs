@@ -25,6 +25,7 @@ use crate::domain::job::{JobId, ParseContext, Schedule};
 use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::{self, DueJob};
+use crate::domain::quota::{self, Quotas};
 use crate::domain::retry::Outcome;
 use crate::domain::run::{RunCause, RunStatus};
 use crate::domain::sealing::SealingKey;
@@ -37,6 +38,7 @@ pub struct SqlStore<D> {
     wakeups: Arc<Wakeups>,
     pub(crate) key: SealingKey,
     subscriptions: Arc<SubscriptionCache>,
+    quotas: Quotas,
 }
 
 /// Events of one tenant.
@@ -93,7 +95,13 @@ impl<D: Dialect> SqlStore<D> {
             wakeups,
             key,
             subscriptions: Arc::default(),
+            quotas: Quotas::default(),
         }
+    }
+
+    /// What one tenant may hold; [`Quotas::default`] otherwise.
+    pub fn with_quotas(self, quotas: Quotas) -> Self {
+        Self { quotas, ..self }
     }
 
     /// A tenant's subscriptions, from the cache or read (in `tx` when one
@@ -267,6 +275,8 @@ impl<D: Dialect> Store for SqlStore<D> {
                     schedule,
                     secret,
                 } => {
+                    let held = self.db.count_jobs(&mut tx, tenant).await?;
+                    quota::admit("jobs", held, self.quotas.jobs, "--max-jobs-per-tenant")?;
                     let stored = StoredDefinition::of(&definition, &self.key);
                     let sealed = self.key.seal(&secret);
                     if !self
@@ -755,6 +765,19 @@ impl<D: Dialect> Store for SqlStore<D> {
         tenant: &Tenant,
         subscription: &NewSubscription,
     ) -> StoreResult<Subscription> {
+        // Counted outside the insert: two requests at once may pass the
+        // quota by one each.
+        let held = self
+            .db
+            .subscription_interests(None, tenant.as_str())
+            .await?
+            .len();
+        quota::admit(
+            "subscriptions",
+            held as u64,
+            self.quotas.subscriptions,
+            "--max-subscriptions-per-tenant",
+        )?;
         let created = self
             .db
             .create_subscription(&self.key, tenant, subscription)

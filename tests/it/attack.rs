@@ -191,7 +191,102 @@ async fn a_token_makes_the_default_targets_public_only(backend: Backend) {
     );
 }
 
+async fn as_tenant(
+    app: &TestApp,
+    method: reqwest::Method,
+    tenant: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Reply {
+    let mut request = app
+        .client
+        .request(method, app.url(path))
+        .header("cronhook-tenant", tenant);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    Reply::from(request.send().await.expect("sent")).await
+}
+
+/// A tenant past its quota of jobs or subscriptions is refused with 429,
+/// naming the flag; other tenants, and changes to what it holds, are not.
+async fn a_tenant_past_its_quota_is_refused(backend: Backend) {
+    use reqwest::Method;
+    let db = common::TestDb::new(backend).await;
+    let mut config = common::test_config(&db.url);
+    config.max_jobs_per_tenant = 2;
+    config.max_subscriptions_per_tenant = 1;
+    let app = TestApp::spawn_with(db, config).await;
+    for id in ["a1", "a2"] {
+        let made = as_tenant(&app, Method::POST, "a", "/v1/jobs", Some(loopback_job(id))).await;
+        assert_eq!(made.status, 201, "{}", made.text);
+    }
+    let refused = as_tenant(
+        &app,
+        Method::POST,
+        "a",
+        "/v1/jobs",
+        Some(loopback_job("a3")),
+    )
+    .await;
+    let detail = refused.problem(429);
+    assert!(detail.contains("--max-jobs-per-tenant 2"), "{detail}");
+    assert_eq!(refused.headers["retry-after"], "5");
+    // What it holds may still change; another tenant is not held back.
+    let mut changed = loopback_job("a1");
+    changed["name"] = serde_json::json!("renamed");
+    let replaced = as_tenant(&app, Method::PUT, "a", "/v1/jobs/a1", Some(changed)).await;
+    assert_eq!(replaced.status, 200, "{}", replaced.text);
+    let other = as_tenant(
+        &app,
+        Method::POST,
+        "b",
+        "/v1/jobs",
+        Some(loopback_job("b1")),
+    )
+    .await;
+    assert_eq!(other.status, 201);
+    // One deleted, one more fits.
+    let deleted = as_tenant(&app, Method::DELETE, "a", "/v1/jobs/a2", None).await;
+    assert_eq!(deleted.status, 204);
+    let made = as_tenant(
+        &app,
+        Method::POST,
+        "a",
+        "/v1/jobs",
+        Some(loopback_job("a3")),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+
+    let subscription =
+        serde_json::json!({"url": "http://127.0.0.1:9/events", "types": ["run.failed"]});
+    let made = as_tenant(
+        &app,
+        Method::POST,
+        "a",
+        "/v1/subscriptions",
+        Some(subscription.clone()),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let refused = as_tenant(
+        &app,
+        Method::POST,
+        "a",
+        "/v1/subscriptions",
+        Some(subscription),
+    )
+    .await;
+    let detail = refused.problem(429);
+    assert!(
+        detail.contains("--max-subscriptions-per-tenant 1"),
+        "{detail}"
+    );
+}
+
 store_tests!(
+    a_tenant_past_its_quota_is_refused,
     a_token_makes_the_default_targets_public_only,
     made_up_methods_and_paths_add_no_metric_series,
     api_answers_are_not_cached_or_sniffed,
