@@ -231,13 +231,12 @@ fn parse_url(text: &str, policy: &NetworkPolicy) -> Result<Url, Reason> {
 }
 
 /// The host a request to `url` goes to, as `--max-in-flight-per-host`
-/// counts it: lower-case name and port (`example.com:443`).
+/// counts it: the lower-case name or address, whatever the port (one
+/// tenant's jobs to four ports of one slow host once held every slot, the
+/// host's share four times over: issue 22). IP literals are in the URL's
+/// normal form (`127.1` is `127.0.0.1`).
 pub fn host_key(url: &Url) -> String {
-    format!(
-        "{}:{}",
-        url.host_str().unwrap_or("").to_ascii_lowercase(),
-        url.port_or_known_default().unwrap_or(0)
-    )
+    url.host_str().unwrap_or("").to_ascii_lowercase()
 }
 
 /// Headers that concern one hop of a connection, not the request: a job
@@ -442,12 +441,13 @@ mod tests {
     }
 
     #[test]
-    fn hosts_are_named_with_their_port() {
+    fn a_host_is_one_whatever_its_port_or_spelling() {
         let key = |u: &str| host_key(&Url::parse(u).unwrap());
-        assert_eq!(key("https://Example.com/x"), "example.com:443");
-        assert_eq!(key("http://example.com/x"), "example.com:80");
-        assert_eq!(key("http://u:p@127.0.0.1:9000/"), "127.0.0.1:9000");
-        assert_eq!(key("http://[::1]:81/"), "[::1]:81");
+        assert_eq!(key("https://Example.com/x"), "example.com");
+        assert_eq!(key("http://example.com:8080/x"), "example.com");
+        assert_eq!(key("http://u:p@127.0.0.1:9000/"), "127.0.0.1");
+        assert_eq!(key("http://127.1:9001/"), "127.0.0.1");
+        assert_eq!(key("http://[::1]:81/"), "[::1]");
     }
 
     #[test]
