@@ -109,7 +109,8 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_HOST", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536), global = true)]
     pub max_in_flight_per_host: u32,
 
-    /// API connections open at once; the next waits to be accepted.
+    /// API connections served at once; past them only health checks are
+    /// served, and any other request gets a 503 at once.
     #[arg(long, env = "CRONHOOK_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub max_connections: u32,
 
