@@ -43,7 +43,7 @@ pub struct Dispatcher {
     /// How long a silent instance keeps its leases.
     pub instance_timeout: Duration,
     pub max_in_flight: usize,
-    /// Requests in flight to one host (`host:port`) at once, from this
+    /// Requests in flight to one host (whatever the port) at once, from this
     /// instance.
     pub max_in_flight_per_host: usize,
     pub lease_margin: Duration,
@@ -94,7 +94,7 @@ fn log_outcome(run_id: Uuid, job_id: &str, attempt: u32, outcome: Outcome, error
 /// Runs leased to this process and not yet recorded: released on shutdown.
 type InFlight = Arc<Mutex<HashMap<Uuid, u32>>>;
 
-/// The host a run's request goes to (`host:port`); none when its job
+/// The host a run's request goes to (its name or address, without the port); none when its job
 /// does not read back (it fails without a request).
 fn host_of(run: &ClaimedRun) -> Option<String> {
     let (target, _) = run.spec.as_ref().ok()?;

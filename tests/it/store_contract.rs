@@ -1525,7 +1525,7 @@ async fn busy_hosts_runs_are_left_for_later(backend: Backend) {
             .await
             .unwrap();
     }
-    let busy = ["127.0.0.1:9".to_string()];
+    let busy = ["127.0.0.1".to_string()];
     let claimed = store
         .claim_runs("me", 10, Duration::from_secs(30), &busy)
         .await
