@@ -980,10 +980,7 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// The smallest UUIDv7 of the instant `age` ago: every event id below it
 /// is older (event ids are UUIDv7, in time order).
 pub(crate) fn uuid_before(age: Duration) -> Uuid {
-    let cutoff = chrono::TimeDelta::from_std(age)
-        .ok()
-        .and_then(|age| Utc::now().checked_sub_signed(age));
-    let ms = cutoff.map_or(0, |t| u64::try_from(t.timestamp_millis()).unwrap_or(0));
+    let ms = u64::try_from(portable::ago(age).timestamp_millis()).unwrap_or(0);
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     bytes[6] = 0x70;

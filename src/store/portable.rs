@@ -124,8 +124,8 @@ pub(crate) trait Portable: Send + Sync {
     async fn gauges(&self) -> StoreResult<Gauges>;
 }
 
-/// Implements [`Portable`] for a dialect, and `seal_what_is_plain` beside
-/// it. The invoking module names its vocabulary: `Db` (the sqlx database),
+/// Implements [`Portable`] for a dialect, and `seal_what_is_plain` and
+/// `count_jobs_in` (statements in a transaction of its own) beside it. The invoking module names its vocabulary: `Db` (the sqlx database),
 /// `at` (an instant as its columns hold one), `row_id` (a run's or event's
 /// id likewise), `JOBS` (the job query with its last run, before `WHERE`),
 /// `POSITION` (the function that finds a substring), the row types
@@ -187,6 +187,18 @@ macro_rules! portable_statements {
                 tracing::info!(jobs = sealed, "sealed the secrets stored before sealing");
             }
             Ok(())
+        }
+
+        /// How many jobs `tenant` holds, read in `conn`'s transaction.
+        async fn count_jobs_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &$crate::store::Tenant,
+        ) -> $crate::store::StoreResult<u64> {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE tenant = $1")
+                .bind(tenant.as_str())
+                .fetch_one(conn)
+                .await?;
+            Ok(n.max(0) as u64)
         }
 
         #[async_trait::async_trait]

@@ -605,11 +605,7 @@ impl Dialect for PgDialect {
     }
 
     async fn count_jobs(&self, tx: &mut Self::Tx, tenant: &Tenant) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE tenant = $1")
-            .bind(tenant.as_str())
-            .fetch_one(&mut **tx)
-            .await?;
-        Ok(n.max(0) as u64)
+        count_jobs_in(tx, tenant).await
     }
 
     async fn delete_job(
