@@ -4,16 +4,8 @@
 
 use crate::support as common;
 
-use common::{Backend, Reply, TestApp};
+use common::{Backend, Reply, TestApp, send};
 use cronhook::domain::auth::Role;
-
-async fn send(app: &TestApp, method: reqwest::Method, path: &str, token: Option<&str>) -> Reply {
-    let mut request = app.client.request(method, app.url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    Reply::from(request.send().await.expect("sent")).await
-}
 
 /// Made-up methods and paths, sent without a token, add no series to
 /// `/metrics`: its labels come from closed sets.
@@ -27,14 +19,22 @@ async fn made_up_methods_and_paths_add_no_metric_series(backend: Backend) {
         } else {
             format!("/nowhere/{i}")
         };
-        let reply = send(&app, method, &path, None).await;
+        let reply = send(&app, method, &path, None, &[], None).await;
         assert!(
             (400..500).contains(&reply.status),
             "{path}: {}",
             reply.status
         );
     }
-    let metrics = send(&app, reqwest::Method::GET, "/metrics", Some(&root)).await;
+    let metrics = send(
+        &app,
+        reqwest::Method::GET,
+        "/metrics",
+        Some(&root),
+        &[],
+        None,
+    )
+    .await;
     assert_eq!(metrics.status, 200);
     let series: Vec<&str> = metrics
         .text
@@ -57,7 +57,7 @@ async fn api_answers_are_not_cached_or_sniffed(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let root = app.make_token(Role::Root, "default").await;
     for (token, status) in [(Some(root.as_str()), 200), (None, 401)] {
-        let reply = send(&app, reqwest::Method::GET, "/v1/tokens", token).await;
+        let reply = send(&app, reqwest::Method::GET, "/v1/tokens", token, &[], None).await;
         assert_eq!(reply.status, status);
         assert_eq!(reply.headers["cache-control"], "no-store");
         assert_eq!(reply.headers["x-content-type-options"], "nosniff");
@@ -149,15 +149,6 @@ fn loopback_job(id: &str) -> serde_json::Value {
     })
 }
 
-async fn create_as(app: &TestApp, token: &str, body: serde_json::Value) -> Reply {
-    let request = app
-        .client
-        .post(app.url("/v1/jobs"))
-        .bearer_auth(token)
-        .json(&body);
-    Reply::from(request.send().await.expect("sent")).await
-}
-
 /// `any` is only the open loopback service's default: once a token is
 /// made, webhook targets are public-only (behind a reverse proxy, a
 /// tenant's token could otherwise reach the host's own services); an
@@ -191,6 +182,7 @@ async fn a_token_makes_the_default_targets_public_only(backend: Backend) {
     );
 }
 
+/// A request naming `tenant`, as the open API takes it.
 async fn as_tenant(
     app: &TestApp,
     method: reqwest::Method,
@@ -198,14 +190,28 @@ async fn as_tenant(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Reply {
-    let mut request = app
-        .client
-        .request(method, app.url(path))
-        .header("cronhook-tenant", tenant);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    Reply::from(request.send().await.expect("sent")).await
+    send(
+        app,
+        method,
+        path,
+        None,
+        &[("cronhook-tenant", tenant)],
+        body,
+    )
+    .await
+}
+
+/// Creates a job with `token`.
+async fn create_as(app: &TestApp, token: &str, body: serde_json::Value) -> Reply {
+    send(
+        app,
+        reqwest::Method::POST,
+        "/v1/jobs",
+        Some(token),
+        &[],
+        Some(body),
+    )
+    .await
 }
 
 /// A tenant past its quota of jobs or subscriptions is refused with 429,

@@ -4,7 +4,7 @@
 
 use crate::support as common;
 
-use common::{Backend, Reply, TestApp};
+use common::{Backend, Reply, TestApp, send};
 use cronhook::domain::auth::Role;
 use serde_json::{Value, json};
 
@@ -15,28 +15,6 @@ fn job(id: &str) -> Value {
         "target": {"url": "http://127.0.0.1:9/hook"},
         "paused": true,
     })
-}
-
-/// A request with a token (or none), and headers.
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> Reply {
-    let mut request = app.client.request(method, app.url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    Reply::from(request.send().await.expect("sent")).await
 }
 
 async fn get(app: &TestApp, path: &str, token: &str) -> Reply {

@@ -263,17 +263,16 @@ store_tests!(
 fn the_key_file_is_made_beside_the_sqlite_database() {
     let dir = temp_dir();
     std::fs::create_dir_all(dir.join("data")).unwrap();
-    let output = Command::new(BIN)
-        .current_dir(&dir)
-        .env_remove("CRONHOOK_ENCRYPTION_KEY")
-        .args(["migrate", "--database-url", "sqlite://data/jobs.db"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let migrate = || {
+        Command::new(BIN)
+            .current_dir(&dir)
+            .env_remove("CRONHOOK_ENCRYPTION_KEY")
+            .args(["migrate", "--database-url", "sqlite://data/jobs.db"])
+            .output()
+            .unwrap()
+    };
+    let output = migrate();
+    assert!(output.status.success(), "{}", stderr(&output));
     let key = dir.join("data/cronhook.key");
     assert!(key.exists());
     #[cfg(unix)]
@@ -286,12 +285,7 @@ fn the_key_file_is_made_beside_the_sqlite_database() {
         assert_eq!(mode(&dir.join("data/jobs.db")), 0o600);
         // A key file others can read is warned about.
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let output = Command::new(BIN)
-            .current_dir(&dir)
-            .env_remove("CRONHOOK_ENCRYPTION_KEY")
-            .args(["migrate", "--database-url", "sqlite://data/jobs.db"])
-            .output()
-            .unwrap();
+        let output = migrate();
         assert!(output.status.success(), "{}", stderr(&output));
         assert!(
             stderr(&output).contains("can be read by others than its owner"),
