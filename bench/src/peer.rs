@@ -133,11 +133,5 @@ pub async fn apscheduler(ctx: &Ctx, scenario: &str) -> anyhow::Result<Value> {
 }
 
 fn process_resources(pid: u32) -> Value {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let peak_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(f64::NAN);
-    json!({"peak_rss_mb": peak_kb / 1024.0, "measured_at": Utc::now().to_rfc3339()})
+    json!({"peak_rss_mb": crate::service::peak_rss_mb(pid), "measured_at": Utc::now().to_rfc3339()})
 }

@@ -34,6 +34,17 @@ pub struct Resources {
     pub cpu_s: f64,
 }
 
+/// A process's peak RSS (VmHWM) in MB; NaN when it cannot be read.
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let peak_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
+    peak_kb / 1024.0
+}
+
 impl Service {
     pub fn start(bin: &Path, database_url: &str, flags: &[&str]) -> anyhow::Result<Self> {
         let mut command = Command::new(bin);
@@ -107,12 +118,6 @@ impl Service {
     /// Peak RSS (VmHWM) and user + system CPU seconds so far.
     pub fn resources(&self) -> Resources {
         let pid = self.pid();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let peak_kb = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .unwrap_or(f64::NAN);
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // Fields after the parenthesised command name; utime and stime are
         // the 14th and 15th fields of the line.
@@ -123,7 +128,7 @@ impl Service {
             .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
             .sum();
         Resources {
-            peak_rss_mb: peak_kb / 1024.0,
+            peak_rss_mb: peak_rss_mb(pid),
             cpu_s: ticks / clock_ticks_per_second(),
         }
     }
