@@ -106,7 +106,7 @@ async fn asks_for_health(stream: &TcpStream) -> bool {
 /// What a connection past `max_connections` is told, unless it asked for
 /// a health path.
 fn full() -> Vec<u8> {
-    let body = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"every connection is taken; try again shortly (--max-connections)"}"#;
+    let body = crate::api::busy_body();
     format!(
         "HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-type: application/problem+json\r\n\
          connection: close\r\ncontent-length: {}\r\n\r\n{body}",
@@ -351,9 +351,7 @@ impl Counted {
     ) -> Result<axum::response::Response, std::convert::Infallible> {
         self.activity.headers_complete(self.activity.now_ms());
         let mut response = if self.health_only && !served_past_the_limit(request.uri().path()) {
-            Ok(crate::api::busy(
-                "every connection is taken; try again shortly (--max-connections)",
-            ))
+            Ok(crate::api::busy())
         } else {
             self.inner.call(request.map(axum::body::Body::new)).await
         };

@@ -90,10 +90,19 @@ pub fn routes() -> Router<AppState> {
     api.merge(docs)
 }
 
+fn busy_error() -> ApiError {
+    ApiError::Unavailable("every connection is taken; try again shortly (--max-connections)".into())
+}
+
+/// The body of [`busy`], for a connection answered before any router.
+pub fn busy_body() -> String {
+    serde_json::to_string(&busy_error().problem()).unwrap_or_default()
+}
+
 /// A 503 problem with `Retry-After`, for a connection the server can
 /// serve only health checks on.
-pub fn busy(detail: &str) -> axum::response::Response {
-    let mut response = ApiError::Unavailable(detail.to_string()).into_response();
+pub fn busy() -> axum::response::Response {
+    let mut response = busy_error().into_response();
     response.headers_mut().insert(
         axum::http::header::RETRY_AFTER,
         axum::http::HeaderValue::from_static("1"),

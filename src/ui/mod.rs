@@ -49,7 +49,6 @@ pub fn router() -> Router<AppState> {
             CONTENT_SECURITY_POLICY,
         ))
         .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header_layer(header::REFERRER_POLICY, "same-origin"))
 }
 

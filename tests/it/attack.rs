@@ -62,6 +62,9 @@ async fn api_answers_are_not_cached_or_sniffed(backend: Backend) {
         assert_eq!(reply.headers["cache-control"], "no-store");
         assert_eq!(reply.headers["x-content-type-options"], "nosniff");
     }
+    // The dashboard's pages too.
+    let page = send(&app, reqwest::Method::GET, "/ui/login", None, &[], None).await;
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
 }
 
 /// Opens an event stream; answers the response, still streaming when 200.
