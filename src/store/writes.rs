@@ -765,13 +765,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         tenant: &Tenant,
         subscription: &NewSubscription,
     ) -> StoreResult<Subscription> {
-        // Counted outside the insert: two requests at once may pass the
-        // quota by one each.
-        let held = self
-            .db
-            .subscription_interests(None, tenant.as_str())
-            .await?
-            .len();
+        // Counted from the tenant's cached subscriptions (cleared by a
+        // change here, and by NOTIFY on the other instances), outside the
+        // insert: two requests at once may pass the quota by one each.
+        let held = self.interests(None, tenant.as_str()).await?.len();
         quota::admit(
             "subscriptions",
             held as u64,
