@@ -57,11 +57,7 @@ fn read(path: &Path) -> anyhow::Result<SealingKey> {
 /// process make it first, that one's key is used.
 fn create(path: &Path) -> anyhow::Result<SealingKey> {
     let text = SealingKey::generate_base64();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
+    match crate::store::create_private(path) {
         Ok(mut file) => {
             file.write_all(format!("{text}\n").as_bytes())
                 .and_then(|()| file.sync_all())

@@ -972,6 +972,16 @@ pub(crate) fn subscription_of(
     })
 }
 
+/// A new file only its owner may read or write (the SQLite database, the
+/// key file); fails if it exists.
+pub(crate) fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// Whether the database refused a row for a unique key it already holds.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())

@@ -47,8 +47,11 @@ pub type SqliteStore = SqlStore<SqliteDialect>;
 impl SqlStore<SqliteDialect> {
     pub async fn connect(url: &str, wakeups: Arc<Wakeups>, key: SealingKey) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?;
+        // Readable by its owner only, made before SQLite makes it with the
+        // process's umask (its journal files take the same mode). Best
+        // effort: where it cannot, opening the database says why.
         if !(url.contains(":memory:") || url.contains("mode=memory")) {
-            create_private(options.get_filename());
+            let _ = super::create_private(options.get_filename());
         }
         let options = options
             .create_if_missing(true)
@@ -71,17 +74,6 @@ impl SqlStore<SqliteDialect> {
     pub fn pool(&self) -> &SqlitePool {
         &self.db.pool
     }
-}
-
-/// Makes the database file readable by its owner only, before SQLite
-/// makes it with the process's umask (its journal files take the same
-/// mode). Best effort: where it cannot, opening the database says why.
-fn create_private(path: &std::path::Path) {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let _ = options.open(path);
 }
 
 /// Instants are stored as integer microseconds since the epoch.
