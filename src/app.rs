@@ -153,6 +153,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             instance_timeout: config.instance_timeout(),
             max_in_flight: config.max_in_flight as usize,
             max_in_flight_per_host: config.max_in_flight_per_host as usize,
+            max_in_flight_per_tenant: config.max_in_flight_per_tenant() as usize,
             lease_margin: Duration::from_secs(config.lease_margin_s),
             poll_interval: config.poll_interval(),
             drain_timeout: config.drain_timeout(),

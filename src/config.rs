@@ -109,6 +109,12 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_HOST", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536), global = true)]
     pub max_in_flight_per_host: u32,
 
+    /// Webhook requests in flight for one tenant at once, so that one
+    /// tenant's slow targets cannot hold every slot; by default half of
+    /// --max-in-flight.
+    #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_TENANT", value_parser = clap::value_parser!(u32).range(1..=65536), global = true)]
+    pub max_in_flight_per_tenant: Option<u32>,
+
     /// API connections served at once; past them only health checks are
     /// served, and any other request gets a 503 at once.
     #[arg(long, env = "CRONHOOK_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
@@ -333,6 +339,13 @@ impl Config {
         }
     }
 
+    /// One tenant's share of the delivery slots: as given, or half of
+    /// them (rounded up), so that two tenants can both be served at once.
+    pub fn max_in_flight_per_tenant(&self) -> u32 {
+        self.max_in_flight_per_tenant
+            .unwrap_or(self.max_in_flight.div_ceil(2))
+    }
+
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms.max(1))
     }
@@ -379,6 +392,7 @@ mod tests {
         assert_eq!(cli.config.targets, None);
         assert_eq!(cli.config.auth, AuthMode::Auto);
         assert_eq!(cli.config.max_in_flight_per_host, 64);
+        assert_eq!(cli.config.max_in_flight_per_tenant(), 128);
         assert_eq!(cli.config.max_connections, 1024);
         assert_eq!(cli.config.log_format, LogFormat::Text);
     }

@@ -1,8 +1,10 @@
 //! Delivery: claims pending runs, sends their webhooks concurrently,
 //! records every attempt, retries with backoff (DESIGN.md §4, §5).
 
+mod addresses;
 pub mod client;
 mod hosts;
+mod shares;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,10 +21,12 @@ use crate::domain::retry::{AttemptNumber, AttemptResult, Backoff, Outcome, after
 use crate::domain::run::problem_in_words;
 use crate::instance::Liveness;
 use crate::metrics::Metrics;
-use crate::store::{AttemptRecord, ClaimedRun, DynStore, ExpiredLease, Subject};
+use crate::store::{AttemptRecord, Busy, ClaimedRun, DynStore, ExpiredLease, Subject};
 use crate::wakeup::Wakeups;
+use addresses::Addresses;
 use client::{Delivery, WebhookClient};
 use hosts::Hosts;
+use shares::Shares;
 
 /// Most runs one claim takes (it never takes more than free slots).
 pub const CLAIM_BATCH: u32 = 256;
@@ -46,6 +50,9 @@ pub struct Dispatcher {
     /// Requests in flight to one host (whatever the port) at once, from this
     /// instance.
     pub max_in_flight_per_host: usize,
+    /// Requests in flight for one tenant at once, from this instance
+    /// (DESIGN.md §8: a tenant holds at most a share of the slots).
+    pub max_in_flight_per_tenant: usize,
     pub lease_margin: Duration,
     pub poll_interval: Duration,
     /// How long a shutdown lets requests in flight finish.
@@ -94,8 +101,9 @@ fn log_outcome(run_id: Uuid, job_id: &str, attempt: u32, outcome: Outcome, error
 /// Runs leased to this process and not yet recorded: released on shutdown.
 type InFlight = Arc<Mutex<HashMap<Uuid, u32>>>;
 
-/// The host a run's request goes to (its name or address, without the port); none when its job
-/// does not read back (it fails without a request).
+/// The host a run's request goes to (its name or address, without the
+/// port); none when its job does not read back (it fails without a
+/// request).
 fn host_of(run: &ClaimedRun) -> Option<String> {
     let (target, _) = run.spec.as_ref().ok()?;
     Some(crate::domain::target::host_key(&target.url))
@@ -109,7 +117,10 @@ struct Sending {
     owner: String,
     liveness: Arc<Liveness>,
     metrics: Arc<Metrics>,
+    /// Requests in flight per host, keyed by its address.
     hosts: Arc<Hosts<ClaimedRun>>,
+    addresses: Addresses,
+    shares: Shares,
     in_flight: InFlight,
     done: mpsc::UnboundedSender<AttemptRecord>,
     lease_margin: Duration,
@@ -119,11 +130,16 @@ struct Sending {
 impl Sending {
     /// Sends `run`, then each run that waited for its host, until none
     /// waits (or the service stops: those left are released).
-    async fn run(self: Arc<Self>, run: ClaimedRun, permit: OwnedSemaphorePermit) {
-        let host = host_of(&run);
+    async fn run(
+        self: Arc<Self>,
+        run: ClaimedRun,
+        host: Option<String>,
+        permit: OwnedSemaphorePermit,
+    ) {
         let mut next = Some(run);
         while let Some(run) = next.take() {
             self.send(&run).await;
+            self.shares.give_back(run.tenant.as_str());
             if self.shutdown.is_cancelled() {
                 break;
             }
@@ -135,6 +151,7 @@ impl Sending {
                     next = Some(waiting);
                     break;
                 }
+                self.shares.give_back(waiting.tenant.as_str());
             }
             if next.is_none() {
                 drop(permit);
@@ -145,7 +162,7 @@ impl Sending {
         // leased and are released with the rest.
         if let Some(h) = &host {
             while let Some((waiting, _)) = self.hosts.finished(h) {
-                drop(waiting);
+                self.shares.give_back(waiting.tenant.as_str());
             }
         }
         drop(permit);
@@ -204,7 +221,13 @@ impl Sending {
 
 impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
-        tracing::info!(owner = %self.owner, max_in_flight = self.max_in_flight, "dispatcher started");
+        tracing::info!(
+            owner = %self.owner,
+            max_in_flight = self.max_in_flight,
+            max_in_flight_per_tenant = self.max_in_flight_per_tenant,
+            max_in_flight_per_host = self.max_in_flight_per_host,
+            "dispatcher started"
+        );
         let slots = Arc::new(Semaphore::new(self.max_in_flight));
         let in_flight: InFlight = Arc::default();
         let (done, results) = mpsc::unbounded_channel::<AttemptRecord>();
@@ -222,6 +245,8 @@ impl Dispatcher {
             liveness: self.liveness.clone(),
             metrics: self.metrics.clone(),
             hosts: Arc::new(Hosts::new(self.max_in_flight_per_host)),
+            addresses: Addresses::default(),
+            shares: Shares::new(self.max_in_flight_per_tenant),
             in_flight: in_flight.clone(),
             done: done.clone(),
             lease_margin: self.lease_margin,
@@ -254,7 +279,8 @@ impl Dispatcher {
                 Ok((true, _)) => continue,
                 // Every slot is busy: the first one freed is the signal.
                 Ok(_) if slots.available_permits() == 0 => until_recovery,
-                // Runs of busy hosts are due: a freed place is the signal.
+                // Runs of busy hosts or tenants are due: a freed place is
+                // the signal.
                 Ok((false, true)) => self.poll_interval,
                 Ok((false, false)) => {
                     backoff.reset();
@@ -277,6 +303,7 @@ impl Dispatcher {
                 _ = tokio::time::sleep(sleep) => {}
                 Ok(_permit) = slots.acquire(), if full => {}
                 _ = sending.hosts.freed() => {}
+                _ = sending.shares.freed() => {}
             }
         }
 
@@ -320,31 +347,42 @@ impl Dispatcher {
         tracing::info!("dispatcher stopped");
     }
 
-    /// One round: claim what fits (none of the busy hosts' runs), start
-    /// sending. Answers whether the claim was full (more may be waiting),
-    /// and whether busy hosts' runs were left.
+    /// One round: claim what fits (none of the busy hosts' or tenants'
+    /// runs), start sending. Answers whether the claim was full (more may
+    /// be waiting), and whether busy hosts' or tenants' runs were left.
     async fn claim_and_send(
         &self,
         slots: &Arc<Semaphore>,
         sending: &Arc<Sending>,
         requests: &mut JoinSet<()>,
     ) -> Result<(bool, bool), crate::store::StoreError> {
-        let free = slots.available_permits().min(CLAIM_BATCH as usize) as u32;
+        let free = slots.available_permits().min(CLAIM_BATCH as usize);
         if free == 0 {
             return Ok((false, false));
         }
-        let busy = sending.hosts.busy();
+        let plan = sending.shares.plan(free);
+        let busy = Busy {
+            hosts: sending.addresses.spellings(&sending.hosts.busy()),
+            tenants: plan.busy,
+        };
         let claimed = self
             .store
-            .claim_runs(&self.owner, free, self.lease_margin, &busy)
+            .claim_runs(&self.owner, plan.limit as u32, self.lease_margin, &busy)
             .await?;
-        let full = claimed.len() as u32 == free;
-        for run in claimed {
+        let full = claimed.len() == plan.limit;
+        let hosts: Vec<Option<String>> = claimed.iter().map(host_of).collect();
+        sending
+            .addresses
+            .learn(hosts.iter().flatten().map(String::as_str))
+            .await;
+        for (run, host) in claimed.into_iter().zip(hosts) {
             if let Ok(mut map) = sending.in_flight.lock() {
                 map.insert(run.run_id, run.attempt);
             }
-            let run = match host_of(&run) {
-                Some(host) => match sending.hosts.admit(&host, run) {
+            sending.shares.take(run.tenant.as_str());
+            let host = host.map(|h| sending.addresses.key(&h));
+            let run = match &host {
+                Some(host) => match sending.hosts.admit(host, run) {
                     Some(run) => run,
                     // It waits for a request to its host to end.
                     None => continue,
@@ -353,11 +391,12 @@ impl Dispatcher {
             };
             // Runs started never exceed the free slots claimed for.
             let Ok(permit) = slots.clone().try_acquire_owned() else {
+                sending.shares.give_back(run.tenant.as_str());
                 continue;
             };
-            requests.spawn(sending.clone().run(run, permit));
+            requests.spawn(sending.clone().run(run, host, permit));
         }
-        Ok((full, !busy.is_empty()))
+        Ok((full, busy != Busy::default()))
     }
 }
 

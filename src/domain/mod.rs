@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod event;
+pub mod fair_share;
 pub mod idempotency;
 pub mod instant;
 pub mod job;

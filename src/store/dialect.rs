@@ -17,8 +17,8 @@ use super::portable::Portable;
 use super::shape::{StoredDefinition, StoredRetry, StoredTrigger};
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    AttemptRecord, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run, StoreResult,
-    Tenant,
+    AttemptRecord, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run,
+    StoreResult, Tenant,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
 use crate::domain::retry::Outcome;
@@ -318,7 +318,7 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         owner: &str,
         limit: u32,
         lease_margin: Duration,
-        busy_hosts: &[String],
+        busy: &Busy,
     ) -> StoreResult<Vec<ClaimedRun>>;
     async fn renew_lease(
         &self,

@@ -287,6 +287,15 @@ impl Subject {
     }
 }
 
+/// Whose runs a claim leaves in the store: hosts whose requests here are
+/// at `--max-in-flight-per-host`, tenants at their share of the slots
+/// (DESIGN.md §8).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Busy {
+    pub hosts: Vec<String>,
+    pub tenants: Vec<String>,
+}
+
 /// A run claimed for one attempt, with what its request needs.
 #[derive(Debug, Clone)]
 pub struct ClaimedRun {
@@ -548,14 +557,13 @@ pub trait Store: Send + Sync + 'static {
     /// attempt each: marks them running, leased to `owner` until the
     /// target's timeout plus `lease_margin` from now (database clock), and
     /// commits before any request is sent.
-    /// Runs of `busy_hosts` (requests to them at their limit here) are
-    /// left for later.
+    /// Runs of `busy` hosts and tenants are left for later.
     async fn claim_runs(
         &self,
         owner: &str,
         limit: u32,
         lease_margin: Duration,
-        busy_hosts: &[String],
+        busy: &Busy,
     ) -> StoreResult<Vec<ClaimedRun>>;
 
     /// Extends the lease of a claimed run that waited for its host, to the

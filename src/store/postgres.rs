@@ -20,7 +20,7 @@ use super::rows::{self, RUN_COLUMNS};
 use super::shape::StoredDefinition;
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    AttemptRecord, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run, SqlStore,
+    AttemptRecord, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run, SqlStore,
     StoreError, StoreResult, Tenant, count, delay_ms, event_of, interest, is_unique_violation,
     run_status,
 };
@@ -1135,7 +1135,7 @@ impl Dialect for PgDialect {
         owner: &str,
         limit: u32,
         lease_margin: Duration,
-        busy_hosts: &[String],
+        busy: &Busy,
     ) -> StoreResult<Vec<ClaimedRun>> {
         // One statement, one short transaction, committed before any request.
         let rows = sqlx::query_as::<_, PgClaimedRow>(
@@ -1143,6 +1143,7 @@ impl Dialect for PgDialect {
                  SELECT id FROM runs
                  WHERE status = 'pending' AND next_attempt_at <= now()
                    AND (host IS NULL OR NOT (host = ANY($5)))
+                   AND NOT (tenant = ANY($6))
                  ORDER BY next_attempt_at
                  LIMIT $2
                  FOR UPDATE SKIP LOCKED
@@ -1177,7 +1178,8 @@ impl Dialect for PgDialect {
         .bind(i64::from(limit))
         .bind(lease_margin.as_secs_f64())
         .bind(f64::from(crate::domain::target::DEFAULT_TIMEOUT_S))
-        .bind(busy_hosts)
+        .bind(&busy.hosts)
+        .bind(&busy.tenants)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()

@@ -24,7 +24,7 @@ use super::rows::{self, At, RUN_COLUMNS, RowId};
 use super::shape::StoredDefinition;
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    AttemptRecord, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run, SqlStore,
+    AttemptRecord, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run, SqlStore,
     StoreError, StoreResult, Tenant, count, delay_ms, event_of, interest, is_unique_violation,
     run_status,
 };
@@ -831,7 +831,7 @@ impl Dialect for SqliteDialect {
         owner: &str,
         limit: u32,
         lease_margin: Duration,
-        busy_hosts: &[String],
+        busy: &Busy,
     ) -> StoreResult<Vec<ClaimedRun>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = micros(Utc::now());
@@ -845,6 +845,7 @@ impl Dialect for SqliteDialect {
              WHERE id IN (
                  SELECT id FROM runs WHERE status = 'pending' AND next_attempt_at <= ?2
                    AND (host IS NULL OR host NOT IN (SELECT value FROM json_each(?6)))
+                   AND tenant NOT IN (SELECT value FROM json_each(?7))
                  ORDER BY next_attempt_at LIMIT ?4)
              RETURNING id",
         )
@@ -853,7 +854,8 @@ impl Dialect for SqliteDialect {
         .bind(duration_micros(lease_margin))
         .bind(i64::from(limit))
         .bind(i64::from(crate::domain::target::DEFAULT_TIMEOUT_S))
-        .bind(serde_json::to_string(busy_hosts).unwrap_or_else(|_| "[]".into()))
+        .bind(serde_json::to_string(&busy.hosts).unwrap_or_else(|_| "[]".into()))
+        .bind(serde_json::to_string(&busy.tenants).unwrap_or_else(|_| "[]".into()))
         .fetch_all(&mut *tx)
         .await?;
         // What the requests need, read in the same transaction.

@@ -14,7 +14,7 @@ use super::dialect::{Channel, Dialect, JobKey, NewDelivery, NewRun};
 use super::shape::StoredDefinition;
 use super::subscriptions::{Interests, SubscriptionCache};
 use super::{
-    Attempt, AttemptRecord, ClaimOutcome, ClaimedRun, DeliveryRecord, Event, EventFilter,
+    Attempt, AttemptRecord, Busy, ClaimOutcome, ClaimedRun, DeliveryRecord, Event, EventFilter,
     ExpiredLease, Gauges, Idempotency, IdempotentRequest, Instance, Job, JobFilter, JobSecret,
     NewEvent, NewSubscription, NewToken, PlanFn, RecoverFn, Run, RunFilter, Saved, Store,
     StoreError, StoreResult, Subscription, Tenant, TokenInfo, count, lease_policy, lease_subject,
@@ -547,10 +547,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         owner: &str,
         limit: u32,
         lease_margin: Duration,
-        busy_hosts: &[String],
+        busy: &Busy,
     ) -> StoreResult<Vec<ClaimedRun>> {
         self.db
-            .claim_runs(&self.key, owner, limit, lease_margin, busy_hosts)
+            .claim_runs(&self.key, owner, limit, lease_margin, busy)
             .await
     }
 

@@ -4,6 +4,9 @@
 
 use crate::support as common;
 
+use std::time::Duration;
+
+use common::receiver::{Answer, Receiver};
 use common::{Backend, Reply, TestApp, send};
 use cronhook::domain::auth::Role;
 
@@ -294,7 +297,66 @@ async fn a_tenant_past_its_quota_is_refused(backend: Backend) {
     );
 }
 
+/// One tenant's jobs to a target that never answers hold at most its
+/// share of the slots: another tenant's run goes out while they hang.
+/// (Before: they held every slot, and the other run waited for their
+/// timeouts.)
+async fn a_tenant_holds_at_most_its_share_of_the_slots(backend: Backend) {
+    use reqwest::Method;
+    let receiver = Receiver::start().await;
+    receiver.script("/slow", std::iter::repeat_n(Answer::Hang, 8));
+    let db = common::TestDb::new(backend).await;
+    let mut config = common::test_config(&db.url);
+    config.max_in_flight = 4;
+    let app = TestApp::spawn_with(db, config).await;
+    let job = |id: &str, path: &str| {
+        serde_json::json!({
+            "id": id,
+            "trigger": {"type": "cron", "expr": "@yearly"},
+            "target": {"url": receiver.url(path), "timeout_s": 300},
+            "retry": {"max_attempts": 1},
+        })
+    };
+    for n in 0..8 {
+        let id = format!("slow-{n}");
+        let made = as_tenant(&app, Method::POST, "a", "/v1/jobs", Some(job(&id, "/slow"))).await;
+        assert_eq!(made.status, 201, "{}", made.text);
+        let run = as_tenant(&app, Method::POST, "a", &format!("/v1/jobs/{id}/run"), None).await;
+        assert_eq!(run.status, 201, "{}", run.text);
+    }
+    common::eventually(Duration::from_secs(30), "a's share taken", || async {
+        (receiver.received("/slow").len() >= 2).then_some(())
+    })
+    .await;
+    let made = as_tenant(
+        &app,
+        Method::POST,
+        "b",
+        "/v1/jobs",
+        Some(job("fast", "/fast")),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let run = as_tenant(&app, Method::POST, "b", "/v1/jobs/fast/run", None).await;
+    assert_eq!(run.status, 201, "{}", run.text);
+    let asked = chrono::Utc::now();
+    let got = common::eventually(Duration::from_secs(60), "b's run sent", || async {
+        receiver.received("/fast").pop()
+    })
+    .await;
+    eprintln!(
+        "b's run went out {} ms after it was asked for",
+        (got.at - asked).num_milliseconds()
+    );
+    assert_eq!(
+        receiver.received("/slow").len(),
+        2,
+        "a holds its share (half of 4 slots), no more"
+    );
+}
+
 store_tests!(
+    a_tenant_holds_at_most_its_share_of_the_slots,
     a_tenant_past_its_quota_is_refused,
     a_token_makes_the_default_targets_public_only,
     made_up_methods_and_paths_add_no_metric_series,

@@ -266,49 +266,47 @@ async fn a_hanging_target_times_out_without_delaying_others(backend: Backend) {
 
 /// One slow host cannot take every delivery slot: with 3 slots and at
 /// most 2 requests per host, six slow requests to one host leave a slot
-/// for another host's job, and never have more than 2 open.
+/// for another host's job, and never have more than 2 open. The host is
+/// its address: its ports, and its names (`localhost`, `127.0.0.1`), are
+/// one host.
 async fn a_slow_host_gets_at_most_its_share_of_slots(backend: Backend) {
-    // One slow host behind three ports (127.0.0.1), and another host
-    // (localhost): the ports are one host, and share its two places.
-    let slow: Vec<Receiver> = vec![
-        Receiver::start().await,
-        Receiver::start().await,
-        Receiver::start().await,
+    // One slow host behind three ports, and another host (127.0.0.2).
+    let slow = Receiver::start().await;
+    let ports = [
+        slow.another_port().await,
+        slow.another_port().await,
+        slow.another_port().await,
     ];
-    let other = Receiver::start().await;
+    let other = Receiver::start_on("127.0.0.2").await;
     // The slow host answers in the end: the receiver closes each request
     // before the answer leaves, so its count of open requests is exact. (A
     // request the client gives up on closes on the receiver's side only
     // some time after the client has moved on, and would be counted twice.)
-    for receiver in &slow {
-        receiver.script(
-            "/slow",
-            (0..2).map(|_| Answer::After(Duration::from_secs(2), 200)),
-        );
-    }
+    slow.script(
+        "/slow",
+        (0..6).map(|_| Answer::After(Duration::from_secs(2), 200)),
+    );
     let db = TestDb::new(backend).await;
     let mut config = common::test_config(&db.url);
     config.max_in_flight = 3;
     config.max_in_flight_per_host = 2;
+    config.max_in_flight_per_tenant = Some(3);
     let app = TestApp::spawn_with(db, config).await;
     for k in 0..6 {
+        let port = ports[k % 3].addr.port();
+        let name = if k % 2 == 0 { "localhost" } else { "127.0.0.1" };
         let job = job_now(
             &format!("slow-{k}"),
-            json!({"url": slow[k % 3].url("/slow"), "timeout_s": 30}),
+            json!({"url": format!("http://{name}:{port}/slow"), "timeout_s": 30}),
         );
         app.create_job(job).await;
     }
-    let received = || {
-        slow.iter()
-            .map(|r| r.received("/slow").len())
-            .sum::<usize>()
-    };
+    let received = || slow.received("/slow").len();
     eventually(DEADLINE, "two slow requests", || async {
         (received() >= 2).then_some(())
     })
     .await;
-    let other_url = format!("http://localhost:{}/other", other.addr.port());
-    app.create_job(job_now("other", json!({"url": other_url})))
+    app.create_job(job_now("other", json!({"url": other.url("/other")})))
         .await;
     assert_eq!(finished(&app, "other").await["status"], "succeeded");
     let unfinished = eventually(DEADLINE, "the slow runs listed", || async {
@@ -331,9 +329,7 @@ async fn a_slow_host_gets_at_most_its_share_of_slots(backend: Backend) {
         );
     }
     assert_eq!(received(), 6);
-    for receiver in &slow {
-        assert!(receiver.most_open_at_once("/slow") <= 2);
-    }
+    assert!(slow.most_open_at_once("/slow") <= 2);
 }
 
 async fn a_refused_connection_is_retried_and_named(backend: Backend) {

@@ -228,7 +228,12 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
         .await
         .unwrap();
     let claimed = store
-        .claim_runs("me", 10, Duration::from_secs(1), &[])
+        .claim_runs(
+            "me",
+            10,
+            Duration::from_secs(1),
+            &cronhook::store::Busy::default(),
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);

@@ -14,7 +14,7 @@ use cronhook::domain::network_policy::NetworkPolicy;
 use cronhook::domain::retry::Outcome;
 use cronhook::domain::run::{INTERRUPTED, RunCause, RunStatus};
 use cronhook::store::{
-    self, AttemptRecord, DynStore, Job, JobFilter, RunCursor, Saved, StoreError, StoreResult,
+    self, AttemptRecord, Busy, DynStore, Job, JobFilter, RunCursor, Saved, StoreError, StoreResult,
 };
 use cronhook::wakeup::Wakeups;
 use serde_json::{Value, json};
@@ -725,7 +725,7 @@ async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
 async fn claim_one(store: &DynStore, owner: &str, margin: Duration) -> store::ClaimedRun {
     eventually(Duration::from_secs(10), "a claimable run", || async {
         store
-            .claim_runs(owner, 1, margin, &[])
+            .claim_runs(owner, 1, margin, &Busy::default())
             .await
             .unwrap()
             .into_iter()
@@ -751,7 +751,7 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
     assert_eq!(claimed.secrets, ["whsec_dGVzdA=="]);
     assert!(
         store
-            .claim_runs("other", 10, Duration::from_secs(30), &[])
+            .claim_runs("other", 10, Duration::from_secs(30), &Busy::default())
             .await
             .unwrap()
             .is_empty()
@@ -1342,7 +1342,12 @@ async fn next_due_times(backend: Backend) {
     );
     // Once claimed it is leased, not due: its expiry is looked for apart.
     let claimed = store
-        .claim_runs("owner", 10, std::time::Duration::from_secs(30), &[])
+        .claim_runs(
+            "owner",
+            10,
+            std::time::Duration::from_secs(30),
+            &Busy::default(),
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -1431,7 +1436,7 @@ async fn tenants_keep_their_own_jobs_under_one_id(backend: Backend) {
     assert_eq!(runs(&a).await, [run_a.id]);
     assert_eq!(runs(&b).await, [run_b.id]);
     let mut claimed = store
-        .claim_runs("me", 10, Duration::from_secs(1), &[])
+        .claim_runs("me", 10, Duration::from_secs(1), &Busy::default())
         .await
         .unwrap();
     claimed.sort_by_key(|c| c.tenant.clone());
@@ -1512,8 +1517,9 @@ async fn tokens_are_kept_as_hashes_and_revoked(backend: Backend) {
 }
 
 /// A dispatcher whose requests to a host are at their limit claims none
-/// of that host's runs; a run that waited for its host renews its lease.
-async fn busy_hosts_runs_are_left_for_later(backend: Backend) {
+/// of that host's runs, nor those of a tenant at its share; a run that
+/// waited for its host renews its lease.
+async fn busy_hosts_and_tenants_runs_are_left_for_later(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     for (job, url) in [("a", "http://127.0.0.1:9/a"), ("b", "http://localhost:9/b")] {
@@ -1525,15 +1531,46 @@ async fn busy_hosts_runs_are_left_for_later(backend: Backend) {
             .await
             .unwrap();
     }
-    let busy = ["127.0.0.1".to_string()];
+    let other = store::Tenant::parse("team-c").unwrap();
+    let mut c = body("c");
+    c["target"]["url"] = json!("http://localhost:9/c");
+    let (_, saved) = store
+        .save_job(
+            &other,
+            &id("c"),
+            &create_command(parse(c)),
+            ctx(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved, Saved::Created);
+    store
+        .create_manual_run(&other, &id("c"), None)
+        .await
+        .unwrap();
+    let busy = Busy {
+        hosts: vec!["127.0.0.1".to_string()],
+        tenants: vec!["team-c".to_string()],
+    };
     let claimed = store
         .claim_runs("me", 10, Duration::from_secs(30), &busy)
         .await
         .unwrap();
     let jobs: Vec<String> = claimed.iter().map(|c| c.subject.name()).collect();
     assert_eq!(jobs, ["b"]);
+    let busy = Busy {
+        hosts: vec!["127.0.0.1".to_string()],
+        tenants: vec![],
+    };
     let claimed = store
-        .claim_runs("me", 10, Duration::from_secs(30), &[])
+        .claim_runs("me", 10, Duration::from_secs(30), &busy)
+        .await
+        .unwrap();
+    let tenants: Vec<&str> = claimed.iter().map(|c| c.tenant.as_str()).collect();
+    assert_eq!(tenants, ["team-c"], "its share has room again");
+    let claimed = store
+        .claim_runs("me", 10, Duration::from_secs(30), &Busy::default())
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -1560,7 +1597,7 @@ async fn busy_hosts_runs_are_left_for_later(backend: Backend) {
 }
 
 store_tests!(
-    busy_hosts_runs_are_left_for_later,
+    busy_hosts_and_tenants_runs_are_left_for_later,
     tenants_keep_their_own_jobs_under_one_id,
     tokens_are_kept_as_hashes_and_revoked,
     backend_and_ping,

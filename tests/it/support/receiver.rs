@@ -88,11 +88,26 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Self {
-        let shared = Arc::new(Shared::default());
+        Self::serve("127.0.0.1", Arc::default()).await
+    }
+
+    /// A receiver on another loopback address (127.0.0.2: another host
+    /// to the service, on the same machine).
+    pub async fn start_on(ip: &str) -> Self {
+        Self::serve(ip, Arc::default()).await
+    }
+
+    /// The same receiver on another port: what either port gets is
+    /// recorded, scripted and counted together.
+    pub async fn another_port(&self) -> Self {
+        Self::serve(&self.addr.ip().to_string(), self.shared.clone()).await
+    }
+
+    async fn serve(ip: &str, shared: Arc<Shared>) -> Self {
         let app = axum::Router::new()
             .fallback(receive)
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -1,0 +1,93 @@
+//! Runs each tenant has in flight here, against its share of the slots
+//! (`--max-in-flight-per-tenant`; the rule is `domain::fair_share`). A run
+//! counts from its claim until its request ends or it is given up,
+//! waiting for its host included.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+use crate::domain::fair_share::{ClaimPlan, least_claim, plan};
+
+pub struct Shares {
+    share: usize,
+    held: Mutex<HashMap<String, usize>>,
+    /// A tenant left out of claims has room again.
+    freed: Notify,
+}
+
+impl Shares {
+    pub fn new(share: usize) -> Self {
+        Self {
+            share: share.max(1),
+            held: Mutex::default(),
+            freed: Notify::new(),
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the next claim may take, with `free` slots.
+    pub fn plan(&self, free: usize) -> ClaimPlan {
+        plan(free, self.share, &self.held())
+    }
+
+    /// A run of `tenant` was claimed.
+    pub fn take(&self, tenant: &str) {
+        *self.held().entry(tenant.to_string()).or_default() += 1;
+    }
+
+    /// A run of `tenant` is no longer in flight.
+    pub fn give_back(&self, tenant: &str) {
+        let mut held = self.held();
+        let Some(n) = held.get_mut(tenant) else {
+            return;
+        };
+        *n = n.saturating_sub(1);
+        if self.share.saturating_sub(*n) == least_claim(self.share) {
+            self.freed.notify_one();
+        }
+        if *n == 0 {
+            held.remove(tenant);
+        }
+    }
+
+    /// Waits until a tenant left out of claims has room again.
+    pub async fn freed(&self) {
+        self.freed.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_at_its_share_is_left_out_until_a_run_is_given_back() {
+        let shares = Shares::new(2);
+        shares.take("a");
+        assert_eq!(shares.plan(10).limit, 1, "a has room for one more");
+        shares.take("a");
+        let plan = shares.plan(10);
+        assert_eq!(plan.busy, ["a"]);
+        assert_eq!(plan.limit, 2, "another tenant may take its share");
+        shares.give_back("a");
+        shares.give_back("a");
+        shares.give_back("a");
+        assert_eq!(shares.plan(10).busy, Vec::<String>::new());
+        assert!(shares.held().is_empty(), "nothing kept for idle tenants");
+    }
+
+    #[tokio::test]
+    async fn a_tenant_with_room_again_is_signalled() {
+        let shares = Shares::new(1);
+        shares.take("a");
+        shares.give_back("a");
+        tokio::time::timeout(std::time::Duration::from_secs(5), shares.freed())
+            .await
+            .expect("signalled");
+    }
+}
