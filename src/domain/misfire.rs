@@ -16,8 +16,15 @@ pub const DEFAULT_CATCHUP_MAX: u32 = 100;
 pub const MAX_CATCHUP_MAX: u32 = 1_000;
 
 /// Steps a cron walk may take to count occurrences in one decision; past
-/// it the count stops growing (the latest occurrence is still found).
-pub const MAX_COUNT_STEPS: u64 = 100_000;
+/// it the count stops growing (the latest occurrence is still found). At
+/// up to ~1 µs a step, one job's walk holds the database's write lock
+/// ~10 ms at most.
+pub const MAX_COUNT_STEPS: u64 = 10_000;
+
+/// Occurrences one claim transaction counts before it leaves the rest of
+/// its due jobs for the next one: 500 jobs walking their whole backlogs
+/// once held SQLite's write lock 4 s (issue 22).
+pub const COUNTED_PER_CLAIM: u64 = 2 * MAX_COUNT_STEPS;
 
 /// A job as the scheduler sees it once its row is locked.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +65,11 @@ pub struct Decision {
 pub const UNREADABLE_RETRY: TimeDelta = TimeDelta::hours(1);
 
 impl Decision {
+    /// The occurrences its runs stand for: what its walk counted.
+    pub fn counted(&self) -> u64 {
+        self.runs.iter().map(|r| r.occurrences).sum()
+    }
+
     /// A due job whose stored trigger does not read back (a bug or a
     /// manual edit): no run, and another look in [`UNREADABLE_RETRY`].
     pub fn unreadable(now: DateTime<Utc>) -> Self {

@@ -366,7 +366,12 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut runs = Vec::new();
         let mut schedules = Vec::with_capacity(due.len());
         let mut events = Vec::new();
+        let mut counted = 0;
         for (row, key) in due.into_iter().zip(keys) {
+            // The jobs past the budget stay due, for the next transaction.
+            if counted >= misfire::COUNTED_PER_CLAIM {
+                break;
+            }
             let decision = match row.trigger.into_trigger(&row.id) {
                 Ok(trigger) => {
                     let job = DueJob {
@@ -385,6 +390,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                     misfire::Decision::unreadable(now)
                 }
             };
+            counted += decision.counted();
             let host = run_host(&row.target_url);
             for run in decision.runs {
                 let id = Uuid::now_v7();

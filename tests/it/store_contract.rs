@@ -1516,6 +1516,45 @@ async fn tokens_are_kept_as_hashes_and_revoked(backend: Backend) {
     assert!(store.list_tokens().await.unwrap()[0].revoked_at.is_some());
 }
 
+/// A claim counts a bounded number of missed occurrences, leaving the
+/// rest of its due jobs for the next transaction: the write lock is never
+/// held for long walks (issue 22: 4 s on SQLite).
+async fn a_claim_counts_a_bounded_backlog(backend: Backend) {
+    use cronhook::domain::misfire::MAX_COUNT_STEPS;
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    for job in ["s1", "s2", "s3"] {
+        let mut v = body(job);
+        v["trigger"] = json!({"type": "cron", "expr": "* * * * * *"});
+        v["coalesce"] = json!(true);
+        let mut spec = parse(v);
+        spec.next_run_at = Some(now() - TimeDelta::days(1));
+        apply(&store, job, create_command(spec)).await.unwrap();
+    }
+    let first = store
+        .claim_due_jobs(10, &cronhook::scheduler::plan)
+        .await
+        .unwrap();
+    assert_eq!(first.jobs, 2, "two walks fill a claim's count");
+    let second = store
+        .claim_due_jobs(10, &cronhook::scheduler::plan)
+        .await
+        .unwrap();
+    assert_eq!(second.jobs, 1, "the third, in the next transaction");
+    let runs = store
+        .list_runs(&common::default_tenant(), &runs_of(&id("s3"), None, 10))
+        .await
+        .unwrap();
+    let missed = runs
+        .iter()
+        .find(|r| r.status == RunStatus::Missed)
+        .expect("a missed run");
+    assert_eq!(
+        missed.occurrences, MAX_COUNT_STEPS,
+        "a day of seconds, counted up to the bound"
+    );
+}
+
 /// A dispatcher whose requests to a host are at their limit claims none
 /// of that host's runs, nor those of a tenant at its share; a run that
 /// waited for its host renews its lease.
@@ -1535,13 +1574,7 @@ async fn busy_hosts_and_tenants_runs_are_left_for_later(backend: Backend) {
     let mut c = body("c");
     c["target"]["url"] = json!("http://localhost:9/c");
     let (_, saved) = store
-        .save_job(
-            &other,
-            &id("c"),
-            &create_command(parse(c)),
-            ctx(),
-            None,
-        )
+        .save_job(&other, &id("c"), &create_command(parse(c)), ctx(), None)
         .await
         .unwrap();
     assert_eq!(saved, Saved::Created);
@@ -1597,6 +1630,7 @@ async fn busy_hosts_and_tenants_runs_are_left_for_later(backend: Backend) {
 }
 
 store_tests!(
+    a_claim_counts_a_bounded_backlog,
     busy_hosts_and_tenants_runs_are_left_for_later,
     tenants_keep_their_own_jobs_under_one_id,
     tokens_are_kept_as_hashes_and_revoked,
