@@ -144,14 +144,16 @@ pub struct Config {
     pub auth: AuthMode,
 
     /// A root token (`chk_…`) registered at start, for a container's
-    /// first run; stored hashed like any other.
-    #[arg(
-        long,
-        env = "CRONHOOK_ROOT_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
+    /// first run; stored hashed like any other. Read from the variable
+    /// `CRONHOOK_ROOT_TOKEN` or from `--root-token-file`, never from the
+    /// command line, which every local user can read in the process list.
+    #[arg(skip)]
     pub root_token: Option<String>,
+
+    /// A file holding the root token to register at start (a mounted
+    /// secret), instead of `CRONHOOK_ROOT_TOKEN`.
+    #[arg(long, env = "CRONHOOK_ROOT_TOKEN_FILE", global = true)]
+    pub root_token_file: Option<std::path::PathBuf>,
 
     /// The key secrets are sealed with at rest: 32 bytes as base64, made by
     /// `cronhook keygen`. Without it, the key file `cronhook.key` beside
@@ -337,6 +339,27 @@ impl Config {
             jobs: self.max_jobs_per_tenant,
             subscriptions: self.max_subscriptions_per_tenant,
         }
+    }
+
+    /// Reads the root token from `CRONHOOK_ROOT_TOKEN` or the file
+    /// `--root-token-file` names (not both).
+    pub fn read_root_token(&mut self) -> anyhow::Result<()> {
+        let variable = std::env::var("CRONHOOK_ROOT_TOKEN")
+            .ok()
+            .filter(|v| !v.is_empty());
+        self.root_token = match (variable, &self.root_token_file) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "both CRONHOOK_ROOT_TOKEN and --root-token-file are set: give the root token once"
+            ),
+            (Some(token), None) => Some(token),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--root-token-file {}: {e}", path.display()))?;
+                Some(text.trim().to_string())
+            }
+            (None, None) => self.root_token.take(),
+        };
+        Ok(())
     }
 
     /// One tenant's share of the delivery slots: as given, or half of

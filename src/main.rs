@@ -11,9 +11,13 @@ use cronhook::{api, app, keyfile, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     let serving = matches!(cli.command, None | Some(Command::Serve));
     telemetry::init(cli.config.log_format, !serving);
+    if let Err(e) = cli.config.read_root_token() {
+        eprintln!("cronhook: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
         Command::Migrate => migrate(cli.config).await,

@@ -197,6 +197,28 @@ async fn a_container_starts_in_one_command_with_its_root_token(backend: Backend)
     assert_eq!(status(&base, "/v1/jobs", Some(&first)).await, 401);
     service.stop();
 
+    // From a file (a mounted secret), trailing newline and all.
+    let third = generate();
+    let file = dir.join("root-token");
+    std::fs::write(&file, format!("{third}\n")).unwrap();
+    let file = file.to_str().unwrap();
+    let mut service = ServiceProcess::start(
+        &db.url,
+        &["--root-token-file", file],
+        &[("CRONHOOK_LISTEN", "0.0.0.0:0")],
+    );
+    let base = service.base.replace("0.0.0.0", "127.0.0.1");
+    assert_eq!(status(&base, "/v1/jobs", Some(&third)).await, 200);
+    service.stop();
+    // Never on the command line, where the process list shows it.
+    let listed = run(&dir, &db.url, &["serve", "--root-token", &third], &[]);
+    assert!(!listed.status.success());
+    assert!(
+        stderr(&listed).contains("unexpected argument '--root-token'"),
+        "{}",
+        stderr(&listed)
+    );
+
     let bad = run(
         &dir,
         &db.url,
