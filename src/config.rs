@@ -124,6 +124,12 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_MAX_JOBS_PER_TENANT", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_jobs_per_tenant: u32,
 
+    /// Runs one tenant's jobs may make in a minute (by schedule or
+    /// run-now); past it a run-now is a 429 and its due jobs wait for the
+    /// next minute.
+    #[arg(long, env = "CRONHOOK_MAX_RUNS_PER_MINUTE_PER_TENANT", default_value_t = 60_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_runs_per_minute_per_tenant: u32,
+
     /// Event subscriptions one tenant may hold (and so the webhooks one
     /// event makes); a new one past it is a 429.
     #[arg(long, env = "CRONHOOK_MAX_SUBSCRIPTIONS_PER_TENANT", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), global = true)]
@@ -338,6 +344,7 @@ impl Config {
         Quotas {
             jobs: self.max_jobs_per_tenant,
             subscriptions: self.max_subscriptions_per_tenant,
+            runs_per_minute: self.max_runs_per_minute_per_tenant,
         }
     }
 

@@ -55,6 +55,8 @@ pub async fn clean_with_events(
     }
     // Instances killed long ago, whose deliveries were taken over.
     deleted += store.delete_dead_instances(DEAD_INSTANCES_KEPT).await?;
+    // Runs made in past minutes count against no quota any more.
+    deleted += store.forget_runs_made().await?;
     loop {
         let n = store.delete_expired_events(event_retention, BATCH).await?;
         deleted += n;

@@ -63,9 +63,9 @@ pub enum ApiError {
     Misdirected(String),
     #[error("{0}")]
     Unavailable(String),
-    /// Past a cap: try again later (`Retry-After`).
+    /// Past a cap: try again in this many seconds (`Retry-After`).
     #[error("{0}")]
-    TooManyRequests(String),
+    TooManyRequests(String, u32),
     /// Our fault: logged in full, answered without details.
     #[error(transparent)]
     Internal(anyhow::Error),
@@ -89,7 +89,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,7 +129,7 @@ impl From<Refusal> for ApiError {
             Refusal::NotFound => ApiError::NotFound("not found".into()),
             Refusal::Conflict(m) => ApiError::Conflict(m),
             Refusal::Invalid(e) => ApiError::Invalid(e),
-            Refusal::QuotaReached(m) => ApiError::TooManyRequests(m),
+            Refusal::QuotaReached(m, retry_after_s) => ApiError::TooManyRequests(m, retry_after_s),
         }
     }
 }
@@ -173,10 +173,10 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if matches!(self, ApiError::TooManyRequests(_)) {
+        if let ApiError::TooManyRequests(_, retry_after_s) = &self {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
         }
         if matches!(self, ApiError::Unauthorized(_)) {
             response.headers_mut().insert(

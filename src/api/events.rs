@@ -250,7 +250,9 @@ pub async fn stream_events(
     let slot = app
         .streams
         .open(caller.token.as_deref(), caller.tenant.as_str())
-        .map_err(|full| ApiError::TooManyRequests(full.to_string()))?;
+        .map_err(|full| {
+            ApiError::TooManyRequests(full.to_string(), crate::domain::quota::RETRY_AFTER_S)
+        })?;
     // Watch before the first read: nothing written after it is missed.
     let mut woken = app.wakeups.watch_events();
     // The first page now, so that an unknown id is a 422, not a closed stream.

@@ -13,6 +13,7 @@ mod jobs;
 mod metrics;
 mod openapi;
 pub(crate) mod pagination;
+mod quotas;
 mod runs;
 mod schema;
 mod secrets;
@@ -68,6 +69,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::metrics))
         .routes(routes!(triggers::preview))
         .routes(routes!(instances::list_instances))
+        .routes(routes!(quotas::get_quotas, quotas::set_quotas))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(health::healthz))

@@ -26,6 +26,7 @@ Errors are `application/problem+json` whose `detail` names the field and the rea
         (name = "instances", description = "The processes of the service sharing one database"),
         (name = "events", description = "What happened: the event log, its live stream, and subscriptions that deliver events as webhooks"),
         (name = "tokens", description = "API tokens (root only)"),
+        (name = "tenants", description = "Quotas per tenant (root only)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -199,6 +199,7 @@ pub async fn get_run(
         (status = 201, description = "A pending manual run (or, for a repeated Idempotency-Key, the run the first request made)", body = RunView,
          headers(("location" = String, description = "`/v1/runs/{id}`"))),
         (status = 409, description = "Over max_instances: recorded as skipped; or the run an Idempotency-Key's first request made is gone", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The tenant made its most runs this minute (`--max-runs-per-minute-per-tenant`, or its quota); `Retry-After` says when the minute ends", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn run_now(

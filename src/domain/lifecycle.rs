@@ -63,9 +63,10 @@ pub enum Refusal {
     Conflict(String),
     #[error(transparent)]
     Invalid(#[from] FieldError),
-    /// The tenant holds its most of something (`domain::quota`).
+    /// The tenant holds or made its most of something (`domain::quota`):
+    /// why, and in how many seconds to try again.
     #[error("{0}")]
-    QuotaReached(String),
+    QuotaReached(String, u32),
 }
 
 /// Fields a PATCH may change but not remove.

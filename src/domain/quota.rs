@@ -1,17 +1,30 @@
-//! What one tenant may hold (issue 22): without a bound, one tenant's
-//! 1,000 subscriptions turned five run-nows into 11,000 webhooks. A new
-//! job or subscription past its tenant's quota is refused (429); what is
-//! already stored is never touched.
+//! What one tenant may hold and make (issue 22, DESIGN.md §8): without a
+//! bound, one tenant's 1,000 subscriptions turned five run-nows into
+//! 11,000 webhooks, and ten requests made 100,140 run rows. A new job or
+//! subscription past its tenant's quota is refused (429); what is already
+//! stored is never touched. Runs are counted per tenant and minute: past
+//! the quota, a run-now is refused until the minute ends, and the
+//! scheduler leaves the tenant's due jobs due until then. (A job's
+//! `catchup_max` is at most 1,000 for every tenant: `domain::job`.)
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::FieldError;
 use super::lifecycle::Refusal;
 
-/// A tenant's most jobs and subscriptions (`--max-jobs-per-tenant`,
-/// `--max-subscriptions-per-tenant`). The subscriptions' quota also bounds
-/// an event's fan-out: one delivery per subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A tenant's quotas: the flags' defaults, or what root set for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Quotas {
+    /// Jobs it may hold (`--max-jobs-per-tenant`).
     pub jobs: u32,
+    /// Event subscriptions it may hold, and so the webhooks one event
+    /// makes (`--max-subscriptions-per-tenant`).
     pub subscriptions: u32,
+    /// Runs its jobs may make in one minute, by schedule or run-now
+    /// (`--max-runs-per-minute-per-tenant`).
+    pub runs_per_minute: u32,
 }
 
 impl Default for Quotas {
@@ -19,6 +32,48 @@ impl Default for Quotas {
         Self {
             jobs: 100_000,
             subscriptions: 100,
+            runs_per_minute: 60_000,
+        }
+    }
+}
+
+/// What root sets for one tenant: each quota, or null for the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaOverrides {
+    #[schema(example = 1000)]
+    pub jobs: Option<u32>,
+    pub subscriptions: Option<u32>,
+    #[schema(example = 600)]
+    pub runs_per_minute: Option<u32>,
+}
+
+impl QuotaOverrides {
+    /// Refuses a quota of 0 (pause the tenant's jobs instead).
+    pub fn check(&self) -> Result<(), FieldError> {
+        for (field, value) in [
+            ("jobs", self.jobs),
+            ("subscriptions", self.subscriptions),
+            ("runs_per_minute", self.runs_per_minute),
+        ] {
+            if value == Some(0) {
+                return Err(FieldError::new(
+                    field,
+                    "must be at least 1 (or null for the default)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Quotas {
+    /// These defaults with `overrides` applied.
+    pub fn with(self, overrides: &QuotaOverrides) -> Self {
+        Self {
+            jobs: overrides.jobs.unwrap_or(self.jobs),
+            subscriptions: overrides.subscriptions.unwrap_or(self.subscriptions),
+            runs_per_minute: overrides.runs_per_minute.unwrap_or(self.runs_per_minute),
         }
     }
 }
@@ -28,15 +83,59 @@ pub fn admit(what: &str, held: u64, most: u32, flag: &str) -> Result<(), Refusal
     if held < u64::from(most) {
         Ok(())
     } else {
-        Err(Refusal::QuotaReached(format!(
-            "this tenant has {held} {what}, its most ({flag} {most}): delete some first"
-        )))
+        Err(Refusal::QuotaReached(
+            format!(
+                "this tenant has {held} {what}, its quota ({most}: {flag}, or set per tenant by root): \
+                 delete some first"
+            ),
+            RETRY_AFTER_S,
+        ))
     }
+}
+
+/// The `Retry-After` of a quota that a deletion frees.
+pub const RETRY_AFTER_S: u32 = 5;
+
+/// The minute `now` falls in, as the runs' count is kept.
+pub fn minute_of(now: DateTime<Utc>) -> i64 {
+    now.timestamp().div_euclid(60)
+}
+
+/// Whether a tenant that made `made` runs this minute may make `more`.
+pub fn admit_runs(made: u64, more: u64, most: u32, now: DateTime<Utc>) -> Result<(), Refusal> {
+    if made + more <= u64::from(most) {
+        return Ok(());
+    }
+    let left_s = 60 - now.timestamp().rem_euclid(60) as u32;
+    Err(Refusal::QuotaReached(
+        format!(
+            "this tenant made {made} runs this minute, its quota ({most}: \
+             --max-runs-per-minute-per-tenant, or set per tenant by root): try again in {left_s} s"
+        ),
+        left_s,
+    ))
+}
+
+/// Whether the scheduler may apply a decision making `more` runs for a
+/// tenant that made `made` this minute: within the quota, or the first of
+/// the minute (a single job's catch-up larger than the quota is made at
+/// once, not never).
+pub fn schedule_runs(made: u64, more: u64, most: u32) -> bool {
+    made == 0 || made + more <= u64::from(most)
+}
+
+/// Whether a tenant that made `made` runs this minute is held back.
+pub fn held_back(made: u64, most: u32) -> bool {
+    made >= u64::from(most)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
 
     #[test]
     fn one_more_until_the_quota_then_refused_naming_it() {
@@ -45,8 +144,57 @@ mod tests {
         let refused = admit("jobs", 2, 2, "--max-jobs-per-tenant").unwrap_err();
         assert_eq!(
             refused.to_string(),
-            "this tenant has 2 jobs, its most (--max-jobs-per-tenant 2): delete some first"
+            "this tenant has 2 jobs, its quota (2: --max-jobs-per-tenant, or set per tenant by root): \
+             delete some first"
         );
         assert!(admit("subscriptions", 7, 2, "--max-subscriptions-per-tenant").is_err());
+    }
+
+    #[test]
+    fn overrides_replace_the_defaults_they_name() {
+        let set = QuotaOverrides {
+            runs_per_minute: Some(10),
+            ..Default::default()
+        };
+        let quotas = Quotas::default().with(&set);
+        assert_eq!(quotas.runs_per_minute, 10);
+        assert_eq!(quotas.jobs, 100_000);
+    }
+
+    #[test]
+    fn an_override_of_zero_is_refused_naming_it() {
+        let zero = QuotaOverrides {
+            jobs: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(zero.check().unwrap_err().field, "jobs");
+        assert!(QuotaOverrides::default().check().is_ok());
+    }
+
+    #[test]
+    fn runs_past_the_minute_s_quota_wait_for_the_next_minute() {
+        let now = at("2026-12-03T10:00:45Z");
+        assert!(admit_runs(9, 1, 10, now).is_ok());
+        let refused = admit_runs(10, 1, 10, now).unwrap_err();
+        assert_eq!(
+            refused,
+            Refusal::QuotaReached(
+                "this tenant made 10 runs this minute, its quota (10: \
+                 --max-runs-per-minute-per-tenant, or set per tenant by root): try again in 15 s"
+                    .into(),
+                15
+            )
+        );
+        assert_eq!(minute_of(now), minute_of(at("2026-12-03T10:00:00Z")));
+        assert_ne!(minute_of(now), minute_of(at("2026-12-03T10:01:00Z")));
+    }
+
+    #[test]
+    fn the_scheduler_makes_the_first_decision_of_a_minute_whatever_its_size() {
+        assert!(schedule_runs(0, 5_000, 10));
+        assert!(schedule_runs(5, 5, 10));
+        assert!(!schedule_runs(5, 6, 10));
+        assert!(held_back(10, 10));
+        assert!(!held_back(9, 10));
     }
 }

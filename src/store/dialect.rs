@@ -21,6 +21,7 @@ use super::{
     StoreResult, Tenant,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
+use crate::domain::quota::QuotaOverrides;
 use crate::domain::retry::Outcome;
 use crate::domain::run::RunStatus;
 use crate::domain::sealing::SealingKey;
@@ -149,6 +150,27 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
     ) -> StoreResult<()>;
     /// How many jobs the tenant holds.
     async fn count_jobs(&self, tx: &mut Self::Tx, tenant: &Tenant) -> StoreResult<u64>;
+    /// The quotas root set for the tenant.
+    async fn read_tenant_quotas(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+    ) -> StoreResult<QuotaOverrides>;
+    /// The runs each tenant made in `minute`, with the runs-per-minute
+    /// quota root set for it.
+    async fn runs_made(
+        &self,
+        tx: &mut Self::Tx,
+        minute: i64,
+    ) -> StoreResult<HashMap<String, (u64, Option<u32>)>>;
+    /// Counts `made` more runs of `tenant` in `minute`.
+    async fn add_runs_made(
+        &self,
+        tx: &mut Self::Tx,
+        minute: i64,
+        tenant: &str,
+        made: u64,
+    ) -> StoreResult<()>;
     /// Deletes the job and its runs; false when there was none.
     async fn delete_job(&self, tx: &mut Self::Tx, tenant: &Tenant, id: &JobId)
     -> StoreResult<bool>;
@@ -170,6 +192,7 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         &self,
         tx: &mut Self::Tx,
         limit: u32,
+        held_back: &[String],
     ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)>;
     /// Runs in flight (pending or running) of each job, counted after its
     /// lock is held.
@@ -305,7 +328,7 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
     // Reads and writes whose SQL each database words its own way (the
     // rest are [`Portable`]).
 
-    async fn next_due_in(&self) -> StoreResult<Option<Duration>>;
+    async fn next_due_in(&self, held_back: &[String]) -> StoreResult<Option<Duration>>;
     async fn trim_run_history(
         &self,
         keep: u32,

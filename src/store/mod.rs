@@ -39,7 +39,7 @@ pub use crate::domain::job::Job;
 use crate::domain::job::{JobId, JobState, ParseContext};
 use crate::domain::lifecycle::{JobCommand, Refusal};
 use crate::domain::misfire::{Decision, DueJob};
-use crate::domain::quota::Quotas;
+use crate::domain::quota::{QuotaOverrides, Quotas};
 use crate::domain::retry::{Outcome, RetryPolicy};
 pub use crate::domain::run::{Attempt, Run, RunSummary};
 use crate::domain::run::{RunCause, RunStatus};
@@ -625,6 +625,16 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes instances silent for longer than `older_than` that hold no
     /// lease (processes killed long ago); returns how many.
     async fn delete_dead_instances(&self, older_than: Duration) -> StoreResult<u64>;
+
+    /// A tenant's quotas: the flags' defaults with what root set for it.
+    async fn tenant_quotas(&self, tenant: &Tenant) -> StoreResult<Quotas>;
+
+    /// Sets a tenant's quotas (a null: the flag's default); answers them.
+    async fn set_tenant_quotas(&self, tenant: &Tenant, set: &QuotaOverrides)
+    -> StoreResult<Quotas>;
+
+    /// Deletes the counts of runs made in minutes before this one.
+    async fn forget_runs_made(&self) -> StoreResult<u64>;
 
     /// How long until a pending run's next attempt is due, by the
     /// database's clock; `None` when nothing is pending. (Expired leases are

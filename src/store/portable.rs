@@ -18,6 +18,7 @@ use super::{
     NewSubscription, NewToken, Run, RunFilter, StoreResult, Subscription, Tenant, TokenInfo,
 };
 use crate::domain::job::JobId;
+use crate::domain::quota::QuotaOverrides;
 use crate::domain::sealing::SealingKey;
 
 /// The instant `age` ago (the epoch's start when it is longer than that).
@@ -122,6 +123,27 @@ pub(crate) trait Portable: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<DeliveryRecord>>;
     async fn gauges(&self) -> StoreResult<Gauges>;
+    async fn tenant_quotas(&self, tenant: &Tenant) -> StoreResult<QuotaOverrides>;
+    async fn set_tenant_quotas(&self, tenant: &Tenant, set: &QuotaOverrides) -> StoreResult<()>;
+    async fn held_back_tenants(&self, minute: i64, default_most: u32) -> StoreResult<Vec<String>>;
+    async fn forget_runs_made(&self, before_minute: i64) -> StoreResult<u64>;
+}
+
+/// A quota as a column holds it (null: the default; a value past `u32`
+/// cannot be written, and reads as the most).
+fn quota_of(column: Option<i64>) -> Option<u32> {
+    column.map(|n| u32::try_from(n.max(1)).unwrap_or(u32::MAX))
+}
+
+/// The overrides a `tenant_quotas` row holds.
+pub(crate) fn overrides_of(
+    (jobs, subscriptions, runs_per_minute): (Option<i64>, Option<i64>, Option<i64>),
+) -> QuotaOverrides {
+    QuotaOverrides {
+        jobs: quota_of(jobs),
+        subscriptions: quota_of(subscriptions),
+        runs_per_minute: quota_of(runs_per_minute),
+    }
 }
 
 /// Implements [`Portable`] for a dialect, and `seal_what_is_plain` and
@@ -199,6 +221,76 @@ macro_rules! portable_statements {
                 .fetch_one(conn)
                 .await?;
             Ok(n.max(0) as u64)
+        }
+
+        /// The quotas root set for `tenant`, read in `conn`'s transaction.
+        async fn tenant_quotas_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &$crate::store::Tenant,
+        ) -> $crate::store::StoreResult<$crate::domain::quota::QuotaOverrides> {
+            let row: Option<(Option<i64>, Option<i64>, Option<i64>)> =
+                sqlx::query_as(
+                    "SELECT jobs, subscriptions, runs_per_minute
+                     FROM tenant_quotas WHERE tenant = $1",
+                )
+                .bind(tenant.as_str())
+                .fetch_optional(conn)
+                .await?;
+            Ok(row
+                .map($crate::store::portable::overrides_of)
+                .unwrap_or_default())
+        }
+
+        /// The runs each tenant made in `minute`, and the runs-per-minute
+        /// quotas root set (of every tenant that has one), read in `conn`'s
+        /// transaction.
+        async fn runs_made_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            minute: i64,
+        ) -> $crate::store::StoreResult<
+            std::collections::HashMap<String, (u64, Option<u32>)>,
+        > {
+            let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+                "SELECT tenant, CAST(sum(made) AS BIGINT), max(most) FROM (
+                     SELECT tenant, made, NULL AS most FROM tenant_runs_made WHERE minute = $1
+                     UNION ALL
+                     SELECT tenant, 0, runs_per_minute FROM tenant_quotas
+                     WHERE runs_per_minute IS NOT NULL
+                 ) counts GROUP BY tenant",
+            )
+            .bind(minute)
+            .fetch_all(conn)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(tenant, made, most)| {
+                    (
+                        tenant,
+                        (made.max(0) as u64, $crate::store::portable::overrides_of((None, None, most)).runs_per_minute),
+                    )
+                })
+                .collect())
+        }
+
+        /// Adds `made` to the runs `tenant` made in `minute`, in `conn`'s
+        /// transaction.
+        async fn add_runs_made_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            minute: i64,
+            tenant: &str,
+            made: u64,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO tenant_runs_made (tenant, minute, made) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, minute) DO UPDATE
+                 SET made = tenant_runs_made.made + excluded.made",
+            )
+            .bind(tenant)
+            .bind(minute)
+            .bind(i64::try_from(made).unwrap_or(i64::MAX))
+            .execute(conn)
+            .await?;
+            Ok(())
         }
 
         #[async_trait::async_trait]
@@ -752,6 +844,66 @@ macro_rules! portable_statements {
                         .collect(),
                     db_connections: (size.saturating_sub(idle), idle),
                 })
+            }
+
+            async fn tenant_quotas(
+                &self,
+                tenant: &$crate::store::Tenant,
+            ) -> $crate::store::StoreResult<$crate::domain::quota::QuotaOverrides> {
+                let mut conn = self.pool.acquire().await?;
+                tenant_quotas_in(&mut conn, tenant).await
+            }
+
+            async fn set_tenant_quotas(
+                &self,
+                tenant: &$crate::store::Tenant,
+                set: &$crate::domain::quota::QuotaOverrides,
+            ) -> $crate::store::StoreResult<()> {
+                let column = |q: Option<u32>| q.map(i64::from);
+                sqlx::query(
+                    "INSERT INTO tenant_quotas
+                         (tenant, jobs, subscriptions, runs_per_minute, updated_at)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (tenant) DO UPDATE
+                     SET jobs = excluded.jobs, subscriptions = excluded.subscriptions,
+                         runs_per_minute = excluded.runs_per_minute,
+                         updated_at = excluded.updated_at",
+                )
+                .bind(tenant.as_str())
+                .bind(column(set.jobs))
+                .bind(column(set.subscriptions))
+                .bind(column(set.runs_per_minute))
+                .bind(at(chrono::Utc::now()))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn held_back_tenants(
+                &self,
+                minute: i64,
+                default_most: u32,
+            ) -> $crate::store::StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT m.tenant
+                     FROM tenant_runs_made m LEFT JOIN tenant_quotas q ON q.tenant = m.tenant
+                     WHERE m.minute = $1 AND m.made >= COALESCE(q.runs_per_minute, $2)",
+                )
+                .bind(minute)
+                .bind(i64::from(default_most))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn forget_runs_made(
+                &self,
+                before_minute: i64,
+            ) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM tenant_runs_made WHERE minute < $1")
+                    .bind(before_minute)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
             }
         }
     };

@@ -25,6 +25,7 @@ use super::{
     run_status,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
+use crate::domain::quota::QuotaOverrides;
 use crate::domain::retry::Outcome;
 use crate::domain::run::{INTERRUPTED, RunStatus};
 use crate::domain::sealing::SealingKey;
@@ -608,6 +609,32 @@ impl Dialect for PgDialect {
         count_jobs_in(tx, tenant).await
     }
 
+    async fn read_tenant_quotas(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+    ) -> StoreResult<QuotaOverrides> {
+        tenant_quotas_in(tx, tenant).await
+    }
+
+    async fn runs_made(
+        &self,
+        tx: &mut Self::Tx,
+        minute: i64,
+    ) -> StoreResult<HashMap<String, (u64, Option<u32>)>> {
+        runs_made_in(tx, minute).await
+    }
+
+    async fn add_runs_made(
+        &self,
+        tx: &mut Self::Tx,
+        minute: i64,
+        tenant: &str,
+        made: u64,
+    ) -> StoreResult<()> {
+        add_runs_made_in(tx, minute, tenant, made).await
+    }
+
     async fn delete_job(
         &self,
         tx: &mut Self::Tx,
@@ -654,18 +681,20 @@ impl Dialect for PgDialect {
         &self,
         tx: &mut Self::Tx,
         limit: u32,
+        held_back: &[String],
     ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)> {
         let rows = sqlx::query_as::<_, PgDueRow>(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, target_url, now() AS db_now
              FROM jobs
-             WHERE next_run_at <= now()
+             WHERE next_run_at <= now() AND NOT (tenant = ANY($2))
              ORDER BY next_run_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED",
         )
         .bind(i64::from(limit))
+        .bind(held_back)
         .fetch_all(&mut **tx)
         .await?;
         let now = rows.first().map_or_else(Utc::now, |r| r.db_now);
@@ -1078,12 +1107,13 @@ impl Dialect for PgDialect {
         Ok(done.rows_affected())
     }
 
-    async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
+    async fn next_due_in(&self, held_back: &[String]) -> StoreResult<Option<Duration>> {
         // NULL when no job is scheduled (GREATEST would turn that into 0).
         let seconds: Option<f64> = sqlx::query_scalar(
             "SELECT EXTRACT(EPOCH FROM (min(next_run_at) - clock_timestamp()))::float8
-             FROM jobs WHERE next_run_at IS NOT NULL",
+             FROM jobs WHERE next_run_at IS NOT NULL AND NOT (tenant = ANY($1))",
         )
+        .bind(held_back)
         .fetch_one(&self.pool)
         .await?;
         Ok(seconds.map(non_negative))

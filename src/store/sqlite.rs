@@ -29,6 +29,7 @@ use super::{
     run_status,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
+use crate::domain::quota::QuotaOverrides;
 use crate::domain::retry::Outcome;
 use crate::domain::run::{INTERRUPTED, RunStatus};
 use crate::domain::sealing::SealingKey;
@@ -352,6 +353,32 @@ impl Dialect for SqliteDialect {
         count_jobs_in(tx, tenant).await
     }
 
+    async fn read_tenant_quotas(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+    ) -> StoreResult<QuotaOverrides> {
+        tenant_quotas_in(tx, tenant).await
+    }
+
+    async fn runs_made(
+        &self,
+        tx: &mut Self::Tx,
+        minute: i64,
+    ) -> StoreResult<HashMap<String, (u64, Option<u32>)>> {
+        runs_made_in(tx, minute).await
+    }
+
+    async fn add_runs_made(
+        &self,
+        tx: &mut Self::Tx,
+        minute: i64,
+        tenant: &str,
+        made: u64,
+    ) -> StoreResult<()> {
+        add_runs_made_in(tx, minute, tenant, made).await
+    }
+
     async fn delete_job(
         &self,
         tx: &mut Self::Tx,
@@ -399,6 +426,7 @@ impl Dialect for SqliteDialect {
         &self,
         tx: &mut Self::Tx,
         limit: u32,
+        held_back: &[String],
     ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)> {
         let now = crate::domain::instant::truncate(Utc::now());
         let rows = sqlx::query_as::<_, DueJobRow>(
@@ -407,11 +435,13 @@ impl Dialect for SqliteDialect {
                     max_instances, target_url
              FROM jobs
              WHERE next_run_at IS NOT NULL AND next_run_at <= ?1
+               AND tenant NOT IN (SELECT value FROM json_each(?3))
              ORDER BY next_run_at
              LIMIT ?2",
         )
         .bind(micros(now))
         .bind(i64::from(limit))
+        .bind(serde_json::to_string(held_back).unwrap_or_else(|_| "[]".into()))
         .fetch_all(&mut **tx)
         .await?;
         let due = rows.into_iter().map(DueRow::from).collect();
@@ -780,11 +810,14 @@ impl Dialect for SqliteDialect {
         Ok(written)
     }
 
-    async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
-        let earliest: Option<i64> =
-            sqlx::query_scalar("SELECT min(next_run_at) FROM jobs WHERE next_run_at IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await?;
+    async fn next_due_in(&self, held_back: &[String]) -> StoreResult<Option<Duration>> {
+        let earliest: Option<i64> = sqlx::query_scalar(
+            "SELECT min(next_run_at) FROM jobs WHERE next_run_at IS NOT NULL
+                   AND tenant NOT IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(serde_json::to_string(held_back).unwrap_or_else(|_| "[]".into()))
+        .fetch_one(&self.pool)
+        .await?;
         let now = micros(Utc::now());
         Ok(earliest.map(|at| Duration::from_micros(at.saturating_sub(now).max(0) as u64)))
     }

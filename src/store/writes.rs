@@ -3,10 +3,12 @@
 //! notify → commit → wake-ups. The [`Dialect`] provides the statements;
 //! nothing here is SQL, and nothing there decides.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -25,7 +27,7 @@ use crate::domain::job::{JobId, ParseContext, Schedule};
 use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::{self, DueJob};
-use crate::domain::quota::{self, Quotas};
+use crate::domain::quota::{self, QuotaOverrides, Quotas};
 use crate::domain::retry::Outcome;
 use crate::domain::run::{RunCause, RunStatus};
 use crate::domain::sealing::SealingKey;
@@ -174,6 +176,13 @@ impl<D: Dialect> SqlStore<D> {
         self.db.events_committed(deliveries);
     }
 
+    /// The tenant's quotas, read in `tx`.
+    async fn quotas_in(&self, tx: &mut D::Tx, tenant: &Tenant) -> StoreResult<Quotas> {
+        Ok(self
+            .quotas
+            .with(&self.db.read_tenant_quotas(tx, tenant).await?))
+    }
+
     async fn record_idempotency(
         &self,
         tx: &mut D::Tx,
@@ -275,8 +284,9 @@ impl<D: Dialect> Store for SqlStore<D> {
                     schedule,
                     secret,
                 } => {
+                    let quotas = self.quotas_in(&mut tx, tenant).await?;
                     let held = self.db.count_jobs(&mut tx, tenant).await?;
-                    quota::admit("jobs", held, self.quotas.jobs, "--max-jobs-per-tenant")?;
+                    quota::admit("jobs", held, quotas.jobs, "--max-jobs-per-tenant")?;
                     let stored = StoredDefinition::of(&definition, &self.key);
                     let sealed = self.key.seal(&secret);
                     if !self
@@ -350,8 +360,14 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome> {
+        // Tenants past their runs this minute: their jobs stay due.
+        let minute = quota::minute_of(Utc::now());
+        let held_back = self
+            .db
+            .held_back_tenants(minute, self.quotas.runs_per_minute)
+            .await?;
         let mut tx = self.db.begin().await?;
-        let (due, now) = self.db.lock_due_jobs(&mut tx, limit).await?;
+        let (due, now) = self.db.lock_due_jobs(&mut tx, limit, &held_back).await?;
         if due.is_empty() {
             D::commit(tx).await?;
             return Ok(ClaimOutcome::default());
@@ -367,6 +383,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut schedules = Vec::with_capacity(due.len());
         let mut events = Vec::new();
         let mut counted = 0;
+        let mut made = self.db.runs_made(&mut tx, minute).await?;
+        let mut made_here: HashMap<String, u64> = HashMap::new();
         for (row, key) in due.into_iter().zip(keys) {
             // The jobs past the budget stay due, for the next transaction.
             if counted >= misfire::COUNTED_PER_CLAIM {
@@ -391,6 +409,18 @@ impl<D: Dialect> Store for SqlStore<D> {
                 }
             };
             counted += decision.counted();
+            let (made_now, most) = made.entry(row.tenant.clone()).or_default();
+            let most = most.unwrap_or(self.quotas.runs_per_minute);
+            let more = decision.runs.len() as u64;
+            if !quota::schedule_runs(*made_now, more, most) {
+                // Past its tenant's runs this minute: due again next minute.
+                continue;
+            }
+            *made_now += more;
+            made_here
+                .entry(row.tenant.clone())
+                .and_modify(|n| *n += more)
+                .or_insert(more);
             let host = run_host(&row.target_url);
             for run in decision.runs {
                 let id = Uuid::now_v7();
@@ -423,6 +453,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         let (inserted, mut deliveries) =
             self.db.insert_runs(&mut tx, &runs, &run_deliveries).await?;
         self.db.update_schedules(&mut tx, &schedules).await?;
+        for (tenant, n) in made_here.into_iter().filter(|(_, n)| *n > 0) {
+            self.db.add_runs_made(&mut tx, minute, &tenant, n).await?;
+        }
         let mut outcome = ClaimOutcome {
             jobs: schedules.len(),
             ..Default::default()
@@ -445,7 +478,11 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
-        self.db.next_due_in().await
+        let held_back = self
+            .db
+            .held_back_tenants(quota::minute_of(Utc::now()), self.quotas.runs_per_minute)
+            .await?;
+        self.db.next_due_in(&held_back).await
     }
 
     async fn create_manual_run(
@@ -460,6 +497,15 @@ impl<D: Dialect> Store for SqlStore<D> {
             .lock_job_for_run(&mut tx, tenant, id)
             .await?
             .ok_or(StoreError::NotFound)?;
+        let now = Utc::now();
+        let minute = quota::minute_of(now);
+        let most = self.quotas_in(&mut tx, tenant).await?.runs_per_minute;
+        let made = self.db.runs_made(&mut tx, minute).await?;
+        let made = made.get(tenant.as_str()).map_or(0, |(n, _)| *n);
+        quota::admit_runs(made, 1, most, now)?;
+        self.db
+            .add_runs_made(&mut tx, minute, tenant.as_str(), 1)
+            .await?;
         let key = (tenant.as_str().to_string(), id.as_str().to_string());
         let in_flight = self
             .db
@@ -710,6 +756,24 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.db.delete_dead_instances(older_than).await
     }
 
+    async fn tenant_quotas(&self, tenant: &Tenant) -> StoreResult<Quotas> {
+        Ok(self.quotas.with(&self.db.tenant_quotas(tenant).await?))
+    }
+
+    async fn set_tenant_quotas(
+        &self,
+        tenant: &Tenant,
+        set: &QuotaOverrides,
+    ) -> StoreResult<Quotas> {
+        self.db.set_tenant_quotas(tenant, set).await?;
+        Ok(self.quotas.with(set))
+    }
+
+    async fn forget_runs_made(&self) -> StoreResult<u64> {
+        let this_minute = quota::minute_of(Utc::now());
+        self.db.forget_runs_made(this_minute).await
+    }
+
     async fn next_attempt_in(&self) -> StoreResult<Option<Duration>> {
         self.db.next_attempt_in().await
     }
@@ -778,7 +842,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         quota::admit(
             "subscriptions",
             held as u64,
-            self.quotas.subscriptions,
+            self.tenant_quotas(tenant).await?.subscriptions,
             "--max-subscriptions-per-tenant",
         )?;
         let created = self

@@ -242,7 +242,10 @@ async fn a_tenant_past_its_quota_is_refused(backend: Backend) {
     )
     .await;
     let detail = refused.problem(429);
-    assert!(detail.contains("--max-jobs-per-tenant 2"), "{detail}");
+    assert!(
+        detail.contains("its quota (2: --max-jobs-per-tenant"),
+        "{detail}"
+    );
     assert_eq!(refused.headers["retry-after"], "5");
     // What it holds may still change; another tenant is not held back.
     let mut changed = loopback_job("a1");
@@ -292,7 +295,7 @@ async fn a_tenant_past_its_quota_is_refused(backend: Backend) {
     .await;
     let detail = refused.problem(429);
     assert!(
-        detail.contains("--max-subscriptions-per-tenant 1"),
+        detail.contains("its quota (1: --max-subscriptions-per-tenant"),
         "{detail}"
     );
 }
@@ -355,7 +358,120 @@ async fn a_tenant_holds_at_most_its_share_of_the_slots(backend: Backend) {
     );
 }
 
+/// Waits, if need be, until the minute has at least 10 s left: a test of
+/// a per-minute count must not straddle two minutes.
+async fn early_in_a_minute() {
+    common::eventually(
+        Duration::from_secs(20),
+        "10 s left in the minute",
+        || async { (chrono::Utc::now().timestamp().rem_euclid(60) < 50).then_some(()) },
+    )
+    .await;
+}
+
+/// Root sets one tenant's quotas; they bind that tenant only, and say so
+/// in their refusals. Runs made past the minute's quota: a run-now is a
+/// 429 until the minute ends.
+async fn root_sets_a_tenant_s_quotas(backend: Backend) {
+    use reqwest::Method;
+    let app = TestApp::spawn(backend).await;
+    let set = serde_json::json!({"jobs": 1, "runs_per_minute": 2});
+    let reply = app.put("/v1/tenants/a/quotas", set).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let quotas = reply.json();
+    assert_eq!(quotas["jobs"], 1);
+    assert_eq!(quotas["runs_per_minute"], 2);
+    assert_eq!(quotas["subscriptions"], 100, "unset: the default");
+    assert_eq!(app.get("/v1/tenants/a/quotas").await.json(), quotas);
+    assert_eq!(
+        app.get("/v1/tenants/b/quotas").await.json()["jobs"],
+        100_000
+    );
+
+    for (body, field) in [
+        (serde_json::json!({"jobs": 0}), "jobs"),
+        (
+            serde_json::json!({"runs_per_minute": -1}),
+            "runs_per_minute",
+        ),
+        (serde_json::json!({"catchup_max": 5}), "catchup_max"),
+    ] {
+        let refused = app.put("/v1/tenants/a/quotas", body).await;
+        let detail = refused.problem(422);
+        assert!(detail.contains(field), "{detail}");
+    }
+    let refused = app
+        .put("/v1/tenants/a%20b/quotas", serde_json::json!({}))
+        .await;
+    assert!(refused.problem(422).contains("tenant"), "{}", refused.text);
+
+    let mut job = loopback_job("a1");
+    job["max_instances"] = serde_json::json!(10);
+    let made = as_tenant(&app, Method::POST, "a", "/v1/jobs", Some(job)).await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let refused = as_tenant(
+        &app,
+        Method::POST,
+        "a",
+        "/v1/jobs",
+        Some(loopback_job("a2")),
+    )
+    .await;
+    assert!(
+        refused.problem(429).contains("its quota (1"),
+        "{}",
+        refused.text
+    );
+    let other = as_tenant(
+        &app,
+        Method::POST,
+        "b",
+        "/v1/jobs",
+        Some(loopback_job("b1")),
+    )
+    .await;
+    assert_eq!(other.status, 201, "another tenant keeps the defaults");
+
+    early_in_a_minute().await;
+    for _ in 0..2 {
+        let run = as_tenant(&app, Method::POST, "a", "/v1/jobs/a1/run", None).await;
+        assert_eq!(run.status, 201, "{}", run.text);
+    }
+    let refused = as_tenant(&app, Method::POST, "a", "/v1/jobs/a1/run", None).await;
+    assert!(
+        refused.problem(429).contains("made 2 runs this minute"),
+        "{}",
+        refused.text
+    );
+    let wait: u32 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "until the minute ends: {wait}");
+    let other = as_tenant(&app, Method::POST, "b", "/v1/jobs/b1/run", None).await;
+    assert_eq!(other.status, 201, "{}", other.text);
+}
+
+/// Quotas are root's: a write token of the tenant cannot raise its own.
+async fn only_root_sets_quotas(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let write = app.make_token(Role::Write, "a").await;
+    let reply = send(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/tenants/a/quotas",
+        Some(&write),
+        &[],
+        Some(serde_json::json!({"jobs": 1000000})),
+    )
+    .await;
+    assert_eq!(reply.status, 403, "{}", reply.text);
+}
+
 store_tests!(
+    root_sets_a_tenant_s_quotas,
+    only_root_sets_quotas,
     a_tenant_holds_at_most_its_share_of_the_slots,
     a_tenant_past_its_quota_is_refused,
     a_token_makes_the_default_targets_public_only,
