@@ -165,7 +165,7 @@ pub async fn get_job(
         .get_job(&caller.tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found_job(&id))?;
-    Ok(Json(job.into()))
+    Ok(Json(JobView::seen_by(job, caller.role)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -220,7 +220,10 @@ pub async fn list_jobs(
         .then(|| jobs.last().map(|job| encode_job_cursor(&job.id)))
         .flatten();
     Ok(Json(JobPage {
-        items: jobs.into_iter().map(JobView::from).collect(),
+        items: jobs
+            .into_iter()
+            .map(|job| JobView::seen_by(job, caller.role))
+            .collect(),
         next_cursor,
     }))
 }

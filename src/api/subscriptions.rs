@@ -13,12 +13,13 @@ use uuid::Uuid;
 use super::auth::{Reader, Writer};
 use super::error::{ApiError, Problem};
 use super::extract::ApiJson;
+use crate::domain::auth::Role;
 use crate::domain::event::EventType;
 use crate::domain::instant;
 use crate::domain::run::RunStatus;
 use crate::domain::signing::generate_secret;
 use crate::domain::subscription::{self, SubscriptionInput};
-use crate::domain::target::masked_url;
+use crate::domain::target::{masked_url, url_shown_to};
 use crate::state::AppState;
 use crate::store::{DeliveryRecord, NewSubscription, Subscription};
 
@@ -38,6 +39,17 @@ pub struct SubscriptionView {
     #[serde(with = "instant::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
+}
+
+impl SubscriptionView {
+    /// The subscription as `role` is shown it: a read token sees no path
+    /// (a chat webhook's secret is in it).
+    fn seen_by(s: Subscription, role: Role) -> Self {
+        Self {
+            url: url_shown_to(&s.target.url, role),
+            ..Self::from(s)
+        }
+    }
 }
 
 impl From<Subscription> for SubscriptionView {
@@ -177,7 +189,10 @@ pub async fn list_subscriptions(
 ) -> Result<Json<SubscriptionList>, ApiError> {
     let items = app.store.list_subscriptions(&caller.tenant).await?;
     Ok(Json(SubscriptionList {
-        items: items.into_iter().map(SubscriptionView::from).collect(),
+        items: items
+            .into_iter()
+            .map(|s| SubscriptionView::seen_by(s, caller.role))
+            .collect(),
     }))
 }
 
@@ -197,7 +212,7 @@ pub async fn get_subscription(
         .get_subscription(&caller.tenant, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    Ok(Json(found.into()))
+    Ok(Json(SubscriptionView::seen_by(found, caller.role)))
 }
 
 /// Delete a subscription and its deliveries.

@@ -8,11 +8,12 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::auth::Role;
 use crate::domain::instant;
 use crate::domain::job::JobState;
 use crate::domain::retry::RetryInput;
 use crate::domain::run::{RunCause, RunStatus};
-use crate::domain::target::{Target, is_sensitive_header, masked_url};
+use crate::domain::target::{Target, is_sensitive_header, masked_url, url_shown_to};
 use crate::domain::trigger::TriggerInput;
 use crate::store::{Attempt, Job, Run, RunSummary};
 
@@ -50,6 +51,26 @@ pub struct JobView {
     pub last_run: Option<RunSummaryView>,
 }
 
+impl JobView {
+    /// The job as `role` is shown it (`TargetView::seen_by`).
+    pub fn seen_by(job: Job, role: Role) -> Self {
+        let url = url_shown_to(&job.definition.target.url, role);
+        let mut view = Self::from(job);
+        view.target.url = url;
+        view
+    }
+}
+
+impl TargetView {
+    /// The target as `role` is shown it: a read token sees no path.
+    pub fn seen_by(target: &Target, role: Role) -> Self {
+        Self {
+            url: url_shown_to(&target.url, role),
+            ..Self::from(target)
+        }
+    }
+}
+
 impl From<Job> for JobView {
     fn from(job: Job) -> Self {
         let d = job.definition;
@@ -80,7 +101,9 @@ impl From<Job> for JobView {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = JobTarget)]
 pub struct TargetView {
-    /// The URL; a password in it shows as `***`.
+    /// The URL; a password in it shows as `***`. A read token sees only
+    /// its scheme, host and port (`https://example.com/***`): paths and
+    /// queries often hold a webhook's secret.
     #[schema(example = "https://example.com/hooks/report")]
     pub url: String,
     #[schema(example = "POST")]

@@ -259,6 +259,29 @@ pub fn is_sensitive_header(name: &str) -> bool {
         .any(|word| name.contains(word))
 }
 
+/// A URL with only its scheme, host and port, and `/***` for the rest:
+/// what a read token is shown (a Slack or Discord webhook keeps its secret
+/// in the path, an API key may sit in the query), and how the store keeps
+/// the URL beside the sealed whole.
+pub fn url_without_path(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.set_path("/***");
+    shown.to_string()
+}
+
+/// A URL as `role` is shown it: the whole of it but its password (as
+/// `***`) to a write or root token, [`url_without_path`] to a read token.
+pub fn url_shown_to(url: &Url, role: super::auth::Role) -> String {
+    match role {
+        super::auth::Role::Read => url_without_path(url),
+        _ => masked_url(url),
+    }
+}
+
 /// A URL as views show it: its password, if any, as `***`.
 pub fn masked_url(url: &Url) -> String {
     match url.password() {

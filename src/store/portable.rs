@@ -159,7 +159,8 @@ macro_rules! portable_statements {
         /// wait on: checks the key against the fingerprint the store keeps
         /// (recording it on the first start), then seals what was stored
         /// before sealing: signing secrets, and sensitive header values and
-        /// URL passwords, which move to `target_secrets`.
+        /// whole URLs (of jobs and subscriptions), which move to
+        /// `target_secrets`.
         async fn seal_what_is_plain(
             conn: &mut <Db as sqlx::Database>::Connection,
             key: &$crate::domain::sealing::SealingKey,
@@ -179,7 +180,7 @@ macro_rules! portable_statements {
             let plain = sqlx::query_as::<_, $crate::store::rows::PlainRow>(
                 "SELECT tenant, id, secret, previous_secret, target_url, target_method,
                         target_headers, target_body, target_secrets, timeout_s
-                 FROM jobs WHERE secret NOT LIKE 'enc:v1:%'",
+                 FROM jobs WHERE secret NOT LIKE 'enc:v1:%' OR target_url NOT LIKE '%/***'",
             )
             .fetch_all(&mut *conn)
             .await?;
@@ -205,8 +206,36 @@ macro_rules! portable_statements {
                 .execute(&mut *conn)
                 .await?;
             }
-            if sealed > 0 {
-                tracing::info!(jobs = sealed, "sealed the secrets stored before sealing");
+            let plain: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+                "SELECT tenant, id, target_url, target_secrets FROM subscriptions
+                 WHERE target_url NOT LIKE '%/***'",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let subscriptions = plain.len();
+            for (tenant, id, url, secrets) in plain {
+                let stored = $crate::store::shape::StoredTarget::of_subscription(url, secrets);
+                let target = $crate::store::shape::StoredTarget::of(
+                    &stored.into_target(&id, key)?,
+                    key,
+                );
+                sqlx::query(
+                    "UPDATE subscriptions SET target_url = $3, target_secrets = $4
+                     WHERE tenant = $1 AND id = $2",
+                )
+                .bind(&tenant)
+                .bind(&id)
+                .bind(&target.url)
+                .bind(&target.secrets)
+                .execute(&mut *conn)
+                .await?;
+            }
+            if sealed + subscriptions > 0 {
+                tracing::info!(
+                    jobs = sealed,
+                    subscriptions,
+                    "sealed the secrets and URLs stored before sealing"
+                );
             }
             Ok(())
         }

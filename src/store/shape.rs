@@ -67,8 +67,10 @@ pub(crate) struct StoredTarget {
     /// The body as JSON text (a JSON string for a text body); none is null.
     #[sqlx(rename = "target_body")]
     pub body: Option<String>,
-    /// Sensitive header values and the URL's password, sealed: a JSON
-    /// object `{"headers": {…}, "url_password": "…"}`; null when none.
+    /// Sensitive header values and the whole URL, sealed: a JSON object
+    /// `{"headers": {…}, "url": "…"}` (rows written before issue 22 hold
+    /// the URL's password as `url_password` instead, and the URL itself
+    /// in the clear).
     #[sqlx(rename = "target_secrets")]
     pub secrets: Option<String>,
     pub timeout_s: i64,
@@ -81,6 +83,10 @@ struct TargetSecrets {
     headers: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     url_password: Option<String>,
+    /// The whole URL: a Slack or Discord webhook keeps its secret in the
+    /// path, an API key may sit in the query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -167,19 +173,15 @@ impl StoredTarget {
             };
             map.insert(name.clone(), Value::String(value.clone()));
         }
-        let mut url = t.url.clone();
-        if let Some(password) = t.url.password() {
-            secrets.url_password = Some(password.to_string());
-            let _ = url.set_password(None);
-        }
-        let sealed = (!secrets.headers.is_empty() || secrets.url_password.is_some())
-            .then(|| key.seal(&serde_json::to_string(&secrets).unwrap_or_default()));
+        secrets.url = Some(t.url.to_string());
+        let sealed = key.seal(&serde_json::to_string(&secrets).unwrap_or_default());
         Self {
-            url: url.to_string(),
+            // The rest is sealed (issue 22): read tokens see this much.
+            url: crate::domain::target::url_without_path(&t.url),
             method: t.method.as_str().to_string(),
             headers: Value::Object(plain).to_string(),
             body: t.body.to_value().map(|v| v.to_string()),
-            secrets: sealed,
+            secrets: Some(sealed),
             timeout_s: t.timeout_s.into(),
         }
     }
@@ -267,7 +269,6 @@ impl StoredTrigger {
 
 impl StoredTarget {
     pub fn into_target(self, job: &str, key: &SealingKey) -> StoreResult<Target> {
-        let mut url = Url::parse(&self.url).map_err(|e| corrupt(job, "target_url", e))?;
         let secrets: TargetSecrets = match &self.secrets {
             None => TargetSecrets::default(),
             Some(sealed) => {
@@ -277,6 +278,8 @@ impl StoredTarget {
                 serde_json::from_str(&opened).map_err(|e| corrupt(job, "target_secrets", e))?
             }
         };
+        let mut url = Url::parse(secrets.url.as_deref().unwrap_or(&self.url))
+            .map_err(|e| corrupt(job, "target_url", e))?;
         if let Some(password) = &secrets.url_password {
             url.set_password(Some(password))
                 .map_err(|()| corrupt(job, "target_url", "cannot carry a password"))?;
@@ -385,24 +388,32 @@ mod tests {
     }
 
     #[test]
-    fn a_target_s_secrets_are_sealed_and_the_rest_is_not() {
+    fn a_target_s_secrets_and_whole_url_are_sealed_and_the_rest_is_not() {
         let d = definition(json!({"trigger": {"type": "interval", "every_s": 90},
-            "target": {"url": "https://user:hunter2@x.test/hook",
+            "target": {"url": "https://user:hunter2@x.test:8443/services/T0/B0/XSECRET?token=q1&a=b",
                        "headers": {"Authorization": "Bearer s3cret", "X-Api-Key": "k3y", "X-Team": "data"}}}));
         let stored = StoredDefinition::of(&d, &key());
-        assert_eq!(stored.target.url, "https://user@x.test/hook");
+        assert_eq!(stored.target.url, "https://x.test:8443/***");
         assert_eq!(stored.target.headers, r#"{"x-team":"data"}"#);
         let sealed = stored.target.secrets.clone().unwrap();
-        for secret in ["hunter2", "s3cret", "k3y"] {
+        for secret in ["hunter2", "s3cret", "k3y", "XSECRET", "q1", "user"] {
             assert!(!sealed.contains(secret), "{sealed}");
         }
         assert_eq!(round_trip(&d), d);
         let other = SealingKey::from_base64(&SealingKey::generate_base64()).unwrap();
         assert!(stored.into_definition("j", &other).is_err());
-        // Nothing sensitive, nothing sealed.
-        let plain = definition(json!({"trigger": {"type": "interval", "every_s": 90},
-            "target": {"url": "https://x.test/hook", "headers": {"x-team": "data"}}}));
-        assert_eq!(StoredDefinition::of(&plain, &key()).target.secrets, None);
+    }
+
+    #[test]
+    fn a_row_from_before_the_url_was_sealed_still_reads_back() {
+        let d = definition(json!({"trigger": {"type": "interval", "every_s": 90},
+            "target": {"url": "https://user:hunter2@x.test/hook?a=b"}}));
+        let old = StoredTarget {
+            url: "https://user@x.test/hook?a=b".into(),
+            secrets: Some(key().seal(r#"{"url_password":"hunter2"}"#)),
+            ..StoredDefinition::of(&d, &key()).target
+        };
+        assert_eq!(old.into_target("j", &key()).unwrap(), d.target);
     }
 
     #[test]

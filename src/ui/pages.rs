@@ -236,7 +236,7 @@ pub async fn job(
     let coming = first
         .map(|first| coming_fire_times(trigger, first, now, FIRE_TIMES_SHOWN))
         .unwrap_or_default();
-    let target = TargetView::from(&job.definition.target);
+    let target = TargetView::seen_by(&job.definition.target, viewer.role());
     let d = &job.definition;
     let path = format!("/ui/jobs/{}", id.as_str());
     let body = html! {

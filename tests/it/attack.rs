@@ -469,7 +469,69 @@ async fn only_root_sets_quotas(backend: Backend) {
     assert_eq!(reply.status, 403, "{}", reply.text);
 }
 
+/// A webhook URL's secret lives in its path or query (Slack, Discord): the
+/// whole URL is sealed at rest, and a read token is shown only its scheme
+/// and host; a write token sees the URL it set.
+async fn a_target_url_is_sealed_and_masked_for_read_tokens(backend: Backend) {
+    use reqwest::Method;
+    let app = TestApp::spawn(backend).await;
+    let secret_url = "https://hooks.example.com/services/T000/B000/XXSECRETXX?token=qq123";
+    let job = serde_json::json!({
+        "id": "slack",
+        "trigger": {"type": "cron", "expr": "@yearly"},
+        "target": {"url": secret_url},
+        "paused": true,
+    });
+    assert_eq!(app.post("/v1/jobs", job).await.status, 201);
+    let subscription = serde_json::json!({"url": secret_url, "types": ["run.failed"]});
+    let made = app.post("/v1/subscriptions", subscription).await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let subscription_id = made.json()["id"].as_str().unwrap().to_string();
+
+    let root = app.make_token(Role::Root, "default").await;
+    let read = app.make_token(Role::Read, "default").await;
+    let get = |token: String, path: String| {
+        let app = &app;
+        async move {
+            send(app, Method::GET, &path, Some(&token), &[], None)
+                .await
+                .json()
+        }
+    };
+    let full = get(root.clone(), "/v1/jobs/slack".into()).await;
+    assert_eq!(full["target"]["url"], secret_url, "the writer sees its URL");
+    let masked = get(read.clone(), "/v1/jobs/slack".into()).await;
+    assert_eq!(masked["target"]["url"], "https://hooks.example.com/***");
+    let listed = get(read.clone(), "/v1/jobs".into()).await;
+    assert_eq!(
+        listed["items"][0]["target"]["url"],
+        "https://hooks.example.com/***"
+    );
+    let one = get(read.clone(), format!("/v1/subscriptions/{subscription_id}")).await;
+    assert_eq!(one["url"], "https://hooks.example.com/***");
+    let all = get(read, "/v1/subscriptions".into()).await;
+    assert_eq!(all["items"][0]["url"], "https://hooks.example.com/***");
+    let full = get(root, "/v1/subscriptions".into()).await;
+    assert_eq!(full["items"][0]["url"], secret_url);
+
+    let db = common::TestDb::existing(&app.db.url);
+    let jobs: Vec<(String, Option<String>)> = db
+        .fetch_all("SELECT target_url, target_secrets FROM jobs")
+        .await;
+    let subscriptions: Vec<(String, Option<String>)> = db
+        .fetch_all("SELECT target_url, target_secrets FROM subscriptions")
+        .await;
+    for (url, sealed) in jobs.iter().chain(&subscriptions) {
+        assert_eq!(url, "https://hooks.example.com/***");
+        let sealed = sealed.as_deref().unwrap_or("");
+        for secret in ["XXSECRETXX", "qq123", "services"] {
+            assert!(!sealed.contains(secret), "{sealed}");
+        }
+    }
+}
+
 store_tests!(
+    a_target_url_is_sealed_and_masked_for_read_tokens,
     root_sets_a_tenant_s_quotas,
     only_root_sets_quotas,
     a_tenant_holds_at_most_its_share_of_the_slots,
