@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::domain::auth::{self, Access, AuthMode, Caller, Role, Tenant, Tokens};
 use crate::domain::error::FieldError;
-use crate::store::{DynStore, StoreError, TokenInfo};
+use crate::store::{DynStore, Session, StoreError, TokenInfo};
 
 /// Why a caller may not go on.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,8 @@ pub struct Authenticator {
     loopback: bool,
     tokens_made: Mutex<Option<(Tokens, Instant)>>,
     tokens: Mutex<HashMap<String, Cached>>,
+    /// Dashboard sessions, by id hash, likewise.
+    sessions: Mutex<HashMap<String, (Option<Session>, Instant)>>,
     touched: Mutex<HashMap<String, Instant>>,
 }
 
@@ -66,6 +68,7 @@ impl Authenticator {
             loopback,
             tokens_made: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
         }
     }
@@ -97,6 +100,41 @@ impl Authenticator {
     pub fn tokens_changed(&self) {
         *self.tokens_made.lock().expect("not poisoned") = None;
         self.tokens.lock().expect("not poisoned").clear();
+        self.sessions.lock().expect("not poisoned").clear();
+    }
+
+    /// The dashboard session an `Authorization: Bearer chs_…` header (set
+    /// from the cookie on `/ui`) presents, if live.
+    pub async fn session(&self, headers: &HeaderMap) -> Result<Option<Session>, Denied> {
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(auth::bearer)
+            .filter(|text| auth::is_session(text));
+        match presented {
+            Some(id) => self.lookup_session(&auth::token_hash(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Ends a session here at once (its row is deleted by the caller).
+    pub fn session_ended(&self, hash: &str) {
+        self.sessions.lock().expect("not poisoned").remove(hash);
+    }
+
+    async fn lookup_session(&self, hash: &str) -> Result<Option<Session>, Denied> {
+        if let Some((session, fetched)) = self.sessions.lock().expect("not poisoned").get(hash)
+            && fetched.elapsed() < CACHE_FOR
+        {
+            return Ok(session.clone());
+        }
+        let found = self.store.find_session(hash).await?;
+        let mut sessions = self.sessions.lock().expect("not poisoned");
+        if sessions.len() >= CACHE_MAX {
+            sessions.clear();
+        }
+        sessions.insert(hash.to_string(), (found.clone(), Instant::now()));
+        Ok(found)
     }
 
     async fn lookup(&self, token: &str) -> Result<Option<TokenInfo>, Denied> {
@@ -160,6 +198,11 @@ impl Authenticator {
         };
         let found = if auth::is_token(token) {
             self.lookup(token).await?
+        } else if auth::is_session(token) {
+            // A dashboard session stands for the token it was opened with.
+            self.lookup_session(&auth::token_hash(token))
+                .await?
+                .map(|s| s.token)
         } else {
             None
         };

@@ -57,6 +57,8 @@ pub async fn clean_with_events(
     deleted += store.delete_dead_instances(DEAD_INSTANCES_KEPT).await?;
     // Runs made in past minutes count against no quota any more.
     deleted += store.forget_runs_made().await?;
+    // Dashboard sessions past their end.
+    deleted += store.delete_expired_sessions().await?;
     loop {
         let n = store.delete_expired_events(event_retention, BATCH).await?;
         deleted += n;

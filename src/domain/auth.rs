@@ -134,6 +134,29 @@ pub fn generate_token() -> (String, String) {
     (token, hash)
 }
 
+/// Dashboard session ids start so (the cookie's value).
+pub const SESSION_PREFIX: &str = "chs_";
+
+/// How long a dashboard session lasts from its sign-in.
+pub const SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
+/// A new dashboard session id: the text the cookie holds, and the hash
+/// the store keeps.
+pub fn generate_session() -> (String, String) {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let id = format!("{SESSION_PREFIX}{}", URL_SAFE_NO_PAD.encode(key));
+    let hash = token_hash(&id);
+    (id, hash)
+}
+
+/// Whether `text` has a session id's form (`chs_` and 43 base64url
+/// characters).
+pub fn is_session(text: &str) -> bool {
+    text.strip_prefix(SESSION_PREFIX)
+        .is_some_and(|rest| is_token(&format!("{TOKEN_PREFIX}{rest}")))
+}
+
 /// A new token's id (`tok_` and 16 hex digits): how it is listed and
 /// revoked, never how it authenticates.
 pub fn generate_token_id() -> String {
@@ -281,6 +304,10 @@ mod tests {
         let (other, _) = generate_token();
         assert_ne!(token, other);
         assert!(!is_token("chk_short"));
+        let (session, hash) = generate_session();
+        assert!(is_session(&session) && !is_token(&session), "{session}");
+        assert!(!is_session(&token));
+        assert_eq!(hash, token_hash(&session));
         assert!(!is_token(&token.replace("chk_", "tok_")));
         assert_eq!(bearer("Bearer abc"), Some("abc"));
         assert_eq!(bearer("bearer  abc "), Some("abc"));

@@ -287,6 +287,23 @@ impl Subject {
     }
 }
 
+/// A dashboard session to keep: the SHA-256 of its id, the token it
+/// stands for, its forms' CSRF token, and when it ends (DESIGN.md §8).
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub hash: String,
+    pub token_id: String,
+    pub csrf: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live dashboard session: its token, and its forms' CSRF token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub token: TokenInfo,
+    pub csrf: String,
+}
+
 /// Whose runs a claim leaves in the store: hosts whose requests here are
 /// at `--max-in-flight-per-host`, tenants at their share of the slots
 /// (DESIGN.md §8).
@@ -666,6 +683,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records that a token was used now.
     async fn touch_token(&self, id: &str) -> StoreResult<()>;
+
+    /// Keeps a dashboard session (its id's hash, never the id).
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+
+    /// The unexpired session with this id hash, and its token, unless the
+    /// token was revoked.
+    async fn find_session(&self, hash: &str) -> StoreResult<Option<Session>>;
+
+    /// Ends a session (sign-out); false when there was none.
+    async fn delete_session(&self, hash: &str) -> StoreResult<bool>;
+
+    /// Deletes expired sessions; returns how many.
+    async fn delete_expired_sessions(&self) -> StoreResult<u64>;
 
     /// Whether any token was ever made, and whether any is not revoked:
     /// `--auth auto` requires tokens once one was made.

@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::{
     Attempt, DeliveryRecord, Gauges, IdempotentRequest, Instance, Job, JobFilter, JobSecret,
-    NewSubscription, NewToken, Run, RunFilter, StoreResult, Subscription, Tenant, TokenInfo,
+    NewSession, NewSubscription, NewToken, Run, RunFilter, Session, StoreResult, Subscription,
+    Tenant, TokenInfo,
 };
 use crate::domain::job::JobId;
 use crate::domain::quota::QuotaOverrides;
@@ -127,6 +128,10 @@ pub(crate) trait Portable: Send + Sync {
     async fn set_tenant_quotas(&self, tenant: &Tenant, set: &QuotaOverrides) -> StoreResult<()>;
     async fn held_back_tenants(&self, minute: i64, default_most: u32) -> StoreResult<Vec<String>>;
     async fn forget_runs_made(&self, before_minute: i64) -> StoreResult<u64>;
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+    async fn find_session(&self, hash: &str) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, hash: &str) -> StoreResult<bool>;
+    async fn delete_expired_sessions(&self) -> StoreResult<u64>;
 }
 
 /// A quota as a column holds it (null: the default; a value past `u32`
@@ -930,6 +935,66 @@ macro_rules! portable_statements {
             ) -> $crate::store::StoreResult<u64> {
                 let done = sqlx::query("DELETE FROM tenant_runs_made WHERE minute < $1")
                     .bind(before_minute)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn create_session(
+                &self,
+                session: &$crate::store::NewSession,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO ui_sessions (hash, token_id, csrf, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&session.hash)
+                .bind(&session.token_id)
+                .bind(&session.csrf)
+                .bind(at(chrono::Utc::now()))
+                .bind(at(session.expires_at))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn find_session(
+                &self,
+                hash: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Session>> {
+                let found: Option<(String, String)> = sqlx::query_as(
+                    "SELECT token_id, csrf FROM ui_sessions WHERE hash = $1 AND expires_at > $2",
+                )
+                .bind(hash)
+                .bind(at(chrono::Utc::now()))
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some((token_id, csrf)) = found else {
+                    return Ok(None);
+                };
+                let token = sqlx::query_as::<_, TokenRow>(&format!(
+                    "SELECT {} FROM tokens WHERE id = $1 AND revoked_at IS NULL",
+                    $crate::store::rows::TOKEN_COLUMNS
+                ))
+                .bind(&token_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(TokenRow::into_info)
+                .transpose()?;
+                Ok(token.map(|token| $crate::store::Session { token, csrf }))
+            }
+
+            async fn delete_session(&self, hash: &str) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM ui_sessions WHERE hash = $1")
+                    .bind(hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_expired_sessions(&self) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM ui_sessions WHERE expires_at <= $1")
+                    .bind(at(chrono::Utc::now()))
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected())

@@ -22,6 +22,7 @@ use super::{
     StoreError, StoreResult, Subscription, Tenant, TokenInfo, count, lease_policy, lease_subject,
     run_host,
 };
+use super::{NewSession, Session};
 use crate::domain::event;
 use crate::domain::job::{JobId, ParseContext, Schedule};
 use crate::domain::lease;
@@ -812,6 +813,22 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn touch_token(&self, id: &str) -> StoreResult<()> {
         self.db.touch_token(id).await
+    }
+
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
+        self.db.create_session(session).await
+    }
+
+    async fn find_session(&self, hash: &str) -> StoreResult<Option<Session>> {
+        self.db.find_session(hash).await
+    }
+
+    async fn delete_session(&self, hash: &str) -> StoreResult<bool> {
+        self.db.delete_session(hash).await
+    }
+
+    async fn delete_expired_sessions(&self) -> StoreResult<u64> {
+        self.db.delete_expired_sessions().await
     }
 
     async fn tokens(&self) -> StoreResult<crate::domain::auth::Tokens> {

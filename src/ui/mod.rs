@@ -1,7 +1,8 @@
 //! The dashboard (DESIGN.md §10): server-rendered pages at `/ui` over the
-//! same store calls as the API. A token login sets a cookie, every form
-//! carries a CSRF token, and a small script of ours keeps a page current
-//! from the event stream. Every asset is in the binary: no CDN.
+//! same store calls as the API. A token login opens a server-side session
+//! whose id a cookie holds, every form carries the session's CSRF token,
+//! and a small script of ours keeps a page current from the event stream.
+//! Every asset is in the binary: no CDN.
 
 mod actions;
 mod pages;

@@ -1,7 +1,10 @@
-//! Who is looking at the dashboard: a token login kept in an `HttpOnly`,
-//! `SameSite=Strict` cookie that stands for the `Authorization` header on
-//! `/ui` paths only, and a CSRF token (double-submit cookie) that every
-//! form carries back.
+//! Who is looking at the dashboard: a token login opens a server-side
+//! session (DESIGN.md §8) whose random id an `HttpOnly`, `SameSite=Strict`
+//! cookie holds (`Secure` behind HTTPS) and stands for the `Authorization`
+//! header on `/ui` paths; the API token never reaches the browser again.
+//! The session ends after 12 hours, or at sign-out, or with its token.
+//! Its forms carry the CSRF token kept with it (before sign-in, and while
+//! the API is open, a double-submit cookie's).
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Request, State};
@@ -18,6 +21,7 @@ use crate::access::Denied;
 use crate::api::error::ApiError;
 use crate::domain::auth::{self, Access, Caller, Role};
 use crate::state::AppState;
+use crate::store::NewSession;
 
 const SESSION_COOKIE: &str = "cronhook_session";
 const CSRF_COOKIE: &str = "cronhook_csrf";
@@ -83,12 +87,13 @@ impl IntoResponse for UiError {
 
 /// On `/ui` only: a session cookie stands for `Authorization: Bearer`,
 /// so the API's own checks (and its event stream) serve the dashboard.
-/// The API never reads the cookie: a page elsewhere cannot spend it.
+/// The API never reads the cookie: a page elsewhere cannot spend it. Only
+/// a session id is taken from it, never a token.
 pub async fn bearer_from_cookie(mut request: Request, next: Next) -> Response {
     let headers = request.headers_mut();
     if !headers.contains_key(header::AUTHORIZATION)
-        && let Some(token) = cookie_value(headers, SESSION_COOKIE)
-        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+        && let Some(id) = cookie_value(headers, SESSION_COOKIE).filter(|id| auth::is_session(id))
+        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {id}"))
     {
         headers.insert(header::AUTHORIZATION, value);
     }
@@ -108,13 +113,27 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// A cookie of the dashboard's: never read by scripts, never sent from
-/// another site, only under `/ui`.
-fn ui_cookie(name: &'static str, value: String) -> Cookie<'static> {
+/// another site, only under `/ui`, and over HTTPS only when the request
+/// came so (through a proxy that says `X-Forwarded-Proto: https`).
+fn ui_cookie(name: &'static str, value: String, https: bool) -> Cookie<'static> {
     Cookie::build((name, value))
         .http_only(true)
         .same_site(SameSite::Strict)
+        .secure(https)
         .path("/ui")
         .build()
+}
+
+/// Whether the browser's request reached a proxy over HTTPS.
+fn behind_https(headers: &HeaderMap) -> bool {
+    let said = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+    };
+    said("x-forwarded-proto").is_some_and(|p| p.split(',').next().map(str::trim) == Some("https"))
+        || said("forwarded").is_some_and(|f| f.contains("proto=https"))
 }
 
 fn set_cookie(response: &mut Response, cookie: &Cookie<'_>) {
@@ -132,32 +151,39 @@ pub struct Viewer {
     pub csrf: String,
     /// The CSRF cookie is new: the page sets it.
     new_csrf: bool,
+    https: bool,
 }
 
 impl Viewer {
-    /// Anyone who may read: 303 to the login page without a valid token.
+    /// Anyone who may read: 303 to the login page without a valid session
+    /// (or token).
     pub async fn read(app: &AppState, headers: &HeaderMap) -> Result<Self, UiError> {
         let caller = app.auth.authorize(headers, Access::Read).await?;
-        let (csrf, new_csrf) = match cookie_value(headers, CSRF_COOKIE) {
-            Some(token) => (token, false),
-            None => (new_csrf_token(), true),
+        let (csrf, new_csrf) = match app.auth.session(headers).await? {
+            Some(session) => (session.csrf, false),
+            None => match cookie_value(headers, CSRF_COOKIE) {
+                Some(token) => (token, false),
+                None => (new_csrf_token(), true),
+            },
         };
         Ok(Self {
             caller,
             signed_in: headers.contains_key(header::AUTHORIZATION),
             csrf,
             new_csrf,
+            https: behind_https(headers),
         })
     }
 
-    /// Someone who may change things, whose form came from our own page.
+    /// Someone who may change things, whose form came from our own page:
+    /// it carries the session's CSRF token.
     pub async fn write(
         app: &AppState,
         headers: &HeaderMap,
         form_csrf: &str,
     ) -> Result<Self, UiError> {
-        check_csrf(headers, form_csrf)?;
         let viewer = Self::read(app, headers).await?;
+        same_csrf(!viewer.new_csrf, &viewer.csrf, form_csrf)?;
         if !viewer.can_write() {
             return Err(UiError::Page(
                 StatusCode::FORBIDDEN,
@@ -178,7 +204,8 @@ impl Viewer {
     pub fn page(&self, title: &str, live: Option<&str>, body: Markup) -> Response {
         let mut response = render::page(self, title, live, body).into_response();
         if self.new_csrf {
-            set_cookie(&mut response, &ui_cookie(CSRF_COOKIE, self.csrf.clone()));
+            let cookie = ui_cookie(CSRF_COOKIE, self.csrf.clone(), self.https);
+            set_cookie(&mut response, &cookie);
         }
         response
     }
@@ -194,14 +221,22 @@ fn new_csrf_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The form's token must equal the cookie's: another site can make a
-/// browser post a form, but cannot read or set our cookie to match it.
+/// Before sign-in, the form's token must equal the cookie's: another site
+/// can make a browser post a form, but cannot read or set our cookie to
+/// match it.
 fn check_csrf(headers: &HeaderMap, form_csrf: &str) -> Result<(), UiError> {
-    let same = cookie_value(headers, CSRF_COOKIE).is_some_and(|cookie| {
-        let (a, b) = (cookie.as_bytes(), form_csrf.as_bytes());
-        // Constant time: the comparison does not tell how much matched.
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
-    });
+    match cookie_value(headers, CSRF_COOKIE) {
+        Some(cookie) => same_csrf(true, &cookie, form_csrf),
+        None => same_csrf(false, "", form_csrf),
+    }
+}
+
+/// The form's CSRF token is `expected` (when there is one to expect).
+fn same_csrf(known: bool, expected: &str, form_csrf: &str) -> Result<(), UiError> {
+    let (a, b) = (expected.as_bytes(), form_csrf.as_bytes());
+    // Constant time: the comparison does not tell how much matched.
+    let same =
+        known && a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0;
     if same {
         Ok(())
     } else {
@@ -263,12 +298,16 @@ fn login_form(headers: &HeaderMap, required: bool, problem: Option<&str>) -> Res
     };
     let mut response = (status, render::bare_page("Sign in", body)).into_response();
     if new_csrf {
-        set_cookie(&mut response, &ui_cookie(CSRF_COOKIE, csrf));
+        set_cookie(
+            &mut response,
+            &ui_cookie(CSRF_COOKIE, csrf, behind_https(headers)),
+        );
     }
     response
 }
 
-/// Checks the token as the API would, then keeps it in the session cookie.
+/// Checks the token as the API would, then opens a session for it: the
+/// cookie holds the session's id, never the token.
 pub async fn login(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -287,9 +326,25 @@ pub async fn login(
     };
     match caller {
         Ok(caller) => {
+            let Some(token_id) = caller.token.clone() else {
+                return Err(UiError::SignIn);
+            };
+            let (id, hash) = auth::generate_session();
+            let lifetime = auth::SESSION_LIFETIME;
+            app.store
+                .create_session(&NewSession {
+                    hash,
+                    token_id,
+                    csrf: new_csrf_token(),
+                    expires_at: chrono::Utc::now()
+                        + chrono::TimeDelta::from_std(lifetime).unwrap_or_default(),
+                })
+                .await?;
             tracing::info!(tenant = %caller.tenant, role = %caller.role, "dashboard sign-in");
             let mut response = Redirect::to("/ui").into_response();
-            set_cookie(&mut response, &ui_cookie(SESSION_COOKIE, token.to_string()));
+            let mut cookie = ui_cookie(SESSION_COOKIE, id, behind_https(&headers));
+            cookie.set_max_age(cookie::time::Duration::seconds(lifetime.as_secs() as i64));
+            set_cookie(&mut response, &cookie);
             Ok(response)
         }
         Err(Denied::Unauthorized(why)) => {
@@ -300,15 +355,26 @@ pub async fn login(
     }
 }
 
-/// Forgets the session cookie.
+/// Ends the session: its row is deleted (the id no longer opens anything,
+/// wherever it was copied), and the cookie forgotten.
 pub async fn logout(
+    State(app): State<AppState>,
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, UiError> {
     let Form(form) = form?;
-    check_csrf(&headers, &form.csrf)?;
+    match app.auth.session(&headers).await? {
+        Some(session) => same_csrf(true, &session.csrf, &form.csrf)?,
+        None => check_csrf(&headers, &form.csrf)?,
+    }
+    if let Some(id) = cookie_value(&headers, SESSION_COOKIE) {
+        let hash = auth::token_hash(&id);
+        app.store.delete_session(&hash).await?;
+        app.auth.session_ended(&hash);
+        tracing::info!("dashboard sign-out");
+    }
     let mut response = Redirect::to("/ui/login").into_response();
-    let mut gone = ui_cookie(SESSION_COOKIE, String::new());
+    let mut gone = ui_cookie(SESSION_COOKIE, String::new(), behind_https(&headers));
     gone.make_removal();
     set_cookie(&mut response, &gone);
     Ok(response)

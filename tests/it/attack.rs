@@ -530,7 +530,119 @@ async fn a_target_url_is_sealed_and_masked_for_read_tokens(backend: Backend) {
     }
 }
 
+/// The dashboard's cookie holds a session id, never the API token: kept
+/// as a hash, ended by sign-out (the copied id opens nothing after) and by
+/// revoking its token, `Secure` behind HTTPS, its forms bound to its own
+/// CSRF token.
+async fn dashboard_sessions_are_server_side(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let writer = app.make_token(Role::Write, "default").await;
+    let (login, _) = common::ui_sign_in(&app, &writer, &[]).await;
+    assert_eq!(login.status(), 303);
+    let line = common::set_cookie(&login, "cronhook_session").expect("a session cookie");
+    let session = common::cookie_value(&line);
+    assert!(
+        session.starts_with("chs_") && !session.contains(&writer),
+        "{line}"
+    );
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=43200"] {
+        assert!(line.contains(attribute), "{line}");
+    }
+    assert!(!line.contains("Secure"), "plain HTTP: {line}");
+    let stored: Vec<(String,)> = common::TestDb::existing(&app.db.url)
+        .fetch_all("SELECT hash FROM ui_sessions")
+        .await;
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].0, session, "only its hash is kept");
+
+    let plain = common::no_redirects();
+    let page = |cookie: String| {
+        let plain = plain.clone();
+        let url = app.url("/ui");
+        async move {
+            plain
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(page(format!("cronhook_session={session}")).await, 200);
+    assert_eq!(
+        page(format!("cronhook_session={writer}")).await,
+        303,
+        "a token in the cookie opens nothing"
+    );
+    // A form with a CSRF token of its own making is refused, even with a
+    // matching double-submit cookie.
+    let forged = plain
+        .post(app.url("/ui/logout"))
+        .header(
+            "cookie",
+            format!("cronhook_session={session}; cronhook_csrf=abc"),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(page(format!("cronhook_session={session}")).await, 200);
+
+    // Sign-out with the page's own token ends it for good.
+    let html = plain
+        .get(app.url("/ui"))
+        .header("cookie", format!("cronhook_session={session}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form's CSRF token")
+        .to_string();
+    let out = plain
+        .post(app.url("/ui/logout"))
+        .header("cookie", format!("cronhook_session={session}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    assert_eq!(page(format!("cronhook_session={session}")).await, 303);
+
+    // Behind HTTPS the cookie is Secure; revoking the token ends its
+    // sessions.
+    let (login, _) = common::ui_sign_in(&app, &writer, &[("x-forwarded-proto", "https")]).await;
+    let line = common::set_cookie(&login, "cronhook_session").unwrap();
+    assert!(line.contains("Secure"), "{line}");
+    let session = common::cookie_value(&line);
+    assert_eq!(page(format!("cronhook_session={session}")).await, 200);
+    let id = app
+        .store()
+        .list_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.role == Role::Write)
+        .unwrap()
+        .id;
+    assert!(app.store().revoke_token(&id).await.unwrap());
+    common::eventually(Duration::from_secs(10), "the session ended", || async {
+        (page(format!("cronhook_session={session}")).await == 303).then_some(())
+    })
+    .await;
+}
+
 store_tests!(
+    dashboard_sessions_are_server_side,
     a_target_url_is_sealed_and_masked_for_read_tokens,
     root_sets_a_tenant_s_quotas,
     only_root_sets_quotas,

@@ -468,6 +468,10 @@ async fn a_read_token_sees_no_actions_and_a_tenant_only_its_own_jobs() {
         .find(|c| c.name() == "cronhook_session")
         .expect("a session cookie");
     assert_eq!(session.http_only(), Some(true));
+    assert!(
+        session.value().starts_with("chs_") && session.value() != reader,
+        "the cookie holds a session id, not the token"
+    );
     assert_eq!(
         session.same_site().map(|s| s.to_string()),
         Some("Strict".to_string())
@@ -513,7 +517,11 @@ async fn a_read_token_sees_no_actions_and_a_tenant_only_its_own_jobs() {
     assert_eq!(page.headers()["x-frame-options"], "DENY");
     let policy = page.headers()["content-security-policy"].to_str().unwrap();
     assert!(policy.contains("frame-ancestors 'none'") && policy.contains("default-src 'self'"));
-    let forged = with_cookie("/ui/jobs/team-a-job/pause", &writer)
+    // A writer's session, opened over plain HTTP.
+    let (login, _) = common::ui_sign_in(&app, &writer, &[]).await;
+    let line = common::set_cookie(&login, "cronhook_session").expect("a session");
+    let writer_session = common::cookie_value(&line);
+    let forged = with_cookie("/ui/jobs/team-a-job/pause", &writer_session)
         .send()
         .await
         .unwrap();
@@ -521,7 +529,7 @@ async fn a_read_token_sees_no_actions_and_a_tenant_only_its_own_jobs() {
     assert!(forged.text().await.unwrap().contains("CSRF"));
     let api = plain
         .get(app.url("/v1/jobs"))
-        .header("cookie", format!("cronhook_session={writer}"))
+        .header("cookie", format!("cronhook_session={writer_session}"))
         .send()
         .await
         .unwrap();

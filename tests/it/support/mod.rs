@@ -177,6 +177,17 @@ pub fn client() -> reqwest::Client {
         .expect("test client")
 }
 
+/// A client that answers redirects instead of following them.
+pub fn no_redirects() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("test client")
+}
+
 /// The service, started on 127.0.0.1:0 against its own database.
 pub struct TestApp {
     pub base: String,
@@ -458,4 +469,51 @@ macro_rules! store_tests {
             )*
         }
     };
+}
+
+/// The value of cookie `name` a response sets, with its attributes.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+/// Signs in to the dashboard over plain HTTP, as a browser would: the
+/// login page's CSRF cookie, then the form. Answers the login's response
+/// and the CSRF cookie's value.
+pub async fn ui_sign_in(
+    app: &TestApp,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> (reqwest::Response, String) {
+    let plain = no_redirects();
+    let page = plain.get(app.url("/ui/login")).send().await.unwrap();
+    let csrf = set_cookie(&page, "cronhook_csrf").expect("a CSRF cookie");
+    let csrf = csrf["cronhook_csrf=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut login = plain
+        .post(app.url("/ui/login"))
+        .header("cookie", format!("cronhook_csrf={csrf}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&token={token}"));
+    for (name, value) in headers {
+        login = login.header(*name, *value);
+    }
+    (login.send().await.unwrap(), csrf)
+}
+
+/// The value a `set-cookie` line gives its cookie.
+pub fn cookie_value(line: &str) -> String {
+    line.split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
 }
