@@ -43,7 +43,7 @@ use crate::domain::quota::{QuotaOverrides, Quotas};
 use crate::domain::retry::{Outcome, RetryPolicy};
 pub use crate::domain::run::{Attempt, Run, RunSummary};
 use crate::domain::run::{RunCause, RunStatus};
-use crate::domain::sealing::SealingKey;
+use crate::domain::sealing::{Row, SealingKey};
 use crate::domain::target::Target;
 use crate::wakeup::Wakeups;
 
@@ -854,15 +854,22 @@ pub(crate) fn count(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
-/// A job's signing secrets as stored (sealed), opened with `key`.
+/// The column a signing secret is bound to: the current one and the
+/// previous one alike, since rotating moves the one to the other.
+pub(crate) const SECRET: &str = "secret";
+
+/// A job's (or subscription's) signing secrets as stored (sealed) in
+/// `row`, opened with `key`.
 pub(crate) fn open_secret(
     key: &SealingKey,
+    row: Row<'_>,
     secret: &str,
     previous: Option<(String, DateTime<Utc>)>,
 ) -> StoreResult<JobSecret> {
     let open = |sealed: &str| {
-        key.open(sealed)
-            .map_err(|e| StoreError::Corrupt(format!("signing secret: {e}")))
+        key.open_in(row, SECRET, sealed).map_err(|e| {
+            StoreError::Corrupt(format!("{} {}: signing secret: {e}", row.table, row.id))
+        })
     };
     Ok(JobSecret {
         secret: open(secret)?,
@@ -913,8 +920,27 @@ pub(crate) struct ClaimedParts {
 
 impl ClaimedParts {
     pub fn into_claimed(self, key: &SealingKey) -> StoreResult<ClaimedRun> {
+        // The secret is the job's, or (for an event's delivery) the
+        // subscription's.
+        let row = match (&self.job, &self.delivery, &self.job_id) {
+            (Some(_), _, Some(job)) => Row {
+                tenant: &self.tenant,
+                table: "jobs",
+                id: job,
+            },
+            (_, Some((subscription_id, ..)), _) => Row {
+                tenant: &self.tenant,
+                table: "subscriptions",
+                id: subscription_id,
+            },
+            _ => Row {
+                tenant: &self.tenant,
+                table: "runs",
+                id: "",
+            },
+        };
         let secrets = match &self.secret {
-            Some(secret) => open_secret(key, secret, self.previous.clone()),
+            Some(secret) => open_secret(key, row, secret, self.previous.clone()),
             None => Err(StoreError::Corrupt(format!(
                 "run {}: no signing secret",
                 self.run_id
@@ -922,8 +948,13 @@ impl ClaimedParts {
         };
         let (subject, spec) = match (self.job, self.delivery, self.job_id) {
             (Some((target, retry)), _, Some(job)) => {
+                let row = Row {
+                    tenant: &self.tenant,
+                    table: "jobs",
+                    id: &job,
+                };
                 let spec = target
-                    .into_target(&job, key)
+                    .into_target(row, key)
                     .and_then(|target| Ok((target, retry.into_policy(&job)?)));
                 let subject = Subject::Job {
                     job_id: job_id(job)?,
@@ -941,8 +972,13 @@ impl ClaimedParts {
                     event.run_id,
                     &event.data,
                 );
+                let row = Row {
+                    tenant: &self.tenant,
+                    table: "subscriptions",
+                    id: &subscription_id,
+                };
                 let spec = stored
-                    .into_target(&subscription_id, key)
+                    .into_target(row, key)
                     .map(|target| crate::domain::event::delivery_request(target, body));
                 let subject = Subject::Event {
                     subscription_id,
@@ -1001,8 +1037,10 @@ pub(crate) fn event_of(
     })
 }
 
-/// A subscription row's columns, its URL's password opened.
+/// A subscription row's columns, its URL opened.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn subscription_of(
+    tenant: &str,
     id: String,
     url: String,
     sealed: Option<String>,
@@ -1011,7 +1049,12 @@ pub(crate) fn subscription_of(
     created_at: DateTime<Utc>,
     key: &SealingKey,
 ) -> StoreResult<Subscription> {
-    let target = shape::StoredTarget::of_subscription(url, sealed).into_target(&id, key)?;
+    let row = Row {
+        tenant,
+        table: "subscriptions",
+        id: &id,
+    };
+    let target = shape::StoredTarget::of_subscription(url, sealed).into_target(row, key)?;
     Ok(Subscription {
         interest: interest(types, job_id),
         id,

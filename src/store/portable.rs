@@ -162,15 +162,16 @@ macro_rules! portable_statements {
     ($dialect:ty) => {
         /// At start, in `conn`'s transaction under a lock other instances
         /// wait on: checks the key against the fingerprint the store keeps
-        /// (recording it on the first start), then seals what was stored
-        /// before sealing: signing secrets, and sensitive header values and
-        /// whole URLs (of jobs and subscriptions), which move to
-        /// `target_secrets`.
+        /// (recording it on the first start), then seals, bound to its row,
+        /// what was stored before: signing secrets in the clear or sealed
+        /// unbound, sensitive header values, and whole URLs (of jobs and
+        /// subscriptions), which move to `target_secrets`.
         async fn seal_what_is_plain(
             conn: &mut <Db as sqlx::Database>::Connection,
             key: &$crate::domain::sealing::SealingKey,
         ) -> $crate::store::StoreResult<()> {
-            use $crate::domain::sealing::is_sealed;
+            use $crate::domain::sealing::{Row, is_sealed};
+            use $crate::store::SECRET;
             let stored: Option<String> =
                 sqlx::query_scalar("SELECT value FROM settings WHERE key = 'key_fingerprint'")
                     .fetch_optional(&mut *conn)
@@ -182,56 +183,88 @@ macro_rules! portable_statements {
                     .execute(&mut *conn)
                     .await?;
             }
+            // A secret as its row keeps it now: opened if sealed (bound or
+            // not), then sealed bound to the row.
+            let rebind = |row: Row<'_>, text: String| -> $crate::store::StoreResult<String> {
+                let plain = if is_sealed(&text) {
+                    key.open_in(row, SECRET, &text).map_err(|e| {
+                        $crate::store::StoreError::Corrupt(format!(
+                            "{} {}: signing secret: {e}",
+                            row.table, row.id
+                        ))
+                    })?
+                } else {
+                    text
+                };
+                Ok(key.seal_in(row, SECRET, &plain))
+            };
             let plain = sqlx::query_as::<_, $crate::store::rows::PlainRow>(
                 "SELECT tenant, id, secret, previous_secret, target_url, target_method,
                         target_headers, target_body, target_secrets, timeout_s
-                 FROM jobs WHERE secret NOT LIKE 'enc:v1:%' OR target_url NOT LIKE '%/***'",
+                 FROM jobs
+                 WHERE secret NOT LIKE 'enc:v2:%' OR previous_secret NOT LIKE 'enc:v2:%'
+                    OR target_secrets IS NULL OR target_secrets NOT LIKE 'enc:v2:%'
+                    OR target_url NOT LIKE '%/***'",
             )
             .fetch_all(&mut *conn)
             .await?;
             let sealed = plain.len();
-            for row in plain {
-                let seal = |s: String| if is_sealed(&s) { s } else { key.seal(&s) };
+            for job in plain {
+                let row = Row {
+                    tenant: &job.tenant,
+                    table: "jobs",
+                    id: &job.id,
+                };
                 let target = $crate::store::shape::StoredTarget::of(
-                    &row.target.into_target(&row.id, key)?,
+                    &job.target.into_target(row, key)?,
                     key,
+                    row,
                 );
                 sqlx::query(
                     "UPDATE jobs SET secret = $3, previous_secret = $4, target_url = $5,
                          target_headers = $6, target_secrets = $7
                      WHERE tenant = $1 AND id = $2",
                 )
-                .bind(&row.tenant)
-                .bind(&row.id)
-                .bind(seal(row.secret))
-                .bind(row.previous_secret.map(seal))
+                .bind(&job.tenant)
+                .bind(&job.id)
+                .bind(rebind(row, job.secret)?)
+                .bind(job.previous_secret.map(|s| rebind(row, s)).transpose()?)
                 .bind(&target.url)
                 .bind(&target.headers)
                 .bind(&target.secrets)
                 .execute(&mut *conn)
                 .await?;
             }
-            let plain: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-                "SELECT tenant, id, target_url, target_secrets FROM subscriptions
-                 WHERE target_url NOT LIKE '%/***'",
+            let plain: Vec<(String, String, String, Option<String>, String)> = sqlx::query_as(
+                "SELECT tenant, id, target_url, target_secrets, secret FROM subscriptions
+                 WHERE secret NOT LIKE 'enc:v2:%'
+                    OR target_secrets IS NULL OR target_secrets NOT LIKE 'enc:v2:%'
+                    OR target_url NOT LIKE '%/***'",
             )
             .fetch_all(&mut *conn)
             .await?;
             let subscriptions = plain.len();
-            for (tenant, id, url, secrets) in plain {
+            for (tenant, id, url, secrets, secret) in plain {
+                let row = Row {
+                    tenant: &tenant,
+                    table: "subscriptions",
+                    id: &id,
+                };
                 let stored = $crate::store::shape::StoredTarget::of_subscription(url, secrets);
                 let target = $crate::store::shape::StoredTarget::of(
-                    &stored.into_target(&id, key)?,
+                    &stored.into_target(row, key)?,
                     key,
+                    row,
                 );
                 sqlx::query(
-                    "UPDATE subscriptions SET target_url = $3, target_secrets = $4
+                    "UPDATE subscriptions SET target_url = $3, target_secrets = $4, secret = $5
                      WHERE tenant = $1 AND id = $2",
                 )
                 .bind(&tenant)
                 .bind(&id)
                 .bind(&target.url)
                 .bind(&target.secrets)
+                .bind(rebind(row, secret)?)
                 .execute(&mut *conn)
                 .await?;
             }
@@ -239,7 +272,7 @@ macro_rules! portable_statements {
                 tracing::info!(
                     jobs = sealed,
                     subscriptions,
-                    "sealed the secrets and URLs stored before sealing"
+                    "sealed the secrets and URLs stored before, each bound to its row"
                 );
             }
             Ok(())
@@ -345,7 +378,7 @@ macro_rules! portable_statements {
                     .bind(id.as_str())
                     .fetch_optional(&self.pool)
                     .await?
-                    .map(|row| row.into_job(key))
+                    .map(|row| row.into_job(key, tenant.as_str()))
                     .transpose()
             }
 
@@ -398,7 +431,7 @@ macro_rules! portable_statements {
                     .fetch_all(&self.pool)
                     .await?
                     .into_iter()
-                    .map(|row| row.into_job(key))
+                    .map(|row| row.into_job(key, tenant.as_str()))
                     .collect()
             }
 
@@ -595,7 +628,7 @@ macro_rules! portable_statements {
                 .bind(id.as_str())
                 .fetch_optional(&self.pool)
                 .await?
-                .map(|row| row.open(key))
+                .map(|row| row.open(key, tenant.as_str(), id.as_str()))
                 .transpose()
             }
 
@@ -615,11 +648,19 @@ macro_rules! portable_statements {
                 )
                 .bind(tenant.as_str())
                 .bind(id.as_str())
-                .bind(key.seal(new_secret))
+                .bind(key.seal_in(
+                    $crate::domain::sealing::Row {
+                        tenant: tenant.as_str(),
+                        table: "jobs",
+                        id: id.as_str(),
+                    },
+                    $crate::store::SECRET,
+                    new_secret,
+                ))
                 .bind(at($crate::store::portable::from_now(grace)))
                 .fetch_optional(&self.pool)
                 .await?
-                .map(|row| row.open(key))
+                .map(|row| row.open(key, tenant.as_str(), id.as_str()))
                 .transpose()
             }
 
@@ -737,7 +778,12 @@ macro_rules! portable_statements {
                 tenant: &$crate::store::Tenant,
                 subscription: &$crate::store::NewSubscription,
             ) -> $crate::store::StoreResult<$crate::store::Subscription> {
-                let stored = $crate::store::shape::StoredTarget::of(&subscription.target, key);
+                let row = $crate::domain::sealing::Row {
+                    tenant: tenant.as_str(),
+                    table: "subscriptions",
+                    id: &subscription.id,
+                };
+                let stored = $crate::store::shape::StoredTarget::of(&subscription.target, key, row);
                 let row = sqlx::query_as::<_, SubscriptionRow>(
                     "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types,
                                                 job_id, secret, created_at, host)
@@ -750,7 +796,7 @@ macro_rules! portable_statements {
                 .bind(&stored.secrets)
                 .bind($crate::store::types_text(&subscription.interest.types))
                 .bind(&subscription.interest.job_id)
-                .bind(key.seal(&subscription.secret))
+                .bind(key.seal_in(row, $crate::store::SECRET, &subscription.secret))
                 .bind(at(chrono::Utc::now()))
                 .bind($crate::store::run_host(&stored.url))
                 .fetch_one(&self.pool)
@@ -764,7 +810,7 @@ macro_rules! portable_statements {
                     }
                     e => e.into(),
                 })?;
-                row.into_subscription(key)
+                row.into_subscription(key, tenant.as_str())
             }
 
             async fn list_subscriptions(
@@ -780,7 +826,7 @@ macro_rules! portable_statements {
                 .fetch_all(&self.pool)
                 .await?
                 .into_iter()
-                .map(|row| row.into_subscription(key))
+                .map(|row| row.into_subscription(key, tenant.as_str()))
                 .collect()
             }
 
@@ -798,7 +844,7 @@ macro_rules! portable_statements {
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?
-                .map(|row| row.into_subscription(key))
+                .map(|row| row.into_subscription(key, tenant.as_str()))
                 .transpose()
             }
 
@@ -816,7 +862,14 @@ macro_rules! portable_statements {
                 .fetch_optional(&self.pool)
                 .await?;
                 sealed
-                    .map(|s| $crate::store::open_secret(key, &s, None).map(|s| s.secret))
+                    .map(|s| {
+                        let row = $crate::domain::sealing::Row {
+                            tenant: tenant.as_str(),
+                            table: "subscriptions",
+                            id,
+                        };
+                        $crate::store::open_secret(key, row, &s, None).map(|s| s.secret)
+                    })
                     .transpose()
             }
 

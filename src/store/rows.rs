@@ -15,7 +15,7 @@ use super::{
 };
 use crate::domain::job::{JobState, Schedule};
 use crate::domain::run::Run;
-use crate::domain::sealing::SealingKey;
+use crate::domain::sealing::{Row, SealingKey};
 use crate::store::dialect::{DueRow, ExpiredRun};
 
 /// An instant as a database hands it over.
@@ -117,7 +117,8 @@ pub(crate) struct JobRow<T, I, N> {
 }
 
 impl<T: At, I: RowId, N: Into<i64>> JobRow<T, I, N> {
-    pub fn into_job(self, key: &SealingKey) -> StoreResult<Job> {
+    /// The job, its sealed values opened as `tenant`'s.
+    pub fn into_job(self, key: &SealingKey, tenant: &str) -> StoreResult<Job> {
         let id = job_id(self.id)?;
         let definition = StoredDefinition {
             name: self.name,
@@ -131,7 +132,14 @@ impl<T: At, I: RowId, N: Into<i64>> JobRow<T, I, N> {
             retry: self.retry,
             metadata: self.metadata,
         }
-        .into_definition(id.as_str(), key)?;
+        .into_definition(
+            Row {
+                tenant,
+                table: "jobs",
+                id: id.as_str(),
+            },
+            key,
+        )?;
         let next_run_at = at(self.next_run_at);
         let state = JobState::parse(&self.state)
             .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {:?}", self.state)))?;
@@ -376,9 +384,15 @@ pub(crate) struct SecretRow<T> {
 }
 
 impl<T: At> SecretRow<T> {
-    pub fn open(self, key: &SealingKey) -> StoreResult<JobSecret> {
+    /// The secrets of job `id` of `tenant`, opened.
+    pub fn open(self, key: &SealingKey, tenant: &str, id: &str) -> StoreResult<JobSecret> {
         open_secret(
             key,
+            Row {
+                tenant,
+                table: "jobs",
+                id,
+            },
             &self.secret,
             self.previous_secret
                 .zip(at(self.previous_secret_expires_at)),
@@ -438,8 +452,9 @@ pub(crate) struct SubscriptionRow<T> {
 }
 
 impl<T: At> SubscriptionRow<T> {
-    pub fn into_subscription(self, key: &SealingKey) -> StoreResult<Subscription> {
+    pub fn into_subscription(self, key: &SealingKey, tenant: &str) -> StoreResult<Subscription> {
         subscription_of(
+            tenant,
             self.id,
             self.target_url,
             self.target_secrets,

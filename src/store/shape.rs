@@ -16,7 +16,7 @@ use url::Url;
 use super::{StoreError, StoreResult};
 use crate::domain::job::JobDefinition;
 use crate::domain::retry::RetryPolicy;
-use crate::domain::sealing::SealingKey;
+use crate::domain::sealing::{Row, SealingKey};
 use crate::domain::target::{Body, Method, Target, is_sensitive_header};
 use crate::domain::trigger::{CronSchedule, CronTrigger, DateTrigger, IntervalTrigger, Trigger};
 
@@ -89,6 +89,9 @@ struct TargetSecrets {
     url: Option<String>,
 }
 
+/// The column a target's sealed secrets are bound to.
+const TARGET_SECRETS: &str = "target_secrets";
+
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub(crate) struct StoredRetry {
     pub max_attempts: i64,
@@ -97,12 +100,13 @@ pub(crate) struct StoredRetry {
 }
 
 impl StoredDefinition {
-    /// The columns of `d`, its target's secrets sealed with `key`.
-    pub fn of(d: &JobDefinition, key: &SealingKey) -> Self {
+    /// The columns of `d`, its target's secrets sealed with `key` for
+    /// `row`.
+    pub fn of(d: &JobDefinition, key: &SealingKey, row: Row<'_>) -> Self {
         Self {
             name: d.name.clone(),
             trigger: StoredTrigger::of(&d.trigger),
-            target: StoredTarget::of(&d.target, key),
+            target: StoredTarget::of(&d.target, key, row),
             misfire_grace_s: d.misfire_grace_s.map(i64::from),
             coalesce: d.coalesce,
             catchup_max: d.catchup_max.into(),
@@ -162,7 +166,7 @@ impl StoredTarget {
         }
     }
 
-    pub fn of(t: &Target, key: &SealingKey) -> Self {
+    pub fn of(t: &Target, key: &SealingKey, row: Row<'_>) -> Self {
         let mut plain = Map::new();
         let mut secrets = TargetSecrets::default();
         for (name, value) in &t.headers {
@@ -174,7 +178,11 @@ impl StoredTarget {
             map.insert(name.clone(), Value::String(value.clone()));
         }
         secrets.url = Some(t.url.to_string());
-        let sealed = key.seal(&serde_json::to_string(&secrets).unwrap_or_default());
+        let sealed = key.seal_in(
+            row,
+            TARGET_SECRETS,
+            &serde_json::to_string(&secrets).unwrap_or_default(),
+        );
         Self {
             // The rest is sealed (issue 22): read tokens see this much.
             url: crate::domain::target::url_without_path(&t.url),
@@ -200,7 +208,8 @@ fn unsigned(job: &str, what: &str, n: i64) -> StoreResult<u32> {
 }
 
 impl StoredDefinition {
-    pub fn into_definition(self, job: &str, key: &SealingKey) -> StoreResult<JobDefinition> {
+    pub fn into_definition(self, row: Row<'_>, key: &SealingKey) -> StoreResult<JobDefinition> {
+        let job = row.id;
         let trigger = self.trigger.into_trigger(job)?;
         let metadata = match json(job, "metadata", &self.metadata)? {
             Value::Object(map) => map,
@@ -209,7 +218,7 @@ impl StoredDefinition {
         Ok(JobDefinition {
             name: self.name,
             trigger,
-            target: self.target.into_target(job, key)?,
+            target: self.target.into_target(row, key)?,
             misfire_grace_s: self
                 .misfire_grace_s
                 .map(|g| unsigned(job, "misfire_grace_s", g))
@@ -268,12 +277,13 @@ impl StoredTrigger {
 }
 
 impl StoredTarget {
-    pub fn into_target(self, job: &str, key: &SealingKey) -> StoreResult<Target> {
+    pub fn into_target(self, row: Row<'_>, key: &SealingKey) -> StoreResult<Target> {
+        let job = row.id;
         let secrets: TargetSecrets = match &self.secrets {
             None => TargetSecrets::default(),
             Some(sealed) => {
                 let opened = key
-                    .open(sealed)
+                    .open_in(row, TARGET_SECRETS, sealed)
                     .map_err(|e| corrupt(job, "target_secrets", e))?;
                 serde_json::from_str(&opened).map_err(|e| corrupt(job, "target_secrets", e))?
             }
@@ -380,10 +390,16 @@ mod tests {
         SealingKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap()
     }
 
+    const ROW: Row<'static> = Row {
+        tenant: "default",
+        table: "jobs",
+        id: "j",
+    };
+
     /// Through the columns and back, as a store does.
     fn round_trip(d: &JobDefinition) -> JobDefinition {
-        StoredDefinition::of(d, &key())
-            .into_definition("j", &key())
+        StoredDefinition::of(d, &key(), ROW)
+            .into_definition(ROW, &key())
             .unwrap()
     }
 
@@ -392,7 +408,7 @@ mod tests {
         let d = definition(json!({"trigger": {"type": "interval", "every_s": 90},
             "target": {"url": "https://user:hunter2@x.test:8443/services/T0/B0/XSECRET?token=q1&a=b",
                        "headers": {"Authorization": "Bearer s3cret", "X-Api-Key": "k3y", "X-Team": "data"}}}));
-        let stored = StoredDefinition::of(&d, &key());
+        let stored = StoredDefinition::of(&d, &key(), ROW);
         assert_eq!(stored.target.url, "https://x.test:8443/***");
         assert_eq!(stored.target.headers, r#"{"x-team":"data"}"#);
         let sealed = stored.target.secrets.clone().unwrap();
@@ -401,7 +417,10 @@ mod tests {
         }
         assert_eq!(round_trip(&d), d);
         let other = SealingKey::from_base64(&SealingKey::generate_base64()).unwrap();
-        assert!(stored.into_definition("j", &other).is_err());
+        assert!(stored.clone().into_definition(ROW, &other).is_err());
+        // Moved to another job's row, they do not open.
+        let moved = Row { id: "other", ..ROW };
+        assert!(stored.into_definition(moved, &key()).is_err());
     }
 
     #[test]
@@ -410,10 +429,10 @@ mod tests {
             "target": {"url": "https://user:hunter2@x.test/hook?a=b"}}));
         let old = StoredTarget {
             url: "https://user@x.test/hook?a=b".into(),
-            secrets: Some(key().seal(r#"{"url_password":"hunter2"}"#)),
-            ..StoredDefinition::of(&d, &key()).target
+            secrets: Some(key().seal_unbound(r#"{"url_password":"hunter2"}"#)),
+            ..StoredDefinition::of(&d, &key(), ROW).target
         };
-        assert_eq!(old.into_target("j", &key()).unwrap(), d.target);
+        assert_eq!(old.into_target(ROW, &key()).unwrap(), d.target);
     }
 
     #[test]
@@ -450,9 +469,9 @@ mod tests {
                                   "target": {"url": "http://x.test"}}));
         let target = StoredTarget {
             method: "TRACE".into(),
-            ..StoredDefinition::of(&d, &key()).target
+            ..StoredDefinition::of(&d, &key(), ROW).target
         };
-        let e = target.into_target("j", &key()).unwrap_err().to_string();
+        let e = target.into_target(ROW, &key()).unwrap_err().to_string();
         assert_eq!(e, "corrupt row: job \"j\": target_method: TRACE");
     }
 }

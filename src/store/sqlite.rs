@@ -179,7 +179,7 @@ async fn fetch_job(
         .bind(id.as_str())
         .fetch_optional(conn)
         .await?
-        .map(|row| row.into_job(key))
+        .map(|row| row.into_job(key, tenant.as_str()))
         .transpose()
 }
 

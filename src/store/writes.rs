@@ -31,7 +31,7 @@ use crate::domain::misfire::{self, DueJob};
 use crate::domain::quota::{self, QuotaOverrides, Quotas};
 use crate::domain::retry::Outcome;
 use crate::domain::run::{RunCause, RunStatus};
-use crate::domain::sealing::SealingKey;
+use crate::domain::sealing::{Row, SealingKey};
 use crate::wakeup::Wakeups;
 
 /// The store over one database: its dialect, this process's wake-ups, the
@@ -86,6 +86,15 @@ fn failed_runs(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<(String, Str
             Some((r.tenant.as_str().to_string(), job.to_string(), r.run_id))
         })
         .collect()
+}
+
+/// The row job `id` of `tenant` seals its values in.
+fn job_row<'a>(tenant: &'a Tenant, id: &'a JobId) -> Row<'a> {
+    Row {
+        tenant: tenant.as_str(),
+        table: "jobs",
+        id: id.as_str(),
+    }
 }
 
 // The dialect is the store's own business: outside it, a `SqlStore` is
@@ -288,8 +297,9 @@ impl<D: Dialect> Store for SqlStore<D> {
                     let quotas = self.quotas_in(&mut tx, tenant).await?;
                     let held = self.db.count_jobs(&mut tx, tenant).await?;
                     quota::admit("jobs", held, quotas.jobs, "--max-jobs-per-tenant")?;
-                    let stored = StoredDefinition::of(&definition, &self.key);
-                    let sealed = self.key.seal(&secret);
+                    let row = job_row(tenant, id);
+                    let stored = StoredDefinition::of(&definition, &self.key, row);
+                    let sealed = self.key.seal_in(row, super::SECRET, &secret);
                     if !self
                         .db
                         .insert_job(&mut tx, tenant, id, &stored, schedule, &sealed)
@@ -305,7 +315,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                     definition,
                     schedule,
                 } => {
-                    let stored = StoredDefinition::of(&definition, &self.key);
+                    let stored = StoredDefinition::of(&definition, &self.key, job_row(tenant, id));
                     self.db
                         .update_job(&mut tx, tenant, id, &stored, schedule)
                         .await?;

@@ -247,7 +247,10 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
     let stored = stored_secrets(&db.url).await;
     assert_eq!(stored.len(), 3);
     for (id, secret, url, headers, sealed) in &stored {
-        assert!(secret.starts_with("enc:v1:"), "{id}: {secret}");
+        assert!(
+            secret.starts_with("enc:v2:"),
+            "{id}: bound to its row: {secret}"
+        );
         assert!(
             url.ends_with("/***"),
             "{id}: the whole URL is sealed: {url}"

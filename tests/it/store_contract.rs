@@ -1138,7 +1138,7 @@ async fn secrets_are_kept_and_rotated(backend: Backend) {
             sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
         }
     };
-    assert!(stored.starts_with("enc:v1:"), "{stored}");
+    assert!(stored.starts_with("enc:v2:"), "{stored}");
     assert!(
         !stored.contains("bmV3") && !stored.contains("dGVzdA"),
         "{stored}"
@@ -1516,6 +1516,94 @@ async fn tokens_are_kept_as_hashes_and_revoked(backend: Backend) {
     assert!(store.list_tokens().await.unwrap()[0].revoked_at.is_some());
 }
 
+/// Sealed values are bound to their row: copied into another job's row
+/// (by someone who can write the database) they do not open there. Values
+/// sealed unbound, as before, open and are bound at the next start.
+async fn sealed_values_are_bound_to_their_row(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    {
+        let store = open(&db).await;
+        for job in ["a", "b"] {
+            let mut v = body(job);
+            v["target"]["url"] = json!(format!("https://x.test/{job}/secret-path"));
+            v["target"]["headers"] = json!({"authorization": format!("Bearer {job}-token")});
+            apply(&store, job, create_command(parse(v))).await.unwrap();
+        }
+    }
+    let rows: Vec<(String, String, Option<String>)> = db
+        .fetch_all("SELECT id, secret, target_secrets FROM jobs ORDER BY id")
+        .await;
+    assert!(
+        rows.iter().all(|(_, s, t)| s.starts_with("enc:v2:")
+            && t.as_deref().unwrap_or("").starts_with("enc:v2:"))
+    );
+    let (a_secret, a_target) = (rows[0].1.clone(), rows[0].2.clone().unwrap());
+    db.execute(
+        "UPDATE jobs SET target_secrets = $1 WHERE id = 'b'",
+        &[&a_target],
+    )
+    .await;
+    let store = open(&db).await;
+    let moved = store.get_job(&common::default_tenant(), &id("b")).await;
+    assert!(
+        matches!(&moved, Err(StoreError::Corrupt(e)) if e.contains("in this place")),
+        "{moved:?}"
+    );
+    db.execute("UPDATE jobs SET secret = $1 WHERE id = 'b'", &[&a_secret])
+        .await;
+    assert!(
+        store
+            .get_secret(&common::default_tenant(), &id("b"))
+            .await
+            .is_err()
+    );
+
+    // As the previous version sealed them: unbound. They open, and the
+    // next start binds them.
+    let key = common::test_key();
+    let unbound_target = key.seal_unbound(
+        &json!({"url": "https://x.test/b/secret-path", "headers": {"authorization": "Bearer b-token"}})
+            .to_string(),
+    );
+    let unbound_secret = key.seal_unbound("whsec_dGVzdA==");
+    db.execute(
+        "UPDATE jobs SET target_secrets = $1, secret = $2 WHERE id = 'b'",
+        &[&unbound_target, &unbound_secret],
+    )
+    .await;
+    let job = store
+        .get_job(&common::default_tenant(), &id("b"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.definition.target.url.path(), "/b/secret-path");
+    drop(store);
+    let store = open(&db).await;
+    let rows: Vec<(String, String, Option<String>)> = db
+        .fetch_all("SELECT id, secret, target_secrets FROM jobs WHERE id = 'b'")
+        .await;
+    assert!(
+        rows[0].1.starts_with("enc:v2:") && rows[0].2.as_deref().unwrap().starts_with("enc:v2:")
+    );
+    let secret = store
+        .get_secret(&common::default_tenant(), &id("b"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(secret.secret, "whsec_dGVzdA==");
+    assert_eq!(
+        store
+            .get_job(&common::default_tenant(), &id("b"))
+            .await
+            .unwrap()
+            .unwrap()
+            .definition
+            .target
+            .headers["authorization"],
+        "Bearer b-token"
+    );
+}
+
 /// A tenant past its runs this minute has its due jobs left due (not
 /// locked, not counted as due) until the minute ends; another tenant's
 /// are claimed.
@@ -1692,6 +1780,7 @@ async fn busy_hosts_and_tenants_runs_are_left_for_later(backend: Backend) {
 }
 
 store_tests!(
+    sealed_values_are_bound_to_their_row,
     a_tenant_past_its_runs_per_minute_waits_for_the_next_minute,
     a_claim_counts_a_bounded_backlog,
     busy_hosts_and_tenants_runs_are_left_for_later,

@@ -69,6 +69,26 @@ impl TestDb {
         }
     }
 
+    /// Runs a statement on the database directly, with text parameters
+    /// (`$1`…): to write what the service would refuse.
+    pub async fn execute(&self, sql: &str, binds: &[&str]) {
+        if self.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            let mut query = sqlx::query(sql);
+            for b in binds {
+                query = query.bind(b.to_string());
+            }
+            query.execute(&mut conn).await.unwrap();
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            let mut query = sqlx::query(sql);
+            for b in binds {
+                query = query.bind(b.to_string());
+            }
+            query.execute(&mut conn).await.unwrap();
+        }
+    }
+
     /// Runs `sql` on the database directly, beside the service: to read
     /// what the API does not show, or to write what it would refuse.
     pub async fn fetch_all<O>(&self, sql: &str) -> Vec<O>
