@@ -345,6 +345,7 @@ impl Config {
             jobs: self.max_jobs_per_tenant,
             subscriptions: self.max_subscriptions_per_tenant,
             runs_per_minute: self.max_runs_per_minute_per_tenant,
+            ..Quotas::default()
         }
     }
 

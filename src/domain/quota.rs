@@ -4,8 +4,8 @@
 //! subscription past its tenant's quota is refused (429); what is already
 //! stored is never touched. Runs are counted per tenant and minute: past
 //! the quota, a run-now is refused until the minute ends, and the
-//! scheduler leaves the tenant's due jobs due until then. (A job's
-//! `catchup_max` is at most 1,000 for every tenant: `domain::job`.)
+//! scheduler leaves the tenant's due jobs due until then. A catch-up
+//! makes at most the tenant's `catchup_max` runs, whatever its job's.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use super::error::FieldError;
 use super::lifecycle::Refusal;
+use super::misfire::MAX_CATCHUP_MAX;
 
 /// A tenant's quotas: the flags' defaults, or what root set for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -25,6 +26,9 @@ pub struct Quotas {
     /// Runs its jobs may make in one minute, by schedule or run-now
     /// (`--max-runs-per-minute-per-tenant`).
     pub runs_per_minute: u32,
+    /// The most runs one catch-up of its jobs makes (1,000 at most): a
+    /// job's own `catchup_max` above it is capped to it when scheduling.
+    pub catchup_max: u32,
 }
 
 impl Default for Quotas {
@@ -33,6 +37,7 @@ impl Default for Quotas {
             jobs: 100_000,
             subscriptions: 100,
             runs_per_minute: 60_000,
+            catchup_max: MAX_CATCHUP_MAX,
         }
     }
 }
@@ -46,15 +51,19 @@ pub struct QuotaOverrides {
     pub subscriptions: Option<u32>,
     #[schema(example = 600)]
     pub runs_per_minute: Option<u32>,
+    #[schema(maximum = 1000, example = 10)]
+    pub catchup_max: Option<u32>,
 }
 
 impl QuotaOverrides {
-    /// Refuses a quota of 0 (pause the tenant's jobs instead).
+    /// Refuses a quota of 0 (pause the tenant's jobs instead), and a
+    /// `catchup_max` past what any job may have.
     pub fn check(&self) -> Result<(), FieldError> {
         for (field, value) in [
             ("jobs", self.jobs),
             ("subscriptions", self.subscriptions),
             ("runs_per_minute", self.runs_per_minute),
+            ("catchup_max", self.catchup_max),
         ] {
             if value == Some(0) {
                 return Err(FieldError::new(
@@ -63,7 +72,13 @@ impl QuotaOverrides {
                 ));
             }
         }
-        Ok(())
+        match self.catchup_max {
+            Some(n) if n > MAX_CATCHUP_MAX => Err(FieldError::new(
+                "catchup_max",
+                format!("must be at most {MAX_CATCHUP_MAX}, got {n}"),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -74,6 +89,7 @@ impl Quotas {
             jobs: overrides.jobs.unwrap_or(self.jobs),
             subscriptions: overrides.subscriptions.unwrap_or(self.subscriptions),
             runs_per_minute: overrides.runs_per_minute.unwrap_or(self.runs_per_minute),
+            catchup_max: overrides.catchup_max.unwrap_or(self.catchup_max),
         }
     }
 }
@@ -168,6 +184,14 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(zero.check().unwrap_err().field, "jobs");
+        let past = QuotaOverrides {
+            catchup_max: Some(1_001),
+            ..Default::default()
+        };
+        assert_eq!(
+            past.check().unwrap_err().to_string(),
+            "catchup_max: must be at most 1000, got 1001"
+        );
         assert!(QuotaOverrides::default().check().is_ok());
     }
 

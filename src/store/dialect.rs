@@ -156,13 +156,13 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         tx: &mut Self::Tx,
         tenant: &Tenant,
     ) -> StoreResult<QuotaOverrides>;
-    /// The runs each tenant made in `minute`, with the runs-per-minute
-    /// quota root set for it.
+    /// The runs each tenant made in `minute`, with the quotas root set for
+    /// it (of every tenant that has some).
     async fn runs_made(
         &self,
         tx: &mut Self::Tx,
         minute: i64,
-    ) -> StoreResult<HashMap<String, (u64, Option<u32>)>>;
+    ) -> StoreResult<HashMap<String, (u64, QuotaOverrides)>>;
     /// Counts `made` more runs of `tenant` in `minute`.
     async fn add_runs_made(
         &self,

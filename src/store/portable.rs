@@ -142,12 +142,18 @@ fn quota_of(column: Option<i64>) -> Option<u32> {
 
 /// The overrides a `tenant_quotas` row holds.
 pub(crate) fn overrides_of(
-    (jobs, subscriptions, runs_per_minute): (Option<i64>, Option<i64>, Option<i64>),
+    (jobs, subscriptions, runs_per_minute, catchup_max): (
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    ),
 ) -> QuotaOverrides {
     QuotaOverrides {
         jobs: quota_of(jobs),
         subscriptions: quota_of(subscriptions),
         runs_per_minute: quota_of(runs_per_minute),
+        catchup_max: quota_of(catchup_max),
     }
 }
 
@@ -295,9 +301,9 @@ macro_rules! portable_statements {
             conn: &mut <Db as sqlx::Database>::Connection,
             tenant: &$crate::store::Tenant,
         ) -> $crate::store::StoreResult<$crate::domain::quota::QuotaOverrides> {
-            let row: Option<(Option<i64>, Option<i64>, Option<i64>)> =
+            let row: Option<(Option<i64>, Option<i64>, Option<i64>, Option<i64>)> =
                 sqlx::query_as(
-                    "SELECT jobs, subscriptions, runs_per_minute
+                    "SELECT jobs, subscriptions, runs_per_minute, catchup_max
                      FROM tenant_quotas WHERE tenant = $1",
                 )
                 .bind(tenant.as_str())
@@ -308,21 +314,22 @@ macro_rules! portable_statements {
                 .unwrap_or_default())
         }
 
-        /// The runs each tenant made in `minute`, and the runs-per-minute
+        /// The runs each tenant made in `minute`, and the scheduling
         /// quotas root set (of every tenant that has one), read in `conn`'s
         /// transaction.
         async fn runs_made_in(
             conn: &mut <Db as sqlx::Database>::Connection,
             minute: i64,
         ) -> $crate::store::StoreResult<
-            std::collections::HashMap<String, (u64, Option<u32>)>,
+            std::collections::HashMap<String, (u64, $crate::domain::quota::QuotaOverrides)>,
         > {
-            let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
-                "SELECT tenant, CAST(sum(made) AS BIGINT), max(most) FROM (
-                     SELECT tenant, made, NULL AS most FROM tenant_runs_made WHERE minute = $1
+            let rows: Vec<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+                "SELECT tenant, CAST(sum(made) AS BIGINT), max(most), max(catchup) FROM (
+                     SELECT tenant, made, NULL AS most, NULL AS catchup
+                     FROM tenant_runs_made WHERE minute = $1
                      UNION ALL
-                     SELECT tenant, 0, runs_per_minute FROM tenant_quotas
-                     WHERE runs_per_minute IS NOT NULL
+                     SELECT tenant, 0, runs_per_minute, catchup_max FROM tenant_quotas
+                     WHERE runs_per_minute IS NOT NULL OR catchup_max IS NOT NULL
                  ) counts GROUP BY tenant",
             )
             .bind(minute)
@@ -330,11 +337,9 @@ macro_rules! portable_statements {
             .await?;
             Ok(rows
                 .into_iter()
-                .map(|(tenant, made, most)| {
-                    (
-                        tenant,
-                        (made.max(0) as u64, $crate::store::portable::overrides_of((None, None, most)).runs_per_minute),
-                    )
+                .map(|(tenant, made, most, catchup)| {
+                    let set = $crate::store::portable::overrides_of((None, None, most, catchup));
+                    (tenant, (made.max(0) as u64, set))
                 })
                 .collect())
         }
@@ -949,18 +954,19 @@ macro_rules! portable_statements {
                 let column = |q: Option<u32>| q.map(i64::from);
                 sqlx::query(
                     "INSERT INTO tenant_quotas
-                         (tenant, jobs, subscriptions, runs_per_minute, updated_at)
-                     VALUES ($1, $2, $3, $4, $5)
+                         (tenant, jobs, subscriptions, runs_per_minute, updated_at, catchup_max)
+                     VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (tenant) DO UPDATE
                      SET jobs = excluded.jobs, subscriptions = excluded.subscriptions,
                          runs_per_minute = excluded.runs_per_minute,
-                         updated_at = excluded.updated_at",
+                         catchup_max = excluded.catchup_max, updated_at = excluded.updated_at",
                 )
                 .bind(tenant.as_str())
                 .bind(column(set.jobs))
                 .bind(column(set.subscriptions))
                 .bind(column(set.runs_per_minute))
                 .bind(at(chrono::Utc::now()))
+                .bind(column(set.catchup_max))
                 .execute(&self.pool)
                 .await?;
                 Ok(())

@@ -621,7 +621,7 @@ impl Dialect for PgDialect {
         &self,
         tx: &mut Self::Tx,
         minute: i64,
-    ) -> StoreResult<HashMap<String, (u64, Option<u32>)>> {
+    ) -> StoreResult<HashMap<String, (u64, QuotaOverrides)>> {
         runs_made_in(tx, minute).await
     }
 

@@ -401,6 +401,11 @@ impl<D: Dialect> Store for SqlStore<D> {
             if counted >= misfire::COUNTED_PER_CLAIM {
                 break;
             }
+            // A catch-up makes at most its tenant's quota of runs.
+            let tenant_catchup = made
+                .get(&row.tenant)
+                .map_or(self.quotas, |(_, set)| self.quotas.with(set))
+                .catchup_max;
             let decision = match row.trigger.into_trigger(&row.id) {
                 Ok(trigger) => {
                     let job = DueJob {
@@ -408,7 +413,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                         next_run_at: row.next_run_at,
                         misfire_grace_s: row.misfire_grace_s.and_then(|g| u32::try_from(g).ok()),
                         coalesce: row.coalesce,
-                        catchup_max: count(row.catchup_max).max(1),
+                        catchup_max: count(row.catchup_max).clamp(1, tenant_catchup.max(1)),
                         max_instances: count(row.max_instances).max(1),
                         in_flight: in_flight.get(&key).copied().unwrap_or(0),
                     };
@@ -420,8 +425,8 @@ impl<D: Dialect> Store for SqlStore<D> {
                 }
             };
             counted += decision.counted();
-            let (made_now, most) = made.entry(row.tenant.clone()).or_default();
-            let most = most.unwrap_or(self.quotas.runs_per_minute);
+            let (made_now, set) = made.entry(row.tenant.clone()).or_default();
+            let most = self.quotas.with(set).runs_per_minute;
             let more = decision.runs.len() as u64;
             if !quota::schedule_runs(*made_now, more, most) {
                 // Past its tenant's runs this minute: due again next minute.

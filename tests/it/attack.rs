@@ -394,7 +394,7 @@ async fn root_sets_a_tenant_s_quotas(backend: Backend) {
             serde_json::json!({"runs_per_minute": -1}),
             "runs_per_minute",
         ),
-        (serde_json::json!({"catchup_max": 5}), "catchup_max"),
+        (serde_json::json!({"catchup_max": 1001}), "catchup_max"),
     ] {
         let refused = app.put("/v1/tenants/a/quotas", body).await;
         let detail = refused.problem(422);

@@ -1516,6 +1516,38 @@ async fn tokens_are_kept_as_hashes_and_revoked(backend: Backend) {
     assert!(store.list_tokens().await.unwrap()[0].revoked_at.is_some());
 }
 
+/// A tenant's `catchup_max` quota caps its jobs' catch-ups when they are
+/// scheduled, whatever a job's own `catchup_max`.
+async fn a_tenant_s_catch_up_quota_caps_its_jobs(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let tenant = common::default_tenant();
+    let set = cronhook::domain::quota::QuotaOverrides {
+        catchup_max: Some(3),
+        ..Default::default()
+    };
+    store.set_tenant_quotas(&tenant, &set).await.unwrap();
+    let start = now() - TimeDelta::minutes(10) - TimeDelta::seconds(5);
+    let mut v = body("late");
+    v["trigger"] = json!({"type": "interval", "every_s": 60,
+                          "start_at": cronhook::domain::instant::format(&start)});
+    v["misfire_grace_s"] = Value::Null;
+    v["catchup_max"] = json!(100);
+    v["max_instances"] = json!(10);
+    let mut late = parse(v);
+    late.next_run_at = Some(start);
+    apply(&store, "late", create_command(late)).await.unwrap();
+    let outcome = store
+        .claim_due_jobs(10, &cronhook::scheduler::plan)
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.pending, outcome.missed),
+        (3, 1),
+        "11 due: the newest 3 (the tenant's quota, not the job's 100), one missed run for the rest"
+    );
+}
+
 /// Sealed values are bound to their row: copied into another job's row
 /// (by someone who can write the database) they do not open there. Values
 /// sealed unbound, as before, open and are bound at the next start.
@@ -1780,6 +1812,7 @@ async fn busy_hosts_and_tenants_runs_are_left_for_later(backend: Backend) {
 }
 
 store_tests!(
+    a_tenant_s_catch_up_quota_caps_its_jobs,
     sealed_values_are_bound_to_their_row,
     a_tenant_past_its_runs_per_minute_waits_for_the_next_minute,
     a_claim_counts_a_bounded_backlog,
