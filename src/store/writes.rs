@@ -428,15 +428,20 @@ impl<D: Dialect> Store for SqlStore<D> {
             let (made_now, set) = made.entry(row.tenant.clone()).or_default();
             let most = self.quotas.with(set).runs_per_minute;
             let more = decision.runs.len() as u64;
-            if !quota::schedule_runs(*made_now, more, most) {
-                // Past its tenant's runs this minute: due again next minute.
+            // Past its tenant's runs this minute, the job is due again
+            // next minute; the tenant's count is filled up to its quota, so
+            // that its due jobs are held back until then (not claimed and
+            // left again, pass after pass).
+            let counts = if quota::schedule_runs(*made_now, more, most) {
+                more
+            } else {
+                u64::from(most).saturating_sub(*made_now)
+            };
+            *made_now += counts;
+            *made_here.entry(row.tenant.clone()).or_default() += counts;
+            if counts < more {
                 continue;
             }
-            *made_now += more;
-            made_here
-                .entry(row.tenant.clone())
-                .and_modify(|n| *n += more)
-                .or_insert(more);
             let host = run_host(&row.target_url);
             for run in decision.runs {
                 let id = Uuid::now_v7();

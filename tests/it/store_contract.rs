@@ -1644,7 +1644,7 @@ async fn a_tenant_past_its_runs_per_minute_waits_for_the_next_minute(backend: Ba
     let store = open(&db).await;
     let tenant = common::default_tenant();
     let set = cronhook::domain::quota::QuotaOverrides {
-        runs_per_minute: Some(2),
+        runs_per_minute: Some(3),
         ..Default::default()
     };
     assert_eq!(
@@ -1653,13 +1653,23 @@ async fn a_tenant_past_its_runs_per_minute_waits_for_the_next_minute(backend: Ba
             .await
             .unwrap()
             .runs_per_minute,
-        2
+        3
     );
-    for job in ["q1", "q2", "q3"] {
+    for job in ["q1", "q2"] {
         let mut due = spec(job);
-        due.next_run_at = Some(now() - TimeDelta::seconds(10));
+        // Before q3, so claimed first (as missed runs: one row each).
+        due.next_run_at = Some(now() - TimeDelta::seconds(80));
         apply(&store, job, create_command(due)).await.unwrap();
     }
+    // q3 makes two runs (a missed one and a pending one): past the one
+    // left of the quota, it waits, and holds its tenant back meanwhile.
+    let start = now() - TimeDelta::seconds(70);
+    let mut v = body("q3");
+    v["trigger"] = json!({"type": "interval", "every_s": 60,
+                          "start_at": cronhook::domain::instant::format(&start)});
+    let mut q3 = parse(v);
+    q3.next_run_at = Some(start);
+    apply(&store, "q3", create_command(q3)).await.unwrap();
     let other = store::Tenant::parse("team-o").unwrap();
     let mut due = spec("o1");
     due.next_run_at = Some(now() - TimeDelta::seconds(10));
