@@ -111,10 +111,12 @@ pub async fn seed(store: &PgStore, jobs: Vec<NewJob>) -> anyhow::Result<()> {
     let tenant = Tenant::default_tenant();
     let template = first.id.clone().context("a seeded job needs an id")?;
     let now = Utc::now();
+    let secret = generate_secret();
     let create = JobCommand::Create {
         spec: first.clone(),
-        secret: generate_secret(),
+        secret: secret.clone(),
     };
+    let key = SealingKey::from_base64(BENCH_KEY).map_err(anyhow::Error::msg)?;
     let context = ParseContext {
         now,
         network_policy: Default::default(),
@@ -126,15 +128,22 @@ pub async fn seed(store: &PgStore, jobs: Vec<NewJob>) -> anyhow::Result<()> {
         let mut ids = Vec::with_capacity(chunk.len());
         let (mut run_at, mut start_at) = (Vec::new(), Vec::new());
         let (mut next_run_at, mut states) = (Vec::new(), Vec::new());
+        // Sealed values are bound to their row: each copy gets its own.
+        let (mut target_secrets, mut secrets) = (Vec::new(), Vec::new());
         for spec in chunk {
             let schedule = spec.initial_schedule(now);
             let (run, start) = instants(&spec.definition.trigger);
-            ids.push(
-                spec.id
-                    .as_ref()
-                    .context("a seeded job needs an id")?
-                    .to_string(),
+            let id = spec.id.as_ref().context("a seeded job needs an id")?;
+            let (sealed_target, sealed_secret) = cronhook::store::sealed_job_columns(
+                &key,
+                &tenant,
+                id,
+                &spec.definition.target,
+                &secret,
             );
+            target_secrets.push(sealed_target);
+            secrets.push(sealed_secret);
+            ids.push(id.to_string());
             run_at.push(run);
             start_at.push(start);
             next_run_at.push(schedule.next_run_at());
@@ -144,10 +153,12 @@ pub async fn seed(store: &PgStore, jobs: Vec<NewJob>) -> anyhow::Result<()> {
             "INSERT INTO jobs
              SELECT (jsonb_populate_record(t, jsonb_build_object(
                         'id', u.id, 'run_at', u.run_at, 'start_at', u.start_at,
-                        'next_run_at', u.next_run_at, 'state', u.state))).*
+                        'next_run_at', u.next_run_at, 'state', u.state,
+                        'target_secrets', u.target_secrets, 'secret', u.secret))).*
              FROM jobs t, UNNEST($2::text[], $3::timestamptz[], $4::timestamptz[],
-                                 $5::timestamptz[], $6::text[])
-                              AS u(id, run_at, start_at, next_run_at, state)
+                                 $5::timestamptz[], $6::text[], $8::text[], $9::text[])
+                              AS u(id, run_at, start_at, next_run_at, state, target_secrets,
+                                   secret)
              WHERE t.tenant = $7 AND t.id = $1",
         )
         .bind(template.as_str())
@@ -157,6 +168,8 @@ pub async fn seed(store: &PgStore, jobs: Vec<NewJob>) -> anyhow::Result<()> {
         .bind(&next_run_at)
         .bind(&states)
         .bind(tenant.as_str())
+        .bind(&target_secrets)
+        .bind(&secrets)
         .execute(store.pool())
         .await?;
     }

@@ -854,6 +854,28 @@ pub(crate) fn count(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
+/// What job `id` of `tenant` keeps sealed: its target's secrets (sealed
+/// headers and whole URL) and its signing secret, bound to its row. For
+/// bulk loads that copy one job's row to many ids (the benchmark's
+/// seeding): a copied sealed value would not open in another row.
+pub fn sealed_job_columns(
+    key: &SealingKey,
+    tenant: &Tenant,
+    id: &JobId,
+    target: &crate::domain::target::Target,
+    secret: &str,
+) -> (Option<String>, String) {
+    let row = Row {
+        tenant: tenant.as_str(),
+        table: "jobs",
+        id: id.as_str(),
+    };
+    (
+        shape::StoredTarget::of(target, key, row).secrets,
+        key.seal_in(row, SECRET, secret),
+    )
+}
+
 /// The column a signing secret is bound to: the current one and the
 /// previous one alike, since rotating moves the one to the other.
 pub(crate) const SECRET: &str = "secret";
