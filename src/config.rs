@@ -109,9 +109,10 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_HOST", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536), global = true)]
     pub max_in_flight_per_host: u32,
 
-    /// Webhook requests in flight for one tenant at once, so that one
-    /// tenant's slow targets cannot hold every slot; by default half of
-    /// --max-in-flight.
+    /// Webhook requests in flight for one tenant at once while other
+    /// tenants have some, so that one tenant's slow targets cannot hold
+    /// every slot; by default half of --max-in-flight. A tenant alone may
+    /// use all but an eighth of this.
     #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_TENANT", value_parser = clap::value_parser!(u32).range(1..=65536), global = true)]
     pub max_in_flight_per_tenant: Option<u32>,
 

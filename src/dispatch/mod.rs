@@ -246,7 +246,7 @@ impl Dispatcher {
             metrics: self.metrics.clone(),
             hosts: Arc::new(Hosts::new(self.max_in_flight_per_host)),
             addresses: Addresses::default(),
-            shares: Shares::new(self.max_in_flight_per_tenant),
+            shares: Shares::new(self.max_in_flight_per_tenant, self.max_in_flight),
             in_flight: in_flight.clone(),
             done: done.clone(),
             lease_margin: self.lease_margin,

@@ -12,15 +12,18 @@ use crate::domain::fair_share::{ClaimPlan, least_claim, plan};
 
 pub struct Shares {
     share: usize,
+    /// Every slot of this instance (`--max-in-flight`).
+    slots: usize,
     held: Mutex<HashMap<String, usize>>,
     /// A tenant left out of claims has room again.
     freed: Notify,
 }
 
 impl Shares {
-    pub fn new(share: usize) -> Self {
+    pub fn new(share: usize, slots: usize) -> Self {
         Self {
             share: share.max(1),
+            slots,
             held: Mutex::default(),
             freed: Notify::new(),
         }
@@ -32,7 +35,7 @@ impl Shares {
 
     /// What the next claim may take, with `free` slots.
     pub fn plan(&self, free: usize) -> ClaimPlan {
-        plan(free, self.share, &self.held())
+        plan(free, self.share, self.slots, &self.held())
     }
 
     /// A run of `tenant` was claimed.
@@ -47,11 +50,20 @@ impl Shares {
             return;
         };
         *n = n.saturating_sub(1);
-        if self.share.saturating_sub(*n) == least_claim(self.share) {
-            self.freed.notify_one();
-        }
-        if *n == 0 {
+        let left = *n;
+        if left == 0 {
             held.remove(tenant);
+        }
+        // Room again: this tenant's, at its cap now; or, the last other
+        // tenant gone, the one left may use more than its share.
+        let least = least_claim(self.share);
+        let cap = if held.len() > 1 {
+            self.share
+        } else {
+            self.slots.saturating_sub(least).max(self.share)
+        };
+        if cap.saturating_sub(left) == least || (left == 0 && held.len() == 1) {
+            self.freed.notify_one();
         }
     }
 
@@ -67,7 +79,7 @@ mod tests {
 
     #[test]
     fn a_tenant_at_its_share_is_left_out_until_a_run_is_given_back() {
-        let shares = Shares::new(2);
+        let shares = Shares::new(2, 2);
         shares.take("a");
         assert_eq!(shares.plan(10).limit, 1, "a has room for one more");
         shares.take("a");
@@ -83,7 +95,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tenant_with_room_again_is_signalled() {
-        let shares = Shares::new(1);
+        let shares = Shares::new(1, 1);
         shares.take("a");
         shares.give_back("a");
         tokio::time::timeout(std::time::Duration::from_secs(5), shares.freed())

@@ -1,10 +1,12 @@
 //! A tenant's share of this instance's delivery slots (DESIGN.md §8,
 //! "Delivery slots are shared fairly"): one tenant's slow targets once
-//! held all 256 slots and another tenant's run went out 15.9 s late. No
-//! tenant holds more than its share of `--max-in-flight`; a claim leaves
-//! the runs of tenants near their share in the store, and is never larger
-//! than the room the fullest other tenant has left, so no claim can take a
-//! tenant past its share and the others' runs are claimed in between.
+//! held all 256 slots and another tenant's run went out 15.9 s late. While
+//! several tenants have requests in flight here, none holds more than its
+//! share of `--max-in-flight`; a tenant alone may use every slot but a
+//! reserve, which a newcomer's runs are claimed into at once. A claim
+//! leaves the runs of tenants near their cap in the store, and is never
+//! larger than the room the fullest other tenant has left, so no claim
+//! takes a tenant past its cap and the others' runs are claimed in between.
 
 use std::collections::HashMap;
 
@@ -16,21 +18,31 @@ pub struct ClaimPlan {
 }
 
 /// A tenant with less room than this is left out of claims until some of
-/// its requests end, so that one tenant nearly at its share does not
-/// shrink every claim to a run or two.
+/// its requests end, so that one tenant nearly at its cap does not
+/// shrink every claim to a run or two. It is also the reserve a tenant
+/// alone leaves free.
 pub fn least_claim(share: usize) -> usize {
     (share / 8).max(1)
 }
 
-/// The next claim, given `free` slots, each tenant's `share`, and the runs
-/// each tenant has in flight here (claimed and not yet sent).
-pub fn plan(free: usize, share: usize, in_flight: &HashMap<String, usize>) -> ClaimPlan {
+/// The next claim, given `free` of `slots` slots, each tenant's `share`,
+/// and the runs each tenant has in flight here (claimed and not yet sent).
+pub fn plan(
+    free: usize,
+    share: usize,
+    slots: usize,
+    in_flight: &HashMap<String, usize>,
+) -> ClaimPlan {
     let share = share.max(1);
     let least = least_claim(share);
+    // Alone, a tenant may use every slot but the reserve; beside others,
+    // its share.
+    let alone = slots.saturating_sub(least).max(share);
+    let cap = if in_flight.len() > 1 { share } else { alone };
     let mut busy = Vec::new();
-    let mut limit = free.min(share);
+    let mut limit = free.min(alone);
     for (tenant, &held) in in_flight {
-        let room = share.saturating_sub(held);
+        let room = cap.saturating_sub(held);
         if room < least {
             busy.push(tenant.clone());
         } else {
@@ -50,32 +62,43 @@ mod tests {
     }
 
     #[test]
-    fn with_nothing_in_flight_a_claim_takes_at_most_one_share() {
+    fn with_nothing_in_flight_a_claim_takes_all_but_the_reserve() {
+        // 256 slots, a share of 128: the reserve is 128 / 8 = 16.
         assert_eq!(
-            plan(256, 128, &held(&[])),
+            plan(256, 128, 256, &held(&[])),
             ClaimPlan {
-                limit: 128,
+                limit: 240,
                 busy: vec![]
             }
         );
         assert_eq!(
-            plan(10, 128, &held(&[])).limit,
+            plan(10, 128, 256, &held(&[])).limit,
             10,
             "never past the free slots"
         );
     }
 
     #[test]
-    fn a_claim_never_takes_a_tenant_past_its_share() {
-        let plan = plan(200, 128, &held(&[("a", 100), ("b", 3)]));
+    fn a_tenant_alone_leaves_the_reserve_for_a_newcomer() {
+        let plan = plan(16, 128, 256, &held(&[("a", 240)]));
+        assert_eq!(plan.busy, ["a"]);
+        assert_eq!(plan.limit, 16, "the reserve, for another tenant's runs");
+        let room = super::plan(56, 128, 256, &held(&[("a", 200)]));
+        assert_eq!((room.limit, room.busy.len()), (40, 0), "a has room for 40");
+    }
+
+    #[test]
+    fn beside_others_no_claim_takes_a_tenant_past_its_share() {
+        let plan = plan(200, 128, 256, &held(&[("a", 100), ("b", 3)]));
         assert_eq!(plan.limit, 28, "a has room for 28");
         assert!(plan.busy.is_empty());
     }
 
     #[test]
     fn a_tenant_nearly_at_its_share_is_left_out_not_shrinking_the_claim() {
-        // 128 / 8 = 16: a, with 10 left, waits for its requests to end.
-        let plan = plan(200, 128, &held(&[("a", 118), ("b", 40), ("c", 128)]));
+        // 128 / 8 = 16: a, with 10 left, waits for its requests to end;
+        // a tenant alone past its share is left out once others come.
+        let plan = plan(200, 128, 256, &held(&[("a", 118), ("b", 40), ("c", 200)]));
         assert_eq!(plan.busy, ["a", "c"]);
         assert_eq!(plan.limit, 88, "b's room");
     }
@@ -83,13 +106,13 @@ mod tests {
     #[test]
     fn a_share_of_one_takes_turns_run_by_run() {
         assert_eq!(least_claim(1), 1);
-        let plan = plan(4, 1, &held(&[("a", 1), ("b", 0)]));
+        let plan = plan(4, 1, 4, &held(&[("a", 1), ("b", 0)]));
         assert_eq!(plan.busy, ["a"]);
         assert_eq!(plan.limit, 1);
     }
 
     #[test]
     fn a_share_of_zero_is_read_as_one() {
-        assert_eq!(plan(4, 0, &held(&[])).limit, 1);
+        assert_eq!(plan(4, 0, 1, &held(&[])).limit, 1);
     }
 }
