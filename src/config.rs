@@ -112,7 +112,8 @@ pub struct Config {
     /// Webhook requests in flight for one tenant at once while other
     /// tenants have some, so that one tenant's slow targets cannot hold
     /// every slot; by default half of --max-in-flight. A tenant alone may
-    /// use all but an eighth of this.
+    /// use all of --max-in-flight; an eighth of this more is kept for other
+    /// tenants' runs.
     #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_TENANT", value_parser = clap::value_parser!(u32).range(1..=65536), global = true)]
     pub max_in_flight_per_tenant: Option<u32>,
 

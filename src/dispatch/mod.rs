@@ -221,14 +221,18 @@ impl Sending {
 
 impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
+        // A tenant alone may hold every one of --max-in-flight; a reserve
+        // beyond them keeps room for another tenant's runs at once (§8).
+        let reserve = crate::domain::fair_share::least_claim(self.max_in_flight_per_tenant);
         tracing::info!(
             owner = %self.owner,
             max_in_flight = self.max_in_flight,
+            reserve_for_other_tenants = reserve,
             max_in_flight_per_tenant = self.max_in_flight_per_tenant,
             max_in_flight_per_host = self.max_in_flight_per_host,
             "dispatcher started"
         );
-        let slots = Arc::new(Semaphore::new(self.max_in_flight));
+        let slots = Arc::new(Semaphore::new(self.max_in_flight + reserve));
         let in_flight: InFlight = Arc::default();
         let (done, results) = mpsc::unbounded_channel::<AttemptRecord>();
         let recorder = tokio::spawn(record(
@@ -246,7 +250,7 @@ impl Dispatcher {
             metrics: self.metrics.clone(),
             hosts: Arc::new(Hosts::new(self.max_in_flight_per_host)),
             addresses: Addresses::default(),
-            shares: Shares::new(self.max_in_flight_per_tenant, self.max_in_flight),
+            shares: Shares::new(self.max_in_flight_per_tenant, self.max_in_flight + reserve),
             in_flight: in_flight.clone(),
             done: done.clone(),
             lease_margin: self.lease_margin,

@@ -57,10 +57,10 @@ impl Shares {
         // Room again: this tenant's, at its cap now; or, the last other
         // tenant gone, the one left may use more than its share.
         let least = least_claim(self.share);
-        let cap = if held.len() > 1 {
-            self.share
+        let (cap, least) = if held.len() > 1 {
+            (self.share, least)
         } else {
-            self.slots.saturating_sub(least).max(self.share)
+            (self.slots.saturating_sub(least).max(self.share), 1)
         };
         if cap.saturating_sub(left) == least || (left == 0 && held.len() == 1) {
             self.freed.notify_one();

@@ -3,7 +3,8 @@
 //! held all 256 slots and another tenant's run went out 15.9 s late. While
 //! several tenants have requests in flight here, none holds more than its
 //! share of `--max-in-flight`; a tenant alone may use every slot but a
-//! reserve, which a newcomer's runs are claimed into at once. A claim
+//! reserve (the dispatcher's slots are `--max-in-flight` plus the
+//! reserve), which a newcomer's runs are claimed into at once. A claim
 //! leaves the runs of tenants near their cap in the store, and is never
 //! larger than the room the fullest other tenant has left, so no claim
 //! takes a tenant past its cap and the others' runs are claimed in between.
@@ -17,10 +18,10 @@ pub struct ClaimPlan {
     pub busy: Vec<String>,
 }
 
-/// A tenant with less room than this is left out of claims until some of
-/// its requests end, so that one tenant nearly at its cap does not
-/// shrink every claim to a run or two. It is also the reserve a tenant
-/// alone leaves free.
+/// A tenant (beside others) with less room than this is left out of
+/// claims until some of its requests end, so that one tenant nearly at
+/// its cap does not shrink every claim to a run or two. It is also the
+/// reserve a tenant alone leaves free.
 pub fn least_claim(share: usize) -> usize {
     (share / 8).max(1)
 }
@@ -38,7 +39,13 @@ pub fn plan(
     // Alone, a tenant may use every slot but the reserve; beside others,
     // its share.
     let alone = slots.saturating_sub(least).max(share);
-    let cap = if in_flight.len() > 1 { share } else { alone };
+    // A tenant alone is claimed for until it has no room at all, as a
+    // semaphore would: nobody's claims shrink for it.
+    let (cap, least) = if in_flight.len() > 1 {
+        (share, least)
+    } else {
+        (alone, 1)
+    };
     let mut busy = Vec::new();
     let mut limit = free.min(alone);
     for (tenant, &held) in in_flight {
@@ -85,6 +92,12 @@ mod tests {
         assert_eq!(plan.limit, 16, "the reserve, for another tenant's runs");
         let room = super::plan(56, 128, 256, &held(&[("a", 200)]));
         assert_eq!((room.limit, room.busy.len()), (40, 0), "a has room for 40");
+        let last = super::plan(17, 128, 256, &held(&[("a", 239)]));
+        assert_eq!(
+            (last.limit, last.busy.len()),
+            (1, 0),
+            "alone, to its last place"
+        );
     }
 
     #[test]

@@ -300,8 +300,9 @@ async fn a_tenant_past_its_quota_is_refused(backend: Backend) {
     );
 }
 
-/// One tenant's jobs to a target that never answers hold every slot but a
-/// reserve: another tenant's run goes out at once while they hang.
+/// One tenant's jobs to a target that never answers hold every slot of
+/// --max-in-flight: another tenant's run goes out at once, in the reserve
+/// beyond them, while they hang.
 /// (Before: they held every slot, and the other run waited for their
 /// timeouts.)
 async fn a_tenant_holds_at_most_its_share_of_the_slots(backend: Backend) {
@@ -328,7 +329,7 @@ async fn a_tenant_holds_at_most_its_share_of_the_slots(backend: Backend) {
         assert_eq!(run.status, 201, "{}", run.text);
     }
     common::eventually(Duration::from_secs(30), "a's slots taken", || async {
-        (receiver.received("/slow").len() >= 3).then_some(())
+        (receiver.received("/slow").len() >= 4).then_some(())
     })
     .await;
     let made = as_tenant(
@@ -353,8 +354,8 @@ async fn a_tenant_holds_at_most_its_share_of_the_slots(backend: Backend) {
     );
     assert_eq!(
         receiver.received("/slow").len(),
-        3,
-        "a, alone, held every slot but the reserve (1 of 4), no more"
+        4,
+        "a, alone, held its 4 slots, none of the reserve"
     );
 }
 
