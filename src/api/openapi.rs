@@ -243,6 +243,15 @@ fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Valu
                 parameter["schema"] = job_id_schema();
                 shared.extend(job_id_problems());
             }
+            (Some("path"), Some("tenant")) if path.starts_with("/v1/tenants/") => {
+                parameter["schema"] = job_id_schema();
+                shared.push(problem(
+                    422,
+                    "The path's tenant is not a tenant name",
+                    "tenant: contains '/'; only A-Z a-z 0-9 . _ : - are allowed",
+                    Some("tenant"),
+                ));
+            }
             (Some("path"), Some("id")) if path.starts_with("/v1/runs/") => {
                 parameter["schema"] = json!({"type": "string", "format": "uuid"});
             }

@@ -103,9 +103,9 @@ pub struct JobInput {
     pub coalesce: Option<bool>,
     /// With `coalesce: false`, at most this many already-due occurrences
     /// become runs at once; older ones become one `missed` run with their
-    /// count (default 100, at most 10000).
+    /// count (default 100, at most 1000).
     #[serde(default)]
-    #[schema(minimum = 1, maximum = 10000)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub catchup_max: Option<i64>,
     /// Runs of this job in flight at once (default 1).
     #[serde(default)]

@@ -141,12 +141,21 @@ impl<'de, E: de::Error> de::Deserializer<'de> for ValueDeserializer<'_, E> {
             Value::Null => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(*b),
             Value::Number(n) => {
+                let float = n.as_f64().unwrap_or(f64::NAN);
                 if let Some(u) = n.as_u64() {
                     visitor.visit_u64(u)
                 } else if let Some(i) = n.as_i64() {
                     visitor.visit_i64(i)
+                } else if float.fract() == 0.0 && float.abs() < 9.0e15 {
+                    // `5.0` is the integer 5 in JSON Schema's eyes: read
+                    // it as one (exactly, below 2^53).
+                    if float >= 0.0 {
+                        visitor.visit_u64(float as u64)
+                    } else {
+                        visitor.visit_i64(float as i64)
+                    }
                 } else {
-                    visitor.visit_f64(n.as_f64().unwrap_or(f64::NAN))
+                    visitor.visit_f64(float)
                 }
             }
             Value::String(s) => visitor.visit_str(s),
@@ -306,6 +315,14 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_integral_float_reads_as_the_integer_it_is() {
+        assert_eq!(from_value::<u32>(&serde_json::json!(5.0)), Ok(5));
+        assert_eq!(from_value::<i64>(&serde_json::json!(-3.0)), Ok(-3));
+        assert!(from_value::<u32>(&serde_json::json!(5.5)).is_err());
+    }
+
     use super::*;
     use serde::Deserialize;
     use serde_json::json;

@@ -46,14 +46,18 @@ impl Default for Quotas {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaOverrides {
-    #[schema(example = 1000)]
+    #[schema(minimum = 1, maximum = 1000000000, example = 1000)]
     pub jobs: Option<u32>,
+    #[schema(minimum = 1, maximum = 1000000000, example = 10)]
     pub subscriptions: Option<u32>,
-    #[schema(example = 600)]
+    #[schema(minimum = 1, maximum = 1000000000, example = 600)]
     pub runs_per_minute: Option<u32>,
-    #[schema(maximum = 1000, example = 10)]
+    #[schema(minimum = 1, maximum = 1000, example = 10)]
     pub catchup_max: Option<u32>,
 }
+
+/// The most any quota may be set to.
+pub const MOST_QUOTA: u32 = 1_000_000_000;
 
 impl QuotaOverrides {
     /// Refuses a quota of 0 (pause the tenant's jobs instead), and a
@@ -69,6 +73,12 @@ impl QuotaOverrides {
                 return Err(FieldError::new(
                     field,
                     "must be at least 1 (or null for the default)",
+                ));
+            }
+            if let Some(n) = value.filter(|n| *n > MOST_QUOTA) {
+                return Err(FieldError::new(
+                    field,
+                    format!("must be at most {MOST_QUOTA}, got {n}"),
                 ));
             }
         }
