@@ -4,6 +4,7 @@
 //! APScheduler. Prints a table and writes JSON. See BENCHMARKS.md.
 
 mod chaos;
+mod dbwork;
 mod peer;
 mod receiver;
 mod repeats;

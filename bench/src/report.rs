@@ -97,6 +97,32 @@ pub fn table(results: &Value) -> String {
             None,
         );
         exactness(&mut row, "burst", v);
+        row(
+            "burst",
+            "WAL per delivery",
+            get(v, "per_delivery.wal_bytes"),
+            "B",
+            None,
+        );
+        row(
+            "burst",
+            "row versions written per delivery",
+            get(v, "per_delivery.row_versions"),
+            "",
+            None,
+        );
+        for table in ["runs", "jobs"] {
+            let upd = get(v, &format!("per_delivery.tables.{table}.updated"));
+            let hot = get(v, &format!("per_delivery.tables.{table}.hot_updated"));
+            row(
+                "burst",
+                &format!("{table} updates that were HOT"),
+                upd.zip(hot)
+                    .map(|(u, h)| if u > 0.0 { h / u * 100.0 } else { 0.0 }),
+                "%",
+                None,
+            );
+        }
     }
     let steady_p99 = r("steady").and_then(|v| get(v, "lateness.p99_ms"));
     if let Some(v) = r("steady") {

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
+use crate::dbwork::{self, DbWork};
 use crate::receiver::{Hit, Receiver};
 use crate::service::Service;
 use crate::setup::{
@@ -241,12 +242,19 @@ pub async fn engine_steady(ctx: &Ctx) -> anyhow::Result<Value> {
 pub async fn burst(ctx: &Ctx) -> anyhow::Result<Value> {
     let n = ctx.sizes.burst;
     let db = BenchDb::create(&ctx.server, "burst").await?;
-    let service = Service::start(&ctx.bin, &db.url, &[])?;
     let store = store(&db.url).await?;
     let t0 = start_after(TimeDelta::milliseconds(2000 + n as i64 / 5));
     seed(&store, date_jobs("burst", n, t0, &ctx.url("/burst"))?).await?;
-    ensure_before(t0, "seeding")?;
-    let pool = sqlx::PgPool::connect(&db.url).await?;
+    store.pool().close().await;
+    // One connection, alone on the database when it reads the counts.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await?;
+    dbwork::alone(&pool).await?;
+    let before = DbWork::read(&pool).await?;
+    let service = Service::start(&ctx.bin, &db.url, &[])?;
+    ensure_before(t0, "seeding and starting")?;
     let receiver = &ctx.receiver;
     wait_for(Duration::from_secs(300), "every delivery", || async move {
         Ok(receiver.count("/burst") >= n)
@@ -266,12 +274,15 @@ pub async fn burst(ctx: &Ctx) -> anyhow::Result<Value> {
     let recorded: DateTime<Utc> = sqlx::query_scalar("SELECT max(finished_at) FROM runs")
         .fetch_one(&pool)
         .await?;
-    pool.close().await;
     let resources = service.stop()?;
+    dbwork::alone(&pool).await?;
+    let work = DbWork::read(&pool).await?.per_delivery(&before, n);
+    pool.close().await;
     db.drop_database().await?;
     let mut result = burst_metrics(&ctx.receiver.hits("/burst"), n, t0)?;
     result["all_recorded_ms"] = json!(ms(recorded - t0));
     result["resources"] = json!(resources);
+    result["per_delivery"] = work;
     Ok(result)
 }
 
