@@ -1,6 +1,7 @@
 //! Next-fire-time computations per second for typical triggers, and what
-//! parsing a stored trigger costs (every claim parses each due job's):
-//! the scheduler's hot path.
+//! parsing a trigger costs: from its JSON (the API), and a stored cron
+//! expression through the cache of parsed ones (every claim parses each
+//! due job's): the scheduler's hot path.
 //!
 //! `cargo bench --bench fire_times` measures; under `cargo test` the same
 //! code runs a few iterations so that it cannot rot.
@@ -9,7 +10,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use cronhook::domain::trigger::{Trigger, TriggerInput};
+use cronhook::domain::trigger::{CronSchedule, Trigger, TriggerInput};
 use serde_json::json;
 
 fn trigger(value: serde_json::Value) -> Trigger {
@@ -69,14 +70,22 @@ fn main() {
     ];
     let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
     println!(
-        "{:<40} {:>14} {:>12} {:>12}",
-        "trigger", "next/s", "ns/next", "ns/parse"
+        "{:<40} {:>14} {:>12} {:>12} {:>12}",
+        "trigger", "next/s", "ns/next", "ns/parse", "ns/cached"
     );
     for (name, value) in cases {
         let parse = median_per_call(rounds, parses, |calls| {
             for _ in 0..calls {
                 black_box(trigger(black_box(value.clone())));
             }
+        });
+        let cached = value["expr"].as_str().map(|expr| {
+            let zone = value["timezone"].as_str().unwrap_or("UTC").parse().unwrap();
+            median_per_call(rounds, parses, |calls| {
+                for _ in 0..calls {
+                    black_box(CronSchedule::parse_cached(black_box(expr), zone).unwrap());
+                }
+            })
         });
         let trigger = trigger(value);
         let next = median_per_call(rounds, steps, |calls| {
@@ -85,8 +94,9 @@ fn main() {
                 t = black_box(trigger.next_after(black_box(t))).unwrap_or(start);
             }
         });
+        let cached = cached.map_or("-".into(), |c| format!("{:.0}", c * 1e9));
         println!(
-            "{name:<40} {:>14.0} {:>12.0} {:>12.0}",
+            "{name:<40} {:>14.0} {:>12.0} {:>12.0} {cached:>12}",
             1.0 / next,
             next * 1e9,
             parse * 1e9

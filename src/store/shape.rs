@@ -247,7 +247,7 @@ impl StoredTrigger {
                     .parse()
                     .map_err(|_| corrupt(job, "cron_timezone", zone))?;
                 Trigger::Cron(CronTrigger {
-                    schedule: CronSchedule::parse(expr, timezone)
+                    schedule: CronSchedule::parse_cached(expr, timezone)
                         .map_err(|e| corrupt(job, "cron_expr", e))?,
                     start_at: self.start_at,
                     end_at: self.end_at,

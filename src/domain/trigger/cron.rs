@@ -20,10 +20,13 @@
 //! A periodic pattern whose every match falls in a gap never fires: parse
 //! refuses it.
 
+use std::sync::{LazyLock, Mutex};
+
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 use croner::{Cron, Weekday};
+use hashlink::LruCache;
 use jiff::tz::{AmbiguousOffset, TimeZone as Rules};
 
 use super::zone;
@@ -59,7 +62,27 @@ impl std::fmt::Debug for CronSchedule {
     }
 }
 
+/// Schedules already parsed, by expression and zone: every claim parses
+/// each due job's stored trigger (issue 23), and the jobs due together
+/// mostly share a few expressions. Bounded; the least recently used goes.
+static PARSED: LazyLock<Mutex<LruCache<(String, Tz), CronSchedule>>> =
+    LazyLock::new(|| Mutex::new(LruCache::new(PARSED_KEPT)));
+const PARSED_KEPT: usize = 4096;
+
 impl CronSchedule {
+    /// [`Self::parse`], answered from the schedules parsed before when
+    /// `expr` in `timezone` is one of them (errors are not kept).
+    pub fn parse_cached(expr: &str, timezone: Tz) -> Result<Self, Reason> {
+        let parsed = || PARSED.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (expr.to_string(), timezone);
+        if let Some(schedule) = parsed().get(&key) {
+            return Ok(schedule.clone());
+        }
+        let schedule = Self::parse(expr, timezone)?;
+        parsed().insert(key, schedule.clone());
+        Ok(schedule)
+    }
+
     /// Parses `expr` (5 fields, or 6 with leading seconds, or a macro).
     /// The error names the cron field it is about, never croner's
     /// reading of it; the caller says where the expression sits.
@@ -344,6 +367,33 @@ mod tests {
             .err()
             .unwrap_or_else(|| panic!("{expr:?} was accepted"))
             .into()
+    }
+
+    #[test]
+    fn a_cached_schedule_is_the_one_parse_answers_in_its_own_zone() {
+        let after = utc("2026-03-08T06:00:00Z");
+        for _ in 0..2 {
+            let berlin = CronSchedule::parse_cached("30 2 * * *", chrono_tz::Europe::Berlin);
+            let new_york = CronSchedule::parse_cached("30 2 * * *", chrono_tz::America::New_York);
+            // Same expression, another zone: another schedule.
+            assert_eq!(
+                berlin.unwrap().next_after(after),
+                Some(utc("2026-03-09T01:30:00Z"))
+            );
+            // 02:30 does not exist in New York on 2026-03-08 (fires at the
+            // gap's end, 03:00 EDT), as parse answers.
+            assert_eq!(
+                new_york.unwrap().next_after(after),
+                schedule("30 2 * * *", "America/New_York").next_after(after)
+            );
+        }
+    }
+
+    #[test]
+    fn a_cached_parse_still_refuses_bad_expressions_every_time() {
+        for _ in 0..2 {
+            assert!(CronSchedule::parse_cached("61 * * * *", Tz::UTC).is_err());
+        }
     }
 
     #[test]
