@@ -111,6 +111,15 @@ pub fn table(results: &Value) -> String {
             "",
             None,
         );
+        for (kind, figure) in [
+            ("Btree/INSERT_LEAF", "index entries written per delivery"),
+            ("Heap/LOCK", "row locks written per delivery"),
+            ("Transaction/COMMIT", "commits per delivery"),
+        ] {
+            let records = v.get("per_delivery").and_then(|p| p.get("wal_records"));
+            let count = records.map(|r| r.get(kind).and_then(Value::as_f64).unwrap_or(0.0));
+            row("burst", figure, count, "", None);
+        }
         for table in ["runs", "jobs"] {
             let upd = get(v, &format!("per_delivery.tables.{table}.updated"));
             let hot = get(v, &format!("per_delivery.tables.{table}.hot_updated"));

@@ -276,7 +276,10 @@ pub async fn burst(ctx: &Ctx) -> anyhow::Result<Value> {
         .await?;
     let resources = service.stop()?;
     dbwork::alone(&pool).await?;
-    let work = DbWork::read(&pool).await?.per_delivery(&before, n);
+    let work = DbWork::read(&pool)
+        .await?
+        .per_delivery(&pool, &before, n)
+        .await;
     pool.close().await;
     db.drop_database().await?;
     let mut result = burst_metrics(&ctx.receiver.hits("/burst"), n, t0)?;
