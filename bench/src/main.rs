@@ -95,6 +95,12 @@ struct Args {
     /// it with every API request the harness makes: the cost of auth.
     #[arg(long)]
     auth: bool,
+    /// Give every delivering service one subscription to every run event
+    /// (`run.created`, `run.succeeded`, `run.failed`, `attempt.failed`),
+    /// sent to the receiver by the same dispatcher: the cost of events
+    /// delivered, not only written.
+    #[arg(long)]
+    subscribe: bool,
     /// Where the JSON results go.
     #[arg(long, default_value = "target/bench-results.json")]
     out: PathBuf,
@@ -130,6 +136,9 @@ async fn main() -> anyhow::Result<()> {
     cronhook::dispatch::client::install_crypto_provider();
     if args.auth {
         service::require_auth();
+    }
+    if args.subscribe {
+        service::subscribe_to_run_events();
     }
     let sizes = if args.quick {
         Sizes {
@@ -214,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
     }
     results.insert("repeats".into(), json!(args.repeat));
     results.insert("auth".into(), json!(args.auth));
+    results.insert("subscribe".into(), json!(args.subscribe));
     for (name, scenario_runs) in scenarios.iter().zip(&runs) {
         results.insert(name.clone(), repeats::combine(scenario_runs));
     }

@@ -14,7 +14,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::dbwork::{self, DbWork};
 use crate::receiver::{Hit, Receiver};
-use crate::service::Service;
+use crate::service::{EVENTS_PATH, Service};
 use crate::setup::{
     BenchDb, NewJob, ensure_before, job, rfc3339, seed, sleep_until, start_after, store,
 };
@@ -254,6 +254,9 @@ pub async fn burst(ctx: &Ctx) -> anyhow::Result<Value> {
     dbwork::alone(&pool).await?;
     let before = DbWork::read(&pool).await?;
     let service = Service::start(&ctx.bin, &db.url, &[])?;
+    service
+        .subscribe(&ctx.url(&format!("{EVENTS_PATH}/burst")))
+        .await?;
     ensure_before(t0, "seeding and starting")?;
     let receiver = &ctx.receiver;
     wait_for(Duration::from_secs(300), "every delivery", || async move {
@@ -263,17 +266,29 @@ pub async fn burst(ctx: &Ctx) -> anyhow::Result<Value> {
     wait_for(Duration::from_secs(300), "every attempt recorded", || {
         let pool = pool.clone();
         async move {
-            let done: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM runs WHERE status = 'succeeded'")
-                    .fetch_one(&pool)
-                    .await?;
+            let done: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM runs WHERE status = 'succeeded' AND job_id IS NOT NULL",
+            )
+            .fetch_one(&pool)
+            .await?;
             Ok(done as usize >= n)
         }
     })
     .await?;
-    let recorded: DateTime<Utc> = sqlx::query_scalar("SELECT max(finished_at) FROM runs")
-        .fetch_one(&pool)
+    // Subscribed (--subscribe): run.created and run.succeeded of each job's
+    // run were delivered too, by the same dispatcher.
+    if service.subscribed() {
+        let events = format!("{EVENTS_PATH}/burst");
+        wait_for(Duration::from_secs(300), "every event delivered", || {
+            let done = receiver.count(&events) >= 2 * n;
+            async move { Ok(done) }
+        })
         .await?;
+    }
+    let recorded: DateTime<Utc> =
+        sqlx::query_scalar("SELECT max(finished_at) FROM runs WHERE job_id IS NOT NULL")
+            .fetch_one(&pool)
+            .await?;
     let resources = service.stop()?;
     dbwork::alone(&pool).await?;
     let work = DbWork::read(&pool)
@@ -419,6 +434,9 @@ pub fn steady_metrics(
 pub async fn steady(ctx: &Ctx) -> anyhow::Result<Value> {
     let db = BenchDb::create(&ctx.server, "steady").await?;
     let service = Service::start(&ctx.bin, &db.url, &[])?;
+    service
+        .subscribe(&ctx.url(&format!("{EVENTS_PATH}/steady")))
+        .await?;
     let (lateness, exact) = steady_on(ctx, &db, "/steady").await?;
     let resources = service.stop()?;
     db.drop_database().await?;
@@ -432,6 +450,9 @@ pub async fn aligned(ctx: &Ctx) -> anyhow::Result<Value> {
     let k = ctx.sizes.steady;
     let db = BenchDb::create(&ctx.server, "aligned").await?;
     let service = Service::start(&ctx.bin, &db.url, &[])?;
+    service
+        .subscribe(&ctx.url(&format!("{EVENTS_PATH}/aligned")))
+        .await?;
     let store = store(&db.url).await?;
     let t0 = start_after(TimeDelta::milliseconds(2000 + k as i64));
     let jobs = (0..k)
@@ -540,6 +561,9 @@ pub async fn explain(ctx: &Ctx) -> anyhow::Result<Value> {
 pub async fn scale(ctx: &Ctx) -> anyhow::Result<Value> {
     let db = BenchDb::create(&ctx.server, "scale").await?;
     let service = Service::start(&ctx.bin, &db.url, &[])?;
+    service
+        .subscribe(&ctx.url(&format!("{EVENTS_PATH}/scale")))
+        .await?;
     let store = store(&db.url).await?;
     let started = Instant::now();
     seed_future(&store, ctx.sizes.scale, &ctx.url("/future")).await?;

@@ -27,6 +27,25 @@ pub fn root_token() -> Option<&'static str> {
     ROOT_TOKEN.get().map(String::as_str)
 }
 
+/// Whether delivering services get a subscription to every run event.
+static SUBSCRIBE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+/// From now on, every delivering service gets a subscription to every run
+/// event ([`Service::subscribe`]).
+pub fn subscribe_to_run_events() {
+    SUBSCRIBE.get_or_init(|| ());
+}
+
+/// The run events a subscription is made for, and the receiver path they
+/// are sent to.
+pub const RUN_EVENTS: [&str; 4] = [
+    "run.created",
+    "run.succeeded",
+    "run.failed",
+    "attempt.failed",
+];
+pub const EVENTS_PATH: &str = "/events";
+
 /// Peak memory and CPU time of the process over its life.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Resources {
@@ -46,6 +65,36 @@ pub fn peak_rss_mb(pid: u32) -> f64 {
 }
 
 impl Service {
+    /// Under `--subscribe`, subscribes to every run event over the API,
+    /// sent to `url`; otherwise does nothing.
+    pub async fn subscribe(&self, url: &str) -> anyhow::Result<()> {
+        if SUBSCRIBE.get().is_none() {
+            return Ok(());
+        }
+        let mut request = reqwest::Client::builder()
+            .no_proxy()
+            .build()?
+            .post(format!("http://{}/v1/subscriptions", self.addr))
+            .json(&serde_json::json!({"url": url, "types": RUN_EVENTS}));
+        if let Some(token) = root_token() {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        if response.status() != reqwest::StatusCode::CREATED {
+            bail!(
+                "subscribing: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether [`Service::subscribe`] subscribes.
+    pub fn subscribed(&self) -> bool {
+        SUBSCRIBE.get().is_some()
+    }
+
     pub fn start(bin: &Path, database_url: &str, flags: &[&str]) -> anyhow::Result<Self> {
         let mut command = Command::new(bin);
         if let Some(token) = root_token() {
