@@ -380,8 +380,8 @@ mod tests {
                 berlin.unwrap().next_after(after),
                 Some(utc("2026-03-09T01:30:00Z"))
             );
-            // 02:30 does not exist in New York on 2026-03-08 (fires at the
-            // gap's end, 03:00 EDT), as parse answers.
+            // 02:30 does not exist in New York on 2026-03-08: the cached
+            // schedule answers that day as a fresh parse does.
             assert_eq!(
                 new_york.unwrap().next_after(after),
                 schedule("30 2 * * *", "America/New_York").next_after(after)
