@@ -535,10 +535,19 @@ pub async fn explain_claim(url: &str) -> anyhow::Result<String> {
     sqlx::query("ANALYZE jobs").execute(&mut conn).await?;
     let mut tx = conn.begin().await?;
     let plan: Vec<String> = sqlx::query_scalar(
+        // The scheduler's statement (PgDialect::lock_due_jobs), no tenant
+        // held back.
         "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
-         SELECT id, trigger, next_run_at, misfire_grace_s, coalesce_runs, max_instances, now() AS db_now
-         FROM jobs WHERE next_run_at <= now() ORDER BY next_run_at LIMIT 500 FOR UPDATE SKIP LOCKED",
+         SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
+                end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
+                max_instances, target_url, now() AS db_now
+         FROM jobs
+         WHERE next_run_at <= now() AND NOT (tenant = ANY($1))
+         ORDER BY next_run_at
+         LIMIT 500
+         FOR UPDATE SKIP LOCKED",
     )
+    .bind(Vec::<String>::new())
     .fetch_all(&mut *tx)
     .await?;
     tx.rollback().await?;
