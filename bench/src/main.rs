@@ -26,6 +26,7 @@ const ALL: &[&str] = &[
     "engine-burst",
     "engine-steady",
     "burst",
+    "burst-hosts",
     "steady",
     "aligned",
     "scale",
@@ -43,8 +44,8 @@ const ALL: &[&str] = &[
     about = "Benchmarks Cronhook end to end on PostgreSQL"
 )]
 struct Args {
-    /// Scenarios: engine-burst engine-steady explain burst steady aligned
-    /// scale api ceiling aps-burst aps-steady aps-aligned chaos, or `all`
+    /// Scenarios: engine-burst engine-steady explain burst burst-hosts
+    /// steady aligned scale api ceiling aps-burst aps-steady aps-aligned chaos, or `all`
     /// (every one but explain, which scale includes), `engine`, `delivery`.
     #[arg(default_value = "all")]
     scenarios: Vec<String>,
@@ -202,6 +203,7 @@ async fn main() -> anyhow::Result<()> {
                 "engine-steady" => scenarios::engine_steady(&ctx).await,
                 "explain" => scenarios::explain(&ctx).await,
                 "burst" => scenarios::burst(&ctx).await,
+                "burst-hosts" => scenarios::burst_hosts(&ctx).await,
                 "steady" => scenarios::steady(&ctx).await,
                 "aligned" => scenarios::aligned(&ctx).await,
                 "scale" => scenarios::scale(&ctx).await,

@@ -14,6 +14,15 @@ use chrono::{DateTime, Utc};
 pub const SLOW_PREFIX: &str = "/slow";
 pub const SLOW_ANSWER: Duration = Duration::from_millis(1500);
 
+/// The loopback addresses the receiver also listens on (127.0.0.1 to
+/// 127.0.0.50, one port): to the service, that many hosts.
+pub const HOSTS: usize = 50;
+
+/// The `i`-th of the receiver's addresses, modulo [`HOSTS`].
+pub fn host_address(i: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % HOSTS) as u8)
+}
+
 #[derive(Debug, Clone)]
 pub struct Hit {
     pub path: String,
@@ -37,6 +46,12 @@ impl Receiver {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("receiver binds");
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
+        // The same port on the other loopback addresses (Linux routes all
+        // of 127.0.0.0/8 to lo).
+        let others: Vec<std::net::TcpListener> = (1..HOSTS)
+            .map(|i| std::net::TcpListener::bind((host_address(i), addr.port())))
+            .collect::<Result<_, _>>()
+            .expect("receiver binds its other loopback addresses");
         let state = receiver.clone();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -46,9 +61,14 @@ impl Receiver {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
                 let app = axum::Router::new().fallback(record).with_state(state);
-                let _ = axum::serve(listener, app).await;
+                let mut served = tokio::task::JoinSet::new();
+                for listener in std::iter::once(std_listener).chain(others) {
+                    listener.set_nonblocking(true).unwrap();
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    served.spawn(axum::serve(listener, app.clone()).into_future());
+                }
+                served.join_all().await;
             });
         });
         (receiver, addr)

@@ -133,6 +133,24 @@ pub fn table(results: &Value) -> String {
             );
         }
     }
+    if let Some(v) = r("burst-hosts") {
+        let hosts = get(v, "deliveries_per_s");
+        row(
+            "burst-hosts",
+            "deliveries per second, 50 hosts",
+            hosts,
+            "/s",
+            None,
+        );
+        exactness(&mut row, "burst-hosts", v);
+        row(
+            "burst-hosts",
+            "one host ÷ 50 hosts (the per-host limit's cost)",
+            burst.zip(hosts).map(|(one, many)| one / many),
+            "",
+            None,
+        );
+    }
     let steady_p99 = r("steady").and_then(|v| get(v, "lateness.p99_ms"));
     if let Some(v) = r("steady") {
         for q in ["p50", "p90", "p99", "max"] {
@@ -325,6 +343,7 @@ pub fn table(results: &Value) -> String {
         "engine-burst",
         "engine-steady",
         "burst",
+        "burst-hosts",
         "steady",
         "aligned",
         "scale",

@@ -47,6 +47,13 @@ impl Ctx {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.receiver_addr)
     }
+
+    /// The receiver at the `i`-th of its loopback addresses (modulo
+    /// [`crate::receiver::HOSTS`]): another host to the service.
+    pub fn host_url(&self, i: usize, path: &str) -> String {
+        let host = crate::receiver::host_address(i);
+        format!("http://{host}:{}{path}", self.receiver_addr.port())
+    }
 }
 
 /// Occurrences that never arrived, and ones that arrived more than once.
@@ -101,9 +108,15 @@ where
     }
 }
 
-fn date_jobs(prefix: &str, n: usize, at: DateTime<Utc>, url: &str) -> anyhow::Result<Vec<NewJob>> {
+/// `n` date jobs due `at`, job `i` sending to `url(i)`.
+fn date_jobs(
+    prefix: &str,
+    n: usize,
+    at: DateTime<Utc>,
+    url: impl Fn(usize) -> String,
+) -> anyhow::Result<Vec<NewJob>> {
     (0..n)
-        .map(|i| job(json!({"id": format!("{prefix}-{i:06}"), "trigger": {"type": "date", "run_at": rfc3339(at)}, "target": {"url": url}})))
+        .map(|i| job(json!({"id": format!("{prefix}-{i:06}"), "trigger": {"type": "date", "run_at": rfc3339(at)}, "target": {"url": url(i)}})))
         .collect()
 }
 
@@ -170,7 +183,7 @@ pub async fn engine_burst(ctx: &Ctx) -> anyhow::Result<Value> {
     let service = Service::start(&ctx.bin, &db.url, &["--no-dispatcher"])?;
     let store = store(&db.url).await?;
     let t0 = start_after(TimeDelta::milliseconds(2000 + n as i64 / 5));
-    seed(&store, date_jobs("burst", n, t0, &ctx.url("/engine"))?).await?;
+    seed(&store, date_jobs("burst", n, t0, |_| ctx.url("/engine"))?).await?;
     ensure_before(t0, "seeding")?;
     let pool = sqlx::PgPool::connect(&db.url).await?;
     wait_for(Duration::from_secs(300), "every run", || {
@@ -240,11 +253,23 @@ pub async fn engine_steady(ctx: &Ctx) -> anyhow::Result<Value> {
 // --- Delivery end to end ---------------------------------------------------
 
 pub async fn burst(ctx: &Ctx) -> anyhow::Result<Value> {
+    burst_to(ctx, "/burst", |_| ctx.url("/burst")).await
+}
+
+/// The burst with its jobs spread over [`crate::receiver::HOSTS`] hosts
+/// (loopback addresses): what the per-host limit costs a single host.
+pub async fn burst_hosts(ctx: &Ctx) -> anyhow::Result<Value> {
+    burst_to(ctx, "/hosts-burst", |i| ctx.host_url(i, "/hosts-burst")).await
+}
+
+/// 10,000 date jobs due at one instant, job `i` sending to `url(i)`, all
+/// under `path`.
+async fn burst_to(ctx: &Ctx, path: &str, url: impl Fn(usize) -> String) -> anyhow::Result<Value> {
     let n = ctx.sizes.burst;
     let db = BenchDb::create(&ctx.server, "burst").await?;
     let store = store(&db.url).await?;
     let t0 = start_after(TimeDelta::milliseconds(2000 + n as i64 / 5));
-    seed(&store, date_jobs("burst", n, t0, &ctx.url("/burst"))?).await?;
+    seed(&store, date_jobs("burst", n, t0, url)?).await?;
     store.pool().close().await;
     // One connection, alone on the database when it reads the counts.
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -260,7 +285,7 @@ pub async fn burst(ctx: &Ctx) -> anyhow::Result<Value> {
     ensure_before(t0, "seeding and starting")?;
     let receiver = &ctx.receiver;
     wait_for(Duration::from_secs(300), "every delivery", || async move {
-        Ok(receiver.count("/burst") >= n)
+        Ok(receiver.count(path) >= n)
     })
     .await?;
     wait_for(Duration::from_secs(300), "every attempt recorded", || {
@@ -297,7 +322,7 @@ pub async fn burst(ctx: &Ctx) -> anyhow::Result<Value> {
         .await;
     pool.close().await;
     db.drop_database().await?;
-    let mut result = burst_metrics(&ctx.receiver.hits("/burst"), n, t0)?;
+    let mut result = burst_metrics(&ctx.receiver.hits(path), n, t0)?;
     result["all_recorded_ms"] = json!(ms(recorded - t0));
     result["resources"] = json!(resources);
     result["per_delivery"] = work;
