@@ -60,9 +60,20 @@ impl BenchDb {
 /// services get it as CRONHOOK_ENCRYPTION_KEY).
 pub const BENCH_KEY: &str = "Y3Jvbmhvb2stYmVuY2gtc2VhbGluZy1rZXktMzJieXQ=";
 
+/// The jobs and runs a minute the benchmark's tenant may have: above any
+/// scenario's load (the services get the same, see `service.rs`).
+pub const BENCH_QUOTA: u32 = 10_000_000;
+
 pub async fn store(url: &str) -> anyhow::Result<PgStore> {
     let key = SealingKey::from_base64(BENCH_KEY).map_err(anyhow::Error::msg)?;
-    Ok(PgStore::connect(url, Arc::new(Wakeups::new()), key).await?)
+    let quotas = cronhook::domain::quota::Quotas {
+        jobs: BENCH_QUOTA,
+        runs_per_minute: BENCH_QUOTA,
+        ..Default::default()
+    };
+    Ok(PgStore::connect(url, Arc::new(Wakeups::new()), key)
+        .await?
+        .with_quotas(quotas))
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
