@@ -184,6 +184,15 @@ pub async fn seed(store: &PgStore, jobs: Vec<NewJob>) -> anyhow::Result<()> {
         .execute(store.pool())
         .await?;
     }
+    // The copies count towards the tenant's jobs as created ones do.
+    sqlx::query(
+        "INSERT INTO tenant_job_counts (tenant, slot, jobs) VALUES ($1, 0, $2)
+         ON CONFLICT (tenant, slot) DO UPDATE SET jobs = tenant_job_counts.jobs + excluded.jobs",
+    )
+    .bind(tenant.as_str())
+    .bind(rest.len() as i64)
+    .execute(store.pool())
+    .await?;
     // Every instance's scheduler looks at once.
     sqlx::query("SELECT pg_notify('cronhook_jobs', '')")
         .execute(store.pool())

@@ -148,8 +148,16 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         definition: &StoredDefinition,
         schedule: Option<Schedule>,
     ) -> StoreResult<()>;
-    /// How many jobs the tenant holds.
+    /// How many jobs the tenant holds, as its kept count says.
     async fn count_jobs(&self, tx: &mut Self::Tx, tenant: &Tenant) -> StoreResult<u64>;
+    /// Adds `jobs` to the tenant's kept count in `slot`.
+    async fn add_jobs_held(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        slot: i32,
+        jobs: i64,
+    ) -> StoreResult<()>;
     /// The quotas root set for the tenant.
     async fn read_tenant_quotas(
         &self,

@@ -158,7 +158,8 @@ pub(crate) fn overrides_of(
 }
 
 /// Implements [`Portable`] for a dialect, and `seal_what_is_plain` and
-/// `count_jobs_in` (statements in a transaction of its own) beside it. The invoking module names its vocabulary: `Db` (the sqlx database),
+/// the statements the dialect runs in a transaction of its own beside it.
+/// The invoking module names its vocabulary: `Db` (the sqlx database),
 /// `at` (an instant as its columns hold one), `row_id` (a run's or event's
 /// id likewise), `JOBS` (the job query with its last run, before `WHERE`),
 /// `POSITION` (the function that finds a substring), the row types
@@ -289,11 +290,35 @@ macro_rules! portable_statements {
             conn: &mut <Db as sqlx::Database>::Connection,
             tenant: &$crate::store::Tenant,
         ) -> $crate::store::StoreResult<u64> {
-            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE tenant = $1")
-                .bind(tenant.as_str())
-                .fetch_one(conn)
-                .await?;
+            let n: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(jobs), 0) AS BIGINT)
+                 FROM tenant_job_counts WHERE tenant = $1",
+            )
+            .bind(tenant.as_str())
+            .fetch_one(conn)
+            .await?;
             Ok(n.max(0) as u64)
+        }
+
+        /// Adds `jobs` (one created, or minus one deleted) to `tenant`'s
+        /// count in `slot`, in `conn`'s transaction.
+        async fn add_jobs_held_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &$crate::store::Tenant,
+            slot: i32,
+            jobs: i64,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO tenant_job_counts (tenant, slot, jobs) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, slot) DO UPDATE
+                 SET jobs = tenant_job_counts.jobs + excluded.jobs",
+            )
+            .bind(tenant.as_str())
+            .bind(slot)
+            .bind(jobs)
+            .execute(conn)
+            .await?;
+            Ok(())
         }
 
         /// The quotas root set for `tenant`, read in `conn`'s transaction.

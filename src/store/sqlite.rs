@@ -353,6 +353,16 @@ impl Dialect for SqliteDialect {
         count_jobs_in(tx, tenant).await
     }
 
+    async fn add_jobs_held(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        slot: i32,
+        jobs: i64,
+    ) -> StoreResult<()> {
+        add_jobs_held_in(tx, tenant, slot, jobs).await
+    }
+
     async fn read_tenant_quotas(
         &self,
         tx: &mut Self::Tx,

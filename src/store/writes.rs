@@ -307,6 +307,8 @@ impl<D: Dialect> Store for SqlStore<D> {
                     {
                         continue;
                     }
+                    let slot = quota::job_count_slot(id.as_str());
+                    self.db.add_jobs_held(&mut tx, tenant, slot, 1).await?;
                     self.record_idempotency(&mut tx, tenant, idempotency, id.as_str())
                         .await?;
                     (Saved::Created, true)
@@ -363,6 +365,8 @@ impl<D: Dialect> Store for SqlStore<D> {
             D::commit(tx).await?;
             return Ok(false);
         }
+        let slot = quota::job_count_slot(id.as_str());
+        self.db.add_jobs_held(&mut tx, tenant, slot, -1).await?;
         let events = with_tenant(tenant, vec![event::job_deleted(id.as_str())]);
         let deliveries = self.write_events(&mut tx, &events).await?;
         D::commit(tx).await?;

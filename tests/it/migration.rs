@@ -241,11 +241,41 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
     assert_eq!(target, specs[0].definition.target);
     assert_eq!(retry, specs[0].definition.retry);
     assert_eq!(target.headers["authorization"], "Bearer tok-plain-1");
+    // The jobs stored before count towards the tenant's quota: with room
+    // for four, one more fits and the next is refused.
+    let tenant = common::default_tenant();
+    let four = cronhook::domain::quota::QuotaOverrides {
+        jobs: Some(4),
+        ..Default::default()
+    };
+    store.set_tenant_quotas(&tenant, &four).await.unwrap();
+    let context = ParseContext {
+        now: Utc::now(),
+        network_policy: Default::default(),
+    };
+    for (n, fits) in [("fourth", true), ("fifth", false)] {
+        let mut body = bodies()[2].clone();
+        body["id"] = json!(n);
+        let create = cronhook::domain::lifecycle::JobCommand::Create {
+            spec: spec(&body),
+            secret: "whsec_dGVzdA==".into(),
+        };
+        let made = store
+            .save_job(
+                &tenant,
+                &JobId::parse(n).unwrap(),
+                &create,
+                context.clone(),
+                None,
+            )
+            .await;
+        assert_eq!(made.is_ok(), fits, "{n}: {:?}", made.err());
+    }
     drop(store);
 
     // What was plain is sealed: no secret is left in the database's text.
     let stored = stored_secrets(&db.url).await;
-    assert_eq!(stored.len(), 3);
+    assert_eq!(stored.len(), 4);
     for (id, secret, url, headers, sealed) in &stored {
         assert!(
             secret.starts_with("enc:v2:"),
