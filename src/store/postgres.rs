@@ -239,8 +239,9 @@ async fn fetch_job(
 /// `IS TRUE` so that the planner finds each run by its key: where the
 /// owner's partial index looked cheaper (statistics taken before a burst
 /// say one running row), it joined every running run with every record,
-/// 2 to 30 times slower (see BENCHMARKS.md). CTEs `updated` (id, tenant,
-/// job id) and `inserted` (run id) for the statement that follows.
+/// 2 to 30 times slower (see BENCHMARKS.md); and it runs after
+/// [`plan_by_key`]. CTEs `updated` (id, tenant, job id) and `inserted`
+/// (run id) for the statement that follows.
 const RECORD_FENCED: &str = "WITH input AS (
                  SELECT * FROM UNNEST($2::uuid[], $3::int4[], $4::timestamptz[], $5::int8[],
                                       $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[])
@@ -267,6 +268,21 @@ const RECORD_FENCED: &str = "WITH input AS (
                  ON CONFLICT DO NOTHING
                  RETURNING run_id
              )";
+
+/// Has the rest of `tx` find rows through an index, never by scanning a
+/// whole table. Recording a batch of attempts touches each run by its
+/// primary key, but the planner costed a scan of `runs` lower: on a
+/// generic plan made while the table was small (after five executions of
+/// a prepared statement, kept until the next ANALYZE), or, planned each
+/// time, for a batch of 100 against 10,000 runs. Either way it read the
+/// whole table for every batch: 6–12 ms a batch after a minute of steady
+/// load, against 0.56 ms by key (BENCHMARKS.md, issue 23).
+async fn plan_by_key(tx: &mut PgConnection) -> StoreResult<()> {
+    sqlx::query("SELECT set_config('enable_seqscan', 'off', true)")
+        .execute(tx)
+        .await?;
+    Ok(())
+}
 
 /// Attempt records, column by column, for [`RECORD_FENCED`].
 struct AttemptColumns {
@@ -725,6 +741,10 @@ impl Dialect for PgDialect {
              WHERE r.status IN ('pending', 'running')
              GROUP BY r.tenant, r.job_id",
         )
+        // Planned at each execution, for the table as it is: a plan kept
+        // from when `runs` was small scanned it whole (0.57–3.6 ms a claim
+        // in steady load, 0.057 ms planned each time; issue 23).
+        .persistent(false)
         .bind(&tenants)
         .bind(&ids)
         .fetch_all(&mut **tx)
@@ -959,6 +979,7 @@ impl Dialect for PgDialect {
     ) -> StoreResult<Vec<Uuid>> {
         let columns = AttemptColumns::of(records);
         let sql = format!("{RECORD_FENCED} SELECT run_id FROM inserted");
+        plan_by_key(tx).await?;
         let recorded: Vec<(Uuid,)> = columns.query_as(&sql, owner).fetch_all(&mut **tx).await?;
         Ok(recorded.into_iter().map(|(id,)| id).collect())
     }
@@ -995,7 +1016,10 @@ impl Dialect for PgDialect {
             .bind(&e.job_id)
             .bind(&e.run_id)
             .bind(&e.data);
-        let recorded = d.bind(query).fetch_all(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        plan_by_key(&mut tx).await?;
+        let recorded = d.bind(query).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
         let delivered = recorded.first().map_or(0, |(_, n)| count_of(*n));
         Ok((recorded.into_iter().map(|(id, _)| id).collect(), delivered))
     }
@@ -1271,6 +1295,8 @@ impl Dialect for PgDialect {
                AND (r.status = 'running' AND r.lease_owner = $1
                     AND r.attempt_count = u.number) IS TRUE",
         )
+        // Planned at each execution, as the count of runs in flight is.
+        .persistent(false)
         .bind(owner)
         .bind(&ids)
         .bind(&numbers)
