@@ -133,6 +133,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             store: store.clone(),
             wakeups: wakeups.clone(),
             poll_interval: config.poll_interval(),
+            lookahead: config.lookahead(),
             metrics: metrics.clone(),
         };
         tasks.spawn(scheduler.run(shutdown.clone()));

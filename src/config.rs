@@ -212,6 +212,13 @@ pub struct Config {
     )]
     pub poll_interval_ms: u64,
 
+    /// How long before its fire time a job's next run is made, in
+    /// milliseconds (0 makes runs only once due); the run is still sent at
+    /// its fire time. Pause, delete and a trigger change remove runs made
+    /// ahead and not yet due.
+    #[arg(long, env = "CRONHOOK_LOOKAHEAD_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=10_000), global = true)]
+    pub lookahead_ms: u64,
+
     /// How long finished runs are kept: `7d`, `12h`, `30m`, `90s`.
     #[arg(long, env = "CRONHOOK_RUN_RETENTION", default_value = "7d", value_parser = crate::retention::parse_duration, global = true)]
     pub run_retention: Duration,
@@ -381,6 +388,10 @@ impl Config {
 
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms.max(1))
+    }
+
+    pub fn lookahead(&self) -> Duration {
+        Duration::from_millis(self.lookahead_ms)
     }
 
     pub fn instance_timeout(&self) -> Duration {

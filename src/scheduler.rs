@@ -22,6 +22,10 @@ pub struct Scheduler {
     pub wakeups: Arc<Wakeups>,
     /// The longest sleep between passes; notifications are only hints.
     pub poll_interval: Duration,
+    /// How long before its fire time a job's next run is made (DESIGN.md
+    /// §12): the dispatcher then sends it at the instant, the scheduler's
+    /// commit out of the way.
+    pub lookahead: Duration,
     pub metrics: Arc<Metrics>,
 }
 
@@ -36,6 +40,7 @@ impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(
             poll_interval_ms = self.poll_interval.as_millis() as u64,
+            lookahead_ms = self.lookahead.as_millis() as u64,
             "scheduler started"
         );
         let mut backoff = Backoff::new();
@@ -43,7 +48,7 @@ impl Scheduler {
             let sleep = match self.pass().await {
                 Ok(()) => {
                     backoff.reset();
-                    match self.store.next_due_in().await {
+                    match self.store.next_due_in(self.lookahead).await {
                         Ok(Some(due_in)) => due_in.min(self.poll_interval),
                         Ok(None) => self.poll_interval,
                         Err(e) => {
@@ -71,7 +76,10 @@ impl Scheduler {
     async fn pass(&self) -> Result<(), crate::store::StoreError> {
         loop {
             let began = std::time::Instant::now();
-            let outcome = self.store.claim_due_jobs(BATCH, &plan).await?;
+            let outcome = self
+                .store
+                .claim_due_jobs(BATCH, self.lookahead, &plan)
+                .await?;
             self.metrics.claim(began.elapsed());
             self.metrics.runs(RunStatus::Pending, outcome.pending);
             self.metrics.runs(RunStatus::Missed, outcome.missed);

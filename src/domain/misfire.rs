@@ -41,6 +41,9 @@ pub struct DueJob<'a> {
     pub max_instances: u32,
     /// Its pending and running runs, counted under the row lock.
     pub in_flight: u32,
+    /// How far ahead of its fire time the next occurrence's run may be
+    /// made (DESIGN.md §12); zero makes runs only once due.
+    pub lookahead: TimeDelta,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +192,35 @@ fn last_before(trigger: &Trigger, first: DateTime<Utc>, fire: DateTime<Utc>) -> 
 /// yields uniform random numbers in `[0, 1)` for the delivery delay.
 pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> f64) -> Decision {
     let trigger = job.trigger;
+    // Not yet due, but within the lookahead: its next run is made now, to
+    // be sent at its fire time (§12). Only for a job with nothing in
+    // flight, so that max_instances means what it does at the fire time
+    // (a run still in flight now may well be done by then); the others
+    // get their run when due, as without a lookahead. Nor for a job's last
+    // occurrence: the job would be completed before its fire time, and
+    // could no longer be paused to stop it.
+    let ahead = job.next_run_at > now && job.next_run_at <= now + job.lookahead;
+    if ahead
+        && job.in_flight == 0
+        && let Some(next) = trigger.next_after_fire(job.next_run_at)
+    {
+        let at = job.next_run_at;
+        let jitter_s = trigger.jitter_s();
+        let deliver_after = if jitter_s > 0 {
+            jittered(at, jitter_s, Some(next), jitter())
+        } else {
+            at
+        };
+        return Decision {
+            runs: vec![PlannedRun {
+                scheduled_for: at,
+                status: RunStatus::Pending,
+                occurrences: 1,
+                deliver_after,
+            }],
+            schedule: Schedule::Scheduled { next_run_at: next },
+        };
+    }
     if job.next_run_at > now {
         return Decision {
             runs: Vec::new(),
@@ -355,6 +387,7 @@ mod tests {
             catchup_max: DEFAULT_CATCHUP_MAX,
             max_instances: 1,
             in_flight: 0,
+            lookahead: TimeDelta::zero(),
         }
     }
 
@@ -672,5 +705,87 @@ mod tests {
             jittered(t("2026-11-23T10:00:00Z"), 30, None, 1.0),
             t("2026-11-23T10:00:30Z")
         );
+    }
+
+    fn ahead<'a>(trigger: &'a Trigger, next: &str) -> DueJob<'a> {
+        DueJob {
+            lookahead: TimeDelta::milliseconds(500),
+            ..job(trigger, next)
+        }
+    }
+
+    #[test]
+    fn the_next_run_is_made_within_the_lookahead_for_its_fire_time() {
+        let tr = every_minute();
+        let d = decide_at(
+            ahead(&tr, "2026-11-23T10:00:00Z"),
+            "2026-11-23T09:59:59.600Z",
+        );
+        assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Pending, 1)]);
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:01:00Z")));
+        // Exactly the lookahead before: made; a moment earlier: not yet.
+        let d = decide_at(
+            ahead(&tr, "2026-11-23T10:00:00Z"),
+            "2026-11-23T09:59:59.500Z",
+        );
+        assert_eq!(d.runs.len(), 1);
+        let d = decide_at(
+            ahead(&tr, "2026-11-23T10:00:00Z"),
+            "2026-11-23T09:59:59.499Z",
+        );
+        assert!(d.runs.is_empty());
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:00:00Z")));
+    }
+
+    #[test]
+    fn a_job_with_a_run_in_flight_gets_its_next_run_when_due_not_ahead() {
+        let tr = every_minute();
+        let mut j = ahead(&tr, "2026-11-23T10:00:00Z");
+        j.in_flight = 1;
+        j.max_instances = 3;
+        let d = decide_at(j, "2026-11-23T09:59:59.800Z");
+        assert!(d.runs.is_empty());
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:00:00Z")));
+        // Once due, max_instances decides as always.
+        let d = decide_at(j, "2026-11-23T10:00:00.001Z");
+        assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Pending, 1)]);
+    }
+
+    #[test]
+    fn a_due_job_is_decided_at_now_whatever_the_lookahead() {
+        // Late: coalesced up to now only; the occurrence 0.3 s ahead is
+        // not folded into the late run.
+        let tr = trigger(serde_json::json!({"type": "interval", "every_s": 1,
+            "start_at": "2026-11-23T10:00:00Z"}));
+        let d = decide_at(
+            ahead(&tr, "2026-11-23T10:00:00Z"),
+            "2026-11-23T10:00:02.700Z",
+        );
+        assert_eq!(d.runs, [run("2026-11-23T10:00:02Z", RunStatus::Pending, 3)]);
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:00:03Z")));
+    }
+
+    #[test]
+    fn a_last_occurrence_is_made_when_due_and_jitter_stays_before_the_next_fire() {
+        // A date: its run would complete the job before its fire time.
+        let tr = trigger(serde_json::json!({"type": "date", "run_at": "2026-12-01T09:00:00Z"}));
+        let d = decide_at(
+            ahead(&tr, "2026-12-01T09:00:00Z"),
+            "2026-12-01T08:59:59.900Z",
+        );
+        assert!(d.runs.is_empty());
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-12-01T09:00:00Z")));
+        let d = decide_at(ahead(&tr, "2026-12-01T09:00:00Z"), "2026-12-01T09:00:00Z");
+        assert_eq!(d.runs, [run("2026-12-01T09:00:00Z", RunStatus::Pending, 1)]);
+        assert_eq!(d.schedule.state(), JobState::Completed);
+        let tr = trigger(serde_json::json!({"type": "interval", "every_s": 10,
+            "start_at": "2026-11-23T10:00:00Z", "jitter_s": 30}));
+        let d = decide(
+            &ahead(&tr, "2026-11-23T10:00:00Z"),
+            t("2026-11-23T09:59:59.900Z"),
+            &mut || 0.9,
+        );
+        assert_eq!(d.runs[0].scheduled_for, t("2026-11-23T10:00:00Z"));
+        assert_eq!(d.runs[0].deliver_after, t("2026-11-23T10:00:10Z"));
     }
 }

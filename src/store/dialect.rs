@@ -148,6 +148,15 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         definition: &StoredDefinition,
         schedule: Option<Schedule>,
     ) -> StoreResult<()>;
+    /// Deletes the job's runs made ahead of their fire time and not yet
+    /// sent (DESIGN.md §12): its schedule changed (a pause, a new trigger),
+    /// so they no longer stand. Answers how many.
+    async fn remove_runs_made_ahead(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<u64>;
     /// How many jobs the tenant holds, as its kept count says.
     async fn count_jobs(&self, tx: &mut Self::Tx, tenant: &Tenant) -> StoreResult<u64>;
     /// Adds `jobs` to the tenant's kept count in `slot`.
@@ -195,11 +204,13 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
     // The scheduler's pass.
 
     /// Up to `limit` due jobs, locked (skipping those other instances
-    /// hold), with the database's `now`.
+    /// hold), with the database's `now`; with them, jobs due within
+    /// `lookahead` that have no run in flight (§12).
     async fn lock_due_jobs(
         &self,
         tx: &mut Self::Tx,
         limit: u32,
+        lookahead: Duration,
         held_back: &[String],
     ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)>;
     /// Runs in flight (pending or running) of each job, counted after its
@@ -336,7 +347,12 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
     // Reads and writes whose SQL each database words its own way (the
     // rest are [`Portable`]).
 
-    async fn next_due_in(&self, held_back: &[String]) -> StoreResult<Option<Duration>>;
+    /// How long until `lock_due_jobs` with this `lookahead` takes a job.
+    async fn next_due_in(
+        &self,
+        lookahead: Duration,
+        held_back: &[String],
+    ) -> StoreResult<Option<Duration>>;
     async fn trim_run_history(
         &self,
         keep: u32,

@@ -473,6 +473,11 @@ pub struct Instance {
 /// How many finished runs of one job the cleaner keeps, whatever their age.
 pub const RUNS_KEPT_PER_JOB: u32 = 1000;
 
+/// The earliest jobs `next_due_in` looks at: whether each has a run in
+/// flight decides when a claim takes it (at its fire time, or the
+/// lookahead before); a job further on waits at most until its fire time.
+pub(crate) const NEXT_DUE_LOOKED_AT: i64 = 64;
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `postgres` or `sqlite`.
@@ -513,12 +518,19 @@ pub trait Store: Send + Sync + 'static {
     /// transaction: lock them (skipping rows other instances hold), count
     /// their runs in flight, let `plan` decide, insert the runs (an
     /// occurrence that already has one is left alone), advance the jobs,
-    /// commit.
-    async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome>;
+    /// commit. Jobs with nothing in flight are taken up to `lookahead`
+    /// before they are due, so that their next run is made ahead (§12).
+    async fn claim_due_jobs(
+        &self,
+        limit: u32,
+        lookahead: Duration,
+        plan: &PlanFn<'_>,
+    ) -> StoreResult<ClaimOutcome>;
 
-    /// How long until the earliest `next_run_at`, by the database's clock
-    /// (zero when one is due); `None` when no job is scheduled.
-    async fn next_due_in(&self) -> StoreResult<Option<Duration>>;
+    /// How long until the earliest job is taken by a claim with this
+    /// `lookahead`, by the database's clock (zero when one is due); `None`
+    /// when no job is scheduled.
+    async fn next_due_in(&self, lookahead: Duration) -> StoreResult<Option<Duration>>;
 
     /// A manual run of job `id` now, outside its trigger's sequence,
     /// decided under the job's row lock like the scheduler's: `skipped`

@@ -20,9 +20,9 @@ use super::rows::{self, RUN_COLUMNS};
 use super::shape::StoredDefinition;
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    AttemptRecord, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run, SqlStore,
-    StoreError, StoreResult, Tenant, count, delay_ms, event_of, interest, is_unique_violation,
-    run_status,
+    AttemptRecord, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job, NEXT_DUE_LOOKED_AT,
+    NewEvent, Run, SqlStore, StoreError, StoreResult, Tenant, count, delay_ms, event_of, interest,
+    is_unique_violation, run_status,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
 use crate::domain::quota::QuotaOverrides;
@@ -661,6 +661,25 @@ impl Dialect for PgDialect {
         add_runs_made_in(tx, minute, tenant, made).await
     }
 
+    async fn remove_runs_made_ahead(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<u64> {
+        // Pending: no dispatcher holds them (they are leased once due).
+        let done = sqlx::query(
+            "DELETE FROM runs
+             WHERE tenant = $1 AND job_id = $2 AND status = 'pending' AND cause = 'schedule'
+               AND attempt_count = 0 AND scheduled_for > now()",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn delete_job(
         &self,
         tx: &mut Self::Tx,
@@ -707,20 +726,25 @@ impl Dialect for PgDialect {
         &self,
         tx: &mut Self::Tx,
         limit: u32,
+        lookahead: Duration,
         held_back: &[String],
     ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)> {
         let rows = sqlx::query_as::<_, PgDueRow>(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, target_url, now() AS db_now
-             FROM jobs
-             WHERE next_run_at <= now() AND NOT (tenant = ANY($2))
+             FROM jobs j
+             WHERE next_run_at <= now() + make_interval(secs => $3) AND NOT (tenant = ANY($2))
+               AND (next_run_at <= now() OR NOT EXISTS (
+                   SELECT 1 FROM runs r WHERE r.tenant = j.tenant AND r.job_id = j.id
+                     AND r.status IN ('pending', 'running')))
              ORDER BY next_run_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED",
         )
         .bind(i64::from(limit))
         .bind(held_back)
+        .bind(lookahead.as_secs_f64())
         .fetch_all(&mut **tx)
         .await?;
         let now = rows.first().map_or_else(Utc::now, |r| r.db_now);
@@ -1141,13 +1165,27 @@ impl Dialect for PgDialect {
         Ok(done.rows_affected())
     }
 
-    async fn next_due_in(&self, held_back: &[String]) -> StoreResult<Option<Duration>> {
+    async fn next_due_in(
+        &self,
+        lookahead: Duration,
+        held_back: &[String],
+    ) -> StoreResult<Option<Duration>> {
         // NULL when no job is scheduled (GREATEST would turn that into 0).
+        // The earliest jobs only: one further on is taken at its fire time
+        // at the latest, as without a lookahead.
         let seconds: Option<f64> = sqlx::query_scalar(
-            "SELECT EXTRACT(EPOCH FROM (min(next_run_at) - clock_timestamp()))::float8
-             FROM jobs WHERE next_run_at IS NOT NULL AND NOT (tenant = ANY($1))",
+            "SELECT EXTRACT(EPOCH FROM (min(CASE WHEN EXISTS (
+                        SELECT 1 FROM runs r WHERE r.tenant = j.tenant AND r.job_id = j.id
+                          AND r.status IN ('pending', 'running'))
+                    THEN next_run_at ELSE next_run_at - make_interval(secs => $2) END)
+                    - clock_timestamp()))::float8
+             FROM (SELECT tenant, id, next_run_at FROM jobs
+                   WHERE next_run_at IS NOT NULL AND NOT (tenant = ANY($1))
+                   ORDER BY next_run_at LIMIT $3) j",
         )
         .bind(held_back)
+        .bind(lookahead.as_secs_f64())
+        .bind(NEXT_DUE_LOOKED_AT)
         .fetch_one(&self.pool)
         .await?;
         Ok(seconds.map(non_negative))

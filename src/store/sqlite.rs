@@ -24,9 +24,9 @@ use super::rows::{self, At, RUN_COLUMNS, RowId};
 use super::shape::StoredDefinition;
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    AttemptRecord, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run, SqlStore,
-    StoreError, StoreResult, Tenant, count, delay_ms, event_of, interest, is_unique_violation,
-    run_status,
+    AttemptRecord, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job, NEXT_DUE_LOOKED_AT,
+    NewEvent, Run, SqlStore, StoreError, StoreResult, Tenant, count, delay_ms, event_of, interest,
+    is_unique_violation, run_status,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
 use crate::domain::quota::QuotaOverrides;
@@ -80,6 +80,11 @@ impl SqlStore<SqliteDialect> {
 /// Instants are stored as integer microseconds since the epoch.
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
+}
+
+/// A span in the stored unit, microseconds.
+fn micros_of(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// An instant as stored, read back ([`At`] for integer microseconds).
@@ -389,6 +394,25 @@ impl Dialect for SqliteDialect {
         add_runs_made_in(tx, minute, tenant, made).await
     }
 
+    async fn remove_runs_made_ahead(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM runs
+             WHERE tenant = ?1 AND job_id = ?2 AND status = 'pending' AND cause = 'schedule'
+               AND attempt_count = 0 AND scheduled_for > ?3",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(micros(Utc::now()))
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn delete_job(
         &self,
         tx: &mut Self::Tx,
@@ -436,6 +460,7 @@ impl Dialect for SqliteDialect {
         &self,
         tx: &mut Self::Tx,
         limit: u32,
+        lookahead: Duration,
         held_back: &[String],
     ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)> {
         let now = crate::domain::instant::truncate(Utc::now());
@@ -443,15 +468,19 @@ impl Dialect for SqliteDialect {
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, target_url
-             FROM jobs
-             WHERE next_run_at IS NOT NULL AND next_run_at <= ?1
+             FROM jobs j
+             WHERE next_run_at IS NOT NULL AND next_run_at <= ?1 + ?4
                AND tenant NOT IN (SELECT value FROM json_each(?3))
+               AND (next_run_at <= ?1 OR NOT EXISTS (
+                   SELECT 1 FROM runs r WHERE r.tenant = j.tenant AND r.job_id = j.id
+                     AND r.status IN ('pending', 'running')))
              ORDER BY next_run_at
              LIMIT ?2",
         )
         .bind(micros(now))
         .bind(i64::from(limit))
         .bind(serde_json::to_string(held_back).unwrap_or_else(|_| "[]".into()))
+        .bind(micros_of(lookahead))
         .fetch_all(&mut **tx)
         .await?;
         let due = rows.into_iter().map(DueRow::from).collect();
@@ -820,12 +849,26 @@ impl Dialect for SqliteDialect {
         Ok(written)
     }
 
-    async fn next_due_in(&self, held_back: &[String]) -> StoreResult<Option<Duration>> {
+    async fn next_due_in(
+        &self,
+        lookahead: Duration,
+        held_back: &[String],
+    ) -> StoreResult<Option<Duration>> {
+        // As on PostgreSQL: the earliest jobs, each less the lookahead when
+        // it has nothing in flight.
         let earliest: Option<i64> = sqlx::query_scalar(
-            "SELECT min(next_run_at) FROM jobs WHERE next_run_at IS NOT NULL
-                   AND tenant NOT IN (SELECT value FROM json_each(?1))",
+            "SELECT min(CASE WHEN EXISTS (
+                        SELECT 1 FROM runs r WHERE r.tenant = j.tenant AND r.job_id = j.id
+                          AND r.status IN ('pending', 'running'))
+                    THEN next_run_at ELSE next_run_at - ?2 END)
+             FROM (SELECT tenant, id, next_run_at FROM jobs
+                   WHERE next_run_at IS NOT NULL
+                     AND tenant NOT IN (SELECT value FROM json_each(?1))
+                   ORDER BY next_run_at LIMIT ?3) j",
         )
         .bind(serde_json::to_string(held_back).unwrap_or_else(|_| "[]".into()))
+        .bind(micros_of(lookahead))
+        .bind(NEXT_DUE_LOOKED_AT)
         .fetch_one(&self.pool)
         .await?;
         let now = micros(Utc::now());

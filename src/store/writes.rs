@@ -321,6 +321,12 @@ impl<D: Dialect> Store for SqlStore<D> {
                     self.db
                         .update_job(&mut tx, tenant, id, &stored, schedule)
                         .await?;
+                    if schedule.is_some() {
+                        let removed = self.db.remove_runs_made_ahead(&mut tx, tenant, id).await?;
+                        if removed > 0 {
+                            tracing::info!(%tenant, job_id = %id, runs = removed, "removed runs made ahead: the job's schedule changed");
+                        }
+                    }
                     (Saved::Updated, schedule.is_some())
                 }
             };
@@ -374,7 +380,12 @@ impl<D: Dialect> Store for SqlStore<D> {
         Ok(true)
     }
 
-    async fn claim_due_jobs(&self, limit: u32, plan: &PlanFn<'_>) -> StoreResult<ClaimOutcome> {
+    async fn claim_due_jobs(
+        &self,
+        limit: u32,
+        lookahead: Duration,
+        plan: &PlanFn<'_>,
+    ) -> StoreResult<ClaimOutcome> {
         // Tenants past their runs this minute: their jobs stay due.
         let minute = quota::minute_of(Utc::now());
         let held_back = self
@@ -382,7 +393,10 @@ impl<D: Dialect> Store for SqlStore<D> {
             .held_back_tenants(minute, self.quotas.runs_per_minute)
             .await?;
         let mut tx = self.db.begin().await?;
-        let (due, now) = self.db.lock_due_jobs(&mut tx, limit, &held_back).await?;
+        let (due, now) = self
+            .db
+            .lock_due_jobs(&mut tx, limit, lookahead, &held_back)
+            .await?;
         if due.is_empty() {
             D::commit(tx).await?;
             return Ok(ClaimOutcome::default());
@@ -420,6 +434,8 @@ impl<D: Dialect> Store for SqlStore<D> {
                         catchup_max: count(row.catchup_max).clamp(1, tenant_catchup.max(1)),
                         max_instances: count(row.max_instances).max(1),
                         in_flight: in_flight.get(&key).copied().unwrap_or(0),
+                        lookahead: chrono::TimeDelta::from_std(lookahead)
+                            .unwrap_or(chrono::TimeDelta::MAX),
                     };
                     plan(&job, now)
                 }
@@ -502,12 +518,12 @@ impl<D: Dialect> Store for SqlStore<D> {
         Ok(outcome)
     }
 
-    async fn next_due_in(&self) -> StoreResult<Option<Duration>> {
+    async fn next_due_in(&self, lookahead: Duration) -> StoreResult<Option<Duration>> {
         let held_back = self
             .db
             .held_back_tenants(quota::minute_of(Utc::now()), self.quotas.runs_per_minute)
             .await?;
-        self.db.next_due_in(&held_back).await
+        self.db.next_due_in(lookahead, &held_back).await
     }
 
     async fn create_manual_run(

@@ -548,7 +548,63 @@ async fn a_job_whose_stored_target_no_longer_parses_fails_alone(backend: Backend
     assert!(receiver.received("/broken").is_empty());
 }
 
+/// DESIGN.md §12: with a lookahead longer than the wait, the run exists
+/// before its fire time and is sent at it, not before; a pause before the
+/// fire time removes a run made ahead, so nothing is sent.
+async fn a_run_made_ahead_is_sent_at_its_fire_time_and_a_pause_stops_it(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let db = TestDb::new(backend).await;
+    let mut config = common::test_config(&db.url);
+    config.lookahead_ms = 10_000;
+    let app = TestApp::spawn_with(db, config).await;
+    let fire = cronhook::domain::instant::truncate(Utc::now() + chrono::TimeDelta::seconds(3));
+    let at = cronhook::domain::instant::format(&fire);
+    for id in ["ahead", "paused"] {
+        app.create_job(
+            json!({"id": id, "trigger": {"type": "interval", "every_s": 3600, "start_at": at},
+                              "target": {"url": receiver.url(&format!("/{id}"))}}),
+        )
+        .await;
+    }
+    // Both runs are made well before the fire time.
+    for id in ["ahead", "paused"] {
+        let run = run_when(&app, id, "a run made ahead", |r| r["status"] == "pending").await;
+        assert_eq!(instant(&run["scheduled_for"]), fire, "{run}");
+    }
+    let paused = app.post_empty("/v1/jobs/paused/pause").await;
+    assert_eq!(paused.status, 200, "{}", paused.text);
+    let runs = app.get("/v1/jobs/paused/runs").await.json();
+    assert_eq!(
+        runs["items"],
+        json!([]),
+        "the pause removed its run made ahead"
+    );
+
+    let run = finished(&app, "ahead").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(instant(&run["created_at"]) < fire, "made ahead: {run}");
+    let request = &receiver.received("/ahead")[0];
+    assert!(
+        request.at >= fire,
+        "sent at {} before its fire time {fire}",
+        request.at
+    );
+    assert_eq!(
+        instant(&json!(request.header("cronhook-scheduled-for"))),
+        fire
+    );
+    // The paused job's fire time has passed too: still nothing for it.
+    assert!(receiver.received("/paused").is_empty());
+    let job = app.get("/v1/jobs/paused").await.json();
+    assert_eq!(job["state"], "paused", "{job}");
+    assert_eq!(
+        app.get("/v1/jobs/paused/runs").await.json()["items"],
+        json!([])
+    );
+}
+
 store_tests!(
+    a_run_made_ahead_is_sent_at_its_fire_time_and_a_pause_stops_it,
     a_binary_response_body_is_recorded_and_holds_nothing_up,
     a_job_whose_stored_target_no_longer_parses_fails_alone,
     signed_requests_carry_the_job_and_verify_independently,

@@ -382,6 +382,8 @@ async fn every_occurrence_has_exactly_one_run(db: &TestDb, stores: Vec<DynStore>
             store,
             wakeups: Arc::new(Wakeups::new()),
             poll_interval: Duration::from_millis(100),
+            // Runs made ahead, as by default: still one per occurrence.
+            lookahead: Duration::from_millis(500),
             metrics: Default::default(),
         };
         tasks.push(tokio::spawn(scheduler.run(shutdown.clone())));
@@ -499,6 +501,7 @@ async fn two_sqlite_stores_on_one_file_never_double_fire() {
                 store,
                 wakeups: Arc::new(Wakeups::new()),
                 poll_interval: Duration::from_millis(50),
+                lookahead: Duration::from_millis(500),
                 metrics: Default::default(),
             };
             tokio::spawn(scheduler.run(shutdown.clone()))
@@ -578,7 +581,9 @@ async fn a_claim_cut_off_before_commit_is_taken_by_another_instance() {
                     }
                     plan(job, now)
                 };
-                a.claim_due_jobs(10, &stalling).await.map(|_| ())
+                a.claim_due_jobs(10, Duration::ZERO, &stalling)
+                    .await
+                    .map(|_| ())
             })
         })
     };
@@ -589,7 +594,13 @@ async fn a_claim_cut_off_before_commit_is_taken_by_another_instance() {
     )
     .await;
     // A holds the row: B skips it.
-    assert_eq!(b.claim_due_jobs(10, &plan).await.unwrap().jobs, 0);
+    assert_eq!(
+        b.claim_due_jobs(10, Duration::ZERO, &plan)
+            .await
+            .unwrap()
+            .jobs,
+        0
+    );
 
     // A's connection dies mid-transaction.
     let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
@@ -608,7 +619,7 @@ async fn a_claim_cut_off_before_commit_is_taken_by_another_instance() {
     );
 
     let outcome = eventually(Duration::from_secs(10), "B claims the job", || async {
-        let outcome = b.claim_due_jobs(10, &plan).await.unwrap();
+        let outcome = b.claim_due_jobs(10, Duration::ZERO, &plan).await.unwrap();
         (outcome.jobs == 1).then_some(outcome)
     })
     .await;

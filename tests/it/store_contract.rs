@@ -418,7 +418,10 @@ async fn claims_due_jobs_as_the_plan_decides(backend: Backend) {
         assert!(db_now >= job.next_run_at);
         cronhook::scheduler::plan(job, db_now)
     };
-    let outcome = store.claim_due_jobs(10, &plan).await.unwrap();
+    let outcome = store
+        .claim_due_jobs(10, Duration::ZERO, &plan)
+        .await
+        .unwrap();
     assert_eq!(
         (outcome.jobs, outcome.runs, outcome.pending),
         (1, 1, 1),
@@ -448,7 +451,10 @@ async fn claims_due_jobs_as_the_plan_decides(backend: Backend) {
     );
     assert_eq!(job.last_run.as_ref().map(|r| r.id), Some(runs[0].id));
     // Nothing is due any more.
-    let again = store.claim_due_jobs(10, &plan).await.unwrap();
+    let again = store
+        .claim_due_jobs(10, Duration::ZERO, &plan)
+        .await
+        .unwrap();
     assert_eq!(again.jobs, 0);
 }
 
@@ -1326,11 +1332,15 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
 async fn next_due_times(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
-    assert_eq!(store.next_due_in().await.unwrap(), None);
+    assert_eq!(store.next_due_in(Duration::ZERO).await.unwrap(), None);
     assert_eq!(store.next_attempt_in().await.unwrap(), None);
 
     create(&store, "later").await;
-    let due_in = store.next_due_in().await.unwrap().expect("a scheduled job");
+    let due_in = store
+        .next_due_in(Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("a scheduled job");
     assert!(
         due_in > std::time::Duration::from_secs(86_400),
         "{due_in:?}"
@@ -1363,7 +1373,7 @@ async fn next_due_times(backend: Backend) {
     past.next_run_at = Some(now() - TimeDelta::hours(1));
     apply(&store, "past", create_command(past)).await.unwrap();
     assert_eq!(
-        store.next_due_in().await.unwrap(),
+        store.next_due_in(Duration::ZERO).await.unwrap(),
         Some(std::time::Duration::ZERO)
     );
 }
@@ -1543,7 +1553,7 @@ async fn a_tenant_s_catch_up_quota_caps_its_jobs(backend: Backend) {
     late.next_run_at = Some(start);
     apply(&store, "late", create_command(late)).await.unwrap();
     let outcome = store
-        .claim_due_jobs(10, &cronhook::scheduler::plan)
+        .claim_due_jobs(10, Duration::ZERO, &cronhook::scheduler::plan)
         .await
         .unwrap();
     assert_eq!(
@@ -1690,16 +1700,16 @@ async fn a_tenant_past_its_runs_per_minute_waits_for_the_next_minute(backend: Ba
     )
     .await;
     let first = store
-        .claim_due_jobs(10, &cronhook::scheduler::plan)
+        .claim_due_jobs(10, Duration::ZERO, &cronhook::scheduler::plan)
         .await
         .unwrap();
     assert_eq!((first.jobs, first.runs), (3, 3), "two of ours, and o1");
     let second = store
-        .claim_due_jobs(10, &cronhook::scheduler::plan)
+        .claim_due_jobs(10, Duration::ZERO, &cronhook::scheduler::plan)
         .await
         .unwrap();
     assert_eq!(second.jobs, 0, "the third waits for the next minute");
-    let due_in = store.next_due_in().await.unwrap().unwrap();
+    let due_in = store.next_due_in(Duration::ZERO).await.unwrap().unwrap();
     assert!(
         due_in > Duration::from_secs(3600),
         "not due now: {due_in:?}"
@@ -1727,12 +1737,12 @@ async fn a_claim_counts_a_bounded_backlog(backend: Backend) {
         apply(&store, job, create_command(spec)).await.unwrap();
     }
     let first = store
-        .claim_due_jobs(10, &cronhook::scheduler::plan)
+        .claim_due_jobs(10, Duration::ZERO, &cronhook::scheduler::plan)
         .await
         .unwrap();
     assert_eq!(first.jobs, 2, "two walks fill a claim's count");
     let second = store
-        .claim_due_jobs(10, &cronhook::scheduler::plan)
+        .claim_due_jobs(10, Duration::ZERO, &cronhook::scheduler::plan)
         .await
         .unwrap();
     // The third, in the next transaction (the other two may be due again:
@@ -1826,7 +1836,129 @@ async fn busy_hosts_and_tenants_runs_are_left_for_later(backend: Backend) {
     );
 }
 
+/// DESIGN.md §12: a job due within the lookahead gets its run now, pending
+/// until its fire time (the dispatcher does not take it before); a job
+/// with a run in flight waits for its fire time; a pause, a trigger
+/// change and a delete remove the run made ahead.
+async fn runs_are_made_ahead_and_removed_when_the_schedule_changes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let tenant = common::default_tenant();
+    let lookahead = Duration::from_secs(20);
+    let plan = cronhook::scheduler::plan;
+    let first = now() + TimeDelta::seconds(10);
+    let mut v = body("soon");
+    v["trigger"] = json!({"type": "interval", "every_s": 60,
+                          "start_at": cronhook::domain::instant::format(&first)});
+    apply(&store, "soon", create_command(parse(v.clone())))
+        .await
+        .unwrap();
+    let listed = || async {
+        store
+            .list_runs(&tenant, &runs_of(&id("soon"), None, 10))
+            .await
+            .unwrap()
+    };
+
+    // Not due, and no lookahead: nothing.
+    let none = store
+        .claim_due_jobs(10, Duration::ZERO, &plan)
+        .await
+        .unwrap();
+    assert_eq!(none.jobs, 0);
+    assert_eq!(
+        store.next_due_in(lookahead).await.unwrap(),
+        Some(Duration::ZERO)
+    );
+    let made = store.claim_due_jobs(10, lookahead, &plan).await.unwrap();
+    assert_eq!((made.jobs, made.runs, made.pending), (1, 1, 1));
+    let runs = listed().await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].scheduled_for, runs[0].status),
+        (first, RunStatus::Pending)
+    );
+    assert_eq!(runs[0].deliver_after, first);
+    // Pending until its fire time: not leased before.
+    let due_in = store
+        .next_attempt_in()
+        .await
+        .unwrap()
+        .expect("a pending run");
+    assert!(due_in > Duration::from_secs(5), "{due_in:?}");
+    let leased = store
+        .claim_runs("owner", 10, Duration::from_secs(30), &Busy::default())
+        .await
+        .unwrap();
+    assert!(leased.is_empty(), "sent before its fire time");
+    // The job moved on; with its run in flight it is not taken ahead again
+    // (its next fire is 70 s away, more than the lookahead anyway).
+    let job = store.get_job(&tenant, &id("soon")).await.unwrap().unwrap();
+    assert_eq!(
+        job.schedule.next_run_at(),
+        Some(first + TimeDelta::seconds(60))
+    );
+    assert_eq!(
+        store
+            .claim_due_jobs(10, lookahead, &plan)
+            .await
+            .unwrap()
+            .jobs,
+        0
+    );
+    let due_in = store.next_due_in(lookahead).await.unwrap().unwrap();
+    assert!(due_in > Duration::from_secs(50), "{due_in:?}");
+
+    // A pause removes it; a resume before its fire time makes it again.
+    apply(&store, "soon", JobCommand::Pause).await.unwrap();
+    assert!(
+        listed().await.is_empty(),
+        "a paused job's run made ahead stays"
+    );
+    apply(&store, "soon", JobCommand::Resume).await.unwrap();
+    let again = store.claim_due_jobs(10, lookahead, &plan).await.unwrap();
+    assert_eq!(again.pending, 1);
+    assert_eq!(listed().await[0].scheduled_for, first);
+
+    // A new trigger removes it too.
+    let later = first + TimeDelta::seconds(5);
+    v["trigger"] = json!({"type": "interval", "every_s": 120,
+                          "start_at": cronhook::domain::instant::format(&later)});
+    let spec = parse(v.clone());
+    apply(
+        &store,
+        "soon",
+        JobCommand::Replace {
+            spec,
+            trigger: serde_json::from_value(v["trigger"].clone()).unwrap(),
+            secret: "whsec_dGVzdA==".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(listed().await.is_empty(), "a run of the old trigger stays");
+    store.claim_due_jobs(10, lookahead, &plan).await.unwrap();
+    assert_eq!(listed().await[0].scheduled_for, later);
+
+    // A job whose run is in flight is taken only once due.
+    let mut busy = body("busy");
+    busy["trigger"] = json!({"type": "interval", "every_s": 60,
+                             "start_at": cronhook::domain::instant::format(&first)});
+    apply(&store, "busy", create_command(parse(busy)))
+        .await
+        .unwrap();
+    store
+        .create_manual_run(&tenant, &id("busy"), None)
+        .await
+        .unwrap();
+    let outcome = store.claim_due_jobs(10, lookahead, &plan).await.unwrap();
+    assert_eq!(outcome.jobs, 0, "{outcome:?}");
+    let due_in = store.next_due_in(lookahead).await.unwrap().unwrap();
+    assert!(due_in > Duration::from_secs(5), "{due_in:?}");
+}
+
 store_tests!(
+    runs_are_made_ahead_and_removed_when_the_schedule_changes,
     a_tenant_s_catch_up_quota_caps_its_jobs,
     sealed_values_are_bound_to_their_row,
     a_tenant_past_its_runs_per_minute_waits_for_the_next_minute,
