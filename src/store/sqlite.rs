@@ -82,11 +82,6 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-/// A span in the stored unit, microseconds.
-fn micros_of(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
-
 /// An instant as stored, read back ([`At`] for integer microseconds).
 fn instant(us: i64) -> DateTime<Utc> {
     us.at()
@@ -480,7 +475,7 @@ impl Dialect for SqliteDialect {
         .bind(micros(now))
         .bind(i64::from(limit))
         .bind(serde_json::to_string(held_back).unwrap_or_else(|_| "[]".into()))
-        .bind(micros_of(lookahead))
+        .bind(duration_micros(lookahead))
         .fetch_all(&mut **tx)
         .await?;
         let due = rows.into_iter().map(DueRow::from).collect();
@@ -867,7 +862,7 @@ impl Dialect for SqliteDialect {
                    ORDER BY next_run_at LIMIT ?3) j",
         )
         .bind(serde_json::to_string(held_back).unwrap_or_else(|_| "[]".into()))
-        .bind(micros_of(lookahead))
+        .bind(duration_micros(lookahead))
         .bind(NEXT_DUE_LOOKED_AT)
         .fetch_one(&self.pool)
         .await?;
