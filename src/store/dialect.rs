@@ -27,6 +27,18 @@ use crate::domain::run::RunStatus;
 use crate::domain::sealing::SealingKey;
 use crate::wakeup::Wakeups;
 
+/// Whether job `j` has a run in flight (pending or running), in the SQL
+/// both databases share: the claim's lookahead (§12) and the scheduler's
+/// sleep that waits for it must agree on it, or a job refused ahead would
+/// be woken for again and again.
+macro_rules! has_run_in_flight {
+    () => {
+        "EXISTS (SELECT 1 FROM runs r WHERE r.tenant = j.tenant AND r.job_id = j.id
+                   AND r.status IN ('pending', 'running'))"
+    };
+}
+pub(crate) use has_run_in_flight;
+
 /// Who a notification is for, on every instance (PostgreSQL's `NOTIFY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Channel {

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{
-    Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun,
+    Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun, has_run_in_flight,
 };
 use super::portable::portable_statements;
 use super::rows::{self, RUN_COLUMNS};
@@ -729,19 +729,19 @@ impl Dialect for PgDialect {
         lookahead: Duration,
         held_back: &[String],
     ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)> {
-        let rows = sqlx::query_as::<_, PgDueRow>(
+        let rows = sqlx::query_as::<_, PgDueRow>(concat!(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, target_url, now() AS db_now
              FROM jobs j
              WHERE next_run_at <= now() + make_interval(secs => $3) AND NOT (tenant = ANY($2))
-               AND (next_run_at <= now() OR NOT EXISTS (
-                   SELECT 1 FROM runs r WHERE r.tenant = j.tenant AND r.job_id = j.id
-                     AND r.status IN ('pending', 'running')))
+               AND (next_run_at <= now() OR NOT ",
+            has_run_in_flight!(),
+            ")
              ORDER BY next_run_at
              LIMIT $1
-             FOR UPDATE SKIP LOCKED",
-        )
+             FOR UPDATE SKIP LOCKED"
+        ))
         .bind(i64::from(limit))
         .bind(held_back)
         .bind(lookahead.as_secs_f64())
@@ -1173,16 +1173,15 @@ impl Dialect for PgDialect {
         // NULL when no job is scheduled (GREATEST would turn that into 0).
         // The earliest jobs only: one further on is taken at its fire time
         // at the latest, as without a lookahead.
-        let seconds: Option<f64> = sqlx::query_scalar(
-            "SELECT EXTRACT(EPOCH FROM (min(CASE WHEN EXISTS (
-                        SELECT 1 FROM runs r WHERE r.tenant = j.tenant AND r.job_id = j.id
-                          AND r.status IN ('pending', 'running'))
-                    THEN next_run_at ELSE next_run_at - make_interval(secs => $2) END)
+        let seconds: Option<f64> = sqlx::query_scalar(concat!(
+            "SELECT EXTRACT(EPOCH FROM (min(CASE WHEN ",
+            has_run_in_flight!(),
+            " THEN next_run_at ELSE next_run_at - make_interval(secs => $2) END)
                     - clock_timestamp()))::float8
              FROM (SELECT tenant, id, next_run_at FROM jobs
                    WHERE next_run_at IS NOT NULL AND NOT (tenant = ANY($1))
-                   ORDER BY next_run_at LIMIT $3) j",
-        )
+                   ORDER BY next_run_at LIMIT $3) j"
+        ))
         .bind(held_back)
         .bind(lookahead.as_secs_f64())
         .bind(NEXT_DUE_LOOKED_AT)

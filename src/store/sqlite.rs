@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{
-    Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun,
+    Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun, has_run_in_flight,
 };
 use super::portable::portable_statements;
 use super::rows::{self, At, RUN_COLUMNS, RowId};
@@ -459,19 +459,19 @@ impl Dialect for SqliteDialect {
         held_back: &[String],
     ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)> {
         let now = crate::domain::instant::truncate(Utc::now());
-        let rows = sqlx::query_as::<_, DueJobRow>(
+        let rows = sqlx::query_as::<_, DueJobRow>(concat!(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, target_url
              FROM jobs j
              WHERE next_run_at IS NOT NULL AND next_run_at <= ?1 + ?4
                AND tenant NOT IN (SELECT value FROM json_each(?3))
-               AND (next_run_at <= ?1 OR NOT EXISTS (
-                   SELECT 1 FROM runs r WHERE r.tenant = j.tenant AND r.job_id = j.id
-                     AND r.status IN ('pending', 'running')))
+               AND (next_run_at <= ?1 OR NOT ",
+            has_run_in_flight!(),
+            ")
              ORDER BY next_run_at
-             LIMIT ?2",
-        )
+             LIMIT ?2"
+        ))
         .bind(micros(now))
         .bind(i64::from(limit))
         .bind(serde_json::to_string(held_back).unwrap_or_else(|_| "[]".into()))
@@ -851,16 +851,15 @@ impl Dialect for SqliteDialect {
     ) -> StoreResult<Option<Duration>> {
         // As on PostgreSQL: the earliest jobs, each less the lookahead when
         // it has nothing in flight.
-        let earliest: Option<i64> = sqlx::query_scalar(
-            "SELECT min(CASE WHEN EXISTS (
-                        SELECT 1 FROM runs r WHERE r.tenant = j.tenant AND r.job_id = j.id
-                          AND r.status IN ('pending', 'running'))
-                    THEN next_run_at ELSE next_run_at - ?2 END)
+        let earliest: Option<i64> = sqlx::query_scalar(concat!(
+            "SELECT min(CASE WHEN ",
+            has_run_in_flight!(),
+            " THEN next_run_at ELSE next_run_at - ?2 END)
              FROM (SELECT tenant, id, next_run_at FROM jobs
                    WHERE next_run_at IS NOT NULL
                      AND tenant NOT IN (SELECT value FROM json_each(?1))
-                   ORDER BY next_run_at LIMIT ?3) j",
-        )
+                   ORDER BY next_run_at LIMIT ?3) j"
+        ))
         .bind(serde_json::to_string(held_back).unwrap_or_else(|_| "[]".into()))
         .bind(duration_micros(lookahead))
         .bind(NEXT_DUE_LOOKED_AT)
