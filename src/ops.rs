@@ -69,13 +69,19 @@ impl Ops<'_> {
         Ok(job)
     }
 
-    /// A manual run now; over `max_instances` it is recorded as skipped.
-    pub async fn run_now(&self, id: &JobId, idempotency: Option<&Idempotency>) -> StoreResult<Run> {
+    /// A manual run now; over `max_instances` it waits or is recorded as
+    /// skipped as the job's overlap policy says, unless `force`.
+    pub async fn run_now(
+        &self,
+        id: &JobId,
+        idempotency: Option<&Idempotency>,
+        force: bool,
+    ) -> StoreResult<Run> {
         let run = self
             .store
-            .create_manual_run(self.tenant, id, idempotency)
+            .create_manual_run(self.tenant, id, idempotency, force)
             .await?;
-        tracing::info!(tenant = %self.tenant, job_id = %id, run_id = %run.id, status = run.status.as_str(), via = self.via.as_str(), "manual run");
+        tracing::info!(tenant = %self.tenant, job_id = %id, run_id = %run.id, status = run.status.as_str(), wait_reason = run.wait_reason.as_deref(), reason = run.reason.as_deref(), force, via = self.via.as_str(), "manual run");
         self.metrics.runs(run.status, 1);
         Ok(run)
     }

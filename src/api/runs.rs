@@ -190,15 +190,27 @@ pub async fn get_run(
     }))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunNowQuery {
+    /// Go past `max_instances` and any waiting runs (default false).
+    force: Option<bool>,
+}
+
 /// Run a job now, outside its schedule (also when paused or completed).
-/// Over `max_instances` the run is recorded as `skipped` and the answer is 409.
+/// Over `max_instances` the job's `overlap` decides: under `skip` the run
+/// is recorded `skipped` and the answer is 409; under `buffer_one` or
+/// `buffer_all` it waits (`wait_reason: overlap`) and the answer is 202
+/// (409 when the buffer is full). `?force=true` goes past the cap.
 #[utoipa::path(
     post, path = "/v1/jobs/{id}/run", tag = "runs",
-    params(("id" = String, Path, description = "Job id"), IdempotencyKeyHeader),
+    params(("id" = String, Path, description = "Job id"), RunNowQuery, IdempotencyKeyHeader),
     responses(
         (status = 201, description = "A pending manual run (or, for a repeated Idempotency-Key, the run the first request made)", body = RunView,
          headers(("location" = String, description = "`/v1/runs/{id}`"))),
-        (status = 409, description = "Over max_instances: recorded as skipped; or the run an Idempotency-Key's first request made is gone", body = Problem, content_type = "application/problem+json"),
+        (status = 202, description = "Over max_instances under a buffering overlap: the run waits for a run of the job to end", body = RunView,
+         headers(("location" = String, description = "`/v1/runs/{id}`"))),
+        (status = 409, description = "Over max_instances: recorded as skipped (`reason` max_instances or buffer_full); or the run an Idempotency-Key's first request made is gone", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The tenant made its most runs this minute (`--max-runs-per-minute-per-tenant`, or its quota); `Retry-After` says when the minute ends", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -206,17 +218,24 @@ pub async fn run_now(
     Writer(caller): Writer,
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
+    ApiQuery(query): ApiQuery<RunNowQuery>,
     IdempotencyHeader(key): IdempotencyHeader,
 ) -> Result<axum::response::Response, ApiError> {
     let tenant = &caller.tenant;
-    let path = format!("/v1/jobs/{id}/run");
+    let force = query.force.unwrap_or(false);
+    // A forced run is another request than an unforced one.
+    let path = if force {
+        format!("/v1/jobs/{id}/run?force=true")
+    } else {
+        format!("/v1/jobs/{id}/run")
+    };
     let idempotency = idempotent::request(key, "run_job", &path, b"");
     if let Some(run_id) = idempotent::earlier(&app, tenant, idempotency.as_ref()).await? {
         return ran_earlier(&app, tenant, &run_id).await;
     }
     let run = match app
         .ops(tenant, Via::Api)
-        .run_now(&id, idempotency.as_ref())
+        .run_now(&id, idempotency.as_ref(), force)
         .await
     {
         Ok(run) => run,
@@ -232,11 +251,16 @@ pub async fn run_now(
     manual_run_answer(run)
 }
 
-/// 201 with a pending manual run; 409 when it was recorded as skipped.
+/// 201 with a pending manual run, 202 with one that waits; 409 when it
+/// was recorded as skipped.
 fn manual_run_answer(run: Run) -> Result<axum::response::Response, ApiError> {
     if run.status == RunStatus::Skipped {
+        let why = match run.reason.as_deref() {
+            Some("buffer_full") => "and as many runs waiting as its overlap policy keeps",
+            _ => "(overlap: skip)",
+        };
         return Err(ApiError::Conflict(format!(
-            "job {} already has its max_instances runs in flight; run {} was recorded as skipped",
+            "job {} already has its max_instances runs in flight {why}; run {} was recorded as skipped; ?force=true goes past the cap",
             run.job_id, run.id
         )));
     }
@@ -244,7 +268,12 @@ fn manual_run_answer(run: Run) -> Result<axum::response::Response, ApiError> {
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/runs/{}", run.id)) {
         headers.insert(header::LOCATION, location);
     }
-    Ok((StatusCode::CREATED, headers, Json(RunView::from(run))).into_response())
+    let status = if run.wait_reason.is_some() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, headers, Json(RunView::from(run))).into_response())
 }
 
 /// The answer to a repeated run-now: the run the first request made.

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::domain::auth::Role;
 use crate::domain::instant;
 use crate::domain::job::JobState;
+use crate::domain::overlap::OverlapMode;
 use crate::domain::retry::RetryInput;
 use crate::domain::run::{RunCause, RunStatus};
 use crate::domain::target::{Target, is_sensitive_header, masked_url, url_shown_to};
@@ -31,6 +32,11 @@ pub struct JobView {
     pub coalesce: bool,
     pub catchup_max: u32,
     pub max_instances: u32,
+    /// What a run over `max_instances` does: `skip`, `buffer_one`,
+    /// `buffer_all`.
+    pub overlap: OverlapMode,
+    /// With `buffer_all`: the most runs that wait; null otherwise.
+    pub buffer_max: Option<u32>,
     pub pause_on_failure: bool,
     pub retry: RetryInput,
     pub paused: bool,
@@ -83,6 +89,8 @@ impl From<Job> for JobView {
             coalesce: d.coalesce,
             catchup_max: d.catchup_max,
             max_instances: d.max_instances,
+            overlap: d.overlap.mode(),
+            buffer_max: d.overlap.buffer_max(),
             pause_on_failure: d.pause_on_failure,
             retry: d.retry.to_input(),
             paused: job.schedule.state() == JobState::Paused,
@@ -211,6 +219,15 @@ pub struct RunView {
     #[serde(with = "instant::rfc3339_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// Why a pending run is not sent yet: `overlap` (a run of its job is
+    /// in flight and the job's overlap policy keeps this one waiting).
+    #[schema(example = json!(null))]
+    pub wait_reason: Option<String>,
+    /// Why the run ended as it did, where there is more to say than its
+    /// status: `max_instances`, `buffer_full` or `overlap_skip` for a
+    /// skipped run.
+    #[schema(example = json!(null))]
+    pub reason: Option<String>,
 }
 
 impl From<Run> for RunView {
@@ -227,6 +244,8 @@ impl From<Run> for RunView {
             next_attempt_at: r.next_attempt_at,
             created_at: r.created_at,
             finished_at: r.finished_at,
+            wait_reason: r.wait_reason,
+            reason: r.reason,
         }
     }
 }

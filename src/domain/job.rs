@@ -11,6 +11,7 @@ use crate::domain::error::{FieldError, Reason};
 use crate::domain::instant;
 use crate::domain::misfire::{DEFAULT_CATCHUP_MAX, MAX_CATCHUP_MAX};
 use crate::domain::network_policy::NetworkPolicy;
+use crate::domain::overlap::{Overlap, OverlapMode};
 use crate::domain::retry::{RetryInput, RetryPolicy};
 use crate::domain::run::RunSummary;
 use crate::domain::target::{Target, TargetInput};
@@ -111,6 +112,16 @@ pub struct JobInput {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 1000)]
     pub max_instances: Option<i64>,
+    /// What a run over `max_instances` does (default `skip`): `skip`
+    /// records it skipped; `buffer_one` keeps one waiting, `buffer_all` up
+    /// to `buffer_max`, sent in order as runs of the job end.
+    #[serde(default)]
+    pub overlap: Option<OverlapMode>,
+    /// With `overlap: buffer_all`, the most runs that wait (default 100,
+    /// at most 10000); past it a run is skipped (`reason: buffer_full`).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub buffer_max: Option<i64>,
     /// Pause the job when one of its runs fails (default false); event
     /// `job.paused` says why.
     #[serde(default)]
@@ -204,6 +215,7 @@ pub struct JobDefinition {
     pub coalesce: bool,
     pub catchup_max: u32,
     pub max_instances: u32,
+    pub overlap: Overlap,
     pub pause_on_failure: bool,
     pub retry: RetryPolicy,
     pub metadata: Map<String, Value>,
@@ -296,6 +308,7 @@ impl JobInput {
                 ));
             }
         };
+        let overlap = Overlap::parse(self.overlap, self.buffer_max)?;
         let retry = self.retry.unwrap_or_default().parse("retry")?;
         let paused = self.paused.unwrap_or(false);
         if paused && self.next_run_at.is_some() {
@@ -314,6 +327,7 @@ impl JobInput {
                 coalesce: self.coalesce.unwrap_or(true),
                 catchup_max,
                 max_instances,
+                overlap,
                 pause_on_failure: self.pause_on_failure.unwrap_or(false),
                 retry,
                 metadata: self.metadata.unwrap_or_default(),
@@ -458,6 +472,8 @@ impl Job {
             coalesce: Some(d.coalesce),
             catchup_max: Some(d.catchup_max.into()),
             max_instances: Some(d.max_instances.into()),
+            overlap: Some(d.overlap.mode()),
+            buffer_max: d.overlap.buffer_max().map(i64::from),
             pause_on_failure: Some(d.pause_on_failure),
             retry: Some(d.retry.to_input()),
             paused: Some(self.schedule == Schedule::Paused),

@@ -197,6 +197,15 @@ fn apply_patch(
     from_value::<JobInput>(&shape)?;
     let mut document = serde_json::to_value(job.to_input())
         .map_err(|e| FieldError::new("", format!("the stored job cannot be written: {e}")))?;
+    // A new overlap policy other than `buffer_all` leaves the stored
+    // `buffer_max` behind (it is that policy's alone), unless the patch
+    // names one, which is then refused as it would be on a create.
+    if patch.get("overlap").is_some_and(|o| o != "buffer_all")
+        && !patch.contains_key("buffer_max")
+        && let Value::Object(doc) = &mut document
+    {
+        doc.remove("buffer_max");
+    }
     for (key, value) in patch {
         let slot = &mut document[key.as_str()];
         match (key.as_str(), value) {
@@ -229,17 +238,6 @@ pub fn may_retry(status: RunStatus) -> Result<(), Refusal> {
             "only a failed run can be sent again; this one is {}",
             status.as_str()
         )))
-    }
-}
-
-/// `POST /v1/jobs/{id}/run`: a manual run is pending unless the job
-/// already has `max_instances` runs in flight, then it is recorded as
-/// skipped.
-pub fn manual_run_status(max_instances: u32, in_flight: u32) -> RunStatus {
-    if in_flight < max_instances {
-        RunStatus::Pending
-    } else {
-        RunStatus::Skipped
     }
 }
 
@@ -511,6 +509,26 @@ mod tests {
     // --- Patch ------------------------------------------------------------
 
     #[test]
+    fn patch_to_another_overlap_leaves_buffer_max_behind() {
+        let stored = job(
+            body(json!({"overlap": "buffer_all", "buffer_max": 5})),
+            scheduled("2026-11-23T10:01:00Z"),
+        );
+        let overlap = |v| match run(Some(&stored), patch(v)) {
+            Ok(change) => Ok(definition_of(Ok(change)).overlap),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(
+            overlap(json!({"overlap": "skip"})),
+            Ok(crate::domain::overlap::Overlap::Skip)
+        );
+        assert_eq!(
+            overlap(json!({"overlap": "buffer_one", "buffer_max": 2})),
+            Err("buffer_max: applies only with overlap \"buffer_all\"".to_string())
+        );
+    }
+
+    #[test]
     fn patch_merges_nested_objects() {
         let stored = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
         let d = definition_of(run(
@@ -612,14 +630,5 @@ mod tests {
             schedule_of(run(Some(&stored), patch(json!({"name": "renamed"})))),
             None
         );
-    }
-
-    // --- Run now ----------------------------------------------------------
-
-    #[test]
-    fn a_manual_run_is_skipped_at_max_instances() {
-        assert_eq!(manual_run_status(1, 0), RunStatus::Pending);
-        assert_eq!(manual_run_status(1, 1), RunStatus::Skipped);
-        assert_eq!(manual_run_status(3, 2), RunStatus::Pending);
     }
 }

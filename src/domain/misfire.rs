@@ -4,6 +4,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::job::Schedule;
+use crate::domain::overlap::{self, Admission, InFlight, Overlap};
 use crate::domain::run::RunStatus;
 use crate::domain::trigger::Trigger;
 
@@ -39,8 +40,10 @@ pub struct DueJob<'a> {
     /// ones become one missed run.
     pub catchup_max: u32,
     pub max_instances: u32,
+    /// What a run over `max_instances` does (§11.1).
+    pub overlap: Overlap,
     /// Its pending and running runs, counted under the row lock.
-    pub in_flight: u32,
+    pub in_flight: InFlight,
     /// How far ahead of its fire time the next occurrence's run may be
     /// made (DESIGN.md §12); zero makes runs only once due.
     pub lookahead: TimeDelta,
@@ -50,6 +53,10 @@ pub struct DueJob<'a> {
 pub struct PlannedRun {
     pub scheduled_for: DateTime<Utc>,
     pub status: RunStatus,
+    /// A pending run that waits for a run of its job to end (§11.1).
+    pub waiting: bool,
+    /// Why a run is skipped (`max_instances`, `buffer_full`).
+    pub reason: Option<&'static str>,
     /// How many fire times this run stands for.
     pub occurrences: u64,
     /// When delivery may start: `scheduled_for` plus jitter.
@@ -201,7 +208,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
     // could no longer be paused to stop it.
     let ahead = job.next_run_at > now && job.next_run_at <= now + job.lookahead;
     if ahead
-        && job.in_flight == 0
+        && job.in_flight == InFlight::default()
         && let Some(next) = trigger.next_after_fire(job.next_run_at)
     {
         let at = job.next_run_at;
@@ -215,6 +222,8 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
             runs: vec![PlannedRun {
                 scheduled_for: at,
                 status: RunStatus::Pending,
+                waiting: false,
+                reason: None,
                 occurrences: 1,
                 deliver_after,
             }],
@@ -266,42 +275,42 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
         runs.push(PlannedRun {
             scheduled_for: last,
             status: RunStatus::Missed,
+            waiting: false,
+            reason: None,
             occurrences,
             deliver_after: last,
         });
     }
 
-    let mut free = job.max_instances.saturating_sub(job.in_flight);
-    let mut status = || {
-        if free > 0 {
-            free -= 1;
-            RunStatus::Pending
-        } else {
-            RunStatus::Skipped
+    let mut in_flight = job.in_flight;
+    let mut admit = |scheduled_for, occurrences| {
+        let (status, waiting, reason) =
+            match overlap::admit(job.overlap, job.max_instances, &mut in_flight, false) {
+                Admission::Go => (RunStatus::Pending, false, None),
+                Admission::Wait => (RunStatus::Pending, true, None),
+                Admission::Skip(why) => (RunStatus::Skipped, false, Some(why.as_str())),
+            };
+        PlannedRun {
+            scheduled_for,
+            status,
+            waiting,
+            reason,
+            occurrences,
+            deliver_after: scheduled_for,
         }
     };
 
     let next = match cursor {
         Some(first) if first < due_until && job.coalesce => {
             let due = span(trigger, first, due_until);
-            runs.push(PlannedRun {
-                scheduled_for: due.last,
-                status: status(),
-                occurrences: due.count,
-                deliver_after: due.last,
-            });
+            runs.push(admit(due.last, due.count));
             due.after
         }
         Some(first) if first < due_until => {
             // At most catchup_max of them, by the bound above.
             let mut at = Some(first);
             while let Some(t) = at.filter(|t| *t < due_until) {
-                runs.push(PlannedRun {
-                    scheduled_for: t,
-                    status: status(),
-                    occurrences: 1,
-                    deliver_after: t,
-                });
+                runs.push(admit(t, 1));
                 at = trigger.next_after_fire(t);
             }
             at
@@ -314,7 +323,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
     if jitter_s > 0 {
         let planned: Vec<_> = runs.iter().map(|r| r.scheduled_for).collect();
         for (i, run) in runs.iter_mut().enumerate() {
-            if run.status != RunStatus::Pending {
+            if run.status != RunStatus::Pending || run.waiting {
                 continue;
             }
             let following = planned.get(i + 1).copied().or(next);
@@ -386,7 +395,8 @@ mod tests {
             coalesce: true,
             catchup_max: DEFAULT_CATCHUP_MAX,
             max_instances: 1,
-            in_flight: 0,
+            overlap: Overlap::Skip,
+            in_flight: InFlight::default(),
             lookahead: TimeDelta::zero(),
         }
     }
@@ -399,6 +409,8 @@ mod tests {
         PlannedRun {
             scheduled_for: t(at),
             status,
+            waiting: false,
+            reason: (status == RunStatus::Skipped).then_some("max_instances"),
             occurrences,
             deliver_after: t(at),
         }
@@ -623,7 +635,7 @@ mod tests {
     fn max_instances_skips_what_would_exceed_it() {
         let tr = every_minute();
         let mut j = job(&tr, "2026-11-23T10:00:00Z");
-        j.in_flight = 1;
+        j.in_flight.admitted = 1;
         let d = decide_at(j, "2026-11-23T10:00:01Z");
         assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Skipped, 1)]);
 
@@ -640,6 +652,55 @@ mod tests {
                 RunStatus::Skipped
             ]
         );
+    }
+
+    #[test]
+    fn under_buffer_all_runs_over_the_cap_wait_up_to_buffer_max_then_are_skipped() {
+        let tr = every_minute();
+        let mut j = job(&tr, "2026-11-23T10:00:00Z");
+        j.coalesce = false;
+        j.overlap = Overlap::BufferAll { buffer_max: 2 };
+        j.in_flight.admitted = 1;
+        let d = decide_at(j, "2026-11-23T10:02:01Z");
+        let got: Vec<_> = d
+            .runs
+            .iter()
+            .map(|r| (r.status, r.waiting, r.reason))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (RunStatus::Pending, true, None),
+                (RunStatus::Pending, true, None),
+                (RunStatus::Skipped, false, Some("buffer_full")),
+            ]
+        );
+        // A waiting run's delivery time is set when it is released.
+        assert_eq!(d.runs[0].deliver_after, t("2026-11-23T10:00:00Z"));
+    }
+
+    #[test]
+    fn under_buffer_one_a_due_run_waits_behind_the_running_one_and_is_not_jittered() {
+        let tr = trigger(serde_json::json!({"type": "interval", "every_s": 60,
+            "start_at": "2026-11-23T00:00:00Z", "jitter_s": 30}));
+        let mut j = job(&tr, "2026-11-23T10:00:00Z");
+        j.overlap = Overlap::BufferOne;
+        j.in_flight.admitted = 1;
+        let d = decide_at(j, "2026-11-23T10:00:01Z");
+        assert_eq!(d.runs.len(), 1);
+        assert!(d.runs[0].waiting);
+        assert_eq!(d.runs[0].deliver_after, t("2026-11-23T10:00:00Z"));
+    }
+
+    #[test]
+    fn a_job_with_a_waiting_run_is_not_made_ahead() {
+        let tr = every_minute();
+        let mut j = job(&tr, "2026-11-23T10:00:00Z");
+        j.overlap = Overlap::BufferOne;
+        j.in_flight.waiting = 1;
+        j.lookahead = TimeDelta::milliseconds(500);
+        let d = decide_at(j, "2026-11-23T09:59:59.7Z");
+        assert!(d.runs.is_empty());
     }
 
     #[test]
@@ -741,7 +802,7 @@ mod tests {
     fn a_job_with_a_run_in_flight_gets_its_next_run_when_due_not_ahead() {
         let tr = every_minute();
         let mut j = ahead(&tr, "2026-11-23T10:00:00Z");
-        j.in_flight = 1;
+        j.in_flight.admitted = 1;
         j.max_instances = 3;
         let d = decide_at(j, "2026-11-23T09:59:59.800Z");
         assert!(d.runs.is_empty());

@@ -12,6 +12,7 @@ pub mod lease;
 pub mod lifecycle;
 pub mod misfire;
 pub mod network_policy;
+pub mod overlap;
 pub mod quota;
 pub mod retry;
 pub mod run;

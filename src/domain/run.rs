@@ -93,6 +93,10 @@ pub struct Run {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Why a pending run is not sent yet: `overlap` (§11.1).
+    pub wait_reason: Option<String>,
+    /// Why the run ended as it did: `max_instances`, `buffer_full`.
+    pub reason: Option<String>,
 }
 
 /// The newest run of a job, shown with it.

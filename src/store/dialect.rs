@@ -21,6 +21,7 @@ use super::{
     StoreResult, Tenant,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
+use crate::domain::overlap::InFlight;
 use crate::domain::quota::QuotaOverrides;
 use crate::domain::retry::Outcome;
 use crate::domain::run::RunStatus;
@@ -63,6 +64,8 @@ pub(crate) struct DueRow {
     pub coalesce: bool,
     pub catchup_max: i64,
     pub max_instances: i64,
+    pub overlap: String,
+    pub buffer_max: Option<i64>,
     pub target_url: String,
 }
 
@@ -74,10 +77,23 @@ pub(crate) struct NewRun {
     pub job_id: String,
     pub scheduled_for: DateTime<Utc>,
     pub status: RunStatus,
+    /// `overlap` for a pending run that waits (no next attempt until
+    /// released), §11.1.
+    pub wait_reason: Option<&'static str>,
+    /// Why a run is skipped.
+    pub reason: Option<&'static str>,
     pub occurrences: u64,
     pub deliver_after: DateTime<Utc>,
     pub host: Option<String>,
     pub created: NewEvent,
+}
+
+/// What admitting a run of a job reads under its row lock.
+pub(crate) struct JobLimits {
+    pub max_instances: i64,
+    pub overlap: String,
+    pub buffer_max: Option<i64>,
+    pub target_url: String,
 }
 
 /// A delivery of an event to a subscription: a pending run of its own.
@@ -225,13 +241,21 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         lookahead: Duration,
         held_back: &[String],
     ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)>;
-    /// Runs in flight (pending or running) of each job, counted after its
-    /// lock is held.
+    /// Runs in flight (pending or running) of each job, admitted and
+    /// waiting, counted after its lock is held.
     async fn count_in_flight(
         &self,
         tx: &mut Self::Tx,
         jobs: &[JobKey],
-    ) -> StoreResult<HashMap<JobKey, u32>>;
+    ) -> StoreResult<HashMap<JobKey, InFlight>>;
+    /// Records the job's waiting runs `skipped` with `reason` (its overlap
+    /// policy no longer keeps runs waiting). Answers how many.
+    async fn skip_waiting(&self, tx: &mut Self::Tx, job: &JobKey, reason: &str)
+    -> StoreResult<u64>;
+    /// Sends the job's `n` oldest waiting runs (by `scheduled_for`) when
+    /// due: no longer waiting, their next attempt at their delivery time
+    /// or now. Answers how many.
+    async fn release_waiting(&self, tx: &mut Self::Tx, job: &JobKey, n: u32) -> StoreResult<u64>;
     /// Inserts the runs, their `run.created` events and those events'
     /// deliveries; answers the statuses of the runs inserted and how many
     /// deliveries were.
@@ -250,14 +274,16 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
 
     // Manual runs and redrives.
 
-    /// The job's `max_instances` and target URL, its row locked.
-    async fn lock_job_for_run(
+    /// What admitting a run of each job reads, the rows locked (in key
+    /// order); a job that is gone is left out.
+    async fn lock_job_limits(
         &self,
         tx: &mut Self::Tx,
-        tenant: &Tenant,
-        id: &JobId,
-    ) -> StoreResult<Option<(i64, String)>>;
-    /// A manual run now (database clock).
+        jobs: &[JobKey],
+    ) -> StoreResult<HashMap<JobKey, JobLimits>>;
+    /// A manual run now (database clock); `wait_reason` and `reason` as
+    /// for [`NewRun`].
+    #[allow(clippy::too_many_arguments)]
     async fn insert_manual_run(
         &self,
         tx: &mut Self::Tx,
@@ -265,6 +291,8 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         job: &JobId,
         id: Uuid,
         status: RunStatus,
+        wait_reason: Option<&'static str>,
+        reason: Option<&'static str>,
         host: Option<String>,
     ) -> StoreResult<Run>;
     /// A job run's status and job id, its row locked.

@@ -331,6 +331,9 @@ pub struct ClaimedRun {
     /// Signing secrets: the current one, then the previous one while its
     /// rotation grace period lasts.
     pub secrets: Vec<String>,
+    /// Whether runs of its job may be waiting for it to end (an overlap
+    /// policy that buffers, §11.1): its end then releases one.
+    pub overlap_waits: bool,
 }
 
 impl ClaimedRun {
@@ -358,6 +361,8 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     pub response_excerpt: Option<String>,
     pub outcome: Outcome,
+    /// As the claimed run's: a final outcome releases a waiting run.
+    pub overlap_waits: bool,
 }
 
 impl AttemptRecord {
@@ -380,6 +385,8 @@ impl AttemptRecord {
             error: Some(crate::domain::run::INTERRUPTED.to_string()),
             response_excerpt: None,
             outcome,
+            // Recovery looks for waiting runs of every job whose run ended.
+            overlap_waits: true,
         }
     }
 }
@@ -533,14 +540,15 @@ pub trait Store: Send + Sync + 'static {
     async fn next_due_in(&self, lookahead: Duration) -> StoreResult<Option<Duration>>;
 
     /// A manual run of job `id` now, outside its trigger's sequence,
-    /// decided under the job's row lock like the scheduler's: `skipped`
-    /// when it would exceed `max_instances`. `idempotency` as for
-    /// [`Store::save_job`].
+    /// decided under the job's row lock like the scheduler's: over
+    /// `max_instances` it waits or is `skipped` as the job's overlap policy
+    /// says, unless `force`. `idempotency` as for [`Store::save_job`].
     async fn create_manual_run(
         &self,
         tenant: &Tenant,
         id: &JobId,
         idempotency: Option<&Idempotency>,
+        force: bool,
     ) -> StoreResult<Run>;
 
     /// Runs as `filter` says, newest first (`created_at`, then id).
@@ -944,6 +952,8 @@ pub(crate) struct ClaimedParts {
     pub prior_attempts: i64,
     /// A job's target and retry policy.
     pub job: Option<(shape::StoredTarget, shape::StoredRetry)>,
+    /// Whether the job's runs may wait for this one to end (§11.1).
+    pub overlap_waits: bool,
     /// A delivery's subscription: id, URL, sealed URL secrets; and event.
     pub delivery: Option<(String, String, Option<String>, Event)>,
     /// Sealed signing secrets: current, previous until when.
@@ -1046,6 +1056,7 @@ impl ClaimedParts {
             tenant: tenant(&self.tenant)?,
             spec,
             secrets,
+            overlap_waits: self.overlap_waits,
         })
     }
 }

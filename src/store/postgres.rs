@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{
-    Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun, has_run_in_flight,
+    Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, JobLimits, NewDelivery, NewRun,
+    has_run_in_flight,
 };
 use super::portable::portable_statements;
 use super::rows::{self, RUN_COLUMNS};
@@ -25,6 +26,7 @@ use super::{
     is_unique_violation, run_status,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
+use crate::domain::overlap::InFlight;
 use crate::domain::quota::QuotaOverrides;
 use crate::domain::retry::Outcome;
 use crate::domain::run::{INTERRUPTED, RunStatus};
@@ -97,7 +99,7 @@ macro_rules! job_columns {
         "tenant, id, name, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
          end_at, jitter_s, target_url, target_method, target_headers, target_body,
          target_secrets, timeout_s, misfire_grace_s, coalesce_runs, catchup_max, max_instances,
-         pause_on_failure, max_attempts, backoff_initial_s, backoff_max_s, metadata, state, next_run_at, secret,
+         overlap, buffer_max, pause_on_failure, max_attempts, backoff_initial_s, backoff_max_s, metadata, state, next_run_at, secret,
          created_at, updated_at"
     };
 }
@@ -134,6 +136,8 @@ fn push_job(
         .push_bind(d.coalesce)
         .push_bind(d.catchup_max)
         .push_bind(d.max_instances)
+        .push_bind(d.overlap.clone())
+        .push_bind(d.buffer_max)
         .push_bind(d.pause_on_failure)
         .push_bind(d.retry.max_attempts)
         .push_bind(d.retry.backoff_initial_s)
@@ -155,7 +159,7 @@ macro_rules! job_query {
     SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
            j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
            j.target_body, j.target_secrets, j.timeout_s, j.misfire_grace_s, j.coalesce_runs,
-           j.catchup_max, j.max_instances, j.pause_on_failure, j.max_attempts, j.backoff_initial_s,
+           j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure, j.max_attempts, j.backoff_initial_s,
            j.backoff_max_s,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
@@ -354,6 +358,8 @@ struct RunColumns {
     job_id: Vec<String>,
     scheduled_for: Vec<DateTime<Utc>>,
     status: Vec<&'static str>,
+    wait_reason: Vec<Option<&'static str>>,
+    reason: Vec<Option<&'static str>>,
     occurrences: Vec<i64>,
     deliver_after: Vec<DateTime<Utc>>,
 }
@@ -371,6 +377,8 @@ impl RunColumns {
             c.job_id.push(run.job_id.clone());
             c.scheduled_for.push(run.scheduled_for);
             c.status.push(run.status.as_str());
+            c.wait_reason.push(run.wait_reason);
+            c.reason.push(run.reason);
             c.occurrences
                 .push(i64::try_from(run.occurrences).unwrap_or(i64::MAX));
             c.deliver_after.push(run.deliver_after);
@@ -585,7 +593,7 @@ impl Dialect for PgDialect {
                  state = COALESCE($23, state),
                  next_run_at = CASE WHEN $23::text IS NULL THEN next_run_at ELSE $24 END,
                  target_secrets = $25, catchup_max = $26, pause_on_failure = $28,
-                 updated_at = now()
+                 overlap = $29, buffer_max = $30, updated_at = now()
              WHERE tenant = $27 AND id = $1",
         )
         .bind(id.as_str())
@@ -616,6 +624,8 @@ impl Dialect for PgDialect {
         .bind(d.catchup_max)
         .bind(tenant.as_str())
         .bind(d.pause_on_failure)
+        .bind(&d.overlap)
+        .bind(d.buffer_max)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -732,7 +742,7 @@ impl Dialect for PgDialect {
         let rows = sqlx::query_as::<_, PgDueRow>(concat!(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
-                    max_instances, target_url, now() AS db_now
+                    max_instances, overlap, buffer_max, target_url, now() AS db_now
              FROM jobs j
              WHERE next_run_at <= now() + make_interval(secs => $3) AND NOT (tenant = ANY($2))
                AND (next_run_at <= now() OR NOT ",
@@ -756,10 +766,11 @@ impl Dialect for PgDialect {
         &self,
         tx: &mut Self::Tx,
         jobs: &[JobKey],
-    ) -> StoreResult<HashMap<JobKey, u32>> {
+    ) -> StoreResult<HashMap<JobKey, InFlight>> {
         let (tenants, ids) = job_keys(jobs);
-        Ok(sqlx::query_as::<_, (String, String, i64)>(
-            "SELECT r.tenant, r.job_id, count(*)
+        Ok(sqlx::query_as::<_, (String, String, i64, i64)>(
+            "SELECT r.tenant, r.job_id, count(*) FILTER (WHERE r.wait_reason IS NULL),
+                    count(*) FILTER (WHERE r.wait_reason IS NOT NULL)
              FROM runs r JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
                   ON r.tenant = u.tenant AND r.job_id = u.id
              WHERE r.status IN ('pending', 'running')
@@ -774,8 +785,55 @@ impl Dialect for PgDialect {
         .fetch_all(&mut **tx)
         .await?
         .into_iter()
-        .map(|(tenant, id, n)| ((tenant, id), count(n)))
+        .map(|(tenant, id, admitted, waiting)| {
+            let in_flight = InFlight {
+                admitted: count(admitted),
+                waiting: count(waiting),
+            };
+            ((tenant, id), in_flight)
+        })
         .collect())
+    }
+
+    async fn skip_waiting(
+        &self,
+        tx: &mut Self::Tx,
+        (tenant, job): &JobKey,
+        reason: &str,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'skipped', wait_reason = NULL, reason = $3,
+                             finished_at = clock_timestamp()
+             WHERE tenant = $1 AND job_id = $2 AND wait_reason IS NOT NULL AND status = 'pending'",
+        )
+        .bind(tenant)
+        .bind(job)
+        .bind(reason)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn release_waiting(
+        &self,
+        tx: &mut Self::Tx,
+        (tenant, job): &JobKey,
+        n: u32,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE runs SET wait_reason = NULL, next_attempt_at = GREATEST(deliver_after, now())
+             WHERE id IN (SELECT id FROM runs
+                          WHERE tenant = $1 AND job_id = $2 AND wait_reason IS NOT NULL
+                            AND status = 'pending'
+                          ORDER BY scheduled_for, id LIMIT $3
+                          FOR UPDATE)",
+        )
+        .bind(tenant)
+        .bind(job)
+        .bind(i64::from(n))
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// One statement: an occurrence that already has its run gets neither
@@ -795,18 +853,20 @@ impl Dialect for PgDialect {
             "WITH u AS (
                  SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[],
                                       $5::int8[], $6::timestamptz[], $7::text[], $8::text[],
-                                      $9::uuid[], $10::text[], $11::text[])
+                                      $9::uuid[], $10::text[], $11::text[], $12::text[],
+                                      $13::text[])
                      AS u(id, job_id, scheduled_for, status, occurrences, deliver_after,
-                          tenant, host, event_id, event_type, event_data)
+                          tenant, host, event_id, event_type, event_data, wait_reason, reason)
              ), ins AS (
                  INSERT INTO runs (id, tenant, job_id, scheduled_for, cause, status,
                                    occurrences, deliver_after, next_attempt_at, finished_at,
-                                   host)
+                                   host, wait_reason, reason)
                  SELECT u.id, u.tenant, u.job_id, u.scheduled_for, 'schedule', u.status,
                         u.occurrences, u.deliver_after,
-                        CASE WHEN u.status = 'pending' THEN u.deliver_after END,
+                        CASE WHEN u.status = 'pending' AND u.wait_reason IS NULL
+                             THEN u.deliver_after END,
                         CASE WHEN u.status = 'pending' THEN NULL ELSE clock_timestamp() END,
-                        u.host
+                        u.host, u.wait_reason, u.reason
                  FROM u
                  ON CONFLICT DO NOTHING
                  RETURNING id, tenant, job_id, status
@@ -817,7 +877,7 @@ impl Dialect for PgDialect {
                  RETURNING id
              ), d AS ({})
              SELECT ins.status, (SELECT count(*) FROM d) FROM ins",
-            deliveries_of_ev(12)
+            deliveries_of_ev(14)
         );
         let query = sqlx::query_as::<_, (String, i64)>(&sql)
             .bind(&c.id)
@@ -830,7 +890,9 @@ impl Dialect for PgDialect {
             .bind(&c.host)
             .bind(&c.event_id)
             .bind(&c.event_type)
-            .bind(&c.event_data);
+            .bind(&c.event_data)
+            .bind(&c.wait_reason)
+            .bind(&c.reason);
         let inserted = d.bind(query).fetch_all(&mut **tx).await?;
         let delivered = inserted.first().map_or(0, |(_, n)| count_of(*n));
         let statuses = inserted
@@ -865,19 +927,37 @@ impl Dialect for PgDialect {
         Ok(())
     }
 
-    async fn lock_job_for_run(
+    async fn lock_job_limits(
         &self,
         tx: &mut Self::Tx,
-        tenant: &Tenant,
-        id: &JobId,
-    ) -> StoreResult<Option<(i64, String)>> {
-        Ok(sqlx::query_as(
-            "SELECT max_instances, target_url FROM jobs WHERE tenant = $1 AND id = $2 FOR UPDATE",
+        jobs: &[JobKey],
+    ) -> StoreResult<HashMap<JobKey, JobLimits>> {
+        let (tenants, ids) = job_keys(jobs);
+        let rows: Vec<(String, String, i64, String, Option<i64>, String)> = sqlx::query_as(
+            "SELECT j.tenant, j.id, j.max_instances, j.overlap, j.buffer_max, j.target_url
+             FROM jobs j JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
+                  ON j.tenant = u.tenant AND j.id = u.id
+             ORDER BY j.tenant, j.id
+             FOR UPDATE OF j",
         )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut **tx)
-        .await?)
+        .bind(&tenants)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(tenant, id, max_instances, overlap, buffer_max, target_url)| {
+                    let job = JobLimits {
+                        max_instances,
+                        overlap,
+                        buffer_max,
+                        target_url,
+                    };
+                    ((tenant, id), job)
+                },
+            )
+            .collect())
     }
 
     async fn insert_manual_run(
@@ -887,14 +967,17 @@ impl Dialect for PgDialect {
         job: &JobId,
         id: Uuid,
         status: RunStatus,
+        wait_reason: Option<&'static str>,
+        reason: Option<&'static str>,
         host: Option<String>,
     ) -> StoreResult<Run> {
         sqlx::query_as::<_, RunRow>(&format!(
             "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
-                               next_attempt_at, finished_at, tenant, host)
+                               next_attempt_at, finished_at, tenant, host, wait_reason, reason)
              VALUES ($1, $2, now(), 'manual', $3, 1, now(),
-                     CASE WHEN $3 = 'pending' THEN now() END,
-                     CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END, $4, $5)
+                     CASE WHEN $3 = 'pending' AND $6::text IS NULL THEN now() END,
+                     CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END, $4, $5,
+                     $6, $7)
              RETURNING {RUN_COLUMNS}"
         ))
         .bind(id)
@@ -902,6 +985,8 @@ impl Dialect for PgDialect {
         .bind(status.as_str())
         .bind(tenant.as_str())
         .bind(host)
+        .bind(wait_reason)
+        .bind(reason)
         .fetch_one(&mut **tx)
         .await?
         .into_run()
@@ -1263,7 +1348,7 @@ impl Dialect for PgDialect {
              SELECT c.id, c.tenant, c.job_id, c.subscription_id, c.scheduled_for, c.attempt_count,
                     c.prior_attempts, j.target_url, j.target_method, j.target_headers,
                     j.target_body, j.target_secrets, j.timeout_s, j.max_attempts,
-                    j.backoff_initial_s, j.backoff_max_s,
+                    j.backoff_initial_s, j.backoff_max_s, j.overlap,
                     s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
                     COALESCE(j.secret, s.secret) AS secret, j.previous_secret,
                     j.previous_secret_expires_at,

@@ -100,6 +100,8 @@ pub(crate) struct JobRow<T, I, N> {
     coalesce_runs: bool,
     catchup_max: i64,
     max_instances: i64,
+    overlap: String,
+    buffer_max: Option<i64>,
     pause_on_failure: bool,
     #[sqlx(flatten)]
     retry: StoredRetry,
@@ -128,6 +130,8 @@ impl<T: At, I: RowId, N: Into<i64>> JobRow<T, I, N> {
             coalesce: self.coalesce_runs,
             catchup_max: self.catchup_max,
             max_instances: self.max_instances,
+            overlap: self.overlap,
+            buffer_max: self.buffer_max,
             pause_on_failure: self.pause_on_failure,
             retry: self.retry,
             metadata: self.metadata,
@@ -187,6 +191,8 @@ pub(crate) struct DueJobRow<T> {
     coalesce_runs: bool,
     catchup_max: i64,
     max_instances: i64,
+    overlap: String,
+    buffer_max: Option<i64>,
     target_url: String,
 }
 
@@ -201,6 +207,8 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
             coalesce: r.coalesce_runs,
             catchup_max: r.catchup_max,
             max_instances: r.max_instances,
+            overlap: r.overlap,
+            buffer_max: r.buffer_max,
             target_url: r.target_url,
         }
     }
@@ -208,7 +216,7 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
 
 /// The columns a run is answered with.
 pub(crate) const RUN_COLUMNS: &str = "id, job_id, scheduled_for, cause, status, occurrences, \
-     attempt_count, deliver_after, next_attempt_at, created_at, finished_at";
+     attempt_count, deliver_after, next_attempt_at, created_at, finished_at, wait_reason, reason";
 
 #[derive(FromRow)]
 pub(crate) struct RunRow<T, I, N> {
@@ -223,6 +231,8 @@ pub(crate) struct RunRow<T, I, N> {
     next_attempt_at: Option<T>,
     created_at: T,
     finished_at: Option<T>,
+    wait_reason: Option<String>,
+    reason: Option<String>,
 }
 
 impl<T: At, I: RowId, N: Into<i64>> RunRow<T, I, N> {
@@ -239,6 +249,8 @@ impl<T: At, I: RowId, N: Into<i64>> RunRow<T, I, N> {
             next_attempt_at: at(self.next_attempt_at),
             created_at: self.created_at.at(),
             finished_at: at(self.finished_at),
+            wait_reason: self.wait_reason,
+            reason: self.reason,
         })
     }
 }
@@ -279,6 +291,8 @@ pub(crate) struct ClaimedRow<T, I, N> {
     prior_attempts: N,
     #[sqlx(flatten)]
     job: ClaimedJobColumns,
+    /// The job's overlap policy (none for an event's delivery).
+    overlap: Option<String>,
     subscription_url: Option<String>,
     subscription_secrets: Option<String>,
     secret: Option<String>,
@@ -328,6 +342,7 @@ impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
             attempt_count: self.attempt_count.into(),
             prior_attempts: self.prior_attempts.into(),
             job,
+            overlap_waits: self.overlap.is_some_and(|o| o != "skip"),
             delivery,
             secret: self.secret,
             previous: self

@@ -15,6 +15,7 @@ use url::Url;
 
 use super::{StoreError, StoreResult};
 use crate::domain::job::JobDefinition;
+use crate::domain::overlap::Overlap;
 use crate::domain::retry::RetryPolicy;
 use crate::domain::sealing::{Row, SealingKey};
 use crate::domain::target::{Body, Method, Target, is_sensitive_header};
@@ -35,6 +36,10 @@ pub(crate) struct StoredDefinition {
     pub coalesce: bool,
     pub catchup_max: i64,
     pub max_instances: i64,
+    /// `skip`, `buffer_one` or `buffer_all` (DESIGN.md §11.1).
+    pub overlap: String,
+    /// Only with `buffer_all`.
+    pub buffer_max: Option<i64>,
     pub pause_on_failure: bool,
     #[sqlx(flatten)]
     pub retry: StoredRetry,
@@ -111,6 +116,8 @@ impl StoredDefinition {
             coalesce: d.coalesce,
             catchup_max: d.catchup_max.into(),
             max_instances: d.max_instances.into(),
+            overlap: d.overlap.as_str().to_string(),
+            buffer_max: d.overlap.buffer_max().map(i64::from),
             pause_on_failure: d.pause_on_failure,
             retry: StoredRetry {
                 max_attempts: d.retry.max_attempts.into(),
@@ -226,6 +233,8 @@ impl StoredDefinition {
             coalesce: self.coalesce,
             catchup_max: unsigned(job, "catchup_max", self.catchup_max)?,
             max_instances: unsigned(job, "max_instances", self.max_instances)?,
+            overlap: Overlap::from_stored(&self.overlap, self.buffer_max)
+                .ok_or_else(|| corrupt(job, "overlap", &self.overlap))?,
             pause_on_failure: self.pause_on_failure,
             retry: self.retry.into_policy(job)?,
             metadata,

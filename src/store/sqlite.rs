@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{
-    Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, NewDelivery, NewRun, has_run_in_flight,
+    Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, JobLimits, NewDelivery, NewRun,
+    has_run_in_flight,
 };
 use super::portable::portable_statements;
 use super::rows::{self, At, RUN_COLUMNS, RowId};
@@ -29,6 +30,7 @@ use super::{
     is_unique_violation, run_status,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
+use crate::domain::overlap::InFlight;
 use crate::domain::quota::QuotaOverrides;
 use crate::domain::retry::Outcome;
 use crate::domain::run::{INTERRUPTED, RunStatus};
@@ -94,7 +96,7 @@ macro_rules! job_query {
     SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
            j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
            j.target_body, j.target_secrets, j.timeout_s, j.misfire_grace_s, j.coalesce_runs,
-           j.catchup_max, j.max_instances, j.pause_on_failure, j.max_attempts, j.backoff_initial_s,
+           j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure, j.max_attempts, j.backoff_initial_s,
            j.backoff_max_s,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
@@ -295,10 +297,10 @@ impl Dialect for SqliteDialect {
                  coalesce_runs, catchup_max, max_instances, max_attempts,
                  backoff_initial_s, backoff_max_s, metadata,
                  state, next_run_at, secret, created_at, updated_at, tenant,
-                 pause_on_failure)
+                 pause_on_failure, overlap, buffer_max)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                      ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-                     ?28, ?29, ?30)",
+                     ?28, ?29, ?30, ?31, ?32)",
         )
         .bind(id.as_str());
         let done = bind_definition(query, stored)
@@ -308,6 +310,8 @@ impl Dialect for SqliteDialect {
             .bind(micros(Utc::now()))
             .bind(tenant.as_str())
             .bind(stored.pause_on_failure)
+            .bind(stored.overlap.clone())
+            .bind(stored.buffer_max)
             .execute(&mut **tx)
             .await;
         match done {
@@ -334,7 +338,7 @@ impl Dialect for SqliteDialect {
                  backoff_initial_s = ?22, backoff_max_s = ?23, metadata = ?24,
                  state = COALESCE(?25, state),
                  next_run_at = CASE WHEN ?25 IS NULL THEN next_run_at ELSE ?26 END,
-                 updated_at = ?27, pause_on_failure = ?29
+                 updated_at = ?27, pause_on_failure = ?29, overlap = ?30, buffer_max = ?31
              WHERE tenant = ?28 AND id = ?1",
         )
         .bind(id.as_str());
@@ -344,6 +348,8 @@ impl Dialect for SqliteDialect {
             .bind(micros(Utc::now()))
             .bind(tenant.as_str())
             .bind(stored.pause_on_failure)
+            .bind(stored.overlap.clone())
+            .bind(stored.buffer_max)
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -462,7 +468,7 @@ impl Dialect for SqliteDialect {
         let rows = sqlx::query_as::<_, DueJobRow>(concat!(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
-                    max_instances, target_url
+                    max_instances, overlap, buffer_max, target_url
              FROM jobs j
              WHERE next_run_at IS NOT NULL AND next_run_at <= ?1 + ?4
                AND tenant NOT IN (SELECT value FROM json_each(?3))
@@ -486,20 +492,68 @@ impl Dialect for SqliteDialect {
         &self,
         tx: &mut Self::Tx,
         jobs: &[JobKey],
-    ) -> StoreResult<HashMap<JobKey, u32>> {
+    ) -> StoreResult<HashMap<JobKey, InFlight>> {
         let mut counts = HashMap::with_capacity(jobs.len());
         for (tenant, job) in jobs {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM runs
+            let (admitted, waiting): (i64, i64) = sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE wait_reason IS NULL),
+                        count(*) FILTER (WHERE wait_reason IS NOT NULL)
+                 FROM runs
                  WHERE tenant = ?1 AND job_id = ?2 AND status IN ('pending', 'running')",
             )
             .bind(tenant)
             .bind(job)
             .fetch_one(&mut **tx)
             .await?;
-            counts.insert((tenant.clone(), job.clone()), count(n));
+            let in_flight = InFlight {
+                admitted: count(admitted),
+                waiting: count(waiting),
+            };
+            counts.insert((tenant.clone(), job.clone()), in_flight);
         }
         Ok(counts)
+    }
+
+    async fn skip_waiting(
+        &self,
+        tx: &mut Self::Tx,
+        (tenant, job): &JobKey,
+        reason: &str,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'skipped', wait_reason = NULL, reason = ?3, finished_at = ?4
+             WHERE tenant = ?1 AND job_id = ?2 AND wait_reason IS NOT NULL AND status = 'pending'",
+        )
+        .bind(tenant)
+        .bind(job)
+        .bind(reason)
+        .bind(micros(Utc::now()))
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn release_waiting(
+        &self,
+        tx: &mut Self::Tx,
+        (tenant, job): &JobKey,
+        n: u32,
+    ) -> StoreResult<u64> {
+        let now = micros(Utc::now());
+        let done = sqlx::query(
+            "UPDATE runs SET wait_reason = NULL, next_attempt_at = max(deliver_after, ?4)
+             WHERE id IN (SELECT id FROM runs
+                          WHERE tenant = ?1 AND job_id = ?2 AND wait_reason IS NOT NULL
+                            AND status = 'pending'
+                          ORDER BY scheduled_for, id LIMIT ?3)",
+        )
+        .bind(tenant)
+        .bind(job)
+        .bind(i64::from(n))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn insert_runs(
@@ -512,12 +566,13 @@ impl Dialect for SqliteDialect {
         let mut written = Vec::new();
         for run in runs {
             let pending = run.status == RunStatus::Pending;
+            let due = pending && run.wait_reason.is_none();
             let created = micros(Utc::now());
             let inserted = sqlx::query(
                 "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences,
                                    deliver_after, next_attempt_at, created_at, finished_at,
-                                   tenant, host)
-                 VALUES (?1, ?2, ?3, 'schedule', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                                   tenant, host, wait_reason, reason)
+                 VALUES (?1, ?2, ?3, 'schedule', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT DO NOTHING",
             )
             .bind(run.id.to_string())
@@ -526,11 +581,13 @@ impl Dialect for SqliteDialect {
             .bind(run.status.as_str())
             .bind(i64::try_from(run.occurrences).unwrap_or(i64::MAX))
             .bind(micros(run.deliver_after))
-            .bind(pending.then(|| micros(run.deliver_after)))
+            .bind(due.then(|| micros(run.deliver_after)))
             .bind(created)
             .bind((!pending).then_some(created))
             .bind(&run.tenant)
             .bind(&run.host)
+            .bind(run.wait_reason)
+            .bind(run.reason)
             .execute(&mut **tx)
             .await?;
             if inserted.rows_affected() > 0 {
@@ -562,19 +619,34 @@ impl Dialect for SqliteDialect {
         Ok(())
     }
 
-    async fn lock_job_for_run(
+    async fn lock_job_limits(
         &self,
         tx: &mut Self::Tx,
-        tenant: &Tenant,
-        id: &JobId,
-    ) -> StoreResult<Option<(i64, String)>> {
-        Ok(sqlx::query_as(
-            "SELECT max_instances, target_url FROM jobs WHERE tenant = ?1 AND id = ?2",
-        )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut **tx)
-        .await?)
+        jobs: &[JobKey],
+    ) -> StoreResult<HashMap<JobKey, JobLimits>> {
+        // The transaction holds SQLite's write lock: the rows are as good
+        // as locked.
+        let mut limits = HashMap::with_capacity(jobs.len());
+        for (tenant, id) in jobs {
+            let row: Option<(i64, String, Option<i64>, String)> = sqlx::query_as(
+                "SELECT max_instances, overlap, buffer_max, target_url FROM jobs
+                 WHERE tenant = ?1 AND id = ?2",
+            )
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some((max_instances, overlap, buffer_max, target_url)) = row {
+                let job = JobLimits {
+                    max_instances,
+                    overlap,
+                    buffer_max,
+                    target_url,
+                };
+                limits.insert((tenant.clone(), id.clone()), job);
+            }
+        }
+        Ok(limits)
     }
 
     async fn insert_manual_run(
@@ -584,24 +656,30 @@ impl Dialect for SqliteDialect {
         job: &JobId,
         id: Uuid,
         status: RunStatus,
+        wait_reason: Option<&'static str>,
+        reason: Option<&'static str>,
         host: Option<String>,
     ) -> StoreResult<Run> {
         let now = micros(Utc::now());
         let pending = status == RunStatus::Pending;
+        let due = pending && wait_reason.is_none();
         sqlx::query_as::<_, RunRow>(&format!(
             "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences, deliver_after,
-                               next_attempt_at, created_at, finished_at, tenant, host)
-             VALUES (?1, ?2, ?3, 'manual', ?4, 1, ?3, ?5, ?3, ?6, ?7, ?8)
+                               next_attempt_at, created_at, finished_at, tenant, host,
+                               wait_reason, reason)
+             VALUES (?1, ?2, ?3, 'manual', ?4, 1, ?3, ?5, ?3, ?6, ?7, ?8, ?9, ?10)
              RETURNING {RUN_COLUMNS}"
         ))
         .bind(id.to_string())
         .bind(job.as_str())
         .bind(now)
         .bind(status.as_str())
-        .bind(pending.then_some(now))
+        .bind(due.then_some(now))
         .bind((!pending).then_some(now))
         .bind(tenant.as_str())
         .bind(host)
+        .bind(wait_reason)
+        .bind(reason)
         .fetch_one(&mut **tx)
         .await?
         .into_run()
@@ -945,7 +1023,7 @@ impl Dialect for SqliteDialect {
                 "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.scheduled_for,
                         r.attempt_count, r.prior_attempts, j.target_url, j.target_method,
                         j.target_headers, j.target_body, j.target_secrets, j.timeout_s,
-                        j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
+                        j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.overlap,
                         s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
                         COALESCE(j.secret, s.secret) AS secret, j.previous_secret,
                         j.previous_secret_expires_at,

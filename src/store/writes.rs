@@ -28,6 +28,7 @@ use crate::domain::job::{JobId, ParseContext, Schedule};
 use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::{self, DueJob};
+use crate::domain::overlap::{self, Admission, Overlap, WAIT_OVERLAP};
 use crate::domain::quota::{self, QuotaOverrides, Quotas};
 use crate::domain::retry::Outcome;
 use crate::domain::run::{RunCause, RunStatus};
@@ -89,6 +90,23 @@ fn failed_runs(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<(String, Str
 }
 
 /// The row job `id` of `tenant` seals its values in.
+/// The jobs of records whose runs ended (recorded, not retried) and whose
+/// runs may be waiting for that (§11.1), each once.
+fn ended_with_waiting(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<JobKey> {
+    let mut jobs: Vec<JobKey> = records
+        .iter()
+        .filter(|r| r.overlap_waits && !matches!(r.outcome, Outcome::Retry { .. }))
+        .filter(|r| recorded.contains(&r.run_id))
+        .filter_map(|r| {
+            let job = r.job_id.as_ref()?;
+            Some((r.tenant.as_str().to_string(), job.as_str().to_string()))
+        })
+        .collect();
+    jobs.sort();
+    jobs.dedup();
+    jobs
+}
+
 fn job_row<'a>(tenant: &'a Tenant, id: &'a JobId) -> Row<'a> {
     Row {
         tenant: tenant.as_str(),
@@ -215,6 +233,31 @@ impl<D: Dialect> SqlStore<D> {
 
     /// Pauses the jobs of failed runs whose `pause_on_failure` says so
     /// (each job once, for its first failed run); answers the events.
+    /// Sends the waiting runs of `jobs` that their caps have room for,
+    /// oldest first (§11.1), under the jobs' row locks; answers how many
+    /// (the caller wakes the dispatchers after its commit).
+    async fn release_waiting(&self, tx: &mut D::Tx, jobs: &[JobKey]) -> StoreResult<u64> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let limits = self.db.lock_job_limits(tx, jobs).await?;
+        let counts = self.db.count_in_flight(tx, jobs).await?;
+        let mut released = 0;
+        for key in jobs {
+            let (Some(job), Some(in_flight)) = (limits.get(key), counts.get(key)) else {
+                continue;
+            };
+            let n = overlap::releasable(count(job.max_instances).max(1), *in_flight);
+            if n > 0 {
+                released += self.db.release_waiting(tx, key, n).await?;
+            }
+        }
+        if released > 0 {
+            self.db.notify(tx, Channel::Runs).await?;
+        }
+        Ok(released)
+    }
+
     async fn pause_failed_jobs(
         &self,
         tx: &mut D::Tx,
@@ -274,6 +317,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         // Two writers creating the same new id: the loser's insert finds
         // the id taken and it decides again, now seeing the stored job.
         for _ in 0..3 {
+            let mut released = 0;
             let mut tx = self.db.begin().await?;
             let existing = self
                 .db
@@ -321,6 +365,20 @@ impl<D: Dialect> Store for SqlStore<D> {
                     self.db
                         .update_job(&mut tx, tenant, id, &stored, schedule)
                         .await?;
+                    let before = existing.as_ref().map(|j| &j.definition);
+                    let key = (tenant.as_str().to_string(), id.as_str().to_string());
+                    if before.is_some_and(|b| b.overlap.waits()) && !definition.overlap.waits() {
+                        // Nothing waits under `skip`: the runs that did are skipped.
+                        let skipped = self.db.skip_waiting(&mut tx, &key, "overlap_skip").await?;
+                        if skipped > 0 {
+                            tracing::info!(%tenant, job_id = %id, runs = skipped, "skipped waiting runs: the job's overlap is now skip");
+                        }
+                    } else if before.is_some_and(|b| b.max_instances < definition.max_instances) {
+                        // A raised cap makes room for runs that wait.
+                        released = self
+                            .release_waiting(&mut tx, std::slice::from_ref(&key))
+                            .await?;
+                    }
                     if schedule.is_some() {
                         let removed = self.db.remove_runs_made_ahead(&mut tx, tenant, id).await?;
                         if removed > 0 {
@@ -342,6 +400,9 @@ impl<D: Dialect> Store for SqlStore<D> {
             D::commit(tx).await?;
             if schedule_changed {
                 self.wakeups.jobs_changed();
+            }
+            if released > 0 {
+                self.wakeups.runs_changed();
             }
             if !events.is_empty() {
                 self.events_written(deliveries);
@@ -414,6 +475,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut counted = 0;
         let mut made = self.db.runs_made(&mut tx, minute).await?;
         let mut made_here: HashMap<String, u64> = HashMap::new();
+        let mut waiting: Vec<JobKey> = Vec::new();
         for (row, key) in due.into_iter().zip(keys) {
             // The jobs past the budget stay due, for the next transaction.
             if counted >= misfire::COUNTED_PER_CLAIM {
@@ -433,7 +495,9 @@ impl<D: Dialect> Store for SqlStore<D> {
                         coalesce: row.coalesce,
                         catchup_max: count(row.catchup_max).clamp(1, tenant_catchup.max(1)),
                         max_instances: count(row.max_instances).max(1),
-                        in_flight: in_flight.get(&key).copied().unwrap_or(0),
+                        overlap: Overlap::from_stored(&row.overlap, row.buffer_max)
+                            .unwrap_or_default(),
+                        in_flight: in_flight.get(&key).copied().unwrap_or_default(),
                         lookahead: chrono::TimeDelta::from_std(lookahead)
                             .unwrap_or(chrono::TimeDelta::MAX),
                     };
@@ -463,6 +527,12 @@ impl<D: Dialect> Store for SqlStore<D> {
                 continue;
             }
             let host = run_host(&row.target_url);
+            if decision.runs.iter().any(|r| r.waiting)
+                || in_flight.get(&key).is_some_and(|n| n.waiting > 0)
+            {
+                // Runs wait: the cap may have room for the oldest of them.
+                waiting.push(key.clone());
+            }
             for run in decision.runs {
                 let id = Uuid::now_v7();
                 runs.push(NewRun {
@@ -479,6 +549,8 @@ impl<D: Dialect> Store for SqlStore<D> {
                     job_id: row.id.clone(),
                     scheduled_for: run.scheduled_for,
                     status: run.status,
+                    wait_reason: run.waiting.then_some(WAIT_OVERLAP),
+                    reason: run.reason,
                     occurrences: run.occurrences,
                     deliver_after: run.deliver_after,
                     host: host.clone(),
@@ -494,6 +566,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         let (inserted, mut deliveries) =
             self.db.insert_runs(&mut tx, &runs, &run_deliveries).await?;
         self.db.update_schedules(&mut tx, &schedules).await?;
+        let released = self.release_waiting(&mut tx, &waiting).await?;
         for (tenant, n) in made_here.into_iter().filter(|(_, n)| *n > 0) {
             self.db.add_runs_made(&mut tx, minute, &tenant, n).await?;
         }
@@ -509,7 +582,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         }
         deliveries += self.write_events(&mut tx, &events).await?;
         D::commit(tx).await?;
-        if outcome.pending > 0 {
+        if outcome.pending > 0 || released > 0 {
             self.wakeups.runs_changed();
         }
         if outcome.runs > 0 || !events.is_empty() {
@@ -531,12 +604,15 @@ impl<D: Dialect> Store for SqlStore<D> {
         tenant: &Tenant,
         id: &JobId,
         idempotency: Option<&Idempotency>,
+        force: bool,
     ) -> StoreResult<Run> {
         let mut tx = self.db.begin().await?;
-        let (max_instances, target_url) = self
+        let key = (tenant.as_str().to_string(), id.as_str().to_string());
+        let job = self
             .db
-            .lock_job_for_run(&mut tx, tenant, id)
+            .lock_job_limits(&mut tx, std::slice::from_ref(&key))
             .await?
+            .remove(&key)
             .ok_or(StoreError::NotFound)?;
         let now = Utc::now();
         let minute = quota::minute_of(now);
@@ -547,15 +623,19 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.db
             .add_runs_made(&mut tx, minute, tenant.as_str(), 1)
             .await?;
-        let key = (tenant.as_str().to_string(), id.as_str().to_string());
-        let in_flight = self
+        let mut in_flight = self
             .db
             .count_in_flight(&mut tx, std::slice::from_ref(&key))
-            .await?;
-        let status = lifecycle::manual_run_status(
-            count(max_instances),
-            in_flight.get(&key).copied().unwrap_or(0),
-        );
+            .await?
+            .remove(&key)
+            .unwrap_or_default();
+        let policy = Overlap::from_stored(&job.overlap, job.buffer_max).unwrap_or_default();
+        let admission = overlap::admit(policy, count(job.max_instances), &mut in_flight, force);
+        let (status, wait_reason, reason) = match admission {
+            Admission::Go => (RunStatus::Pending, None, None),
+            Admission::Wait => (RunStatus::Pending, Some(WAIT_OVERLAP), None),
+            Admission::Skip(why) => (RunStatus::Skipped, None, Some(why.as_str())),
+        };
         let run = self
             .db
             .insert_manual_run(
@@ -564,7 +644,9 @@ impl<D: Dialect> Store for SqlStore<D> {
                 id,
                 Uuid::now_v7(),
                 status,
-                run_host(&target_url),
+                wait_reason,
+                reason,
+                run_host(&job.target_url),
             )
             .await?;
         self.record_idempotency(&mut tx, tenant, idempotency, &run.id.to_string())
@@ -664,8 +746,14 @@ impl<D: Dialect> Store for SqlStore<D> {
         let retrying = records
             .iter()
             .any(|r| matches!(r.outcome, Outcome::Retry { .. }));
+        // A run that ends may release one that waits (§11.1): that takes
+        // the job's row lock, in the transaction that records the end.
+        let may_release = records.iter().any(|r| {
+            r.overlap_waits && r.job_id.is_some() && !matches!(r.outcome, Outcome::Retry { .. })
+        });
+        let mut released = 0;
         let (recorded, wrote_events, deliveries) =
-            if records.iter().all(|r| r.outcome != Outcome::Failed) {
+            if !may_release && records.iter().all(|r| r.outcome != Outcome::Failed) {
                 // The common case: no job may pause, so the records, their
                 // events and the deliveries go in one write (one statement
                 // on PostgreSQL), events made for every record and written
@@ -691,6 +779,9 @@ impl<D: Dialect> Store for SqlStore<D> {
                 let mut events = attempt_events(records, Some(&recorded));
                 let failed = failed_runs(records, &recorded);
                 events.extend(self.pause_failed_jobs(&mut tx, &failed).await?);
+                released = self
+                    .release_waiting(&mut tx, &ended_with_waiting(records, &recorded))
+                    .await?;
                 if retrying {
                     self.db.notify(&mut tx, Channel::Runs).await?;
                 }
@@ -698,7 +789,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                 D::commit(tx).await?;
                 (recorded, !events.is_empty(), deliveries)
             };
-        if retrying {
+        if retrying || released > 0 {
             self.wakeups.runs_changed();
         }
         if wrote_events {
@@ -768,6 +859,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut events = attempt_events(&records, None);
         let failed = failed_runs(&records, &ids);
         events.extend(self.pause_failed_jobs(&mut tx, &failed).await?);
+        self.release_waiting(&mut tx, &ended_with_waiting(&records, &ids))
+            .await?;
         let deliveries = self.write_events(&mut tx, &events).await?;
         D::commit(tx).await?;
         self.wakeups.runs_changed();

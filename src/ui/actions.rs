@@ -84,12 +84,12 @@ pub async fn resume(State(app): State<AppState>, posted: Posted) -> Result<Respo
     Ok(to_job(&id))
 }
 
-/// A manual run; over `max_instances` it is recorded as skipped, which the
-/// job's runs then show.
+/// A manual run; over `max_instances` it waits or is recorded as skipped
+/// as the job's overlap policy says, which the job's runs then show.
 pub async fn run_now(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
     let id = job_id(&posted.id)?;
     ops(&app, &posted.viewer)
-        .run_now(&id, None)
+        .run_now(&id, None, false)
         .await
         .map_err(|e| not_found(e, &id))?;
     Ok(to_job(&id))

@@ -290,7 +290,7 @@ pub async fn job(
                         tbody { @for (run, first) in runs.iter().zip(&first_attempts) {
                             tr data-run=(run.id) {
                                 td { a href={ "/ui/runs/" (run.id) } { (short(run.id)) } }
-                                td { (run_badge(run.status)) }
+                                td { (run_badge(run.status)) (run_why(run)) }
                                 td { (run.cause.as_str()) }
                                 td { (instant(run.scheduled_for, tz)) }
                                 td { @match first { Some(a) => (render::delay(a.started_at - run.scheduled_for)), None => span.none { "—" } } }
@@ -318,6 +318,7 @@ pub async fn job(
                     dt { "Coalesce" } dd { (yes_no(d.coalesce)) }
                     dt { "Catch-up at most" } dd { (d.catchup_max) " runs" }
                     dt { "Max instances" } dd { (d.max_instances) }
+                    dt { "Over max instances" } dd { (overlap_in_words(d.overlap)) }
                     dt { "Pause on failure" } dd { (yes_no(d.pause_on_failure)) }
                     dt { "Retry" } dd { (d.retry.max_attempts) " attempts, backoff " (d.retry.backoff_initial_s) " s to " (d.retry.backoff_max_s) " s" }
                     dt { "Created" } dd { (render::utc(job.created_at)) }
@@ -330,6 +331,33 @@ pub async fn job(
         }
     };
     Ok(viewer.page(&format!("Job {}", id.as_str()), Some(&live), body))
+}
+
+/// A run's wait or reason beside its status, in the runs table.
+fn run_why(run: &Run) -> Markup {
+    html! {
+        @if let Some(why) = run.wait_reason.as_deref().or(run.reason.as_deref()) {
+            " " span.why { "(" (why) ")" }
+        }
+    }
+}
+
+fn waiting_in_words(why: &str) -> String {
+    match why {
+        "overlap" => "for a run of this job to end (overlap policy)".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn overlap_in_words(overlap: crate::domain::overlap::Overlap) -> String {
+    use crate::domain::overlap::Overlap;
+    match overlap {
+        Overlap::Skip => "skip the run".to_string(),
+        Overlap::BufferOne => "one run waits; more are skipped".to_string(),
+        Overlap::BufferAll { buffer_max } => {
+            format!("runs wait, up to {buffer_max}; more are skipped")
+        }
+    }
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -467,6 +495,8 @@ fn run_summary(viewer: &Viewer, run: &Run, tz: Tz) -> Markup {
             dt { "Cause" } dd { (run.cause.as_str()) }
             dt { "Scheduled for" } dd { (instant(run.scheduled_for, tz)) }
             @if run.occurrences > 1 { dt { "Occurrences" } dd { (run.occurrences) " (coalesced)" } }
+            @if let Some(why) = &run.wait_reason { dt { "Waiting" } dd { (waiting_in_words(why)) } }
+            @if let Some(why) = &run.reason { dt { "Reason" } dd { code { (why) } } }
             @if let Some(next) = run.next_attempt_at { dt { "Next attempt" } dd { (instant(next, tz)) } }
             @if let Some(done) = run.finished_at { dt { "Finished" } dd { (instant(done, tz)) } }
         }

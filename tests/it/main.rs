@@ -23,6 +23,7 @@ mod failover;
 mod limits;
 mod migration;
 mod openapi;
+mod overlap;
 mod readme;
 mod scheduler;
 mod store_contract;

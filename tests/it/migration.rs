@@ -224,6 +224,7 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
             &common::default_tenant(),
             &JobId::parse("cron").unwrap(),
             None,
+            false,
         )
         .await
         .unwrap();

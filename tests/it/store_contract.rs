@@ -317,7 +317,7 @@ async fn deletes(backend: Backend) {
     let store = open(&db).await;
     create(&store, "gone").await;
     let run = store
-        .create_manual_run(&common::default_tenant(), &id("gone"), None)
+        .create_manual_run(&common::default_tenant(), &id("gone"), None, false)
         .await
         .unwrap();
     assert!(
@@ -428,7 +428,7 @@ async fn claims_due_jobs_as_the_plan_decides(backend: Backend) {
         "the forced occurrence, 10 s late and within grace: one pending run"
     );
     assert_eq!(seen.lock().unwrap().len(), 1);
-    assert_eq!(seen.lock().unwrap()[0].1, 0);
+    assert_eq!(seen.lock().unwrap()[0].1, Default::default());
     assert_eq!(seen.lock().unwrap()[0].2, 2);
     let runs = store
         .list_runs(&common::default_tenant(), &runs_of(&id("due"), None, 10))
@@ -465,7 +465,7 @@ async fn manual_runs_and_history(backend: Backend) {
     let mut made = Vec::new();
     for expected in [RunStatus::Pending, RunStatus::Pending, RunStatus::Skipped] {
         let run = store
-            .create_manual_run(&common::default_tenant(), &id("m"), None)
+            .create_manual_run(&common::default_tenant(), &id("m"), None, false)
             .await
             .unwrap();
         assert_eq!((run.cause, run.status), (RunCause::Manual, expected));
@@ -474,7 +474,7 @@ async fn manual_runs_and_history(backend: Backend) {
     }
     assert!(matches!(
         store
-            .create_manual_run(&common::default_tenant(), &id("missing"), None)
+            .create_manual_run(&common::default_tenant(), &id("missing"), None, false)
             .await,
         Err(StoreError::NotFound)
     ));
@@ -525,7 +525,7 @@ async fn runs_are_listed_by_job_status_and_time(backend: Backend) {
     for job in ["a", "b", "a", "b", "a", "b"] {
         made.push(
             store
-                .create_manual_run(&common::default_tenant(), &id(job), None)
+                .create_manual_run(&common::default_tenant(), &id(job), None, false)
                 .await
                 .unwrap(),
         );
@@ -666,7 +666,7 @@ async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
         fingerprint: "fp-run".into(),
     };
     let run = store
-        .create_manual_run(&common::default_tenant(), &id("j1"), Some(&run_key))
+        .create_manual_run(&common::default_tenant(), &id("j1"), Some(&run_key), false)
         .await
         .unwrap();
     let found = store
@@ -677,7 +677,7 @@ async fn idempotency_keys_are_recorded_with_what_they_made(backend: Backend) {
     assert_eq!(found.resource_id, run.id.to_string());
     assert!(matches!(
         store
-            .create_manual_run(&common::default_tenant(), &id("j1"), Some(&run_key))
+            .create_manual_run(&common::default_tenant(), &id("j1"), Some(&run_key), false)
             .await,
         Err(StoreError::IdempotencyKeyTaken)
     ));
@@ -745,7 +745,7 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
     let store = open(&db).await;
     create(&store, "d").await;
     let run = store
-        .create_manual_run(&common::default_tenant(), &id("d"), None)
+        .create_manual_run(&common::default_tenant(), &id("d"), None, false)
         .await
         .unwrap();
 
@@ -783,6 +783,7 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
         error: None,
         response_excerpt: Some("busy".into()),
         outcome,
+        overlap_waits: false,
     };
     let retry_later = Outcome::Retry {
         delay: Duration::from_secs(3600),
@@ -835,7 +836,7 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
 
     // A second run, claimed then released: pending again, its attempt not counted.
     let second = store
-        .create_manual_run(&common::default_tenant(), &id("d"), None)
+        .create_manual_run(&common::default_tenant(), &id("d"), None, false)
         .await
         .unwrap();
     let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
@@ -885,7 +886,7 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
     let store = open(&db).await;
     create(&store, "r").await; // timeout_s 1, max_attempts 2
     let run = store
-        .create_manual_run(&common::default_tenant(), &id("r"), None)
+        .create_manual_run(&common::default_tenant(), &id("r"), None, false)
         .await
         .unwrap();
     let decisions = Mutex::new(Vec::new());
@@ -923,6 +924,7 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
         error: None,
         response_excerpt: None,
         outcome: Outcome::Succeeded,
+        overlap_waits: false,
     };
 
     // 1. The owner stops beating: its lease is taken over whatever
@@ -996,7 +998,7 @@ async fn a_lease_of_an_unknown_owner_is_taken_over_at_once(backend: Backend) {
     let store = open(&db).await;
     create(&store, "g").await;
     let run = store
-        .create_manual_run(&common::default_tenant(), &id("g"), None)
+        .create_manual_run(&common::default_tenant(), &id("g"), None, false)
         .await
         .unwrap();
     claim_one(&store, "ghost", Duration::from_secs(3600)).await;
@@ -1027,7 +1029,7 @@ async fn instances_register_beat_list_and_leave(backend: Backend) {
     store.register_instance("b", "1.1").await.unwrap();
     create(&store, "j").await;
     store
-        .create_manual_run(&common::default_tenant(), &id("j"), None)
+        .create_manual_run(&common::default_tenant(), &id("j"), None, false)
         .await
         .unwrap();
     claim_one(&store, "b", Duration::from_secs(60)).await;
@@ -1106,7 +1108,7 @@ async fn secrets_are_kept_and_rotated(backend: Backend) {
     );
     // Both sign while the grace lasts.
     store
-        .create_manual_run(&common::default_tenant(), &id("s"), None)
+        .create_manual_run(&common::default_tenant(), &id("s"), None, false)
         .await
         .unwrap();
     let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
@@ -1186,18 +1188,18 @@ async fn listener(backend: Backend) {
 async fn finished_runs(store: &DynStore, job_id: &str, n: usize) {
     create(store, job_id).await;
     let first = store
-        .create_manual_run(&common::default_tenant(), &id(job_id), None)
+        .create_manual_run(&common::default_tenant(), &id(job_id), None, false)
         .await
         .unwrap();
     assert_eq!(first.status.as_str(), "pending");
     let second = store
-        .create_manual_run(&common::default_tenant(), &id(job_id), None)
+        .create_manual_run(&common::default_tenant(), &id(job_id), None, false)
         .await
         .unwrap();
     assert_eq!(second.status.as_str(), "pending", "max_instances is 2");
     for _ in 0..n {
         let run = store
-            .create_manual_run(&common::default_tenant(), &id(job_id), None)
+            .create_manual_run(&common::default_tenant(), &id(job_id), None, false)
             .await
             .unwrap();
         assert_eq!(run.status.as_str(), "skipped");
@@ -1348,7 +1350,7 @@ async fn next_due_times(backend: Backend) {
     assert_eq!(store.next_attempt_in().await.unwrap(), None);
 
     store
-        .create_manual_run(&common::default_tenant(), &id("later"), None)
+        .create_manual_run(&common::default_tenant(), &id("later"), None, false)
         .await
         .unwrap();
     assert_eq!(
@@ -1420,11 +1422,11 @@ async fn tenants_keep_their_own_jobs_under_one_id(backend: Backend) {
     );
 
     let run_a = store
-        .create_manual_run(&a, &id("same"), None)
+        .create_manual_run(&a, &id("same"), None, false)
         .await
         .unwrap();
     let run_b = store
-        .create_manual_run(&b, &id("same"), None)
+        .create_manual_run(&b, &id("same"), None, false)
         .await
         .unwrap();
     assert!(store.get_run(&b, run_a.id).await.unwrap().is_none());
@@ -1714,7 +1716,9 @@ async fn a_tenant_past_its_runs_per_minute_waits_for_the_next_minute(backend: Ba
         due_in > Duration::from_secs(3600),
         "not due now: {due_in:?}"
     );
-    let manual = store.create_manual_run(&tenant, &id("q1"), None).await;
+    let manual = store
+        .create_manual_run(&tenant, &id("q1"), None, false)
+        .await;
     assert!(
         matches!(manual, Err(StoreError::Refused(Refusal::QuotaReached(..)))),
         "{manual:?}"
@@ -1773,7 +1777,7 @@ async fn busy_hosts_and_tenants_runs_are_left_for_later(backend: Backend) {
         v["target"]["url"] = json!(url);
         apply(&store, job, create_command(parse(v))).await.unwrap();
         store
-            .create_manual_run(&common::default_tenant(), &id(job), None)
+            .create_manual_run(&common::default_tenant(), &id(job), None, false)
             .await
             .unwrap();
     }
@@ -1786,7 +1790,7 @@ async fn busy_hosts_and_tenants_runs_are_left_for_later(backend: Backend) {
         .unwrap();
     assert_eq!(saved, Saved::Created);
     store
-        .create_manual_run(&other, &id("c"), None)
+        .create_manual_run(&other, &id("c"), None, false)
         .await
         .unwrap();
     let busy = Busy {
@@ -1948,7 +1952,7 @@ async fn runs_are_made_ahead_and_removed_when_the_schedule_changes(backend: Back
         .await
         .unwrap();
     store
-        .create_manual_run(&tenant, &id("busy"), None)
+        .create_manual_run(&tenant, &id("busy"), None, false)
         .await
         .unwrap();
     let outcome = store.claim_due_jobs(10, lookahead, &plan).await.unwrap();

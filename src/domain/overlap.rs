@@ -1,0 +1,299 @@
+//! What happens to a run over `max_instances` (DESIGN.md §11.1): skipped,
+//! or waiting `pending` for a run of the job to end. One rule admits a
+//! run, one says how many waiting runs go when room opens; the store runs
+//! both under the job's row lock.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::error::FieldError;
+
+/// `buffer_max` when a job does not say.
+pub const DEFAULT_BUFFER_MAX: u32 = 100;
+/// The most runs one job may keep waiting (a backfill's ceiling, §11.3).
+pub const MAX_BUFFER_MAX: u32 = 10_000;
+
+/// The `wait_reason` of a run waiting for a run of its job to end.
+pub const WAIT_OVERLAP: &str = "overlap";
+
+/// A job's overlap policy, as a client names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapMode {
+    /// Over the cap, the run is recorded `skipped` (APScheduler's way).
+    #[default]
+    Skip,
+    /// At most one run waits; more are skipped.
+    BufferOne,
+    /// Every run waits, up to `buffer_max`; past it, skipped.
+    BufferAll,
+}
+
+/// A job's overlap policy, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overlap {
+    #[default]
+    Skip,
+    BufferOne,
+    BufferAll {
+        buffer_max: u32,
+    },
+}
+
+/// Why a run was recorded `skipped`: its `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The job had `max_instances` runs in flight (overlap `skip`).
+    MaxInstances,
+    /// As many runs were waiting as the policy keeps.
+    BufferFull,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::MaxInstances => "max_instances",
+            SkipReason::BufferFull => "buffer_full",
+        }
+    }
+}
+
+/// What becomes of one more run of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Sent when due.
+    Go,
+    /// Pending with `wait_reason: "overlap"`, until a run of the job ends.
+    Wait,
+    Skip(SkipReason),
+}
+
+/// A job's runs in flight, counted under its row lock: those admitted
+/// (pending to be sent, or running) and those waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InFlight {
+    pub admitted: u32,
+    pub waiting: u32,
+}
+
+impl Overlap {
+    /// From the request's `overlap` and `buffer_max` (which only
+    /// `buffer_all` takes).
+    pub fn parse(mode: Option<OverlapMode>, buffer_max: Option<i64>) -> Result<Self, FieldError> {
+        let mode = mode.unwrap_or_default();
+        match (mode, buffer_max) {
+            (OverlapMode::BufferAll, None) => Ok(Overlap::BufferAll {
+                buffer_max: DEFAULT_BUFFER_MAX,
+            }),
+            (OverlapMode::BufferAll, Some(n)) if (1..=i64::from(MAX_BUFFER_MAX)).contains(&n) => {
+                Ok(Overlap::BufferAll {
+                    buffer_max: n as u32,
+                })
+            }
+            (OverlapMode::BufferAll, Some(n)) => Err(FieldError::new(
+                "buffer_max",
+                format!("must be between 1 and {MAX_BUFFER_MAX}, got {n}"),
+            )),
+            (_, Some(_)) => Err(FieldError::new(
+                "buffer_max",
+                "applies only with overlap \"buffer_all\"",
+            )),
+            (OverlapMode::Skip, None) => Ok(Overlap::Skip),
+            (OverlapMode::BufferOne, None) => Ok(Overlap::BufferOne),
+        }
+    }
+
+    pub fn mode(self) -> OverlapMode {
+        match self {
+            Overlap::Skip => OverlapMode::Skip,
+            Overlap::BufferOne => OverlapMode::BufferOne,
+            Overlap::BufferAll { .. } => OverlapMode::BufferAll,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overlap::Skip => "skip",
+            Overlap::BufferOne => "buffer_one",
+            Overlap::BufferAll { .. } => "buffer_all",
+        }
+    }
+
+    /// `buffer_max` as shown and stored: only `buffer_all` has one.
+    pub fn buffer_max(self) -> Option<u32> {
+        match self {
+            Overlap::BufferAll { buffer_max } => Some(buffer_max),
+            _ => None,
+        }
+    }
+
+    /// Reads back what [`Self::as_str`] and [`Self::buffer_max`] stored.
+    pub fn from_stored(mode: &str, buffer_max: Option<i64>) -> Option<Self> {
+        match mode {
+            "skip" => Some(Overlap::Skip),
+            "buffer_one" => Some(Overlap::BufferOne),
+            "buffer_all" => Some(Overlap::BufferAll {
+                buffer_max: buffer_max
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(DEFAULT_BUFFER_MAX),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether runs of a job with this policy can wait: then the end of
+    /// each of its runs looks for one to release.
+    pub fn waits(self) -> bool {
+        self != Overlap::Skip
+    }
+
+    fn room(self) -> u32 {
+        match self {
+            Overlap::Skip => 0,
+            Overlap::BufferOne => 1,
+            Overlap::BufferAll { buffer_max } => buffer_max,
+        }
+    }
+}
+
+/// Admits one more run of a job with `max_instances` and the runs
+/// `in_flight`, and counts it there. A run goes while the cap allows and
+/// nothing waits (a waiting run is older and goes first); `force` (a
+/// manual run's `?force=true`) goes past the cap.
+pub fn admit(
+    overlap: Overlap,
+    max_instances: u32,
+    in_flight: &mut InFlight,
+    force: bool,
+) -> Admission {
+    if force || (in_flight.admitted < max_instances && in_flight.waiting == 0) {
+        in_flight.admitted += 1;
+        Admission::Go
+    } else if overlap == Overlap::Skip {
+        Admission::Skip(SkipReason::MaxInstances)
+    } else if in_flight.waiting < overlap.room() {
+        in_flight.waiting += 1;
+        Admission::Wait
+    } else {
+        Admission::Skip(SkipReason::BufferFull)
+    }
+}
+
+/// How many of the waiting runs go now, oldest first: as many as the cap
+/// has room for. Asked whenever a run of the job ends, and after runs are
+/// admitted (a raised `max_instances` makes room too).
+pub fn releasable(max_instances: u32, in_flight: InFlight) -> u32 {
+    in_flight
+        .waiting
+        .min(max_instances.saturating_sub(in_flight.admitted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(admitted: u32, waiting: u32) -> InFlight {
+        InFlight { admitted, waiting }
+    }
+
+    #[test]
+    fn skip_records_a_run_over_the_cap_as_skipped() {
+        let mut n = counts(0, 0);
+        assert_eq!(admit(Overlap::Skip, 1, &mut n, false), Admission::Go);
+        assert_eq!(
+            admit(Overlap::Skip, 1, &mut n, false),
+            Admission::Skip(SkipReason::MaxInstances)
+        );
+        assert_eq!(n, counts(1, 0));
+    }
+
+    #[test]
+    fn buffer_one_keeps_one_run_waiting_and_skips_the_rest() {
+        let mut n = counts(1, 0);
+        assert_eq!(admit(Overlap::BufferOne, 1, &mut n, false), Admission::Wait);
+        assert_eq!(
+            admit(Overlap::BufferOne, 1, &mut n, false),
+            Admission::Skip(SkipReason::BufferFull)
+        );
+        assert_eq!(n, counts(1, 1));
+    }
+
+    #[test]
+    fn buffer_all_keeps_up_to_buffer_max_waiting() {
+        let policy = Overlap::BufferAll { buffer_max: 3 };
+        let mut n = counts(2, 0);
+        let admitted: Vec<_> = (0..4).map(|_| admit(policy, 2, &mut n, false)).collect();
+        assert_eq!(
+            admitted,
+            [
+                Admission::Wait,
+                Admission::Wait,
+                Admission::Wait,
+                Admission::Skip(SkipReason::BufferFull)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_run_waits_behind_older_waiting_runs_even_with_room() {
+        // A raised cap left room while one waits: the new run queues, and
+        // the release that follows sends the oldest first.
+        let policy = Overlap::BufferAll { buffer_max: 10 };
+        let mut n = counts(0, 1);
+        assert_eq!(admit(policy, 2, &mut n, false), Admission::Wait);
+        assert_eq!(releasable(2, n), 2);
+    }
+
+    #[test]
+    fn force_goes_past_the_cap_and_the_queue() {
+        let mut n = counts(1, 2);
+        assert_eq!(admit(Overlap::BufferOne, 1, &mut n, true), Admission::Go);
+        assert_eq!(admit(Overlap::Skip, 1, &mut n, true), Admission::Go);
+        assert_eq!(n, counts(3, 2));
+    }
+
+    #[test]
+    fn an_ended_run_releases_as_many_waiting_runs_as_the_cap_has_room_for() {
+        assert_eq!(releasable(1, counts(0, 5)), 1);
+        assert_eq!(releasable(3, counts(1, 5)), 2);
+        assert_eq!(releasable(3, counts(1, 1)), 1);
+        assert_eq!(releasable(1, counts(1, 5)), 0);
+        // Past the cap (forced runs): nothing goes until it is below.
+        assert_eq!(releasable(1, counts(3, 5)), 0);
+        assert_eq!(releasable(2, counts(0, 0)), 0);
+    }
+
+    #[test]
+    fn buffer_max_is_only_for_buffer_all_and_within_bounds() {
+        assert_eq!(Overlap::parse(None, None), Ok(Overlap::Skip));
+        assert_eq!(
+            Overlap::parse(Some(OverlapMode::BufferAll), None),
+            Ok(Overlap::BufferAll { buffer_max: 100 })
+        );
+        assert_eq!(
+            Overlap::parse(Some(OverlapMode::BufferAll), Some(0))
+                .unwrap_err()
+                .to_string(),
+            "buffer_max: must be between 1 and 10000, got 0"
+        );
+        assert_eq!(
+            Overlap::parse(Some(OverlapMode::BufferOne), Some(5))
+                .unwrap_err()
+                .to_string(),
+            "buffer_max: applies only with overlap \"buffer_all\""
+        );
+    }
+
+    #[test]
+    fn the_stored_policy_reads_back() {
+        for policy in [
+            Overlap::Skip,
+            Overlap::BufferOne,
+            Overlap::BufferAll { buffer_max: 7 },
+        ] {
+            let back = Overlap::from_stored(policy.as_str(), policy.buffer_max().map(i64::from));
+            assert_eq!(back, Some(policy));
+        }
+        assert_eq!(Overlap::from_stored("replace", None), None);
+    }
+}
