@@ -89,7 +89,6 @@ fn failed_runs(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<(String, Str
         .collect()
 }
 
-/// The row job `id` of `tenant` seals its values in.
 /// The jobs of records whose runs ended (recorded, not retried) and whose
 /// runs may be waiting for that (§11.1), each once.
 fn ended_with_waiting(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<JobKey> {
@@ -107,6 +106,7 @@ fn ended_with_waiting(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<JobKe
     jobs
 }
 
+/// The row job `id` of `tenant` seals its values in.
 fn job_row<'a>(tenant: &'a Tenant, id: &'a JobId) -> Row<'a> {
     Row {
         tenant: tenant.as_str(),
@@ -231,8 +231,6 @@ impl<D: Dialect> SqlStore<D> {
         }
     }
 
-    /// Pauses the jobs of failed runs whose `pause_on_failure` says so
-    /// (each job once, for its first failed run); answers the events.
     /// Sends the waiting runs of `jobs` that their caps have room for,
     /// oldest first (§11.1), under the jobs' row locks; answers how many
     /// (the caller wakes the dispatchers after its commit).
@@ -258,6 +256,8 @@ impl<D: Dialect> SqlStore<D> {
         Ok(released)
     }
 
+    /// Pauses the jobs of failed runs whose `pause_on_failure` says so
+    /// (each job once, for its first failed run); answers the events.
     async fn pause_failed_jobs(
         &self,
         tx: &mut D::Tx,
