@@ -206,6 +206,11 @@ async fn a_raised_cap_releases_waiting_runs_and_skip_ends_them(backend: Backend)
         [Value::Null, Value::Null, Value::Null, json!("overlap")]
     );
     assert!(!run_of(&app, &runs[1]).await["next_attempt_at"].is_null());
+    // The dashboard says what the job does over its cap, and why a run waits.
+    let page = app.get("/ui/jobs/q").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("runs wait, up to 5"), "{}", page.text);
+    assert!(page.text.contains("(overlap)"), "{}", page.text);
     // Under `skip` nothing waits: the last one is skipped.
     let patched = app.patch("/v1/jobs/q", json!({"overlap": "skip"})).await;
     assert_eq!(patched.status, 200, "{}", patched.text);
