@@ -17,6 +17,17 @@ fn job(id: &str) -> Value {
     })
 }
 
+/// The service with `--targets any`: these tests make tokens, which turn
+/// the default targets public-only within 2 s (`attack.rs` tests that),
+/// and their jobs point at loopback; without it a slow machine saw a
+/// creation refused, depending on when the 2 s fell.
+async fn spawn_keeping_loopback_targets(backend: Backend) -> TestApp {
+    let db = common::TestDb::new(backend).await;
+    let mut config = common::test_config(&db.url);
+    config.targets = Some(cronhook::domain::network_policy::TargetMode::Any);
+    TestApp::spawn_with(db, config).await
+}
+
 async fn get(app: &TestApp, path: &str, token: &str) -> Reply {
     send(app, reqwest::Method::GET, path, Some(token), &[], None).await
 }
@@ -158,7 +169,7 @@ async fn tokens_are_required_once_one_was_made(backend: Backend) {
 }
 
 async fn roles_grant_what_they_say(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = spawn_keeping_loopback_targets(backend).await;
     let root = app.make_token(Role::Root, "default").await;
     let write = app.make_token(Role::Write, "team-a").await;
     let read = app.make_token(Role::Read, "team-a").await;
@@ -260,7 +271,7 @@ async fn roles_grant_what_they_say(backend: Backend) {
 }
 
 async fn each_tenant_sees_only_its_own(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = spawn_keeping_loopback_targets(backend).await;
     let root = app.make_token(Role::Root, "default").await;
     let a = app.make_token(Role::Write, "team-a").await;
     let b = app.make_token(Role::Write, "team-b").await;
