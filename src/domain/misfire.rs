@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::job::Schedule;
-use crate::domain::overlap::{self, Admission, InFlight, Overlap};
+use crate::domain::overlap::{self, InFlight, Overlap};
 use crate::domain::run::RunStatus;
 use crate::domain::trigger::Trigger;
 
@@ -53,8 +53,9 @@ pub struct DueJob<'a> {
 pub struct PlannedRun {
     pub scheduled_for: DateTime<Utc>,
     pub status: RunStatus,
-    /// A pending run that waits for a run of its job to end (§11.1).
-    pub waiting: bool,
+    /// `overlap` for a pending run that waits for a run of its job to end
+    /// (§11.1).
+    pub wait_reason: Option<&'static str>,
     /// Why a run is skipped (`max_instances`, `buffer_full`).
     pub reason: Option<&'static str>,
     /// How many fire times this run stands for.
@@ -222,7 +223,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
             runs: vec![PlannedRun {
                 scheduled_for: at,
                 status: RunStatus::Pending,
-                waiting: false,
+                wait_reason: None,
                 reason: None,
                 occurrences: 1,
                 deliver_after,
@@ -275,7 +276,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
         runs.push(PlannedRun {
             scheduled_for: last,
             status: RunStatus::Missed,
-            waiting: false,
+            wait_reason: None,
             reason: None,
             occurrences,
             deliver_after: last,
@@ -284,16 +285,12 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
 
     let mut in_flight = job.in_flight;
     let mut admit = |scheduled_for, occurrences| {
-        let (status, waiting, reason) =
-            match overlap::admit(job.overlap, job.max_instances, &mut in_flight, false) {
-                Admission::Go => (RunStatus::Pending, false, None),
-                Admission::Wait => (RunStatus::Pending, true, None),
-                Admission::Skip(why) => (RunStatus::Skipped, false, Some(why.as_str())),
-            };
+        let (status, wait_reason, reason) =
+            overlap::admit(job.overlap, job.max_instances, &mut in_flight, false).run_fields();
         PlannedRun {
             scheduled_for,
             status,
-            waiting,
+            wait_reason,
             reason,
             occurrences,
             deliver_after: scheduled_for,
@@ -323,7 +320,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
     if jitter_s > 0 {
         let planned: Vec<_> = runs.iter().map(|r| r.scheduled_for).collect();
         for (i, run) in runs.iter_mut().enumerate() {
-            if run.status != RunStatus::Pending || run.waiting {
+            if run.status != RunStatus::Pending || run.wait_reason.is_some() {
                 continue;
             }
             let following = planned.get(i + 1).copied().or(next);
@@ -409,7 +406,7 @@ mod tests {
         PlannedRun {
             scheduled_for: t(at),
             status,
-            waiting: false,
+            wait_reason: None,
             reason: (status == RunStatus::Skipped).then_some("max_instances"),
             occurrences,
             deliver_after: t(at),
@@ -665,14 +662,14 @@ mod tests {
         let got: Vec<_> = d
             .runs
             .iter()
-            .map(|r| (r.status, r.waiting, r.reason))
+            .map(|r| (r.status, r.wait_reason, r.reason))
             .collect();
         assert_eq!(
             got,
             [
-                (RunStatus::Pending, true, None),
-                (RunStatus::Pending, true, None),
-                (RunStatus::Skipped, false, Some("buffer_full")),
+                (RunStatus::Pending, Some("overlap"), None),
+                (RunStatus::Pending, Some("overlap"), None),
+                (RunStatus::Skipped, None, Some("buffer_full")),
             ]
         );
         // A waiting run's delivery time is set when it is released.
@@ -688,7 +685,7 @@ mod tests {
         j.in_flight.admitted = 1;
         let d = decide_at(j, "2026-11-23T10:00:01Z");
         assert_eq!(d.runs.len(), 1);
-        assert!(d.runs[0].waiting);
+        assert_eq!(d.runs[0].wait_reason, Some("overlap"));
         assert_eq!(d.runs[0].deliver_after, t("2026-11-23T10:00:00Z"));
     }
 

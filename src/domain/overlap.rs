@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::error::FieldError;
+use crate::domain::run::RunStatus;
 
 /// `buffer_max` when a job does not say.
 pub const DEFAULT_BUFFER_MAX: u32 = 100;
@@ -66,6 +67,17 @@ pub enum Admission {
     /// Pending with `wait_reason: "overlap"`, until a run of the job ends.
     Wait,
     Skip(SkipReason),
+}
+
+impl Admission {
+    /// The run it makes: its status, `wait_reason` and `reason`.
+    pub fn run_fields(self) -> (RunStatus, Option<&'static str>, Option<&'static str>) {
+        match self {
+            Admission::Go => (RunStatus::Pending, None, None),
+            Admission::Wait => (RunStatus::Pending, Some(WAIT_OVERLAP), None),
+            Admission::Skip(why) => (RunStatus::Skipped, None, Some(why.as_str())),
+        }
+    }
 }
 
 /// A job's runs in flight, counted under its row lock: those admitted
@@ -261,6 +273,19 @@ mod tests {
         // Past the cap (forced runs): nothing goes until it is below.
         assert_eq!(releasable(1, counts(3, 5)), 0);
         assert_eq!(releasable(2, counts(0, 0)), 0);
+    }
+
+    #[test]
+    fn an_admission_makes_a_pending_a_waiting_or_a_skipped_run() {
+        assert_eq!(Admission::Go.run_fields(), (RunStatus::Pending, None, None));
+        assert_eq!(
+            Admission::Wait.run_fields(),
+            (RunStatus::Pending, Some("overlap"), None)
+        );
+        assert_eq!(
+            Admission::Skip(SkipReason::BufferFull).run_fields(),
+            (RunStatus::Skipped, None, Some("buffer_full"))
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::domain::job::{JobId, ParseContext, Schedule};
 use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::{self, DueJob};
-use crate::domain::overlap::{self, Admission, Overlap, WAIT_OVERLAP};
+use crate::domain::overlap::{self, Overlap};
 use crate::domain::quota::{self, QuotaOverrides, Quotas};
 use crate::domain::retry::Outcome;
 use crate::domain::run::{RunCause, RunStatus};
@@ -527,7 +527,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                 continue;
             }
             let host = run_host(&row.target_url);
-            if decision.runs.iter().any(|r| r.waiting)
+            if decision.runs.iter().any(|r| r.wait_reason.is_some())
                 || in_flight.get(&key).is_some_and(|n| n.waiting > 0)
             {
                 // Runs wait: the cap may have room for the oldest of them.
@@ -549,7 +549,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                     job_id: row.id.clone(),
                     scheduled_for: run.scheduled_for,
                     status: run.status,
-                    wait_reason: run.waiting.then_some(WAIT_OVERLAP),
+                    wait_reason: run.wait_reason,
                     reason: run.reason,
                     occurrences: run.occurrences,
                     deliver_after: run.deliver_after,
@@ -630,12 +630,8 @@ impl<D: Dialect> Store for SqlStore<D> {
             .remove(&key)
             .unwrap_or_default();
         let policy = Overlap::from_stored(&job.overlap, job.buffer_max).unwrap_or_default();
-        let admission = overlap::admit(policy, count(job.max_instances), &mut in_flight, force);
-        let (status, wait_reason, reason) = match admission {
-            Admission::Go => (RunStatus::Pending, None, None),
-            Admission::Wait => (RunStatus::Pending, Some(WAIT_OVERLAP), None),
-            Admission::Skip(why) => (RunStatus::Skipped, None, Some(why.as_str())),
-        };
+        let (status, wait_reason, reason) =
+            overlap::admit(policy, count(job.max_instances), &mut in_flight, force).run_fields();
         let run = self
             .db
             .insert_manual_run(
