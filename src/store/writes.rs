@@ -89,13 +89,17 @@ fn failed_runs(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<(String, Str
         .collect()
 }
 
-/// The jobs of records whose runs ended (recorded, not retried) and whose
-/// runs may be waiting for that (§11.1), each once.
+/// Whether the record ends a job's run (not retried) that runs of the job
+/// may be waiting for (§11.1).
+fn may_release(r: &AttemptRecord) -> bool {
+    r.overlap_waits && r.job_id.is_some() && !matches!(r.outcome, Outcome::Retry { .. })
+}
+
+/// The jobs of records recorded that may release a waiting run, each once.
 fn ended_with_waiting(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<JobKey> {
     let mut jobs: Vec<JobKey> = records
         .iter()
-        .filter(|r| r.overlap_waits && !matches!(r.outcome, Outcome::Retry { .. }))
-        .filter(|r| recorded.contains(&r.run_id))
+        .filter(|r| may_release(r) && recorded.contains(&r.run_id))
         .filter_map(|r| {
             let job = r.job_id.as_ref()?;
             Some((r.tenant.as_str().to_string(), job.as_str().to_string()))
@@ -744,47 +748,45 @@ impl<D: Dialect> Store for SqlStore<D> {
             .any(|r| matches!(r.outcome, Outcome::Retry { .. }));
         // A run that ends may release one that waits (§11.1): that takes
         // the job's row lock, in the transaction that records the end.
-        let may_release = records.iter().any(|r| {
-            r.overlap_waits && r.job_id.is_some() && !matches!(r.outcome, Outcome::Retry { .. })
-        });
         let mut released = 0;
-        let (recorded, wrote_events, deliveries) =
-            if !may_release && records.iter().all(|r| r.outcome != Outcome::Failed) {
-                // The common case: no job may pause, so the records, their
-                // events and the deliveries go in one write (one statement
-                // on PostgreSQL), events made for every record and written
-                // for those recorded.
-                let events = attempt_events(records, None);
-                let pairs = events.iter().map(|(t, e)| (t.as_str(), e));
-                let deliveries = self.deliveries(None, pairs).await?;
-                let (recorded, written) = self
-                    .db
-                    .record_with_events(owner, records, &events, &deliveries)
-                    .await?;
-                if retrying {
-                    // Other instances' dispatchers may be the ones to retry it.
-                    self.db.notify_now(Channel::Runs).await?;
-                }
-                let wrote_events = records
-                    .iter()
-                    .any(|r| r.job_id.is_some() && recorded.contains(&r.run_id));
-                (recorded, wrote_events, written)
-            } else {
-                let mut tx = self.db.begin().await?;
-                let recorded = self.db.record_fenced(&mut tx, owner, records).await?;
-                let mut events = attempt_events(records, Some(&recorded));
-                let failed = failed_runs(records, &recorded);
-                events.extend(self.pause_failed_jobs(&mut tx, &failed).await?);
-                released = self
-                    .release_waiting(&mut tx, &ended_with_waiting(records, &recorded))
-                    .await?;
-                if retrying {
-                    self.db.notify(&mut tx, Channel::Runs).await?;
-                }
-                let deliveries = self.write_events(&mut tx, &events).await?;
-                D::commit(tx).await?;
-                (recorded, !events.is_empty(), deliveries)
-            };
+        let (recorded, wrote_events, deliveries) = if !records.iter().any(may_release)
+            && records.iter().all(|r| r.outcome != Outcome::Failed)
+        {
+            // The common case: no job may pause, so the records, their
+            // events and the deliveries go in one write (one statement
+            // on PostgreSQL), events made for every record and written
+            // for those recorded.
+            let events = attempt_events(records, None);
+            let pairs = events.iter().map(|(t, e)| (t.as_str(), e));
+            let deliveries = self.deliveries(None, pairs).await?;
+            let (recorded, written) = self
+                .db
+                .record_with_events(owner, records, &events, &deliveries)
+                .await?;
+            if retrying {
+                // Other instances' dispatchers may be the ones to retry it.
+                self.db.notify_now(Channel::Runs).await?;
+            }
+            let wrote_events = records
+                .iter()
+                .any(|r| r.job_id.is_some() && recorded.contains(&r.run_id));
+            (recorded, wrote_events, written)
+        } else {
+            let mut tx = self.db.begin().await?;
+            let recorded = self.db.record_fenced(&mut tx, owner, records).await?;
+            let mut events = attempt_events(records, Some(&recorded));
+            let failed = failed_runs(records, &recorded);
+            events.extend(self.pause_failed_jobs(&mut tx, &failed).await?);
+            released = self
+                .release_waiting(&mut tx, &ended_with_waiting(records, &recorded))
+                .await?;
+            if retrying {
+                self.db.notify(&mut tx, Channel::Runs).await?;
+            }
+            let deliveries = self.write_events(&mut tx, &events).await?;
+            D::commit(tx).await?;
+            (recorded, !events.is_empty(), deliveries)
+        };
         if retrying || released > 0 {
             self.wakeups.runs_changed();
         }
