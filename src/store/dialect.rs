@@ -88,8 +88,11 @@ pub(crate) struct NewRun {
     pub created: NewEvent,
 }
 
-/// What admitting a run of a job reads under its row lock.
-pub(crate) struct JobLimits {
+/// A job's row as a write that follows a run reads it, locked: to admit
+/// a run, release waiting ones, or pause the job after a failure.
+pub(crate) struct LockedJob {
+    pub state: JobState,
+    pub pause_on_failure: bool,
     pub max_instances: i64,
     pub overlap: String,
     pub buffer_max: Option<i64>,
@@ -117,14 +120,6 @@ pub(crate) struct ExpiredRun {
     pub prior_attempts: i64,
     /// Its job's retry policy as stored (none for an event's delivery).
     pub retry: Option<StoredRetry>,
-}
-
-/// A job whose failed run may pause it, locked.
-pub(crate) struct FailedJob {
-    pub tenant: String,
-    pub id: String,
-    pub state: JobState,
-    pub pause_on_failure: bool,
 }
 
 #[async_trait]
@@ -274,13 +269,13 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
 
     // Manual runs and redrives.
 
-    /// What admitting a run of each job reads, the rows locked (in key
-    /// order); a job that is gone is left out.
-    async fn lock_job_limits(
+    /// The jobs, their rows locked (in key order); a job that is gone is
+    /// left out.
+    async fn lock_jobs(
         &self,
         tx: &mut Self::Tx,
         jobs: &[JobKey],
-    ) -> StoreResult<HashMap<JobKey, JobLimits>>;
+    ) -> StoreResult<HashMap<JobKey, LockedJob>>;
     /// A manual run now (database clock); `wait_reason` and `reason` as
     /// for [`NewRun`].
     #[allow(clippy::too_many_arguments)]
@@ -354,8 +349,6 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         Self::commit(tx).await?;
         Ok((recorded, written))
     }
-    /// The jobs, their rows locked.
-    async fn lock_jobs(&self, tx: &mut Self::Tx, jobs: &[JobKey]) -> StoreResult<Vec<FailedJob>>;
     /// Pauses the jobs (no next fire time).
     async fn pause_jobs(&self, tx: &mut Self::Tx, jobs: &[JobKey]) -> StoreResult<()>;
 

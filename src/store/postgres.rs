@@ -13,8 +13,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{
-    Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, JobLimits, NewDelivery, NewRun,
-    has_run_in_flight,
+    Channel, Dialect, DueRow, ExpiredRun, JobKey, LockedJob, NewDelivery, NewRun, has_run_in_flight,
 };
 use super::portable::portable_statements;
 use super::rows::{self, RUN_COLUMNS};
@@ -25,7 +24,7 @@ use super::{
     NewEvent, Run, SqlStore, StoreError, StoreResult, Tenant, count, delay_ms, event_of, interest,
     is_unique_violation, run_status,
 };
-use crate::domain::job::{JobId, JobState, Schedule};
+use crate::domain::job::{JobId, Schedule};
 use crate::domain::overlap::InFlight;
 use crate::domain::quota::QuotaOverrides;
 use crate::domain::retry::Outcome;
@@ -196,6 +195,7 @@ type RunRow = rows::RunRow<DateTime<Utc>, Uuid, i32>;
 type AttemptRow = rows::AttemptRow<DateTime<Utc>, i32>;
 type ExpiredRow = rows::ExpiredRow<Uuid, i32>;
 type SecretRow = rows::SecretRow<DateTime<Utc>>;
+use rows::LockedRow;
 type TokenRow = rows::TokenRow<DateTime<Utc>>;
 type SubscriptionRow = rows::SubscriptionRow<DateTime<Utc>>;
 type DeliveryRow = rows::DeliveryRow<DateTime<Utc>, Uuid, i32>;
@@ -927,14 +927,15 @@ impl Dialect for PgDialect {
         Ok(())
     }
 
-    async fn lock_job_limits(
+    async fn lock_jobs(
         &self,
         tx: &mut Self::Tx,
         jobs: &[JobKey],
-    ) -> StoreResult<HashMap<JobKey, JobLimits>> {
+    ) -> StoreResult<HashMap<JobKey, LockedJob>> {
         let (tenants, ids) = job_keys(jobs);
-        let rows: Vec<(String, String, i64, String, Option<i64>, String)> = sqlx::query_as(
-            "SELECT j.tenant, j.id, j.max_instances, j.overlap, j.buffer_max, j.target_url
+        let rows: Vec<LockedRow> = sqlx::query_as(
+            "SELECT j.tenant, j.id, j.state, j.pause_on_failure, j.max_instances, j.overlap,
+                    j.buffer_max, j.target_url
              FROM jobs j JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
                   ON j.tenant = u.tenant AND j.id = u.id
              ORDER BY j.tenant, j.id
@@ -944,20 +945,7 @@ impl Dialect for PgDialect {
         .bind(&ids)
         .fetch_all(&mut **tx)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(tenant, id, max_instances, overlap, buffer_max, target_url)| {
-                    let job = JobLimits {
-                        max_instances,
-                        overlap,
-                        buffer_max,
-                        target_url,
-                    };
-                    ((tenant, id), job)
-                },
-            )
-            .collect())
+        rows.into_iter().map(LockedRow::into_keyed).collect()
     }
 
     async fn insert_manual_run(
@@ -1131,33 +1119,6 @@ impl Dialect for PgDialect {
         tx.commit().await?;
         let delivered = recorded.first().map_or(0, |(_, n)| count_of(*n));
         Ok((recorded.into_iter().map(|(id, _)| id).collect(), delivered))
-    }
-
-    async fn lock_jobs(&self, tx: &mut Self::Tx, jobs: &[JobKey]) -> StoreResult<Vec<FailedJob>> {
-        let (tenants, ids) = job_keys(jobs);
-        let rows: Vec<(String, String, String, bool)> = sqlx::query_as(
-            "SELECT j.tenant, j.id, j.state, j.pause_on_failure
-             FROM jobs j JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
-                  ON j.tenant = u.tenant AND j.id = u.id
-             ORDER BY j.tenant, j.id
-             FOR UPDATE OF j",
-        )
-        .bind(&tenants)
-        .bind(&ids)
-        .fetch_all(&mut **tx)
-        .await?;
-        rows.into_iter()
-            .map(|(tenant, id, state, pause_on_failure)| {
-                let state = JobState::parse(&state)
-                    .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {state:?}")))?;
-                Ok(FailedJob {
-                    tenant,
-                    id,
-                    state,
-                    pause_on_failure,
-                })
-            })
-            .collect()
     }
 
     async fn pause_jobs(&self, tx: &mut Self::Tx, jobs: &[JobKey]) -> StoreResult<()> {

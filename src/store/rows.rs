@@ -16,7 +16,7 @@ use super::{
 use crate::domain::job::{JobState, Schedule};
 use crate::domain::run::Run;
 use crate::domain::sealing::{Row, SealingKey};
-use crate::store::dialect::{DueRow, ExpiredRun};
+use crate::store::dialect::{DueRow, ExpiredRun, JobKey, LockedJob};
 
 /// An instant as a database hands it over.
 pub(crate) trait At {
@@ -512,5 +512,35 @@ impl<T: At, I: RowId, N: Into<i64>> DeliveryRow<T, I, N> {
             last_status_code: self.status_code.and_then(|c| u16::try_from(c.into()).ok()),
             last_error: self.error,
         })
+    }
+}
+
+/// A job's row as [`LockedJob`] reads it.
+#[derive(FromRow)]
+pub(crate) struct LockedRow {
+    tenant: String,
+    id: String,
+    state: String,
+    pause_on_failure: bool,
+    max_instances: i64,
+    overlap: String,
+    buffer_max: Option<i64>,
+    target_url: String,
+}
+
+impl LockedRow {
+    pub fn into_keyed(self) -> StoreResult<(JobKey, LockedJob)> {
+        let state = JobState::parse(&self.state).ok_or_else(|| {
+            StoreError::Corrupt(format!("job {}: state {:?}", self.id, self.state))
+        })?;
+        let job = LockedJob {
+            state,
+            pause_on_failure: self.pause_on_failure,
+            max_instances: self.max_instances,
+            overlap: self.overlap,
+            buffer_max: self.buffer_max,
+            target_url: self.target_url,
+        };
+        Ok(((self.tenant, self.id), job))
     }
 }

@@ -17,8 +17,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{
-    Channel, Dialect, DueRow, ExpiredRun, FailedJob, JobKey, JobLimits, NewDelivery, NewRun,
-    has_run_in_flight,
+    Channel, Dialect, DueRow, ExpiredRun, JobKey, LockedJob, NewDelivery, NewRun, has_run_in_flight,
 };
 use super::portable::portable_statements;
 use super::rows::{self, At, RUN_COLUMNS, RowId};
@@ -29,7 +28,7 @@ use super::{
     NewEvent, Run, SqlStore, StoreError, StoreResult, Tenant, count, delay_ms, event_of, interest,
     is_unique_violation, run_status,
 };
-use crate::domain::job::{JobId, JobState, Schedule};
+use crate::domain::job::{JobId, Schedule};
 use crate::domain::overlap::InFlight;
 use crate::domain::quota::QuotaOverrides;
 use crate::domain::retry::Outcome;
@@ -133,6 +132,7 @@ type AttemptRow = rows::AttemptRow<i64, i64>;
 type ClaimedRow = rows::ClaimedRow<i64, String, i64>;
 type ExpiredRow = rows::ExpiredRow<String, i64>;
 type SecretRow = rows::SecretRow<i64>;
+use rows::LockedRow;
 type TokenRow = rows::TokenRow<i64>;
 type SubscriptionRow = rows::SubscriptionRow<i64>;
 type DeliveryRow = rows::DeliveryRow<i64, String, i64>;
@@ -619,34 +619,30 @@ impl Dialect for SqliteDialect {
         Ok(())
     }
 
-    async fn lock_job_limits(
+    async fn lock_jobs(
         &self,
         tx: &mut Self::Tx,
         jobs: &[JobKey],
-    ) -> StoreResult<HashMap<JobKey, JobLimits>> {
+    ) -> StoreResult<HashMap<JobKey, LockedJob>> {
         // The transaction holds SQLite's write lock: the rows are as good
         // as locked.
-        let mut limits = HashMap::with_capacity(jobs.len());
+        let mut locked = HashMap::with_capacity(jobs.len());
         for (tenant, id) in jobs {
-            let row: Option<(i64, String, Option<i64>, String)> = sqlx::query_as(
-                "SELECT max_instances, overlap, buffer_max, target_url FROM jobs
-                 WHERE tenant = ?1 AND id = ?2",
+            let row: Option<LockedRow> = sqlx::query_as(
+                "SELECT tenant, id, state, pause_on_failure, max_instances, overlap, buffer_max,
+                        target_url
+                 FROM jobs WHERE tenant = ?1 AND id = ?2",
             )
             .bind(tenant)
             .bind(id)
             .fetch_optional(&mut **tx)
             .await?;
-            if let Some((max_instances, overlap, buffer_max, target_url)) = row {
-                let job = JobLimits {
-                    max_instances,
-                    overlap,
-                    buffer_max,
-                    target_url,
-                };
-                limits.insert((tenant.clone(), id.clone()), job);
+            if let Some(row) = row {
+                let (key, job) = row.into_keyed()?;
+                locked.insert(key, job);
             }
         }
-        Ok(limits)
+        Ok(locked)
     }
 
     async fn insert_manual_run(
@@ -800,31 +796,6 @@ impl Dialect for SqliteDialect {
             recorded.push(r.run_id);
         }
         Ok(recorded)
-    }
-
-    async fn lock_jobs(&self, tx: &mut Self::Tx, jobs: &[JobKey]) -> StoreResult<Vec<FailedJob>> {
-        let mut found = Vec::new();
-        for (tenant, id) in jobs {
-            let job: Option<(String, bool)> = sqlx::query_as(
-                "SELECT state, pause_on_failure FROM jobs WHERE tenant = ?1 AND id = ?2",
-            )
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-            let Some((state, pause_on_failure)) = job else {
-                continue;
-            };
-            let state = JobState::parse(&state)
-                .ok_or_else(|| StoreError::Corrupt(format!("job {id}: state {state:?}")))?;
-            found.push(FailedJob {
-                tenant: tenant.clone(),
-                id: id.clone(),
-                state,
-                pause_on_failure,
-            });
-        }
-        Ok(found)
     }
 
     async fn pause_jobs(&self, tx: &mut Self::Tx, jobs: &[JobKey]) -> StoreResult<()> {

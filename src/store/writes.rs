@@ -12,7 +12,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::dialect::{Channel, Dialect, JobKey, NewDelivery, NewRun};
+use super::dialect::{Channel, Dialect, JobKey, LockedJob, NewDelivery, NewRun};
 use super::shape::StoredDefinition;
 use super::subscriptions::{Interests, SubscriptionCache};
 use super::{
@@ -242,11 +242,24 @@ impl<D: Dialect> SqlStore<D> {
         if jobs.is_empty() {
             return Ok(0);
         }
-        let limits = self.db.lock_job_limits(tx, jobs).await?;
+        let locked = self.db.lock_jobs(tx, jobs).await?;
+        self.release_locked(tx, &locked, jobs).await
+    }
+
+    /// [`Self::release_waiting`] for jobs already locked in `tx`.
+    async fn release_locked(
+        &self,
+        tx: &mut D::Tx,
+        locked: &HashMap<JobKey, LockedJob>,
+        jobs: &[JobKey],
+    ) -> StoreResult<u64> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
         let counts = self.db.count_in_flight(tx, jobs).await?;
         let mut released = 0;
         for key in jobs {
-            let (Some(job), Some(in_flight)) = (limits.get(key), counts.get(key)) else {
+            let (Some(job), Some(in_flight)) = (locked.get(key), counts.get(key)) else {
                 continue;
             };
             let n = overlap::releasable(count(job.max_instances).max(1), *in_flight);
@@ -260,42 +273,53 @@ impl<D: Dialect> SqlStore<D> {
         Ok(released)
     }
 
-    /// Pauses the jobs of failed runs whose `pause_on_failure` says so
-    /// (each job once, for its first failed run); answers the events.
-    async fn pause_failed_jobs(
+    /// What follows the end of recorded runs (`recorded` of `records`),
+    /// under one lock of each job's row: jobs whose `pause_on_failure`
+    /// says so pause (each once, for its first failed run), and runs that
+    /// wait for an ended one are released (§11.1). Answers the events and
+    /// how many runs were released.
+    async fn after_runs_end(
         &self,
         tx: &mut D::Tx,
-        failed: &[(String, String, Uuid)],
-    ) -> StoreResult<Vec<(String, NewEvent)>> {
-        if failed.is_empty() {
-            return Ok(Vec::new());
+        records: &[AttemptRecord],
+        recorded: &[Uuid],
+    ) -> StoreResult<(Vec<(String, NewEvent)>, u64)> {
+        let failed = failed_runs(records, recorded);
+        let ended = ended_with_waiting(records, recorded);
+        let mut keys: Vec<JobKey> = failed
+            .iter()
+            .map(|f| (f.0.clone(), f.1.clone()))
+            .chain(ended.iter().cloned())
+            .collect();
+        if keys.is_empty() {
+            return Ok((Vec::new(), 0));
         }
-        let mut keys: Vec<JobKey> = failed.iter().map(|f| (f.0.clone(), f.1.clone())).collect();
         keys.sort_unstable();
         keys.dedup();
-        let jobs = self.db.lock_jobs(tx, &keys).await?;
+        let locked = self.db.lock_jobs(tx, &keys).await?;
         let mut paused = Vec::new();
         let mut events = Vec::new();
-        for job in jobs {
-            if !event::pauses_on_failure(job.pause_on_failure, job.state) {
-                continue;
-            }
-            let Some((_, _, run_id)) = failed.iter().find(|f| f.0 == job.tenant && f.1 == job.id)
-            else {
+        for (tenant, job_id, run_id) in &failed {
+            let key = (tenant.clone(), job_id.clone());
+            let Some(job) = locked.get(&key) else {
                 continue;
             };
-            tracing::warn!(tenant = %job.tenant, job_id = %job.id, run_id = %run_id, "job paused: its run failed (pause_on_failure)");
+            if !event::pauses_on_failure(job.pause_on_failure, job.state) || paused.contains(&key) {
+                continue;
+            }
+            tracing::warn!(%tenant, %job_id, %run_id, "job paused: its run failed (pause_on_failure)");
             events.push((
-                job.tenant.clone(),
-                event::job_paused_by_failure(&job.id, *run_id),
+                tenant.clone(),
+                event::job_paused_by_failure(job_id, *run_id),
             ));
-            paused.push((job.tenant, job.id));
+            paused.push(key);
         }
         if !paused.is_empty() {
             self.db.pause_jobs(tx, &paused).await?;
             self.db.notify(tx, Channel::Jobs).await?;
         }
-        Ok(events)
+        let released = self.release_locked(tx, &locked, &ended).await?;
+        Ok((events, released))
     }
 }
 
@@ -614,7 +638,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         let key = (tenant.as_str().to_string(), id.as_str().to_string());
         let job = self
             .db
-            .lock_job_limits(&mut tx, std::slice::from_ref(&key))
+            .lock_jobs(&mut tx, std::slice::from_ref(&key))
             .await?
             .remove(&key)
             .ok_or(StoreError::NotFound)?;
@@ -775,11 +799,9 @@ impl<D: Dialect> Store for SqlStore<D> {
             let mut tx = self.db.begin().await?;
             let recorded = self.db.record_fenced(&mut tx, owner, records).await?;
             let mut events = attempt_events(records, Some(&recorded));
-            let failed = failed_runs(records, &recorded);
-            events.extend(self.pause_failed_jobs(&mut tx, &failed).await?);
-            released = self
-                .release_waiting(&mut tx, &ended_with_waiting(records, &recorded))
-                .await?;
+            let (followed, n) = self.after_runs_end(&mut tx, records, &recorded).await?;
+            events.extend(followed);
+            released = n;
             if retrying {
                 self.db.notify(&mut tx, Channel::Runs).await?;
             }
@@ -855,10 +877,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.db.notify(&mut tx, Channel::Runs).await?;
         let ids: Vec<Uuid> = decided.iter().map(|(id, _)| *id).collect();
         let mut events = attempt_events(&records, None);
-        let failed = failed_runs(&records, &ids);
-        events.extend(self.pause_failed_jobs(&mut tx, &failed).await?);
-        self.release_waiting(&mut tx, &ended_with_waiting(&records, &ids))
-            .await?;
+        events.extend(self.after_runs_end(&mut tx, &records, &ids).await?.0);
         let deliveries = self.write_events(&mut tx, &events).await?;
         D::commit(tx).await?;
         self.wakeups.runs_changed();
