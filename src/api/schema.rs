@@ -164,6 +164,8 @@ fn job_patch() -> Value {
             "overlap": {"type": ["string", "null"], "enum": ["skip", "buffer_one", "buffer_all", null]},
             "buffer_max": {"type": ["integer", "null"], "minimum": 1, "maximum": crate::domain::overlap::MAX_BUFFER_MAX},
             "pause_on_failure": {"type": "boolean"},
+            "max_runs": {"type": ["integer", "null"], "minimum": 1, "maximum": crate::domain::run_limit::MAX_RUNS_LIMIT},
+            "on_complete": {"type": ["string", "null"], "enum": ["keep", "delete", null]},
             "retry": {
                 "type": "object",
                 "properties": retry_properties(),

@@ -14,6 +14,7 @@ use crate::domain::job::JobState;
 use crate::domain::overlap::OverlapMode;
 use crate::domain::retry::RetryInput;
 use crate::domain::run::{RunCause, RunStatus};
+use crate::domain::run_limit::{self, OnComplete};
 use crate::domain::target::{Target, is_sensitive_header, masked_url, url_shown_to};
 use crate::domain::trigger::TriggerInput;
 use crate::store::{Attempt, Job, Run, RunSummary};
@@ -38,6 +39,12 @@ pub struct JobView {
     /// With `buffer_all`: the most runs that wait; null otherwise.
     pub buffer_max: Option<u32>,
     pub pause_on_failure: bool,
+    /// Scheduled runs sent before the job completes; null for no limit.
+    pub max_runs: Option<u32>,
+    /// Runs left before `max_runs` completes the job; null without a limit.
+    pub runs_remaining: Option<u32>,
+    /// Once completed and its last run has ended: `keep` or `delete`.
+    pub on_complete: OnComplete,
     pub retry: RetryInput,
     pub paused: bool,
     #[schema(value_type = Object)]
@@ -92,6 +99,9 @@ impl From<Job> for JobView {
             overlap: d.overlap.mode(),
             buffer_max: d.overlap.buffer_max(),
             pause_on_failure: d.pause_on_failure,
+            max_runs: d.max_runs,
+            runs_remaining: run_limit::remaining(d.max_runs, job.runs_counted),
+            on_complete: d.on_complete,
             retry: d.retry.to_input(),
             paused: job.schedule.state() == JobState::Paused,
             metadata: d.metadata,

@@ -423,7 +423,7 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
                 error: Some(format!("not sent: the stored job does not parse ({e})")),
                 response_excerpt: None,
                 outcome: Outcome::Failed,
-                overlap_waits: run.overlap_waits,
+                follow_up: run.follow_up,
             };
         }
     };
@@ -490,7 +490,7 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
         error: response.error,
         response_excerpt: response.excerpt,
         outcome,
-        overlap_waits: run.overlap_waits,
+        follow_up: run.follow_up,
     }
 }
 

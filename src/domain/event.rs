@@ -143,6 +143,7 @@ pub fn for_job_change(id: &str, existing: Option<&Job>, change: &JobChange) -> V
             JobChange::Update {
                 definition,
                 schedule,
+                ..
             },
             Some(job),
         ) => {
@@ -346,6 +347,7 @@ mod tests {
             id: JobId::parse("j").unwrap(),
             schedule: spec.initial_schedule(now),
             definition: spec.definition,
+            runs_counted: 0,
             created_at: now,
             updated_at: now,
             last_run: None,
@@ -370,6 +372,7 @@ mod tests {
         let pause = JobChange::Update {
             definition: scheduled.definition.clone(),
             schedule: Some(Schedule::Paused),
+            restart_count: false,
         };
         let events = for_job_change("j", Some(&scheduled), &pause);
         assert_eq!(kinds(&events), ["job.paused"]);
@@ -379,6 +382,7 @@ mod tests {
         let resume = JobChange::Update {
             definition: paused.definition.clone(),
             schedule: Some(scheduled.schedule),
+            restart_count: false,
         };
         assert_eq!(
             kinds(&for_job_change("j", Some(&paused), &resume)),
@@ -390,6 +394,7 @@ mod tests {
         let rename = JobChange::Update {
             definition: renamed.clone(),
             schedule: None,
+            restart_count: false,
         };
         assert_eq!(
             kinds(&for_job_change("j", Some(&scheduled), &rename)),
@@ -398,6 +403,7 @@ mod tests {
         let rename_and_pause = JobChange::Update {
             definition: renamed,
             schedule: Some(Schedule::Paused),
+            restart_count: false,
         };
         assert_eq!(
             kinds(&for_job_change("j", Some(&scheduled), &rename_and_pause)),

@@ -14,6 +14,7 @@ use crate::domain::network_policy::NetworkPolicy;
 use crate::domain::overlap::{Overlap, OverlapMode};
 use crate::domain::retry::{RetryInput, RetryPolicy};
 use crate::domain::run::RunSummary;
+use crate::domain::run_limit::{self, OnComplete};
 use crate::domain::target::{Target, TargetInput};
 use crate::domain::trigger::{Trigger, TriggerInput};
 
@@ -126,6 +127,16 @@ pub struct JobInput {
     /// `job.paused` says why.
     #[serde(default)]
     pub pause_on_failure: Option<bool>,
+    /// Complete the job after this many scheduled runs that were sent
+    /// (skipped, missed and manual runs do not count); null (the default)
+    /// for no limit. A limit given to a job without one counts from then.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 2147483647)]
+    pub max_runs: Option<i64>,
+    /// What becomes of the job once completed and its last run has ended:
+    /// `keep` (the default) or `delete` (event `job.deleted`).
+    #[serde(default)]
+    pub on_complete: Option<OnComplete>,
     #[serde(default)]
     pub retry: Option<RetryInput>,
     /// Create the job paused (default false).
@@ -217,6 +228,9 @@ pub struct JobDefinition {
     pub max_instances: u32,
     pub overlap: Overlap,
     pub pause_on_failure: bool,
+    /// Scheduled runs sent before the job completes (§11.3).
+    pub max_runs: Option<u32>,
+    pub on_complete: OnComplete,
     pub retry: RetryPolicy,
     pub metadata: Map<String, Value>,
 }
@@ -239,6 +253,8 @@ pub struct Job {
     pub id: JobId,
     pub definition: JobDefinition,
     pub schedule: Schedule,
+    /// Runs counted toward `max_runs` (zero without a limit).
+    pub runs_counted: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The newest run, shown with the job.
@@ -309,6 +325,7 @@ impl JobInput {
             }
         };
         let overlap = Overlap::parse(self.overlap, self.buffer_max)?;
+        let max_runs = run_limit::parse_max_runs(self.max_runs)?;
         let retry = self.retry.unwrap_or_default().parse("retry")?;
         let paused = self.paused.unwrap_or(false);
         if paused && self.next_run_at.is_some() {
@@ -329,6 +346,8 @@ impl JobInput {
                 max_instances,
                 overlap,
                 pause_on_failure: self.pause_on_failure.unwrap_or(false),
+                max_runs,
+                on_complete: self.on_complete.unwrap_or_default(),
                 retry,
                 metadata: self.metadata.unwrap_or_default(),
             },
@@ -475,6 +494,8 @@ impl Job {
             overlap: Some(d.overlap.mode()),
             buffer_max: d.overlap.buffer_max().map(i64::from),
             pause_on_failure: Some(d.pause_on_failure),
+            max_runs: d.max_runs.map(i64::from),
+            on_complete: Some(d.on_complete),
             retry: Some(d.retry.to_input()),
             paused: Some(self.schedule == Schedule::Paused),
             next_run_at: None,
@@ -648,6 +669,7 @@ mod tests {
             id: spec.id.clone().unwrap(),
             definition: spec.definition.clone(),
             schedule: Schedule::Paused,
+            runs_counted: 0,
             created_at: ctx().now,
             updated_at: ctx().now,
             last_run: None,

@@ -10,6 +10,7 @@ use crate::domain::error::FieldError;
 use crate::domain::job::{Job, JobDefinition, JobInput, JobSpec, ParseContext, Schedule};
 use crate::domain::json::{from_value, merge_patch};
 use crate::domain::run::RunStatus;
+use crate::domain::run_limit::LimitChange;
 use crate::domain::trigger::TriggerInput;
 
 /// A change to one job, as a client asked for it.
@@ -48,6 +49,9 @@ pub enum JobChange {
     Update {
         definition: JobDefinition,
         schedule: Option<Schedule>,
+        /// The count of runs toward `max_runs` starts again at zero: a
+        /// limit given or removed (§11.3).
+        restart_count: bool,
     },
     /// Nothing to write (pausing a paused job, resuming a scheduled one).
     Unchanged,
@@ -114,6 +118,7 @@ pub fn decide(
             Schedule::Scheduled { .. } => Ok(JobChange::Update {
                 definition: job.definition.clone(),
                 schedule: Some(Schedule::Paused),
+                restart_count: false,
             }),
         },
         (JobCommand::Resume, Some(job)) => match job.schedule {
@@ -122,6 +127,7 @@ pub fn decide(
             Schedule::Paused => Ok(JobChange::Update {
                 definition: job.definition.clone(),
                 schedule: Some(job.definition.resumed_schedule(now)),
+                restart_count: false,
             }),
         },
     }
@@ -145,22 +151,35 @@ fn replace(
     if same_trigger {
         spec.definition.trigger = job.definition.trigger.clone();
     }
+    let limit = LimitChange {
+        counted: job.runs_counted,
+        before: job.definition.max_runs,
+        after: spec.definition.max_runs,
+    };
     let schedule = match job.schedule {
-        // A completed job's only way back is a new trigger.
-        Schedule::Completed if spec.paused && same_trigger => {
+        // A limit lowered to the runs already counted completes the job.
+        _ if limit.is_reached() => {
+            (job.schedule != Schedule::Completed).then_some(Schedule::Completed)
+        }
+        // A completed job's only ways back are a new trigger and a limit
+        // raised past the runs it counted.
+        Schedule::Completed if spec.paused && same_trigger && !limit.was_reached() => {
             return Err(completed(job.id.as_str(), "pause"));
         }
         Schedule::Paused if spec.paused => None,
         _ if spec.paused => Some(Schedule::Paused),
         _ if spec.next_run_at.is_some() || !same_trigger => Some(spec.initial_schedule(now)),
         // Un-pausing by replacement is a resume: what fell due while
-        // paused is not delivered.
+        // paused is not delivered; nor is what fell due after a limit
+        // completed the job.
         Schedule::Paused => Some(spec.definition.resumed_schedule(now)),
+        Schedule::Completed if limit.was_reached() => Some(spec.definition.resumed_schedule(now)),
         Schedule::Scheduled { .. } | Schedule::Completed => None,
     };
     Ok(JobChange::Update {
         definition: spec.definition,
         schedule,
+        restart_count: limit.restarts_count() && job.runs_counted > 0,
     })
 }
 
@@ -281,6 +300,7 @@ mod tests {
             id: JobId::parse("j").unwrap(),
             definition: spec(v).definition,
             schedule,
+            runs_counted: 0,
             created_at: t("2026-11-01T00:00:00Z"),
             updated_at: t("2026-11-01T00:00:00Z"),
             last_run: None,
@@ -444,6 +464,7 @@ mod tests {
         let JobChange::Update {
             definition,
             schedule,
+            ..
         } = change.unwrap()
         else {
             panic!()
@@ -528,6 +549,99 @@ mod tests {
         );
     }
 
+    // --- max_runs (§11.3) -------------------------------------------------
+
+    /// A stored job with `max_runs` and this many runs counted.
+    fn limited(max_runs: u32, counted: u32, schedule: Schedule) -> Job {
+        Job {
+            runs_counted: counted,
+            ..job(body(json!({"max_runs": max_runs})), schedule)
+        }
+    }
+
+    fn restarts(change: Result<JobChange, Refusal>) -> bool {
+        match change.unwrap() {
+            JobChange::Update { restart_count, .. } => restart_count,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn max_runs_lowered_to_the_runs_counted_completes_the_job() {
+        let stored = limited(5, 2, scheduled("2026-11-23T10:01:00Z"));
+        assert_eq!(
+            schedule_of(run(Some(&stored), patch(json!({"max_runs": 2})))),
+            Some(Schedule::Completed)
+        );
+        // Still above them: nothing changes but the limit.
+        let change = run(Some(&stored), patch(json!({"max_runs": 3})));
+        assert_eq!(definition_of(change.clone()).max_runs, Some(3));
+        assert_eq!(schedule_of(change.clone()), None);
+        assert!(!restarts(change));
+        // A paused job is completed too: no run is left to it.
+        let paused = limited(5, 2, Schedule::Paused);
+        assert_eq!(
+            schedule_of(run(Some(&paused), patch(json!({"max_runs": 1})))),
+            Some(Schedule::Completed)
+        );
+    }
+
+    #[test]
+    fn max_runs_raised_or_removed_lets_a_job_it_completed_run_on_from_now() {
+        let stored = limited(3, 3, Schedule::Completed);
+        // What fell due meanwhile is not delivered: the next fire from now.
+        let next = Some(scheduled("2026-11-23T10:01:00Z"));
+        assert_eq!(
+            schedule_of(run(Some(&stored), patch(json!({"max_runs": 4})))),
+            next
+        );
+        let removed = run(Some(&stored), patch(json!({"max_runs": null})));
+        assert_eq!(schedule_of(removed.clone()), next);
+        assert!(restarts(removed), "no limit: the count starts again");
+        // Given again unchanged (config applied twice): still completed.
+        assert_eq!(
+            schedule_of(run(Some(&stored), replace(body(json!({"max_runs": 3}))))),
+            None
+        );
+        // Raised but paused: paused, not scheduled.
+        assert_eq!(
+            schedule_of(run(
+                Some(&stored),
+                patch(json!({"max_runs": 9, "paused": true}))
+            )),
+            Some(Schedule::Paused)
+        );
+        // A job its trigger completed stays completed.
+        let ended = job(body(json!({"max_runs": 3})), Schedule::Completed);
+        assert_eq!(
+            schedule_of(run(Some(&ended), patch(json!({"max_runs": 4})))),
+            None
+        );
+    }
+
+    #[test]
+    fn a_limit_given_to_a_job_without_one_counts_from_then() {
+        let stored = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
+        let change = run(Some(&stored), patch(json!({"max_runs": 1})));
+        assert_eq!(schedule_of(change.clone()), None);
+        assert_eq!(definition_of(change).max_runs, Some(1));
+    }
+
+    #[test]
+    fn max_runs_and_on_complete_refuse_bad_values_by_name() {
+        let stored = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
+        let refused = |v| run(Some(&stored), patch(v)).unwrap_err().to_string();
+        assert_eq!(
+            refused(json!({"max_runs": 0})),
+            "max_runs: must be between 1 and 2147483647 (or null for no limit), got 0"
+        );
+        assert!(
+            refused(json!({"on_complete": "archive"})).starts_with("on_complete: "),
+            "{}",
+            refused(json!({"on_complete": "archive"}))
+        );
+    }
+
     #[test]
     fn patch_merges_nested_objects() {
         let stored = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
@@ -556,7 +670,8 @@ mod tests {
             change,
             JobChange::Update {
                 definition: stored.definition.clone(),
-                schedule: Some(Schedule::Paused)
+                schedule: Some(Schedule::Paused),
+                restart_count: false,
             }
         );
     }

@@ -6,6 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::domain::job::Schedule;
 use crate::domain::overlap::{self, InFlight, Overlap};
 use crate::domain::run::RunStatus;
+use crate::domain::run_limit;
 use crate::domain::trigger::Trigger;
 
 /// `catchup_max` by default: with coalescing off, at most this many
@@ -47,6 +48,9 @@ pub struct DueJob<'a> {
     /// How far ahead of its fire time the next occurrence's run may be
     /// made (DESIGN.md §12); zero makes runs only once due.
     pub lookahead: TimeDelta,
+    /// Runs left before `max_runs` completes the job (§11.3); `None`
+    /// without a limit.
+    pub runs_remaining: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +83,14 @@ impl Decision {
     /// The occurrences its runs stand for: what its walk counted.
     pub fn counted(&self) -> u64 {
         self.runs.iter().map(|r| r.occurrences).sum()
+    }
+
+    /// Its runs that count toward `max_runs` (§11.3).
+    pub fn runs_toward_limit(&self) -> u32 {
+        self.runs
+            .iter()
+            .filter(|r| run_limit::counts(r.status))
+            .count() as u32
     }
 
     /// A due job whose stored trigger does not read back (a bug or a
@@ -206,10 +218,18 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
     // (a run still in flight now may well be done by then); the others
     // get their run when due, as without a lookahead. Nor for a job's last
     // occurrence: the job would be completed before its fire time, and
-    // could no longer be paused to stop it.
+    // could no longer be paused to stop it. The run that reaches
+    // `max_runs` is a last occurrence too.
+    if job.runs_remaining == Some(0) {
+        return Decision {
+            runs: Vec::new(),
+            schedule: Schedule::Completed,
+        };
+    }
     let ahead = job.next_run_at > now && job.next_run_at <= now + job.lookahead;
     if ahead
         && job.in_flight == InFlight::default()
+        && job.runs_remaining != Some(1)
         && let Some(next) = trigger.next_after_fire(job.next_run_at)
     {
         let at = job.next_run_at;
@@ -297,18 +317,35 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
         }
     };
 
+    // Runs sent count toward `max_runs`; the one that reaches it is the
+    // job's last.
+    let mut left = job.runs_remaining;
+    let mut reached = |run: &PlannedRun| {
+        if run_limit::counts(run.status) {
+            left = left.map(|n| n.saturating_sub(1));
+        }
+        left == Some(0)
+    };
     let next = match cursor {
         Some(first) if first < due_until && job.coalesce => {
             let due = span(trigger, first, due_until);
-            runs.push(admit(due.last, due.count));
-            due.after
+            let run = admit(due.last, due.count);
+            let last = reached(&run);
+            runs.push(run);
+            if last { None } else { due.after }
         }
         Some(first) if first < due_until => {
             // At most catchup_max of them, by the bound above.
             let mut at = Some(first);
             while let Some(t) = at.filter(|t| *t < due_until) {
-                runs.push(admit(t, 1));
-                at = trigger.next_after_fire(t);
+                let run = admit(t, 1);
+                let last = reached(&run);
+                runs.push(run);
+                at = if last {
+                    None
+                } else {
+                    trigger.next_after_fire(t)
+                };
             }
             at
         }
@@ -395,6 +432,7 @@ mod tests {
             overlap: Overlap::Skip,
             in_flight: InFlight::default(),
             lookahead: TimeDelta::zero(),
+            runs_remaining: None,
         }
     }
 
@@ -845,5 +883,116 @@ mod tests {
         );
         assert_eq!(d.runs[0].scheduled_for, t("2026-11-23T10:00:00Z"));
         assert_eq!(d.runs[0].deliver_after, t("2026-11-23T10:00:10Z"));
+    }
+
+    // --- max_runs (§11.3) -------------------------------------------------
+
+    fn limited<'a>(trigger: &'a Trigger, next: &str, left: u32) -> DueJob<'a> {
+        DueJob {
+            runs_remaining: Some(left),
+            ..job(trigger, next)
+        }
+    }
+
+    #[test]
+    fn the_run_that_reaches_max_runs_completes_the_job() {
+        let tr = every_minute();
+        let d = decide_at(
+            limited(&tr, "2026-11-23T10:00:00Z", 2),
+            "2026-11-23T10:00:00Z",
+        );
+        assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Pending, 1)]);
+        assert_eq!(d.runs_toward_limit(), 1);
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:01:00Z")));
+        let d = decide_at(
+            limited(&tr, "2026-11-23T10:01:00Z", 1),
+            "2026-11-23T10:01:00Z",
+        );
+        assert_eq!(d.runs, [run("2026-11-23T10:01:00Z", RunStatus::Pending, 1)]);
+        assert_eq!(d.schedule, Schedule::Completed);
+        // Nothing left (a limit reached by a change): no run.
+        let d = decide_at(
+            limited(&tr, "2026-11-23T10:02:00Z", 0),
+            "2026-11-23T10:02:00Z",
+        );
+        assert_eq!((d.runs, d.schedule), (vec![], Schedule::Completed));
+    }
+
+    #[test]
+    fn a_catch_up_stops_at_max_runs() {
+        let tr = every_minute();
+        let j = DueJob {
+            coalesce: false,
+            max_instances: 5,
+            ..limited(&tr, "2026-11-23T10:00:00Z", 2)
+        };
+        let d = decide_at(j, "2026-11-23T10:03:30Z");
+        assert_eq!(
+            d.runs,
+            [
+                run("2026-11-23T10:00:00Z", RunStatus::Pending, 1),
+                run("2026-11-23T10:01:00Z", RunStatus::Pending, 1),
+            ]
+        );
+        assert_eq!(d.schedule, Schedule::Completed);
+        // A coalesced catch-up is one run, counted once.
+        let d = decide_at(
+            limited(&tr, "2026-11-23T10:00:00Z", 2),
+            "2026-11-23T10:03:30Z",
+        );
+        assert_eq!(d.runs, [run("2026-11-23T10:03:00Z", RunStatus::Pending, 4)]);
+        assert_eq!(d.runs_toward_limit(), 1);
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:04:00Z")));
+    }
+
+    #[test]
+    fn skipped_and_missed_runs_do_not_count() {
+        let tr = every_minute();
+        // Over max_instances under `skip`: recorded skipped, the job goes on.
+        let mut j = limited(&tr, "2026-11-23T10:00:00Z", 1);
+        j.in_flight.admitted = 1;
+        let d = decide_at(j, "2026-11-23T10:00:00Z");
+        assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Skipped, 1)]);
+        assert_eq!(d.runs_toward_limit(), 0);
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:01:00Z")));
+        // Beyond the misfire grace: missed, and the job goes on.
+        let j = DueJob {
+            misfire_grace_s: Some(10),
+            ..limited(&tr, "2026-11-23T10:00:00Z", 1)
+        };
+        let d = decide_at(j, "2026-11-23T10:00:30Z");
+        assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Missed, 1)]);
+        assert_eq!(d.runs_toward_limit(), 0);
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:01:00Z")));
+        // A run that waits (buffer_one) will be sent: it counts.
+        let mut j = DueJob {
+            overlap: Overlap::BufferOne,
+            ..limited(&tr, "2026-11-23T10:00:00Z", 1)
+        };
+        j.in_flight.admitted = 1;
+        let d = decide_at(j, "2026-11-23T10:00:00Z");
+        assert_eq!(d.runs[0].wait_reason, Some(overlap::WAIT_OVERLAP));
+        assert_eq!(d.runs_toward_limit(), 1);
+        assert_eq!(d.schedule, Schedule::Completed);
+    }
+
+    #[test]
+    fn the_run_that_reaches_max_runs_is_not_made_ahead() {
+        let tr = every_minute();
+        let early = "2026-11-23T09:59:59.800Z";
+        let j = DueJob {
+            lookahead: TimeDelta::milliseconds(500),
+            ..limited(&tr, "2026-11-23T10:00:00Z", 1)
+        };
+        let d = decide_at(j, early);
+        assert!(d.runs.is_empty());
+        assert_eq!(d.schedule.next_run_at(), Some(t("2026-11-23T10:00:00Z")));
+        let j = DueJob {
+            runs_remaining: Some(2),
+            ..j
+        };
+        let d = decide_at(j, early);
+        assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Pending, 1)]);
+        assert_eq!(d.runs_toward_limit(), 1);
     }
 }

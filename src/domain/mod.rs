@@ -16,6 +16,7 @@ pub mod overlap;
 pub mod quota;
 pub mod retry;
 pub mod run;
+pub mod run_limit;
 pub mod sealing;
 pub mod signing;
 pub mod subscription;

@@ -25,6 +25,7 @@ use crate::domain::overlap::InFlight;
 use crate::domain::quota::QuotaOverrides;
 use crate::domain::retry::Outcome;
 use crate::domain::run::RunStatus;
+use crate::domain::run_limit::OnComplete;
 use crate::domain::sealing::SealingKey;
 use crate::wakeup::Wakeups;
 
@@ -66,6 +67,10 @@ pub(crate) struct DueRow {
     pub max_instances: i64,
     pub overlap: String,
     pub buffer_max: Option<i64>,
+    /// §11.3: the limit, the runs counted toward it, `keep` or `delete`.
+    pub max_runs: Option<i64>,
+    pub runs_counted: i64,
+    pub on_complete: String,
     pub target_url: String,
 }
 
@@ -96,6 +101,7 @@ pub(crate) struct LockedJob {
     pub max_instances: i64,
     pub overlap: String,
     pub buffer_max: Option<i64>,
+    pub on_complete: OnComplete,
     pub target_url: String,
 }
 
@@ -162,7 +168,9 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         schedule: Schedule,
         sealed_secret: &str,
     ) -> StoreResult<bool>;
-    /// Writes the definition, and the schedule when there is one.
+    /// Writes the definition, and the schedule when there is one; the
+    /// count of runs toward `max_runs` starts again at zero when
+    /// `restart_count` (§11.3).
     async fn update_job(
         &self,
         tx: &mut Self::Tx,
@@ -170,6 +178,7 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         id: &JobId,
         definition: &StoredDefinition,
         schedule: Option<Schedule>,
+        restart_count: bool,
     ) -> StoreResult<()>;
     /// Deletes the job's runs made ahead of their fire time and not yet
     /// sent (DESIGN.md §12): its schedule changed (a pause, a new trigger),
@@ -265,6 +274,12 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         &self,
         tx: &mut Self::Tx,
         schedules: &[(JobKey, Schedule)],
+    ) -> StoreResult<()>;
+    /// Adds to each job's count of runs toward `max_runs` (§11.3).
+    async fn add_runs_counted(
+        &self,
+        tx: &mut Self::Tx,
+        counts: &[(JobKey, u32)],
     ) -> StoreResult<()>;
 
     // Manual runs and redrives.

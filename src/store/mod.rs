@@ -331,9 +331,10 @@ pub struct ClaimedRun {
     /// Signing secrets: the current one, then the previous one while its
     /// rotation grace period lasts.
     pub secrets: Vec<String>,
-    /// Whether runs of its job may be waiting for it to end (an overlap
-    /// policy that buffers, §11.1): its end then releases one.
-    pub overlap_waits: bool,
+    /// Whether its end is followed up on its job: runs of the job may be
+    /// waiting for it (an overlap policy that buffers, §11.1), or the job
+    /// is deleted once completed and its last run ends (§11.3).
+    pub follow_up: bool,
 }
 
 impl ClaimedRun {
@@ -361,8 +362,8 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     pub response_excerpt: Option<String>,
     pub outcome: Outcome,
-    /// As the claimed run's: a final outcome releases a waiting run.
-    pub overlap_waits: bool,
+    /// As the claimed run's: a final outcome is followed up on the job.
+    pub follow_up: bool,
 }
 
 impl AttemptRecord {
@@ -385,8 +386,8 @@ impl AttemptRecord {
             error: Some(crate::domain::run::INTERRUPTED.to_string()),
             response_excerpt: None,
             outcome,
-            // Recovery looks for waiting runs of every job whose run ended.
-            overlap_waits: true,
+            // Recovery follows up every job whose run ended.
+            follow_up: true,
         }
     }
 }
@@ -952,8 +953,8 @@ pub(crate) struct ClaimedParts {
     pub prior_attempts: i64,
     /// A job's target and retry policy.
     pub job: Option<(shape::StoredTarget, shape::StoredRetry)>,
-    /// Whether the job's runs may wait for this one to end (§11.1).
-    pub overlap_waits: bool,
+    /// Whether its end is followed up on its job (§11.1, §11.3).
+    pub follow_up: bool,
     /// A delivery's subscription: id, URL, sealed URL secrets; and event.
     pub delivery: Option<(String, String, Option<String>, Event)>,
     /// Sealed signing secrets: current, previous until when.
@@ -1056,7 +1057,7 @@ impl ClaimedParts {
             tenant: tenant(&self.tenant)?,
             spec,
             secrets,
-            overlap_waits: self.overlap_waits,
+            follow_up: self.follow_up,
         })
     }
 }

@@ -98,7 +98,8 @@ macro_rules! job_columns {
         "tenant, id, name, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
          end_at, jitter_s, target_url, target_method, target_headers, target_body,
          target_secrets, timeout_s, misfire_grace_s, coalesce_runs, catchup_max, max_instances,
-         overlap, buffer_max, pause_on_failure, max_attempts, backoff_initial_s, backoff_max_s, metadata, state, next_run_at, secret,
+         overlap, buffer_max, pause_on_failure, max_runs, on_complete, max_attempts,
+         backoff_initial_s, backoff_max_s, metadata, state, next_run_at, secret,
          created_at, updated_at"
     };
 }
@@ -138,6 +139,8 @@ fn push_job(
         .push_bind(d.overlap.clone())
         .push_bind(d.buffer_max)
         .push_bind(d.pause_on_failure)
+        .push_bind(d.max_runs)
+        .push_bind(d.on_complete.clone())
         .push_bind(d.retry.max_attempts)
         .push_bind(d.retry.backoff_initial_s)
         .push_bind(d.retry.backoff_max_s)
@@ -158,7 +161,8 @@ macro_rules! job_query {
     SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
            j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
            j.target_body, j.target_secrets, j.timeout_s, j.misfire_grace_s, j.coalesce_runs,
-           j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure, j.max_attempts, j.backoff_initial_s,
+           j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
+           j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
            j.backoff_max_s,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
@@ -580,6 +584,7 @@ impl Dialect for PgDialect {
         id: &JobId,
         d: &StoredDefinition,
         schedule: Option<Schedule>,
+        restart_count: bool,
     ) -> StoreResult<()> {
         let t = &d.trigger;
         sqlx::query(
@@ -593,7 +598,9 @@ impl Dialect for PgDialect {
                  state = COALESCE($23, state),
                  next_run_at = CASE WHEN $23::text IS NULL THEN next_run_at ELSE $24 END,
                  target_secrets = $25, catchup_max = $26, pause_on_failure = $28,
-                 overlap = $29, buffer_max = $30, updated_at = now()
+                 overlap = $29, buffer_max = $30, max_runs = $31, on_complete = $32,
+                 runs_counted = CASE WHEN $33 THEN 0 ELSE runs_counted END,
+                 updated_at = now()
              WHERE tenant = $27 AND id = $1",
         )
         .bind(id.as_str())
@@ -626,6 +633,9 @@ impl Dialect for PgDialect {
         .bind(d.pause_on_failure)
         .bind(&d.overlap)
         .bind(d.buffer_max)
+        .bind(d.max_runs)
+        .bind(&d.on_complete)
+        .bind(restart_count)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -742,7 +752,8 @@ impl Dialect for PgDialect {
         let rows = sqlx::query_as::<_, PgDueRow>(concat!(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
-                    max_instances, overlap, buffer_max, target_url, now() AS db_now
+                    max_instances, overlap, buffer_max, max_runs, runs_counted, on_complete,
+                    target_url, now() AS db_now
              FROM jobs j
              WHERE next_run_at <= now() + make_interval(secs => $3) AND NOT (tenant = ANY($2))
                AND (next_run_at <= now() OR NOT ",
@@ -927,6 +938,27 @@ impl Dialect for PgDialect {
         Ok(())
     }
 
+    async fn add_runs_counted(
+        &self,
+        tx: &mut Self::Tx,
+        counts: &[(JobKey, u32)],
+    ) -> StoreResult<()> {
+        let keys: Vec<JobKey> = counts.iter().map(|(k, _)| k.clone()).collect();
+        let (tenants, ids) = job_keys(&keys);
+        let added: Vec<i64> = counts.iter().map(|(_, n)| i64::from(*n)).collect();
+        sqlx::query(
+            "UPDATE jobs j SET runs_counted = j.runs_counted + u.added
+             FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(tenant, id, added)
+             WHERE j.tenant = u.tenant AND j.id = u.id",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .bind(&added)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     async fn lock_jobs(
         &self,
         tx: &mut Self::Tx,
@@ -935,7 +967,7 @@ impl Dialect for PgDialect {
         let (tenants, ids) = job_keys(jobs);
         let rows: Vec<LockedRow> = sqlx::query_as(
             "SELECT j.tenant, j.id, j.state, j.pause_on_failure, j.max_instances, j.overlap,
-                    j.buffer_max, j.target_url
+                    j.buffer_max, j.on_complete, j.target_url
              FROM jobs j JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
                   ON j.tenant = u.tenant AND j.id = u.id
              ORDER BY j.tenant, j.id
@@ -1309,7 +1341,7 @@ impl Dialect for PgDialect {
              SELECT c.id, c.tenant, c.job_id, c.subscription_id, c.scheduled_for, c.attempt_count,
                     c.prior_attempts, j.target_url, j.target_method, j.target_headers,
                     j.target_body, j.target_secrets, j.timeout_s, j.max_attempts,
-                    j.backoff_initial_s, j.backoff_max_s, j.overlap,
+                    j.backoff_initial_s, j.backoff_max_s, j.overlap, j.on_complete,
                     s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
                     COALESCE(j.secret, s.secret) AS secret, j.previous_secret,
                     j.previous_secret_expires_at,

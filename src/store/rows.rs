@@ -15,6 +15,7 @@ use super::{
 };
 use crate::domain::job::{JobState, Schedule};
 use crate::domain::run::Run;
+use crate::domain::run_limit::OnComplete;
 use crate::domain::sealing::{Row, SealingKey};
 use crate::store::dialect::{DueRow, ExpiredRun, JobKey, LockedJob};
 
@@ -103,6 +104,9 @@ pub(crate) struct JobRow<T, I, N> {
     overlap: String,
     buffer_max: Option<i64>,
     pause_on_failure: bool,
+    max_runs: Option<i64>,
+    on_complete: String,
+    runs_counted: i64,
     #[sqlx(flatten)]
     retry: StoredRetry,
     metadata: String,
@@ -133,6 +137,8 @@ impl<T: At, I: RowId, N: Into<i64>> JobRow<T, I, N> {
             overlap: self.overlap,
             buffer_max: self.buffer_max,
             pause_on_failure: self.pause_on_failure,
+            max_runs: self.max_runs,
+            on_complete: self.on_complete,
             retry: self.retry,
             metadata: self.metadata,
         }
@@ -172,6 +178,7 @@ impl<T: At, I: RowId, N: Into<i64>> JobRow<T, I, N> {
             id,
             definition,
             schedule,
+            runs_counted: count(self.runs_counted),
             created_at: self.created_at.at(),
             updated_at: self.updated_at.at(),
             last_run,
@@ -193,6 +200,9 @@ pub(crate) struct DueJobRow<T> {
     max_instances: i64,
     overlap: String,
     buffer_max: Option<i64>,
+    max_runs: Option<i64>,
+    runs_counted: i64,
+    on_complete: String,
     target_url: String,
 }
 
@@ -209,6 +219,9 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
             max_instances: r.max_instances,
             overlap: r.overlap,
             buffer_max: r.buffer_max,
+            max_runs: r.max_runs,
+            runs_counted: r.runs_counted,
+            on_complete: r.on_complete,
             target_url: r.target_url,
         }
     }
@@ -291,8 +304,10 @@ pub(crate) struct ClaimedRow<T, I, N> {
     prior_attempts: N,
     #[sqlx(flatten)]
     job: ClaimedJobColumns,
-    /// The job's overlap policy (none for an event's delivery).
+    /// The job's overlap policy and `on_complete` (none for an event's
+    /// delivery).
     overlap: Option<String>,
+    on_complete: Option<String>,
     subscription_url: Option<String>,
     subscription_secrets: Option<String>,
     secret: Option<String>,
@@ -342,7 +357,8 @@ impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
             attempt_count: self.attempt_count.into(),
             prior_attempts: self.prior_attempts.into(),
             job,
-            overlap_waits: self.overlap.is_some_and(|o| o != "skip"),
+            follow_up: self.overlap.is_some_and(|o| o != "skip")
+                || self.on_complete.is_some_and(|o| o == "delete"),
             delivery,
             secret: self.secret,
             previous: self
@@ -525,6 +541,7 @@ pub(crate) struct LockedRow {
     max_instances: i64,
     overlap: String,
     buffer_max: Option<i64>,
+    on_complete: String,
     target_url: String,
 }
 
@@ -539,6 +556,12 @@ impl LockedRow {
             max_instances: self.max_instances,
             overlap: self.overlap,
             buffer_max: self.buffer_max,
+            on_complete: OnComplete::parse(&self.on_complete).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "job {}: on_complete {:?}",
+                    self.id, self.on_complete
+                ))
+            })?,
             target_url: self.target_url,
         };
         Ok(((self.tenant, self.id), job))

@@ -17,6 +17,7 @@ use super::{StoreError, StoreResult};
 use crate::domain::job::JobDefinition;
 use crate::domain::overlap::Overlap;
 use crate::domain::retry::RetryPolicy;
+use crate::domain::run_limit::OnComplete;
 use crate::domain::sealing::{Row, SealingKey};
 use crate::domain::target::{Body, Method, Target, is_sensitive_header};
 use crate::domain::trigger::{CronSchedule, CronTrigger, DateTrigger, IntervalTrigger, Trigger};
@@ -41,6 +42,9 @@ pub(crate) struct StoredDefinition {
     /// Only with `buffer_all`.
     pub buffer_max: Option<i64>,
     pub pause_on_failure: bool,
+    /// DESIGN.md §11.3; `on_complete` is `keep` or `delete`.
+    pub max_runs: Option<i64>,
+    pub on_complete: String,
     #[sqlx(flatten)]
     pub retry: StoredRetry,
     /// A JSON object, as text.
@@ -119,6 +123,8 @@ impl StoredDefinition {
             overlap: d.overlap.as_str().to_string(),
             buffer_max: d.overlap.buffer_max().map(i64::from),
             pause_on_failure: d.pause_on_failure,
+            max_runs: d.max_runs.map(i64::from),
+            on_complete: d.on_complete.as_str().to_string(),
             retry: StoredRetry {
                 max_attempts: d.retry.max_attempts.into(),
                 backoff_initial_s: d.retry.backoff_initial_s.into(),
@@ -236,6 +242,12 @@ impl StoredDefinition {
             overlap: Overlap::from_stored(&self.overlap, self.buffer_max)
                 .ok_or_else(|| corrupt(job, "overlap", &self.overlap))?,
             pause_on_failure: self.pause_on_failure,
+            max_runs: self
+                .max_runs
+                .map(|n| unsigned(job, "max_runs", n))
+                .transpose()?,
+            on_complete: OnComplete::parse(&self.on_complete)
+                .ok_or_else(|| corrupt(job, "on_complete", &self.on_complete))?,
             retry: self.retry.into_policy(job)?,
             metadata,
         })

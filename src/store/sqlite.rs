@@ -95,7 +95,8 @@ macro_rules! job_query {
     SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
            j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
            j.target_body, j.target_secrets, j.timeout_s, j.misfire_grace_s, j.coalesce_runs,
-           j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure, j.max_attempts, j.backoff_initial_s,
+           j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
+           j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
            j.backoff_max_s,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
@@ -297,10 +298,10 @@ impl Dialect for SqliteDialect {
                  coalesce_runs, catchup_max, max_instances, max_attempts,
                  backoff_initial_s, backoff_max_s, metadata,
                  state, next_run_at, secret, created_at, updated_at, tenant,
-                 pause_on_failure, overlap, buffer_max)
+                 pause_on_failure, overlap, buffer_max, max_runs, on_complete)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                      ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-                     ?28, ?29, ?30, ?31, ?32)",
+                     ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
         )
         .bind(id.as_str());
         let done = bind_definition(query, stored)
@@ -312,6 +313,8 @@ impl Dialect for SqliteDialect {
             .bind(stored.pause_on_failure)
             .bind(stored.overlap.clone())
             .bind(stored.buffer_max)
+            .bind(stored.max_runs)
+            .bind(stored.on_complete.clone())
             .execute(&mut **tx)
             .await;
         match done {
@@ -327,6 +330,7 @@ impl Dialect for SqliteDialect {
         id: &JobId,
         stored: &StoredDefinition,
         schedule: Option<Schedule>,
+        restart_count: bool,
     ) -> StoreResult<()> {
         let query = sqlx::query(
             "UPDATE jobs SET name = ?2, trigger_type = ?3, cron_expr = ?4,
@@ -338,7 +342,9 @@ impl Dialect for SqliteDialect {
                  backoff_initial_s = ?22, backoff_max_s = ?23, metadata = ?24,
                  state = COALESCE(?25, state),
                  next_run_at = CASE WHEN ?25 IS NULL THEN next_run_at ELSE ?26 END,
-                 updated_at = ?27, pause_on_failure = ?29, overlap = ?30, buffer_max = ?31
+                 updated_at = ?27, pause_on_failure = ?29, overlap = ?30, buffer_max = ?31,
+                 max_runs = ?32, on_complete = ?33,
+                 runs_counted = CASE WHEN ?34 THEN 0 ELSE runs_counted END
              WHERE tenant = ?28 AND id = ?1",
         )
         .bind(id.as_str());
@@ -350,6 +356,9 @@ impl Dialect for SqliteDialect {
             .bind(stored.pause_on_failure)
             .bind(stored.overlap.clone())
             .bind(stored.buffer_max)
+            .bind(stored.max_runs)
+            .bind(stored.on_complete.clone())
+            .bind(restart_count)
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -468,7 +477,8 @@ impl Dialect for SqliteDialect {
         let rows = sqlx::query_as::<_, DueJobRow>(concat!(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
-                    max_instances, overlap, buffer_max, target_url
+                    max_instances, overlap, buffer_max, max_runs, runs_counted, on_complete,
+                    target_url
              FROM jobs j
              WHERE next_run_at IS NOT NULL AND next_run_at <= ?1 + ?4
                AND tenant NOT IN (SELECT value FROM json_each(?3))
@@ -619,6 +629,24 @@ impl Dialect for SqliteDialect {
         Ok(())
     }
 
+    async fn add_runs_counted(
+        &self,
+        tx: &mut Self::Tx,
+        counts: &[(JobKey, u32)],
+    ) -> StoreResult<()> {
+        for ((tenant, id), n) in counts {
+            sqlx::query(
+                "UPDATE jobs SET runs_counted = runs_counted + ?3 WHERE tenant = ?1 AND id = ?2",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(i64::from(*n))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn lock_jobs(
         &self,
         tx: &mut Self::Tx,
@@ -630,7 +658,7 @@ impl Dialect for SqliteDialect {
         for (tenant, id) in jobs {
             let row: Option<LockedRow> = sqlx::query_as(
                 "SELECT tenant, id, state, pause_on_failure, max_instances, overlap, buffer_max,
-                        target_url
+                        on_complete, target_url
                  FROM jobs WHERE tenant = ?1 AND id = ?2",
             )
             .bind(tenant)
@@ -994,7 +1022,7 @@ impl Dialect for SqliteDialect {
                 "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.scheduled_for,
                         r.attempt_count, r.prior_attempts, j.target_url, j.target_method,
                         j.target_headers, j.target_body, j.target_secrets, j.timeout_s,
-                        j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.overlap,
+                        j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.overlap, j.on_complete,
                         s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
                         COALESCE(j.secret, s.secret) AS secret, j.previous_secret,
                         j.previous_secret_expires_at,

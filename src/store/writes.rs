@@ -24,14 +24,15 @@ use super::{
 };
 use super::{NewSession, Session};
 use crate::domain::event;
-use crate::domain::job::{JobId, ParseContext, Schedule};
+use crate::domain::job::{JobId, JobState, ParseContext, Schedule};
 use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::{self, DueJob};
-use crate::domain::overlap::{self, Overlap};
+use crate::domain::overlap::{self, InFlight, Overlap};
 use crate::domain::quota::{self, QuotaOverrides, Quotas};
 use crate::domain::retry::Outcome;
 use crate::domain::run::{RunCause, RunStatus};
+use crate::domain::run_limit::{self, OnComplete};
 use crate::domain::sealing::{Row, SealingKey};
 use crate::wakeup::Wakeups;
 
@@ -89,17 +90,18 @@ fn failed_runs(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<(String, Str
         .collect()
 }
 
-/// Whether the record ends a job's run (not retried) that runs of the job
-/// may be waiting for (§11.1).
-fn may_release(r: &AttemptRecord) -> bool {
-    r.overlap_waits && r.job_id.is_some() && !matches!(r.outcome, Outcome::Retry { .. })
+/// Whether the record ends a job's run (not retried) whose end is followed
+/// up on its job: runs that wait for it (§11.1), a completed job to delete
+/// (§11.3).
+fn needs_follow_up(r: &AttemptRecord) -> bool {
+    r.follow_up && r.job_id.is_some() && !matches!(r.outcome, Outcome::Retry { .. })
 }
 
-/// The jobs of records recorded that may release a waiting run, each once.
-fn ended_with_waiting(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<JobKey> {
+/// The jobs of recorded records that need a follow-up, each once.
+fn ended_with_follow_up(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<JobKey> {
     let mut jobs: Vec<JobKey> = records
         .iter()
-        .filter(|r| may_release(r) && recorded.contains(&r.run_id))
+        .filter(|r| needs_follow_up(r) && recorded.contains(&r.run_id))
         .filter_map(|r| {
             let job = r.job_id.as_ref()?;
             Some((r.tenant.as_str().to_string(), job.as_str().to_string()))
@@ -235,6 +237,43 @@ impl<D: Dialect> SqlStore<D> {
         }
     }
 
+    /// Deletes the job (its runs go with it) and takes it off its
+    /// tenant's count; answers whether there was one.
+    async fn delete_in(&self, tx: &mut D::Tx, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
+        if !self.db.delete_job(tx, tenant, id).await? {
+            return Ok(false);
+        }
+        let slot = quota::job_count_slot(id.as_str());
+        self.db.add_jobs_held(tx, tenant, slot, -1).await?;
+        Ok(true)
+    }
+
+    /// Deletes the completed jobs among `jobs` (strings as rows name
+    /// them) whose `on_complete` is `delete`, once nothing of theirs is in
+    /// flight (§11.3); answers the events.
+    async fn delete_finished(
+        &self,
+        tx: &mut D::Tx,
+        jobs: &[JobKey],
+        in_flight: &HashMap<JobKey, InFlight>,
+    ) -> StoreResult<Vec<(String, NewEvent)>> {
+        let mut events = Vec::new();
+        for key in jobs {
+            if in_flight
+                .get(key)
+                .is_some_and(|n| *n != InFlight::default())
+            {
+                continue;
+            }
+            let (tenant, id) = (super::tenant(&key.0)?, super::job_id(key.1.clone())?);
+            if self.delete_in(tx, &tenant, &id).await? {
+                tracing::info!(%tenant, job_id = %id, "job deleted: completed, its last run ended (on_complete: delete)");
+                events.push((key.0.clone(), event::job_deleted(&key.1)));
+            }
+        }
+        Ok(events)
+    }
+
     /// Sends the waiting runs of `jobs` that their caps have room for,
     /// oldest first (§11.1), under the jobs' row locks; answers how many
     /// (the caller wakes the dispatchers after its commit).
@@ -276,8 +315,9 @@ impl<D: Dialect> SqlStore<D> {
     /// What follows the end of recorded runs (`recorded` of `records`),
     /// under one lock of each job's row: jobs whose `pause_on_failure`
     /// says so pause (each once, for its first failed run), and runs that
-    /// wait for an ended one are released (§11.1). Answers the events and
-    /// how many runs were released.
+    /// wait for an ended one are released (§11.1), and completed jobs whose
+    /// last run ended are deleted if `on_complete` says so (§11.3).
+    /// Answers the events and how many runs were released.
     async fn after_runs_end(
         &self,
         tx: &mut D::Tx,
@@ -285,7 +325,7 @@ impl<D: Dialect> SqlStore<D> {
         recorded: &[Uuid],
     ) -> StoreResult<(Vec<(String, NewEvent)>, u64)> {
         let failed = failed_runs(records, recorded);
-        let ended = ended_with_waiting(records, recorded);
+        let ended = ended_with_follow_up(records, recorded);
         let mut keys: Vec<JobKey> = failed
             .iter()
             .map(|f| (f.0.clone(), f.1.clone()))
@@ -319,6 +359,18 @@ impl<D: Dialect> SqlStore<D> {
             self.db.notify(tx, Channel::Jobs).await?;
         }
         let released = self.release_locked(tx, &locked, &ended).await?;
+        let finished: Vec<JobKey> = ended
+            .into_iter()
+            .filter(|key| {
+                locked.get(key).is_some_and(|job| {
+                    job.state == JobState::Completed && job.on_complete == OnComplete::Delete
+                })
+            })
+            .collect();
+        if !finished.is_empty() {
+            let in_flight = self.db.count_in_flight(tx, &finished).await?;
+            events.extend(self.delete_finished(tx, &finished, &in_flight).await?);
+        }
         Ok((events, released))
     }
 }
@@ -388,10 +440,11 @@ impl<D: Dialect> Store for SqlStore<D> {
                 JobChange::Update {
                     definition,
                     schedule,
+                    restart_count,
                 } => {
                     let stored = StoredDefinition::of(&definition, &self.key, job_row(tenant, id));
                     self.db
-                        .update_job(&mut tx, tenant, id, &stored, schedule)
+                        .update_job(&mut tx, tenant, id, &stored, schedule, restart_count)
                         .await?;
                     let before = existing.as_ref().map(|j| &j.definition);
                     let key = (tenant.as_str().to_string(), id.as_str().to_string());
@@ -456,12 +509,10 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn delete_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
         let mut tx = self.db.begin().await?;
-        if !self.db.delete_job(&mut tx, tenant, id).await? {
+        if !self.delete_in(&mut tx, tenant, id).await? {
             D::commit(tx).await?;
             return Ok(false);
         }
-        let slot = quota::job_count_slot(id.as_str());
-        self.db.add_jobs_held(&mut tx, tenant, slot, -1).await?;
         let events = with_tenant(tenant, vec![event::job_deleted(id.as_str())]);
         let deliveries = self.write_events(&mut tx, &events).await?;
         D::commit(tx).await?;
@@ -504,6 +555,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut made = self.db.runs_made(&mut tx, minute).await?;
         let mut made_here: HashMap<String, u64> = HashMap::new();
         let mut waiting: Vec<JobKey> = Vec::new();
+        let mut runs_counted = Vec::new();
+        let mut finished = Vec::new();
         for (row, key) in due.into_iter().zip(keys) {
             // The jobs past the budget stay due, for the next transaction.
             if counted >= misfire::COUNTED_PER_CLAIM {
@@ -528,6 +581,10 @@ impl<D: Dialect> Store for SqlStore<D> {
                         in_flight: in_flight.get(&key).copied().unwrap_or_default(),
                         lookahead: chrono::TimeDelta::from_std(lookahead)
                             .unwrap_or(chrono::TimeDelta::MAX),
+                        runs_remaining: run_limit::remaining(
+                            row.max_runs.map(count),
+                            count(row.runs_counted),
+                        ),
                     };
                     plan(&job, now)
                 }
@@ -552,6 +609,19 @@ impl<D: Dialect> Store for SqlStore<D> {
             *made_now += counts;
             *made_here.entry(row.tenant.clone()).or_default() += counts;
             if counts < more {
+                continue;
+            }
+            if row.max_runs.is_some() && decision.runs_toward_limit() > 0 {
+                runs_counted.push((key.clone(), decision.runs_toward_limit()));
+            }
+            if decision.schedule == Schedule::Completed
+                && row.on_complete == OnComplete::Delete.as_str()
+                && !decision.runs.iter().any(|r| r.status == RunStatus::Pending)
+            {
+                // Completed with no run to send (its last was missed or
+                // skipped): deleted now, with the runs it would have had.
+                events.push((row.tenant.clone(), event::job_completed(&row.id)));
+                finished.push(key);
                 continue;
             }
             let host = run_host(&row.target_url);
@@ -594,6 +664,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         let (inserted, mut deliveries) =
             self.db.insert_runs(&mut tx, &runs, &run_deliveries).await?;
         self.db.update_schedules(&mut tx, &schedules).await?;
+        if !runs_counted.is_empty() {
+            self.db.add_runs_counted(&mut tx, &runs_counted).await?;
+        }
+        events.extend(self.delete_finished(&mut tx, &finished, &in_flight).await?);
         let released = self.release_waiting(&mut tx, &waiting).await?;
         for (tenant, n) in made_here.into_iter().filter(|(_, n)| *n > 0) {
             self.db.add_runs_made(&mut tx, minute, &tenant, n).await?;
@@ -770,10 +844,11 @@ impl<D: Dialect> Store for SqlStore<D> {
         let retrying = records
             .iter()
             .any(|r| matches!(r.outcome, Outcome::Retry { .. }));
-        // A run that ends may release one that waits (§11.1): that takes
-        // the job's row lock, in the transaction that records the end.
+        // A run that ends may release one that waits (§11.1) or end its
+        // completed job (§11.3): that takes the job's row lock, in the
+        // transaction that records the end.
         let mut released = 0;
-        let (recorded, wrote_events, deliveries) = if !records.iter().any(may_release)
+        let (recorded, wrote_events, deliveries) = if !records.iter().any(needs_follow_up)
             && records.iter().all(|r| r.outcome != Outcome::Failed)
         {
             // The common case: no job may pause, so the records, their

@@ -320,6 +320,7 @@ pub async fn job(
                     dt { "Max instances" } dd { (d.max_instances) }
                     dt { "Over max instances" } dd { (overlap_in_words(d.overlap)) }
                     dt { "Pause on failure" } dd { (yes_no(d.pause_on_failure)) }
+                    dt { "Run limit" } dd { (run_limit_in_words(d.max_runs, job.runs_counted, d.on_complete)) }
                     dt { "Retry" } dd { (d.retry.max_attempts) " attempts, backoff " (d.retry.backoff_initial_s) " s to " (d.retry.backoff_max_s) " s" }
                     dt { "Created" } dd { (render::utc(job.created_at)) }
                     dt { "Updated" } dd { (render::utc(job.updated_at)) }
@@ -331,6 +332,24 @@ pub async fn job(
         }
     };
     Ok(viewer.page(&format!("Job {}", id.as_str()), Some(&live), body))
+}
+
+/// `max_runs` and what follows it, for the settings list (§11.3).
+fn run_limit_in_words(
+    max_runs: Option<u32>,
+    counted: u32,
+    on_complete: crate::domain::run_limit::OnComplete,
+) -> String {
+    use crate::domain::run_limit::{self, OnComplete};
+    let Some(most) = max_runs else {
+        return "none".to_string();
+    };
+    let left = run_limit::remaining(max_runs, counted).unwrap_or(0);
+    let then = match on_complete {
+        OnComplete::Keep => "then completed",
+        OnComplete::Delete => "then deleted",
+    };
+    format!("{most} runs, {left} left; {then}")
 }
 
 /// A run's wait or reason beside its status, in the runs table.

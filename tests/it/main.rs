@@ -25,6 +25,7 @@ mod migration;
 mod openapi;
 mod overlap;
 mod readme;
+mod run_limits;
 mod scheduler;
 mod store_contract;
 mod structure;

@@ -783,7 +783,7 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
         error: None,
         response_excerpt: Some("busy".into()),
         outcome,
-        overlap_waits: false,
+        follow_up: false,
     };
     let retry_later = Outcome::Retry {
         delay: Duration::from_secs(3600),
@@ -924,7 +924,7 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
         error: None,
         response_excerpt: None,
         outcome: Outcome::Succeeded,
-        overlap_waits: false,
+        follow_up: false,
     };
 
     // 1. The owner stops beating: its lease is taken over whatever
