@@ -203,25 +203,34 @@ pub fn job_paused_by_failure(id: &str, run_id: Uuid) -> NewEvent {
 }
 
 /// A run made by the scheduler or a manual run.
-pub fn run_created(
-    job_id: &str,
-    run_id: Uuid,
-    status: RunStatus,
-    cause: RunCause,
-    scheduled_for: DateTime<Utc>,
-    occurrences: u64,
-) -> NewEvent {
-    NewEvent::new(
-        EventType::RunCreated,
-        job_id,
-        Some(run_id),
-        json!({
-            "status": status.as_str(),
-            "cause": cause.as_str(),
-            "scheduled_for": instant::format(&scheduled_for),
-            "occurrences": occurrences,
-        }),
-    )
+pub fn run_created(run: &RunMade<'_>) -> NewEvent {
+    let mut data = json!({
+        "status": run.status.as_str(),
+        "cause": run.cause.as_str(),
+        "scheduled_for": instant::format(&run.scheduled_for),
+        "occurrences": run.occurrences,
+    });
+    // Said only when there is one: why a pending run waits, why a run was
+    // skipped (§11.1).
+    if let Some(wait_reason) = run.wait_reason {
+        data["wait_reason"] = json!(wait_reason);
+    }
+    if let Some(reason) = run.reason {
+        data["reason"] = json!(reason);
+    }
+    NewEvent::new(EventType::RunCreated, run.job_id, Some(run.run_id), data)
+}
+
+/// A run as `run.created` tells of it.
+pub struct RunMade<'a> {
+    pub job_id: &'a str,
+    pub run_id: Uuid,
+    pub status: RunStatus,
+    pub cause: RunCause,
+    pub scheduled_for: DateTime<Utc>,
+    pub occurrences: u64,
+    pub wait_reason: Option<&'a str>,
+    pub reason: Option<&'a str>,
 }
 
 /// A failed run sent again (`POST /v1/runs/{id}/retry`).

@@ -635,14 +635,16 @@ impl<D: Dialect> Store for SqlStore<D> {
                 let id = Uuid::now_v7();
                 runs.push(NewRun {
                     id,
-                    created: event::run_created(
-                        &row.id,
-                        id,
-                        run.status,
-                        RunCause::Schedule,
-                        run.scheduled_for,
-                        run.occurrences,
-                    ),
+                    created: event::run_created(&event::RunMade {
+                        job_id: &row.id,
+                        run_id: id,
+                        status: run.status,
+                        cause: RunCause::Schedule,
+                        scheduled_for: run.scheduled_for,
+                        occurrences: run.occurrences,
+                        wait_reason: run.wait_reason,
+                        reason: run.reason,
+                    }),
                     tenant: row.tenant.clone(),
                     job_id: row.id.clone(),
                     scheduled_for: run.scheduled_for,
@@ -754,14 +756,16 @@ impl<D: Dialect> Store for SqlStore<D> {
         }
         let events = with_tenant(
             tenant,
-            vec![event::run_created(
-                id.as_str(),
-                run.id,
+            vec![event::run_created(&event::RunMade {
+                job_id: id.as_str(),
+                run_id: run.id,
                 status,
-                RunCause::Manual,
-                run.scheduled_for,
-                1,
-            )],
+                cause: RunCause::Manual,
+                scheduled_for: run.scheduled_for,
+                occurrences: 1,
+                wait_reason,
+                reason,
+            })],
         );
         let deliveries = self.write_events(&mut tx, &events).await?;
         D::commit(tx).await?;

@@ -71,6 +71,20 @@ async fn manual_runs_wait_under_buffer_one_and_go_in_order(backend: Backend) {
     assert!(detail.contains("recorded as skipped"), "{detail}");
     let skipped = app.get("/v1/jobs/b1/runs?status=skipped").await.json();
     assert_eq!(skipped["items"][0]["reason"], "buffer_full");
+    // Their run.created events say so too.
+    let created = app.get("/v1/events?type=run.created").await.json();
+    let data_of = |run_id: &Value| {
+        created["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| &e["run_id"] == run_id)
+            .map(|e| e["data"].clone())
+            .unwrap_or_else(|| panic!("no run.created for {run_id}: {created}"))
+    };
+    assert_eq!(data_of(&second["id"])["wait_reason"], "overlap");
+    assert_eq!(data_of(&first["id"]).get("wait_reason"), None);
+    assert_eq!(data_of(&skipped["items"][0]["id"])["reason"], "buffer_full");
 
     let sent = |n: usize| {
         let receiver = &receiver;
