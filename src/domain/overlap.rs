@@ -48,6 +48,8 @@ pub enum SkipReason {
     MaxInstances,
     /// As many runs were waiting as the policy keeps.
     BufferFull,
+    /// It waited, and the policy became `skip`.
+    OverlapSkip,
 }
 
 impl SkipReason {
@@ -55,6 +57,7 @@ impl SkipReason {
         match self {
             SkipReason::MaxInstances => "max_instances",
             SkipReason::BufferFull => "buffer_full",
+            SkipReason::OverlapSkip => "overlap_skip",
         }
     }
 }
@@ -191,6 +194,22 @@ pub fn admit(
     }
 }
 
+/// When a job's policy changes from `before` to `after`: how many of its
+/// waiting runs may still wait (the oldest), and the reason the others
+/// are recorded `skipped` with; `None` when all may.
+pub fn trimmed(before: Overlap, after: Overlap) -> Option<(u32, SkipReason)> {
+    let most = after.room();
+    if most >= before.room() {
+        return None;
+    }
+    let reason = if most == 0 {
+        SkipReason::OverlapSkip
+    } else {
+        SkipReason::BufferFull
+    };
+    Some((most, reason))
+}
+
 /// How many of the waiting runs go now, oldest first: as many as the cap
 /// has room for. Asked whenever a run of the job ends, and after runs are
 /// admitted (a raised `max_instances` makes room too).
@@ -320,5 +339,22 @@ mod tests {
             assert_eq!(back, Some(policy));
         }
         assert_eq!(Overlap::from_stored("replace", None), None);
+    }
+
+    #[test]
+    fn a_smaller_buffer_keeps_its_oldest_waiting_runs_and_skips_the_rest() {
+        let all = |buffer_max| Overlap::BufferAll { buffer_max };
+        assert_eq!(
+            trimmed(all(5), Overlap::Skip),
+            Some((0, SkipReason::OverlapSkip))
+        );
+        assert_eq!(
+            trimmed(all(5), Overlap::BufferOne),
+            Some((1, SkipReason::BufferFull))
+        );
+        assert_eq!(trimmed(all(5), all(2)), Some((2, SkipReason::BufferFull)));
+        assert_eq!(trimmed(all(5), all(5)), None);
+        assert_eq!(trimmed(Overlap::BufferOne, all(5)), None);
+        assert_eq!(trimmed(Overlap::Skip, Overlap::BufferOne), None);
     }
 }

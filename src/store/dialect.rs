@@ -252,10 +252,15 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         tx: &mut Self::Tx,
         jobs: &[JobKey],
     ) -> StoreResult<HashMap<JobKey, InFlight>>;
-    /// Records the job's waiting runs `skipped` with `reason` (its overlap
-    /// policy no longer keeps runs waiting). Answers how many.
-    async fn skip_waiting(&self, tx: &mut Self::Tx, job: &JobKey, reason: &str)
-    -> StoreResult<u64>;
+    /// Records the job's waiting runs but the oldest `keep` `skipped` with
+    /// `reason` (its overlap policy keeps fewer waiting). Answers how many.
+    async fn skip_waiting(
+        &self,
+        tx: &mut Self::Tx,
+        job: &JobKey,
+        keep: u32,
+        reason: &str,
+    ) -> StoreResult<u64>;
     /// Sends the job's `n` oldest waiting runs (by `scheduled_for`) when
     /// due: no longer waiting, their next attempt at their delivery time
     /// or now. Answers how many.

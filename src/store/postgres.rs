@@ -810,16 +810,22 @@ impl Dialect for PgDialect {
         &self,
         tx: &mut Self::Tx,
         (tenant, job): &JobKey,
+        keep: u32,
         reason: &str,
     ) -> StoreResult<u64> {
         let done = sqlx::query(
             "UPDATE runs SET status = 'skipped', wait_reason = NULL, reason = $3,
                              finished_at = clock_timestamp()
-             WHERE tenant = $1 AND job_id = $2 AND wait_reason IS NOT NULL AND status = 'pending'",
+             WHERE id IN (SELECT id FROM runs
+                          WHERE tenant = $1 AND job_id = $2 AND wait_reason IS NOT NULL
+                            AND status = 'pending'
+                          ORDER BY scheduled_for, id OFFSET $4
+                          FOR UPDATE)",
         )
         .bind(tenant)
         .bind(job)
         .bind(reason)
+        .bind(i64::from(keep))
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected())

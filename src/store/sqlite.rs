@@ -528,16 +528,21 @@ impl Dialect for SqliteDialect {
         &self,
         tx: &mut Self::Tx,
         (tenant, job): &JobKey,
+        keep: u32,
         reason: &str,
     ) -> StoreResult<u64> {
         let done = sqlx::query(
             "UPDATE runs SET status = 'skipped', wait_reason = NULL, reason = ?3, finished_at = ?4
-             WHERE tenant = ?1 AND job_id = ?2 AND wait_reason IS NOT NULL AND status = 'pending'",
+             WHERE id IN (SELECT id FROM runs
+                          WHERE tenant = ?1 AND job_id = ?2 AND wait_reason IS NOT NULL
+                            AND status = 'pending'
+                          ORDER BY scheduled_for, id LIMIT -1 OFFSET ?5)",
         )
         .bind(tenant)
         .bind(job)
         .bind(reason)
         .bind(micros(Utc::now()))
+        .bind(i64::from(keep))
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected())

@@ -448,17 +448,24 @@ impl<D: Dialect> Store for SqlStore<D> {
                         .await?;
                     let before = existing.as_ref().map(|j| &j.definition);
                     let key = (tenant.as_str().to_string(), id.as_str().to_string());
-                    if before.is_some_and(|b| b.overlap.waits()) && !definition.overlap.waits() {
-                        // Nothing waits under `skip`: the runs that did are skipped.
-                        let skipped = self.db.skip_waiting(&mut tx, &key, "overlap_skip").await?;
-                        if skipped > 0 {
-                            tracing::info!(%tenant, job_id = %id, runs = skipped, "skipped waiting runs: the job's overlap is now skip");
-                        }
-                    } else if before.is_some_and(|b| b.max_instances < definition.max_instances) {
+                    if before.is_some_and(|b| b.max_instances < definition.max_instances) {
                         // A raised cap makes room for runs that wait.
                         released = self
                             .release_waiting(&mut tx, std::slice::from_ref(&key))
                             .await?;
+                    }
+                    // A policy that keeps fewer waiting skips the newest of
+                    // those that wait beyond it (all of them under `skip`).
+                    if let Some((keep, reason)) =
+                        before.and_then(|b| overlap::trimmed(b.overlap, definition.overlap))
+                    {
+                        let skipped = self
+                            .db
+                            .skip_waiting(&mut tx, &key, keep, reason.as_str())
+                            .await?;
+                        if skipped > 0 {
+                            tracing::info!(%tenant, job_id = %id, runs = skipped, keep, reason = reason.as_str(), "skipped waiting runs: the job's overlap keeps fewer waiting");
+                        }
                     }
                     if schedule.is_some() {
                         let removed = self.db.remove_runs_made_ahead(&mut tx, tenant, id).await?;

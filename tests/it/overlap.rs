@@ -236,6 +236,51 @@ async fn a_raised_cap_releases_waiting_runs_and_skip_ends_them(backend: Backend)
     );
 }
 
+async fn a_smaller_buffer_keeps_the_oldest_waiting_runs(backend: Backend) {
+    let app = spawn_without_dispatcher(backend).await;
+    let job = manual_job(
+        "s",
+        "http://127.0.0.1:9/".into(),
+        json!({"overlap": "buffer_all", "buffer_max": 5}),
+    );
+    app.create_job(job).await;
+    let mut runs = Vec::new();
+    for expected in [201, 202, 202, 202] {
+        let reply = app.post_empty("/v1/jobs/s/run").await;
+        assert_eq!(reply.status, expected, "{}", reply.text);
+        runs.push(reply.json()["id"].as_str().unwrap().to_string());
+    }
+    let patched = app.patch("/v1/jobs/s", json!({"buffer_max": 1})).await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let mut seen = Vec::new();
+    for id in &runs[1..] {
+        let run = run_of(&app, id).await;
+        seen.push((
+            run["status"].clone(),
+            run["wait_reason"].clone(),
+            run["reason"].clone(),
+        ));
+    }
+    let skipped = (json!("skipped"), Value::Null, json!("buffer_full"));
+    assert_eq!(
+        seen,
+        [
+            (json!("pending"), json!("overlap"), Value::Null),
+            skipped.clone(),
+            skipped
+        ]
+    );
+    // One waits, and one may: the next is skipped.
+    assert_eq!(
+        app.patch("/v1/jobs/s", json!({"overlap": "buffer_one"}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(run_of(&app, &runs[1]).await["wait_reason"], "overlap");
+    assert_eq!(app.post_empty("/v1/jobs/s/run").await.status, 409);
+}
+
 async fn bad_overlap_settings_are_refused_naming_the_field(backend: Backend) {
     let app = spawn_without_dispatcher(backend).await;
     let url = "http://127.0.0.1:9/".to_string();
@@ -266,5 +311,6 @@ store_tests!(
     manual_runs_wait_under_buffer_one_and_go_in_order,
     scheduled_runs_wait_under_buffer_all_and_never_overlap,
     a_raised_cap_releases_waiting_runs_and_skip_ends_them,
+    a_smaller_buffer_keeps_the_oldest_waiting_runs,
     bad_overlap_settings_are_refused_naming_the_field,
 );
