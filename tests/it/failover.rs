@@ -235,3 +235,78 @@ async fn a_restarted_sqlite_process_takes_back_its_own_deliveries() {
     .await;
     assert_eq!(run["attempts"][0]["error"], "interrupted", "{run}");
 }
+
+/// Runs that wait for a killed instance's run (overlap `buffer_all`,
+/// DESIGN.md §11.1) lose nothing: the run is sent again by the survivor,
+/// and its end releases the waiting ones, one after another, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_waiting_for_a_killed_instance_s_run_still_go_in_order() {
+    let db = TestDb::postgres().await;
+    let receiver = Receiver::start().await;
+    receiver.script("/waits", [Answer::Hang]);
+    let client = common::client();
+    let timeout = TIMEOUT_S.to_string();
+    let args = ["--instance-timeout-s", timeout.as_str()];
+    let mut doomed = ServiceProcess::start(&db.url, &args, &[]);
+    let created = client
+        .post(format!("{}/v1/jobs", doomed.base))
+        .json(&json!({
+            "id": "buffered",
+            "trigger": {"type": "date", "run_at": "2099-01-01T00:00:00Z"},
+            "target": {"url": receiver.url("/waits"), "timeout_s": 60},
+            "overlap": "buffer_all",
+            "retry": {"max_attempts": 3}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let mut runs = Vec::new();
+    for expected in [201, 202, 202] {
+        let reply = client
+            .post(format!("{}/v1/jobs/buffered/run", doomed.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), expected);
+        let run: Value = reply.json().await.unwrap();
+        runs.push(run["id"].as_str().unwrap().to_string());
+    }
+    eventually(Duration::from_secs(30), "the first request", || async {
+        (receiver.received("/waits").len() == 1).then_some(())
+    })
+    .await;
+    let survivor = ServiceProcess::start(&db.url, &args, &[]);
+    doomed.kill();
+
+    let requests = eventually(Duration::from_secs(60), "every run sent", || async {
+        let requests = receiver.received("/waits");
+        (requests.len() == 4).then_some(requests)
+    })
+    .await;
+    let sent: Vec<(String, String)> = requests
+        .iter()
+        .map(|r| {
+            let header = |name| r.header(name).to_string();
+            (header("webhook-id"), header("cronhook-attempt"))
+        })
+        .collect();
+    let (a, b, c) = (&runs[0], &runs[1], &runs[2]);
+    assert_eq!(
+        sent,
+        [
+            (a.clone(), "1".to_string()),
+            (a.clone(), "2".to_string()),
+            (b.clone(), "1".to_string()),
+            (c.clone(), "1".to_string()),
+        ]
+    );
+    for id in &runs {
+        let run = eventually(Duration::from_secs(60), "the run succeeded", || async {
+            let run = get(&client, format!("{}/v1/runs/{id}", survivor.base)).await;
+            (run["status"] == "succeeded").then_some(run)
+        })
+        .await;
+        assert_eq!(run["wait_reason"], Value::Null, "{run}");
+    }
+}
