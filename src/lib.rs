@@ -1,6 +1,7 @@
 //! Cronhook: a scheduling service that delivers cron, interval and date
 //! jobs as signed webhooks.
 
+pub mod aborts;
 pub mod access;
 pub mod api;
 pub mod app;

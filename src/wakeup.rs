@@ -6,12 +6,16 @@
 
 use tokio::sync::{Notify, watch};
 
+use crate::aborts::Aborts;
+
 #[derive(Debug)]
 pub struct Wakeups {
     jobs: Notify,
     runs: Notify,
     /// Counts writes of events: each stream sees that it moved.
     events: watch::Sender<u64>,
+    /// Requests of runs that a cancel aborts.
+    pub aborts: Aborts,
 }
 
 impl Default for Wakeups {
@@ -20,6 +24,7 @@ impl Default for Wakeups {
             jobs: Notify::new(),
             runs: Notify::new(),
             events: watch::Sender::new(0),
+            aborts: Aborts::default(),
         }
     }
 }

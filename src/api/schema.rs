@@ -161,7 +161,7 @@ fn job_patch() -> Value {
             "coalesce": {"type": "boolean"},
             "catchup_max": {"type": "integer", "minimum": 1, "maximum": crate::domain::misfire::MAX_CATCHUP_MAX},
             "max_instances": {"type": "integer", "minimum": 1, "maximum": MAX_INSTANCES_LIMIT},
-            "overlap": {"type": ["string", "null"], "enum": ["skip", "buffer_one", "buffer_all", null]},
+            "overlap": {"type": ["string", "null"], "enum": ["skip", "buffer_one", "buffer_all", "replace", null]},
             "buffer_max": {"type": ["integer", "null"], "minimum": 1, "maximum": crate::domain::overlap::MAX_BUFFER_MAX},
             "pause_on_failure": {"type": "boolean"},
             "max_runs": {"type": ["integer", "null"], "minimum": 1, "maximum": crate::domain::run_limit::MAX_RUNS_LIMIT},

@@ -34,7 +34,7 @@ pub struct JobView {
     pub catchup_max: u32,
     pub max_instances: u32,
     /// What a run over `max_instances` does: `skip`, `buffer_one`,
-    /// `buffer_all`.
+    /// `buffer_all`, `replace`.
     pub overlap: OverlapMode,
     /// With `buffer_all`: the most runs that wait; null otherwise.
     pub buffer_max: Option<u32>,
@@ -235,7 +235,8 @@ pub struct RunView {
     pub wait_reason: Option<String>,
     /// Why the run ended as it did, where there is more to say than its
     /// status: `max_instances`, `buffer_full` or `overlap_skip` for a
-    /// skipped run.
+    /// skipped run, `replaced` for one cancelled by a newer run (overlap
+    /// `replace`).
     #[schema(example = json!(null))]
     pub reason: Option<String>,
 }

@@ -125,6 +125,8 @@ struct Sending {
     done: mpsc::UnboundedSender<AttemptRecord>,
     lease_margin: Duration,
     shutdown: CancellationToken,
+    /// Where a cancel finds a request to abort (§11.1).
+    wakeups: Arc<Wakeups>,
 }
 
 impl Sending {
@@ -202,7 +204,28 @@ impl Sending {
             tracing::warn!(run_id = %run.run_id, "not sent: this instance has missed its heartbeats");
             return;
         }
-        let record = deliver(&self.client, run).await;
+        let record = if run.abortable {
+            // A newer run of its job may cancel it meanwhile (§11.1): the
+            // run is ended in the database; its request is dropped here.
+            let cancel = self.wakeups.aborts.open(run.run_id);
+            let sent = tokio::select! {
+                record = deliver(&self.client, run) => Some(record),
+                _ = cancel.cancelled() => None,
+            };
+            self.wakeups.aborts.ended(run.run_id);
+            match sent {
+                Some(record) => record,
+                None => {
+                    tracing::info!(run_id = %run.run_id, "request aborted: the run was cancelled (replaced by a newer run)");
+                    if let Ok(mut map) = self.in_flight.lock() {
+                        map.remove(&run.run_id);
+                    }
+                    return;
+                }
+            }
+        } else {
+            deliver(&self.client, run).await
+        };
         let lateness = match &run.subject {
             // A run's first request: how late it went out.
             Subject::Job { scheduled_for, .. } if run.attempt == 1 => {
@@ -255,6 +278,7 @@ impl Dispatcher {
             done: done.clone(),
             lease_margin: self.lease_margin,
             shutdown: shutdown.clone(),
+            wakeups: self.wakeups.clone(),
         });
         let mut requests = JoinSet::new();
         let mut backoff = Backoff::new();

@@ -43,10 +43,12 @@ pub enum EventType {
     RunSucceeded,
     #[serde(rename = "run.failed")]
     RunFailed,
+    #[serde(rename = "run.cancelled")]
+    RunCancelled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::JobCreated,
         EventType::JobUpdated,
         EventType::JobPaused,
@@ -58,6 +60,7 @@ impl EventType {
         EventType::AttemptFailed,
         EventType::RunSucceeded,
         EventType::RunFailed,
+        EventType::RunCancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +76,7 @@ impl EventType {
             EventType::AttemptFailed => "attempt.failed",
             EventType::RunSucceeded => "run.succeeded",
             EventType::RunFailed => "run.failed",
+            EventType::RunCancelled => "run.cancelled",
         }
     }
 
@@ -232,6 +236,19 @@ pub struct RunMade<'a> {
     pub wait_reason: Option<&'a str>,
     pub reason: Option<&'a str>,
 }
+
+/// A run cancelled in place of a newer one (overlap `replace`, §11.1).
+pub fn run_cancelled(job_id: &str, run_id: Uuid, replaced_by: Uuid) -> NewEvent {
+    NewEvent::new(
+        EventType::RunCancelled,
+        job_id,
+        Some(run_id),
+        json!({"reason": REPLACED, "replaced_by": replaced_by}),
+    )
+}
+
+/// The `reason` of a run cancelled by overlap `replace`.
+pub const REPLACED: &str = "replaced";
 
 /// A failed run sent again (`POST /v1/runs/{id}/retry`).
 pub fn run_retried(job_id: &str, run_id: Uuid, attempts_so_far: u32) -> NewEvent {

@@ -115,7 +115,9 @@ pub struct JobInput {
     pub max_instances: Option<i64>,
     /// What a run over `max_instances` does (default `skip`): `skip`
     /// records it skipped; `buffer_one` keeps one waiting, `buffer_all` up
-    /// to `buffer_max`, sent in order as runs of the job end.
+    /// to `buffer_max`, sent in order as runs of the job end; `replace`
+    /// cancels the oldest run in flight (its request aborted) and sends
+    /// the new one.
     #[serde(default)]
     pub overlap: Option<OverlapMode>,
     /// With `overlap: buffer_all`, the most runs that wait (default 100,

@@ -72,6 +72,9 @@ pub struct PlannedRun {
 pub struct Decision {
     pub runs: Vec<PlannedRun>,
     pub schedule: Schedule,
+    /// Under overlap `replace`: how many of the job's oldest runs in
+    /// flight (its runs made here included) are cancelled (§11.1).
+    pub cancels: u32,
 }
 
 /// How long a job whose stored trigger no longer reads back waits before
@@ -101,6 +104,7 @@ impl Decision {
             schedule: Schedule::Scheduled {
                 next_run_at: now + UNREADABLE_RETRY,
             },
+            cancels: 0,
         }
     }
 }
@@ -224,6 +228,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
         return Decision {
             runs: Vec::new(),
             schedule: Schedule::Completed,
+            cancels: 0,
         };
     }
     let ahead = job.next_run_at > now && job.next_run_at <= now + job.lookahead;
@@ -249,6 +254,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
                 deliver_after,
             }],
             schedule: Schedule::Scheduled { next_run_at: next },
+            cancels: 0,
         };
     }
     if job.next_run_at > now {
@@ -257,6 +263,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
             schedule: Schedule::Scheduled {
                 next_run_at: job.next_run_at,
             },
+            cancels: 0,
         };
     }
     // An occurrence is missed when now − fire time > grace.
@@ -304,9 +311,11 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
     }
 
     let mut in_flight = job.in_flight;
+    let mut cancels = 0;
     let mut admit = |scheduled_for, occurrences| {
-        let (status, wait_reason, reason) =
-            overlap::admit(job.overlap, job.max_instances, &mut in_flight, false).run_fields();
+        let admission = overlap::admit(job.overlap, job.max_instances, &mut in_flight, false);
+        cancels += u32::from(admission == overlap::Admission::Replace);
+        let (status, wait_reason, reason) = admission.run_fields();
         PlannedRun {
             scheduled_for,
             status,
@@ -367,6 +376,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
     Decision {
         runs,
         schedule: Schedule::next_or_completed(next),
+        cancels,
     }
 }
 
@@ -994,5 +1004,30 @@ mod tests {
         let d = decide_at(j, early);
         assert_eq!(d.runs, [run("2026-11-23T10:00:00Z", RunStatus::Pending, 1)]);
         assert_eq!(d.runs_toward_limit(), 1);
+    }
+
+    #[test]
+    fn under_replace_a_run_over_the_cap_goes_and_the_oldest_is_cancelled() {
+        let tr = every_minute();
+        let mut j = DueJob {
+            overlap: Overlap::Replace,
+            coalesce: false,
+            ..job(&tr, "2026-11-23T10:00:00Z")
+        };
+        j.in_flight.admitted = 1;
+        // Two due: each goes in place of the oldest in flight.
+        let d = decide_at(j, "2026-11-23T10:01:00Z");
+        assert_eq!(
+            d.runs,
+            [
+                run("2026-11-23T10:00:00Z", RunStatus::Pending, 1),
+                run("2026-11-23T10:01:00Z", RunStatus::Pending, 1),
+            ]
+        );
+        assert_eq!(d.cancels, 2);
+        // Room under the cap: nothing is cancelled.
+        j.in_flight.admitted = 0;
+        let d = decide_at(j, "2026-11-23T10:00:00Z");
+        assert_eq!(d.cancels, 0);
     }
 }

@@ -28,6 +28,9 @@ pub enum OverlapMode {
     BufferOne,
     /// Every run waits, up to `buffer_max`; past it, skipped.
     BufferAll,
+    /// The oldest run in flight is cancelled (its request aborted) and
+    /// the new run goes (Temporal's `CANCEL_OTHER`).
+    Replace,
 }
 
 /// A job's overlap policy, validated.
@@ -39,6 +42,7 @@ pub enum Overlap {
     BufferAll {
         buffer_max: u32,
     },
+    Replace,
 }
 
 /// Why a run was recorded `skipped`: its `reason`.
@@ -69,6 +73,8 @@ pub enum Admission {
     Go,
     /// Pending with `wait_reason: "overlap"`, until a run of the job ends.
     Wait,
+    /// Sent when due; the oldest run of the job in flight is cancelled.
+    Replace,
     Skip(SkipReason),
 }
 
@@ -76,7 +82,7 @@ impl Admission {
     /// The run it makes: its status, `wait_reason` and `reason`.
     pub fn run_fields(self) -> (RunStatus, Option<&'static str>, Option<&'static str>) {
         match self {
-            Admission::Go => (RunStatus::Pending, None, None),
+            Admission::Go | Admission::Replace => (RunStatus::Pending, None, None),
             Admission::Wait => (RunStatus::Pending, Some(WAIT_OVERLAP), None),
             Admission::Skip(why) => (RunStatus::Skipped, None, Some(why.as_str())),
         }
@@ -115,6 +121,7 @@ impl Overlap {
             )),
             (OverlapMode::Skip, None) => Ok(Overlap::Skip),
             (OverlapMode::BufferOne, None) => Ok(Overlap::BufferOne),
+            (OverlapMode::Replace, None) => Ok(Overlap::Replace),
         }
     }
 
@@ -123,6 +130,7 @@ impl Overlap {
             Overlap::Skip => OverlapMode::Skip,
             Overlap::BufferOne => OverlapMode::BufferOne,
             Overlap::BufferAll { .. } => OverlapMode::BufferAll,
+            Overlap::Replace => OverlapMode::Replace,
         }
     }
 
@@ -131,6 +139,7 @@ impl Overlap {
             Overlap::Skip => "skip",
             Overlap::BufferOne => "buffer_one",
             Overlap::BufferAll { .. } => "buffer_all",
+            Overlap::Replace => "replace",
         }
     }
 
@@ -152,6 +161,7 @@ impl Overlap {
                     .and_then(|n| u32::try_from(n).ok())
                     .unwrap_or(DEFAULT_BUFFER_MAX),
             }),
+            "replace" => Some(Overlap::Replace),
             _ => None,
         }
     }
@@ -159,12 +169,12 @@ impl Overlap {
     /// Whether runs of a job with this policy can wait: then the end of
     /// each of its runs looks for one to release.
     pub fn waits(self) -> bool {
-        self != Overlap::Skip
+        self.room() > 0
     }
 
     fn room(self) -> u32 {
         match self {
-            Overlap::Skip => 0,
+            Overlap::Skip | Overlap::Replace => 0,
             Overlap::BufferOne => 1,
             Overlap::BufferAll { buffer_max } => buffer_max,
         }
@@ -174,7 +184,9 @@ impl Overlap {
 /// Admits one more run of a job with `max_instances` and the runs
 /// `in_flight`, and counts it there. A run goes while the cap allows and
 /// nothing waits (a waiting run is older and goes first); `force` (a
-/// manual run's `?force=true`) goes past the cap.
+/// manual run's `?force=true`) goes past the cap. Under `replace` a run
+/// over the cap goes in place of the oldest in flight, which is cancelled:
+/// the count stays.
 pub fn admit(
     overlap: Overlap,
     max_instances: u32,
@@ -184,6 +196,8 @@ pub fn admit(
     if force || (in_flight.admitted < max_instances && in_flight.waiting == 0) {
         in_flight.admitted += 1;
         Admission::Go
+    } else if overlap == Overlap::Replace {
+        Admission::Replace
     } else if overlap == Overlap::Skip {
         Admission::Skip(SkipReason::MaxInstances)
     } else if in_flight.waiting < overlap.room() {
@@ -208,6 +222,13 @@ pub fn trimmed(before: Overlap, after: Overlap) -> Option<(u32, SkipReason)> {
         SkipReason::BufferFull
     };
     Some((most, reason))
+}
+
+/// Under `replace`, once runs were admitted: how many of the job's oldest
+/// runs in flight are cancelled, so that `max_instances` stay (counted
+/// after the new runs are written, so a run not written cancels nothing).
+pub fn replaced(max_instances: u32, in_flight: InFlight) -> u32 {
+    in_flight.admitted.saturating_sub(max_instances)
 }
 
 /// How many of the waiting runs go now, oldest first: as many as the cap
@@ -334,11 +355,12 @@ mod tests {
             Overlap::Skip,
             Overlap::BufferOne,
             Overlap::BufferAll { buffer_max: 7 },
+            Overlap::Replace,
         ] {
             let back = Overlap::from_stored(policy.as_str(), policy.buffer_max().map(i64::from));
             assert_eq!(back, Some(policy));
         }
-        assert_eq!(Overlap::from_stored("replace", None), None);
+        assert_eq!(Overlap::from_stored("cancel_other", None), None);
     }
 
     #[test]
@@ -356,5 +378,46 @@ mod tests {
         assert_eq!(trimmed(all(5), all(5)), None);
         assert_eq!(trimmed(Overlap::BufferOne, all(5)), None);
         assert_eq!(trimmed(Overlap::Skip, Overlap::BufferOne), None);
+    }
+
+    #[test]
+    fn replace_sends_a_run_over_the_cap_in_place_of_the_oldest() {
+        let mut n = counts(0, 0);
+        assert_eq!(admit(Overlap::Replace, 1, &mut n, false), Admission::Go);
+        assert_eq!(
+            admit(Overlap::Replace, 1, &mut n, false),
+            Admission::Replace
+        );
+        assert_eq!(
+            admit(Overlap::Replace, 1, &mut n, false),
+            Admission::Replace
+        );
+        // One cancelled for each that went: still one in flight.
+        assert_eq!(n, counts(1, 0));
+        assert_eq!(
+            Admission::Replace.run_fields(),
+            (RunStatus::Pending, None, None)
+        );
+        assert_eq!(replaced(1, counts(3, 0)), 2);
+        assert_eq!(replaced(2, counts(2, 0)), 0);
+        // Forced, it goes beside the others.
+        assert_eq!(admit(Overlap::Replace, 1, &mut n, true), Admission::Go);
+        assert_eq!(n, counts(2, 0));
+        // Nothing waits under replace: runs that did are skipped.
+        assert!(!Overlap::Replace.waits());
+        assert_eq!(
+            trimmed(Overlap::BufferOne, Overlap::Replace),
+            Some((0, SkipReason::OverlapSkip))
+        );
+        assert_eq!(
+            Overlap::from_stored("replace", None),
+            Some(Overlap::Replace)
+        );
+        assert_eq!(
+            Overlap::parse(Some(OverlapMode::Replace), Some(3))
+                .unwrap_err()
+                .field,
+            "buffer_max"
+        );
     }
 }

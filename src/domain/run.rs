@@ -20,16 +20,20 @@ pub enum RunStatus {
     Missed,
     /// Over `max_instances`: recorded, never delivered.
     Skipped,
+    /// Ended before it finished: replaced by a newer run of its job
+    /// (overlap `replace`); a request in flight is aborted.
+    Cancelled,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 6] = [
+    pub const ALL: [RunStatus; 7] = [
         RunStatus::Pending,
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
         RunStatus::Missed,
         RunStatus::Skipped,
+        RunStatus::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +44,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Missed => "missed",
             RunStatus::Skipped => "skipped",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
@@ -142,6 +147,8 @@ impl Attempt {
 
 /// The error an attempt cut off by a crash is recorded with.
 pub const INTERRUPTED: &str = "interrupted";
+/// The error of an attempt whose run was cancelled while it was sent.
+pub const CANCELLED: &str = "cancelled";
 
 #[cfg(test)]
 mod tests {

@@ -143,6 +143,10 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
     async fn notify(&self, tx: &mut Self::Tx, channel: Channel) -> StoreResult<()>;
     /// Sends `channel` now, outside a transaction.
     async fn notify_now(&self, channel: Channel) -> StoreResult<()>;
+    /// Tells every instance that `runs` were cancelled, for their
+    /// requests to be aborted (§11.1); sent when `tx` commits. SQLite's one
+    /// process is told directly.
+    async fn notify_cancelled(&self, tx: &mut Self::Tx, runs: &[Uuid]) -> StoreResult<()>;
     /// After a transaction that wrote events committed: tells the other
     /// instances' streams (and dispatchers, for `deliveries`).
     fn events_committed(&self, deliveries: usize);
@@ -265,6 +269,16 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
     /// due: no longer waiting, their next attempt at their delivery time
     /// or now. Answers how many.
     async fn release_waiting(&self, tx: &mut Self::Tx, job: &JobKey, n: u32) -> StoreResult<u64>;
+    /// Cancels the job's `n` oldest runs in flight that do not wait (by
+    /// `scheduled_for`, id; runs inserted in `tx` included), reason
+    /// `replaced`; one being sent gets its attempt recorded with error
+    /// `cancelled` (§11.1). Answers their ids.
+    async fn cancel_oldest(
+        &self,
+        tx: &mut Self::Tx,
+        job: &JobKey,
+        n: u32,
+    ) -> StoreResult<Vec<Uuid>>;
     /// Inserts the runs, their `run.created` events and those events'
     /// deliveries; answers the statuses of the runs inserted and how many
     /// deliveries were.

@@ -335,6 +335,9 @@ pub struct ClaimedRun {
     /// waiting for it (an overlap policy that buffers, §11.1), or the job
     /// is deleted once completed and its last run ends (§11.3).
     pub follow_up: bool,
+    /// Whether a newer run of its job may cancel it while it is sent
+    /// (overlap `replace`, §11.1): its request is then aborted.
+    pub abortable: bool,
 }
 
 impl ClaimedRun {
@@ -955,6 +958,8 @@ pub(crate) struct ClaimedParts {
     pub job: Option<(shape::StoredTarget, shape::StoredRetry)>,
     /// Whether its end is followed up on its job (§11.1, §11.3).
     pub follow_up: bool,
+    /// Whether a newer run may cancel it (§11.1).
+    pub abortable: bool,
     /// A delivery's subscription: id, URL, sealed URL secrets; and event.
     pub delivery: Option<(String, String, Option<String>, Event)>,
     /// Sealed signing secrets: current, previous until when.
@@ -1058,6 +1063,7 @@ impl ClaimedParts {
             spec,
             secrets,
             follow_up: self.follow_up,
+            abortable: self.abortable,
         })
     }
 }

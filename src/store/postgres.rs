@@ -42,6 +42,12 @@ pub const RUNS_CHANNEL: &str = "cronhook_runs";
 pub const EVENTS_CHANNEL: &str = "cronhook_events";
 /// Subscriptions changed: every instance reads them again.
 pub const SUBSCRIPTIONS_CHANNEL: &str = "cronhook_subscriptions";
+/// Runs were cancelled (their ids, comma-separated): every instance aborts
+/// their requests (§11.1).
+pub const CANCELLED_CHANNEL: &str = "cronhook_cancelled";
+/// Run ids per `NOTIFY` payload (each 36 bytes and a comma; the payload's
+/// limit is 8,000 bytes).
+const CANCELLED_PER_NOTIFY: usize = 200;
 
 /// The `application_name` of the LISTEN connection.
 pub const LISTENER_NAME: &str = "cronhook-listener";
@@ -521,6 +527,18 @@ impl Dialect for PgDialect {
     /// The NOTIFY is sent after the commit, outside the hot transactions
     /// (a NOTIFY takes a lock at commit), at most one per 10 ms whatever
     /// the rate of events: listeners read the table anyway.
+    async fn notify_cancelled(&self, tx: &mut Self::Tx, runs: &[Uuid]) -> StoreResult<()> {
+        for chunk in runs.chunks(CANCELLED_PER_NOTIFY) {
+            let ids: Vec<String> = chunk.iter().map(Uuid::to_string).collect();
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CANCELLED_CHANNEL)
+                .bind(ids.join(","))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     fn events_committed(&self, deliveries: usize) {
         let channels: &'static [&'static str] = if deliveries > 0 {
             &[EVENTS_CHANNEL, RUNS_CHANNEL]
@@ -829,6 +847,43 @@ impl Dialect for PgDialect {
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn cancel_oldest(
+        &self,
+        tx: &mut Self::Tx,
+        (tenant, job): &JobKey,
+        n: u32,
+    ) -> StoreResult<Vec<Uuid>> {
+        Ok(sqlx::query_scalar(
+            "WITH oldest AS (
+                 SELECT id, status, attempt_count, attempt_started_at FROM runs
+                 WHERE tenant = $1 AND job_id = $2 AND status IN ('pending', 'running')
+                   AND wait_reason IS NULL
+                 ORDER BY scheduled_for, id LIMIT $3
+                 FOR UPDATE
+             ), cut AS (
+                 INSERT INTO attempts (run_id, number, started_at, duration_ms, error)
+                 SELECT id, attempt_count, attempt_started_at,
+                        GREATEST(0, (extract(epoch FROM clock_timestamp() - attempt_started_at)
+                                     * 1000)::bigint),
+                        $4
+                 FROM oldest WHERE status = 'running' AND attempt_started_at IS NOT NULL
+                 ON CONFLICT DO NOTHING
+             )
+             UPDATE runs r SET status = 'cancelled', reason = $5, next_attempt_at = NULL,
+                               lease_owner = NULL, lease_until = NULL,
+                               finished_at = clock_timestamp()
+             FROM oldest WHERE r.id = oldest.id
+             RETURNING r.id",
+        )
+        .bind(tenant)
+        .bind(job)
+        .bind(i64::from(n))
+        .bind(crate::domain::run::CANCELLED)
+        .bind(crate::domain::event::REPLACED)
+        .fetch_all(&mut **tx)
+        .await?)
     }
 
     async fn release_waiting(
@@ -1569,6 +1624,7 @@ async fn listen(
                     RUNS_CHANNEL,
                     EVENTS_CHANNEL,
                     SUBSCRIPTIONS_CHANNEL,
+                    CANCELLED_CHANNEL,
                 ])
                 .await?;
             Ok::<_, sqlx::Error>(listener)
@@ -1603,6 +1659,14 @@ async fn listen(
                 Ok(Some(n)) if n.channel() == JOBS_CHANNEL => wakeups.jobs_changed(),
                 Ok(Some(n)) if n.channel() == EVENTS_CHANNEL => wakeups.events_changed(),
                 Ok(Some(n)) if n.channel() == SUBSCRIPTIONS_CHANNEL => subscriptions.clear(None),
+                Ok(Some(n)) if n.channel() == CANCELLED_CHANNEL => {
+                    let runs: Vec<Uuid> = n
+                        .payload()
+                        .split(',')
+                        .filter_map(|id| id.parse().ok())
+                        .collect();
+                    wakeups.aborts.cancelled(&runs);
+                }
                 Ok(Some(_)) => wakeups.runs_changed(),
                 Ok(None) => {
                     // Reconnected by sqlx; what was sent meanwhile is lost.

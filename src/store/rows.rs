@@ -14,6 +14,7 @@ use super::{
     subscription_of, token_info,
 };
 use crate::domain::job::{JobState, Schedule};
+use crate::domain::overlap::Overlap;
 use crate::domain::run::Run;
 use crate::domain::run_limit::OnComplete;
 use crate::domain::sealing::{Row, SealingKey};
@@ -349,6 +350,10 @@ impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
             }
             _ => None,
         };
+        let overlap = self
+            .overlap
+            .as_deref()
+            .and_then(|o| Overlap::from_stored(o, None));
         Ok(ClaimedParts {
             run_id: self.id.uuid()?,
             tenant: self.tenant,
@@ -357,8 +362,9 @@ impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
             attempt_count: self.attempt_count.into(),
             prior_attempts: self.prior_attempts.into(),
             job,
-            follow_up: self.overlap.is_some_and(|o| o != "skip")
+            follow_up: overlap.is_some_and(Overlap::waits)
                 || self.on_complete.is_some_and(|o| o == "delete"),
+            abortable: overlap == Some(Overlap::Replace),
             delivery,
             secret: self.secret,
             previous: self

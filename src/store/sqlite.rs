@@ -269,6 +269,10 @@ impl Dialect for SqliteDialect {
         Ok(())
     }
 
+    async fn notify_cancelled(&self, _tx: &mut Self::Tx, _runs: &[Uuid]) -> StoreResult<()> {
+        Ok(())
+    }
+
     fn events_committed(&self, _deliveries: usize) {}
 
     async fn read_job(
@@ -546,6 +550,57 @@ impl Dialect for SqliteDialect {
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn cancel_oldest(
+        &self,
+        tx: &mut Self::Tx,
+        (tenant, job): &JobKey,
+        n: u32,
+    ) -> StoreResult<Vec<Uuid>> {
+        let now = micros(Utc::now());
+        let oldest: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM runs
+             WHERE tenant = ?1 AND job_id = ?2 AND status IN ('pending', 'running')
+               AND wait_reason IS NULL
+             ORDER BY scheduled_for, id LIMIT ?3",
+        )
+        .bind(tenant)
+        .bind(job)
+        .bind(i64::from(n))
+        .fetch_all(&mut **tx)
+        .await?;
+        for id in &oldest {
+            sqlx::query(
+                "INSERT INTO attempts (run_id, number, started_at, duration_ms, error)
+                 SELECT id, attempt_count, attempt_started_at,
+                        max(?2 - attempt_started_at, 0) / 1000, ?3
+                 FROM runs
+                 WHERE id = ?1 AND status = 'running' AND attempt_started_at IS NOT NULL
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(crate::domain::run::CANCELLED)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE runs SET status = 'cancelled', reason = ?2, next_attempt_at = NULL,
+                     lease_owner = NULL, lease_until = NULL, finished_at = ?3
+                 WHERE id = ?1",
+            )
+            .bind(id)
+            .bind(crate::domain::event::REPLACED)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        oldest
+            .iter()
+            .map(|id| {
+                Uuid::parse_str(id).map_err(|e| StoreError::Corrupt(format!("run id {id:?}: {e}")))
+            })
+            .collect()
     }
 
     async fn release_waiting(

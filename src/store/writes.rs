@@ -28,7 +28,7 @@ use crate::domain::job::{JobId, JobState, ParseContext, Schedule};
 use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::{self, DueJob};
-use crate::domain::overlap::{self, InFlight, Overlap};
+use crate::domain::overlap::{self, Admission, InFlight, Overlap};
 use crate::domain::quota::{self, QuotaOverrides, Quotas};
 use crate::domain::retry::Outcome;
 use crate::domain::run::{RunCause, RunStatus};
@@ -272,6 +272,39 @@ impl<D: Dialect> SqlStore<D> {
             }
         }
         Ok(events)
+    }
+
+    /// Under overlap `replace`, after runs of `jobs` (key, `max_instances`,
+    /// the newest run made) were written: cancels each job's oldest runs
+    /// beyond its cap (§11.1). Answers the events and the runs cancelled,
+    /// whose requests the caller aborts after its commit.
+    async fn replace_oldest(
+        &self,
+        tx: &mut D::Tx,
+        jobs: &[(JobKey, u32, Uuid)],
+    ) -> StoreResult<(Vec<(String, NewEvent)>, Vec<Uuid>)> {
+        let (mut events, mut cancelled) = (Vec::new(), Vec::new());
+        if jobs.is_empty() {
+            return Ok((events, cancelled));
+        }
+        let keys: Vec<JobKey> = jobs.iter().map(|(key, ..)| key.clone()).collect();
+        let counts = self.db.count_in_flight(tx, &keys).await?;
+        for (key, max_instances, newest) in jobs {
+            let in_flight = counts.get(key).copied().unwrap_or_default();
+            let n = overlap::replaced(*max_instances, in_flight);
+            if n == 0 {
+                continue;
+            }
+            for id in self.db.cancel_oldest(tx, key, n).await? {
+                tracing::info!(tenant = %key.0, job_id = %key.1, run_id = %id, replaced_by = %newest, "run cancelled: replaced by a newer run (overlap replace)");
+                events.push((key.0.clone(), event::run_cancelled(&key.1, id, *newest)));
+                cancelled.push(id);
+            }
+        }
+        if !cancelled.is_empty() {
+            self.db.notify_cancelled(tx, &cancelled).await?;
+        }
+        Ok((events, cancelled))
     }
 
     /// Sends the waiting runs of `jobs` that their caps have room for,
@@ -564,6 +597,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut waiting: Vec<JobKey> = Vec::new();
         let mut runs_counted = Vec::new();
         let mut finished = Vec::new();
+        let mut replacing = Vec::new();
+        let mut newest = None;
         for (row, key) in due.into_iter().zip(keys) {
             // The jobs past the budget stay due, for the next transaction.
             if counted >= misfire::COUNTED_PER_CLAIM {
@@ -638,8 +673,12 @@ impl<D: Dialect> Store for SqlStore<D> {
                 // Runs wait: the cap may have room for the oldest of them.
                 waiting.push(key.clone());
             }
+            let replaces = decision.cancels > 0;
             for run in decision.runs {
                 let id = Uuid::now_v7();
+                if replaces && run.status == RunStatus::Pending {
+                    newest = Some(id);
+                }
                 runs.push(NewRun {
                     id,
                     created: event::run_created(&event::RunMade {
@@ -663,6 +702,9 @@ impl<D: Dialect> Store for SqlStore<D> {
                     host: host.clone(),
                 });
             }
+            if let Some(newest) = newest.take() {
+                replacing.push((key.clone(), count(row.max_instances).max(1), newest));
+            }
             if decision.schedule == Schedule::Completed {
                 events.push((row.tenant.clone(), event::job_completed(&row.id)));
             }
@@ -673,6 +715,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         let (inserted, mut deliveries) =
             self.db.insert_runs(&mut tx, &runs, &run_deliveries).await?;
         self.db.update_schedules(&mut tx, &schedules).await?;
+        let (cancel_events, cancelled) = self.replace_oldest(&mut tx, &replacing).await?;
+        events.extend(cancel_events);
         if !runs_counted.is_empty() {
             self.db.add_runs_counted(&mut tx, &runs_counted).await?;
         }
@@ -693,6 +737,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         }
         deliveries += self.write_events(&mut tx, &events).await?;
         D::commit(tx).await?;
+        self.wakeups.aborts.cancelled(&cancelled);
         if outcome.pending > 0 || released > 0 {
             self.wakeups.runs_changed();
         }
@@ -741,8 +786,8 @@ impl<D: Dialect> Store for SqlStore<D> {
             .remove(&key)
             .unwrap_or_default();
         let policy = Overlap::from_stored(&job.overlap, job.buffer_max).unwrap_or_default();
-        let (status, wait_reason, reason) =
-            overlap::admit(policy, count(job.max_instances), &mut in_flight, force).run_fields();
+        let admission = overlap::admit(policy, count(job.max_instances), &mut in_flight, force);
+        let (status, wait_reason, reason) = admission.run_fields();
         let run = self
             .db
             .insert_manual_run(
@@ -761,7 +806,12 @@ impl<D: Dialect> Store for SqlStore<D> {
         if status == RunStatus::Pending {
             self.db.notify(&mut tx, Channel::Runs).await?;
         }
-        let events = with_tenant(
+        let replacing = match admission {
+            Admission::Replace => vec![(key.clone(), count(job.max_instances).max(1), run.id)],
+            _ => Vec::new(),
+        };
+        let (cancel_events, cancelled) = self.replace_oldest(&mut tx, &replacing).await?;
+        let mut events = with_tenant(
             tenant,
             vec![event::run_created(&event::RunMade {
                 job_id: id.as_str(),
@@ -774,8 +824,10 @@ impl<D: Dialect> Store for SqlStore<D> {
                 reason,
             })],
         );
+        events.extend(cancel_events);
         let deliveries = self.write_events(&mut tx, &events).await?;
         D::commit(tx).await?;
+        self.wakeups.aborts.cancelled(&cancelled);
         if status == RunStatus::Pending {
             self.wakeups.runs_changed();
         }

@@ -376,6 +376,7 @@ fn overlap_in_words(overlap: crate::domain::overlap::Overlap) -> String {
         Overlap::BufferAll { buffer_max } => {
             format!("runs wait, up to {buffer_max}; more are skipped")
         }
+        Overlap::Replace => "the oldest run in flight is cancelled; the new run goes".to_string(),
     }
 }
 

@@ -310,3 +310,57 @@ async fn runs_waiting_for_a_killed_instance_s_run_still_go_in_order() {
         assert_eq!(run["wait_reason"], Value::Null, "{run}");
     }
 }
+
+/// Overlap `replace` across instances (DESIGN.md §11.1): a run made at one
+/// instance cancels the run another instance is sending, and that
+/// instance aborts its request (told by `NOTIFY`): with one request per
+/// host allowed, it can send the new run only once the old request is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_replaced_at_one_instance_is_aborted_at_the_other() {
+    let db = TestDb::postgres().await;
+    let receiver = Receiver::start().await;
+    receiver.script("/replaced", [Answer::Hang]);
+    let client = common::client();
+    let sender = ServiceProcess::start(&db.url, &["--max-in-flight-per-host", "1"], &[]);
+    let api = ServiceProcess::start(&db.url, &["--no-dispatcher", "--no-scheduler"], &[]);
+    let created = client
+        .post(format!("{}/v1/jobs", api.base))
+        .json(&json!({
+            "id": "replaced",
+            "trigger": {"type": "date", "run_at": "2099-01-01T00:00:00Z"},
+            "target": {"url": receiver.url("/replaced"), "timeout_s": 60},
+            "overlap": "replace"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let run_now = || async {
+        let reply = client
+            .post(format!("{}/v1/jobs/replaced/run", api.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 201);
+        reply.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = run_now().await;
+    eventually(Duration::from_secs(30), "the first request", || async {
+        (receiver.received("/replaced").len() == 1).then_some(())
+    })
+    .await;
+    let second = run_now().await;
+    let requests = eventually(Duration::from_secs(30), "the second request", || async {
+        let requests = receiver.received("/replaced");
+        (requests.len() == 2).then_some(requests)
+    })
+    .await;
+    assert_eq!(requests[0].header("webhook-id"), first);
+    assert_eq!(requests[1].header("webhook-id"), second);
+    let cancelled = get(&client, format!("{}/v1/runs/{first}", api.base)).await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    drop(sender);
+}

@@ -281,11 +281,80 @@ async fn a_smaller_buffer_keeps_the_oldest_waiting_runs(backend: Backend) {
     assert_eq!(app.post_empty("/v1/jobs/s/run").await.status, 409);
 }
 
+/// Under `replace`, a run over the cap cancels the oldest in flight: its
+/// request is aborted (with one request per host allowed, the new run's
+/// request can only start once the old one is), its attempt recorded
+/// `cancelled`, the run `cancelled` with reason `replaced`.
+async fn replace_cancels_the_oldest_run_and_aborts_its_request(backend: Backend) {
+    let db = common::TestDb::new(backend).await;
+    let mut config = common::test_config(&db.url);
+    config.max_in_flight_per_host = 1;
+    let app = TestApp::spawn_with(db, config).await;
+    let receiver = Receiver::start().await;
+    receiver.script("/r", [Answer::Hang]);
+    let job = manual_job("r", receiver.url("/r"), json!({"overlap": "replace"}));
+    assert_eq!(app.create_job(job).await["overlap"], "replace");
+    let first = app.post_empty("/v1/jobs/r/run").await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let first = first.json();
+    eventually(DEADLINE, "the first request", || async {
+        (receiver.received("/r").len() == 1).then_some(())
+    })
+    .await;
+    let second = app.post_empty("/v1/jobs/r/run").await;
+    assert_eq!(second.status, 201, "{}", second.text);
+    let second = second.json();
+    assert_eq!(second["wait_reason"], Value::Null);
+
+    let got = eventually(DEADLINE, "the second request", || async {
+        let got = receiver.received("/r");
+        (got.len() == 2).then_some(got)
+    })
+    .await;
+    assert_eq!(got[1].header("webhook-id"), second["id"].as_str().unwrap());
+    let cancelled = run_of(&app, first["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&cancelled["status"], &cancelled["reason"]),
+        (&json!("cancelled"), &json!("replaced")),
+        "{cancelled}"
+    );
+    assert!(!cancelled["finished_at"].is_null(), "{cancelled}");
+    assert_eq!(
+        cancelled["attempts"][0]["error"], "cancelled",
+        "{cancelled}"
+    );
+    assert_eq!(cancelled["attempts"].as_array().unwrap().len(), 1);
+    let second = finished(&app, second["id"].as_str().unwrap()).await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    let events = app.get("/v1/events?type=run.cancelled").await.json();
+    assert_eq!(events["items"][0]["run_id"], first["id"], "{events}");
+    assert_eq!(events["items"][0]["data"]["replaced_by"], second["id"]);
+    let listed = app.get("/v1/jobs/r/runs?status=cancelled").await.json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    // A run made while none is in flight cancels nothing.
+    let third = app.post_empty("/v1/jobs/r/run").await.json();
+    assert_eq!(
+        finished(&app, third["id"].as_str().unwrap()).await["status"],
+        "succeeded"
+    );
+    assert_eq!(
+        app.get("/v1/jobs/r/runs?status=cancelled").await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 async fn bad_overlap_settings_are_refused_naming_the_field(backend: Backend) {
     let app = spawn_without_dispatcher(backend).await;
     let url = "http://127.0.0.1:9/".to_string();
     let cases = [
-        (json!({"overlap": "replace"}), "overlap: "),
+        (json!({"overlap": "swap"}), "overlap: "),
+        (
+            json!({"overlap": "replace", "buffer_max": 3}),
+            "buffer_max: applies only with overlap \"buffer_all\"",
+        ),
         (
             json!({"overlap": "buffer_one", "buffer_max": 3}),
             "buffer_max: applies only with overlap \"buffer_all\"",
@@ -312,5 +381,6 @@ store_tests!(
     scheduled_runs_wait_under_buffer_all_and_never_overlap,
     a_raised_cap_releases_waiting_runs_and_skip_ends_them,
     a_smaller_buffer_keeps_the_oldest_waiting_runs,
+    replace_cancels_the_oldest_run_and_aborts_its_request,
     bad_overlap_settings_are_refused_naming_the_field,
 );
