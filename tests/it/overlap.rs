@@ -71,8 +71,13 @@ async fn manual_runs_wait_under_buffer_one_and_go_in_order(backend: Backend) {
     assert!(detail.contains("recorded as skipped"), "{detail}");
     let skipped = app.get("/v1/jobs/b1/runs?status=skipped").await.json();
     assert_eq!(skipped["items"][0]["reason"], "buffer_full");
-    // Their run.created events say so too.
-    let created = app.get("/v1/events?type=run.created").await.json();
+    // Their run.created events say so too (listed once every older
+    // transaction has ended).
+    let created = eventually(DEADLINE, "the run.created events", || async {
+        let created = app.get("/v1/events?type=run.created").await.json();
+        (created["items"].as_array().map_or(0, Vec::len) >= 3).then_some(created)
+    })
+    .await;
     let data_of = |run_id: &Value| {
         created["items"]
             .as_array()
@@ -326,7 +331,11 @@ async fn replace_cancels_the_oldest_run_and_aborts_its_request(backend: Backend)
     assert_eq!(cancelled["attempts"].as_array().unwrap().len(), 1);
     let second = finished(&app, second["id"].as_str().unwrap()).await;
     assert_eq!(second["status"], "succeeded", "{second}");
-    let events = app.get("/v1/events?type=run.cancelled").await.json();
+    let events = eventually(DEADLINE, "the run.cancelled event", || async {
+        let events = app.get("/v1/events?type=run.cancelled").await.json();
+        (!events["items"][0].is_null()).then_some(events)
+    })
+    .await;
     assert_eq!(events["items"][0]["run_id"], first["id"], "{events}");
     assert_eq!(events["items"][0]["data"]["replaced_by"], second["id"]);
     let listed = app.get("/v1/jobs/r/runs?status=cancelled").await.json();
