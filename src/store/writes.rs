@@ -659,9 +659,14 @@ impl<D: Dialect> Store for SqlStore<D> {
             if decision.schedule == Schedule::Completed
                 && row.on_complete == OnComplete::Delete.as_str()
                 && !decision.runs.iter().any(|r| r.status == RunStatus::Pending)
+                && in_flight
+                    .get(&key)
+                    .is_none_or(|n| *n == InFlight::default())
             {
                 // Completed with no run to send (its last was missed or
-                // skipped): deleted now, with the runs it would have had.
+                // skipped) and none in flight: deleted now, with the runs
+                // it would have had. With one in flight, its end deletes
+                // the job.
                 events.push((row.tenant.clone(), event::job_completed(&row.id)));
                 finished.push(key);
                 continue;

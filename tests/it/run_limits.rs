@@ -172,6 +172,47 @@ async fn a_job_whose_last_occurrence_is_missed_is_deleted_at_once(backend: Backe
     event_types(&app, "late", &["job.completed", "job.deleted"]).await;
 }
 
+/// Its last occurrence missed while a manual run is still in flight: the
+/// job is completed at once, and deleted when that run ends.
+async fn a_missed_last_occurrence_waits_for_the_run_in_flight(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    receiver.script("/held", [Answer::After(Duration::from_secs(6), 200)]);
+    let an_hour_ago = (chrono::Utc::now() - chrono::TimeDelta::hours(1)).to_rfc3339();
+    app.create_job(json!({
+        "id": "held",
+        "trigger": {"type": "date", "run_at": an_hour_ago},
+        "target": {"url": receiver.url("/held")},
+        "misfire_grace_s": 60,
+        "max_instances": 2,
+        "on_complete": "delete",
+        "paused": true
+    }))
+    .await;
+    assert_eq!(app.post_empty("/v1/jobs/held/run").await.status, 201);
+    eventually(DEADLINE, "the manual request", || async {
+        (!receiver.received("/held").is_empty()).then_some(())
+    })
+    .await;
+    // Its one fire time, an hour late: missed.
+    let resumed = app
+        .patch(
+            "/v1/jobs/held",
+            json!({"paused": false, "next_run_at": an_hour_ago}),
+        )
+        .await;
+    assert_eq!(resumed.status, 200, "{}", resumed.text);
+    let job = completed(&app, "held").await;
+    assert_eq!(job["next_run_at"], Value::Null);
+    let missed = app.get("/v1/jobs/held/runs?status=missed").await.json();
+    assert_eq!(missed["items"].as_array().unwrap().len(), 1, "{missed}");
+    eventually(DEADLINE, "the job deleted", || async {
+        (app.get("/v1/jobs/held").await.status == 404).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.received("/held").len(), 1);
+}
+
 async fn bad_run_limits_are_refused_naming_the_field(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let job = |extra: Value| {
@@ -211,5 +252,6 @@ store_tests!(
     a_job_stops_after_max_runs_and_a_raised_limit_lets_it_run_on,
     a_completed_job_is_deleted_once_its_last_run_ends,
     a_job_whose_last_occurrence_is_missed_is_deleted_at_once,
+    a_missed_last_occurrence_waits_for_the_run_in_flight,
     bad_run_limits_are_refused_naming_the_field,
 );
