@@ -130,6 +130,14 @@ struct Sending {
 }
 
 impl Sending {
+    /// A run no longer this process's to record (taken over, cancelled):
+    /// not released on shutdown.
+    fn forget(&self, run: Uuid) {
+        if let Ok(mut map) = self.in_flight.lock() {
+            map.remove(&run);
+        }
+    }
+
     /// Sends `run`, then each run that waited for its host, until none
     /// waits (or the service stops: those left are released).
     async fn run(
@@ -184,9 +192,7 @@ impl Sending {
             Ok(true) => true,
             Ok(false) => {
                 tracing::info!(run_id = %run.run_id, "not sent: taken over while it waited for its host");
-                if let Ok(mut map) = self.in_flight.lock() {
-                    map.remove(&run.run_id);
-                }
+                self.forget(run.run_id);
                 false
             }
             Err(e) => {
@@ -217,9 +223,7 @@ impl Sending {
                 Some(record) => record,
                 None => {
                     tracing::info!(run_id = %run.run_id, "request aborted: the run was cancelled (replaced by a newer run)");
-                    if let Ok(mut map) = self.in_flight.lock() {
-                        map.remove(&run.run_id);
-                    }
+                    self.forget(run.run_id);
                     return;
                 }
             }

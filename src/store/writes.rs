@@ -315,20 +315,19 @@ impl<D: Dialect> SqlStore<D> {
             return Ok(0);
         }
         let locked = self.db.lock_jobs(tx, jobs).await?;
-        self.release_locked(tx, &locked, jobs).await
+        let counts = self.db.count_in_flight(tx, jobs).await?;
+        self.release_locked(tx, &locked, &counts, jobs).await
     }
 
-    /// [`Self::release_waiting`] for jobs already locked in `tx`.
+    /// [`Self::release_waiting`] for jobs already locked in `tx`, their
+    /// runs in flight counted.
     async fn release_locked(
         &self,
         tx: &mut D::Tx,
         locked: &HashMap<JobKey, LockedJob>,
+        counts: &HashMap<JobKey, InFlight>,
         jobs: &[JobKey],
     ) -> StoreResult<u64> {
-        if jobs.is_empty() {
-            return Ok(0);
-        }
-        let counts = self.db.count_in_flight(tx, jobs).await?;
         let mut released = 0;
         for key in jobs {
             let (Some(job), Some(in_flight)) = (locked.get(key), counts.get(key)) else {
@@ -391,7 +390,13 @@ impl<D: Dialect> SqlStore<D> {
             self.db.pause_jobs(tx, &paused).await?;
             self.db.notify(tx, Channel::Jobs).await?;
         }
-        let released = self.release_locked(tx, &locked, &ended).await?;
+        if ended.is_empty() {
+            return Ok((events, 0));
+        }
+        // Counted once: releasing a waiting run leaves a job's runs in
+        // flight as many, so the same counts say which jobs are done.
+        let counts = self.db.count_in_flight(tx, &ended).await?;
+        let released = self.release_locked(tx, &locked, &counts, &ended).await?;
         let finished: Vec<JobKey> = ended
             .into_iter()
             .filter(|key| {
@@ -400,10 +405,7 @@ impl<D: Dialect> SqlStore<D> {
                 })
             })
             .collect();
-        if !finished.is_empty() {
-            let in_flight = self.db.count_in_flight(tx, &finished).await?;
-            events.extend(self.delete_finished(tx, &finished, &in_flight).await?);
-        }
+        events.extend(self.delete_finished(tx, &finished, &counts).await?);
         Ok((events, released))
     }
 }
@@ -598,7 +600,6 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut runs_counted = Vec::new();
         let mut finished = Vec::new();
         let mut replacing = Vec::new();
-        let mut newest = None;
         for (row, key) in due.into_iter().zip(keys) {
             // The jobs past the budget stay due, for the next transaction.
             if counted >= misfire::COUNTED_PER_CLAIM {
@@ -679,6 +680,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                 waiting.push(key.clone());
             }
             let replaces = decision.cancels > 0;
+            let mut newest = None;
             for run in decision.runs {
                 let id = Uuid::now_v7();
                 if replaces && run.status == RunStatus::Pending {
@@ -707,7 +709,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                     host: host.clone(),
                 });
             }
-            if let Some(newest) = newest.take() {
+            if let Some(newest) = newest {
                 replacing.push((key.clone(), count(row.max_instances).max(1), newest));
             }
             if decision.schedule == Schedule::Completed {
