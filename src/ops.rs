@@ -5,16 +5,21 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::auth::Tenant;
 use crate::domain::job::{JobId, ParseContext};
 use crate::domain::lifecycle::JobCommand;
 use crate::domain::network_policy::NetworkPolicy;
+use crate::domain::run::RunCause;
 use crate::domain::signing::generate_secret;
+use crate::domain::target::Target;
+use crate::domain::template::{self, RunFacts};
 use crate::metrics::Metrics;
-use crate::store::{DynStore, Idempotency, Job, JobFilter, JobSecret, Run, StoreResult};
+use crate::store::{
+    DynStore, Idempotency, Job, JobFilter, JobSecret, Run, StoreError, StoreResult,
+};
 
 /// Which front end asked: the API or the dashboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +72,33 @@ impl Ops<'_> {
             .save_job(self.tenant, id, &command, ctx, None)
             .await?;
         Ok(job)
+    }
+
+    /// The request a run of the job for `scheduled_for` would send (§11.2):
+    /// its template rendered with the job's last success as it stands; a
+    /// template that does not render for it is refused, naming the field.
+    pub async fn render(
+        &self,
+        id: &JobId,
+        scheduled_for: Option<DateTime<Utc>>,
+    ) -> StoreResult<(DateTime<Utc>, Target)> {
+        let (job, last_success) = self
+            .store
+            .job_for_render(self.tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let now = crate::domain::instant::truncate(Utc::now());
+        let scheduled_for = scheduled_for.or(job.schedule.next_run_at()).unwrap_or(now);
+        let facts = RunFacts {
+            run_id: Uuid::now_v7(),
+            scheduled_for,
+            cause: RunCause::Schedule,
+            occurrences: 1,
+            last_success,
+        };
+        let target = template::render(id.as_str(), &job.definition, &facts)
+            .map_err(|e| StoreError::Invalid(e.into()))?;
+        Ok((scheduled_for, target))
     }
 
     /// A manual run now; over `max_instances` it waits or is recorded as

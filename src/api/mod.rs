@@ -14,6 +14,7 @@ mod metrics;
 mod openapi;
 pub(crate) mod pagination;
 mod quotas;
+mod render;
 mod runs;
 mod schema;
 mod secrets;
@@ -50,6 +51,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(secrets::get_secret))
         .routes(routes!(secrets::rotate_secret))
         .routes(routes!(runs::run_now))
+        .routes(routes!(render::render_request))
         .routes(routes!(runs::list_runs))
         .routes(routes!(runs::list_all_runs))
         .routes(routes!(runs::get_run))

@@ -138,6 +138,9 @@ pub struct TargetView {
     #[schema(value_type = Object)]
     pub body: Option<Value>,
     pub timeout_s: u32,
+    /// Its `{{ … }}` expressions are rendered when a run is made
+    /// (DESIGN.md §11.2).
+    pub template: bool,
 }
 
 impl From<&Target> for TargetView {
@@ -156,6 +159,7 @@ impl From<&Target> for TargetView {
             sensitive_headers: sensitive.into_iter().map(|(k, _)| k.clone()).collect(),
             body: t.body.to_value(),
             timeout_s: t.timeout_s,
+            template: t.template,
         }
     }
 }

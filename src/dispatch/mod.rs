@@ -439,7 +439,7 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
     let (target, retry) = match &run.spec {
         Ok(spec) => spec,
         Err(e) => {
-            tracing::error!(run_id = %run.run_id, job_id = %subject, error = %e, "run failed: the stored job does not read back");
+            tracing::error!(run_id = %run.run_id, job_id = %subject, error = %e, "run failed unsent");
             return AttemptRecord {
                 run_id: run.run_id,
                 tenant: run.tenant.clone(),
@@ -448,7 +448,7 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
                 started_at,
                 duration_ms: 0,
                 status_code: None,
-                error: Some(format!("not sent: the stored job does not parse ({e})")),
+                error: Some(e.clone()),
                 response_excerpt: None,
                 outcome: Outcome::Failed,
                 follow_up: run.follow_up,

@@ -336,7 +336,7 @@ impl JobInput {
                 "cannot be given with paused: true (a paused job has no next run)",
             ));
         }
-        Ok(JobSpec {
+        let spec = JobSpec {
             id,
             definition: JobDefinition {
                 name: self.name,
@@ -355,7 +355,12 @@ impl JobInput {
             },
             paused,
             next_run_at: self.next_run_at.map(|forced| forced.resolve(ctx.now)),
-        })
+        };
+        if spec.definition.target.template {
+            let id = spec.id.as_ref().map_or("", JobId::as_str);
+            crate::domain::template::check(id, &spec.definition, ctx.now)?;
+        }
+        Ok(spec)
     }
 }
 

@@ -21,4 +21,5 @@ pub mod sealing;
 pub mod signing;
 pub mod subscription;
 pub mod target;
+pub mod template;
 pub mod trigger;

@@ -13,7 +13,7 @@ use crate::domain::network_policy::NetworkPolicy;
 
 pub const DEFAULT_TIMEOUT_S: u32 = 30;
 pub const MAX_TIMEOUT_S: u32 = 300;
-const MAX_URL_LEN: usize = 2048;
+pub(crate) const MAX_URL_LEN: usize = 2048;
 const MAX_HEADERS: usize = 50;
 const MAX_HEADER_VALUE_LEN: usize = 8192;
 
@@ -44,6 +44,11 @@ pub struct TargetInput {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 300)]
     pub timeout_s: Option<i64>,
+    /// Render `{{ … }}` expressions with the run's context (default
+    /// false): in the string leaves of a JSON body, a string body, header
+    /// values, and the URL's path and query (DESIGN.md §11.2).
+    #[serde(default)]
+    pub template: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +120,8 @@ pub struct Target {
     pub headers: BTreeMap<String, String>,
     pub body: Body,
     pub timeout_s: u32,
+    /// Its expressions are rendered when a run is made (§11.2).
+    pub template: bool,
 }
 
 impl Target {
@@ -147,6 +154,7 @@ impl Target {
             headers: Some(self.headers.clone()),
             body: self.body.to_value(),
             timeout_s: Some(self.timeout_s.into()),
+            template: Some(self.template),
         }
     }
 }
@@ -189,12 +197,20 @@ impl TargetInput {
                 ));
             }
         };
+        let template = self.template.unwrap_or(false);
+        if template && url.host_str().is_some_and(|h| h.contains('{')) {
+            return Err(FieldError::new(
+                at("url"),
+                "only the path and query may hold expressions, never the host",
+            ));
+        }
         Ok(Target {
             url,
             method,
             headers,
             body,
             timeout_s,
+            template,
         })
     }
 }
@@ -294,6 +310,15 @@ pub fn masked_url(url: &Url) -> String {
     }
 }
 
+/// Whether a header value may be sent: visible ASCII (and tabs), at most
+/// 8192 bytes.
+pub(crate) fn is_header_value(value: &str) -> bool {
+    value.len() <= MAX_HEADER_VALUE_LEN
+        && value
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b))
+}
+
 /// Headers the service sets itself, which a job may not override.
 fn reserved(name: &str) -> bool {
     name.starts_with("webhook-")
@@ -333,10 +358,7 @@ fn parse_headers(
                 "is a hop-by-hop header (te, upgrade, keep-alive, trailer, expect, proxy-*) and may not be given",
             ));
         }
-        let visible_ascii = value
-            .bytes()
-            .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b));
-        if value.len() > MAX_HEADER_VALUE_LEN || !visible_ascii {
+        if !is_header_value(&value) {
             return Err(FieldError::new(
                 at,
                 "is not a valid header value (visible ASCII, at most 8192 bytes)",

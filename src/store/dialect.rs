@@ -72,6 +72,8 @@ pub(crate) struct DueRow {
     pub runs_counted: i64,
     pub on_complete: String,
     pub target_url: String,
+    /// Its runs' requests are rendered when made (§11.2).
+    pub target_template: bool,
 }
 
 /// A scheduled run to insert, with its `run.created` event (written only
@@ -103,6 +105,8 @@ pub(crate) struct LockedJob {
     pub buffer_max: Option<i64>,
     pub on_complete: OnComplete,
     pub target_url: String,
+    /// Its runs' requests are rendered when made (§11.2).
+    pub template: bool,
 }
 
 /// A delivery of an event to a subscription: a pending run of its own.
@@ -288,6 +292,19 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         runs: &[NewRun],
         deliveries: &[NewDelivery],
     ) -> StoreResult<(Vec<RunStatus>, usize)>;
+    /// When the job's newest run that succeeded was for and ended
+    /// (§11.2's `last_success`).
+    async fn last_success(
+        &self,
+        tx: &mut Self::Tx,
+        job: &JobKey,
+    ) -> StoreResult<Option<(DateTime<Utc>, DateTime<Utc>)>>;
+    /// Keeps each run's rendered request (§11.2).
+    async fn store_requests(
+        &self,
+        tx: &mut Self::Tx,
+        requests: &[(Uuid, String)],
+    ) -> StoreResult<()>;
     /// Writes the jobs' new schedules.
     async fn update_schedules(
         &self,

@@ -325,8 +325,10 @@ pub struct ClaimedRun {
     /// counts from there.
     pub prior_attempts: u32,
     pub tenant: Tenant,
-    /// The job's target and retry policy, or why the stored job no longer
-    /// reads back (the run then fails without a request, alone).
+    /// The request and retry policy, or why there is none to send: the
+    /// stored job no longer reads back, or its template did not render
+    /// (`template_error`, §11.2). The run then fails unsent, alone, with
+    /// this as its attempt's error.
     pub spec: Result<(Target, RetryPolicy), String>,
     /// Signing secrets: the current one, then the previous one while its
     /// rotation grace period lasts.
@@ -518,6 +520,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether job `id` exists, without reading its definition.
     async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool>;
+    /// The job with when its newest run that succeeded was for and ended:
+    /// what its template renders with (§11.2).
+    async fn job_for_render(
+        &self,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<Option<(Job, Option<(DateTime<Utc>, DateTime<Utc>)>)>>;
 
     /// Jobs in id order.
     async fn list_jobs(&self, tenant: &Tenant, filter: &JobFilter) -> StoreResult<Vec<Job>>;
@@ -956,6 +965,8 @@ pub(crate) struct ClaimedParts {
     pub prior_attempts: i64,
     /// A job's target and retry policy.
     pub job: Option<(shape::StoredTarget, shape::StoredRetry)>,
+    /// A template job's run: the request rendered when it was made (§11.2).
+    pub request: Option<String>,
     /// Whether its end is followed up on its job (§11.1, §11.3).
     pub follow_up: bool,
     /// Whether a newer run may cancel it (§11.1).
@@ -970,6 +981,7 @@ pub(crate) struct ClaimedParts {
 
 impl ClaimedParts {
     pub fn into_claimed(self, key: &SealingKey) -> StoreResult<ClaimedRun> {
+        let run_id_text = self.run_id.to_string();
         // The secret is the job's, or (for an event's delivery) the
         // subscription's.
         let row = match (&self.job, &self.delivery, &self.job_id) {
@@ -1003,9 +1015,28 @@ impl ClaimedParts {
                     table: "jobs",
                     id: &job,
                 };
-                let spec = target
-                    .into_target(row, key)
-                    .and_then(|target| Ok((target, retry.into_policy(&job)?)));
+                let run_row = Row {
+                    tenant: &self.tenant,
+                    table: "runs",
+                    id: &run_id_text,
+                };
+                // A template job's run sends what was rendered when it was
+                // made; one made without (it cannot be) is not sent as the
+                // template's text.
+                let timeout_s = target.timeout_s;
+                let spec = match (&self.request, target.template) {
+                    (Some(request), _) => {
+                        shape::StoredRequest::read(request, run_row, key, timeout_s)
+                    }
+                    (None, true) => Ok(Err("template_error: the run was made without its \
+                                            rendered request"
+                        .to_string())),
+                    (None, false) => target.into_target(row, key).map(Ok),
+                }
+                .and_then(|rendered| {
+                    let retry = retry.into_policy(&job)?;
+                    Ok(rendered.map(|target| (target, retry)))
+                });
                 let subject = Subject::Job {
                     job_id: job_id(job)?,
                     scheduled_for: self.scheduled_for,
@@ -1029,7 +1060,7 @@ impl ClaimedParts {
                 };
                 let spec = stored
                     .into_target(row, key)
-                    .map(|target| crate::domain::event::delivery_request(target, body));
+                    .map(|target| Ok(crate::domain::event::delivery_request(target, body)));
                 let subject = Subject::Event {
                     subscription_id,
                     event_id: event.id,
@@ -1046,13 +1077,13 @@ impl ClaimedParts {
         };
         let spec = spec
             .and_then(|spec| Ok((spec, secrets?)))
-            .map_err(|e| e.to_string());
+            .map_err(|e| format!("not sent: the stored job does not parse ({e})"));
         let (spec, secrets) = match spec {
-            Ok((spec, secret)) => (
+            Ok((Ok(spec), secret)) => (
                 Ok(spec),
                 crate::domain::signing::secrets_at(secret.secret, secret.previous, self.now),
             ),
-            Err(e) => (Err(e), Vec::new()),
+            Ok((Err(e), _)) | Err(e) => (Err(e), Vec::new()),
         };
         Ok(ClaimedRun {
             run_id: self.run_id,

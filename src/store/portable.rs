@@ -207,7 +207,7 @@ macro_rules! portable_statements {
             };
             let plain = sqlx::query_as::<_, $crate::store::rows::PlainRow>(
                 "SELECT tenant, id, secret, previous_secret, target_url, target_method,
-                        target_headers, target_body, target_secrets, timeout_s
+                        target_headers, target_body, target_secrets, timeout_s, target_template
                  FROM jobs
                  WHERE secret NOT LIKE 'enc:v2:%' OR previous_secret NOT LIKE 'enc:v2:%'
                     OR target_secrets IS NULL OR target_secrets NOT LIKE 'enc:v2:%'
@@ -387,6 +387,46 @@ macro_rules! portable_statements {
             .bind(i64::try_from(made).unwrap_or(i64::MAX))
             .execute(conn)
             .await?;
+            Ok(())
+        }
+
+        /// When the job's newest run that succeeded was for and ended
+        /// (§11.2's `last_success`), read in `conn`'s transaction.
+        async fn last_success_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            job: &str,
+        ) -> $crate::store::StoreResult<
+            Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
+        > {
+            use $crate::store::rows::At;
+            let row: Option<(AtColumn, Option<AtColumn>)> = sqlx::query_as(
+                "SELECT scheduled_for, finished_at FROM runs
+                 WHERE job_id = $2 AND tenant = $1 AND status = 'succeeded'
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+            )
+            .bind(tenant)
+            .bind(job)
+            .fetch_optional(conn)
+            .await?;
+            Ok(row.and_then(|(scheduled_for, finished_at)| {
+                Some((scheduled_for.at(), finished_at?.at()))
+            }))
+        }
+
+        /// Keeps each run's rendered request (§11.2), in `conn`'s
+        /// transaction.
+        async fn store_requests_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            requests: &[(uuid::Uuid, String)],
+        ) -> $crate::store::StoreResult<()> {
+            for (id, request) in requests {
+                sqlx::query("UPDATE runs SET request = $2 WHERE id = $1")
+                    .bind(row_id(*id))
+                    .bind(request)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             Ok(())
         }
 

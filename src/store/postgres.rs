@@ -104,7 +104,8 @@ macro_rules! job_columns {
         "tenant, id, name, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
          end_at, jitter_s, target_url, target_method, target_headers, target_body,
          target_secrets, timeout_s, misfire_grace_s, coalesce_runs, catchup_max, max_instances,
-         overlap, buffer_max, pause_on_failure, max_runs, on_complete, max_attempts,
+         overlap, buffer_max, pause_on_failure, max_runs, on_complete, target_template,
+         max_attempts,
          backoff_initial_s, backoff_max_s, metadata, state, next_run_at, secret,
          created_at, updated_at"
     };
@@ -147,6 +148,7 @@ fn push_job(
         .push_bind(d.pause_on_failure)
         .push_bind(d.max_runs)
         .push_bind(d.on_complete.clone())
+        .push_bind(d.target.template)
         .push_bind(d.retry.max_attempts)
         .push_bind(d.retry.backoff_initial_s)
         .push_bind(d.retry.backoff_max_s)
@@ -166,7 +168,8 @@ macro_rules! job_query {
             "
     SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
            j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
-           j.target_body, j.target_secrets, j.timeout_s, j.misfire_grace_s, j.coalesce_runs,
+           j.target_body, j.target_secrets, j.timeout_s, j.target_template, j.misfire_grace_s,
+           j.coalesce_runs,
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
            j.backoff_max_s,
@@ -618,7 +621,7 @@ impl Dialect for PgDialect {
                  target_secrets = $25, catchup_max = $26, pause_on_failure = $28,
                  overlap = $29, buffer_max = $30, max_runs = $31, on_complete = $32,
                  runs_counted = CASE WHEN $33 THEN 0 ELSE runs_counted END,
-                 updated_at = now()
+                 target_template = $34, updated_at = now()
              WHERE tenant = $27 AND id = $1",
         )
         .bind(id.as_str())
@@ -654,6 +657,7 @@ impl Dialect for PgDialect {
         .bind(d.max_runs)
         .bind(&d.on_complete)
         .bind(restart_count)
+        .bind(d.target.template)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -771,7 +775,7 @@ impl Dialect for PgDialect {
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, overlap, buffer_max, max_runs, runs_counted, on_complete,
-                    target_url, now() AS db_now
+                    target_url, target_template, now() AS db_now
              FROM jobs j
              WHERE next_run_at <= now() + make_interval(secs => $3) AND NOT (tenant = ANY($2))
                AND (next_run_at <= now() OR NOT ",
@@ -974,6 +978,22 @@ impl Dialect for PgDialect {
         Ok((statuses, delivered))
     }
 
+    async fn last_success(
+        &self,
+        tx: &mut Self::Tx,
+        job: &JobKey,
+    ) -> StoreResult<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+        last_success_in(tx, &job.0, &job.1).await
+    }
+
+    async fn store_requests(
+        &self,
+        tx: &mut Self::Tx,
+        requests: &[(Uuid, String)],
+    ) -> StoreResult<()> {
+        store_requests_in(tx, requests).await
+    }
+
     async fn update_schedules(
         &self,
         tx: &mut Self::Tx,
@@ -1028,7 +1048,7 @@ impl Dialect for PgDialect {
         let (tenants, ids) = job_keys(jobs);
         let rows: Vec<LockedRow> = sqlx::query_as(
             "SELECT j.tenant, j.id, j.state, j.pause_on_failure, j.max_instances, j.overlap,
-                    j.buffer_max, j.on_complete, j.target_url
+                    j.buffer_max, j.on_complete, j.target_url, j.target_template
              FROM jobs j JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
                   ON j.tenant = u.tenant AND j.id = u.id
              ORDER BY j.tenant, j.id
@@ -1397,11 +1417,11 @@ impl Dialect for PgDialect {
                  FROM due
                  WHERE r.id = due.id
                  RETURNING r.id, r.tenant, r.job_id, r.subscription_id, r.event_id,
-                           r.scheduled_for, r.attempt_count, r.prior_attempts
+                           r.scheduled_for, r.attempt_count, r.prior_attempts, r.request
              )
              SELECT c.id, c.tenant, c.job_id, c.subscription_id, c.scheduled_for, c.attempt_count,
-                    c.prior_attempts, j.target_url, j.target_method, j.target_headers,
-                    j.target_body, j.target_secrets, j.timeout_s, j.max_attempts,
+                    c.prior_attempts, c.request, j.target_url, j.target_method, j.target_headers,
+                    j.target_body, j.target_secrets, j.timeout_s, j.target_template, j.max_attempts,
                     j.backoff_initial_s, j.backoff_max_s, j.overlap, j.on_complete,
                     s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
                     COALESCE(j.secret, s.secret) AS secret, j.previous_secret,

@@ -205,6 +205,7 @@ pub(crate) struct DueJobRow<T> {
     runs_counted: i64,
     on_complete: String,
     target_url: String,
+    target_template: bool,
 }
 
 impl<T: At> From<DueJobRow<T>> for DueRow {
@@ -224,6 +225,7 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
             runs_counted: r.runs_counted,
             on_complete: r.on_complete,
             target_url: r.target_url,
+            target_template: r.target_template,
         }
     }
 }
@@ -305,6 +307,8 @@ pub(crate) struct ClaimedRow<T, I, N> {
     prior_attempts: N,
     #[sqlx(flatten)]
     job: ClaimedJobColumns,
+    /// The rendered request of a template job's run (§11.2).
+    request: Option<String>,
     /// The job's overlap policy and `on_complete` (none for an event's
     /// delivery).
     overlap: Option<String>,
@@ -362,6 +366,7 @@ impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
             attempt_count: self.attempt_count.into(),
             prior_attempts: self.prior_attempts.into(),
             job,
+            request: self.request,
             follow_up: overlap.is_some_and(Overlap::waits)
                 || self.on_complete.is_some_and(|o| o == "delete"),
             abortable: overlap == Some(Overlap::Replace),
@@ -549,6 +554,7 @@ pub(crate) struct LockedRow {
     buffer_max: Option<i64>,
     on_complete: String,
     target_url: String,
+    target_template: bool,
 }
 
 impl LockedRow {
@@ -569,6 +575,7 @@ impl LockedRow {
                 ))
             })?,
             target_url: self.target_url,
+            template: self.target_template,
         };
         Ok(((self.tenant, self.id), job))
     }

@@ -83,6 +83,9 @@ pub(crate) struct StoredTarget {
     #[sqlx(rename = "target_secrets")]
     pub secrets: Option<String>,
     pub timeout_s: i64,
+    /// Rendered when a run is made (§11.2).
+    #[sqlx(rename = "target_template")]
+    pub template: bool,
 }
 
 /// What a target's `secrets` column holds, once opened.
@@ -176,6 +179,7 @@ impl StoredTarget {
             body: None,
             secrets,
             timeout_s: crate::domain::target::DEFAULT_TIMEOUT_S.into(),
+            template: false,
         }
     }
 
@@ -204,7 +208,79 @@ impl StoredTarget {
             body: t.body.to_value().map(|v| v.to_string()),
             secrets: Some(sealed),
             timeout_s: t.timeout_s.into(),
+            template: t.template,
         }
+    }
+}
+
+/// A run's rendered request as its `request` column keeps it (§11.2): the
+/// target's columns, its secrets sealed to the run's own row; or why it
+/// did not render (the run then fails with `template_error`, unsent).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StoredRequest {
+    Rendered {
+        url: String,
+        method: String,
+        headers: String,
+        body: Option<String>,
+        secrets: Option<String>,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+impl StoredRequest {
+    /// The column's text for run `row` (table `runs`).
+    pub fn of(rendered: &Result<Target, String>, key: &SealingKey, row: Row<'_>) -> String {
+        let stored = match rendered {
+            Ok(target) => {
+                let t = StoredTarget::of(target, key, row);
+                StoredRequest::Rendered {
+                    url: t.url,
+                    method: t.method,
+                    headers: t.headers,
+                    body: t.body,
+                    secrets: t.secrets,
+                }
+            }
+            Err(error) => StoredRequest::Failed {
+                error: error.clone(),
+            },
+        };
+        serde_json::to_string(&stored).unwrap_or_default()
+    }
+
+    /// The request a run sends, with its job's timeout; or the rendering
+    /// error it ends with.
+    pub fn read(
+        text: &str,
+        row: Row<'_>,
+        key: &SealingKey,
+        timeout_s: i64,
+    ) -> StoreResult<Result<Target, String>> {
+        let stored: StoredRequest = serde_json::from_str(text)
+            .map_err(|e| StoreError::Corrupt(format!("run {}: request: {e}", row.id)))?;
+        Ok(match stored {
+            StoredRequest::Rendered {
+                url,
+                method,
+                headers,
+                body,
+                secrets,
+            } => Ok(StoredTarget {
+                url,
+                method,
+                headers,
+                body,
+                secrets,
+                timeout_s,
+                template: false,
+            }
+            .into_target(row, key)?),
+            StoredRequest::Failed { error } => Err(error),
+        })
     }
 }
 
@@ -340,6 +416,7 @@ impl StoredTarget {
                     .transpose()?,
             ),
             timeout_s: unsigned(job, "timeout_s", self.timeout_s)?,
+            template: self.template,
         })
     }
 }
@@ -364,6 +441,7 @@ pub(crate) struct ClaimedJobColumns {
     target_body: Option<String>,
     target_secrets: Option<String>,
     timeout_s: Option<i64>,
+    target_template: Option<bool>,
     max_attempts: Option<i64>,
     backoff_initial_s: Option<i64>,
     backoff_max_s: Option<i64>,
@@ -379,6 +457,7 @@ impl ClaimedJobColumns {
             body: self.target_body,
             secrets: self.target_secrets,
             timeout_s: self.timeout_s?,
+            template: self.target_template?,
         };
         let retry = StoredRetry {
             max_attempts: self.max_attempts?,
@@ -416,6 +495,37 @@ mod tests {
         table: "jobs",
         id: "j",
     };
+
+    #[test]
+    fn a_rendered_request_round_trips_with_its_secrets_sealed_to_the_run() {
+        let d = definition(json!({
+            "trigger": {"type": "interval", "every_s": 60},
+            "target": {"url": "https://example.com/hook?k=1", "template": true, "timeout_s": 7,
+                       "headers": {"Authorization": "Bearer s3cret", "X-Day": "{{ run.id }}"},
+                       "body": {"day": "{{ run.id }}"}}
+        }));
+        let run = Row {
+            tenant: "default",
+            table: "runs",
+            id: "0190aaaa-0000-7000-8000-000000000000",
+        };
+        let rendered = Ok(d.target.clone());
+        let text = StoredRequest::of(&rendered, &key(), run);
+        assert!(!text.contains("s3cret"), "{text}");
+        let back = StoredRequest::read(&text, run, &key(), 7).unwrap().unwrap();
+        assert_eq!(back.headers, d.target.headers);
+        assert_eq!(
+            (back.url, back.body, back.timeout_s),
+            (d.target.url, d.target.body, 7)
+        );
+        // Sealed to its run: another row's key context does not open it.
+        assert!(StoredRequest::read(&text, ROW, &key(), 7).is_err());
+        let failed = StoredRequest::of(&Err("template_error: x".into()), &key(), run);
+        assert_eq!(
+            StoredRequest::read(&failed, run, &key(), 7).unwrap(),
+            Err("template_error: x".to_string())
+        );
+    }
 
     /// Through the columns and back, as a store does.
     fn round_trip(d: &JobDefinition) -> JobDefinition {

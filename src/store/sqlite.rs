@@ -94,7 +94,8 @@ macro_rules! job_query {
             "
     SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
            j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
-           j.target_body, j.target_secrets, j.timeout_s, j.misfire_grace_s, j.coalesce_runs,
+           j.target_body, j.target_secrets, j.timeout_s, j.target_template, j.misfire_grace_s,
+           j.coalesce_runs,
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
            j.backoff_max_s,
@@ -302,10 +303,11 @@ impl Dialect for SqliteDialect {
                  coalesce_runs, catchup_max, max_instances, max_attempts,
                  backoff_initial_s, backoff_max_s, metadata,
                  state, next_run_at, secret, created_at, updated_at, tenant,
-                 pause_on_failure, overlap, buffer_max, max_runs, on_complete)
+                 pause_on_failure, overlap, buffer_max, max_runs, on_complete,
+                 target_template)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                      ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-                     ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
+                     ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)",
         )
         .bind(id.as_str());
         let done = bind_definition(query, stored)
@@ -319,6 +321,7 @@ impl Dialect for SqliteDialect {
             .bind(stored.buffer_max)
             .bind(stored.max_runs)
             .bind(stored.on_complete.clone())
+            .bind(stored.target.template)
             .execute(&mut **tx)
             .await;
         match done {
@@ -348,7 +351,8 @@ impl Dialect for SqliteDialect {
                  next_run_at = CASE WHEN ?25 IS NULL THEN next_run_at ELSE ?26 END,
                  updated_at = ?27, pause_on_failure = ?29, overlap = ?30, buffer_max = ?31,
                  max_runs = ?32, on_complete = ?33,
-                 runs_counted = CASE WHEN ?34 THEN 0 ELSE runs_counted END
+                 runs_counted = CASE WHEN ?34 THEN 0 ELSE runs_counted END,
+                 target_template = ?35
              WHERE tenant = ?28 AND id = ?1",
         )
         .bind(id.as_str());
@@ -363,6 +367,7 @@ impl Dialect for SqliteDialect {
             .bind(stored.max_runs)
             .bind(stored.on_complete.clone())
             .bind(restart_count)
+            .bind(stored.target.template)
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -482,7 +487,7 @@ impl Dialect for SqliteDialect {
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, overlap, buffer_max, max_runs, runs_counted, on_complete,
-                    target_url
+                    target_url, target_template
              FROM jobs j
              WHERE next_run_at IS NOT NULL AND next_run_at <= ?1 + ?4
                AND tenant NOT IN (SELECT value FROM json_each(?3))
@@ -670,6 +675,22 @@ impl Dialect for SqliteDialect {
         Ok((statuses, delivered))
     }
 
+    async fn last_success(
+        &self,
+        tx: &mut Self::Tx,
+        job: &JobKey,
+    ) -> StoreResult<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+        last_success_in(tx, &job.0, &job.1).await
+    }
+
+    async fn store_requests(
+        &self,
+        tx: &mut Self::Tx,
+        requests: &[(Uuid, String)],
+    ) -> StoreResult<()> {
+        store_requests_in(tx, requests).await
+    }
+
     async fn update_schedules(
         &self,
         tx: &mut Self::Tx,
@@ -718,7 +739,7 @@ impl Dialect for SqliteDialect {
         for (tenant, id) in jobs {
             let row: Option<LockedRow> = sqlx::query_as(
                 "SELECT tenant, id, state, pause_on_failure, max_instances, overlap, buffer_max,
-                        on_complete, target_url
+                        on_complete, target_url, target_template
                  FROM jobs WHERE tenant = ?1 AND id = ?2",
             )
             .bind(tenant)
@@ -1080,8 +1101,9 @@ impl Dialect for SqliteDialect {
         for (id,) in ids {
             let row = sqlx::query_as::<_, ClaimedRow>(
                 "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.scheduled_for,
-                        r.attempt_count, r.prior_attempts, j.target_url, j.target_method,
-                        j.target_headers, j.target_body, j.target_secrets, j.timeout_s,
+                        r.attempt_count, r.prior_attempts, r.request, j.target_url,
+                        j.target_method, j.target_headers, j.target_body, j.target_secrets,
+                        j.timeout_s, j.target_template,
                         j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.overlap, j.on_complete,
                         s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
                         COALESCE(j.secret, s.secret) AS secret, j.previous_secret,

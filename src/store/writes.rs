@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{Channel, Dialect, JobKey, LockedJob, NewDelivery, NewRun};
-use super::shape::StoredDefinition;
+use super::shape::{StoredDefinition, StoredRequest};
 use super::subscriptions::{Interests, SubscriptionCache};
 use super::{
     Attempt, AttemptRecord, Busy, ClaimOutcome, ClaimedRun, DeliveryRecord, Event, EventFilter,
@@ -34,6 +34,7 @@ use crate::domain::retry::Outcome;
 use crate::domain::run::{RunCause, RunStatus};
 use crate::domain::run_limit::{self, OnComplete};
 use crate::domain::sealing::{Row, SealingKey};
+use crate::domain::template::{self, RunFacts};
 use crate::wakeup::Wakeups;
 
 /// The store over one database: its dialect, this process's wake-ups, the
@@ -310,6 +311,47 @@ impl<D: Dialect> SqlStore<D> {
     /// Sends the waiting runs of `jobs` that their caps have room for,
     /// oldest first (§11.1), under the jobs' row locks; answers how many
     /// (the caller wakes the dispatchers after its commit).
+    /// Renders the requests of template jobs' runs just inserted in `tx`
+    /// and keeps each on its run (§11.2), so that every attempt sends the
+    /// same bytes. A template that does not render is kept as its error:
+    /// the run then fails unsent with `template_error`, not retried.
+    async fn render_requests(
+        &self,
+        tx: &mut D::Tx,
+        runs: Vec<(JobKey, RunFacts)>,
+    ) -> StoreResult<()> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let mut jobs = HashMap::new();
+        let mut requests = Vec::with_capacity(runs.len());
+        for (key, mut facts) in runs {
+            if !jobs.contains_key(&key) {
+                let (tenant, id) = (super::tenant(&key.0)?, super::job_id(key.1.clone())?);
+                let job = self.db.read_job(tx, &self.key, &tenant, &id, false).await?;
+                let last_success = self.db.last_success(tx, &key).await?;
+                jobs.insert(key.clone(), job.map(|job| (job, last_success)));
+            }
+            let Some(Some((job, last_success))) = jobs.get(&key) else {
+                continue;
+            };
+            facts.last_success = *last_success;
+            let rendered =
+                template::render(&key.1, &job.definition, &facts).map_err(|e| e.as_run_error());
+            if let Err(error) = &rendered {
+                tracing::warn!(tenant = %key.0, job_id = %key.1, run_id = %facts.run_id, %error, "template did not render: the run fails unsent");
+            }
+            let run_id = facts.run_id.to_string();
+            let row = Row {
+                tenant: &key.0,
+                table: "runs",
+                id: &run_id,
+            };
+            requests.push((facts.run_id, StoredRequest::of(&rendered, &self.key, row)));
+        }
+        self.db.store_requests(tx, &requests).await
+    }
+
     async fn release_waiting(&self, tx: &mut D::Tx, jobs: &[JobKey]) -> StoreResult<u64> {
         if jobs.is_empty() {
             return Ok(0);
@@ -545,6 +587,25 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.db.job_exists(tenant, id).await
     }
 
+    async fn job_for_render(
+        &self,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<Option<(Job, Option<(chrono::DateTime<Utc>, chrono::DateTime<Utc>)>)>> {
+        let mut tx = self.db.begin().await?;
+        let Some(job) = self
+            .db
+            .read_job(&mut tx, &self.key, tenant, id, false)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let key = (tenant.as_str().to_string(), id.as_str().to_string());
+        let last_success = self.db.last_success(&mut tx, &key).await?;
+        D::commit(tx).await?;
+        Ok(Some((job, last_success)))
+    }
+
     async fn list_jobs(&self, tenant: &Tenant, filter: &JobFilter) -> StoreResult<Vec<Job>> {
         self.db.list_jobs(&self.key, tenant, filter).await
     }
@@ -600,6 +661,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut runs_counted = Vec::new();
         let mut finished = Vec::new();
         let mut replacing = Vec::new();
+        let mut to_render = Vec::new();
         for (row, key) in due.into_iter().zip(keys) {
             // The jobs past the budget stay due, for the next transaction.
             if counted >= misfire::COUNTED_PER_CLAIM {
@@ -686,6 +748,18 @@ impl<D: Dialect> Store for SqlStore<D> {
                 if replaces && run.status == RunStatus::Pending {
                     newest = Some(id);
                 }
+                if row.target_template && run.status == RunStatus::Pending {
+                    to_render.push((
+                        key.clone(),
+                        RunFacts {
+                            run_id: id,
+                            scheduled_for: run.scheduled_for,
+                            cause: RunCause::Schedule,
+                            occurrences: run.occurrences,
+                            last_success: None,
+                        },
+                    ));
+                }
                 runs.push(NewRun {
                     id,
                     created: event::run_created(&event::RunMade {
@@ -721,6 +795,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         let run_deliveries = self.deliveries(Some(&mut tx), created).await?;
         let (inserted, mut deliveries) =
             self.db.insert_runs(&mut tx, &runs, &run_deliveries).await?;
+        self.render_requests(&mut tx, to_render).await?;
         self.db.update_schedules(&mut tx, &schedules).await?;
         let (cancel_events, cancelled) = self.replace_oldest(&mut tx, &replacing).await?;
         events.extend(cancel_events);
@@ -808,6 +883,17 @@ impl<D: Dialect> Store for SqlStore<D> {
                 run_host(&job.target_url),
             )
             .await?;
+        if job.template && status == RunStatus::Pending {
+            let facts = RunFacts {
+                run_id: run.id,
+                scheduled_for: run.scheduled_for,
+                cause: RunCause::Manual,
+                occurrences: 1,
+                last_success: None,
+            };
+            self.render_requests(&mut tx, vec![(key.clone(), facts)])
+                .await?;
+        }
         self.record_idempotency(&mut tx, tenant, idempotency, &run.id.to_string())
             .await?;
         if status == RunStatus::Pending {

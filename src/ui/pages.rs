@@ -308,6 +308,10 @@ pub async fn job(
                 dl.settings {
                     dt { "Target" } dd { code { (target.method) " " (target.url) } }
                     dt { "Timeout" } dd { (target.timeout_s) " s" }
+                    dt { "Template" } dd { @if target.template { "yes: its {{ … }} expressions are rendered when each run is made" } @else { "no" } }
+                    @if target.template { @if let Some(body) = &target.body {
+                        dt { "Body" } dd { code { (body) } }
+                    } }
                     @if !target.headers.is_empty() || !target.sensitive_headers.is_empty() {
                         dt { "Headers" } dd { ul.plain {
                             @for (name, value) in &target.headers { li { code { (name) ": " (value) } } }

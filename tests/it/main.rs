@@ -29,3 +29,4 @@ mod run_limits;
 mod scheduler;
 mod store_contract;
 mod structure;
+mod templates;

@@ -12,6 +12,7 @@ pub use cron::CronSchedule;
 pub use date::DateTrigger;
 pub use input::{MAX_EVERY_S, TriggerInput};
 pub use interval::IntervalTrigger;
+pub(crate) use zone::rules as zone_rules;
 pub use zone::{local_rfc3339, utc_offset_s};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -108,6 +109,43 @@ impl Trigger {
         }
     }
 
+    /// The last fire time strictly before `at`: none for a date trigger,
+    /// or before the first. Searched forward from ever wider windows
+    /// behind `at` (a minute, up to eight years), so a frequent pattern
+    /// costs a few steps and a rare one a few windows (§11.2's
+    /// `prev.scheduled_for`).
+    pub fn previous_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        const WINDOWS_S: [i64; 6] = [
+            60,
+            3_600,
+            86_400,
+            32 * 86_400,
+            400 * 86_400,
+            8 * 366 * 86_400,
+        ];
+        const MOST_STEPS: usize = 100_000;
+        if matches!(self, Trigger::Date(_)) {
+            return None;
+        }
+        for window in WINDOWS_S {
+            let mut cursor = at.checked_sub_signed(TimeDelta::seconds(window))?;
+            let mut last = None;
+            for _ in 0..MOST_STEPS {
+                match self.next_after(cursor) {
+                    Some(t) if t < at => {
+                        last = Some(t);
+                        cursor = t;
+                    }
+                    _ => break,
+                }
+            }
+            if last.is_some() {
+                return last;
+            }
+        }
+        None
+    }
+
     /// Seconds of random delivery delay, 0 for none.
     pub fn jitter_s(&self) -> u32 {
         match self {
@@ -181,5 +219,55 @@ impl Iterator for FireTimes<'_> {
         let next = self.trigger.next_after(self.cursor)?;
         self.cursor = next;
         Some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::instant::parse;
+    use serde_json::json;
+
+    fn trigger(v: serde_json::Value) -> Trigger {
+        let input: TriggerInput = serde_json::from_value(v).unwrap();
+        input
+            .parse(parse("2026-01-01T00:00:00Z").unwrap(), "trigger")
+            .unwrap()
+    }
+
+    #[test]
+    fn previous_fire_time_of_a_cron_in_its_zone() {
+        let t = trigger(json!({"type": "cron", "expr": "0 2 * * *", "timezone": "Europe/Berlin"}));
+        let at = parse("2026-03-30T00:00:00Z").unwrap();
+        // 02:00 on 29 March does not exist in Berlin (DST): the run is at
+        // 03:00 CEST, 01:00Z.
+        assert_eq!(
+            t.previous_before(at),
+            Some(parse("2026-03-29T01:00:00Z").unwrap())
+        );
+        let monthly = trigger(json!({"type": "cron", "expr": "0 0 1 * *", "timezone": "UTC"}));
+        assert_eq!(
+            monthly.previous_before(parse("2026-03-01T00:00:00Z").unwrap()),
+            Some(parse("2026-02-01T00:00:00Z").unwrap())
+        );
+    }
+
+    #[test]
+    fn previous_fire_time_of_an_interval_and_none_before_the_first() {
+        let t =
+            trigger(json!({"type": "interval", "every_s": 90, "start_at": "2026-01-01T00:00:00Z"}));
+        assert_eq!(
+            t.previous_before(parse("2026-01-01T00:03:00Z").unwrap()),
+            Some(parse("2026-01-01T00:01:30Z").unwrap())
+        );
+        assert_eq!(
+            t.previous_before(parse("2026-01-01T00:00:00Z").unwrap()),
+            None
+        );
+        let date = trigger(json!({"type": "date", "run_at": "2026-02-01T00:00:00Z"}));
+        assert_eq!(
+            date.previous_before(parse("2026-03-01T00:00:00Z").unwrap()),
+            None
+        );
     }
 }

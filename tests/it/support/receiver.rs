@@ -30,6 +30,8 @@ pub enum Answer {
 pub struct Received {
     pub method: String,
     pub path: String,
+    /// The query string, if any (without `?`).
+    pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: DateTime<Utc>,
@@ -170,6 +172,7 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     shared.received.lock().unwrap().push(Received {
         method: parts.method.to_string(),
         path: path.clone(),
+        query: parts.uri.query().map(str::to_string),
         headers: parts.headers,
         body,
         at: Utc::now(),
