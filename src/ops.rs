@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::auth::Tenant;
+use crate::domain::backfill::BackfillSpec;
 use crate::domain::job::{JobId, ParseContext};
 use crate::domain::lifecycle::JobCommand;
 use crate::domain::network_policy::NetworkPolicy;
@@ -18,7 +19,7 @@ use crate::domain::target::Target;
 use crate::domain::template::{self, RunFacts};
 use crate::metrics::Metrics;
 use crate::store::{
-    DynStore, Idempotency, Job, JobFilter, JobSecret, Run, StoreError, StoreResult,
+    BackfillMade, DynStore, Idempotency, Job, JobFilter, JobSecret, Run, StoreError, StoreResult,
 };
 
 /// Which front end asked: the API or the dashboard.
@@ -99,6 +100,11 @@ impl Ops<'_> {
         let target = template::render(id.as_str(), &job.definition, &facts)
             .map_err(|e| StoreError::Invalid(e.into()))?;
         Ok((scheduled_for, target))
+    }
+
+    /// Backfills the job's occurrences in a range, or lists them (§11.3).
+    pub async fn backfill(&self, id: &JobId, spec: &BackfillSpec) -> StoreResult<BackfillMade> {
+        self.store.create_backfill(self.tenant, id, spec).await
     }
 
     /// A manual run now; over `max_instances` it waits or is recorded as

@@ -2,6 +2,7 @@
 //! store and map its errors; the OpenAPI document is generated from them.
 
 pub mod auth;
+mod backfills;
 pub mod error;
 mod events;
 mod extract;
@@ -52,6 +53,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(secrets::rotate_secret))
         .routes(routes!(runs::run_now))
         .routes(routes!(render::render_request))
+        .routes(routes!(backfills::create_backfill))
+        .routes(routes!(backfills::get_backfill, backfills::cancel_backfill))
         .routes(routes!(runs::list_runs))
         .routes(routes!(runs::list_all_runs))
         .routes(routes!(runs::get_run))

@@ -243,6 +243,13 @@ pub struct RunView {
     /// `replace`).
     #[schema(example = json!(null))]
     pub reason: Option<String>,
+    /// The backfill that made it (cause `backfill`, §11.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill_id: Option<Uuid>,
+    /// The run of the same occurrence that a reprocessing backfill
+    /// replays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<Uuid>,
 }
 
 impl From<Run> for RunView {
@@ -261,6 +268,8 @@ impl From<Run> for RunView {
             finished_at: r.finished_at,
             wait_reason: r.wait_reason,
             reason: r.reason,
+            backfill_id: r.backfill_id,
+            replay_of: r.replay_of,
         }
     }
 }

@@ -250,6 +250,19 @@ pub fn run_cancelled(job_id: &str, run_id: Uuid, replaced_by: Uuid) -> NewEvent 
 /// The `reason` of a run cancelled by overlap `replace`.
 pub const REPLACED: &str = "replaced";
 
+/// A backfill's pending run cancelled with it (`DELETE /v1/backfills/{id}`).
+pub fn run_backfill_cancelled(job_id: &str, run_id: Uuid, backfill_id: Uuid) -> NewEvent {
+    NewEvent::new(
+        EventType::RunCancelled,
+        job_id,
+        Some(run_id),
+        json!({"reason": BACKFILL_CANCELLED, "backfill_id": backfill_id}),
+    )
+}
+
+/// The `reason` of a run cancelled with its backfill.
+pub const BACKFILL_CANCELLED: &str = "backfill_cancelled";
+
 /// A failed run sent again (`POST /v1/runs/{id}/retry`).
 pub fn run_retried(job_id: &str, run_id: Uuid, attempts_so_far: u32) -> NewEvent {
     NewEvent::new(

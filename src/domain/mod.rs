@@ -1,6 +1,7 @@
 //! Plain types and pure rules: no I/O, no clock.
 
 pub mod auth;
+pub mod backfill;
 pub mod error;
 pub mod event;
 pub mod fair_share;

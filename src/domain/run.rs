@@ -65,6 +65,8 @@ pub enum RunCause {
     Schedule,
     /// `POST /v1/jobs/{id}/run`.
     Manual,
+    /// `POST /v1/jobs/{id}/backfill` (§11.3): an occurrence of a range.
+    Backfill,
 }
 
 impl RunCause {
@@ -72,6 +74,7 @@ impl RunCause {
         match self {
             RunCause::Schedule => "schedule",
             RunCause::Manual => "manual",
+            RunCause::Backfill => "backfill",
         }
     }
 
@@ -79,6 +82,7 @@ impl RunCause {
         match s {
             "schedule" => Some(RunCause::Schedule),
             "manual" => Some(RunCause::Manual),
+            "backfill" => Some(RunCause::Backfill),
             _ => None,
         }
     }
@@ -102,6 +106,10 @@ pub struct Run {
     pub wait_reason: Option<String>,
     /// Why the run ended as it did: `max_instances`, `buffer_full`.
     pub reason: Option<String>,
+    /// The backfill that made it (§11.3).
+    pub backfill_id: Option<Uuid>,
+    /// The run of the same occurrence a reprocessing backfill replays.
+    pub replay_of: Option<Uuid>,
 }
 
 /// The newest run of a job, shown with it.

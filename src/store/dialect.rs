@@ -17,7 +17,7 @@ use super::portable::Portable;
 use super::shape::{StoredDefinition, StoredRetry, StoredTrigger};
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    AttemptRecord, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run,
+    AttemptRecord, Backfill, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job, NewEvent, Run,
     StoreResult, Tenant,
 };
 use crate::domain::job::{JobId, JobState, Schedule};
@@ -107,6 +107,21 @@ pub(crate) struct LockedJob {
     pub target_url: String,
     /// Its runs' requests are rendered when made (§11.2).
     pub template: bool,
+}
+
+/// A run a backfill makes (§11.3); its `run.created` event is written
+/// only if it is (an occurrence that has its run gets neither).
+pub(crate) struct NewBackfillRun {
+    pub id: Uuid,
+    pub tenant: String,
+    pub job_id: String,
+    pub backfill_id: Uuid,
+    pub scheduled_for: DateTime<Utc>,
+    pub replay_of: Option<Uuid>,
+    pub status: RunStatus,
+    pub wait_reason: Option<&'static str>,
+    pub reason: Option<&'static str>,
+    pub host: Option<String>,
 }
 
 /// A delivery of an event to a subscription: a pending run of its own.
@@ -292,6 +307,45 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         runs: &[NewRun],
         deliveries: &[NewDelivery],
     ) -> StoreResult<(Vec<RunStatus>, usize)>;
+    /// The run of each of the job's occurrences in `[from, to]` (§11.3).
+    async fn occurrence_runs(
+        &self,
+        tx: &mut Self::Tx,
+        job: &JobKey,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<HashMap<DateTime<Utc>, Uuid>>;
+    /// The job's backfill runs in flight, admitted and waiting.
+    async fn backfill_in_flight(&self, tx: &mut Self::Tx, job: &JobKey) -> StoreResult<InFlight>;
+    /// Sends the job's `n` oldest waiting backfill runs; answers how many.
+    async fn release_backfill(&self, tx: &mut Self::Tx, job: &JobKey, n: u32) -> StoreResult<u64>;
+    /// One backfill run; false when its occurrence has a run already.
+    async fn insert_backfill_run(
+        &self,
+        tx: &mut Self::Tx,
+        run: &NewBackfillRun,
+    ) -> StoreResult<bool>;
+    /// Records a backfill of `tenant`.
+    async fn insert_backfill(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        backfill: &Backfill,
+    ) -> StoreResult<()>;
+    /// A backfill with its runs counted by state.
+    async fn read_backfill(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Option<Backfill>>;
+    /// Cancels a backfill's pending runs; answers their ids and jobs.
+    async fn cancel_backfill(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Vec<(Uuid, String)>>;
     /// When the job's newest run that succeeded was for and ended
     /// (§11.2's `last_success`).
     async fn last_success(

@@ -352,6 +352,35 @@ impl ClaimedRun {
     }
 }
 
+/// A backfill (§11.3), with its runs by state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backfill {
+    pub id: Uuid,
+    pub job_id: JobId,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Its overlap policy: `buffer_all`, `buffer_one` or `skip`.
+    pub overlap: String,
+    pub reprocess: bool,
+    /// The occurrences in its range.
+    pub occurrences: u32,
+    /// The runs it made (occurrences that had one got none, unless
+    /// reprocessing).
+    pub runs_made: u32,
+    pub created_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Its runs by state: a run status, or `waiting`.
+    pub runs: std::collections::BTreeMap<String, u64>,
+}
+
+/// What a backfill request answers: the occurrences a dry run lists (with
+/// the run each has), or the backfill made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackfillMade {
+    DryRun(Vec<(DateTime<Utc>, Option<Uuid>)>),
+    Made(Backfill),
+}
+
 /// One finished attempt, to be recorded with the run's new state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
@@ -520,6 +549,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether job `id` exists, without reading its definition.
     async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool>;
+    /// Backfills the job's occurrences in a range (§11.3), or lists them
+    /// (`dry_run`).
+    async fn create_backfill(
+        &self,
+        tenant: &Tenant,
+        id: &JobId,
+        spec: &crate::domain::backfill::BackfillSpec,
+    ) -> StoreResult<BackfillMade>;
+    async fn get_backfill(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<Backfill>>;
+    /// Cancels a backfill's pending runs (those being sent finish).
+    async fn cancel_backfill(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<Backfill>>;
     /// The job with when its newest run that succeeded was for and ended:
     /// what its template renders with (§11.2).
     async fn job_for_render(

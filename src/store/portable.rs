@@ -430,6 +430,210 @@ macro_rules! portable_statements {
             Ok(())
         }
 
+        /// The run of each of the job's occurrences in `[from, to]`
+        /// (scheduled or backfilled; replays aside), in `conn`'s
+        /// transaction (§11.3).
+        async fn occurrence_runs_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            (tenant, job): &$crate::store::dialect::JobKey,
+            from: chrono::DateTime<chrono::Utc>,
+            to: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<
+            std::collections::HashMap<chrono::DateTime<chrono::Utc>, uuid::Uuid>,
+        > {
+            use $crate::store::rows::{At, RowId};
+            let rows: Vec<(AtColumn, IdColumn)> = sqlx::query_as(
+                "SELECT scheduled_for, id FROM runs
+                 WHERE tenant = $1 AND job_id = $2 AND cause IN ('schedule', 'backfill')
+                   AND replay_of IS NULL AND scheduled_for >= $3 AND scheduled_for <= $4",
+            )
+            .bind(tenant)
+            .bind(job)
+            .bind(at(from))
+            .bind(at(to))
+            .fetch_all(conn)
+            .await?;
+            rows.into_iter()
+                .map(|(t, id)| Ok((t.at(), id.uuid()?)))
+                .collect()
+        }
+
+        /// The job's backfill runs in flight: admitted and waiting (§11.3).
+        async fn backfill_in_flight_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            (tenant, job): &$crate::store::dialect::JobKey,
+        ) -> $crate::store::StoreResult<$crate::domain::overlap::InFlight> {
+            let (admitted, waiting): (i64, i64) = sqlx::query_as(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN wait_reason IS NULL THEN 1 ELSE 0 END), 0)
+                             AS BIGINT),
+                        CAST(COALESCE(SUM(CASE WHEN wait_reason IS NULL THEN 0 ELSE 1 END), 0)
+                             AS BIGINT)
+                 FROM runs
+                 WHERE tenant = $1 AND job_id = $2 AND status IN ('pending', 'running')
+                   AND cause = 'backfill'",
+            )
+            .bind(tenant)
+            .bind(job)
+            .fetch_one(conn)
+            .await?;
+            Ok($crate::domain::overlap::InFlight {
+                admitted: $crate::store::count(admitted),
+                waiting: $crate::store::count(waiting),
+            })
+        }
+
+        /// Sends the job's `n` oldest waiting backfill runs (by
+        /// `scheduled_for`): their next attempt at their instant or `now`.
+        async fn release_backfill_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            (tenant, job): &$crate::store::dialect::JobKey,
+            n: u32,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<u64> {
+            let done = sqlx::query(
+                "UPDATE runs SET wait_reason = NULL,
+                     next_attempt_at = CASE WHEN deliver_after > $4 THEN deliver_after ELSE $4 END
+                 WHERE id IN (SELECT id FROM runs
+                              WHERE tenant = $1 AND job_id = $2 AND wait_reason = 'backfill'
+                                AND status = 'pending'
+                              ORDER BY scheduled_for, id LIMIT $3)",
+            )
+            .bind(tenant)
+            .bind(job)
+            .bind(i64::from(n))
+            .bind(at(now))
+            .execute(conn)
+            .await?;
+            Ok(done.rows_affected())
+        }
+
+        /// One backfill run; false when its occurrence has a run already.
+        async fn insert_backfill_run_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            run: &$crate::store::dialect::NewBackfillRun,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<bool> {
+            let pending = run.status == $crate::domain::run::RunStatus::Pending;
+            let next_attempt_at =
+                (pending && run.wait_reason.is_none()).then(|| at(run.scheduled_for.max(now)));
+            let finished_at = (!pending).then(|| at(now));
+            let done = sqlx::query(
+                "INSERT INTO runs (id, tenant, job_id, scheduled_for, cause, status, occurrences,
+                                   deliver_after, next_attempt_at, finished_at, created_at, host,
+                                   wait_reason, reason, backfill_id, replay_of)
+                 VALUES ($1, $2, $3, $4, 'backfill', $5, 1, $4, $6, $7, $8, $9, $10, $11, $12,
+                         $13)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(row_id(run.id))
+            .bind(&run.tenant)
+            .bind(&run.job_id)
+            .bind(at(run.scheduled_for))
+            .bind(run.status.as_str())
+            .bind(next_attempt_at)
+            .bind(finished_at)
+            .bind(at(now))
+            .bind(&run.host)
+            .bind(run.wait_reason)
+            .bind(run.reason)
+            .bind(row_id(run.backfill_id))
+            .bind(run.replay_of.map(row_id))
+            .execute(conn)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        /// Records a backfill.
+        async fn insert_backfill_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            b: &$crate::store::Backfill,
+            tenant: &str,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO backfills (tenant, id, job_id, range_from, range_to, overlap,
+                                        reprocess, occurrences, runs_made, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(tenant)
+            .bind(row_id(b.id))
+            .bind(b.job_id.as_str())
+            .bind(at(b.from))
+            .bind(at(b.to))
+            .bind(&b.overlap)
+            .bind(b.reprocess)
+            .bind(i64::from(b.occurrences))
+            .bind(i64::from(b.runs_made))
+            .bind(at(b.created_at))
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// A backfill with its runs counted by state, in `conn`'s
+        /// transaction.
+        async fn read_backfill_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            id: uuid::Uuid,
+        ) -> $crate::store::StoreResult<Option<$crate::store::Backfill>> {
+            let row: Option<$crate::store::rows::BackfillRow<AtColumn, IdColumn>> =
+                sqlx::query_as(
+                    "SELECT id, job_id, range_from, range_to, overlap, reprocess, occurrences,
+                            runs_made, created_at, cancelled_at
+                     FROM backfills WHERE tenant = $1 AND id = $2",
+                )
+                .bind(tenant)
+                .bind(row_id(id))
+                .fetch_optional(&mut *conn)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let states: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT CASE WHEN wait_reason IS NULL THEN status ELSE 'waiting' END,
+                        CAST(count(*) AS BIGINT)
+                 FROM runs WHERE backfill_id = $1 GROUP BY 1",
+            )
+            .bind(row_id(id))
+            .fetch_all(conn)
+            .await?;
+            row.into_backfill(states).map(Some)
+        }
+
+        /// Cancels a backfill's pending runs (waiting or not yet sent) at
+        /// `now`: answers their ids and jobs.
+        async fn cancel_backfill_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            id: uuid::Uuid,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<Vec<(uuid::Uuid, String)>> {
+            use $crate::store::rows::RowId;
+            let cancelled: Vec<(IdColumn, String)> = sqlx::query_as(
+                "UPDATE runs SET status = 'cancelled', reason = $3, wait_reason = NULL,
+                                 next_attempt_at = NULL, finished_at = $4
+                 WHERE tenant = $1 AND backfill_id = $2 AND status = 'pending'
+                 RETURNING id, job_id",
+            )
+            .bind(tenant)
+            .bind(row_id(id))
+            .bind($crate::domain::event::BACKFILL_CANCELLED)
+            .bind(at(now))
+            .fetch_all(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE backfills SET cancelled_at = COALESCE(cancelled_at, $3)
+                 WHERE tenant = $1 AND id = $2",
+            )
+            .bind(tenant)
+            .bind(row_id(id))
+            .bind(at(now))
+            .execute(conn)
+            .await?;
+            cancelled
+                .into_iter()
+                .map(|(run, job)| Ok((run.uuid()?, job)))
+                .collect()
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::portable::Portable for $dialect {
             async fn ping(&self) -> $crate::store::StoreResult<()> {

@@ -13,16 +13,17 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{
-    Channel, Dialect, DueRow, ExpiredRun, JobKey, LockedJob, NewDelivery, NewRun, has_run_in_flight,
+    Channel, Dialect, DueRow, ExpiredRun, JobKey, LockedJob, NewBackfillRun, NewDelivery, NewRun,
+    has_run_in_flight,
 };
 use super::portable::portable_statements;
 use super::rows::{self, RUN_COLUMNS};
 use super::shape::StoredDefinition;
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    AttemptRecord, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job, NEXT_DUE_LOOKED_AT,
-    NewEvent, Run, SqlStore, StoreError, StoreResult, Tenant, count, delay_ms, event_of, interest,
-    is_unique_violation, run_status,
+    AttemptRecord, Backfill, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job,
+    NEXT_DUE_LOOKED_AT, NewEvent, Run, SqlStore, StoreError, StoreResult, Tenant, count, delay_ms,
+    event_of, interest, is_unique_violation, run_status,
 };
 use crate::domain::job::{JobId, Schedule};
 use crate::domain::overlap::InFlight;
@@ -198,6 +199,7 @@ fn at(t: DateTime<Utc>) -> AtColumn {
 fn row_id(id: Uuid) -> Uuid {
     id
 }
+type IdColumn = Uuid;
 const JOBS: &str = job_query!("");
 const POSITION: &str = "strpos";
 portable_statements!(PgDialect);
@@ -806,7 +808,7 @@ impl Dialect for PgDialect {
                     count(*) FILTER (WHERE r.wait_reason IS NOT NULL)
              FROM runs r JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
                   ON r.tenant = u.tenant AND r.job_id = u.id
-             WHERE r.status IN ('pending', 'running')
+             WHERE r.status IN ('pending', 'running') AND r.cause <> 'backfill'
              GROUP BY r.tenant, r.job_id",
         )
         // Planned at each execution, for the table as it is: a plan kept
@@ -840,7 +842,7 @@ impl Dialect for PgDialect {
                              finished_at = clock_timestamp()
              WHERE id IN (SELECT id FROM runs
                           WHERE tenant = $1 AND job_id = $2 AND wait_reason IS NOT NULL
-                            AND status = 'pending'
+                            AND status = 'pending' AND cause <> 'backfill'
                           ORDER BY scheduled_for, id OFFSET $4
                           FOR UPDATE)",
         )
@@ -863,7 +865,7 @@ impl Dialect for PgDialect {
             "WITH oldest AS (
                  SELECT id, status, attempt_count, attempt_started_at FROM runs
                  WHERE tenant = $1 AND job_id = $2 AND status IN ('pending', 'running')
-                   AND wait_reason IS NULL
+                   AND wait_reason IS NULL AND cause <> 'backfill'
                  ORDER BY scheduled_for, id LIMIT $3
                  FOR UPDATE
              ), cut AS (
@@ -900,7 +902,7 @@ impl Dialect for PgDialect {
             "UPDATE runs SET wait_reason = NULL, next_attempt_at = GREATEST(deliver_after, now())
              WHERE id IN (SELECT id FROM runs
                           WHERE tenant = $1 AND job_id = $2 AND wait_reason IS NOT NULL
-                            AND status = 'pending'
+                            AND status = 'pending' AND cause <> 'backfill'
                           ORDER BY scheduled_for, id LIMIT $3
                           FOR UPDATE)",
         )
@@ -976,6 +978,59 @@ impl Dialect for PgDialect {
             .map(|(status, _)| run_status(status))
             .collect::<StoreResult<_>>()?;
         Ok((statuses, delivered))
+    }
+
+    async fn occurrence_runs(
+        &self,
+        tx: &mut Self::Tx,
+        job: &JobKey,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<HashMap<DateTime<Utc>, Uuid>> {
+        occurrence_runs_in(tx, job, from, to).await
+    }
+
+    async fn backfill_in_flight(&self, tx: &mut Self::Tx, job: &JobKey) -> StoreResult<InFlight> {
+        backfill_in_flight_in(tx, job).await
+    }
+
+    async fn release_backfill(&self, tx: &mut Self::Tx, job: &JobKey, n: u32) -> StoreResult<u64> {
+        release_backfill_in(tx, job, n, Utc::now()).await
+    }
+
+    async fn insert_backfill_run(
+        &self,
+        tx: &mut Self::Tx,
+        run: &NewBackfillRun,
+    ) -> StoreResult<bool> {
+        insert_backfill_run_in(tx, run, Utc::now()).await
+    }
+
+    async fn insert_backfill(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        backfill: &Backfill,
+    ) -> StoreResult<()> {
+        insert_backfill_in(tx, backfill, tenant.as_str()).await
+    }
+
+    async fn read_backfill(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Option<Backfill>> {
+        read_backfill_in(tx, tenant.as_str(), id).await
+    }
+
+    async fn cancel_backfill(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Vec<(Uuid, String)>> {
+        cancel_backfill_in(tx, tenant.as_str(), id, Utc::now()).await
     }
 
     async fn last_success(
@@ -1417,10 +1472,11 @@ impl Dialect for PgDialect {
                  FROM due
                  WHERE r.id = due.id
                  RETURNING r.id, r.tenant, r.job_id, r.subscription_id, r.event_id,
-                           r.scheduled_for, r.attempt_count, r.prior_attempts, r.request
+                           r.scheduled_for, r.attempt_count, r.prior_attempts, r.request,
+                           r.cause
              )
              SELECT c.id, c.tenant, c.job_id, c.subscription_id, c.scheduled_for, c.attempt_count,
-                    c.prior_attempts, c.request, j.target_url, j.target_method, j.target_headers,
+                    c.prior_attempts, c.request, c.cause, j.target_url, j.target_method, j.target_headers,
                     j.target_body, j.target_secrets, j.timeout_s, j.target_template, j.max_attempts,
                     j.backoff_initial_s, j.backoff_max_s, j.overlap, j.on_complete,
                     s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,

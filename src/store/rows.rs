@@ -15,7 +15,7 @@ use super::{
 };
 use crate::domain::job::{JobState, Schedule};
 use crate::domain::overlap::Overlap;
-use crate::domain::run::Run;
+use crate::domain::run::{Run, RunCause};
 use crate::domain::run_limit::OnComplete;
 use crate::domain::sealing::{Row, SealingKey};
 use crate::store::dialect::{DueRow, ExpiredRun, JobKey, LockedJob};
@@ -232,7 +232,8 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
 
 /// The columns a run is answered with.
 pub(crate) const RUN_COLUMNS: &str = "id, job_id, scheduled_for, cause, status, occurrences, \
-     attempt_count, deliver_after, next_attempt_at, created_at, finished_at, wait_reason, reason";
+     attempt_count, deliver_after, next_attempt_at, created_at, finished_at, wait_reason, reason, \
+     backfill_id, replay_of";
 
 #[derive(FromRow)]
 pub(crate) struct RunRow<T, I, N> {
@@ -249,6 +250,8 @@ pub(crate) struct RunRow<T, I, N> {
     finished_at: Option<T>,
     wait_reason: Option<String>,
     reason: Option<String>,
+    backfill_id: Option<I>,
+    replay_of: Option<I>,
 }
 
 impl<T: At, I: RowId, N: Into<i64>> RunRow<T, I, N> {
@@ -267,6 +270,8 @@ impl<T: At, I: RowId, N: Into<i64>> RunRow<T, I, N> {
             finished_at: at(self.finished_at),
             wait_reason: self.wait_reason,
             reason: self.reason,
+            backfill_id: self.backfill_id.map(RowId::uuid).transpose()?,
+            replay_of: self.replay_of.map(RowId::uuid).transpose()?,
         })
     }
 }
@@ -309,6 +314,8 @@ pub(crate) struct ClaimedRow<T, I, N> {
     job: ClaimedJobColumns,
     /// The rendered request of a template job's run (§11.2).
     request: Option<String>,
+    /// A backfill's run is followed up: its end sends the next (§11.3).
+    cause: String,
     /// The job's overlap policy and `on_complete` (none for an event's
     /// delivery).
     overlap: Option<String>,
@@ -368,7 +375,8 @@ impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
             job,
             request: self.request,
             follow_up: overlap.is_some_and(Overlap::waits)
-                || self.on_complete.is_some_and(|o| o == "delete"),
+                || self.on_complete.is_some_and(|o| o == "delete")
+                || self.cause == RunCause::Backfill.as_str(),
             abortable: overlap == Some(Overlap::Replace),
             delivery,
             secret: self.secret,
@@ -578,5 +586,42 @@ impl LockedRow {
             template: self.target_template,
         };
         Ok(((self.tenant, self.id), job))
+    }
+}
+
+/// A backfill's row (§11.3).
+#[derive(FromRow)]
+pub(crate) struct BackfillRow<T, I> {
+    id: I,
+    job_id: String,
+    range_from: T,
+    range_to: T,
+    overlap: String,
+    reprocess: bool,
+    occurrences: i64,
+    runs_made: i64,
+    created_at: T,
+    cancelled_at: Option<T>,
+}
+
+impl<T: At, I: RowId> BackfillRow<T, I> {
+    /// With its runs counted by state.
+    pub fn into_backfill(self, states: Vec<(String, i64)>) -> StoreResult<super::Backfill> {
+        Ok(super::Backfill {
+            id: self.id.uuid()?,
+            job_id: job_id(self.job_id)?,
+            from: self.range_from.at(),
+            to: self.range_to.at(),
+            overlap: self.overlap,
+            reprocess: self.reprocess,
+            occurrences: count(self.occurrences),
+            runs_made: count(self.runs_made),
+            created_at: self.created_at.at(),
+            cancelled_at: at(self.cancelled_at),
+            runs: states
+                .into_iter()
+                .map(|(state, n)| (state, n.max(0) as u64))
+                .collect(),
+        })
     }
 }

@@ -17,16 +17,17 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{
-    Channel, Dialect, DueRow, ExpiredRun, JobKey, LockedJob, NewDelivery, NewRun, has_run_in_flight,
+    Channel, Dialect, DueRow, ExpiredRun, JobKey, LockedJob, NewBackfillRun, NewDelivery, NewRun,
+    has_run_in_flight,
 };
 use super::portable::portable_statements;
 use super::rows::{self, At, RUN_COLUMNS, RowId};
 use super::shape::StoredDefinition;
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
-    AttemptRecord, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job, NEXT_DUE_LOOKED_AT,
-    NewEvent, Run, SqlStore, StoreError, StoreResult, Tenant, count, delay_ms, event_of, interest,
-    is_unique_violation, run_status,
+    AttemptRecord, Backfill, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job,
+    NEXT_DUE_LOOKED_AT, NewEvent, Run, SqlStore, StoreError, StoreResult, Tenant, count, delay_ms,
+    event_of, interest, is_unique_violation, run_status,
 };
 use crate::domain::job::{JobId, Schedule};
 use crate::domain::overlap::InFlight;
@@ -121,6 +122,7 @@ use micros as at;
 fn row_id(id: Uuid) -> String {
     id.to_string()
 }
+type IdColumn = String;
 const JOBS: &str = job_query!("");
 const POSITION: &str = "instr";
 portable_statements!(SqliteDialect);
@@ -518,7 +520,8 @@ impl Dialect for SqliteDialect {
                 "SELECT count(*) FILTER (WHERE wait_reason IS NULL),
                         count(*) FILTER (WHERE wait_reason IS NOT NULL)
                  FROM runs
-                 WHERE tenant = ?1 AND job_id = ?2 AND status IN ('pending', 'running')",
+                 WHERE tenant = ?1 AND job_id = ?2 AND status IN ('pending', 'running')
+                   AND cause <> 'backfill'",
             )
             .bind(tenant)
             .bind(job)
@@ -544,6 +547,7 @@ impl Dialect for SqliteDialect {
             "UPDATE runs SET status = 'skipped', wait_reason = NULL, reason = ?3, finished_at = ?4
              WHERE id IN (SELECT id FROM runs
                           WHERE tenant = ?1 AND job_id = ?2 AND wait_reason IS NOT NULL
+                            AND cause <> 'backfill'
                             AND status = 'pending'
                           ORDER BY scheduled_for, id LIMIT -1 OFFSET ?5)",
         )
@@ -567,7 +571,7 @@ impl Dialect for SqliteDialect {
         let oldest: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM runs
              WHERE tenant = ?1 AND job_id = ?2 AND status IN ('pending', 'running')
-               AND wait_reason IS NULL
+               AND wait_reason IS NULL AND cause <> 'backfill'
              ORDER BY scheduled_for, id LIMIT ?3",
         )
         .bind(tenant)
@@ -619,6 +623,7 @@ impl Dialect for SqliteDialect {
             "UPDATE runs SET wait_reason = NULL, next_attempt_at = max(deliver_after, ?4)
              WHERE id IN (SELECT id FROM runs
                           WHERE tenant = ?1 AND job_id = ?2 AND wait_reason IS NOT NULL
+                            AND cause <> 'backfill'
                             AND status = 'pending'
                           ORDER BY scheduled_for, id LIMIT ?3)",
         )
@@ -673,6 +678,59 @@ impl Dialect for SqliteDialect {
         }
         let delivered = insert_deliveries(tx, deliveries, &written, micros(Utc::now())).await?;
         Ok((statuses, delivered))
+    }
+
+    async fn occurrence_runs(
+        &self,
+        tx: &mut Self::Tx,
+        job: &JobKey,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<HashMap<DateTime<Utc>, Uuid>> {
+        occurrence_runs_in(tx, job, from, to).await
+    }
+
+    async fn backfill_in_flight(&self, tx: &mut Self::Tx, job: &JobKey) -> StoreResult<InFlight> {
+        backfill_in_flight_in(tx, job).await
+    }
+
+    async fn release_backfill(&self, tx: &mut Self::Tx, job: &JobKey, n: u32) -> StoreResult<u64> {
+        release_backfill_in(tx, job, n, Utc::now()).await
+    }
+
+    async fn insert_backfill_run(
+        &self,
+        tx: &mut Self::Tx,
+        run: &NewBackfillRun,
+    ) -> StoreResult<bool> {
+        insert_backfill_run_in(tx, run, Utc::now()).await
+    }
+
+    async fn insert_backfill(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        backfill: &Backfill,
+    ) -> StoreResult<()> {
+        insert_backfill_in(tx, backfill, tenant.as_str()).await
+    }
+
+    async fn read_backfill(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Option<Backfill>> {
+        read_backfill_in(tx, tenant.as_str(), id).await
+    }
+
+    async fn cancel_backfill(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Vec<(Uuid, String)>> {
+        cancel_backfill_in(tx, tenant.as_str(), id, Utc::now()).await
     }
 
     async fn last_success(
@@ -1101,7 +1159,7 @@ impl Dialect for SqliteDialect {
         for (id,) in ids {
             let row = sqlx::query_as::<_, ClaimedRow>(
                 "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.scheduled_for,
-                        r.attempt_count, r.prior_attempts, r.request, j.target_url,
+                        r.attempt_count, r.prior_attempts, r.request, r.cause, j.target_url,
                         j.target_method, j.target_headers, j.target_body, j.target_secrets,
                         j.timeout_s, j.target_template,
                         j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.overlap, j.on_complete,

@@ -12,7 +12,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::dialect::{Channel, Dialect, JobKey, LockedJob, NewDelivery, NewRun};
+use super::dialect::{Channel, Dialect, JobKey, LockedJob, NewBackfillRun, NewDelivery, NewRun};
 use super::shape::{StoredDefinition, StoredRequest};
 use super::subscriptions::{Interests, SubscriptionCache};
 use super::{
@@ -22,7 +22,8 @@ use super::{
     StoreError, StoreResult, Subscription, Tenant, TokenInfo, count, lease_policy, lease_subject,
     run_host,
 };
-use super::{NewSession, Session};
+use super::{Backfill, BackfillMade, NewSession, Session};
+use crate::domain::backfill::{self, BackfillSpec};
 use crate::domain::event;
 use crate::domain::job::{JobId, JobState, ParseContext, Schedule};
 use crate::domain::lease;
@@ -308,9 +309,6 @@ impl<D: Dialect> SqlStore<D> {
         Ok((events, cancelled))
     }
 
-    /// Sends the waiting runs of `jobs` that their caps have room for,
-    /// oldest first (§11.1), under the jobs' row locks; answers how many
-    /// (the caller wakes the dispatchers after its commit).
     /// Renders the requests of template jobs' runs just inserted in `tx`
     /// and keeps each on its run (§11.2), so that every attempt sends the
     /// same bytes. A template that does not render is kept as its error:
@@ -352,6 +350,9 @@ impl<D: Dialect> SqlStore<D> {
         self.db.store_requests(tx, &requests).await
     }
 
+    /// Sends the waiting runs of `jobs` that their caps have room for,
+    /// oldest first (§11.1), under the jobs' row locks; answers how many
+    /// (the caller wakes the dispatchers after its commit).
     async fn release_waiting(&self, tx: &mut D::Tx, jobs: &[JobKey]) -> StoreResult<u64> {
         if jobs.is_empty() {
             return Ok(0);
@@ -378,6 +379,30 @@ impl<D: Dialect> SqlStore<D> {
             let n = overlap::releasable(count(job.max_instances).max(1), *in_flight);
             if n > 0 {
                 released += self.db.release_waiting(tx, key, n).await?;
+            }
+        }
+        if released > 0 {
+            self.db.notify(tx, Channel::Runs).await?;
+        }
+        Ok(released)
+    }
+
+    /// Sends the next waiting backfill runs of `jobs` (locked in `tx`)
+    /// their caps have room for, oldest first (§11.3): a backfill's lane
+    /// is counted apart from the job's own runs.
+    async fn release_backfills(
+        &self,
+        tx: &mut D::Tx,
+        locked: &HashMap<JobKey, LockedJob>,
+        jobs: &[JobKey],
+    ) -> StoreResult<u64> {
+        let mut released = 0;
+        for key in jobs {
+            let Some(job) = locked.get(key) else { continue };
+            let lane = self.db.backfill_in_flight(tx, key).await?;
+            let n = overlap::releasable(count(job.max_instances).max(1), lane);
+            if n > 0 {
+                released += self.db.release_backfill(tx, key, n).await?;
             }
         }
         if released > 0 {
@@ -438,7 +463,8 @@ impl<D: Dialect> SqlStore<D> {
         // Counted once: releasing a waiting run leaves a job's runs in
         // flight as many, so the same counts say which jobs are done.
         let counts = self.db.count_in_flight(tx, &ended).await?;
-        let released = self.release_locked(tx, &locked, &counts, &ended).await?;
+        let released = self.release_locked(tx, &locked, &counts, &ended).await?
+            + self.release_backfills(tx, &locked, &ended).await?;
         let finished: Vec<JobKey> = ended
             .into_iter()
             .filter(|key| {
@@ -585,6 +611,153 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
         self.db.job_exists(tenant, id).await
+    }
+
+    async fn create_backfill(
+        &self,
+        tenant: &Tenant,
+        id: &JobId,
+        spec: &BackfillSpec,
+    ) -> StoreResult<BackfillMade> {
+        let mut tx = self.db.begin().await?;
+        let job = self
+            .db
+            .read_job(&mut tx, &self.key, tenant, id, true)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let key: JobKey = (tenant.as_str().to_string(), id.as_str().to_string());
+        let d = &job.definition;
+        let occurrences = backfill::occurrences(&d.trigger, spec.from, spec.to, spec.max)?;
+        let existing = self
+            .db
+            .occurrence_runs(&mut tx, &key, spec.from, spec.to)
+            .await?;
+        if spec.dry_run {
+            D::commit(tx).await?;
+            let listed = occurrences
+                .iter()
+                .map(|at| (*at, existing.get(at).copied()))
+                .collect();
+            return Ok(BackfillMade::DryRun(listed));
+        }
+        let lane = self.db.backfill_in_flight(&mut tx, &key).await?;
+        let planned = backfill::plan(&occurrences, &existing, spec, d.max_instances.max(1), lane);
+        let now = Utc::now();
+        let minute = quota::minute_of(now);
+        let most = self.quotas_in(&mut tx, tenant).await?.runs_per_minute;
+        let made = self.db.runs_made(&mut tx, minute).await?;
+        let made = made.get(tenant.as_str()).map_or(0, |(n, _)| *n);
+        quota::admit_runs(made, planned.len() as u64, most, now)?;
+        let backfill_id = Uuid::now_v7();
+        let host = run_host(d.target.url.as_str());
+        let mut events = Vec::new();
+        let mut to_render = Vec::new();
+        let mut sent_now = false;
+        for run in &planned {
+            let run_id = Uuid::now_v7();
+            let new = NewBackfillRun {
+                id: run_id,
+                tenant: key.0.clone(),
+                job_id: key.1.clone(),
+                backfill_id,
+                scheduled_for: run.scheduled_for,
+                replay_of: run.replay_of,
+                status: run.status,
+                wait_reason: run.wait_reason,
+                reason: run.reason,
+                host: host.clone(),
+            };
+            if !self.db.insert_backfill_run(&mut tx, &new).await? {
+                continue;
+            }
+            events.push(event::run_created(&event::RunMade {
+                job_id: id.as_str(),
+                run_id,
+                status: run.status,
+                cause: RunCause::Backfill,
+                scheduled_for: run.scheduled_for,
+                occurrences: 1,
+                wait_reason: run.wait_reason,
+                reason: run.reason,
+            }));
+            if run.status == RunStatus::Pending {
+                sent_now |= run.wait_reason.is_none();
+                if d.target.template {
+                    let facts = RunFacts {
+                        run_id,
+                        scheduled_for: run.scheduled_for,
+                        cause: RunCause::Backfill,
+                        occurrences: 1,
+                        last_success: None,
+                    };
+                    to_render.push((key.clone(), facts));
+                }
+            }
+        }
+        self.render_requests(&mut tx, to_render).await?;
+        let runs_made = events.len() as u64;
+        self.db
+            .add_runs_made(&mut tx, minute, tenant.as_str(), runs_made)
+            .await?;
+        let made = Backfill {
+            id: backfill_id,
+            job_id: id.clone(),
+            from: spec.from,
+            to: spec.to,
+            overlap: spec.overlap.as_str().to_string(),
+            reprocess: spec.reprocess,
+            occurrences: u32::try_from(occurrences.len()).unwrap_or(u32::MAX),
+            runs_made: u32::try_from(runs_made).unwrap_or(u32::MAX),
+            created_at: now,
+            cancelled_at: None,
+            runs: Default::default(),
+        };
+        self.db.insert_backfill(&mut tx, tenant, &made).await?;
+        if sent_now {
+            self.db.notify(&mut tx, Channel::Runs).await?;
+        }
+        let deliveries = self
+            .write_events(&mut tx, &with_tenant(tenant, events))
+            .await?;
+        let made = self
+            .db
+            .read_backfill(&mut tx, tenant, backfill_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        D::commit(tx).await?;
+        tracing::info!(%tenant, job_id = %id, %backfill_id, from = %spec.from, to = %spec.to, occurrences = made.occurrences, runs_made = made.runs_made, "backfill made");
+        if sent_now {
+            self.wakeups.runs_changed();
+        }
+        self.events_written(deliveries);
+        Ok(BackfillMade::Made(made))
+    }
+
+    async fn get_backfill(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<Backfill>> {
+        let mut tx = self.db.begin().await?;
+        let backfill = self.db.read_backfill(&mut tx, tenant, id).await?;
+        D::commit(tx).await?;
+        Ok(backfill)
+    }
+
+    async fn cancel_backfill(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<Backfill>> {
+        let mut tx = self.db.begin().await?;
+        if self.db.read_backfill(&mut tx, tenant, id).await?.is_none() {
+            return Ok(None);
+        }
+        let cancelled = self.db.cancel_backfill(&mut tx, tenant, id).await?;
+        let events: Vec<NewEvent> = cancelled
+            .iter()
+            .map(|(run, job)| event::run_backfill_cancelled(job, *run, id))
+            .collect();
+        let deliveries = self
+            .write_events(&mut tx, &with_tenant(tenant, events))
+            .await?;
+        let backfill = self.db.read_backfill(&mut tx, tenant, id).await?;
+        D::commit(tx).await?;
+        tracing::info!(%tenant, backfill_id = %id, runs_cancelled = cancelled.len(), "backfill cancelled");
+        self.events_written(deliveries);
+        Ok(backfill)
     }
 
     async fn job_for_render(

@@ -5,6 +5,7 @@
 //! Every asset is in the binary: no CDN.
 
 mod actions;
+mod backfill;
 mod pages;
 mod render;
 mod session;
@@ -36,6 +37,10 @@ pub fn router() -> Router<AppState> {
         .route("/ui/jobs/{id}/pause", post(actions::pause))
         .route("/ui/jobs/{id}/resume", post(actions::resume))
         .route("/ui/jobs/{id}/run", post(actions::run_now))
+        .route(
+            "/ui/jobs/{id}/backfill",
+            get(backfill::page).post(backfill::make),
+        )
         .route("/ui/jobs/{id}/rotate-secret", post(actions::rotate_secret))
         .route("/ui/runs/{id}", get(pages::run))
         .route("/ui/runs/{id}/retry", post(actions::retry))

@@ -253,6 +253,7 @@ pub async fn job(
                     }
                     (action(&viewer, &format!("{path}/run"), "Run now", "primary"))
                     (action(&viewer, &format!("{path}/rotate-secret"), "Rotate secret", ""))
+                    a.button href={ (path) "/backfill" } { "Backfill…" }
                     a.button href={ (path) "/secret" } { "Show secret" }
                     a.button.danger href={ (path) "/delete" } { "Delete…" }
                 }

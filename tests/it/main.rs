@@ -12,6 +12,7 @@ mod api_runs;
 mod api_triggers;
 mod attack;
 mod auth;
+mod backfills;
 mod binary;
 mod contract;
 mod cron_oracle;
