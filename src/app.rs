@@ -137,6 +137,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             metrics: metrics.clone(),
         };
         tasks.spawn(scheduler.run(shutdown.clone()));
+        let flows = crate::flow_pass::FlowPass {
+            store: store.clone(),
+            wakeups: wakeups.clone(),
+            poll_interval: config.poll_interval(),
+        };
+        tasks.spawn(flows.run(shutdown.clone()));
         tasks.spawn(retention::run(
             store.clone(),
             config.run_retention,

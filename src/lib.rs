@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod flow_pass;
 pub mod instance;
 pub mod keyfile;
 pub mod metrics;

@@ -12,6 +12,8 @@ use crate::aborts::Aborts;
 pub struct Wakeups {
     jobs: Notify,
     runs: Notify,
+    /// Flow keys whose waiting runs may go (§11.1).
+    flows: Notify,
     /// Counts writes of events: each stream sees that it moved.
     events: watch::Sender<u64>,
     /// Requests of runs that a cancel aborts.
@@ -23,6 +25,7 @@ impl Default for Wakeups {
         Self {
             jobs: Notify::new(),
             runs: Notify::new(),
+            flows: Notify::new(),
             events: watch::Sender::new(0),
             aborts: Aborts::default(),
         }
@@ -42,6 +45,15 @@ impl Wakeups {
     /// Runs were created or released: something may be deliverable.
     pub fn runs_changed(&self) {
         self.runs.notify_one();
+    }
+
+    /// A flow key was made due: the flow pass admits its runs.
+    pub fn flows_changed(&self) {
+        self.flows.notify_one();
+    }
+
+    pub async fn flows_did_change(&self) {
+        self.flows.notified().await;
     }
 
     /// Events were written: every stream reads on.

@@ -6,6 +6,7 @@ mod backfills;
 pub mod error;
 mod events;
 mod extract;
+mod flows;
 pub mod guard;
 mod health;
 mod idempotent;
@@ -53,6 +54,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(secrets::rotate_secret))
         .routes(routes!(runs::run_now))
         .routes(routes!(render::render_request))
+        .routes(routes!(flows::list_flows))
+        .routes(routes!(flows::get_flow, flows::put_flow))
+        .routes(routes!(flows::pause_flow))
+        .routes(routes!(flows::resume_flow))
         .routes(routes!(backfills::create_backfill))
         .routes(routes!(backfills::get_backfill, backfills::cancel_backfill))
         .routes(routes!(runs::list_runs))

@@ -46,6 +46,9 @@ pub struct JobView {
     /// Once completed and its last run has ended: `keep` or `delete`.
     pub on_complete: OnComplete,
     pub retry: RetryInput,
+    /// The flow key its runs share (§11.1); absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<crate::domain::flow::FlowInput>,
     pub paused: bool,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
@@ -103,6 +106,7 @@ impl From<Job> for JobView {
             runs_remaining: run_limit::remaining(d.max_runs, job.runs_counted),
             on_complete: d.on_complete,
             retry: d.retry.to_input(),
+            flow: d.flow.as_ref().map(crate::domain::flow::Flow::to_input),
             paused: job.schedule.state() == JobState::Paused,
             metadata: d.metadata,
             state: job.schedule.state(),

@@ -452,6 +452,7 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
                 response_excerpt: None,
                 outcome: Outcome::Failed,
                 follow_up: run.follow_up,
+                flow: run.flow,
             };
         }
     };
@@ -519,6 +520,7 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
         response_excerpt: response.excerpt,
         outcome,
         follow_up: run.follow_up,
+        flow: run.flow,
     }
 }
 

@@ -45,10 +45,13 @@ pub enum EventType {
     RunFailed,
     #[serde(rename = "run.cancelled")]
     RunCancelled,
+    /// A run that waited for its flow key past `max_wait_s` (§11.1).
+    #[serde(rename = "run.missed")]
+    RunMissed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         EventType::JobCreated,
         EventType::JobUpdated,
         EventType::JobPaused,
@@ -61,6 +64,7 @@ impl EventType {
         EventType::RunSucceeded,
         EventType::RunFailed,
         EventType::RunCancelled,
+        EventType::RunMissed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +81,7 @@ impl EventType {
             EventType::RunSucceeded => "run.succeeded",
             EventType::RunFailed => "run.failed",
             EventType::RunCancelled => "run.cancelled",
+            EventType::RunMissed => "run.missed",
         }
     }
 
@@ -259,6 +264,20 @@ pub fn run_backfill_cancelled(job_id: &str, run_id: Uuid, backfill_id: Uuid) -> 
         json!({"reason": BACKFILL_CANCELLED, "backfill_id": backfill_id}),
     )
 }
+
+/// A run that waited for its flow key longer than its job's `max_wait_s`
+/// (§11.1): it ends `missed`, unsent.
+pub fn run_waited_too_long(job_id: &str, run_id: Uuid, flow_key: &str) -> NewEvent {
+    NewEvent::new(
+        EventType::RunMissed,
+        job_id,
+        Some(run_id),
+        json!({"status": "missed", "reason": MAX_WAIT, "flow_key": flow_key}),
+    )
+}
+
+/// The `reason` of a run that waited for its flow key too long.
+pub const MAX_WAIT: &str = "max_wait";
 
 /// The `reason` of a run cancelled with its backfill.
 pub const BACKFILL_CANCELLED: &str = "backfill_cancelled";

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::domain::error::{FieldError, Reason};
+use crate::domain::flow::{Flow, FlowInput};
 use crate::domain::instant;
 use crate::domain::misfire::{DEFAULT_CATCHUP_MAX, MAX_CATCHUP_MAX};
 use crate::domain::network_policy::NetworkPolicy;
@@ -141,6 +142,11 @@ pub struct JobInput {
     pub on_complete: Option<OnComplete>,
     #[serde(default)]
     pub retry: Option<RetryInput>,
+    /// The flow key its runs share with other jobs' (DESIGN.md §11.1):
+    /// they are sent while the key's `max_in_flight` and `rate` allow, by
+    /// priority, and wait (`wait_reason: "flow:<key>"`) otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowInput>,
     /// Create the job paused (default false).
     #[serde(default)]
     pub paused: Option<bool>,
@@ -234,6 +240,8 @@ pub struct JobDefinition {
     pub max_runs: Option<u32>,
     pub on_complete: OnComplete,
     pub retry: RetryPolicy,
+    /// The flow key its runs share (§11.1).
+    pub flow: Option<Flow>,
     pub metadata: Map<String, Value>,
 }
 
@@ -329,6 +337,7 @@ impl JobInput {
         let overlap = Overlap::parse(self.overlap, self.buffer_max)?;
         let max_runs = run_limit::parse_max_runs(self.max_runs)?;
         let retry = self.retry.unwrap_or_default().parse("retry")?;
+        let flow = self.flow.map(FlowInput::parse).transpose()?;
         let paused = self.paused.unwrap_or(false);
         if paused && self.next_run_at.is_some() {
             return Err(FieldError::new(
@@ -351,6 +360,7 @@ impl JobInput {
                 max_runs,
                 on_complete: self.on_complete.unwrap_or_default(),
                 retry,
+                flow,
                 metadata: self.metadata.unwrap_or_default(),
             },
             paused,
@@ -504,6 +514,7 @@ impl Job {
             max_runs: d.max_runs.map(i64::from),
             on_complete: Some(d.on_complete),
             retry: Some(d.retry.to_input()),
+            flow: d.flow.as_ref().map(Flow::to_input),
             paused: Some(self.schedule == Schedule::Paused),
             next_run_at: None,
             metadata: Some(d.metadata.clone()),

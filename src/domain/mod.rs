@@ -5,6 +5,7 @@ pub mod backfill;
 pub mod error;
 pub mod event;
 pub mod fair_share;
+pub mod flow;
 pub mod idempotency;
 pub mod instant;
 pub mod job;

@@ -74,6 +74,8 @@ pub(crate) struct DueRow {
     pub target_url: String,
     /// Its runs' requests are rendered when made (§11.2).
     pub target_template: bool,
+    /// Its flow as stored (JSON), if any (§11.1).
+    pub flow: Option<String>,
 }
 
 /// A scheduled run to insert, with its `run.created` event (written only
@@ -107,6 +109,8 @@ pub(crate) struct LockedJob {
     pub target_url: String,
     /// Its runs' requests are rendered when made (§11.2).
     pub template: bool,
+    /// The flow key its runs share (§11.1).
+    pub flow: Option<crate::domain::flow::Flow>,
 }
 
 /// A run a backfill makes (§11.3); its `run.created` event is written
@@ -122,6 +126,34 @@ pub(crate) struct NewBackfillRun {
     pub wait_reason: Option<&'static str>,
     pub reason: Option<&'static str>,
     pub host: Option<String>,
+}
+
+/// A flow key's row (§11.1).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FlowState {
+    pub key: String,
+    pub limits: crate::domain::flow::FlowLimits,
+    /// `api` (`PUT /v1/flows/{key}`) or `job` (the first job declaring
+    /// them).
+    pub defined_by: String,
+    pub paused: bool,
+    pub bucket: crate::domain::flow::Bucket,
+    pub next_admit_at: Option<DateTime<Utc>>,
+}
+
+/// A flow key's runs at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct FlowCounts {
+    /// Sent or being sent (pending and admitted, or running).
+    pub in_flight: u32,
+    /// Waiting for the key and due.
+    pub due: u32,
+    /// Waiting for the key.
+    pub waiting: u32,
+    /// When the next waiting run that is not due yet falls due.
+    pub next_due_at: Option<DateTime<Utc>>,
+    /// The earliest `max_wait_s` deadline of a waiting run.
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 /// A delivery of an event to a subscription: a pending run of its own.
@@ -346,6 +378,96 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         tenant: &Tenant,
         id: Uuid,
     ) -> StoreResult<Vec<(Uuid, String)>>;
+    // Flow keys (§11.1).
+
+    /// The key's row, locked for the rest of `tx`, with the database's
+    /// clock.
+    async fn lock_flow(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<(FlowState, DateTime<Utc>)>>;
+    /// Keys whose waiting runs may go by time (`next_admit_at` passed),
+    /// locked, skipping those another instance holds.
+    async fn due_flows(&self, tx: &mut Self::Tx, limit: u32) -> StoreResult<Vec<(String, String)>>;
+    /// How long until a key's `next_admit_at`; none when no key has one.
+    async fn next_flow_admit_in(&self) -> StoreResult<Option<Duration>>;
+    async fn insert_flow(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        limits: crate::domain::flow::FlowLimits,
+        defined_by: &str,
+    ) -> StoreResult<()>;
+    async fn set_flow_limits(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        limits: crate::domain::flow::FlowLimits,
+        defined_by: &str,
+        bucket: crate::domain::flow::Bucket,
+    ) -> StoreResult<()>;
+    async fn set_flow_paused(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        paused: bool,
+    ) -> StoreResult<bool>;
+    async fn save_flow(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        bucket: crate::domain::flow::Bucket,
+        next_admit_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+    async fn flow_counts(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<FlowCounts>;
+    async fn expire_flow_waits(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Uuid, String)>>;
+    async fn admit_flow_runs(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        n: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+    async fn enter_flow(
+        &self,
+        tx: &mut Self::Tx,
+        run: Uuid,
+        key: &str,
+        priority: i32,
+        wait_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+    async fn requeue_flow_retry(
+        &self,
+        tx: &mut Self::Tx,
+        run: Uuid,
+    ) -> StoreResult<Option<(String, String)>>;
+    async fn flow_of_run(
+        &self,
+        tx: &mut Self::Tx,
+        run: Uuid,
+    ) -> StoreResult<Option<(String, String)>>;
+    async fn list_flows(&self, tx: &mut Self::Tx, tenant: &str) -> StoreResult<Vec<FlowState>>;
+    /// Makes the key due for admission now (its runs changed).
+    async fn poke_flow(&self, tx: &mut Self::Tx, tenant: &str, key: &str) -> StoreResult<()>;
     /// When the job's newest run that succeeded was for and ended
     /// (§11.2's `last_success`).
     async fn last_success(

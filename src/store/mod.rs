@@ -340,6 +340,9 @@ pub struct ClaimedRun {
     /// Whether a newer run of its job may cancel it while it is sent
     /// (overlap `replace`, §11.1): its request is then aborted.
     pub abortable: bool,
+    /// A flow key's run (§11.1): its end, or its retry, gives its slot
+    /// back.
+    pub flow: bool,
 }
 
 impl ClaimedRun {
@@ -373,6 +376,23 @@ pub struct Backfill {
     pub runs: std::collections::BTreeMap<String, u64>,
 }
 
+/// A flow key as shown (§11.1): its limits, state and runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowInfo {
+    pub key: String,
+    pub limits: crate::domain::flow::FlowLimits,
+    /// `api` or `job`: who defined the limits.
+    pub defined_by: String,
+    pub paused: bool,
+    /// Runs sent or being sent.
+    pub in_flight: u32,
+    /// Runs waiting for the key.
+    pub waiting: u32,
+    /// Whole tokens in its bucket now (none without a rate).
+    pub tokens: Option<u32>,
+    pub next_admit_at: Option<DateTime<Utc>>,
+}
+
 /// What a backfill request answers: the occurrences a dry run lists (with
 /// the run each has), or the backfill made.
 #[derive(Debug, Clone, PartialEq)]
@@ -398,6 +418,9 @@ pub struct AttemptRecord {
     pub outcome: Outcome,
     /// As the claimed run's: a final outcome is followed up on the job.
     pub follow_up: bool,
+    /// As the claimed run's: a flow key's run, whose end or retry lets
+    /// another go (§11.1).
+    pub flow: bool,
 }
 
 impl AttemptRecord {
@@ -422,6 +445,7 @@ impl AttemptRecord {
             outcome,
             // Recovery follows up every job whose run ended.
             follow_up: true,
+            flow: true,
         }
     }
 }
@@ -549,6 +573,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether job `id` exists, without reading its definition.
     async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool>;
+    /// Admits the waiting runs of flow keys that are due (§11.1); answers
+    /// how long until a key is due next.
+    async fn admit_due_flows(&self, limit: u32) -> StoreResult<Option<Duration>>;
+    async fn list_flows(&self, tenant: &Tenant) -> StoreResult<Vec<FlowInfo>>;
+    async fn get_flow(&self, tenant: &Tenant, key: &str) -> StoreResult<Option<FlowInfo>>;
+    /// Defines a key's limits (`PUT /v1/flows/{key}`).
+    async fn put_flow(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        limits: crate::domain::flow::FlowLimits,
+    ) -> StoreResult<FlowInfo>;
+    /// Pauses or resumes a key; none when it does not exist.
+    async fn pause_flow(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        paused: bool,
+    ) -> StoreResult<Option<FlowInfo>>;
     /// Backfills the job's occurrences in a range (§11.3), or lists them
     /// (`dry_run`).
     async fn create_backfill(
@@ -1009,6 +1052,8 @@ pub(crate) struct ClaimedParts {
     pub request: Option<String>,
     /// Whether its end is followed up on its job (§11.1, §11.3).
     pub follow_up: bool,
+    /// Whether it is a flow key's run: its end or retry lets another go.
+    pub flow: bool,
     /// Whether a newer run may cancel it (§11.1).
     pub abortable: bool,
     /// A delivery's subscription: id, URL, sealed URL secrets; and event.
@@ -1134,6 +1179,7 @@ impl ClaimedParts {
             spec,
             secrets,
             follow_up: self.follow_up,
+            flow: self.flow,
             abortable: self.abortable,
         })
     }

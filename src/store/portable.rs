@@ -464,9 +464,9 @@ macro_rules! portable_statements {
             (tenant, job): &$crate::store::dialect::JobKey,
         ) -> $crate::store::StoreResult<$crate::domain::overlap::InFlight> {
             let (admitted, waiting): (i64, i64) = sqlx::query_as(
-                "SELECT CAST(COALESCE(SUM(CASE WHEN wait_reason IS NULL THEN 1 ELSE 0 END), 0)
+                "SELECT CAST(COALESCE(SUM(CASE WHEN wait_reason = 'backfill' THEN 0 ELSE 1 END), 0)
                              AS BIGINT),
-                        CAST(COALESCE(SUM(CASE WHEN wait_reason IS NULL THEN 0 ELSE 1 END), 0)
+                        CAST(COALESCE(SUM(CASE WHEN wait_reason = 'backfill' THEN 1 ELSE 0 END), 0)
                              AS BIGINT)
                  FROM runs
                  WHERE tenant = $1 AND job_id = $2 AND status IN ('pending', 'running')
@@ -491,8 +491,11 @@ macro_rules! portable_statements {
             now: chrono::DateTime<chrono::Utc>,
         ) -> $crate::store::StoreResult<u64> {
             let done = sqlx::query(
-                "UPDATE runs SET wait_reason = NULL,
-                     next_attempt_at = CASE WHEN deliver_after > $4 THEN deliver_after ELSE $4 END
+                "UPDATE runs
+                 SET wait_reason = CASE WHEN flow_key IS NULL THEN NULL ELSE 'flow:' || flow_key END,
+                     next_attempt_at = CASE WHEN flow_key IS NOT NULL THEN NULL
+                                            WHEN deliver_after > $4 THEN deliver_after
+                                            ELSE $4 END
                  WHERE id IN (SELECT id FROM runs
                               WHERE tenant = $1 AND job_id = $2 AND wait_reason = 'backfill'
                                 AND status = 'pending'
@@ -632,6 +635,300 @@ macro_rules! portable_statements {
                 .into_iter()
                 .map(|(run, job)| Ok((run.uuid()?, job)))
                 .collect()
+        }
+
+        /// Makes a flow key's row unless it exists (§11.1): its limits, who
+        /// defined them, a full bucket at `now`.
+        async fn insert_flow_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            key: &str,
+            limits: $crate::domain::flow::FlowLimits,
+            defined_by: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<()> {
+            let bucket = $crate::domain::flow::Bucket::full(limits.rate, now);
+            sqlx::query(
+                "INSERT INTO flows (tenant, key, max_in_flight, rate_limit, rate_period_s,
+                                    defined_by, tokens, tokens_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (tenant, key) DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(key)
+            .bind(limits.max_in_flight.map(i64::from))
+            .bind(limits.rate.map(|r| i64::from(r.limit)))
+            .bind(limits.rate.map(|r| i64::from(r.period_s)))
+            .bind(defined_by)
+            .bind(bucket.tokens)
+            .bind(at(bucket.at))
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Sets a flow key's limits, who defined them and its bucket.
+        async fn set_flow_limits_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            key: &str,
+            limits: $crate::domain::flow::FlowLimits,
+            defined_by: &str,
+            bucket: $crate::domain::flow::Bucket,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query(
+                "UPDATE flows SET max_in_flight = $3, rate_limit = $4, rate_period_s = $5,
+                                  defined_by = $6, tokens = $7, tokens_at = $8
+                 WHERE tenant = $1 AND key = $2",
+            )
+            .bind(tenant)
+            .bind(key)
+            .bind(limits.max_in_flight.map(i64::from))
+            .bind(limits.rate.map(|r| i64::from(r.limit)))
+            .bind(limits.rate.map(|r| i64::from(r.period_s)))
+            .bind(defined_by)
+            .bind(bucket.tokens)
+            .bind(at(bucket.at))
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Pauses or resumes a flow key; false when it has no row.
+        async fn set_flow_paused_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            key: &str,
+            paused: bool,
+        ) -> $crate::store::StoreResult<bool> {
+            let done = sqlx::query("UPDATE flows SET paused = $3 WHERE tenant = $1 AND key = $2")
+                .bind(tenant)
+                .bind(key)
+                .bind(paused)
+                .execute(conn)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        /// Writes a flow key's bucket and when its waiting runs may next
+        /// go by time alone.
+        async fn save_flow_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            key: &str,
+            bucket: $crate::domain::flow::Bucket,
+            next_admit_at: Option<chrono::DateTime<chrono::Utc>>,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query(
+                "UPDATE flows SET tokens = $3, tokens_at = $4, next_admit_at = $5
+                 WHERE tenant = $1 AND key = $2",
+            )
+            .bind(tenant)
+            .bind(key)
+            .bind(bucket.tokens)
+            .bind(at(bucket.at))
+            .bind(next_admit_at.map(at))
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// A flow key's runs at `now`: in flight (sent or being sent),
+        /// waiting and due, waiting, the next instant a waiting run falls
+        /// due, and the earliest `max_wait_s` deadline.
+        async fn flow_counts_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            key: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<$crate::store::dialect::FlowCounts> {
+            use $crate::store::rows::At;
+            let waiting = $crate::domain::flow::FlowKey::parse(key)
+                .map(|k| k.wait_reason())
+                .unwrap_or_default();
+            let (in_flight, due, all, next_due, deadline): (
+                i64,
+                i64,
+                i64,
+                Option<AtColumn>,
+                Option<AtColumn>,
+            ) = sqlx::query_as(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN wait_reason IS NULL THEN 1 ELSE 0 END), 0)
+                             AS BIGINT),
+                        CAST(COALESCE(SUM(CASE WHEN wait_reason = $3 AND deliver_after <= $4
+                                               THEN 1 ELSE 0 END), 0) AS BIGINT),
+                        CAST(COALESCE(SUM(CASE WHEN wait_reason = $3 THEN 1 ELSE 0 END), 0)
+                             AS BIGINT),
+                        MIN(CASE WHEN wait_reason = $3 AND deliver_after > $4
+                                 THEN deliver_after END),
+                        MIN(CASE WHEN wait_reason = $3 THEN wait_until END)
+                 FROM runs
+                 WHERE tenant = $1 AND flow_key = $2 AND status IN ('pending', 'running')",
+            )
+            .bind(tenant)
+            .bind(key)
+            .bind(&waiting)
+            .bind(at(now))
+            .fetch_one(conn)
+            .await?;
+            Ok($crate::store::dialect::FlowCounts {
+                in_flight: $crate::store::count(in_flight),
+                due: $crate::store::count(due),
+                waiting: $crate::store::count(all),
+                next_due_at: next_due.map(At::at),
+                deadline: deadline.map(At::at),
+            })
+        }
+
+        /// Records the key's waiting runs whose `max_wait_s` passed by
+        /// `now` `missed`; answers their ids and jobs.
+        async fn expire_flow_waits_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            key: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<Vec<(uuid::Uuid, String)>> {
+            use $crate::store::rows::RowId;
+            let waiting = format!("flow:{key}");
+            let missed: Vec<(IdColumn, String)> = sqlx::query_as(
+                "UPDATE runs SET status = 'missed', reason = $5, wait_reason = NULL,
+                                 finished_at = $4
+                 WHERE tenant = $1 AND flow_key = $2 AND wait_reason = $3 AND status = 'pending'
+                   AND wait_until < $4
+                 RETURNING id, job_id",
+            )
+            .bind(tenant)
+            .bind(key)
+            .bind(&waiting)
+            .bind(at(now))
+            .bind($crate::domain::event::MAX_WAIT)
+            .fetch_all(conn)
+            .await?;
+            missed
+                .into_iter()
+                .map(|(id, job)| Ok((id.uuid()?, job)))
+                .collect()
+        }
+
+        /// Sends the key's `n` first due waiting runs (priority desc,
+        /// `scheduled_for`, id) at `now`.
+        async fn admit_flow_runs_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            key: &str,
+            n: u32,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<u64> {
+            let waiting = format!("flow:{key}");
+            let done = sqlx::query(
+                "UPDATE runs SET wait_reason = NULL, next_attempt_at = $5
+                 WHERE id IN (SELECT id FROM runs
+                              WHERE tenant = $1 AND flow_key = $2 AND wait_reason = $3
+                                AND status = 'pending' AND deliver_after <= $5
+                              ORDER BY priority DESC, scheduled_for, id LIMIT $4)",
+            )
+            .bind(tenant)
+            .bind(key)
+            .bind(&waiting)
+            .bind(i64::from(n))
+            .bind(at(now))
+            .execute(conn)
+            .await?;
+            Ok(done.rows_affected())
+        }
+
+        /// A run of a flow job just made: its key, priority and deadline;
+        /// one that would be sent waits for the key instead.
+        async fn enter_flow_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            run: uuid::Uuid,
+            key: &str,
+            priority: i32,
+            wait_until: Option<chrono::DateTime<chrono::Utc>>,
+        ) -> $crate::store::StoreResult<()> {
+            let waiting = format!("flow:{key}");
+            sqlx::query(
+                "UPDATE runs SET flow_key = $2, priority = $3, wait_until = $4,
+                     wait_reason = CASE WHEN wait_reason IS NULL THEN $5 ELSE wait_reason END,
+                     next_attempt_at = CASE WHEN wait_reason IS NULL THEN NULL
+                                            ELSE next_attempt_at END
+                 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(row_id(run))
+            .bind(key)
+            .bind(priority)
+            .bind(wait_until.map(at))
+            .bind(&waiting)
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// A flow run to be tried again waits for its key again, from its
+        /// retry time; answers its tenant and key (none for another run).
+        async fn requeue_flow_retry_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            run: uuid::Uuid,
+        ) -> $crate::store::StoreResult<Option<(String, String)>> {
+            Ok(sqlx::query_as(
+                "UPDATE runs SET wait_reason = 'flow:' || flow_key,
+                                 deliver_after = COALESCE(next_attempt_at, deliver_after),
+                                 next_attempt_at = NULL
+                 WHERE id = $1 AND flow_key IS NOT NULL AND status = 'pending'
+                   AND wait_reason IS NULL
+                 RETURNING tenant, flow_key",
+            )
+            .bind(row_id(run))
+            .fetch_optional(conn)
+            .await?)
+        }
+
+        /// A run's tenant and flow key, if it has one.
+        async fn flow_of_run_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            run: uuid::Uuid,
+        ) -> $crate::store::StoreResult<Option<(String, String)>> {
+            Ok(sqlx::query_as(
+                "SELECT tenant, flow_key FROM runs WHERE id = $1 AND flow_key IS NOT NULL",
+            )
+            .bind(row_id(run))
+            .fetch_optional(conn)
+            .await?)
+        }
+
+        /// Makes a flow key due for admission at `now` at the latest.
+        async fn poke_flow_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            key: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query(
+                "UPDATE flows SET next_admit_at = $3
+                 WHERE tenant = $1 AND key = $2 AND (next_admit_at IS NULL OR next_admit_at > $3)",
+            )
+            .bind(tenant)
+            .bind(key)
+            .bind(at(now))
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// A tenant's flow keys, in key order.
+        async fn list_flows_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::dialect::FlowState>> {
+            let rows: Vec<$crate::store::rows::FlowRow<AtColumn>> = sqlx::query_as(
+                "SELECT key, max_in_flight, rate_limit, rate_period_s, defined_by, paused,
+                        tokens, tokens_at, next_admit_at
+                 FROM flows WHERE tenant = $1 ORDER BY key",
+            )
+            .bind(tenant)
+            .fetch_all(conn)
+            .await?;
+            Ok(rows.into_iter().map(Into::into).collect())
         }
 
         #[async_trait::async_trait]

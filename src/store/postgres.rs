@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{
-    Channel, Dialect, DueRow, ExpiredRun, JobKey, LockedJob, NewBackfillRun, NewDelivery, NewRun,
-    has_run_in_flight,
+    Channel, Dialect, DueRow, ExpiredRun, FlowCounts, FlowState, JobKey, LockedJob, NewBackfillRun,
+    NewDelivery, NewRun, has_run_in_flight,
 };
 use super::portable::portable_statements;
 use super::rows::{self, RUN_COLUMNS};
@@ -106,7 +106,7 @@ macro_rules! job_columns {
          end_at, jitter_s, target_url, target_method, target_headers, target_body,
          target_secrets, timeout_s, misfire_grace_s, coalesce_runs, catchup_max, max_instances,
          overlap, buffer_max, pause_on_failure, max_runs, on_complete, target_template,
-         max_attempts,
+         flow, flow_key, max_attempts,
          backoff_initial_s, backoff_max_s, metadata, state, next_run_at, secret,
          created_at, updated_at"
     };
@@ -150,6 +150,8 @@ fn push_job(
         .push_bind(d.max_runs)
         .push_bind(d.on_complete.clone())
         .push_bind(d.target.template)
+        .push_bind(d.flow.clone())
+        .push_bind(d.flow_key.clone())
         .push_bind(d.retry.max_attempts)
         .push_bind(d.retry.backoff_initial_s)
         .push_bind(d.retry.backoff_max_s)
@@ -173,7 +175,7 @@ macro_rules! job_query {
            j.coalesce_runs,
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
-           j.backoff_max_s,
+           j.backoff_max_s, j.flow, j.flow_key,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
@@ -220,6 +222,14 @@ type DeliveryRow = rows::DeliveryRow<DateTime<Utc>, Uuid, i32>;
 struct PgDueRow {
     #[sqlx(flatten)]
     job: rows::DueJobRow<DateTime<Utc>>,
+    db_now: DateTime<Utc>,
+}
+
+/// A flow key's row, with the database's `now`.
+#[derive(FromRow)]
+struct PgFlowRow {
+    #[sqlx(flatten)]
+    flow: rows::FlowRow<DateTime<Utc>>,
     db_now: DateTime<Utc>,
 }
 
@@ -623,7 +633,7 @@ impl Dialect for PgDialect {
                  target_secrets = $25, catchup_max = $26, pause_on_failure = $28,
                  overlap = $29, buffer_max = $30, max_runs = $31, on_complete = $32,
                  runs_counted = CASE WHEN $33 THEN 0 ELSE runs_counted END,
-                 target_template = $34, updated_at = now()
+                 target_template = $34, flow = $35, flow_key = $36, updated_at = now()
              WHERE tenant = $27 AND id = $1",
         )
         .bind(id.as_str())
@@ -660,6 +670,8 @@ impl Dialect for PgDialect {
         .bind(&d.on_complete)
         .bind(restart_count)
         .bind(d.target.template)
+        .bind(&d.flow)
+        .bind(&d.flow_key)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -777,7 +789,7 @@ impl Dialect for PgDialect {
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, overlap, buffer_max, max_runs, runs_counted, on_complete,
-                    target_url, target_template, now() AS db_now
+                    target_url, target_template, flow, now() AS db_now
              FROM jobs j
              WHERE next_run_at <= now() + make_interval(secs => $3) AND NOT (tenant = ANY($2))
                AND (next_run_at <= now() OR NOT ",
@@ -804,8 +816,9 @@ impl Dialect for PgDialect {
     ) -> StoreResult<HashMap<JobKey, InFlight>> {
         let (tenants, ids) = job_keys(jobs);
         Ok(sqlx::query_as::<_, (String, String, i64, i64)>(
-            "SELECT r.tenant, r.job_id, count(*) FILTER (WHERE r.wait_reason IS NULL),
-                    count(*) FILTER (WHERE r.wait_reason IS NOT NULL)
+            "SELECT r.tenant, r.job_id,
+                    count(*) FILTER (WHERE r.wait_reason IS DISTINCT FROM 'overlap'),
+                    count(*) FILTER (WHERE r.wait_reason = 'overlap')
              FROM runs r JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
                   ON r.tenant = u.tenant AND r.job_id = u.id
              WHERE r.status IN ('pending', 'running') AND r.cause <> 'backfill'
@@ -841,7 +854,7 @@ impl Dialect for PgDialect {
             "UPDATE runs SET status = 'skipped', wait_reason = NULL, reason = $3,
                              finished_at = clock_timestamp()
              WHERE id IN (SELECT id FROM runs
-                          WHERE tenant = $1 AND job_id = $2 AND wait_reason IS NOT NULL
+                          WHERE tenant = $1 AND job_id = $2 AND wait_reason = 'overlap'
                             AND status = 'pending' AND cause <> 'backfill'
                           ORDER BY scheduled_for, id OFFSET $4
                           FOR UPDATE)",
@@ -865,7 +878,7 @@ impl Dialect for PgDialect {
             "WITH oldest AS (
                  SELECT id, status, attempt_count, attempt_started_at FROM runs
                  WHERE tenant = $1 AND job_id = $2 AND status IN ('pending', 'running')
-                   AND wait_reason IS NULL AND cause <> 'backfill'
+                   AND wait_reason IS DISTINCT FROM 'overlap' AND cause <> 'backfill'
                  ORDER BY scheduled_for, id LIMIT $3
                  FOR UPDATE
              ), cut AS (
@@ -899,9 +912,12 @@ impl Dialect for PgDialect {
         n: u32,
     ) -> StoreResult<u64> {
         let done = sqlx::query(
-            "UPDATE runs SET wait_reason = NULL, next_attempt_at = GREATEST(deliver_after, now())
+            "UPDATE runs
+             SET wait_reason = CASE WHEN flow_key IS NULL THEN NULL ELSE 'flow:' || flow_key END,
+                 next_attempt_at = CASE WHEN flow_key IS NULL
+                                        THEN GREATEST(deliver_after, now()) END
              WHERE id IN (SELECT id FROM runs
-                          WHERE tenant = $1 AND job_id = $2 AND wait_reason IS NOT NULL
+                          WHERE tenant = $1 AND job_id = $2 AND wait_reason = 'overlap'
                             AND status = 'pending' AND cause <> 'backfill'
                           ORDER BY scheduled_for, id LIMIT $3
                           FOR UPDATE)",
@@ -1033,6 +1049,157 @@ impl Dialect for PgDialect {
         cancel_backfill_in(tx, tenant.as_str(), id, Utc::now()).await
     }
 
+    async fn insert_flow(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        limits: crate::domain::flow::FlowLimits,
+        defined_by: &str,
+    ) -> StoreResult<()> {
+        insert_flow_in(tx, tenant, key, limits, defined_by, Utc::now()).await
+    }
+
+    async fn set_flow_limits(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        limits: crate::domain::flow::FlowLimits,
+        defined_by: &str,
+        bucket: crate::domain::flow::Bucket,
+    ) -> StoreResult<()> {
+        set_flow_limits_in(tx, tenant, key, limits, defined_by, bucket).await
+    }
+
+    async fn set_flow_paused(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        paused: bool,
+    ) -> StoreResult<bool> {
+        set_flow_paused_in(tx, tenant, key, paused).await
+    }
+
+    async fn save_flow(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        bucket: crate::domain::flow::Bucket,
+        next_admit_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        save_flow_in(tx, tenant, key, bucket, next_admit_at).await
+    }
+
+    async fn flow_counts(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<FlowCounts> {
+        flow_counts_in(tx, tenant, key, now).await
+    }
+
+    async fn expire_flow_waits(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Uuid, String)>> {
+        expire_flow_waits_in(tx, tenant, key, now).await
+    }
+
+    async fn admit_flow_runs(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        n: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        admit_flow_runs_in(tx, tenant, key, n, now).await
+    }
+
+    async fn enter_flow(
+        &self,
+        tx: &mut Self::Tx,
+        run: Uuid,
+        key: &str,
+        priority: i32,
+        wait_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        enter_flow_in(tx, run, key, priority, wait_until).await
+    }
+
+    async fn requeue_flow_retry(
+        &self,
+        tx: &mut Self::Tx,
+        run: Uuid,
+    ) -> StoreResult<Option<(String, String)>> {
+        requeue_flow_retry_in(tx, run).await
+    }
+
+    async fn flow_of_run(
+        &self,
+        tx: &mut Self::Tx,
+        run: Uuid,
+    ) -> StoreResult<Option<(String, String)>> {
+        flow_of_run_in(tx, run).await
+    }
+
+    async fn list_flows(&self, tx: &mut Self::Tx, tenant: &str) -> StoreResult<Vec<FlowState>> {
+        list_flows_in(tx, tenant).await
+    }
+
+    async fn poke_flow(&self, tx: &mut Self::Tx, tenant: &str, key: &str) -> StoreResult<()> {
+        poke_flow_in(tx, tenant, key, Utc::now()).await
+    }
+
+    async fn lock_flow(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<(FlowState, DateTime<Utc>)>> {
+        let row: Option<PgFlowRow> = sqlx::query_as(
+            "SELECT key, max_in_flight, rate_limit, rate_period_s, defined_by, paused, tokens,
+                    tokens_at, next_admit_at, now() AS db_now
+             FROM flows WHERE tenant = $1 AND key = $2
+             FOR UPDATE",
+        )
+        .bind(tenant)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok(row.map(|r| (r.flow.into(), r.db_now)))
+    }
+
+    async fn due_flows(&self, tx: &mut Self::Tx, limit: u32) -> StoreResult<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant, key FROM flows
+             WHERE next_admit_at <= now()
+             ORDER BY next_admit_at LIMIT $1
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?)
+    }
+
+    async fn next_flow_admit_in(&self) -> StoreResult<Option<Duration>> {
+        let seconds: Option<f64> = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM (min(next_admit_at) - clock_timestamp()))::float8
+             FROM flows WHERE next_admit_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(seconds.map(non_negative))
+    }
+
     async fn last_success(
         &self,
         tx: &mut Self::Tx,
@@ -1103,7 +1270,7 @@ impl Dialect for PgDialect {
         let (tenants, ids) = job_keys(jobs);
         let rows: Vec<LockedRow> = sqlx::query_as(
             "SELECT j.tenant, j.id, j.state, j.pause_on_failure, j.max_instances, j.overlap,
-                    j.buffer_max, j.on_complete, j.target_url, j.target_template
+                    j.buffer_max, j.on_complete, j.target_url, j.target_template, j.flow
              FROM jobs j JOIN UNNEST($1::text[], $2::text[]) AS u(tenant, id)
                   ON j.tenant = u.tenant AND j.id = u.id
              ORDER BY j.tenant, j.id
@@ -1473,10 +1640,10 @@ impl Dialect for PgDialect {
                  WHERE r.id = due.id
                  RETURNING r.id, r.tenant, r.job_id, r.subscription_id, r.event_id,
                            r.scheduled_for, r.attempt_count, r.prior_attempts, r.request,
-                           r.cause
+                           r.cause, r.flow_key
              )
              SELECT c.id, c.tenant, c.job_id, c.subscription_id, c.scheduled_for, c.attempt_count,
-                    c.prior_attempts, c.request, c.cause, j.target_url, j.target_method, j.target_headers,
+                    c.prior_attempts, c.request, c.cause, c.flow_key, j.target_url, j.target_method, j.target_headers,
                     j.target_body, j.target_secrets, j.timeout_s, j.target_template, j.max_attempts,
                     j.backoff_initial_s, j.backoff_max_s, j.overlap, j.on_complete,
                     s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,

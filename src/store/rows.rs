@@ -110,6 +110,8 @@ pub(crate) struct JobRow<T, I, N> {
     runs_counted: i64,
     #[sqlx(flatten)]
     retry: StoredRetry,
+    flow: Option<String>,
+    flow_key: Option<String>,
     metadata: String,
     state: String,
     next_run_at: Option<T>,
@@ -141,6 +143,8 @@ impl<T: At, I: RowId, N: Into<i64>> JobRow<T, I, N> {
             max_runs: self.max_runs,
             on_complete: self.on_complete,
             retry: self.retry,
+            flow: self.flow,
+            flow_key: self.flow_key,
             metadata: self.metadata,
         }
         .into_definition(
@@ -206,6 +210,7 @@ pub(crate) struct DueJobRow<T> {
     on_complete: String,
     target_url: String,
     target_template: bool,
+    flow: Option<String>,
 }
 
 impl<T: At> From<DueJobRow<T>> for DueRow {
@@ -226,6 +231,7 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
             on_complete: r.on_complete,
             target_url: r.target_url,
             target_template: r.target_template,
+            flow: r.flow,
         }
     }
 }
@@ -316,6 +322,9 @@ pub(crate) struct ClaimedRow<T, I, N> {
     request: Option<String>,
     /// A backfill's run is followed up: its end sends the next (§11.3).
     cause: String,
+    /// A flow's run is followed up: its end (or retry) lets another go
+    /// (§11.1).
+    flow_key: Option<String>,
     /// The job's overlap policy and `on_complete` (none for an event's
     /// delivery).
     overlap: Option<String>,
@@ -377,6 +386,7 @@ impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
             follow_up: overlap.is_some_and(Overlap::waits)
                 || self.on_complete.is_some_and(|o| o == "delete")
                 || self.cause == RunCause::Backfill.as_str(),
+            flow: self.flow_key.is_some(),
             abortable: overlap == Some(Overlap::Replace),
             delivery,
             secret: self.secret,
@@ -563,6 +573,7 @@ pub(crate) struct LockedRow {
     on_complete: String,
     target_url: String,
     target_template: bool,
+    flow: Option<String>,
 }
 
 impl LockedRow {
@@ -584,6 +595,11 @@ impl LockedRow {
             })?,
             target_url: self.target_url,
             template: self.target_template,
+            flow: self
+                .flow
+                .as_deref()
+                .map(|f| super::shape::flow_of(&self.id, f))
+                .transpose()?,
         };
         Ok(((self.tenant, self.id), job))
     }
@@ -623,5 +639,46 @@ impl<T: At, I: RowId> BackfillRow<T, I> {
                 .map(|(state, n)| (state, n.max(0) as u64))
                 .collect(),
         })
+    }
+}
+
+/// A flow key's row (§11.1).
+#[derive(FromRow)]
+pub(crate) struct FlowRow<T> {
+    key: String,
+    max_in_flight: Option<i64>,
+    rate_limit: Option<i64>,
+    rate_period_s: Option<i64>,
+    defined_by: String,
+    paused: bool,
+    tokens: f64,
+    tokens_at: T,
+    next_admit_at: Option<T>,
+}
+
+impl<T: At> From<FlowRow<T>> for super::dialect::FlowState {
+    fn from(r: FlowRow<T>) -> Self {
+        use crate::domain::flow::{Bucket, FlowLimits, Rate};
+        let positive = |n: i64| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        super::dialect::FlowState {
+            key: r.key,
+            limits: FlowLimits {
+                max_in_flight: r.max_in_flight.map(positive),
+                rate: r
+                    .rate_limit
+                    .zip(r.rate_period_s)
+                    .map(|(limit, period_s)| Rate {
+                        limit: positive(limit),
+                        period_s: positive(period_s),
+                    }),
+            },
+            defined_by: r.defined_by,
+            paused: r.paused,
+            bucket: Bucket {
+                tokens: r.tokens,
+                at: r.tokens_at.at(),
+            },
+            next_admit_at: at(r.next_admit_at),
+        }
     }
 }

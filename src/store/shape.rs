@@ -47,6 +47,10 @@ pub(crate) struct StoredDefinition {
     pub on_complete: String,
     #[sqlx(flatten)]
     pub retry: StoredRetry,
+    /// The job's flow as given (a JSON object, as text), and its key apart
+    /// (§11.1).
+    pub flow: Option<String>,
+    pub flow_key: Option<String>,
     /// A JSON object, as text.
     pub metadata: String,
 }
@@ -133,6 +137,11 @@ impl StoredDefinition {
                 backoff_initial_s: d.retry.backoff_initial_s.into(),
                 backoff_max_s: d.retry.backoff_max_s.into(),
             },
+            flow: d
+                .flow
+                .as_ref()
+                .map(|f| serde_json::to_string(&f.to_input()).unwrap_or_default()),
+            flow_key: d.flow.as_ref().map(|f| f.key.as_str().to_string()),
             metadata: Value::Object(d.metadata.clone()).to_string(),
         }
     }
@@ -325,9 +334,18 @@ impl StoredDefinition {
             on_complete: OnComplete::parse(&self.on_complete)
                 .ok_or_else(|| corrupt(job, "on_complete", &self.on_complete))?,
             retry: self.retry.into_policy(job)?,
+            flow: self.flow.as_deref().map(|f| flow_of(job, f)).transpose()?,
             metadata,
         })
     }
+}
+
+/// A job's flow as its `flow` column keeps it.
+pub(crate) fn flow_of(job: &str, text: &str) -> StoreResult<crate::domain::flow::Flow> {
+    serde_json::from_str::<crate::domain::flow::FlowInput>(text)
+        .map_err(|e| corrupt(job, "flow", e))?
+        .parse()
+        .map_err(|e| corrupt(job, "flow", e))
 }
 
 impl StoredTrigger {

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{
-    Channel, Dialect, DueRow, ExpiredRun, JobKey, LockedJob, NewBackfillRun, NewDelivery, NewRun,
-    has_run_in_flight,
+    Channel, Dialect, DueRow, ExpiredRun, FlowCounts, FlowState, JobKey, LockedJob, NewBackfillRun,
+    NewDelivery, NewRun, has_run_in_flight,
 };
 use super::portable::portable_statements;
 use super::rows::{self, At, RUN_COLUMNS, RowId};
@@ -99,7 +99,7 @@ macro_rules! job_query {
            j.coalesce_runs,
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
-           j.backoff_max_s,
+           j.backoff_max_s, j.flow, j.flow_key,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
@@ -306,10 +306,10 @@ impl Dialect for SqliteDialect {
                  backoff_initial_s, backoff_max_s, metadata,
                  state, next_run_at, secret, created_at, updated_at, tenant,
                  pause_on_failure, overlap, buffer_max, max_runs, on_complete,
-                 target_template)
+                 target_template, flow, flow_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                      ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-                     ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)",
+                     ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37)",
         )
         .bind(id.as_str());
         let done = bind_definition(query, stored)
@@ -324,6 +324,8 @@ impl Dialect for SqliteDialect {
             .bind(stored.max_runs)
             .bind(stored.on_complete.clone())
             .bind(stored.target.template)
+            .bind(stored.flow.clone())
+            .bind(stored.flow_key.clone())
             .execute(&mut **tx)
             .await;
         match done {
@@ -354,7 +356,7 @@ impl Dialect for SqliteDialect {
                  updated_at = ?27, pause_on_failure = ?29, overlap = ?30, buffer_max = ?31,
                  max_runs = ?32, on_complete = ?33,
                  runs_counted = CASE WHEN ?34 THEN 0 ELSE runs_counted END,
-                 target_template = ?35
+                 target_template = ?35, flow = ?36, flow_key = ?37
              WHERE tenant = ?28 AND id = ?1",
         )
         .bind(id.as_str());
@@ -370,6 +372,8 @@ impl Dialect for SqliteDialect {
             .bind(stored.on_complete.clone())
             .bind(restart_count)
             .bind(stored.target.template)
+            .bind(stored.flow.clone())
+            .bind(stored.flow_key.clone())
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -489,7 +493,7 @@ impl Dialect for SqliteDialect {
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, overlap, buffer_max, max_runs, runs_counted, on_complete,
-                    target_url, target_template
+                    target_url, target_template, flow
              FROM jobs j
              WHERE next_run_at IS NOT NULL AND next_run_at <= ?1 + ?4
                AND tenant NOT IN (SELECT value FROM json_each(?3))
@@ -517,8 +521,8 @@ impl Dialect for SqliteDialect {
         let mut counts = HashMap::with_capacity(jobs.len());
         for (tenant, job) in jobs {
             let (admitted, waiting): (i64, i64) = sqlx::query_as(
-                "SELECT count(*) FILTER (WHERE wait_reason IS NULL),
-                        count(*) FILTER (WHERE wait_reason IS NOT NULL)
+                "SELECT count(*) FILTER (WHERE wait_reason IS NOT 'overlap'),
+                        count(*) FILTER (WHERE wait_reason IS 'overlap')
                  FROM runs
                  WHERE tenant = ?1 AND job_id = ?2 AND status IN ('pending', 'running')
                    AND cause <> 'backfill'",
@@ -546,7 +550,7 @@ impl Dialect for SqliteDialect {
         let done = sqlx::query(
             "UPDATE runs SET status = 'skipped', wait_reason = NULL, reason = ?3, finished_at = ?4
              WHERE id IN (SELECT id FROM runs
-                          WHERE tenant = ?1 AND job_id = ?2 AND wait_reason IS NOT NULL
+                          WHERE tenant = ?1 AND job_id = ?2 AND wait_reason = 'overlap'
                             AND cause <> 'backfill'
                             AND status = 'pending'
                           ORDER BY scheduled_for, id LIMIT -1 OFFSET ?5)",
@@ -571,7 +575,7 @@ impl Dialect for SqliteDialect {
         let oldest: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM runs
              WHERE tenant = ?1 AND job_id = ?2 AND status IN ('pending', 'running')
-               AND wait_reason IS NULL AND cause <> 'backfill'
+               AND wait_reason IS NOT 'overlap' AND cause <> 'backfill'
              ORDER BY scheduled_for, id LIMIT ?3",
         )
         .bind(tenant)
@@ -620,9 +624,11 @@ impl Dialect for SqliteDialect {
     ) -> StoreResult<u64> {
         let now = micros(Utc::now());
         let done = sqlx::query(
-            "UPDATE runs SET wait_reason = NULL, next_attempt_at = max(deliver_after, ?4)
+            "UPDATE runs
+             SET wait_reason = CASE WHEN flow_key IS NULL THEN NULL ELSE 'flow:' || flow_key END,
+                 next_attempt_at = CASE WHEN flow_key IS NULL THEN max(deliver_after, ?4) END
              WHERE id IN (SELECT id FROM runs
-                          WHERE tenant = ?1 AND job_id = ?2 AND wait_reason IS NOT NULL
+                          WHERE tenant = ?1 AND job_id = ?2 AND wait_reason = 'overlap'
                             AND cause <> 'backfill'
                             AND status = 'pending'
                           ORDER BY scheduled_for, id LIMIT ?3)",
@@ -733,6 +739,158 @@ impl Dialect for SqliteDialect {
         cancel_backfill_in(tx, tenant.as_str(), id, Utc::now()).await
     }
 
+    async fn insert_flow(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        limits: crate::domain::flow::FlowLimits,
+        defined_by: &str,
+    ) -> StoreResult<()> {
+        insert_flow_in(tx, tenant, key, limits, defined_by, Utc::now()).await
+    }
+
+    async fn set_flow_limits(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        limits: crate::domain::flow::FlowLimits,
+        defined_by: &str,
+        bucket: crate::domain::flow::Bucket,
+    ) -> StoreResult<()> {
+        set_flow_limits_in(tx, tenant, key, limits, defined_by, bucket).await
+    }
+
+    async fn set_flow_paused(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        paused: bool,
+    ) -> StoreResult<bool> {
+        set_flow_paused_in(tx, tenant, key, paused).await
+    }
+
+    async fn save_flow(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        bucket: crate::domain::flow::Bucket,
+        next_admit_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        save_flow_in(tx, tenant, key, bucket, next_admit_at).await
+    }
+
+    async fn flow_counts(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<FlowCounts> {
+        flow_counts_in(tx, tenant, key, now).await
+    }
+
+    async fn expire_flow_waits(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Uuid, String)>> {
+        expire_flow_waits_in(tx, tenant, key, now).await
+    }
+
+    async fn admit_flow_runs(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+        n: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        admit_flow_runs_in(tx, tenant, key, n, now).await
+    }
+
+    async fn enter_flow(
+        &self,
+        tx: &mut Self::Tx,
+        run: Uuid,
+        key: &str,
+        priority: i32,
+        wait_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        enter_flow_in(tx, run, key, priority, wait_until).await
+    }
+
+    async fn requeue_flow_retry(
+        &self,
+        tx: &mut Self::Tx,
+        run: Uuid,
+    ) -> StoreResult<Option<(String, String)>> {
+        requeue_flow_retry_in(tx, run).await
+    }
+
+    async fn flow_of_run(
+        &self,
+        tx: &mut Self::Tx,
+        run: Uuid,
+    ) -> StoreResult<Option<(String, String)>> {
+        flow_of_run_in(tx, run).await
+    }
+
+    async fn list_flows(&self, tx: &mut Self::Tx, tenant: &str) -> StoreResult<Vec<FlowState>> {
+        list_flows_in(tx, tenant).await
+    }
+
+    async fn poke_flow(&self, tx: &mut Self::Tx, tenant: &str, key: &str) -> StoreResult<()> {
+        poke_flow_in(tx, tenant, key, Utc::now()).await
+    }
+
+    async fn lock_flow(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<(FlowState, DateTime<Utc>)>> {
+        // The transaction holds SQLite's write lock: the row is as good
+        // as locked.
+        let row: Option<rows::FlowRow<i64>> = sqlx::query_as(
+            "SELECT key, max_in_flight, rate_limit, rate_period_s, defined_by, paused, tokens,
+                    tokens_at, next_admit_at
+             FROM flows WHERE tenant = ?1 AND key = ?2",
+        )
+        .bind(tenant)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok(row.map(|r| (r.into(), Utc::now())))
+    }
+
+    async fn due_flows(&self, tx: &mut Self::Tx, limit: u32) -> StoreResult<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant, key FROM flows
+             WHERE next_admit_at <= ?1
+             ORDER BY next_admit_at LIMIT ?2",
+        )
+        .bind(micros(Utc::now()))
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?)
+    }
+
+    async fn next_flow_admit_in(&self) -> StoreResult<Option<Duration>> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT min(next_admit_at) FROM flows WHERE next_admit_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(next
+            .map(|at| Duration::from_micros(u64::try_from(at - micros(Utc::now())).unwrap_or(0))))
+    }
+
     async fn last_success(
         &self,
         tx: &mut Self::Tx,
@@ -797,7 +955,7 @@ impl Dialect for SqliteDialect {
         for (tenant, id) in jobs {
             let row: Option<LockedRow> = sqlx::query_as(
                 "SELECT tenant, id, state, pause_on_failure, max_instances, overlap, buffer_max,
-                        on_complete, target_url, target_template
+                        on_complete, target_url, target_template, flow
                  FROM jobs WHERE tenant = ?1 AND id = ?2",
             )
             .bind(tenant)
@@ -1159,7 +1317,8 @@ impl Dialect for SqliteDialect {
         for (id,) in ids {
             let row = sqlx::query_as::<_, ClaimedRow>(
                 "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.scheduled_for,
-                        r.attempt_count, r.prior_attempts, r.request, r.cause, j.target_url,
+                        r.attempt_count, r.prior_attempts, r.request, r.cause, r.flow_key,
+                        j.target_url,
                         j.target_method, j.target_headers, j.target_body, j.target_secrets,
                         j.timeout_s, j.target_template,
                         j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.overlap, j.on_complete,

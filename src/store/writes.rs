@@ -22,9 +22,10 @@ use super::{
     StoreError, StoreResult, Subscription, Tenant, TokenInfo, count, lease_policy, lease_subject,
     run_host,
 };
-use super::{Backfill, BackfillMade, NewSession, Session};
+use super::{Backfill, BackfillMade, FlowInfo, NewSession, Session};
 use crate::domain::backfill::{self, BackfillSpec};
 use crate::domain::event;
+use crate::domain::flow::{self, Flow, FlowLimits};
 use crate::domain::job::{JobId, JobState, ParseContext, Schedule};
 use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
@@ -54,6 +55,14 @@ fn with_tenant(tenant: &Tenant, events: Vec<NewEvent>) -> Vec<(String, NewEvent)
         .into_iter()
         .map(|e| (tenant.as_str().to_string(), e))
         .collect()
+}
+
+/// A run of a flow job just made (§11.1).
+struct FlowRun {
+    tenant: String,
+    id: Uuid,
+    flow: Flow,
+    scheduled_for: chrono::DateTime<Utc>,
 }
 
 /// The events of attempts recorded (`recorded`; every one when `None`) of
@@ -379,6 +388,10 @@ impl<D: Dialect> SqlStore<D> {
             let n = overlap::releasable(count(job.max_instances).max(1), *in_flight);
             if n > 0 {
                 released += self.db.release_waiting(tx, key, n).await?;
+                // Released runs of a flow job wait for its key.
+                if let Some(flow) = &job.flow {
+                    self.db.poke_flow(tx, &key.0, flow.key.as_str()).await?;
+                }
             }
         }
         if released > 0 {
@@ -403,12 +416,120 @@ impl<D: Dialect> SqlStore<D> {
             let n = overlap::releasable(count(job.max_instances).max(1), lane);
             if n > 0 {
                 released += self.db.release_backfill(tx, key, n).await?;
+                if let Some(flow) = &job.flow {
+                    self.db.poke_flow(tx, &key.0, flow.key.as_str()).await?;
+                }
             }
         }
         if released > 0 {
             self.db.notify(tx, Channel::Runs).await?;
         }
         Ok(released)
+    }
+
+    /// Declares a job's flow key (§11.1): a key without a row gets one
+    /// with the job's limits (or none); limits that differ from the key's
+    /// are refused, naming the key and its limits.
+    async fn declare_flow(&self, tx: &mut D::Tx, tenant: &Tenant, flow: &Flow) -> StoreResult<()> {
+        let key = flow.key.as_str();
+        if self.db.lock_flow(tx, tenant.as_str(), key).await?.is_none() {
+            let limits = flow.limits.unwrap_or_default();
+            self.db
+                .insert_flow(tx, tenant.as_str(), key, limits, "job")
+                .await?;
+        }
+        let (state, _) = self
+            .db
+            .lock_flow(tx, tenant.as_str(), key)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        match flow.limits {
+            Some(limits) if limits != state.limits => Err(StoreError::Conflict(format!(
+                "flow key {key} is defined with {}; a job gives only the key or the same \
+                 limits (PUT /v1/flows/{key} changes them)",
+                state.limits.describe()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs of flow jobs just made in `tx` wait for their keys (§11.1);
+    /// the keys are made due, for the flow pass to admit after the
+    /// commit. Answers whether there were any.
+    async fn enter_flows(&self, tx: &mut D::Tx, runs: &[FlowRun]) -> StoreResult<bool> {
+        let mut keys = Vec::new();
+        for run in runs {
+            let wait_until = run
+                .flow
+                .max_wait_s
+                .map(|s| run.scheduled_for + chrono::TimeDelta::seconds(i64::from(s)));
+            let key = run.flow.key.as_str();
+            self.db
+                .enter_flow(tx, run.id, key, run.flow.priority, wait_until)
+                .await?;
+            keys.push((run.tenant.clone(), key.to_string()));
+        }
+        self.poke_flows(tx, keys).await
+    }
+
+    /// Makes `keys` due for admission now; whether there were any.
+    async fn poke_flows(&self, tx: &mut D::Tx, mut keys: Vec<JobKey>) -> StoreResult<bool> {
+        keys.sort_unstable();
+        keys.dedup();
+        for (tenant, key) in &keys {
+            self.db.poke_flow(tx, tenant, key).await?;
+        }
+        Ok(!keys.is_empty())
+    }
+
+    /// After recorded attempts of flow runs (§11.1): a run to be retried
+    /// waits for its key again, and its key (or an ended run's) is made
+    /// due, so that another run may take the slot.
+    async fn flows_after_attempts(
+        &self,
+        tx: &mut D::Tx,
+        records: &[AttemptRecord],
+        recorded: &[Uuid],
+    ) -> StoreResult<bool> {
+        let mut keys = Vec::new();
+        for r in records
+            .iter()
+            .filter(|r| r.flow && r.job_id.is_some() && recorded.contains(&r.run_id))
+        {
+            let key = match r.outcome {
+                Outcome::Retry { .. } => self.db.requeue_flow_retry(tx, r.run_id).await?,
+                _ => self.db.flow_of_run(tx, r.run_id).await?,
+            };
+            keys.extend(key);
+        }
+        self.poke_flows(tx, keys).await
+    }
+
+    /// A key's limits, state and runs now.
+    async fn flow_info(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<FlowInfo>> {
+        let Some((state, now)) = self.db.lock_flow(tx, tenant, key).await? else {
+            return Ok(None);
+        };
+        let counts = self.db.flow_counts(tx, tenant, key, now).await?;
+        let tokens = state
+            .limits
+            .rate
+            .map(|rate| flow::whole(state.bucket.refilled(rate, now).tokens));
+        Ok(Some(FlowInfo {
+            key: state.key,
+            limits: state.limits,
+            defined_by: state.defined_by,
+            paused: state.paused,
+            in_flight: counts.in_flight,
+            waiting: counts.waiting,
+            tokens,
+            next_admit_at: state.next_admit_at,
+        }))
     }
 
     /// What follows the end of recorded runs (`recorded` of `records`),
@@ -521,6 +642,9 @@ impl<D: Dialect> Store for SqlStore<D> {
                     schedule,
                     secret,
                 } => {
+                    if let Some(flow) = &definition.flow {
+                        self.declare_flow(&mut tx, tenant, flow).await?;
+                    }
                     let quotas = self.quotas_in(&mut tx, tenant).await?;
                     let held = self.db.count_jobs(&mut tx, tenant).await?;
                     quota::admit("jobs", held, quotas.jobs, "--max-jobs-per-tenant")?;
@@ -545,6 +669,9 @@ impl<D: Dialect> Store for SqlStore<D> {
                     schedule,
                     restart_count,
                 } => {
+                    if let Some(flow) = &definition.flow {
+                        self.declare_flow(&mut tx, tenant, flow).await?;
+                    }
                     let stored = StoredDefinition::of(&definition, &self.key, job_row(tenant, id));
                     self.db
                         .update_job(&mut tx, tenant, id, &stored, schedule, restart_count)
@@ -594,6 +721,7 @@ impl<D: Dialect> Store for SqlStore<D> {
             }
             if released > 0 {
                 self.wakeups.runs_changed();
+                self.wakeups.flows_changed();
             }
             if !events.is_empty() {
                 self.events_written(deliveries);
@@ -611,6 +739,145 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
         self.db.job_exists(tenant, id).await
+    }
+
+    async fn admit_due_flows(&self, limit: u32) -> StoreResult<Option<Duration>> {
+        let mut tx = self.db.begin().await?;
+        let due = self.db.due_flows(&mut tx, limit).await?;
+        let mut admitted = 0;
+        let mut events = Vec::new();
+        for (tenant, key) in &due {
+            let Some((state, now)) = self.db.lock_flow(&mut tx, tenant, key).await? else {
+                continue;
+            };
+            for (run, job) in self.db.expire_flow_waits(&mut tx, tenant, key, now).await? {
+                tracing::warn!(%tenant, job_id = %job, run_id = %run, flow_key = %key, "run missed: it waited for its flow key past max_wait_s");
+                events.push((tenant.clone(), event::run_waited_too_long(&job, run, key)));
+            }
+            let counts = self.db.flow_counts(&mut tx, tenant, key, now).await?;
+            let decision = flow::admit(
+                state.limits,
+                state.paused,
+                state.bucket,
+                counts.in_flight,
+                counts.due,
+                now,
+            );
+            if decision.runs > 0 {
+                admitted += self
+                    .db
+                    .admit_flow_runs(&mut tx, tenant, key, decision.runs, now)
+                    .await?;
+            }
+            // Again by time: a token, a waiting run falling due, a
+            // deadline; a run's end makes the key due too.
+            let not_due_yet = counts.waiting > counts.due && !state.paused;
+            let next = [
+                decision.again_at,
+                counts.next_due_at.filter(|_| not_due_yet),
+                counts.deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            self.db
+                .save_flow(&mut tx, tenant, key, decision.bucket, next)
+                .await?;
+        }
+        if admitted > 0 {
+            self.db.notify(&mut tx, Channel::Runs).await?;
+        }
+        let deliveries = self.write_events(&mut tx, &events).await?;
+        D::commit(tx).await?;
+        if admitted > 0 {
+            self.wakeups.runs_changed();
+        }
+        if !events.is_empty() {
+            self.events_written(deliveries);
+        }
+        if due.len() as u32 >= limit {
+            return Ok(Some(Duration::ZERO));
+        }
+        self.db.next_flow_admit_in().await
+    }
+
+    async fn list_flows(&self, tenant: &Tenant) -> StoreResult<Vec<FlowInfo>> {
+        let mut tx = self.db.begin().await?;
+        let keys = self.db.list_flows(&mut tx, tenant.as_str()).await?;
+        let mut flows = Vec::with_capacity(keys.len());
+        for state in keys {
+            flows.extend(self.flow_info(&mut tx, tenant.as_str(), &state.key).await?);
+        }
+        D::commit(tx).await?;
+        Ok(flows)
+    }
+
+    async fn get_flow(&self, tenant: &Tenant, key: &str) -> StoreResult<Option<FlowInfo>> {
+        let mut tx = self.db.begin().await?;
+        let info = self.flow_info(&mut tx, tenant.as_str(), key).await?;
+        D::commit(tx).await?;
+        Ok(info)
+    }
+
+    async fn put_flow(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        limits: FlowLimits,
+    ) -> StoreResult<FlowInfo> {
+        let mut tx = self.db.begin().await?;
+        match self.db.lock_flow(&mut tx, tenant.as_str(), key).await? {
+            None => {
+                self.db
+                    .insert_flow(&mut tx, tenant.as_str(), key, limits, "api")
+                    .await?
+            }
+            Some((state, now)) => {
+                // Tokens saved up stay, within the new limit.
+                let bucket = match limits.rate {
+                    Some(rate) => {
+                        let mut b = state.bucket.refilled(rate, now);
+                        b.tokens = b.tokens.min(f64::from(rate.limit));
+                        b
+                    }
+                    None => flow::Bucket::full(None, now),
+                };
+                self.db
+                    .set_flow_limits(&mut tx, tenant.as_str(), key, limits, "api", bucket)
+                    .await?;
+            }
+        }
+        self.db.poke_flow(&mut tx, tenant.as_str(), key).await?;
+        let info = self
+            .flow_info(&mut tx, tenant.as_str(), key)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        D::commit(tx).await?;
+        tracing::info!(%tenant, flow_key = %key, limits = %limits.describe(), "flow key defined");
+        self.wakeups.flows_changed();
+        Ok(info)
+    }
+
+    async fn pause_flow(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        paused: bool,
+    ) -> StoreResult<Option<FlowInfo>> {
+        let mut tx = self.db.begin().await?;
+        if !self
+            .db
+            .set_flow_paused(&mut tx, tenant.as_str(), key, paused)
+            .await?
+        {
+            return Ok(None);
+        }
+        self.db.poke_flow(&mut tx, tenant.as_str(), key).await?;
+        let info = self.flow_info(&mut tx, tenant.as_str(), key).await?;
+        D::commit(tx).await?;
+        tracing::info!(%tenant, flow_key = %key, paused, "flow key paused or resumed");
+        self.wakeups.flows_changed();
+        Ok(info)
     }
 
     async fn create_backfill(
@@ -652,6 +919,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         let host = run_host(d.target.url.as_str());
         let mut events = Vec::new();
         let mut to_render = Vec::new();
+        let mut flow_runs = Vec::new();
         let mut sent_now = false;
         for run in &planned {
             let run_id = Uuid::now_v7();
@@ -682,6 +950,14 @@ impl<D: Dialect> Store for SqlStore<D> {
             }));
             if run.status == RunStatus::Pending {
                 sent_now |= run.wait_reason.is_none();
+                if let Some(flow) = &d.flow {
+                    flow_runs.push(FlowRun {
+                        tenant: key.0.clone(),
+                        id: run_id,
+                        flow: flow.clone(),
+                        scheduled_for: run.scheduled_for,
+                    });
+                }
                 if d.target.template {
                     let facts = RunFacts {
                         run_id,
@@ -695,6 +971,7 @@ impl<D: Dialect> Store for SqlStore<D> {
             }
         }
         self.render_requests(&mut tx, to_render).await?;
+        let flows_due = self.enter_flows(&mut tx, &flow_runs).await?;
         let runs_made = events.len() as u64;
         self.db
             .add_runs_made(&mut tx, minute, tenant.as_str(), runs_made)
@@ -728,6 +1005,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         tracing::info!(%tenant, job_id = %id, %backfill_id, from = %spec.from, to = %spec.to, occurrences = made.occurrences, runs_made = made.runs_made, "backfill made");
         if sent_now {
             self.wakeups.runs_changed();
+        }
+        if flows_due {
+            self.wakeups.flows_changed();
         }
         self.events_written(deliveries);
         Ok(BackfillMade::Made(made))
@@ -835,6 +1115,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut finished = Vec::new();
         let mut replacing = Vec::new();
         let mut to_render = Vec::new();
+        let mut flow_runs = Vec::new();
         for (row, key) in due.into_iter().zip(keys) {
             // The jobs past the budget stay due, for the next transaction.
             if counted >= misfire::COUNTED_PER_CLAIM {
@@ -916,10 +1197,23 @@ impl<D: Dialect> Store for SqlStore<D> {
             }
             let replaces = decision.cancels > 0;
             let mut newest = None;
+            let flow = row.flow.as_deref().and_then(|f| {
+                super::shape::flow_of(&row.id, f)
+                    .inspect_err(|e| tracing::error!(tenant = %row.tenant, job_id = %row.id, error = %e, "the job's flow does not read back; its runs go without it"))
+                    .ok()
+            });
             for run in decision.runs {
                 let id = Uuid::now_v7();
                 if replaces && run.status == RunStatus::Pending {
                     newest = Some(id);
+                }
+                if let Some(flow) = flow.as_ref().filter(|_| run.status == RunStatus::Pending) {
+                    flow_runs.push(FlowRun {
+                        tenant: row.tenant.clone(),
+                        id,
+                        flow: flow.clone(),
+                        scheduled_for: run.scheduled_for,
+                    });
                 }
                 if row.target_template && run.status == RunStatus::Pending {
                     to_render.push((
@@ -969,6 +1263,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         let (inserted, mut deliveries) =
             self.db.insert_runs(&mut tx, &runs, &run_deliveries).await?;
         self.render_requests(&mut tx, to_render).await?;
+        let flows_due = self.enter_flows(&mut tx, &flow_runs).await?;
         self.db.update_schedules(&mut tx, &schedules).await?;
         let (cancel_events, cancelled) = self.replace_oldest(&mut tx, &replacing).await?;
         events.extend(cancel_events);
@@ -995,6 +1290,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.wakeups.aborts.cancelled(&cancelled);
         if outcome.pending > 0 || released > 0 {
             self.wakeups.runs_changed();
+        }
+        if flows_due || released > 0 {
+            self.wakeups.flows_changed();
         }
         if outcome.runs > 0 || !events.is_empty() {
             self.events_written(deliveries);
@@ -1056,6 +1354,19 @@ impl<D: Dialect> Store for SqlStore<D> {
                 run_host(&job.target_url),
             )
             .await?;
+        let flows_due = match job.flow.clone().filter(|_| status == RunStatus::Pending) {
+            Some(flow) => {
+                let run = FlowRun {
+                    tenant: tenant.as_str().to_string(),
+                    id: run.id,
+                    flow,
+                    scheduled_for: run.scheduled_for,
+                };
+                self.enter_flows(&mut tx, std::slice::from_ref(&run))
+                    .await?
+            }
+            None => false,
+        };
         if job.template && status == RunStatus::Pending {
             let facts = RunFacts {
                 run_id: run.id,
@@ -1097,7 +1408,15 @@ impl<D: Dialect> Store for SqlStore<D> {
         if status == RunStatus::Pending {
             self.wakeups.runs_changed();
         }
+        if flows_due {
+            self.wakeups.flows_changed();
+        }
         self.events_written(deliveries);
+        let run = match flows_due {
+            // As it stands now: waiting for its flow key.
+            true => self.get_run(tenant, run.id).await?.map_or(run, |(r, _)| r),
+            false => run,
+        };
         Ok(run)
     }
 
@@ -1177,8 +1496,11 @@ impl<D: Dialect> Store for SqlStore<D> {
         // completed job (§11.3): that takes the job's row lock, in the
         // transaction that records the end.
         let mut released = 0;
+        let mut flows_due = false;
         let (recorded, wrote_events, deliveries) = if !records.iter().any(needs_follow_up)
-            && records.iter().all(|r| r.outcome != Outcome::Failed)
+            && records
+                .iter()
+                .all(|r| r.outcome != Outcome::Failed && !r.flow)
         {
             // The common case: no job may pause, so the records, their
             // events and the deliveries go in one write (one statement
@@ -1206,6 +1528,9 @@ impl<D: Dialect> Store for SqlStore<D> {
             let (followed, n) = self.after_runs_end(&mut tx, records, &recorded).await?;
             events.extend(followed);
             released = n;
+            flows_due = self
+                .flows_after_attempts(&mut tx, records, &recorded)
+                .await?;
             if retrying {
                 self.db.notify(&mut tx, Channel::Runs).await?;
             }
@@ -1215,6 +1540,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         };
         if retrying || released > 0 {
             self.wakeups.runs_changed();
+        }
+        if flows_due || released > 0 {
+            self.wakeups.flows_changed();
         }
         if wrote_events {
             self.events_written(deliveries);

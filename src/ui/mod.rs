@@ -6,6 +6,7 @@
 
 mod actions;
 mod backfill;
+mod flows;
 mod pages;
 mod render;
 mod session;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui", get(pages::jobs))
         .route("/ui/", get(pages::jobs))
         .route("/ui/failed", get(pages::failed))
+        .route("/ui/flows", get(flows::page))
         .route("/ui/jobs/{id}", get(pages::job))
         .route("/ui/jobs/{id}/secret", get(pages::secret))
         .route(

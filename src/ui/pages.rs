@@ -324,6 +324,9 @@ pub async fn job(
                     dt { "Catch-up at most" } dd { (d.catchup_max) " runs" }
                     dt { "Max instances" } dd { (d.max_instances) }
                     dt { "Over max instances" } dd { (overlap_in_words(d.overlap)) }
+                    @if let Some(flow) = &d.flow {
+                        dt { "Flow key" } dd { a href="/ui/flows" { code { (flow.key.as_str()) } } " (priority " (flow.priority) @if let Some(w) = flow.max_wait_s { ", waits at most " (w) " s" } ")" }
+                    }
                     dt { "Pause on failure" } dd { (yes_no(d.pause_on_failure)) }
                     dt { "Run limit" } dd { (run_limit_in_words(d.max_runs, job.runs_counted, d.on_complete)) }
                     dt { "Retry" } dd { (d.retry.max_attempts) " attempts, backoff " (d.retry.backoff_initial_s) " s to " (d.retry.backoff_max_s) " s" }
@@ -369,7 +372,11 @@ fn run_why(run: &Run) -> Markup {
 fn waiting_in_words(why: &str) -> String {
     match why {
         "overlap" => "for a run of this job to end (overlap policy)".to_string(),
-        other => other.to_string(),
+        "backfill" => "for the backfill's run before it to end".to_string(),
+        other => match other.strip_prefix("flow:") {
+            Some(key) => format!("for its flow key {key} to allow it (in flight, rate)"),
+            None => other.to_string(),
+        },
     }
 }
 

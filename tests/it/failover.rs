@@ -364,3 +364,126 @@ async fn a_run_replaced_at_one_instance_is_aborted_at_the_other() {
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     drop(sender);
 }
+
+/// A flow key's limits across instances (DESIGN.md §11.1): two instances
+/// share one key's `max_in_flight` and token bucket, held by a lock on
+/// the key's row; the receiver counts what reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_keys_limits_hold_across_two_instances() {
+    let db = TestDb::postgres().await;
+    let receiver = Receiver::start().await;
+    for _ in 0..12 {
+        receiver.script("/shared", [Answer::After(Duration::from_millis(300), 200)]);
+    }
+    let client = common::client();
+    let one = ServiceProcess::start(&db.url, &[], &[]);
+    let two = ServiceProcess::start(&db.url, &[], &[]);
+    let defined = client
+        .put(format!("{}/v1/flows/shared", one.base))
+        .json(&json!({"max_in_flight": 2, "rate": {"limit": 4, "period_s": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(defined.status(), 200);
+    for n in 0..12 {
+        let base = if n % 2 == 0 { &one.base } else { &two.base };
+        let mut body = job(&format!("f{n}"), receiver.url("/shared"), 30);
+        body["flow"] = json!({"key": "shared"});
+        let created = client
+            .post(format!("{base}/v1/jobs"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+    }
+    let mut at: Vec<_> = eventually(Duration::from_secs(60), "every run sent", || async {
+        let got = receiver.received("/shared");
+        (got.len() >= 12).then_some(got.iter().map(|r| r.at).collect::<Vec<_>>())
+    })
+    .await;
+    assert_eq!(at.len(), 12, "each run once");
+    assert!(receiver.most_open_at_once("/shared") <= 2);
+    // Four tokens at first, then one every quarter second, whichever
+    // instance admits (lower bounds only).
+    at.sort();
+    for (i, t) in at.iter().enumerate().skip(4) {
+        let earliest = chrono::TimeDelta::milliseconds(250 * (i as i64 - 3) - 150);
+        assert!(
+            *t - at[0] >= earliest,
+            "run {i} came {:?} after the first",
+            *t - at[0]
+        );
+    }
+    // Once the last answer is recorded, nothing holds the key.
+    eventually(Duration::from_secs(30), "the key idle", || async {
+        let flow = get(&client, format!("{}/v1/flows/shared", two.base)).await;
+        (flow["in_flight"] == 0 && flow["waiting"] == 0).then_some(())
+    })
+    .await;
+}
+
+/// A killed instance's flow run (DESIGN.md §11.1): re-sent by the other
+/// instance within `--instance-timeout-s`, still holding the key's one
+/// slot, and the run waiting for the key goes once it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_s_flow_run_is_sent_again_and_the_key_counts_stay_right() {
+    let db = TestDb::postgres().await;
+    let receiver = Receiver::start().await;
+    receiver.script("/held", [Answer::Hang]);
+    let client = common::client();
+    let timeout = TIMEOUT_S.to_string();
+    let args = ["--instance-timeout-s", timeout.as_str()];
+    let mut doomed = ServiceProcess::start(&db.url, &args, &[]);
+    client
+        .put(format!("{}/v1/flows/one", doomed.base))
+        .json(&json!({"max_in_flight": 1}))
+        .send()
+        .await
+        .unwrap();
+    let mut first = job("held", receiver.url("/held"), 60);
+    first["flow"] = json!({"key": "one"});
+    client
+        .post(format!("{}/v1/jobs", doomed.base))
+        .json(&first)
+        .send()
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "the first request", || async {
+        (receiver.received("/held").len() == 1).then_some(())
+    })
+    .await;
+    let mut next = job("next", receiver.url("/next"), 60);
+    next["flow"] = json!({"key": "one"});
+    client
+        .post(format!("{}/v1/jobs", doomed.base))
+        .json(&next)
+        .send()
+        .await
+        .unwrap();
+    let survivor = ServiceProcess::start(&db.url, &args, &[]);
+    doomed.kill();
+    // The held run is sent again (same webhook-id) before the waiting one.
+    let held = run_when(&client, &survivor.base, "held", |r| {
+        r["status"] == "succeeded"
+    })
+    .await;
+    let next_run = run_when(&client, &survivor.base, "next", |r| {
+        r["status"] == "succeeded"
+    })
+    .await;
+    let sent = receiver.received("/held");
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].header("webhook-id"), held["id"].as_str().unwrap());
+    let next_at = receiver.received("/next")[0].at;
+    assert!(
+        next_at >= sent[1].at,
+        "the waiting run went only once the slot was free"
+    );
+    assert_eq!(next_run["attempt_count"], 1);
+    eventually(Duration::from_secs(30), "the key idle", || async {
+        let flow = get(&client, format!("{}/v1/flows/one", survivor.base)).await;
+        (flow["in_flight"] == 0 && flow["waiting"] == 0).then_some(())
+    })
+    .await;
+}

@@ -21,6 +21,7 @@ mod delivery;
 mod events;
 mod exposed;
 mod failover;
+mod flows;
 mod limits;
 mod migration;
 mod openapi;

@@ -784,6 +784,7 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
         response_excerpt: Some("busy".into()),
         outcome,
         follow_up: false,
+        flow: false,
     };
     let retry_later = Outcome::Retry {
         delay: Duration::from_secs(3600),
@@ -925,6 +926,7 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
         response_excerpt: None,
         outcome: Outcome::Succeeded,
         follow_up: false,
+        flow: false,
     };
 
     // 1. The owner stops beating: its lease is taken over whatever
