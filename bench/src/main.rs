@@ -27,6 +27,7 @@ const ALL: &[&str] = &[
     "engine-steady",
     "burst",
     "burst-hosts",
+    "flow",
     "steady",
     "aligned",
     "scale",
@@ -44,7 +45,7 @@ const ALL: &[&str] = &[
     about = "Benchmarks Cronhook end to end on PostgreSQL"
 )]
 struct Args {
-    /// Scenarios: engine-burst engine-steady explain burst burst-hosts
+    /// Scenarios: engine-burst engine-steady explain burst burst-hosts flow
     /// steady aligned scale api ceiling aps-burst aps-steady aps-aligned chaos, or `all`
     /// (every one but explain, which scale includes), `engine`, `delivery`.
     #[arg(default_value = "all")]
@@ -62,6 +63,10 @@ struct Args {
     /// Jobs due at one instant in the burst scenarios.
     #[arg(long, default_value_t = 10_000)]
     burst_jobs: usize,
+    /// Jobs on one flow key in the flow scenario (its rate: a fifth of
+    /// them per second).
+    #[arg(long, default_value_t = 1_000)]
+    flow_jobs: usize,
     /// Jobs firing every second in the steady and aligned scenarios.
     #[arg(long, default_value_t = 1_000)]
     steady_jobs: usize,
@@ -144,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
     let sizes = if args.quick {
         Sizes {
             burst: 50,
+            flow: 50,
             steady: 20,
             duration: Duration::from_secs(4),
             scale: 2_000,
@@ -153,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Sizes {
             burst: args.burst_jobs,
+            flow: args.flow_jobs,
             steady: args.steady_jobs,
             duration: Duration::from_secs(args.seconds),
             scale: args.scale_jobs,
@@ -204,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
                 "explain" => scenarios::explain(&ctx).await,
                 "burst" => scenarios::burst(&ctx).await,
                 "burst-hosts" => scenarios::burst_hosts(&ctx).await,
+                "flow" => scenarios::flow(&ctx).await,
                 "steady" => scenarios::steady(&ctx).await,
                 "aligned" => scenarios::aligned(&ctx).await,
                 "scale" => scenarios::scale(&ctx).await,

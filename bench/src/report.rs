@@ -151,6 +151,31 @@ pub fn table(results: &Value) -> String {
             None,
         );
     }
+    if let Some(v) = r("flow") {
+        row("flow", "the key's rate", get(v, "rate_per_s"), "/s", None);
+        row(
+            "flow",
+            "delivered after the bucket's burst",
+            get(v, "sustained_per_s"),
+            "/s",
+            None,
+        );
+        row(
+            "flow",
+            "delivered ÷ the key's rate (within 5 %)",
+            get(v, "sustained_to_rate"),
+            "",
+            Some((AtMost, 1.05)),
+        );
+        row(
+            "flow",
+            "delivered ÷ the key's rate, at least",
+            get(v, "sustained_to_rate"),
+            "",
+            Some((AtLeast, 0.95)),
+        );
+        exactness(&mut row, "flow", v);
+    }
     let steady_p99 = r("steady").and_then(|v| get(v, "lateness.p99_ms"));
     if let Some(v) = r("steady") {
         for q in ["p50", "p90", "p99", "max"] {

@@ -40,6 +40,7 @@ fn the_benchmark_runs_its_scenarios_at_tiny_sizes() {
         .args([
             "engine-burst",
             "burst",
+            "flow",
             "steady",
             "aligned",
             "ceiling",
@@ -59,6 +60,11 @@ fn the_benchmark_runs_its_scenarios_at_tiny_sizes() {
     std::fs::remove_file(&out).ok();
     assert_eq!(results["engine-burst"]["jobs"], 50);
     assert!(results["burst"]["deliveries_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        results["flow"]["exactness"]["missing"], 0,
+        "{}",
+        results["flow"]
+    );
     for scenario in ["burst", "steady", "aligned"] {
         let exact = &results[scenario]["exactness"];
         assert!(
