@@ -380,13 +380,14 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
     ) -> StoreResult<Vec<(Uuid, String)>>;
     // Flow keys (§11.1).
 
-    /// The key's row, locked for the rest of `tx`, with the database's
-    /// clock.
+    /// The key's row, locked for the rest of `tx` where `lock`, with the
+    /// database's clock.
     async fn lock_flow(
         &self,
         tx: &mut Self::Tx,
         tenant: &str,
         key: &str,
+        lock: bool,
     ) -> StoreResult<Option<(FlowState, DateTime<Utc>)>>;
     /// Keys whose waiting runs may go by time (`next_admit_at` passed),
     /// locked, skipping those another instance holds.
@@ -455,11 +456,21 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         priority: i32,
         wait_until: Option<DateTime<Utc>>,
     ) -> StoreResult<()>;
-    async fn requeue_flow_retry(
+    /// A flow run to be sent again (a retry, or a redrive, whose
+    /// `max_wait_s` deadline is then lifted) waits for its key again, from
+    /// its next attempt's time; answers its tenant and key.
+    async fn requeue_flow_run(
         &self,
         tx: &mut Self::Tx,
         run: Uuid,
+        lift_deadline: bool,
     ) -> StoreResult<Option<(String, String)>>;
+    /// The flow keys of the job's runs in flight.
+    async fn flow_keys_in_flight(
+        &self,
+        tx: &mut Self::Tx,
+        job: &JobKey,
+    ) -> StoreResult<Vec<JobKey>>;
     async fn flow_of_run(
         &self,
         tx: &mut Self::Tx,

@@ -866,20 +866,39 @@ macro_rules! portable_statements {
 
         /// A flow run to be tried again waits for its key again, from its
         /// retry time; answers its tenant and key (none for another run).
-        async fn requeue_flow_retry_in(
+        async fn requeue_flow_run_in(
             conn: &mut <Db as sqlx::Database>::Connection,
             run: uuid::Uuid,
+            lift_deadline: bool,
         ) -> $crate::store::StoreResult<Option<(String, String)>> {
             Ok(sqlx::query_as(
                 "UPDATE runs SET wait_reason = 'flow:' || flow_key,
                                  deliver_after = COALESCE(next_attempt_at, deliver_after),
-                                 next_attempt_at = NULL
+                                 next_attempt_at = NULL,
+                                 wait_until = CASE WHEN $2 THEN NULL ELSE wait_until END
                  WHERE id = $1 AND flow_key IS NOT NULL AND status = 'pending'
                    AND wait_reason IS NULL
                  RETURNING tenant, flow_key",
             )
             .bind(row_id(run))
+            .bind(lift_deadline)
             .fetch_optional(conn)
+            .await?)
+        }
+
+        /// The flow keys of the job's runs in flight, each once.
+        async fn flow_keys_in_flight_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            (tenant, job): &$crate::store::dialect::JobKey,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::dialect::JobKey>> {
+            Ok(sqlx::query_as(
+                "SELECT DISTINCT tenant, flow_key FROM runs
+                 WHERE tenant = $1 AND job_id = $2 AND flow_key IS NOT NULL
+                   AND status IN ('pending', 'running')",
+            )
+            .bind(tenant)
+            .bind(job)
+            .fetch_all(conn)
             .await?)
         }
 

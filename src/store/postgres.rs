@@ -1135,12 +1135,21 @@ impl Dialect for PgDialect {
         enter_flow_in(tx, run, key, priority, wait_until).await
     }
 
-    async fn requeue_flow_retry(
+    async fn requeue_flow_run(
         &self,
         tx: &mut Self::Tx,
         run: Uuid,
+        lift_deadline: bool,
     ) -> StoreResult<Option<(String, String)>> {
-        requeue_flow_retry_in(tx, run).await
+        requeue_flow_run_in(tx, run, lift_deadline).await
+    }
+
+    async fn flow_keys_in_flight(
+        &self,
+        tx: &mut Self::Tx,
+        job: &JobKey,
+    ) -> StoreResult<Vec<JobKey>> {
+        flow_keys_in_flight_in(tx, job).await
     }
 
     async fn flow_of_run(
@@ -1164,17 +1173,23 @@ impl Dialect for PgDialect {
         tx: &mut Self::Tx,
         tenant: &str,
         key: &str,
+        lock: bool,
     ) -> StoreResult<Option<(FlowState, DateTime<Utc>)>> {
-        let row: Option<PgFlowRow> = sqlx::query_as(
+        let sql = if lock {
             "SELECT key, max_in_flight, rate_limit, rate_period_s, defined_by, paused, tokens,
                     tokens_at, next_admit_at, now() AS db_now
              FROM flows WHERE tenant = $1 AND key = $2
-             FOR UPDATE",
-        )
-        .bind(tenant)
-        .bind(key)
-        .fetch_optional(&mut **tx)
-        .await?;
+             FOR UPDATE"
+        } else {
+            "SELECT key, max_in_flight, rate_limit, rate_period_s, defined_by, paused, tokens,
+                    tokens_at, next_admit_at, now() AS db_now
+             FROM flows WHERE tenant = $1 AND key = $2"
+        };
+        let row: Option<PgFlowRow> = sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?;
         Ok(row.map(|r| (r.flow.into(), r.db_now)))
     }
 

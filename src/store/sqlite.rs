@@ -825,12 +825,21 @@ impl Dialect for SqliteDialect {
         enter_flow_in(tx, run, key, priority, wait_until).await
     }
 
-    async fn requeue_flow_retry(
+    async fn requeue_flow_run(
         &self,
         tx: &mut Self::Tx,
         run: Uuid,
+        lift_deadline: bool,
     ) -> StoreResult<Option<(String, String)>> {
-        requeue_flow_retry_in(tx, run).await
+        requeue_flow_run_in(tx, run, lift_deadline).await
+    }
+
+    async fn flow_keys_in_flight(
+        &self,
+        tx: &mut Self::Tx,
+        job: &JobKey,
+    ) -> StoreResult<Vec<JobKey>> {
+        flow_keys_in_flight_in(tx, job).await
     }
 
     async fn flow_of_run(
@@ -854,9 +863,11 @@ impl Dialect for SqliteDialect {
         tx: &mut Self::Tx,
         tenant: &str,
         key: &str,
+        lock: bool,
     ) -> StoreResult<Option<(FlowState, DateTime<Utc>)>> {
         // The transaction holds SQLite's write lock: the row is as good
-        // as locked.
+        // as locked either way.
+        let _ = lock;
         let row: Option<rows::FlowRow<i64>> = sqlx::query_as(
             "SELECT key, max_in_flight, rate_limit, rate_period_s, defined_by, paused, tokens,
                     tokens_at, next_admit_at

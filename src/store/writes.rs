@@ -251,8 +251,15 @@ impl<D: Dialect> SqlStore<D> {
     /// Deletes the job (its runs go with it) and takes it off its
     /// tenant's count; answers whether there was one.
     async fn delete_in(&self, tx: &mut D::Tx, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
+        // Its runs in flight free their flow keys' slots as they go.
+        let key = (tenant.as_str().to_string(), id.as_str().to_string());
+        let keys = self.db.flow_keys_in_flight(tx, &key).await?;
         if !self.db.delete_job(tx, tenant, id).await? {
             return Ok(false);
+        }
+        if self.poke_flows(tx, keys).await? {
+            // Seen once committed (within the pass's poll at the latest).
+            self.wakeups.flows_changed();
         }
         let slot = quota::job_count_slot(id.as_str());
         self.db.add_jobs_held(tx, tenant, slot, -1).await?;
@@ -432,7 +439,12 @@ impl<D: Dialect> SqlStore<D> {
     /// are refused, naming the key and its limits.
     async fn declare_flow(&self, tx: &mut D::Tx, tenant: &Tenant, flow: &Flow) -> StoreResult<()> {
         let key = flow.key.as_str();
-        if self.db.lock_flow(tx, tenant.as_str(), key).await?.is_none() {
+        if self
+            .db
+            .lock_flow(tx, tenant.as_str(), key, true)
+            .await?
+            .is_none()
+        {
             let limits = flow.limits.unwrap_or_default();
             self.db
                 .insert_flow(tx, tenant.as_str(), key, limits, "job")
@@ -440,7 +452,7 @@ impl<D: Dialect> SqlStore<D> {
         }
         let (state, _) = self
             .db
-            .lock_flow(tx, tenant.as_str(), key)
+            .lock_flow(tx, tenant.as_str(), key, true)
             .await?
             .ok_or(StoreError::NotFound)?;
         match flow.limits {
@@ -497,7 +509,7 @@ impl<D: Dialect> SqlStore<D> {
             .filter(|r| r.flow && r.job_id.is_some() && recorded.contains(&r.run_id))
         {
             let key = match r.outcome {
-                Outcome::Retry { .. } => self.db.requeue_flow_retry(tx, r.run_id).await?,
+                Outcome::Retry { .. } => self.db.requeue_flow_run(tx, r.run_id, false).await?,
                 _ => self.db.flow_of_run(tx, r.run_id).await?,
             };
             keys.extend(key);
@@ -512,7 +524,8 @@ impl<D: Dialect> SqlStore<D> {
         tenant: &str,
         key: &str,
     ) -> StoreResult<Option<FlowInfo>> {
-        let Some((state, now)) = self.db.lock_flow(tx, tenant, key).await? else {
+        // A read: no lock to hold up admissions.
+        let Some((state, now)) = self.db.lock_flow(tx, tenant, key, false).await? else {
             return Ok(None);
         };
         let counts = self.db.flow_counts(tx, tenant, key, now).await?;
@@ -581,21 +594,62 @@ impl<D: Dialect> SqlStore<D> {
         if ended.is_empty() {
             return Ok((events, 0));
         }
+        let (followed, released) = self.after_jobs_runs_end(tx, &locked, &ended).await?;
+        events.extend(followed);
+        Ok((events, released))
+    }
+
+    /// What follows the end of runs of `ended` (locked in `tx`): their
+    /// waiting runs released (§11.1, §11.3's backfill lane), completed
+    /// jobs with nothing left in flight deleted (§11.3). Answers the events
+    /// and how many runs were released.
+    async fn after_jobs_runs_end(
+        &self,
+        tx: &mut D::Tx,
+        locked: &HashMap<JobKey, LockedJob>,
+        ended: &[JobKey],
+    ) -> StoreResult<(Vec<(String, NewEvent)>, u64)> {
         // Counted once: releasing a waiting run leaves a job's runs in
         // flight as many, so the same counts say which jobs are done.
-        let counts = self.db.count_in_flight(tx, &ended).await?;
-        let released = self.release_locked(tx, &locked, &counts, &ended).await?
-            + self.release_backfills(tx, &locked, &ended).await?;
-        let finished: Vec<JobKey> = ended
-            .into_iter()
-            .filter(|key| {
-                locked.get(key).is_some_and(|job| {
-                    job.state == JobState::Completed && job.on_complete == OnComplete::Delete
-                })
-            })
-            .collect();
-        events.extend(self.delete_finished(tx, &finished, &counts).await?);
+        let counts = self.db.count_in_flight(tx, ended).await?;
+        let released = self.release_locked(tx, locked, &counts, ended).await?
+            + self.release_backfills(tx, locked, ended).await?;
+        let mut finished = Vec::new();
+        for key in ended {
+            let done = locked.get(key).is_some_and(|job| {
+                job.state == JobState::Completed && job.on_complete == OnComplete::Delete
+            });
+            // A backfill's runs in flight keep the job too.
+            if done && self.db.backfill_in_flight(tx, key).await? == InFlight::default() {
+                finished.push(key.clone());
+            }
+        }
+        let events = self.delete_finished(tx, &finished, &counts).await?;
         Ok((events, released))
+    }
+
+    /// After runs of `jobs` ended outside a recorded attempt (a flow's
+    /// `max_wait_s`, a cancelled backfill): the same follow-up as an
+    /// attempt's end, in a transaction of its own.
+    async fn follow_up_ended(&self, mut jobs: Vec<JobKey>) -> StoreResult<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        jobs.sort_unstable();
+        jobs.dedup();
+        let mut tx = self.db.begin().await?;
+        let locked = self.db.lock_jobs(&mut tx, &jobs).await?;
+        let (events, released) = self.after_jobs_runs_end(&mut tx, &locked, &jobs).await?;
+        let deliveries = self.write_events(&mut tx, &events).await?;
+        D::commit(tx).await?;
+        if released > 0 {
+            self.wakeups.runs_changed();
+            self.wakeups.flows_changed();
+        }
+        if !events.is_empty() {
+            self.events_written(deliveries);
+        }
+        Ok(())
     }
 }
 
@@ -742,17 +796,25 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn admit_due_flows(&self, limit: u32) -> StoreResult<Option<Duration>> {
+        // A read first: with no key due, no write transaction (SQLite's
+        // write lock is the whole database's).
+        match self.db.next_flow_admit_in().await? {
+            Some(due_in) if due_in.is_zero() => {}
+            later => return Ok(later),
+        }
         let mut tx = self.db.begin().await?;
         let due = self.db.due_flows(&mut tx, limit).await?;
         let mut admitted = 0;
         let mut events = Vec::new();
+        let mut expired = Vec::new();
         for (tenant, key) in &due {
-            let Some((state, now)) = self.db.lock_flow(&mut tx, tenant, key).await? else {
+            let Some((state, now)) = self.db.lock_flow(&mut tx, tenant, key, true).await? else {
                 continue;
             };
             for (run, job) in self.db.expire_flow_waits(&mut tx, tenant, key, now).await? {
                 tracing::warn!(%tenant, job_id = %job, run_id = %run, flow_key = %key, "run missed: it waited for its flow key past max_wait_s");
                 events.push((tenant.clone(), event::run_waited_too_long(&job, run, key)));
+                expired.push((tenant.clone(), job));
             }
             let counts = self.db.flow_counts(&mut tx, tenant, key, now).await?;
             let decision = flow::admit(
@@ -795,6 +857,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         if !events.is_empty() {
             self.events_written(deliveries);
         }
+        // A missed run no longer holds its job: what waited for it may go.
+        self.follow_up_ended(expired).await?;
         if due.len() as u32 >= limit {
             return Ok(Some(Duration::ZERO));
         }
@@ -826,7 +890,11 @@ impl<D: Dialect> Store for SqlStore<D> {
         limits: FlowLimits,
     ) -> StoreResult<FlowInfo> {
         let mut tx = self.db.begin().await?;
-        match self.db.lock_flow(&mut tx, tenant.as_str(), key).await? {
+        match self
+            .db
+            .lock_flow(&mut tx, tenant.as_str(), key, true)
+            .await?
+        {
             None => {
                 self.db
                     .insert_flow(&mut tx, tenant.as_str(), key, limits, "api")
@@ -951,10 +1019,16 @@ impl<D: Dialect> Store for SqlStore<D> {
             if run.status == RunStatus::Pending {
                 sent_now |= run.wait_reason.is_none();
                 if let Some(flow) = &d.flow {
+                    // Late on purpose: `max_wait_s` (how late a run may
+                    // still go) does not apply to a backfill's runs.
+                    let flow = Flow {
+                        max_wait_s: None,
+                        ..flow.clone()
+                    };
                     flow_runs.push(FlowRun {
                         tenant: key.0.clone(),
                         id: run_id,
-                        flow: flow.clone(),
+                        flow,
                         scheduled_for: run.scheduled_for,
                     });
                 }
@@ -1022,20 +1096,41 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn cancel_backfill(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<Backfill>> {
         let mut tx = self.db.begin().await?;
-        if self.db.read_backfill(&mut tx, tenant, id).await?.is_none() {
+        let Some(backfill) = self.db.read_backfill(&mut tx, tenant, id).await? else {
             return Ok(None);
-        }
+        };
+        // The job first, as every path that ends runs locks it.
+        let key = (tenant.as_str().to_string(), backfill.job_id.to_string());
+        let jobs = std::slice::from_ref(&key);
+        let locked = self.db.lock_jobs(&mut tx, jobs).await?;
         let cancelled = self.db.cancel_backfill(&mut tx, tenant, id).await?;
         let events: Vec<NewEvent> = cancelled
             .iter()
             .map(|(run, job)| event::run_backfill_cancelled(job, *run, id))
             .collect();
+        // Another backfill of the job may go on in the lane, and the
+        // cancelled runs free their flow key's slots.
+        let released = self.release_backfills(&mut tx, &locked, jobs).await?;
+        let flows: Vec<JobKey> = locked
+            .get(&key)
+            .and_then(|job| job.flow.as_ref())
+            .filter(|_| !cancelled.is_empty())
+            .map(|flow| (key.0.clone(), flow.key.as_str().to_string()))
+            .into_iter()
+            .collect();
+        let flows_due = self.poke_flows(&mut tx, flows).await?;
         let deliveries = self
             .write_events(&mut tx, &with_tenant(tenant, events))
             .await?;
         let backfill = self.db.read_backfill(&mut tx, tenant, id).await?;
         D::commit(tx).await?;
         tracing::info!(%tenant, backfill_id = %id, runs_cancelled = cancelled.len(), "backfill cancelled");
+        if released > 0 {
+            self.wakeups.runs_changed();
+        }
+        if flows_due || released > 0 {
+            self.wakeups.flows_changed();
+        }
         self.events_written(deliveries);
         Ok(backfill)
     }
@@ -1610,9 +1705,20 @@ impl<D: Dialect> Store for SqlStore<D> {
         let ids: Vec<Uuid> = decided.iter().map(|(id, _)| *id).collect();
         let mut events = attempt_events(&records, None);
         events.extend(self.after_runs_end(&mut tx, &records, &ids).await?.0);
+        // A flow run that ended frees its key's slot; one sent again at
+        // once keeps it (§11.1).
+        let ended: Vec<AttemptRecord> = records
+            .iter()
+            .filter(|r| !matches!(r.outcome, Outcome::Retry { .. }))
+            .cloned()
+            .collect();
+        let flows_due = self.flows_after_attempts(&mut tx, &ended, &ids).await?;
         let deliveries = self.write_events(&mut tx, &events).await?;
         D::commit(tx).await?;
         self.wakeups.runs_changed();
+        if flows_due {
+            self.wakeups.flows_changed();
+        }
         if !events.is_empty() {
             self.events_written(deliveries);
         }
@@ -1795,7 +1901,15 @@ impl<D: Dialect> Store for SqlStore<D> {
             .await?
             .ok_or(StoreError::NotFound)?;
         lifecycle::may_retry(status)?;
-        let run = self.db.redrive_run(&mut tx, id).await?;
+        let mut run = self.db.redrive_run(&mut tx, id).await?;
+        // A flow run sent again waits for its key like any other, its
+        // lateness forgiven (it is sent again on purpose).
+        let requeued = self.db.requeue_flow_run(&mut tx, id, true).await?;
+        if let Some(key) = &requeued {
+            self.db.poke_flow(&mut tx, &key.0, &key.1).await?;
+            run.wait_reason = Some(format!("flow:{}", key.1));
+            run.next_attempt_at = None;
+        }
         self.db.notify(&mut tx, Channel::Runs).await?;
         let events = with_tenant(
             tenant,
@@ -1804,6 +1918,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         let deliveries = self.write_events(&mut tx, &events).await?;
         D::commit(tx).await?;
         self.wakeups.runs_changed();
+        if requeued.is_some() {
+            self.wakeups.flows_changed();
+        }
         self.events_written(deliveries);
         Ok(run)
     }
