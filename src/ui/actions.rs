@@ -41,7 +41,7 @@ impl FromRequest<AppState> for Posted {
     }
 }
 
-fn job_id(raw: &str) -> Result<JobId, UiError> {
+pub(super) fn job_id(raw: &str) -> Result<JobId, UiError> {
     JobId::parse(raw)
         .map_err(|_| UiError::Page(StatusCode::NOT_FOUND, format!("no job with id {raw:?}")))
 }
@@ -50,7 +50,7 @@ fn to_job(id: &JobId) -> Response {
     Redirect::to(&format!("/ui/jobs/{}", id.as_str())).into_response()
 }
 
-fn not_found(e: StoreError, id: &JobId) -> UiError {
+pub(super) fn not_found(e: StoreError, id: &JobId) -> UiError {
     if e.is_not_found() {
         UiError::Page(
             StatusCode::NOT_FOUND,

@@ -9,13 +9,12 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use maud::html;
 use serde::Deserialize;
 
+use super::actions::{job_id, not_found};
 use super::render::{self, csrf_field};
 use super::session::{UiError, Viewer};
-use crate::api::error::ApiError;
 use crate::domain::backfill::{BackfillInput, BackfillSpec};
 use crate::domain::error::FieldError;
 use crate::domain::instant;
-use crate::domain::job::JobId;
 use crate::ops::Via;
 use crate::state::AppState;
 use crate::store::{BackfillMade, StoreError};
@@ -34,11 +33,6 @@ pub struct MakeForm {
     to: String,
 }
 
-fn job_id(raw: &str) -> Result<JobId, UiError> {
-    JobId::parse(raw)
-        .map_err(|_| UiError::Page(StatusCode::NOT_FOUND, format!("no job with id {raw:?}")))
-}
-
 fn spec(from: &str, to: &str, dry_run: bool) -> Result<BackfillSpec, FieldError> {
     let at = |field: &str, text: &str| {
         instant::parse(text.trim()).map_err(|reason| FieldError::new(field, reason))
@@ -50,14 +44,6 @@ fn spec(from: &str, to: &str, dry_run: bool) -> Result<BackfillSpec, FieldError>
         ..BackfillInput::default()
     }
     .parse()
-}
-
-fn store_error(e: StoreError, raw: &str) -> UiError {
-    if e.is_not_found() {
-        UiError::Page(StatusCode::NOT_FOUND, format!("no job with id {raw:?}"))
-    } else {
-        ApiError::from(e).into()
-    }
 }
 
 fn text(t: DateTime<Utc>) -> String {
@@ -96,7 +82,7 @@ pub async fn page(
             Ok(BackfillMade::DryRun(listed)) => Ok(listed),
             Ok(BackfillMade::Made(_)) => Err("a dry run made a backfill".into()),
             Err(StoreError::Invalid(e)) => Err(e.to_string()),
-            Err(e) => return Err(store_error(e, &raw)),
+            Err(e) => return Err(not_found(e, &id)),
         },
     };
     let body = html! {
@@ -159,6 +145,6 @@ pub async fn make(
     app.ops(&viewer.caller.tenant, Via::Dashboard)
         .backfill(&id, &spec)
         .await
-        .map_err(|e| store_error(e, &raw))?;
+        .map_err(|e| not_found(e, &id))?;
     Ok(Redirect::to(&format!("/ui/jobs/{}", id.as_str())).into_response())
 }

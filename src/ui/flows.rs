@@ -8,16 +8,11 @@ use maud::html;
 
 use super::render;
 use super::session::{UiError, Viewer};
-use crate::api::error::ApiError;
 use crate::state::AppState;
 
 pub async fn page(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, UiError> {
     let viewer = Viewer::read(&app, &headers).await?;
-    let flows = app
-        .store
-        .list_flows(&viewer.caller.tenant)
-        .await
-        .map_err(ApiError::from)?;
+    let flows = app.store.list_flows(&viewer.caller.tenant).await?;
     let body = html! {
         h1 { "Flow keys" }
         p { "Limits shared by the runs of every job that names the key: at most so many in flight, at most so many per period. Runs over them wait, by priority, then by occurrence." }
