@@ -8,9 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::agenda::{self, AgendaItem};
 use crate::domain::auth::Tenant;
 use crate::domain::backfill::BackfillSpec;
-use crate::domain::job::{JobId, ParseContext};
+use crate::domain::job::{JobId, JobState, ParseContext};
 use crate::domain::lifecycle::JobCommand;
 use crate::domain::network_policy::NetworkPolicy;
 use crate::domain::run::RunCause;
@@ -21,6 +22,9 @@ use crate::metrics::Metrics;
 use crate::store::{
     BackfillMade, DynStore, Idempotency, Job, JobFilter, JobSecret, Run, StoreError, StoreResult,
 };
+
+/// Jobs read per page while an agenda gathers them.
+const AGENDA_PAGE: u32 = 1_000;
 
 /// Which front end asked: the API or the dashboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +71,7 @@ impl Ops<'_> {
         let ctx = ParseContext {
             now: Utc::now(),
             network_policy: self.network_policy.clone(),
+            binding: None,
         };
         let (job, _) = self
             .store
@@ -154,6 +159,52 @@ impl Ops<'_> {
         let run = self.store.retry_run(self.tenant, id).await?;
         tracing::info!(tenant = %self.tenant, job_id = %run.job_id, run_id = %run.id, via = self.via.as_str(), "run sent again");
         Ok(run)
+    }
+
+    /// The coming occurrences of the tenant's scheduled jobs (or of one)
+    /// in `(from, to]`, merged in time order (§11.4).
+    pub async fn agenda(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        job: Option<&JobId>,
+        limit: usize,
+    ) -> StoreResult<Vec<AgendaItem>> {
+        let scheduled = |j: &Job| j.schedule.state() == JobState::Scheduled;
+        let mut jobs = Vec::new();
+        if let Some(id) = job {
+            let found = self.store.get_job(self.tenant, id).await?;
+            let found = found.ok_or(StoreError::NotFound)?;
+            if scheduled(&found) {
+                jobs.push((found.id.to_string(), found.definition.trigger));
+            }
+        } else {
+            let mut after = None;
+            loop {
+                let page = self
+                    .store
+                    .list_jobs(
+                        self.tenant,
+                        &JobFilter {
+                            state: Some(JobState::Scheduled),
+                            search: None,
+                            after: after.clone(),
+                            limit: AGENDA_PAGE,
+                        },
+                    )
+                    .await?;
+                let more = page.len() == AGENDA_PAGE as usize;
+                after = page.last().map(|j| j.id.clone());
+                jobs.extend(
+                    page.into_iter()
+                        .map(|j| (j.id.to_string(), j.definition.trigger)),
+                );
+                if !more {
+                    break;
+                }
+            }
+        }
+        Ok(agenda::agenda(&jobs, from, to, limit))
     }
 
     /// A page of jobs in id order, and whether another follows (its

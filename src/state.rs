@@ -35,6 +35,7 @@ impl AppState {
         ParseContext {
             now,
             network_policy: self.network_policy.clone(),
+            binding: None,
         }
     }
 

@@ -28,6 +28,7 @@ const ALL: &[&str] = &[
     "burst",
     "burst-hosts",
     "flow",
+    "agenda",
     "steady",
     "aligned",
     "scale",
@@ -46,7 +47,7 @@ const ALL: &[&str] = &[
 )]
 struct Args {
     /// Scenarios: engine-burst engine-steady explain burst burst-hosts flow
-    /// steady aligned scale api ceiling aps-burst aps-steady aps-aligned chaos, or `all`
+    /// agenda steady aligned scale api ceiling aps-burst aps-steady aps-aligned chaos, or `all`
     /// (every one but explain, which scale includes), `engine`, `delivery`.
     #[arg(default_value = "all")]
     scenarios: Vec<String>,
@@ -212,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
                 "burst" => scenarios::burst(&ctx).await,
                 "burst-hosts" => scenarios::burst_hosts(&ctx).await,
                 "flow" => scenarios::flow(&ctx).await,
+                "agenda" => scenarios::agenda(&ctx).await,
                 "steady" => scenarios::steady(&ctx).await,
                 "aligned" => scenarios::aligned(&ctx).await,
                 "scale" => scenarios::scale(&ctx).await,

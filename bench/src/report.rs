@@ -176,6 +176,29 @@ pub fn table(results: &Value) -> String {
         );
         exactness(&mut row, "flow", v);
     }
+    if let Some(v) = r("agenda") {
+        row(
+            "agenda",
+            "items listed (1,000 jobs, 7 days)",
+            get(v, "items"),
+            "",
+            None,
+        );
+        row(
+            "agenda",
+            "GET /v1/agenda, median latency",
+            get(v, "latency.p50_ms"),
+            "ms",
+            Some((AtMost, 200.0)),
+        );
+        row(
+            "agenda",
+            "GET /v1/agenda, p90 latency",
+            get(v, "latency.p90_ms"),
+            "ms",
+            None,
+        );
+    }
     let steady_p99 = r("steady").and_then(|v| get(v, "lateness.p99_ms"));
     if let Some(v) = r("steady") {
         for q in ["p50", "p90", "p99", "max"] {

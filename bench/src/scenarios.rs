@@ -703,6 +703,127 @@ pub async fn api(ctx: &Ctx) -> anyhow::Result<Value> {
     Ok(json!({"stored": stored, "api": api, "resources": resources}))
 }
 
+/// The agenda (DESIGN.md §11.4) of 1,000 jobs over 7 days: daily crons in
+/// five zones, hourly crons, 15-minute intervals, and daily crons whose
+/// business-day calendars (weekends and twenty holidays, in their zones)
+/// roll excluded days to the next allowed one. 20 requests of
+/// `GET /v1/agenda?limit=10000` after 3 to warm up; reports their latency
+/// and the items listed.
+pub async fn agenda(ctx: &Ctx) -> anyhow::Result<Value> {
+    const JOBS: usize = 1_000;
+    let db = BenchDb::create(&ctx.server, "agenda").await?;
+    let service = Service::start(&ctx.bin, &db.url, &["--no-dispatcher", "--no-scheduler"])?;
+    let client = service_client()?;
+    let base = format!("http://{}", service.addr);
+    let put = |path: String, body: Value| {
+        let client = client.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let response = client.put(url).json(&body).send().await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "PUT answered {}",
+                response.status()
+            );
+            Ok::<_, anyhow::Error>(())
+        }
+    };
+    let holidays: Vec<Value> = (0..20)
+        .map(|d| json!({"date": (Utc::now() + TimeDelta::days(d * 3)).format("%Y-%m-%d").to_string()}))
+        .collect();
+    put(
+        "/v1/calendars/holidays".into(),
+        json!({"timezone": "Europe/Berlin", "rules": holidays}),
+    )
+    .await?;
+    put(
+        "/v1/calendars/weekends".into(),
+        json!({"timezone": "Europe/Berlin", "rules": [{"weekdays": ["sat", "sun"]}]}),
+    )
+    .await?;
+    put(
+        "/v1/calendars/business".into(),
+        json!({"timezone": "Europe/Berlin", "rules": [{"calendar": "holidays"}, {"calendar": "weekends"}]}),
+    )
+    .await?;
+    let zones = [
+        "UTC",
+        "Europe/Berlin",
+        "America/New_York",
+        "Asia/Tokyo",
+        "Australia/Sydney",
+    ];
+    let mut tasks = Vec::new();
+    for c in 0..8 {
+        let (client, base, url) = (
+            client.clone(),
+            format!("http://{}", service.addr),
+            ctx.url("/agenda"),
+        );
+        tasks.push(tokio::spawn(async move {
+            for i in (c..JOBS).step_by(8) {
+                let zone = zones[i % zones.len()];
+                let trigger = match i % 4 {
+                    0 => json!({"type": "cron", "expr": format!("{} {} * * *", i % 60, i % 24), "timezone": zone}),
+                    1 => json!({"type": "cron", "expr": format!("{} * * * *", i % 60), "timezone": zone}),
+                    2 => json!({"type": "interval", "every_s": 900}),
+                    _ => json!({"type": "cron", "expr": format!("{} 18 * * *", i % 60), "timezone": zone,
+                                "calendars": {"exclude": ["business"], "on_excluded": "next_allowed"}}),
+                };
+                let body = json!({"id": format!("agenda-{i:05}"), "trigger": trigger, "target": {"url": url}});
+                let response = client.post(format!("{base}/v1/jobs")).json(&body).send().await?;
+                if response.status() != 201 {
+                    bail!("creating a job answered {}: {}", response.status(), response.text().await?);
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let mut latencies = Vec::new();
+    let mut items = 0;
+    for round in 0..23 {
+        let began = Instant::now();
+        let response = client
+            .get(format!("{base}/v1/agenda?limit=10000"))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == 200,
+            "the agenda answered {}",
+            response.status()
+        );
+        let body: Value = response.json().await?;
+        let elapsed = began.elapsed().as_secs_f64() * 1e3;
+        items = body["items"].as_array().map_or(0, Vec::len);
+        if round >= 3 {
+            latencies.push(elapsed);
+        }
+    }
+    let resources = service.stop()?;
+    db.drop_database().await?;
+    Ok(
+        json!({"jobs": JOBS, "days": 7, "items": items, "latency": summarize(latencies), "resources": resources}),
+    )
+}
+
+/// A client that sends the root token when the service wants one.
+fn service_client() -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = crate::service::root_token() {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse()?,
+        );
+    }
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .default_headers(headers)
+        .build()?)
+}
+
 /// Job creation over HTTP with 16 clients, then `GET /v1/jobs/{id}` of
 /// random ones of the `stored` seeded jobs.
 async fn api_on(ctx: &Ctx, service: &Service, stored: usize) -> anyhow::Result<Value> {

@@ -132,7 +132,7 @@ pub async fn replace_job(
     let command = JobCommand::Replace {
         spec,
         // Present: parsing refuses a request without one.
-        trigger: trigger.unwrap_or_default(),
+        trigger: Box::new(trigger.unwrap_or_default()),
         secret: generate_secret(),
     };
     let (job, saved) = app

@@ -1,8 +1,10 @@
 //! The HTTP API: thin handlers that parse into domain types, call the
 //! store and map its errors; the OpenAPI document is generated from them.
 
+mod agenda;
 pub mod auth;
 mod backfills;
+mod calendars;
 pub mod error;
 mod events;
 mod extract;
@@ -54,6 +56,17 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(secrets::rotate_secret))
         .routes(routes!(runs::run_now))
         .routes(routes!(render::render_request))
+        .routes(routes!(
+            calendars::create_calendar,
+            calendars::list_calendars
+        ))
+        .routes(routes!(
+            calendars::get_calendar,
+            calendars::put_calendar,
+            calendars::delete_calendar
+        ))
+        .routes(routes!(calendars::import_calendar))
+        .routes(routes!(agenda::agenda))
         .routes(routes!(flows::list_flows))
         .routes(routes!(flows::get_flow, flows::put_flow))
         .routes(routes!(flows::pause_flow))

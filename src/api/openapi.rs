@@ -23,6 +23,7 @@ Errors are `application/problem+json` whose `detail` names the field and the rea
         (name = "jobs", description = "Jobs: a trigger and an HTTP target"),
         (name = "runs", description = "Run history, attempts, and running a job now"),
         (name = "triggers", description = "Fire times of a trigger, before a job uses it"),
+        (name = "calendars", description = "Calendars: holidays, business days and time windows that triggers exclude or keep to; the agenda"),
         (name = "flows", description = "Flow keys: limits shared by many jobs' runs (in flight at once, a rate)"),
         (name = "instances", description = "The processes of the service sharing one database"),
         (name = "events", description = "What happened: the event log, its live stream, and subscriptions that deliver events as webhooks"),
@@ -256,6 +257,10 @@ fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Valu
             (Some("path"), Some("key")) if path.starts_with("/v1/flows/") => {
                 parameter["schema"] = json!({"type": "string", "minLength": 1,
                     "maxLength": crate::domain::flow::MAX_KEY_LEN, "pattern": "^[A-Za-z0-9._:-]+$"});
+            }
+            (Some("path"), Some("id")) if path.starts_with("/v1/calendars/") => {
+                parameter["schema"] =
+                    json!({"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"});
             }
             (Some("path"), Some("id")) if path.starts_with("/v1/backfills/") => {
                 parameter["schema"] = json!({"type": "string", "format": "uuid"});

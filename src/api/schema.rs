@@ -245,6 +245,7 @@ mod tests {
         ParseContext {
             now: crate::domain::instant::parse("2026-11-23T10:00:00Z").unwrap(),
             network_policy: NetworkPolicy::default(),
+            binding: None,
         }
     }
 

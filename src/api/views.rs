@@ -254,6 +254,15 @@ pub struct RunView {
     /// replays.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<Uuid>,
+    /// The occurrence its calendars moved to `scheduled_for`
+    /// (`on_excluded: next_allowed | previous_allowed`, §11.4).
+    #[serde(
+        with = "instant::rfc3339_opt",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub nominal_for: Option<DateTime<Utc>>,
 }
 
 impl From<Run> for RunView {
@@ -274,6 +283,7 @@ impl From<Run> for RunView {
             reason: r.reason,
             backfill_id: r.backfill_id,
             replay_of: r.replay_of,
+            nominal_for: r.nominal_for,
         }
     }
 }

@@ -399,6 +399,7 @@ mod tests {
         .parse(ParseContext {
             now,
             network_policy: Default::default(),
+            binding: None,
         })
         .unwrap();
         Job {

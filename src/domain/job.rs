@@ -278,6 +278,9 @@ pub struct ParseContext {
     pub now: DateTime<Utc>,
     /// Applied to IP-literal target URLs.
     pub network_policy: NetworkPolicy,
+    /// The job's `H` seed and its tenant's calendars, once the store reads
+    /// them; without it a trigger is checked but not bound (§11.4).
+    pub binding: Option<crate::domain::trigger::Binding>,
 }
 
 impl JobInput {
@@ -300,6 +303,10 @@ impl JobInput {
             .trigger
             .ok_or_else(|| FieldError::new("trigger", "is required"))?
             .parse(ctx.now, "trigger")?;
+        let trigger = match &ctx.binding {
+            Some(binding) => trigger.bind(binding, "trigger")?,
+            None => trigger,
+        };
         let target = self
             .target
             .ok_or_else(|| FieldError::new("target", "is required"))?
@@ -531,6 +538,7 @@ mod tests {
         ParseContext {
             now: instant::parse("2026-11-23T10:00:00Z").unwrap(),
             network_policy: NetworkPolicy::default(),
+            binding: None,
         }
     }
 

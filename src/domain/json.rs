@@ -117,6 +117,54 @@ impl de::Error for ReadError {
     }
 }
 
+/// An enum written as an object of one key: the key names the variant,
+/// its value is the variant's.
+struct OneKey<'a, E> {
+    variant: &'a str,
+    value: &'a Value,
+    error: PhantomData<E>,
+}
+
+impl<'de, 'a, E: de::Error> de::EnumAccess<'de> for OneKey<'a, E> {
+    type Error = E;
+    type Variant = ValueDeserializer<'a, E>;
+
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, Self::Variant), E> {
+        let name: StrDeserializer<'_, E> = self.variant.into_deserializer();
+        Ok((seed.deserialize(name)?, ValueDeserializer::new(self.value)))
+    }
+}
+
+impl<'de, E: de::Error> de::VariantAccess<'de> for ValueDeserializer<'_, E> {
+    type Error = E;
+
+    fn unit_variant(self) -> Result<(), E> {
+        match self.value {
+            Value::Null => Ok(()),
+            other => Err(E::invalid_type(unexpected(other), &"nothing")),
+        }
+    }
+
+    fn newtype_variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, E> {
+        seed.deserialize(self)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, E> {
+        de::Deserializer::deserialize_any(self, visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, E> {
+        de::Deserializer::deserialize_any(self, visitor)
+    }
+}
+
 /// A `serde::Deserializer` over a borrowed JSON value, generic over its
 /// error type.
 struct ValueDeserializer<'a, E> {
@@ -185,8 +233,18 @@ impl<'de, E: de::Error> de::Deserializer<'de> for ValueDeserializer<'_, E> {
         visitor: V,
     ) -> Result<V::Value, E> {
         match self.value {
-            // Unit variants, the only enums the API reads.
+            // A unit variant by name.
             Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
+            // A variant with a value: an object of one key (a calendar's
+            // `{"date": "2026-12-25"}`, §11.4).
+            Value::Object(map) if map.len() == 1 => {
+                let (variant, value) = map.iter().next().expect("one entry");
+                visitor.visit_enum(OneKey::<E> {
+                    variant,
+                    value,
+                    error: PhantomData,
+                })
+            }
             _ => self.deserialize_any(visitor),
         }
     }

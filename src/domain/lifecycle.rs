@@ -11,7 +11,7 @@ use crate::domain::job::{Job, JobDefinition, JobInput, JobSpec, ParseContext, Sc
 use crate::domain::json::{from_value, merge_patch};
 use crate::domain::run::RunStatus;
 use crate::domain::run_limit::LimitChange;
-use crate::domain::trigger::TriggerInput;
+use crate::domain::trigger::{Binding, TriggerInput};
 
 /// A change to one job, as a client asked for it.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub enum JobCommand {
     Replace {
         spec: JobSpec,
         /// The trigger as given, to tell an unchanged one from a new one.
-        trigger: TriggerInput,
+        trigger: Box<TriggerInput>,
         /// The signing secret, should the job be new.
         secret: String,
     },
@@ -71,6 +71,23 @@ pub enum Refusal {
     /// why, and in how many seconds to try again.
     #[error("{0}")]
     QuotaReached(String, u32),
+}
+
+/// `command` with the trigger it gives bound to its job (§11.4): `H`
+/// hashed from the job's seed, its calendars read; a missing calendar is
+/// refused, naming the field.
+pub fn bound(command: &JobCommand, binding: &Binding) -> Result<JobCommand, Refusal> {
+    let mut command = command.clone();
+    if let JobCommand::Create { spec, .. } | JobCommand::Replace { spec, .. } = &mut command {
+        let trigger = std::mem::replace(
+            &mut spec.definition.trigger,
+            crate::domain::trigger::Trigger::Date(crate::domain::trigger::DateTrigger {
+                run_at: DateTime::<Utc>::MIN_UTC,
+            }),
+        );
+        spec.definition.trigger = trigger.bind(binding, "trigger")?;
+    }
+    Ok(command)
 }
 
 /// Fields a PATCH may change but not remove.
@@ -278,6 +295,7 @@ mod tests {
         ParseContext {
             now: t(NOW),
             network_policy: NetworkPolicy::default(),
+            binding: None,
         }
     }
 
@@ -322,7 +340,7 @@ mod tests {
         let trigger = from_value::<JobInput>(&v).unwrap().trigger.unwrap();
         JobCommand::Replace {
             spec: spec(v),
-            trigger,
+            trigger: Box::new(trigger),
             secret: "whsec_new".into(),
         }
     }

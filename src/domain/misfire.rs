@@ -66,6 +66,8 @@ pub struct PlannedRun {
     pub occurrences: u64,
     /// When delivery may start: `scheduled_for` plus jitter.
     pub deliver_after: DateTime<Utc>,
+    /// The occurrence calendars moved to `scheduled_for` (§11.4).
+    pub nominal_for: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +217,20 @@ fn last_before(trigger: &Trigger, first: DateTime<Utc>, fire: DateTime<Utc>) -> 
 /// Decides the runs of a due job at `now` (the database's clock). `jitter`
 /// yields uniform random numbers in `[0, 1)` for the delivery delay.
 pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> f64) -> Decision {
+    let mut decision = decide_runs(job, now, jitter);
+    // A fire time its calendars rolled occurrences onto stands for them
+    // all, and names the first (§11.4).
+    if job.trigger.rolls() {
+        for run in &mut decision.runs {
+            let occurrence = job.trigger.occurrence_at(run.scheduled_for);
+            run.occurrences += occurrence.count.saturating_sub(1);
+            run.nominal_for = occurrence.nominal_for;
+        }
+    }
+    decision
+}
+
+fn decide_runs(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> f64) -> Decision {
     let trigger = job.trigger;
     // Not yet due, but within the lookahead: its next run is made now, to
     // be sent at its fire time (§12). Only for a job with nothing in
@@ -252,6 +268,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
                 reason: None,
                 occurrences: 1,
                 deliver_after,
+                nominal_for: None,
             }],
             schedule: Schedule::Scheduled { next_run_at: next },
             cancels: 0,
@@ -307,6 +324,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
             reason: None,
             occurrences,
             deliver_after: last,
+            nominal_for: None,
         });
     }
 
@@ -323,6 +341,7 @@ pub fn decide(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() -> 
             reason,
             occurrences,
             deliver_after: scheduled_for,
+            nominal_for: None,
         }
     };
 
@@ -450,6 +469,39 @@ mod tests {
         decide(&job, t(now), &mut || 0.5)
     }
 
+    #[test]
+    fn a_run_rolled_onto_by_its_calendars_stands_for_every_occurrence_it_took() {
+        let book = crate::domain::calendar::book_of(serde_json::json!([
+            {"id": "weekends", "rules": [{"weekdays": ["sat", "sun"]}]}
+        ]));
+        let tr = trigger(serde_json::json!({"type": "cron", "expr": "0 9 * * *",
+            "calendars": {"exclude": ["weekends"], "on_excluded": "next_allowed"}}))
+        .bind(
+            &crate::domain::trigger::Binding {
+                seed: "t/j".into(),
+                calendars: std::sync::Arc::new(book),
+            },
+            "trigger",
+        )
+        .unwrap();
+        // Friday 4 Dec 2026 fired; Saturday's and Sunday's go on Monday
+        // with Monday's own.
+        assert_eq!(
+            tr.next_after(t("2026-12-04T09:00:00Z")),
+            Some(t("2026-12-07T09:00:00Z"))
+        );
+        let d = decide_at(job(&tr, "2026-12-07T09:00:00Z"), "2026-12-07T09:00:00Z");
+        assert_eq!(d.runs.len(), 1);
+        assert_eq!(d.runs[0].occurrences, 3);
+        assert_eq!(d.runs[0].nominal_for, Some(t("2026-12-05T09:00:00Z")));
+        assert_eq!(
+            d.schedule,
+            Schedule::Scheduled {
+                next_run_at: t("2026-12-08T09:00:00Z")
+            }
+        );
+    }
+
     fn run(at: &str, status: RunStatus, occurrences: u64) -> PlannedRun {
         PlannedRun {
             scheduled_for: t(at),
@@ -458,6 +510,7 @@ mod tests {
             reason: (status == RunStatus::Skipped).then_some("max_instances"),
             occurrences,
             deliver_after: t(at),
+            nominal_for: None,
         }
     }
 

@@ -1,7 +1,9 @@
 //! Plain types and pure rules: no I/O, no clock.
 
+pub mod agenda;
 pub mod auth;
 pub mod backfill;
+pub mod calendar;
 pub mod error;
 pub mod event;
 pub mod fair_share;

@@ -110,6 +110,8 @@ pub struct Run {
     pub backfill_id: Option<Uuid>,
     /// The run of the same occurrence a reprocessing backfill replays.
     pub replay_of: Option<Uuid>,
+    /// The occurrence its calendars moved to `scheduled_for` (§11.4).
+    pub nominal_for: Option<DateTime<Utc>>,
 }
 
 /// The newest run of a job, shown with it.

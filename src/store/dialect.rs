@@ -95,6 +95,8 @@ pub(crate) struct NewRun {
     pub deliver_after: DateTime<Utc>,
     pub host: Option<String>,
     pub created: NewEvent,
+    /// The occurrence calendars moved to `scheduled_for` (§11.4).
+    pub nominal_for: Option<DateTime<Utc>>,
 }
 
 /// A job's row as a write that follows a run reads it, locked: to admit
@@ -244,6 +246,36 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         tenant: &Tenant,
         id: &JobId,
     ) -> StoreResult<u64>;
+    // Calendars (§11.4).
+
+    async fn read_calendars(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+    ) -> StoreResult<Vec<super::CalendarRecord>>;
+    async fn write_calendar(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        calendar: &crate::domain::calendar::Calendar,
+    ) -> StoreResult<()>;
+    async fn delete_calendar(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<bool>;
+    /// Records the occurrences calendars moved runs from (§11.4): rare, so
+    /// apart from the claim's one insert.
+    async fn set_nominal_for(
+        &self,
+        tx: &mut Self::Tx,
+        runs: &[(Uuid, DateTime<Utc>)],
+    ) -> StoreResult<()>;
+    /// The ids of the tenant's jobs whose triggers use calendars.
+    async fn calendared_jobs(&self, tx: &mut Self::Tx, tenant: &Tenant)
+    -> StoreResult<Vec<String>>;
+
     /// How many jobs the tenant holds, as its kept count says.
     async fn count_jobs(&self, tx: &mut Self::Tx, tenant: &Tenant) -> StoreResult<u64>;
     /// Adds `jobs` to the tenant's kept count in `slot`.

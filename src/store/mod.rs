@@ -10,6 +10,7 @@
 //! `Interest::wants`; the store reads what they need under the right
 //! locks and writes what they answer.
 
+mod calendars;
 mod dialect;
 mod portable;
 mod postgres;
@@ -539,6 +540,23 @@ pub struct Instance {
 /// How many finished runs of one job the cleaner keeps, whatever their age.
 pub const RUNS_KEPT_PER_JOB: u32 = 1000;
 
+/// A calendar as stored (§11.4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalendarRecord {
+    pub calendar: crate::domain::calendar::Calendar,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A calendar written: whether it is new, and the jobs whose coming fire
+/// times it re-planned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalendarSaved {
+    pub record: CalendarRecord,
+    pub created: bool,
+    pub replanned: Vec<String>,
+}
+
 /// The earliest jobs `next_due_in` looks at: whether each has a run in
 /// flight decides when a claim takes it (at its fire time, or the
 /// lookahead before); a job further on waits at most until its fire time.
@@ -577,6 +595,29 @@ pub trait Store: Send + Sync + 'static {
     /// how long until a key is due next.
     async fn admit_due_flows(&self, limit: u32) -> StoreResult<Option<Duration>>;
     async fn list_flows(&self, tenant: &Tenant) -> StoreResult<Vec<FlowInfo>>;
+    /// The tenant's calendars, in id order (§11.4).
+    async fn list_calendars(&self, tenant: &Tenant) -> StoreResult<Vec<CalendarRecord>>;
+    /// Writes a calendar (with `create`, a conflict when its id is taken)
+    /// and re-plans the coming fire times of every job that uses it, in one
+    /// transaction; refused when its `calendar` rules name a missing one or
+    /// make a cycle.
+    async fn put_calendar(
+        &self,
+        tenant: &Tenant,
+        calendar: crate::domain::calendar::Calendar,
+        create: bool,
+    ) -> StoreResult<CalendarSaved>;
+    /// Adds days to calendar `id` (an ICS import) as `put_calendar` does;
+    /// answers how many were new.
+    async fn add_calendar_days(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        days: &std::collections::BTreeSet<chrono::NaiveDate>,
+    ) -> StoreResult<(CalendarSaved, usize)>;
+    /// Deletes a calendar; a conflict naming the jobs and calendars that
+    /// use it while any does.
+    async fn delete_calendar(&self, tenant: &Tenant, id: &str) -> StoreResult<bool>;
     async fn get_flow(&self, tenant: &Tenant, key: &str) -> StoreResult<Option<FlowInfo>>;
     /// Defines a key's limits (`PUT /v1/flows/{key}`).
     async fn put_flow(

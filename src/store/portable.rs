@@ -285,6 +285,90 @@ macro_rules! portable_statements {
             Ok(())
         }
 
+        /// The tenant's calendars, in id order (§11.4).
+        async fn read_calendars_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &$crate::store::Tenant,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::CalendarRecord>> {
+            let rows: Vec<$crate::store::rows::CalendarRow<AtColumn>> = sqlx::query_as(
+                "SELECT id, timezone, description, rules, created_at, updated_at
+                 FROM calendars WHERE tenant = $1 ORDER BY id",
+            )
+            .bind(tenant.as_str())
+            .fetch_all(conn)
+            .await?;
+            rows.into_iter().map(|r| r.into_record(tenant.as_str())).collect()
+        }
+
+        /// Writes a calendar, new or replacing the one with its id.
+        async fn write_calendar_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &$crate::store::Tenant,
+            calendar: &$crate::domain::calendar::Calendar,
+        ) -> $crate::store::StoreResult<()> {
+            let input = calendar.to_input();
+            let rules = serde_json::to_string(&input.rules)
+                .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))?;
+            let now = at(chrono::Utc::now());
+            sqlx::query(
+                "INSERT INTO calendars (tenant, id, timezone, description, rules, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)
+                 ON CONFLICT (tenant, id) DO UPDATE SET timezone = excluded.timezone,
+                     description = excluded.description, rules = excluded.rules,
+                     updated_at = excluded.updated_at",
+            )
+            .bind(tenant.as_str())
+            .bind(&calendar.id)
+            .bind(calendar.timezone.name())
+            .bind(&calendar.description)
+            .bind(rules)
+            .bind(now)
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        async fn delete_calendar_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &$crate::store::Tenant,
+            id: &str,
+        ) -> $crate::store::StoreResult<bool> {
+            let done = sqlx::query("DELETE FROM calendars WHERE tenant = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(id)
+                .execute(conn)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        async fn set_nominal_for_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            runs: &[(uuid::Uuid, chrono::DateTime<chrono::Utc>)],
+        ) -> $crate::store::StoreResult<()> {
+            for (id, nominal) in runs {
+                sqlx::query("UPDATE runs SET nominal_for = $2 WHERE id = $1")
+                    .bind(row_id(*id))
+                    .bind(at(*nominal))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
+        }
+
+        /// The ids of the tenant's jobs whose triggers use calendars.
+        async fn calendared_jobs_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &$crate::store::Tenant,
+        ) -> $crate::store::StoreResult<Vec<String>> {
+            Ok(sqlx::query_scalar(
+                "SELECT id FROM jobs
+                 WHERE tenant = $1 AND trigger_more LIKE '%\"calendars\"%' ORDER BY id",
+            )
+            .bind(tenant.as_str())
+            .fetch_all(conn)
+            .await?)
+        }
+
         /// How many jobs `tenant` holds, read in `conn`'s transaction.
         async fn count_jobs_in(
             conn: &mut <Db as sqlx::Database>::Connection,

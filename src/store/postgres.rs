@@ -106,7 +106,7 @@ macro_rules! job_columns {
          end_at, jitter_s, target_url, target_method, target_headers, target_body,
          target_secrets, timeout_s, misfire_grace_s, coalesce_runs, catchup_max, max_instances,
          overlap, buffer_max, pause_on_failure, max_runs, on_complete, target_template,
-         flow, flow_key, max_attempts,
+         flow, flow_key, trigger_more, max_attempts,
          backoff_initial_s, backoff_max_s, metadata, state, next_run_at, secret,
          created_at, updated_at"
     };
@@ -152,6 +152,7 @@ fn push_job(
         .push_bind(d.target.template)
         .push_bind(d.flow.clone())
         .push_bind(d.flow_key.clone())
+        .push_bind(t.more.clone())
         .push_bind(d.retry.max_attempts)
         .push_bind(d.retry.backoff_initial_s)
         .push_bind(d.retry.backoff_max_s)
@@ -170,7 +171,7 @@ macro_rules! job_query {
         concat!(
             "
     SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
-           j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
+           j.start_at, j.end_at, j.jitter_s, j.trigger_more, j.target_url, j.target_method, j.target_headers,
            j.target_body, j.target_secrets, j.timeout_s, j.target_template, j.misfire_grace_s,
            j.coalesce_runs,
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
@@ -633,7 +634,8 @@ impl Dialect for PgDialect {
                  target_secrets = $25, catchup_max = $26, pause_on_failure = $28,
                  overlap = $29, buffer_max = $30, max_runs = $31, on_complete = $32,
                  runs_counted = CASE WHEN $33 THEN 0 ELSE runs_counted END,
-                 target_template = $34, flow = $35, flow_key = $36, updated_at = now()
+                 target_template = $34, flow = $35, flow_key = $36, trigger_more = $37,
+                 updated_at = now()
              WHERE tenant = $27 AND id = $1",
         )
         .bind(id.as_str())
@@ -672,9 +674,52 @@ impl Dialect for PgDialect {
         .bind(d.target.template)
         .bind(&d.flow)
         .bind(&d.flow_key)
+        .bind(&t.more)
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    async fn read_calendars(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+    ) -> StoreResult<Vec<super::CalendarRecord>> {
+        read_calendars_in(tx, tenant).await
+    }
+
+    async fn write_calendar(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        calendar: &crate::domain::calendar::Calendar,
+    ) -> StoreResult<()> {
+        write_calendar_in(tx, tenant, calendar).await
+    }
+
+    async fn delete_calendar(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<bool> {
+        delete_calendar_in(tx, tenant, id).await
+    }
+
+    async fn set_nominal_for(
+        &self,
+        tx: &mut Self::Tx,
+        runs: &[(Uuid, DateTime<Utc>)],
+    ) -> StoreResult<()> {
+        set_nominal_for_in(tx, runs).await
+    }
+
+    async fn calendared_jobs(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+    ) -> StoreResult<Vec<String>> {
+        calendared_jobs_in(tx, tenant).await
     }
 
     async fn count_jobs(&self, tx: &mut Self::Tx, tenant: &Tenant) -> StoreResult<u64> {
@@ -787,7 +832,7 @@ impl Dialect for PgDialect {
     ) -> StoreResult<(Vec<DueRow>, DateTime<Utc>)> {
         let rows = sqlx::query_as::<_, PgDueRow>(concat!(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
-                    end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
+                    end_at, jitter_s, trigger_more, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, overlap, buffer_max, max_runs, runs_counted, on_complete,
                     target_url, target_template, flow, now() AS db_now
              FROM jobs j

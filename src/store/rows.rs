@@ -72,6 +72,7 @@ pub(crate) struct TriggerRow<T> {
     start_at: Option<T>,
     end_at: Option<T>,
     jitter_s: i64,
+    trigger_more: Option<String>,
 }
 
 impl<T: At> From<TriggerRow<T>> for StoredTrigger {
@@ -85,6 +86,7 @@ impl<T: At> From<TriggerRow<T>> for StoredTrigger {
             start_at: at(r.start_at),
             end_at: at(r.end_at),
             jitter_s: r.jitter_s,
+            more: r.trigger_more,
         }
     }
 }
@@ -239,7 +241,7 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
 /// The columns a run is answered with.
 pub(crate) const RUN_COLUMNS: &str = "id, job_id, scheduled_for, cause, status, occurrences, \
      attempt_count, deliver_after, next_attempt_at, created_at, finished_at, wait_reason, reason, \
-     backfill_id, replay_of";
+     backfill_id, replay_of, nominal_for";
 
 #[derive(FromRow)]
 pub(crate) struct RunRow<T, I, N> {
@@ -258,6 +260,7 @@ pub(crate) struct RunRow<T, I, N> {
     reason: Option<String>,
     backfill_id: Option<I>,
     replay_of: Option<I>,
+    nominal_for: Option<T>,
 }
 
 impl<T: At, I: RowId, N: Into<i64>> RunRow<T, I, N> {
@@ -278,6 +281,7 @@ impl<T: At, I: RowId, N: Into<i64>> RunRow<T, I, N> {
             reason: self.reason,
             backfill_id: self.backfill_id.map(RowId::uuid).transpose()?,
             replay_of: self.replay_of.map(RowId::uuid).transpose()?,
+            nominal_for: at(self.nominal_for),
         })
     }
 }
@@ -680,5 +684,38 @@ impl<T: At> From<FlowRow<T>> for super::dialect::FlowState {
             },
             next_admit_at: at(r.next_admit_at),
         }
+    }
+}
+
+/// A calendar's row (§11.4).
+#[derive(FromRow)]
+pub(crate) struct CalendarRow<T> {
+    pub id: String,
+    pub timezone: String,
+    pub description: Option<String>,
+    /// The rules' JSON text.
+    pub rules: String,
+    pub created_at: T,
+    pub updated_at: T,
+}
+
+impl<T: At> CalendarRow<T> {
+    pub fn into_record(self, tenant: &str) -> StoreResult<super::CalendarRecord> {
+        let input = crate::domain::calendar::CalendarInput {
+            id: Some(self.id.clone()),
+            timezone: Some(self.timezone),
+            description: self.description,
+            rules: serde_json::from_str(&self.rules).map_err(|e| {
+                StoreError::Corrupt(format!("calendar {tenant}/{}: rules: {e}", self.id))
+            })?,
+        };
+        let calendar = input
+            .parse(None)
+            .map_err(|e| StoreError::Corrupt(format!("calendar {tenant}/{}: {e}", self.id)))?;
+        Ok(super::CalendarRecord {
+            calendar,
+            created_at: self.created_at.at(),
+            updated_at: self.updated_at.at(),
+        })
     }
 }

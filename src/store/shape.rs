@@ -14,13 +14,18 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::{StoreError, StoreResult};
+use crate::domain::calendar::policy::Policy;
+use crate::domain::calendar::{CalendarInput, CalendarSet};
 use crate::domain::job::JobDefinition;
 use crate::domain::overlap::Overlap;
 use crate::domain::retry::RetryPolicy;
 use crate::domain::run_limit::OnComplete;
 use crate::domain::sealing::{Row, SealingKey};
 use crate::domain::target::{Body, Method, Target, is_sensitive_header};
-use crate::domain::trigger::{CronSchedule, CronTrigger, DateTrigger, IntervalTrigger, Trigger};
+use crate::domain::trigger::{
+    AnyOf, Calendared, CalendarsInput, CronSchedule, CronTrigger, DateTrigger, IntervalTrigger,
+    Trigger,
+};
 
 /// A definition, column by column (the field or `rename` is the column's
 /// name). PostgreSQL reads rows straight into it; SQLite, whose instants
@@ -66,6 +71,48 @@ pub(crate) struct StoredTrigger {
     pub start_at: Option<DateTime<Utc>>,
     pub end_at: Option<DateTime<Utc>>,
     pub jitter_s: i64,
+    /// JSON text of what the columns above do not hold (§11.4): an `H`
+    /// expression as written, an any_of's parts, a trigger's calendars and
+    /// the snapshot of their rules; null for most triggers.
+    #[sqlx(rename = "trigger_more")]
+    pub more: Option<String>,
+}
+
+/// What a trigger's `trigger_more` column holds.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct TriggerMore {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parts: Option<Vec<StoredPart>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    calendars: Option<CalendarsInput>,
+    /// Each referred calendar with those it includes, as they read when
+    /// the job or a calendar last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    snapshot: Option<Snapshot>,
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Snapshot {
+    exclude: Vec<Vec<CalendarInput>>,
+    include_only: Vec<Vec<CalendarInput>>,
+}
+
+/// One trigger of an any_of, as its columns would hold it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredPart {
+    trigger_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cron_expr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cron_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    every_s: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    end_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -149,6 +196,28 @@ impl StoredDefinition {
 
 impl StoredTrigger {
     pub fn of(trigger: &Trigger) -> Self {
+        let mut more = TriggerMore::default();
+        let base = match trigger {
+            Trigger::Calendared(c) => {
+                more.calendars = Some(c.refs.clone());
+                more.snapshot = c.policy.as_ref().map(|p| Snapshot {
+                    exclude: p.exclude.iter().map(CalendarSet::snapshot).collect(),
+                    include_only: p.include_only.iter().map(CalendarSet::snapshot).collect(),
+                });
+                &c.base
+            }
+            other => other,
+        };
+        let mut stored = Self::columns(base, &mut more);
+        let empty = more.source.is_none()
+            && more.parts.is_none()
+            && more.calendars.is_none()
+            && more.snapshot.is_none();
+        stored.more = (!empty).then(|| serde_json::to_string(&more).unwrap_or_default());
+        stored
+    }
+
+    fn columns(trigger: &Trigger, more: &mut TriggerMore) -> Self {
         let mut stored = Self {
             trigger_type: trigger.kind().to_string(),
             cron_expr: None,
@@ -158,6 +227,7 @@ impl StoredTrigger {
             start_at: None,
             end_at: None,
             jitter_s: trigger.jitter_s().into(),
+            more: None,
         };
         match trigger {
             Trigger::Cron(c) => {
@@ -165,7 +235,31 @@ impl StoredTrigger {
                 stored.cron_timezone = Some(c.schedule.timezone().name().to_string());
                 stored.start_at = c.start_at;
                 stored.end_at = c.end_at;
+                more.source = c.source.clone();
             }
+            Trigger::AnyOf(a) => {
+                // Type `cron` without an expression (see 0019_calendars.sql).
+                stored.trigger_type = "cron".into();
+                stored.cron_timezone = Some(a.timezone.name().to_string());
+                let parts = a
+                    .triggers
+                    .iter()
+                    .map(|t| {
+                        let mut inner = TriggerMore::default();
+                        let c = Self::columns(t, &mut inner);
+                        StoredPart {
+                            trigger_type: c.trigger_type,
+                            cron_expr: c.cron_expr,
+                            cron_source: inner.source,
+                            every_s: c.every_s,
+                            start_at: c.start_at,
+                            end_at: c.end_at,
+                        }
+                    })
+                    .collect();
+                more.parts = Some(parts);
+            }
+            Trigger::Calendared(c) => return Self::columns(&c.base, more),
             Trigger::Interval(i) => {
                 stored.every_s = Some(i.every_s as i64);
                 stored.start_at = Some(i.start_at);
@@ -349,9 +443,76 @@ pub(crate) fn flow_of(job: &str, text: &str) -> StoreResult<crate::domain::flow:
 }
 
 impl StoredTrigger {
-    pub fn into_trigger(self, job: &str) -> StoreResult<Trigger> {
+    pub fn into_trigger(mut self, job: &str) -> StoreResult<Trigger> {
+        let more: TriggerMore = match self.more.take() {
+            None => TriggerMore::default(),
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|e| corrupt(job, "trigger_more", e))?
+            }
+        };
+        let source = more.source.clone();
+        let base = self.base_trigger(job, source, more.parts)?;
+        let Some(refs) = more.calendars else {
+            return Ok(base);
+        };
+        let sets = |snapshots: Vec<Vec<CalendarInput>>| {
+            snapshots
+                .into_iter()
+                .map(|s| CalendarSet::from_snapshot(s).map_err(|e| corrupt(job, "trigger_more", e)))
+                .collect::<StoreResult<Vec<_>>>()
+        };
+        let policy = match more.snapshot {
+            None => None,
+            Some(s) => Some(Policy {
+                exclude: sets(s.exclude)?,
+                include_only: sets(s.include_only)?,
+                on_excluded: refs.on_excluded,
+            }),
+        };
+        Ok(Trigger::Calendared(Box::new(Calendared {
+            base,
+            refs,
+            policy,
+        })))
+    }
+
+    fn base_trigger(
+        self,
+        job: &str,
+        source: Option<String>,
+        parts: Option<Vec<StoredPart>>,
+    ) -> StoreResult<Trigger> {
         let jitter_s = unsigned(job, "jitter_s", self.jitter_s)?;
         Ok(match self.trigger_type.as_str() {
+            "cron" if parts.is_some() => {
+                let zone = self.cron_timezone.as_deref().unwrap_or("UTC");
+                let timezone: Tz = zone
+                    .parse()
+                    .map_err(|_| corrupt(job, "cron_timezone", zone))?;
+                let triggers = parts
+                    .ok_or_else(|| corrupt(job, "trigger_more", "an any_of without parts"))?
+                    .into_iter()
+                    .map(|p| {
+                        StoredTrigger {
+                            trigger_type: p.trigger_type,
+                            cron_expr: p.cron_expr,
+                            cron_timezone: Some(timezone.name().to_string()),
+                            every_s: p.every_s,
+                            run_at: None,
+                            start_at: p.start_at,
+                            end_at: p.end_at,
+                            jitter_s: 0,
+                            more: None,
+                        }
+                        .base_trigger(job, p.cron_source, None)
+                    })
+                    .collect::<StoreResult<Vec<_>>>()?;
+                Trigger::AnyOf(AnyOf {
+                    triggers,
+                    timezone,
+                    jitter_s,
+                })
+            }
             "cron" => {
                 let expr = self
                     .cron_expr
@@ -364,6 +525,7 @@ impl StoredTrigger {
                 Trigger::Cron(CronTrigger {
                     schedule: CronSchedule::parse_cached(expr, timezone)
                         .map_err(|e| corrupt(job, "cron_expr", e))?,
+                    source,
                     start_at: self.start_at,
                     end_at: self.end_at,
                     jitter_s,
@@ -499,6 +661,7 @@ mod tests {
             .parse(ParseContext {
                 now: crate::domain::instant::parse("2026-11-23T10:00:00.123456Z").unwrap(),
                 network_policy: NetworkPolicy::default(),
+                binding: None,
             })
             .unwrap()
             .definition

@@ -94,7 +94,7 @@ macro_rules! job_query {
         concat!(
             "
     SELECT j.id, j.name, j.trigger_type, j.cron_expr, j.cron_timezone, j.every_s, j.run_at,
-           j.start_at, j.end_at, j.jitter_s, j.target_url, j.target_method, j.target_headers,
+           j.start_at, j.end_at, j.jitter_s, j.trigger_more, j.target_url, j.target_method, j.target_headers,
            j.target_body, j.target_secrets, j.timeout_s, j.target_template, j.misfire_grace_s,
            j.coalesce_runs,
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
@@ -306,10 +306,10 @@ impl Dialect for SqliteDialect {
                  backoff_initial_s, backoff_max_s, metadata,
                  state, next_run_at, secret, created_at, updated_at, tenant,
                  pause_on_failure, overlap, buffer_max, max_runs, on_complete,
-                 target_template, flow, flow_key)
+                 target_template, flow, flow_key, trigger_more)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                      ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-                     ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37)",
+                     ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38)",
         )
         .bind(id.as_str());
         let done = bind_definition(query, stored)
@@ -326,6 +326,7 @@ impl Dialect for SqliteDialect {
             .bind(stored.target.template)
             .bind(stored.flow.clone())
             .bind(stored.flow_key.clone())
+            .bind(stored.trigger.more.clone())
             .execute(&mut **tx)
             .await;
         match done {
@@ -356,7 +357,7 @@ impl Dialect for SqliteDialect {
                  updated_at = ?27, pause_on_failure = ?29, overlap = ?30, buffer_max = ?31,
                  max_runs = ?32, on_complete = ?33,
                  runs_counted = CASE WHEN ?34 THEN 0 ELSE runs_counted END,
-                 target_template = ?35, flow = ?36, flow_key = ?37
+                 target_template = ?35, flow = ?36, flow_key = ?37, trigger_more = ?38
              WHERE tenant = ?28 AND id = ?1",
         )
         .bind(id.as_str());
@@ -374,9 +375,52 @@ impl Dialect for SqliteDialect {
             .bind(stored.target.template)
             .bind(stored.flow.clone())
             .bind(stored.flow_key.clone())
+            .bind(stored.trigger.more.clone())
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    async fn read_calendars(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+    ) -> StoreResult<Vec<super::CalendarRecord>> {
+        read_calendars_in(tx, tenant).await
+    }
+
+    async fn write_calendar(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        calendar: &crate::domain::calendar::Calendar,
+    ) -> StoreResult<()> {
+        write_calendar_in(tx, tenant, calendar).await
+    }
+
+    async fn delete_calendar(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<bool> {
+        delete_calendar_in(tx, tenant, id).await
+    }
+
+    async fn set_nominal_for(
+        &self,
+        tx: &mut Self::Tx,
+        runs: &[(Uuid, DateTime<Utc>)],
+    ) -> StoreResult<()> {
+        set_nominal_for_in(tx, runs).await
+    }
+
+    async fn calendared_jobs(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+    ) -> StoreResult<Vec<String>> {
+        calendared_jobs_in(tx, tenant).await
     }
 
     async fn count_jobs(&self, tx: &mut Self::Tx, tenant: &Tenant) -> StoreResult<u64> {
@@ -491,7 +535,7 @@ impl Dialect for SqliteDialect {
         let now = crate::domain::instant::truncate(Utc::now());
         let rows = sqlx::query_as::<_, DueJobRow>(concat!(
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
-                    end_at, jitter_s, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
+                    end_at, jitter_s, trigger_more, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, overlap, buffer_max, max_runs, runs_counted, on_complete,
                     target_url, target_template, flow
              FROM jobs j

@@ -43,7 +43,7 @@ use crate::wakeup::Wakeups;
 /// key secrets are sealed with, and the subscriptions events are matched to.
 pub struct SqlStore<D> {
     pub(crate) db: D,
-    wakeups: Arc<Wakeups>,
+    pub(crate) wakeups: Arc<Wakeups>,
     pub(crate) key: SealingKey,
     subscriptions: Arc<SubscriptionCache>,
     quotas: Quotas,
@@ -124,7 +124,7 @@ fn ended_with_follow_up(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<Job
 }
 
 /// The row job `id` of `tenant` seals its values in.
-fn job_row<'a>(tenant: &'a Tenant, id: &'a JobId) -> Row<'a> {
+pub(crate) fn job_row<'a>(tenant: &'a Tenant, id: &'a JobId) -> Row<'a> {
     Row {
         tenant: tenant.as_str(),
         table: "jobs",
@@ -681,7 +681,15 @@ impl<D: Dialect> Store for SqlStore<D> {
                 .db
                 .read_job(&mut tx, &self.key, tenant, id, true)
                 .await?;
-            let change = lifecycle::decide(id.as_str(), existing.as_ref(), command, ctx.clone())?;
+            let binding = self
+                .binding(&mut tx, tenant, id, command, existing.as_ref())
+                .await?;
+            let command = &lifecycle::bound(command, &binding)?;
+            let ctx = ParseContext {
+                binding: Some(binding),
+                ..ctx.clone()
+            };
+            let change = lifecycle::decide(id.as_str(), existing.as_ref(), command, ctx)?;
             let events = with_tenant(
                 tenant,
                 event::for_job_change(id.as_str(), existing.as_ref(), &change),
@@ -863,6 +871,32 @@ impl<D: Dialect> Store for SqlStore<D> {
             return Ok(Some(Duration::ZERO));
         }
         self.db.next_flow_admit_in().await
+    }
+
+    async fn list_calendars(&self, tenant: &Tenant) -> StoreResult<Vec<super::CalendarRecord>> {
+        self.list_calendars_inner(tenant).await
+    }
+
+    async fn put_calendar(
+        &self,
+        tenant: &Tenant,
+        calendar: crate::domain::calendar::Calendar,
+        create: bool,
+    ) -> StoreResult<super::CalendarSaved> {
+        self.put_calendar_inner(tenant, calendar, create).await
+    }
+
+    async fn add_calendar_days(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        days: &std::collections::BTreeSet<chrono::NaiveDate>,
+    ) -> StoreResult<(super::CalendarSaved, usize)> {
+        self.add_calendar_days_inner(tenant, id, days).await
+    }
+
+    async fn delete_calendar(&self, tenant: &Tenant, id: &str) -> StoreResult<bool> {
+        self.delete_calendar_inner(tenant, id).await
     }
 
     async fn list_flows(&self, tenant: &Tenant) -> StoreResult<Vec<FlowInfo>> {
@@ -1343,6 +1377,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                     occurrences: run.occurrences,
                     deliver_after: run.deliver_after,
                     host: host.clone(),
+                    nominal_for: run.nominal_for,
                 });
             }
             if let Some(newest) = newest {
@@ -1357,6 +1392,13 @@ impl<D: Dialect> Store for SqlStore<D> {
         let run_deliveries = self.deliveries(Some(&mut tx), created).await?;
         let (inserted, mut deliveries) =
             self.db.insert_runs(&mut tx, &runs, &run_deliveries).await?;
+        let moved: Vec<_> = runs
+            .iter()
+            .filter_map(|r| Some((r.id, r.nominal_for?)))
+            .collect();
+        if !moved.is_empty() {
+            self.db.set_nominal_for(&mut tx, &moved).await?;
+        }
         self.render_requests(&mut tx, to_render).await?;
         let flows_due = self.enter_flows(&mut tx, &flow_runs).await?;
         self.db.update_schedules(&mut tx, &schedules).await?;

@@ -5,6 +5,7 @@
 //! Every asset is in the binary: no CDN.
 
 mod actions;
+mod agenda;
 mod backfill;
 mod flows;
 mod pages;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/", get(pages::jobs))
         .route("/ui/failed", get(pages::failed))
         .route("/ui/flows", get(flows::page))
+        .route("/ui/agenda", get(agenda::page))
         .route("/ui/jobs/{id}", get(pages::job))
         .route("/ui/jobs/{id}/secret", get(pages::secret))
         .route(

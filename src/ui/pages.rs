@@ -304,6 +304,9 @@ pub async fn job(
                     }
                 }
             }
+            @if let Some(calendars) = super::agenda::job_section(id.as_str(), &d.trigger) {
+                (calendars)
+            }
             section {
                 h2 { "Settings" }
                 dl.settings {

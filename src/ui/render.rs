@@ -40,6 +40,7 @@ pub fn page(viewer: &Viewer, title: &str, live: Option<&str>, body: Markup) -> M
                         a href="/ui" { "Jobs" }
                         a href="/ui/failed" { "Failed runs" }
                         a href="/ui/flows" { "Flows" }
+                        a href="/ui/agenda" { "Agenda" }
                         a href="/docs" { "API docs" }
                     }
                     div.who {

@@ -14,6 +14,8 @@ mod attack;
 mod auth;
 mod backfills;
 mod binary;
+mod calendar_oracle;
+mod calendars;
 mod contract;
 mod cron_oracle;
 mod dashboard;

@@ -47,6 +47,7 @@ fn spec(body: &Value) -> JobSpec {
         .parse(ParseContext {
             now: instant::parse("2026-11-01T00:00:00Z").unwrap(),
             network_policy: Default::default(),
+            binding: None,
         })
         .unwrap()
 }
@@ -253,6 +254,7 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
     let context = ParseContext {
         now: Utc::now(),
         network_policy: Default::default(),
+        binding: None,
     };
     for (n, fits) in [("fourth", true), ("fifth", false)] {
         let mut body = bodies()[2].clone();

@@ -35,6 +35,7 @@ fn ctx() -> ParseContext {
     ParseContext {
         now: now(),
         network_policy: NetworkPolicy::default(),
+        binding: None,
     }
 }
 
@@ -189,7 +190,7 @@ async fn commands_are_decided_by_the_lifecycle_rules(backend: Backend) {
         "j",
         JobCommand::Replace {
             spec: parse(renamed),
-            trigger,
+            trigger: Box::new(trigger),
             secret: "whsec_dW51c2Vk".into(),
         },
     )
@@ -361,7 +362,7 @@ async fn concurrent_creates_of_one_id_make_one_job(backend: Backend) {
             let trigger = serde_json::from_value(v["trigger"].clone()).unwrap();
             let command = JobCommand::Replace {
                 spec: parse(v),
-                trigger,
+                trigger: Box::new(trigger),
                 secret: format!("whsec_{n}"),
             };
             apply(&store, "race", command).await.map(|(_, saved)| saved)
@@ -1936,7 +1937,7 @@ async fn runs_are_made_ahead_and_removed_when_the_schedule_changes(backend: Back
         "soon",
         JobCommand::Replace {
             spec,
-            trigger: serde_json::from_value(v["trigger"].clone()).unwrap(),
+            trigger: Box::new(serde_json::from_value(v["trigger"].clone()).unwrap()),
             secret: "whsec_dGVzdA==".into(),
         },
     )

@@ -254,6 +254,7 @@ mod tests {
             .parse(ParseContext {
                 now: parse("2026-03-01T00:00:00Z").unwrap(),
                 network_policy: NetworkPolicy::default(),
+                binding: None,
             })
             .map(|spec| spec.definition)
             .map_err(|e| e.to_string())

@@ -27,7 +27,7 @@ use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 use croner::{Cron, Weekday};
 use hashlink::LruCache;
-use jiff::tz::{AmbiguousOffset, TimeZone as Rules};
+use jiff::tz::TimeZone as Rules;
 
 use super::zone;
 use crate::domain::error::Reason;
@@ -151,6 +151,18 @@ impl CronSchedule {
         words.join(" Or: ")
     }
 
+    /// True when the wall-clock minute `wall` falls in matches the pattern
+    /// (its seconds ignored): a calendar's `cron` rule (§11.4).
+    pub fn matches_minute(&self, wall: NaiveDateTime) -> bool {
+        let minute = wall
+            .with_second(0)
+            .and_then(|w| w.with_nanosecond(0))
+            .unwrap_or(wall);
+        self.crons
+            .iter()
+            .any(|c| c.is_time_matching(&minute).unwrap_or(false))
+    }
+
     /// True when the minute or hour field starts with `*` (see module docs).
     pub fn is_periodic(&self) -> bool {
         self.periodic
@@ -241,26 +253,7 @@ impl CronSchedule {
     /// The instant a fixed-time match fires at: itself, the first of two,
     /// or the first instant after a gap (the transition that made it).
     fn earliest_instant(&self, wall: NaiveDateTime) -> DateTime<Utc> {
-        let Some(civil) = zone::civil(wall) else {
-            return wall.and_utc();
-        };
-        let at =
-            |offset: jiff::tz::Offset| wall.and_utc() - TimeDelta::seconds(offset.seconds().into());
-        match self.rules.to_ambiguous_timestamp(civil).offset() {
-            AmbiguousOffset::Unambiguous { offset } => at(offset),
-            AmbiguousOffset::Fold { before, after } => at(before).min(at(after)),
-            AmbiguousOffset::Gap { before, .. } => {
-                // `wall` read at the offset before the gap lies at or after
-                // the transition, and before the next one.
-                let past = at(before) + TimeDelta::seconds(1);
-                self.rules
-                    .preceding(zone::timestamp(past))
-                    .next()
-                    .map_or(at(before), |transition| {
-                        zone::instant(transition.timestamp())
-                    })
-            }
-        }
+        zone::earliest_instant(&self.rules, wall)
     }
 
     /// The first instant in `(from, to]` whose offset differs from `offset`

@@ -9,7 +9,11 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{CronSchedule, CronTrigger, DateTrigger, IntervalTrigger, MAX_JITTER_S, Trigger};
+use super::any_of::{AnyOf, MAX_PARTS};
+use super::calendared::{Calendared, CalendarsInput};
+use super::{
+    CronSchedule, CronTrigger, DateTrigger, IntervalTrigger, MAX_JITTER_S, Trigger, hashed,
+};
 use crate::domain::error::{FieldError, Reason};
 use crate::domain::instant;
 
@@ -19,6 +23,8 @@ pub enum TriggerKind {
     Cron,
     Interval,
     Date,
+    #[serde(rename = "any_of")]
+    AnyOf,
 }
 
 /// Longest interval accepted: ten years of seconds.
@@ -30,7 +36,7 @@ pub const MAX_EVERY_S: i64 = 315_576_000;
 #[serde(deny_unknown_fields)]
 #[schema(as = Trigger)]
 pub struct TriggerInput {
-    /// `cron`, `interval` or `date`.
+    /// `cron`, `interval`, `date` or `any_of`.
     #[serde(rename = "type")]
     #[schema(required = true)]
     pub kind: Option<TriggerKind>,
@@ -42,7 +48,9 @@ pub struct TriggerInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "30 2 * * *")]
     pub expr: Option<String>,
-    /// cron: IANA time zone the pattern is read in (default `UTC`).
+    /// cron: `H` in a field (`H`, `H/15`, `H(0-29)`) is a value hashed from
+    /// the job, stable; the job shows the result as `resolved_expr`.
+    /// cron, any_of: IANA time zone the pattern is read in (default `UTC`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "Asia/Seoul")]
     pub timezone: Option<String>,
@@ -81,12 +89,57 @@ pub struct TriggerInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 86400)]
     pub jitter_s: Option<i64>,
+    /// any_of: cron and interval triggers (1 to 20) whose fire times are
+    /// the union; an instant two share fires once. Their crons are read in
+    /// the any_of's `timezone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
+    pub triggers: Option<Vec<TriggerInput>>,
+    /// cron, interval, any_of: calendars that exclude fire times or keep
+    /// them to their days (DESIGN.md §11.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendars: Option<CalendarsInput>,
+    /// cron, read only: `expr` with its `H` fields resolved for this job.
+    /// Ignored on input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub resolved_expr: Option<String>,
 }
 
 impl TriggerInput {
     /// Validates into a [`Trigger`]. `now` anchors an interval without
     /// `start_at`; `field` is where the trigger sits in the request.
-    pub fn parse(self, now: DateTime<Utc>, field: &str) -> Result<Trigger, FieldError> {
+    pub fn parse(mut self, now: DateTime<Utc>, field: &str) -> Result<Trigger, FieldError> {
+        let calendars = self.calendars.take();
+        if let Some(refs) = &calendars {
+            let at = format!("{field}.calendars");
+            if self.kind == Some(TriggerKind::Date) {
+                return Err(FieldError::new(at, "is not a field of a date trigger"));
+            }
+            for (name, ids) in [
+                ("exclude", &refs.exclude),
+                ("include_only", &refs.include_only),
+            ] {
+                for (i, id) in ids.iter().enumerate() {
+                    crate::domain::calendar::parse_id(id)
+                        .map_err(|m| FieldError::new(format!("{at}.{name}[{i}]"), m))?;
+                }
+            }
+        }
+        let base = self.parse_base(now, field)?;
+        Ok(match calendars {
+            Some(refs) if !(refs.exclude.is_empty() && refs.include_only.is_empty()) => {
+                Trigger::Calendared(Box::new(Calendared {
+                    base,
+                    refs,
+                    policy: None,
+                }))
+            }
+            _ => base,
+        })
+    }
+
+    fn parse_base(self, now: DateTime<Utc>, field: &str) -> Result<Trigger, FieldError> {
         let at = |name: &str| format!("{field}.{name}");
         let kind = self.kind.ok_or_else(|| {
             FieldError::new(at("type"), "is required: one of cron, interval, date")
@@ -97,6 +150,7 @@ impl TriggerInput {
                     TriggerKind::Cron => "a cron",
                     TriggerKind::Interval => "an interval",
                     TriggerKind::Date => "a date",
+                    TriggerKind::AnyOf => "an any_of",
                 };
                 Err(FieldError::new(
                     at(name),
@@ -130,22 +184,30 @@ impl TriggerInput {
             TriggerKind::Cron => {
                 refuse(self.every_s.is_some(), "every_s")?;
                 refuse(self.run_at.is_some(), "run_at")?;
+                refuse(self.triggers.is_some(), "triggers")?;
                 let expr = self
                     .expr
                     .ok_or_else(|| FieldError::new(at("expr"), "is required for a cron trigger"))?;
                 let timezone = parse_timezone(self.timezone.as_deref())
                     .map_err(|m| FieldError::new(at("timezone"), m))?;
-                let schedule = CronSchedule::parse(&expr, timezone)
+                // With `H`, a resolution for no job in particular checks the
+                // rest; binding to the job resolves it for that job.
+                let source = hashed::has_hash(&expr).then(|| expr.clone());
+                let resolved =
+                    hashed::resolve(&expr, "").map_err(|m| FieldError::new(at("expr"), m))?;
+                let schedule = CronSchedule::parse(&resolved, timezone)
                     .map_err(|m| FieldError::new(at("expr"), m))?;
                 bounds(self.start_at, self.end_at)?;
                 Ok(Trigger::Cron(CronTrigger {
                     schedule,
+                    source,
                     start_at: self.start_at,
                     end_at: self.end_at,
                     jitter_s: jitter(self.jitter_s)?,
                 }))
             }
             TriggerKind::Interval => {
+                refuse(self.triggers.is_some(), "triggers")?;
                 refuse(self.expr.is_some(), "expr")?;
                 refuse(self.timezone.is_some(), "timezone")?;
                 refuse(self.run_at.is_some(), "run_at")?;
@@ -184,6 +246,7 @@ impl TriggerInput {
                 }))
             }
             TriggerKind::Date => {
+                refuse(self.triggers.is_some(), "triggers")?;
                 refuse(self.expr.is_some(), "expr")?;
                 refuse(self.timezone.is_some(), "timezone")?;
                 refuse(self.every_s.is_some(), "every_s")?;
@@ -195,6 +258,65 @@ impl TriggerInput {
                 })?;
                 Ok(Trigger::Date(DateTrigger { run_at }))
             }
+            TriggerKind::AnyOf => {
+                refuse(self.expr.is_some(), "expr")?;
+                refuse(self.every_s.is_some(), "every_s")?;
+                refuse(self.run_at.is_some(), "run_at")?;
+                refuse(self.start_at.is_some(), "start_at")?;
+                refuse(self.end_at.is_some(), "end_at")?;
+                let timezone = parse_timezone(self.timezone.as_deref())
+                    .map_err(|m| FieldError::new(at("timezone"), m))?;
+                let parts = self.triggers.unwrap_or_default();
+                if parts.is_empty() || parts.len() > MAX_PARTS {
+                    return Err(FieldError::new(
+                        at("triggers"),
+                        format!(
+                            "must hold 1 to {MAX_PARTS} cron or interval triggers, got {}",
+                            parts.len()
+                        ),
+                    ));
+                }
+                let mut triggers = Vec::with_capacity(parts.len());
+                for (i, mut part) in parts.into_iter().enumerate() {
+                    let here = format!("{field}.triggers[{i}]");
+                    let inner =
+                        |name: &str, m: &str| Err(FieldError::new(format!("{here}.{name}"), m));
+                    match part.kind {
+                        Some(TriggerKind::Cron | TriggerKind::Interval) => {}
+                        None => return inner("type", "is required: one of cron, interval"),
+                        Some(_) => return inner("type", "must be cron or interval in an any_of"),
+                    }
+                    if part.calendars.is_some() {
+                        return inner(
+                            "calendars",
+                            "belongs on the any_of, not on one of its triggers",
+                        );
+                    }
+                    if part.jitter_s.is_some() {
+                        return inner(
+                            "jitter_s",
+                            "belongs on the any_of, not on one of its triggers",
+                        );
+                    }
+                    if part.kind == Some(TriggerKind::Cron) {
+                        match part.timezone.as_deref() {
+                            Some(tz) if tz != timezone.name() => {
+                                return inner(
+                                    "timezone",
+                                    "must be the any_of's: one zone for the job",
+                                );
+                            }
+                            _ => part.timezone = Some(timezone.name().to_string()),
+                        }
+                    }
+                    triggers.push(part.parse_base(now, &here)?);
+                }
+                Ok(Trigger::AnyOf(AnyOf {
+                    triggers,
+                    timezone,
+                    jitter_s: jitter(self.jitter_s)?,
+                }))
+            }
         }
     }
 
@@ -202,8 +324,59 @@ impl TriggerInput {
     /// same fields, where an interval without `start_at` keeps the anchor
     /// it already has (so re-sending a job unchanged keeps its grid).
     pub fn describes(&self, existing: &Trigger) -> bool {
-        let mut stored = existing.to_input();
-        let mut given = self.clone();
+        self.clone().normalized(&existing.to_input()) == existing.to_input().normalized_stored()
+    }
+
+    /// The stored form, as [`Self::normalized`] leaves the given one.
+    fn normalized_stored(mut self) -> Self {
+        self.resolved_expr = None;
+        if let Some(parts) = self.triggers.take() {
+            self.triggers = Some(parts.into_iter().map(Self::normalized_stored).collect());
+        }
+        self.jitter_s.get_or_insert(0);
+        if self.kind == Some(TriggerKind::Date) {
+            self.jitter_s = None;
+        }
+        self
+    }
+
+    /// This input with what parsing would fill in from `stored` filled in.
+    fn normalized(self, stored: &TriggerInput) -> Self {
+        let mut given = self;
+        given.resolved_expr = None;
+        if given
+            .calendars
+            .as_ref()
+            .is_some_and(|c| c.exclude.is_empty() && c.include_only.is_empty())
+        {
+            given.calendars = None;
+        }
+        if let Some(parts) = given.triggers.take() {
+            let none = Vec::new();
+            let stored_parts = stored.triggers.as_ref().unwrap_or(&none);
+            given.triggers = Some(
+                parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let mut p = match stored_parts.get(i) {
+                            Some(s) => p.normalized(s),
+                            None => p,
+                        };
+                        if p.kind == Some(TriggerKind::Cron) {
+                            // A part's zone is the any_of's; no jitter.
+                            p.timezone = None;
+                        }
+                        p.jitter_s = Some(0);
+                        p
+                    })
+                    .collect(),
+            );
+        }
+        if given.kind == Some(TriggerKind::AnyOf) {
+            given.timezone.get_or_insert_with(|| "UTC".into());
+        }
+        let stored = stored.clone();
         if given.kind == Some(TriggerKind::Interval) && given.start_at.is_none() {
             given.start_at = stored.start_at;
         }
@@ -211,12 +384,10 @@ impl TriggerInput {
             given.timezone.get_or_insert_with(|| "UTC".into());
         }
         given.jitter_s.get_or_insert(0);
-        stored.jitter_s.get_or_insert(0);
         if given.kind == Some(TriggerKind::Date) {
             given.jitter_s = None;
-            stored.jitter_s = None;
         }
-        given == stored
+        given
     }
 }
 

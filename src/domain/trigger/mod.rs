@@ -1,23 +1,35 @@
 //! Triggers: when a job fires (DESIGN.md §3). Pure: every function takes
 //! the instants it needs as arguments and never reads a clock.
 
+mod any_of;
+mod calendared;
 mod cron;
 mod date;
+pub mod hashed;
 mod input;
 mod interval;
 pub mod words;
 mod zone;
 
+pub use any_of::AnyOf;
+pub use calendared::{Calendared, CalendarsInput, Explained, Occurrence};
 pub use cron::CronSchedule;
 pub use date::DateTrigger;
-pub use input::{MAX_EVERY_S, TriggerInput};
+pub use input::{MAX_EVERY_S, TriggerInput, TriggerKind};
 pub use interval::IntervalTrigger;
 pub(crate) use zone::rules as zone_rules;
+pub(crate) use zone::{earliest_instant, local_at};
 pub use zone::{local_rfc3339, utc_offset_s};
+
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::{Serialize, Serializer};
+
+use crate::domain::calendar::policy::{Fate, Policy};
+use crate::domain::calendar::{Book, CalendarSet};
+use crate::domain::error::FieldError;
 
 /// Jitter delays delivery, never the schedule; capped at a day.
 pub const MAX_JITTER_S: u32 = 86_400;
@@ -29,12 +41,27 @@ pub enum Trigger {
     Cron(CronTrigger),
     Interval(IntervalTrigger),
     Date(DateTrigger),
+    /// Several cron and interval triggers as one (§11.4).
+    AnyOf(AnyOf),
+    /// A cron, interval or any_of trigger under calendars (§11.4).
+    Calendared(Box<Calendared>),
+}
+
+/// What binds a trigger to its job (DESIGN.md §11.4): the seed `H` is
+/// hashed from (tenant and job id), and the tenant's calendars.
+#[derive(Debug, Clone, Default)]
+pub struct Binding {
+    pub seed: String,
+    pub calendars: Arc<Book>,
 }
 
 /// A cron pattern with its bounds (both inclusive) and delivery jitter.
 #[derive(Debug, Clone)]
 pub struct CronTrigger {
     pub schedule: CronSchedule,
+    /// The expression as written when it holds `H` (`schedule` is then its
+    /// resolution for the job).
+    pub source: Option<String>,
     pub start_at: Option<DateTime<Utc>>,
     pub end_at: Option<DateTime<Utc>>,
     pub jitter_s: u32,
@@ -43,6 +70,7 @@ pub struct CronTrigger {
 impl PartialEq for CronTrigger {
     fn eq(&self, other: &Self) -> bool {
         self.schedule.expr() == other.schedule.expr()
+            && self.source == other.source
             && self.schedule.timezone() == other.schedule.timezone()
             && self.start_at == other.start_at
             && self.end_at == other.end_at
@@ -73,8 +101,127 @@ impl Trigger {
             Trigger::Cron(t) => t.next_after(after),
             Trigger::Interval(t) => t.next_after(after),
             Trigger::Date(t) => t.next_after(after),
+            Trigger::AnyOf(t) => t.next_after(after),
+            Trigger::Calendared(t) => t.next_after(after),
         };
         next.filter(|t| crate::domain::instant::representable(*t))
+    }
+
+    /// What the fire time `at` stands for: more than one occurrence, or
+    /// another, when calendars rolled them onto it (§11.4).
+    pub fn occurrence_at(&self, at: DateTime<Utc>) -> Occurrence {
+        match self {
+            Trigger::Calendared(c) => c.occurrence_at(at),
+            _ => Occurrence {
+                nominal_for: None,
+                count: 1,
+            },
+        }
+    }
+
+    /// True when calendars may roll its occurrences (then a run asks
+    /// [`Self::occurrence_at`] what it stands for).
+    pub fn rolls(&self) -> bool {
+        matches!(self, Trigger::Calendared(c) if c.policy.as_ref().is_some_and(|p| p.on_excluded != crate::domain::calendar::policy::OnExcluded::Skip))
+    }
+
+    /// Its occurrences in `(after, until]` and what became of each, at
+    /// most `limit` of them.
+    pub fn explain(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<Explained> {
+        match self {
+            Trigger::Calendared(c) => c.explain(after, until, limit),
+            _ => self
+                .fire_times_after(after)
+                .take_while(|t| *t <= until)
+                .take(limit)
+                .map(|nominal| Explained {
+                    nominal,
+                    fate: Fate::Kept,
+                })
+                .collect(),
+        }
+    }
+
+    /// The calendars it refers to, and those they include.
+    pub fn calendar_ids(&self) -> Vec<String> {
+        let Trigger::Calendared(c) = self else {
+            return Vec::new();
+        };
+        let mut ids: Vec<String> = c
+            .refs
+            .exclude
+            .iter()
+            .chain(&c.refs.include_only)
+            .cloned()
+            .collect();
+        if let Some(p) = &c.policy {
+            ids.extend(
+                p.exclude
+                    .iter()
+                    .chain(&p.include_only)
+                    .flat_map(|s| s.ids().map(str::to_string)),
+            );
+        }
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// The trigger bound to its job: `H` hashed from the job's seed, its
+    /// calendars read from the tenant's (refused when one is missing).
+    pub fn bind(self, binding: &Binding, field: &str) -> Result<Trigger, FieldError> {
+        Ok(match self {
+            Trigger::Cron(mut c) => {
+                if let Some(source) = &c.source {
+                    let resolved = hashed::resolve(source, &binding.seed)
+                        .map_err(|m| FieldError::new(format!("{field}.expr"), m))?;
+                    c.schedule = CronSchedule::parse_cached(&resolved, c.schedule.timezone())
+                        .map_err(|m| FieldError::new(format!("{field}.expr"), m))?;
+                }
+                Trigger::Cron(c)
+            }
+            Trigger::AnyOf(mut a) => {
+                let seed = binding.seed.clone();
+                for (i, t) in std::mem::take(&mut a.triggers).into_iter().enumerate() {
+                    let part = Binding {
+                        seed: format!("{seed}#{i}"),
+                        calendars: binding.calendars.clone(),
+                    };
+                    a.triggers
+                        .push(t.bind(&part, &format!("{field}.triggers[{i}]"))?);
+                }
+                Trigger::AnyOf(a)
+            }
+            Trigger::Calendared(c) => {
+                let Calendared { base, refs, .. } = *c;
+                let sets = |ids: &[String], name: &str| {
+                    ids.iter()
+                        .enumerate()
+                        .map(|(i, id)| {
+                            CalendarSet::resolve(id, &binding.calendars).map_err(|m| {
+                                FieldError::new(format!("{field}.calendars.{name}[{i}]"), m)
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                };
+                let policy = Policy {
+                    exclude: sets(&refs.exclude, "exclude")?,
+                    include_only: sets(&refs.include_only, "include_only")?,
+                    on_excluded: refs.on_excluded,
+                };
+                Trigger::Calendared(Box::new(Calendared {
+                    base: base.bind(binding, field)?,
+                    refs,
+                    policy: Some(policy),
+                }))
+            }
+            other => other,
+        })
     }
 
     /// The fire time that follows one that has just fired: none for a date
@@ -152,6 +299,8 @@ impl Trigger {
             Trigger::Cron(t) => t.jitter_s,
             Trigger::Interval(t) => t.jitter_s,
             Trigger::Date(_) => 0,
+            Trigger::AnyOf(t) => t.jitter_s,
+            Trigger::Calendared(t) => t.base.jitter_s(),
         }
     }
 
@@ -159,6 +308,8 @@ impl Trigger {
     pub fn timezone(&self) -> Tz {
         match self {
             Trigger::Cron(t) => t.schedule.timezone(),
+            Trigger::AnyOf(t) => t.timezone,
+            Trigger::Calendared(t) => t.base.timezone(),
             _ => Tz::UTC,
         }
     }
@@ -168,6 +319,8 @@ impl Trigger {
             Trigger::Cron(_) => "cron",
             Trigger::Interval(_) => "interval",
             Trigger::Date(_) => "date",
+            Trigger::AnyOf(_) => "any_of",
+            Trigger::Calendared(t) => t.base.kind(),
         }
     }
 
@@ -176,7 +329,12 @@ impl Trigger {
         match self {
             Trigger::Cron(t) => TriggerInput {
                 kind: Some(input::TriggerKind::Cron),
-                expr: Some(t.schedule.expr().to_string()),
+                expr: Some(
+                    t.source
+                        .clone()
+                        .unwrap_or_else(|| t.schedule.expr().to_string()),
+                ),
+                resolved_expr: t.source.as_ref().map(|_| t.schedule.expr().to_string()),
                 timezone: Some(t.schedule.timezone().name().to_string()),
                 start_at: t.start_at,
                 end_at: t.end_at,
@@ -195,6 +353,28 @@ impl Trigger {
                 kind: Some(input::TriggerKind::Date),
                 run_at: Some(t.run_at),
                 ..TriggerInput::default()
+            },
+            Trigger::AnyOf(t) => TriggerInput {
+                kind: Some(input::TriggerKind::AnyOf),
+                timezone: Some(t.timezone.name().to_string()),
+                jitter_s: Some(t.jitter_s.into()),
+                triggers: Some(
+                    t.triggers
+                        .iter()
+                        .map(|part| TriggerInput {
+                            // The zone is the whole trigger's; no jitter of
+                            // its own.
+                            timezone: None,
+                            jitter_s: None,
+                            ..part.to_input()
+                        })
+                        .collect(),
+                ),
+                ..TriggerInput::default()
+            },
+            Trigger::Calendared(t) => TriggerInput {
+                calendars: Some(t.refs.clone()),
+                ..t.base.to_input()
             },
         }
     }

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Trigger, utc_offset_s};
+use crate::domain::calendar::policy::OnExcluded;
 use crate::domain::instant;
 
 /// The trigger in words: "At 02:30. (Asia/Seoul)", "every 1 h 30 min",
@@ -17,6 +18,31 @@ pub fn in_words(trigger: &Trigger) -> String {
         }
         Trigger::Interval(t) => format!("every {}", duration_in_words(t.every_s)),
         Trigger::Date(t) => format!("once, at {}", instant::format(&t.run_at)),
+        Trigger::AnyOf(t) => {
+            let parts: Vec<String> = t.triggers.iter().map(in_words).collect();
+            format!("any of: {}", parts.join("; "))
+        }
+        Trigger::Calendared(t) => {
+            let mut words = in_words(&t.base);
+            if !t.refs.exclude.is_empty() {
+                words.push_str(&format!(
+                    ", except on calendars {}",
+                    t.refs.exclude.join(", ")
+                ));
+            }
+            if !t.refs.include_only.is_empty() {
+                words.push_str(&format!(
+                    ", only within calendars {}",
+                    t.refs.include_only.join(", ")
+                ));
+            }
+            let on = match t.refs.on_excluded {
+                OnExcluded::Skip => "skipped",
+                OnExcluded::NextAllowed => "moved to the next allowed day",
+                OnExcluded::PreviousAllowed => "moved to the previous allowed day",
+            };
+            format!("{words} (excluded ones {on})")
+        }
     }
 }
 

@@ -8,10 +8,10 @@
 
 use std::sync::OnceLock;
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, SecondsFormat, TimeDelta, Utc};
 use chrono_tz::Tz;
 use jiff::Timestamp;
-use jiff::tz::{TimeZone, TimeZoneDatabase};
+use jiff::tz::{AmbiguousOffset, TimeZone, TimeZoneDatabase};
 
 fn database() -> &'static TimeZoneDatabase {
     static DATABASE: OnceLock<TimeZoneDatabase> = OnceLock::new();
@@ -64,6 +64,34 @@ pub(crate) fn civil(wall: NaiveDateTime) -> Option<jiff::civil::DateTime> {
         0,
     )
     .ok()
+}
+
+/// The wall time in `zone` at `t`.
+pub(crate) fn local_at(zone: &TimeZone, t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc() + TimeDelta::seconds(offset_at(zone, t).into())
+}
+
+/// The instant a wall time in `zone` stands for: itself, the first of two
+/// (a repeated hour), or the first instant after a gap (the transition that
+/// skipped it), as a fixed-time cron fires.
+pub(crate) fn earliest_instant(zone: &TimeZone, wall: NaiveDateTime) -> DateTime<Utc> {
+    let Some(civil) = civil(wall) else {
+        return wall.and_utc();
+    };
+    let at =
+        |offset: jiff::tz::Offset| wall.and_utc() - TimeDelta::seconds(offset.seconds().into());
+    match zone.to_ambiguous_timestamp(civil).offset() {
+        AmbiguousOffset::Unambiguous { offset } => at(offset),
+        AmbiguousOffset::Fold { before, after } => at(before).min(at(after)),
+        AmbiguousOffset::Gap { before, .. } => {
+            // `wall` read at the offset before the gap lies at or after
+            // the transition, and before the next one.
+            let past = at(before) + TimeDelta::seconds(1);
+            zone.preceding(timestamp(past))
+                .next()
+                .map_or(at(before), |transition| instant(transition.timestamp()))
+        }
+    }
 }
 
 /// Seconds local time in `tz` is ahead of UTC at `t`.

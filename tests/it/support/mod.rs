@@ -432,6 +432,7 @@ pub async fn create_job(store: &dyn cronhook::store::Store, body: Value) -> cron
     let ctx = ParseContext {
         now: chrono::Utc::now(),
         network_policy: Default::default(),
+        binding: None,
     };
     let spec = serde_json::from_value::<JobInput>(body)
         .expect("a job body")

@@ -1,0 +1,265 @@
+//! Calendars' write paths once for both databases (DESIGN.md §11.4): a
+//! calendar written and every job that uses it re-planned in the same
+//! transaction, and the binding of a job's trigger (its `H` seed, the
+//! tenant's calendars) read under the job's own write.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{NaiveDate, Utc};
+
+use super::dialect::{Channel, Dialect};
+use super::shape::StoredDefinition;
+use super::writes::{SqlStore, job_row};
+use super::{CalendarRecord, CalendarSaved, StoreError, StoreResult, Tenant};
+use crate::domain::calendar::{Book, Calendar, CalendarSet};
+use crate::domain::error::FieldError;
+use crate::domain::job::{Job, JobId, Schedule};
+use crate::domain::lifecycle::JobCommand;
+use crate::domain::trigger::Binding;
+
+// Private bounds as in writes.rs: only ever a `PgStore` or a `SqliteStore`.
+#[allow(private_bounds)]
+impl<D: Dialect> SqlStore<D> {
+    /// What binds job `id`'s trigger: its `H` seed, and the tenant's
+    /// calendars when the command or the stored job may use them (read in
+    /// `tx`, so that a calendar changing meanwhile waits for this write).
+    pub(super) async fn binding(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+        command: &JobCommand,
+        existing: Option<&Job>,
+    ) -> StoreResult<Binding> {
+        let given = match command {
+            JobCommand::Create { spec, .. } | JobCommand::Replace { spec, .. } => {
+                !spec.definition.trigger.calendar_ids().is_empty()
+            }
+            JobCommand::Patch(patch) => patch.contains_key("trigger"),
+            JobCommand::Pause | JobCommand::Resume => false,
+        };
+        let stored = existing.is_some_and(|j| !j.definition.trigger.calendar_ids().is_empty());
+        let calendars = if given || stored {
+            self.book(tx, tenant).await?
+        } else {
+            Book::new()
+        };
+        Ok(Binding {
+            seed: format!("{tenant}/{id}"),
+            calendars: Arc::new(calendars),
+        })
+    }
+
+    async fn book(&self, tx: &mut D::Tx, tenant: &Tenant) -> StoreResult<Book> {
+        Ok(self
+            .db
+            .read_calendars(tx, tenant)
+            .await?
+            .into_iter()
+            .map(|r| (r.calendar.id.clone(), r.calendar))
+            .collect())
+    }
+
+    pub(super) async fn list_calendars_inner(
+        &self,
+        tenant: &Tenant,
+    ) -> StoreResult<Vec<CalendarRecord>> {
+        let mut tx = self.db.begin().await?;
+        let all = self.db.read_calendars(&mut tx, tenant).await?;
+        D::commit(tx).await?;
+        Ok(all)
+    }
+
+    pub(super) async fn put_calendar_inner(
+        &self,
+        tenant: &Tenant,
+        calendar: Calendar,
+        create: bool,
+    ) -> StoreResult<CalendarSaved> {
+        let mut tx = self.db.begin().await?;
+        let mut book = self.book(&mut tx, tenant).await?;
+        let created = !book.contains_key(&calendar.id);
+        if create && !created {
+            return Err(StoreError::Conflict(format!(
+                "a calendar with id {:?} already exists",
+                calendar.id
+            )));
+        }
+        let saved = self
+            .write_and_replan(&mut tx, tenant, &mut book, calendar)
+            .await?;
+        D::commit(tx).await?;
+        Ok(self.saved(tenant, saved, created))
+    }
+
+    pub(super) async fn add_calendar_days_inner(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        days: &BTreeSet<NaiveDate>,
+    ) -> StoreResult<(CalendarSaved, usize)> {
+        let mut tx = self.db.begin().await?;
+        let mut book = self.book(&mut tx, tenant).await?;
+        let mut calendar = book.get(id).cloned().ok_or(StoreError::NotFound)?;
+        let added = calendar.add_dates(days.iter().copied());
+        if calendar.rules.len() > crate::domain::calendar::MAX_RULES {
+            return Err(StoreError::Invalid(FieldError::new(
+                "body",
+                format!(
+                    "would give the calendar {} rules; at most {}",
+                    calendar.rules.len(),
+                    crate::domain::calendar::MAX_RULES
+                ),
+            )));
+        }
+        let saved = self
+            .write_and_replan(&mut tx, tenant, &mut book, calendar)
+            .await?;
+        D::commit(tx).await?;
+        Ok((self.saved(tenant, saved, false), added))
+    }
+
+    fn saved(
+        &self,
+        tenant: &Tenant,
+        (record, replanned): (CalendarRecord, Vec<String>),
+        created: bool,
+    ) -> CalendarSaved {
+        tracing::info!(%tenant, calendar = %record.calendar.id, rules = record.calendar.rules.len(), created, jobs_replanned = replanned.len(), "calendar saved");
+        if !replanned.is_empty() {
+            self.wakeups.jobs_changed();
+        }
+        CalendarSaved {
+            record,
+            created,
+            replanned,
+        }
+    }
+
+    /// Writes `calendar` into `book` and the store, then re-plans the jobs
+    /// that use it: each job's trigger is bound to the new book, and a job
+    /// whose next fire time lies ahead gets it again from now (its runs
+    /// made ahead removed); what is due stays due (§11.4: only future
+    /// occurrences change).
+    async fn write_and_replan(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        book: &mut Book,
+        calendar: Calendar,
+    ) -> StoreResult<(CalendarRecord, Vec<String>)> {
+        let id = calendar.id.clone();
+        book.insert(id.clone(), calendar.clone());
+        CalendarSet::resolve(&id, book)
+            .map_err(|m| StoreError::Invalid(FieldError::new("rules", m)))?;
+        self.db.write_calendar(tx, tenant, &calendar).await?;
+        let book = Arc::new(book.clone());
+        let now = Utc::now();
+        let mut replanned = Vec::new();
+        for job_id in self.db.calendared_jobs(tx, tenant).await? {
+            let Ok(job_id) = JobId::parse(&job_id) else {
+                continue;
+            };
+            let Some(job) = self
+                .db
+                .read_job(tx, &self.key, tenant, &job_id, true)
+                .await?
+            else {
+                continue;
+            };
+            if !job.definition.trigger.calendar_ids().contains(&id) {
+                continue;
+            }
+            let binding = Binding {
+                seed: format!("{tenant}/{job_id}"),
+                calendars: book.clone(),
+            };
+            let mut definition = job.definition.clone();
+            definition.trigger = definition
+                .trigger
+                .bind(&binding, "trigger")
+                .map_err(|e| StoreError::Conflict(format!("job {job_id}: {e}")))?;
+            let schedule = match job.schedule {
+                Schedule::Scheduled { next_run_at } if next_run_at > now => Some(
+                    Schedule::next_or_completed(definition.trigger.next_at_or_after(now)),
+                ),
+                _ => None,
+            };
+            let stored = StoredDefinition::of(&definition, &self.key, job_row(tenant, &job_id));
+            self.db
+                .update_job(tx, tenant, &job_id, &stored, schedule, false)
+                .await?;
+            if schedule.is_some() {
+                self.db.remove_runs_made_ahead(tx, tenant, &job_id).await?;
+            }
+            replanned.push(job_id.as_str().to_string());
+        }
+        if !replanned.is_empty() {
+            self.db.notify(tx, Channel::Jobs).await?;
+        }
+        let record = self
+            .db
+            .read_calendars(tx, tenant)
+            .await?
+            .into_iter()
+            .find(|r| r.calendar.id == id)
+            .ok_or(StoreError::NotFound)?;
+        Ok((record, replanned))
+    }
+
+    pub(super) async fn delete_calendar_inner(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<bool> {
+        let mut tx = self.db.begin().await?;
+        let book = self.book(&mut tx, tenant).await?;
+        if !book.contains_key(id) {
+            return Ok(false);
+        }
+        let calendars: Vec<&str> = book
+            .values()
+            .filter(|c| c.includes().contains(id))
+            .map(|c| c.id.as_str())
+            .collect();
+        let mut jobs = Vec::new();
+        for job_id in self.db.calendared_jobs(&mut tx, tenant).await? {
+            let Ok(job_id) = JobId::parse(&job_id) else {
+                continue;
+            };
+            if let Some(job) = self
+                .db
+                .read_job(&mut tx, &self.key, tenant, &job_id, false)
+                .await?
+                && job
+                    .definition
+                    .trigger
+                    .calendar_ids()
+                    .iter()
+                    .any(|c| c == id)
+            {
+                jobs.push(job_id.as_str().to_string());
+            }
+        }
+        if !jobs.is_empty() || !calendars.is_empty() {
+            let mut users = Vec::new();
+            if !jobs.is_empty() {
+                users.push(format!("jobs {}", jobs.join(", ")));
+            }
+            if !calendars.is_empty() {
+                users.push(format!("calendars {}", calendars.join(", ")));
+            }
+            return Err(StoreError::Conflict(format!(
+                "calendar {id:?} is in use by {}; remove it from them first",
+                users.join(" and ")
+            )));
+        }
+        let deleted = self.db.delete_calendar(&mut tx, tenant, id).await?;
+        D::commit(tx).await?;
+        if deleted {
+            tracing::info!(%tenant, calendar = %id, "calendar deleted");
+        }
+        Ok(deleted)
+    }
+}
