@@ -173,9 +173,10 @@ impl Ops<'_> {
         let scheduled = |j: &Job| j.schedule.state() == JobState::Scheduled;
         let mut jobs = Vec::new();
         if let Some(id) = job {
-            let found = self.store.get_job(self.tenant, id).await?;
-            let found = found.ok_or(StoreError::NotFound)?;
-            if scheduled(&found) {
+            // A filter: a job that is not there lists nothing.
+            if let Some(found) = self.store.get_job(self.tenant, id).await?
+                && scheduled(&found)
+            {
                 jobs.push((found.id.to_string(), found.definition.trigger));
             }
         } else {

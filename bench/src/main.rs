@@ -80,6 +80,9 @@ struct Args {
     /// Jobs created over HTTP in the scale scenario's API test.
     #[arg(long, default_value_t = 5_000)]
     api_jobs: usize,
+    /// Jobs the agenda scenario lists over 7 days.
+    #[arg(long, default_value_t = 1_000)]
+    agenda_jobs: usize,
     /// Jobs firing every second in the chaos scenario (its length is
     /// --seconds).
     #[arg(long, default_value_t = 100)]
@@ -155,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
             duration: Duration::from_secs(4),
             scale: 2_000,
             api: 64,
+            agenda: 40,
             chaos_jobs: 10,
         }
     } else {
@@ -165,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
             duration: Duration::from_secs(args.seconds),
             scale: args.scale_jobs,
             api: args.api_jobs,
+            agenda: args.agenda_jobs,
             chaos_jobs: args.chaos_jobs,
         }
     };

@@ -29,6 +29,8 @@ pub struct Sizes {
     pub duration: Duration,
     pub scale: usize,
     pub api: usize,
+    /// Jobs listed by the agenda scenario.
+    pub agenda: usize,
     /// Jobs of the chaos scenario.
     pub chaos_jobs: usize,
 }
@@ -703,14 +705,15 @@ pub async fn api(ctx: &Ctx) -> anyhow::Result<Value> {
     Ok(json!({"stored": stored, "api": api, "resources": resources}))
 }
 
-/// The agenda (DESIGN.md §11.4) of 1,000 jobs over 7 days: daily crons in
+/// The agenda (DESIGN.md §11.4) of 1,000 jobs (`--agenda-jobs`) over 7
+/// days: daily crons in
 /// five zones, hourly crons, 15-minute intervals, and daily crons whose
 /// business-day calendars (weekends and twenty holidays, in their zones)
 /// roll excluded days to the next allowed one. 20 requests of
 /// `GET /v1/agenda?limit=10000` after 3 to warm up; reports their latency
 /// and the items listed.
 pub async fn agenda(ctx: &Ctx) -> anyhow::Result<Value> {
-    const JOBS: usize = 1_000;
+    let jobs = ctx.sizes.agenda;
     let db = BenchDb::create(&ctx.server, "agenda").await?;
     let service = Service::start(&ctx.bin, &db.url, &["--no-dispatcher", "--no-scheduler"])?;
     let client = service_client()?;
@@ -761,7 +764,7 @@ pub async fn agenda(ctx: &Ctx) -> anyhow::Result<Value> {
             ctx.url("/agenda"),
         );
         tasks.push(tokio::spawn(async move {
-            for i in (c..JOBS).step_by(8) {
+            for i in (c..jobs).step_by(8) {
                 let zone = zones[i % zones.len()];
                 let trigger = match i % 4 {
                     0 => json!({"type": "cron", "expr": format!("{} {} * * *", i % 60, i % 24), "timezone": zone}),
@@ -805,7 +808,7 @@ pub async fn agenda(ctx: &Ctx) -> anyhow::Result<Value> {
     let resources = service.stop()?;
     db.drop_database().await?;
     Ok(
-        json!({"jobs": JOBS, "days": 7, "items": items, "latency": summarize(latencies), "resources": resources}),
+        json!({"jobs": jobs, "days": 7, "items": items, "latency": summarize(latencies), "resources": resources}),
     )
 }
 

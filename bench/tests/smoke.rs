@@ -41,6 +41,7 @@ fn the_benchmark_runs_its_scenarios_at_tiny_sizes() {
             "engine-burst",
             "burst",
             "flow",
+            "agenda",
             "steady",
             "aligned",
             "ceiling",
@@ -75,6 +76,11 @@ fn the_benchmark_runs_its_scenarios_at_tiny_sizes() {
         assert_eq!(exact["doubled"], 0, "{scenario}: {exact}");
     }
     assert!(results["ceiling"]["rows_per_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        results["agenda"]["items"].as_u64().unwrap() > 40,
+        "{}",
+        results["agenda"]
+    );
     // Chaos, small: one instance killed; nothing lost, doubled or left
     // (PostgreSQL is shared with the suite, so it is not restarted here).
     let chaos = &results["chaos"];

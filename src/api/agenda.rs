@@ -31,7 +31,8 @@ pub struct AgendaQuery {
     /// …up to this one, at most 31 days on (default 7 days after `from`).
     #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
-    /// Only this job's.
+    /// Only this job's (none for a job that is not there, or not
+    /// scheduled).
     pub job_id: Option<String>,
     /// At most this many items, 1 to 10000 (default 1000).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 10000)]

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::auth::{Reader, Writer};
 use super::error::{ApiError, Problem};
 use super::extract::ApiJson;
-use crate::domain::calendar::{CalendarInput, ics, parse_id};
+use crate::domain::calendar::{CalendarInput, Rule, RuleInput, ics, parse_id};
 use crate::domain::error::FieldError;
 use crate::domain::instant;
 use crate::state::AppState;
@@ -23,8 +23,14 @@ use crate::store::{CalendarRecord, CalendarSaved};
 /// A calendar as stored.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CalendarView {
-    #[serde(flatten)]
-    pub calendar: CalendarInput,
+    #[schema(example = "de-holidays")]
+    pub id: String,
+    /// The IANA zone its dates and times are read in.
+    #[schema(example = "Europe/Berlin")]
+    pub timezone: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub rules: Vec<RuleInput>,
     #[serde(with = "instant::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
@@ -38,8 +44,12 @@ pub struct CalendarView {
 
 impl From<CalendarRecord> for CalendarView {
     fn from(r: CalendarRecord) -> Self {
+        let c = r.calendar;
         Self {
-            calendar: r.calendar.to_input(),
+            rules: c.rules.iter().map(Rule::to_input).collect(),
+            id: c.id,
+            timezone: c.timezone.name().to_string(),
+            description: c.description,
             created_at: r.created_at,
             updated_at: r.updated_at,
             replanned_jobs: None,

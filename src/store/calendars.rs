@@ -41,7 +41,7 @@ impl<D: Dialect> SqlStore<D> {
         };
         let stored = existing.is_some_and(|j| !j.definition.trigger.calendar_ids().is_empty());
         let calendars = if given || stored {
-            self.book(tx, tenant).await?
+            self.book(tx, tenant, false).await?
         } else {
             Book::new()
         };
@@ -51,7 +51,13 @@ impl<D: Dialect> SqlStore<D> {
         })
     }
 
-    async fn book(&self, tx: &mut D::Tx, tenant: &Tenant) -> StoreResult<Book> {
+    /// The tenant's calendars, read under the tenant's calendar lock:
+    /// shared by a job's write, which keeps a snapshot of them, exclusive
+    /// by a calendar's, which re-plans the jobs that use it. So a job
+    /// written while a calendar changes is re-planned by that change, or
+    /// reads it changed.
+    async fn book(&self, tx: &mut D::Tx, tenant: &Tenant, exclusive: bool) -> StoreResult<Book> {
+        self.db.lock_calendars(tx, tenant, exclusive).await?;
         Ok(self
             .db
             .read_calendars(tx, tenant)
@@ -78,7 +84,7 @@ impl<D: Dialect> SqlStore<D> {
         create: bool,
     ) -> StoreResult<CalendarSaved> {
         let mut tx = self.db.begin().await?;
-        let mut book = self.book(&mut tx, tenant).await?;
+        let mut book = self.book(&mut tx, tenant, true).await?;
         let created = !book.contains_key(&calendar.id);
         if create && !created {
             return Err(StoreError::Conflict(format!(
@@ -100,7 +106,7 @@ impl<D: Dialect> SqlStore<D> {
         days: &BTreeSet<NaiveDate>,
     ) -> StoreResult<(CalendarSaved, usize)> {
         let mut tx = self.db.begin().await?;
-        let mut book = self.book(&mut tx, tenant).await?;
+        let mut book = self.book(&mut tx, tenant, true).await?;
         let mut calendar = book.get(id).cloned().ok_or(StoreError::NotFound)?;
         let added = calendar.add_dates(days.iter().copied());
         if calendar.rules.len() > crate::domain::calendar::MAX_RULES {
@@ -214,7 +220,7 @@ impl<D: Dialect> SqlStore<D> {
         id: &str,
     ) -> StoreResult<bool> {
         let mut tx = self.db.begin().await?;
-        let book = self.book(&mut tx, tenant).await?;
+        let book = self.book(&mut tx, tenant, true).await?;
         if !book.contains_key(id) {
             return Ok(false);
         }

@@ -248,6 +248,14 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
     ) -> StoreResult<u64>;
     // Calendars (§11.4).
 
+    /// Takes the tenant's calendar lock for the rest of `tx`: shared, or
+    /// exclusive (SQLite's one writer at a time is already exclusive).
+    async fn lock_calendars(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        exclusive: bool,
+    ) -> StoreResult<()>;
     async fn read_calendars(
         &self,
         tx: &mut Self::Tx,

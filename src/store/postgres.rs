@@ -680,6 +680,24 @@ impl Dialect for PgDialect {
         Ok(())
     }
 
+    async fn lock_calendars(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        exclusive: bool,
+    ) -> StoreResult<()> {
+        let sql = if exclusive {
+            "SELECT pg_advisory_xact_lock(hashtextextended('cronhook calendars ' || $1, 0))"
+        } else {
+            "SELECT pg_advisory_xact_lock_shared(hashtextextended('cronhook calendars ' || $1, 0))"
+        };
+        sqlx::query(sql)
+            .bind(tenant.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     async fn read_calendars(
         &self,
         tx: &mut Self::Tx,

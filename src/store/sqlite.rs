@@ -381,6 +381,10 @@ impl Dialect for SqliteDialect {
         Ok(())
     }
 
+    async fn lock_calendars(&self, _: &mut Self::Tx, _: &Tenant, _: bool) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn read_calendars(
         &self,
         tx: &mut Self::Tx,

@@ -214,7 +214,7 @@ impl RuleInput {
 }
 
 impl Rule {
-    fn to_input(&self) -> RuleInput {
+    pub fn to_input(&self) -> RuleInput {
         let d = |d: &NaiveDate| d.format("%Y-%m-%d").to_string();
         let t = |t: &NaiveTime| t.format("%H:%M").to_string();
         match self {
