@@ -831,17 +831,7 @@ fn service_client() -> anyhow::Result<reqwest::Client> {
 /// random ones of the `stored` seeded jobs.
 async fn api_on(ctx: &Ctx, service: &Service, stored: usize) -> anyhow::Result<Value> {
     const CLIENTS: usize = 16;
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(token) = crate::service::root_token() {
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {token}").parse()?,
-        );
-    }
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .default_headers(headers)
-        .build()?;
+    let client = service_client()?;
     let base = format!("http://{}", service.addr);
     let per_client = ctx.sizes.api.div_ceil(CLIENTS);
     let started = Instant::now();

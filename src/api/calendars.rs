@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::auth::{Reader, Writer};
 use super::error::{ApiError, Problem};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, is_icalendar};
 use crate::domain::calendar::{CalendarInput, Rule, RuleInput, ics, parse_id};
 use crate::domain::error::FieldError;
 use crate::domain::instant;
@@ -232,11 +232,7 @@ pub async fn import_calendar(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ImportView>, ApiError> {
-    let is_ics = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/calendar"));
+    let is_ics = is_icalendar(&headers);
     if !is_ics {
         return Err(ApiError::UnsupportedMediaType(
             "expected an iCalendar file with content-type: text/calendar".into(),

@@ -15,6 +15,16 @@ use crate::domain::job::JobId;
 /// Largest request body accepted (413 beyond).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// True when the request's body is an iCalendar file (`text/calendar`,
+/// parameters aside): what `POST /v1/calendars/{id}/import` takes.
+pub fn is_icalendar(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/calendar"))
+}
+
 /// A JSON body: malformed JSON is a 400, a value of the wrong shape a 422
 /// whose field is the path to it (`trigger.every_s`).
 pub struct ApiJson<T>(pub T);

@@ -71,13 +71,9 @@ fn cross_site(headers: &HeaderMap) -> Option<String> {
 /// content type no form can send, so a browser asks first across sites.
 fn is_calendar_import(request: &Request) -> bool {
     let path = request.uri().path();
-    let ics = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/calendar"));
-    ics && path.starts_with("/v1/calendars/") && path.ends_with("/import")
+    super::extract::is_icalendar(request.headers())
+        && path.starts_with("/v1/calendars/")
+        && path.ends_with("/import")
 }
 
 fn non_json_body(headers: &HeaderMap) -> bool {

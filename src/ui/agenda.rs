@@ -34,9 +34,7 @@ pub async fn page(
     q: Result<Query<AgendaQuery>, QueryRejection>,
 ) -> Result<Response, UiError> {
     let viewer = Viewer::read(&app, &headers).await?;
-    let q = q
-        .map(|Query(q)| q)
-        .map_err(|e| UiError::Page(StatusCode::BAD_REQUEST, format!("bad query: {e}")))?;
+    let q = super::pages::query(q)?;
     let days = match q.days.as_deref().filter(|d| !d.is_empty()) {
         None => DEFAULT_DAYS,
         Some(d) => d

@@ -39,7 +39,7 @@ pub struct CursorQuery {
     cursor: Option<String>,
 }
 
-fn query<T: Default>(q: Result<Query<T>, QueryRejection>) -> Result<T, UiError> {
+pub(super) fn query<T: Default>(q: Result<Query<T>, QueryRejection>) -> Result<T, UiError> {
     q.map(|Query(q)| q)
         .map_err(|e| UiError::Page(StatusCode::BAD_REQUEST, format!("bad query: {e}")))
 }
