@@ -114,7 +114,9 @@ fn target_properties() -> Value {
                     "description": "Extra request headers. `webhook-*`, `cronhook-*`, `host`, `content-length`, `connection`, `transfer-encoding` and `user-agent` are the service's own and refused."},
         "body": {"description": "The body: any JSON value. A string is sent as given (`text/plain` unless `headers` sets `content-type`), anything else as `application/json`, none (absent or null) as an empty body."},
         "timeout_s": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_TIMEOUT_S,
-                      "description": "Per-attempt timeout in seconds (default 30)."}
+                      "description": "Per-attempt timeout in seconds (default 30)."},
+        "success": {"oneOf": [reference("Success"), {"type": "null"}],
+                    "description": "What makes an answer a success beyond a 2xx status (DESIGN.md §11.6); absent: any 2xx."}
     })
 }
 
@@ -191,7 +193,61 @@ fn retry_properties() -> Value {
         "backoff_initial_s": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_BACKOFF_S,
                               "description": "Upper end of the first retry's wait, in seconds (default 1)."},
         "backoff_max_s": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_BACKOFF_S,
-                          "description": "Cap on any wait, `Retry-After` included, in seconds (default 300); not less than `backoff_initial_s`."}
+                          "description": "Cap on any wait, `Retry-After` included, in seconds (default 300); not less than `backoff_initial_s`."},
+        "retry_on": {"type": ["array", "null"], "maxItems": 50,
+                     "items": {"oneOf": [{"type": "string", "enum": ["network", "timeout", "rule_failed"]},
+                                         {"type": "string", "pattern": "^[1-5][xX][xX]$"},
+                                         {"type": "integer", "minimum": 100, "maximum": 599}]},
+                     "description": "The failures retried (default `[\"network\", \"timeout\", 408, 425, 429, \"5xx\"]`); `rule_failed` retries a status the success rules accept that fails another of them."},
+        "never_retry": {"type": ["array", "null"], "maxItems": 50,
+                        "items": {"type": "integer", "minimum": 100, "maximum": 599},
+                        "description": "Status codes never retried, whatever `retry_on` says."},
+        "max_age_s": {"type": ["integer", "null"], "minimum": 1, "maximum": crate::domain::retry::MAX_AGE_S,
+                      "description": "No retry is sent later than this many seconds after `scheduled_for`: the run fails with reason `expired`."},
+        "delays_s": {"type": ["array", "null"], "maxItems": 50,
+                     "items": {"type": "integer", "minimum": 0, "maximum": MAX_BACKOFF_S},
+                     "description": "Waits before each retry, in seconds, the last one repeated, instead of the exponential backoff."}
+    })
+}
+
+/// `Retry`.
+fn retry() -> Value {
+    json!({
+        "type": "object",
+        "description": "How failed deliveries are retried (DESIGN.md §4, §11.6).",
+        "properties": retry_properties(),
+        "additionalProperties": false
+    })
+}
+
+/// `Success` (DESIGN.md §11.6).
+fn success() -> Value {
+    json!({
+        "type": "object",
+        "description": "What makes an answer a success. A status listed that fails another rule is a failure with reason `rule_failed`, its attempt's `outcome_reason` saying why.",
+        "properties": {
+            "status": {"type": ["array", "null"], "minItems": 1, "maxItems": 50,
+                       "items": {"oneOf": [{"type": "string", "pattern": "^[1-5][xX][xX]$"},
+                                           {"type": "integer", "minimum": 100, "maximum": 599}]},
+                       "description": "Status codes (`304`) or classes (`\"2xx\"`) that may succeed (default `[\"2xx\"]`)."},
+            "body_contains": {"type": ["string", "null"], "minLength": 1, "maxLength": 1024,
+                              "description": "The body (its first 64 kB) must contain this text."},
+            "body_not_contains": {"type": ["string", "null"], "minLength": 1, "maxLength": 1024,
+                                  "description": "The body (its first 64 kB) must not contain this text."},
+            "json": {"type": ["array", "null"], "maxItems": 20,
+                     "items": {"type": "object", "required": ["path", "equals"],
+                               "properties": {
+                                   "path": {"type": "string", "example": "$.status",
+                                            "description": "A JSONPath (RFC 9535) selecting exactly one value."},
+                                   "equals": {"description": "The JSON value it must equal."}
+                               },
+                               "additionalProperties": false},
+                     "description": "JSONPath equalities the JSON body must hold."},
+            "max_latency_ms": {"type": ["integer", "null"], "minimum": 1, "maximum": crate::domain::success::MAX_LATENCY_MS,
+                               "description": "The answer must arrive within this many milliseconds."}
+        },
+        "additionalProperties": false,
+        "example": {"status": ["2xx"], "json": [{"path": "$.status", "equals": "done"}]}
     })
 }
 
@@ -204,6 +260,8 @@ pub fn components() -> Vec<(&'static str, Value)> {
         ("IntervalTrigger", interval_trigger()),
         ("DateTrigger", date_trigger()),
         ("Target", target()),
+        ("Retry", retry()),
+        ("Success", success()),
         (
             "HttpMethod",
             json!({"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"],

@@ -15,6 +15,7 @@ use crate::domain::overlap::OverlapMode;
 use crate::domain::retry::RetryInput;
 use crate::domain::run::{RunCause, RunStatus};
 use crate::domain::run_limit::{self, OnComplete};
+use crate::domain::success::SuccessInput;
 use crate::domain::target::{Target, is_sensitive_header, masked_url, url_shown_to};
 use crate::domain::trigger::TriggerInput;
 use crate::store::{Attempt, Job, Run, RunSummary};
@@ -145,6 +146,10 @@ pub struct TargetView {
     /// Its `{{ … }}` expressions are rendered when a run is made
     /// (DESIGN.md §11.2).
     pub template: bool,
+    /// What makes an answer a success beyond a 2xx (DESIGN.md §11.6);
+    /// absent: any 2xx.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success: Option<SuccessInput>,
 }
 
 impl From<&Target> for TargetView {
@@ -164,6 +169,7 @@ impl From<&Target> for TargetView {
             body: t.body.to_value(),
             timeout_s: t.timeout_s,
             template: t.template,
+            success: t.success.as_deref().map(|s| s.to_input()),
         }
     }
 }
@@ -302,8 +308,16 @@ pub struct AttemptView {
     pub status_code: Option<u16>,
     /// What went wrong, in words (`timeout`, `connection refused`, …).
     pub error: Option<String>,
-    /// The first 4 KiB of the response body.
+    /// The first 4 KiB of the response body (64 kB when a success rule
+    /// reads the body).
     pub response_excerpt: Option<String>,
+    /// Why the success rules refused the answer, in words
+    /// (`200 but $.status = "error", expected "done"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome_reason: Option<String>,
+    /// The excerpt is not the whole body: the rules read its first 64 kB.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub body_truncated: bool,
 }
 
 impl From<Attempt> for AttemptView {
@@ -315,6 +329,8 @@ impl From<Attempt> for AttemptView {
             status_code: a.status_code,
             error: a.error,
             response_excerpt: a.response_excerpt,
+            outcome_reason: a.outcome_reason,
+            body_truncated: a.body_truncated,
         }
     }
 }

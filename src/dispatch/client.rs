@@ -16,7 +16,9 @@ use crate::domain::retry::parse_retry_after;
 use crate::domain::signing;
 use crate::domain::target::{Body, Target};
 
-/// Bytes of a response body kept with the attempt; the rest is not read.
+/// Bytes of a response body kept with the attempt; the rest is not read
+/// (up to [`crate::domain::success::MAX_BODY_BYTES`] when a success rule
+/// reads the body).
 pub const EXCERPT_BYTES: usize = 4096;
 /// Longest wait for a TCP (and TLS) connection, within the attempt timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,10 +45,14 @@ pub struct Response {
     pub status: Option<u16>,
     pub error: Option<String>,
     pub excerpt: Option<String>,
+    /// The body went on past the excerpt.
+    pub truncated: bool,
     pub retry_after: Option<Duration>,
     pub duration: Duration,
     /// The network policy refused every address: retrying cannot help.
     pub refused: bool,
+    /// No response within the attempt's timeout (`error` says so too).
+    pub timed_out: bool,
 }
 
 #[derive(Clone)]
@@ -159,21 +165,28 @@ impl WebhookClient {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, Utc::now()));
-            let excerpt = read_excerpt(response).await;
-            Ok::<_, reqwest::Error>((status, retry_after, excerpt))
+            let limit = match target.success.as_deref() {
+                Some(rules) if rules.reads_body() => crate::domain::success::MAX_BODY_BYTES,
+                _ => EXCERPT_BYTES,
+            };
+            let (excerpt, truncated) = read_excerpt(response, limit).await;
+            Ok::<_, reqwest::Error>((status, retry_after, excerpt, truncated))
         }
         .await;
         match result {
-            Ok((status, retry_after, excerpt)) => Response {
+            Ok((status, retry_after, excerpt, truncated)) => Response {
                 status: Some(status),
                 error: None,
                 excerpt: Some(excerpt).filter(|e| !e.is_empty()),
+                truncated,
                 retry_after,
                 duration: started.elapsed(),
                 refused: false,
+                timed_out: false,
             },
             Err(e) => Response {
                 refused: refusal(&e).is_some(),
+                timed_out: e.is_timeout(),
                 ..failure(
                     describe(&e, target.url.host_str().unwrap_or(""), target.timeout_s),
                     started,
@@ -188,9 +201,11 @@ fn failure(error: String, started: Instant) -> Response {
         status: None,
         error: Some(storable(error)),
         excerpt: None,
+        truncated: false,
         retry_after: None,
         duration: started.elapsed(),
         refused: false,
+        timed_out: false,
     }
 }
 
@@ -249,19 +264,24 @@ fn value(text: &str) -> Result<HeaderValue, String> {
     HeaderValue::from_str(text).map_err(|e| format!("header value {text:?}: {e}"))
 }
 
-/// The first [`EXCERPT_BYTES`] of the body, as text; the rest is not read.
-async fn read_excerpt(mut response: reqwest::Response) -> String {
+/// The first `limit` bytes of the body, as text, and whether it went on;
+/// the rest is not read.
+async fn read_excerpt(mut response: reqwest::Response, limit: usize) -> (String, bool) {
     let mut bytes = Vec::new();
-    while bytes.len() < EXCERPT_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = EXCERPT_BYTES - bytes.len();
-                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            _ => break,
+    let mut truncated = false;
+    // One chunk past a full excerpt tells whether the body went on.
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = limit - bytes.len();
+        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if chunk.len() > room {
+            truncated = true;
+            break;
         }
     }
-    storable(String::from_utf8_lossy(&bytes).into_owned())
+    (
+        storable(String::from_utf8_lossy(&bytes).into_owned()),
+        truncated,
+    )
 }
 
 /// An error in words: what a user can act on.

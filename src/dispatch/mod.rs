@@ -19,12 +19,14 @@ use uuid::Uuid;
 
 use crate::domain::retry::{AttemptNumber, AttemptResult, Backoff, Outcome, after_attempt};
 use crate::domain::run::problem_in_words;
+use crate::domain::success::{Answer, Failure, SuccessRules};
+use crate::domain::target::Target;
 use crate::instance::Liveness;
 use crate::metrics::Metrics;
 use crate::store::{AttemptRecord, Busy, ClaimedRun, DynStore, ExpiredLease, Subject};
 use crate::wakeup::Wakeups;
 use addresses::Addresses;
-use client::{Delivery, WebhookClient};
+use client::{Delivery, Response, WebhookClient};
 use hosts::Hosts;
 use shares::Shares;
 
@@ -63,6 +65,7 @@ pub struct Dispatcher {
 /// What becomes of a run whose attempt was cut off by its instance's
 /// death, under the same retry rules.
 fn recover(lease: &ExpiredLease<'_>) -> Outcome {
+    // Sent again at once: `max_age_s` is not applied to a run cut off.
     let outcome = after_attempt(
         AttemptNumber {
             number: lease.attempt,
@@ -70,8 +73,10 @@ fn recover(lease: &ExpiredLease<'_>) -> Outcome {
         },
         &lease.policy,
         AttemptResult::Interrupted,
+        Duration::ZERO,
         rand::rng().random::<f64>(),
-    );
+    )
+    .outcome;
     log_outcome(
         lease.run_id,
         lease.subject,
@@ -450,7 +455,10 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
                 status_code: None,
                 error: Some(e.clone()),
                 response_excerpt: None,
+                outcome_reason: None,
+                body_truncated: false,
                 outcome: Outcome::Failed,
+                run_reason: None,
                 follow_up: run.follow_up,
                 flow: run.flow,
             };
@@ -492,22 +500,43 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
             about: &about,
         })
         .await;
-    let result = match (response.refused, response.status) {
-        (true, _) => AttemptResult::Refused,
-        (false, Some(status)) => AttemptResult::Response {
+    let judged = judge(target, &response);
+    let result = match (response.refused, response.status, &judged) {
+        (true, ..) => AttemptResult::Refused,
+        (false, Some(_), Ok(())) => AttemptResult::Succeeded,
+        (false, Some(status), Err(Failure::Status)) => AttemptResult::Response {
             status,
             retry_after: response.retry_after,
         },
-        (false, None) => AttemptResult::NoResponse,
+        (false, Some(status), Err(Failure::RuleFailed(_))) => AttemptResult::RuleFailed {
+            status,
+            retry_after: response.retry_after,
+        },
+        (false, None, _) => AttemptResult::NoResponse {
+            timeout: response.timed_out,
+        },
     };
     let attempt = AttemptNumber {
         number: run.attempt,
         before_redrive: run.prior_attempts,
     };
-    let outcome = after_attempt(attempt, retry, result, rand::rng().random::<f64>());
-    let error = problem_in_words(response.error.as_deref(), response.status)
+    // A job's retries end `max_age_s` after the occurrence (§11.6).
+    let age = match &run.subject {
+        Subject::Job { scheduled_for, .. } => {
+            (Utc::now() - *scheduled_for).to_std().unwrap_or_default()
+        }
+        Subject::Event { .. } => Duration::ZERO,
+    };
+    let decision = after_attempt(attempt, retry, result, age, rand::rng().random::<f64>());
+    let outcome_reason = match judged {
+        Err(Failure::RuleFailed(why)) => Some(why),
+        _ => None,
+    };
+    let error = outcome_reason
+        .clone()
+        .or_else(|| problem_in_words(response.error.as_deref(), response.status))
         .unwrap_or_else(|| "no response".to_string());
-    log_outcome(run.run_id, &subject, run.attempt, outcome, &error);
+    log_outcome(run.run_id, &subject, run.attempt, decision.outcome, &error);
     AttemptRecord {
         run_id: run.run_id,
         tenant: run.tenant.clone(),
@@ -518,9 +547,30 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
         status_code: response.status,
         error: response.error,
         response_excerpt: response.excerpt,
-        outcome,
+        outcome_reason,
+        body_truncated: response.truncated,
+        outcome: decision.outcome,
+        run_reason: decision.reason,
         follow_up: run.follow_up,
         flow: run.flow,
+    }
+}
+
+/// What the target's success rules make of an answer (any 2xx without
+/// rules); `Ok` for no answer at all, which the retry rules judge.
+fn judge(target: &Target, response: &Response) -> Result<(), Failure> {
+    let Some(status) = response.status else {
+        return Ok(());
+    };
+    match target.success.as_deref() {
+        None if SuccessRules::status_2xx(status) => Ok(()),
+        None => Err(Failure::Status),
+        Some(rules) => rules.judge(&Answer {
+            status,
+            body: response.excerpt.as_deref(),
+            truncated: response.truncated,
+            latency: response.duration,
+        }),
     }
 }
 

@@ -24,6 +24,7 @@ pub mod run_limit;
 pub mod sealing;
 pub mod signing;
 pub mod subscription;
+pub mod success;
 pub mod target;
 pub mod template;
 pub mod trigger;

@@ -134,6 +134,11 @@ pub struct Attempt {
     pub status_code: Option<u16>,
     pub error: Option<String>,
     pub response_excerpt: Option<String>,
+    /// Why the success rules refused a 2xx answer, or why it was not
+    /// retried (§11.6), in words.
+    pub outcome_reason: Option<String>,
+    /// The excerpt is the body's first 64 kB, not all of it.
+    pub body_truncated: bool,
 }
 
 /// What went wrong with an attempt, in words: its error, else a status
@@ -151,12 +156,18 @@ pub fn problem_in_words(error: Option<&str>, status_code: Option<u16>) -> Option
 impl Attempt {
     /// What went wrong, in words ([`problem_in_words`]).
     pub fn problem(&self) -> Option<String> {
-        problem_in_words(self.error.as_deref(), self.status_code)
+        self.outcome_reason
+            .clone()
+            .or_else(|| problem_in_words(self.error.as_deref(), self.status_code))
     }
 }
 
 /// The error an attempt cut off by a crash is recorded with.
 pub const INTERRUPTED: &str = "interrupted";
+/// A run that failed on a success rule other than its status (§11.6).
+pub const RULE_FAILED: &str = "rule_failed";
+/// A run whose next retry would have passed `retry.max_age_s` (§11.6).
+pub const EXPIRED: &str = "expired";
 /// The error of an attempt whose run was cancelled while it was sent.
 pub const CANCELLED: &str = "cancelled";
 
@@ -173,6 +184,8 @@ mod tests {
             status_code,
             error: error.map(String::from),
             response_excerpt: None,
+            outcome_reason: None,
+            body_truncated: false,
         };
         assert_eq!(attempt(Some(204), None).problem(), None);
         assert_eq!(

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -10,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::domain::error::{FieldError, Reason};
 use crate::domain::network_policy::NetworkPolicy;
+use crate::domain::success::{SuccessInput, SuccessRules};
 
 pub const DEFAULT_TIMEOUT_S: u32 = 30;
 pub const MAX_TIMEOUT_S: u32 = 300;
@@ -49,6 +51,10 @@ pub struct TargetInput {
     /// values, and the URL's path and query (DESIGN.md §11.2).
     #[serde(default)]
     pub template: Option<bool>,
+    /// What makes an answer a success beyond a 2xx status (DESIGN.md
+    /// §11.6); absent: any 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success: Option<SuccessInput>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +128,8 @@ pub struct Target {
     pub timeout_s: u32,
     /// Its expressions are rendered when a run is made (§11.2).
     pub template: bool,
+    /// Its success rules (§11.6); none for "any 2xx".
+    pub success: Option<Arc<SuccessRules>>,
 }
 
 impl Target {
@@ -155,6 +163,7 @@ impl Target {
             body: self.body.to_value(),
             timeout_s: Some(self.timeout_s.into()),
             template: Some(self.template),
+            success: self.success.as_deref().map(SuccessRules::to_input),
         }
     }
 }
@@ -204,6 +213,11 @@ impl TargetInput {
                 "only the path and query may hold expressions, never the host",
             ));
         }
+        let success = self
+            .success
+            .map(|s| s.parse(&at("success")))
+            .transpose()?
+            .map(Arc::new);
         Ok(Target {
             url,
             method,
@@ -211,6 +225,7 @@ impl TargetInput {
             body,
             timeout_s,
             template,
+            success,
         })
     }
 }

@@ -416,7 +416,14 @@ pub struct AttemptRecord {
     pub status_code: Option<u16>,
     pub error: Option<String>,
     pub response_excerpt: Option<String>,
+    /// Why the success rules refused the answer (§11.6), in words.
+    pub outcome_reason: Option<String>,
+    /// The excerpt is the body's first 64 kB, not all of it.
+    pub body_truncated: bool,
     pub outcome: Outcome,
+    /// A failed run's `reason` when a rule decided it (`rule_failed`,
+    /// `expired`).
+    pub run_reason: Option<&'static str>,
     /// As the claimed run's: a final outcome is followed up on the job.
     pub follow_up: bool,
     /// As the claimed run's: a flow key's run, whose end or retry lets
@@ -443,7 +450,10 @@ impl AttemptRecord {
             status_code: None,
             error: Some(crate::domain::run::INTERRUPTED.to_string()),
             response_excerpt: None,
+            outcome_reason: None,
+            body_truncated: false,
             outcome,
+            run_reason: None,
             // Recovery follows up every job whose run ended.
             follow_up: true,
             flow: true,
@@ -1159,9 +1169,9 @@ impl ClaimedParts {
                         .to_string())),
                     (None, false) => target.into_target(row, key).map(Ok),
                 }
-                .and_then(|rendered| {
-                    let retry = retry.into_policy(&job)?;
-                    Ok(rendered.map(|target| (target, retry)))
+                .and_then(|rendered| match rendered {
+                    Ok(target) => retry.with_target(&job, target).map(Ok),
+                    Err(e) => Ok(Err(e)),
                 });
                 let subject = Subject::Job {
                     job_id: job_id(job)?,

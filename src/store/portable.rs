@@ -1186,7 +1186,8 @@ macro_rules! portable_statements {
                 .await?;
                 let Some(run) = run else { return Ok(None) };
                 let attempts = sqlx::query_as::<_, AttemptRow>(
-                    "SELECT number, started_at, duration_ms, status_code, error, response_excerpt
+                    "SELECT number, started_at, duration_ms, status_code, error, response_excerpt,
+                            outcome_reason, body_truncated
                      FROM attempts WHERE run_id = $1 ORDER BY number",
                 )
                 .bind(row_id(id))

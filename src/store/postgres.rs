@@ -107,7 +107,7 @@ macro_rules! job_columns {
          target_secrets, timeout_s, misfire_grace_s, coalesce_runs, catchup_max, max_instances,
          overlap, buffer_max, pause_on_failure, max_runs, on_complete, target_template,
          flow, flow_key, trigger_more, max_attempts,
-         backoff_initial_s, backoff_max_s, metadata, state, next_run_at, secret,
+         backoff_initial_s, backoff_max_s, delivery_rules, metadata, state, next_run_at, secret,
          created_at, updated_at"
     };
 }
@@ -156,6 +156,7 @@ fn push_job(
         .push_bind(d.retry.max_attempts)
         .push_bind(d.retry.backoff_initial_s)
         .push_bind(d.retry.backoff_max_s)
+        .push_bind(d.retry.rules.clone())
         .push_bind(d.metadata.clone())
         .push_bind(schedule.state().as_str())
         .push_bind(schedule.next_run_at())
@@ -176,7 +177,7 @@ macro_rules! job_query {
            j.coalesce_runs,
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
-           j.backoff_max_s, j.flow, j.flow_key,
+           j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
@@ -263,7 +264,7 @@ async fn fetch_job(
         .transpose()
 }
 
-/// Recording attempts ($1 the lease owner, $2..$10 [`AttemptColumns`]),
+/// Recording attempts ($1 the lease owner, $2..$13 [`AttemptColumns`]),
 /// fenced: only the lease holder's write for this very attempt lands, and
 /// the attempt row only where the run was. The fence is wrapped in
 /// `IS TRUE` so that the planner finds each run by its key: where the
@@ -274,12 +275,15 @@ async fn fetch_job(
 /// (run id) for the statement that follows.
 const RECORD_FENCED: &str = "WITH input AS (
                  SELECT * FROM UNNEST($2::uuid[], $3::int4[], $4::timestamptz[], $5::int8[],
-                                      $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[])
+                                      $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[],
+                                      $11::text[], $12::bool[], $13::text[])
                      AS u(run_id, number, started_at, duration_ms, status_code, error,
-                          response_excerpt, status, delay_ms)
+                          response_excerpt, status, delay_ms, outcome_reason, body_truncated,
+                          run_reason)
              ), updated AS (
                  UPDATE runs r
                  SET status = i.status,
+                     reason = COALESCE(i.run_reason, r.reason),
                      next_attempt_at = CASE WHEN i.status = 'pending'
                          THEN now() + i.delay_ms * interval '1 millisecond' END,
                      finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE clock_timestamp() END,
@@ -291,9 +295,9 @@ const RECORD_FENCED: &str = "WITH input AS (
                  RETURNING r.id, r.tenant, r.job_id
              ), inserted AS (
                  INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
-                                       response_excerpt)
+                                       response_excerpt, outcome_reason, body_truncated)
                  SELECT i.run_id, i.number, i.started_at, i.duration_ms, i.status_code, i.error,
-                        i.response_excerpt
+                        i.response_excerpt, i.outcome_reason, i.body_truncated
                  FROM input i JOIN updated u ON u.id = i.run_id
                  ON CONFLICT DO NOTHING
                  RETURNING run_id
@@ -325,10 +329,13 @@ struct AttemptColumns {
     excerpts: Vec<Option<String>>,
     statuses: Vec<&'static str>,
     delays: Vec<i64>,
+    outcome_reasons: Vec<Option<String>>,
+    truncated: Vec<bool>,
+    run_reasons: Vec<Option<&'static str>>,
 }
 
 impl AttemptColumns {
-    /// `sql` (a statement starting with `RECORD_FENCED`) with its first ten
+    /// `sql` (a statement starting with `RECORD_FENCED`) with its first 13
     /// parameters bound: the owner, then these columns.
     fn query_as<'q, O: for<'r> FromRow<'r, sqlx::postgres::PgRow>>(
         &'q self,
@@ -346,6 +353,9 @@ impl AttemptColumns {
             .bind(&self.excerpts)
             .bind(&self.statuses)
             .bind(&self.delays)
+            .bind(&self.outcome_reasons)
+            .bind(&self.truncated)
+            .bind(&self.run_reasons)
     }
 
     fn of(records: &[AttemptRecord]) -> Self {
@@ -368,6 +378,9 @@ impl AttemptColumns {
                 .map(|r| r.outcome.run_status().as_str())
                 .collect(),
             delays: records.iter().map(|r| delay_ms(r.outcome)).collect(),
+            outcome_reasons: records.iter().map(|r| r.outcome_reason.clone()).collect(),
+            truncated: records.iter().map(|r| r.body_truncated).collect(),
+            run_reasons: records.iter().map(|r| r.run_reason).collect(),
         }
     }
 }
@@ -635,7 +648,7 @@ impl Dialect for PgDialect {
                  overlap = $29, buffer_max = $30, max_runs = $31, on_complete = $32,
                  runs_counted = CASE WHEN $33 THEN 0 ELSE runs_counted END,
                  target_template = $34, flow = $35, flow_key = $36, trigger_more = $37,
-                 updated_at = now()
+                 delivery_rules = $38, updated_at = now()
              WHERE tenant = $27 AND id = $1",
         )
         .bind(id.as_str())
@@ -675,6 +688,7 @@ impl Dialect for PgDialect {
         .bind(&d.flow)
         .bind(&d.flow_key)
         .bind(&t.more)
+        .bind(&d.retry.rules)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -1510,13 +1524,13 @@ impl Dialect for PgDialect {
             "{RECORD_FENCED}, ev AS (
                  INSERT INTO events (id, tenant, type, job_id, run_id, data)
                  SELECT c.id, c.tenant, c.type, c.job_id, c.run_id, c.data
-                 FROM UNNEST($11::uuid[], $12::text[], $13::text[], $14::text[], $15::uuid[],
-                             $16::text[]) AS c(id, tenant, type, job_id, run_id, data)
+                 FROM UNNEST($14::uuid[], $15::text[], $16::text[], $17::text[], $18::uuid[],
+                             $19::text[]) AS c(id, tenant, type, job_id, run_id, data)
                       JOIN inserted a ON a.run_id = c.run_id
                  RETURNING id
              ), d AS ({})
              SELECT a.run_id, (SELECT count(*) FROM d) FROM inserted a",
-            deliveries_of_ev(17)
+            deliveries_of_ev(20)
         );
         let query = columns
             .query_as::<(Uuid, i64)>(&sql, owner)
@@ -1570,7 +1584,7 @@ impl Dialect for PgDialect {
     ) -> StoreResult<Vec<ExpiredRun>> {
         sqlx::query_as::<_, ExpiredRow>(
             "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.attempt_count, r.prior_attempts,
-                    j.max_attempts, j.backoff_initial_s, j.backoff_max_s
+                    j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.delivery_rules
              FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
              WHERE r.status = 'running'
                AND (r.lease_until < now() OR NOT (r.lease_owner = ANY($2)))
@@ -1723,7 +1737,7 @@ impl Dialect for PgDialect {
              SELECT c.id, c.tenant, c.job_id, c.subscription_id, c.scheduled_for, c.attempt_count,
                     c.prior_attempts, c.request, c.cause, c.flow_key, j.target_url, j.target_method, j.target_headers,
                     j.target_body, j.target_secrets, j.timeout_s, j.target_template, j.max_attempts,
-                    j.backoff_initial_s, j.backoff_max_s, j.overlap, j.on_complete,
+                    j.backoff_initial_s, j.backoff_max_s, j.delivery_rules, j.overlap, j.on_complete,
                     s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
                     COALESCE(j.secret, s.secret) AS secret, j.previous_secret,
                     j.previous_secret_expires_at,

@@ -294,6 +294,8 @@ pub(crate) struct AttemptRow<T, N> {
     status_code: Option<N>,
     error: Option<String>,
     response_excerpt: Option<String>,
+    outcome_reason: Option<String>,
+    body_truncated: bool,
 }
 
 impl<T: At, N: Into<i64>> From<AttemptRow<T, N>> for Attempt {
@@ -305,6 +307,8 @@ impl<T: At, N: Into<i64>> From<AttemptRow<T, N>> for Attempt {
             status_code: a.status_code.and_then(|c| u16::try_from(c.into()).ok()),
             error: a.error,
             response_excerpt: a.response_excerpt,
+            outcome_reason: a.outcome_reason,
+            body_truncated: a.body_truncated,
         }
     }
 }
@@ -414,6 +418,7 @@ pub(crate) struct ExpiredRow<I, N> {
     max_attempts: Option<i64>,
     backoff_initial_s: Option<i64>,
     backoff_max_s: Option<i64>,
+    delivery_rules: Option<String>,
 }
 
 impl<I: RowId, N: Into<i64>> ExpiredRow<I, N> {
@@ -434,6 +439,7 @@ impl<I: RowId, N: Into<i64>> ExpiredRow<I, N> {
                         max_attempts,
                         backoff_initial_s,
                         backoff_max_s,
+                        rules: self.delivery_rules,
                     },
                 ),
         })

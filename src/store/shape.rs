@@ -7,6 +7,7 @@
 //! and reading it back validates nothing: what was stored was valid.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -21,6 +22,7 @@ use crate::domain::overlap::Overlap;
 use crate::domain::retry::RetryPolicy;
 use crate::domain::run_limit::OnComplete;
 use crate::domain::sealing::{Row, SealingKey};
+use crate::domain::success::SuccessRules;
 use crate::domain::target::{Body, Method, Target, is_sensitive_header};
 use crate::domain::trigger::{
     AnyOf, Calendared, CalendarsInput, CronSchedule, CronTrigger, DateTrigger, IntervalTrigger,
@@ -160,6 +162,22 @@ pub(crate) struct StoredRetry {
     pub max_attempts: i64,
     pub backoff_initial_s: i64,
     pub backoff_max_s: i64,
+    /// The target's success rules and the retry rules beyond the backoff
+    /// (§11.6), as JSON [`StoredRules`]; none for the defaults, so a job
+    /// without rules carries one null to its claims.
+    #[sqlx(rename = "delivery_rules")]
+    pub rules: Option<String>,
+}
+
+/// What a job's `delivery_rules` column holds.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct StoredRules {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    success: Option<crate::domain::success::SuccessInput>,
+    /// Only `retry_on`, `never_retry`, `max_age_s` and `delays_s`: the
+    /// rest has columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry: Option<crate::domain::retry::RetryInput>,
 }
 
 impl StoredDefinition {
@@ -179,11 +197,7 @@ impl StoredDefinition {
             pause_on_failure: d.pause_on_failure,
             max_runs: d.max_runs.map(i64::from),
             on_complete: d.on_complete.as_str().to_string(),
-            retry: StoredRetry {
-                max_attempts: d.retry.max_attempts.into(),
-                backoff_initial_s: d.retry.backoff_initial_s.into(),
-                backoff_max_s: d.retry.backoff_max_s.into(),
-            },
+            retry: StoredRetry::of(&d.retry, &d.target),
             flow: d
                 .flow
                 .as_ref()
@@ -410,7 +424,10 @@ impl StoredDefinition {
         Ok(JobDefinition {
             name: self.name,
             trigger,
-            target: self.target.into_target(row, key)?,
+            target: Target {
+                success: self.retry.success(job)?,
+                ..self.target.into_target(row, key)?
+            },
             misfire_grace_s: self
                 .misfire_grace_s
                 .map(|g| unsigned(job, "misfire_grace_s", g))
@@ -597,17 +614,77 @@ impl StoredTarget {
             ),
             timeout_s: unsigned(job, "timeout_s", self.timeout_s)?,
             template: self.template,
+            // Kept with the retry rules (`StoredRetry::success`).
+            success: None,
         })
     }
 }
 
 impl StoredRetry {
+    pub fn of(retry: &RetryPolicy, target: &Target) -> Self {
+        let rules = StoredRules {
+            success: target.success.as_deref().map(|s| s.to_input()),
+            retry: retry.rules.is_some().then(|| {
+                let all = retry.to_input();
+                crate::domain::retry::RetryInput {
+                    retry_on: all.retry_on,
+                    never_retry: all.never_retry,
+                    max_age_s: all.max_age_s,
+                    delays_s: all.delays_s,
+                    ..Default::default()
+                }
+            }),
+        };
+        Self {
+            max_attempts: retry.max_attempts.into(),
+            backoff_initial_s: retry.backoff_initial_s.into(),
+            backoff_max_s: retry.backoff_max_s.into(),
+            rules: (rules.success.is_some() || rules.retry.is_some())
+                .then(|| serde_json::to_string(&rules).unwrap_or_default()),
+        }
+    }
+
+    fn stored_rules(&self, job: &str) -> StoreResult<StoredRules> {
+        self.rules
+            .as_deref()
+            .map(|text| serde_json::from_str(text).map_err(|e| corrupt(job, "delivery_rules", e)))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// The target's success rules, if it has any.
+    pub fn success(&self, job: &str) -> StoreResult<Option<Arc<SuccessRules>>> {
+        let Some(input) = self.stored_rules(job)?.success else {
+            return Ok(None);
+        };
+        let rules = input
+            .parse("success")
+            .map_err(|e| corrupt(job, "delivery_rules", e))?;
+        Ok(Some(Arc::new(rules)))
+    }
+
     pub fn into_policy(self, job: &str) -> StoreResult<RetryPolicy> {
+        let rules = match self.stored_rules(job)?.retry {
+            None => None,
+            Some(input) => {
+                input
+                    .parse("retry")
+                    .map_err(|e| corrupt(job, "delivery_rules", e))?
+                    .rules
+            }
+        };
         Ok(RetryPolicy {
             max_attempts: unsigned(job, "max_attempts", self.max_attempts)?,
             backoff_initial_s: unsigned(job, "backoff_initial_s", self.backoff_initial_s)?,
             backoff_max_s: unsigned(job, "backoff_max_s", self.backoff_max_s)?,
+            rules,
         })
+    }
+
+    /// The job's target with its success rules, and its retry policy.
+    pub fn with_target(self, job: &str, mut target: Target) -> StoreResult<(Target, RetryPolicy)> {
+        target.success = self.success(job)?;
+        Ok((target, self.into_policy(job)?))
     }
 }
 
@@ -625,6 +702,7 @@ pub(crate) struct ClaimedJobColumns {
     max_attempts: Option<i64>,
     backoff_initial_s: Option<i64>,
     backoff_max_s: Option<i64>,
+    delivery_rules: Option<String>,
 }
 
 impl ClaimedJobColumns {
@@ -643,6 +721,7 @@ impl ClaimedJobColumns {
             max_attempts: self.max_attempts?,
             backoff_initial_s: self.backoff_initial_s?,
             backoff_max_s: self.backoff_max_s?,
+            rules: self.delivery_rules,
         };
         Some((target, retry))
     }

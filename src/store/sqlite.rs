@@ -99,7 +99,7 @@ macro_rules! job_query {
            j.coalesce_runs,
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
-           j.backoff_max_s, j.flow, j.flow_key,
+           j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
@@ -306,10 +306,10 @@ impl Dialect for SqliteDialect {
                  backoff_initial_s, backoff_max_s, metadata,
                  state, next_run_at, secret, created_at, updated_at, tenant,
                  pause_on_failure, overlap, buffer_max, max_runs, on_complete,
-                 target_template, flow, flow_key, trigger_more)
+                 target_template, flow, flow_key, trigger_more, delivery_rules)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                      ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-                     ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38)",
+                     ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39)",
         )
         .bind(id.as_str());
         let done = bind_definition(query, stored)
@@ -327,6 +327,7 @@ impl Dialect for SqliteDialect {
             .bind(stored.flow.clone())
             .bind(stored.flow_key.clone())
             .bind(stored.trigger.more.clone())
+            .bind(stored.retry.rules.clone())
             .execute(&mut **tx)
             .await;
         match done {
@@ -357,7 +358,8 @@ impl Dialect for SqliteDialect {
                  updated_at = ?27, pause_on_failure = ?29, overlap = ?30, buffer_max = ?31,
                  max_runs = ?32, on_complete = ?33,
                  runs_counted = CASE WHEN ?34 THEN 0 ELSE runs_counted END,
-                 target_template = ?35, flow = ?36, flow_key = ?37, trigger_more = ?38
+                 target_template = ?35, flow = ?36, flow_key = ?37, trigger_more = ?38,
+                 delivery_rules = ?39
              WHERE tenant = ?28 AND id = ?1",
         )
         .bind(id.as_str());
@@ -376,6 +378,7 @@ impl Dialect for SqliteDialect {
             .bind(stored.flow.clone())
             .bind(stored.flow_key.clone())
             .bind(stored.trigger.more.clone())
+            .bind(stored.retry.rules.clone())
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -1148,7 +1151,7 @@ impl Dialect for SqliteDialect {
             let updated = sqlx::query(
                 "UPDATE runs
                  SET status = ?4, next_attempt_at = ?5, finished_at = ?6,
-                     lease_owner = NULL, lease_until = NULL
+                     lease_owner = NULL, lease_until = NULL, reason = COALESCE(?7, reason)
                  WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempt_count = ?3",
             )
             .bind(r.run_id.to_string())
@@ -1157,6 +1160,7 @@ impl Dialect for SqliteDialect {
             .bind(r.outcome.run_status().as_str())
             .bind(pending.then(|| now + delay_ms(r.outcome).saturating_mul(1000)))
             .bind((!pending).then_some(now))
+            .bind(r.run_reason)
             .execute(&mut **tx)
             .await?;
             if updated.rows_affected() == 0 {
@@ -1164,8 +1168,8 @@ impl Dialect for SqliteDialect {
             }
             sqlx::query(
                 "INSERT INTO attempts (run_id, number, started_at, duration_ms, status_code, error,
-                                       response_excerpt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                                       response_excerpt, outcome_reason, body_truncated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT DO NOTHING",
             )
             .bind(r.run_id.to_string())
@@ -1175,6 +1179,8 @@ impl Dialect for SqliteDialect {
             .bind(r.status_code.map(i64::from))
             .bind(&r.error)
             .bind(&r.response_excerpt)
+            .bind(&r.outcome_reason)
+            .bind(r.body_truncated)
             .execute(&mut **tx)
             .await?;
             recorded.push(r.run_id);
@@ -1224,7 +1230,8 @@ impl Dialect for SqliteDialect {
         let live = serde_json::to_string(live).unwrap_or_else(|_| "[]".into());
         let rows = sqlx::query_as::<_, ExpiredRow>(
             "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.attempt_count,
-                    r.prior_attempts, j.max_attempts, j.backoff_initial_s, j.backoff_max_s
+                    r.prior_attempts, j.max_attempts, j.backoff_initial_s, j.backoff_max_s,
+                    j.delivery_rules
              FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
              WHERE r.status = 'running'
                AND (r.lease_until < ?1
@@ -1380,7 +1387,8 @@ impl Dialect for SqliteDialect {
                         j.target_url,
                         j.target_method, j.target_headers, j.target_body, j.target_secrets,
                         j.timeout_s, j.target_template,
-                        j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.overlap, j.on_complete,
+                        j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.delivery_rules,
+                        j.overlap, j.on_complete,
                         s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
                         COALESCE(j.secret, s.secret) AS secret, j.previous_secret,
                         j.previous_secret_expires_at,

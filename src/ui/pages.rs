@@ -507,7 +507,10 @@ pub async fn run(
                                 td { @match a.status_code { Some(code) => code { (code) }, None => span.none { "no answer" } } }
                                 td { (a.duration_ms) " ms" }
                                 td { @match a.problem() { Some(e) => span.error { (e) }, None => span.none { "—" } } }
-                                td { @match &a.response_excerpt { Some(r) => pre.excerpt { (r) }, None => span.none { "—" } } }
+                                td {
+                                    @match &a.response_excerpt { Some(r) => pre.excerpt { (r) }, None => span.none { "—" } }
+                                    @if a.body_truncated { span.none { "its first 64 kB" } }
+                                }
                             }
                         } }
                     } }

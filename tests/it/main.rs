@@ -33,4 +33,5 @@ mod run_limits;
 mod scheduler;
 mod store_contract;
 mod structure;
+mod success_rules;
 mod templates;

@@ -783,7 +783,10 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
         status_code: Some(503),
         error: None,
         response_excerpt: Some("busy".into()),
+        outcome_reason: Some("503 but the body contains \"busy\"".into()),
+        body_truncated: true,
         outcome,
+        run_reason: None,
         follow_up: false,
         flow: false,
     };
@@ -833,6 +836,13 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
         (1, Some(503), 12)
     );
     assert_eq!(attempts[0].response_excerpt.as_deref(), Some("busy"));
+    assert_eq!(
+        (
+            attempts[0].outcome_reason.as_deref(),
+            attempts[0].body_truncated
+        ),
+        (Some("503 but the body contains \"busy\""), true)
+    );
     let due_in = store.next_attempt_in().await.unwrap().unwrap();
     assert!(due_in > Duration::from_secs(3500), "{due_in:?}");
 
@@ -894,8 +904,8 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
     let decisions = Mutex::new(Vec::new());
     let recover = |lease: &store::ExpiredLease<'_>| {
         assert_eq!((lease.run_id, lease.subject), (run.id, "r"));
-        let (attempt, policy) = (lease.attempt, lease.policy);
-        decisions.lock().unwrap().push((attempt, policy));
+        let (attempt, policy) = (lease.attempt, lease.policy.clone());
+        decisions.lock().unwrap().push((attempt, policy.clone()));
         if attempt < policy.max_attempts {
             Outcome::Retry {
                 delay: Duration::ZERO,
@@ -925,7 +935,10 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
         status_code: Some(200),
         error: None,
         response_excerpt: None,
+        outcome_reason: None,
+        body_truncated: false,
         outcome: Outcome::Succeeded,
+        run_reason: None,
         follow_up: false,
         flow: false,
     };
@@ -973,7 +986,10 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
     assert_eq!(store.record_attempts("me", &[late(2)]).await.unwrap(), 0);
 
     let policy = spec("r").definition.retry;
-    assert_eq!(*decisions.lock().unwrap(), [(1, policy), (2, policy)]);
+    assert_eq!(
+        *decisions.lock().unwrap(),
+        [(1, policy.clone()), (2, policy)]
+    );
     let (failed, attempts) = store
         .get_run(&common::default_tenant(), run.id)
         .await

@@ -18,18 +18,7 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339()
 }
 
-/// The job's newest run with its attempts, once finished.
-async fn finished(app: &TestApp, job: &str) -> Value {
-    eventually(DEADLINE, "a finished run", || async {
-        let runs = app.get(&format!("/v1/jobs/{job}/runs")).await.json();
-        let id = runs["items"].as_array()?.first()?["id"]
-            .as_str()?
-            .to_string();
-        let run = app.get(&format!("/v1/runs/{id}")).await.json();
-        run["finished_at"].is_string().then_some(run)
-    })
-    .await
-}
+use common::finished_run as finished;
 
 fn template_target(receiver: &Receiver) -> Value {
     json!({

@@ -468,6 +468,19 @@ where
     }
 }
 
+/// Job `job`'s newest run with its attempts, once it has finished.
+pub async fn finished_run(app: &TestApp, job: &str) -> Value {
+    eventually(Duration::from_secs(60), "a finished run", || async {
+        let runs = app.get(&format!("/v1/jobs/{job}/runs")).await.json();
+        let id = runs["items"].as_array()?.first()?["id"]
+            .as_str()?
+            .to_string();
+        let run = app.get(&format!("/v1/runs/{id}")).await.json();
+        run["finished_at"].is_string().then_some(run)
+    })
+    .await
+}
+
 /// Runs each listed test once per store: `store_tests!(a, b)` makes
 /// `postgres::a`, `sqlite::a`, … from `async fn a(backend: Backend)`.
 #[macro_export]
