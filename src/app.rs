@@ -143,6 +143,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             poll_interval: config.poll_interval(),
         };
         tasks.spawn(flows.run(shutdown.clone()));
+        tasks.spawn(crate::watchdog::run(store.clone(), shutdown.clone()));
         tasks.spawn(retention::run(
             store.clone(),
             config.run_retention,

@@ -22,3 +22,4 @@ pub mod streams;
 pub mod telemetry;
 pub mod ui;
 pub mod wakeup;
+pub mod watchdog;

@@ -50,6 +50,11 @@ struct StateLabel {
     state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabel {
+    condition: &'static str,
+}
+
 /// An API request's labels, each from a closed set, so that no request,
 /// authenticated or not, can add a series (issue 22: 20,000 made-up
 /// methods once added 141 MB).
@@ -108,6 +113,7 @@ pub struct Metrics {
     http_duration: Histogram,
     runs_pending: Gauge,
     jobs: Family<StateLabel, Gauge>,
+    alerts_open: Family<ConditionLabel, Gauge>,
     db_connections: Family<StateLabel, Gauge>,
     /// Scrapes are encoded one at a time (gauges are set, then read).
     scrape: Mutex<()>,
@@ -172,6 +178,12 @@ impl Metrics {
         );
         let jobs = Family::<StateLabel, Gauge>::default();
         registry.register("cronhook_jobs", "Jobs by state", jobs.clone());
+        let alerts_open = Family::<ConditionLabel, Gauge>::default();
+        registry.register(
+            "cronhook_alerts_open",
+            "Alerts not resolved, by condition (DESIGN.md §11.5)",
+            alerts_open.clone(),
+        );
         let db_connections = Family::<StateLabel, Gauge>::default();
         registry.register(
             "cronhook_db_connections",
@@ -196,6 +208,7 @@ impl Metrics {
             http_duration,
             runs_pending,
             jobs,
+            alerts_open,
             db_connections,
             scrape: Mutex::new(()),
         }
@@ -257,6 +270,18 @@ impl Metrics {
                 })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+        for condition in crate::domain::alert::Condition::ALL {
+            let n = gauges
+                .alerts_open
+                .iter()
+                .find(|(c, _)| *c == condition)
+                .map_or(0, |(_, n)| *n);
+            self.alerts_open
+                .get_or_create(&ConditionLabel {
+                    condition: condition.as_str(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
         let (in_use, idle) = gauges.db_connections;
         self.db_connections
             .get_or_create(&StateLabel { state: "in_use" })
@@ -301,6 +326,7 @@ mod tests {
         let text = m.render(&Gauges {
             runs_pending: 7,
             jobs: vec![(JobState::Scheduled, 2)],
+            alerts_open: vec![(crate::domain::alert::Condition::Failure, 1)],
             db_connections: (1, 3),
         });
         for line in [

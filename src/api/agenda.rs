@@ -14,7 +14,6 @@ use super::extract::ApiQuery;
 use crate::domain::agenda::{AgendaItem, MAX_DAYS, MAX_ITEMS};
 use crate::domain::error::FieldError;
 use crate::domain::instant;
-use crate::domain::job::JobId;
 use crate::ops::Via;
 use crate::state::AppState;
 
@@ -138,11 +137,7 @@ pub async fn agenda(
                 )
             })?,
     };
-    let job = query
-        .job_id
-        .as_deref()
-        .map(|id| JobId::parse(id).map_err(|m| FieldError::new("job_id", m)))
-        .transpose()?;
+    let job = super::extract::job_id_param(query.job_id.as_deref())?;
     let items = app
         .ops(&caller.tenant, Via::Api)
         .agenda(from, to, job.as_ref(), limit)

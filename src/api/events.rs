@@ -24,7 +24,6 @@ use crate::domain::auth::Tenant;
 use crate::domain::error::FieldError;
 use crate::domain::event::EventType;
 use crate::domain::instant;
-use crate::domain::job::JobId;
 use crate::state::AppState;
 use crate::store::{Event, EventFilter, StoreError};
 
@@ -135,11 +134,6 @@ fn event_id(raw: &str, field: &str) -> Result<Uuid, ApiError> {
     })
 }
 
-fn job_filter(raw: Option<&str>) -> Result<Option<JobId>, ApiError> {
-    raw.map(|id| JobId::parse(id).map_err(|m| FieldError::new("job_id", m).into()))
-        .transpose()
-}
-
 /// The store's answer, with an unknown `after` said in words.
 async fn read(
     app: &AppState,
@@ -192,7 +186,7 @@ pub async fn list_events(
             .map(|a| event_id(a, "after"))
             .transpose()?,
         types: types(query.kind.as_deref())?,
-        job_id: job_filter(query.job_id.as_deref())?,
+        job_id: super::extract::job_id_param(query.job_id.as_deref())?,
         limit,
     };
     let events = read(&app, &caller.tenant, &filter, "after").await?;
@@ -244,7 +238,7 @@ pub async fn stream_events(
     let filter = EventFilter {
         after,
         types: types(query.kind.as_deref())?,
-        job_id: job_filter(query.job_id.as_deref())?,
+        job_id: super::extract::job_id_param(query.job_id.as_deref())?,
         limit: STREAM_PAGE,
     };
     let slot = app

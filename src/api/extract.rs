@@ -174,6 +174,15 @@ impl<S: Send + Sync> FromRequestParts<S> for JobIdPath {
     }
 }
 
+/// A `job_id` parameter, when given: a job id, or a 422 naming it.
+pub fn job_id_param(raw: Option<&str>) -> Result<Option<crate::domain::job::JobId>, ApiError> {
+    raw.map(|id| {
+        crate::domain::job::JobId::parse(id)
+            .map_err(|m| crate::domain::error::FieldError::new("job_id", m).into())
+    })
+    .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! store and map its errors; the OpenAPI document is generated from them.
 
 mod agenda;
+mod alerts;
 pub mod auth;
 mod backfills;
 mod calendars;
@@ -67,6 +68,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(calendars::import_calendar))
         .routes(routes!(agenda::agenda))
+        .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::ack_alert))
         .routes(routes!(flows::list_flows))
         .routes(routes!(flows::get_flow, flows::put_flow))
         .routes(routes!(flows::pause_flow))

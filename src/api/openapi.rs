@@ -24,6 +24,7 @@ Errors are `application/problem+json` whose `detail` names the field and the rea
         (name = "runs", description = "Run history, attempts, and running a job now"),
         (name = "triggers", description = "Fire times of a trigger, before a job uses it"),
         (name = "calendars", description = "Calendars: holidays, business days and time windows that triggers exclude or keep to; the agenda"),
+        (name = "alerts", description = "Alerts: when a job's runs failed, were missed, started late, ran too long or too short"),
         (name = "flows", description = "Flow keys: limits shared by many jobs' runs (in flight at once, a rate)"),
         (name = "instances", description = "The processes of the service sharing one database"),
         (name = "events", description = "What happened: the event log, its live stream, and subscriptions that deliver events as webhooks"),
@@ -263,6 +264,9 @@ fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Valu
                     json!({"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"});
             }
             (Some("path"), Some("id")) if path.starts_with("/v1/backfills/") => {
+                parameter["schema"] = json!({"type": "string", "format": "uuid"});
+            }
+            (Some("path"), Some("id")) if path.starts_with("/v1/alerts/") => {
                 parameter["schema"] = json!({"type": "string", "format": "uuid"});
             }
             (Some("path"), Some("id")) if path.starts_with("/v1/runs/") => {

@@ -18,7 +18,6 @@ use super::schema::IdempotencyKeyHeader;
 use super::views::{AttemptView, RunDetailView, RunPage, RunView};
 use crate::domain::auth::Tenant;
 use crate::domain::error::FieldError;
-use crate::domain::job::JobId;
 use crate::domain::run::{Run, RunStatus};
 use crate::ops::Via;
 use crate::state::AppState;
@@ -146,11 +145,7 @@ pub async fn list_all_runs(
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<ListAllRunsQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
-    let job_id = query
-        .job_id
-        .as_deref()
-        .map(|id| JobId::parse(id).map_err(|m| FieldError::new("job_id", m)))
-        .transpose()?;
+    let job_id = super::extract::job_id_param(query.job_id.as_deref())?;
     let filter = RunFilter {
         job_id,
         statuses: statuses(query.status.as_deref())?,

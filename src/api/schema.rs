@@ -173,6 +173,10 @@ fn job_patch() -> Value {
                 "properties": retry_properties(),
                 "additionalProperties": false
             },
+            "alerts": {"oneOf": [reference("Alerts"), {"type": "null"}],
+                       "description": "When its runs alert (DESIGN.md §11.5); null: never."},
+            "mute_until": {"type": ["string", "null"], "format": "date-time",
+                           "description": "No alert opens or reminds before this instant; null: not muted."},
             "paused": {"type": "boolean"},
             "next_run_at": {"oneOf": [
                 {"type": "string", "format": "date-time"},

@@ -18,7 +18,7 @@ use crate::domain::event::EventType;
 use crate::domain::instant;
 use crate::domain::run::RunStatus;
 use crate::domain::signing::generate_secret;
-use crate::domain::subscription::{self, SubscriptionInput};
+use crate::domain::subscription::{self, SubscriptionFormat, SubscriptionInput};
 use crate::domain::target::{masked_url, url_shown_to};
 use crate::state::AppState;
 use crate::store::{DeliveryRecord, NewSubscription, Subscription};
@@ -36,6 +36,8 @@ pub struct SubscriptionView {
     pub url: String,
     pub types: Vec<EventType>,
     pub job_id: Option<String>,
+    /// `standard` (the event as JSON) or `slack` (`{"text": …}`).
+    pub format: SubscriptionFormat,
     #[serde(with = "instant::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
@@ -59,6 +61,7 @@ impl From<Subscription> for SubscriptionView {
             url: masked_url(&s.target.url),
             types: s.interest.types,
             job_id: s.interest.job_id,
+            format: s.format,
             created_at: s.created_at,
         }
     }
@@ -149,6 +152,7 @@ pub async fn create_subscription(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<SubscriptionInput>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let format = input.format.unwrap_or_default();
     let (target, interest) = input.parse(&app.network_policy)?;
     let secret = generate_secret();
     let made = app
@@ -159,6 +163,7 @@ pub async fn create_subscription(
                 id: subscription::new_id(),
                 target,
                 interest,
+                format,
                 secret: secret.clone(),
             },
         )

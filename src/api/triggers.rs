@@ -15,7 +15,6 @@ use crate::domain::agenda::{self, AgendaItem};
 use crate::domain::calendar::Book;
 use crate::domain::error::FieldError;
 use crate::domain::instant;
-use crate::domain::job::JobId;
 use crate::domain::trigger::{Binding, TriggerInput, local_rfc3339};
 use crate::state::AppState;
 
@@ -97,11 +96,7 @@ pub async fn preview(
         .trigger
         .ok_or_else(|| FieldError::new("trigger", "is required"))?
         .parse(now, "trigger")?;
-    let job_id = request
-        .job_id
-        .as_deref()
-        .map(|id| JobId::parse(id).map_err(|m| FieldError::new("job_id", m)))
-        .transpose()?;
+    let job_id = super::extract::job_id_param(request.job_id.as_deref())?;
     let calendars: Book = if trigger.calendar_ids().is_empty() {
         Book::new()
     } else {

@@ -50,6 +50,13 @@ pub struct JobView {
     /// The flow key its runs share (§11.1); absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow: Option<crate::domain::flow::FlowInput>,
+    /// When its runs alert (§11.5); absent when they do not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<crate::domain::alert::AlertsInput>,
+    /// No alert opens or reminds before this instant.
+    #[serde(with = "instant::rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub mute_until: Option<DateTime<Utc>>,
     pub paused: bool,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
@@ -108,6 +115,11 @@ impl From<Job> for JobView {
             on_complete: d.on_complete,
             retry: d.retry.to_input(),
             flow: d.flow.as_ref().map(crate::domain::flow::Flow::to_input),
+            alerts: d
+                .alerts
+                .as_ref()
+                .map(crate::domain::alert::AlertPolicy::to_input),
+            mute_until: d.mute_until,
             paused: job.schedule.state() == JobState::Paused,
             metadata: d.metadata,
             state: job.schedule.state(),

@@ -48,10 +48,19 @@ pub enum EventType {
     /// A run that waited for its flow key past `max_wait_s` (§11.1).
     #[serde(rename = "run.missed")]
     RunMissed,
+    /// A job's runs failed, were missed, late, overdue or too fast (§11.5).
+    #[serde(rename = "alert.opened")]
+    AlertOpened,
+    /// Still open after `realert_s`, not acknowledged.
+    #[serde(rename = "alert.reminded")]
+    AlertReminded,
+    /// The job recovered (or was paused).
+    #[serde(rename = "alert.resolved")]
+    AlertResolved,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 16] = [
         EventType::JobCreated,
         EventType::JobUpdated,
         EventType::JobPaused,
@@ -65,6 +74,9 @@ impl EventType {
         EventType::RunFailed,
         EventType::RunCancelled,
         EventType::RunMissed,
+        EventType::AlertOpened,
+        EventType::AlertReminded,
+        EventType::AlertResolved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +94,9 @@ impl EventType {
             EventType::RunFailed => "run.failed",
             EventType::RunCancelled => "run.cancelled",
             EventType::RunMissed => "run.missed",
+            EventType::AlertOpened => "alert.opened",
+            EventType::AlertReminded => "alert.reminded",
+            EventType::AlertResolved => "alert.resolved",
         }
     }
 
@@ -362,6 +377,29 @@ pub fn delivery_request(
 ) {
     subscription.body = crate::domain::target::Body::from_value(Some(body));
     (subscription, crate::domain::retry::RetryPolicy::default())
+}
+
+/// An event as a Slack-compatible incoming webhook takes it: one line of
+/// text (§11.5).
+pub fn slack_body(kind: EventType, job_id: &str, run_id: Option<Uuid>, data: &Value) -> Value {
+    let detail = data["detail"].as_str();
+    let condition = data["condition"].as_str().unwrap_or("");
+    let text = match (kind, detail) {
+        (EventType::AlertOpened, Some(d)) => {
+            format!(":rotating_light: Cronhook alert on job `{job_id}`: {condition} — {d}")
+        }
+        (EventType::AlertReminded, Some(d)) => {
+            format!(":bell: Cronhook alert still open on job `{job_id}`: {condition} — {d}")
+        }
+        (EventType::AlertResolved, _) => {
+            format!(":white_check_mark: Cronhook alert resolved on job `{job_id}`: {condition}")
+        }
+        _ => match run_id {
+            Some(run) => format!("Cronhook {}: job `{job_id}`, run {run}", kind.as_str()),
+            None => format!("Cronhook {}: job `{job_id}`", kind.as_str()),
+        },
+    };
+    json!({ "text": text })
 }
 
 /// An event as delivered and listed: the webhook body of a subscription.

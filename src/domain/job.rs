@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use crate::domain::alert::{AlertPolicy, AlertsInput};
 use crate::domain::error::{FieldError, Reason};
 use crate::domain::flow::{Flow, FlowInput};
 use crate::domain::instant;
@@ -147,6 +148,14 @@ pub struct JobInput {
     /// priority, and wait (`wait_reason: "flow:<key>"`) otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowInput>,
+    /// When its runs alert (DESIGN.md §11.5): `alert.opened`,
+    /// `alert.reminded` and `alert.resolved` events, and `GET /v1/alerts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsInput>,
+    /// No alert opens or reminds before this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub mute_until: Option<String>,
     /// Create the job paused (default false).
     #[serde(default)]
     pub paused: Option<bool>,
@@ -242,6 +251,9 @@ pub struct JobDefinition {
     pub retry: RetryPolicy,
     /// The flow key its runs share (§11.1).
     pub flow: Option<Flow>,
+    /// When its runs alert (§11.5), and until when they may not.
+    pub alerts: Option<AlertPolicy>,
+    pub mute_until: Option<DateTime<Utc>>,
     pub metadata: Map<String, Value>,
 }
 
@@ -345,6 +357,18 @@ impl JobInput {
         let max_runs = run_limit::parse_max_runs(self.max_runs)?;
         let retry = self.retry.unwrap_or_default().parse("retry")?;
         let flow = self.flow.map(FlowInput::parse).transpose()?;
+        let alerts = self.alerts.map(|a| a.parse("alerts")).transpose()?;
+        let mute_until = self
+            .mute_until
+            .map(|text| {
+                crate::domain::instant::parse(&text).map_err(|_| {
+                    FieldError::new(
+                        "mute_until",
+                        format!("must be an RFC 3339 instant with an offset, got {text:?}"),
+                    )
+                })
+            })
+            .transpose()?;
         let paused = self.paused.unwrap_or(false);
         if paused && self.next_run_at.is_some() {
             return Err(FieldError::new(
@@ -368,6 +392,8 @@ impl JobInput {
                 on_complete: self.on_complete.unwrap_or_default(),
                 retry,
                 flow,
+                alerts,
+                mute_until,
                 metadata: self.metadata.unwrap_or_default(),
             },
             paused,
@@ -522,6 +548,8 @@ impl Job {
             on_complete: Some(d.on_complete),
             retry: Some(d.retry.to_input()),
             flow: d.flow.as_ref().map(Flow::to_input),
+            alerts: d.alerts.as_ref().map(AlertPolicy::to_input),
+            mute_until: d.mute_until.map(|t| crate::domain::instant::format(&t)),
             paused: Some(self.schedule == Schedule::Paused),
             next_run_at: None,
             metadata: Some(d.metadata.clone()),

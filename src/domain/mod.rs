@@ -1,6 +1,7 @@
 //! Plain types and pure rules: no I/O, no clock.
 
 pub mod agenda;
+pub mod alert;
 pub mod auth;
 pub mod backfill;
 pub mod calendar;

@@ -12,6 +12,34 @@ use crate::domain::job::JobId;
 use crate::domain::network_policy::NetworkPolicy;
 use crate::domain::target::{Target, TargetInput};
 
+/// How a subscription's deliveries are shaped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionFormat {
+    /// The event as JSON (DESIGN §9), signed per Standard Webhooks.
+    #[default]
+    Standard,
+    /// `{"text": "…"}`: a Slack-compatible incoming webhook posts it as is.
+    Slack,
+}
+
+impl SubscriptionFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionFormat::Standard => "standard",
+            SubscriptionFormat::Slack => "slack",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "standard" => Some(SubscriptionFormat::Standard),
+            "slack" => Some(SubscriptionFormat::Slack),
+            _ => None,
+        }
+    }
+}
+
 /// A subscription to make.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +51,10 @@ pub struct SubscriptionInput {
     pub types: Option<Vec<EventType>>,
     /// Only this job's events; every job's of the tenant when absent.
     pub job_id: Option<String>,
+    /// `standard` (default): the event as JSON; `slack`: `{"text": …}`
+    /// for a Slack-compatible incoming webhook (DESIGN §11.5).
+    #[serde(default)]
+    pub format: Option<SubscriptionFormat>,
 }
 
 impl SubscriptionInput {

@@ -632,6 +632,35 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
 
     // Lease recovery.
 
+    /// Takes the watchdog's pass for this transaction (§11.5): the
+    /// database's `now`, or none when another instance holds it.
+    async fn lock_watchdog(&self, tx: &mut Self::Tx) -> StoreResult<Option<DateTime<Utc>>>;
+    async fn alerting_jobs(
+        &self,
+        tx: &mut Self::Tx,
+        limit: u32,
+    ) -> StoreResult<Vec<super::alerts::AlertingJob>>;
+    async fn recent_runs(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::domain::alert::RecentRun>>;
+    async fn read_alerts(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        filter: &super::alerts::AlertFilter,
+    ) -> StoreResult<Vec<super::alerts::AlertRecord>>;
+    async fn write_alert(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        change: &super::alerts::AlertChange,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
     /// Every instance's last heartbeat, and the database's `now`.
     async fn heartbeats(
         &self,

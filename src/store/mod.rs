@@ -10,6 +10,7 @@
 //! `Interest::wants`; the store reads what they need under the right
 //! locks and writes what they answer.
 
+pub mod alerts;
 mod calendars;
 mod dialect;
 mod portable;
@@ -203,6 +204,7 @@ pub struct NewSubscription {
     pub id: String,
     pub target: Target,
     pub interest: Interest,
+    pub format: crate::domain::subscription::SubscriptionFormat,
     pub secret: String,
 }
 
@@ -212,6 +214,7 @@ pub struct Subscription {
     pub id: String,
     pub target: Target,
     pub interest: Interest,
+    pub format: crate::domain::subscription::SubscriptionFormat,
     pub created_at: DateTime<Utc>,
 }
 
@@ -234,6 +237,8 @@ pub struct DeliveryRecord {
 pub struct Gauges {
     pub runs_pending: u64,
     pub jobs: Vec<(JobState, u64)>,
+    /// Alerts not resolved, by condition (§11.5).
+    pub alerts_open: Vec<(crate::domain::alert::Condition, u64)>,
     /// The pool's connections: in use, idle.
     pub db_connections: (u32, u32),
 }
@@ -605,6 +610,22 @@ pub trait Store: Send + Sync + 'static {
     /// how long until a key is due next.
     async fn admit_due_flows(&self, limit: u32) -> StoreResult<Option<Duration>>;
     async fn list_flows(&self, tenant: &Tenant) -> StoreResult<Vec<FlowInfo>>;
+    /// One watchdog pass (§11.5): every alerting job's alerts opened,
+    /// reminded and resolved with their events, on the database clock, by
+    /// one instance at a time; answers how many alerts changed.
+    async fn watch_alerts(&self) -> StoreResult<u32>;
+    /// The tenant's alerts, newest first.
+    async fn list_alerts(
+        &self,
+        tenant: &Tenant,
+        filter: &alerts::AlertFilter,
+    ) -> StoreResult<Vec<alerts::AlertRecord>>;
+    /// Acknowledges an alert; a resolved one is a conflict.
+    async fn ack_alert(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Option<alerts::AlertRecord>>;
     /// The tenant's calendars, in id order (§11.4).
     async fn list_calendars(&self, tenant: &Tenant) -> StoreResult<Vec<CalendarRecord>>;
     /// Writes a calendar (with `create`, a conflict when its id is taken)
@@ -1109,6 +1130,8 @@ pub(crate) struct ClaimedParts {
     pub abortable: bool,
     /// A delivery's subscription: id, URL, sealed URL secrets; and event.
     pub delivery: Option<(String, String, Option<String>, Event)>,
+    /// The subscription's format (`standard` or `slack`).
+    pub format: Option<String>,
     /// Sealed signing secrets: current, previous until when.
     pub secret: Option<String>,
     pub previous: Option<(String, DateTime<Utc>)>,
@@ -1181,14 +1204,22 @@ impl ClaimedParts {
             }
             (_, Some((subscription_id, url, sealed, event)), _) => {
                 let stored = shape::StoredTarget::of_subscription(url, sealed);
-                let body = crate::domain::event::body(
-                    event.id,
-                    event.kind,
-                    event.at,
-                    &event.job_id,
-                    event.run_id,
-                    &event.data,
-                );
+                let body = match self.format.as_deref() {
+                    Some("slack") => crate::domain::event::slack_body(
+                        event.kind,
+                        &event.job_id,
+                        event.run_id,
+                        &event.data,
+                    ),
+                    _ => crate::domain::event::body(
+                        event.id,
+                        event.kind,
+                        event.at,
+                        &event.job_id,
+                        event.run_id,
+                        &event.data,
+                    ),
+                };
                 let row = Row {
                     tenant: &self.tenant,
                     table: "subscriptions",
@@ -1266,6 +1297,7 @@ pub(crate) fn subscription_of(
     sealed: Option<String>,
     types: &str,
     job_id: Option<String>,
+    format: &str,
     created_at: DateTime<Utc>,
     key: &SealingKey,
 ) -> StoreResult<Subscription> {
@@ -1275,8 +1307,11 @@ pub(crate) fn subscription_of(
         id: &id,
     };
     let target = shape::StoredTarget::of_subscription(url, sealed).into_target(row, key)?;
+    let format = crate::domain::subscription::SubscriptionFormat::parse(format)
+        .ok_or_else(|| StoreError::Corrupt(format!("subscription {id}: format {format:?}")))?;
     Ok(Subscription {
         interest: interest(types, job_id),
+        format,
         id,
         target,
         created_at,

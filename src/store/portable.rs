@@ -285,6 +285,140 @@ macro_rules! portable_statements {
             Ok(())
         }
 
+        /// The jobs the watchdog looks at (§11.5): those that alert, and
+        /// those with an alert not resolved (a job deleted since has no
+        /// state and no settings).
+        async fn alerting_jobs_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            limit: u32,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::alerts::AlertingJob>> {
+            Ok(sqlx::query_as(
+                "SELECT tenant, id AS job_id, state, alerts FROM jobs WHERE alerts IS NOT NULL
+                 UNION
+                 SELECT a.tenant, a.job_id, j.state, j.alerts
+                 FROM alerts a LEFT JOIN jobs j ON j.tenant = a.tenant AND j.id = a.job_id
+                 WHERE a.state <> 'resolved'
+                 ORDER BY 1, 2
+                 LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await?)
+        }
+
+        /// A job's newest scheduled runs, with when each first attempt
+        /// started (a run being sent with no attempt recorded yet: from
+        /// when it was due to go).
+        async fn recent_runs_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            job_id: &str,
+            limit: u32,
+        ) -> $crate::store::StoreResult<Vec<$crate::domain::alert::RecentRun>> {
+            let rows: Vec<$crate::store::alerts::RecentRunRow<AtColumn, IdColumn>> = sqlx::query_as(
+                "SELECT r.id, r.status, r.scheduled_for, r.reason, r.finished_at,
+                        COALESCE((SELECT min(a.started_at) FROM attempts a WHERE a.run_id = r.id),
+                                 CASE WHEN r.status = 'running' THEN r.deliver_after END)
+                            AS first_attempt_at
+                 FROM runs r
+                 WHERE r.tenant = $1 AND r.job_id = $2 AND r.cause = 'schedule'
+                   AND r.subscription_id IS NULL
+                 ORDER BY r.scheduled_for DESC
+                 LIMIT $3",
+            )
+            .bind(tenant)
+            .bind(job_id)
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await?;
+            rows.into_iter().map(|r| r.into_recent()).collect()
+        }
+
+        /// Alerts of the tenant, newest first: one job's (the watchdog's
+        /// look, the newest 50) or as a list filters them.
+        async fn read_alerts_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            filter: &$crate::store::alerts::AlertFilter,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::alerts::AlertRecord>> {
+            let rows: Vec<$crate::store::alerts::AlertRow<AtColumn, IdColumn>> = sqlx::query_as(
+                "SELECT id, job_id, condition, state, run_id, detail, opened_at, notified_at,
+                        reminders, acked_at, resolved_at
+                 FROM alerts
+                 WHERE tenant = $1 AND ($2 IS NULL OR job_id = $2)
+                   AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR condition = $4)
+                   AND ($5 IS NULL OR id = $5)
+                 ORDER BY opened_at DESC, id DESC
+                 LIMIT $6",
+            )
+            .bind(tenant)
+            .bind(filter.job_id.as_deref())
+            .bind(filter.state.map(|s| s.as_str()))
+            .bind(filter.condition.map(|c| c.as_str()))
+            .bind(filter.id.map(row_id))
+            .bind(i64::from(filter.limit))
+            .fetch_all(conn)
+            .await?;
+            rows.into_iter().map(|r| r.into_record()).collect()
+        }
+
+        /// Applies one change to an alert at `now`; false when it did not
+        /// apply (an alert of that job and condition already open, or the
+        /// alert no longer in a state the change applies to).
+        async fn write_alert_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            change: &$crate::store::alerts::AlertChange,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<bool> {
+            use $crate::store::alerts::AlertChange;
+            let done = match change {
+                AlertChange::Open { id, job_id, condition, run_id, detail } => sqlx::query(
+                    "INSERT INTO alerts (id, tenant, job_id, condition, state, run_id, detail,
+                                         opened_at, notified_at)
+                     VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $7)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(row_id(*id))
+                .bind(tenant)
+                .bind(job_id)
+                .bind(condition.as_str())
+                .bind(run_id.map(row_id))
+                .bind(detail)
+                .bind(at(now))
+                .execute(conn)
+                .await?,
+                AlertChange::Remind { id } => sqlx::query(
+                    "UPDATE alerts SET notified_at = $3, reminders = reminders + 1
+                     WHERE tenant = $1 AND id = $2 AND state = 'open'",
+                )
+                .bind(tenant)
+                .bind(row_id(*id))
+                .bind(at(now))
+                .execute(conn)
+                .await?,
+                AlertChange::Resolve { id } => sqlx::query(
+                    "UPDATE alerts SET state = 'resolved', resolved_at = $3
+                     WHERE tenant = $1 AND id = $2 AND state <> 'resolved'",
+                )
+                .bind(tenant)
+                .bind(row_id(*id))
+                .bind(at(now))
+                .execute(conn)
+                .await?,
+                AlertChange::Ack { id } => sqlx::query(
+                    "UPDATE alerts SET state = 'acked', acked_at = $3
+                     WHERE tenant = $1 AND id = $2 AND state = 'open'",
+                )
+                .bind(tenant)
+                .bind(row_id(*id))
+                .bind(at(now))
+                .execute(conn)
+                .await?,
+            };
+            Ok(done.rows_affected() > 0)
+        }
+
         /// The tenant's calendars, in id order (§11.4).
         async fn read_calendars_in(
             conn: &mut <Db as sqlx::Database>::Connection,
@@ -1461,9 +1595,9 @@ macro_rules! portable_statements {
                 let stored = $crate::store::shape::StoredTarget::of(&subscription.target, key, row);
                 let row = sqlx::query_as::<_, SubscriptionRow>(
                     "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types,
-                                                job_id, secret, created_at, host)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                     RETURNING id, target_url, target_secrets, types, job_id, created_at",
+                                                job_id, secret, created_at, host, format)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     RETURNING id, target_url, target_secrets, types, job_id, format, created_at",
                 )
                 .bind(tenant.as_str())
                 .bind(&subscription.id)
@@ -1474,6 +1608,7 @@ macro_rules! portable_statements {
                 .bind(key.seal_in(row, $crate::store::SECRET, &subscription.secret))
                 .bind(at(chrono::Utc::now()))
                 .bind($crate::store::run_host(&stored.url))
+                .bind(subscription.format.as_str())
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| match e {
@@ -1494,7 +1629,7 @@ macro_rules! portable_statements {
                 tenant: &$crate::store::Tenant,
             ) -> $crate::store::StoreResult<Vec<$crate::store::Subscription>> {
                 sqlx::query_as::<_, SubscriptionRow>(
-                    "SELECT id, target_url, target_secrets, types, job_id, created_at
+                    "SELECT id, target_url, target_secrets, types, job_id, format, created_at
                      FROM subscriptions WHERE tenant = $1 ORDER BY created_at, id",
                 )
                 .bind(tenant.as_str())
@@ -1512,7 +1647,7 @@ macro_rules! portable_statements {
                 id: &str,
             ) -> $crate::store::StoreResult<Option<$crate::store::Subscription>> {
                 sqlx::query_as::<_, SubscriptionRow>(
-                    "SELECT id, target_url, target_secrets, types, job_id, created_at
+                    "SELECT id, target_url, target_secrets, types, job_id, format, created_at
                      FROM subscriptions WHERE tenant = $1 AND id = $2",
                 )
                 .bind(tenant.as_str())
@@ -1596,9 +1731,21 @@ macro_rules! portable_statements {
                     sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
                         .fetch_all(&self.pool)
                         .await?;
+                let alerts: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT condition, count(*) FROM alerts WHERE state <> 'resolved'
+                     GROUP BY condition",
+                )
+                .fetch_all(&self.pool)
+                .await?;
                 let size = self.pool.size();
                 let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
                 Ok($crate::store::Gauges {
+                    alerts_open: alerts
+                        .into_iter()
+                        .filter_map(|(c, n)| {
+                            Some(($crate::domain::alert::Condition::parse(&c)?, n.max(0) as u64))
+                        })
+                        .collect(),
                     runs_pending: runs_pending.max(0) as u64,
                     jobs: jobs
                         .into_iter()

@@ -107,7 +107,7 @@ macro_rules! job_columns {
          target_secrets, timeout_s, misfire_grace_s, coalesce_runs, catchup_max, max_instances,
          overlap, buffer_max, pause_on_failure, max_runs, on_complete, target_template,
          flow, flow_key, trigger_more, max_attempts,
-         backoff_initial_s, backoff_max_s, delivery_rules, metadata, state, next_run_at, secret,
+         backoff_initial_s, backoff_max_s, delivery_rules, alerts, metadata, state, next_run_at, secret,
          created_at, updated_at"
     };
 }
@@ -157,6 +157,7 @@ fn push_job(
         .push_bind(d.retry.backoff_initial_s)
         .push_bind(d.retry.backoff_max_s)
         .push_bind(d.retry.rules.clone())
+        .push_bind(d.alerts.clone())
         .push_bind(d.metadata.clone())
         .push_bind(schedule.state().as_str())
         .push_bind(schedule.next_run_at())
@@ -177,7 +178,7 @@ macro_rules! job_query {
            j.coalesce_runs,
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
-           j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key,
+           j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key, j.alerts,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
@@ -648,7 +649,7 @@ impl Dialect for PgDialect {
                  overlap = $29, buffer_max = $30, max_runs = $31, on_complete = $32,
                  runs_counted = CASE WHEN $33 THEN 0 ELSE runs_counted END,
                  target_template = $34, flow = $35, flow_key = $36, trigger_more = $37,
-                 delivery_rules = $38, updated_at = now()
+                 delivery_rules = $38, alerts = $39, updated_at = now()
              WHERE tenant = $27 AND id = $1",
         )
         .bind(id.as_str())
@@ -689,6 +690,7 @@ impl Dialect for PgDialect {
         .bind(&d.flow_key)
         .bind(&t.more)
         .bind(&d.retry.rules)
+        .bind(&d.alerts)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -710,6 +712,53 @@ impl Dialect for PgDialect {
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    async fn alerting_jobs(
+        &self,
+        tx: &mut Self::Tx,
+        limit: u32,
+    ) -> StoreResult<Vec<super::alerts::AlertingJob>> {
+        alerting_jobs_in(tx, limit).await
+    }
+
+    async fn recent_runs(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::domain::alert::RecentRun>> {
+        recent_runs_in(tx, tenant, job_id, limit).await
+    }
+
+    async fn read_alerts(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        filter: &super::alerts::AlertFilter,
+    ) -> StoreResult<Vec<super::alerts::AlertRecord>> {
+        read_alerts_in(tx, tenant, filter).await
+    }
+
+    async fn write_alert(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        change: &super::alerts::AlertChange,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        write_alert_in(tx, tenant, change, now).await
+    }
+
+    async fn lock_watchdog(&self, tx: &mut Self::Tx) -> StoreResult<Option<DateTime<Utc>>> {
+        // One instance's pass at a time; the others skip theirs.
+        let (held, now): (bool, DateTime<Utc>) = sqlx::query_as(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended('cronhook watchdog', 0)), now()",
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(held.then_some(now))
     }
 
     async fn read_calendars(
@@ -1739,6 +1788,7 @@ impl Dialect for PgDialect {
                     j.target_body, j.target_secrets, j.timeout_s, j.target_template, j.max_attempts,
                     j.backoff_initial_s, j.backoff_max_s, j.delivery_rules, j.overlap, j.on_complete,
                     s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
+                    s.format AS subscription_format,
                     COALESCE(j.secret, s.secret) AS secret, j.previous_secret,
                     j.previous_secret_expires_at,
                     e.id AS event_id, e.type AS event_type, e.at AS event_at,

@@ -114,6 +114,7 @@ pub(crate) struct JobRow<T, I, N> {
     retry: StoredRetry,
     flow: Option<String>,
     flow_key: Option<String>,
+    alerts: Option<String>,
     metadata: String,
     state: String,
     next_run_at: Option<T>,
@@ -147,6 +148,7 @@ impl<T: At, I: RowId, N: Into<i64>> JobRow<T, I, N> {
             retry: self.retry,
             flow: self.flow,
             flow_key: self.flow_key,
+            alerts: self.alerts,
             metadata: self.metadata,
         }
         .into_definition(
@@ -339,6 +341,7 @@ pub(crate) struct ClaimedRow<T, I, N> {
     on_complete: Option<String>,
     subscription_url: Option<String>,
     subscription_secrets: Option<String>,
+    subscription_format: Option<String>,
     secret: Option<String>,
     previous_secret: Option<String>,
     previous_secret_expires_at: Option<T>,
@@ -396,6 +399,7 @@ impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
                 || self.cause == RunCause::Backfill.as_str(),
             flow: self.flow_key.is_some(),
             abortable: overlap == Some(Overlap::Replace),
+            format: self.subscription_format,
             delivery,
             secret: self.secret,
             previous: self
@@ -518,6 +522,7 @@ pub(crate) struct SubscriptionRow<T> {
     target_secrets: Option<String>,
     types: String,
     job_id: Option<String>,
+    format: String,
     created_at: T,
 }
 
@@ -530,6 +535,7 @@ impl<T: At> SubscriptionRow<T> {
             self.target_secrets,
             &self.types,
             self.job_id,
+            &self.format,
             self.created_at.at(),
             key,
         )

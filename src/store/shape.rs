@@ -58,6 +58,9 @@ pub(crate) struct StoredDefinition {
     /// (§11.1).
     pub flow: Option<String>,
     pub flow_key: Option<String>,
+    /// Its alerts and `mute_until` (§11.5), as JSON [`StoredAlerts`]; none
+    /// when it does not alert.
+    pub alerts: Option<String>,
     /// A JSON object, as text.
     pub metadata: String,
 }
@@ -203,6 +206,7 @@ impl StoredDefinition {
                 .as_ref()
                 .map(|f| serde_json::to_string(&f.to_input()).unwrap_or_default()),
             flow_key: d.flow.as_ref().map(|f| f.key.as_str().to_string()),
+            alerts: StoredAlerts::of(d),
             metadata: Value::Object(d.metadata.clone()).to_string(),
         }
     }
@@ -417,6 +421,7 @@ impl StoredDefinition {
     pub fn into_definition(self, row: Row<'_>, key: &SealingKey) -> StoreResult<JobDefinition> {
         let job = row.id;
         let trigger = self.trigger.into_trigger(job)?;
+        let alerts = StoredAlerts::read(job, self.alerts.as_deref())?;
         let metadata = match json(job, "metadata", &self.metadata)? {
             Value::Object(map) => map,
             other => return Err(corrupt(job, "metadata", other)),
@@ -446,7 +451,49 @@ impl StoredDefinition {
                 .ok_or_else(|| corrupt(job, "on_complete", &self.on_complete))?,
             retry: self.retry.into_policy(job)?,
             flow: self.flow.as_deref().map(|f| flow_of(job, f)).transpose()?,
+            alerts: alerts.alerts,
+            mute_until: alerts.mute_until,
             metadata,
+        })
+    }
+}
+
+/// What a job's `alerts` column holds (§11.5).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredAlerts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alerts: Option<crate::domain::alert::AlertsInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mute_until: Option<DateTime<Utc>>,
+}
+
+/// A job's alert settings, read back.
+pub(crate) struct AlertSettings {
+    pub alerts: Option<crate::domain::alert::AlertPolicy>,
+    pub mute_until: Option<DateTime<Utc>>,
+}
+
+impl StoredAlerts {
+    fn of(d: &JobDefinition) -> Option<String> {
+        let stored = StoredAlerts {
+            alerts: d.alerts.as_ref().map(|a| a.to_input()),
+            mute_until: d.mute_until,
+        };
+        (stored.alerts.is_some() || stored.mute_until.is_some())
+            .then(|| serde_json::to_string(&stored).unwrap_or_default())
+    }
+
+    pub fn read(job: &str, text: Option<&str>) -> StoreResult<AlertSettings> {
+        let stored: StoredAlerts = text
+            .map(|t| serde_json::from_str(t).map_err(|e| corrupt(job, "alerts", e)))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(AlertSettings {
+            alerts: stored
+                .alerts
+                .map(|a| a.parse("alerts").map_err(|e| corrupt(job, "alerts", e)))
+                .transpose()?,
+            mute_until: stored.mute_until,
         })
     }
 }

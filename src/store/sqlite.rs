@@ -99,7 +99,7 @@ macro_rules! job_query {
            j.coalesce_runs,
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
-           j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key,
+           j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key, j.alerts,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
@@ -306,10 +306,10 @@ impl Dialect for SqliteDialect {
                  backoff_initial_s, backoff_max_s, metadata,
                  state, next_run_at, secret, created_at, updated_at, tenant,
                  pause_on_failure, overlap, buffer_max, max_runs, on_complete,
-                 target_template, flow, flow_key, trigger_more, delivery_rules)
+                 target_template, flow, flow_key, trigger_more, delivery_rules, alerts)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                      ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-                     ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39)",
+                     ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40)",
         )
         .bind(id.as_str());
         let done = bind_definition(query, stored)
@@ -328,6 +328,7 @@ impl Dialect for SqliteDialect {
             .bind(stored.flow_key.clone())
             .bind(stored.trigger.more.clone())
             .bind(stored.retry.rules.clone())
+            .bind(stored.alerts.clone())
             .execute(&mut **tx)
             .await;
         match done {
@@ -359,7 +360,7 @@ impl Dialect for SqliteDialect {
                  max_runs = ?32, on_complete = ?33,
                  runs_counted = CASE WHEN ?34 THEN 0 ELSE runs_counted END,
                  target_template = ?35, flow = ?36, flow_key = ?37, trigger_more = ?38,
-                 delivery_rules = ?39
+                 delivery_rules = ?39, alerts = ?40
              WHERE tenant = ?28 AND id = ?1",
         )
         .bind(id.as_str());
@@ -379,6 +380,7 @@ impl Dialect for SqliteDialect {
             .bind(stored.flow_key.clone())
             .bind(stored.trigger.more.clone())
             .bind(stored.retry.rules.clone())
+            .bind(stored.alerts.clone())
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -386,6 +388,48 @@ impl Dialect for SqliteDialect {
 
     async fn lock_calendars(&self, _: &mut Self::Tx, _: &Tenant, _: bool) -> StoreResult<()> {
         Ok(())
+    }
+
+    async fn alerting_jobs(
+        &self,
+        tx: &mut Self::Tx,
+        limit: u32,
+    ) -> StoreResult<Vec<super::alerts::AlertingJob>> {
+        alerting_jobs_in(tx, limit).await
+    }
+
+    async fn recent_runs(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::domain::alert::RecentRun>> {
+        recent_runs_in(tx, tenant, job_id, limit).await
+    }
+
+    async fn read_alerts(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        filter: &super::alerts::AlertFilter,
+    ) -> StoreResult<Vec<super::alerts::AlertRecord>> {
+        read_alerts_in(tx, tenant, filter).await
+    }
+
+    async fn write_alert(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        change: &super::alerts::AlertChange,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        write_alert_in(tx, tenant, change, now).await
+    }
+
+    async fn lock_watchdog(&self, _: &mut Self::Tx) -> StoreResult<Option<DateTime<Utc>>> {
+        // One process holds the database; its transaction is the lock.
+        Ok(Some(Utc::now()))
     }
 
     async fn read_calendars(
@@ -1390,6 +1434,7 @@ impl Dialect for SqliteDialect {
                         j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.delivery_rules,
                         j.overlap, j.on_complete,
                         s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
+                    s.format AS subscription_format,
                         COALESCE(j.secret, s.secret) AS secret, j.previous_secret,
                         j.previous_secret_expires_at,
                         e.id AS event_id, e.type AS event_type, e.at AS event_at,

@@ -197,7 +197,7 @@ impl<D: Dialect> SqlStore<D> {
 
     /// Writes events and their deliveries in `tx`; answers how many
     /// deliveries.
-    async fn write_events(
+    pub(super) async fn write_events(
         &self,
         tx: &mut D::Tx,
         events: &[(String, NewEvent)],
@@ -213,7 +213,7 @@ impl<D: Dialect> SqlStore<D> {
     /// After a transaction that wrote events committed: wakes this
     /// process's streams (and dispatcher, for deliveries) and tells the
     /// other instances.
-    fn events_written(&self, deliveries: usize) {
+    pub(super) fn events_written(&self, deliveries: usize) {
         self.wakeups.events_changed();
         if deliveries > 0 {
             self.wakeups.runs_changed();
@@ -871,6 +871,26 @@ impl<D: Dialect> Store for SqlStore<D> {
             return Ok(Some(Duration::ZERO));
         }
         self.db.next_flow_admit_in().await
+    }
+
+    async fn watch_alerts(&self) -> StoreResult<u32> {
+        self.watch_alerts_inner().await
+    }
+
+    async fn list_alerts(
+        &self,
+        tenant: &Tenant,
+        filter: &super::alerts::AlertFilter,
+    ) -> StoreResult<Vec<super::alerts::AlertRecord>> {
+        self.list_alerts_inner(tenant, filter).await
+    }
+
+    async fn ack_alert(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Option<super::alerts::AlertRecord>> {
+        self.ack_alert_inner(tenant, id).await
     }
 
     async fn list_calendars(&self, tenant: &Tenant) -> StoreResult<Vec<super::CalendarRecord>> {

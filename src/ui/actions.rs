@@ -21,8 +21,8 @@ const ROTATE_GRACE: Duration = Duration::from_secs(crate::api::DEFAULT_SECRET_GR
 /// A form post from our own page by someone who may change things: the
 /// viewer, checked against the form's CSRF token, and the id in the path.
 pub struct Posted {
-    viewer: Viewer,
-    id: String,
+    pub(super) viewer: Viewer,
+    pub(super) id: String,
 }
 
 impl FromRequest<AppState> for Posted {

@@ -6,6 +6,7 @@
 
 mod actions;
 mod agenda;
+mod alerts;
 mod backfill;
 mod flows;
 mod pages;
@@ -31,6 +32,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/", get(pages::jobs))
         .route("/ui/failed", get(pages::failed))
         .route("/ui/flows", get(flows::page))
+        .route("/ui/alerts", get(alerts::page))
+        .route("/ui/alerts/{id}/ack", post(alerts::ack))
         .route("/ui/agenda", get(agenda::page))
         .route("/ui/jobs/{id}", get(pages::job))
         .route("/ui/jobs/{id}/secret", get(pages::secret))

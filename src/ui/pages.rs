@@ -107,6 +107,7 @@ pub async fn jobs(
         .ops(&viewer.caller.tenant, Via::Dashboard)
         .jobs_page(filter)
         .await?;
+    let alerting = open_alerts(&app, &viewer).await?;
     let next = more.then(|| jobs.last().map(|j| encode_job_cursor(&j.id)));
     let next_link = next.flatten().map(|cursor| {
         let mut link = url::Url::parse("http://x/ui").expect("a valid URL");
@@ -148,7 +149,7 @@ pub async fn jobs(
                             th scope="col" { "Next run" } th scope="col" { "Last run" }
                         } }
                         tbody {
-                            @for job in &jobs { (job_row(job)) }
+                            @for job in &jobs { (job_row(job, &alerting)) }
                         }
                     }
                 }
@@ -162,13 +163,38 @@ pub async fn jobs(
     Ok(viewer.page("Jobs", Some(&live), body))
 }
 
-fn job_row(job: &Job) -> Markup {
+/// The tenant's alerts not resolved (§11.5), for the jobs' badges.
+async fn open_alerts(
+    app: &AppState,
+    viewer: &Viewer,
+) -> Result<Vec<crate::store::alerts::AlertRecord>, UiError> {
+    use crate::domain::alert::AlertState;
+    let mut alerts = Vec::new();
+    for state in [AlertState::Open, AlertState::Acked] {
+        let filter = crate::store::alerts::AlertFilter {
+            state: Some(state),
+            limit: 500,
+            ..Default::default()
+        };
+        alerts.extend(
+            app.store
+                .list_alerts(&viewer.caller.tenant, &filter)
+                .await?,
+        );
+    }
+    Ok(alerts)
+}
+
+fn job_row(job: &Job, alerting: &[crate::store::alerts::AlertRecord]) -> Markup {
     let tz = job.definition.trigger.timezone();
     let state = job.schedule.state();
     html! {
         tr data-job=(job.id.as_str()) {
             td {
                 a href={ "/ui/jobs/" (job.id.as_str()) } { (job.id.as_str()) }
+                @for a in alerting.iter().filter(|a| a.job_id == job.id.as_str()) {
+                    " " a.badge.alert href="/ui/alerts" title=(a.detail) { "alert: " (a.condition.as_str()) }
+                }
                 @if let Some(name) = &job.definition.name { br; span.name { (name) } }
             }
             td { (in_words(&job.definition.trigger)) }

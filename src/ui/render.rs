@@ -39,6 +39,7 @@ pub fn page(viewer: &Viewer, title: &str, live: Option<&str>, body: Markup) -> M
                         a.brand href="/ui" { "Cronhook" }
                         a href="/ui" { "Jobs" }
                         a href="/ui/failed" { "Failed runs" }
+                        a href="/ui/alerts" { "Alerts" }
                         a href="/ui/flows" { "Flows" }
                         a href="/ui/agenda" { "Agenda" }
                         a href="/docs" { "API docs" }

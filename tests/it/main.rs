@@ -7,6 +7,7 @@
 #[macro_use]
 mod support;
 
+mod alerts;
 mod api_jobs;
 mod api_runs;
 mod api_triggers;

@@ -1,0 +1,34 @@
+//! The watchdog (DESIGN.md §11.5): once a second, one instance at a time
+//! opens, reminds and resolves alerts on the database clock, so an outage
+//! of the whole service is reported as soon as one instance is back.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::retry::Backoff;
+use crate::store::DynStore;
+
+/// How often a pass looks.
+pub const EVERY: Duration = Duration::from_secs(1);
+
+pub async fn run(store: DynStore, shutdown: CancellationToken) {
+    let mut backoff = Backoff::new();
+    while !shutdown.is_cancelled() {
+        let sleep = match store.watch_alerts().await {
+            Ok(_) => {
+                backoff.reset();
+                EVERY
+            }
+            Err(e) => {
+                let wait = backoff.next_wait();
+                tracing::warn!(error = %e, retry_ms = wait.as_millis() as u64, "watchdog pass failed");
+                wait
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
