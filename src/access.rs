@@ -224,6 +224,7 @@ impl Authenticator {
             tenant,
             role: info.role,
             token: Some(info.id),
+            scopes: info.scopes,
         })
     }
 
@@ -231,10 +232,11 @@ impl Authenticator {
     /// one is needed, 403 for a role too weak.
     pub async fn authorize(&self, headers: &HeaderMap, access: Access) -> Result<Caller, Denied> {
         let caller = self.caller(headers).await?;
-        if !auth::allows(caller.role, access) {
+        if !auth::allows(caller.role, &caller.scopes, access) {
             let needed = match access {
                 Access::Read => "a token",
                 Access::Write => "a write or root token",
+                Access::Metrics => "a root token or one with the metrics scope",
                 Access::Root => "a root token",
             };
             return Err(Denied::Forbidden(format!(

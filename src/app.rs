@@ -259,6 +259,7 @@ async fn register_root_token(store: &DynStore, token: &str) -> anyhow::Result<()
                     name: Some(NAME.to_string()),
                     tenant: Tenant::default_tenant(),
                     role: Role::Root,
+                    scopes: Vec::new(),
                     hash,
                 })
                 .await;
@@ -377,11 +378,13 @@ pub fn router(state: AppState) -> Router {
                 })
                 .on_request(())
                 .on_response(|response: &Response<_>, latency: Duration, _span: &Span| {
-                    tracing::info!(
-                        status = response.status().as_u16(),
-                        latency_ms = latency.as_secs_f64() * 1e3,
-                        "request"
-                    );
+                    let status = response.status().as_u16();
+                    let latency_ms = latency.as_secs_f64() * 1e3;
+                    if response.extensions().get::<api::QuietLog>().is_some() {
+                        tracing::debug!(status, latency_ms, "request");
+                    } else {
+                        tracing::info!(status, latency_ms, "request");
+                    }
                 })
                 .on_failure(()),
         )

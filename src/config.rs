@@ -53,6 +53,9 @@ pub enum TokenCommand {
         /// A name to recognise it by in `token list`.
         #[arg(long)]
         name: Option<String>,
+        /// What it may do beyond its role: `metrics` (scrape `/metrics`).
+        #[arg(long = "scope", value_parser = parse_scope)]
+        scopes: Vec<crate::domain::auth::Scope>,
     },
     /// List tokens (never their text).
     List,
@@ -409,6 +412,12 @@ impl Config {
     }
 }
 
+/// `--scope`: a token scope's name.
+fn parse_scope(text: &str) -> Result<crate::domain::auth::Scope, String> {
+    crate::domain::auth::Scope::parse(text)
+        .ok_or_else(|| format!("unknown scope {text:?}; the one scope is `metrics`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,8 +488,18 @@ mod tests {
         ]);
         assert!(matches!(
             cli.command,
-            Some(Command::Token(TokenCommand::Create { role: Role::Write, ref tenant, name: None })) if tenant == "team-a"
+            Some(Command::Token(TokenCommand::Create { role: Role::Write, ref tenant, name: None, ref scopes })) if tenant == "team-a" && scopes.is_empty()
         ));
+        assert!(matches!(
+            Cli::parse_from(["cronhook", "token", "create", "--role", "read", "--scope", "metrics"]).command,
+            Some(Command::Token(TokenCommand::Create { ref scopes, .. })) if scopes == &[crate::domain::auth::Scope::Metrics]
+        ));
+        assert!(
+            Cli::try_parse_from([
+                "cronhook", "token", "create", "--role", "read", "--scope", "all"
+            ])
+            .is_err()
+        );
         assert!(Cli::try_parse_from(["cronhook", "token", "create", "--role", "admin"]).is_err());
         assert!(matches!(
             Cli::parse_from(["cronhook", "token", "revoke", "tok_1"]).command,

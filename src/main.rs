@@ -66,7 +66,12 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Generate => println!("{}", auth::generate_token().0),
-        TokenCommand::Create { role, tenant, name } => {
+        TokenCommand::Create {
+            role,
+            tenant,
+            name,
+            scopes,
+        } => {
             let store = open_store(&config).await?;
             let tenant = Tenant::parse(&tenant).map_err(|e| anyhow::anyhow!("--tenant {e}"))?;
             let (text, hash) = auth::generate_token();
@@ -76,6 +81,7 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
                     name,
                     tenant,
                     role,
+                    scopes,
                     hash,
                 })
                 .await?;

@@ -105,13 +105,16 @@ fn duration_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     runs: Family<StatusLabel, Counter>,
+    runs_created: Family<StatusLabel, Counter>,
+    deliveries_failed: Counter,
     attempts: Family<OutcomeLabel, Counter>,
     attempt_duration: Histogram,
     lateness: Histogram,
     claim_duration: Histogram,
     http_requests: Family<HttpLabels, Counter>,
-    http_duration: Histogram,
+    http_duration: Family<HttpLabels, Histogram>,
     runs_pending: Gauge,
+    process: ProcessGauges,
     jobs: Family<StateLabel, Gauge>,
     alerts_open: Family<ConditionLabel, Gauge>,
     db_connections: Family<StateLabel, Gauge>,
@@ -131,8 +134,20 @@ impl Metrics {
         let runs = Family::<StatusLabel, Counter>::default();
         registry.register(
             "cronhook_runs",
-            "Runs by the status they were made with or reached (pending, missed, skipped, succeeded, failed)",
+            "Job runs by the status they ended with (succeeded, failed, missed, skipped), each once",
             runs.clone(),
+        );
+        let runs_created = Family::<StatusLabel, Counter>::default();
+        registry.register(
+            "cronhook_runs_created",
+            "Job runs made, by the status they were made with (pending, missed, skipped)",
+            runs_created.clone(),
+        );
+        let deliveries_failed = Counter::default();
+        registry.register(
+            "cronhook_subscription_deliveries_failed",
+            "Deliveries of events to subscriptions that failed for good",
+            deliveries_failed.clone(),
         );
         let attempts = Family::<OutcomeLabel, Counter>::default();
         registry.register(
@@ -164,10 +179,12 @@ impl Metrics {
             "API requests by method, route and status",
             http_requests.clone(),
         );
-        let http_duration = duration_histogram();
+        let http_duration = Family::<HttpLabels, Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
         registry.register(
             "cronhook_http_request_duration_seconds",
-            "How long API requests took to answer",
+            "How long API requests took to answer, by method, route and status",
             http_duration.clone(),
         );
         let runs_pending = Gauge::default();
@@ -197,9 +214,12 @@ impl Metrics {
             })
             .set(1);
         registry.register("cronhook_build_info", "The running version", build_info);
+        let process = ProcessGauges::register(&mut registry);
         Self {
             registry,
             runs,
+            runs_created,
+            deliveries_failed,
             attempts,
             attempt_duration,
             lateness,
@@ -207,6 +227,7 @@ impl Metrics {
             http_requests,
             http_duration,
             runs_pending,
+            process,
             jobs,
             alerts_open,
             db_connections,
@@ -214,8 +235,28 @@ impl Metrics {
         }
     }
 
-    /// Runs made (or finished) with `status`.
-    pub fn runs(&self, status: RunStatus, n: usize) {
+    /// Job runs made with `status`; those made missed or skipped have
+    /// also ended.
+    pub fn runs_made(&self, status: RunStatus, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let label = StatusLabel {
+            status: status.as_str(),
+        };
+        self.runs_created.get_or_create(&label).inc_by(n as u64);
+        if !status.in_flight() {
+            self.runs.get_or_create(&label).inc_by(n as u64);
+        }
+    }
+
+    /// A delivery of an event that failed for good.
+    pub fn delivery_failed(&self) {
+        self.deliveries_failed.inc();
+    }
+
+    /// Job runs that ended with `status` (each run once).
+    pub fn runs_ended(&self, status: RunStatus, n: usize) {
         self.runs
             .get_or_create(&StatusLabel {
                 status: status.as_str(),
@@ -237,11 +278,6 @@ impl Metrics {
         if let Some(lateness) = lateness {
             self.lateness.observe(lateness.as_secs_f64());
         }
-        match outcome {
-            Outcome::Succeeded => self.runs(RunStatus::Succeeded, 1),
-            Outcome::Failed => self.runs(RunStatus::Failed, 1),
-            Outcome::Retry { .. } => {}
-        }
     }
 
     pub fn claim(&self, duration: Duration) {
@@ -249,8 +285,10 @@ impl Metrics {
     }
 
     pub fn http(&self, labels: HttpLabels, duration: Duration) {
+        self.http_duration
+            .get_or_create(&labels)
+            .observe(duration.as_secs_f64());
         self.http_requests.get_or_create(&labels).inc();
-        self.http_duration.observe(duration.as_secs_f64());
     }
 
     /// The text a scrape answers, with `gauges` read from the store now.
@@ -282,6 +320,7 @@ impl Metrics {
                 })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+        self.process.read();
         let (in_use, idle) = gauges.db_connections;
         self.db_connections
             .get_or_create(&StateLabel { state: "in_use" })
@@ -296,6 +335,67 @@ impl Metrics {
     }
 }
 
+/// This process's CPU, memory and open files, read from `/proc` at each
+/// scrape under the names Prometheus's own clients use.
+struct ProcessGauges {
+    cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    resident_bytes: Gauge,
+    open_fds: Gauge,
+}
+
+impl ProcessGauges {
+    fn register(registry: &mut Registry) -> Self {
+        let g = Self {
+            cpu_seconds: Gauge::default(),
+            resident_bytes: Gauge::default(),
+            open_fds: Gauge::default(),
+        };
+        registry.register(
+            "process_cpu_seconds",
+            "User and system CPU time this process spent",
+            g.cpu_seconds.clone(),
+        );
+        registry.register(
+            "process_resident_memory_bytes",
+            "This process's resident memory",
+            g.resident_bytes.clone(),
+        );
+        registry.register(
+            "process_open_fds",
+            "This process's open file descriptors",
+            g.open_fds.clone(),
+        );
+        g
+    }
+
+    /// Reads `/proc/self` (Linux); elsewhere the gauges stay at 0.
+    fn read(&self) {
+        // Fields 14 and 15 of /proc/self/stat, after the command's ")":
+        // user and system time in clock ticks (100 a second on Linux).
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
+            && let Some(rest) = stat.rsplit(')').next()
+        {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: u64 = [11, 12]
+                .iter()
+                .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+                .sum();
+            self.cpu_seconds.set(ticks as f64 / 100.0);
+        }
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+            && let Some(kb) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        {
+            self.resident_bytes.set(kb * 1024);
+        }
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            self.open_fds.set(dir.count() as i64);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,7 +403,9 @@ mod tests {
     #[test]
     fn renders_every_metric_with_its_labels() {
         let m = Metrics::new();
-        m.runs(RunStatus::Pending, 3);
+        m.runs_made(RunStatus::Pending, 3);
+        m.runs_made(RunStatus::Missed, 1);
+        m.runs_ended(RunStatus::Succeeded, 1);
         m.attempt(
             Outcome::Succeeded,
             Duration::from_millis(12),
@@ -330,8 +432,13 @@ mod tests {
             db_connections: (1, 3),
         });
         for line in [
-            "cronhook_runs_total{status=\"pending\"} 3",
+            "cronhook_runs_created_total{status=\"pending\"} 3",
+            "cronhook_runs_created_total{status=\"missed\"} 1",
+            "cronhook_runs_total{status=\"missed\"} 1",
             "cronhook_runs_total{status=\"succeeded\"} 1",
+            "cronhook_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/jobs\",status=\"2xx\"} 1",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
             "cronhook_attempts_total{outcome=\"succeeded\"} 1",
             "cronhook_lateness_seconds_bucket{le=\"0.005\"} 1",
             "cronhook_lateness_seconds_bucket{le=\"0.003\"} 0",

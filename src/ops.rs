@@ -125,7 +125,7 @@ impl Ops<'_> {
             .create_manual_run(self.tenant, id, idempotency, force)
             .await?;
         tracing::info!(tenant = %self.tenant, job_id = %id, run_id = %run.id, status = run.status.as_str(), wait_reason = run.wait_reason.as_deref(), reason = run.reason.as_deref(), force, via = self.via.as_str(), "manual run");
-        self.metrics.runs(run.status, 1);
+        self.metrics.runs_made(run.status, 1);
         Ok(run)
     }
 

@@ -81,9 +81,9 @@ impl Scheduler {
                 .claim_due_jobs(BATCH, self.lookahead, &plan)
                 .await?;
             self.metrics.claim(began.elapsed());
-            self.metrics.runs(RunStatus::Pending, outcome.pending);
-            self.metrics.runs(RunStatus::Missed, outcome.missed);
-            self.metrics.runs(RunStatus::Skipped, outcome.skipped);
+            self.metrics.runs_made(RunStatus::Pending, outcome.pending);
+            self.metrics.runs_made(RunStatus::Missed, outcome.missed);
+            self.metrics.runs_made(RunStatus::Skipped, outcome.skipped);
             if outcome.jobs > 0 {
                 tracing::debug!(
                     jobs = outcome.jobs,

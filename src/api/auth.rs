@@ -41,6 +41,11 @@ access_extractor!(
     Access::Write
 );
 access_extractor!(
+    /// A caller that may scrape `/metrics`: root, or the `metrics` scope.
+    MetricsReader,
+    Access::Metrics
+);
+access_extractor!(
     /// A root caller: tokens, instances.
     Root,
     Access::Root

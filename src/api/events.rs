@@ -86,9 +86,14 @@ pub struct EventPage {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// Only events after this one (the last `id` seen).
-    #[param(value_type = Option<Uuid>)]
+    /// Only events after this one (the last `id` seen), or `now`: only
+    /// events written from now on.
+    #[param(value_type = Option<String>)]
     after: Option<String>,
+    /// `asc` (default: oldest first, to follow) or `desc` (newest first,
+    /// to look back; `after` then pages back).
+    #[param(value_type = Option<String>, pattern = "^(asc|desc)$")]
+    order: Option<String>,
     /// Only events of these types, comma-separated (`run.failed,job.paused`).
     #[serde(rename = "type")]
     #[param(value_type = Option<Vec<EventType>>, style = Form, explode = false)]
@@ -103,9 +108,9 @@ pub struct EventsQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
-    /// Only events after this one; a reconnecting client sends
-    /// `Last-Event-ID` instead.
-    #[param(value_type = Option<Uuid>)]
+    /// Only events after this one, or `now` (only events written from now
+    /// on); a reconnecting client sends `Last-Event-ID` instead.
+    #[param(value_type = Option<String>)]
     after: Option<String>,
     /// Only events of these types, comma-separated.
     #[serde(rename = "type")]
@@ -126,6 +131,20 @@ fn types(raw: Option<&str>) -> Result<Vec<EventType>, ApiError> {
                 .map_err(|e| FieldError::new("type", e).into())
         })
         .collect()
+}
+
+/// `after`: an event's id, or `now` (the tenant's latest event: only those
+/// written from now on).
+async fn after_param(
+    app: &AppState,
+    tenant: &crate::domain::auth::Tenant,
+    raw: Option<&str>,
+) -> Result<Option<Uuid>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some("now") => Ok(app.store.latest_event_id(tenant).await?),
+        Some(id) => event_id(id, "after").map(Some),
+    }
 }
 
 fn event_id(raw: &str, field: &str) -> Result<Uuid, ApiError> {
@@ -179,15 +198,21 @@ pub async fn list_events(
                 )
             })?,
     };
+    let newest_first = match query.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(
+                FieldError::new("order", format!("must be asc or desc, got {other:?}")).into(),
+            );
+        }
+    };
     let filter = EventFilter {
-        after: query
-            .after
-            .as_deref()
-            .map(|a| event_id(a, "after"))
-            .transpose()?,
+        after: after_param(&app, &caller.tenant, query.after.as_deref()).await?,
         types: types(query.kind.as_deref())?,
         job_id: super::extract::job_id_param(query.job_id.as_deref())?,
         limit,
+        newest_first,
     };
     let events = read(&app, &caller.tenant, &filter, "after").await?;
     Ok(Json(EventPage {
@@ -227,11 +252,7 @@ pub async fn stream_events(
     let (after, field) = match resume {
         Some(id) => (Some(id), "Last-Event-ID"),
         None => (
-            query
-                .after
-                .as_deref()
-                .map(|a| event_id(a, "after"))
-                .transpose()?,
+            after_param(&app, &caller.tenant, query.after.as_deref()).await?,
             "after",
         ),
     };
@@ -240,6 +261,7 @@ pub async fn stream_events(
         types: types(query.kind.as_deref())?,
         job_id: super::extract::job_id_param(query.job_id.as_deref())?,
         limit: STREAM_PAGE,
+        newest_first: false,
     };
     let slot = app
         .streams

@@ -1,4 +1,4 @@
-//! `/metrics` (Prometheus, root only once tokens exist) and the middleware
+//! `/metrics` (Prometheus; once tokens exist, root or the `metrics` scope) and the middleware
 //! that counts API requests by route.
 
 use std::time::Instant;
@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::auth::Root;
+use super::auth::MetricsReader;
 use super::error::ApiError;
 use crate::metrics::{CONTENT_TYPE, HttpLabels};
 use crate::state::AppState;
@@ -18,7 +18,10 @@ use crate::state::AppState;
     get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus metrics", content_type = "application/openmetrics-text", body = String))
 )]
-pub async fn metrics(Root(_): Root, State(app): State<AppState>) -> Result<Response, ApiError> {
+pub async fn metrics(
+    MetricsReader(_): MetricsReader,
+    State(app): State<AppState>,
+) -> Result<Response, ApiError> {
     let gauges = app.store.gauges().await?;
     let mut response = app.metrics.render(&gauges).into_response();
     response
@@ -27,13 +30,23 @@ pub async fn metrics(Root(_): Root, State(app): State<AppState>) -> Result<Respo
     Ok(response)
 }
 
+/// Marks the answer to a probe or a scrape (`/healthz`, `/readyz`,
+/// `/metrics`): its request is not an INFO line, or a scraped service would
+/// log little else.
+#[derive(Debug, Clone, Copy)]
+pub struct QuietLog;
+
 /// Counts each request by method, route pattern and status class, after
 /// routing (the route is the pattern matched).
 pub async fn count(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let began = Instant::now();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
+    let quiet = matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics");
+    let mut response = next.run(request).await;
+    if quiet {
+        response.extensions_mut().insert(QuietLog);
+    }
     app.metrics.http(
         HttpLabels::of(
             &method,

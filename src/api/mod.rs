@@ -39,7 +39,7 @@ use crate::state::AppState;
 use error::ApiError;
 pub(crate) use events::stream_events;
 pub use extract::MAX_BODY_BYTES;
-pub use metrics::count as count_requests;
+pub use metrics::{QuietLog, count as count_requests};
 pub(crate) use secrets::DEFAULT_GRACE_S as DEFAULT_SECRET_GRACE_S;
 
 fn api_router() -> OpenApiRouter<AppState> {
@@ -88,6 +88,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(
             subscriptions::get_subscription,
+            subscriptions::put_subscription,
             subscriptions::delete_subscription
         ))
         .routes(routes!(subscriptions::get_subscription_secret))

@@ -276,7 +276,8 @@ fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Valu
                 parameter["schema"] = json!({"type": "string", "pattern": "^tok_[0-9a-f]{16}$"});
             }
             (Some("path"), Some("id")) if path.starts_with("/v1/subscriptions/") => {
-                parameter["schema"] = json!({"type": "string", "pattern": "^sub_[0-9a-f]{16}$"});
+                // `sub_…` as made by POST, or a name given to PUT.
+                parameter["schema"] = job_id_schema();
                 shared.push(problem(
                     404,
                     "No such subscription",

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -14,6 +14,7 @@ use super::auth::{Reader, Writer};
 use super::error::{ApiError, Problem};
 use super::extract::ApiJson;
 use crate::domain::auth::Role;
+use crate::domain::error::FieldError;
 use crate::domain::event::EventType;
 use crate::domain::instant;
 use crate::domain::run::RunStatus;
@@ -181,6 +182,59 @@ pub async fn create_subscription(
             subscription: made.into(),
         }),
     ))
+}
+
+/// Create subscription `id` (a name of your own, like a job id), or
+/// replace its URL, types, job and format: a setup script run twice
+/// changes nothing and doubles nothing. Its secret is in the answer when
+/// it is created, and stays when it is replaced.
+#[utoipa::path(
+    put, path = "/v1/subscriptions/{id}", tag = "events",
+    params(("id" = String, Path, description = "Subscription id: 1 to 200 characters from [A-Za-z0-9._:-]")),
+    request_body = SubscriptionInput,
+    responses(
+        (status = 201, description = "Created", body = CreatedSubscription),
+        (status = 200, description = "Replaced", body = SubscriptionView),
+        (status = 422, description = "A bad id, URL or type", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The tenant holds its most subscriptions", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn put_subscription(
+    Writer(caller): Writer,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<SubscriptionInput>,
+) -> Result<Response, ApiError> {
+    let id = crate::domain::job::JobId::parse(&id).map_err(|m| FieldError::new("id", m))?;
+    let format = input.format.unwrap_or_default();
+    let (target, interest) = input.parse(&app.network_policy)?;
+    let secret = generate_secret();
+    let (saved, created) = app
+        .store
+        .put_subscription(
+            &caller.tenant,
+            &NewSubscription {
+                id: id.to_string(),
+                target,
+                interest,
+                format,
+                secret: secret.clone(),
+            },
+        )
+        .await?;
+    tracing::info!(tenant = %caller.tenant, subscription = %saved.id, created, "subscription saved");
+    Ok(if created {
+        (
+            StatusCode::CREATED,
+            Json(CreatedSubscription {
+                secret,
+                subscription: saved.into(),
+            }),
+        )
+            .into_response()
+    } else {
+        Json(SubscriptionView::from(saved)).into_response()
+    })
 }
 
 /// List subscriptions, oldest first.

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::auth::Root;
 use super::error::ApiError;
 use super::extract::ApiJson;
-use crate::domain::auth::{self, Role, Tenant};
+use crate::domain::auth::{self, Role, Scope, Tenant};
 use crate::domain::error::FieldError;
 use crate::domain::instant;
 use crate::state::AppState;
@@ -33,6 +33,10 @@ pub struct TokenInput {
     /// A name to recognise it by.
     #[schema(example = "ci deploys", max_length = 200, pattern = "^[^\\u0000]*$")]
     pub name: Option<String>,
+    /// What it may do beyond its role: `metrics` lets a read or write
+    /// token scrape `/metrics` (Prometheus needs no root token).
+    #[serde(default)]
+    pub scopes: Option<Vec<Scope>>,
 }
 
 /// A token as listed: never its text.
@@ -44,6 +48,8 @@ pub struct TokenView {
     pub name: Option<String>,
     pub tenant: String,
     pub role: Role,
+    /// What it may do beyond its role: `metrics` (scrape `/metrics`).
+    pub scopes: Vec<Scope>,
     #[serde(with = "instant::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
@@ -64,6 +70,7 @@ impl From<TokenInfo> for TokenView {
             name: t.name,
             tenant: t.tenant.to_string(),
             role: t.role,
+            scopes: t.scopes,
             created_at: t.created_at,
             last_used_at: t.last_used_at,
             revoked_at: t.revoked_at,
@@ -136,6 +143,7 @@ pub async fn create_token(
             name: input.name,
             tenant,
             role: input.role,
+            scopes: input.scopes.unwrap_or_default(),
             hash,
         })
         .await?;

@@ -78,27 +78,49 @@ fn recover(lease: &ExpiredLease<'_>) -> Outcome {
     )
     .outcome;
     log_outcome(
-        lease.run_id,
-        lease.subject,
-        lease.attempt,
+        &Logged {
+            run_id: lease.run_id,
+            subject: lease.subject,
+            attempt: lease.attempt,
+            lateness: None,
+            duration: Duration::ZERO,
+        },
         outcome,
         "interrupted: its instance stopped during the request",
     );
     outcome
 }
 
-/// A run that ended failed is a WARN line an operator can alert on; a
-/// retry is INFO with its delay; a success is DEBUG.
-fn log_outcome(run_id: Uuid, job_id: &str, attempt: u32, outcome: Outcome, error: &str) {
+/// An attempt as its log line names it.
+struct Logged<'a> {
+    run_id: Uuid,
+    /// The job, or `subscription …` for an event's delivery.
+    subject: &'a str,
+    attempt: u32,
+    /// A job run's first request: how late it went out.
+    lateness: Option<Duration>,
+    duration: Duration,
+}
+
+/// One line per finished run: a failed one is a WARN an operator can
+/// alert on, a succeeded one INFO (DEBUG for an event's delivery); a retry
+/// is INFO with its delay.
+fn log_outcome(a: &Logged<'_>, outcome: Outcome, error: &str) {
+    let (run_id, job_id, attempts) = (a.run_id, a.subject, a.attempt);
+    let lateness_ms = a.lateness.map(|l| l.as_secs_f64() * 1e3);
+    let duration_ms = a.duration.as_millis() as u64;
     match outcome {
+        Outcome::Succeeded if job_id.starts_with("subscription ") => {
+            tracing::debug!(%run_id, job_id, attempts, duration_ms, "delivered");
+        }
         Outcome::Succeeded => {
-            tracing::debug!(%run_id, job_id, attempt, "delivered");
+            tracing::info!(%run_id, job_id, attempts, status = "succeeded", lateness_ms, duration_ms, "run succeeded");
         }
         Outcome::Retry { delay } => {
-            tracing::info!(%run_id, job_id, attempt, delay_ms = delay.as_millis() as u64, error, "delivery attempt failed; retrying");
+            tracing::info!(%run_id, job_id, attempt = attempts, delay_ms = delay.as_millis() as u64, error, "delivery attempt failed; retrying");
         }
         Outcome::Failed => {
-            tracing::warn!(%run_id, job_id, attempts = attempt, error, "run failed");
+            tracing::warn!(%run_id, job_id, attempts, status = "failed", lateness_ms, duration_ms, error, "run failed");
         }
     }
 }
@@ -247,6 +269,12 @@ impl Sending {
             Duration::from_millis(record.duration_ms),
             lateness,
         );
+        match (&record.job_id, record.outcome) {
+            (_, Outcome::Retry { .. }) => {}
+            (Some(_), outcome) => self.metrics.runs_ended(outcome.run_status(), 1),
+            (None, Outcome::Failed) => self.metrics.delivery_failed(),
+            (None, Outcome::Succeeded) => {}
+        }
         let _ = self.done.send(record);
     }
 }
@@ -459,6 +487,7 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
                 body_truncated: false,
                 outcome: Outcome::Failed,
                 run_reason: None,
+                delivery: run.delivery(),
                 follow_up: run.follow_up,
                 flow: run.flow,
             };
@@ -483,6 +512,7 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
             subscription_id,
             event_id,
             event_type,
+            ..
         } => (
             *event_id,
             vec![
@@ -536,7 +566,23 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
         .clone()
         .or_else(|| problem_in_words(response.error.as_deref(), response.status))
         .unwrap_or_else(|| "no response".to_string());
-    log_outcome(run.run_id, &subject, run.attempt, decision.outcome, &error);
+    let lateness = match &run.subject {
+        Subject::Job { scheduled_for, .. } if run.attempt == 1 => {
+            (started_at - *scheduled_for).to_std().ok()
+        }
+        _ => None,
+    };
+    log_outcome(
+        &Logged {
+            run_id: run.run_id,
+            subject: &subject,
+            attempt: run.attempt,
+            lateness,
+            duration: response.duration,
+        },
+        decision.outcome,
+        &error,
+    );
     AttemptRecord {
         run_id: run.run_id,
         tenant: run.tenant.clone(),
@@ -551,6 +597,7 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
         body_truncated: response.truncated,
         outcome: decision.outcome,
         run_reason: decision.reason,
+        delivery: run.delivery(),
         follow_up: run.follow_up,
         flow: run.flow,
     }

@@ -66,15 +66,38 @@ pub enum Access {
     Read,
     /// Changing them, and reading a signing secret.
     Write,
-    /// Tokens, instances, metrics, other tenants.
+    /// `/metrics`: root, or a token with the `metrics` scope.
+    Metrics,
+    /// Tokens, instances, other tenants.
     Root,
 }
 
-/// Whether `role` grants `access`.
-pub fn allows(role: Role, access: Access) -> bool {
+/// What a token may do beyond its role (DESIGN.md §8, §11.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Scrape `/metrics`: Prometheus needs no root token.
+    Metrics,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Metrics => "metrics",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        (s == "metrics").then_some(Scope::Metrics)
+    }
+}
+
+/// Whether `role` with `scopes` grants `access`.
+pub fn allows(role: Role, scopes: &[Scope], access: Access) -> bool {
     match access {
         Access::Read => true,
         Access::Write => role >= Role::Write,
+        Access::Metrics => role == Role::Root || scopes.contains(&Scope::Metrics),
         Access::Root => role == Role::Root,
     }
 }
@@ -111,6 +134,7 @@ pub struct Caller {
     pub role: Role,
     /// The id of the token it presented (none while the API is open).
     pub token: Option<String>,
+    pub scopes: Vec<Scope>,
 }
 
 impl Caller {
@@ -121,6 +145,7 @@ impl Caller {
             tenant,
             role: Role::Root,
             token: None,
+            scopes: Vec::new(),
         }
     }
 }
@@ -282,14 +307,18 @@ mod tests {
     fn roles_grant_what_they_say() {
         use Access::*;
         let table = [
-            (Role::Read, [true, false, false]),
-            (Role::Write, [true, true, false]),
-            (Role::Root, [true, true, true]),
+            (Role::Read, [true, false, false, false]),
+            (Role::Write, [true, true, false, false]),
+            (Role::Root, [true, true, true, true]),
         ];
         for (role, expected) in table {
-            let got = [Read, Write, Root].map(|a| allows(role, a));
+            let got = [Read, Write, Metrics, Root].map(|a| allows(role, &[], a));
             assert_eq!(got, expected, "{role}");
         }
+        // The metrics scope adds /metrics, and nothing else.
+        let scraper = [Scope::Metrics];
+        let got = [Read, Write, Metrics, Root].map(|a| allows(Role::Read, &scraper, a));
+        assert_eq!(got, [true, false, true, false]);
         assert_eq!("write".parse::<Role>(), Ok(Role::Write));
         assert!("admin".parse::<Role>().is_err());
     }

@@ -57,10 +57,13 @@ pub enum EventType {
     /// The job recovered (or was paused).
     #[serde(rename = "alert.resolved")]
     AlertResolved,
+    /// A subscription's delivery of an event failed for good.
+    #[serde(rename = "subscription.delivery_failed")]
+    SubscriptionDeliveryFailed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 17] = [
         EventType::JobCreated,
         EventType::JobUpdated,
         EventType::JobPaused,
@@ -77,6 +80,7 @@ impl EventType {
         EventType::AlertOpened,
         EventType::AlertReminded,
         EventType::AlertResolved,
+        EventType::SubscriptionDeliveryFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +101,7 @@ impl EventType {
             EventType::AlertOpened => "alert.opened",
             EventType::AlertReminded => "alert.reminded",
             EventType::AlertResolved => "alert.resolved",
+            EventType::SubscriptionDeliveryFailed => "subscription.delivery_failed",
         }
     }
 
@@ -344,6 +349,25 @@ pub fn for_attempt(a: &AttemptSummary<'_>) -> Vec<NewEvent> {
             ),
         ],
     }
+}
+
+/// A subscription's delivery that failed for good (§11.5): its own event,
+/// about the delivered event's job.
+pub fn delivery_failed(
+    d: &crate::store::DeliveryOf,
+    delivery_id: Uuid,
+    attempts: u32,
+    status_code: Option<u16>,
+    error: Option<&str>,
+) -> NewEvent {
+    NewEvent::new(
+        EventType::SubscriptionDeliveryFailed,
+        &d.job_id,
+        None,
+        json!({"subscription_id": d.subscription_id, "delivery_id": delivery_id,
+               "event_id": d.event_id, "event_type": d.event_type,
+               "attempts": attempts, "status_code": status_code, "error": error}),
+    )
 }
 
 /// Whether a failed run pauses its job: `pause_on_failure`, and the job

@@ -196,6 +196,8 @@ pub struct EventFilter {
     pub types: Vec<EventType>,
     pub job_id: Option<JobId>,
     pub limit: u32,
+    /// Newest first (`after` then means older than that one).
+    pub newest_first: bool,
 }
 
 /// A subscription to store; its secret is sealed with the target's.
@@ -278,7 +280,29 @@ pub enum Subject {
         subscription_id: String,
         event_id: Uuid,
         event_type: String,
+        /// The job the event is about.
+        job_id: String,
     },
+}
+
+impl ClaimedRun {
+    /// For an event's delivery: which event, to which subscription.
+    pub fn delivery(&self) -> Option<DeliveryOf> {
+        match &self.subject {
+            Subject::Job { .. } => None,
+            Subject::Event {
+                subscription_id,
+                event_id,
+                event_type,
+                job_id,
+            } => Some(DeliveryOf {
+                subscription_id: subscription_id.clone(),
+                event_id: *event_id,
+                event_type: event_type.clone(),
+                job_id: job_id.clone(),
+            }),
+        }
+    }
 }
 
 impl Subject {
@@ -407,6 +431,15 @@ pub enum BackfillMade {
     Made(Backfill),
 }
 
+/// The event a delivery carried, and where to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryOf {
+    pub subscription_id: String,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub job_id: String,
+}
+
 /// One finished attempt, to be recorded with the run's new state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
@@ -429,6 +462,9 @@ pub struct AttemptRecord {
     /// A failed run's `reason` when a rule decided it (`rule_failed`,
     /// `expired`).
     pub run_reason: Option<&'static str>,
+    /// For an event's delivery: which, so that one failing for good is an
+    /// event of its own (`subscription.delivery_failed`).
+    pub delivery: Option<DeliveryOf>,
     /// As the claimed run's: a final outcome is followed up on the job.
     pub follow_up: bool,
     /// As the claimed run's: a flow key's run, whose end or retry lets
@@ -459,6 +495,7 @@ impl AttemptRecord {
             body_truncated: false,
             outcome,
             run_reason: None,
+            delivery: None,
             // Recovery follows up every job whose run ended.
             follow_up: true,
             flow: true,
@@ -523,6 +560,7 @@ pub struct NewToken {
     pub name: Option<String>,
     pub tenant: Tenant,
     pub role: Role,
+    pub scopes: Vec<crate::domain::auth::Scope>,
     pub hash: String,
 }
 
@@ -533,6 +571,7 @@ pub struct TokenInfo {
     pub name: Option<String>,
     pub tenant: Tenant,
     pub role: Role,
+    pub scopes: Vec<crate::domain::auth::Scope>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -907,6 +946,14 @@ pub trait Store: Send + Sync + 'static {
         subscription: &NewSubscription,
     ) -> StoreResult<Subscription>;
 
+    /// Creates subscription `id`, or replaces its URL, interest and format
+    /// (its secret stays, so receivers keep verifying); true when created.
+    async fn put_subscription(
+        &self,
+        tenant: &Tenant,
+        subscription: &NewSubscription,
+    ) -> StoreResult<(Subscription, bool)>;
+
     async fn list_subscriptions(&self, tenant: &Tenant) -> StoreResult<Vec<Subscription>>;
 
     async fn get_subscription(
@@ -1232,6 +1279,7 @@ impl ClaimedParts {
                     subscription_id,
                     event_id: event.id,
                     event_type: event.kind.as_str().to_string(),
+                    job_id: event.job_id.clone(),
                 };
                 (subject, spec)
             }
@@ -1359,11 +1407,21 @@ pub(crate) fn token_info(
     name: Option<String>,
     tenant: &str,
     role: &str,
+    scopes: &str,
     created_at: DateTime<Utc>,
     last_used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
 ) -> StoreResult<TokenInfo> {
+    let scopes = scopes
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            crate::domain::auth::Scope::parse(s)
+                .ok_or_else(|| StoreError::Corrupt(format!("token {id}: scope {s:?}")))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
     Ok(TokenInfo {
+        scopes,
         tenant: Tenant::parse(tenant)
             .map_err(|e| StoreError::Corrupt(format!("token {id}: tenant: {e}")))?,
         role: role

@@ -117,6 +117,14 @@ pub(crate) trait Portable: Send + Sync {
         id: &str,
     ) -> StoreResult<Option<String>>;
     async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool>;
+    /// Replaces subscription `id`'s URL, interest and format (its secret
+    /// stays); none when there is no such subscription.
+    async fn replace_subscription(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        subscription: &NewSubscription,
+    ) -> StoreResult<Option<Subscription>>;
     async fn list_deliveries(
         &self,
         tenant: &Tenant,
@@ -1478,8 +1486,8 @@ macro_rules! portable_statements {
                 token: &$crate::store::NewToken,
             ) -> $crate::store::StoreResult<$crate::store::TokenInfo> {
                 sqlx::query_as::<_, TokenRow>(&format!(
-                    "INSERT INTO tokens (id, name, tenant, role, hash, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)
+                    "INSERT INTO tokens (id, name, tenant, role, hash, created_at, scopes)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
                      RETURNING {}",
                     $crate::store::rows::TOKEN_COLUMNS
                 ))
@@ -1489,6 +1497,14 @@ macro_rules! portable_statements {
                 .bind(token.role.as_str())
                 .bind(&token.hash)
                 .bind(at(chrono::Utc::now()))
+                .bind(
+                    token
+                        .scopes
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| match e {
@@ -1621,6 +1637,38 @@ macro_rules! portable_statements {
                     e => e.into(),
                 })?;
                 row.into_subscription(key, tenant.as_str())
+            }
+
+            async fn replace_subscription(
+                &self,
+                key: &$crate::domain::sealing::SealingKey,
+                tenant: &$crate::store::Tenant,
+                subscription: &$crate::store::NewSubscription,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Subscription>> {
+                let row = $crate::domain::sealing::Row {
+                    tenant: tenant.as_str(),
+                    table: "subscriptions",
+                    id: &subscription.id,
+                };
+                let stored = $crate::store::shape::StoredTarget::of(&subscription.target, key, row);
+                sqlx::query_as::<_, SubscriptionRow>(
+                    "UPDATE subscriptions SET target_url = $3, target_secrets = $4, types = $5,
+                         job_id = $6, host = $7, format = $8
+                     WHERE tenant = $1 AND id = $2
+                     RETURNING id, target_url, target_secrets, types, job_id, format, created_at",
+                )
+                .bind(tenant.as_str())
+                .bind(&subscription.id)
+                .bind(&stored.url)
+                .bind(&stored.secrets)
+                .bind($crate::store::types_text(&subscription.interest.types))
+                .bind(&subscription.interest.job_id)
+                .bind($crate::store::run_host(&stored.url))
+                .bind(subscription.format.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| row.into_subscription(key, tenant.as_str()))
+                .transpose()
             }
 
             async fn list_subscriptions(

@@ -1938,8 +1938,11 @@ impl Dialect for PgDialect {
             if position.is_none() {
                 return Err(StoreError::NotFound);
             }
+            let past = if filter.newest_first { "<" } else { ">" };
             query
-                .push(" AND (txid, seq) > (SELECT txid, seq FROM events WHERE id = ")
+                .push(format!(
+                    " AND (txid, seq) {past} (SELECT txid, seq FROM events WHERE id = "
+                ))
                 .push_bind(after)
                 .push(")");
         }
@@ -1953,7 +1956,11 @@ impl Dialect for PgDialect {
                 .push_bind(job_id.as_str().to_string());
         }
         query
-            .push(" ORDER BY txid, seq LIMIT ")
+            .push(if filter.newest_first {
+                " ORDER BY txid DESC, seq DESC LIMIT "
+            } else {
+                " ORDER BY txid, seq LIMIT "
+            })
             .push_bind(i64::from(filter.limit));
         query
             .build_query_as::<(Uuid, String, DateTime<Utc>, String, Option<Uuid>, String)>()

@@ -476,7 +476,7 @@ impl<T: At> SecretRow<T> {
 
 /// The columns a token is answered with.
 pub(crate) const TOKEN_COLUMNS: &str =
-    "id, name, tenant, role, created_at, last_used_at, revoked_at";
+    "id, name, tenant, role, scopes, created_at, last_used_at, revoked_at";
 
 #[derive(FromRow)]
 pub(crate) struct TokenRow<T> {
@@ -484,6 +484,7 @@ pub(crate) struct TokenRow<T> {
     name: Option<String>,
     tenant: String,
     role: String,
+    scopes: String,
     created_at: T,
     last_used_at: Option<T>,
     revoked_at: Option<T>,
@@ -496,6 +497,7 @@ impl<T: At> TokenRow<T> {
             self.name,
             &self.tenant,
             &self.role,
+            &self.scopes,
             self.created_at.at(),
             at(self.last_used_at),
             at(self.revoked_at),

@@ -1578,7 +1578,12 @@ impl Dialect for SqliteDialect {
                     .fetch_optional(&self.pool)
                     .await?;
             let seq = seq.ok_or(StoreError::NotFound)?;
-            query.push(" AND seq > ").push_bind(seq);
+            let past = if filter.newest_first {
+                " AND seq < "
+            } else {
+                " AND seq > "
+            };
+            query.push(past).push_bind(seq);
         }
         if !filter.types.is_empty() {
             query.push(" AND type IN (");
@@ -1594,7 +1599,11 @@ impl Dialect for SqliteDialect {
                 .push_bind(job_id.as_str().to_string());
         }
         query
-            .push(" ORDER BY seq LIMIT ")
+            .push(if filter.newest_first {
+                " ORDER BY seq DESC LIMIT "
+            } else {
+                " ORDER BY seq LIMIT "
+            })
             .push_bind(i64::from(filter.limit));
         query
             .build_query_as::<(String, String, i64, String, Option<String>, String)>()

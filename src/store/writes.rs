@@ -66,11 +66,26 @@ struct FlowRun {
 }
 
 /// The events of attempts recorded (`recorded`; every one when `None`) of
-/// job runs (an event's delivery makes none: no events about events).
+/// job runs; an event's delivery makes one only when it fails for good
+/// (`subscription.delivery_failed`), and never about a delivery of that
+/// event, so no failure feeds itself.
 fn attempt_events(records: &[AttemptRecord], recorded: Option<&[Uuid]>) -> Vec<(String, NewEvent)> {
-    records
+    let recorded_ones = records
         .iter()
-        .filter(|r| recorded.is_none_or(|ids| ids.contains(&r.run_id)))
+        .filter(|r| recorded.is_none_or(|ids| ids.contains(&r.run_id)));
+    let deliveries = recorded_ones.clone().filter_map(|r| {
+        let d = r.delivery.as_ref()?;
+        let failed_for_good = r.outcome == Outcome::Failed
+            && d.event_type != event::EventType::SubscriptionDeliveryFailed.as_str();
+        failed_for_good.then(|| {
+            let error = crate::domain::run::problem_in_words(r.error.as_deref(), r.status_code);
+            (
+                r.tenant.as_str().to_string(),
+                event::delivery_failed(d, r.run_id, r.number, r.status_code, error.as_deref()),
+            )
+        })
+    });
+    recorded_ones
         .filter_map(|r| Some((r, r.job_id.as_ref()?)))
         .flat_map(|(record, job_id)| {
             let error =
@@ -86,6 +101,7 @@ fn attempt_events(records: &[AttemptRecord], recorded: Option<&[Uuid]>) -> Vec<(
             .into_iter()
             .map(|e| (record.tenant.as_str().to_string(), e))
         })
+        .chain(deliveries)
         .collect()
 }
 
@@ -1934,6 +1950,22 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn subscription_secret(&self, tenant: &Tenant, id: &str) -> StoreResult<Option<String>> {
         self.db.subscription_secret(&self.key, tenant, id).await
+    }
+
+    async fn put_subscription(
+        &self,
+        tenant: &Tenant,
+        subscription: &NewSubscription,
+    ) -> StoreResult<(Subscription, bool)> {
+        let replaced = self
+            .db
+            .replace_subscription(&self.key, tenant, subscription)
+            .await?;
+        if let Some(replaced) = replaced {
+            self.subscriptions_changed(tenant).await?;
+            return Ok((replaced, false));
+        }
+        Ok((self.create_subscription(tenant, subscription).await?, true))
     }
 
     async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool> {

@@ -197,7 +197,7 @@ impl Viewer {
     }
 
     pub fn can_write(&self) -> bool {
-        auth::allows(self.caller.role, Access::Write)
+        auth::allows(self.caller.role, &self.caller.scopes, Access::Write)
     }
 
     /// A whole page; `live` is the event stream's query that refreshes it.

@@ -117,7 +117,7 @@ async fn failures_open_one_alert_a_slack_subscription_receives_and_recovery_reso
     );
     let events = eventually(DEADLINE, "the alert events", || async {
         let list = app
-            .get("/v1/events?types=alert.opened,alert.resolved")
+            .get("/v1/events?type=alert.opened,alert.resolved")
             .await
             .json();
         let kinds: Vec<String> = list["items"]

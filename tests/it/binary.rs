@@ -303,22 +303,65 @@ async fn a_failed_run_is_a_warn_line_with_its_error_in_words() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
+    // A probe and a scrape are no INFO lines; a run that succeeds is one.
+    for path in ["/healthz", "/metrics"] {
+        let probed = common::client()
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(probed.status(), 200, "{path}");
+    }
+    let fine = common::client()
+        .post(format!("http://{addr}/v1/jobs"))
+        .json(&serde_json::json!({
+            "id": "fine",
+            "trigger": {"type": "date", "run_at": now},
+            "target": {"url": receiver.url("/fine")}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status(), 201);
     let failed = tokio::task::spawn_blocking(move || {
         let mut seen = Vec::new();
-        loop {
+        let (mut failed, mut succeeded) = (None, None);
+        while failed.is_none() || succeeded.is_none() {
             let line = logs
                 .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no 'run failed' line in {seen:#?}"));
+                .unwrap_or_else(|_| {
+                    panic!("no 'run failed' and 'run succeeded' lines in {seen:#?}")
+                });
             let log: serde_json::Value = serde_json::from_str(&line).unwrap();
-            if log["message"] == "run failed" {
-                return (log, seen, logs);
+            match log["message"].as_str() {
+                Some("run failed") => failed = Some(log),
+                Some("run succeeded") => succeeded = Some(log),
+                _ => seen.push(line),
             }
-            seen.push(line);
         }
+        (failed.unwrap(), succeeded.unwrap(), seen, logs)
     })
     .await
     .unwrap();
-    let (log, before, logs) = failed;
+    let (log, succeeded, before, logs) = failed;
+    assert_eq!(succeeded["level"], "INFO", "{succeeded}");
+    assert_eq!(succeeded["job_id"], "fine", "{succeeded}");
+    assert_eq!(succeeded["status"], "succeeded", "{succeeded}");
+    assert!(succeeded["lateness_ms"].is_number(), "{succeeded}");
+    assert!(succeeded["duration_ms"].is_number(), "{succeeded}");
+    for line in &before {
+        let quiet = line.contains("\"/healthz\"") || line.contains("\"/metrics\"");
+        assert!(
+            !(quiet && line.contains("\"INFO\"")),
+            "a probe or scrape logged at INFO: {line}"
+        );
+    }
+    assert!(
+        before
+            .iter()
+            .any(|l| l.contains("\"/v1/jobs\"") && l.contains("\"INFO\"")),
+        "API requests are still INFO lines: {before:#?}"
+    );
     assert_eq!(log["level"], "WARN", "{log}");
     assert_eq!(log["job_id"], "doomed", "{log}");
     assert_eq!(log["attempts"], 1, "{log}");

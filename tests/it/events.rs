@@ -516,9 +516,18 @@ async fn metrics_count_what_happened(backend: Backend) {
     })
     .await;
     let text = app.get("/metrics").await.text;
+    // Made once, ended once: a run counts in runs_total only at its end.
+    assert_eq!(
+        sample(
+            &text,
+            "cronhook_runs_created_total",
+            &[("status", "pending")]
+        ),
+        1.0
+    );
     assert_eq!(
         sample(&text, "cronhook_runs_total", &[("status", "pending")]),
-        1.0
+        0.0
     );
     assert_eq!(
         sample(&text, "cronhook_runs_total", &[("status", "succeeded")]),
@@ -547,6 +556,19 @@ async fn metrics_count_what_happened(backend: Backend) {
         ) >= 1.0,
         "{text}"
     );
+    assert!(
+        sample(
+            &text,
+            "cronhook_http_request_duration_seconds_count",
+            &[("method", "POST"), ("route", "/v1/jobs"), ("status", "2xx")]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "process_resident_memory_bytes", &[]) > 0.0,
+        "{text}"
+    );
+    assert!(sample(&text, "process_open_fds", &[]) > 0.0, "{text}");
     assert!(sample(&text, "cronhook_db_connections", &[("state", "idle")]) >= 0.0);
     assert!(text.contains("cronhook_build_info{version=\""));
 
@@ -561,9 +583,111 @@ async fn metrics_count_what_happened(backend: Backend) {
     let mut with_write = app.client.get(app.url("/metrics"));
     with_write = with_write.bearer_auth(&write);
     assert_eq!(with_write.send().await.unwrap().status(), 403);
+    // A read token with the metrics scope scrapes, and reads nothing more.
+    let root = app
+        .make_token(cronhook::domain::auth::Role::Root, "default")
+        .await;
+    let made = app
+        .client
+        .post(app.url("/v1/tokens"))
+        .bearer_auth(&root)
+        .json(&json!({"role": "read", "scopes": ["metrics"], "name": "prometheus"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.unwrap();
+    assert_eq!(made["scopes"], json!(["metrics"]), "{made}");
+    let scraper = made["token"].as_str().unwrap().to_string();
+    let scraped = app.client.get(app.url("/metrics")).bearer_auth(&scraper);
+    assert_eq!(scraped.send().await.unwrap().status(), 200);
+    let tokens = app.client.get(app.url("/v1/tokens")).bearer_auth(&scraper);
+    assert_eq!(tokens.send().await.unwrap().status(), 403);
+    let bad = app
+        .client
+        .post(app.url("/v1/tokens"))
+        .bearer_auth(&root)
+        .json(&json!({"role": "read", "scopes": ["everything"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+}
+
+/// What a setup script and an operator need without glue (issue 26): a
+/// subscription PUT twice is one, `after=now` and `order=desc`, and a
+/// delivery that fails for good is an event and a metric.
+async fn subscriptions_put_twice_events_from_now_and_failed_deliveries(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.script("/dead", (0..5).map(|_| Answer::Status(410)));
+    let app = TestApp::spawn(backend).await;
+    let body = json!({"url": receiver.url("/dead"), "types": ["job.created"]});
+    let first = app.put("/v1/subscriptions/team-hooks", body.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let secret = first.json()["secret"].as_str().unwrap().to_string();
+    assert_eq!(first.json()["id"], "team-hooks");
+    let again = app.put("/v1/subscriptions/team-hooks", body.clone()).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert!(again.json().get("secret").is_none(), "{}", again.text);
+    let listed = app.get("/v1/subscriptions").await.json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    let stored = app.get("/v1/subscriptions/team-hooks/secret").await.json();
+    assert_eq!(stored["secret"], secret, "a replace keeps the secret");
+    let bad = app.put("/v1/subscriptions/bad%20id", body).await;
+    assert!(bad.problem(422).starts_with("id:"), "{}", bad.text);
+
+    // Nothing from before `now`; newest first on request.
+    app.post("/v1/jobs", job_now("before", &receiver.url("/ok"), 1))
+        .await;
+    events_when(&app, "type=job.created", |e| !e.is_empty()).await;
+    let from_now = app
+        .get("/v1/events?after=now&type=job.created")
+        .await
+        .json();
+    assert_eq!(from_now["items"], json!([]), "{from_now}");
+    app.post("/v1/jobs", job_now("after", &receiver.url("/ok"), 1))
+        .await;
+    let newest = eventually(DEADLINE, "the newest event first", || async {
+        let page = app
+            .get("/v1/events?order=desc&limit=1&type=job.created")
+            .await
+            .json();
+        let first = page["items"].as_array()?.first()?.clone();
+        (first["job_id"] == "after").then_some(first)
+    })
+    .await;
+    let back = app
+        .get(&format!(
+            "/v1/events?order=desc&type=job.created&after={}",
+            newest["id"].as_str().unwrap()
+        ))
+        .await
+        .json();
+    assert_eq!(back["items"][0]["job_id"], "before", "{back}");
+    assert!(
+        app.get("/v1/events?order=sideways")
+            .await
+            .problem(422)
+            .starts_with("order:")
+    );
+
+    // The receiver answers 410 to every delivery: each fails for good.
+    let failed = events_when(&app, "type=subscription.delivery_failed", |e| e.len() >= 2).await;
+    assert_eq!(
+        failed[0]["data"]["subscription_id"], "team-hooks",
+        "{failed:?}"
+    );
+    assert_eq!(failed[0]["data"]["status_code"], 410);
+    assert_eq!(failed[0]["data"]["event_type"], "job.created");
+    let text = app.get("/metrics").await.text;
+    assert!(
+        sample(&text, "cronhook_subscription_deliveries_failed_total", &[]) >= 2.0,
+        "{text}"
+    );
 }
 
 store_tests!(
+    subscriptions_put_twice_events_from_now_and_failed_deliveries,
     every_change_writes_its_events_once,
     the_stream_resumes_after_a_reconnect_without_loss_or_repeat,
     a_subscription_receives_failures_signed,

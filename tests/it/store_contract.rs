@@ -787,6 +787,7 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
         body_truncated: true,
         outcome,
         run_reason: None,
+        delivery: None,
         follow_up: false,
         flow: false,
     };
@@ -939,6 +940,7 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
         body_truncated: false,
         outcome: Outcome::Succeeded,
         run_reason: None,
+        delivery: None,
         follow_up: false,
         flow: false,
     };
@@ -1297,6 +1299,7 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
                 &common::default_tenant(),
                 &store::EventFilter {
                     limit: 10_000,
+                    newest_first: false,
                     ..Default::default()
                 },
             )
@@ -1325,6 +1328,7 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
             &store::EventFilter {
                 after: Some(latest),
                 limit: 10,
+                newest_first: false,
                 ..Default::default()
             },
         )
@@ -1510,6 +1514,7 @@ async fn tokens_are_kept_as_hashes_and_revoked(backend: Backend) {
             name: Some("ops".into()),
             tenant: store::Tenant::parse("team-a").unwrap(),
             role: Role::Write,
+            scopes: Vec::new(),
             hash: hash.clone(),
         })
         .await
@@ -1534,6 +1539,7 @@ async fn tokens_are_kept_as_hashes_and_revoked(backend: Backend) {
             name: None,
             tenant: common::default_tenant(),
             role: Role::Root,
+            scopes: vec![cronhook::domain::auth::Scope::Metrics],
             hash: hash.clone(),
         })
         .await;

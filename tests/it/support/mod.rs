@@ -297,6 +297,7 @@ impl TestApp {
                 name: None,
                 tenant: Tenant::parse(tenant).expect("a tenant name"),
                 role,
+                scopes: Vec::new(),
                 hash,
             })
             .await
