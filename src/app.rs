@@ -90,7 +90,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     ));
 
     crate::dispatch::client::install_crypto_provider();
-    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let metrics =
+        Arc::new(crate::metrics::Metrics::new().with_job_series_max(config.max_job_metrics));
     let state = AppState {
         streams: Arc::new(crate::streams::StreamLimits::new(
             config.max_streams_per_token,

@@ -135,6 +135,12 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_MAX_RUNS_PER_MINUTE_PER_TENANT", default_value_t = 60_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_runs_per_minute_per_tenant: u32,
 
+    /// Jobs with `metrics: true` whose own series `/metrics` shows (last
+    /// success, consecutive failures), at most: a bound on the scrape's
+    /// cardinality.
+    #[arg(long, env = "CRONHOOK_MAX_JOB_METRICS", default_value_t = crate::metrics::DEFAULT_JOB_SERIES_MAX, global = true)]
+    pub max_job_metrics: u32,
+
     /// Event subscriptions one tenant may hold (and so the webhooks one
     /// event makes); a new one past it is a 429.
     #[arg(long, env = "CRONHOOK_MAX_SUBSCRIPTIONS_PER_TENANT", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), global = true)]

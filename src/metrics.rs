@@ -17,7 +17,10 @@ use prometheus_client::registry::Registry;
 use crate::domain::job::JobState;
 use crate::domain::retry::Outcome;
 use crate::domain::run::RunStatus;
-use crate::store::Gauges;
+use crate::store::{Gauges, JobSignal};
+
+/// `--max-job-metrics`'s default.
+pub const DEFAULT_JOB_SERIES_MAX: u32 = 100;
 
 /// The answer's content type.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -48,6 +51,13 @@ struct OutcomeLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: &'static str,
+}
+
+/// A job's own series: bounded by `--max-job-metrics`, opted into per job.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    tenant: String,
+    job_id: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -117,6 +127,10 @@ pub struct Metrics {
     process: ProcessGauges,
     jobs: Family<StateLabel, Gauge>,
     alerts_open: Family<ConditionLabel, Gauge>,
+    job_last_success: Family<JobLabels, Gauge>,
+    job_failures: Family<JobLabels, Gauge>,
+    /// The most jobs with series of their own.
+    pub job_series_max: u32,
     db_connections: Family<StateLabel, Gauge>,
     /// Scrapes are encoded one at a time (gauges are set, then read).
     scrape: Mutex<()>,
@@ -201,6 +215,18 @@ impl Metrics {
             "Alerts not resolved, by condition (DESIGN.md §11.5)",
             alerts_open.clone(),
         );
+        let job_last_success = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "cronhook_job_last_success_timestamp_seconds",
+            "When the job's last successful run finished (jobs with metrics: true)",
+            job_last_success.clone(),
+        );
+        let job_failures = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "cronhook_job_consecutive_failures",
+            "Scheduled runs failed since the job's last success (jobs with metrics: true)",
+            job_failures.clone(),
+        );
         let db_connections = Family::<StateLabel, Gauge>::default();
         registry.register(
             "cronhook_db_connections",
@@ -230,6 +256,9 @@ impl Metrics {
             process,
             jobs,
             alerts_open,
+            job_last_success,
+            job_failures,
+            job_series_max: DEFAULT_JOB_SERIES_MAX,
             db_connections,
             scrape: Mutex::new(()),
         }
@@ -291,8 +320,17 @@ impl Metrics {
         self.http_requests.get_or_create(&labels).inc();
     }
 
-    /// The text a scrape answers, with `gauges` read from the store now.
-    pub fn render(&self, gauges: &Gauges) -> String {
+    /// With at most `n` jobs' own series.
+    pub fn with_job_series_max(self, n: u32) -> Self {
+        Self {
+            job_series_max: n,
+            ..self
+        }
+    }
+
+    /// The text a scrape answers, with `gauges` and the opted-in jobs'
+    /// `signals` read from the store now.
+    pub fn render(&self, gauges: &Gauges, signals: &[JobSignal]) -> String {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.runs_pending
             .set(i64::try_from(gauges.runs_pending).unwrap_or(i64::MAX));
@@ -319,6 +357,23 @@ impl Metrics {
                     condition: condition.as_str(),
                 })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        // A job deleted or opted out since the last scrape has no series.
+        self.job_last_success.clear();
+        self.job_failures.clear();
+        for s in signals {
+            let labels = JobLabels {
+                tenant: s.tenant.clone(),
+                job_id: s.job_id.clone(),
+            };
+            if let Some(at) = s.last_success {
+                self.job_last_success
+                    .get_or_create(&labels)
+                    .set(at.timestamp());
+            }
+            self.job_failures
+                .get_or_create(&labels)
+                .set(i64::try_from(s.consecutive_failures).unwrap_or(i64::MAX));
         }
         self.process.read();
         let (in_use, idle) = gauges.db_connections;
@@ -425,12 +480,20 @@ mod tests {
                 Duration::from_millis(1),
             );
         }
-        let text = m.render(&Gauges {
-            runs_pending: 7,
-            jobs: vec![(JobState::Scheduled, 2)],
-            alerts_open: vec![(crate::domain::alert::Condition::Failure, 1)],
-            db_connections: (1, 3),
-        });
+        let text = m.render(
+            &Gauges {
+                runs_pending: 7,
+                jobs: vec![(JobState::Scheduled, 2)],
+                alerts_open: vec![(crate::domain::alert::Condition::Failure, 1)],
+                db_connections: (1, 3),
+            },
+            &[JobSignal {
+                tenant: "default".into(),
+                job_id: "nightly".into(),
+                last_success: chrono::DateTime::from_timestamp(1_800_000_000, 0),
+                consecutive_failures: 2,
+            }],
+        );
         for line in [
             "cronhook_runs_created_total{status=\"pending\"} 3",
             "cronhook_runs_created_total{status=\"missed\"} 1",
@@ -439,6 +502,8 @@ mod tests {
             "cronhook_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/jobs\",status=\"2xx\"} 1",
             "process_resident_memory_bytes ",
             "process_open_fds ",
+            "cronhook_job_last_success_timestamp_seconds{tenant=\"default\",job_id=\"nightly\"} 1800000000",
+            "cronhook_job_consecutive_failures{tenant=\"default\",job_id=\"nightly\"} 2",
             "cronhook_attempts_total{outcome=\"succeeded\"} 1",
             "cronhook_lateness_seconds_bucket{le=\"0.005\"} 1",
             "cronhook_lateness_seconds_bucket{le=\"0.003\"} 0",

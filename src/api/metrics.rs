@@ -23,7 +23,8 @@ pub async fn metrics(
     State(app): State<AppState>,
 ) -> Result<Response, ApiError> {
     let gauges = app.store.gauges().await?;
-    let mut response = app.metrics.render(&gauges).into_response();
+    let signals = app.store.job_signals(app.metrics.job_series_max).await?;
+    let mut response = app.metrics.render(&gauges, &signals).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));

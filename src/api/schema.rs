@@ -177,6 +177,8 @@ fn job_patch() -> Value {
                        "description": "When its runs alert (DESIGN.md §11.5); null: never."},
             "mute_until": {"type": ["string", "null"], "format": "date-time",
                            "description": "No alert opens or reminds before this instant; null: not muted."},
+            "metrics": {"type": "boolean",
+                        "description": "Export its last success time and consecutive failures on `/metrics`."},
             "paused": {"type": "boolean"},
             "next_run_at": {"oneOf": [
                 {"type": "string", "format": "date-time"},

@@ -57,6 +57,8 @@ pub struct JobView {
     #[serde(with = "instant::rfc3339_opt", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub mute_until: Option<DateTime<Utc>>,
+    /// Its last success time and consecutive failures are on `/metrics`.
+    pub metrics: bool,
     pub paused: bool,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
@@ -120,6 +122,7 @@ impl From<Job> for JobView {
                 .as_ref()
                 .map(crate::domain::alert::AlertPolicy::to_input),
             mute_until: d.mute_until,
+            metrics: d.metrics,
             paused: job.schedule.state() == JobState::Paused,
             metadata: d.metadata,
             state: job.schedule.state(),

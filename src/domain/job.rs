@@ -156,6 +156,10 @@ pub struct JobInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub mute_until: Option<String>,
+    /// Export this job's last success time and consecutive failures on
+    /// `/metrics` (default false; at most `--max-job-metrics` jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<bool>,
     /// Create the job paused (default false).
     #[serde(default)]
     pub paused: Option<bool>,
@@ -254,6 +258,8 @@ pub struct JobDefinition {
     /// When its runs alert (§11.5), and until when they may not.
     pub alerts: Option<AlertPolicy>,
     pub mute_until: Option<DateTime<Utc>>,
+    /// Its own signals on `/metrics` (§11.5).
+    pub metrics: bool,
     pub metadata: Map<String, Value>,
 }
 
@@ -394,6 +400,7 @@ impl JobInput {
                 flow,
                 alerts,
                 mute_until,
+                metrics: self.metrics.unwrap_or(false),
                 metadata: self.metadata.unwrap_or_default(),
             },
             paused,
@@ -550,6 +557,7 @@ impl Job {
             flow: d.flow.as_ref().map(Flow::to_input),
             alerts: d.alerts.as_ref().map(AlertPolicy::to_input),
             mute_until: d.mute_until.map(|t| crate::domain::instant::format(&t)),
+            metrics: Some(d.metrics),
             paused: Some(self.schedule == Schedule::Paused),
             next_run_at: None,
             metadata: Some(d.metadata.clone()),

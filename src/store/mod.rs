@@ -245,6 +245,16 @@ pub struct Gauges {
     pub db_connections: (u32, u32),
 }
 
+/// A job's own signals on `/metrics` (§11.5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSignal {
+    pub tenant: String,
+    pub job_id: String,
+    pub last_success: Option<DateTime<Utc>>,
+    /// Scheduled runs failed since its last success.
+    pub consecutive_failures: u64,
+}
+
 /// Which runs a list shows, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
@@ -983,6 +993,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pending runs, jobs by state, the pool's connections.
     async fn gauges(&self) -> StoreResult<Gauges>;
+    /// The signals of the jobs with `metrics: true`, at most `limit`.
+    async fn job_signals(&self, limit: u32) -> StoreResult<Vec<JobSignal>>;
 
     /// Starts forwarding other instances' notifications to this process's
     /// wake-ups, until `shutdown`; `None` where the store has none (SQLite).

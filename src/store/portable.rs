@@ -132,6 +132,7 @@ pub(crate) trait Portable: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<DeliveryRecord>>;
     async fn gauges(&self) -> StoreResult<Gauges>;
+    async fn job_signals(&self, limit: u32) -> StoreResult<Vec<super::JobSignal>>;
     async fn tenant_quotas(&self, tenant: &Tenant) -> StoreResult<QuotaOverrides>;
     async fn set_tenant_quotas(&self, tenant: &Tenant, set: &QuotaOverrides) -> StoreResult<()>;
     async fn held_back_tenants(&self, minute: i64, default_most: u32) -> StoreResult<Vec<String>>;
@@ -1767,6 +1768,41 @@ macro_rules! portable_statements {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map(DeliveryRow::into_record).collect()
+            }
+
+            async fn job_signals(
+                &self,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::JobSignal>> {
+                let rows: Vec<(String, String, Option<AtColumn>, i64)> = sqlx::query_as(
+                    "SELECT j.tenant, j.id,
+                            (SELECT max(r.finished_at) FROM runs r
+                             WHERE r.tenant = j.tenant AND r.job_id = j.id
+                               AND r.status = 'succeeded'),
+                            (SELECT count(*) FROM runs r
+                             WHERE r.tenant = j.tenant AND r.job_id = j.id
+                               AND r.cause = 'schedule' AND r.status = 'failed'
+                               AND NOT EXISTS (SELECT 1 FROM runs s
+                                               WHERE s.tenant = r.tenant AND s.job_id = r.job_id
+                                                 AND s.status = 'succeeded'
+                                                 AND s.finished_at >= r.finished_at))
+                     FROM jobs j
+                     WHERE j.alerts IS NOT NULL AND j.alerts LIKE '%\"metrics\":true%'
+                     ORDER BY j.tenant, j.id
+                     LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(tenant, job_id, last, failures)| $crate::store::JobSignal {
+                        tenant,
+                        job_id,
+                        last_success: last.map($crate::store::rows::At::at),
+                        consecutive_failures: failures.max(0) as u64,
+                    })
+                    .collect())
             }
 
             async fn gauges(&self) -> $crate::store::StoreResult<$crate::store::Gauges> {

@@ -453,6 +453,7 @@ impl StoredDefinition {
             flow: self.flow.as_deref().map(|f| flow_of(job, f)).transpose()?,
             alerts: alerts.alerts,
             mute_until: alerts.mute_until,
+            metrics: alerts.metrics,
             metadata,
         })
     }
@@ -465,12 +466,16 @@ pub(crate) struct StoredAlerts {
     alerts: Option<crate::domain::alert::AlertsInput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mute_until: Option<DateTime<Utc>>,
+    /// Written `"metrics":true` exactly: `/metrics` finds such jobs by it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    metrics: bool,
 }
 
 /// A job's alert settings, read back.
 pub(crate) struct AlertSettings {
     pub alerts: Option<crate::domain::alert::AlertPolicy>,
     pub mute_until: Option<DateTime<Utc>>,
+    pub metrics: bool,
 }
 
 impl StoredAlerts {
@@ -478,8 +483,9 @@ impl StoredAlerts {
         let stored = StoredAlerts {
             alerts: d.alerts.as_ref().map(|a| a.to_input()),
             mute_until: d.mute_until,
+            metrics: d.metrics,
         };
-        (stored.alerts.is_some() || stored.mute_until.is_some())
+        (stored.alerts.is_some() || stored.mute_until.is_some() || stored.metrics)
             .then(|| serde_json::to_string(&stored).unwrap_or_default())
     }
 
@@ -494,6 +500,7 @@ impl StoredAlerts {
                 .map(|a| a.parse("alerts").map_err(|e| corrupt(job, "alerts", e)))
                 .transpose()?,
             mute_until: stored.mute_until,
+            metrics: stored.metrics,
         })
     }
 }

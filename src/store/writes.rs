@@ -2023,6 +2023,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.db.gauges().await
     }
 
+    async fn job_signals(&self, limit: u32) -> StoreResult<Vec<super::JobSignal>> {
+        self.db.job_signals(limit).await
+    }
+
     fn spawn_listener(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
         self.db
             .spawn_listener(self.wakeups.clone(), self.subscriptions.clone(), shutdown)

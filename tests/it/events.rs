@@ -509,13 +509,39 @@ async fn metrics_count_what_happened(backend: Backend) {
         0.0
     );
 
-    app.post("/v1/jobs", job_now("counted", &receiver.url("/ok"), 1))
-        .await;
+    receiver.script("/broken", [Answer::Status(500)]);
+    for (id, path) in [("counted", "/ok"), ("broken", "/broken")] {
+        let mut job = job_now(id, &receiver.url(path), 1);
+        job["metrics"] = json!(true);
+        assert_eq!(app.post("/v1/jobs", job).await.status, 201);
+    }
     runs_when(&app, "counted", |r| {
         r.first().is_some_and(|r| r["status"] == "succeeded")
     })
     .await;
+    runs_when(&app, "broken", |r| {
+        r.first().is_some_and(|r| r["status"] == "failed")
+    })
+    .await;
     let text = app.get("/metrics").await.text;
+    // The jobs that opted in have series of their own.
+    let job = |id: &'static str| [("tenant", "default"), ("job_id", id)];
+    assert!(
+        sample(
+            &text,
+            "cronhook_job_last_success_timestamp_seconds",
+            &job("counted")
+        ) > 1.7e9,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "cronhook_job_consecutive_failures", &job("counted")),
+        0.0
+    );
+    assert_eq!(
+        sample(&text, "cronhook_job_consecutive_failures", &job("broken")),
+        1.0
+    );
     // Made once, ended once: a run counts in runs_total only at its end.
     assert_eq!(
         sample(
@@ -523,7 +549,7 @@ async fn metrics_count_what_happened(backend: Backend) {
             "cronhook_runs_created_total",
             &[("status", "pending")]
         ),
-        1.0
+        2.0
     );
     assert_eq!(
         sample(&text, "cronhook_runs_total", &[("status", "pending")]),
@@ -534,6 +560,10 @@ async fn metrics_count_what_happened(backend: Backend) {
         1.0
     );
     assert_eq!(
+        sample(&text, "cronhook_runs_total", &[("status", "failed")]),
+        1.0
+    );
+    assert_eq!(
         sample(
             &text,
             "cronhook_attempts_total",
@@ -541,10 +571,10 @@ async fn metrics_count_what_happened(backend: Backend) {
         ),
         1.0
     );
-    assert_eq!(sample(&text, "cronhook_lateness_seconds_count", &[]), 1.0);
+    assert_eq!(sample(&text, "cronhook_lateness_seconds_count", &[]), 2.0);
     assert_eq!(
         sample(&text, "cronhook_jobs", &[("state", "completed")]),
-        1.0
+        2.0
     );
     assert_eq!(sample(&text, "cronhook_runs_pending", &[]), 0.0);
     assert!(sample(&text, "cronhook_claim_duration_seconds_count", &[]) >= 1.0);
