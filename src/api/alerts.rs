@@ -136,6 +136,7 @@ pub async fn list_alerts(
             Condition::parse,
             &Condition::ALL.map(Condition::as_str),
         )?,
+        unresolved: false,
         limit: limit(query.limit.as_deref())?,
     };
     let alerts = app.store.list_alerts(&caller.tenant, &filter).await?;

@@ -19,11 +19,17 @@ use crate::state::AppState;
     responses((status = 200, description = "Prometheus metrics", content_type = "application/openmetrics-text", body = String))
 )]
 pub async fn metrics(
-    MetricsReader(_): MetricsReader,
+    MetricsReader(caller): MetricsReader,
     State(app): State<AppState>,
 ) -> Result<Response, ApiError> {
     let gauges = app.store.gauges().await?;
-    let signals = app.store.job_signals(app.metrics.job_series_max).await?;
+    // A scoped token sees its own tenant's jobs' series, never another's
+    // (DESIGN §8); the service-wide figures name no job.
+    let own = (caller.role != crate::domain::auth::Role::Root).then_some(&caller.tenant);
+    let signals = app
+        .store
+        .job_signals(app.metrics.job_series_max, own)
+        .await?;
     let mut response = app.metrics.render(&gauges, &signals).into_response();
     response
         .headers_mut()

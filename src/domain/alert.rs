@@ -220,9 +220,17 @@ pub struct Watched<'a> {
     /// backfill runs do not count).
     pub runs: &'a [RecentRun],
     pub open: &'a [OpenAlert],
-    /// The runs its recent alerts (open or resolved) were about: a run
-    /// alerts once, even when the watchdog sees it again.
-    pub alerted: &'a [Uuid],
+    /// Its recent alerts, open or resolved: a run alerts once, and what
+    /// ended before an alert resolved belongs to that alert.
+    pub past: &'a [PastAlert],
+}
+
+/// An alert of the job's, as the rules remember it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PastAlert {
+    pub condition: Condition,
+    pub run_id: Option<Uuid>,
+    pub resolved_at: Option<DateTime<Utc>>,
 }
 
 /// What to do about a job's alerts.
@@ -263,7 +271,21 @@ fn firing(
     job: &Watched<'_>,
     now: DateTime<Utc>,
 ) -> Option<(Option<Uuid>, String)> {
-    let fresh = |r: &&RecentRun| !job.alerted.contains(&r.id);
+    // A run that alerted, or that ended before this condition's last
+    // alert resolved or while alerts were muted, opens nothing.
+    let resolved = job
+        .past
+        .iter()
+        .filter(|a| a.condition == condition)
+        .filter_map(|a| a.resolved_at)
+        .max();
+    let mute_ended = job.muted_until.filter(|until| *until <= now);
+    let fresh = |r: &&RecentRun| {
+        !job.past.iter().any(|a| a.run_id == Some(r.id))
+            && r.finished_at.is_none_or(|f| {
+                resolved.is_none_or(|at| f > at) && mute_ended.is_none_or(|at| f > at)
+            })
+    };
     let finished = || job.runs.iter().filter(|r| r.finished_at.is_some());
     let in_flight = || {
         job.runs
@@ -277,17 +299,25 @@ fn firing(
             let ended: Vec<&RecentRun> = finished()
                 .filter(|r| matches!(r.status, RunStatus::Succeeded | RunStatus::Failed))
                 .collect();
+            // The newest streak with at least n failures that alerted for
+            // nothing yet (one seen only after a success ended it too).
             let n = p.after_consecutive_failures as usize;
-            let streak = ended
+            let streak: Vec<&RecentRun> = ended
                 .split(|r| r.status == RunStatus::Succeeded)
-                .find(|streak| streak.len() >= n)?;
-            let newest = *streak.first().filter(|r| fresh(r))?;
+                .map(|streak| {
+                    streak
+                        .iter()
+                        .copied()
+                        .filter(|r| fresh(r))
+                        .collect::<Vec<_>>()
+                })
+                .find(|fresh_ones| fresh_ones.len() >= n)?;
             let detail = if n == 1 {
                 "a run failed".to_string()
             } else {
                 format!("{} runs failed in a row", streak.len())
             };
-            Some((Some(newest.id), detail))
+            Some((Some(streak[0].id), detail))
         }
         Condition::Missed => {
             let last =
@@ -367,9 +397,52 @@ fn firing(
     }
 }
 
+/// Whether the job recovered from `condition` since `opened_at`: its newest
+/// ended run succeeded after it, on time and within its durations, and no
+/// run in flight is late or overdue now.
+fn recovered(
+    condition: Condition,
+    p: &AlertPolicy,
+    job: &Watched<'_>,
+    opened_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some(newest) = job.runs.iter().find(|r| r.finished_at.is_some()) else {
+        return false;
+    };
+    let (Some(finished), RunStatus::Succeeded) = (newest.finished_at, newest.status) else {
+        return false;
+    };
+    if finished < opened_at {
+        return false;
+    }
+    let took = newest.first_attempt_at.map(|s| finished - s);
+    let in_flight = || job.runs.iter().filter(|r| r.status.in_flight());
+    match condition {
+        Condition::Failure | Condition::Missed => true,
+        Condition::Late => {
+            let most = seconds(p.late_start_s.unwrap_or(u32::MAX));
+            newest
+                .first_attempt_at
+                .is_none_or(|s| s - newest.scheduled_for <= most)
+                && !in_flight()
+                    .any(|r| r.first_attempt_at.is_none() && now - r.scheduled_for > most)
+        }
+        Condition::Overdue => {
+            let most = seconds(p.max_duration_s.unwrap_or(u32::MAX));
+            took.is_none_or(|t| t <= most)
+                && !in_flight().any(|r| r.first_attempt_at.is_some_and(|s| now - s > most))
+        }
+        Condition::TooFast => {
+            let least = seconds(p.min_duration_s.unwrap_or(0));
+            took.is_none_or(|t| t >= least)
+        }
+    }
+}
+
 /// What becomes of a job's alerts at `now`: at most one open alert per
-/// condition; an open one resolves once its condition no longer holds and
-/// a run finished successfully since it opened; reminders every
+/// condition; an open one resolves once the job recovered (see
+/// [`recovered`]); reminders every
 /// `realert_s` unless acknowledged; nothing opens or reminds while muted;
 /// a paused job (or one that no longer alerts) resolves them all.
 pub fn evaluate(job: &Watched<'_>, now: DateTime<Utc>) -> Vec<Action> {
@@ -385,16 +458,15 @@ pub fn evaluate(job: &Watched<'_>, now: DateTime<Utc>) -> Vec<Action> {
             .collect();
     };
     let muted = job.muted_until.is_some_and(|until| until > now);
-    let succeeded_since = |at: DateTime<Utc>| {
-        job.runs
-            .iter()
-            .any(|r| r.status == RunStatus::Succeeded && r.finished_at.is_some_and(|f| f >= at))
-    };
     let mut actions = Vec::new();
     for condition in Condition::ALL {
-        let fire = firing(condition, &policy, job, now);
-        match (job.open.iter().find(|a| a.condition == condition), fire) {
-            (Some(alert), None) if succeeded_since(alert.opened_at) => {
+        let open = job.open.iter().find(|a| a.condition == condition);
+        let fire = match open {
+            Some(_) => None,
+            None => firing(condition, &policy, job, now),
+        };
+        match (open, fire) {
+            (Some(alert), _) if recovered(condition, &policy, job, alert.opened_at, now) => {
                 actions.push(Action::Resolve {
                     alert_id: alert.id,
                     notify: policy.recovery,
@@ -466,7 +538,7 @@ mod tests {
             muted_until: None,
             runs,
             open,
-            alerted: &[],
+            past: &[],
         }
     }
 
@@ -500,9 +572,13 @@ mod tests {
             run(4, Failed),
         ];
         assert_eq!(evaluate(&watch(p, &between, &[]), at(NOW)).len(), 1);
-        let once = [Uuid::from_u128(6)];
+        let once = [PastAlert {
+            condition: Condition::Failure,
+            run_id: Some(Uuid::from_u128(6)),
+            resolved_at: None,
+        }];
         let seen = Watched {
-            alerted: &once,
+            past: &once,
             ..watch(p, &between, &[])
         };
         assert_eq!(evaluate(&seen, at(NOW)), []);
@@ -525,6 +601,48 @@ mod tests {
                 notify: true
             }]
         );
+    }
+
+    #[test]
+    fn an_alert_resolves_on_recovery_and_what_it_covered_opens_nothing_again() {
+        use RunStatus::*;
+        let p = policy(serde_json::json!({}));
+        // Opened on 10:05's failure; 10:06 failed too; 10:07 succeeded.
+        let runs = [run(7, Succeeded), run(6, Failed), run(5, Failed)];
+        let alert = [open(Condition::Failure, "2026-12-01T10:05:30Z")];
+        assert_eq!(
+            evaluate(&watch(p, &runs, &alert), at(NOW)),
+            [Action::Resolve {
+                alert_id: Uuid::from_u128(99),
+                notify: true
+            }]
+        );
+        // Once resolved (10:08), 10:06's failure opens nothing new...
+        let past = [PastAlert {
+            condition: Condition::Failure,
+            run_id: Some(Uuid::from_u128(5)),
+            resolved_at: Some(at("2026-12-01T10:08:00Z")),
+        }];
+        let after = Watched {
+            past: &past,
+            ..watch(p, &runs, &[])
+        };
+        assert_eq!(evaluate(&after, at(NOW)), []);
+        // ...but a failure after it does.
+        let again = [
+            run(9, Failed),
+            run(7, Succeeded),
+            run(6, Failed),
+            run(5, Failed),
+        ];
+        let later = Watched {
+            past: &past,
+            ..watch(p, &again, &[])
+        };
+        assert_eq!(evaluate(&later, at(NOW)).len(), 1);
+        // Not recovered while the newest ended run still failed.
+        let still = [run(8, Failed), run(7, Succeeded), run(6, Failed)];
+        assert_eq!(evaluate(&watch(p, &still, &alert), at(NOW)), []);
     }
 
     #[test]
@@ -613,7 +731,14 @@ mod tests {
             ..watch(p, &runs, &[])
         };
         assert_eq!(evaluate(&muted_new, at(NOW)), []);
-        assert_eq!(evaluate(&muted_new, at("2026-12-01T11:00:01Z")).len(), 1);
+        // What ended while muted opens nothing when the mute ends; what
+        // ends after it does.
+        assert_eq!(evaluate(&muted_new, at("2026-12-01T11:00:01Z")), []);
+        let short_mute = Watched {
+            muted_until: Some(at("2026-12-01T10:05:02Z")),
+            ..watch(p, &runs, &[])
+        };
+        assert_eq!(evaluate(&short_mute, at(NOW)).len(), 1);
     }
 
     #[test]

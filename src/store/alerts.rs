@@ -12,7 +12,9 @@ use super::rows::{At, RowId};
 use super::shape::StoredAlerts;
 use super::writes::SqlStore;
 use super::{StoreError, StoreResult, Tenant};
-use crate::domain::alert::{self, Action, AlertState, Condition, OpenAlert, RecentRun, Watched};
+use crate::domain::alert::{
+    self, Action, AlertState, Condition, OpenAlert, PastAlert, RecentRun, Watched,
+};
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::instant;
 use crate::domain::job::JobState;
@@ -20,9 +22,11 @@ use crate::domain::run::RunStatus;
 
 /// Jobs one watchdog pass looks at, at most.
 pub const PASS_JOBS: u32 = 10_000;
-/// A job's alerts the watchdog reads: the open ones and those recent
-/// enough to say which runs already alerted.
-const ALERTS_READ: u32 = 50;
+/// A job's recent alerts the watchdog reads to say which runs already
+/// alerted (its open ones are read apart, however many).
+const PAST_READ: u32 = 50;
+/// A job's open alerts: one per condition at most.
+const OPEN_READ: u32 = 100;
 
 /// An alert as the store keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +51,8 @@ pub struct AlertFilter {
     pub job_id: Option<String>,
     pub state: Option<AlertState>,
     pub condition: Option<Condition>,
+    /// Only those not resolved.
+    pub unresolved: bool,
     pub limit: u32,
 }
 
@@ -184,15 +190,29 @@ impl<D: Dialect> SqlStore<D> {
                 }
                 None => Vec::new(),
             };
-            let filter = AlertFilter {
+            let of_job = |unresolved, limit| AlertFilter {
                 job_id: Some(job.job_id.clone()),
-                limit: ALERTS_READ,
+                unresolved,
+                limit,
                 ..AlertFilter::default()
             };
-            let alerts = self.db.read_alerts(&mut tx, &job.tenant, &filter).await?;
+            let alerts = self
+                .db
+                .read_alerts(&mut tx, &job.tenant, &of_job(true, OPEN_READ))
+                .await?;
+            let past: Vec<PastAlert> = self
+                .db
+                .read_alerts(&mut tx, &job.tenant, &of_job(false, PAST_READ))
+                .await?
+                .into_iter()
+                .map(|a| PastAlert {
+                    condition: a.condition,
+                    run_id: a.run_id,
+                    resolved_at: a.resolved_at,
+                })
+                .collect();
             let open: Vec<OpenAlert> = alerts
                 .iter()
-                .filter(|a| a.state != AlertState::Resolved)
                 .map(|a| OpenAlert {
                     id: a.id,
                     condition: a.condition,
@@ -201,7 +221,6 @@ impl<D: Dialect> SqlStore<D> {
                     notified_at: a.notified_at,
                 })
                 .collect();
-            let alerted: Vec<Uuid> = alerts.iter().filter_map(|a| a.run_id).collect();
             let actions = alert::evaluate(
                 &Watched {
                     policy,
@@ -209,7 +228,7 @@ impl<D: Dialect> SqlStore<D> {
                     muted_until: settings.mute_until,
                     runs: &runs,
                     open: &open,
-                    alerted: &alerted,
+                    past: &past,
                 },
                 now,
             );

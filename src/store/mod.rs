@@ -993,8 +993,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pending runs, jobs by state, the pool's connections.
     async fn gauges(&self) -> StoreResult<Gauges>;
-    /// The signals of the jobs with `metrics: true`, at most `limit`.
-    async fn job_signals(&self, limit: u32) -> StoreResult<Vec<JobSignal>>;
+    /// The signals of the jobs with `metrics: true`, at most `limit`; one
+    /// tenant's when `tenant` is given.
+    async fn job_signals(&self, limit: u32, tenant: Option<&Tenant>)
+    -> StoreResult<Vec<JobSignal>>;
 
     /// Starts forwarding other instances' notifications to this process's
     /// wake-ups, until `shutdown`; `None` where the store has none (SQLite).

@@ -132,7 +132,11 @@ pub(crate) trait Portable: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<DeliveryRecord>>;
     async fn gauges(&self) -> StoreResult<Gauges>;
-    async fn job_signals(&self, limit: u32) -> StoreResult<Vec<super::JobSignal>>;
+    async fn job_signals(
+        &self,
+        limit: u32,
+        tenant: Option<&Tenant>,
+    ) -> StoreResult<Vec<super::JobSignal>>;
     async fn tenant_quotas(&self, tenant: &Tenant) -> StoreResult<QuotaOverrides>;
     async fn set_tenant_quotas(&self, tenant: &Tenant, set: &QuotaOverrides) -> StoreResult<()>;
     async fn held_back_tenants(&self, minute: i64, default_most: u32) -> StoreResult<Vec<String>>;
@@ -357,6 +361,7 @@ macro_rules! portable_statements {
                  WHERE tenant = $1 AND ($2 IS NULL OR job_id = $2)
                    AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR condition = $4)
                    AND ($5 IS NULL OR id = $5)
+                   AND ($7 IS NULL OR state <> 'resolved')
                  ORDER BY opened_at DESC, id DESC
                  LIMIT $6",
             )
@@ -366,6 +371,7 @@ macro_rules! portable_statements {
             .bind(filter.condition.map(|c| c.as_str()))
             .bind(filter.id.map(row_id))
             .bind(i64::from(filter.limit))
+            .bind(filter.unresolved.then_some(1_i64))
             .fetch_all(conn)
             .await?;
             rows.into_iter().map(|r| r.into_record()).collect()
@@ -1773,6 +1779,7 @@ macro_rules! portable_statements {
             async fn job_signals(
                 &self,
                 limit: u32,
+                tenant: Option<&$crate::store::Tenant>,
             ) -> $crate::store::StoreResult<Vec<$crate::store::JobSignal>> {
                 let rows: Vec<(String, String, Option<AtColumn>, i64)> = sqlx::query_as(
                     "SELECT j.tenant, j.id,
@@ -1788,10 +1795,12 @@ macro_rules! portable_statements {
                                                  AND s.finished_at >= r.finished_at))
                      FROM jobs j
                      WHERE j.alerts IS NOT NULL AND j.alerts LIKE '%\"metrics\":true%'
+                       AND ($2 IS NULL OR j.tenant = $2)
                      ORDER BY j.tenant, j.id
                      LIMIT $1",
                 )
                 .bind(i64::from(limit))
+                .bind(tenant.map(|t| t.as_str()))
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows

@@ -1479,7 +1479,7 @@ impl Dialect for PgDialect {
     async fn redrive_run(&self, tx: &mut Self::Tx, id: Uuid) -> StoreResult<Run> {
         sqlx::query_as::<_, RunRow>(&format!(
             "UPDATE runs SET status = 'pending', next_attempt_at = now(), finished_at = NULL,
-                 prior_attempts = attempt_count
+                 prior_attempts = attempt_count, reason = NULL
              WHERE id = $1
              RETURNING {RUN_COLUMNS}"
         ))

@@ -1134,7 +1134,7 @@ impl Dialect for SqliteDialect {
     async fn redrive_run(&self, tx: &mut Self::Tx, id: Uuid) -> StoreResult<Run> {
         sqlx::query_as::<_, RunRow>(&format!(
             "UPDATE runs SET status = 'pending', next_attempt_at = ?2, finished_at = NULL,
-                 prior_attempts = attempt_count
+                 prior_attempts = attempt_count, reason = NULL
              WHERE id = ?1
              RETURNING {RUN_COLUMNS}"
         ))

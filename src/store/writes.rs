@@ -2023,8 +2023,12 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.db.gauges().await
     }
 
-    async fn job_signals(&self, limit: u32) -> StoreResult<Vec<super::JobSignal>> {
-        self.db.job_signals(limit).await
+    async fn job_signals(
+        &self,
+        limit: u32,
+        tenant: Option<&Tenant>,
+    ) -> StoreResult<Vec<super::JobSignal>> {
+        self.db.job_signals(limit, tenant).await
     }
 
     fn spawn_listener(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {

@@ -168,21 +168,15 @@ async fn open_alerts(
     app: &AppState,
     viewer: &Viewer,
 ) -> Result<Vec<crate::store::alerts::AlertRecord>, UiError> {
-    use crate::domain::alert::AlertState;
-    let mut alerts = Vec::new();
-    for state in [AlertState::Open, AlertState::Acked] {
-        let filter = crate::store::alerts::AlertFilter {
-            state: Some(state),
-            limit: 500,
-            ..Default::default()
-        };
-        alerts.extend(
-            app.store
-                .list_alerts(&viewer.caller.tenant, &filter)
-                .await?,
-        );
-    }
-    Ok(alerts)
+    let filter = crate::store::alerts::AlertFilter {
+        unresolved: true,
+        limit: 500,
+        ..Default::default()
+    };
+    Ok(app
+        .store
+        .list_alerts(&viewer.caller.tenant, &filter)
+        .await?)
 }
 
 fn job_row(job: &Job, alerting: &[crate::store::alerts::AlertRecord]) -> Markup {

@@ -630,7 +630,30 @@ async fn metrics_count_what_happened(backend: Backend) {
     assert_eq!(made["scopes"], json!(["metrics"]), "{made}");
     let scraper = made["token"].as_str().unwrap().to_string();
     let scraped = app.client.get(app.url("/metrics")).bearer_auth(&scraper);
-    assert_eq!(scraped.send().await.unwrap().status(), 200);
+    let scraped = scraped.send().await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("job_id=\"counted\""));
+    // Another tenant's scraper sees none of this tenant's jobs.
+    let other = app
+        .client
+        .post(app.url("/v1/tokens"))
+        .bearer_auth(&root)
+        .json(&json!({"role": "read", "tenant": "team-b", "scopes": ["metrics"]}))
+        .send()
+        .await
+        .unwrap();
+    let other: Value = other.json().await.unwrap();
+    let theirs = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(other["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!theirs.contains("job_id=\"counted\""), "{theirs}");
     let tokens = app.client.get(app.url("/v1/tokens")).bearer_auth(&scraper);
     assert_eq!(tokens.send().await.unwrap().status(), 403);
     let bad = app
