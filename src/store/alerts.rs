@@ -171,6 +171,9 @@ impl<D: Dialect> SqlStore<D> {
     /// one instance at a time holds; answers how many alerts it changed
     /// (none when another instance holds the pass).
     pub(super) async fn watch_alerts_inner(&self) -> StoreResult<u32> {
+        if !self.db.anything_to_watch().await? {
+            return Ok(0);
+        }
         let mut tx = self.db.begin().await?;
         let Some(now) = self.db.lock_watchdog(&mut tx).await? else {
             return Ok(0);

@@ -179,6 +179,8 @@ pub(crate) struct ExpiredRun {
     pub prior_attempts: i64,
     /// Its job's retry policy as stored (none for an event's delivery).
     pub retry: Option<StoredRetry>,
+    /// For an event's delivery: which event, to which subscription.
+    pub delivery: Option<super::DeliveryOf>,
 }
 
 #[async_trait]

@@ -132,6 +132,9 @@ pub(crate) trait Portable: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<DeliveryRecord>>;
     async fn gauges(&self) -> StoreResult<Gauges>;
+    /// Whether any job alerts or any alert is open: without, the watchdog
+    /// takes no transaction (on SQLite, the whole database's write lock).
+    async fn anything_to_watch(&self) -> StoreResult<bool>;
     async fn job_signals(
         &self,
         limit: u32,
@@ -1774,6 +1777,18 @@ macro_rules! portable_statements {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map(DeliveryRow::into_record).collect()
+            }
+
+            async fn anything_to_watch(&self) -> $crate::store::StoreResult<bool> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT count(*) FROM (SELECT 1 FROM jobs
+                                                    WHERE alerts IS NOT NULL LIMIT 1) j)
+                          + (SELECT count(*) FROM (SELECT 1 FROM alerts
+                                                    WHERE state <> 'resolved' LIMIT 1) a)",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n > 0)
             }
 
             async fn job_signals(

@@ -1633,8 +1633,10 @@ impl Dialect for PgDialect {
     ) -> StoreResult<Vec<ExpiredRun>> {
         sqlx::query_as::<_, ExpiredRow>(
             "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.attempt_count, r.prior_attempts,
-                    j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.delivery_rules
+                    j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.delivery_rules,
+                    r.event_id, e.type AS event_type, e.job_id AS event_job_id
              FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
+                  LEFT JOIN events e ON e.id = r.event_id
              WHERE r.status = 'running'
                AND (r.lease_until < now() OR NOT (r.lease_owner = ANY($2)))
              ORDER BY r.lease_until

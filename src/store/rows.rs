@@ -423,11 +423,32 @@ pub(crate) struct ExpiredRow<I, N> {
     backoff_initial_s: Option<i64>,
     backoff_max_s: Option<i64>,
     delivery_rules: Option<String>,
+    event_id: Option<I>,
+    event_type: Option<String>,
+    event_job_id: Option<String>,
 }
 
 impl<I: RowId, N: Into<i64>> ExpiredRow<I, N> {
     pub fn into_expired(self) -> StoreResult<ExpiredRun> {
+        // An event's delivery: which event, to which subscription.
+        let delivery = match (
+            &self.subscription_id,
+            self.event_id,
+            self.event_type,
+            self.event_job_id,
+        ) {
+            (Some(subscription_id), Some(event_id), Some(event_type), Some(job_id)) => {
+                Some(super::DeliveryOf {
+                    subscription_id: subscription_id.clone(),
+                    event_id: event_id.uuid()?,
+                    event_type,
+                    job_id,
+                })
+            }
+            _ => None,
+        };
         Ok(ExpiredRun {
+            delivery,
             run_id: self.id.uuid()?,
             tenant: self.tenant,
             job_id: self.job_id,

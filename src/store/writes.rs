@@ -1773,9 +1773,10 @@ impl<D: Dialect> Store for SqlStore<D> {
             decided.push((row.run_id, outcome));
             let tenant = super::tenant(&row.tenant)?;
             let job_id = row.job_id.map(super::job_id).transpose()?;
-            records.push(AttemptRecord::interrupted(
-                row.run_id, tenant, job_id, attempt, outcome,
-            ));
+            records.push(AttemptRecord {
+                delivery: row.delivery,
+                ..AttemptRecord::interrupted(row.run_id, tenant, job_id, attempt, outcome)
+            });
         }
         // The cut-off attempt is recorded, then the run written as decided.
         let recovered = self.db.write_recovered(&mut tx, &decided, now).await?;
