@@ -351,10 +351,19 @@ pub fn for_attempt(a: &AttemptSummary<'_>) -> Vec<NewEvent> {
     }
 }
 
+/// The event a delivery carried, and where to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryOf {
+    pub subscription_id: String,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub job_id: String,
+}
+
 /// A subscription's delivery that failed for good (§11.5): its own event,
 /// about the delivered event's job.
 pub fn delivery_failed(
-    d: &crate::store::DeliveryOf,
+    d: &DeliveryOf,
     delivery_id: Uuid,
     attempts: u32,
     status_code: Option<u16>,

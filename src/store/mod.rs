@@ -441,14 +441,7 @@ pub enum BackfillMade {
     Made(Backfill),
 }
 
-/// The event a delivery carried, and where to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryOf {
-    pub subscription_id: String,
-    pub event_id: Uuid,
-    pub event_type: String,
-    pub job_id: String,
-}
+pub use crate::domain::event::DeliveryOf;
 
 /// One finished attempt, to be recorded with the run's new state.
 #[derive(Debug, Clone, PartialEq)]
