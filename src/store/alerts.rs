@@ -227,7 +227,8 @@ impl<D: Dialect> SqlStore<D> {
             let actions = alert::evaluate(
                 &Watched {
                     policy,
-                    paused: state != Some(JobState::Scheduled),
+                    // A completed job's last runs still alert; a paused one never.
+                    paused: state == Some(JobState::Paused),
                     muted_until: settings.mute_until,
                     runs: &runs,
                     open: &open,

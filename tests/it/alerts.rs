@@ -189,6 +189,20 @@ async fn a_skipped_run_opens_missed_ack_stops_nothing_and_pausing_resolves(backe
     );
 }
 
+async fn a_one_shot_job_that_fails_alerts_though_completed(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.script("/once", [Answer::Status(410)]);
+    let app = TestApp::spawn(backend).await;
+    app.create_job(json!({
+        "id": "once", "trigger": {"type": "date", "run_at": common::now_text()},
+        "target": {"url": receiver.url("/once")}, "alerts": {}
+    }))
+    .await;
+    let opened = alerts_when(&app, "once", "a failure alert", |a| !a.is_empty()).await;
+    assert_eq!(opened[0]["condition"], "failure", "{opened:?}");
+    assert_eq!(app.get("/v1/jobs/once").await.json()["state"], "completed");
+}
+
 async fn bad_alert_input_is_a_422_naming_the_field(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let job = |extra: Value| {
@@ -245,6 +259,7 @@ async fn bad_alert_input_is_a_422_naming_the_field(backend: Backend) {
 }
 
 store_tests!(
+    a_one_shot_job_that_fails_alerts_though_completed,
     failures_open_one_alert_a_slack_subscription_receives_and_recovery_resolves,
     a_skipped_run_opens_missed_ack_stops_nothing_and_pausing_resolves,
     bad_alert_input_is_a_422_naming_the_field,
