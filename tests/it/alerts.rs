@@ -203,6 +203,52 @@ async fn a_one_shot_job_that_fails_alerts_though_completed(backend: Backend) {
     assert_eq!(app.get("/v1/jobs/once").await.json()["state"], "completed");
 }
 
+async fn overdue_too_fast_and_late_open_their_alerts(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.script("/slow", [Answer::After(Duration::from_secs(4), 200)]);
+    let app = TestApp::spawn(backend).await;
+    // Overdue while still running: 1 s after its first attempt started.
+    app.create_job(json!({
+        "id": "slow", "trigger": {"type": "date", "run_at": common::now_text()},
+        "target": {"url": receiver.url("/slow")}, "alerts": {"max_duration_s": 1}
+    }))
+    .await;
+    // Succeeded in far less than min_duration_s.
+    app.create_job(json!({
+        "id": "quick", "trigger": {"type": "date", "run_at": common::now_text()},
+        "target": {"url": receiver.url("/quick")}, "alerts": {"min_duration_s": 60}
+    }))
+    .await;
+    let overdue = alerts_when(&app, "slow", "an overdue alert", |a| !a.is_empty()).await;
+    assert_eq!(overdue[0]["condition"], "overdue", "{overdue:?}");
+    assert!(
+        overdue[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not finished"),
+        "opened while the run still ran: {overdue:?}"
+    );
+    let quick = alerts_when(&app, "quick", "a too_fast alert", |a| !a.is_empty()).await;
+    assert_eq!(quick[0]["condition"], "too_fast", "{quick:?}");
+    // A run that waits behind a hanging one (buffer_one) starts late.
+    receiver.script("/held", [Answer::Hang]);
+    app.create_job(json!({
+        "id": "held", "trigger": {"type": "interval", "every_s": 1},
+        "target": {"url": receiver.url("/held"), "timeout_s": 30},
+        "overlap": "buffer_one", "alerts": {"late_start_s": 1, "missed": false}
+    }))
+    .await;
+    let late = alerts_when(&app, "held", "a late alert", |a| {
+        a.iter().any(|x| x["condition"] == "late")
+    })
+    .await;
+    let late = late.iter().find(|x| x["condition"] == "late").unwrap();
+    assert!(
+        late["detail"].as_str().unwrap().contains("has not started"),
+        "{late}"
+    );
+}
+
 async fn bad_alert_input_is_a_422_naming_the_field(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let job = |extra: Value| {
@@ -259,6 +305,7 @@ async fn bad_alert_input_is_a_422_naming_the_field(backend: Backend) {
 }
 
 store_tests!(
+    overdue_too_fast_and_late_open_their_alerts,
     a_one_shot_job_that_fails_alerts_though_completed,
     failures_open_one_alert_a_slack_subscription_receives_and_recovery_resolves,
     a_skipped_run_opens_missed_ack_stops_nothing_and_pausing_resolves,
