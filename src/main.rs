@@ -93,26 +93,53 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::List => {
             let store = open_store(&config).await?;
-            println!(
-                "{:<21} {:<6} {:<20} {:<20} {:<25} {:<25} name",
-                "id", "role", "tenant", "created", "last used", "revoked"
-            );
             let at = |t: Option<chrono::DateTime<chrono::Utc>>| {
                 t.map_or("-".to_string(), |t| {
                     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
                 })
             };
+            // Columns as wide as their widest cell: a role or tenant's
+            // Display ignores a width, so every cell is a String first.
+            let mut rows = vec![
+                [
+                    "id",
+                    "role",
+                    "tenant",
+                    "scopes",
+                    "created",
+                    "last used",
+                    "revoked",
+                    "name",
+                ]
+                .map(String::from),
+            ];
             for t in store.list_tokens().await? {
-                println!(
-                    "{:<21} {:<6} {:<20} {:<20} {:<25} {:<25} {}",
+                let scopes: Vec<&str> = t.scopes.iter().map(|s| s.as_str()).collect();
+                rows.push([
                     t.id,
-                    t.role,
-                    t.tenant,
-                    t.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    t.role.to_string(),
+                    t.tenant.to_string(),
+                    if scopes.is_empty() {
+                        "-".into()
+                    } else {
+                        scopes.join(",")
+                    },
+                    at(Some(t.created_at)),
                     at(t.last_used_at),
                     at(t.revoked_at),
-                    t.name.unwrap_or_default()
-                );
+                    t.name.unwrap_or_default(),
+                ]);
+            }
+            let widths: Vec<usize> = (0..8)
+                .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+                .collect();
+            for row in &rows {
+                let cells: Vec<String> = row
+                    .iter()
+                    .zip(&widths)
+                    .map(|(cell, w)| format!("{cell:<w$}"))
+                    .collect();
+                println!("{}", cells.join("  ").trim_end());
             }
         }
         TokenCommand::Revoke { id } => {

@@ -107,6 +107,13 @@ async fn tokens_made_on_the_command_line_open_it(backend: Backend) {
         "{listed}"
     );
     assert!(!listed.contains(&root[4..]), "{listed}");
+    // The columns line up: each row's role starts under the header's.
+    let lines: Vec<&str> = listed.lines().collect();
+    let column = lines[0].find("role").unwrap();
+    for line in &lines[1..] {
+        let role = &line[column..column + 4];
+        assert!(role == "root" || role == "read", "{listed}");
+    }
     let bad = run(&dir, &db.url, &["token", "create", "--role", "admin"], &[]);
     assert!(!bad.status.success());
 
