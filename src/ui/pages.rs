@@ -192,7 +192,7 @@ fn job_row(job: &Job, alerting: &[crate::store::alerts::AlertRecord]) -> Markup 
                 @if let Some(name) = &job.definition.name { br; span.name { (name) } }
             }
             td { (in_words(&job.definition.trigger)) }
-            td.state { (state_badge(state)) @if state == JobState::Paused { " ⏸" } }
+            td.state { (state_badge(state)) }
             td { @match job.schedule.next_run_at() {
                 Some(t) => (instant(t, tz)),
                 None => span.none { "—" },
@@ -419,8 +419,11 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
+/// A run id as the pages show it: its last 8 hex digits, random in a
+/// UUIDv7 (its first 8 are a timestamp, the same for runs of one minute).
 fn short(id: Uuid) -> String {
-    id.to_string()[..8].to_string()
+    let text = id.simple().to_string();
+    text[text.len() - 8..].to_string()
 }
 
 /// `/ui/jobs/{id}/secret`: the signing secret, for writers only.
@@ -613,4 +616,15 @@ pub async fn failed(
         }
     };
     Ok(viewer.page("Failed runs", Some(&live), body))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn runs_made_within_a_minute_have_different_short_ids() {
+        let a = uuid::Uuid::parse_str("01a23fb5-4df9-733e-a30d-bf0411250d56").unwrap();
+        let b = uuid::Uuid::parse_str("01a23fb5-50cc-747b-b7c9-0eaa7b369dd1").unwrap();
+        assert_eq!(super::short(a), "11250d56");
+        assert_ne!(super::short(a), super::short(b));
+    }
 }
