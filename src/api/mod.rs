@@ -116,6 +116,16 @@ pub fn routes() -> Router<AppState> {
     let docs = SwaggerUi::new("/docs")
         .external_url_unchecked("/openapi.json", openapi::complete(document))
         .config(utoipa_swagger_ui::Config::default().validator_url("none"));
+    // The docs' assets are 1.5 MB and change only with the binary: gzip
+    // them for a client that takes it, and let a browser keep them a while.
+    let docs = Router::from(docs)
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("public, max-age=3600"),
+            ),
+        );
     api.merge(docs)
 }
 

@@ -35,6 +35,23 @@ async fn served_document_and_docs_page() {
     let script = app.get("/docs/swagger-ui-bundle.js").await;
     assert_eq!(script.status, 200);
     assert!(script.text.len() > 100_000);
+    // Gzipped for a client that takes it, and kept by a browser a while.
+    let zipped = app
+        .client
+        .get(app.url("/docs/swagger-ui-bundle.js"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.status(), 200);
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert_eq!(zipped.headers()["cache-control"], "public, max-age=3600");
+    let bytes = zipped.bytes().await.unwrap();
+    assert!(
+        bytes.len() < script.text.len() / 2,
+        "{} bytes gzipped",
+        bytes.len()
+    );
     let init = app.get("/docs/swagger-initializer.js").await;
     assert!(init.text.contains("/openapi.json"), "{}", init.text);
     // No online validator: the page never sends the spec's URL away.
