@@ -98,6 +98,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             config.max_streams_per_tenant,
         )),
         metrics: metrics.clone(),
+        pings: Arc::default(),
         wakeups: wakeups.clone(),
         shutdown: shutdown.clone(),
         store: store.clone(),

@@ -13,6 +13,7 @@ pub mod instance;
 pub mod keyfile;
 pub mod metrics;
 pub mod ops;
+pub mod ping_limits;
 pub mod retention;
 pub mod scheduler;
 pub mod server;

@@ -28,6 +28,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Event streams open, against their caps.
     pub streams: Arc<StreamLimits>,
+    /// Pings per key (§11.5).
+    pub pings: Arc<crate::ping_limits::PingLimits>,
 }
 
 impl AppState {

@@ -149,13 +149,13 @@ pub async fn seed(store: &PgStore, jobs: Vec<NewJob>) -> anyhow::Result<()> {
             let schedule = spec.initial_schedule(now);
             let (run, start) = instants(&spec.definition.trigger);
             let id = spec.id.as_ref().context("a seeded job needs an id")?;
-            let (sealed_target, sealed_secret) = cronhook::store::sealed_job_columns(
-                &key,
-                &tenant,
-                id,
-                &spec.definition.target,
-                &secret,
-            );
+            let target = spec
+                .definition
+                .target
+                .as_ref()
+                .context("a seeded job needs a target")?;
+            let (sealed_target, sealed_secret) =
+                cronhook::store::sealed_job_columns(&key, &tenant, id, target, &secret);
             target_secrets.push(sealed_target);
             secrets.push(sealed_secret);
             ids.push(id.to_string());

@@ -158,6 +158,33 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
     }
 }
 
+/// Where a client reached this service, `scheme://host` (its `Host`
+/// header, and `X-Forwarded-Proto` behind a proxy): a monitor's ping URL
+/// is shown under it. Empty (a path alone) without a `Host`.
+pub struct BaseUrl(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for BaseUrl {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()))
+        };
+        let host = header("host").or_else(|| parts.uri.authority().map(|a| a.as_str()));
+        let scheme = match header("x-forwarded-proto") {
+            Some("https") => "https",
+            _ => "http",
+        };
+        Ok(BaseUrl(
+            host.map(|h| format!("{scheme}://{h}")).unwrap_or_default(),
+        ))
+    }
+}
+
 /// A `{id}` path segment that is a valid job id (422 otherwise).
 pub struct JobIdPath(pub JobId);
 

@@ -11,12 +11,12 @@ use utoipa::IntoParams;
 
 use super::auth::{Reader, Writer};
 use super::error::{ApiError, Problem};
-use super::extract::{ApiJson, ApiQuery, IdempotencyHeader, JobIdPath};
+use super::extract::{ApiJson, ApiQuery, BaseUrl, IdempotencyHeader, JobIdPath};
 use super::idempotent;
 use super::pagination::{encode_job_cursor, job_cursor, limit};
 use super::schema::IdempotencyKeyHeader;
 use super::views::{JobPage, JobView};
-use crate::domain::auth::Tenant;
+use crate::domain::auth::{Role, Tenant};
 use crate::domain::error::FieldError;
 use crate::domain::job::{JobId, JobInput, JobState, search_text};
 use crate::domain::lifecycle::JobCommand;
@@ -25,12 +25,16 @@ use crate::ops::Via;
 use crate::state::AppState;
 use crate::store::{Job, JobFilter, Saved, StoreError};
 
-fn created(job: Job) -> impl IntoResponse {
+fn created(job: Job, role: Role, base: &str) -> impl IntoResponse {
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
         headers.insert(header::LOCATION, location);
     }
-    (StatusCode::CREATED, headers, Json(JobView::from(job)))
+    (
+        StatusCode::CREATED,
+        headers,
+        Json(JobView::seen_by(job, role, base)),
+    )
 }
 
 /// Create a job.
@@ -48,6 +52,7 @@ fn created(job: Job) -> impl IntoResponse {
 pub async fn create_job(
     Writer(caller): Writer,
     State(app): State<AppState>,
+    BaseUrl(base): BaseUrl,
     IdempotencyHeader(key): IdempotencyHeader,
     ApiJson(input): ApiJson<JobInput>,
 ) -> Result<axum::response::Response, ApiError> {
@@ -55,7 +60,7 @@ pub async fn create_job(
     let idempotency = idempotent::request(key, "create_job", "/v1/jobs", &body);
     let tenant = &caller.tenant;
     if let Some(job_id) = idempotent::earlier(&app, tenant, idempotency.as_ref()).await? {
-        return created_earlier(&app, tenant, &job_id).await;
+        return created_earlier(&app, tenant, &job_id, caller.role, &base).await;
     }
     let ctx = app.parse_context(Utc::now());
     let spec = input.parse(ctx.clone())?;
@@ -71,11 +76,11 @@ pub async fn create_job(
     {
         Ok((job, _)) => {
             tracing::info!(tenant = %tenant, job_id = %job.id, state = job.schedule.state().as_str(), "job created");
-            Ok(created(job).into_response())
+            Ok(created(job, caller.role, &base).into_response())
         }
         // A concurrent request with the same key may have made it first.
         Err(e) => match idempotent::earlier(&app, tenant, idempotency.as_ref()).await? {
-            Some(job_id) => created_earlier(&app, tenant, &job_id).await,
+            Some(job_id) => created_earlier(&app, tenant, &job_id, caller.role, &base).await,
             None => Err(e.into()),
         },
     }
@@ -86,13 +91,15 @@ async fn created_earlier(
     app: &AppState,
     tenant: &Tenant,
     job_id: &str,
+    role: Role,
+    base: &str,
 ) -> Result<axum::response::Response, ApiError> {
     let job = match JobId::parse(job_id) {
         Ok(id) => app.store.get_job(tenant, &id).await?,
         Err(_) => None,
     };
     let job = job.ok_or_else(|| idempotent::gone("job", job_id))?;
-    Ok(created(job).into_response())
+    Ok(created(job, role, base).into_response())
 }
 
 /// Create or replace a job (APScheduler's `replace_existing`).
@@ -114,6 +121,7 @@ async fn created_earlier(
 pub async fn replace_job(
     Writer(caller): Writer,
     State(app): State<AppState>,
+    BaseUrl(base): BaseUrl,
     JobIdPath(id): JobIdPath,
     ApiJson(input): ApiJson<JobInput>,
 ) -> Result<axum::response::Response, ApiError> {
@@ -142,8 +150,8 @@ pub async fn replace_job(
         .map_err(|e| not_found(e, &id))?;
     tracing::info!(tenant = %caller.tenant, job_id = %job.id, state = job.schedule.state().as_str(), created = saved == Saved::Created, "job replaced");
     Ok(match saved {
-        Saved::Created => created(job).into_response(),
-        Saved::Updated => Json(JobView::from(job)).into_response(),
+        Saved::Created => created(job, caller.role, &base).into_response(),
+        Saved::Updated => Json(JobView::seen_by(job, caller.role, &base)).into_response(),
     })
 }
 
@@ -158,6 +166,7 @@ pub async fn replace_job(
 pub async fn get_job(
     Reader(caller): Reader,
     State(app): State<AppState>,
+    BaseUrl(base): BaseUrl,
     JobIdPath(id): JobIdPath,
 ) -> Result<Json<JobView>, ApiError> {
     let job = app
@@ -165,7 +174,7 @@ pub async fn get_job(
         .get_job(&caller.tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found_job(&id))?;
-    Ok(Json(JobView::seen_by(job, caller.role)))
+    Ok(Json(JobView::seen_by(job, caller.role, &base)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -195,6 +204,7 @@ pub struct ListJobsQuery {
 pub async fn list_jobs(
     Reader(caller): Reader,
     State(app): State<AppState>,
+    BaseUrl(base): BaseUrl,
     ApiQuery(query): ApiQuery<ListJobsQuery>,
 ) -> Result<Json<JobPage>, ApiError> {
     let state = query
@@ -222,7 +232,7 @@ pub async fn list_jobs(
     Ok(Json(JobPage {
         items: jobs
             .into_iter()
-            .map(|job| JobView::seen_by(job, caller.role))
+            .map(|job| JobView::seen_by(job, caller.role, &base))
             .collect(),
         next_cursor,
     }))
@@ -250,6 +260,7 @@ pub async fn list_jobs(
 pub async fn modify_job(
     Writer(caller): Writer,
     State(app): State<AppState>,
+    BaseUrl(base): BaseUrl,
     JobIdPath(id): JobIdPath,
     ApiJson(patch): ApiJson<Map<String, Value>>,
 ) -> Result<Json<JobView>, ApiError> {
@@ -260,7 +271,7 @@ pub async fn modify_job(
         .await
         .map_err(|e| not_found(e, &id))?;
     tracing::info!(tenant = %caller.tenant, job_id = %job.id, state = job.schedule.state().as_str(), "job modified");
-    Ok(Json(job.into()))
+    Ok(Json(JobView::seen_by(job, caller.role, &base)))
 }
 
 fn not_found(e: StoreError, id: &JobId) -> ApiError {
@@ -283,6 +294,7 @@ fn not_found(e: StoreError, id: &JobId) -> ApiError {
 pub async fn pause_job(
     Writer(caller): Writer,
     State(app): State<AppState>,
+    BaseUrl(base): BaseUrl,
     JobIdPath(id): JobIdPath,
 ) -> Result<Json<JobView>, ApiError> {
     let job = app
@@ -290,7 +302,7 @@ pub async fn pause_job(
         .pause(&id)
         .await
         .map_err(|e| not_found(e, &id))?;
-    Ok(Json(job.into()))
+    Ok(Json(JobView::seen_by(job, caller.role, &base)))
 }
 
 /// Resume a job: `next_run_at` is computed from now; what fell due while
@@ -306,6 +318,7 @@ pub async fn pause_job(
 pub async fn resume_job(
     Writer(caller): Writer,
     State(app): State<AppState>,
+    BaseUrl(base): BaseUrl,
     JobIdPath(id): JobIdPath,
 ) -> Result<Json<JobView>, ApiError> {
     let job = app
@@ -313,7 +326,7 @@ pub async fn resume_job(
         .resume(&id)
         .await
         .map_err(|e| not_found(e, &id))?;
-    Ok(Json(job.into()))
+    Ok(Json(JobView::seen_by(job, caller.role, &base)))
 }
 
 /// Delete a job and its runs.

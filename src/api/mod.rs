@@ -8,7 +8,7 @@ mod backfills;
 mod calendars;
 pub mod error;
 mod events;
-mod extract;
+pub(crate) mod extract;
 mod flows;
 pub mod guard;
 mod health;
@@ -18,6 +18,7 @@ mod jobs;
 mod metrics;
 mod openapi;
 pub(crate) mod pagination;
+mod pings;
 mod quotas;
 mod render;
 mod runs;
@@ -70,6 +71,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(agenda::agenda))
         .routes(routes!(alerts::list_alerts))
         .routes(routes!(alerts::ack_alert))
+        .routes(routes!(pings::ping_success))
+        .routes(routes!(pings::ping_kind))
+        .routes(routes!(pings::rotate_ping_key))
         .routes(routes!(flows::list_flows))
         .routes(routes!(flows::get_flow, flows::put_flow))
         .routes(routes!(flows::pause_flow))

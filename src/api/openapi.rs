@@ -24,6 +24,7 @@ Errors are `application/problem+json` whose `detail` names the field and the rea
         (name = "runs", description = "Run history, attempts, and running a job now"),
         (name = "triggers", description = "Fire times of a trigger, before a job uses it"),
         (name = "calendars", description = "Calendars: holidays, business days and time windows that triggers exclude or keep to; the agenda"),
+        (name = "monitors", description = "Monitor-only jobs: ping URLs for work Cronhook does not start (a crontab line), no API token"),
         (name = "alerts", description = "Alerts: when a job's runs failed, were missed, started late, ran too long or too short"),
         (name = "flows", description = "Flow keys: limits shared by many jobs' runs (in flight at once, a rate)"),
         (name = "instances", description = "The processes of the service sharing one database"),
@@ -222,14 +223,27 @@ pub fn complete(document: Document) -> Value {
 
 fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Value>) {
     let mut shared = Vec::new();
-    if path.starts_with("/v1/") || path == "/metrics" {
+    if path.starts_with("/v1/ping/") {
+        // The key in the path is all a ping proves (§11.5).
+        operation.insert("security".into(), json!([]));
+        shared.extend(auth_problems().into_iter().filter(|(s, _)| s == "421"));
+        // A body is optional, and a GET has none.
+        if method == "get" {
+            operation.remove("requestBody");
+        } else if let Some(body) = operation.get_mut("requestBody") {
+            body["required"] = json!(false);
+        }
+    } else if path.starts_with("/v1/") || path == "/metrics" {
         operation.insert("security".into(), json!([{"bearer": []}]));
         shared.extend(auth_problems());
         if method != "get" {
             shared.extend(change_problems());
         }
     }
-    if let Some(body) = operation.get_mut("requestBody") {
+    if let Some(body) = operation
+        .get_mut("requestBody")
+        .filter(|_| !path.starts_with("/v1/ping/"))
+    {
         // Every body the API reads is required: none at all is a 400 or 415.
         body["required"] = json!(true);
         shared.extend(body_problems());

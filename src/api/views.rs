@@ -29,7 +29,11 @@ pub struct JobView {
     pub id: String,
     pub name: Option<String>,
     pub trigger: TriggerInput,
-    pub target: TargetView,
+    /// Where each run is sent; null for a monitor-only job.
+    pub target: Option<TargetView>,
+    /// A monitor-only job's settings and ping URL (§11.5); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorView>,
     pub misfire_grace_s: Option<u32>,
     pub coalesce: bool,
     pub catchup_max: u32,
@@ -77,12 +81,36 @@ pub struct JobView {
     pub last_run: Option<RunSummaryView>,
 }
 
+/// A monitor-only job's monitor, as the service returns it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MonitorSettings)]
+pub struct MonitorView {
+    /// Seconds after each fire time its ping may come.
+    pub grace_s: u32,
+    /// Where the watched work reports: GET or POST this URL when it
+    /// succeeds, `/start` when it starts, `/fail` or `/{exit_code}` when
+    /// it ends. The key in it is the job's alone, not an API token;
+    /// shown to write tokens only (null for read tokens).
+    pub ping_url: Option<String>,
+}
+
 impl JobView {
-    /// The job as `role` is shown it (`TargetView::seen_by`).
-    pub fn seen_by(job: Job, role: Role) -> Self {
-        let url = url_shown_to(&job.definition.target.url, role);
+    /// The job as `role` is shown it (`TargetView::seen_by`), its ping URL
+    /// under `base` (`scheme://host` this service is reached at).
+    pub fn seen_by(job: Job, role: Role, base: &str) -> Self {
+        let ping_key = job.ping_key.clone().filter(|_| role >= Role::Write);
+        let url = job
+            .definition
+            .target
+            .as_ref()
+            .map(|t| url_shown_to(&t.url, role));
         let mut view = Self::from(job);
-        view.target.url = url;
+        if let (Some(target), Some(url)) = (view.target.as_mut(), url) {
+            target.url = url;
+        }
+        if let Some(monitor) = view.monitor.as_mut() {
+            monitor.ping_url = ping_key.map(|key| format!("{base}/v1/ping/{key}"));
+        }
         view
     }
 }
@@ -104,7 +132,11 @@ impl From<Job> for JobView {
             id: job.id.to_string(),
             name: d.name,
             trigger: d.trigger.to_input(),
-            target: TargetView::from(&d.target),
+            target: d.target.as_ref().map(TargetView::from),
+            monitor: d.monitor.map(|m| MonitorView {
+                grace_s: m.grace_s,
+                ping_url: None,
+            }),
             misfire_grace_s: d.misfire_grace_s,
             coalesce: d.coalesce,
             catchup_max: d.catchup_max,

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::error::FieldError;
+use crate::domain::monitor::REASON_PING_MISSING;
 use crate::domain::run::RunStatus;
 
 pub const MAX_CONSECUTIVE: i64 = 100;
@@ -105,6 +106,21 @@ impl AlertsInput {
     }
 }
 
+impl Default for AlertPolicy {
+    /// What `{}` says: one failure, and missed runs.
+    fn default() -> Self {
+        AlertPolicy {
+            after_consecutive_failures: 1,
+            missed: true,
+            late_start_s: None,
+            max_duration_s: None,
+            min_duration_s: None,
+            recovery: true,
+            realert_s: None,
+        }
+    }
+}
+
 impl AlertPolicy {
     pub fn to_input(&self) -> AlertsInput {
         AlertsInput {
@@ -135,15 +151,21 @@ pub enum Condition {
     Late,
     Overdue,
     TooFast,
+    /// A monitor-only job's ping did not come within its grace.
+    PingMissing,
+    /// A monitor-only job was pinged when no run awaited it.
+    Unexpected,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 5] = [
+    pub const ALL: [Condition; 7] = [
         Condition::Failure,
         Condition::Missed,
         Condition::Late,
         Condition::Overdue,
         Condition::TooFast,
+        Condition::PingMissing,
+        Condition::Unexpected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -153,6 +175,8 @@ impl Condition {
             Condition::Late => "late",
             Condition::Overdue => "overdue",
             Condition::TooFast => "too_fast",
+            Condition::PingMissing => "ping_missing",
+            Condition::Unexpected => "unexpected",
         }
     }
 
@@ -196,6 +220,15 @@ pub struct RecentRun {
     /// When its first attempt started; none before it.
     pub first_attempt_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// A monitor's run recorded from a ping that no run awaited (cause
+    /// `ping`): it opens `unexpected` and counts for nothing else.
+    pub unexpected: bool,
+}
+
+/// The runs of fire times, newest first: what every condition but
+/// `unexpected` reads.
+fn scheduled<'a>(job: &'a Watched<'_>) -> impl Iterator<Item = &'a RecentRun> {
+    job.runs.iter().filter(|r| !r.unexpected)
 }
 
 /// An alert not yet resolved.
@@ -286,13 +319,13 @@ fn firing(
                 resolved.is_none_or(|at| f > at) && mute_ended.is_none_or(|at| f > at)
             })
     };
-    let finished = || job.runs.iter().filter(|r| r.finished_at.is_some());
+    let finished = || scheduled(job).filter(|r| r.finished_at.is_some());
     let in_flight = || {
-        job.runs
-            .iter()
+        scheduled(job)
             .filter(|r| r.status.in_flight())
             .filter(fresh)
     };
+    let ping_missing = |r: &RecentRun| r.reason.as_deref() == Some(REASON_PING_MISSING);
     match condition {
         Condition::Failure => {
             // The newest streak of at least n failures, unless it alerted.
@@ -320,8 +353,9 @@ fn firing(
             Some((Some(streak[0].id), detail))
         }
         Condition::Missed => {
-            let last =
-                finished().find(|r| matches!(r.status, RunStatus::Missed | RunStatus::Skipped))?;
+            let last = finished()
+                .filter(|r| !ping_missing(r))
+                .find(|r| matches!(r.status, RunStatus::Missed | RunStatus::Skipped))?;
             (p.missed && fresh(&last)).then(|| {
                 let why = last.reason.as_deref().unwrap_or("misfire");
                 (
@@ -379,6 +413,28 @@ fn firing(
             let took = last.finished_at? - last.first_attempt_at?;
             (took > most).then(|| (Some(last.id), format!("the last run took {}", words(took))))
         }
+        Condition::PingMissing => {
+            let last = finished().find(|r| r.status == RunStatus::Missed && ping_missing(r))?;
+            fresh(&last).then(|| {
+                (
+                    Some(last.id),
+                    format!(
+                        "no ping for the run due at {}",
+                        last.scheduled_for.to_rfc3339()
+                    ),
+                )
+            })
+        }
+        Condition::Unexpected => {
+            let last = job.runs.iter().find(|r| r.unexpected).filter(fresh)?;
+            Some((
+                Some(last.id),
+                format!(
+                    "a ping ({}) came when no run awaited one",
+                    last.status.as_str()
+                ),
+            ))
+        }
         Condition::TooFast => {
             let least = seconds(p.min_duration_s?);
             let last = finished().next().filter(fresh)?;
@@ -407,7 +463,7 @@ fn recovered(
     opened_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> bool {
-    let Some(newest) = job.runs.iter().find(|r| r.finished_at.is_some()) else {
+    let Some(newest) = scheduled(job).find(|r| r.finished_at.is_some()) else {
         return false;
     };
     let (Some(finished), RunStatus::Succeeded) = (newest.finished_at, newest.status) else {
@@ -417,9 +473,14 @@ fn recovered(
         return false;
     }
     let took = newest.first_attempt_at.map(|s| finished - s);
-    let in_flight = || job.runs.iter().filter(|r| r.status.in_flight());
+    let in_flight = || scheduled(job).filter(|r| r.status.in_flight());
     match condition {
-        Condition::Failure | Condition::Missed => true,
+        Condition::Failure | Condition::Missed | Condition::PingMissing => true,
+        // A later run on schedule that succeeded, after no other ping.
+        Condition::Unexpected => !job
+            .runs
+            .iter()
+            .any(|r| r.unexpected && r.scheduled_for > newest.scheduled_for),
         Condition::Late => {
             let most = seconds(p.late_start_s.unwrap_or(u32::MAX));
             newest
@@ -518,6 +579,7 @@ mod tests {
             reason: None,
             first_attempt_at: Some(due + TimeDelta::seconds(1)),
             finished_at: (!status.in_flight()).then(|| due + TimeDelta::seconds(3)),
+            unexpected: false,
         }
     }
 
@@ -799,5 +861,64 @@ mod tests {
         );
         let p = policy(serde_json::json!({"late_start_s": 120, "realert_s": 3600}));
         assert_eq!(p.to_input().parse("alerts").unwrap(), p);
+    }
+    #[test]
+    fn the_default_policy_is_what_an_empty_object_says() {
+        assert_eq!(AlertPolicy::default(), policy(serde_json::json!({})));
+    }
+
+    #[test]
+    fn a_monitor_run_without_its_ping_opens_ping_missing_not_missed() {
+        use RunStatus::*;
+        let p = policy(serde_json::json!({}));
+        let mut quiet = run(9, Missed);
+        quiet.reason = Some(REASON_PING_MISSING.into());
+        quiet.first_attempt_at = None;
+        let runs = [quiet, run(8, Succeeded)];
+        assert_eq!(
+            evaluate(&watch(p, &runs, &[]), at(NOW)),
+            [Action::Open {
+                condition: Condition::PingMissing,
+                run_id: Some(Uuid::from_u128(9)),
+                detail: "no ping for the run due at 2026-12-01T10:09:00+00:00".into()
+            }]
+        );
+        // The next fire time pinged on time: it resolves.
+        let alert = [open(Condition::PingMissing, "2026-12-01T10:09:30Z")];
+        let later = [run(10, Succeeded), runs[0].clone()];
+        assert_eq!(
+            evaluate(&watch(p, &later, &alert), at("2026-12-01T10:11:00Z")),
+            [Action::Resolve {
+                alert_id: Uuid::from_u128(99),
+                notify: true
+            }]
+        );
+    }
+
+    #[test]
+    fn a_ping_nothing_awaited_opens_unexpected_and_counts_for_nothing_else() {
+        use RunStatus::*;
+        let p = policy(serde_json::json!({}));
+        let mut extra = run(9, Failed);
+        extra.unexpected = true;
+        let runs = [extra, run(8, Succeeded)];
+        assert_eq!(
+            evaluate(&watch(p, &runs, &[]), at(NOW)),
+            [Action::Open {
+                condition: Condition::Unexpected,
+                run_id: Some(Uuid::from_u128(9)),
+                detail: "a ping (failed) came when no run awaited one".into()
+            }]
+        );
+        // A scheduled run succeeding after it resolves it.
+        let alert = [open(Condition::Unexpected, "2026-12-01T10:09:30Z")];
+        let later = [run(10, Succeeded), runs[0].clone(), runs[1].clone()];
+        assert_eq!(
+            evaluate(&watch(p, &later, &alert), at("2026-12-01T10:11:00Z")),
+            [Action::Resolve {
+                alert_id: Uuid::from_u128(99),
+                notify: true
+            }]
+        );
     }
 }

@@ -302,6 +302,37 @@ pub const MAX_WAIT: &str = "max_wait";
 /// The `reason` of a run cancelled with its backfill.
 pub const BACKFILL_CANCELLED: &str = "backfill_cancelled";
 
+/// A monitor's run a ping ended (§11.5): `run.succeeded` or `run.failed`.
+pub fn run_pinged(
+    job_id: &str,
+    run_id: Uuid,
+    status: RunStatus,
+    ping: &str,
+    reason: Option<&str>,
+) -> Option<NewEvent> {
+    let kind = match status {
+        RunStatus::Succeeded => EventType::RunSucceeded,
+        RunStatus::Failed => EventType::RunFailed,
+        _ => return None,
+    };
+    let mut data = json!({"ping": ping});
+    if let Some(reason) = reason {
+        data["error"] = json!(reason);
+    }
+    Some(NewEvent::new(kind, job_id, Some(run_id), data))
+}
+
+/// A monitor's run no ping reached within its grace (§11.5).
+pub fn run_ping_missing(job_id: &str, run_id: Uuid, scheduled_for: DateTime<Utc>) -> NewEvent {
+    NewEvent::new(
+        EventType::RunMissed,
+        job_id,
+        Some(run_id),
+        json!({"status": "missed", "reason": crate::domain::monitor::REASON_PING_MISSING,
+               "scheduled_for": instant::format(&scheduled_for)}),
+    )
+}
+
 /// A failed run sent again (`POST /v1/runs/{id}/retry`).
 pub fn run_retried(job_id: &str, run_id: Uuid, attempts_so_far: u32) -> NewEvent {
     NewEvent::new(
@@ -481,6 +512,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             last_run: None,
+            ping_key: None,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::domain::error::{FieldError, Reason};
 use crate::domain::flow::{Flow, FlowInput};
 use crate::domain::instant;
 use crate::domain::misfire::{DEFAULT_CATCHUP_MAX, MAX_CATCHUP_MAX};
+use crate::domain::monitor::{Monitor, MonitorInput};
 use crate::domain::network_policy::NetworkPolicy;
 use crate::domain::overlap::{Overlap, OverlapMode};
 use crate::domain::retry::{RetryInput, RetryPolicy};
@@ -74,7 +75,8 @@ impl fmt::Display for JobId {
     }
 }
 
-/// A job as a client writes it. Only `trigger` and `target` are required.
+/// A job as a client writes it. Only `trigger` and `target` are required
+/// (`target: null` with `monitor` for a monitor-only job).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = JobRequest, example = json!({
@@ -95,8 +97,15 @@ pub struct JobInput {
     pub name: Option<String>,
     #[schema(required = true, value_type = TriggerInput)]
     pub trigger: Option<TriggerInput>,
-    #[schema(required = true, value_type = TargetInput)]
+    /// Where each run is sent; null for a monitor-only job.
+    #[schema(required = true, value_type = Option<TargetInput>)]
     pub target: Option<TargetInput>,
+    /// Makes the job monitor-only (DESIGN.md §11.5), with `target: null`:
+    /// each fire time makes a run `awaiting` a ping to its
+    /// `monitor.ping_url`; none within `grace_s` makes it `missed` and
+    /// opens a `ping_missing` alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorInput>,
     /// Seconds an occurrence may be late and still run; null (the
     /// default) for no limit.
     #[serde(default)]
@@ -242,7 +251,9 @@ impl ToSchema for ForcedRun {}
 pub struct JobDefinition {
     pub name: Option<String>,
     pub trigger: Trigger,
-    pub target: Target,
+    /// None for a monitor-only job, which has `monitor` instead.
+    pub target: Option<Target>,
+    pub monitor: Option<Monitor>,
     pub misfire_grace_s: Option<u32>,
     pub coalesce: bool,
     pub catchup_max: u32,
@@ -287,6 +298,8 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     /// The newest run, shown with the job.
     pub last_run: Option<RunSummary>,
+    /// A monitor-only job's ping key (§11.5).
+    pub ping_key: Option<String>,
 }
 
 /// What validation needs besides the request.
@@ -325,10 +338,23 @@ impl JobInput {
             Some(binding) => trigger.bind(binding, "trigger")?,
             None => trigger,
         };
-        let target = self
-            .target
-            .ok_or_else(|| FieldError::new("target", "is required"))?
-            .parse(&ctx.network_policy, "target")?;
+        let monitor = self.monitor.map(|m| m.parse("monitor")).transpose()?;
+        let target = match (self.target, monitor) {
+            (Some(target), None) => Some(target.parse(&ctx.network_policy, "target")?),
+            (None, Some(_)) => None,
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new(
+                    "target",
+                    "must be null for a monitor-only job (monitor is given)",
+                ));
+            }
+            (None, None) => {
+                return Err(FieldError::new(
+                    "target",
+                    "is required (or null, with monitor, for a monitor-only job)",
+                ));
+            }
+        };
         let misfire_grace_s = match self.misfire_grace_s {
             None => None,
             Some(g) if (1..=i64::from(u32::MAX)).contains(&g) => Some(g as u32),
@@ -363,6 +389,12 @@ impl JobInput {
         let max_runs = run_limit::parse_max_runs(self.max_runs)?;
         let retry = self.retry.unwrap_or_default().parse("retry")?;
         let flow = self.flow.map(FlowInput::parse).transpose()?;
+        if monitor.is_some() && flow.is_some() {
+            return Err(FieldError::new(
+                "flow",
+                "a monitor-only job sends nothing for a flow to hold back",
+            ));
+        }
         let alerts = self.alerts.map(|a| a.parse("alerts")).transpose()?;
         let mute_until = self
             .mute_until
@@ -388,6 +420,7 @@ impl JobInput {
                 name: self.name,
                 trigger,
                 target,
+                monitor,
                 misfire_grace_s,
                 coalesce: self.coalesce.unwrap_or(true),
                 catchup_max,
@@ -406,7 +439,7 @@ impl JobInput {
             paused,
             next_run_at: self.next_run_at.map(|forced| forced.resolve(ctx.now)),
         };
-        if spec.definition.target.template {
+        if spec.definition.target.as_ref().is_some_and(|t| t.template) {
             let id = spec.id.as_ref().map_or("", JobId::as_str);
             crate::domain::template::check(id, &spec.definition, ctx.now)?;
         }
@@ -543,7 +576,8 @@ impl Job {
             id: Some(self.id.to_string()),
             name: d.name.clone(),
             trigger: Some(d.trigger.to_input()),
-            target: Some(d.target.to_input()),
+            target: d.target.as_ref().map(Target::to_input),
+            monitor: d.monitor.map(Monitor::to_input),
             misfire_grace_s: d.misfire_grace_s.map(i64::from),
             coalesce: Some(d.coalesce),
             catchup_max: Some(d.catchup_max.into()),
@@ -594,6 +628,23 @@ mod tests {
     }
 
     #[test]
+    fn a_monitor_only_job_has_no_target_and_a_grace() {
+        let v = json!({"trigger": {"type": "interval", "every_s": 60},
+                       "target": null, "monitor": {"grace_s": 120}});
+        let spec = parse(v).unwrap();
+        assert_eq!(spec.definition.target, None);
+        assert_eq!(spec.definition.monitor.unwrap().grace_s, 120);
+        let mut v = with("monitor", json!({}));
+        v["target"] = Value::Null;
+        let default = parse(v).unwrap();
+        assert_eq!(default.definition.monitor.unwrap().grace_s, 300);
+        let both = parse(with("monitor", json!({}))).unwrap_err();
+        assert!(both.starts_with("target: must be null"), "{both}");
+        let neither = parse(json!({"trigger": {"type": "interval", "every_s": 60}})).unwrap_err();
+        assert!(neither.starts_with("target: is required"), "{neither}");
+    }
+
+    #[test]
     fn defaults_follow_apscheduler() {
         let spec = parse(minimal()).unwrap();
         assert_eq!(spec.id, None);
@@ -639,7 +690,7 @@ mod tests {
         assert_eq!(
             parse(json!({"trigger": {"type": "date", "run_at": "2026-01-01T00:00:00Z"}}))
                 .unwrap_err(),
-            "target: is required"
+            "target: is required (or null, with monitor, for a monitor-only job)"
         );
         assert_eq!(
             parse(with("max_instances", json!(0))).unwrap_err(),
@@ -735,6 +786,7 @@ mod tests {
             created_at: ctx().now,
             updated_at: ctx().now,
             last_run: None,
+            ping_key: None,
         };
         let again = job.to_input().parse(ctx()).unwrap();
         assert_eq!(spec.definition, again.definition);

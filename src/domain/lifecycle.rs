@@ -322,6 +322,7 @@ mod tests {
             created_at: t("2026-11-01T00:00:00Z"),
             updated_at: t("2026-11-01T00:00:00Z"),
             last_run: None,
+            ping_key: None,
         }
     }
 
@@ -667,16 +668,22 @@ mod tests {
             Some(&stored),
             patch(json!({"target": {"url": "http://y.test/new"}})),
         ));
-        assert_eq!(d.target.url.as_str(), "http://y.test/new");
-        assert_eq!(d.target.headers["x-team"], "data");
-        assert_eq!(d.target.body, stored.definition.target.body);
+        assert_eq!(d.target.as_ref().unwrap().url.as_str(), "http://y.test/new");
+        assert_eq!(d.target.as_ref().unwrap().headers["x-team"], "data");
+        assert_eq!(
+            d.target.as_ref().unwrap().body,
+            stored.definition.target.as_ref().unwrap().body
+        );
         // null removes where removal is allowed.
         let d = definition_of(run(
             Some(&stored),
             patch(json!({"target": {"body": null, "headers": {"x-team": null}}, "name": null})),
         ));
-        assert_eq!(d.target.body, crate::domain::target::Body::None);
-        assert!(d.target.headers.is_empty());
+        assert_eq!(
+            d.target.as_ref().unwrap().body,
+            crate::domain::target::Body::None
+        );
+        assert!(d.target.as_ref().unwrap().headers.is_empty());
         assert_eq!(d.name, None);
     }
 

@@ -16,6 +16,7 @@ pub mod json;
 pub mod lease;
 pub mod lifecycle;
 pub mod misfire;
+pub mod monitor;
 pub mod network_policy;
 pub mod overlap;
 pub mod quota;

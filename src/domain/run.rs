@@ -12,6 +12,8 @@ use crate::domain::job::JobId;
 pub enum RunStatus {
     /// Waiting for its first attempt or for a retry.
     Pending,
+    /// A monitor-only job's run waiting for its ping (§11.5).
+    Awaiting,
     /// An attempt is under way (leased by a dispatcher).
     Running,
     Succeeded,
@@ -26,8 +28,9 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 7] = [
+    pub const ALL: [RunStatus; 8] = [
         RunStatus::Pending,
+        RunStatus::Awaiting,
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
@@ -39,6 +42,7 @@ impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Pending => "pending",
+            RunStatus::Awaiting => "awaiting",
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
@@ -52,9 +56,13 @@ impl RunStatus {
         Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
-    /// Pending and running runs count against `max_instances`.
+    /// Pending and running runs count against `max_instances`; a
+    /// monitor's awaiting run has not ended either.
     pub fn in_flight(self) -> bool {
-        matches!(self, RunStatus::Pending | RunStatus::Running)
+        matches!(
+            self,
+            RunStatus::Pending | RunStatus::Awaiting | RunStatus::Running
+        )
     }
 }
 
@@ -67,6 +75,8 @@ pub enum RunCause {
     Manual,
     /// `POST /v1/jobs/{id}/backfill` (§11.3): an occurrence of a range.
     Backfill,
+    /// A ping to a monitor-only job that no run awaited (§11.5).
+    Ping,
 }
 
 impl RunCause {
@@ -75,6 +85,7 @@ impl RunCause {
             RunCause::Schedule => "schedule",
             RunCause::Manual => "manual",
             RunCause::Backfill => "backfill",
+            RunCause::Ping => "ping",
         }
     }
 
@@ -83,6 +94,7 @@ impl RunCause {
             "schedule" => Some(RunCause::Schedule),
             "manual" => Some(RunCause::Manual),
             "backfill" => Some(RunCause::Backfill),
+            "ping" => Some(RunCause::Ping),
             _ => None,
         }
     }

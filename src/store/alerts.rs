@@ -15,7 +15,7 @@ use super::{StoreError, StoreResult, Tenant};
 use crate::domain::alert::{
     self, Action, AlertState, Condition, OpenAlert, PastAlert, RecentRun, Watched,
 };
-use crate::domain::event::{EventType, NewEvent};
+use crate::domain::event::{self, EventType, NewEvent};
 use crate::domain::instant;
 use crate::domain::job::JobState;
 use crate::domain::run::RunStatus;
@@ -130,6 +130,7 @@ pub(crate) struct RecentRunRow<T, I> {
     status: String,
     scheduled_for: T,
     reason: Option<String>,
+    cause: String,
     finished_at: Option<T>,
     first_attempt_at: Option<T>,
 }
@@ -144,6 +145,7 @@ impl<T: At, I: RowId> RecentRunRow<T, I> {
             reason: self.reason,
             first_attempt_at: self.first_attempt_at.map(At::at),
             finished_at: self.finished_at.map(At::at),
+            unexpected: self.cause == "ping",
         })
     }
 }
@@ -184,7 +186,26 @@ impl<D: Dialect> SqlStore<D> {
         for job in jobs {
             let settings = StoredAlerts::read(&job.job_id, job.alerts.as_deref())?;
             let state = job.state.as_deref().and_then(JobState::parse);
-            let policy = settings.alerts.filter(|_| state.is_some());
+            if let Some(monitor) = settings.monitor.filter(|_| state.is_some()) {
+                let missed = self
+                    .db
+                    .miss_awaiting(
+                        &mut tx,
+                        &job.tenant,
+                        &job.job_id,
+                        monitor.missed_if_due_before(now),
+                        now,
+                    )
+                    .await?;
+                for (run_id, due) in missed {
+                    tracing::warn!(tenant = %job.tenant, job_id = %job.job_id, %run_id, scheduled_for = %instant::format(&due), "run missed: no ping within the monitor's grace");
+                    events.push((
+                        job.tenant.clone(),
+                        event::run_ping_missing(&job.job_id, run_id, due),
+                    ));
+                }
+            }
+            let policy = settings.policy().filter(|_| state.is_some());
             let runs = match policy {
                 Some(p) => {
                     self.db

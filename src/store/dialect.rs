@@ -76,6 +76,9 @@ pub(crate) struct DueRow {
     pub target_template: bool,
     /// Its flow as stored (JSON), if any (§11.1).
     pub flow: Option<String>,
+    /// A monitor-only job's (§11.5): its runs await a ping, each fire
+    /// time its own, whatever is in flight.
+    pub monitor: bool,
 }
 
 /// A scheduled run to insert, with its `run.created` event (written only
@@ -113,6 +116,13 @@ pub(crate) struct LockedJob {
     pub template: bool,
     /// The flow key its runs share (§11.1).
     pub flow: Option<crate::domain::flow::Flow>,
+}
+
+impl LockedJob {
+    /// A monitor-only job's (§11.5; see `StoredTarget::none`).
+    pub fn monitor(&self) -> bool {
+        self.target_url.is_empty()
+    }
 }
 
 /// A run a backfill makes (§11.3); its `run.created` event is written
@@ -642,6 +652,41 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         tx: &mut Self::Tx,
         limit: u32,
     ) -> StoreResult<Vec<super::alerts::AlertingJob>>;
+    async fn monitor_by_key(
+        &self,
+        tx: &mut Self::Tx,
+        key: &str,
+    ) -> StoreResult<Option<super::monitors::MonitorJob>>;
+    async fn open_monitor_runs(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job_id: &str,
+    ) -> StoreResult<Vec<(crate::domain::monitor::OpenRun, Option<DateTime<Utc>>)>>;
+    async fn write_ping(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job_id: &str,
+        write: &super::monitors::PingWrite,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    async fn miss_awaiting(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job_id: &str,
+        due_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Uuid, DateTime<Utc>)>>;
+    async fn set_ping_key(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        id: &str,
+        key: Option<&str>,
+        replace: bool,
+    ) -> StoreResult<()>;
     async fn recent_runs(
         &self,
         tx: &mut Self::Tx,

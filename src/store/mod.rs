@@ -13,6 +13,7 @@
 pub mod alerts;
 mod calendars;
 mod dialect;
+pub mod monitors;
 mod portable;
 mod postgres;
 mod rows;
@@ -656,6 +657,17 @@ pub trait Store: Send + Sync + 'static {
     /// reminded and resolved with their events, on the database clock, by
     /// one instance at a time; answers how many alerts changed.
     async fn watch_alerts(&self) -> StoreResult<u32>;
+    /// Applies a ping to the monitor-only job whose key is `key` (§11.5);
+    /// none when no job has it.
+    async fn record_ping(
+        &self,
+        key: &str,
+        ping: crate::domain::monitor::Ping,
+        body: &[u8],
+    ) -> StoreResult<Option<monitors::PingReceipt>>;
+    /// A new ping key for monitor-only job `id`; none when there is no
+    /// such job, a conflict when it is not monitor-only.
+    async fn rotate_ping_key(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<String>>;
     /// The tenant's alerts, newest first.
     async fn list_alerts(
         &self,

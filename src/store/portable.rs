@@ -226,8 +226,9 @@ macro_rules! portable_statements {
                         target_headers, target_body, target_secrets, timeout_s, target_template
                  FROM jobs
                  WHERE secret NOT LIKE 'enc:v2:%' OR previous_secret NOT LIKE 'enc:v2:%'
-                    OR target_secrets IS NULL OR target_secrets NOT LIKE 'enc:v2:%'
-                    OR target_url NOT LIKE '%/***'",
+                    OR (target_url <> ''
+                        AND (target_secrets IS NULL OR target_secrets NOT LIKE 'enc:v2:%'
+                             OR target_url NOT LIKE '%/***'))",
             )
             .fetch_all(&mut *conn)
             .await?;
@@ -238,11 +239,16 @@ macro_rules! portable_statements {
                     table: "jobs",
                     id: &job.id,
                 };
-                let target = $crate::store::shape::StoredTarget::of(
-                    &job.target.into_target(row, key)?,
-                    key,
-                    row,
-                );
+                // A monitor-only job has no target (§11.5).
+                let target = if job.target.is_none() {
+                    $crate::store::shape::StoredTarget::none()
+                } else {
+                    $crate::store::shape::StoredTarget::of(
+                        &job.target.into_target(row, key)?,
+                        key,
+                        row,
+                    )
+                };
                 sqlx::query(
                     "UPDATE jobs SET secret = $3, previous_secret = $4, target_url = $5,
                          target_headers = $6, target_secrets = $7
@@ -322,7 +328,179 @@ macro_rules! portable_statements {
             .await?)
         }
 
-        /// A job's newest scheduled runs, with when each first attempt
+        /// A monitor-only job by its ping key (§11.5).
+        async fn monitor_by_key_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            key: &str,
+        ) -> $crate::store::StoreResult<Option<$crate::store::monitors::MonitorJob>> {
+            Ok(sqlx::query_as("SELECT tenant, id AS job_id FROM jobs WHERE ping_key = $1")
+                .bind(key)
+                .fetch_optional(conn)
+                .await?)
+        }
+
+        /// A monitor's runs a ping may move, oldest fire time first: each
+        /// status read through its own partial index.
+        async fn open_monitor_runs_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            job_id: &str,
+        ) -> $crate::store::StoreResult<
+            Vec<($crate::domain::monitor::OpenRun, Option<chrono::DateTime<chrono::Utc>>)>,
+        > {
+            let rows: Vec<$crate::store::monitors::OpenRunRow<AtColumn, IdColumn>> =
+                sqlx::query_as(
+                    "SELECT id, status, scheduled_for, attempt_started_at FROM runs
+                     WHERE tenant = $1 AND job_id = $2 AND status = 'awaiting'
+                     UNION ALL
+                     SELECT id, status, scheduled_for, attempt_started_at FROM runs
+                     WHERE tenant = $1 AND job_id = $2 AND status IN ('pending', 'running')
+                       AND status = 'running'
+                     ORDER BY 3, 1
+                     LIMIT 1000",
+                )
+                .bind(tenant)
+                .bind(job_id)
+                .fetch_all(conn)
+                .await?;
+            rows.into_iter().map(|r| r.into_open()).collect()
+        }
+
+        /// Writes what a ping does; false when its run was no longer
+        /// where the ping found it.
+        async fn write_ping_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            job_id: &str,
+            write: &$crate::store::monitors::PingWrite,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<bool> {
+            use $crate::store::monitors::{PingAttempt, PingWrite};
+            let (run_id, attempt) = match write {
+                PingWrite::Start { run_id } => {
+                    let done = sqlx::query(
+                        "UPDATE runs SET status = 'running', attempt_started_at = $3
+                         WHERE tenant = $1 AND id = $2 AND status = 'awaiting'",
+                    )
+                    .bind(tenant)
+                    .bind(row_id(*run_id))
+                    .bind(at(now))
+                    .execute(&mut *conn)
+                    .await?;
+                    return Ok(done.rows_affected() == 1);
+                }
+                PingWrite::End { run_id, status, attempt } => {
+                    let done = sqlx::query(
+                        "UPDATE runs SET status = $3, finished_at = $4, attempt_count = 1,
+                                         attempt_started_at = $5
+                         WHERE tenant = $1 AND id = $2 AND status IN ('awaiting', 'running')",
+                    )
+                    .bind(tenant)
+                    .bind(row_id(*run_id))
+                    .bind(status.as_str())
+                    .bind(at(now))
+                    .bind(at(attempt.started_at))
+                    .execute(&mut *conn)
+                    .await?;
+                    if done.rows_affected() != 1 {
+                        return Ok(false);
+                    }
+                    (*run_id, attempt)
+                }
+                PingWrite::Unexpected { run_id, status, attempt } => {
+                    let ended = attempt.is_some();
+                    sqlx::query(
+                        "INSERT INTO runs (id, tenant, job_id, scheduled_for, cause, status,
+                                           occurrences, attempt_count, deliver_after,
+                                           attempt_started_at, created_at, finished_at)
+                         VALUES ($1, $2, $3, $4, 'ping', $5, 1, $6, $4, $4, $4, $7)",
+                    )
+                    .bind(row_id(*run_id))
+                    .bind(tenant)
+                    .bind(job_id)
+                    .bind(at(now))
+                    .bind(status.as_str())
+                    .bind(i64::from(ended))
+                    .bind(ended.then(|| at(now)))
+                    .execute(&mut *conn)
+                    .await?;
+                    match attempt {
+                        Some(attempt) => (*run_id, attempt),
+                        None => return Ok(true),
+                    }
+                }
+            };
+            let PingAttempt { started_at, duration_ms, excerpt, body_truncated, outcome_reason } =
+                attempt;
+            sqlx::query(
+                "INSERT INTO attempts (run_id, number, started_at, duration_ms, response_excerpt,
+                                       outcome_reason, body_truncated)
+                 VALUES ($1, 1, $2, $3, $4, $5, $6)",
+            )
+            .bind(row_id(run_id))
+            .bind(at(*started_at))
+            .bind(*duration_ms)
+            .bind(excerpt.as_deref())
+            .bind(outcome_reason.as_deref())
+            .bind(*body_truncated)
+            .execute(&mut *conn)
+            .await?;
+            Ok(true)
+        }
+
+        /// A monitor's runs still awaiting a ping that were due at or
+        /// before `due_before` become `missed` (`ping_missing`); answers
+        /// them.
+        async fn miss_awaiting_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            job_id: &str,
+            due_before: chrono::DateTime<chrono::Utc>,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>> {
+            use $crate::store::rows::{At, RowId};
+            let rows: Vec<(IdColumn, AtColumn)> = sqlx::query_as(
+                "UPDATE runs SET status = 'missed', reason = $5, finished_at = $4
+                 WHERE tenant = $1 AND job_id = $2 AND status = 'awaiting' AND scheduled_for <= $3
+                 RETURNING id, scheduled_for",
+            )
+            .bind(tenant)
+            .bind(job_id)
+            .bind(at(due_before))
+            .bind(at(now))
+            .bind($crate::domain::monitor::REASON_PING_MISSING)
+            .fetch_all(conn)
+            .await?;
+            rows.into_iter().map(|(id, due)| Ok((id.uuid()?, due.at()))).collect()
+        }
+
+        /// Sets job `id`'s ping key: `key` itself when `replace` (a
+        /// rotation), else a key it has kept, or `key` when it has none
+        /// (a save; none when the job is no longer monitor-only).
+        async fn set_ping_key_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            id: &str,
+            key: Option<&str>,
+            replace: bool,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query(
+                "UPDATE jobs SET ping_key = CASE WHEN $4 THEN $3
+                                                 WHEN CAST($3 AS TEXT) IS NULL THEN NULL
+                                                 ELSE COALESCE(ping_key, $3) END
+                 WHERE tenant = $1 AND id = $2",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(key)
+            .bind(replace)
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// A job's newest scheduled runs (and a monitor's runs of pings
+        /// nothing awaited), with when each first attempt
         /// started (a run being sent with no attempt recorded yet: from
         /// when it was due to go).
         async fn recent_runs_in(
@@ -332,12 +510,13 @@ macro_rules! portable_statements {
             limit: u32,
         ) -> $crate::store::StoreResult<Vec<$crate::domain::alert::RecentRun>> {
             let rows: Vec<$crate::store::alerts::RecentRunRow<AtColumn, IdColumn>> = sqlx::query_as(
-                "SELECT r.id, r.status, r.scheduled_for, r.reason, r.finished_at,
+                "SELECT r.id, r.status, r.scheduled_for, r.reason, r.cause, r.finished_at,
                         COALESCE((SELECT min(a.started_at) FROM attempts a WHERE a.run_id = r.id),
-                                 CASE WHEN r.status = 'running' THEN r.deliver_after END)
+                                 CASE WHEN r.status = 'running'
+                                      THEN COALESCE(r.attempt_started_at, r.deliver_after) END)
                             AS first_attempt_at
                  FROM runs r
-                 WHERE r.tenant = $1 AND r.job_id = $2 AND r.cause = 'schedule'
+                 WHERE r.tenant = $1 AND r.job_id = $2 AND r.cause IN ('schedule', 'ping')
                    AND r.subscription_id IS NULL
                  ORDER BY r.scheduled_for DESC
                  LIMIT $3",

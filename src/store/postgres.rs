@@ -178,7 +178,7 @@ macro_rules! job_query {
            j.coalesce_runs,
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
-           j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key, j.alerts,
+           j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key, j.alerts, j.ping_key,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
@@ -722,6 +722,56 @@ impl Dialect for PgDialect {
         alerting_jobs_in(tx, limit).await
     }
 
+    async fn monitor_by_key(
+        &self,
+        tx: &mut Self::Tx,
+        key: &str,
+    ) -> StoreResult<Option<super::monitors::MonitorJob>> {
+        monitor_by_key_in(tx, key).await
+    }
+
+    async fn open_monitor_runs(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job_id: &str,
+    ) -> StoreResult<Vec<(crate::domain::monitor::OpenRun, Option<DateTime<Utc>>)>> {
+        open_monitor_runs_in(tx, tenant, job_id).await
+    }
+
+    async fn write_ping(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job_id: &str,
+        write: &super::monitors::PingWrite,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        write_ping_in(tx, tenant, job_id, write, now).await
+    }
+
+    async fn miss_awaiting(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job_id: &str,
+        due_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Uuid, DateTime<Utc>)>> {
+        miss_awaiting_in(tx, tenant, job_id, due_before, now).await
+    }
+
+    async fn set_ping_key(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        id: &str,
+        key: Option<&str>,
+        replace: bool,
+    ) -> StoreResult<()> {
+        set_ping_key_in(tx, tenant, id, key, replace).await
+    }
+
     async fn recent_runs(
         &self,
         tx: &mut Self::Tx,
@@ -1085,7 +1135,8 @@ impl Dialect for PgDialect {
                         u.occurrences, u.deliver_after,
                         CASE WHEN u.status = 'pending' AND u.wait_reason IS NULL
                              THEN u.deliver_after END,
-                        CASE WHEN u.status = 'pending' THEN NULL ELSE clock_timestamp() END,
+                        CASE WHEN u.status IN ('pending', 'awaiting') THEN NULL
+                             ELSE clock_timestamp() END,
                         u.host, u.wait_reason, u.reason
                  FROM u
                  ON CONFLICT DO NOTHING

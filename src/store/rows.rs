@@ -115,6 +115,7 @@ pub(crate) struct JobRow<T, I, N> {
     flow: Option<String>,
     flow_key: Option<String>,
     alerts: Option<String>,
+    ping_key: Option<String>,
     metadata: String,
     state: String,
     next_run_at: Option<T>,
@@ -191,6 +192,7 @@ impl<T: At, I: RowId, N: Into<i64>> JobRow<T, I, N> {
             created_at: self.created_at.at(),
             updated_at: self.updated_at.at(),
             last_run,
+            ping_key: self.ping_key,
         })
     }
 }
@@ -233,6 +235,8 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
             max_runs: r.max_runs,
             runs_counted: r.runs_counted,
             on_complete: r.on_complete,
+            // See `StoredTarget::none`.
+            monitor: r.target_url.is_empty(),
             target_url: r.target_url,
             target_template: r.target_template,
             flow: r.flow,

@@ -190,7 +190,10 @@ impl StoredDefinition {
         Self {
             name: d.name.clone(),
             trigger: StoredTrigger::of(&d.trigger),
-            target: StoredTarget::of(&d.target, key, row),
+            target: d
+                .target
+                .as_ref()
+                .map_or_else(StoredTarget::none, |t| StoredTarget::of(t, key, row)),
             misfire_grace_s: d.misfire_grace_s.map(i64::from),
             coalesce: d.coalesce,
             catchup_max: d.catchup_max.into(),
@@ -200,7 +203,7 @@ impl StoredDefinition {
             pause_on_failure: d.pause_on_failure,
             max_runs: d.max_runs.map(i64::from),
             on_complete: d.on_complete.as_str().to_string(),
-            retry: StoredRetry::of(&d.retry, &d.target),
+            retry: StoredRetry::of(&d.retry, d.target.as_ref()),
             flow: d
                 .flow
                 .as_ref()
@@ -290,6 +293,25 @@ impl StoredTrigger {
 }
 
 impl StoredTarget {
+    /// A monitor-only job's target columns: empty (they are NOT NULL; an
+    /// empty URL is no target, which no request can have).
+    pub fn none() -> Self {
+        Self {
+            url: String::new(),
+            method: String::new(),
+            headers: "{}".into(),
+            body: None,
+            secrets: None,
+            timeout_s: crate::domain::target::DEFAULT_TIMEOUT_S.into(),
+            template: false,
+        }
+    }
+
+    /// Whether the columns hold no target (a monitor-only job's).
+    pub fn is_none(&self) -> bool {
+        self.url.is_empty()
+    }
+
     /// A subscription's target as its row keeps it: a URL (its secrets
     /// sealed apart) that takes a POST with the default timeout.
     pub fn of_subscription(url: String, secrets: Option<String>) -> Self {
@@ -429,10 +451,15 @@ impl StoredDefinition {
         Ok(JobDefinition {
             name: self.name,
             trigger,
-            target: Target {
-                success: self.retry.success(job)?,
-                ..self.target.into_target(row, key)?
+            target: if self.target.is_none() {
+                None
+            } else {
+                Some(Target {
+                    success: self.retry.success(job)?,
+                    ..self.target.into_target(row, key)?
+                })
             },
+            monitor: alerts.monitor,
             misfire_grace_s: self
                 .misfire_grace_s
                 .map(|g| unsigned(job, "misfire_grace_s", g))
@@ -469,6 +496,9 @@ pub(crate) struct StoredAlerts {
     /// Written `"metrics":true` exactly: `/metrics` finds such jobs by it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     metrics: bool,
+    /// A monitor-only job's settings: the watchdog misses its runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    monitor: Option<crate::domain::monitor::MonitorInput>,
 }
 
 /// A job's alert settings, read back.
@@ -476,6 +506,18 @@ pub(crate) struct AlertSettings {
     pub alerts: Option<crate::domain::alert::AlertPolicy>,
     pub mute_until: Option<DateTime<Utc>>,
     pub metrics: bool,
+    pub monitor: Option<crate::domain::monitor::Monitor>,
+}
+
+impl AlertSettings {
+    /// When the job alerts: as it says, or for a monitor-only job as
+    /// `{}` says when it says nothing (a monitor is there to alert).
+    pub fn policy(&self) -> Option<crate::domain::alert::AlertPolicy> {
+        self.alerts.or_else(|| {
+            self.monitor
+                .map(|_| crate::domain::alert::AlertPolicy::default())
+        })
+    }
 }
 
 impl StoredAlerts {
@@ -484,9 +526,13 @@ impl StoredAlerts {
             alerts: d.alerts.as_ref().map(|a| a.to_input()),
             mute_until: d.mute_until,
             metrics: d.metrics,
+            monitor: d.monitor.map(|m| m.to_input()),
         };
-        (stored.alerts.is_some() || stored.mute_until.is_some() || stored.metrics)
-            .then(|| serde_json::to_string(&stored).unwrap_or_default())
+        (stored.alerts.is_some()
+            || stored.mute_until.is_some()
+            || stored.metrics
+            || stored.monitor.is_some())
+        .then(|| serde_json::to_string(&stored).unwrap_or_default())
     }
 
     pub fn read(job: &str, text: Option<&str>) -> StoreResult<AlertSettings> {
@@ -501,6 +547,10 @@ impl StoredAlerts {
                 .transpose()?,
             mute_until: stored.mute_until,
             metrics: stored.metrics,
+            monitor: stored
+                .monitor
+                .map(|m| m.parse("monitor").map_err(|e| corrupt(job, "alerts", e)))
+                .transpose()?,
         })
     }
 }
@@ -675,9 +725,11 @@ impl StoredTarget {
 }
 
 impl StoredRetry {
-    pub fn of(retry: &RetryPolicy, target: &Target) -> Self {
+    pub fn of(retry: &RetryPolicy, target: Option<&Target>) -> Self {
         let rules = StoredRules {
-            success: target.success.as_deref().map(|s| s.to_input()),
+            success: target
+                .and_then(|t| t.success.as_deref())
+                .map(|s| s.to_input()),
             retry: retry.rules.is_some().then(|| {
                 let all = retry.to_input();
                 crate::domain::retry::RetryInput {
@@ -823,14 +875,15 @@ mod tests {
             table: "runs",
             id: "0190aaaa-0000-7000-8000-000000000000",
         };
-        let rendered = Ok(d.target.clone());
+        let target = d.target.clone().unwrap();
+        let rendered = Ok(target.clone());
         let text = StoredRequest::of(&rendered, &key(), run);
         assert!(!text.contains("s3cret"), "{text}");
         let back = StoredRequest::read(&text, run, &key(), 7).unwrap().unwrap();
-        assert_eq!(back.headers, d.target.headers);
+        assert_eq!(back.headers, target.headers);
         assert_eq!(
             (back.url, back.body, back.timeout_s),
-            (d.target.url, d.target.body, 7)
+            (target.url, target.body, 7)
         );
         // Sealed to its run: another row's key context does not open it.
         assert!(StoredRequest::read(&text, ROW, &key(), 7).is_err());
@@ -877,7 +930,7 @@ mod tests {
             secrets: Some(key().seal_unbound(r#"{"url_password":"hunter2"}"#)),
             ..StoredDefinition::of(&d, &key(), ROW).target
         };
-        assert_eq!(old.into_target(ROW, &key()).unwrap(), d.target);
+        assert_eq!(Some(old.into_target(ROW, &key()).unwrap()), d.target);
     }
 
     #[test]

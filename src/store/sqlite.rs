@@ -99,7 +99,7 @@ macro_rules! job_query {
            j.coalesce_runs,
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
-           j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key, j.alerts,
+           j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key, j.alerts, j.ping_key,
            j.metadata,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
@@ -396,6 +396,56 @@ impl Dialect for SqliteDialect {
         limit: u32,
     ) -> StoreResult<Vec<super::alerts::AlertingJob>> {
         alerting_jobs_in(tx, limit).await
+    }
+
+    async fn monitor_by_key(
+        &self,
+        tx: &mut Self::Tx,
+        key: &str,
+    ) -> StoreResult<Option<super::monitors::MonitorJob>> {
+        monitor_by_key_in(tx, key).await
+    }
+
+    async fn open_monitor_runs(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job_id: &str,
+    ) -> StoreResult<Vec<(crate::domain::monitor::OpenRun, Option<DateTime<Utc>>)>> {
+        open_monitor_runs_in(tx, tenant, job_id).await
+    }
+
+    async fn write_ping(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job_id: &str,
+        write: &super::monitors::PingWrite,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        write_ping_in(tx, tenant, job_id, write, now).await
+    }
+
+    async fn miss_awaiting(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job_id: &str,
+        due_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Uuid, DateTime<Utc>)>> {
+        miss_awaiting_in(tx, tenant, job_id, due_before, now).await
+    }
+
+    async fn set_ping_key(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        id: &str,
+        key: Option<&str>,
+        replace: bool,
+    ) -> StoreResult<()> {
+        set_ping_key_in(tx, tenant, id, key, replace).await
     }
 
     async fn recent_runs(
@@ -746,8 +796,9 @@ impl Dialect for SqliteDialect {
         let mut statuses = Vec::new();
         let mut written = Vec::new();
         for run in runs {
-            let pending = run.status == RunStatus::Pending;
-            let due = pending && run.wait_reason.is_none();
+            let due = run.status == RunStatus::Pending && run.wait_reason.is_none();
+            // A monitor's run awaiting its ping has not ended either.
+            let ended = !run.status.in_flight();
             let created = micros(Utc::now());
             let inserted = sqlx::query(
                 "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences,
@@ -764,7 +815,7 @@ impl Dialect for SqliteDialect {
             .bind(micros(run.deliver_after))
             .bind(due.then(|| micros(run.deliver_after)))
             .bind(created)
-            .bind((!pending).then_some(created))
+            .bind(ended.then_some(created))
             .bind(&run.tenant)
             .bind(&run.host)
             .bind(run.wait_reason)

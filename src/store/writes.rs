@@ -26,7 +26,7 @@ use super::{Backfill, BackfillMade, FlowInfo, NewSession, Session};
 use crate::domain::backfill::{self, BackfillSpec};
 use crate::domain::event;
 use crate::domain::flow::{self, Flow, FlowLimits};
-use crate::domain::job::{JobId, JobState, ParseContext, Schedule};
+use crate::domain::job::{JobId, JobState, MAX_INSTANCES_LIMIT, ParseContext, Schedule};
 use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
 use crate::domain::misfire::{self, DueJob};
@@ -669,6 +669,13 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
+/// What a monitor-only job answers a request to send a run (§11.5).
+fn monitor_only(id: &JobId) -> StoreError {
+    StoreError::Conflict(format!(
+        "job {id} is monitor-only: it sends nothing; its runs are moved by pings to its monitor.ping_url"
+    ))
+}
+
 #[async_trait]
 #[allow(private_bounds)]
 impl<D: Dialect> Store for SqlStore<D> {
@@ -710,6 +717,12 @@ impl<D: Dialect> Store for SqlStore<D> {
                 tenant,
                 event::for_job_change(id.as_str(), existing.as_ref(), &change),
             );
+            let is_monitor = match &change {
+                JobChange::Insert { definition, .. } | JobChange::Update { definition, .. } => {
+                    definition.monitor.is_some()
+                }
+                JobChange::Unchanged => false,
+            };
             let (saved, schedule_changed) = match change {
                 JobChange::Unchanged => {
                     D::commit(tx).await?;
@@ -784,6 +797,15 @@ impl<D: Dialect> Store for SqlStore<D> {
                     (Saved::Updated, schedule.is_some())
                 }
             };
+            // A monitor keeps its ping key across saves; a job that stops
+            // being one loses it (§11.5).
+            let was_monitor = existing.as_ref().is_some_and(|j| j.ping_key.is_some());
+            if is_monitor || was_monitor {
+                let key = is_monitor.then(crate::domain::monitor::new_ping_key);
+                self.db
+                    .set_ping_key(&mut tx, tenant.as_str(), id.as_str(), key.as_deref(), false)
+                    .await?;
+            }
             if schedule_changed {
                 self.db.notify(&mut tx, Channel::Jobs).await?;
             }
@@ -891,6 +913,19 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn watch_alerts(&self) -> StoreResult<u32> {
         self.watch_alerts_inner().await
+    }
+
+    async fn record_ping(
+        &self,
+        key: &str,
+        ping: crate::domain::monitor::Ping,
+        body: &[u8],
+    ) -> StoreResult<Option<super::monitors::PingReceipt>> {
+        self.ping_inner(key, ping, body).await
+    }
+
+    async fn rotate_ping_key(&self, tenant: &Tenant, id: &JobId) -> StoreResult<Option<String>> {
+        self.rotate_ping_key_inner(tenant, id).await
     }
 
     async fn list_alerts(
@@ -1032,6 +1067,9 @@ impl<D: Dialect> Store for SqlStore<D> {
             .ok_or(StoreError::NotFound)?;
         let key: JobKey = (tenant.as_str().to_string(), id.as_str().to_string());
         let d = &job.definition;
+        let Some(target) = &d.target else {
+            return Err(monitor_only(id));
+        };
         let occurrences = backfill::occurrences(&d.trigger, spec.from, spec.to, spec.max)?;
         let existing = self
             .db
@@ -1054,7 +1092,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         let made = made.get(tenant.as_str()).map_or(0, |(n, _)| *n);
         quota::admit_runs(made, planned.len() as u64, most, now)?;
         let backfill_id = Uuid::now_v7();
-        let host = run_host(d.target.url.as_str());
+        let host = run_host(target.url.as_str());
         let mut events = Vec::new();
         let mut to_render = Vec::new();
         let mut flow_runs = Vec::new();
@@ -1102,7 +1140,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                         scheduled_for: run.scheduled_for,
                     });
                 }
-                if d.target.template {
+                if target.template {
                     let facts = RunFacts {
                         run_id,
                         scheduled_for: run.scheduled_for,
@@ -1293,16 +1331,29 @@ impl<D: Dialect> Store for SqlStore<D> {
                 .catchup_max;
             let decision = match row.trigger.into_trigger(&row.id) {
                 Ok(trigger) => {
+                    // A monitor's runs only wait for pings: each fire time
+                    // has its own, whatever else is awaited (§11.5).
+                    let (max_instances, in_flight_now) = if row.monitor {
+                        (
+                            u32::try_from(MAX_INSTANCES_LIMIT).unwrap_or(1),
+                            InFlight::default(),
+                        )
+                    } else {
+                        (
+                            count(row.max_instances).max(1),
+                            in_flight.get(&key).copied().unwrap_or_default(),
+                        )
+                    };
                     let job = DueJob {
                         trigger: &trigger,
                         next_run_at: row.next_run_at,
                         misfire_grace_s: row.misfire_grace_s.and_then(|g| u32::try_from(g).ok()),
                         coalesce: row.coalesce,
                         catchup_max: count(row.catchup_max).clamp(1, tenant_catchup.max(1)),
-                        max_instances: count(row.max_instances).max(1),
+                        max_instances,
                         overlap: Overlap::from_stored(&row.overlap, row.buffer_max)
                             .unwrap_or_default(),
-                        in_flight: in_flight.get(&key).copied().unwrap_or_default(),
+                        in_flight: in_flight_now,
                         lookahead: chrono::TimeDelta::from_std(lookahead)
                             .unwrap_or(chrono::TimeDelta::MAX),
                         runs_remaining: run_limit::remaining(
@@ -1367,8 +1418,11 @@ impl<D: Dialect> Store for SqlStore<D> {
                     .inspect_err(|e| tracing::error!(tenant = %row.tenant, job_id = %row.id, error = %e, "the job's flow does not read back; its runs go without it"))
                     .ok()
             });
-            for run in decision.runs {
+            for mut run in decision.runs {
                 let id = Uuid::now_v7();
+                if row.monitor && run.status == RunStatus::Pending {
+                    run.status = RunStatus::Awaiting;
+                }
                 if replaces && run.status == RunStatus::Pending {
                     newest = Some(id);
                 }
@@ -1496,6 +1550,9 @@ impl<D: Dialect> Store for SqlStore<D> {
             .await?
             .remove(&key)
             .ok_or(StoreError::NotFound)?;
+        if job.monitor() {
+            return Err(monitor_only(id));
+        }
         let now = Utc::now();
         let minute = quota::minute_of(now);
         let most = self.quotas_in(&mut tx, tenant).await?.runs_per_minute;
@@ -1996,6 +2053,16 @@ impl<D: Dialect> Store for SqlStore<D> {
             .await?
             .ok_or(StoreError::NotFound)?;
         lifecycle::may_retry(status)?;
+        // A monitor's run is moved by pings, never sent (§11.5).
+        if let Ok(job) = JobId::parse(&job_id)
+            && self
+                .db
+                .read_job(&mut tx, &self.key, tenant, &job, false)
+                .await?
+                .is_some_and(|j| j.definition.monitor.is_some())
+        {
+            return Err(monitor_only(&job));
+        }
         let mut run = self.db.redrive_run(&mut tx, id).await?;
         // A flow run sent again waits for its key like any other, its
         // lateness forgiven (it is sent again on purpose).

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::render::{self, action, instant, run_badge, state_badge};
 use super::session::{UiError, Viewer};
+use crate::api::extract::BaseUrl;
 use crate::api::pagination::{encode_job_cursor, job_cursor, run_cursor, runs_page};
 use crate::api::views::TargetView;
 use crate::domain::job::search_text;
@@ -210,6 +211,7 @@ fn job_row(job: &Job, alerting: &[crate::store::alerts::AlertRecord]) -> Markup 
 pub async fn job(
     State(app): State<AppState>,
     headers: HeaderMap,
+    BaseUrl(base): BaseUrl,
     Path(raw): Path<String>,
     q: Result<Query<CursorQuery>, QueryRejection>,
 ) -> Result<Response, UiError> {
@@ -256,7 +258,17 @@ pub async fn job(
     let coming = first
         .map(|first| coming_fire_times(trigger, first, now, FIRE_TIMES_SHOWN))
         .unwrap_or_default();
-    let target = TargetView::seen_by(&job.definition.target, viewer.role());
+    let target = job
+        .definition
+        .target
+        .as_ref()
+        .map(|t| TargetView::seen_by(t, viewer.role()));
+    // A monitor's ping URL, for those who may write (§11.5).
+    let ping_url = job
+        .ping_key
+        .as_ref()
+        .filter(|_| viewer.can_write())
+        .map(|key| format!("{base}/v1/ping/{key}"));
     let d = &job.definition;
     let path = format!("/ui/jobs/{}", id.as_str());
     let body = html! {
@@ -271,11 +283,25 @@ pub async fn job(
                         JobState::Paused => (action(&viewer, &format!("{path}/resume"), "Resume", "")),
                         JobState::Completed => {},
                     }
-                    (action(&viewer, &format!("{path}/run"), "Run now", "primary"))
-                    (action(&viewer, &format!("{path}/rotate-secret"), "Rotate secret", ""))
-                    a.button href={ (path) "/backfill" } { "Backfill…" }
+                    @if target.is_some() {
+                        (action(&viewer, &format!("{path}/run"), "Run now", "primary"))
+                        (action(&viewer, &format!("{path}/rotate-secret"), "Rotate secret", ""))
+                        a.button href={ (path) "/backfill" } { "Backfill…" }
+                    }
                     a.button href={ (path) "/secret" } { "Show secret" }
                     a.button.danger href={ (path) "/delete" } { "Delete…" }
+                }
+            }
+            @if let Some(monitor) = d.monitor {
+                section.monitor {
+                    h2 { "Pings" }
+                    p { "Monitor-only: each fire time makes a run that awaits a ping; none within "
+                        (monitor.grace_s) " s makes it missed and opens a " code { "ping_missing" } " alert." }
+                    @if let Some(url) = &ping_url {
+                        p { "Ping URL: " code.ping-url { (url) } }
+                        p.hint { "In a crontab:" }
+                        pre { code { "curl -fsS -m 10 " (url) "/start; your-command; curl -fsS -m 10 " (url) "/$?" } }
+                    }
                 }
             }
             section {
@@ -330,6 +356,7 @@ pub async fn job(
             section {
                 h2 { "Settings" }
                 dl.settings {
+                    @if let Some(target) = &target {
                     dt { "Target" } dd { code { (target.method) " " (target.url) } }
                     dt { "Timeout" } dd { (target.timeout_s) " s" }
                     dt { "Template" } dd { @if target.template { "yes: its {{ … }} expressions are rendered when each run is made" } @else { "no" } }
@@ -341,6 +368,9 @@ pub async fn job(
                             @for (name, value) in &target.headers { li { code { (name) ": " (value) } } }
                             @for name in &target.sensitive_headers { li { code { (name) ": ••••••" } } }
                         } }
+                    }
+                    } @else {
+                        dt { "Target" } dd { "none: monitor-only" }
                     }
                     dt { "Misfire grace" } dd { @match d.misfire_grace_s { Some(s) => { (s) " s" }, None => "none: always run, however late" } }
                     dt { "Coalesce" } dd { (yes_no(d.coalesce)) }

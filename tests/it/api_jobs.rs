@@ -384,7 +384,10 @@ async fn bad_input_gets_a_problem_naming_the_field(backend: Backend) {
     assert_eq!(post(missing).await.problem(422), "trigger: is required");
     let mut missing = job("m");
     missing.as_object_mut().unwrap().remove("target");
-    assert_eq!(post(missing).await.problem(422), "target: is required");
+    assert_eq!(
+        post(missing).await.problem(422),
+        "target: is required (or null, with monitor, for a monitor-only job)"
+    );
 
     let mut scheme = job("s");
     scheme["target"]["url"] = json!("ftp://example.com/x");

@@ -27,6 +27,7 @@ mod failover;
 mod flows;
 mod limits;
 mod migration;
+mod monitors;
 mod openapi;
 mod overlap;
 mod readme;

@@ -77,7 +77,7 @@ fn old_columns(spec: &JobSpec) -> (String, String, String, String) {
     let d = &spec.definition;
     (
         serde_json::to_string(&d.trigger.to_input()).unwrap(),
-        serde_json::to_string(&d.target.to_input()).unwrap(),
+        serde_json::to_string(&d.target.as_ref().unwrap().to_input()).unwrap(),
         serde_json::to_string(&d.retry.to_input()).unwrap(),
         Value::Object(d.metadata.clone()).to_string(),
     )
@@ -240,7 +240,7 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
         .unwrap();
     assert_eq!(claimed.len(), 1);
     let (target, retry) = claimed[0].spec.clone().unwrap();
-    assert_eq!(target, specs[0].definition.target);
+    assert_eq!(Some(target.clone()), specs[0].definition.target);
     assert_eq!(retry, specs[0].definition.retry);
     assert_eq!(target.headers["authorization"], "Bearer tok-plain-1");
     // The jobs stored before count towards the tenant's quota: with room
@@ -336,7 +336,10 @@ async fn jobs_stored_by_the_first_schema_read_back_the_same(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(job.definition.target.url.password(), Some("pw-plain-2"));
+    assert_eq!(
+        job.definition.target.as_ref().unwrap().url.password(),
+        Some("pw-plain-2")
+    );
 }
 
 store_tests!(jobs_stored_by_the_first_schema_read_back_the_same);

@@ -211,8 +211,11 @@ async fn commands_are_decided_by_the_lifecycle_rules(backend: Backend) {
     )
     .await
     .unwrap();
-    assert_eq!(patched.definition.target.headers.len(), 2);
-    assert_eq!(patched.definition.target.body, job.definition.target.body);
+    assert_eq!(patched.definition.target.as_ref().unwrap().headers.len(), 2);
+    assert_eq!(
+        patched.definition.target.as_ref().unwrap().body,
+        job.definition.target.as_ref().unwrap().body
+    );
     let (paused, _) = apply(&store, "j", JobCommand::Pause).await.unwrap();
     assert_eq!(paused.schedule, Schedule::Paused);
     let (again, saved) = apply(&store, "j", JobCommand::Pause).await.unwrap();
@@ -753,7 +756,7 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
     let claimed = claim_one(&store, "me", Duration::from_secs(30)).await;
     assert_eq!((claimed.run_id, claimed.attempt), (run.id, 1));
     let (target, retry) = claimed.spec.clone().expect("the job reads back");
-    assert_eq!(target, spec("d").definition.target);
+    assert_eq!(Some(target), spec("d").definition.target);
     assert_eq!(retry, spec("d").definition.retry);
     assert_eq!(claimed.secrets, ["whsec_dGVzdA=="]);
     assert!(
@@ -1421,7 +1424,15 @@ async fn tenants_keep_their_own_jobs_under_one_id(backend: Backend) {
             .unwrap();
         assert_eq!(saved, Saved::Created);
     }
-    let url = |job: Option<Job>| job.unwrap().definition.target.url.path().to_string();
+    let url = |job: Option<Job>| {
+        job.unwrap()
+            .definition
+            .target
+            .unwrap()
+            .url
+            .path()
+            .to_string()
+    };
     assert_eq!(url(store.get_job(&a, &id("same")).await.unwrap()), "/a");
     assert_eq!(url(store.get_job(&b, &id("same")).await.unwrap()), "/b");
     assert!(
@@ -1650,7 +1661,10 @@ async fn sealed_values_are_bound_to_their_row(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(job.definition.target.url.path(), "/b/secret-path");
+    assert_eq!(
+        job.definition.target.as_ref().unwrap().url.path(),
+        "/b/secret-path"
+    );
     drop(store);
     let store = open(&db).await;
     let rows: Vec<(String, String, Option<String>)> = db
@@ -1673,6 +1687,7 @@ async fn sealed_values_are_bound_to_their_row(backend: Backend) {
             .unwrap()
             .definition
             .target
+            .unwrap()
             .headers["authorization"],
         "Bearer b-token"
     );

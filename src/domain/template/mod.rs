@@ -89,7 +89,12 @@ pub fn render(
     definition: &JobDefinition,
     run: &RunFacts,
 ) -> Result<Target, TemplateError> {
-    let target = &definition.target;
+    let Some(target) = &definition.target else {
+        return Err(TemplateError::at(
+            "target",
+            "is null: a monitor-only job sends no request",
+        ));
+    };
     if !target.template {
         return Ok(target.clone());
     }
