@@ -236,14 +236,18 @@ pub async fn job(
         },
     )
     .await?;
-    // Lateness needs each run's first attempt.
+    // Lateness needs each run's first attempt; the error column its last.
     let details =
         futures_util::future::try_join_all(runs.iter().map(|r| app.store.get_run(tenant, r.id)))
             .await?;
-    let first_attempts: Vec<Option<Attempt>> = details
+    let (first_attempts, errors): (Vec<Option<Attempt>>, Vec<Option<String>>) = details
         .into_iter()
-        .map(|d| d.and_then(|(_, attempts)| attempts.into_iter().min_by_key(|a| a.number)))
-        .collect();
+        .map(|d| {
+            let attempts = d.map(|(_, attempts)| attempts).unwrap_or_default();
+            let error = last_problem(&attempts);
+            (attempts.into_iter().min_by_key(|a| a.number), error)
+        })
+        .unzip();
 
     let now = Utc::now();
     let trigger = &job.definition.trigger;
@@ -333,8 +337,9 @@ pub async fn job(
                         thead { tr {
                             th scope="col" { "Run" } th scope="col" { "Status" } th scope="col" { "Cause" }
                             th scope="col" { "Scheduled for" } th scope="col" { "Lateness" } th scope="col" { "Attempts" }
+                            th scope="col" { "Error" }
                         } }
-                        tbody { @for (run, first) in runs.iter().zip(&first_attempts) {
+                        tbody { @for ((run, first), error) in runs.iter().zip(&first_attempts).zip(&errors) {
                             tr data-run=(run.id) {
                                 td { a href={ "/ui/runs/" (run.id) } { (short(run.id)) } }
                                 td { (run_badge(run.status)) (run_why(run)) }
@@ -342,6 +347,7 @@ pub async fn job(
                                 td { (instant(run.scheduled_for, tz)) }
                                 td { @match first { Some(a) => (render::delay(a.started_at - run.scheduled_for)), None => span.none { "—" } } }
                                 td { (run.attempt_count) }
+                                td.error { @if let Some(e) = error { (e) } }
                             }
                         } }
                     } }
@@ -411,6 +417,15 @@ fn run_limit_in_words(
         OnComplete::Delete => "then deleted",
     };
     format!("{most} runs, {left} left; {then}")
+}
+
+/// What went wrong with a run's newest attempt, in words; none when nothing
+/// did (or it has no attempt yet).
+fn last_problem(attempts: &[Attempt]) -> Option<String> {
+    attempts
+        .iter()
+        .max_by_key(|a| a.number)
+        .and_then(Attempt::problem)
 }
 
 /// A run's wait or reason beside its status, in the runs table.
@@ -614,6 +629,13 @@ pub async fn failed(
         },
     )
     .await?;
+    let tenant = &viewer.caller.tenant;
+    let errors: Vec<Option<String>> =
+        futures_util::future::try_join_all(runs.iter().map(|r| app.store.get_run(tenant, r.id)))
+            .await?
+            .into_iter()
+            .map(|d| d.and_then(|(_, attempts)| last_problem(&attempts)))
+            .collect();
     let body = html! {
         h1 { "Failed runs" }
         div #live {
@@ -623,16 +645,17 @@ pub async fn failed(
                 div.table-wrap { table.runs {
                     thead { tr {
                         th scope="col" { "Run" } th scope="col" { "Job" } th scope="col" { "Scheduled for" }
-                        th scope="col" { "Attempts" } th scope="col" { "Finished" }
+                        th scope="col" { "Attempts" } th scope="col" { "Finished" } th scope="col" { "Error" }
                         @if viewer.can_write() { th scope="col" { "Action" } }
                     } }
-                    tbody { @for run in &runs {
+                    tbody { @for (run, error) in runs.iter().zip(&errors) {
                         tr data-run=(run.id) {
                             td { a href={ "/ui/runs/" (run.id) } { (short(run.id)) } " " (run_badge(run.status)) }
                             td { a href={ "/ui/jobs/" (run.job_id.as_str()) } { (run.job_id.as_str()) } }
                             td { (render::utc(run.scheduled_for)) }
                             td { (run.attempt_count) }
                             td { @match run.finished_at { Some(t) => (render::utc(t)), None => "—" } }
+                            td.error { @if let Some(e) = error { (e) } }
                             @if viewer.can_write() {
                                 td { (action(&viewer, &format!("/ui/runs/{}/retry", run.id), "Redrive", "")) }
                             }

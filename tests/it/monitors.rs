@@ -144,6 +144,10 @@ async fn a_monitor_driven_by_curl_goes_through_every_state(backend: Backend) {
         !page.text.contains("Run now"),
         "a monitor has nothing to run"
     );
+    assert!(
+        page.text.contains("the job exited with code 3"),
+        "the runs table's error column"
+    );
 
     // A wrong key says nothing; a kind that is none is a 422 naming it.
     let key = url.rsplit('/').next().unwrap();
