@@ -47,14 +47,28 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    let key_file = store::key_file_for(&config.database_url);
+    let found = config.encryption_key.is_some() || key_file.exists();
     let key = keyfile::load(config.encryption_key.as_deref(), &config.database_url)?;
-    store::connect(
+    let opened = store::connect(
         &config.database_url,
         std::sync::Arc::new(Wakeups::new()),
         key,
     )
     .await
-    .with_context(|| format!("opening the store at {}", app::redact(&config.database_url)))
+    .with_context(|| format!("opening the store at {}", app::redact(&config.database_url)));
+    if opened.is_err() && !found {
+        // A key made just now for a store sealed with another: leave no
+        // stray file behind, and say where the right one is.
+        std::fs::remove_file(&key_file).ok();
+        return opened.with_context(|| {
+            format!(
+                "no key file was found at {}: the service keeps its key beside its SQLite database, or in the directory it runs in for PostgreSQL; run this command there, or set CRONHOOK_ENCRYPTION_KEY",
+                key_file.display()
+            )
+        });
+    }
+    opened
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {

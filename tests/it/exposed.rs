@@ -286,6 +286,43 @@ store_tests!(
     another_key_refuses_to_start,
 );
 
+/// On PostgreSQL the key file is in the service's directory: `cronhook
+/// token …` run from another one fails saying where the key is, and
+/// leaves no stray key file behind (issue 29).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_command_run_elsewhere_says_where_the_key_is_and_leaves_none() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let token = |dir: &std::path::Path| {
+        Command::new(BIN)
+            .current_dir(dir)
+            .args(["token", "list"])
+            .env("DATABASE_URL", &db.url)
+            .env_remove("CRONHOOK_ENCRYPTION_KEY")
+            .output()
+            .expect("cronhook runs")
+    };
+    let home = temp_dir();
+    let first = token(&home);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(home.join("cronhook.key").exists(), "the first use makes it");
+    let elsewhere = temp_dir();
+    let refused = token(&elsewhere);
+    assert!(!refused.status.success());
+    let why = stderr(&refused);
+    assert!(
+        why.contains("no key file was found at ./cronhook.key"),
+        "{why}"
+    );
+    assert!(why.contains("set CRONHOOK_ENCRYPTION_KEY"), "{why}");
+    assert!(
+        !elsewhere.join("cronhook.key").exists(),
+        "a stray key file was left"
+    );
+    assert!(token(&home).status.success());
+    std::fs::remove_dir_all(&home).ok();
+    std::fs::remove_dir_all(&elsewhere).ok();
+}
+
 /// Without CRONHOOK_ENCRYPTION_KEY, the key is a file beside the SQLite
 /// database, readable by its owner only, and the secrets stored are sealed.
 #[test]
