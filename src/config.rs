@@ -37,6 +37,10 @@ pub enum Command {
     Token(TokenCommand),
     /// Print a new random encryption key for CRONHOOK_ENCRYPTION_KEY.
     Keygen,
+    /// Ask the service listening on --listen whether it is ready (`GET
+    /// /readyz`, its store answering): exit 0 if so, 1 if not. For a
+    /// container's HEALTHCHECK, which has no curl to call.
+    Healthcheck,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
             println!("{}", SealingKey::generate_base64());
             Ok(())
         }
+        Command::Healthcheck => healthcheck(&cli.config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,6 +44,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let running = app::start(config).await?;
     stop.await;
     running.shutdown().await;
+    Ok(())
+}
+
+/// `GET /readyz` on the address the service listens on (its loopback
+/// name when it listens on every address).
+async fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    let host = match config.listen.host.as_str() {
+        "0.0.0.0" | "" => "127.0.0.1".to_string(),
+        "::" | "[::]" => "[::1]".to_string(),
+        h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+        h => h.to_string(),
+    };
+    let url = format!("http://{host}:{}/readyz", config.listen.port);
+    cronhook::dispatch::client::install_crypto_provider();
+    let answer = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("asking {url}"))?;
+    let status = answer.status();
+    let body = answer.text().await.unwrap_or_default();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}: {body}");
+    println!("{body}");
     Ok(())
 }
 

@@ -120,6 +120,90 @@ fn serves_on_a_fresh_sqlite_file_and_stops_gracefully_on_sigterm() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `cronhook healthcheck` (a container's HEALTHCHECK) asks the service on
+/// CRONHOOK_LISTEN for `/readyz`: 0 while it is ready, 1 once it is gone.
+#[test]
+fn healthcheck_exits_zero_while_the_service_is_ready() {
+    let dir = temp_dir();
+    let (mut child, addr, _logs) = serve(&dir, &[]);
+    let check = |listen: &str| {
+        Command::new(BIN)
+            .current_dir(&dir)
+            .arg("healthcheck")
+            .env("CRONHOOK_LISTEN", listen)
+            .output()
+            .unwrap()
+    };
+    let ready = check(&addr);
+    assert!(
+        ready.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ready.stdout).contains(r#""status":"ok""#));
+    // Listening on every address: asked on loopback.
+    let port = addr.rsplit(':').next().unwrap();
+    assert!(check(&format!("0.0.0.0:{port}")).status.success());
+    terminate(&child);
+    child.wait().unwrap();
+    let gone = check(&addr);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("/readyz"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The deployment files call commands the binary has: the image's and the
+/// compose file's health checks, the env file the compose file reads, and
+/// a systemd unit that `systemd-analyze verify` accepts (where it is
+/// installed) once it points at this binary.
+#[test]
+fn the_deployment_files_call_what_the_binary_has() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let dockerfile = read("Dockerfile");
+    assert!(dockerfile.contains(r#"CMD ["cronhook", "healthcheck"]"#));
+    assert!(dockerfile.contains("VOLUME /var/lib/cronhook"));
+    let compose = read("deploy/compose.yaml");
+    assert!(compose.contains(r#"test: ["CMD", "cronhook", "healthcheck"]"#));
+    assert!(compose.contains("env_file: cronhook.env"));
+    assert!(read("deploy/cronhook.env.example").contains("CRONHOOK_ROOT_TOKEN="));
+    let help = Command::new(BIN)
+        .args(["healthcheck", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let unit = read("deploy/cronhook.service");
+    assert!(unit.contains("ExecStart=/usr/local/bin/cronhook serve"));
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let dir = temp_dir();
+        let path = dir.join("cronhook.service");
+        std::fs::write(
+            &path,
+            unit.replace("/usr/local/bin/cronhook serve", &format!("{BIN} serve")),
+        )
+        .unwrap();
+        let verified = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&verified.stderr);
+        assert!(
+            verified.status.success() && said.trim().is_empty(),
+            "{said}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
 /// The start-up line's fields, for a service started with these variables.
 fn started_with(extra_env: &[(&str, &str)]) -> serde_json::Value {
     let dir = temp_dir();
