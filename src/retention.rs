@@ -109,28 +109,19 @@ pub async fn run(
     }
 }
 
-/// `7d`, `12h`, `30m`, `90s` or plain seconds.
+/// A duration as people write it (`7d`, `12h`, `1h30m`, `90s`, `2w`:
+/// humantime's units), or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration such as 7d, 12h, 30m or 90s, got {text:?}"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => {
-            return Err(format!(
-                "expected a duration such as 7d, 12h, 30m or 90s, got {text:?}"
-            ));
-        }
-    };
-    Ok(Duration::from_secs(n.saturating_mul(seconds)))
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{text:?} is too many seconds"));
+    }
+    humantime::parse_duration(text).map_err(|e| {
+        format!("expected a duration such as 7d, 12h, 1h30m or 90s, got {text:?}: {e}")
+    })
 }
 
 #[cfg(test)]
@@ -149,7 +140,13 @@ mod tests {
         );
         assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("1w").is_err());
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(14 * 86_400)
+        );
+        let e = parse_duration("soon").unwrap_err();
+        assert!(e.contains("such as 7d, 12h, 1h30m or 90s"), "{e}");
+        assert!(parse_duration("").is_err());
     }
 }
