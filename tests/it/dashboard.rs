@@ -49,6 +49,11 @@ mod tempfile_dir {
 
 impl Browser {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A browser with more flags (a window size, a dark system theme).
+    async fn start_with(extra: &[&str]) -> Self {
         assert!(
             std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
             "the dashboard tests need Debian's chromium and chromium-driver; scripts/test installs them"
@@ -69,6 +74,14 @@ impl Browser {
             "--window-size=1280,900".into(),
             format!("--user-data-dir={}", profile.0.display()),
         ];
+        let args: Vec<String> = args
+            .into_iter()
+            .filter(|a| {
+                !(a.starts_with("--window-size")
+                    && extra.iter().any(|e| e.starts_with("--window-size")))
+            })
+            .chain(extra.iter().map(|e| e.to_string()))
+            .collect();
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
@@ -553,4 +566,63 @@ async fn a_read_token_sees_no_actions_and_a_tenant_only_its_own_jobs() {
     .await;
     browser.client.clone().close().await.unwrap();
     app.stop().await;
+}
+
+/// The dashboard follows the system's dark theme, and its pages fit a
+/// 375 px phone without scrolling sideways (a wide table scrolls in its
+/// own box); screenshots of each in target/ui-screenshots (issue 29).
+#[tokio::test]
+async fn pages_go_dark_with_the_system_and_fit_a_phone() {
+    let receiver = Receiver::start().await;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.create_job(json!({
+        "id": "a-job-with-a-rather-long-identifier-for-a-narrow-screen",
+        "trigger": {"type": "cron", "expr": "*/5 * * * *", "timezone": "Europe/Berlin"},
+        "target": {"url": receiver.url("/ok")}
+    }))
+    .await;
+    let browser = Browser::start_with(&["--window-size=375,812", "--force-dark-mode"]).await;
+    for (path, shows, name) in [
+        ("/ui", "Jobs", "jobs-375-dark"),
+        (
+            "/ui/jobs/a-job-with-a-rather-long-identifier-for-a-narrow-screen",
+            "Next fire times",
+            "job-375-dark",
+        ),
+        ("/ui/alerts", "Alerts", "alerts-375-dark"),
+    ] {
+        browser.open(&app, path).await;
+        browser.wait_for_text(shows).await;
+        let dark = browser
+            .client
+            .execute(
+                "return window.matchMedia('(prefers-color-scheme: dark)').matches",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(dark, json!(true), "the browser's theme is dark");
+        let background = browser
+            .client
+            .execute(
+                "return getComputedStyle(document.documentElement).backgroundColor",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(background, json!("rgb(20, 23, 29)"), "{path}");
+        let overflow = browser
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{path} scrolls sideways by {overflow} px at 375 px"
+        );
+        browser.screenshot(name).await;
+    }
 }
