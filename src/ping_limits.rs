@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 pub const BURST: f64 = 20.0;
 /// Pings a key regains per second (one every 3 s, 20 a minute).
 pub const PER_SECOND: f64 = 1.0 / 3.0;
-/// Keys remembered at most; past it, the fullest buckets are forgotten.
+/// Keys remembered at most; past it, all are forgotten.
 const KEYS_KEPT: usize = 100_000;
 
 #[derive(Default)]
@@ -25,10 +25,9 @@ impl PingLimits {
     pub fn take(&self, key: &str, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= KEYS_KEPT && !buckets.contains_key(key) {
-            // Full buckets are no different from forgotten ones.
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.saturating_duration_since(*at).as_secs_f64() * PER_SECOND < BURST
-            });
+            // Forgotten all at once, so a flood of made-up keys costs O(1)
+            // a ping; a real key forgotten gets its burst again, once.
+            buckets.clear();
         }
         let (tokens, at) = buckets.entry(key.to_string()).or_insert((BURST, now));
         let refilled =

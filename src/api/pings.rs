@@ -42,6 +42,8 @@ async fn ping(
     if !monitor::looks_like_key(key) {
         return Err(unknown());
     }
+    // Hex in any case: keys are kept in lower case.
+    let key = &key.to_ascii_lowercase();
     let ping = Ping::parse(kind).map_err(|e| FieldError::new("kind", e.message))?;
     app.pings.take(key, Instant::now()).map_err(|wait| {
         ApiError::TooManyRequests(

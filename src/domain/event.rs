@@ -322,6 +322,18 @@ pub fn run_pinged(
     Some(NewEvent::new(kind, job_id, Some(run_id), data))
 }
 
+/// A monitor's run that started and never reported its end, failed when
+/// the work started again (§11.5).
+pub fn run_abandoned(job_id: &str, run_id: Uuid) -> NewEvent {
+    NewEvent::new(
+        EventType::RunFailed,
+        job_id,
+        Some(run_id),
+        json!({"reason": crate::domain::monitor::REASON_NO_END_PING,
+               "error": "it started again without reporting its end"}),
+    )
+}
+
 /// A monitor's run no ping reached within its grace (§11.5).
 pub fn run_ping_missing(job_id: &str, run_id: Uuid, scheduled_for: DateTime<Utc>) -> NewEvent {
     NewEvent::new(

@@ -162,6 +162,19 @@ fn replace(
     trigger: &TriggerInput,
     now: DateTime<Utc>,
 ) -> Result<JobChange, Refusal> {
+    // A monitor's runs wait for pings, a sending job's for the
+    // dispatcher: neither kind of run could become the other (§11.5).
+    if job.definition.monitor.is_some() != spec.definition.monitor.is_some() {
+        let (was, is) = if job.definition.monitor.is_some() {
+            ("monitor-only", "a job that sends requests")
+        } else {
+            ("a job that sends requests", "monitor-only")
+        };
+        return Err(Refusal::Conflict(format!(
+            "job {} is {was} and cannot become {is}: delete it and create it again",
+            job.id
+        )));
+    }
     // An unchanged trigger keeps the stored one, so an interval given
     // without start_at keeps its anchor (its grid).
     let same_trigger = trigger.describes(&job.definition.trigger);
@@ -659,6 +672,31 @@ mod tests {
             "{}",
             refused(json!({"on_complete": "archive"}))
         );
+    }
+
+    #[test]
+    fn a_monitor_and_a_sending_job_do_not_turn_into_each_other() {
+        let sending = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
+        let monitor = json!({"target": null, "monitor": {"grace_s": 60}});
+        let refused = run(Some(&sending), replace(body(monitor.clone()))).unwrap_err();
+        assert!(
+            refused.to_string().contains("cannot become monitor-only"),
+            "{refused}"
+        );
+        let watching = job(body(monitor), scheduled("2026-11-23T10:01:00Z"));
+        let refused = run(
+            Some(&watching),
+            patch(json!({"monitor": null, "target": {"url": "http://x.test/"}})),
+        )
+        .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("cannot become a job that sends requests"),
+            "{refused}"
+        );
+        // Its grace may change.
+        assert!(run(Some(&watching), patch(json!({"monitor": {"grace_s": 120}}))).is_ok());
     }
 
     #[test]

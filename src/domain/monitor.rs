@@ -17,6 +17,12 @@ pub const DEFAULT_GRACE_S: u32 = 300;
 pub const MAX_PING_BODY: usize = 10 * 1024;
 /// Why a run without its ping is missed.
 pub const REASON_PING_MISSING: &str = "ping_missing";
+/// Why a run that started and never reported its end failed: the work
+/// started again (its next `/start`).
+pub const REASON_NO_END_PING: &str = "no_end_ping";
+/// How early a ping may come for the next fire time (the watched host's
+/// clock ahead of ours, the run not made yet) and still be its run.
+pub const EARLY_PING_S: i64 = 60;
 
 /// A monitor as a client writes it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -161,29 +167,66 @@ pub struct OpenRun {
 pub enum PingEffect {
     /// The run takes `status` (`running`, or its end).
     Moves { run_id: Uuid, status: RunStatus },
+    /// The next fire time's run, made now with `status`: the ping came
+    /// before the scheduler made it.
+    Early {
+        scheduled_for: DateTime<Utc>,
+        status: RunStatus,
+    },
     /// No run expected it: a run of cause `ping` is recorded with
     /// `status`, and the job may alert `unexpected`.
     Unexpected { status: RunStatus },
 }
 
+/// What a ping does, and the runs it ends as `failed` (`no_end_ping`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingPlan {
+    pub effect: PingEffect,
+    /// Runs that started and never reported their end: a new start
+    /// means that work is over.
+    pub abandoned: Vec<Uuid>,
+}
+
 /// Which run a ping applies to, given the job's runs `awaiting` or
-/// `running`, oldest fire time first: an end goes to the oldest run that
-/// started, else to the oldest awaiting one; a start to the oldest
-/// awaiting one. Anything else was not expected.
-pub fn apply(ping: Ping, open: &[OpenRun]) -> PingEffect {
+/// `running` (oldest fire time first) and its next fire time: a start
+/// takes the oldest awaiting run, and ends the runs still running; an end
+/// takes the run that started (the newest), else the oldest awaiting
+/// one. With none, a ping up to [`EARLY_PING_S`] before the next fire
+/// time is that fire time's; anything else was not expected.
+pub fn apply(
+    ping: Ping,
+    open: &[OpenRun],
+    next_fire: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> PingPlan {
     let status = ping.status();
     let oldest = |s: RunStatus| open.iter().find(|r| r.status == s);
-    let run = match ping {
-        Ping::Start => oldest(RunStatus::Awaiting),
-        _ => oldest(RunStatus::Running).or_else(|| oldest(RunStatus::Awaiting)),
+    let running = || open.iter().filter(|r| r.status == RunStatus::Running);
+    let (run, abandoned) = match ping {
+        Ping::Start => (
+            oldest(RunStatus::Awaiting),
+            running().map(|r| r.id).collect(),
+        ),
+        _ => (
+            running()
+                .next_back()
+                .or_else(|| oldest(RunStatus::Awaiting)),
+            Vec::new(),
+        ),
     };
-    match run {
-        Some(run) => PingEffect::Moves {
+    let early = next_fire.filter(|at| *at > now && *at - now <= TimeDelta::seconds(EARLY_PING_S));
+    let effect = match (run, early) {
+        (Some(run), _) => PingEffect::Moves {
             run_id: run.id,
             status,
         },
-        None => PingEffect::Unexpected { status },
-    }
+        (None, Some(scheduled_for)) => PingEffect::Early {
+            scheduled_for,
+            status,
+        },
+        (None, None) => PingEffect::Unexpected { status },
+    };
+    PingPlan { effect, abandoned }
 }
 
 #[cfg(test)]
@@ -228,40 +271,69 @@ mod tests {
         assert_eq!(Ping::Start.status(), RunStatus::Running);
     }
 
+    const NOW: &str = "2026-12-04T10:12:00Z";
+
+    fn effect(ping: Ping, open: &[OpenRun], next: Option<&str>) -> PingEffect {
+        apply(ping, open, next.map(at), at(NOW)).effect
+    }
+
     #[test]
-    fn a_start_takes_the_oldest_awaiting_run() {
+    fn a_start_takes_the_oldest_awaiting_run_and_ends_what_still_runs() {
         let open = [
             run(1, RunStatus::Running, "2026-12-04T10:00:00Z"),
             run(2, RunStatus::Awaiting, "2026-12-04T10:05:00Z"),
             run(3, RunStatus::Awaiting, "2026-12-04T10:10:00Z"),
         ];
+        let plan = apply(Ping::Start, &open, None, at(NOW));
         assert_eq!(
-            apply(Ping::Start, &open),
+            plan.effect,
             PingEffect::Moves {
                 run_id: Uuid::from_u128(2),
                 status: RunStatus::Running
             }
         );
+        // 10:00's work never said it ended; it started again.
+        assert_eq!(plan.abandoned, [Uuid::from_u128(1)]);
     }
 
     #[test]
     fn an_end_takes_the_run_that_started_else_the_oldest_awaiting() {
         let open = [
-            run(2, RunStatus::Awaiting, "2026-12-04T10:05:00Z"),
             run(1, RunStatus::Running, "2026-12-04T10:00:00Z"),
+            run(2, RunStatus::Awaiting, "2026-12-04T10:05:00Z"),
         ];
+        let plan = apply(Ping::Exit(1), &open, None, at(NOW));
         assert_eq!(
-            apply(Ping::Exit(1), &open),
+            plan.effect,
             PingEffect::Moves {
                 run_id: Uuid::from_u128(1),
                 status: RunStatus::Failed
             }
         );
+        assert!(plan.abandoned.is_empty());
         assert_eq!(
-            apply(Ping::Success, &open[..1]),
+            effect(Ping::Success, &open[1..], None),
             PingEffect::Moves {
                 run_id: Uuid::from_u128(2),
                 status: RunStatus::Succeeded
+            }
+        );
+    }
+
+    #[test]
+    fn a_ping_just_before_the_next_fire_time_is_its_run() {
+        assert_eq!(
+            effect(Ping::Start, &[], Some("2026-12-04T10:12:30Z")),
+            PingEffect::Early {
+                scheduled_for: at("2026-12-04T10:12:30Z"),
+                status: RunStatus::Running
+            }
+        );
+        // More than a minute ahead: not expected.
+        assert_eq!(
+            effect(Ping::Start, &[], Some("2026-12-04T10:13:01Z")),
+            PingEffect::Unexpected {
+                status: RunStatus::Running
             }
         );
     }
@@ -269,18 +341,20 @@ mod tests {
     #[test]
     fn a_ping_nothing_awaits_is_unexpected() {
         assert_eq!(
-            apply(Ping::Success, &[]),
+            effect(Ping::Success, &[], None),
             PingEffect::Unexpected {
                 status: RunStatus::Succeeded
             }
         );
         let started = [run(1, RunStatus::Running, "2026-12-04T10:00:00Z")];
+        let plan = apply(Ping::Start, &started, None, at(NOW));
         assert_eq!(
-            apply(Ping::Start, &started),
+            plan.effect,
             PingEffect::Unexpected {
                 status: RunStatus::Running
             }
         );
+        assert_eq!(plan.abandoned, [Uuid::from_u128(1)]);
     }
 
     #[test]

@@ -657,6 +657,13 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         tx: &mut Self::Tx,
         key: &str,
     ) -> StoreResult<Option<super::monitors::MonitorJob>>;
+    async fn abandon_monitor_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        run_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     async fn open_monitor_runs(
         &self,
         tx: &mut Self::Tx,

@@ -25,11 +25,29 @@ pub struct PingReceipt {
     pub unexpected: bool,
 }
 
-/// A monitor-only job found by its ping key.
-#[derive(Debug, sqlx::FromRow)]
+/// A monitor-only job found by its ping key, with its next fire time.
+#[derive(Debug)]
 pub(crate) struct MonitorJob {
     pub tenant: String,
     pub job_id: String,
+    pub next_run_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MonitorJobRow<T> {
+    tenant: String,
+    job_id: String,
+    next_run_at: Option<T>,
+}
+
+impl<T: At> From<MonitorJobRow<T>> for MonitorJob {
+    fn from(r: MonitorJobRow<T>) -> Self {
+        MonitorJob {
+            tenant: r.tenant,
+            job_id: r.job_id,
+            next_run_at: r.next_run_at.map(At::at),
+        }
+    }
 }
 
 /// A run a ping may move, and when it started.
@@ -78,9 +96,13 @@ pub(crate) enum PingWrite {
         status: RunStatus,
         attempt: PingAttempt,
     },
-    /// A run of cause `ping`, `running` (no attempt yet) or ended.
-    Unexpected {
+    /// A new run: the next fire time's (cause `schedule`, pinged early) or
+    /// one nothing awaited (cause `ping`); `running` (no attempt yet) or
+    /// ended.
+    New {
         run_id: Uuid,
+        cause: RunCause,
+        scheduled_for: DateTime<Utc>,
         status: RunStatus,
         attempt: Option<PingAttempt>,
     },
@@ -97,16 +119,45 @@ impl<D: Dialect> SqlStore<D> {
         ping: Ping,
         body: &[u8],
     ) -> StoreResult<Option<PingReceipt>> {
-        let mut tx = self.db.begin().await?;
-        let Some(job) = self.db.monitor_by_key(&mut tx, key).await? else {
-            return Ok(None);
-        };
+        // A run the ping found changed before it was written (another
+        // ping, the scheduler making the same fire time's run): read again.
+        for _ in 0..3 {
+            let mut tx = self.db.begin().await?;
+            let Some(job) = self.db.monitor_by_key(&mut tx, key).await? else {
+                return Ok(None);
+            };
+            if let Some(receipt) = self.ping_in(&mut tx, &job, ping, body).await? {
+                let (events, deliveries) = receipt.1;
+                D::commit(tx).await?;
+                if events > 0 {
+                    self.events_written(deliveries);
+                }
+                let r = receipt.0;
+                tracing::info!(tenant = %job.tenant, job_id = %job.job_id, run_id = %r.run_id, ping = %ping.as_str(), status = r.status.as_str(), unexpected = r.unexpected, "ping");
+                return Ok(Some(r));
+            }
+        }
+        Err(StoreError::Conflict(
+            "the monitor's runs kept changing while this ping was applied; ping again".into(),
+        ))
+    }
+
+    /// One try at a ping in `tx`: what it did, with how many events and
+    /// deliveries it wrote; none when a run changed under it.
+    async fn ping_in(
+        &self,
+        tx: &mut D::Tx,
+        job: &MonitorJob,
+        ping: Ping,
+        body: &[u8],
+    ) -> StoreResult<Option<(PingReceipt, (usize, usize))>> {
         let now = Utc::now();
         let open = self
             .db
-            .open_monitor_runs(&mut tx, &job.tenant, &job.job_id)
+            .open_monitor_runs(tx, &job.tenant, &job.job_id)
             .await?;
         let runs: Vec<OpenRun> = open.iter().map(|(run, _)| *run).collect();
+        let plan = monitor::apply(ping, &runs, job.next_run_at, now);
         let (excerpt, body_truncated) = monitor::excerpt(body);
         let ended = |started_at: DateTime<Utc>| PingAttempt {
             started_at,
@@ -115,64 +166,78 @@ impl<D: Dialect> SqlStore<D> {
             body_truncated,
             outcome_reason: ping.outcome_reason(),
         };
-        let (write, receipt) = match monitor::apply(ping, &runs) {
+        let new_run = |cause, scheduled_for, status: RunStatus| PingWrite::New {
+            run_id: Uuid::now_v7(),
+            cause,
+            scheduled_for,
+            status,
+            attempt: (status != RunStatus::Running).then(|| ended(now)),
+        };
+        let write = match plan.effect {
             PingEffect::Moves {
                 run_id,
                 status: RunStatus::Running,
-            } => (
-                PingWrite::Start { run_id },
-                (run_id, RunStatus::Running, false),
-            ),
+            } => PingWrite::Start { run_id },
             PingEffect::Moves { run_id, status } => {
                 let started = open
                     .iter()
                     .find(|(run, _)| run.id == run_id)
                     .and_then(|(_, started)| *started)
                     .unwrap_or(now);
-                let attempt = ended(started);
-                (
-                    PingWrite::End {
-                        run_id,
-                        status,
-                        attempt,
-                    },
-                    (run_id, status, false),
-                )
+                PingWrite::End {
+                    run_id,
+                    status,
+                    attempt: ended(started),
+                }
             }
-            PingEffect::Unexpected { status } => {
-                let run_id = Uuid::now_v7();
-                let attempt = (status != RunStatus::Running).then(|| ended(now));
-                (
-                    PingWrite::Unexpected {
-                        run_id,
-                        status,
-                        attempt,
-                    },
-                    (run_id, status, true),
-                )
-            }
+            PingEffect::Early {
+                scheduled_for,
+                status,
+            } => new_run(RunCause::Schedule, scheduled_for, status),
+            PingEffect::Unexpected { status } => new_run(RunCause::Ping, now, status),
         };
-        let (run_id, status, unexpected) = receipt;
+        let mut events = Vec::new();
+        for run_id in &plan.abandoned {
+            if !self
+                .db
+                .abandon_monitor_run(tx, &job.tenant, *run_id, now)
+                .await?
+            {
+                return Ok(None);
+            }
+            tracing::warn!(tenant = %job.tenant, job_id = %job.job_id, %run_id, "run failed: it started again without reporting its end");
+            events.push((
+                job.tenant.clone(),
+                event::run_abandoned(&job.job_id, *run_id),
+            ));
+        }
         if !self
             .db
-            .write_ping(&mut tx, &job.tenant, &job.job_id, &write, now)
+            .write_ping(tx, &job.tenant, &job.job_id, &write, now)
             .await?
         {
-            return Err(StoreError::Conflict(format!(
-                "run {run_id} of job {} changed while this ping was applied; ping again",
-                job.job_id
-            )));
+            return Ok(None);
         }
-        let mut events = Vec::new();
-        if unexpected {
+        let (run_id, status, made) = match &write {
+            PingWrite::Start { run_id } => (*run_id, RunStatus::Running, None),
+            PingWrite::End { run_id, status, .. } => (*run_id, *status, None),
+            PingWrite::New {
+                run_id,
+                cause,
+                scheduled_for,
+                status,
+                ..
+            } => (*run_id, *status, Some((*cause, *scheduled_for))),
+        };
+        if let Some((cause, scheduled_for)) = made {
             events.push((
                 job.tenant.clone(),
                 event::run_created(&RunMade {
                     job_id: &job.job_id,
                     run_id,
                     status,
-                    cause: RunCause::Ping,
-                    scheduled_for: now,
+                    cause,
+                    scheduled_for,
                     occurrences: 1,
                     wait_reason: None,
                     reason: None,
@@ -189,18 +254,14 @@ impl<D: Dialect> SqlStore<D> {
         ) {
             events.push((job.tenant.clone(), e));
         }
-        let deliveries = self.write_events(&mut tx, &events).await?;
-        D::commit(tx).await?;
-        if !events.is_empty() {
-            self.events_written(deliveries);
-        }
-        tracing::info!(tenant = %job.tenant, job_id = %job.job_id, %run_id, ping = %ping.as_str(), status = status.as_str(), unexpected, "ping");
-        Ok(Some(PingReceipt {
-            job_id: job.job_id,
+        let deliveries = self.write_events(tx, &events).await?;
+        let receipt = PingReceipt {
+            job_id: job.job_id.clone(),
             run_id,
             status,
-            unexpected,
-        }))
+            unexpected: made.is_some_and(|(cause, _)| cause == RunCause::Ping),
+        };
+        Ok(Some((receipt, (events.len(), deliveries))))
     }
 
     /// Gives monitor-only job `id` a new ping key (the old one stops

@@ -333,10 +333,34 @@ macro_rules! portable_statements {
             conn: &mut <Db as sqlx::Database>::Connection,
             key: &str,
         ) -> $crate::store::StoreResult<Option<$crate::store::monitors::MonitorJob>> {
-            Ok(sqlx::query_as("SELECT tenant, id AS job_id FROM jobs WHERE ping_key = $1")
-                .bind(key)
-                .fetch_optional(conn)
-                .await?)
+            let row: Option<$crate::store::monitors::MonitorJobRow<AtColumn>> = sqlx::query_as(
+                "SELECT tenant, id AS job_id, next_run_at FROM jobs WHERE ping_key = $1",
+            )
+            .bind(key)
+            .fetch_optional(conn)
+            .await?;
+            Ok(row.map(Into::into))
+        }
+
+        /// A monitor's run that started and never reported its end fails
+        /// (`no_end_ping`); false when it is no longer running.
+        async fn abandon_monitor_run_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            run_id: uuid::Uuid,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<bool> {
+            let done = sqlx::query(
+                "UPDATE runs SET status = 'failed', reason = $3, finished_at = $4
+                 WHERE tenant = $1 AND id = $2 AND status = 'running' AND lease_owner IS NULL",
+            )
+            .bind(tenant)
+            .bind(row_id(run_id))
+            .bind($crate::domain::monitor::REASON_NO_END_PING)
+            .bind(at(now))
+            .execute(conn)
+            .await?;
+            Ok(done.rows_affected() == 1)
         }
 
         /// A monitor's runs a ping may move, oldest fire time first: each
@@ -407,23 +431,31 @@ macro_rules! portable_statements {
                     }
                     (*run_id, attempt)
                 }
-                PingWrite::Unexpected { run_id, status, attempt } => {
+                PingWrite::New { run_id, cause, scheduled_for, status, attempt } => {
                     let ended = attempt.is_some();
-                    sqlx::query(
+                    // The fire time's run the scheduler made meanwhile
+                    // wins (one run per occurrence): the ping reads again.
+                    let done = sqlx::query(
                         "INSERT INTO runs (id, tenant, job_id, scheduled_for, cause, status,
                                            occurrences, attempt_count, deliver_after,
                                            attempt_started_at, created_at, finished_at)
-                         VALUES ($1, $2, $3, $4, 'ping', $5, 1, $6, $4, $4, $4, $7)",
+                         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $4, $8, $8, $9)
+                         ON CONFLICT DO NOTHING",
                     )
                     .bind(row_id(*run_id))
                     .bind(tenant)
                     .bind(job_id)
-                    .bind(at(now))
+                    .bind(at(*scheduled_for))
+                    .bind(cause.as_str())
                     .bind(status.as_str())
                     .bind(i64::from(ended))
+                    .bind(at(now))
                     .bind(ended.then(|| at(now)))
                     .execute(&mut *conn)
                     .await?;
+                    if done.rows_affected() != 1 {
+                        return Ok(false);
+                    }
                     match attempt {
                         Some(attempt) => (*run_id, attempt),
                         None => return Ok(true),

@@ -730,6 +730,16 @@ impl Dialect for PgDialect {
         monitor_by_key_in(tx, key).await
     }
 
+    async fn abandon_monitor_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        run_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        abandon_monitor_run_in(tx, tenant, run_id, now).await
+    }
+
     async fn open_monitor_runs(
         &self,
         tx: &mut Self::Tx,
@@ -902,7 +912,7 @@ impl Dialect for PgDialect {
         // Pending: no dispatcher holds them (they are leased once due).
         let done = sqlx::query(
             "DELETE FROM runs
-             WHERE tenant = $1 AND job_id = $2 AND status = 'pending' AND cause = 'schedule'
+             WHERE tenant = $1 AND job_id = $2 AND status IN ('pending', 'awaiting') AND cause = 'schedule'
                AND attempt_count = 0 AND scheduled_for > now()",
         )
         .bind(tenant.as_str())
@@ -1688,7 +1698,7 @@ impl Dialect for PgDialect {
                     r.event_id, e.type AS event_type, e.job_id AS event_job_id
              FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
                   LEFT JOIN events e ON e.id = r.event_id
-             WHERE r.status = 'running'
+             WHERE r.status = 'running' AND r.lease_owner IS NOT NULL
                AND (r.lease_until < now() OR NOT (r.lease_owner = ANY($2)))
              ORDER BY r.lease_until
              LIMIT $1

@@ -406,6 +406,16 @@ impl Dialect for SqliteDialect {
         monitor_by_key_in(tx, key).await
     }
 
+    async fn abandon_monitor_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        run_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        abandon_monitor_run_in(tx, tenant, run_id, now).await
+    }
+
     async fn open_monitor_runs(
         &self,
         tx: &mut Self::Tx,
@@ -572,7 +582,7 @@ impl Dialect for SqliteDialect {
     ) -> StoreResult<u64> {
         let done = sqlx::query(
             "DELETE FROM runs
-             WHERE tenant = ?1 AND job_id = ?2 AND status = 'pending' AND cause = 'schedule'
+             WHERE tenant = ?1 AND job_id = ?2 AND status IN ('pending', 'awaiting') AND cause = 'schedule'
                AND attempt_count = 0 AND scheduled_for > ?3",
         )
         .bind(tenant.as_str())
@@ -1329,7 +1339,7 @@ impl Dialect for SqliteDialect {
                     j.delivery_rules, r.event_id, e.type AS event_type, e.job_id AS event_job_id
              FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
                   LEFT JOIN events e ON e.id = r.event_id
-             WHERE r.status = 'running'
+             WHERE r.status = 'running' AND r.lease_owner IS NOT NULL
                AND (r.lease_until < ?1
                     OR r.lease_owner NOT IN (SELECT value FROM json_each(?3)))
              ORDER BY r.lease_until LIMIT ?2",

@@ -134,6 +134,45 @@ async fn a_monitor_driven_by_curl_goes_through_every_state(backend: Backend) {
     assert_eq!(pings.len(), 3, "{events}");
     assert!(pings.contains(&"exit 3"), "{pings:?}");
 
+    // A start a moment before the next fire time is that fire time's run
+    // (a watched host's clock ahead): the scheduler makes no second one.
+    let scheduled = |runs: &Value| {
+        runs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["cause"] == "schedule")
+            .count()
+    };
+    let before = scheduled(&app.get("/v1/jobs/backup/runs").await.json());
+    let soon = Utc::now() + chrono::TimeDelta::seconds(3);
+    let moved = app
+        .patch("/v1/jobs/backup", json!({"next_run_at": soon.to_rfc3339()}))
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.text);
+    let said = shell(r#"curl -fsS "$URL/start""#, &url).await;
+    assert!(said.contains(r#""unexpected":false"#), "{said}");
+    let early: Value = serde_json::from_str(&said).unwrap();
+    eventually(DEADLINE, "the scheduler past that fire time", || async {
+        let job = app.get("/v1/jobs/backup").await.json();
+        let next = job["next_run_at"].as_str()?;
+        (chrono::DateTime::parse_from_rfc3339(next).ok()? > soon).then_some(())
+    })
+    .await;
+    assert_eq!(
+        scheduled(&app.get("/v1/jobs/backup/runs").await.json()),
+        before + 1,
+        "one run for the fire time, the ping's"
+    );
+    // Started again with no end reported: that run failed.
+    shell(r#"curl -fsS "$URL/start""#, &url).await;
+    let abandoned = app
+        .get(&format!("/v1/runs/{}", early["run_id"].as_str().unwrap()))
+        .await
+        .json();
+    assert_eq!(abandoned["status"], "failed", "{abandoned}");
+    assert_eq!(abandoned["reason"], "no_end_ping", "{abandoned}");
+
     // The dashboard shows the ping URL, a crontab line and the pinged runs.
     let page = app.get("/ui/jobs/backup").await;
     assert_eq!(page.status, 200, "{}", page.text);
@@ -274,6 +313,18 @@ async fn bad_monitor_input_is_a_422_naming_the_field(backend: Backend) {
             .status,
         404,
         "another key is not held back"
+    );
+    // A sending job cannot become a monitor, nor the other way round.
+    let convert = app
+        .put(
+            "/v1/jobs/plain",
+            json!({"trigger": trigger, "target": null, "monitor": {}}),
+        )
+        .await;
+    assert!(
+        convert.problem(409).contains("cannot become monitor-only"),
+        "{}",
+        convert.text
     );
     let rotate = app.post_empty("/v1/jobs/plain/ping-key/rotate").await;
     assert!(rotate.problem(409).contains("not monitor-only"));
