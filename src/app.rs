@@ -145,7 +145,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             poll_interval: config.poll_interval(),
         };
         tasks.spawn(flows.run(shutdown.clone()));
-        tasks.spawn(crate::watchdog::run(store.clone(), shutdown.clone()));
+        tasks.spawn(crate::watchdog::run(
+            store.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(retention::run(
             store.clone(),
             config.run_retention,

@@ -6,17 +6,25 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use crate::domain::retry::Backoff;
+use crate::domain::run::RunStatus;
+use crate::metrics::Metrics;
 use crate::store::DynStore;
 
 /// How often a pass looks.
 pub const EVERY: Duration = Duration::from_secs(1);
 
-pub async fn run(store: DynStore, shutdown: CancellationToken) {
+pub async fn run(store: DynStore, metrics: Arc<Metrics>, shutdown: CancellationToken) {
     let mut backoff = Backoff::new();
     while !shutdown.is_cancelled() {
         let sleep = match store.watch_alerts().await {
-            Ok(_) => {
+            Ok(pass) => {
+                // A monitor's run missed ends here, not in a dispatcher.
+                if pass.runs_missed > 0 {
+                    metrics.runs_ended(RunStatus::Missed, pass.runs_missed);
+                }
                 backoff.reset();
                 EVERY
             }

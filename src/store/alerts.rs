@@ -28,6 +28,15 @@ const PAST_READ: u32 = 50;
 /// A job's open alerts: one per condition at most.
 const OPEN_READ: u32 = 100;
 
+/// What one watchdog pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WatchPass {
+    /// Alerts opened, reminded or resolved.
+    pub alerts_changed: u32,
+    /// Monitors' runs missed: no ping within their grace.
+    pub runs_missed: usize,
+}
+
 /// An alert as the store keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRecord {
@@ -172,17 +181,17 @@ impl<D: Dialect> SqlStore<D> {
     /// One watchdog pass, on the database clock, in one transaction that
     /// one instance at a time holds; answers how many alerts it changed
     /// (none when another instance holds the pass).
-    pub(super) async fn watch_alerts_inner(&self) -> StoreResult<u32> {
+    pub(super) async fn watch_alerts_inner(&self) -> StoreResult<WatchPass> {
+        let mut pass = WatchPass::default();
         if !self.db.anything_to_watch().await? {
-            return Ok(0);
+            return Ok(pass);
         }
         let mut tx = self.db.begin().await?;
         let Some(now) = self.db.lock_watchdog(&mut tx).await? else {
-            return Ok(0);
+            return Ok(pass);
         };
         let jobs = self.db.alerting_jobs(&mut tx, PASS_JOBS).await?;
         let mut events = Vec::new();
-        let mut changed = 0;
         for job in jobs {
             let settings = StoredAlerts::read(&job.job_id, job.alerts.as_deref())?;
             let state = job.state.as_deref().and_then(JobState::parse);
@@ -197,6 +206,7 @@ impl<D: Dialect> SqlStore<D> {
                         now,
                     )
                     .await?;
+                pass.runs_missed += missed.len();
                 for (run_id, due) in missed {
                     tracing::warn!(tenant = %job.tenant, job_id = %job.job_id, %run_id, scheduled_for = %instant::format(&due), "run missed: no ping within the monitor's grace");
                     events.push((
@@ -264,7 +274,7 @@ impl<D: Dialect> SqlStore<D> {
                 else {
                     continue;
                 };
-                changed += 1;
+                pass.alerts_changed += 1;
                 if let Some(event) = event {
                     events.push((job.tenant.clone(), event));
                 }
@@ -275,7 +285,7 @@ impl<D: Dialect> SqlStore<D> {
         if !events.is_empty() {
             self.events_written(deliveries);
         }
-        Ok(changed)
+        Ok(pass)
     }
 
     /// Writes one action; answers None when it did not apply, else the

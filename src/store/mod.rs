@@ -655,8 +655,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_flows(&self, tenant: &Tenant) -> StoreResult<Vec<FlowInfo>>;
     /// One watchdog pass (§11.5): every alerting job's alerts opened,
     /// reminded and resolved with their events, on the database clock, by
-    /// one instance at a time; answers how many alerts changed.
-    async fn watch_alerts(&self) -> StoreResult<u32>;
+    /// one instance at a time, after monitors' runs past their grace are
+    /// missed; answers what it changed.
+    async fn watch_alerts(&self) -> StoreResult<alerts::WatchPass>;
     /// Applies a ping to the monitor-only job whose key is `key` (§11.5);
     /// none when no job has it.
     async fn record_ping(

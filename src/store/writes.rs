@@ -911,7 +911,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.db.next_flow_admit_in().await
     }
 
-    async fn watch_alerts(&self) -> StoreResult<u32> {
+    async fn watch_alerts(&self) -> StoreResult<super::alerts::WatchPass> {
         self.watch_alerts_inner().await
     }
 

@@ -265,6 +265,12 @@ async fn a_ping_missing_through_an_outage_is_reported_once_an_instance_is_back(b
     })
     .await;
     assert_eq!(run["reason"], "ping_missing");
+    // Counted once, at its end, by the instance whose watchdog missed it.
+    let metrics = app.get("/metrics").await.text;
+    assert!(
+        metrics.contains(r#"cronhook_runs_total{status="missed"} 1"#),
+        "{metrics}"
+    );
 }
 
 async fn bad_monitor_input_is_a_422_naming_the_field(backend: Backend) {
