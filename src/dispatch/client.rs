@@ -13,6 +13,7 @@ use url::Host;
 
 use crate::domain::network_policy::{Blocked, NetworkPolicy};
 use crate::domain::retry::parse_retry_after;
+use crate::domain::run::storable;
 use crate::domain::signing;
 use crate::domain::target::{Body, Target};
 
@@ -209,16 +210,6 @@ fn failure(error: String, started: Instant) -> Response {
     }
 }
 
-/// Text as the store keeps it: PostgreSQL cannot hold a NUL character,
-/// which a binary response body may well contain.
-fn storable(text: String) -> String {
-    if text.contains('\0') {
-        text.replace('\0', "\u{FFFD}")
-    } else {
-        text
-    }
-}
-
 /// The policy refusal in an error's sources, if that is what it was.
 fn refusal<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Blocked> {
     let mut source = e.source();
@@ -339,15 +330,4 @@ fn innermost(e: &(dyn StdError + 'static)) -> String {
         source = s.source();
     }
     last
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nul_characters_become_replacement_characters() {
-        assert_eq!(storable("a\0b".into()), "a\u{FFFD}b");
-        assert_eq!(storable("plain".into()), "plain");
-    }
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::domain::alert::MAX_SECONDS;
 use crate::domain::error::FieldError;
-use crate::domain::run::RunStatus;
+use crate::domain::run::{RunStatus, storable};
 
 pub const DEFAULT_GRACE_S: u32 = 300;
 /// The most of a ping's body kept, as its run's excerpt.
@@ -83,7 +83,8 @@ pub fn looks_like_key(text: &str) -> bool {
 }
 
 /// What of a ping's body its run keeps: the first [`MAX_PING_BODY`]
-/// bytes as text (none when empty), and whether it was cut.
+/// bytes as text the store can hold (none when empty), and whether it was
+/// cut.
 pub fn excerpt(body: &[u8]) -> (Option<String>, bool) {
     if body.is_empty() {
         return (None, false);
@@ -97,7 +98,7 @@ pub fn excerpt(body: &[u8]) -> (Option<String>, bool) {
         }
         Err(_) => String::from_utf8_lossy(kept).into_owned(),
     };
-    (Some(text), body.len() > MAX_PING_BODY)
+    (Some(storable(text)), body.len() > MAX_PING_BODY)
 }
 
 /// What a ping says.
@@ -378,6 +379,7 @@ mod tests {
     fn a_body_is_kept_up_to_ten_kilobytes() {
         assert_eq!(excerpt(b""), (None, false));
         assert_eq!(excerpt(b"ok"), (Some("ok".into()), false));
+        assert_eq!(excerpt(b"a\0b"), (Some("a\u{FFFD}b".into()), false));
         let long = "é".repeat(MAX_PING_BODY);
         let (kept, cut) = excerpt(long.as_bytes());
         assert!(cut);

@@ -153,6 +153,16 @@ pub struct Attempt {
     pub body_truncated: bool,
 }
 
+/// Text as the store keeps it: PostgreSQL cannot hold a NUL character,
+/// which a binary body (a response's, a ping's) may well contain.
+pub fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
 /// What went wrong with an attempt, in words: its error, else a status
 /// that is not 2xx (a 2xx answer is a success).
 pub fn problem_in_words(error: Option<&str>, status_code: Option<u16>) -> Option<String> {
@@ -186,6 +196,12 @@ pub const CANCELLED: &str = "cancelled";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_characters_become_replacement_characters() {
+        assert_eq!(storable("a\0b".into()), "a\u{FFFD}b");
+        assert_eq!(storable("plain".into()), "plain");
+    }
 
     #[test]
     fn an_attempt_s_problem_is_its_error_or_a_status_not_2xx() {

@@ -105,13 +105,23 @@ async fn a_monitor_driven_by_curl_goes_through_every_state(backend: Backend) {
     assert_eq!(done["status"], "succeeded", "{done}");
 
     // Nothing awaits now: an unexpected run, and an alert that says so.
-    let said = shell(r#"curl -fsS -X POST "$URL/0""#, &url).await;
+    // Its body is binary: a NUL, which PostgreSQL's text cannot hold.
+    let said = shell(
+        r#"printf 'ok\0bin' | curl -fsS --data-binary @- "$URL/0""#,
+        &url,
+    )
+    .await;
     assert!(said.contains(r#""unexpected":true"#), "{said}");
     let extra = newest_run(&app, "backup", "the unexpected run", |r| {
         r["cause"] == "ping"
     })
     .await;
     assert_eq!(extra["status"], "succeeded");
+    let kept = app
+        .get(&format!("/v1/runs/{}", extra["id"].as_str().unwrap()))
+        .await
+        .json();
+    assert_eq!(kept["attempts"][0]["response_excerpt"], "ok\u{FFFD}bin");
     eventually(DEADLINE, "the unexpected alert", || async {
         let list = app.get("/v1/alerts?job_id=backup").await.json();
         list["items"]
