@@ -2,8 +2,6 @@
 //! monitor-only job watches reports. No API token: the key in the URL is
 //! the job's alone; a wrong one is a 404 that says nothing more.
 
-use std::time::Instant;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -45,11 +43,11 @@ async fn ping(
     // Hex in any case: keys are kept in lower case.
     let key = &key.to_ascii_lowercase();
     let ping = Ping::parse(kind).map_err(|e| FieldError::new("kind", e.message))?;
-    app.pings.take(key, Instant::now()).map_err(|wait| {
+    app.pings.take(key, chrono::Utc::now()).map_err(|wait| {
         ApiError::TooManyRequests(
             format!(
                 "this ping key sent more than {} pings in a short time; wait {} s",
-                crate::ping_limits::BURST,
+                crate::ping_limits::RATE.limit,
                 wait.as_secs() + 1
             ),
             u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX),

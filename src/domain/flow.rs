@@ -114,6 +114,20 @@ impl Bucket {
             at: now.max(self.at),
         }
     }
+
+    /// One token taken at `now`: the bucket after it, or when the next
+    /// whole token comes.
+    pub fn take(self, rate: Rate, now: DateTime<Utc>) -> Result<Self, DateTime<Utc>> {
+        let refilled = self.refilled(rate, now);
+        if whole(refilled.tokens) >= 1 {
+            Ok(Self {
+                tokens: refilled.tokens - 1.0,
+                ..refilled
+            })
+        } else {
+            Err(next_token_at(refilled, rate, now))
+        }
+    }
 }
 
 /// What one admission pass answers.
@@ -349,6 +363,19 @@ mod tests {
             max_in_flight: cap,
             rate: rate.map(|(limit, period_s)| Rate { limit, period_s }),
         }
+    }
+
+    #[test]
+    fn take_spends_a_token_or_says_when_the_next_comes() {
+        let rate = Rate {
+            limit: 2,
+            period_s: 10,
+        };
+        let t0 = at("2026-12-04T10:00:00Z");
+        let bucket = Bucket::full(Some(rate), t0);
+        let bucket = bucket.take(rate, t0).unwrap().take(rate, t0).unwrap();
+        assert_eq!(bucket.take(rate, t0), Err(at("2026-12-04T10:00:05Z")));
+        assert!(bucket.take(rate, at("2026-12-04T10:00:05Z")).is_ok());
     }
 
     #[test]
