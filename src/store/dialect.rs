@@ -119,9 +119,9 @@ pub(crate) struct LockedJob {
 }
 
 impl LockedJob {
-    /// A monitor-only job's (§11.5; see `StoredTarget::none`).
+    /// A monitor-only job's (§11.5).
     pub fn monitor(&self) -> bool {
-        self.target_url.is_empty()
+        super::shape::StoredTarget::is_no_url(&self.target_url)
     }
 }
 

@@ -235,8 +235,7 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
             max_runs: r.max_runs,
             runs_counted: r.runs_counted,
             on_complete: r.on_complete,
-            // See `StoredTarget::none`.
-            monitor: r.target_url.is_empty(),
+            monitor: StoredTarget::is_no_url(&r.target_url),
             target_url: r.target_url,
             target_template: r.target_template,
             flow: r.flow,

@@ -309,7 +309,13 @@ impl StoredTarget {
 
     /// Whether the columns hold no target (a monitor-only job's).
     pub fn is_none(&self) -> bool {
-        self.url.is_empty()
+        Self::is_no_url(&self.url)
+    }
+
+    /// Whether a `target_url` column read alone says "no target": the
+    /// one place that knows how [`StoredTarget::none`] writes it.
+    pub fn is_no_url(target_url: &str) -> bool {
+        target_url.is_empty()
     }
 
     /// A subscription's target as its row keeps it: a URL (its secrets
