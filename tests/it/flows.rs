@@ -7,7 +7,7 @@ use crate::support as common;
 
 use std::time::Duration;
 
-use common::receiver::{Answer, Receiver};
+use common::receiver::{Answer, Gate, Receiver};
 use common::{Backend, TestApp, eventually};
 use serde_json::{Value, json};
 
@@ -114,7 +114,8 @@ async fn a_rate_spreads_runs_over_time(backend: Backend) {
 
 async fn the_higher_priority_goes_first_and_a_paused_key_holds_its_runs(backend: Backend) {
     let receiver = Receiver::start().await;
-    receiver.script("/p", [Answer::After(Duration::from_millis(1500), 200)]);
+    let gate = Gate::default();
+    receiver.script("/p", [Answer::Gated(gate.clone(), 200)]);
     let app = TestApp::spawn(backend).await;
     let url = receiver.url("/p");
     app.put("/v1/flows/one", json!({"max_in_flight": 1})).await;
@@ -128,6 +129,12 @@ async fn the_higher_priority_goes_first_and_a_paused_key_holds_its_runs(backend:
         .await;
     app.create_job(job("high", &url, json!({"key": "one", "priority": 10})))
         .await;
+    // Both wait behind the first run, held in flight until they do.
+    eventually(DEADLINE, "low and high waiting for the key", || async {
+        (app.get("/v1/flows/one").await.json()["waiting"] == 2).then_some(())
+    })
+    .await;
+    gate.open();
     for id in ["first", "low", "high"] {
         succeeded(&app, id).await;
     }

@@ -24,6 +24,30 @@ pub enum Answer {
     Body(u16, Vec<u8>),
     /// Never answers (until the client gives up).
     Hang,
+    /// Answers once the test opens the gate, so a test holds a request in
+    /// flight for exactly as long as it needs, not for a guessed duration.
+    Gated(Gate, u16),
+}
+
+/// Opened once by the test; every request held by it then answers.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate(Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+}
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.close();
+    }
+
+    async fn wait(&self) {
+        // A closed semaphore is the open gate: acquire fails at once.
+        let _ = self.0.acquire().await;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +225,10 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         Answer::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
+        }
+        Answer::Gated(gate, code) => {
+            gate.wait().await;
+            (status(code), format!("answer {code} once opened")).into_response()
         }
     }
 }
