@@ -32,9 +32,9 @@ async fn succeeded(app: &TestApp, id: &str) -> Value {
 
 async fn max_in_flight_holds_across_jobs_and_waiting_runs_say_why(backend: Backend) {
     let receiver = Receiver::start().await;
-    for _ in 0..3 {
-        receiver.script("/partner", [Answer::After(Duration::from_millis(800), 200)]);
-    }
+    // The first request is held until a run is seen waiting behind it.
+    let gate = Gate::default();
+    receiver.script("/partner", [Answer::Gated(gate.clone(), 200)]);
     let app = TestApp::spawn(backend).await;
     let defined = app
         .put("/v1/flows/partner", json!({"max_in_flight": 1}))
@@ -61,6 +61,7 @@ async fn max_in_flight_holds_across_jobs_and_waiting_runs_say_why(backend: Backe
     })
     .await;
     assert_eq!(waiting["status"], "pending");
+    gate.open();
     for id in ["a", "b", "c"] {
         succeeded(&app, id).await;
     }

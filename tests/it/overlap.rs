@@ -6,7 +6,7 @@ use crate::support as common;
 
 use std::time::Duration;
 
-use common::receiver::{Answer, Receiver};
+use common::receiver::{Answer, Gate, Receiver};
 use common::{Backend, TestApp, eventually};
 use serde_json::{Value, json};
 
@@ -42,8 +42,9 @@ async fn finished(app: &TestApp, id: &str) -> Value {
 async fn manual_runs_wait_under_buffer_one_and_go_in_order(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let receiver = Receiver::start().await;
-    // The first request takes 1.5 s to answer.
-    receiver.script("/slow", [Answer::After(Duration::from_millis(1500), 200)]);
+    // The first request is answered once the test has seen the others wait.
+    let gate = Gate::default();
+    receiver.script("/slow", [Answer::Gated(gate.clone(), 200)]);
     let job = manual_job(
         "b1",
         receiver.url("/slow"),
@@ -101,15 +102,18 @@ async fn manual_runs_wait_under_buffer_one_and_go_in_order(backend: Backend) {
             .await
         }
     };
+    sent(1).await;
+    let answered_from = chrono::Utc::now();
+    gate.open();
     let got = sent(2).await;
     let id_of = |run: &Value| run["id"].as_str().unwrap().to_string();
     assert_eq!(got[0].header("webhook-id"), id_of(&first));
     assert_eq!(got[1].header("webhook-id"), id_of(&second));
     // Released when the first ended: its request came after the answer.
     assert!(
-        got[1].at - got[0].at >= chrono::TimeDelta::milliseconds(1400),
-        "the waiting run went {} ms after the first",
-        (got[1].at - got[0].at).num_milliseconds()
+        got[1].at >= answered_from,
+        "the waiting run went {} ms before the first was answered",
+        (answered_from - got[1].at).num_milliseconds()
     );
     assert_eq!(receiver.most_open_at_once("/slow"), 1);
     let second = finished(&app, &id_of(&second)).await;
@@ -117,7 +121,8 @@ async fn manual_runs_wait_under_buffer_one_and_go_in_order(backend: Backend) {
     assert_eq!(second["wait_reason"], Value::Null);
 
     // `?force=true` goes past the cap: two requests open at once.
-    receiver.script("/slow", [Answer::After(Duration::from_millis(1500), 200)]);
+    let gate = Gate::default();
+    receiver.script("/slow", [Answer::Gated(gate.clone(), 200)]);
     assert_eq!(app.post_empty("/v1/jobs/b1/run").await.status, 201);
     sent(3).await;
     let forced = app.post_empty("/v1/jobs/b1/run?force=true").await;
@@ -125,6 +130,7 @@ async fn manual_runs_wait_under_buffer_one_and_go_in_order(backend: Backend) {
     assert_eq!(forced.json()["wait_reason"], Value::Null);
     sent(4).await;
     assert_eq!(receiver.most_open_at_once("/slow"), 2);
+    gate.open();
     let bad = app.post_empty("/v1/jobs/b1/run?force=maybe").await;
     assert_eq!(bad.status, 400, "{}", bad.text);
 }
