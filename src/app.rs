@@ -99,6 +99,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         )),
         metrics: metrics.clone(),
         pings: Arc::default(),
+        signing_secret_default: config.signing_secret_default.clone(),
         wakeups: wakeups.clone(),
         shutdown: shutdown.clone(),
         store: store.clone(),

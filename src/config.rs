@@ -176,6 +176,21 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_ROOT_TOKEN_FILE", global = true)]
     pub root_token_file: Option<std::path::PathBuf>,
 
+    /// The signing secret every job created without its own `secret` gets
+    /// (`whsec_` and 24 to 64 bytes in base64), so one receiver key
+    /// verifies all of them. A trade-off: whoever reads one job's secret
+    /// can sign for all of them, and changing this flag changes no job
+    /// made before (rotate those one by one). Without it, each job gets a
+    /// random secret of its own.
+    #[arg(
+        long,
+        env = "CRONHOOK_SIGNING_SECRET_DEFAULT",
+        hide_env_values = true,
+        value_parser = parse_signing_secret,
+        global = true
+    )]
+    pub signing_secret_default: Option<crate::domain::signing::ChosenSecret>,
+
     /// The key secrets are sealed with at rest: 32 bytes as base64, made by
     /// `cronhook keygen`. Without it, the key file `cronhook.key` beside
     /// the SQLite database (or in the working directory) is used, and made
@@ -426,6 +441,10 @@ impl Config {
 fn parse_scope(text: &str) -> Result<crate::domain::auth::Scope, String> {
     crate::domain::auth::Scope::parse(text)
         .ok_or_else(|| format!("unknown scope {text:?}; the one scope is `metrics`"))
+}
+
+fn parse_signing_secret(text: &str) -> Result<crate::domain::signing::ChosenSecret, String> {
+    crate::domain::signing::ChosenSecret::parse(text)
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub struct AppState {
     pub streams: Arc<StreamLimits>,
     /// Pings per key (§11.5).
     pub pings: Arc<crate::ping_limits::PingLimits>,
+    /// `--signing-secret-default`.
+    pub signing_secret_default: Option<crate::domain::signing::ChosenSecret>,
 }
 
 impl AppState {
@@ -39,6 +41,15 @@ impl AppState {
             network_policy: self.network_policy.clone(),
             binding: None,
         }
+    }
+
+    /// The signing secret for a job created without one of its own.
+    pub fn new_job_secret(&self) -> String {
+        self.signing_secret_default
+            .as_ref()
+            .map_or_else(crate::domain::signing::generate_secret, |s| {
+                s.as_str().to_string()
+            })
     }
 
     /// The operations, for `tenant`, asked for through `via`.

@@ -20,7 +20,6 @@ use crate::domain::auth::{Role, Tenant};
 use crate::domain::error::FieldError;
 use crate::domain::job::{JobId, JobInput, JobState, search_text};
 use crate::domain::lifecycle::JobCommand;
-use crate::domain::signing::generate_secret;
 use crate::ops::Via;
 use crate::state::AppState;
 use crate::store::{Job, JobFilter, Saved, StoreError};
@@ -67,7 +66,7 @@ pub async fn create_job(
     let id = spec.id.clone().unwrap_or_else(JobId::generate);
     let command = JobCommand::Create {
         spec,
-        secret: generate_secret(),
+        secret: app.new_job_secret(),
     };
     match app
         .store
@@ -104,9 +103,10 @@ async fn created_earlier(
 
 /// Create or replace a job (APScheduler's `replace_existing`).
 ///
-/// Replacing keeps the job's runs, secret and `created_at`. A trigger equal
-/// to the stored one keeps the schedule as it is; a new trigger, `paused` or
-/// `next_run_at` recompute it.
+/// Replacing keeps the job's runs, `created_at` and secret (unless the
+/// request gives one). A trigger equal to the stored one keeps the
+/// schedule as it is; a new trigger, `paused` or `next_run_at` recompute
+/// it.
 #[utoipa::path(
     put, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
@@ -141,7 +141,7 @@ pub async fn replace_job(
         spec,
         // Present: parsing refuses a request without one.
         trigger: Box::new(trigger.unwrap_or_default()),
-        secret: generate_secret(),
+        secret: app.new_job_secret(),
     };
     let (job, saved) = app
         .store

@@ -547,6 +547,7 @@ mod tests {
             definition: scheduled.definition.clone(),
             schedule: Some(Schedule::Paused),
             restart_count: false,
+            secret: None,
         };
         let events = for_job_change("j", Some(&scheduled), &pause);
         assert_eq!(kinds(&events), ["job.paused"]);
@@ -557,6 +558,7 @@ mod tests {
             definition: paused.definition.clone(),
             schedule: Some(scheduled.schedule),
             restart_count: false,
+            secret: None,
         };
         assert_eq!(
             kinds(&for_job_change("j", Some(&paused), &resume)),
@@ -569,6 +571,7 @@ mod tests {
             definition: renamed.clone(),
             schedule: None,
             restart_count: false,
+            secret: None,
         };
         assert_eq!(
             kinds(&for_job_change("j", Some(&scheduled), &rename)),
@@ -578,6 +581,7 @@ mod tests {
             definition: renamed,
             schedule: Some(Schedule::Paused),
             restart_count: false,
+            secret: None,
         };
         assert_eq!(
             kinds(&for_job_change("j", Some(&scheduled), &rename_and_pause)),

@@ -18,6 +18,7 @@ use crate::domain::overlap::{Overlap, OverlapMode};
 use crate::domain::retry::{RetryInput, RetryPolicy};
 use crate::domain::run::RunSummary;
 use crate::domain::run_limit::{self, OnComplete};
+use crate::domain::signing::ChosenSecret;
 use crate::domain::target::{Target, TargetInput};
 use crate::domain::trigger::{Trigger, TriggerInput};
 
@@ -181,6 +182,14 @@ pub struct JobInput {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
+    /// The job's signing secret, chosen by the client: `whsec_` and 24 to
+    /// 64 bytes in base64. Written only: read it from `GET
+    /// /v1/jobs/{id}/secret`. When absent a new job gets
+    /// `--signing-secret-default`, or a random one; a replace or patch
+    /// without it keeps the job's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(write_only, example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub secret: Option<String>,
 }
 
 /// A forced first fire time as a client writes it: an RFC 3339 instant, or
@@ -284,6 +293,8 @@ pub struct JobSpec {
     pub paused: bool,
     /// A forced first fire time.
     pub next_run_at: Option<DateTime<Utc>>,
+    /// The signing secret the client chose, if it did.
+    pub secret: Option<ChosenSecret>,
 }
 
 /// A job as it stands.
@@ -407,6 +418,18 @@ impl JobInput {
                 })
             })
             .transpose()?;
+        let secret = match self.secret.as_deref() {
+            Some(_) if monitor.is_some() => {
+                return Err(FieldError::new(
+                    "secret",
+                    "a monitor-only job sends no requests to sign",
+                ));
+            }
+            Some(text) => {
+                Some(ChosenSecret::parse(text).map_err(|m| FieldError::new("secret", m))?)
+            }
+            None => None,
+        };
         let paused = self.paused.unwrap_or(false);
         if paused && self.next_run_at.is_some() {
             return Err(FieldError::new(
@@ -438,6 +461,7 @@ impl JobInput {
             },
             paused,
             next_run_at: self.next_run_at.map(|forced| forced.resolve(ctx.now)),
+            secret,
         };
         if spec.definition.target.as_ref().is_some_and(|t| t.template) {
             let id = spec.id.as_ref().map_or("", JobId::as_str);
@@ -595,6 +619,8 @@ impl Job {
             paused: Some(self.schedule == Schedule::Paused),
             next_run_at: None,
             metadata: Some(d.metadata.clone()),
+            // Never read back: a patch without one keeps the job's.
+            secret: None,
         }
     }
 }

@@ -19,7 +19,7 @@ pub enum JobCommand {
     /// `POST /v1/jobs`: a new job; one that exists is a conflict.
     Create {
         spec: JobSpec,
-        /// The new job's signing secret.
+        /// The new job's signing secret unless the spec chose one.
         secret: String,
     },
     /// `PUT /v1/jobs/{id}`: create or replace the whole definition.
@@ -27,7 +27,8 @@ pub enum JobCommand {
         spec: JobSpec,
         /// The trigger as given, to tell an unchanged one from a new one.
         trigger: Box<TriggerInput>,
-        /// The signing secret, should the job be new.
+        /// The signing secret, should the job be new and the spec not
+        /// choose one.
         secret: String,
     },
     /// `PATCH /v1/jobs/{id}`: a JSON Merge Patch of the job.
@@ -52,6 +53,8 @@ pub enum JobChange {
         /// The count of runs toward `max_runs` starts again at zero: a
         /// limit given or removed (§11.3).
         restart_count: bool,
+        /// A signing secret the client chose; `None` keeps the job's.
+        secret: Option<String>,
     },
     /// Nothing to write (pausing a paused job, resuming a scheduled one).
     Unchanged,
@@ -118,7 +121,10 @@ pub fn decide(
             Ok(JobChange::Insert {
                 definition: spec.definition.clone(),
                 schedule: spec.initial_schedule(now),
-                secret: secret.clone(),
+                secret: spec
+                    .secret
+                    .as_ref()
+                    .map_or_else(|| secret.clone(), |s| s.as_str().to_string()),
             })
         }
         (JobCommand::Replace { spec, trigger, .. }, Some(job)) => {
@@ -136,6 +142,7 @@ pub fn decide(
                 definition: job.definition.clone(),
                 schedule: Some(Schedule::Paused),
                 restart_count: false,
+                secret: None,
             }),
         },
         (JobCommand::Resume, Some(job)) => match job.schedule {
@@ -145,6 +152,7 @@ pub fn decide(
                 definition: job.definition.clone(),
                 schedule: Some(job.definition.resumed_schedule(now)),
                 restart_count: false,
+                secret: None,
             }),
         },
     }
@@ -210,6 +218,7 @@ fn replace(
         definition: spec.definition,
         schedule,
         restart_count: limit.restarts_count() && job.runs_counted > 0,
+        secret: spec.secret.map(|s| s.as_str().to_string()),
     })
 }
 
@@ -397,6 +406,37 @@ mod tests {
         };
         assert_eq!(schedule, scheduled("2026-11-23T10:01:00Z"));
         assert_eq!(secret, "whsec_new");
+    }
+
+    #[test]
+    fn a_chosen_secret_is_the_new_job_s_and_a_replace_or_patch_sets_it() {
+        const CHOSEN: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let with = body(json!({"secret": CHOSEN}));
+        let Ok(JobChange::Insert { secret, .. }) = run(None, create(with.clone())) else {
+            panic!("not an insert")
+        };
+        assert_eq!(secret, CHOSEN);
+        let stored = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
+        let secret_of = |change| match change {
+            Ok(JobChange::Update { secret, .. }) => secret,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            secret_of(run(Some(&stored), replace(with))).as_deref(),
+            Some(CHOSEN)
+        );
+        assert_eq!(
+            secret_of(run(Some(&stored), replace(body(json!({}))))),
+            None
+        );
+        assert_eq!(
+            secret_of(run(Some(&stored), patch(json!({"secret": CHOSEN})))).as_deref(),
+            Some(CHOSEN)
+        );
+        assert_eq!(
+            secret_of(run(Some(&stored), patch(json!({"name": "n"})))),
+            None
+        );
     }
 
     #[test]
@@ -735,6 +775,7 @@ mod tests {
                 definition: stored.definition.clone(),
                 schedule: Some(Schedule::Paused),
                 restart_count: false,
+                secret: None,
             }
         );
     }

@@ -17,6 +17,42 @@ pub fn generate_secret() -> String {
     format!("{PREFIX}{}", STANDARD.encode(key))
 }
 
+/// A signing secret the client chose (a job's `secret`, or
+/// `--signing-secret-default`): `whsec_` and 24 to 64 bytes in base64, as
+/// Standard Webhooks asks of a key. Its `Debug` never shows it, so a
+/// logged request or spec cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChosenSecret(String);
+
+impl ChosenSecret {
+    /// Why `text` is not a usable secret, as a field error's message.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let Some(key) = text.strip_prefix(PREFIX) else {
+            return Err("must start with whsec_ (Standard Webhooks' form)".into());
+        };
+        let bytes = STANDARD
+            .decode(key)
+            .map_err(|_| "must be whsec_ followed by standard base64".to_string())?;
+        if !(24..=64).contains(&bytes.len()) {
+            return Err(format!(
+                "must hold 24 to 64 bytes of key, it holds {}",
+                bytes.len()
+            ));
+        }
+        Ok(ChosenSecret(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ChosenSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChosenSecret(whsec_…)")
+    }
+}
+
 /// The signature of one request under one secret: `v1,<base64>`.
 /// `None` when the secret is not `whsec_<base64>`.
 pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
@@ -111,6 +147,31 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0], sign(SECRET, ID, TIMESTAMP, BODY).unwrap());
         assert_eq!(parts[1], sign(&other, ID, TIMESTAMP, BODY).unwrap());
+    }
+
+    #[test]
+    fn a_chosen_secret_is_whsec_and_24_to_64_bytes_and_never_debug_printed() {
+        let chosen = ChosenSecret::parse(SECRET).unwrap();
+        assert_eq!(chosen.as_str(), SECRET);
+        assert!(!format!("{chosen:?}").contains("MfKQ"));
+        assert!(ChosenSecret::parse(&generate_secret()).is_ok());
+        let short = format!("whsec_{}", STANDARD.encode([7u8; 23]));
+        assert_eq!(
+            ChosenSecret::parse(&short).unwrap_err(),
+            "must hold 24 to 64 bytes of key, it holds 23"
+        );
+        let long = format!("whsec_{}", STANDARD.encode([7u8; 65]));
+        assert!(ChosenSecret::parse(&long).is_err());
+        assert!(
+            ChosenSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                .unwrap_err()
+                .contains("whsec_")
+        );
+        assert!(
+            ChosenSecret::parse("whsec_not base64!")
+                .unwrap_err()
+                .contains("base64")
+        );
     }
 
     #[test]

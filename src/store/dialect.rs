@@ -249,6 +249,15 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         schedule: Option<Schedule>,
         restart_count: bool,
     ) -> StoreResult<()>;
+    /// Replaces the job's current signing secret (sealed) with one the
+    /// client chose; a rotation's previous secret keeps its grace.
+    async fn set_secret(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+        sealed: &str,
+    ) -> StoreResult<()>;
     /// Deletes the job's runs made ahead of their fire time and not yet
     /// sent (DESIGN.md §12): its schedule changed (a pause, a new trigger),
     /// so they no longer stand. Answers how many.

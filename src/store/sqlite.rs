@@ -574,6 +574,22 @@ impl Dialect for SqliteDialect {
         add_runs_made_in(tx, minute, tenant, made).await
     }
 
+    async fn set_secret(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+        sealed: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE jobs SET secret = ?3 WHERE tenant = ?1 AND id = ?2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .bind(sealed)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     async fn remove_runs_made_ahead(
         &self,
         tx: &mut Self::Tx,

@@ -759,14 +759,20 @@ impl<D: Dialect> Store for SqlStore<D> {
                     definition,
                     schedule,
                     restart_count,
+                    secret,
                 } => {
                     if let Some(flow) = &definition.flow {
                         self.declare_flow(&mut tx, tenant, flow).await?;
                     }
-                    let stored = StoredDefinition::of(&definition, &self.key, job_row(tenant, id));
+                    let row = job_row(tenant, id);
+                    let stored = StoredDefinition::of(&definition, &self.key, row);
                     self.db
                         .update_job(&mut tx, tenant, id, &stored, schedule, restart_count)
                         .await?;
+                    if let Some(secret) = secret {
+                        let sealed = self.key.seal_in(row, super::SECRET, &secret);
+                        self.db.set_secret(&mut tx, tenant, id, &sealed).await?;
+                    }
                     let before = existing.as_ref().map(|j| &j.definition);
                     let key = (tenant.as_str().to_string(), id.as_str().to_string());
                     if before.is_some_and(|b| b.max_instances < definition.max_instances) {

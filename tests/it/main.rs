@@ -33,6 +33,7 @@ mod overlap;
 mod readme;
 mod run_limits;
 mod scheduler;
+mod secrets;
 mod store_contract;
 mod structure;
 mod success_rules;
