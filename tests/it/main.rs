@@ -31,6 +31,7 @@ mod monitors;
 mod openapi;
 mod overlap;
 mod readme;
+mod receivers;
 mod run_limits;
 mod scheduler;
 mod secrets;
