@@ -50,10 +50,23 @@ pub struct RunningApp {
 /// starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let wakeups = Arc::new(Wakeups::new());
-    let key = crate::keyfile::load(config.encryption_key.as_deref(), &config.database_url)?;
-    let store = store::connect_with(&config.database_url, wakeups.clone(), key, config.quotas())
-        .await
-        .with_context(|| format!("opening the store at {}", redact(&config.database_url)))?;
+    let key = crate::keyfile::load(
+        config.store.encryption_key.as_deref(),
+        &config.store.database_url,
+    )?;
+    let store = store::connect_with(
+        &config.store.database_url,
+        wakeups.clone(),
+        key,
+        config.quotas(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "opening the store at {}",
+            redact(&config.store.database_url)
+        )
+    })?;
     if let Some(token) = &config.root_token {
         register_root_token(&store, token).await?;
     }

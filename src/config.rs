@@ -15,11 +15,15 @@ use crate::domain::quota::Quotas;
 #[command(
     name = "cronhook",
     version,
-    about = "A scheduling service: cron, interval and date jobs delivered as signed webhooks"
+    about = "A scheduling service: cron, interval and date jobs delivered as signed webhooks",
+    // The service's flags go with `serve` or with no subcommand; each
+    // other subcommand takes only its own, so its help lists only those.
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// `cronhook` with no subcommand serves with these.
     #[command(flatten)]
     pub config: Config,
 }
@@ -27,9 +31,9 @@ pub struct Cli {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Serve the API and run the scheduler and dispatcher (the default).
-    Serve,
+    Serve(Box<Config>),
     /// Apply the store's migrations and exit.
-    Migrate,
+    Migrate(StoreArgs),
     /// Print the OpenAPI document.
     Openapi,
     /// Make, list and revoke API tokens (in the store DATABASE_URL names).
@@ -40,7 +44,27 @@ pub enum Command {
     /// Ask the service listening on --listen whether it is ready (`GET
     /// /readyz`, its store answering): exit 0 if so, 1 if not. For a
     /// container's HEALTHCHECK, which has no curl to call.
-    Healthcheck,
+    Healthcheck {
+        /// The address the service listens on (as its --listen).
+        #[arg(long, env = "CRONHOOK_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: ListenAddr,
+    },
+}
+
+/// The store a command opens: the service's, and the token and migrate
+/// commands'.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// `sqlite://path` (created when missing) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://cronhook.db")]
+    pub database_url: String,
+
+    /// The key secrets are sealed with at rest: 32 bytes as base64, made by
+    /// `cronhook keygen`. Without it, the key file `cronhook.key` beside
+    /// the SQLite database (or in the working directory) is used, and made
+    /// when missing.
+    #[arg(long, env = "CRONHOOK_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -60,11 +84,20 @@ pub enum TokenCommand {
         /// What it may do beyond its role: `metrics` (scrape `/metrics`).
         #[arg(long = "scope", value_parser = parse_scope)]
         scopes: Vec<crate::domain::auth::Scope>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// List tokens (never their text).
-    List,
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Revoke a token by its id.
-    Revoke { id: String },
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print a new random token without storing it: a value for
     /// CRONHOOK_ROOT_TOKEN.
     Generate,
@@ -80,40 +113,29 @@ pub enum LogFormat {
 pub struct Config {
     /// Address the HTTP API listens on: `host:port`, where host is an IP
     /// address or a name (`localhost:8080`, `[::1]:8080`, `0.0.0.0:8080`).
-    #[arg(
-        long,
-        env = "CRONHOOK_LISTEN",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "CRONHOOK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: ListenAddr,
 
-    /// `sqlite://path` (created when missing) or `postgres://…`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://cronhook.db",
-        global = true
-    )]
-    pub database_url: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// Serve the API (and dispatch) without scheduling. The variable takes
     /// 1/0, true/false, yes/no, on/off.
-    #[arg(long, env = "CRONHOOK_NO_SCHEDULER", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new(), global = true)]
+    #[arg(long, env = "CRONHOOK_NO_SCHEDULER", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub no_scheduler: bool,
 
     /// Serve the API (and schedule) without delivering webhooks. The
     /// variable takes 1/0, true/false, yes/no, on/off.
-    #[arg(long, env = "CRONHOOK_NO_DISPATCHER", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new(), global = true)]
+    #[arg(long, env = "CRONHOOK_NO_DISPATCHER", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub no_dispatcher: bool,
 
     /// Webhook requests in flight at once.
-    #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536), global = true)]
+    #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_in_flight: u32,
 
     /// Webhook requests in flight to one host at once, so that one slow
     /// target cannot take every slot.
-    #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_HOST", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536), global = true)]
+    #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_HOST", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_in_flight_per_host: u32,
 
     /// Webhook requests in flight for one tenant at once while other
@@ -121,47 +143,47 @@ pub struct Config {
     /// every slot; by default half of --max-in-flight. A tenant alone may
     /// use all of --max-in-flight; an eighth of this more is kept for other
     /// tenants' runs.
-    #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_TENANT", value_parser = clap::value_parser!(u32).range(1..=65536), global = true)]
+    #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_TENANT", value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_in_flight_per_tenant: Option<u32>,
 
     /// API connections served at once; past them only health checks are
     /// served, and any other request gets a 503 at once.
-    #[arg(long, env = "CRONHOOK_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    #[arg(long, env = "CRONHOOK_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 
     /// Jobs one tenant may hold; a new one past it is a 429.
-    #[arg(long, env = "CRONHOOK_MAX_JOBS_PER_TENANT", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(long, env = "CRONHOOK_MAX_JOBS_PER_TENANT", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_jobs_per_tenant: u32,
 
     /// Runs one tenant's jobs may make in a minute (by schedule or
     /// run-now); past it a run-now is a 429 and its due jobs wait for the
     /// next minute.
-    #[arg(long, env = "CRONHOOK_MAX_RUNS_PER_MINUTE_PER_TENANT", default_value_t = 60_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(long, env = "CRONHOOK_MAX_RUNS_PER_MINUTE_PER_TENANT", default_value_t = 60_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_runs_per_minute_per_tenant: u32,
 
     /// Jobs with `metrics: true` whose own series `/metrics` shows (last
     /// success, consecutive failures), at most: a bound on the scrape's
     /// cardinality.
-    #[arg(long, env = "CRONHOOK_MAX_JOB_METRICS", default_value_t = crate::metrics::DEFAULT_JOB_SERIES_MAX, global = true)]
+    #[arg(long, env = "CRONHOOK_MAX_JOB_METRICS", default_value_t = crate::metrics::DEFAULT_JOB_SERIES_MAX)]
     pub max_job_metrics: u32,
 
     /// Event subscriptions one tenant may hold (and so the webhooks one
     /// event makes); a new one past it is a 429.
-    #[arg(long, env = "CRONHOOK_MAX_SUBSCRIPTIONS_PER_TENANT", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(long, env = "CRONHOOK_MAX_SUBSCRIPTIONS_PER_TENANT", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_subscriptions_per_tenant: u32,
 
     /// Event streams one token may hold open at once; the next is a 429.
-    #[arg(long, env = "CRONHOOK_MAX_STREAMS_PER_TOKEN", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
+    #[arg(long, env = "CRONHOOK_MAX_STREAMS_PER_TOKEN", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_streams_per_token: u32,
 
     /// Event streams one tenant may hold open at once; the next is a 429.
-    #[arg(long, env = "CRONHOOK_MAX_STREAMS_PER_TENANT", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
+    #[arg(long, env = "CRONHOOK_MAX_STREAMS_PER_TENANT", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_streams_per_tenant: u32,
 
     /// `auto`: tokens are required as soon as one has been made (revoking
     /// every one does not turn them off), and always on a non-loopback
     /// address; `required`; `none` (loopback only).
-    #[arg(long, env = "CRONHOOK_AUTH", default_value = "auto", value_parser = parse_auth, global = true)]
+    #[arg(long, env = "CRONHOOK_AUTH", default_value = "auto", value_parser = parse_auth)]
     pub auth: AuthMode,
 
     /// A root token (`chk_…`) registered at start, for a container's
@@ -173,7 +195,7 @@ pub struct Config {
 
     /// A file holding the root token to register at start (a mounted
     /// secret), instead of `CRONHOOK_ROOT_TOKEN`.
-    #[arg(long, env = "CRONHOOK_ROOT_TOKEN_FILE", global = true)]
+    #[arg(long, env = "CRONHOOK_ROOT_TOKEN_FILE")]
     pub root_token_file: Option<std::path::PathBuf>,
 
     /// The signing secret every job created without its own `secret` gets
@@ -186,105 +208,66 @@ pub struct Config {
         long,
         env = "CRONHOOK_SIGNING_SECRET_DEFAULT",
         hide_env_values = true,
-        value_parser = parse_signing_secret,
-        global = true
+        value_parser = parse_signing_secret
     )]
     pub signing_secret_default: Option<crate::domain::signing::ChosenSecret>,
-
-    /// The key secrets are sealed with at rest: 32 bytes as base64, made by
-    /// `cronhook keygen`. Without it, the key file `cronhook.key` beside
-    /// the SQLite database (or in the working directory) is used, and made
-    /// when missing.
-    #[arg(
-        long,
-        env = "CRONHOOK_ENCRYPTION_KEY",
-        hide_env_values = true,
-        global = true
-    )]
-    pub encryption_key: Option<String>,
 
     /// Further `Host` names the API answers while auth is off (it answers
     /// the listen address, localhost and loopback addresses), comma
     /// separated.
-    #[arg(
-        long,
-        env = "CRONHOOK_ALLOWED_HOSTS",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long, env = "CRONHOOK_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
 
     /// A delivery's lease is its request timeout plus this, in seconds:
     /// how long before another instance may take over a run whose
     /// instance died mid-request.
-    #[arg(
-        long,
-        env = "CRONHOOK_LEASE_MARGIN_S",
-        default_value_t = 30,
-        global = true
-    )]
+    #[arg(long, env = "CRONHOOK_LEASE_MARGIN_S", default_value_t = 30)]
     pub lease_margin_s: u64,
 
     /// Seconds an instance may miss its heartbeats (one a second) before
     /// the others take over its deliveries, whatever their lease.
-    #[arg(long, env = "CRONHOOK_INSTANCE_TIMEOUT_S", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    #[arg(long, env = "CRONHOOK_INSTANCE_TIMEOUT_S", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub instance_timeout_s: u64,
 
     /// Longest sleep of the scheduler between passes, in milliseconds;
     /// it wakes sooner for due jobs and for changes.
-    #[arg(
-        long,
-        env = "CRONHOOK_POLL_INTERVAL_MS",
-        default_value_t = 1000,
-        global = true
-    )]
+    #[arg(long, env = "CRONHOOK_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub poll_interval_ms: u64,
 
     /// How long before its fire time a job's next run is made, in
     /// milliseconds (0 makes runs only once due); the run is still sent at
     /// its fire time. Pause, delete and a trigger change remove runs made
     /// ahead and not yet due.
-    #[arg(long, env = "CRONHOOK_LOOKAHEAD_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=10_000), global = true)]
+    #[arg(long, env = "CRONHOOK_LOOKAHEAD_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub lookahead_ms: u64,
 
     /// How long finished runs are kept: `7d`, `12h`, `30m`, `90s`.
-    #[arg(long, env = "CRONHOOK_RUN_RETENTION", default_value = "7d", value_parser = crate::retention::parse_duration, global = true)]
+    #[arg(long, env = "CRONHOOK_RUN_RETENTION", default_value = "7d", value_parser = crate::retention::parse_duration)]
     pub run_retention: Duration,
 
     /// How long events are kept: `7d`, `12h`, `30m`, `90s`.
-    #[arg(long, env = "CRONHOOK_EVENT_RETENTION", default_value = "7d", value_parser = crate::retention::parse_duration, global = true)]
+    #[arg(long, env = "CRONHOOK_EVENT_RETENTION", default_value = "7d", value_parser = crate::retention::parse_duration)]
     pub event_retention: Duration,
 
     /// How long a shutdown waits for in-flight work, in seconds.
-    #[arg(
-        long,
-        env = "CRONHOOK_SHUTDOWN_TIMEOUT_S",
-        default_value_t = 30,
-        global = true
-    )]
+    #[arg(long, env = "CRONHOOK_SHUTDOWN_TIMEOUT_S", default_value_t = 30)]
     pub shutdown_timeout_s: u64,
 
     /// Which webhook targets may be called: `any`, or `public-only`
     /// (also refuses loopback, private, CGNAT, unique-local, reserved and
     /// documentation addresses). Default: `any` when listening on
     /// loopback, `public-only` otherwise.
-    #[arg(long, env = "CRONHOOK_TARGETS", value_parser = parse_target_mode, global = true)]
+    #[arg(long, env = "CRONHOOK_TARGETS", value_parser = parse_target_mode)]
     pub targets: Option<TargetMode>,
 
     /// Exemptions from `public-only`: CIDRs (`10.1.0.0/16`), addresses or
     /// host names, comma separated. Metadata and link-local addresses stay
     /// refused.
-    #[arg(long, env = "CRONHOOK_ALLOW_TARGETS", value_delimiter = ',', value_parser = parse_exemption, global = true)]
+    #[arg(long, env = "CRONHOOK_ALLOW_TARGETS", value_delimiter = ',', value_parser = parse_exemption)]
     pub allow_targets: Vec<Exemption>,
 
     /// `text` or `json` (one JSON object per line).
-    #[arg(
-        long,
-        env = "CRONHOOK_LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
+    #[arg(long, env = "CRONHOOK_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
 
@@ -360,7 +343,7 @@ impl Config {
     /// Defaults, for tests and embedding: like the command line with no flags.
     pub fn for_database(database_url: &str) -> Self {
         let mut config = Cli::parse_from(["cronhook"]).config;
-        config.database_url = database_url.to_string();
+        config.store.database_url = database_url.to_string();
         config
     }
 
@@ -452,18 +435,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_work_before_and_after_the_subcommand() {
+    fn the_service_s_flags_go_with_serve_or_no_subcommand_only() {
         let cli = Cli::parse_from([
             "cronhook",
+            "serve",
             "--listen",
             "0.0.0.0:9000",
-            "serve",
             "--targets",
             "public-only",
         ]);
+        let Some(Command::Serve(config)) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(config.listen.port, 9000);
+        assert_eq!(config.targets, Some(TargetMode::PublicOnly));
+        let cli = Cli::parse_from(["cronhook", "--listen", "0.0.0.0:9000"]);
+        assert!(cli.command.is_none());
         assert_eq!(cli.config.listen.port, 9000);
-        assert_eq!(cli.config.targets, Some(TargetMode::PublicOnly));
-        assert!(matches!(cli.command, Some(Command::Serve)));
+        // Given before a subcommand they would be ignored: refused instead.
+        for args in [
+            &["cronhook", "--listen", "0.0.0.0:9000", "serve"][..],
+            &["cronhook", "--targets", "any", "token", "list"],
+            &["cronhook", "token", "list", "--listen", "0.0.0.0:9000"],
+            &["cronhook", "keygen", "--database-url", "sqlite://x.db"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        let cli = Cli::parse_from(["cronhook", "migrate", "--database-url", "sqlite://x.db"]);
+        let Some(Command::Migrate(store)) = cli.command else {
+            panic!("migrate")
+        };
+        assert_eq!(store.database_url, "sqlite://x.db");
+    }
+
+    #[test]
+    fn each_subcommand_s_help_shows_only_its_own_flags() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let help = |cli: &mut clap::Command, path: &[&str]| {
+            let mut command = cli.clone();
+            for name in path {
+                command = command.find_subcommand(name).unwrap().clone();
+            }
+            command.render_long_help().to_string()
+        };
+        let token = help(&mut cli, &["token", "create"]);
+        assert!(
+            token.contains("--role") && token.contains("--database-url"),
+            "{token}"
+        );
+        assert!(!token.contains("--max-in-flight"), "{token}");
+        let health = help(&mut cli, &["healthcheck"]);
+        assert!(
+            health.contains("--listen") && !health.contains("--database-url"),
+            "{health}"
+        );
+        assert!(!help(&mut cli, &["keygen"]).contains("--listen"));
+        assert!(help(&mut cli, &["serve"]).contains("--max-in-flight"));
     }
 
     #[test]
@@ -517,7 +545,7 @@ mod tests {
         ]);
         assert!(matches!(
             cli.command,
-            Some(Command::Token(TokenCommand::Create { role: Role::Write, ref tenant, name: None, ref scopes })) if tenant == "team-a" && scopes.is_empty()
+            Some(Command::Token(TokenCommand::Create { role: Role::Write, ref tenant, name: None, ref scopes, .. })) if tenant == "team-a" && scopes.is_empty()
         ));
         assert!(matches!(
             Cli::parse_from(["cronhook", "token", "create", "--role", "read", "--scope", "metrics"]).command,

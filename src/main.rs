@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use cronhook::config::{Cli, Command, Config, TokenCommand};
+use cronhook::config::{Cli, Command, Config, ListenAddr, StoreArgs, TokenCommand};
 use cronhook::domain::auth::{self, Tenant};
 use cronhook::domain::sealing::SealingKey;
 use cronhook::store::{self, DynStore, NewToken};
@@ -11,23 +11,20 @@ use cronhook::{api, app, keyfile, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut cli = Cli::parse();
-    let serving = matches!(cli.command, None | Some(Command::Serve));
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
     telemetry::init(cli.config.log_format, !serving);
-    if let Err(e) = cli.config.read_root_token() {
-        eprintln!("cronhook: {e:#}");
-        return ExitCode::FAILURE;
-    }
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(cli.config).await,
-        Command::Migrate => migrate(cli.config).await,
-        Command::Openapi => print_openapi(),
-        Command::Token(command) => token(cli.config, command).await,
-        Command::Keygen => {
+    let result = match cli.command {
+        None => serve(cli.config).await,
+        Some(Command::Serve(config)) => serve(*config).await,
+        Some(Command::Migrate(store)) => migrate(&store).await,
+        Some(Command::Openapi) => print_openapi(),
+        Some(Command::Token(command)) => token(command).await,
+        Some(Command::Keygen) => {
             println!("{}", SealingKey::generate_base64());
             Ok(())
         }
-        Command::Healthcheck => healthcheck(&cli.config).await,
+        Some(Command::Healthcheck { listen }) => healthcheck(&listen).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,7 +36,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    config.read_root_token()?;
     let stop = app::shutdown_signal();
     let running = app::start(config).await?;
     stop.await;
@@ -49,14 +47,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// `GET /readyz` on the address the service listens on (its loopback
 /// name when it listens on every address).
-async fn healthcheck(config: &Config) -> anyhow::Result<()> {
-    let host = match config.listen.host.as_str() {
+async fn healthcheck(listen: &ListenAddr) -> anyhow::Result<()> {
+    let host = match listen.host.as_str() {
         "0.0.0.0" | "" => "127.0.0.1".to_string(),
         "::" | "[::]" => "[::1]".to_string(),
         h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
         h => h.to_string(),
     };
-    let url = format!("http://{host}:{}/readyz", config.listen.port);
+    let url = format!("http://{host}:{}/readyz", listen.port);
     cronhook::dispatch::client::install_crypto_provider();
     let answer = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
@@ -72,7 +70,7 @@ async fn healthcheck(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+async fn open_store(config: &StoreArgs) -> anyhow::Result<DynStore> {
     let key_file = store::key_file_for(&config.database_url);
     let found = config.encryption_key.is_some() || key_file.exists();
     let key = keyfile::load(config.encryption_key.as_deref(), &config.database_url)?;
@@ -97,13 +95,13 @@ async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
     opened
 }
 
-async fn migrate(config: Config) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
+async fn migrate(config: &StoreArgs) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
     tracing::info!(store = store.backend(), "migrations applied");
     Ok(())
 }
 
-async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
+async fn token(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Generate => println!("{}", auth::generate_token().0),
         TokenCommand::Create {
@@ -111,8 +109,9 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
             tenant,
             name,
             scopes,
+            store,
         } => {
-            let store = open_store(&config).await?;
+            let store = open_store(&store).await?;
             let tenant = Tenant::parse(&tenant).map_err(|e| anyhow::anyhow!("--tenant {e}"))?;
             let (text, hash) = auth::generate_token();
             let made = store
@@ -131,8 +130,8 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
             );
             println!("{text}");
         }
-        TokenCommand::List => {
-            let store = open_store(&config).await?;
+        TokenCommand::List { store } => {
+            let store = open_store(&store).await?;
             let at = |t: Option<chrono::DateTime<chrono::Utc>>| {
                 t.map_or("-".to_string(), |t| {
                     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -182,8 +181,8 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
                 println!("{}", cells.join("  ").trim_end());
             }
         }
-        TokenCommand::Revoke { id } => {
-            let store = open_store(&config).await?;
+        TokenCommand::Revoke { id, store } => {
+            let store = open_store(&store).await?;
             if !store.revoke_token(&id).await? {
                 anyhow::bail!("no unrevoked token with id {id:?}; see `cronhook token list`");
             }

@@ -176,6 +176,10 @@ fn the_deployment_files_call_what_the_binary_has() {
         .output()
         .unwrap();
     assert!(help.status.success());
+    // Its own flag only, not the service's twenty.
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--listen"), "{help}");
+    assert!(!help.contains("--max-in-flight"), "{help}");
     let unit = read("deploy/cronhook.service");
     assert!(unit.contains("ExecStart=/usr/local/bin/cronhook serve"));
     if Command::new("systemd-analyze")

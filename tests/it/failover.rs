@@ -173,7 +173,7 @@ async fn a_live_instance_keeps_its_slow_request(backend: Backend) {
     config.lease_margin_s = 0;
     let sender = TestApp::spawn_with(db, config.clone()).await;
     // A second instance looking for leases to take over, every 250 ms.
-    let watcher = TestApp::spawn_with(TestDb::existing(&config.database_url), config).await;
+    let watcher = TestApp::spawn_with(TestDb::existing(&config.store.database_url), config).await;
     let created = sender
         .post("/v1/jobs", job("slow", receiver.url("/slow"), 20))
         .await;

@@ -228,7 +228,7 @@ pub fn test_config(db_url: &str) -> Config {
     // (and its runs get an extra, interrupted attempt). The fail-over tests
     // set the default again.
     config.instance_timeout_s = 10;
-    config.encryption_key = Some(TEST_KEY.to_string());
+    config.store.encryption_key = Some(TEST_KEY.to_string());
     config
 }
 
