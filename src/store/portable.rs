@@ -1369,9 +1369,16 @@ macro_rules! portable_statements {
             key: &str,
             now: chrono::DateTime<chrono::Utc>,
         ) -> $crate::store::StoreResult<()> {
+            // Always an update, never a WHERE that skips a key already
+            // due: on PostgreSQL a skipped row is not waited for, so a
+            // flow pass holding the key, counting this transaction's
+            // ended run as in flight and saving the key as not due, would
+            // leave its waiting runs waiting for good. Written, the row
+            // waits for that pass and is made due after it.
             sqlx::query(
-                "UPDATE flows SET next_admit_at = $3
-                 WHERE tenant = $1 AND key = $2 AND (next_admit_at IS NULL OR next_admit_at > $3)",
+                "UPDATE flows
+                 SET next_admit_at = CASE WHEN next_admit_at <= $3 THEN next_admit_at ELSE $3 END
+                 WHERE tenant = $1 AND key = $2",
             )
             .bind(tenant)
             .bind(key)
