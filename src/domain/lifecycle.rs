@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::error::FieldError;
 use crate::domain::job::{Job, JobDefinition, JobInput, JobSpec, ParseContext, Schedule};
-use crate::domain::json::{from_value, merge_patch};
+use crate::domain::json::from_value;
 use crate::domain::run::RunStatus;
 use crate::domain::run_limit::LimitChange;
 use crate::domain::trigger::{Binding, TriggerInput};
@@ -275,7 +275,7 @@ fn apply_patch(
                     doc.remove(key);
                 }
             }
-            _ => merge_patch(slot, value),
+            _ => json_patch::merge(slot, value),
         }
     }
     let input: JobInput = from_value(&document)?;
@@ -330,7 +330,7 @@ mod tests {
             "trigger": {"type": "interval", "every_s": 60, "start_at": "2026-11-23T09:00:00Z"},
             "target": {"url": "http://x.test/hook", "body": {"a": 1}, "headers": {"x-team": "data"}}
         });
-        merge_patch(&mut v, &extra);
+        json_patch::merge(&mut v, &extra);
         v
     }
 
