@@ -113,6 +113,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         metrics: metrics.clone(),
         pings: Arc::default(),
         signing_secret_default: config.signing_secret_default.clone(),
+        cookie_secure: config.cookie_secure,
         wakeups: wakeups.clone(),
         shutdown: shutdown.clone(),
         store: store.clone(),

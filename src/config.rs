@@ -198,6 +198,13 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_ROOT_TOKEN_FILE")]
     pub root_token_file: Option<std::path::PathBuf>,
 
+    /// Mark the dashboard's cookies `Secure` (sent over HTTPS only) on
+    /// every request, for a proxy that terminates TLS without saying so in
+    /// `X-Forwarded-Proto` or `Forwarded`, which otherwise decide it. The
+    /// variable takes 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "CRONHOOK_COOKIE_SECURE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub cookie_secure: bool,
+
     /// The signing secret every job created without its own `secret` gets
     /// (`whsec_` and 24 to 64 bytes in base64), so one receiver key
     /// verifies all of them. A trade-off: whoever reads one job's secret

@@ -30,6 +30,8 @@ pub struct AppState {
     pub streams: Arc<StreamLimits>,
     /// Pings per key (§11.5).
     pub pings: Arc<crate::ping_limits::PingLimits>,
+    /// `--cookie-secure`: the dashboard's cookies only over HTTPS.
+    pub cookie_secure: bool,
     /// `--signing-secret-default`.
     pub signing_secret_default: Option<crate::domain::signing::ChosenSecret>,
 }

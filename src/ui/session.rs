@@ -114,7 +114,8 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// A cookie of the dashboard's: never read by scripts, never sent from
 /// another site, only under `/ui`, and over HTTPS only when the request
-/// came so (through a proxy that says `X-Forwarded-Proto: https`).
+/// came so (through a proxy that says `X-Forwarded-Proto: https`) or
+/// `--cookie-secure` says so.
 fn ui_cookie(name: &'static str, value: String, https: bool) -> Cookie<'static> {
     Cookie::build((name, value))
         .http_only(true)
@@ -122,6 +123,12 @@ fn ui_cookie(name: &'static str, value: String, https: bool) -> Cookie<'static> 
         .secure(https)
         .path("/ui")
         .build()
+}
+
+/// Whether the dashboard's cookies are `Secure`: always with
+/// `--cookie-secure`, else when the request came over HTTPS.
+fn secure_cookies(app: &AppState, headers: &HeaderMap) -> bool {
+    app.cookie_secure || behind_https(headers)
 }
 
 /// Whether the browser's request reached a proxy over HTTPS.
@@ -171,7 +178,7 @@ impl Viewer {
             signed_in: headers.contains_key(header::AUTHORIZATION),
             csrf,
             new_csrf,
-            https: behind_https(headers),
+            https: secure_cookies(app, headers),
         })
     }
 
@@ -266,10 +273,15 @@ pub async fn login_page(
     headers: HeaderMap,
 ) -> Result<Response, UiError> {
     let required = app.auth.required().await?;
-    Ok(login_form(&headers, required, None))
+    Ok(login_form(&app, &headers, required, None))
 }
 
-fn login_form(headers: &HeaderMap, required: bool, problem: Option<&str>) -> Response {
+fn login_form(
+    app: &AppState,
+    headers: &HeaderMap,
+    required: bool,
+    problem: Option<&str>,
+) -> Response {
     let (csrf, new_csrf) = match cookie_value(headers, CSRF_COOKIE) {
         Some(token) => (token, false),
         None => (new_csrf_token(), true),
@@ -300,7 +312,7 @@ fn login_form(headers: &HeaderMap, required: bool, problem: Option<&str>) -> Res
     if new_csrf {
         set_cookie(
             &mut response,
-            &ui_cookie(CSRF_COOKIE, csrf, behind_https(headers)),
+            &ui_cookie(CSRF_COOKIE, csrf, secure_cookies(app, headers)),
         );
     }
     response
@@ -342,14 +354,14 @@ pub async fn login(
                 .await?;
             tracing::info!(tenant = %caller.tenant, role = %caller.role, "dashboard sign-in");
             let mut response = Redirect::to("/ui").into_response();
-            let mut cookie = ui_cookie(SESSION_COOKIE, id, behind_https(&headers));
+            let mut cookie = ui_cookie(SESSION_COOKIE, id, secure_cookies(&app, &headers));
             cookie.set_max_age(cookie::time::Duration::seconds(lifetime.as_secs() as i64));
             set_cookie(&mut response, &cookie);
             Ok(response)
         }
         Err(Denied::Unauthorized(why)) => {
             let required = app.auth.required().await?;
-            Ok(login_form(&headers, required, Some(&why)))
+            Ok(login_form(&app, &headers, required, Some(&why)))
         }
         Err(other) => Err(other.into()),
     }
@@ -374,7 +386,11 @@ pub async fn logout(
         tracing::info!("dashboard sign-out");
     }
     let mut response = Redirect::to("/ui/login").into_response();
-    let mut gone = ui_cookie(SESSION_COOKIE, String::new(), behind_https(&headers));
+    let mut gone = ui_cookie(
+        SESSION_COOKIE,
+        String::new(),
+        secure_cookies(&app, &headers),
+    );
     gone.make_removal();
     set_cookie(&mut response, &gone);
     Ok(response)

@@ -642,8 +642,31 @@ async fn dashboard_sessions_are_server_side(backend: Backend) {
     .await;
 }
 
+/// `--cookie-secure`: the session and CSRF cookies are `Secure` even on a
+/// request that does not say it came over HTTPS (a proxy that terminates
+/// TLS and forwards no such header).
+async fn cookie_secure_marks_every_dashboard_cookie_secure(backend: Backend) {
+    let db = common::TestDb::new(backend).await;
+    let mut config = common::test_config(&db.url);
+    config.cookie_secure = true;
+    let app = TestApp::spawn_with(db, config).await;
+    let writer = app.make_token(Role::Write, "default").await;
+    let page = common::no_redirects()
+        .get(app.url("/ui/login"))
+        .send()
+        .await
+        .unwrap();
+    let csrf = common::set_cookie(&page, "cronhook_csrf").expect("a CSRF cookie");
+    assert!(csrf.contains("Secure"), "{csrf}");
+    let (login, _) = common::ui_sign_in(&app, &writer, &[]).await;
+    assert_eq!(login.status(), 303);
+    let line = common::set_cookie(&login, "cronhook_session").expect("a session cookie");
+    assert!(line.contains("Secure"), "{line}");
+}
+
 store_tests!(
     dashboard_sessions_are_server_side,
+    cookie_secure_marks_every_dashboard_cookie_secure,
     a_target_url_is_sealed_and_masked_for_read_tokens,
     root_sets_a_tenant_s_quotas,
     only_root_sets_quotas,
