@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::domain::agenda::{self, AgendaItem};
 use crate::domain::auth::Tenant;
 use crate::domain::backfill::BackfillSpec;
-use crate::domain::job::{JobId, JobState, ParseContext};
+use crate::domain::job::{JobId, JobInput, JobState, ParseContext};
 use crate::domain::lifecycle::JobCommand;
 use crate::domain::network_policy::NetworkPolicy;
 use crate::domain::run::RunCause;
@@ -67,12 +67,49 @@ impl Ops<'_> {
         Ok(job)
     }
 
-    async fn change(&self, id: &JobId, command: JobCommand) -> StoreResult<Job> {
-        let ctx = ParseContext {
+    /// Creates a job from the dashboard's form (the API's create adds an
+    /// Idempotency-Key). `secret` is the new job's unless it gives one.
+    pub async fn create(&self, input: JobInput, secret: String) -> StoreResult<Job> {
+        let ctx = self.context();
+        let spec = input.parse(ctx.clone())?;
+        let id = spec.id.clone().unwrap_or_else(JobId::generate);
+        let command = JobCommand::Create { spec, secret };
+        let (job, _) = self
+            .store
+            .save_job(self.tenant, &id, &command, ctx, None)
+            .await?;
+        tracing::info!(tenant = %self.tenant, job_id = %job.id, state = job.schedule.state().as_str(), via = self.via.as_str(), "job created");
+        Ok(job)
+    }
+
+    /// Replaces job `id`'s definition, as `PUT /v1/jobs/{id}` does.
+    pub async fn replace(&self, id: &JobId, input: JobInput, secret: String) -> StoreResult<Job> {
+        let ctx = self.context();
+        let trigger = input.trigger.clone().unwrap_or_default();
+        let spec = input.parse(ctx.clone())?;
+        let command = JobCommand::Replace {
+            spec,
+            trigger: Box::new(trigger),
+            secret,
+        };
+        let (job, _) = self
+            .store
+            .save_job(self.tenant, id, &command, ctx, None)
+            .await?;
+        tracing::info!(tenant = %self.tenant, job_id = %job.id, state = job.schedule.state().as_str(), via = self.via.as_str(), "job replaced");
+        Ok(job)
+    }
+
+    fn context(&self) -> ParseContext {
+        ParseContext {
             now: Utc::now(),
             network_policy: self.network_policy.clone(),
             binding: None,
-        };
+        }
+    }
+
+    async fn change(&self, id: &JobId, command: JobCommand) -> StoreResult<Job> {
+        let ctx = self.context();
         let (job, _) = self
             .store
             .save_job(self.tenant, id, &command, ctx, None)

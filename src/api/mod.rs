@@ -42,6 +42,7 @@ pub(crate) use events::stream_events;
 pub use extract::MAX_BODY_BYTES;
 pub use metrics::{QuietLog, count as count_requests};
 pub(crate) use secrets::DEFAULT_GRACE_S as DEFAULT_SECRET_GRACE_S;
+pub use triggers::{Preview, PreviewRequest, preview_for};
 
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

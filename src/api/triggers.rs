@@ -91,6 +91,16 @@ pub async fn preview(
     State(app): State<AppState>,
     ApiJson(request): ApiJson<PreviewRequest>,
 ) -> Result<Json<Preview>, ApiError> {
+    Ok(Json(preview_for(&app, &caller.tenant, request).await?))
+}
+
+/// What `request`'s trigger will do for `tenant`: the API's preview, and
+/// the dashboard's job form as the trigger is typed.
+pub async fn preview_for(
+    app: &AppState,
+    tenant: &crate::domain::auth::Tenant,
+    request: PreviewRequest,
+) -> Result<Preview, ApiError> {
     let now = instant::truncate(Utc::now());
     let trigger = request
         .trigger
@@ -101,7 +111,7 @@ pub async fn preview(
         Book::new()
     } else {
         app.store
-            .list_calendars(&caller.tenant)
+            .list_calendars(tenant)
             .await?
             .into_iter()
             .map(|r| (r.calendar.id.clone(), r.calendar))
@@ -110,7 +120,7 @@ pub async fn preview(
     let binding = Binding {
         seed: format!(
             "{}/{}",
-            caller.tenant,
+            tenant,
             job_id.as_ref().map_or("", |id| id.as_str())
         ),
         calendars: Arc::new(calendars),
@@ -174,10 +184,10 @@ pub async fn preview(
         })
         .collect();
     let excluded = explained.iter().filter(|i| i.excluded).map(shown).collect();
-    Ok(Json(Preview {
+    Ok(Preview {
         timezone: timezone.name().to_string(),
         fire_times,
         excluded,
         resolved_expr: trigger.to_input().resolved_expr,
-    }))
+    })
 }

@@ -9,6 +9,7 @@ mod agenda;
 mod alerts;
 mod backfill;
 mod flows;
+mod job_form;
 mod pages;
 mod render;
 mod session;
@@ -24,6 +25,7 @@ use crate::state::AppState;
 
 const STYLESHEET: &str = include_str!("assets/app.css");
 const LIVE_SCRIPT: &str = include_str!("assets/live.js");
+const JOB_FORM_SCRIPT: &str = include_str!("assets/job-form.js");
 
 /// The dashboard's routes, all under `/ui`.
 pub fn router() -> Router<AppState> {
@@ -35,6 +37,15 @@ pub fn router() -> Router<AppState> {
         .route("/ui/alerts", get(alerts::page))
         .route("/ui/alerts/{id}/ack", post(alerts::ack))
         .route("/ui/agenda", get(agenda::page))
+        .route(
+            "/ui/new-job",
+            get(job_form::new_page).post(job_form::create),
+        )
+        .route("/ui/job-preview", post(job_form::preview))
+        .route(
+            "/ui/jobs/{id}/edit",
+            get(job_form::edit_page).post(job_form::save),
+        )
         .route("/ui/jobs/{id}", get(pages::job))
         .route("/ui/jobs/{id}/secret", get(pages::secret))
         .route(
@@ -56,6 +67,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/live", get(crate::api::stream_events))
         .route("/ui/assets/app.css", get(stylesheet))
         .route("/ui/assets/live.js", get(live_script))
+        .route("/ui/assets/job-form.js", get(job_form_script))
         .layer(middleware::from_fn(session::bearer_from_cookie))
         .layer(header_layer(
             header::CONTENT_SECURITY_POLICY,
@@ -88,11 +100,19 @@ async fn stylesheet() -> impl IntoResponse {
 }
 
 async fn live_script() -> impl IntoResponse {
+    script(LIVE_SCRIPT)
+}
+
+async fn job_form_script() -> impl IntoResponse {
+    script(JOB_FORM_SCRIPT)
+}
+
+fn script(text: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, ASSET_CACHE),
         ],
-        LIVE_SCRIPT,
+        text,
     )
 }

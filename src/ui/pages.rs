@@ -127,6 +127,9 @@ pub async fn jobs(
     let now = Utc::now();
     let body = html! {
         h1 { "Jobs" }
+        @if viewer.can_write() {
+            p { a.button.primary href="/ui/new-job" { "New job" } }
+        }
         form.filters method="get" action="/ui" role="search" {
             label for="state" { "State" }
             select #state name="state" {
@@ -292,6 +295,8 @@ pub async fn job(
                         (action(&viewer, &format!("{path}/rotate-secret"), "Rotate secret", ""))
                         a.button href={ (path) "/backfill" } { "Backfill…" }
                     }
+                    a.button href={ (path) "/edit" } { "Edit" }
+                    a.button href={ "/ui/new-job?from=" (id.as_str()) } { "Clone" }
                     a.button href={ (path) "/secret" } { "Show secret" }
                     a.button.danger href={ (path) "/delete" } { "Delete…" }
                 }

@@ -176,6 +176,28 @@ impl Browser {
         .await;
     }
 
+    /// Replaces the text of the input or textarea `css`.
+    async fn fill(&self, css: &str, text: &str) {
+        let element = self.client.find(Locator::Css(css)).await.expect(css);
+        element.clear().await.expect("cleared");
+        element.send_keys(text).await.expect("typed");
+    }
+
+    async fn choose(&self, css: &str, value: &str) {
+        let element = self.client.find(Locator::Css(css)).await.expect(css);
+        element.select_by_value(value).await.expect("chosen");
+    }
+
+    async fn value_of(&self, css: &str) -> String {
+        let element = self.client.find(Locator::Css(css)).await.expect(css);
+        element
+            .prop("value")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
     async fn has_button(&self, label: &str) -> bool {
         let xpath =
             format!("//button[normalize-space()='{label}'] | //a[normalize-space()='{label}']");
@@ -568,6 +590,115 @@ async fn a_read_token_sees_no_actions_and_a_tenant_only_its_own_jobs() {
     app.stop().await;
 }
 
+/// A job made, changed and copied in the form (issue 29): the next fire
+/// times and the request appear as the trigger is typed (the page's
+/// script asks the server), a refusal shows at its field, and what was
+/// saved is what the API reads back.
+async fn a_person_creates_edits_and_clones_a_job_in_a_browser(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let app = TestApp::spawn(backend).await;
+    let browser = Browser::start().await;
+    browser.open(&app, "/ui").await;
+    browser.press("New job").await;
+    browser
+        .wait_for_text("Type a trigger to see when it fires.")
+        .await;
+    browser.fill("#id", "berlin-report").await;
+    browser.fill("#expr", "30 2 * * *").await;
+    browser.fill("#timezone", "Europe/Berlin").await;
+    browser.fill("#url", &receiver.url("/report")).await;
+    browser.choose("#body_kind", "json").await;
+    browser.fill("#body", r#"{"report": "daily"}"#).await;
+    // 02:30 in Berlin, whichever offset the date has.
+    browser.wait_for_text("T02:30:00+0").await;
+    browser
+        .wait_for_text("content-type: application/json")
+        .await;
+    browser
+        .wait_for_text("cronhook-job-id: berlin-report")
+        .await;
+    browser.screenshot("job-new").await;
+    browser.press("Create job").await;
+    eventually(DEADLINE, "the job's page", || async {
+        (browser.path().await == "/ui/jobs/berlin-report").then_some(())
+    })
+    .await;
+    let job = app.get("/v1/jobs/berlin-report").await.json();
+    assert_eq!(
+        (
+            &job["trigger"]["expr"],
+            &job["trigger"]["timezone"],
+            &job["target"]["body"]
+        ),
+        (
+            &json!("30 2 * * *"),
+            &json!("Europe/Berlin"),
+            &json!({"report": "daily"})
+        ),
+        "{job}"
+    );
+
+    // Edit: a bad zone is shown at its field and changes nothing.
+    browser.press("Edit").await;
+    browser.wait_for_text("Edit berlin-report").await;
+    assert_eq!(browser.value_of("#id").await, "berlin-report");
+    browser.fill("#timezone", "Mars/Olympus").await;
+    browser.press("Save job").await;
+    browser.wait_for_text("unknown time zone").await;
+    assert!(
+        browser
+            .text_of("#timezone-error")
+            .await
+            .contains("Mars/Olympus"),
+        "the error sits at the time zone"
+    );
+    browser.screenshot("job-edit-error").await;
+    let job = app.get("/v1/jobs/berlin-report").await.json();
+    assert_eq!(job["trigger"]["timezone"], "Europe/Berlin");
+    browser.fill("#timezone", "Asia/Tokyo").await;
+    browser.fill("#expr", "0 9 * * *").await;
+    browser.fill("#name", "Tokyo report").await;
+    browser.press("Save job").await;
+    eventually(DEADLINE, "the saved job", || async {
+        let job = app.get("/v1/jobs/berlin-report").await.json();
+        (job["trigger"]["timezone"] == "Asia/Tokyo").then_some(())
+    })
+    .await;
+    let job = app.get("/v1/jobs/berlin-report").await.json();
+    assert_eq!(
+        (
+            &job["trigger"]["expr"],
+            &job["name"],
+            &job["target"]["body"]
+        ),
+        (
+            &json!("0 9 * * *"),
+            &json!("Tokyo report"),
+            &json!({"report": "daily"})
+        ),
+        "{job}"
+    );
+
+    // Clone: the same job under a new id.
+    browser.open(&app, "/ui/jobs/berlin-report").await;
+    browser.press("Clone").await;
+    browser.wait_for_text("New job").await;
+    assert_eq!(browser.value_of("#id").await, "");
+    assert_eq!(browser.value_of("#name").await, "Tokyo report (copy)");
+    browser.fill("#id", "tokyo-report").await;
+    browser.press("Create job").await;
+    eventually(DEADLINE, "the clone", || async {
+        let clone = app.get("/v1/jobs/tokyo-report").await;
+        (clone.status == 200).then(|| clone.json())
+    })
+    .await;
+    let clone = app.get("/v1/jobs/tokyo-report").await.json();
+    assert_eq!(clone["trigger"], job["trigger"]);
+    assert_eq!(clone["target"], job["target"]);
+}
+
+store_tests!(a_person_creates_edits_and_clones_a_job_in_a_browser);
+
 /// The dashboard follows the system's dark theme, and its pages fit a
 /// 375 px phone without scrolling sideways (a wide table scrolls in its
 /// own box); screenshots of each in target/ui-screenshots (issue 29).
@@ -590,6 +721,7 @@ async fn pages_go_dark_with_the_system_and_fit_a_phone() {
             "job-375-dark",
         ),
         ("/ui/alerts", "Alerts", "alerts-375-dark"),
+        ("/ui/new-job", "The request a run sends", "job-new-375-dark"),
     ] {
         browser.open(&app, path).await;
         browser.wait_for_text(shows).await;
