@@ -8,11 +8,14 @@ mod actions;
 mod agenda;
 mod alerts;
 mod backfill;
+mod events;
 mod flows;
 mod job_form;
 mod pages;
 mod render;
 mod session;
+mod subscriptions;
+mod tokens;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -37,6 +40,9 @@ pub fn router() -> Router<AppState> {
         .route("/ui/alerts", get(alerts::page))
         .route("/ui/alerts/{id}/ack", post(alerts::ack))
         .route("/ui/agenda", get(agenda::page))
+        .route("/ui/events", get(events::page))
+        .route("/ui/subscriptions", get(subscriptions::page))
+        .route("/ui/tokens", get(tokens::page))
         .route(
             "/ui/new-job",
             get(job_form::new_page).post(job_form::create),

@@ -471,7 +471,7 @@ fn yes_no(b: bool) -> &'static str {
 
 /// A run id as the pages show it: its last 8 hex digits, random in a
 /// UUIDv7 (its first 8 are a timestamp, the same for runs of one minute).
-fn short(id: Uuid) -> String {
+pub(super) fn short(id: Uuid) -> String {
     let text = id.simple().to_string();
     text[text.len() - 8..].to_string()
 }

@@ -42,6 +42,11 @@ pub fn page(viewer: &Viewer, title: &str, live: Option<&str>, body: Markup) -> M
                         a href="/ui/alerts" { "Alerts" }
                         a href="/ui/flows" { "Flows" }
                         a href="/ui/agenda" { "Agenda" }
+                        a href="/ui/events" { "Events" }
+                        a href="/ui/subscriptions" { "Subscriptions" }
+                        @if viewer.role() == crate::domain::auth::Role::Root {
+                            a href="/ui/tokens" { "Tokens" }
+                        }
                         a href="/docs" { "API docs" }
                     }
                     div.who {

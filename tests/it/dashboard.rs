@@ -699,6 +699,88 @@ async fn a_person_creates_edits_and_clones_a_job_in_a_browser(backend: Backend) 
 
 store_tests!(a_person_creates_edits_and_clones_a_job_in_a_browser);
 
+/// The subscriptions, the event log and (for root) the tokens each have a
+/// page (issue 29), read from the store the API writes.
+#[tokio::test]
+async fn subscriptions_events_and_tokens_have_their_pages() {
+    let receiver = Receiver::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = test_config(&db.url);
+    config.auth = AuthMode::Required;
+    config.targets = Some(cronhook::domain::network_policy::TargetMode::Any);
+    let mut app = TestApp::spawn_with(db, config).await;
+    let root = app.make_token(Role::Root, "default").await;
+    let reader = app.make_token(Role::Read, "default").await;
+    app.token = Some(root.clone());
+    let made = app
+        .post(
+            "/v1/subscriptions",
+            json!({"url": receiver.url("/events"), "types": ["run.succeeded"]}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let subscription = made.json()["id"].as_str().unwrap().to_string();
+    app.create_job(
+        json!({"id": "once", "trigger": {"type": "date", "run_at": now()},
+                          "target": {"url": receiver.url("/ok")}}),
+    )
+    .await;
+    eventually(DEADLINE, "the event delivered", || async {
+        (!receiver.received("/events").is_empty()).then_some(())
+    })
+    .await;
+
+    let browser = Browser::start().await;
+    let sign_in = |token: String| {
+        let browser = &browser;
+        let app = &app;
+        async move {
+            browser.open(app, "/ui/login").await;
+            browser.fill("#token", &token).await;
+            browser.press("Sign in").await;
+            browser.wait_for_text("Jobs").await;
+        }
+    };
+    sign_in(root.clone()).await;
+    browser.open(&app, "/ui/subscriptions").await;
+    browser.wait_for_text(&subscription).await;
+    assert_eq!(browser.count("tr[data-subscription]").await, 1);
+    let row = browser.text_of("tr[data-subscription]").await;
+    assert!(
+        row.contains("run.succeeded") && row.contains("UTC · 200"),
+        "{row}"
+    );
+    browser.screenshot("subscriptions").await;
+
+    browser.open(&app, "/ui/events").await;
+    browser.wait_for_text("run.succeeded").await;
+    let shown = browser.count("tr[data-event]").await;
+    let listed = app.get("/v1/events?limit=500").await.json();
+    assert_eq!(shown, listed["items"].as_array().unwrap().len());
+    browser.screenshot("events").await;
+    browser.open(&app, "/ui/events?type=job.created").await;
+    browser.wait_for_text("job.created").await;
+    assert_eq!(browser.count("tr[data-event]").await, 1);
+    assert!(browser.text_of("tr[data-event]").await.contains("once"));
+
+    browser.open(&app, "/ui/tokens").await;
+    browser.wait_for_text("Last used").await;
+    assert_eq!(browser.count("tr[data-token]").await, 2);
+    browser.screenshot("tokens").await;
+    let page = browser.main_text().await;
+    assert!(
+        !page.contains(&root) && !page.contains(&reader),
+        "never a token's text"
+    );
+
+    // A read token has no tokens page, nor a link to it.
+    browser.press("Sign out").await;
+    sign_in(reader).await;
+    assert!(!browser.has_button("Tokens").await);
+    browser.open(&app, "/ui/tokens").await;
+    browser.wait_for_text("needs a root token").await;
+}
+
 /// The dashboard follows the system's dark theme, and its pages fit a
 /// 375 px phone without scrolling sideways (a wide table scrolls in its
 /// own box); screenshots of each in target/ui-screenshots (issue 29).
@@ -722,6 +804,13 @@ async fn pages_go_dark_with_the_system_and_fit_a_phone() {
         ),
         ("/ui/alerts", "Alerts", "alerts-375-dark"),
         ("/ui/new-job", "The request a run sends", "job-new-375-dark"),
+        ("/ui/events", "job.created", "events-375-dark"),
+        (
+            "/ui/subscriptions",
+            "No subscriptions yet",
+            "subscriptions-375-dark",
+        ),
+        ("/ui/tokens", "No tokens", "tokens-375-dark"),
     ] {
         browser.open(&app, path).await;
         browser.wait_for_text(shows).await;
