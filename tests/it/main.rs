@@ -30,6 +30,7 @@ mod migration;
 mod monitors;
 mod openapi;
 mod overlap;
+mod python_client;
 mod readme;
 mod receivers;
 mod run_limits;
