@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::domain::agenda::{self, AgendaItem};
 use crate::domain::auth::Tenant;
 use crate::domain::backfill::BackfillSpec;
+use crate::domain::error::FieldError;
 use crate::domain::job::{JobId, JobInput, JobState, ParseContext};
 use crate::domain::lifecycle::JobCommand;
 use crate::domain::network_policy::NetworkPolicy;
@@ -84,6 +85,15 @@ impl Ops<'_> {
 
     /// Replaces job `id`'s definition, as `PUT /v1/jobs/{id}` does.
     pub async fn replace(&self, id: &JobId, input: JobInput, secret: String) -> StoreResult<Job> {
+        if let Some(given) = &input.id
+            && given != id.as_str()
+        {
+            return Err(FieldError::new(
+                "id",
+                format!("{given:?} differs from the path's {:?}", id.as_str()),
+            )
+            .into());
+        }
         let ctx = self.context();
         let trigger = input.trigger.clone().unwrap_or_default();
         let spec = input.parse(ctx.clone())?;

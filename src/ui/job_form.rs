@@ -22,7 +22,7 @@ use crate::domain::error::FieldError;
 use crate::domain::job::{Job, JobInput, ParseContext};
 use crate::domain::json::from_value;
 use crate::domain::lifecycle::Refusal;
-use crate::domain::target::Target;
+use crate::domain::target::{Target, is_sensitive_header, masked_url};
 use crate::domain::trigger::TriggerInput;
 use crate::ops::Via;
 use crate::state::AppState;
@@ -30,6 +30,12 @@ use crate::store::StoreError;
 
 /// Fire times the preview lists.
 const PREVIEW_COUNT: i64 = 5;
+
+/// What the form shows for a value it keeps without showing it, as the
+/// API's views do (DESIGN §8): a sensitive header's value. A URL's
+/// password shows as `***`. Either, sent back unchanged, keeps the
+/// stored value.
+const KEPT: &str = "(kept, not shown)";
 
 /// The form as the browser sends it: text everywhere, read by
 /// [`JobForm::document`].
@@ -52,6 +58,8 @@ pub struct JobForm {
     more: String,
     /// `preview` re-shows the form with its preview; anything else saves.
     action: String,
+    /// The job a new one is cloned from: its kept values fill `KEPT`.
+    from: String,
 }
 
 /// Which input a refusal's field belongs to; the rest go to "More".
@@ -98,20 +106,45 @@ impl JobForm {
         form.name = take(&mut doc, "name");
         form.paused = (doc.remove("paused") == Some(Value::Bool(true))).then(|| "on".into());
         doc.remove("next_run_at");
-        if let Some(Value::Object(mut trigger)) = doc.remove("trigger") {
-            form.trigger_type = take(&mut trigger, "type");
-            form.expr = take(&mut trigger, "expr");
-            form.timezone = take(&mut trigger, "timezone");
-            form.every_s = take(&mut trigger, "every_s");
-            form.run_at = take(&mut trigger, "run_at");
-            trigger.remove("resolved_expr");
-            if !trigger.is_empty() {
+        match doc.remove("trigger") {
+            // A kind the inputs do not cover (`any_of`): all of it in More.
+            Some(Value::Object(trigger))
+                if !matches!(
+                    trigger.get("type").and_then(Value::as_str),
+                    Some("cron" | "interval" | "date")
+                ) =>
+            {
+                form.trigger_type = "other".into();
                 doc.insert("trigger".into(), Value::Object(trigger));
             }
+            Some(Value::Object(mut trigger)) => {
+                form.trigger_type = take(&mut trigger, "type");
+                form.expr = take(&mut trigger, "expr");
+                form.timezone = take(&mut trigger, "timezone");
+                form.every_s = take(&mut trigger, "every_s");
+                form.run_at = take(&mut trigger, "run_at");
+                trigger.remove("resolved_expr");
+                if !trigger.is_empty() {
+                    doc.insert("trigger".into(), Value::Object(trigger));
+                }
+            }
+            _ => {}
         }
         match doc.remove("target") {
             Some(Value::Object(mut target)) => {
-                form.url = take(&mut target, "url");
+                target.remove("url");
+                form.url = job
+                    .definition
+                    .target
+                    .as_ref()
+                    .map_or(String::new(), |t| masked_url(&t.url));
+                if let Some(Value::Object(headers)) = target.get_mut("headers") {
+                    for (name, value) in headers.iter_mut() {
+                        if is_sensitive_header(name) {
+                            *value = json!(KEPT);
+                        }
+                    }
+                }
                 form.method = take(&mut target, "method");
                 (form.body_kind, form.body) = match target.remove("body") {
                     None | Some(Value::Null) => ("none".into(), String::new()),
@@ -155,6 +188,15 @@ impl JobForm {
                 json!({"type": "interval", "every_s": every})
             }
             "date" => json!({"type": "date", "run_at": self.run_at.trim()}),
+            "other" => {
+                return match self.more_object()?.remove("trigger") {
+                    Some(trigger @ Value::Object(_)) => Ok(trigger),
+                    _ => Err(FieldError::new(
+                        "more",
+                        "give the trigger as \"trigger\": {\"type\": …} (an any_of, say)",
+                    )),
+                };
+            }
             other => {
                 return Err(FieldError::new(
                     "trigger.type",
@@ -213,10 +255,53 @@ impl JobForm {
         Ok(doc)
     }
 
-    fn input(&self) -> Result<JobInput, FieldError> {
-        from_value::<JobInput>(&self.document()?)
+    /// The request, with the values the form kept unshown taken from
+    /// `source` (the job edited or cloned).
+    fn input(&self, source: Option<&Target>) -> Result<JobInput, FieldError> {
+        let mut doc = self.document()?;
+        restore(&mut doc, source)?;
+        from_value::<JobInput>(&doc)
     }
 }
+
+/// Puts the stored values back where the form sent `KEPT` or a masked
+/// password unchanged.
+fn restore(doc: &mut Value, source: Option<&Target>) -> Result<(), FieldError> {
+    let Some(target) = doc.get_mut("target").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    if let (Some(stored), Some(Value::String(url))) = (source, target.get("url"))
+        && stored.url.password().is_some()
+        && *url == masked_url(&stored.url)
+    {
+        target.insert("url".into(), json!(stored.url.to_string()));
+    }
+    if let Some(Value::Object(headers)) = target.get_mut("headers") {
+        for (name, value) in headers.iter_mut() {
+            if value != KEPT {
+                continue;
+            }
+            let kept = source.and_then(|t| {
+                t.headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            });
+            match kept {
+                Some(kept) => *value = json!(kept),
+                None => {
+                    return Err(FieldError::new(
+                        format!("target.headers.{name}"),
+                        "give its value: the job has none to keep",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl JobForm {}
 
 /// What the form is for: a new job, or the job it edits.
 enum Purpose {
@@ -269,7 +354,7 @@ async fn shown(app: &AppState, viewer: &Viewer, form: &JobForm) -> Shown {
         .ok()
         .and_then(|p| p.fire_times.first())
         .map(|t| t.at.clone());
-    let request = form.input().ok().and_then(|input| {
+    let request = form.input(None).ok().and_then(|input| {
         let ctx = ParseContext {
             now: chrono::Utc::now(),
             network_policy: app.network_policy.clone(),
@@ -294,9 +379,18 @@ async fn shown(app: &AppState, viewer: &Viewer, form: &JobForm) -> Shown {
 
 /// The request one run sends, as the dispatcher writes it.
 fn request_sent(target: &Target, id: &str, first: Option<&str>) -> Markup {
-    let mut lines = vec![format!("{} {}", target.method.as_str(), target.url)];
+    let mut lines = vec![format!(
+        "{} {}",
+        target.method.as_str(),
+        masked_url(&target.url)
+    )];
     for (name, value) in &target.headers {
-        lines.push(format!("{name}: {value}"));
+        let shown = if is_sensitive_header(name) {
+            KEPT
+        } else {
+            value
+        };
+        lines.push(format!("{name}: {shown}"));
     }
     if let Some(content_type) = target.content_type()
         && !target.headers.contains_key("content-type")
@@ -389,6 +483,9 @@ fn form_page(
         div.form-with-preview {
         form.job-form #job-form method="post" action=(purpose.action()) {
             (csrf_field(viewer))
+            @if !form.from.is_empty() {
+                input type="hidden" name="from" value=(form.from);
+            }
             fieldset {
                 legend { "Job" }
                 (field("Id", "id", error, html! {
@@ -409,6 +506,7 @@ fn form_page(
                         option value="cron" selected[kind == "cron"] { "cron" }
                         option value="interval" selected[kind == "interval"] { "interval" }
                         option value="date" selected[kind == "date"] { "date (once)" }
+                        option value="other" selected[kind == "other"] { "other, as \"trigger\" in More (any_of)" }
                     }
                 }))
                 (field("Cron expression (for cron)", "expr", error, html! {
@@ -505,6 +603,7 @@ pub async fn new_page(
             let job = stored(&app, &viewer, &raw).await?;
             JobForm {
                 id: String::new(),
+                from: job.id.to_string(),
                 name: job
                     .definition
                     .name
@@ -555,7 +654,16 @@ async fn submit(
     if let Purpose::Edit(id) = &purpose {
         form.id = id.clone();
     }
-    let saved: Result<(), FieldError> = match form.input() {
+    // The job edited (gone meanwhile: a 404, not a new job) or cloned.
+    let source = match &purpose {
+        Purpose::Edit(id) => Some(stored(app, &viewer, id).await?),
+        Purpose::Create if !form.from.trim().is_empty() => {
+            Some(stored(app, &viewer, form.from.trim()).await?)
+        }
+        Purpose::Create => None,
+    };
+    let source_target = source.as_ref().and_then(|j| j.definition.target.as_ref());
+    let saved: Result<(), FieldError> = match form.input(source_target) {
         Err(e) => Err(e),
         Ok(_) if form.action == "preview" => {
             let shown = shown(app, &viewer, &form).await;
@@ -724,7 +832,63 @@ mod tests {
             ),
             ("0 9 * * mon-fri", "text", "plain", true)
         );
-        let again = form.input().unwrap().parse(ctx).unwrap();
+        let again = form
+            .input(job.definition.target.as_ref())
+            .unwrap()
+            .parse(ctx)
+            .unwrap();
         assert_eq!(again.definition, spec.definition);
+    }
+
+    #[test]
+    fn secrets_are_kept_unshown_and_put_back_on_save() {
+        let input: JobInput = serde_json::from_value(json!({
+            "id": "j", "trigger": {"type": "interval", "every_s": 60},
+            "target": {"url": "https://user:hunter2@example.com/h",
+                       "headers": {"authorization": "Bearer s3cret", "x-team": "data"}}
+        }))
+        .unwrap();
+        let ctx = ParseContext {
+            now: crate::domain::instant::parse("2026-12-01T00:00:00Z").unwrap(),
+            network_policy: Default::default(),
+            binding: None,
+        };
+        let definition = input.parse(ctx).unwrap().definition;
+        let job = Job {
+            id: crate::domain::job::JobId::parse("j").unwrap(),
+            definition,
+            schedule: crate::domain::job::Schedule::Paused,
+            runs_counted: 0,
+            created_at: ctx_now(),
+            updated_at: ctx_now(),
+            last_run: None,
+            ping_key: None,
+        };
+        let form = JobForm::of(&job);
+        let shown = format!("{} {}", form.url, form.more);
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(
+            form.more.contains(KEPT) && form.more.contains("\"data\""),
+            "{}",
+            form.more
+        );
+        let stored = job.definition.target.as_ref();
+        let back = form.input(stored).unwrap();
+        let target = back.target.unwrap();
+        assert_eq!(
+            target.url.as_deref(),
+            Some("https://user:hunter2@example.com/h")
+        );
+        assert_eq!(target.headers.unwrap()["authorization"], "Bearer s3cret");
+        // Nothing to keep (a new job): the field says so.
+        let e = form.input(None).unwrap_err();
+        assert_eq!(e.field, "target.headers.authorization");
+    }
+
+    fn ctx_now() -> chrono::DateTime<chrono::Utc> {
+        crate::domain::instant::parse("2026-12-01T00:00:00Z").unwrap()
     }
 }
