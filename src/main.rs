@@ -12,11 +12,16 @@ use cronhook::{api, app, keyfile, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
-    telemetry::init(cli.config.log_format, !serving);
-    let result = match cli.command {
-        None => serve(cli.config).await,
-        Some(Command::Serve(config)) => serve(*config).await,
+    // The service's flags are `serve`'s, or the top level's without a
+    // subcommand: its log format is theirs.
+    let (command, config) = match cli.command {
+        None => (None, cli.config),
+        Some(Command::Serve(config)) => (None, *config),
+        Some(other) => (Some(other), cli.config),
+    };
+    telemetry::init(config.log_format, command.is_some());
+    let result = match command {
+        None | Some(Command::Serve(_)) => serve(config).await,
         Some(Command::Migrate(store)) => migrate(&store).await,
         Some(Command::Openapi) => print_openapi(),
         Some(Command::Token(command)) => token(command).await,

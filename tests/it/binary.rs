@@ -291,6 +291,38 @@ fn text_logs_have_no_colours_when_not_at_a_terminal() {
     }
 }
 
+/// `serve`'s own flags are the service's: `--log-format json` after it
+/// gives JSON lines.
+#[test]
+fn serve_takes_the_service_s_flags_after_it() {
+    let dir = temp_dir();
+    let mut child = Command::new(BIN)
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("CRONHOOK_LOG_FORMAT")
+        .env_remove("CRONHOOK_LISTEN")
+        .env("RUST_LOG", "info")
+        .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cronhook starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("cronhook started"))
+        .expect("a start-up line");
+    std::thread::spawn(move || lines.for_each(drop));
+    terminate(&child);
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let log: serde_json::Value = serde_json::from_str(&started).expect("a JSON line");
+    assert!(
+        log["listen"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{log}"
+    );
+}
+
 #[test]
 fn migrate_applies_migrations_and_exits() {
     let dir = temp_dir();
