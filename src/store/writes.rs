@@ -269,11 +269,14 @@ impl<D: Dialect> SqlStore<D> {
     async fn delete_in(&self, tx: &mut D::Tx, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
         // Its runs in flight free their flow keys' slots as they go.
         let key = (tenant.as_str().to_string(), id.as_str().to_string());
+        // The keys are locked before the runs are deleted: the flow pass
+        // locks a key, then its runs; the other order could deadlock.
         let keys = self.db.flow_keys_in_flight(tx, &key).await?;
+        let poked = self.poke_flows(tx, keys).await?;
         if !self.db.delete_job(tx, tenant, id).await? {
             return Ok(false);
         }
-        if self.poke_flows(tx, keys).await? {
+        if poked {
             // Seen once committed (within the pass's poll at the latest).
             self.wakeups.flows_changed();
         }
@@ -772,6 +775,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                     if let Some(secret) = secret {
                         let sealed = self.key.seal_in(row, super::SECRET, &secret);
                         self.db.set_secret(&mut tx, tenant, id, &sealed).await?;
+                        tracing::info!(%tenant, job_id = %id, "signing secret set by the client: the old one no longer signs");
                     }
                     let before = existing.as_ref().map(|j| &j.definition);
                     let key = (tenant.as_str().to_string(), id.as_str().to_string());
@@ -1217,6 +1221,15 @@ impl<D: Dialect> Store for SqlStore<D> {
         let key = (tenant.as_str().to_string(), backfill.job_id.to_string());
         let jobs = std::slice::from_ref(&key);
         let locked = self.db.lock_jobs(&mut tx, jobs).await?;
+        // Its flow key before its runs, in the flow pass's order (a key,
+        // then its runs): the cancelled runs free the key's slots.
+        let flows: Vec<JobKey> = locked
+            .get(&key)
+            .and_then(|job| job.flow.as_ref())
+            .map(|flow| (key.0.clone(), flow.key.as_str().to_string()))
+            .into_iter()
+            .collect();
+        let flows_due = self.poke_flows(&mut tx, flows).await?;
         let cancelled = self.db.cancel_backfill(&mut tx, tenant, id).await?;
         let events: Vec<NewEvent> = cancelled
             .iter()
@@ -1225,14 +1238,6 @@ impl<D: Dialect> Store for SqlStore<D> {
         // Another backfill of the job may go on in the lane, and the
         // cancelled runs free their flow key's slots.
         let released = self.release_backfills(&mut tx, &locked, jobs).await?;
-        let flows: Vec<JobKey> = locked
-            .get(&key)
-            .and_then(|job| job.flow.as_ref())
-            .filter(|_| !cancelled.is_empty())
-            .map(|flow| (key.0.clone(), flow.key.as_str().to_string()))
-            .into_iter()
-            .collect();
-        let flows_due = self.poke_flows(&mut tx, flows).await?;
         let deliveries = self
             .write_events(&mut tx, &with_tenant(tenant, events))
             .await?;
