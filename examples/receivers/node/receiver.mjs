@@ -29,7 +29,12 @@ const server = createServer((request, response) => {
     if (body.length === 0) {
       kind = "empty";
     } else if ((request.headers["content-type"] ?? "").startsWith("application/json")) {
-      JSON.parse(body.toString("utf8")); // your job's JSON body
+      try {
+        JSON.parse(body.toString("utf8")); // your job's JSON body
+      } catch {
+        response.writeHead(400).end();
+        return;
+      }
       kind = "json";
     } else {
       body.toString("utf8"); // a string body, as the job gave it

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
@@ -216,6 +218,7 @@ class Cronhook:
         if after and not last_event_id:
             params["after"] = after
         last = last_event_id
+        wait = 0.5
         while True:
             headers = {"accept": "text/event-stream"}
             if last:
@@ -230,12 +233,16 @@ class Cronhook:
                         self._call_failed(response)
                     for event in _server_sent_events(response.iter_lines()):
                         last = event.id
+                        wait = 0.5
                         yield event
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError):
                 if not reconnect:
                     raise
             if not reconnect:
                 return
+            # The service restarting or gone: again, less and less often.
+            time.sleep(wait * random.uniform(0.5, 1.0))
+            wait = min(wait * 2, 30.0)
 
     def _call_failed(self, response: httpx.Response) -> None:
         try:

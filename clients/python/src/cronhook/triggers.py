@@ -43,11 +43,15 @@ class CronTrigger:
             raise ValueError("year: Cronhook's cron has no year field")
         if self.week not in (None, "*"):
             raise ValueError("week: Cronhook's cron has no ISO week field")
-        if isinstance(self.day_of_week, int) or (
-            isinstance(self.day_of_week, str) and self.day_of_week[:1].isdigit()
-        ):
+        if self.day_of_week is not None and any(c.isdigit() for c in str(self.day_of_week)):
             # APScheduler counts from Monday = 0, cron from Sunday = 0.
             raise ValueError("day_of_week: give names (mon-fri), not APScheduler's numbers")
+        if self.day not in (None, "*") and self.day_of_week not in (None, "*"):
+            # APScheduler wants both to match; cron fires when either does.
+            raise ValueError(
+                "day and day_of_week together mean 'both' in APScheduler but 'either' "
+                "in cron: give one (e.g. day_of_week='mon#1' for the first Monday)"
+            )
         # From the finest field to the coarsest, in APScheduler's order
         # (day_of_week sits below day); each with the value it takes when
         # a coarser field is given and it is not.

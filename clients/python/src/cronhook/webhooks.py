@@ -45,6 +45,6 @@ def verify(
     ).decode()
     for signature in signatures.split(" "):
         version, _, value = signature.partition(",")
-        if version == "v1" and hmac.compare_digest(value, expected):
+        if version == "v1" and hmac.compare_digest(value.encode(), expected.encode()):
             return
     raise WebhookVerificationError("no signature matches")
