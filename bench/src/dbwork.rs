@@ -25,23 +25,38 @@ pub struct DbWork {
     tables: BTreeMap<String, [f64; 4]>,
 }
 
-/// Waits until `pool`'s connection is the only one on its database, so
-/// that every other backend's statistics are published.
+/// Waits until `pool`'s connection is the only client on its database,
+/// so that every other client's statistics are published. Autovacuum's
+/// workers, which a freshly seeded table calls in, are not waited for.
 pub async fn alone(pool: &PgPool) -> anyhow::Result<()> {
-    wait_for(
+    let waited = wait_for(
         Duration::from_secs(60),
         "the other connections to close",
         || async move {
             let others: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()
+                   AND backend_type = 'client backend'",
             )
             .fetch_one(pool)
             .await?;
             Ok(others == 0)
         },
     )
-    .await
+    .await;
+    if waited.is_err() {
+        // Say who stayed, to find them.
+        let others: Vec<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT application_name, state, left(query, 200) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND backend_type = 'client backend'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+        return waited.map_err(|e| e.context(format!("still connected: {others:?}")));
+    }
+    waited
 }
 
 impl DbWork {
