@@ -1362,6 +1362,23 @@ macro_rules! portable_statements {
             .await?)
         }
 
+        /// Replaces a job's current signing secret (sealed) with one the
+        /// client chose.
+        async fn set_secret_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            id: &str,
+            sealed: &str,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query("UPDATE jobs SET secret = $3 WHERE tenant = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id)
+                .bind(sealed)
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+
         /// Makes a flow key due for admission at `now` at the latest.
         async fn poke_flow_in(
             conn: &mut <Db as sqlx::Database>::Connection,

@@ -581,13 +581,7 @@ impl Dialect for SqliteDialect {
         id: &JobId,
         sealed: &str,
     ) -> StoreResult<()> {
-        sqlx::query("UPDATE jobs SET secret = ?3 WHERE tenant = ?1 AND id = ?2")
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .bind(sealed)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
+        set_secret_in(tx, tenant.as_str(), id.as_str(), sealed).await
     }
 
     async fn remove_runs_made_ahead(

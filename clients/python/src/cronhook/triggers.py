@@ -23,6 +23,22 @@ def instant(value: Union[datetime, str]) -> str:
     return value.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def _bounded(
+    trigger: Dict[str, Any],
+    start_date: Optional[Union[datetime, str]],
+    end_date: Optional[Union[datetime, str]],
+    jitter: Optional[int],
+) -> Dict[str, Any]:
+    """The trigger with APScheduler's start_date, end_date and jitter."""
+    if start_date is not None:
+        trigger["start_at"] = instant(start_date)
+    if end_date is not None:
+        trigger["end_at"] = instant(end_date)
+    if jitter:
+        trigger["jitter_s"] = int(jitter)
+    return trigger
+
+
 @dataclass
 class CronTrigger:
     year: Field = None
@@ -78,13 +94,7 @@ class CronTrigger:
         trigger: Dict[str, Any] = {"type": "cron", "expr": expr}
         if self.timezone:
             trigger["timezone"] = self.timezone
-        if self.start_date is not None:
-            trigger["start_at"] = instant(self.start_date)
-        if self.end_date is not None:
-            trigger["end_at"] = instant(self.end_date)
-        if self.jitter:
-            trigger["jitter_s"] = int(self.jitter)
-        return trigger
+        return _bounded(trigger, self.start_date, self.end_date, self.jitter)
 
 
 @dataclass
@@ -109,13 +119,7 @@ class IntervalTrigger:
         if every.total_seconds() < 1 or every.total_seconds() % 1:
             raise ValueError("the interval must be a whole number of seconds, at least 1")
         trigger: Dict[str, Any] = {"type": "interval", "every_s": int(every.total_seconds())}
-        if self.start_date is not None:
-            trigger["start_at"] = instant(self.start_date)
-        if self.end_date is not None:
-            trigger["end_at"] = instant(self.end_date)
-        if self.jitter:
-            trigger["jitter_s"] = int(self.jitter)
-        return trigger
+        return _bounded(trigger, self.start_date, self.end_date, self.jitter)
 
 
 @dataclass
