@@ -18,6 +18,25 @@ from cronhook import (
     verify,
 )
 
+# APScheduler's CronTrigger fields as cron: finer fields than the finest
+# given start at their minimum, coarser ones are `*`.
+for trigger, expr in [
+    (CronTrigger(hour="*/4"), "0 */4 * * *"),
+    (CronTrigger(day_of_week="mon-fri", hour=9, minute=30), "30 9 * * mon-fri"),
+    (CronTrigger(month=6), "0 0 1 6 *"),
+    (CronTrigger(minute="*/15"), "*/15 * * * *"),
+    (CronTrigger(second=30), "30 * * * * *"),
+    (CronTrigger(), "* * * * * *"),
+]:
+    assert trigger.to_api()["expr"] == expr, (trigger, trigger.to_api())
+for refused in [CronTrigger(day_of_week=0), CronTrigger(day=1, day_of_week="mon"), CronTrigger(week=2)]:
+    try:
+        refused.to_api()
+        raise AssertionError(f"{refused} was taken")
+    except ValueError:
+        pass
+assert IntervalTrigger(hours=2).to_api() == {"type": "interval", "every_s": 7200}
+
 received = []
 
 
