@@ -1,6 +1,7 @@
 //! `/ui/events`: the tenant's event log (DESIGN.md §9, §10), newest first,
 //! 100 a page, optionally of one type.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -27,9 +28,10 @@ pub struct EventsQuery {
 pub async fn page(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<EventsQuery>,
+    q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, UiError> {
     let viewer = Viewer::read(&app, &headers).await?;
+    let query = super::pages::query(q)?;
     let kind = match query.kind.as_deref().filter(|k| !k.is_empty()) {
         None => None,
         Some(text) => Some(

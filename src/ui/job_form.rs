@@ -7,6 +7,7 @@
 //! (`job-form.js` posts the form to `/ui/job-preview`), or on "Preview"
 //! without scripts.
 
+use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -595,9 +596,10 @@ pub struct NewQuery {
 pub async fn new_page(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<NewQuery>,
+    q: Result<Query<NewQuery>, QueryRejection>,
 ) -> Result<Response, UiError> {
     let viewer = writer(&app, &headers).await?;
+    let query = super::pages::query(q)?;
     let form = match query.from {
         Some(raw) => {
             let job = stored(&app, &viewer, &raw).await?;
@@ -693,8 +695,9 @@ async fn submit(
 pub async fn create(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<JobForm>,
+    form: Result<Form<JobForm>, FormRejection>,
 ) -> Result<Response, UiError> {
+    let Form(form) = form?;
     submit(&app, &headers, Purpose::Create, form).await
 }
 
@@ -703,8 +706,9 @@ pub async fn save(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
-    Form(form): Form<JobForm>,
+    form: Result<Form<JobForm>, FormRejection>,
 ) -> Result<Response, UiError> {
+    let Form(form) = form?;
     let id = job_id(&raw)?;
     submit(&app, &headers, Purpose::Edit(id.as_str().to_string()), form).await
 }
@@ -714,8 +718,9 @@ pub async fn save(
 pub async fn preview(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<JobForm>,
+    form: Result<Form<JobForm>, FormRejection>,
 ) -> Result<Response, UiError> {
+    let Form(form) = form?;
     let viewer = Viewer::write(&app, &headers, &form.csrf).await?;
     let shown = shown(&app, &viewer, &form).await;
     Ok(preview_markup(&shown).into_response())

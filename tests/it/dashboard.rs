@@ -781,6 +781,42 @@ async fn subscriptions_events_and_tokens_have_their_pages() {
     browser.wait_for_text("needs a root token").await;
 }
 
+/// Bad input to the form and the new pages is a 4xx page that says why,
+/// never a 500; a post without the page's CSRF token makes nothing.
+#[tokio::test]
+async fn bad_input_to_the_form_and_new_pages_is_a_4xx_that_says_why() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let plain = common::no_redirects();
+    for (path, status, says) in [
+        ("/ui/events?before=nope", 400, "bad query"),
+        ("/ui/events?type=run.bogus", 400, "run.bogus"),
+        ("/ui/new-job?from=missing", 404, "missing"),
+        ("/ui/jobs/missing/edit", 404, "missing"),
+    ] {
+        let answer = plain.get(app.url(path)).send().await.unwrap();
+        assert_eq!(answer.status(), status, "{path}");
+        let text = answer.text().await.unwrap();
+        assert!(text.contains(says), "{path}: {text}");
+    }
+    let form = "id=made&trigger_type=cron&expr=*+*+*+*+*&url=http%3A%2F%2Fx.test%2F&action=save";
+    for (path, body) in [
+        ("/ui/new-job", form.to_string()),
+        ("/ui/job-preview", form.to_string()),
+        ("/ui/new-job", "csrf=%ZZ".to_string()),
+    ] {
+        let answer = plain
+            .post(app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        assert!((400..500).contains(&status), "{path} {body}: {status}");
+    }
+    assert_eq!(app.get("/v1/jobs/made").await.status, 404);
+}
+
 /// Every page, light and dark (the system's theme), at 1280 px and on a
 /// 375 px phone without scrolling sideways (a wide table scrolls in its
 /// own box); a screenshot of each in target/ui-screenshots (issue 29).
