@@ -57,16 +57,9 @@ pub async fn page(
     Path(raw): Path<String>,
     Query(range): Query<RangeQuery>,
 ) -> Result<Response, UiError> {
-    let viewer = Viewer::read(&app, &headers).await?;
-    if !viewer.can_write() {
-        return Err(UiError::Page(
-            StatusCode::FORBIDDEN,
-            format!(
-                "a backfill needs a write or root token; you signed in with a {} token",
-                viewer.role()
-            ),
-        ));
-    }
+    let viewer = Viewer::read(&app, &headers)
+        .await?
+        .able_to_write("a backfill")?;
     let id = job_id(&raw)?;
     let now = Utc::now();
     let from = range.from.unwrap_or_else(|| text(now - TimeDelta::days(1)));

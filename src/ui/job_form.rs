@@ -20,7 +20,7 @@ use super::render::csrf_field;
 use super::session::{UiError, Viewer};
 use crate::api::{Preview, PreviewRequest, preview_for};
 use crate::domain::error::FieldError;
-use crate::domain::job::{Job, JobInput, ParseContext};
+use crate::domain::job::{Job, JobInput};
 use crate::domain::json::from_value;
 use crate::domain::lifecycle::Refusal;
 use crate::domain::target::{Target, is_sensitive_header, masked_url};
@@ -170,6 +170,11 @@ impl JobForm {
 
     /// The trigger as the API's request gives it.
     fn trigger(&self) -> Result<Value, FieldError> {
+        self.trigger_with(&self.more_object()?)
+    }
+
+    /// The trigger, with the settings "More" gives it (`more`, read once).
+    fn trigger_with(&self, more: &Map<String, Value>) -> Result<Value, FieldError> {
         let mut trigger = match self.trigger_type.as_str() {
             "cron" => {
                 let mut t = json!({"type": "cron", "expr": self.expr.trim()});
@@ -190,8 +195,8 @@ impl JobForm {
             }
             "date" => json!({"type": "date", "run_at": self.run_at.trim()}),
             "other" => {
-                return match self.more_object()?.remove("trigger") {
-                    Some(trigger @ Value::Object(_)) => Ok(trigger),
+                return match more.get("trigger") {
+                    Some(trigger @ Value::Object(_)) => Ok(trigger.clone()),
                     _ => Err(FieldError::new(
                         "more",
                         "give the trigger as \"trigger\": {\"type\": …} (an any_of, say)",
@@ -207,9 +212,8 @@ impl JobForm {
         };
         // Trigger settings the form has no input for (a jitter, an end, a
         // calendar) come from "More".
-        if let Ok(Some(Value::Object(more))) = self.more_object().map(|m| m.get("trigger").cloned())
-        {
-            json_patch::merge(&mut trigger, &Value::Object(more));
+        if let Some(extra @ Value::Object(_)) = more.get("trigger") {
+            json_patch::merge(&mut trigger, extra);
         }
         Ok(trigger)
     }
@@ -228,7 +232,9 @@ impl JobForm {
     /// The API's request body for this form: the fields, then "More"
     /// merged on top (RFC 7396).
     fn document(&self) -> Result<Value, FieldError> {
-        let mut doc = json!({"trigger": self.trigger()?, "paused": self.paused.is_some()});
+        let mut more = self.more_object()?;
+        let trigger = self.trigger_with(&more)?;
+        let mut doc = json!({"trigger": trigger, "paused": self.paused.is_some()});
         if !self.id.trim().is_empty() {
             doc["id"] = json!(self.id.trim());
         }
@@ -250,7 +256,6 @@ impl JobForm {
             }
             target
         };
-        let mut more = self.more_object()?;
         more.remove("trigger");
         json_patch::merge(&mut doc, &Value::Object(more));
         Ok(doc)
@@ -301,8 +306,6 @@ fn restore(doc: &mut Value, source: Option<&Target>) -> Result<(), FieldError> {
     }
     Ok(())
 }
-
-impl JobForm {}
 
 /// What the form is for: a new job, or the job it edits.
 enum Purpose {
@@ -356,12 +359,7 @@ async fn shown(app: &AppState, viewer: &Viewer, form: &JobForm) -> Shown {
         .and_then(|p| p.fire_times.first())
         .map(|t| t.at.clone());
     let request = form.input(None).ok().and_then(|input| {
-        let ctx = ParseContext {
-            now: chrono::Utc::now(),
-            network_policy: app.network_policy.clone(),
-            binding: None,
-        };
-        let spec = input.parse(ctx).ok()?;
+        let spec = input.parse(app.parse_context(chrono::Utc::now())).ok()?;
         let target = spec.definition.target?;
         Some(request_sent(&target, form.id.trim(), first.as_deref()))
     });
@@ -565,17 +563,9 @@ fn form_page(
 }
 
 async fn writer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, UiError> {
-    let viewer = Viewer::read(app, headers).await?;
-    if !viewer.can_write() {
-        return Err(UiError::Page(
-            StatusCode::FORBIDDEN,
-            format!(
-                "changing jobs needs a write or root token; you signed in with a {} token",
-                viewer.role()
-            ),
-        ));
-    }
-    Ok(viewer)
+    Viewer::read(app, headers)
+        .await?
+        .able_to_write("changing jobs")
 }
 
 async fn stored(app: &AppState, viewer: &Viewer, raw: &str) -> Result<Job, UiError> {
@@ -729,6 +719,7 @@ pub async fn preview(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::job::ParseContext;
 
     fn form(pairs: &[(&str, &str)]) -> JobForm {
         let mut form = JobForm::blank();

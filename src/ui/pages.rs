@@ -482,16 +482,9 @@ pub async fn secret(
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> Result<Response, UiError> {
-    let viewer = Viewer::read(&app, &headers).await?;
-    if !viewer.can_write() {
-        return Err(UiError::Page(
-            StatusCode::FORBIDDEN,
-            format!(
-                "a job's secret needs a write or root token; you signed in with a {} token",
-                viewer.role()
-            ),
-        ));
-    }
+    let viewer = Viewer::read(&app, &headers)
+        .await?
+        .able_to_write("a job's secret")?;
     let id = job_id(&raw)?;
     let secret = app
         .store

@@ -191,16 +191,22 @@ impl Viewer {
     ) -> Result<Self, UiError> {
         let viewer = Self::read(app, headers).await?;
         same_csrf(!viewer.new_csrf, &viewer.csrf, form_csrf)?;
-        if !viewer.can_write() {
-            return Err(UiError::Page(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "this needs a write or root token; you signed in with a {} token",
-                    viewer.caller.role
-                ),
-            ));
+        viewer.able_to_write("this")
+    }
+
+    /// The viewer, if they may change things; else a 403 saying that
+    /// `what` needs a write or root token.
+    pub fn able_to_write(self, what: &str) -> Result<Self, UiError> {
+        if self.can_write() {
+            return Ok(self);
         }
-        Ok(viewer)
+        Err(UiError::Page(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{what} needs a write or root token; you signed in with a {} token",
+                self.role()
+            ),
+        ))
     }
 
     pub fn can_write(&self) -> bool {
