@@ -21,7 +21,8 @@ use crate::domain::target::Target;
 use crate::domain::template::{self, RunFacts};
 use crate::metrics::Metrics;
 use crate::store::{
-    BackfillMade, DynStore, Idempotency, Job, JobFilter, JobSecret, Run, StoreError, StoreResult,
+    BackfillMade, DynStore, Idempotency, Job, JobFilter, JobSecret, Run, Saved, StoreError,
+    StoreResult,
 };
 
 /// Jobs read per page while an agenda gathers them.
@@ -83,8 +84,15 @@ impl Ops<'_> {
         Ok(job)
     }
 
-    /// Replaces job `id`'s definition, as `PUT /v1/jobs/{id}` does.
-    pub async fn replace(&self, id: &JobId, input: JobInput, secret: String) -> StoreResult<Job> {
+    /// Replaces job `id`'s definition, or creates it (`PUT /v1/jobs/{id}`,
+    /// and the dashboard's edit); `secret` is a new job's unless it gives
+    /// one. Answers whether it was made or replaced.
+    pub async fn replace(
+        &self,
+        id: &JobId,
+        input: JobInput,
+        secret: String,
+    ) -> StoreResult<(Job, Saved)> {
         if let Some(given) = &input.id
             && given != id.as_str()
         {
@@ -102,12 +110,12 @@ impl Ops<'_> {
             trigger: Box::new(trigger),
             secret,
         };
-        let (job, _) = self
+        let (job, saved) = self
             .store
             .save_job(self.tenant, id, &command, ctx, None)
             .await?;
-        tracing::info!(tenant = %self.tenant, job_id = %job.id, state = job.schedule.state().as_str(), via = self.via.as_str(), "job replaced");
-        Ok(job)
+        tracing::info!(tenant = %self.tenant, job_id = %job.id, state = job.schedule.state().as_str(), created = saved == Saved::Created, via = self.via.as_str(), "job replaced");
+        Ok((job, saved))
     }
 
     fn context(&self) -> ParseContext {

@@ -125,30 +125,11 @@ pub async fn replace_job(
     JobIdPath(id): JobIdPath,
     ApiJson(input): ApiJson<JobInput>,
 ) -> Result<axum::response::Response, ApiError> {
-    if let Some(body_id) = &input.id
-        && body_id != id.as_str()
-    {
-        return Err(FieldError::new(
-            "id",
-            format!("{body_id:?} differs from the path's {:?}", id.as_str()),
-        )
-        .into());
-    }
-    let ctx = app.parse_context(Utc::now());
-    let trigger = input.trigger.clone();
-    let spec = input.parse(ctx.clone())?;
-    let command = JobCommand::Replace {
-        spec,
-        // Present: parsing refuses a request without one.
-        trigger: Box::new(trigger.unwrap_or_default()),
-        secret: app.new_job_secret(),
-    };
     let (job, saved) = app
-        .store
-        .save_job(&caller.tenant, &id, &command, ctx, None)
+        .ops(&caller.tenant, Via::Api)
+        .replace(&id, input, app.new_job_secret())
         .await
         .map_err(|e| not_found(e, &id))?;
-    tracing::info!(tenant = %caller.tenant, job_id = %job.id, state = job.schedule.state().as_str(), created = saved == Saved::Created, "job replaced");
     Ok(match saved {
         Saved::Created => created(job, caller.role, &base).into_response(),
         Saved::Updated => Json(JobView::seen_by(job, caller.role, &base)).into_response(),

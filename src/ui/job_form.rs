@@ -667,7 +667,9 @@ async fn submit(
                 Purpose::Create => ops.create(input, app.new_job_secret()).await,
                 Purpose::Edit(raw) => {
                     let id = job_id(raw)?;
-                    ops.replace(&id, input, app.new_job_secret()).await
+                    ops.replace(&id, input, app.new_job_secret())
+                        .await
+                        .map(|(job, _)| job)
                 }
             };
             match done {
