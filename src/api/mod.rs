@@ -41,6 +41,7 @@ use error::ApiError;
 pub(crate) use events::stream_events;
 pub use extract::MAX_BODY_BYTES;
 pub use metrics::{QuietLog, count as count_requests};
+pub use pings::ping_url;
 pub(crate) use secrets::DEFAULT_GRACE_S as DEFAULT_SECRET_GRACE_S;
 pub use triggers::{Preview, PreviewRequest, preview_for};
 

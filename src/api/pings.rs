@@ -118,6 +118,12 @@ pub async fn ping_kind(
     ping(&app, &key, Some(&kind), &body).await
 }
 
+/// The URL a monitor's work pings, under the base the request came to
+/// (the job's view, the rotation's answer, the dashboard).
+pub fn ping_url(base: &str, key: &str) -> String {
+    format!("{base}/v1/ping/{key}")
+}
+
 /// A monitor-only job's new ping URL.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PingUrl {
@@ -147,6 +153,6 @@ pub async fn rotate_ping_key(
         .await?
         .ok_or_else(|| ApiError::not_found_job(&id))?;
     Ok(Json(PingUrl {
-        ping_url: format!("{base}/v1/ping/{key}"),
+        ping_url: ping_url(&base, &key),
     }))
 }

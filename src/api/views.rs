@@ -109,7 +109,7 @@ impl JobView {
             target.url = url;
         }
         if let Some(monitor) = view.monitor.as_mut() {
-            monitor.ping_url = ping_key.map(|key| format!("{base}/v1/ping/{key}"));
+            monitor.ping_url = ping_key.map(|key| super::ping_url(base, &key));
         }
         view
     }

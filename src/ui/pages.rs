@@ -275,7 +275,7 @@ pub async fn job(
         .ping_key
         .as_ref()
         .filter(|_| viewer.can_write())
-        .map(|key| format!("{base}/v1/ping/{key}"));
+        .map(|key| crate::api::ping_url(&base, key));
     let d = &job.definition;
     let path = format!("/ui/jobs/{}", id.as_str());
     let body = html! {
