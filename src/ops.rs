@@ -184,6 +184,22 @@ impl Ops<'_> {
         Ok(run)
     }
 
+    /// One action on every job a selector picks, all or nothing (§11.9).
+    pub async fn bulk(
+        &self,
+        request: &crate::domain::bulk::BulkRequest,
+    ) -> StoreResult<crate::store::bulk::BulkOutcome> {
+        let outcome = self
+            .store
+            .bulk_jobs(self.tenant, request, self.context())
+            .await?;
+        tracing::info!(tenant = %self.tenant, action = request.action.as_str(), selector = %request.selector, matched = outcome.matched, changed = outcome.changed, dry_run = outcome.dry_run, via = self.via.as_str(), "bulk action");
+        for status in &outcome.runs_made {
+            self.metrics.runs_made(*status, 1);
+        }
+        Ok(outcome)
+    }
+
     /// Deletes a job and its runs; false when there was none.
     pub async fn delete(&self, id: &JobId) -> StoreResult<bool> {
         let deleted = self.store.delete_job(self.tenant, id).await?;
@@ -244,6 +260,7 @@ impl Ops<'_> {
                         &JobFilter {
                             state: Some(JobState::Scheduled),
                             search: None,
+                            selector: Default::default(),
                             after: after.clone(),
                             limit: AGENDA_PAGE,
                         },

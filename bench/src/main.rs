@@ -33,6 +33,7 @@ const ALL: &[&str] = &[
     "aligned",
     "scale",
     "api",
+    "bulk",
     "ceiling",
     "aps-burst",
     "aps-steady",
@@ -47,7 +48,7 @@ const ALL: &[&str] = &[
 )]
 struct Args {
     /// Scenarios: engine-burst engine-steady explain burst burst-hosts flow
-    /// agenda steady aligned scale api ceiling aps-burst aps-steady aps-aligned chaos, or `all`
+    /// agenda steady aligned scale api bulk ceiling aps-burst aps-steady aps-aligned chaos, or `all`
     /// (every one but explain, which scale includes), `engine`, `delivery`.
     #[arg(default_value = "all")]
     scenarios: Vec<String>,
@@ -223,6 +224,7 @@ async fn main() -> anyhow::Result<()> {
                 "aligned" => scenarios::aligned(&ctx).await,
                 "scale" => scenarios::scale(&ctx).await,
                 "api" => scenarios::api(&ctx).await,
+                "bulk" => scenarios::bulk(&ctx).await,
                 "ceiling" => scenarios::ceiling(&ctx).await,
                 "aps-burst" => peer::apscheduler(&ctx, "burst").await,
                 "aps-steady" => peer::apscheduler(&ctx, "steady").await,

@@ -812,6 +812,63 @@ pub async fn agenda(ctx: &Ctx) -> anyhow::Result<Value> {
     )
 }
 
+/// Bulk actions (DESIGN.md §11.9): 10,000 jobs seeded, half labelled
+/// `team=data`; then, 5 times each, `POST /v1/jobs/bulk/pause` and
+/// `…/resume` by `team=data` (5,000 jobs changed each), and a dry run.
+/// Reports each action's latency.
+pub async fn bulk(ctx: &Ctx) -> anyhow::Result<Value> {
+    const JOBS: usize = 10_000;
+    let db = BenchDb::create(&ctx.server, "bulk").await?;
+    let now = Utc::now();
+    let url = ctx.url("/bulk");
+    let jobs = (0..JOBS)
+        .map(|i| {
+            let team = if i % 2 == 0 { "data" } else { "web" };
+            let start = now + TimeDelta::hours(1) + TimeDelta::seconds(i as i64);
+            job(json!({"id": format!("bulk-{i:05}"),
+                       "trigger": {"type": "interval", "every_s": 86400, "start_at": rfc3339(start)},
+                       "target": {"url": url}, "labels": {"team": team}}))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    seed(&store(&db.url).await?, jobs).await?;
+    // The seed copies the first job's labels to every job: half are
+    // relabelled.
+    sqlx::query("UPDATE jobs SET labels = '{\"team\":\"web\"}' WHERE right(id, 1)::int % 2 = 1")
+        .execute(&mut connect(&db.url).await?)
+        .await?;
+    let service = Service::start(&ctx.bin, &db.url, &["--no-dispatcher"])?;
+    let client = service_client()?;
+    let base = format!("http://{}", service.addr);
+    let act = |action: &'static str, body: Value| {
+        let (client, url) = (client.clone(), format!("{base}/v1/jobs/bulk/{action}"));
+        async move {
+            let began = Instant::now();
+            let response = client.post(url).json(&body).send().await?;
+            let status = response.status();
+            let answer: Value = response.json().await?;
+            anyhow::ensure!(status == 200, "bulk {action} answered {status}: {answer}");
+            anyhow::ensure!(
+                answer["changed"] == JOBS / 2,
+                "bulk {action} changed {}",
+                answer["changed"]
+            );
+            Ok::<_, anyhow::Error>(began.elapsed().as_secs_f64() * 1e3)
+        }
+    };
+    let (mut pause, mut resume, mut dry) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        dry.push(act("pause", json!({"selector": "team=data", "dry_run": true})).await?);
+        pause.push(act("pause", json!({"selector": "team=data"})).await?);
+        resume.push(act("resume", json!({"selector": "team=data"})).await?);
+    }
+    let resources = service.stop()?;
+    db.drop_database().await?;
+    Ok(
+        json!({"jobs": JOBS, "changed": JOBS / 2, "pause_ms": summarize(pause),
+              "resume_ms": summarize(resume), "dry_run_ms": summarize(dry), "resources": resources}),
+    )
+}
+
 /// A client that sends the root token when the service wants one.
 fn service_client() -> anyhow::Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();

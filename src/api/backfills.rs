@@ -112,6 +112,7 @@ pub struct DryRunView {
          headers(("location" = String, description = "`/v1/backfills/{id}`"))),
         (status = 200, description = "A dry run: the occurrences, nothing made", body = DryRunView),
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job is monitor-only: pings move its runs", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad range, or more occurrences than `max`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The tenant made its most runs this minute", body = Problem, content_type = "application/problem+json"),
     )

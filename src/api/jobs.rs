@@ -167,6 +167,10 @@ pub struct ListJobsQuery {
     /// Only jobs whose id or name contains this text, in any case.
     #[param(max_length = 1000, pattern = "^[^\\u0000]*$")]
     q: Option<String>,
+    /// Only jobs whose labels match this Kubernetes label selector
+    /// (`team=data,env!=dev,tier in (gold,silver)`, `!legacy`).
+    #[param(max_length = 4096, example = "team=data,env!=dev")]
+    selector: Option<String>,
     /// Page size (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
@@ -203,6 +207,7 @@ pub async fn list_jobs(
     let filter = JobFilter {
         state,
         search: search_text(query.q.as_deref())?,
+        selector: crate::domain::labels::selector_param(query.selector.as_deref())?,
         after: job_cursor(query.cursor.as_deref())?,
         limit: limit(query.limit.as_deref())?,
     };

@@ -5,6 +5,7 @@ mod agenda;
 mod alerts;
 pub mod auth;
 mod backfills;
+mod bulk;
 mod calendars;
 pub mod error;
 mod events;
@@ -54,6 +55,7 @@ fn api_router() -> OpenApiRouter<AppState> {
             jobs::modify_job,
             jobs::delete_job
         ))
+        .routes(routes!(bulk::bulk_jobs))
         .routes(routes!(jobs::pause_job))
         .routes(routes!(jobs::resume_job))
         .routes(routes!(secrets::get_secret))

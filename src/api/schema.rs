@@ -185,7 +185,10 @@ fn job_patch() -> Value {
                 {"type": "string", "enum": ["now"]}
             ], "description": format!("Force the next fire time: {INSTANT} Or `now`.")},
             "metadata": {"type": ["object", "null"],
-                         "description": "Keys to set; a key set to null is removed."}
+                         "description": "Keys to set; a key set to null is removed."},
+            "labels": {"type": ["object", "null"],
+                       "additionalProperties": {"type": ["string", "null"], "maxLength": 63},
+                       "description": "Labels to set; a label set to null is removed."}
         },
         "additionalProperties": false,
         "example": {"paused": true}

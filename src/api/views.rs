@@ -66,6 +66,9 @@ pub struct JobView {
     pub paused: bool,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
+    /// Labels to select the job by (§11.9).
+    #[schema(value_type = std::collections::HashMap<String, String>)]
+    pub labels: crate::domain::labels::Labels,
     pub state: JobState,
     /// The next fire time; null when paused or completed.
     #[serde(with = "instant::rfc3339_opt")]
@@ -157,6 +160,7 @@ impl From<Job> for JobView {
             metrics: d.metrics,
             paused: job.schedule.state() == JobState::Paused,
             metadata: d.metadata,
+            labels: d.labels,
             state: job.schedule.state(),
             next_run_at: job.schedule.next_run_at(),
             created_at: job.created_at,

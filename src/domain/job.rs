@@ -182,6 +182,13 @@ pub struct JobInput {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
+    /// Labels to select the job by (DESIGN.md §11.9): at most 32, keys
+    /// `[prefix/]name` and values of Kubernetes' syntax (`team: data`,
+    /// `cronhook.io/owner: ops`). `GET /v1/jobs?selector=team=data` and the
+    /// bulk actions pick jobs by them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
+    pub labels: Option<Map<String, Value>>,
     /// The job's signing secret, chosen by the client: `whsec_` and 24 to
     /// 64 bytes in base64. Written only: read it from `GET
     /// /v1/jobs/{id}/secret`. When absent a new job gets
@@ -281,6 +288,8 @@ pub struct JobDefinition {
     /// Its own signals on `/metrics` (§11.5).
     pub metrics: bool,
     pub metadata: Map<String, Value>,
+    /// DESIGN.md §11.9.
+    pub labels: crate::domain::labels::Labels,
 }
 
 /// A validated request for a job: its definition and what the client asks
@@ -430,6 +439,10 @@ impl JobInput {
             }
             None => None,
         };
+        let labels = match &self.labels {
+            Some(map) => crate::domain::labels::parse(map, "labels")?,
+            None => Default::default(),
+        };
         let paused = self.paused.unwrap_or(false);
         if paused && self.next_run_at.is_some() {
             return Err(FieldError::new(
@@ -458,6 +471,7 @@ impl JobInput {
                 mute_until,
                 metrics: self.metrics.unwrap_or(false),
                 metadata: self.metadata.unwrap_or_default(),
+                labels,
             },
             paused,
             next_run_at: self.next_run_at.map(|forced| forced.resolve(ctx.now)),
@@ -619,6 +633,12 @@ impl Job {
             paused: Some(self.schedule == Schedule::Paused),
             next_run_at: None,
             metadata: Some(d.metadata.clone()),
+            labels: (!d.labels.is_empty()).then(|| {
+                d.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect()
+            }),
             // Never read back: a patch without one keeps the job's.
             secret: None,
         }

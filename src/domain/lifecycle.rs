@@ -117,6 +117,15 @@ pub fn decide(
         (JobCommand::Create { .. }, Some(_)) => Err(Refusal::Conflict(format!(
             "a job with id {id:?} already exists"
         ))),
+        // `/v1/jobs/bulk/{action}` are the bulk actions (§11.9): a job
+        // of that id could not be paused or run by its path.
+        (JobCommand::Create { .. } | JobCommand::Replace { .. }, None) if id == "bulk" => {
+            Err(FieldError::new(
+                "id",
+                "\"bulk\" is reserved: /v1/jobs/bulk/{action} are the bulk actions",
+            )
+            .into())
+        }
         (JobCommand::Create { spec, secret } | JobCommand::Replace { spec, secret, .. }, None) => {
             Ok(JobChange::Insert {
                 definition: spec.definition.clone(),
@@ -468,6 +477,16 @@ mod tests {
             run(Some(&stored), create(body(json!({})))),
             Err(Refusal::Conflict(m)) if m.contains("already exists")
         ));
+    }
+
+    #[test]
+    fn the_bulk_path_s_id_is_reserved_for_new_jobs() {
+        for command in [create(body(json!({}))), replace(body(json!({})))] {
+            let Err(Refusal::Invalid(e)) = decide("bulk", None, &command, ctx()) else {
+                panic!("a new job called bulk is refused");
+            };
+            assert_eq!(e.field, "id");
+        }
     }
 
     // --- Pause / resume ---------------------------------------------------

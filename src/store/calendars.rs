@@ -163,6 +163,8 @@ impl<D: Dialect> SqlStore<D> {
         let book = Arc::new(book.clone());
         let now = Utc::now();
         let mut replanned = Vec::new();
+        // Those whose schedule moved: their runs made ahead go (§12).
+        let mut ahead = Vec::new();
         for job_id in self.db.calendared_jobs(tx, tenant).await? {
             let Ok(job_id) = JobId::parse(&job_id) else {
                 continue;
@@ -197,9 +199,12 @@ impl<D: Dialect> SqlStore<D> {
                 .update_job(tx, tenant, &job_id, &stored, schedule, false)
                 .await?;
             if schedule.is_some() {
-                self.db.remove_runs_made_ahead(tx, tenant, &job_id).await?;
+                ahead.push(job_id.as_str().to_string());
             }
             replanned.push(job_id.as_str().to_string());
+        }
+        if !ahead.is_empty() {
+            self.db.remove_runs_made_ahead(tx, tenant, &ahead).await?;
         }
         if !replanned.is_empty() {
             self.db.notify(tx, Channel::Jobs).await?;

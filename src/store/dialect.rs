@@ -227,6 +227,15 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         id: &JobId,
         lock: bool,
     ) -> StoreResult<Option<Job>>;
+    /// The tenant's jobs `filter` picks, in id order, their rows locked
+    /// for the rest of `tx` (bulk actions, §11.9).
+    async fn lock_jobs_matching(
+        &self,
+        tx: &mut Self::Tx,
+        key: &SealingKey,
+        tenant: &Tenant,
+        filter: &super::JobFilter,
+    ) -> StoreResult<Vec<Job>>;
     /// False when the id is taken (by a concurrent writer).
     async fn insert_job(
         &self,
@@ -265,7 +274,7 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         &self,
         tx: &mut Self::Tx,
         tenant: &Tenant,
-        id: &JobId,
+        ids: &[String],
     ) -> StoreResult<u64>;
     // Calendars (§11.4).
 

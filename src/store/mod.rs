@@ -11,6 +11,7 @@
 //! locks and writes what they answer.
 
 pub mod alerts;
+pub mod bulk;
 mod calendars;
 mod dialect;
 pub mod monitors;
@@ -125,6 +126,8 @@ pub struct JobFilter {
     pub state: Option<JobState>,
     /// Only jobs whose id or name holds this text, in any case.
     pub search: Option<String>,
+    /// Only jobs whose labels it selects (§11.9).
+    pub selector: crate::domain::labels::Selector,
     /// Only ids greater than this (the cursor).
     pub after: Option<JobId>,
     pub limit: u32,
@@ -658,6 +661,14 @@ pub trait Store: Send + Sync + 'static {
     /// one instance at a time, after monitors' runs past their grace are
     /// missed; answers what it changed.
     async fn watch_alerts(&self) -> StoreResult<alerts::WatchPass>;
+    /// One action on every job `request`'s selector picks, all or nothing
+    /// (§11.9); a dry run writes nothing.
+    async fn bulk_jobs(
+        &self,
+        tenant: &Tenant,
+        request: &crate::domain::bulk::BulkRequest,
+        ctx: ParseContext,
+    ) -> StoreResult<bulk::BulkOutcome>;
     /// Applies a ping to the monitor-only job whose key is `key` (§11.5);
     /// none when no job has it.
     async fn record_ping(

@@ -183,6 +183,92 @@ pub(crate) fn overrides_of(
 /// `SubscriptionRow`, `DeliveryRow`, and a `pool` field.
 macro_rules! portable_statements {
     ($dialect:ty) => {
+        /// The tenant's jobs `filter` picks, in id order; with `lock`, each
+        /// row locked for the transaction `conn` is in (bulk actions, §11.9).
+        pub(crate) async fn select_jobs(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            key: &$crate::domain::sealing::SealingKey,
+            tenant: &$crate::store::Tenant,
+            filter: &$crate::store::JobFilter,
+            lock: bool,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::Job>> {
+            let mut query = sqlx::QueryBuilder::<Db>::new(JOBS);
+            query
+                .push(" WHERE j.tenant = ")
+                .push_bind(tenant.as_str().to_string());
+            if let Some(state) = filter.state {
+                query.push(" AND j.state = ").push_bind(state.as_str());
+            }
+            if let Some(text) = &filter.search {
+                let text = text.to_lowercase();
+                query
+                    .push(format_args!(" AND ({POSITION}(lower(j.id), "))
+                    .push_bind(text.clone())
+                    .push(format_args!(") > 0 OR {POSITION}(lower(COALESCE(j.name, '')), "))
+                    .push_bind(text)
+                    .push(") > 0)");
+            }
+            for requirement in filter.selector.requirements() {
+                use $crate::domain::labels::Requirement;
+                let label = |query: &mut sqlx::QueryBuilder<'_, Db>| {
+                    query
+                        .push(LABEL.0)
+                        .push_bind(requirement.key().to_string())
+                        .push(LABEL.1);
+                };
+                let one_of = |query: &mut sqlx::QueryBuilder<'_, Db>, values: &[String]| {
+                    query.push(" IN (");
+                    let mut list = query.separated(", ");
+                    for value in values {
+                        list.push_bind(value.clone());
+                    }
+                    query.push(")");
+                };
+                query.push(" AND ");
+                match requirement {
+                    Requirement::Exists(_) => {
+                        label(&mut query);
+                        query.push(" IS NOT NULL");
+                    }
+                    Requirement::Absent(_) => {
+                        label(&mut query);
+                        query.push(" IS NULL");
+                    }
+                    Requirement::In(_, values) => {
+                        label(&mut query);
+                        one_of(&mut query, values);
+                    }
+                    // Kubernetes': a job without the label is selected too.
+                    Requirement::NotIn(_, values) => {
+                        query.push("(");
+                        label(&mut query);
+                        query.push(" IS NULL OR NOT ");
+                        label(&mut query);
+                        one_of(&mut query, values);
+                        query.push(")");
+                    }
+                }
+            }
+            if let Some(after) = &filter.after {
+                query
+                    .push(" AND j.id > ")
+                    .push_bind(after.as_str().to_string());
+            }
+            query
+                .push(" ORDER BY j.id LIMIT ")
+                .push_bind(i64::from(filter.limit));
+            if lock {
+                query.push(LOCK_JOBS);
+            }
+            query
+                .build_query_as::<JobRow>()
+                .fetch_all(conn)
+                .await?
+                .into_iter()
+                .map(|row| row.into_job(key, tenant.as_str()))
+                .collect()
+        }
+
         /// At start, in `conn`'s transaction under a lock other instances
         /// wait on: checks the key against the fingerprint the store keeps
         /// (recording it on the first start), then seals, bound to its row,
@@ -1463,37 +1549,7 @@ macro_rules! portable_statements {
                 tenant: &$crate::store::Tenant,
                 filter: &$crate::store::JobFilter,
             ) -> $crate::store::StoreResult<Vec<$crate::store::Job>> {
-                let mut query = sqlx::QueryBuilder::<Db>::new(JOBS);
-                query
-                    .push(" WHERE j.tenant = ")
-                    .push_bind(tenant.as_str().to_string());
-                if let Some(state) = filter.state {
-                    query.push(" AND j.state = ").push_bind(state.as_str());
-                }
-                if let Some(text) = &filter.search {
-                    let text = text.to_lowercase();
-                    query
-                        .push(format_args!(" AND ({POSITION}(lower(j.id), "))
-                        .push_bind(text.clone())
-                        .push(format_args!(") > 0 OR {POSITION}(lower(COALESCE(j.name, '')), "))
-                        .push_bind(text)
-                        .push(") > 0)");
-                }
-                if let Some(after) = &filter.after {
-                    query
-                        .push(" AND j.id > ")
-                        .push_bind(after.as_str().to_string());
-                }
-                query
-                    .push(" ORDER BY j.id LIMIT ")
-                    .push_bind(i64::from(filter.limit));
-                query
-                    .build_query_as::<JobRow>()
-                    .fetch_all(&self.pool)
-                    .await?
-                    .into_iter()
-                    .map(|row| row.into_job(key, tenant.as_str()))
-                    .collect()
+                select_jobs(&mut *self.pool.acquire().await?, key, tenant, filter, false).await
             }
 
             async fn list_runs(

@@ -107,7 +107,7 @@ macro_rules! job_columns {
          target_secrets, timeout_s, misfire_grace_s, coalesce_runs, catchup_max, max_instances,
          overlap, buffer_max, pause_on_failure, max_runs, on_complete, target_template,
          flow, flow_key, trigger_more, max_attempts,
-         backoff_initial_s, backoff_max_s, delivery_rules, alerts, metadata, state, next_run_at, secret,
+         backoff_initial_s, backoff_max_s, delivery_rules, alerts, metadata, labels, state, next_run_at, secret,
          created_at, updated_at"
     };
 }
@@ -159,6 +159,7 @@ fn push_job(
         .push_bind(d.retry.rules.clone())
         .push_bind(d.alerts.clone())
         .push_bind(d.metadata.clone())
+        .push_bind(d.labels.clone())
         .push_bind(schedule.state().as_str())
         .push_bind(schedule.next_run_at())
         .push_bind(sealed_secret.to_string())
@@ -179,7 +180,7 @@ macro_rules! job_query {
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
            j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key, j.alerts, j.ping_key,
-           j.metadata,
+           j.metadata, j.labels,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
            lr.attempt_count AS lr_attempt_count, lr.created_at AS lr_created_at,
@@ -207,6 +208,10 @@ fn row_id(id: Uuid) -> Uuid {
 type IdColumn = Uuid;
 const JOBS: &str = job_query!("");
 const POSITION: &str = "strpos";
+/// Locks the jobs a bulk action selects (§11.9).
+const LOCK_JOBS: &str = " FOR UPDATE OF j";
+/// A label's value, around its key (§11.9).
+const LABEL: (&str, &str) = ("(j.labels::jsonb ->> ", ")");
 portable_statements!(PgDialect);
 
 /// The rows as PostgreSQL answers them: `timestamptz`, `uuid`, `int4`.
@@ -605,6 +610,16 @@ impl Dialect for PgDialect {
         fetch_job(tx, key, tenant, id, lock).await
     }
 
+    async fn lock_jobs_matching(
+        &self,
+        tx: &mut Self::Tx,
+        key: &SealingKey,
+        tenant: &Tenant,
+        filter: &crate::store::JobFilter,
+    ) -> StoreResult<Vec<Job>> {
+        select_jobs(tx, key, tenant, filter, true).await
+    }
+
     async fn insert_job(
         &self,
         tx: &mut Self::Tx,
@@ -649,7 +664,7 @@ impl Dialect for PgDialect {
                  overlap = $29, buffer_max = $30, max_runs = $31, on_complete = $32,
                  runs_counted = CASE WHEN $33 THEN 0 ELSE runs_counted END,
                  target_template = $34, flow = $35, flow_key = $36, trigger_more = $37,
-                 delivery_rules = $38, alerts = $39, updated_at = now()
+                 delivery_rules = $38, alerts = $39, labels = $40, updated_at = now()
              WHERE tenant = $27 AND id = $1",
         )
         .bind(id.as_str())
@@ -691,6 +706,7 @@ impl Dialect for PgDialect {
         .bind(&t.more)
         .bind(&d.retry.rules)
         .bind(&d.alerts)
+        .bind(&d.labels)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -917,16 +933,16 @@ impl Dialect for PgDialect {
         &self,
         tx: &mut Self::Tx,
         tenant: &Tenant,
-        id: &JobId,
+        ids: &[String],
     ) -> StoreResult<u64> {
         // Pending: no dispatcher holds them (they are leased once due).
         let done = sqlx::query(
             "DELETE FROM runs
-             WHERE tenant = $1 AND job_id = $2 AND status IN ('pending', 'awaiting') AND cause = 'schedule'
+             WHERE tenant = $1 AND job_id = ANY($2) AND status IN ('pending', 'awaiting') AND cause = 'schedule'
                AND attempt_count = 0 AND scheduled_for > now()",
         )
         .bind(tenant.as_str())
-        .bind(id.as_str())
+        .bind(ids)
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected())

@@ -117,6 +117,7 @@ pub(crate) struct JobRow<T, I, N> {
     alerts: Option<String>,
     ping_key: Option<String>,
     metadata: String,
+    labels: String,
     state: String,
     next_run_at: Option<T>,
     created_at: T,
@@ -151,6 +152,7 @@ impl<T: At, I: RowId, N: Into<i64>> JobRow<T, I, N> {
             flow_key: self.flow_key,
             alerts: self.alerts,
             metadata: self.metadata,
+            labels: self.labels,
         }
         .into_definition(
             Row {

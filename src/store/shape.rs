@@ -63,6 +63,8 @@ pub(crate) struct StoredDefinition {
     pub alerts: Option<String>,
     /// A JSON object, as text.
     pub metadata: String,
+    /// A JSON object of strings, as text (§11.9).
+    pub labels: String,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -211,6 +213,7 @@ impl StoredDefinition {
             flow_key: d.flow.as_ref().map(|f| f.key.as_str().to_string()),
             alerts: StoredAlerts::of(d),
             metadata: Value::Object(d.metadata.clone()).to_string(),
+            labels: serde_json::to_string(&d.labels).unwrap_or_else(|_| "{}".to_string()),
         }
     }
 }
@@ -454,6 +457,7 @@ impl StoredDefinition {
             Value::Object(map) => map,
             other => return Err(corrupt(job, "metadata", other)),
         };
+        let labels = serde_json::from_str(&self.labels).map_err(|e| corrupt(job, "labels", e))?;
         Ok(JobDefinition {
             name: self.name,
             trigger,
@@ -488,6 +492,7 @@ impl StoredDefinition {
             mute_until: alerts.mute_until,
             metrics: alerts.metrics,
             metadata,
+            labels,
         })
     }
 }

@@ -100,7 +100,7 @@ macro_rules! job_query {
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
            j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key, j.alerts, j.ping_key,
-           j.metadata,
+           j.metadata, j.labels,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
            lr.attempt_count AS lr_attempt_count, lr.created_at AS lr_created_at,
@@ -125,6 +125,10 @@ fn row_id(id: Uuid) -> String {
 type IdColumn = String;
 const JOBS: &str = job_query!("");
 const POSITION: &str = "instr";
+/// The transaction holds the database's write lock already.
+const LOCK_JOBS: &str = "";
+/// A label's value, around its key (§11.9): a key holds no `"`.
+const LABEL: (&str, &str) = ("json_extract(j.labels, '$.\"' || ", " || '\"')");
 portable_statements!(SqliteDialect);
 
 /// The rows as SQLite answers them: instants in integer microseconds, ids
@@ -289,6 +293,16 @@ impl Dialect for SqliteDialect {
         fetch_job(tx, key, tenant, id).await
     }
 
+    async fn lock_jobs_matching(
+        &self,
+        tx: &mut Self::Tx,
+        key: &SealingKey,
+        tenant: &Tenant,
+        filter: &crate::store::JobFilter,
+    ) -> StoreResult<Vec<Job>> {
+        select_jobs(tx, key, tenant, filter, true).await
+    }
+
     async fn insert_job(
         &self,
         tx: &mut Self::Tx,
@@ -306,10 +320,10 @@ impl Dialect for SqliteDialect {
                  backoff_initial_s, backoff_max_s, metadata,
                  state, next_run_at, secret, created_at, updated_at, tenant,
                  pause_on_failure, overlap, buffer_max, max_runs, on_complete,
-                 target_template, flow, flow_key, trigger_more, delivery_rules, alerts)
+                 target_template, flow, flow_key, trigger_more, delivery_rules, alerts, labels)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
                      ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-                     ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40)",
+                     ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41)",
         )
         .bind(id.as_str());
         let done = bind_definition(query, stored)
@@ -329,6 +343,7 @@ impl Dialect for SqliteDialect {
             .bind(stored.trigger.more.clone())
             .bind(stored.retry.rules.clone())
             .bind(stored.alerts.clone())
+            .bind(stored.labels.clone())
             .execute(&mut **tx)
             .await;
         match done {
@@ -360,7 +375,7 @@ impl Dialect for SqliteDialect {
                  max_runs = ?32, on_complete = ?33,
                  runs_counted = CASE WHEN ?34 THEN 0 ELSE runs_counted END,
                  target_template = ?35, flow = ?36, flow_key = ?37, trigger_more = ?38,
-                 delivery_rules = ?39, alerts = ?40
+                 delivery_rules = ?39, alerts = ?40, labels = ?41
              WHERE tenant = ?28 AND id = ?1",
         )
         .bind(id.as_str());
@@ -381,6 +396,7 @@ impl Dialect for SqliteDialect {
             .bind(stored.trigger.more.clone())
             .bind(stored.retry.rules.clone())
             .bind(stored.alerts.clone())
+            .bind(stored.labels.clone())
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -588,15 +604,15 @@ impl Dialect for SqliteDialect {
         &self,
         tx: &mut Self::Tx,
         tenant: &Tenant,
-        id: &JobId,
+        ids: &[String],
     ) -> StoreResult<u64> {
         let done = sqlx::query(
             "DELETE FROM runs
-             WHERE tenant = ?1 AND job_id = ?2 AND status IN ('pending', 'awaiting') AND cause = 'schedule'
+             WHERE tenant = ?1 AND job_id IN (SELECT value FROM json_each(?2)) AND status IN ('pending', 'awaiting') AND cause = 'schedule'
                AND attempt_count = 0 AND scheduled_for > ?3",
         )
         .bind(tenant.as_str())
-        .bind(id.as_str())
+        .bind(serde_json::to_string(ids).unwrap_or_default())
         .bind(micros(Utc::now()))
         .execute(&mut **tx)
         .await?;

@@ -50,7 +50,7 @@ pub struct SqlStore<D> {
 }
 
 /// Events of one tenant.
-fn with_tenant(tenant: &Tenant, events: Vec<NewEvent>) -> Vec<(String, NewEvent)> {
+pub(crate) fn with_tenant(tenant: &Tenant, events: Vec<NewEvent>) -> Vec<(String, NewEvent)> {
     events
         .into_iter()
         .map(|e| (tenant.as_str().to_string(), e))
@@ -58,6 +58,27 @@ fn with_tenant(tenant: &Tenant, events: Vec<NewEvent>) -> Vec<(String, NewEvent)
 }
 
 /// A run of a flow job just made (§11.1).
+/// A manual run written, with what to do once committed.
+pub(crate) struct ManualRun {
+    pub run: Run,
+    pub events: Vec<(String, NewEvent)>,
+    /// Runs it replaced, whose requests are aborted.
+    pub cancelled: Vec<Uuid>,
+    pub pending: bool,
+    pub flows_due: bool,
+}
+
+/// What a job's written change leaves to do once committed.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    /// Its schedule changed: the scheduler looks again.
+    pub schedule_changed: bool,
+    /// Runs that waited and are now pending.
+    pub released: u64,
+    /// Jobs whose schedule changed: their runs made ahead go (§12).
+    pub replanned: Vec<String>,
+}
+
 struct FlowRun {
     tenant: String,
     id: Uuid,
@@ -264,9 +285,272 @@ impl<D: Dialect> SqlStore<D> {
         }
     }
 
+    /// Writes `change` to job `id` in `tx`, `existing` as read with its
+    /// row locked: the row, its flow, the runs a raised cap releases or a
+    /// new policy or schedule leaves behind, its ping key. `None`: the new
+    /// id was taken meanwhile.
+    /// What is left for all the changes of `tx` together is added to
+    /// `written`, for [`Self::finish_changes`]. Save and the bulk actions
+    /// (§11.9) write through here.
+    pub(crate) async fn write_change(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+        existing: Option<&Job>,
+        change: JobChange,
+        written: &mut Written,
+    ) -> StoreResult<Option<Saved>> {
+        let is_monitor = match &change {
+            JobChange::Insert { definition, .. } | JobChange::Update { definition, .. } => {
+                definition.monitor.is_some()
+            }
+            JobChange::Unchanged => false,
+        };
+        let (saved, schedule_changed) = match change {
+            JobChange::Unchanged => return Ok(Some(Saved::Updated)),
+            JobChange::Insert {
+                definition,
+                schedule,
+                secret,
+            } => {
+                if let Some(flow) = &definition.flow {
+                    self.declare_flow(tx, tenant, flow).await?;
+                }
+                let quotas = self.quotas_in(tx, tenant).await?;
+                let held = self.db.count_jobs(tx, tenant).await?;
+                quota::admit("jobs", held, quotas.jobs, "--max-jobs-per-tenant")?;
+                let row = job_row(tenant, id);
+                let stored = StoredDefinition::of(&definition, &self.key, row);
+                let sealed = self.key.seal_in(row, super::SECRET, &secret);
+                if !self
+                    .db
+                    .insert_job(tx, tenant, id, &stored, schedule, &sealed)
+                    .await?
+                {
+                    return Ok(None);
+                }
+                let slot = quota::job_count_slot(id.as_str());
+                self.db.add_jobs_held(tx, tenant, slot, 1).await?;
+                (Saved::Created, true)
+            }
+            JobChange::Update {
+                definition,
+                schedule,
+                restart_count,
+                secret,
+            } => {
+                if let Some(flow) = &definition.flow {
+                    self.declare_flow(tx, tenant, flow).await?;
+                }
+                let row = job_row(tenant, id);
+                let stored = StoredDefinition::of(&definition, &self.key, row);
+                self.db
+                    .update_job(tx, tenant, id, &stored, schedule, restart_count)
+                    .await?;
+                if let Some(secret) = secret {
+                    let sealed = self.key.seal_in(row, super::SECRET, &secret);
+                    self.db.set_secret(tx, tenant, id, &sealed).await?;
+                    tracing::info!(%tenant, job_id = %id, "signing secret set by the client: the old one no longer signs");
+                }
+                let before = existing.map(|j| &j.definition);
+                let key = (tenant.as_str().to_string(), id.as_str().to_string());
+                if before.is_some_and(|b| b.max_instances < definition.max_instances) {
+                    // A raised cap makes room for runs that wait.
+                    written.released +=
+                        self.release_waiting(tx, std::slice::from_ref(&key)).await?;
+                }
+                // A policy that keeps fewer waiting skips the newest of
+                // those that wait beyond it (all of them under `skip`).
+                if let Some((keep, reason)) =
+                    before.and_then(|b| overlap::trimmed(b.overlap, definition.overlap))
+                {
+                    let skipped = self
+                        .db
+                        .skip_waiting(tx, &key, keep, reason.as_str())
+                        .await?;
+                    if skipped > 0 {
+                        tracing::info!(%tenant, job_id = %id, runs = skipped, keep, reason = reason.as_str(), "skipped waiting runs: the job's overlap keeps fewer waiting");
+                    }
+                }
+                if schedule.is_some() {
+                    written.replanned.push(id.as_str().to_string());
+                }
+                (Saved::Updated, schedule.is_some())
+            }
+        };
+        // A monitor keeps its ping key across saves; a job that stops
+        // being one loses it (§11.5).
+        let was_monitor = existing.is_some_and(|j| j.ping_key.is_some());
+        if is_monitor || was_monitor {
+            let key = is_monitor.then(crate::domain::monitor::new_ping_key);
+            self.db
+                .set_ping_key(tx, tenant.as_str(), id.as_str(), key.as_deref(), false)
+                .await?;
+        }
+        written.schedule_changed |= schedule_changed;
+        Ok(Some(saved))
+    }
+
+    /// Ends the changes [`Self::write_change`] wrote in `tx`: the runs made
+    /// ahead of the replanned jobs are removed, in one statement, and the
+    /// schedulers told once.
+    pub(crate) async fn finish_changes(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        written: &Written,
+    ) -> StoreResult<()> {
+        if !written.replanned.is_empty() {
+            let removed = self
+                .db
+                .remove_runs_made_ahead(tx, tenant, &written.replanned)
+                .await?;
+            if removed > 0 {
+                tracing::info!(%tenant, jobs = written.replanned.len(), runs = removed, "removed runs made ahead: the jobs' schedules changed");
+            }
+        }
+        if written.schedule_changed {
+            self.db.notify(tx, Channel::Jobs).await?;
+        }
+        Ok(())
+    }
+
+    /// A manual run of job `id` in `tx` (`POST /v1/jobs/{id}/run`, bulk
+    /// `run`): under the tenant's runs-per-minute quota, admitted by the
+    /// job's overlap policy (`force` past it), entered into its flow;
+    /// answers it with its events, to be written by the caller.
+    pub(crate) async fn manual_run_in(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+        force: bool,
+    ) -> StoreResult<ManualRun> {
+        let key = (tenant.as_str().to_string(), id.as_str().to_string());
+        let job = self
+            .db
+            .lock_jobs(tx, std::slice::from_ref(&key))
+            .await?
+            .remove(&key)
+            .ok_or(StoreError::NotFound)?;
+        if job.monitor() {
+            return Err(monitor_only(id));
+        }
+        let now = Utc::now();
+        let minute = quota::minute_of(now);
+        let most = self.quotas_in(tx, tenant).await?.runs_per_minute;
+        let made = self.db.runs_made(tx, minute).await?;
+        let made = made.get(tenant.as_str()).map_or(0, |(n, _)| *n);
+        quota::admit_runs(made, 1, most, now)?;
+        self.db
+            .add_runs_made(tx, minute, tenant.as_str(), 1)
+            .await?;
+        let mut in_flight = self
+            .db
+            .count_in_flight(tx, std::slice::from_ref(&key))
+            .await?
+            .remove(&key)
+            .unwrap_or_default();
+        let policy = Overlap::from_stored(&job.overlap, job.buffer_max).unwrap_or_default();
+        let admission = overlap::admit(policy, count(job.max_instances), &mut in_flight, force);
+        let (status, wait_reason, reason) = admission.run_fields();
+        let run = self
+            .db
+            .insert_manual_run(
+                tx,
+                tenant,
+                id,
+                Uuid::now_v7(),
+                status,
+                wait_reason,
+                reason,
+                run_host(&job.target_url),
+            )
+            .await?;
+        let flows_due = match job.flow.clone().filter(|_| status == RunStatus::Pending) {
+            Some(flow) => {
+                let run = FlowRun {
+                    tenant: tenant.as_str().to_string(),
+                    id: run.id,
+                    flow,
+                    scheduled_for: run.scheduled_for,
+                };
+                self.enter_flows(tx, std::slice::from_ref(&run)).await?
+            }
+            None => false,
+        };
+        if job.template && status == RunStatus::Pending {
+            let facts = RunFacts {
+                run_id: run.id,
+                scheduled_for: run.scheduled_for,
+                cause: RunCause::Manual,
+                occurrences: 1,
+                last_success: None,
+            };
+            self.render_requests(tx, vec![(key.clone(), facts)]).await?;
+        }
+        if status == RunStatus::Pending {
+            self.db.notify(tx, Channel::Runs).await?;
+        }
+        let replacing = match admission {
+            Admission::Replace => vec![(key.clone(), count(job.max_instances).max(1), run.id)],
+            _ => Vec::new(),
+        };
+        let (cancel_events, cancelled) = self.replace_oldest(tx, &replacing).await?;
+        let mut events = with_tenant(
+            tenant,
+            vec![event::run_created(&event::RunMade {
+                job_id: id.as_str(),
+                run_id: run.id,
+                status,
+                cause: RunCause::Manual,
+                scheduled_for: run.scheduled_for,
+                occurrences: 1,
+                wait_reason,
+                reason,
+            })],
+        );
+        events.extend(cancel_events);
+        Ok(ManualRun {
+            run,
+            events,
+            cancelled,
+            pending: status == RunStatus::Pending,
+            flows_due,
+        })
+    }
+
+    /// Wakes what a committed [`Self::manual_run_in`] concerns.
+    pub(crate) fn manual_run_made(&self, made: &ManualRun) {
+        self.wakeups.aborts.cancelled(&made.cancelled);
+        if made.pending {
+            self.wakeups.runs_changed();
+        }
+        if made.flows_due {
+            self.wakeups.flows_changed();
+        }
+    }
+
+    /// Wakes what a committed [`Self::write_change`] concerns.
+    pub(crate) fn written(&self, written: &Written) {
+        if written.schedule_changed {
+            self.wakeups.jobs_changed();
+        }
+        if written.released > 0 {
+            self.wakeups.runs_changed();
+            self.wakeups.flows_changed();
+        }
+    }
+
     /// Deletes the job (its runs go with it) and takes it off its
     /// tenant's count; answers whether there was one.
-    async fn delete_in(&self, tx: &mut D::Tx, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
+    pub(crate) async fn delete_in(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+    ) -> StoreResult<bool> {
         // Its runs in flight free their flow keys' slots as they go.
         let key = (tenant.as_str().to_string(), id.as_str().to_string());
         // The keys are locked before the runs are deleted: the flow pass
@@ -701,7 +985,6 @@ impl<D: Dialect> Store for SqlStore<D> {
         // Two writers creating the same new id: the loser's insert finds
         // the id taken and it decides again, now seeing the stored job.
         for _ in 0..3 {
-            let mut released = 0;
             let mut tx = self.db.begin().await?;
             let existing = self
                 .db
@@ -720,105 +1003,22 @@ impl<D: Dialect> Store for SqlStore<D> {
                 tenant,
                 event::for_job_change(id.as_str(), existing.as_ref(), &change),
             );
-            let is_monitor = match &change {
-                JobChange::Insert { definition, .. } | JobChange::Update { definition, .. } => {
-                    definition.monitor.is_some()
-                }
-                JobChange::Unchanged => false,
+            if change == JobChange::Unchanged {
+                D::commit(tx).await?;
+                return Ok((existing.ok_or(StoreError::NotFound)?, Saved::Updated));
+            }
+            let mut written = Written::default();
+            let Some(saved) = self
+                .write_change(&mut tx, tenant, id, existing.as_ref(), change, &mut written)
+                .await?
+            else {
+                continue;
             };
-            let (saved, schedule_changed) = match change {
-                JobChange::Unchanged => {
-                    D::commit(tx).await?;
-                    return Ok((existing.ok_or(StoreError::NotFound)?, Saved::Updated));
-                }
-                JobChange::Insert {
-                    definition,
-                    schedule,
-                    secret,
-                } => {
-                    if let Some(flow) = &definition.flow {
-                        self.declare_flow(&mut tx, tenant, flow).await?;
-                    }
-                    let quotas = self.quotas_in(&mut tx, tenant).await?;
-                    let held = self.db.count_jobs(&mut tx, tenant).await?;
-                    quota::admit("jobs", held, quotas.jobs, "--max-jobs-per-tenant")?;
-                    let row = job_row(tenant, id);
-                    let stored = StoredDefinition::of(&definition, &self.key, row);
-                    let sealed = self.key.seal_in(row, super::SECRET, &secret);
-                    if !self
-                        .db
-                        .insert_job(&mut tx, tenant, id, &stored, schedule, &sealed)
-                        .await?
-                    {
-                        continue;
-                    }
-                    let slot = quota::job_count_slot(id.as_str());
-                    self.db.add_jobs_held(&mut tx, tenant, slot, 1).await?;
-                    self.record_idempotency(&mut tx, tenant, idempotency, id.as_str())
-                        .await?;
-                    (Saved::Created, true)
-                }
-                JobChange::Update {
-                    definition,
-                    schedule,
-                    restart_count,
-                    secret,
-                } => {
-                    if let Some(flow) = &definition.flow {
-                        self.declare_flow(&mut tx, tenant, flow).await?;
-                    }
-                    let row = job_row(tenant, id);
-                    let stored = StoredDefinition::of(&definition, &self.key, row);
-                    self.db
-                        .update_job(&mut tx, tenant, id, &stored, schedule, restart_count)
-                        .await?;
-                    if let Some(secret) = secret {
-                        let sealed = self.key.seal_in(row, super::SECRET, &secret);
-                        self.db.set_secret(&mut tx, tenant, id, &sealed).await?;
-                        tracing::info!(%tenant, job_id = %id, "signing secret set by the client: the old one no longer signs");
-                    }
-                    let before = existing.as_ref().map(|j| &j.definition);
-                    let key = (tenant.as_str().to_string(), id.as_str().to_string());
-                    if before.is_some_and(|b| b.max_instances < definition.max_instances) {
-                        // A raised cap makes room for runs that wait.
-                        released = self
-                            .release_waiting(&mut tx, std::slice::from_ref(&key))
-                            .await?;
-                    }
-                    // A policy that keeps fewer waiting skips the newest of
-                    // those that wait beyond it (all of them under `skip`).
-                    if let Some((keep, reason)) =
-                        before.and_then(|b| overlap::trimmed(b.overlap, definition.overlap))
-                    {
-                        let skipped = self
-                            .db
-                            .skip_waiting(&mut tx, &key, keep, reason.as_str())
-                            .await?;
-                        if skipped > 0 {
-                            tracing::info!(%tenant, job_id = %id, runs = skipped, keep, reason = reason.as_str(), "skipped waiting runs: the job's overlap keeps fewer waiting");
-                        }
-                    }
-                    if schedule.is_some() {
-                        let removed = self.db.remove_runs_made_ahead(&mut tx, tenant, id).await?;
-                        if removed > 0 {
-                            tracing::info!(%tenant, job_id = %id, runs = removed, "removed runs made ahead: the job's schedule changed");
-                        }
-                    }
-                    (Saved::Updated, schedule.is_some())
-                }
-            };
-            // A monitor keeps its ping key across saves; a job that stops
-            // being one loses it (§11.5).
-            let was_monitor = existing.as_ref().is_some_and(|j| j.ping_key.is_some());
-            if is_monitor || was_monitor {
-                let key = is_monitor.then(crate::domain::monitor::new_ping_key);
-                self.db
-                    .set_ping_key(&mut tx, tenant.as_str(), id.as_str(), key.as_deref(), false)
+            if saved == Saved::Created {
+                self.record_idempotency(&mut tx, tenant, idempotency, id.as_str())
                     .await?;
             }
-            if schedule_changed {
-                self.db.notify(&mut tx, Channel::Jobs).await?;
-            }
+            self.finish_changes(&mut tx, tenant, &written).await?;
             let deliveries = self.write_events(&mut tx, &events).await?;
             let job = self
                 .db
@@ -826,13 +1026,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                 .await?
                 .ok_or(StoreError::NotFound)?;
             D::commit(tx).await?;
-            if schedule_changed {
-                self.wakeups.jobs_changed();
-            }
-            if released > 0 {
-                self.wakeups.runs_changed();
-                self.wakeups.flows_changed();
-            }
+            self.written(&written);
             if !events.is_empty() {
                 self.events_written(deliveries);
             }
@@ -919,6 +1113,15 @@ impl<D: Dialect> Store for SqlStore<D> {
             return Ok(Some(Duration::ZERO));
         }
         self.db.next_flow_admit_in().await
+    }
+
+    async fn bulk_jobs(
+        &self,
+        tenant: &Tenant,
+        request: &crate::domain::bulk::BulkRequest,
+        ctx: ParseContext,
+    ) -> StoreResult<super::bulk::BulkOutcome> {
+        self.bulk_inner(tenant, request, ctx).await
     }
 
     async fn watch_alerts(&self) -> StoreResult<super::alerts::WatchPass> {
@@ -1554,106 +1757,15 @@ impl<D: Dialect> Store for SqlStore<D> {
         force: bool,
     ) -> StoreResult<Run> {
         let mut tx = self.db.begin().await?;
-        let key = (tenant.as_str().to_string(), id.as_str().to_string());
-        let job = self
-            .db
-            .lock_jobs(&mut tx, std::slice::from_ref(&key))
-            .await?
-            .remove(&key)
-            .ok_or(StoreError::NotFound)?;
-        if job.monitor() {
-            return Err(monitor_only(id));
-        }
-        let now = Utc::now();
-        let minute = quota::minute_of(now);
-        let most = self.quotas_in(&mut tx, tenant).await?.runs_per_minute;
-        let made = self.db.runs_made(&mut tx, minute).await?;
-        let made = made.get(tenant.as_str()).map_or(0, |(n, _)| *n);
-        quota::admit_runs(made, 1, most, now)?;
-        self.db
-            .add_runs_made(&mut tx, minute, tenant.as_str(), 1)
+        let made = self.manual_run_in(&mut tx, tenant, id, force).await?;
+        self.record_idempotency(&mut tx, tenant, idempotency, &made.run.id.to_string())
             .await?;
-        let mut in_flight = self
-            .db
-            .count_in_flight(&mut tx, std::slice::from_ref(&key))
-            .await?
-            .remove(&key)
-            .unwrap_or_default();
-        let policy = Overlap::from_stored(&job.overlap, job.buffer_max).unwrap_or_default();
-        let admission = overlap::admit(policy, count(job.max_instances), &mut in_flight, force);
-        let (status, wait_reason, reason) = admission.run_fields();
-        let run = self
-            .db
-            .insert_manual_run(
-                &mut tx,
-                tenant,
-                id,
-                Uuid::now_v7(),
-                status,
-                wait_reason,
-                reason,
-                run_host(&job.target_url),
-            )
-            .await?;
-        let flows_due = match job.flow.clone().filter(|_| status == RunStatus::Pending) {
-            Some(flow) => {
-                let run = FlowRun {
-                    tenant: tenant.as_str().to_string(),
-                    id: run.id,
-                    flow,
-                    scheduled_for: run.scheduled_for,
-                };
-                self.enter_flows(&mut tx, std::slice::from_ref(&run))
-                    .await?
-            }
-            None => false,
-        };
-        if job.template && status == RunStatus::Pending {
-            let facts = RunFacts {
-                run_id: run.id,
-                scheduled_for: run.scheduled_for,
-                cause: RunCause::Manual,
-                occurrences: 1,
-                last_success: None,
-            };
-            self.render_requests(&mut tx, vec![(key.clone(), facts)])
-                .await?;
-        }
-        self.record_idempotency(&mut tx, tenant, idempotency, &run.id.to_string())
-            .await?;
-        if status == RunStatus::Pending {
-            self.db.notify(&mut tx, Channel::Runs).await?;
-        }
-        let replacing = match admission {
-            Admission::Replace => vec![(key.clone(), count(job.max_instances).max(1), run.id)],
-            _ => Vec::new(),
-        };
-        let (cancel_events, cancelled) = self.replace_oldest(&mut tx, &replacing).await?;
-        let mut events = with_tenant(
-            tenant,
-            vec![event::run_created(&event::RunMade {
-                job_id: id.as_str(),
-                run_id: run.id,
-                status,
-                cause: RunCause::Manual,
-                scheduled_for: run.scheduled_for,
-                occurrences: 1,
-                wait_reason,
-                reason,
-            })],
-        );
-        events.extend(cancel_events);
-        let deliveries = self.write_events(&mut tx, &events).await?;
+        let deliveries = self.write_events(&mut tx, &made.events).await?;
         D::commit(tx).await?;
-        self.wakeups.aborts.cancelled(&cancelled);
-        if status == RunStatus::Pending {
-            self.wakeups.runs_changed();
-        }
-        if flows_due {
-            self.wakeups.flows_changed();
-        }
+        self.manual_run_made(&made);
         self.events_written(deliveries);
-        let run = match flows_due {
+        let run = made.run;
+        let run = match made.flows_due {
             // As it stands now: waiting for its flow key.
             true => self.get_run(tenant, run.id).await?.map_or(run, |(r, _)| r),
             false => run,

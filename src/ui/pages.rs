@@ -32,6 +32,7 @@ const FIRE_TIMES_SHOWN: usize = 10;
 pub struct JobsQuery {
     state: Option<String>,
     q: Option<String>,
+    selector: Option<String>,
     cursor: Option<String>,
 }
 
@@ -96,11 +97,14 @@ pub async fn jobs(
     };
     let search = search_text(q.q.as_deref())
         .map_err(|e| UiError::Page(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let selector = crate::domain::labels::selector_param(q.selector.as_deref())
+        .map_err(|e| UiError::Page(StatusCode::BAD_REQUEST, e.to_string()))?;
     let after = job_cursor(q.cursor.as_deref())?;
     let live = LiveFrom::now(&app, &viewer).await?.query(None);
     let filter = JobFilter {
         state,
         search: search.clone(),
+        selector: selector.clone(),
         after,
         limit: JOBS_PER_PAGE,
     };
@@ -119,6 +123,9 @@ pub async fn jobs(
             }
             if let Some(search) = &search {
                 pairs.append_pair("q", search);
+            }
+            if !selector.requirements().is_empty() {
+                pairs.append_pair("selector", &selector.to_string());
             }
             pairs.append_pair("cursor", &cursor);
         }
@@ -140,11 +147,14 @@ pub async fn jobs(
             }
             label for="q" { "Search" }
             input #q type="search" name="q" value=[search.as_deref()] placeholder="id or name";
+            label for="selector" { "Labels" }
+            input #selector type="search" name="selector" value=[q.selector.as_deref().filter(|s| !s.trim().is_empty())]
+                placeholder="team=data,env!=dev";
             button type="submit" { "Filter" }
         }
         div #live {
             @if jobs.is_empty() {
-                p.empty { "No jobs" @if state.is_some() || search.is_some() { " match" } "." }
+                p.empty { "No jobs" @if state.is_some() || search.is_some() || !selector.requirements().is_empty() { " match" } "." }
             } @else {
                 div.table-wrap {
                     table.jobs {
@@ -194,6 +204,15 @@ fn job_row(job: &Job, alerting: &[crate::store::alerts::AlertRecord]) -> Markup 
                     " " a.badge.alert href="/ui/alerts" title=(a.detail) { "alert: " (a.condition.as_str()) }
                 }
                 @if let Some(name) = &job.definition.name { br; span.name { (name) } }
+                @if !job.definition.labels.is_empty() {
+                    br;
+                    @for (key, value) in &job.definition.labels {
+                        @let pair = format!("{key}={value}");
+                        a.label href={ "/ui?" (url::form_urlencoded::Serializer::new(String::new()).append_pair("selector", &pair).finish()) }
+                            title={ "jobs labelled " (pair) } { (pair) }
+                        " "
+                    }
+                }
             }
             td { (in_words(&job.definition.trigger)) }
             td.state { (state_badge(state)) }

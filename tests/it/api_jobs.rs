@@ -334,6 +334,60 @@ async fn lists_paginate_and_filter(backend: Backend) {
             .problem(422)
             .starts_with("cursor:")
     );
+
+    // Labels, and the Kubernetes selector over them (§11.9).
+    for (id, labels) in [
+        ("a", json!({"team": "data", "tier": "gold"})),
+        ("b", json!({"team": "data", "env": "dev"})),
+        ("d", json!({"team": "web", "cronhook.io/owner": "ops"})),
+    ] {
+        let reply = app
+            .patch(&format!("/v1/jobs/{id}"), json!({ "labels": labels }))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json()["labels"], labels);
+    }
+    assert_eq!(app.get("/v1/jobs/c").await.json()["labels"], json!({}));
+    let app = &app;
+    let picked = |selector: &'static str| async move {
+        let page = app
+            .get(&format!("/v1/jobs?selector={}", urlencode(selector)))
+            .await
+            .json();
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(picked("team=data,env!=dev").await, ["a"]);
+    assert_eq!(picked("team in (web,data),!tier").await, ["b", "d"]);
+    assert_eq!(picked("cronhook.io/owner=ops").await, ["d"]);
+    assert_eq!(picked("!team").await, ["c", "e"]);
+    assert_eq!(
+        app.get("/v1/jobs?selector=team%20in%20gold")
+            .await
+            .problem(422),
+        "selector: at character 9: `team`: expected `(`, found `gold`"
+    );
+    let refused = app
+        .patch("/v1/jobs/a", json!({"labels": {"Team!": "x"}}))
+        .await
+        .problem(422);
+    assert!(
+        refused.starts_with("labels.Team!: the key's name"),
+        "{refused}"
+    );
+    let refused = app
+        .patch("/v1/jobs/a", json!({"labels": {"team": 7}}))
+        .await
+        .problem(422);
+    assert_eq!(refused, "labels.team: must be a string");
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 async fn bad_input_gets_a_problem_naming_the_field(backend: Backend) {

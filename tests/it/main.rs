@@ -15,6 +15,7 @@ mod attack;
 mod auth;
 mod backfills;
 mod binary;
+mod bulk;
 mod calendar_oracle;
 mod calendars;
 mod contract;

@@ -316,6 +316,83 @@ async fn lists_in_id_order_with_filter_and_cursor(backend: Backend) {
     }
 }
 
+/// A selector picks on both databases exactly the jobs the pure rule
+/// picks (DESIGN.md §11.9), keys with a prefix and dots included.
+async fn selectors_pick_what_the_rule_picks(backend: Backend) {
+    use cronhook::domain::labels::{Labels, Selector};
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let jobs: [(&str, Value); 5] = [
+        ("a", json!({"team": "data", "tier": "gold"})),
+        ("b", json!({"team": "data", "env": "dev", "tier": "silver"})),
+        (
+            "c",
+            json!({"team": "web", "example.com/tier": "gold", "env": ""}),
+        ),
+        ("d", json!({})),
+        ("e", json!({"team": "data", "env": "prod", "a.b": "x"})),
+    ];
+    let mut labels = std::collections::BTreeMap::new();
+    for (name, given) in &jobs {
+        let mut v = body(name);
+        v["labels"] = given.clone();
+        let (job, _) = apply(&store, name, create_command(parse(v))).await.unwrap();
+        assert_eq!(
+            serde_json::to_value(&job.definition.labels).unwrap(),
+            *given
+        );
+        labels.insert(name.to_string(), job.definition.labels);
+    }
+    for text in [
+        "",
+        "team=data,env!=dev,tier in (gold,silver)",
+        "team",
+        "!team",
+        "env=",
+        "env!=",
+        "env notin (dev,prod)",
+        "example.com/tier=gold",
+        "a.b",
+        "team in (web, data),!env",
+        "tier notin (gold)",
+    ] {
+        let selector = Selector::parse(text).unwrap();
+        let listed: Vec<String> = store
+            .list_jobs(
+                &common::default_tenant(),
+                &JobFilter {
+                    selector: selector.clone(),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| j.id.to_string())
+            .collect();
+        let expected: Vec<String> = labels
+            .iter()
+            .filter(|(_, l): &(&String, &Labels)| selector.matches(l))
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(listed, expected, "{text}");
+    }
+    // A patch merges labels; null removes one.
+    let patch = json!({"labels": {"team": null, "owner": "ops"}});
+    let (job, _) = apply(
+        &store,
+        "a",
+        JobCommand::Patch(patch.as_object().unwrap().clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(&job.definition.labels).unwrap(),
+        json!({"owner": "ops", "tier": "gold"})
+    );
+}
+
 async fn deletes(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
@@ -2014,6 +2091,7 @@ store_tests!(
     saves_and_reads_back_the_same_job,
     commands_are_decided_by_the_lifecycle_rules,
     lists_in_id_order_with_filter_and_cursor,
+    selectors_pick_what_the_rule_picks,
     deletes,
     concurrent_creates_of_one_id_make_one_job,
     survives_reopening,
