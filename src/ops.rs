@@ -12,7 +12,8 @@ use crate::domain::agenda::{self, AgendaItem};
 use crate::domain::auth::Tenant;
 use crate::domain::backfill::BackfillSpec;
 use crate::domain::error::FieldError;
-use crate::domain::job::{JobId, JobInput, JobState, ParseContext};
+use crate::domain::job::{JobId, JobInput, JobState, ParseContext, PauseNote};
+use crate::domain::labels::Selector;
 use crate::domain::lifecycle::JobCommand;
 use crate::domain::network_policy::NetworkPolicy;
 use crate::domain::run::RunCause;
@@ -55,10 +56,11 @@ pub struct Ops<'a> {
 }
 
 impl Ops<'_> {
-    /// Pauses a job: no fire times until it is resumed.
-    pub async fn pause(&self, id: &JobId) -> StoreResult<Job> {
-        let job = self.change(id, JobCommand::Pause).await?;
-        tracing::info!(tenant = %self.tenant, job_id = %job.id, via = self.via.as_str(), "job paused");
+    /// Pauses a job: no fire times until it is resumed, or until the
+    /// note's `until` (§11.9).
+    pub async fn pause(&self, id: &JobId, note: PauseNote) -> StoreResult<Job> {
+        let job = self.change(id, JobCommand::Pause(note)).await?;
+        tracing::info!(tenant = %self.tenant, job_id = %job.id, paused_until = job.pause.until.map(|t| crate::domain::instant::format(&t)), reason = job.pause.reason.as_deref(), via = self.via.as_str(), "job paused");
         Ok(job)
     }
 
@@ -233,15 +235,18 @@ impl Ops<'_> {
     }
 
     /// The coming occurrences of the tenant's scheduled jobs (or of one)
-    /// in `(from, to]`, merged in time order (§11.4).
+    /// that `selector` picks, in `(from, to]`, merged in time order (§11.4).
     pub async fn agenda(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         job: Option<&JobId>,
+        selector: &Selector,
         limit: usize,
     ) -> StoreResult<Vec<AgendaItem>> {
-        let scheduled = |j: &Job| j.schedule.state() == JobState::Scheduled;
+        let scheduled = |j: &Job| {
+            j.schedule.state() == JobState::Scheduled && selector.matches(&j.definition.labels)
+        };
         let mut jobs = Vec::new();
         if let Some(id) = job {
             // A filter: a job that is not there lists nothing.
@@ -260,7 +265,7 @@ impl Ops<'_> {
                         &JobFilter {
                             state: Some(JobState::Scheduled),
                             search: None,
-                            selector: Default::default(),
+                            selector: selector.clone(),
                             after: after.clone(),
                             limit: AGENDA_PAGE,
                         },

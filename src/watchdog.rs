@@ -1,6 +1,7 @@
 //! The watchdog (DESIGN.md §11.5): once a second, one instance at a time
 //! opens, reminds and resolves alerts on the database clock, so an outage
-//! of the whole service is reported as soon as one instance is back.
+//! of the whole service is reported as soon as one instance is back. The
+//! same pass resumes the jobs whose timed pause has ended (§11.9).
 
 use std::time::Duration;
 
@@ -19,6 +20,9 @@ pub const EVERY: Duration = Duration::from_secs(1);
 pub async fn run(store: DynStore, metrics: Arc<Metrics>, shutdown: CancellationToken) {
     let mut backoff = Backoff::new();
     while !shutdown.is_cancelled() {
+        if let Err(e) = store.resume_timed_pauses().await {
+            tracing::warn!(error = %e, "resuming timed pauses failed; the next pass tries again");
+        }
         let sleep = match store.watch_alerts().await {
             Ok(pass) => {
                 // A monitor's run missed ends here, not in a dispatcher.

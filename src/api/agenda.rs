@@ -33,6 +33,9 @@ pub struct AgendaQuery {
     /// Only this job's (none for a job that is not there, or not
     /// scheduled).
     pub job_id: Option<String>,
+    /// Only the jobs this Kubernetes label selector picks (§11.9).
+    #[param(max_length = 4096, example = "team=data")]
+    pub selector: Option<String>,
     /// At most this many items, 1 to 10000 (default 1000).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 10000)]
     pub limit: Option<String>,
@@ -138,9 +141,10 @@ pub async fn agenda(
             })?,
     };
     let job = super::extract::job_id_param(query.job_id.as_deref())?;
+    let selector = crate::domain::labels::selector_param(query.selector.as_deref())?;
     let items = app
         .ops(&caller.tenant, Via::Api)
-        .agenda(from, to, job.as_ref(), limit)
+        .agenda(from, to, job.as_ref(), &selector, limit)
         .await?;
     Ok(Json(Agenda {
         from,

@@ -15,7 +15,8 @@ use crate::store::bulk::BulkOutcome;
 /// all or nothing, at most 10,000 jobs. Pausing or resuming a completed
 /// job leaves it as it is; any other refusal of one job (a patch that does
 /// not fit it, a monitor-only job to run) refuses the whole action, naming
-/// the job. `delete` needs `confirm`, the number of jobs picked. With
+/// the job. `pause` takes `until` (the scheduler resumes the jobs then)
+/// and a `reason`. `delete` needs `confirm`, the number of jobs picked. With
 /// `dry_run` the action is carried out and rolled back: the answer is
 /// what it would do.
 #[utoipa::path(
@@ -36,7 +37,7 @@ pub async fn bulk_jobs(
     Path(action): Path<String>,
     ApiJson(input): ApiJson<BulkInput>,
 ) -> Result<Json<BulkOutcome>, ApiError> {
-    let request = input.parse(&action)?;
+    let request = input.parse(&action, chrono::Utc::now())?;
     let outcome = app.ops(&caller.tenant, Via::Api).bulk(&request).await?;
     Ok(Json(outcome))
 }

@@ -4,21 +4,22 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Reader, Writer};
 use super::error::{ApiError, Problem};
-use super::extract::{ApiJson, ApiQuery, BaseUrl, IdempotencyHeader, JobIdPath};
+use super::extract::{ApiJson, ApiQuery, BaseUrl, IdempotencyHeader, JobIdPath, OptionalJson};
 use super::idempotent;
 use super::pagination::{encode_job_cursor, job_cursor, limit};
 use super::schema::IdempotencyKeyHeader;
 use super::views::{JobPage, JobView};
 use crate::domain::auth::{Role, Tenant};
 use crate::domain::error::FieldError;
-use crate::domain::job::{JobId, JobInput, JobState, search_text};
+use crate::domain::instant;
+use crate::domain::job::{JobId, JobInput, JobState, PauseNote, search_text};
 use crate::domain::lifecycle::JobCommand;
 use crate::ops::Via;
 use crate::state::AppState;
@@ -268,13 +269,33 @@ fn not_found(e: StoreError, id: &JobId) -> ApiError {
     }
 }
 
-/// Pause a job: no fire times until it is resumed; runs in flight finish.
+/// `POST /v1/jobs/{id}/pause`, all optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseInput {
+    /// The scheduler resumes the job at this instant, from it (a fire
+    /// time after it is due then); without it the job stays paused until
+    /// resumed.
+    #[serde(default, with = "instant::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    until: Option<DateTime<Utc>>,
+    /// Why, shown with the job (at most 500 characters).
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    reason: Option<String>,
+}
+
+/// Pause a job: no fire times until it is resumed, or until `until`;
+/// runs in flight finish. Pausing a paused job again sets its `until` and
+/// `reason` anew.
 #[utoipa::path(
     post, path = "/v1/jobs/{id}/pause", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
+    request_body(content = Option<PauseInput>, description = "Optional: when to resume, and why"),
     responses(
         (status = 200, description = "OK", body = JobView),
         (status = 409, description = "The job is completed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`until` is not in the future, or `reason` is too long", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn pause_job(
@@ -282,10 +303,12 @@ pub async fn pause_job(
     State(app): State<AppState>,
     BaseUrl(base): BaseUrl,
     JobIdPath(id): JobIdPath,
+    OptionalJson(input): OptionalJson<PauseInput>,
 ) -> Result<Json<JobView>, ApiError> {
+    let note = PauseNote::parse(input.until, input.reason, Utc::now())?;
     let job = app
         .ops(&caller.tenant, Via::Api)
-        .pause(&id)
+        .pause(&id, note)
         .await
         .map_err(|e| not_found(e, &id))?;
     Ok(Json(JobView::seen_by(job, caller.role, &base)))

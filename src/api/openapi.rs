@@ -240,13 +240,24 @@ fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Valu
             shared.extend(change_problems());
         }
     }
-    if let Some(body) = operation
-        .get_mut("requestBody")
-        .filter(|_| !path.starts_with("/v1/ping/"))
-    {
-        // Every body the API reads is required: none at all is a 400 or 415.
-        body["required"] = json!(true);
-        shared.extend(body_problems());
+    // A pause's body (its end and reason, §11.9) may be left out.
+    let optional = path.starts_with("/v1/ping/") || path == "/v1/jobs/{id}/pause";
+    if let Some(body) = operation.get_mut("requestBody") {
+        if optional {
+            body["required"] = json!(false);
+            // Given, it is an object: `null` is no way to leave it out.
+            if let Some(schema) = body.pointer_mut("/content/application~1json/schema")
+                && let Some(one) = schema.pointer("/oneOf/0").cloned()
+            {
+                *schema = one;
+            }
+        } else {
+            // Every body the API reads is required: none at all is a 400 or 415.
+            body["required"] = json!(true);
+        }
+        if !path.starts_with("/v1/ping/") {
+            shared.extend(body_problems());
+        }
     }
     let parameters = operation
         .get_mut("parameters")

@@ -64,6 +64,13 @@ pub struct JobView {
     /// Its last success time and consecutive failures are on `/metrics`.
     pub metrics: bool,
     pub paused: bool,
+    /// A timed pause's end: the scheduler resumes the job then (§11.9).
+    #[serde(with = "instant::rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Why it was paused, as the pause said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_reason: Option<String>,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     /// Labels to select the job by (§11.9).
@@ -159,6 +166,8 @@ impl From<Job> for JobView {
             mute_until: d.mute_until,
             metrics: d.metrics,
             paused: job.schedule.state() == JobState::Paused,
+            paused_until: job.pause.until,
+            pause_reason: job.pause.reason,
             metadata: d.metadata,
             labels: d.labels,
             state: job.schedule.state(),

@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::domain::error::FieldError;
-use crate::domain::job::{Job, ParseContext, Schedule};
+use crate::domain::instant;
+use crate::domain::job::{Job, ParseContext, PauseNote, Schedule};
 use crate::domain::labels::Selector;
 use crate::domain::lifecycle::{self, JobChange, JobCommand, Refusal};
 
@@ -17,7 +18,8 @@ pub const MAX_BULK_JOBS: usize = 10_000;
 /// What to do to each job.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BulkAction {
-    Pause,
+    /// With the pause's end and reason, if given.
+    Pause(PauseNote),
     Resume,
     /// A manual run of each (`POST /v1/jobs/{id}/run`).
     Run,
@@ -29,7 +31,7 @@ pub enum BulkAction {
 impl BulkAction {
     pub fn as_str(&self) -> &'static str {
         match self {
-            Self::Pause => "pause",
+            Self::Pause(_) => "pause",
             Self::Resume => "resume",
             Self::Run => "run",
             Self::Patch(_) => "patch",
@@ -71,12 +73,25 @@ pub struct BulkInput {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub patch: Option<Map<String, Value>>,
+    /// `pause` only: the scheduler resumes the jobs at this instant (each
+    /// from it: a fire time after it is due then).
+    #[serde(default, with = "instant::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// `pause` only: why, shown with each job (at most 500 characters).
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    pub reason: Option<String>,
 }
 
 impl BulkInput {
     /// The request for `action` (the path's: `pause`, `resume`, `run`,
     /// `patch` or `delete`).
-    pub fn parse(self, action: &str) -> Result<BulkRequest, FieldError> {
+    pub fn parse(
+        self,
+        action: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<BulkRequest, FieldError> {
         let selector = self
             .selector
             .ok_or_else(|| FieldError::new("selector", "is required (\"\" picks every job)"))?;
@@ -90,7 +105,18 @@ impl BulkInput {
                     format!("is for `patch`, not `{action}`"),
                 ));
             }
-            ("pause", None) => BulkAction::Pause,
+            ("pause", None) => BulkAction::Pause(PauseNote::parse(self.until, self.reason, now)?),
+            (_, None) if self.until.is_some() || self.reason.is_some() => {
+                let field = if self.until.is_some() {
+                    "until"
+                } else {
+                    "reason"
+                };
+                return Err(FieldError::new(
+                    field,
+                    format!("is for `pause`, not `{action}`"),
+                ));
+            }
             ("resume", None) => BulkAction::Resume,
             ("run", None) => BulkAction::Run,
             ("delete", None) => BulkAction::Delete,
@@ -184,10 +210,10 @@ pub fn part(action: &BulkAction, job: &Job, ctx: ParseContext) -> Result<JobPart
             )));
         }
         BulkAction::Run => return Ok(JobPart::Run),
-        BulkAction::Pause | BulkAction::Resume if job.schedule == Schedule::Completed => {
+        BulkAction::Pause(_) | BulkAction::Resume if job.schedule == Schedule::Completed => {
             return Ok(JobPart::Unchanged);
         }
-        BulkAction::Pause => JobCommand::Pause,
+        BulkAction::Pause(note) => JobCommand::Pause(note.clone()),
         BulkAction::Resume => JobCommand::Resume,
         BulkAction::Patch(patch) => JobCommand::Patch(patch.clone()),
     };
@@ -244,6 +270,7 @@ mod tests {
             updated_at: ctx().now,
             last_run: None,
             ping_key: None,
+            pause: Default::default(),
         }
     }
 
@@ -264,7 +291,7 @@ mod tests {
 
     #[test]
     fn at_most_ten_thousand_jobs() {
-        let pause = request(BulkAction::Pause, false, None);
+        let pause = request(BulkAction::Pause(PauseNote::default()), false, None);
         assert_eq!(admit(&pause, MAX_BULK_JOBS), Ok(()));
         let Err(Refusal::Invalid(e)) = admit(&pause, MAX_BULK_JOBS + 1) else {
             panic!("more than the most is refused");
@@ -292,7 +319,8 @@ mod tests {
 
     #[test]
     fn pausing_leaves_paused_and_completed_jobs_as_they_are() {
-        let part_of = |schedule| part(&BulkAction::Pause, &job("a", schedule, json!({})), ctx());
+        let pause = BulkAction::Pause(PauseNote::default());
+        let part_of = |schedule| part(&pause, &job("a", schedule, json!({})), ctx());
         assert!(matches!(
             part_of(scheduled()),
             Ok(JobPart::Change(change))
@@ -334,10 +362,26 @@ mod tests {
     fn the_input_names_what_does_not_fit_the_action() {
         let input = |v: Value| from_value::<BulkInput>(&v).unwrap();
         let ok = input(json!({"selector": "team=data", "dry_run": true}))
-            .parse("pause")
+            .parse("pause", ctx().now)
             .unwrap();
-        assert_eq!((ok.action, ok.dry_run), (BulkAction::Pause, true));
-        let all = input(json!({"selector": ""})).parse("resume").unwrap();
+        assert_eq!(
+            (ok.action, ok.dry_run),
+            (BulkAction::Pause(PauseNote::default()), true)
+        );
+        let timed =
+            input(json!({"selector": "", "until": "2026-12-05T06:00:00Z", "reason": "migration"}))
+                .parse("pause", ctx().now)
+                .unwrap();
+        assert_eq!(
+            timed.action,
+            BulkAction::Pause(PauseNote {
+                until: Some(instant::parse("2026-12-05T06:00:00Z").unwrap()),
+                reason: Some("migration".into()),
+            })
+        );
+        let all = input(json!({"selector": ""}))
+            .parse("resume", ctx().now)
+            .unwrap();
         assert!(all.selector.requirements().is_empty());
         for (body, action, field) in [
             (json!({}), "pause", "selector"),
@@ -346,15 +390,33 @@ mod tests {
             (json!({"selector": "", "patch": {}}), "pause", "patch"),
             (json!({"selector": "", "confirm": 3}), "pause", "confirm"),
             (json!({"selector": ""}), "explode", "action"),
+            (
+                json!({"selector": "", "until": "2026-12-05T06:00:00Z"}),
+                "resume",
+                "until",
+            ),
+            (
+                json!({"selector": "", "until": "2026-12-04T09:00:00Z"}),
+                "pause",
+                "until",
+            ),
+            (
+                json!({"selector": "", "reason": "x".repeat(501)}),
+                "pause",
+                "reason",
+            ),
         ] {
             assert_eq!(
-                input(body.clone()).parse(action).unwrap_err().field,
+                input(body.clone())
+                    .parse(action, ctx().now)
+                    .unwrap_err()
+                    .field,
                 field,
                 "{body}"
             );
         }
-        let unknown = from_value::<BulkInput>(&json!({"selector": "", "until": "x"})).unwrap_err();
-        assert_eq!(unknown.field, "until");
+        let unknown = from_value::<BulkInput>(&json!({"selector": "", "since": "x"})).unwrap_err();
+        assert_eq!(unknown.field, "since");
     }
 
     #[test]

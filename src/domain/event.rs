@@ -525,6 +525,7 @@ mod tests {
             updated_at: now,
             last_run: None,
             ping_key: None,
+            pause: Default::default(),
         }
     }
 
@@ -548,6 +549,7 @@ mod tests {
             schedule: Some(Schedule::Paused),
             restart_count: false,
             secret: None,
+            pause: Default::default(),
         };
         let events = for_job_change("j", Some(&scheduled), &pause);
         assert_eq!(kinds(&events), ["job.paused"]);
@@ -559,6 +561,7 @@ mod tests {
             schedule: Some(scheduled.schedule),
             restart_count: false,
             secret: None,
+            pause: Default::default(),
         };
         assert_eq!(
             kinds(&for_job_change("j", Some(&paused), &resume)),
@@ -572,6 +575,7 @@ mod tests {
             schedule: None,
             restart_count: false,
             secret: None,
+            pause: Default::default(),
         };
         assert_eq!(
             kinds(&for_job_change("j", Some(&scheduled), &rename)),
@@ -582,6 +586,7 @@ mod tests {
             schedule: Some(Schedule::Paused),
             restart_count: false,
             secret: None,
+            pause: Default::default(),
         };
         assert_eq!(
             kinds(&for_job_change("j", Some(&scheduled), &rename_and_pause)),

@@ -306,6 +306,56 @@ pub struct JobSpec {
     pub secret: Option<ChosenSecret>,
 }
 
+/// A pause's end and reason (DESIGN.md §11.9), shown with the job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PauseNote {
+    /// The scheduler resumes the job from this instant.
+    pub until: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+}
+
+/// The longest pause reason.
+pub const MAX_PAUSE_REASON: usize = 500;
+
+impl PauseNote {
+    /// `until` and `reason` as a client gave them: `until` after `now`.
+    pub fn parse(
+        until: Option<DateTime<Utc>>,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, FieldError> {
+        if let Some(until) = until
+            && until <= now
+        {
+            return Err(FieldError::new(
+                "until",
+                format!(
+                    "must be in the future (now is {})",
+                    crate::domain::instant::format(&now)
+                ),
+            ));
+        }
+        let reason = reason
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        if let Some(reason) = &reason {
+            if reason.chars().count() > MAX_PAUSE_REASON {
+                return Err(FieldError::new(
+                    "reason",
+                    format!("must be at most {MAX_PAUSE_REASON} characters"),
+                ));
+            }
+            if reason.contains('\0') {
+                return Err(FieldError::new(
+                    "reason",
+                    "must not contain a NUL character",
+                ));
+            }
+        }
+        Ok(Self { until, reason })
+    }
+}
+
 /// A job as it stands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
@@ -320,6 +370,8 @@ pub struct Job {
     pub last_run: Option<RunSummary>,
     /// A monitor-only job's ping key (§11.5).
     pub ping_key: Option<String>,
+    /// A paused job's end and reason (§11.9); empty otherwise.
+    pub pause: PauseNote,
 }
 
 /// What validation needs besides the request.
@@ -833,6 +885,7 @@ mod tests {
             updated_at: ctx().now,
             last_run: None,
             ping_key: None,
+            pause: Default::default(),
         };
         let again = job.to_input().parse(ctx()).unwrap();
         assert_eq!(spec.definition, again.definition);

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::domain::error::FieldError;
-use crate::domain::job::{Job, JobDefinition, JobInput, JobSpec, ParseContext, Schedule};
+use crate::domain::job::{
+    Job, JobDefinition, JobInput, JobSpec, ParseContext, PauseNote, Schedule,
+};
 use crate::domain::json::from_value;
 use crate::domain::run::RunStatus;
 use crate::domain::run_limit::LimitChange;
@@ -33,8 +35,12 @@ pub enum JobCommand {
     },
     /// `PATCH /v1/jobs/{id}`: a JSON Merge Patch of the job.
     Patch(Map<String, Value>),
-    Pause,
+    /// Until resumed, or until the note's `until` (§11.9).
+    Pause(PauseNote),
     Resume,
+    /// The scheduler's resume of a job whose timed pause has ended: from
+    /// its `paused_until`, and only if that is still the job's pause.
+    ResumeDue,
 }
 
 /// What the store writes.
@@ -55,6 +61,8 @@ pub enum JobChange {
         restart_count: bool,
         /// A signing secret the client chose; `None` keeps the job's.
         secret: Option<String>,
+        /// With a new schedule: the pause's note (none unless paused).
+        pause: PauseNote,
     },
     /// Nothing to write (pausing a paused job, resuming a scheduled one).
     Unchanged,
@@ -144,14 +152,16 @@ pub fn decide(
             let (spec, trigger) = apply_patch(job, patch, ctx)?;
             replace(job, spec, &trigger, now)
         }
-        (JobCommand::Pause, Some(job)) => match job.schedule {
+        (JobCommand::Pause(note), Some(job)) => match job.schedule {
             Schedule::Completed => Err(completed(id, "pause")),
-            Schedule::Paused => Ok(JobChange::Unchanged),
-            Schedule::Scheduled { .. } => Ok(JobChange::Update {
+            Schedule::Paused if job.pause == *note => Ok(JobChange::Unchanged),
+            // A new end or reason for a paused job: the note changes.
+            Schedule::Paused | Schedule::Scheduled { .. } => Ok(JobChange::Update {
                 definition: job.definition.clone(),
                 schedule: Some(Schedule::Paused),
                 restart_count: false,
                 secret: None,
+                pause: note.clone(),
             }),
         },
         (JobCommand::Resume, Some(job)) => match job.schedule {
@@ -162,7 +172,21 @@ pub fn decide(
                 schedule: Some(job.definition.resumed_schedule(now)),
                 restart_count: false,
                 secret: None,
+                pause: PauseNote::default(),
             }),
+        },
+        (JobCommand::ResumeDue, Some(job)) => match (job.schedule, job.pause.until) {
+            // Resumed from the pause's end, not from the pass that saw it:
+            // a fire time after `until` is due even if the pass was late.
+            (Schedule::Paused, Some(until)) if until <= now => Ok(JobChange::Update {
+                definition: job.definition.clone(),
+                schedule: Some(job.definition.resumed_schedule(until)),
+                restart_count: false,
+                secret: None,
+                pause: PauseNote::default(),
+            }),
+            // Resumed, re-paused or paused longer meanwhile.
+            _ => Ok(JobChange::Unchanged),
         },
     }
 }
@@ -228,6 +252,7 @@ fn replace(
         schedule,
         restart_count: limit.restarts_count() && job.runs_counted > 0,
         secret: spec.secret.map(|s| s.as_str().to_string()),
+        pause: PauseNote::default(),
     })
 }
 
@@ -354,6 +379,7 @@ mod tests {
             updated_at: t("2026-11-01T00:00:00Z"),
             last_run: None,
             ping_key: None,
+            pause: Default::default(),
         }
     }
 
@@ -491,17 +517,113 @@ mod tests {
 
     // --- Pause / resume ---------------------------------------------------
 
+    fn note(until: &str, reason: &str) -> PauseNote {
+        PauseNote {
+            until: Some(t(until)),
+            reason: Some(reason.into()),
+        }
+    }
+
+    #[test]
+    fn a_timed_pause_keeps_its_note_and_a_new_one_replaces_it() {
+        let s = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
+        let window = note("2026-11-23T12:00:00Z", "migration");
+        let Ok(JobChange::Update {
+            schedule, pause, ..
+        }) = run(Some(&s), JobCommand::Pause(window.clone()))
+        else {
+            panic!("a scheduled job is paused");
+        };
+        assert_eq!(
+            (schedule, pause.clone()),
+            (Some(Schedule::Paused), window.clone())
+        );
+        let paused = Job {
+            pause: window.clone(),
+            ..job(body(json!({})), Schedule::Paused)
+        };
+        assert_eq!(
+            run(Some(&paused), JobCommand::Pause(window)),
+            Ok(JobChange::Unchanged)
+        );
+        let longer = note("2026-11-23T14:00:00Z", "migration, longer");
+        assert!(matches!(
+            run(Some(&paused), JobCommand::Pause(longer.clone())),
+            Ok(JobChange::Update { pause, .. }) if pause == longer
+        ));
+        // A resume, by hand or by replacing the job, clears the note.
+        assert!(matches!(
+            run(Some(&paused), JobCommand::Resume),
+            Ok(JobChange::Update { pause, .. }) if pause == PauseNote::default()
+        ));
+    }
+
+    #[test]
+    fn a_timed_pause_ends_from_its_until_and_only_its_own() {
+        let paused_until = |until: &str| Job {
+            pause: note(until, "window"),
+            ..job(body(json!({})), Schedule::Paused)
+        };
+        // Ended at 10:00:00, seen at 10:00:30: the 10:00 fire is due.
+        assert_eq!(
+            schedule_of(run(
+                Some(&paused_until("2026-11-23T10:00:00Z")),
+                JobCommand::ResumeDue
+            )),
+            Some(scheduled("2026-11-23T10:00:00Z"))
+        );
+        assert_eq!(
+            schedule_of(run(
+                Some(&paused_until("2026-11-23T09:59:10Z")),
+                JobCommand::ResumeDue
+            )),
+            Some(scheduled("2026-11-23T10:00:00Z"))
+        );
+        // Not yet over, paused with no end, or resumed meanwhile.
+        for job in [
+            paused_until("2026-11-23T10:00:31Z"),
+            job(body(json!({})), Schedule::Paused),
+            job(body(json!({})), scheduled("2026-11-23T10:01:00Z")),
+        ] {
+            assert_eq!(
+                run(Some(&job), JobCommand::ResumeDue),
+                Ok(JobChange::Unchanged)
+            );
+        }
+    }
+
+    #[test]
+    fn a_pause_note_is_checked() {
+        let now = t(NOW);
+        let past = PauseNote::parse(Some(t("2026-11-23T10:00:00Z")), None, now).unwrap_err();
+        assert_eq!(past.field, "until");
+        assert!(past.message.starts_with("must be in the future"));
+        assert_eq!(
+            PauseNote::parse(None, Some("x".repeat(501)), now)
+                .unwrap_err()
+                .field,
+            "reason"
+        );
+        assert_eq!(
+            PauseNote::parse(None, Some("  ".into()), now),
+            Ok(PauseNote::default())
+        );
+    }
+
     #[test]
     fn pause_and_resume_by_state() {
         let s = job(body(json!({})), scheduled("2026-11-23T10:01:00Z"));
         assert_eq!(
-            schedule_of(run(Some(&s), JobCommand::Pause)),
+            schedule_of(run(Some(&s), JobCommand::Pause(PauseNote::default()))),
             Some(Schedule::Paused)
         );
         assert_eq!(run(Some(&s), JobCommand::Resume), Ok(JobChange::Unchanged));
 
         let p = job(body(json!({})), Schedule::Paused);
-        assert_eq!(run(Some(&p), JobCommand::Pause), Ok(JobChange::Unchanged));
+        assert_eq!(
+            run(Some(&p), JobCommand::Pause(PauseNote::default())),
+            Ok(JobChange::Unchanged)
+        );
         // Resume recomputes from now: 09:00 + k·60 s, first at or after 10:00:30.
         assert_eq!(
             schedule_of(run(Some(&p), JobCommand::Resume)),
@@ -509,13 +631,16 @@ mod tests {
         );
 
         let c = job(body(json!({})), Schedule::Completed);
-        for command in [JobCommand::Pause, JobCommand::Resume] {
+        for command in [JobCommand::Pause(PauseNote::default()), JobCommand::Resume] {
             assert!(matches!(
                 run(Some(&c), command),
                 Err(Refusal::Conflict(m)) if m.contains("is completed")
             ));
         }
-        assert_eq!(run(None, JobCommand::Pause), Err(Refusal::NotFound));
+        assert_eq!(
+            run(None, JobCommand::Pause(PauseNote::default())),
+            Err(Refusal::NotFound)
+        );
         assert_eq!(run(None, JobCommand::Resume), Err(Refusal::NotFound));
     }
 
@@ -795,6 +920,7 @@ mod tests {
                 schedule: Some(Schedule::Paused),
                 restart_count: false,
                 secret: None,
+                pause: PauseNote::default(),
             }
         );
     }

@@ -37,7 +37,7 @@ impl<D: Dialect> SqlStore<D> {
                 !spec.definition.trigger.calendar_ids().is_empty()
             }
             JobCommand::Patch(patch) => patch.contains_key("trigger"),
-            JobCommand::Pause | JobCommand::Resume => false,
+            JobCommand::Pause(_) | JobCommand::Resume | JobCommand::ResumeDue => false,
         };
         let stored = existing.is_some_and(|j| !j.definition.trigger.calendar_ids().is_empty());
         let calendars = if given || stored {
@@ -196,7 +196,17 @@ impl<D: Dialect> SqlStore<D> {
             };
             let stored = StoredDefinition::of(&definition, &self.key, job_row(tenant, &job_id));
             self.db
-                .update_job(tx, tenant, &job_id, &stored, schedule, false)
+                .update_job(
+                    tx,
+                    tenant,
+                    &job_id,
+                    &stored,
+                    &super::dialect::ScheduleUpdate {
+                        schedule,
+                        restart_count: false,
+                        pause: &Default::default(),
+                    },
+                )
                 .await?;
             if schedule.is_some() {
                 ahead.push(job_id.as_str().to_string());

@@ -193,6 +193,17 @@ pub(crate) struct ExpiredRun {
     pub delivery: Option<super::DeliveryOf>,
 }
 
+/// What an update writes besides a job's definition.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScheduleUpdate<'a> {
+    /// The new schedule; `None` keeps the stored one (and its pause note).
+    pub schedule: Option<Schedule>,
+    /// The count of runs toward `max_runs` starts again at zero (§11.3).
+    pub restart_count: bool,
+    /// With a new schedule, the pause's end and reason (§11.9).
+    pub pause: &'a crate::domain::job::PauseNote,
+}
+
 #[async_trait]
 pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
     /// One write transaction; on SQLite it holds the write lock from its start.
@@ -246,17 +257,14 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         schedule: Schedule,
         sealed_secret: &str,
     ) -> StoreResult<bool>;
-    /// Writes the definition, and the schedule when there is one; the
-    /// count of runs toward `max_runs` starts again at zero when
-    /// `restart_count` (§11.3).
+    /// Writes the definition, and `to` the schedule.
     async fn update_job(
         &self,
         tx: &mut Self::Tx,
         tenant: &Tenant,
         id: &JobId,
         definition: &StoredDefinition,
-        schedule: Option<Schedule>,
-        restart_count: bool,
+        to: &ScheduleUpdate<'_>,
     ) -> StoreResult<()>;
     /// Replaces the job's current signing secret (sealed) with one the
     /// client chose; a rotation's previous secret keeps its grace.

@@ -15,6 +15,7 @@ pub mod bulk;
 mod calendars;
 mod dialect;
 pub mod monitors;
+mod pauses;
 mod portable;
 mod postgres;
 mod rows;
@@ -661,6 +662,9 @@ pub trait Store: Send + Sync + 'static {
     /// one instance at a time, after monitors' runs past their grace are
     /// missed; answers what it changed.
     async fn watch_alerts(&self) -> StoreResult<alerts::WatchPass>;
+    /// Resumes the jobs whose timed pause has ended, each from its
+    /// `paused_until` (§11.9); answers how many.
+    async fn resume_timed_pauses(&self) -> StoreResult<u64>;
     /// One action on every job `request`'s selector picks, all or nothing
     /// (§11.9); a dry run writes nothing.
     async fn bulk_jobs(

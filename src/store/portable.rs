@@ -49,6 +49,12 @@ pub(crate) trait Portable: Send + Sync {
         id: &JobId,
     ) -> StoreResult<Option<Job>>;
     async fn job_exists(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool>;
+    /// Jobs whose timed pause ended by `now` (§11.9), the oldest first.
+    async fn timed_pauses_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, String)>>;
     async fn list_jobs(
         &self,
         key: &SealingKey,
@@ -1527,6 +1533,21 @@ macro_rules! portable_statements {
                     .await?
                     .map(|row| row.into_job(key, tenant.as_str()))
                     .transpose()
+            }
+
+            async fn timed_pauses_due(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<(String, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT tenant, id FROM jobs WHERE paused_until <= $1
+                     ORDER BY paused_until LIMIT $2",
+                )
+                .bind(at(now))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn job_exists(

@@ -180,7 +180,7 @@ macro_rules! job_query {
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
            j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key, j.alerts, j.ping_key,
-           j.metadata, j.labels,
+           j.metadata, j.labels, j.paused_until, j.pause_reason,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
            lr.attempt_count AS lr_attempt_count, lr.created_at AS lr_created_at,
@@ -646,9 +646,9 @@ impl Dialect for PgDialect {
         tenant: &Tenant,
         id: &JobId,
         d: &StoredDefinition,
-        schedule: Option<Schedule>,
-        restart_count: bool,
+        to: &super::dialect::ScheduleUpdate<'_>,
     ) -> StoreResult<()> {
+        let (schedule, restart_count, pause) = (to.schedule, to.restart_count, to.pause);
         let t = &d.trigger;
         sqlx::query(
             "UPDATE jobs SET name = $2, trigger_type = $3, cron_expr = $4,
@@ -664,7 +664,9 @@ impl Dialect for PgDialect {
                  overlap = $29, buffer_max = $30, max_runs = $31, on_complete = $32,
                  runs_counted = CASE WHEN $33 THEN 0 ELSE runs_counted END,
                  target_template = $34, flow = $35, flow_key = $36, trigger_more = $37,
-                 delivery_rules = $38, alerts = $39, labels = $40, updated_at = now()
+                 delivery_rules = $38, alerts = $39, labels = $40, updated_at = now(),
+                 paused_until = CASE WHEN $23::text IS NULL THEN paused_until ELSE $41 END,
+                 pause_reason = CASE WHEN $23::text IS NULL THEN pause_reason ELSE $42 END
              WHERE tenant = $27 AND id = $1",
         )
         .bind(id.as_str())
@@ -707,6 +709,8 @@ impl Dialect for PgDialect {
         .bind(&d.retry.rules)
         .bind(&d.alerts)
         .bind(&d.labels)
+        .bind(pause.until)
+        .bind(&pause.reason)
         .execute(&mut **tx)
         .await?;
         Ok(())

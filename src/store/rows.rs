@@ -118,6 +118,8 @@ pub(crate) struct JobRow<T, I, N> {
     ping_key: Option<String>,
     metadata: String,
     labels: String,
+    paused_until: Option<T>,
+    pause_reason: Option<String>,
     state: String,
     next_run_at: Option<T>,
     created_at: T,
@@ -195,6 +197,10 @@ impl<T: At, I: RowId, N: Into<i64>> JobRow<T, I, N> {
             updated_at: self.updated_at.at(),
             last_run,
             ping_key: self.ping_key,
+            pause: crate::domain::job::PauseNote {
+                until: at(self.paused_until),
+                reason: self.pause_reason,
+            },
         })
     }
 }

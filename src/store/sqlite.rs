@@ -100,7 +100,7 @@ macro_rules! job_query {
            j.catchup_max, j.max_instances, j.overlap, j.buffer_max, j.pause_on_failure,
            j.max_runs, j.on_complete, j.runs_counted, j.max_attempts, j.backoff_initial_s,
            j.backoff_max_s, j.delivery_rules, j.flow, j.flow_key, j.alerts, j.ping_key,
-           j.metadata, j.labels,
+           j.metadata, j.labels, j.paused_until, j.pause_reason,
            j.state, j.next_run_at, j.created_at, j.updated_at,
            lr.id AS lr_id, lr.status AS lr_status, lr.scheduled_for AS lr_scheduled_for,
            lr.attempt_count AS lr_attempt_count, lr.created_at AS lr_created_at,
@@ -358,9 +358,9 @@ impl Dialect for SqliteDialect {
         tenant: &Tenant,
         id: &JobId,
         stored: &StoredDefinition,
-        schedule: Option<Schedule>,
-        restart_count: bool,
+        to: &super::dialect::ScheduleUpdate<'_>,
     ) -> StoreResult<()> {
+        let (schedule, restart_count, pause) = (to.schedule, to.restart_count, to.pause);
         let query = sqlx::query(
             "UPDATE jobs SET name = ?2, trigger_type = ?3, cron_expr = ?4,
                  cron_timezone = ?5, every_s = ?6, run_at = ?7, start_at = ?8,
@@ -375,7 +375,9 @@ impl Dialect for SqliteDialect {
                  max_runs = ?32, on_complete = ?33,
                  runs_counted = CASE WHEN ?34 THEN 0 ELSE runs_counted END,
                  target_template = ?35, flow = ?36, flow_key = ?37, trigger_more = ?38,
-                 delivery_rules = ?39, alerts = ?40, labels = ?41
+                 delivery_rules = ?39, alerts = ?40, labels = ?41,
+                 paused_until = CASE WHEN ?25 IS NULL THEN paused_until ELSE ?42 END,
+                 pause_reason = CASE WHEN ?25 IS NULL THEN pause_reason ELSE ?43 END
              WHERE tenant = ?28 AND id = ?1",
         )
         .bind(id.as_str());
@@ -397,6 +399,8 @@ impl Dialect for SqliteDialect {
             .bind(stored.retry.rules.clone())
             .bind(stored.alerts.clone())
             .bind(stored.labels.clone())
+            .bind(pause.until.map(micros))
+            .bind(pause.reason.clone())
             .execute(&mut **tx)
             .await?;
         Ok(())

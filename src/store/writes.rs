@@ -12,7 +12,9 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::dialect::{Channel, Dialect, JobKey, LockedJob, NewBackfillRun, NewDelivery, NewRun};
+use super::dialect::{
+    Channel, Dialect, JobKey, LockedJob, NewBackfillRun, NewDelivery, NewRun, ScheduleUpdate,
+};
 use super::shape::{StoredDefinition, StoredRequest};
 use super::subscriptions::{Interests, SubscriptionCache};
 use super::{
@@ -339,6 +341,7 @@ impl<D: Dialect> SqlStore<D> {
                 schedule,
                 restart_count,
                 secret,
+                pause,
             } => {
                 if let Some(flow) = &definition.flow {
                     self.declare_flow(tx, tenant, flow).await?;
@@ -346,7 +349,17 @@ impl<D: Dialect> SqlStore<D> {
                 let row = job_row(tenant, id);
                 let stored = StoredDefinition::of(&definition, &self.key, row);
                 self.db
-                    .update_job(tx, tenant, id, &stored, schedule, restart_count)
+                    .update_job(
+                        tx,
+                        tenant,
+                        id,
+                        &stored,
+                        &ScheduleUpdate {
+                            schedule,
+                            restart_count,
+                            pause: &pause,
+                        },
+                    )
                     .await?;
                 if let Some(secret) = secret {
                     let sealed = self.key.seal_in(row, super::SECRET, &secret);
@@ -1122,6 +1135,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         ctx: ParseContext,
     ) -> StoreResult<super::bulk::BulkOutcome> {
         self.bulk_inner(tenant, request, ctx).await
+    }
+
+    async fn resume_timed_pauses(&self) -> StoreResult<u64> {
+        self.resume_timed_pauses_inner().await
     }
 
     async fn watch_alerts(&self) -> StoreResult<super::alerts::WatchPass> {

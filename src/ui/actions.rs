@@ -69,7 +69,7 @@ fn ops<'a>(app: &'a AppState, viewer: &'a Viewer) -> Ops<'a> {
 pub async fn pause(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
     let id = job_id(&posted.id)?;
     ops(&app, &posted.viewer)
-        .pause(&id)
+        .pause(&id, Default::default())
         .await
         .map_err(|e| not_found(e, &id))?;
     Ok(to_job(&id))

@@ -53,7 +53,13 @@ pub async fn page(
     let tenant = &viewer.caller.tenant;
     let mut items = app
         .ops(tenant, Via::Dashboard)
-        .agenda(now, now + TimeDelta::days(days), None, usize::MAX)
+        .agenda(
+            now,
+            now + TimeDelta::days(days),
+            None,
+            &Default::default(),
+            usize::MAX,
+        )
         .await?;
     if !search.is_empty() {
         let needle = search.to_lowercase();

@@ -819,6 +819,7 @@ mod tests {
             updated_at: ctx.now,
             last_run: None,
             ping_key: None,
+            pause: Default::default(),
         };
         let form = JobForm::of(&job);
         assert_eq!(
@@ -861,6 +862,7 @@ mod tests {
             updated_at: ctx_now(),
             last_run: None,
             ping_key: None,
+            pause: Default::default(),
         };
         let form = JobForm::of(&job);
         let shown = format!("{} {}", form.url, form.more);

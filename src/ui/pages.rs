@@ -193,6 +193,15 @@ async fn open_alerts(
         .await?)
 }
 
+/// A label, linked to the job list filtered by it (§11.9).
+fn label_link(key: &str, value: &str) -> Markup {
+    let pair = format!("{key}={value}");
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("selector", &pair)
+        .finish();
+    html! { a.label href={ "/ui?" (query) } title={ "jobs labelled " (pair) } { (pair) } }
+}
+
 fn job_row(job: &Job, alerting: &[crate::store::alerts::AlertRecord]) -> Markup {
     let tz = job.definition.trigger.timezone();
     let state = job.schedule.state();
@@ -206,12 +215,7 @@ fn job_row(job: &Job, alerting: &[crate::store::alerts::AlertRecord]) -> Markup 
                 @if let Some(name) = &job.definition.name { br; span.name { (name) } }
                 @if !job.definition.labels.is_empty() {
                     br;
-                    @for (key, value) in &job.definition.labels {
-                        @let pair = format!("{key}={value}");
-                        a.label href={ "/ui?" (url::form_urlencoded::Serializer::new(String::new()).append_pair("selector", &pair).finish()) }
-                            title={ "jobs labelled " (pair) } { (pair) }
-                        " "
-                    }
+                    @for (key, value) in &job.definition.labels { (label_link(key, value)) " " }
                 }
             }
             td { (in_words(&job.definition.trigger)) }
@@ -302,6 +306,17 @@ pub async fn job(
         @if let Some(name) = &d.name { p.name { (name) } }
         div #live {
             p.summary { (state_badge(state)) " " strong.trigger { (in_words(trigger)) } }
+            @if state == JobState::Paused && (job.pause.until.is_some() || job.pause.reason.is_some()) {
+                p.pause-note {
+                    @if let Some(until) = job.pause.until { "Resumes " (instant(until, tz)) ". " }
+                    @if let Some(reason) = &job.pause.reason { "Reason: " (reason) }
+                }
+            }
+            @if !d.labels.is_empty() {
+                p.labels {
+                    @for (key, value) in &d.labels { (label_link(key, value)) " " }
+                }
+            }
             @if viewer.can_write() {
                 div.actions role="group" aria-label="Actions" {
                     @match state {

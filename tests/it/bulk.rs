@@ -6,6 +6,7 @@ use crate::support as common;
 
 use std::time::Duration;
 
+use chrono::Timelike;
 use common::receiver::Receiver;
 use common::{Backend, TestApp, eventually};
 use serde_json::{Value, json};
@@ -57,6 +58,18 @@ async fn a_selector_picks_the_jobs_and_each_action_is_all_or_nothing(backend: Ba
         let created = app.post("/v1/jobs", job(id, &url, labels)).await;
         assert_eq!(created.status, 201, "{}", created.text);
     }
+    // The agenda takes the same selector.
+    let agenda = app.get("/v1/agenda?selector=tier%3Dgold").await.json();
+    let mut listed: Vec<&str> = agenda["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["job_id"].as_str().unwrap())
+        .collect();
+    listed.dedup();
+    listed.sort();
+    listed.dedup();
+    assert_eq!(listed, ["data-1", "web-1"]);
     let data = ["data-1", "data-2", "data-3"];
     let scheduled = |ids: &[&str]| -> Vec<(String, String)> {
         ids.iter()
@@ -205,10 +218,10 @@ async fn a_selector_picks_the_jobs_and_each_action_is_all_or_nothing(backend: Ba
             .starts_with("action: \"explode\" is not a bulk action")
     );
     assert!(
-        bulk(&app, "pause", json!({"selector": "", "until": "tomorrow"}))
+        bulk(&app, "pause", json!({"selector": "", "since": "tomorrow"}))
             .await
             .problem(422)
-            .starts_with("until: unknown field")
+            .starts_with("since: unknown field")
     );
     // The path's word is reserved: no job can be called `bulk`.
     let reserved = app.put("/v1/jobs/bulk", job("bulk", &url, json!({}))).await;
@@ -219,4 +232,104 @@ async fn a_selector_picks_the_jobs_and_each_action_is_all_or_nothing(backend: Ba
     );
 }
 
-store_tests!(a_selector_picks_the_jobs_and_each_action_is_all_or_nothing);
+/// A timed pause (§11.9) shows its end and reason, and the scheduler
+/// resumes the job from its end: a run follows.
+async fn a_timed_pause_ends_by_itself(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url("/timed");
+    let mut body = job("timed", &url, json!({"team": "ops"}));
+    body["trigger"] = json!({"type": "interval", "every_s": 1});
+    let mut other = body.clone();
+    other["id"] = json!("timed-2");
+    for body in [body, other] {
+        assert_eq!(app.post("/v1/jobs", body).await.status, 201);
+    }
+    let until = (chrono::Utc::now() + chrono::TimeDelta::seconds(3))
+        .with_nanosecond(0)
+        .unwrap();
+    let until_text = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let paused = app
+        .post(
+            "/v1/jobs/timed/pause",
+            json!({"until": until_text, "reason": "  database migration  "}),
+        )
+        .await;
+    assert_eq!(paused.status, 200, "{}", paused.text);
+    let paused = paused.json();
+    assert_eq!(
+        (
+            &paused["state"],
+            &paused["paused_until"],
+            &paused["pause_reason"]
+        ),
+        (
+            &json!("paused"),
+            &json!(until_text),
+            &json!("database migration")
+        )
+    );
+    // A bulk pause takes the same, for each job picked.
+    let bulk_paused = bulk(
+        &app,
+        "pause",
+        json!({"selector": "team=ops,!missing", "until": until_text, "reason": "window"}),
+    )
+    .await;
+    assert_eq!(bulk_paused.json()["changed"], 2, "a new reason is a change");
+    assert_eq!(
+        app.get("/v1/jobs/timed-2").await.json()["pause_reason"],
+        "window"
+    );
+    let received_before = receiver.received("/timed").len();
+
+    let resumed = eventually(DEADLINE, "the timed pause ended", || async {
+        let job = app.get("/v1/jobs/timed").await.json();
+        (job["state"] == "scheduled").then_some(job)
+    })
+    .await;
+    assert!(resumed.get("paused_until").is_none(), "{resumed}");
+    assert!(resumed.get("pause_reason").is_none(), "{resumed}");
+    eventually(DEADLINE, "a run after the pause", || async {
+        (receiver.received("/timed").len() > received_before).then_some(())
+    })
+    .await;
+    let runs = app.get("/v1/jobs/timed/runs?limit=500").await.json();
+    // Nothing was made between the pause and its end (a run made just
+    // ahead and already sent may carry a fire time inside it).
+    let instant = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    let paused_at = instant(&paused["updated_at"]);
+    for run in runs["items"].as_array().unwrap() {
+        let made = instant(&run["created_at"]);
+        assert!(
+            !(made > paused_at && made < until),
+            "no run was made while paused: {run}"
+        );
+    }
+
+    // A plain pause has no end; an end already past is refused.
+    let plain = app.post_empty("/v1/jobs/timed/pause").await;
+    assert_eq!(plain.status, 200, "{}", plain.text);
+    assert!(plain.json().get("paused_until").is_none());
+    let refused = app
+        .post(
+            "/v1/jobs/timed/pause",
+            json!({"until": "2020-01-01T00:00:00Z"}),
+        )
+        .await
+        .problem(422);
+    assert!(
+        refused.starts_with("until: must be in the future"),
+        "{refused}"
+    );
+    let refused = app
+        .post("/v1/jobs/timed/pause", json!({"until": "soon"}))
+        .await
+        .problem(422);
+    assert!(refused.starts_with("until:"), "{refused}");
+}
+
+store_tests!(
+    a_selector_picks_the_jobs_and_each_action_is_all_or_nothing,
+    a_timed_pause_ends_by_itself,
+);

@@ -276,7 +276,7 @@ async fn a_person_finds_pauses_runs_redrives_and_deletes_jobs_in_a_browser() {
     for job in [
         json!({"id": "nightly-report", "name": "Nightly report",
                "trigger": {"type": "cron", "expr": "30 2 * * *", "timezone": "America/New_York"},
-               "target": {"url": receiver.url("/ok")}}),
+               "target": {"url": receiver.url("/ok")}, "labels": {"team": "data"}}),
         json!({"id": "flaky", "trigger": {"type": "date", "run_at": now()},
                "target": {"url": receiver.url("/flaky")}, "retry": {"max_attempts": 1}}),
         json!({"id": "doomed", "trigger": {"type": "interval", "every_s": 5400},
@@ -306,6 +306,22 @@ async fn a_person_finds_pauses_runs_redrives_and_deletes_jobs_in_a_browser() {
     })
     .await;
     assert!(browser.main_text().await.contains("Nightly report"));
+
+    // Labels: a job's label links to the jobs that carry it (§11.9).
+    browser
+        .open(&app, "/ui?selector=team%20notin%20(data)")
+        .await;
+    eventually(DEADLINE, "the selector to leave two jobs", || async {
+        (browser.count("tr[data-job]").await == 2).then_some(())
+    })
+    .await;
+    browser.open(&app, "/ui").await;
+    browser.click("tr[data-job='nightly-report'] a.label").await;
+    eventually(DEADLINE, "the label's link to pick one job", || async {
+        (browser.count("tr[data-job]").await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(browser.value_of("#selector").await, "team=data");
 
     // One job: the next ten fire times in UTC and New York time.
     browser.click("tr[data-job='nightly-report'] a").await;

@@ -216,9 +216,13 @@ async fn commands_are_decided_by_the_lifecycle_rules(backend: Backend) {
         patched.definition.target.as_ref().unwrap().body,
         job.definition.target.as_ref().unwrap().body
     );
-    let (paused, _) = apply(&store, "j", JobCommand::Pause).await.unwrap();
+    let (paused, _) = apply(&store, "j", JobCommand::Pause(Default::default()))
+        .await
+        .unwrap();
     assert_eq!(paused.schedule, Schedule::Paused);
-    let (again, saved) = apply(&store, "j", JobCommand::Pause).await.unwrap();
+    let (again, saved) = apply(&store, "j", JobCommand::Pause(Default::default()))
+        .await
+        .unwrap();
     assert_eq!((again.schedule, saved), (Schedule::Paused, Saved::Updated));
     let (resumed, _) = apply(&store, "j", JobCommand::Resume).await.unwrap();
     assert_eq!(resumed.schedule.state(), JobState::Scheduled);
@@ -233,7 +237,7 @@ async fn commands_are_decided_by_the_lifecycle_rules(backend: Backend) {
     );
 
     for command in [
-        JobCommand::Pause,
+        JobCommand::Pause(Default::default()),
         JobCommand::Resume,
         JobCommand::Patch(Default::default()),
     ] {
@@ -255,7 +259,9 @@ async fn lists_in_id_order_with_filter_and_cursor(backend: Backend) {
     for name in ["c", "a", "b", "d"] {
         create(&store, name).await;
     }
-    apply(&store, "b", JobCommand::Pause).await.unwrap();
+    apply(&store, "b", JobCommand::Pause(Default::default()))
+        .await
+        .unwrap();
     let ids = |jobs: Vec<Job>| {
         jobs.into_iter()
             .map(|j| j.id.to_string())
@@ -2031,7 +2037,9 @@ async fn runs_are_made_ahead_and_removed_when_the_schedule_changes(backend: Back
     assert!(due_in > Duration::from_secs(50), "{due_in:?}");
 
     // A pause removes it; a resume before its fire time makes it again.
-    apply(&store, "soon", JobCommand::Pause).await.unwrap();
+    apply(&store, "soon", JobCommand::Pause(Default::default()))
+        .await
+        .unwrap();
     assert!(
         listed().await.is_empty(),
         "a paused job's run made ahead stays"
