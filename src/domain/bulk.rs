@@ -96,6 +96,14 @@ impl BulkInput {
             .selector
             .ok_or_else(|| FieldError::new("selector", "is required (\"\" picks every job)"))?;
         let selector = crate::domain::labels::selector_param(Some(&selector))?;
+        if !["pause", "resume", "run", "patch", "delete"].contains(&action) {
+            return Err(FieldError::new(
+                "action",
+                format!(
+                    "{action:?} is not a bulk action; expected pause, resume, run, patch or delete"
+                ),
+            ));
+        }
         let action = match (action, self.patch) {
             ("patch", Some(patch)) => BulkAction::Patch(patch),
             ("patch", None) => return Err(FieldError::new("patch", "is required to patch")),
@@ -118,16 +126,9 @@ impl BulkInput {
                 ));
             }
             ("resume", None) => BulkAction::Resume,
-            ("run", None) => BulkAction::Run,
             ("delete", None) => BulkAction::Delete,
-            (other, None) => {
-                return Err(FieldError::new(
-                    "action",
-                    format!(
-                        "{other:?} is not a bulk action; expected pause, resume, run, patch or delete"
-                    ),
-                ));
-            }
+            // `run`, the last of the actions checked above.
+            (_, None) => BulkAction::Run,
         };
         if self.confirm.is_some() && action != BulkAction::Delete {
             return Err(FieldError::new("confirm", "is for `delete` only"));
@@ -390,6 +391,7 @@ mod tests {
             (json!({"selector": "", "patch": {}}), "pause", "patch"),
             (json!({"selector": "", "confirm": 3}), "pause", "confirm"),
             (json!({"selector": ""}), "explode", "action"),
+            (json!({"selector": "", "patch": {}}), "explode", "action"),
             (
                 json!({"selector": "", "until": "2026-12-05T06:00:00Z"}),
                 "resume",
