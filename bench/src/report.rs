@@ -387,6 +387,20 @@ pub fn table(results: &Value) -> String {
             );
         }
     }
+    if let Some(v) = r("bulk") {
+        // Issue 28: a bulk pause of 5,000 jobs by selector under 2 s.
+        for (figure, key, goal) in [
+            (
+                "pause of 5,000 of 10,000 jobs by selector, p50",
+                "pause_ms",
+                Some((AtMost, 2000.0)),
+            ),
+            ("resume of the same, p50", "resume_ms", None),
+            ("dry run of the pause, p50", "dry_run_ms", None),
+        ] {
+            row("bulk", figure, get(v, &format!("{key}.p50_ms")), "ms", goal);
+        }
+    }
     for name in [
         "engine-burst",
         "engine-steady",
@@ -396,6 +410,7 @@ pub fn table(results: &Value) -> String {
         "aligned",
         "scale",
         "api",
+        "bulk",
     ] {
         if let Some(v) = r(name) {
             row(
