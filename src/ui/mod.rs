@@ -8,6 +8,7 @@ mod actions;
 mod agenda;
 mod alerts;
 mod backfill;
+mod bulk;
 mod events;
 mod flows;
 mod job_form;
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui", get(pages::jobs))
         .route("/ui/", get(pages::jobs))
         .route("/ui/failed", get(pages::failed))
+        .route("/ui/bulk", post(bulk::post))
         .route("/ui/flows", get(flows::page))
         .route("/ui/alerts", get(alerts::page))
         .route("/ui/alerts/{id}/ack", post(alerts::ack))

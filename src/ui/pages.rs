@@ -152,6 +152,9 @@ pub async fn jobs(
                 placeholder="team=data,env!=dev";
             button type="submit" { "Filter" }
         }
+        @if viewer.can_write() && !selector.requirements().is_empty() && !jobs.is_empty() {
+            (super::bulk::buttons(&viewer, &selector.to_string()))
+        }
         div #live {
             @if jobs.is_empty() {
                 p.empty { "No jobs" @if state.is_some() || search.is_some() || !selector.requirements().is_empty() { " match" } "." }

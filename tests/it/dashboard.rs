@@ -713,7 +713,60 @@ async fn a_person_creates_edits_and_clones_a_job_in_a_browser(backend: Backend) 
     assert_eq!(clone["target"], job["target"]);
 }
 
-store_tests!(a_person_creates_edits_and_clones_a_job_in_a_browser);
+store_tests!(
+    a_person_creates_edits_and_clones_a_job_in_a_browser,
+    a_person_pauses_and_deletes_the_jobs_a_label_picks,
+);
+
+/// The jobs a label filter picks are paused, and deleted after a look at
+/// the list, together (§11.9), on both stores.
+async fn a_person_pauses_and_deletes_the_jobs_a_label_picks(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (id, labels) in [
+        ("etl-a", json!({"team": "data"})),
+        ("etl-b", json!({"team": "data"})),
+        ("site", json!({"team": "web"})),
+    ] {
+        let job = json!({"id": id, "trigger": {"type": "interval", "every_s": 3600},
+                         "target": {"url": "http://127.0.0.1:9/hook"}, "labels": labels});
+        assert_eq!(app.post("/v1/jobs", job).await.status, 201);
+    }
+    let browser = Browser::start().await;
+    browser.open(&app, "/ui").await;
+    browser.wait_for_text("site").await;
+    assert!(!browser.has_button("Pause all").await, "no filter, no bulk");
+    browser.open(&app, "/ui?selector=team%3Ddata").await;
+    browser.wait_for_text("etl-b").await;
+    browser.screenshot("jobs-by-label").await;
+    browser.press("Pause all").await;
+    browser
+        .wait_for_text("pause: 2 changed, 0 unchanged.")
+        .await;
+    for (id, state) in [
+        ("etl-a", "paused"),
+        ("etl-b", "paused"),
+        ("site", "scheduled"),
+    ] {
+        assert_eq!(job_state(&app, id).await, state, "{id}");
+    }
+    browser.press("Back to the jobs").await;
+    browser.wait_for_text("etl-a").await;
+    browser.press("Delete all…").await;
+    browser
+        .wait_for_text("Delete these 2 jobs and their runs?")
+        .await;
+    browser.screenshot("bulk-delete").await;
+    assert_eq!(
+        app.get("/v1/jobs/etl-a").await.status,
+        200,
+        "a dry run first"
+    );
+    browser.press("Delete 2 jobs").await;
+    browser.wait_for_text("delete: 2 changed").await;
+    let left = app.get("/v1/jobs").await.json();
+    assert_eq!(left["items"].as_array().unwrap().len(), 1);
+    assert_eq!(left["items"][0]["id"], "site");
+}
 
 /// The subscriptions, the event log and (for root) the tokens each have a
 /// page (issue 29), read from the store the API writes.
