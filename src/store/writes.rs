@@ -59,7 +59,6 @@ pub(crate) fn with_tenant(tenant: &Tenant, events: Vec<NewEvent>) -> Vec<(String
         .collect()
 }
 
-/// A run of a flow job just made (§11.1).
 /// A manual run written, with what to do once committed.
 pub(crate) struct ManualRun {
     pub run: Run,
@@ -81,6 +80,7 @@ pub(crate) struct Written {
     pub replanned: Vec<String>,
 }
 
+/// A run of a flow job just made (§11.1).
 struct FlowRun {
     tenant: String,
     id: Uuid,
@@ -291,6 +291,7 @@ impl<D: Dialect> SqlStore<D> {
     /// row locked: the row, its flow, the runs a raised cap releases or a
     /// new policy or schedule leaves behind, its ping key. `None`: the new
     /// id was taken meanwhile.
+    ///
     /// What is left for all the changes of `tx` together is added to
     /// `written`, for [`Self::finish_changes`]. Save and the bulk actions
     /// (§11.9) write through here.
