@@ -1541,7 +1541,9 @@ macro_rules! portable_statements {
                 limit: u32,
             ) -> $crate::store::StoreResult<Vec<(String, String)>> {
                 Ok(sqlx::query_as(
-                    "SELECT tenant, id FROM jobs WHERE paused_until <= $1
+                    // Only a paused job's end counts: a stale one on a job
+                    // resumed another way is not found again every pass.
+                    "SELECT tenant, id FROM jobs WHERE paused_until <= $1 AND state = 'paused'
                      ORDER BY paused_until LIMIT $2",
                 )
                 .bind(at(now))
