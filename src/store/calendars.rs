@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
 
-use super::dialect::{Channel, Dialect};
+use super::dialect::Dialect;
 use super::shape::StoredDefinition;
-use super::writes::{SqlStore, job_row};
+use super::writes::{SqlStore, Written, job_row};
 use super::{CalendarRecord, CalendarSaved, StoreError, StoreResult, Tenant};
 use crate::domain::calendar::{Book, Calendar, CalendarSet};
 use crate::domain::error::FieldError;
@@ -213,12 +213,13 @@ impl<D: Dialect> SqlStore<D> {
             }
             replanned.push(job_id.as_str().to_string());
         }
-        if !ahead.is_empty() {
-            self.db.remove_runs_made_ahead(tx, tenant, &ahead).await?;
-        }
-        if !replanned.is_empty() {
-            self.db.notify(tx, Channel::Jobs).await?;
-        }
+        // Every job re-bound is a change the schedulers read again.
+        let written = Written {
+            schedule_changed: !replanned.is_empty(),
+            released: 0,
+            replanned: ahead,
+        };
+        self.finish_changes(tx, tenant, &written).await?;
         let record = self
             .db
             .read_calendars(tx, tenant)
