@@ -67,12 +67,7 @@ pub async fn post(
         .ops(&viewer.caller.tenant, Via::Dashboard)
         .bulk(&request)
         .await?;
-    let back = format!(
-        "/ui?{}",
-        url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("selector", &form.selector)
-            .finish()
-    );
+    let back = super::pages::jobs_selected_by(&form.selector);
     let body = html! {
         h1 { "Jobs labelled " code { (form.selector) } }
         @if asking {

@@ -196,13 +196,18 @@ async fn open_alerts(
         .await?)
 }
 
+/// The job list filtered by a label selector (§11.9).
+pub(super) fn jobs_selected_by(selector: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("selector", selector)
+        .finish();
+    format!("/ui?{query}")
+}
+
 /// A label, linked to the job list filtered by it (§11.9).
 fn label_link(key: &str, value: &str) -> Markup {
     let pair = format!("{key}={value}");
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("selector", &pair)
-        .finish();
-    html! { a.label href={ "/ui?" (query) } title={ "jobs labelled " (pair) } { (pair) } }
+    html! { a.label href=(jobs_selected_by(&pair)) title={ "jobs labelled " (pair) } { (pair) } }
 }
 
 fn job_row(job: &Job, alerting: &[crate::store::alerts::AlertRecord]) -> Markup {
