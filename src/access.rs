@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use tokio::time::Instant;
 
+use crate::domain::audit::Actor;
 use crate::domain::auth::{self, Access, AuthMode, Caller, Role, Tenant, Tokens};
 use crate::domain::error::FieldError;
 use crate::store::{DynStore, Session, StoreError, TokenInfo};
@@ -194,7 +195,9 @@ impl Authenticator {
                     "this API needs a token: send `Authorization: Bearer chk_…` (make one with `cronhook token create`)".into(),
                 ));
             }
-            return Ok(Caller::open(named.unwrap_or_else(Tenant::default_tenant)));
+            let caller = Caller::open(named.unwrap_or_else(Tenant::default_tenant));
+            crate::acting::identify(Actor::Open, caller.tenant.as_str());
+            return Ok(caller);
         };
         let found = if auth::is_token(token) {
             self.lookup(token).await?
@@ -208,6 +211,13 @@ impl Authenticator {
         };
         let info = found.ok_or_else(|| Denied::Unauthorized("unknown or revoked token".into()))?;
         self.touch(&info.id);
+        let actor = Actor::Token {
+            token_id: info.id.clone(),
+            name: info.name.clone(),
+            role: info.role,
+        };
+        // Named before a refusal too: a denied call is recorded (§11.9).
+        crate::acting::identify(actor, named.as_ref().unwrap_or(&info.tenant).as_str());
         let tenant = match named {
             Some(named) if info.role == Role::Root => named,
             Some(named) if named != info.tenant => {

@@ -165,12 +165,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             metrics.clone(),
             shutdown.clone(),
         ));
-        tasks.spawn(retention::run(
-            store.clone(),
-            config.run_retention,
-            config.event_retention,
-            shutdown.clone(),
-        ));
+        let kept = retention::Retention {
+            runs: config.run_retention,
+            events: config.event_retention,
+            audit: config.audit_retention,
+        };
+        tasks.spawn(retention::run(store.clone(), kept, shutdown.clone()));
     }
     if !config.no_dispatcher {
         let dispatcher = Dispatcher {
@@ -364,6 +364,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::guard::guard,
+        ))
+        // Outside the guard: its refusals are recorded too (§11.9).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::audit::acting,
         ))
         // Answers carry jobs, runs and tokens, refusals included: no cache
         // keeps them (unless a route says otherwise, as the dashboard's

@@ -256,6 +256,10 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_EVENT_RETENTION", default_value = "7d", value_parser = crate::retention::parse_duration)]
     pub event_retention: Duration,
 
+    /// How long audit records are kept (DESIGN §11.9): `365d`, `90d`.
+    #[arg(long, env = "CRONHOOK_AUDIT_RETENTION", default_value = "365d", value_parser = crate::retention::parse_duration)]
+    pub audit_retention: Duration,
+
     /// How long a shutdown waits for in-flight work, in seconds.
     #[arg(long, env = "CRONHOOK_SHUTDOWN_TIMEOUT_S", default_value_t = 30)]
     pub shutdown_timeout_s: u64,

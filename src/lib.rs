@@ -3,6 +3,7 @@
 
 pub mod aborts;
 pub mod access;
+pub mod acting;
 pub mod api;
 pub mod app;
 pub mod config;

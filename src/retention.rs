@@ -1,7 +1,8 @@
 //! The cleaner: deletes finished runs (and their attempts) older than the
 //! retention period, and beyond the newest 1,000 of each job, in small
-//! batches so that the hot tables stay small at any job rate; and
-//! Idempotency-Keys older than their 24 hours.
+//! batches so that the hot tables stay small at any job rate; events and
+//! audit records past their own retention; and Idempotency-Keys older
+//! than their 24 hours.
 
 use std::time::Duration;
 
@@ -24,19 +25,32 @@ pub async fn clean(
     retention: Duration,
     finished_within: Option<Duration>,
 ) -> StoreResult<u64> {
-    clean_with_events(store, retention, retention, finished_within).await
+    let kept = Retention {
+        runs: retention,
+        events: retention,
+        audit: retention,
+    };
+    clean_all(store, &kept, finished_within).await
 }
 
-/// [`clean`], with events kept for `event_retention`.
-pub async fn clean_with_events(
+/// How long finished runs, events and audit records are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub runs: Duration,
+    pub events: Duration,
+    /// DESIGN §11.9: a year by default.
+    pub audit: Duration,
+}
+
+/// [`clean`], each kind kept as `kept` says.
+pub async fn clean_all(
     store: &DynStore,
-    retention: Duration,
-    event_retention: Duration,
+    kept: &Retention,
     finished_within: Option<Duration>,
 ) -> StoreResult<u64> {
     let mut deleted = 0;
     loop {
-        let n = store.delete_expired_runs(retention, BATCH).await?;
+        let n = store.delete_expired_runs(kept.runs, BATCH).await?;
         deleted += n;
         if n < u64::from(BATCH) {
             break;
@@ -60,7 +74,15 @@ pub async fn clean_with_events(
     // Dashboard sessions past their end.
     deleted += store.delete_expired_sessions().await?;
     loop {
-        let n = store.delete_expired_events(event_retention, BATCH).await?;
+        let n = store.delete_expired_events(kept.events, BATCH).await?;
+        deleted += n;
+        if n < u64::from(BATCH) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    loop {
+        let n = store.delete_expired_audit(kept.audit, BATCH).await?;
         deleted += n;
         if n < u64::from(BATCH) {
             break;
@@ -81,19 +103,14 @@ pub async fn clean_with_events(
     Ok(deleted)
 }
 
-pub async fn run(
-    store: DynStore,
-    retention: Duration,
-    event_retention: Duration,
-    shutdown: CancellationToken,
-) {
+pub async fn run(store: DynStore, kept: Retention, shutdown: CancellationToken) {
     // When the last complete pass began: the next one need only look at
     // jobs that finished runs since (with a pass's worth of overlap).
     let mut last_pass: Option<tokio::time::Instant> = None;
     loop {
         let began = tokio::time::Instant::now();
         let within = last_pass.map(|at| at.elapsed() + EVERY);
-        match clean_with_events(&store, retention, event_retention, within).await {
+        match clean_all(&store, &kept, within).await {
             Ok(n) => {
                 last_pass = Some(began);
                 if n > 0 {

@@ -251,10 +251,10 @@ pub async fn serve(
     // HTTP/1.1 only; the watchdog below enforces the timeouts.
     let builder = http1::Builder::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, say: let some close.
                     tracing::warn!(error = %e, "accepting a connection failed");
@@ -295,10 +295,15 @@ pub async fn serve(
                 activity: activity.clone(),
                 health_only: past_the_limit,
             };
-            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                let mut service = service.clone();
-                async move { service.call(request).await }
-            });
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    // Who sent it, for the audit trail (§11.9).
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    let mut service = service.clone();
+                    async move { service.call(request).await }
+                });
             let connection = watcher.watch(builder.serve_connection(io, service));
             let watchdog = async {
                 loop {

@@ -3,6 +3,7 @@
 
 mod agenda;
 mod alerts;
+pub mod audit;
 pub mod auth;
 mod backfills;
 mod bulk;
@@ -88,6 +89,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::list_all_runs))
         .routes(routes!(runs::get_run))
         .routes(routes!(runs::retry_run))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::export_audit))
         .routes(routes!(events::list_events))
         .routes(routes!(events::stream_events))
         .routes(routes!(

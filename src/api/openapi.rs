@@ -29,6 +29,7 @@ Errors are `application/problem+json` whose `detail` names the field and the rea
         (name = "flows", description = "Flow keys: limits shared by many jobs' runs (in flight at once, a rate)"),
         (name = "instances", description = "The processes of the service sharing one database"),
         (name = "events", description = "What happened: the event log, its live stream, and subscriptions that deliver events as webhooks"),
+        (name = "audit", description = "Who changed what, when, from where and why; refused calls (write or root tokens)"),
         (name = "tokens", description = "API tokens (root only)"),
         (name = "tenants", description = "Quotas per tenant (root only)"),
         (name = "health", description = "Liveness and readiness"),
@@ -315,6 +316,11 @@ fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Valu
                     // Cursors and ids: every text of their form is one.
                     Some("cursor") if path == "/v1/jobs" => {
                         parameter["schema"] = job_id_schema();
+                    }
+                    // An audit record's id.
+                    Some("cursor") if path.starts_with("/v1/audit") => {
+                        parameter["schema"] =
+                            json!({"type": "string", "pattern": super::pagination::UUID_PATTERN});
                     }
                     Some("cursor") => {
                         parameter["schema"] =

@@ -18,6 +18,10 @@ use crate::store::{RunCursor, RunFilter, Store, StoreResult};
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
+/// An audit cursor: the last record's id.
+pub const UUID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
 /// A runs cursor: `created_at` in microseconds since the epoch, then the
 /// run id.
 pub const RUN_CURSOR_PATTERN: &str =

@@ -218,6 +218,7 @@ impl<D: Dialect> SqlStore<D> {
             schedule_changed: !replanned.is_empty(),
             released: 0,
             replanned: ahead,
+            audit: Vec::new(),
         };
         self.finish_changes(tx, tenant, &written).await?;
         let record = self

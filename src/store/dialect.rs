@@ -275,6 +275,12 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         id: &JobId,
         sealed: &str,
     ) -> StoreResult<()>;
+    /// Writes audit records (§11.9) in the change's transaction.
+    async fn insert_audit(
+        &self,
+        tx: &mut Self::Tx,
+        records: &[crate::domain::audit::AuditRecord],
+    ) -> StoreResult<()>;
     /// Deletes the job's runs made ahead of their fire time and not yet
     /// sent (DESIGN.md §12): its schedule changed (a pause, a new trigger),
     /// so they no longer stand. Answers how many.

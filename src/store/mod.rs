@@ -205,6 +205,23 @@ pub struct EventFilter {
     pub newest_first: bool,
 }
 
+/// Which audit records to list (§11.9).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// `job/{id}`, or a refused request.
+    pub target: Option<String>,
+    /// A token's id, or `system`, `open`, `anonymous`.
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// Only records made at or after this instant.
+    pub after: Option<DateTime<Utc>>,
+    /// Only records past this one, in the order listed.
+    pub cursor: Option<Uuid>,
+    pub limit: u32,
+    /// Oldest first (an export); newest first otherwise.
+    pub oldest_first: bool,
+}
+
 /// A subscription to store; its secret is sealed with the target's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewSubscription {
@@ -971,6 +988,19 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `batch` events older than `older_than`; returns how many.
     async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64>;
 
+    /// Writes audit records outside any change: a refused call's (§11.9).
+    async fn record_audit(&self, records: &[crate::domain::audit::AuditRecord]) -> StoreResult<()>;
+
+    /// The tenant's audit records as `filter` says.
+    async fn list_audit(
+        &self,
+        tenant: &Tenant,
+        filter: &AuditFilter,
+    ) -> StoreResult<Vec<crate::domain::audit::AuditRecord>>;
+
+    /// Deletes up to `batch` audit records older than `older_than`.
+    async fn delete_expired_audit(&self, older_than: Duration, batch: u32) -> StoreResult<u64>;
+
     async fn create_subscription(
         &self,
         tenant: &Tenant,
@@ -1419,7 +1449,13 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// The smallest UUIDv7 of the instant `age` ago: every event id below it
 /// is older (event ids are UUIDv7, in time order).
 pub(crate) fn uuid_before(age: Duration) -> Uuid {
-    let ms = u64::try_from(portable::ago(age).timestamp_millis()).unwrap_or(0);
+    uuid_at(portable::ago(age))
+}
+
+/// The least UUIDv7 of instant `at`'s millisecond: ids from then on
+/// compare at least as great.
+pub(crate) fn uuid_at(at: DateTime<Utc>) -> Uuid {
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     bytes[6] = 0x70;

@@ -99,6 +99,14 @@ pub(crate) trait Portable: Send + Sync {
     async fn touch_token(&self, id: &str) -> StoreResult<()>;
     async fn tokens(&self) -> StoreResult<crate::domain::auth::Tokens>;
     async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64>;
+    /// Writes audit records of their own (a refused call's, §11.9).
+    async fn record_audit(&self, records: &[crate::domain::audit::AuditRecord]) -> StoreResult<()>;
+    async fn list_audit(
+        &self,
+        tenant: &Tenant,
+        filter: &super::AuditFilter,
+    ) -> StoreResult<Vec<crate::domain::audit::AuditRecord>>;
+    async fn delete_expired_audit(&self, older_than: Duration, batch: u32) -> StoreResult<u64>;
     async fn create_subscription(
         &self,
         key: &SealingKey,
@@ -1471,6 +1479,58 @@ macro_rules! portable_statements {
             Ok(())
         }
 
+        /// Deletes up to `batch` rows of `table` (events, audit) older than
+        /// `older_than`. Their ids are UUIDv7 (lower-case text on SQLite):
+        /// in time order, so the primary key finds the old ones.
+        async fn delete_older_in(
+            pool: &sqlx::Pool<Db>,
+            table: &str,
+            older_than: std::time::Duration,
+            batch: u32,
+        ) -> $crate::store::StoreResult<u64> {
+            let done = sqlx::query(&format!(
+                "DELETE FROM {table} WHERE id IN (
+                     SELECT id FROM {table} WHERE id < $1 ORDER BY id LIMIT $2)"
+            ))
+            .bind(row_id($crate::store::uuid_before(older_than)))
+            .bind(i64::from(batch))
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        }
+
+        /// Writes audit records (§11.9) in `conn`'s transaction.
+        async fn insert_audit_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            records: &[$crate::domain::audit::AuditRecord],
+        ) -> $crate::store::StoreResult<()> {
+            // 13 parameters a record: well under either database's limit.
+            for chunk in records.chunks(1_000) {
+                let mut query = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO audit (id, tenant, at, actor_type, actor_id, actor_name,
+                         actor_role, request_id, source_ip, action, target, reason, changes) ",
+                );
+                query.push_values(chunk, |mut row, r| {
+                    let (kind, token_id, name, role) = r.actor.parts();
+                    row.push_bind(row_id(r.id))
+                        .push_bind(r.tenant.clone())
+                        .push_bind(at(r.at))
+                        .push_bind(kind)
+                        .push_bind(token_id.map(str::to_string))
+                        .push_bind(name.map(str::to_string))
+                        .push_bind(role)
+                        .push_bind(r.request_id.clone())
+                        .push_bind(r.source_ip.clone())
+                        .push_bind(r.action.clone())
+                        .push_bind(r.target.clone())
+                        .push_bind(r.reason.clone())
+                        .push_bind(r.changes.to_string());
+                });
+                query.build().execute(&mut *conn).await?;
+            }
+            Ok(())
+        }
+
         /// Makes a flow key due for admission at `now` at the latest.
         async fn poke_flow_in(
             conn: &mut <Db as sqlx::Database>::Connection,
@@ -1903,22 +1963,74 @@ macro_rules! portable_statements {
                 Ok($crate::domain::auth::Tokens::of(made, live))
             }
 
+            async fn record_audit(
+                &self,
+                records: &[$crate::domain::audit::AuditRecord],
+            ) -> $crate::store::StoreResult<()> {
+                let mut conn = self.pool.acquire().await?;
+                insert_audit_in(&mut conn, records).await
+            }
+
+            async fn list_audit(
+                &self,
+                tenant: &$crate::store::Tenant,
+                filter: &$crate::store::AuditFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::audit::AuditRecord>> {
+                let mut query = sqlx::QueryBuilder::<Db>::new(
+                    "SELECT id, at, tenant, actor_type, actor_id, actor_name, actor_role,
+                            request_id, source_ip, action, target, reason, changes
+                     FROM audit WHERE tenant = ",
+                );
+                query.push_bind(tenant.as_str().to_string());
+                if let Some(target) = &filter.target {
+                    query.push(" AND target = ").push_bind(target.clone());
+                }
+                if let Some(actor) = &filter.actor {
+                    // A token's id, or a kind: `system`, `open`, `anonymous`.
+                    query
+                        .push(" AND (actor_id = ")
+                        .push_bind(actor.clone())
+                        .push(" OR (actor_id IS NULL AND actor_type = ")
+                        .push_bind(actor.clone())
+                        .push("))");
+                }
+                if let Some(action) = &filter.action {
+                    query.push(" AND action = ").push_bind(action.clone());
+                }
+                if let Some(after) = filter.after {
+                    // Ids are UUIDv7: an instant's lower bound is an id's.
+                    query
+                        .push(" AND id >= ")
+                        .push_bind(row_id($crate::store::uuid_at(after)));
+                }
+                let order = if filter.oldest_first { (">", "ASC") } else { ("<", "DESC") };
+                if let Some(cursor) = filter.cursor {
+                    query
+                        .push(format_args!(" AND id {} ", order.0))
+                        .push_bind(row_id(cursor));
+                }
+                query
+                    .push(format_args!(" ORDER BY id {} LIMIT ", order.1))
+                    .push_bind(i64::from(filter.limit));
+                let rows: Vec<$crate::store::rows::AuditRow<IdColumn, AtColumn>> =
+                    query.build_query_as().fetch_all(&self.pool).await?;
+                rows.into_iter().map(|r| r.into_record()).collect()
+            }
+
+            async fn delete_expired_audit(
+                &self,
+                older_than: std::time::Duration,
+                batch: u32,
+            ) -> $crate::store::StoreResult<u64> {
+                delete_older_in(&self.pool, "audit", older_than, batch).await
+            }
+
             async fn delete_expired_events(
                 &self,
                 older_than: std::time::Duration,
                 batch: u32,
             ) -> $crate::store::StoreResult<u64> {
-                // Ids are UUIDv7 (as lower-case text on SQLite): in time
-                // order, so the primary key finds the old ones.
-                let done = sqlx::query(
-                    "DELETE FROM events WHERE id IN (
-                         SELECT id FROM events WHERE id < $1 ORDER BY id LIMIT $2)",
-                )
-                .bind(row_id($crate::store::uuid_before(older_than)))
-                .bind(i64::from(batch))
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected())
+                delete_older_in(&self.pool, "events", older_than, batch).await
             }
 
             async fn create_subscription(

@@ -765,3 +765,48 @@ impl<T: At> CalendarRow<T> {
         })
     }
 }
+
+/// An audit record's row (§11.9).
+#[derive(FromRow)]
+pub(crate) struct AuditRow<I, T> {
+    pub id: I,
+    pub at: T,
+    pub tenant: String,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub actor_role: Option<String>,
+    pub request_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub action: String,
+    pub target: String,
+    pub reason: Option<String>,
+    /// The RFC 6902 operations' JSON text.
+    pub changes: String,
+}
+
+impl<I: RowId, T: At> AuditRow<I, T> {
+    pub fn into_record(self) -> StoreResult<crate::domain::audit::AuditRecord> {
+        let id = self.id.uuid()?;
+        let actor = crate::domain::audit::Actor::from_parts(
+            &self.actor_type,
+            self.actor_id,
+            self.actor_name,
+            self.actor_role.as_deref(),
+        )
+        .ok_or_else(|| StoreError::Corrupt(format!("audit {id}: actor {:?}", self.actor_type)))?;
+        Ok(crate::domain::audit::AuditRecord {
+            id,
+            at: self.at.at(),
+            tenant: self.tenant,
+            actor,
+            request_id: self.request_id,
+            source_ip: self.source_ip,
+            action: self.action,
+            target: self.target,
+            reason: self.reason,
+            changes: serde_json::from_str(&self.changes)
+                .map_err(|e| StoreError::Corrupt(format!("audit {id}: changes: {e}")))?,
+        })
+    }
+}

@@ -604,6 +604,14 @@ impl Dialect for SqliteDialect {
         set_secret_in(tx, tenant.as_str(), id.as_str(), sealed).await
     }
 
+    async fn insert_audit(
+        &self,
+        tx: &mut Self::Tx,
+        records: &[crate::domain::audit::AuditRecord],
+    ) -> StoreResult<()> {
+        insert_audit_in(tx, records).await
+    }
+
     async fn remove_runs_made_ahead(
         &self,
         tx: &mut Self::Tx,

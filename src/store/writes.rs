@@ -25,6 +25,7 @@ use super::{
     run_host,
 };
 use super::{Backfill, BackfillMade, FlowInfo, NewSession, Session};
+use crate::domain::audit::{self, AuditRecord};
 use crate::domain::backfill::{self, BackfillSpec};
 use crate::domain::event;
 use crate::domain::flow::{self, Flow, FlowLimits};
@@ -78,6 +79,31 @@ pub(crate) struct Written {
     pub released: u64,
     /// Jobs whose schedule changed: their runs made ahead go (§12).
     pub replanned: Vec<String>,
+    /// The changes' audit records (§11.9), written with them.
+    pub audit: Vec<AuditRecord>,
+}
+
+/// The audit record of `action` on job `id` of `tenant`, by whoever acts
+/// now (§11.9).
+fn job_audit(tenant: &str, id: &str, action: &str, changes: serde_json::Value) -> AuditRecord {
+    crate::acting::current().record(tenant, action, &audit::job_target(id), changes, Utc::now())
+}
+
+/// The audit records of the jobs the scheduler completed (`max_runs`,
+/// a date's one fire time) among `events`.
+fn completion_audits(events: &[(String, NewEvent)]) -> Vec<AuditRecord> {
+    events
+        .iter()
+        .filter(|(_, e)| e.kind == event::EventType::JobCompleted)
+        .map(|(tenant, e)| {
+            job_audit(
+                tenant,
+                &e.job_id,
+                "job.completed",
+                audit::for_job_completed(),
+            )
+        })
+        .collect()
 }
 
 /// A run of a flow job just made (§11.1).
@@ -304,6 +330,7 @@ impl<D: Dialect> SqlStore<D> {
         change: JobChange,
         written: &mut Written,
     ) -> StoreResult<Option<Saved>> {
+        let audited = audit::for_job_change(id, existing, &change, Utc::now());
         let is_monitor = match &change {
             JobChange::Insert { definition, .. } | JobChange::Update { definition, .. } => {
                 definition.monitor.is_some()
@@ -403,6 +430,11 @@ impl<D: Dialect> SqlStore<D> {
                 .await?;
         }
         written.schedule_changed |= schedule_changed;
+        if let Some((action, changes)) = audited {
+            written
+                .audit
+                .push(job_audit(tenant.as_str(), id.as_str(), action, changes));
+        }
         Ok(Some(saved))
     }
 
@@ -426,6 +458,9 @@ impl<D: Dialect> SqlStore<D> {
         }
         if written.schedule_changed {
             self.db.notify(tx, Channel::Jobs).await?;
+        }
+        if !written.audit.is_empty() {
+            self.db.insert_audit(tx, &written.audit).await?;
         }
         Ok(())
     }
@@ -512,6 +547,13 @@ impl<D: Dialect> SqlStore<D> {
             _ => Vec::new(),
         };
         let (cancel_events, cancelled) = self.replace_oldest(tx, &replacing).await?;
+        let record = job_audit(
+            tenant.as_str(),
+            id.as_str(),
+            "job.run",
+            audit::for_job_run(run.id),
+        );
+        self.db.insert_audit(tx, &[record]).await?;
         let mut events = with_tenant(
             tenant,
             vec![event::run_created(&event::RunMade {
@@ -569,11 +611,17 @@ impl<D: Dialect> SqlStore<D> {
         let key = (tenant.as_str().to_string(), id.as_str().to_string());
         // The keys are locked before the runs are deleted: the flow pass
         // locks a key, then its runs; the other order could deadlock.
+        let Some(job) = self.db.read_job(tx, &self.key, tenant, id, true).await? else {
+            return Ok(false);
+        };
         let keys = self.db.flow_keys_in_flight(tx, &key).await?;
         let poked = self.poke_flows(tx, keys).await?;
         if !self.db.delete_job(tx, tenant, id).await? {
             return Ok(false);
         }
+        let changes = audit::for_job_deleted(&job);
+        let record = job_audit(tenant.as_str(), id.as_str(), "job.deleted", changes);
+        self.db.insert_audit(tx, &[record]).await?;
         if poked {
             // Seen once committed (within the pass's poll at the latest).
             self.wakeups.flows_changed();
@@ -888,7 +936,7 @@ impl<D: Dialect> SqlStore<D> {
         keys.dedup();
         let locked = self.db.lock_jobs(tx, &keys).await?;
         let mut paused = Vec::new();
-        let mut events = Vec::new();
+        let (mut events, mut audits) = (Vec::new(), Vec::new());
         for (tenant, job_id, run_id) in &failed {
             let key = (tenant.clone(), job_id.clone());
             let Some(job) = locked.get(&key) else {
@@ -902,9 +950,12 @@ impl<D: Dialect> SqlStore<D> {
                 tenant.clone(),
                 event::job_paused_by_failure(job_id, *run_id),
             ));
+            let changes = audit::for_job_paused_by_failure(*run_id);
+            audits.push(job_audit(tenant, job_id, "job.paused", changes));
             paused.push(key);
         }
         if !paused.is_empty() {
+            self.db.insert_audit(tx, &audits).await?;
             self.db.pause_jobs(tx, &paused).await?;
             self.db.notify(tx, Channel::Jobs).await?;
         }
@@ -1744,6 +1795,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         if outcome.pending > 0 {
             self.db.notify(&mut tx, Channel::Runs).await?;
         }
+        let completed = completion_audits(&events);
+        if !completed.is_empty() {
+            self.db.insert_audit(&mut tx, &completed).await?;
+        }
         deliveries += self.write_events(&mut tx, &events).await?;
         D::commit(tx).await?;
         self.wakeups.aborts.cancelled(&cancelled);
@@ -2110,6 +2165,22 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn delete_expired_events(&self, older_than: Duration, batch: u32) -> StoreResult<u64> {
         self.db.delete_expired_events(older_than, batch).await
+    }
+
+    async fn record_audit(&self, records: &[crate::domain::audit::AuditRecord]) -> StoreResult<()> {
+        self.db.record_audit(records).await
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: &Tenant,
+        filter: &super::AuditFilter,
+    ) -> StoreResult<Vec<crate::domain::audit::AuditRecord>> {
+        self.db.list_audit(tenant, filter).await
+    }
+
+    async fn delete_expired_audit(&self, older_than: Duration, batch: u32) -> StoreResult<u64> {
+        self.db.delete_expired_audit(older_than, batch).await
     }
 
     async fn create_subscription(

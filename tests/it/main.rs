@@ -12,6 +12,7 @@ mod api_jobs;
 mod api_runs;
 mod api_triggers;
 mod attack;
+mod audit;
 mod auth;
 mod backfills;
 mod binary;

@@ -1426,14 +1426,20 @@ async fn retention_deletes_old_and_surplus_finished_runs_only(backend: Backend) 
     // The cleaner also forgets the runs-made counts of past minutes (one
     // row per tenant and minute): a minute may end during the test.
     let made: Vec<(i64,)> = db.fetch_all("SELECT count(*) FROM tenant_runs_made").await;
+    // And, with no retention, the audit records of the jobs' changes.
+    let audit: Vec<(i64,)> = db.fetch_all("SELECT count(*) FROM audit").await;
+    assert!(audit[0].0 >= 2, "the two jobs' creations are recorded");
     let cleaned = cronhook::retention::clean(&store, std::time::Duration::ZERO, None)
         .await
         .unwrap();
+    let before = before + audit[0].0 as u64;
     assert!(
         (before..=before + made[0].0 as u64).contains(&cleaned),
-        "cleaned {cleaned}, {before} events and at most {} counts",
+        "cleaned {cleaned}, {before} events and audit records and at most {} counts",
         made[0].0
     );
+    let audit: Vec<(i64,)> = db.fetch_all("SELECT count(*) FROM audit").await;
+    assert_eq!(audit[0].0, 0);
     assert_eq!(events(store.clone()).await, 0);
     assert_eq!(count("busy").await, 2);
 }

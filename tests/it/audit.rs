@@ -1,0 +1,305 @@
+//! The audit trail (DESIGN.md §11.9) end to end, on both stores: each
+//! change through the API, the dashboard's bulk path and the scheduler's
+//! timed resume has its record with who, from where, why and what
+//! changed; a refused call is recorded; no record holds a planted secret.
+
+use crate::support as common;
+
+use std::time::Duration;
+
+use common::{Backend, TestApp, eventually, send};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+const PLANTED: &str = "planted-secret-5f1c";
+
+async fn trail(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let reply = send(
+        app,
+        Method::GET,
+        &format!("/v1/audit?{query}"),
+        Some(token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json()["items"].as_array().unwrap().clone()
+}
+
+fn actions(records: &[Value]) -> Vec<&str> {
+    records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect()
+}
+
+async fn every_change_has_its_record_and_no_secret(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let root = app
+        .make_token(cronhook::domain::auth::Role::Root, "default")
+        .await;
+    let made = send(
+        &app,
+        Method::POST,
+        "/v1/tokens",
+        Some(&root),
+        &[],
+        Some(json!({"role": "write", "name": "deployer"})),
+    )
+    .await
+    .json();
+    let (writer, writer_id) = (
+        made["token"].as_str().unwrap().to_string(),
+        made["id"].as_str().unwrap().to_string(),
+    );
+    let reader = send(
+        &app,
+        Method::POST,
+        "/v1/tokens",
+        Some(&root),
+        &[],
+        Some(json!({"role": "read", "name": "dashboards"})),
+    )
+    .await
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let as_writer = |method: Method, path: &str, reason: Option<&str>, body: Option<Value>| {
+        let (app, writer, path) = (&app, writer.clone(), path.to_string());
+        let reason = reason.map(str::to_string);
+        async move {
+            let headers: Vec<(&str, &str)> = match &reason {
+                Some(r) => vec![("cronhook-reason", r.as_str())],
+                None => Vec::new(),
+            };
+            send(app, method, &path, Some(&writer), &headers, body).await
+        }
+    };
+
+    // Created with a planted secret in a header, the URL and the secret.
+    let created = as_writer(
+        Method::POST,
+        "/v1/jobs",
+        Some("ticket OPS-12: nightly export"),
+        Some(json!({
+            "id": "export",
+            "trigger": {"type": "cron", "expr": "0 3 * * *", "timezone": "Europe/Berlin"},
+            "target": {"url": format!("https://user:{PLANTED}@example.com/hook"),
+                       "headers": {"authorization": format!("Bearer {PLANTED}"), "x-team": "data"}},
+            "secret": format!("whsec_{}", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            "labels": {"team": "data"},
+        })),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let patched = as_writer(
+        Method::PATCH,
+        "/v1/jobs/export",
+        None,
+        Some(json!({"max_instances": 2,
+                    "target": {"headers": {"authorization": format!("Bearer other-{PLANTED}")}}})),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let paused = as_writer(
+        Method::POST,
+        "/v1/jobs/export/pause",
+        None,
+        Some(json!({"reason": "db migration"})),
+    )
+    .await;
+    assert_eq!(paused.status, 200, "{}", paused.text);
+    let resumed = as_writer(Method::POST, "/v1/jobs/export/resume", None, None).await;
+    assert_eq!(resumed.status, 200, "{}", resumed.text);
+    let run = as_writer(Method::POST, "/v1/jobs/export/run", None, None).await;
+    assert_eq!(run.status, 201, "{}", run.text);
+    let bulk = as_writer(
+        Method::POST,
+        "/v1/jobs/bulk/pause",
+        Some("freeze"),
+        Some(json!({"selector": "team=data"})),
+    )
+    .await;
+    assert_eq!(bulk.status, 200, "{}", bulk.text);
+
+    // A read token may not delete: refused, and recorded.
+    let refused = send(
+        &app,
+        Method::DELETE,
+        "/v1/jobs/export",
+        Some(&reader),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    // A reason too long is refused before anything is done.
+    let long = "x".repeat(501);
+    let refused = as_writer(Method::DELETE, "/v1/jobs/export", Some(&long), None).await;
+    assert!(
+        refused
+            .problem(422)
+            .starts_with("cronhook-reason: must be at most 500"),
+        "{}",
+        refused.text
+    );
+    let deleted = as_writer(Method::DELETE, "/v1/jobs/export", Some("retired"), None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+
+    let records = trail(&app, &writer, "target=job/export").await;
+    assert_eq!(
+        actions(&records),
+        [
+            "job.deleted",
+            "job.paused",
+            "job.run",
+            "job.resumed",
+            "job.paused",
+            "job.updated",
+            "job.created"
+        ]
+    );
+    for record in &records {
+        assert_eq!(
+            record["actor"],
+            json!({"type": "token", "token_id": writer_id, "name": "deployer", "role": "write"}),
+            "{record}"
+        );
+        assert_eq!(record["source_ip"], "127.0.0.1", "{record}");
+        assert!(
+            record["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "{record}"
+        );
+    }
+    let created = &records[6];
+    assert_eq!(created["reason"], "ticket OPS-12: nightly export");
+    assert_eq!(
+        created["changes"][0]["value"]["target"]["headers"]["authorization"],
+        "***"
+    );
+    let updated = &records[5];
+    assert_eq!(
+        updated["changes"],
+        json!([{"op": "replace", "path": "/max_instances", "value": 2}]),
+        "a header's new secret value is no change the trail can show"
+    );
+    let paused = &records[4]["changes"].to_string();
+    assert!(paused.contains(r#""value":"db migration""#), "{paused}");
+    assert_eq!(records[1]["reason"], "freeze");
+    assert_eq!(records[0]["reason"], "retired");
+    assert_eq!(
+        records[0]["changes"][1],
+        json!({"op": "remove", "path": ""})
+    );
+
+    let denied = trail(&app, &writer, "action=denied").await;
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["target"], "DELETE /v1/jobs/export");
+    assert_eq!(denied[0]["actor"]["role"], "read");
+    assert_eq!(denied[0]["actor"]["name"], "dashboards");
+
+    // Filters and pages.
+    assert_eq!(
+        trail(&app, &writer, &format!("actor={writer_id}"))
+            .await
+            .len(),
+        7
+    );
+    assert_eq!(trail(&app, &writer, "action=job.paused").await.len(), 2);
+    let first = trail(&app, &writer, "limit=3").await;
+    let page = send(
+        &app,
+        Method::GET,
+        "/v1/audit?limit=3",
+        Some(&writer),
+        &[],
+        None,
+    )
+    .await
+    .json();
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next = trail(&app, &writer, &format!("limit=3&cursor={cursor}")).await;
+    // The first page: deleted, denied, the bulk pause; then the run.
+    assert_eq!(next[0]["id"], records[2]["id"], "{first:?} then {next:?}");
+    assert!(
+        trail(&app, &writer, "after=2999-01-01T00:00:00Z")
+            .await
+            .is_empty()
+    );
+    let bad = send(
+        &app,
+        Method::GET,
+        "/v1/audit?after=soon",
+        Some(&writer),
+        &[],
+        None,
+    )
+    .await;
+    assert!(bad.problem(422).starts_with("after:"), "{}", bad.text);
+    // The trail is the writers'.
+    let read = send(&app, Method::GET, "/v1/audit", Some(&reader), &[], None).await;
+    assert_eq!(read.status, 403);
+
+    // A timed pause's end is the system's change.
+    let again = as_writer(
+        Method::POST,
+        "/v1/jobs",
+        None,
+        Some(
+            json!({"id": "timed", "trigger": {"type": "interval", "every_s": 3600},
+                    "target": {"url": "https://example.com/hook"}}),
+        ),
+    )
+    .await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    let until = (chrono::Utc::now() + chrono::TimeDelta::seconds(2)).to_rfc3339();
+    let paused = as_writer(
+        Method::POST,
+        "/v1/jobs/timed/pause",
+        None,
+        Some(json!({"until": until})),
+    )
+    .await;
+    assert_eq!(paused.status, 200, "{}", paused.text);
+    let resumed: Vec<Value> = eventually(DEADLINE, "the timed pause ends", || async {
+        let records = trail(&app, &writer, "target=job/timed&actor=system").await;
+        (!records.is_empty()).then_some(records)
+    })
+    .await;
+    assert_eq!(actions(&resumed), ["job.resumed"]);
+    assert_eq!(resumed[0]["actor"], json!({"type": "system"}));
+    assert_eq!(resumed[0]["request_id"], Value::Null);
+
+    // The export: NDJSON, oldest first, every record, no secret.
+    let export = send(
+        &app,
+        Method::GET,
+        "/v1/audit/export",
+        Some(&writer),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(export.status, 200);
+    assert_eq!(export.content_type, "application/x-ndjson");
+    let lines: Vec<Value> = export
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Both refusals are there: the delete and the reader's look at the trail.
+    assert_eq!(lines.len(), 12, "{}", export.text);
+    assert_eq!(lines[0]["action"], "job.created");
+    assert_eq!(lines[8]["target"], "GET /v1/audit");
+    assert_eq!(lines[11]["action"], "job.resumed");
+    for secret in [PLANTED, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+        assert!(!export.text.contains(secret), "{}", export.text);
+    }
+}
+
+store_tests!(every_change_has_its_record_and_no_secret);
