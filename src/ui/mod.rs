@@ -7,6 +7,7 @@
 mod actions;
 mod agenda;
 mod alerts;
+mod audit;
 mod backfill;
 mod bulk;
 mod events;
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/alerts/{id}/ack", post(alerts::ack))
         .route("/ui/agenda", get(agenda::page))
         .route("/ui/events", get(events::page))
+        .route("/ui/audit", get(audit::page))
         .route("/ui/subscriptions", get(subscriptions::page))
         .route("/ui/tokens", get(tokens::page))
         .route(

@@ -340,6 +340,7 @@ pub async fn job(
                     a.button href={ (path) "/edit" } { "Edit" }
                     a.button href={ "/ui/new-job?from=" (id.as_str()) } { "Clone" }
                     a.button href={ (path) "/secret" } { "Show secret" }
+                    a.button href={ "/ui/audit?target=job%2F" (id.as_str()) } { "Audit trail" }
                     a.button.danger href={ (path) "/delete" } { "Delete…" }
                 }
             }

@@ -44,6 +44,9 @@ pub fn page(viewer: &Viewer, title: &str, live: Option<&str>, body: Markup) -> M
                         a href="/ui/agenda" { "Agenda" }
                         a href="/ui/events" { "Events" }
                         a href="/ui/subscriptions" { "Subscriptions" }
+                        @if viewer.role() >= crate::domain::auth::Role::Write {
+                            a href="/ui/audit" { "Audit" }
+                        }
                         @if viewer.role() == crate::domain::auth::Role::Root {
                             a href="/ui/tokens" { "Tokens" }
                         }

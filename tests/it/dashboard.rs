@@ -766,6 +766,45 @@ async fn a_person_pauses_and_deletes_the_jobs_a_label_picks(backend: Backend) {
     let left = app.get("/v1/jobs").await.json();
     assert_eq!(left["items"].as_array().unwrap().len(), 1);
     assert_eq!(left["items"][0]["id"], "site");
+
+    // The trail shows what the dashboard did, job by job.
+    browser.open(&app, "/ui/audit").await;
+    browser.wait_for_text("job.deleted").await;
+    let rows = browser
+        .client
+        .execute(
+            "return [...document.querySelectorAll('tr[data-audit]')].map(r => \
+             [...r.cells].slice(2, 4).map(c => c.textContent.trim()).join(' '))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        json!([
+            "job.deleted etl-b",
+            "job.deleted etl-a",
+            "job.paused etl-b",
+            "job.paused etl-a",
+            "job.created site",
+            "job.created etl-b",
+            "job.created etl-a"
+        ])
+    );
+    browser.screenshot("audit").await;
+    browser.open(&app, "/ui/jobs/site").await;
+    browser.wait_for_text("Audit trail").await;
+    browser.open(&app, "/ui/audit?target=job%2Fsite").await;
+    browser.wait_for_text("Audit trail of site").await;
+    let shown = browser
+        .client
+        .execute(
+            "return document.querySelectorAll('tr[data-audit]').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, json!(1));
 }
 
 /// The subscriptions, the event log and (for root) the tokens each have a
@@ -935,6 +974,7 @@ async fn every_page_in_light_and_dark_fits_a_phone() {
             "subscriptions",
         ),
         ("/ui/tokens".to_string(), "No tokens", "tokens"),
+        ("/ui/audit".to_string(), "job.created", "audit"),
     ];
     for (width, dark) in [(375, true), (375, false), (1280, true), (1280, false)] {
         let size = format!("--window-size={width},812");
