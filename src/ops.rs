@@ -202,6 +202,21 @@ impl Ops<'_> {
         Ok(outcome)
     }
 
+    /// Applies a bundle (§11.9): the plan, carried out unless `dry_run`.
+    pub async fn apply(
+        &self,
+        bundle: &crate::domain::bundle::Bundle,
+        prune_owner: Option<&str>,
+        dry_run: bool,
+    ) -> StoreResult<crate::domain::bundle::Plan> {
+        let plan = self
+            .store
+            .apply_bundle(self.tenant, bundle, prune_owner, dry_run, self.context())
+            .await?;
+        tracing::info!(tenant = %self.tenant, jobs = bundle.jobs.len(), created = plan.create.len(), updated = plan.update.len(), deleted = plan.delete.len(), unchanged = plan.unchanged.len(), prune_owner, dry_run, via = self.via.as_str(), "bundle applied");
+        Ok(plan)
+    }
+
     /// Deletes a job and its runs; false when there was none.
     pub async fn delete(&self, id: &JobId) -> StoreResult<bool> {
         let deleted = self.store.delete_job(self.tenant, id).await?;

@@ -76,6 +76,18 @@ fn is_calendar_import(request: &Request) -> bool {
         && path.ends_with("/import")
 }
 
+/// `POST /v1/apply` takes a YAML bundle too (§11.9): a content type no
+/// form can send, so a browser asks first across sites.
+fn is_yaml_apply(request: &Request) -> bool {
+    request.uri().path() == "/v1/apply"
+        && request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| super::bundles::is_yaml(&m.trim().to_ascii_lowercase()))
+}
+
 fn non_json_body(headers: &HeaderMap) -> bool {
     match headers.get(header::CONTENT_TYPE) {
         Some(value) => {
@@ -156,10 +168,14 @@ fn check(
         if non_json_body(headers)
             && !is_dashboard(request.uri().path())
             && !is_calendar_import(request)
+            && !is_yaml_apply(request)
         {
-            return Err(ApiError::UnsupportedMediaType(
-                "a request body must be JSON, with content-type: application/json".into(),
-            ));
+            let expected = if request.uri().path() == "/v1/apply" {
+                "a bundle must be JSON or YAML, with content-type: application/json or application/yaml"
+            } else {
+                "a request body must be JSON, with content-type: application/json"
+            };
+            return Err(ApiError::UnsupportedMediaType(expected.into()));
         }
     }
     Ok(())

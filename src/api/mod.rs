@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 mod backfills;
 mod bulk;
+mod bundles;
 mod calendars;
 pub mod error;
 mod events;
@@ -89,6 +90,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::list_all_runs))
         .routes(routes!(runs::get_run))
         .routes(routes!(runs::retry_run))
+        .routes(routes!(bundles::export))
+        .routes(routes!(bundles::apply))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::export_audit))
         .routes(routes!(events::list_events))

@@ -12,7 +12,6 @@ use super::auth::Role;
 use super::error::FieldError;
 use super::job::{Job, JobId, JobState};
 use super::lifecycle::JobChange;
-use super::target::{is_sensitive_header, masked_url};
 
 /// The header a client gives its reason for a change in.
 pub const REASON_HEADER: &str = "cronhook-reason";
@@ -183,27 +182,15 @@ pub fn reason(header: Option<&[u8]>) -> Result<Option<String>, FieldError> {
 /// A job as the trail shows it: its input form, state and pause, with
 /// sensitive header values and a URL's password redacted.
 pub fn job_document(job: &Job) -> Value {
-    let mut doc = serde_json::to_value(job.to_input()).unwrap_or(Value::Null);
+    let mut doc = super::bundle::redacted(job, |_| json!(REDACTED));
     if let Value::Object(map) = &mut doc {
-        for answer_only in ["paused", "next_run_at", "secret"] {
-            map.remove(answer_only);
-        }
+        map.remove("paused");
         map.insert("state".into(), json!(job.schedule.state().as_str()));
         if let Some(until) = job.pause.until {
             map.insert("paused_until".into(), json!(super::instant::format(&until)));
         }
         if let Some(reason) = &job.pause.reason {
             map.insert("pause_reason".into(), json!(reason));
-        }
-    }
-    if let Some(target) = &job.definition.target {
-        doc["target"]["url"] = json!(masked_url(&target.url));
-        if let Some(Value::Object(headers)) = doc["target"].get_mut("headers") {
-            for (name, value) in headers.iter_mut() {
-                if is_sensitive_header(name) {
-                    *value = json!(REDACTED);
-                }
-            }
         }
     }
     doc

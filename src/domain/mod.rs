@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod backfill;
 pub mod bulk;
+pub mod bundle;
 pub mod calendar;
 pub mod error;
 pub mod event;

@@ -292,6 +292,9 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
     ) -> StoreResult<u64>;
     // Calendars (§11.4).
 
+    /// Takes the tenant's apply lock for the rest of `tx`: one apply at a
+    /// time per tenant (§11.9).
+    async fn lock_applies(&self, tx: &mut Self::Tx, tenant: &Tenant) -> StoreResult<()>;
     /// Takes the tenant's calendar lock for the rest of `tx`: shared, or
     /// exclusive (SQLite's one writer at a time is already exclusive).
     async fn lock_calendars(

@@ -11,6 +11,7 @@
 //! locks and writes what they answer.
 
 pub mod alerts;
+pub mod apply;
 pub mod bulk;
 mod calendars;
 mod dialect;
@@ -684,6 +685,18 @@ pub trait Store: Send + Sync + 'static {
     async fn resume_timed_pauses(&self) -> StoreResult<u64>;
     /// One action on every job `request`'s selector picks, all or nothing
     /// (§11.9); a dry run writes nothing.
+    /// Makes the tenant's jobs what `bundle` says (§11.9), all or nothing
+    /// under the tenant's apply lock; with `prune_owner`, deletes that
+    /// owner's jobs the bundle lacks. A dry run writes nothing.
+    async fn apply_bundle(
+        &self,
+        tenant: &Tenant,
+        bundle: &crate::domain::bundle::Bundle,
+        prune_owner: Option<&str>,
+        dry_run: bool,
+        ctx: ParseContext,
+    ) -> StoreResult<crate::domain::bundle::Plan>;
+
     async fn bulk_jobs(
         &self,
         tenant: &Tenant,

@@ -734,6 +734,14 @@ impl Dialect for PgDialect {
         Ok(())
     }
 
+    async fn lock_applies(&self, tx: &mut Self::Tx, tenant: &Tenant) -> StoreResult<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('cronhook apply ' || $1, 0))")
+            .bind(tenant.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     async fn alerting_jobs(
         &self,
         tx: &mut Self::Tx,

@@ -410,6 +410,11 @@ impl Dialect for SqliteDialect {
         Ok(())
     }
 
+    /// Writers take turns already (`BEGIN IMMEDIATE`).
+    async fn lock_applies(&self, _: &mut Self::Tx, _: &Tenant) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn alerting_jobs(
         &self,
         tx: &mut Self::Tx,

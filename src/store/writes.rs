@@ -1189,6 +1189,18 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.bulk_inner(tenant, request, ctx).await
     }
 
+    async fn apply_bundle(
+        &self,
+        tenant: &Tenant,
+        bundle: &crate::domain::bundle::Bundle,
+        prune_owner: Option<&str>,
+        dry_run: bool,
+        ctx: ParseContext,
+    ) -> StoreResult<crate::domain::bundle::Plan> {
+        self.apply_inner(tenant, bundle, prune_owner, dry_run, ctx)
+            .await
+    }
+
     async fn resume_timed_pauses(&self) -> StoreResult<u64> {
         self.resume_timed_pauses_inner().await
     }

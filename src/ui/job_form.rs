@@ -276,35 +276,9 @@ fn restore(doc: &mut Value, source: Option<&Target>) -> Result<(), FieldError> {
     let Some(target) = doc.get_mut("target").and_then(Value::as_object_mut) else {
         return Ok(());
     };
-    if let (Some(stored), Some(Value::String(url))) = (source, target.get("url"))
-        && stored.url.password().is_some()
-        && *url == masked_url(&stored.url)
-    {
-        target.insert("url".into(), json!(stored.url.to_string()));
-    }
-    if let Some(Value::Object(headers)) = target.get_mut("headers") {
-        for (name, value) in headers.iter_mut() {
-            if value != KEPT {
-                continue;
-            }
-            let kept = source.and_then(|t| {
-                t.headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.clone())
-            });
-            match kept {
-                Some(kept) => *value = json!(kept),
-                None => {
-                    return Err(FieldError::new(
-                        format!("target.headers.{name}"),
-                        "give its value: the job has none to keep",
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
+    crate::domain::bundle::keep_stored(target, source, |name, value| {
+        (value == KEPT).then(|| Ok(name.to_string()))
+    })
 }
 
 /// What the form is for: a new job, or the job it edits.

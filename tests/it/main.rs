@@ -11,6 +11,7 @@ mod alerts;
 mod api_jobs;
 mod api_runs;
 mod api_triggers;
+mod apply;
 mod attack;
 mod audit;
 mod auth;
