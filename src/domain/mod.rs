@@ -8,6 +8,7 @@ pub mod backfill;
 pub mod bulk;
 pub mod bundle;
 pub mod calendar;
+pub mod crontab;
 pub mod error;
 pub mod event;
 pub mod fair_share;
