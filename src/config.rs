@@ -41,6 +41,40 @@ pub enum Command {
     Token(TokenCommand),
     /// Print a new random encryption key for CRONHOOK_ENCRYPTION_KEY.
     Keygen,
+    /// List, show, create, pause, resume, run and delete jobs on a running
+    /// service (CRONHOOK_URL, CRONHOOK_TOKEN).
+    #[command(subcommand)]
+    Jobs(crate::cli::JobsCommand),
+    /// Make the service's jobs what a bundle file says (`-` reads stdin);
+    /// prints the plan.
+    Apply {
+        #[arg(short = 'f', long)]
+        file: String,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete this owner's jobs (label cronhook.io/owner) the bundle
+        /// lacks.
+        #[arg(long)]
+        prune_owner: Option<String>,
+        #[command(flatten)]
+        shown: crate::cli::Shown,
+        #[command(flatten)]
+        remote: crate::cli::Remote,
+    },
+    /// Print the service's jobs as a bundle (no secrets), for `apply`.
+    Export {
+        /// Only the jobs this label selector picks.
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        #[arg(long, value_enum, default_value_t = crate::cli::BundleFormat::Yaml)]
+        format: crate::cli::BundleFormat,
+        #[command(flatten)]
+        remote: crate::cli::Remote,
+    },
+    /// Translate another scheduler's jobs into a bundle for `apply`.
+    #[command(subcommand)]
+    Import(crate::cli::ImportCommand),
     /// Ask the service listening on --listen whether it is ready (`GET
     /// /readyz`, its store answering): exit 0 if so, 1 if not. For a
     /// container's HEALTHCHECK, which has no curl to call.

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use cronhook::cli::{self, Operator};
 use cronhook::config::{Cli, Command, Config, ListenAddr, StoreArgs, TokenCommand};
 use cronhook::domain::auth::{self, Tenant};
 use cronhook::domain::sealing::SealingKey;
@@ -20,6 +21,13 @@ async fn main() -> ExitCode {
         Some(other) => (Some(other), cli.config),
     };
     telemetry::init(config.log_format, command.is_some());
+    // An operator's command says its failure once, on stderr, as a CLI does.
+    let operator = matches!(
+        command,
+        Some(
+            Command::Jobs(_) | Command::Apply { .. } | Command::Export { .. } | Command::Import(_)
+        )
+    );
     let result = match command {
         None | Some(Command::Serve(_)) => serve(config).await,
         Some(Command::Migrate(store)) => migrate(&store).await,
@@ -30,11 +38,43 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Healthcheck { listen }) => healthcheck(&listen).await,
+        Some(Command::Jobs(command)) => cli::run(Operator::Jobs(command)).await,
+        Some(Command::Apply {
+            file,
+            dry_run,
+            prune_owner,
+            shown,
+            remote,
+        }) => {
+            cli::run(Operator::Apply {
+                file,
+                dry_run,
+                prune_owner,
+                shown,
+                remote,
+            })
+            .await
+        }
+        Some(Command::Export {
+            selector,
+            format,
+            remote,
+        }) => {
+            cli::run(Operator::Export {
+                selector,
+                format,
+                remote,
+            })
+            .await
+        }
+        Some(Command::Import(command)) => cli::run(Operator::Import(command)).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "cronhook failed");
+            if !operator {
+                tracing::error!(error = format!("{e:#}"), "cronhook failed");
+            }
             eprintln!("cronhook: {e:#}");
             ExitCode::FAILURE
         }
