@@ -12,6 +12,7 @@ use std::io::Read;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
+use crate::domain::apscheduler::{self, ApsOptions};
 use crate::domain::crontab::{self, ImportOptions};
 pub use client::Client;
 use output::Output;
@@ -132,6 +133,22 @@ pub enum ImportCommand {
         #[arg(long, value_enum, default_value_t = BundleFormat::Yaml)]
         format: BundleFormat,
     },
+    /// Translate APScheduler 3's jobs (the JSON the README's snippet
+    /// writes from `scheduler.get_jobs()`) into a bundle of webhook jobs
+    /// on stdout; each job that makes none is reported on stderr.
+    Apscheduler {
+        /// The snippet's JSON file; `-` reads stdin.
+        file: String,
+        /// Where each job's work now answers; `{id}` is the job's id
+        /// (`https://worker.example.com/jobs/{id}`).
+        #[arg(long)]
+        url_template: String,
+        /// Label the jobs `cronhook.io/owner=<OWNER>`.
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long, value_enum, default_value_t = BundleFormat::Yaml)]
+        format: BundleFormat,
+    },
 }
 
 /// The commands that talk to a service, or translate for one.
@@ -209,21 +226,43 @@ pub async fn run(command: Operator) -> anyhow::Result<()> {
             let text = read(&file)?;
             let options = ImportOptions { timezone, owner };
             let imported = crontab::import(&text, &options, chrono::Utc::now());
-            for line in &imported.unmapped {
-                eprintln!(
-                    "line {}: not mapped: {}: {}",
-                    line.line, line.why, line.text
-                );
-            }
-            let jobs = imported.bundle["jobs"].as_array().map_or(0, Vec::len);
-            eprintln!(
-                "{jobs} jobs made from {file}, {} lines not mapped",
-                imported.unmapped.len()
-            );
+            report(&imported, &file, "line");
+            print!("{}", output::bundle_text(&imported.bundle, format)?);
+            Ok(())
+        }
+        Operator::Import(ImportCommand::Apscheduler {
+            file,
+            url_template,
+            owner,
+            format,
+        }) => {
+            let text = read(&file)?;
+            let options = ApsOptions {
+                url_template,
+                owner,
+            };
+            let imported = apscheduler::import(&text, &options, chrono::Utc::now())
+                .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+            report(&imported, &file, "job");
             print!("{}", output::bundle_text(&imported.bundle, format)?);
             Ok(())
         }
     }
+}
+
+/// What an import left out, by `unit` (`line 3`, `job 2`), on stderr.
+fn report(imported: &crontab::Imported, file: &str, unit: &str) {
+    for left in &imported.unmapped {
+        eprintln!(
+            "{unit} {}: not mapped: {}: {}",
+            left.line, left.why, left.text
+        );
+    }
+    let jobs = imported.bundle["jobs"].as_array().map_or(0, Vec::len);
+    eprintln!(
+        "{jobs} jobs made from {file}, {} {unit}s not mapped",
+        imported.unmapped.len()
+    );
 }
 
 async fn jobs(command: JobsCommand) -> anyhow::Result<()> {

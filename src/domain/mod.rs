@@ -2,6 +2,7 @@
 
 pub mod agenda;
 pub mod alert;
+pub mod apscheduler;
 pub mod audit;
 pub mod auth;
 pub mod backfill;

@@ -197,4 +197,132 @@ async fn an_operator_imports_a_crontab_and_runs_jobs_from_the_command_line(backe
     assert!(stderr(&anonymous).contains("401"), "{}", stderr(&anonymous));
 }
 
-store_tests!(an_operator_imports_a_crontab_and_runs_jobs_from_the_command_line);
+/// The README's snippet that writes APScheduler's jobs as JSON.
+fn readme_snippet() -> String {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("```python\nimport json\njson.dump(")
+        .expect("the README has the APScheduler snippet");
+    let body = &readme[start + "```python\n".len()..];
+    body[..body.find("```").unwrap()].to_string()
+}
+
+/// APScheduler 3.11 itself, from PyPI (scripts/test installs it).
+fn apscheduler_python() -> std::path::PathBuf {
+    let venv = std::env::var_os("CRONHOOK_APSCHEDULER_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/apscheduler-venv")
+        });
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run the tests with `bash scripts/test`, which installs \
+         tests/apscheduler/requirements.txt there",
+        python.display()
+    );
+    python
+}
+
+async fn an_apscheduler_program_s_jobs_move_with_their_policies(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    let root = app.make_token(Role::Root, "default").await;
+    app.token = Some(root.clone());
+    let dir = common::temp_dir("cronhook-aps");
+    let program = format!(
+        r#"
+from apscheduler.schedulers.background import BackgroundScheduler
+def send_report(): pass
+def sync(): pass
+scheduler = BackgroundScheduler(timezone="UTC")
+scheduler.add_job(send_report, "cron", hour="*/4", id="report", misfire_grace_time=900,
+                  coalesce=True, max_instances=2, timezone="Europe/Berlin")
+scheduler.add_job(sync, "interval", minutes=30, id="sync", coalesce=False)
+scheduler.add_job(sync, "cron", day_of_week="0-4", hour=9, minute=30, id="weekdays")
+scheduler.add_job(sync, "cron", day="3rd fri", id="third-friday")
+scheduler.add_job(sync, "cron", day="last", id="month-end")
+scheduler.add_job(sync, "date", run_date="2030-01-01 10:00:00", id="once")
+scheduler.add_job(sync, "cron", week="1", id="first-week")
+scheduler.start(paused=True)
+scheduler.pause_job("month-end")
+{snippet}
+scheduler.shutdown()
+"#,
+        snippet = readme_snippet()
+    );
+    let python = apscheduler_python();
+    let written = std::process::Command::new(python)
+        .arg("-c")
+        .arg(&program)
+        .current_dir(&dir)
+        .output()
+        .expect("python runs");
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    let jobs_json = dir.join("jobs.json");
+
+    let imported = cronhook(
+        &app,
+        &root,
+        &[
+            "import",
+            "apscheduler",
+            jobs_json.to_str().unwrap(),
+            "--url-template",
+            "https://worker.example.com/jobs/{id}",
+            "--owner",
+            "billing",
+        ],
+        None,
+    )
+    .await;
+    let bundle = ok(&imported);
+    let report = stderr(&imported);
+    assert!(report.contains("not mapped: week:"), "{report}");
+    assert!(report.contains("6 jobs made"), "{report}");
+    ok(&cronhook(
+        &app,
+        &root,
+        &["apply", "-f", "-", "--prune-owner", "billing"],
+        Some(&bundle),
+    )
+    .await);
+
+    let job = |id: &'static str| {
+        let app = &app;
+        async move { app.get(&format!("/v1/jobs/{id}")).await.json() }
+    };
+    let report = job("report").await;
+    assert_eq!(report["trigger"]["expr"], "0 */4 * * *");
+    assert_eq!(report["trigger"]["timezone"], "Europe/Berlin");
+    assert_eq!(report["misfire_grace_s"], 900);
+    assert_eq!(report["max_instances"], 2);
+    assert_eq!(
+        report["target"]["url"],
+        "https://worker.example.com/jobs/report"
+    );
+    assert_eq!(report["labels"]["cronhook.io/owner"], "billing");
+    let sync = job("sync").await;
+    assert_eq!(sync["trigger"]["every_s"], 1800);
+    assert_eq!(sync["coalesce"], false);
+    assert_eq!(job("weekdays").await["trigger"]["expr"], "30 9 * * mon-fri");
+    assert_eq!(
+        job("third-friday").await["trigger"]["expr"],
+        "0 0 * * fri#3"
+    );
+    let month_end = job("month-end").await;
+    assert_eq!(month_end["trigger"]["expr"], "0 0 L * *");
+    assert_eq!(month_end["state"], "paused");
+    let once = job("once").await;
+    assert_eq!(once["trigger"]["run_at"], "2030-01-01T10:00:00Z");
+    assert_eq!(once["next_run_at"], "2030-01-01T10:00:00Z");
+    assert_eq!(app.get("/v1/jobs/first-week").await.status, 404);
+}
+
+store_tests!(
+    an_operator_imports_a_crontab_and_runs_jobs_from_the_command_line,
+    an_apscheduler_program_s_jobs_move_with_their_policies,
+);
