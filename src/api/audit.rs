@@ -128,11 +128,14 @@ pub struct AuditPage {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only records of this target: `job/{id}`.
+    #[param(pattern = "^[^\\u0000]*$", max_length = 500)]
     target: Option<String>,
     /// Only records of this actor: a token's id, or `system`, `open`,
     /// `anonymous`.
+    #[param(pattern = "^[^\\u0000]*$", max_length = 500)]
     actor: Option<String>,
     /// Only records of this action (`job.paused`, `denied`, …).
+    #[param(pattern = "^[^\\u0000]*$", max_length = 500)]
     action: Option<String>,
     /// Only records made at or after this instant (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
@@ -143,6 +146,21 @@ pub struct AuditQuery {
     /// Page size (default 50, at most 500).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+}
+
+/// A filter's text: at most 500 characters, no NUL (PostgreSQL holds
+/// none, so no record has one).
+fn text_param(value: Option<String>, field: &str) -> Result<Option<String>, FieldError> {
+    match value {
+        Some(v) if v.contains('\0') => Err(FieldError::new(
+            field,
+            "must not contain a NUL character (\\u0000)",
+        )),
+        Some(v) if v.chars().count() > 500 => {
+            Err(FieldError::new(field, "must be at most 500 characters"))
+        }
+        other => Ok(other),
+    }
 }
 
 impl AuditQuery {
@@ -165,9 +183,9 @@ impl AuditQuery {
             Some(text) => super::pagination::limit(Some(text))?,
         };
         Ok(AuditFilter {
-            target: self.target,
-            actor: self.actor,
-            action: self.action,
+            target: text_param(self.target, "target")?,
+            actor: text_param(self.actor, "actor")?,
+            action: text_param(self.action, "action")?,
             after,
             cursor,
             limit,
@@ -217,6 +235,17 @@ pub async fn export_audit(
     let mut filter = query.filter(true)?;
     filter.limit = EXPORT_PAGE;
     filter.cursor = None;
+    // A probe before the answer starts: the store failing is then a
+    // status, not a broken stream.
+    app.store
+        .list_audit(
+            &caller.tenant,
+            &AuditFilter {
+                limit: 1,
+                ..filter.clone()
+            },
+        )
+        .await?;
     let store = app.store.clone();
     let tenant = caller.tenant.clone();
     // Page by page, so a year's trail is never held at once.

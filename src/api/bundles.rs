@@ -3,7 +3,6 @@
 //! bundle says, with a plan first when asked (`dry_run`).
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Writer;
 use super::error::{ApiError, Problem};
-use super::extract::ApiQuery;
+use super::extract::{ApiBytes, ApiQuery};
 use crate::domain::bundle::{self, Bundle, MAX_BUNDLE_JOBS, Plan};
 use crate::domain::error::FieldError;
 use crate::domain::labels;
@@ -153,8 +152,8 @@ pub struct BundleBody {
     #[schema(pattern = "^Bundle$", example = "Bundle")]
     kind: String,
     /// Jobs in the form `PUT /v1/jobs/{id}` takes, each with its `id`;
-    /// none when absent.
-    #[schema(value_type = Option<Vec<Object>>, max_items = 10000)]
+    /// none when absent; at most 10,000.
+    #[schema(value_type = Option<Vec<Object>>)]
     jobs: Option<Vec<Value>>,
 }
 
@@ -184,7 +183,7 @@ pub async fn apply(
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<ApplyQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<Plan>, ApiError> {
     let dry_run = match query.dry_run.as_deref() {
         None | Some("false") => false,
@@ -229,6 +228,7 @@ pub async fn apply(
             ));
         }
     };
+    super::extract::no_nul(&doc)?;
     let bundle = Bundle::parse(&doc)?;
     let plan = app
         .ops(&caller.tenant, Via::Api)

@@ -3,7 +3,6 @@
 //! (an iCalendar file's all-day events).
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
@@ -230,7 +229,7 @@ pub async fn import_calendar(
     State(app): State<AppState>,
     Path(raw): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    super::extract::ApiBytes(body): super::extract::ApiBytes,
 ) -> Result<Json<ImportView>, ApiError> {
     let is_ics = is_icalendar(&headers);
     if !is_ics {

@@ -73,6 +73,37 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     }
 }
 
+/// A raw body (a YAML bundle, an iCalendar file): too large is a 413
+/// problem, as for JSON.
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(body_error)
+    }
+}
+
+/// A value read from a body that is not JSON, checked as [`parse_json`]
+/// checks JSON's: no string or key in it may hold a NUL character.
+pub fn no_nul(value: &serde_json::Value) -> Result<(), ApiError> {
+    match nul_at(value, String::new()) {
+        None => Ok(()),
+        Some(path) => {
+            let field = if path.is_empty() {
+                "body".to_string()
+            } else {
+                path
+            };
+            Err(FieldError::new(field, "must not contain a NUL character (\\u0000)").into())
+        }
+    }
+}
+
 fn body_error(e: BytesRejection) -> ApiError {
     match e {
         BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {

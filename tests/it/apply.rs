@@ -287,6 +287,18 @@ async fn a_bad_bundle_is_refused_whole_and_says_where(backend: Backend) {
         ),
         "{refused}"
     );
+    let nul = "{\"apiVersion\": \"cronhook/v1\", \"kind\": \"Bundle\", \"jobs\": [{\"id\": \"a\", \"name\": \"x\\u0000\"}]}";
+    let refused = apply(&app, "", "application/json", nul).await.problem(422);
+    assert!(
+        refused.starts_with("jobs[0].name: must not contain a NUL"),
+        "{refused}"
+    );
+    let huge = format!(
+        "apiVersion: cronhook/v1\nkind: Bundle\n# {}\n",
+        "x".repeat(2 << 20)
+    );
+    let refused = apply(&app, "", yaml, &huge).await.problem(413);
+    assert!(refused.contains("larger than"), "{refused}");
     let refused = app.get("/v1/export?format=toml").await.problem(422);
     assert!(refused.starts_with("format:"), "{refused}");
 }

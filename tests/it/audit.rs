@@ -241,6 +241,21 @@ async fn every_change_has_its_record_and_no_secret(backend: Backend) {
     )
     .await;
     assert!(bad.problem(422).starts_with("after:"), "{}", bad.text);
+    let nul = send(
+        &app,
+        Method::GET,
+        "/v1/audit/export?actor=a%00b",
+        Some(&writer),
+        &[],
+        None,
+    )
+    .await;
+    assert!(
+        nul.problem(422)
+            .starts_with("actor: must not contain a NUL"),
+        "{}",
+        nul.text
+    );
     // The trail is the writers'.
     let read = send(&app, Method::GET, "/v1/audit", Some(&reader), &[], None).await;
     assert_eq!(read.status, 403);
