@@ -282,6 +282,7 @@ impl Ops<'_> {
                             search: None,
                             selector: selector.clone(),
                             after: after.clone(),
+                            ids: None,
                             limit: AGENDA_PAGE,
                         },
                     )

@@ -210,6 +210,7 @@ pub async fn list_jobs(
         search: search_text(query.q.as_deref())?,
         selector: crate::domain::labels::selector_param(query.selector.as_deref())?,
         after: job_cursor(query.cursor.as_deref())?,
+        ids: None,
         limit: limit(query.limit.as_deref())?,
     };
     let (jobs, more) = app.ops(&caller.tenant, Via::Api).jobs_page(filter).await?;

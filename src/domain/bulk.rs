@@ -45,6 +45,8 @@ impl BulkAction {
 pub struct BulkRequest {
     pub action: BulkAction,
     pub selector: Selector,
+    /// Only these jobs (the dashboard's selection), instead of a selector.
+    pub ids: Option<Vec<crate::domain::job::JobId>>,
     /// Answer what it would do, and write nothing.
     pub dry_run: bool,
     /// A delete's count of the jobs it expects to delete.
@@ -59,6 +61,11 @@ pub struct BulkInput {
     /// string picks every job of the tenant.
     #[schema(example = "team=data,env!=dev")]
     pub selector: Option<String>,
+    /// The jobs to act on, by id, instead of a selector (at most 10,000);
+    /// an id no job has is left out of `matched`.
+    #[serde(default)]
+    #[schema(max_items = 10000)]
+    pub ids: Option<Vec<String>>,
     /// Answer what the action would do, and change nothing.
     #[serde(default)]
     pub dry_run: Option<bool>,
@@ -92,10 +99,22 @@ impl BulkInput {
         action: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<BulkRequest, FieldError> {
-        let selector = self
-            .selector
-            .ok_or_else(|| FieldError::new("selector", "is required (\"\" picks every job)"))?;
-        let selector = crate::domain::labels::selector_param(Some(&selector))?;
+        let (selector, ids) = match (self.selector, self.ids) {
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new("ids", "give a selector or ids, not both"));
+            }
+            (None, None) => {
+                return Err(FieldError::new(
+                    "selector",
+                    "is required (\"\" picks every job), or ids",
+                ));
+            }
+            (Some(selector), None) => (
+                crate::domain::labels::selector_param(Some(&selector))?,
+                None,
+            ),
+            (None, Some(ids)) => (Selector::default(), Some(job_ids(&ids)?)),
+        };
         if !["pause", "resume", "run", "patch", "delete"].contains(&action) {
             return Err(FieldError::new(
                 "action",
@@ -136,10 +155,36 @@ impl BulkInput {
         Ok(BulkRequest {
             action,
             selector,
+            ids,
             dry_run: self.dry_run.unwrap_or(false),
             confirm: self.confirm,
         })
     }
+}
+
+/// The jobs `ids` name: each an id, none twice, at most [`MAX_BULK_JOBS`].
+fn job_ids(ids: &[String]) -> Result<Vec<crate::domain::job::JobId>, FieldError> {
+    if ids.is_empty() {
+        return Err(FieldError::new("ids", "must name at least one job"));
+    }
+    if ids.len() > MAX_BULK_JOBS {
+        return Err(FieldError::new(
+            "ids",
+            format!(
+                "names {} jobs; a bulk action takes at most {MAX_BULK_JOBS}",
+                ids.len()
+            ),
+        ));
+    }
+    let mut parsed: Vec<crate::domain::job::JobId> = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let id = crate::domain::job::JobId::parse(id)
+            .map_err(|m| FieldError::new(format!("ids[{i}]"), m))?;
+        parsed.push(id);
+    }
+    parsed.sort();
+    parsed.dedup();
+    Ok(parsed)
 }
 
 /// One job's part.
@@ -285,6 +330,7 @@ mod tests {
         BulkRequest {
             action,
             selector: Selector::parse("team=data").unwrap(),
+            ids: None,
             dry_run,
             confirm,
         }
@@ -384,7 +430,15 @@ mod tests {
             .parse("resume", ctx().now)
             .unwrap();
         assert!(all.selector.requirements().is_empty());
+        let picked = input(json!({"ids": ["b", "a", "b"]}))
+            .parse("run", ctx().now)
+            .unwrap();
+        let ids: Vec<&str> = picked.ids.iter().flatten().map(|id| id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
         for (body, action, field) in [
+            (json!({"selector": "", "ids": ["a"]}), "pause", "ids"),
+            (json!({"ids": []}), "pause", "ids"),
+            (json!({"ids": ["a", "no spaces"]}), "pause", "ids[1]"),
             (json!({}), "pause", "selector"),
             (json!({"selector": "team in gold"}), "pause", "selector"),
             (json!({"selector": ""}), "patch", "patch"),

@@ -45,6 +45,7 @@ impl<D: Dialect> SqlStore<D> {
         let mut tx = self.db.begin().await?;
         let filter = JobFilter {
             selector: request.selector.clone(),
+            ids: request.ids.clone(),
             limit: MAX_BULK_JOBS as u32 + 1,
             ..Default::default()
         };

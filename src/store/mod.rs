@@ -130,6 +130,8 @@ pub struct JobFilter {
     pub search: Option<String>,
     /// Only jobs whose labels it selects (§11.9).
     pub selector: crate::domain::labels::Selector,
+    /// Only these jobs (a bulk action's `ids`, §11.9).
+    pub ids: Option<Vec<JobId>>,
     /// Only ids greater than this (the cursor).
     pub after: Option<JobId>,
     pub limit: u32,

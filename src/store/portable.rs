@@ -263,6 +263,14 @@ macro_rules! portable_statements {
                     }
                 }
             }
+            if let Some(ids) = &filter.ids {
+                query.push(" AND j.id IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(id.as_str().to_string());
+                }
+                query.push(")");
+            }
             if let Some(after) = &filter.after {
                 query
                     .push(" AND j.id > ")

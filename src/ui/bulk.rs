@@ -1,14 +1,14 @@
 //! The dashboard's bulk actions (DESIGN.md §11.9): the jobs a label filter
-//! shows, paused, resumed, run or deleted together through the API's one
-//! operation (`Ops::bulk`), all or nothing. A delete is shown first as a
+//! shows, or those ticked in the list, paused, resumed, run or deleted
+//! together through the API's one operation (`Ops::bulk`), all or nothing. A delete is shown first as a
 //! dry run listing the jobs, and carried out only with that count.
 
-use axum::extract::{Form, State};
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use maud::{Markup, html};
-use serde::Deserialize;
 
 use super::render::csrf_field;
 use super::session::{UiError, Viewer};
@@ -16,13 +16,59 @@ use crate::domain::bulk::BulkInput;
 use crate::ops::Via;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+/// The id of the form the job list's checkboxes belong to.
+pub const SELECTED_FORM: &str = "selected-jobs";
+
+/// What `POST /ui/bulk` sends: the jobs a label filter picks, or the jobs
+/// ticked in the list (`ids`, repeated), and the action.
+#[derive(Debug, Default)]
 pub struct BulkForm {
     csrf: String,
-    selector: String,
+    selector: Option<String>,
+    ids: Vec<String>,
     action: String,
     /// A delete's count, from the dry run's page.
     confirm: Option<u64>,
+}
+
+impl BulkForm {
+    /// Reads a form body; `ids` comes once per ticked job, which a
+    /// struct's form decoding cannot hold.
+    fn read(body: &[u8]) -> Result<Self, UiError> {
+        let mut form = Self::default();
+        for (key, value) in url::form_urlencoded::parse(body) {
+            match key.as_ref() {
+                "csrf" => form.csrf = value.into_owned(),
+                "selector" => form.selector = Some(value.into_owned()),
+                "ids" => form.ids.push(value.into_owned()),
+                "action" => form.action = value.into_owned(),
+                "confirm" => {
+                    form.confirm = Some(value.parse().map_err(|_| {
+                        UiError::Page(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            format!("confirm: {value:?} is not a count"),
+                        )
+                    })?);
+                }
+                _ => {}
+            }
+        }
+        Ok(form)
+    }
+}
+
+/// The buttons over the job list: each acts on the jobs ticked in it.
+pub fn selected_buttons(viewer: &Viewer) -> Markup {
+    html! {
+        form.bulk #(SELECTED_FORM) method="post" action="/ui/bulk" aria-label="Act on the selected jobs" {
+            (csrf_field(viewer))
+            span.hint { "Selected jobs: " }
+            @for (action, label) in [("pause", "Pause selected"), ("resume", "Resume selected"), ("run", "Run selected"), ("delete", "Delete selected…")] {
+                button type="submit" name="action" value=(action) class=[(action == "delete").then_some("danger")] { (label) }
+                " "
+            }
+        }
+    }
 }
 
 /// The buttons under a label filter: each acts on every job it picks.
@@ -44,19 +90,28 @@ pub fn buttons(viewer: &Viewer, selector: &str) -> Markup {
 pub async fn post(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<BulkForm>,
+    body: Bytes,
 ) -> Result<Response, UiError> {
+    let form = BulkForm::read(&body)?;
     let viewer = Viewer::write(&app, &headers, &form.csrf).await?;
-    if form.selector.trim().is_empty() {
-        return Err(UiError::Page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "selector: the dashboard acts only on jobs a label filter picks".into(),
-        ));
-    }
-    let input = BulkInput {
-        selector: Some(form.selector.clone()),
-        confirm: form.confirm,
-        ..BulkInput::default()
+    let selector = form.selector.clone().filter(|s| !s.trim().is_empty());
+    let input = match (&selector, form.ids.is_empty()) {
+        (Some(selector), _) => BulkInput {
+            selector: Some(selector.clone()),
+            confirm: form.confirm,
+            ..BulkInput::default()
+        },
+        (None, false) => BulkInput {
+            ids: Some(form.ids.clone()),
+            confirm: form.confirm,
+            ..BulkInput::default()
+        },
+        (None, true) => {
+            return Err(UiError::Page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ids: tick the jobs to act on, or filter by labels".into(),
+            ));
+        }
     };
     let mut request = input
         .parse(&form.action, Utc::now())
@@ -67,14 +122,24 @@ pub async fn post(
         .ops(&viewer.caller.tenant, Via::Dashboard)
         .bulk(&request)
         .await?;
-    let back = super::pages::jobs_selected_by(&form.selector);
+    let (title, back) = match &selector {
+        Some(selector) => (
+            html! { "Jobs labelled " code { (selector) } },
+            super::pages::jobs_selected_by(selector),
+        ),
+        None => (html! { "Selected jobs" }, "/ui".to_string()),
+    };
     let body = html! {
-        h1 { "Jobs labelled " code { (form.selector) } }
+        h1 { (title) }
         @if asking {
             p { "Delete these " (outcome.matched) " jobs and their runs?" }
             form method="post" action="/ui/bulk" {
                 (csrf_field(&viewer))
-                input type="hidden" name="selector" value=(form.selector);
+                @if let Some(selector) = &selector {
+                    input type="hidden" name="selector" value=(selector);
+                } @else {
+                    @for id in &outcome.job_ids { input type="hidden" name="ids" value=(id); }
+                }
                 input type="hidden" name="confirm" value=(outcome.matched);
                 button.danger type="submit" name="action" value="delete" { "Delete " (outcome.matched) " jobs" }
             }

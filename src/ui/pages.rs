@@ -106,6 +106,7 @@ pub async fn jobs(
         search: search.clone(),
         selector: selector.clone(),
         after,
+        ids: None,
         limit: JOBS_PER_PAGE,
     };
     let (jobs, more) = app
@@ -155,6 +156,9 @@ pub async fn jobs(
         @if viewer.can_write() && !selector.requirements().is_empty() && !jobs.is_empty() {
             (super::bulk::buttons(&viewer, &selector.to_string()))
         }
+        @if viewer.can_write() && !jobs.is_empty() {
+            (super::bulk::selected_buttons(&viewer))
+        }
         div #live {
             @if jobs.is_empty() {
                 p.empty { "No jobs" @if state.is_some() || search.is_some() || !selector.requirements().is_empty() { " match" } "." }
@@ -162,11 +166,12 @@ pub async fn jobs(
                 div.table-wrap {
                     table.jobs {
                         thead { tr {
+                            @if viewer.can_write() { th scope="col" { span.visually-hidden { "Select" } } }
                             th scope="col" { "Job" } th scope="col" { "Trigger" } th scope="col" { "State" }
                             th scope="col" { "Next run" } th scope="col" { "Last run" }
                         } }
                         tbody {
-                            @for job in &jobs { (job_row(job, &alerting)) }
+                            @for job in &jobs { (job_row(job, &alerting, viewer.can_write())) }
                         }
                     }
                 }
@@ -210,11 +215,17 @@ fn label_link(key: &str, value: &str) -> Markup {
     html! { a.label href=(jobs_selected_by(&pair)) title={ "jobs labelled " (pair) } { (pair) } }
 }
 
-fn job_row(job: &Job, alerting: &[crate::store::alerts::AlertRecord]) -> Markup {
+fn job_row(job: &Job, alerting: &[crate::store::alerts::AlertRecord], selectable: bool) -> Markup {
     let tz = job.definition.trigger.timezone();
     let state = job.schedule.state();
     html! {
         tr data-job=(job.id.as_str()) {
+            @if selectable {
+                td.pick {
+                    input type="checkbox" name="ids" value=(job.id.as_str()) form=(super::bulk::SELECTED_FORM)
+                        aria-label={ "Select " (job.id.as_str()) };
+                }
+            }
             td {
                 a href={ "/ui/jobs/" (job.id.as_str()) } { (job.id.as_str()) }
                 @for a in alerting.iter().filter(|a| a.job_id == job.id.as_str()) {

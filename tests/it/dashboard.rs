@@ -805,6 +805,38 @@ async fn a_person_pauses_and_deletes_the_jobs_a_label_picks(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(shown, json!(1));
+
+    // Jobs ticked in the list are acted on together, whatever their labels.
+    for id in ["x-1", "x-2"] {
+        let job = json!({"id": id, "trigger": {"type": "interval", "every_s": 3600},
+                         "target": {"url": "http://127.0.0.1:9/hook"}});
+        assert_eq!(app.post("/v1/jobs", job).await.status, 201);
+    }
+    browser.open(&app, "/ui").await;
+    browser.wait_for_text("x-2").await;
+    browser.click("input[name='ids'][value='x-1']").await;
+    browser.click("input[name='ids'][value='site']").await;
+    browser.screenshot("jobs-selected").await;
+    browser.press("Pause selected").await;
+    browser
+        .wait_for_text("pause: 2 changed, 0 unchanged.")
+        .await;
+    for (id, state) in [("x-1", "paused"), ("site", "paused"), ("x-2", "scheduled")] {
+        assert_eq!(job_state(&app, id).await, state, "{id}");
+    }
+    browser.open(&app, "/ui").await;
+    browser.wait_for_text("x-2").await;
+    browser.click("input[name='ids'][value='x-1']").await;
+    browser.click("input[name='ids'][value='x-2']").await;
+    browser.press("Delete selected…").await;
+    browser
+        .wait_for_text("Delete these 2 jobs and their runs?")
+        .await;
+    assert_eq!(app.get("/v1/jobs/x-1").await.status, 200, "a dry run first");
+    browser.press("Delete 2 jobs").await;
+    browser.wait_for_text("delete: 2 changed").await;
+    let left = app.get("/v1/jobs").await.json();
+    assert_eq!(left["items"].as_array().unwrap().len(), 1);
 }
 
 /// The subscriptions, the event log and (for root) the tokens each have a

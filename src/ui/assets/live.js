@@ -25,7 +25,12 @@
     var here = document.getElementById("live");
     if (!next || !here) return;
     var action = focusedAction();
+    // Ticked jobs stay ticked across a swap.
+    var ticked = Array.prototype.map.call(here.querySelectorAll('input[name="ids"]:checked'), function (box) { return box.value; });
     here.replaceWith(next);
+    Array.prototype.forEach.call(next.querySelectorAll('input[name="ids"]'), function (box) {
+      if (ticked.indexOf(box.value) >= 0) box.checked = true;
+    });
     if (action) {
       var again = next.querySelector('form[action="' + action + '"] button');
       if (again) again.focus();
