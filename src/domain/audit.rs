@@ -152,9 +152,11 @@ pub struct AuditRecord {
     pub request_id: Option<String>,
     pub source_ip: Option<String>,
     /// `job.created`, `job.updated`, `job.paused`, `job.resumed`,
-    /// `job.completed`, `job.deleted`, `job.run`, `denied`.
+    /// `job.completed`, `job.deleted`, `job.run`, `job.secret_rotated`,
+    /// `token.created`, `token.revoked`, `denied`.
     pub action: String,
-    /// `job/{id}`, or the request a refusal refused (`POST /v1/…`).
+    /// `job/{id}`, `token/{id}`, or the request a refusal refused
+    /// (`POST /v1/…`).
     pub target: String,
     pub reason: Option<String>,
     /// RFC 6902 operations from before to after.
@@ -278,6 +280,30 @@ pub fn for_job_deleted(job: &Job) -> Value {
         {"op": "test", "path": "", "value": job_document(job)},
         {"op": "remove", "path": ""}
     ])
+}
+
+/// The changes of a signing secret rotated: the new one is never shown.
+pub fn for_secret_rotated() -> Value {
+    json!([{"op": "replace", "path": "/secret", "value": REDACTED}])
+}
+
+/// The changes of a token made: what it may do, never its text or hash.
+pub fn for_token_created(
+    id: &str,
+    name: Option<&str>,
+    role: Role,
+    tenant: &str,
+    scopes: &[super::auth::Scope],
+) -> Value {
+    let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    json!([{"op": "add", "path": "", "value": {
+        "id": id, "name": name, "role": role.as_str(), "tenant": tenant, "scopes": scopes,
+    }}])
+}
+
+/// The changes of a token revoked.
+pub fn for_token_revoked() -> Value {
+    json!([{"op": "add", "path": "/revoked", "value": true}])
 }
 
 /// The changes of a manual run: the run made.

@@ -1849,7 +1849,8 @@ macro_rules! portable_statements {
                 new_secret: &str,
                 grace: std::time::Duration,
             ) -> $crate::store::StoreResult<Option<$crate::store::JobSecret>> {
-                sqlx::query_as::<_, SecretRow>(
+                let mut tx = self.pool.begin().await?;
+                let rotated = sqlx::query_as::<_, SecretRow>(
                     "UPDATE jobs
                      SET previous_secret = secret, secret = $3, previous_secret_expires_at = $4
                      WHERE tenant = $1 AND id = $2
@@ -1867,17 +1868,30 @@ macro_rules! portable_statements {
                     new_secret,
                 ))
                 .bind(at($crate::store::portable::from_now(grace)))
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|row| row.open(key, tenant.as_str(), id.as_str()))
-                .transpose()
+                .fetch_optional(&mut *tx)
+                .await?;
+                if rotated.is_some() {
+                    let record = $crate::acting::current().record(
+                        tenant.as_str(),
+                        "job.secret_rotated",
+                        &$crate::domain::audit::job_target(id.as_str()),
+                        $crate::domain::audit::for_secret_rotated(),
+                        chrono::Utc::now(),
+                    );
+                    insert_audit_in(&mut tx, &[record]).await?;
+                }
+                tx.commit().await?;
+                rotated
+                    .map(|row| row.open(key, tenant.as_str(), id.as_str()))
+                    .transpose()
             }
 
             async fn create_token(
                 &self,
                 token: &$crate::store::NewToken,
             ) -> $crate::store::StoreResult<$crate::store::TokenInfo> {
-                sqlx::query_as::<_, TokenRow>(&format!(
+                let mut tx = self.pool.begin().await?;
+                let made = sqlx::query_as::<_, TokenRow>(&format!(
                     "INSERT INTO tokens (id, name, tenant, role, hash, created_at, scopes)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
                      RETURNING {}",
@@ -1897,7 +1911,7 @@ macro_rules! portable_statements {
                         .collect::<Vec<_>>()
                         .join(","),
                 )
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| match e {
                     e if $crate::store::is_unique_violation(&e) => {
@@ -1907,7 +1921,23 @@ macro_rules! portable_statements {
                     }
                     e => e.into(),
                 })?
-                .into_info()
+                .into_info()?;
+                let record = $crate::acting::current().record(
+                    made.tenant.as_str(),
+                    "token.created",
+                    &format!("token/{}", made.id),
+                    $crate::domain::audit::for_token_created(
+                        &made.id,
+                        made.name.as_deref(),
+                        made.role,
+                        made.tenant.as_str(),
+                        &made.scopes,
+                    ),
+                    chrono::Utc::now(),
+                );
+                insert_audit_in(&mut tx, &[record]).await?;
+                tx.commit().await?;
+                Ok(made)
             }
 
             async fn find_token(
@@ -1940,14 +1970,27 @@ macro_rules! portable_statements {
             }
 
             async fn revoke_token(&self, id: &str) -> $crate::store::StoreResult<bool> {
-                let done = sqlx::query(
-                    "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                let mut tx = self.pool.begin().await?;
+                let revoked: Option<(String,)> = sqlx::query_as(
+                    "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL
+                     RETURNING tenant",
                 )
                 .bind(id)
                 .bind(at(chrono::Utc::now()))
-                .execute(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
-                Ok(done.rows_affected() > 0)
+                if let Some((tenant,)) = &revoked {
+                    let record = $crate::acting::current().record(
+                        tenant,
+                        "token.revoked",
+                        &format!("token/{id}"),
+                        $crate::domain::audit::for_token_revoked(),
+                        chrono::Utc::now(),
+                    );
+                    insert_audit_in(&mut tx, &[record]).await?;
+                }
+                tx.commit().await?;
+                Ok(revoked.is_some())
             }
 
             async fn touch_token(&self, id: &str) -> $crate::store::StoreResult<()> {

@@ -290,6 +290,25 @@ async fn every_change_has_its_record_and_no_secret(backend: Backend) {
     assert_eq!(resumed[0]["actor"], json!({"type": "system"}));
     assert_eq!(resumed[0]["request_id"], Value::Null);
 
+    // A secret rotated and a token revoked are changes too.
+    let rotated = as_writer(Method::POST, "/v1/jobs/timed/secret/rotate", None, None).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let new_secret = rotated.json()["secret"].as_str().unwrap().to_string();
+    let reader_id = trail(&app, &writer, "action=denied").await[0]["actor"]["token_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let revoked = send(
+        &app,
+        Method::DELETE,
+        &format!("/v1/tokens/{reader_id}"),
+        Some(&root),
+        &[("cronhook-reason", "left the team")],
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, 204, "{}", revoked.text);
+
     // The export: NDJSON, oldest first, every record, no secret.
     let export = send(
         &app,
@@ -307,12 +326,30 @@ async fn every_change_has_its_record_and_no_secret(backend: Backend) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // Both refusals are there: the delete and the reader's look at the trail.
-    assert_eq!(lines.len(), 12, "{}", export.text);
-    assert_eq!(lines[0]["action"], "job.created");
-    assert_eq!(lines[8]["target"], "GET /v1/audit");
-    assert_eq!(lines[11]["action"], "job.resumed");
-    for secret in [PLANTED, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+    // Both refusals are there: the delete and the reader's look at the
+    // trail; the tokens' making and revoking, and the rotation.
+    // The root token, made in the store as `cronhook token create` does,
+    // is the system's change.
+    assert_eq!(lines.len(), 17, "{}", export.text);
+    assert_eq!(lines[0]["action"], "token.created");
+    assert_eq!(lines[0]["actor"], json!({"type": "system"}));
+    assert_eq!(lines[1]["changes"][0]["value"]["name"], "deployer");
+    assert_eq!(lines[1]["actor"]["role"], "root");
+    assert_eq!(lines[3]["action"], "job.created");
+    assert_eq!(lines[11]["target"], "GET /v1/audit");
+    assert_eq!(lines[14]["action"], "job.resumed");
+    assert_eq!(lines[15]["action"], "job.secret_rotated");
+    assert_eq!(
+        (lines[16]["action"].as_str(), lines[16]["reason"].as_str()),
+        (Some("token.revoked"), Some("left the team"))
+    );
+    for secret in [
+        PLANTED,
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        &new_secret,
+        &writer,
+        &reader,
+    ] {
         assert!(!export.text.contains(secret), "{}", export.text);
     }
 }
