@@ -81,7 +81,7 @@ impl Output {
                 labels(job),
             ]);
         }
-        println!("{table}");
+        println!("{}", table.trim_fmt());
         Ok(())
     }
 
@@ -116,7 +116,7 @@ impl Output {
         for id in ids("delete") {
             table.add_row(vec!["delete".to_string(), id, String::new()]);
         }
-        println!("{table}");
+        println!("{}", table.trim_fmt());
         let dry = if plan["dry_run"] == true {
             " (dry run: nothing written)"
         } else {
