@@ -216,8 +216,14 @@ impl Authenticator {
             name: info.name.clone(),
             role: info.role,
         };
-        // Named before a refusal too: a denied call is recorded (§11.9).
-        crate::acting::identify(actor, named.as_ref().unwrap_or(&info.tenant).as_str());
+        // Named before a refusal too: a denied call is recorded (§11.9),
+        // in the trail of the tenant the token acts on (a root token's
+        // is the one it names).
+        let acting_on = match &named {
+            Some(named) if info.role == Role::Root => named,
+            _ => &info.tenant,
+        };
+        crate::acting::identify(actor, acting_on.as_str());
         let tenant = match named {
             Some(named) if info.role == Role::Root => named,
             Some(named) if named != info.tenant => {

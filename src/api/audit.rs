@@ -59,8 +59,10 @@ pub async fn acting(State(app): State<AppState>, request: Request, next: Next) -
     let refused = format!("{} {}", request.method(), request.uri().path());
     crate::acting::within(context, async move {
         let response = next.run(request).await;
-        if response.status() == StatusCode::FORBIDDEN {
-            let acting = crate::acting::current();
+        let acting = crate::acting::current();
+        // Only a caller auth named: an unknown one (a cross-site request
+        // the guard refused before auth) could fill the trail at will.
+        if response.status() == StatusCode::FORBIDDEN && acting.actor != Actor::Anonymous {
             let tenant = acting.tenant.clone().unwrap_or_else(|| "default".into());
             let record = acting.record(&tenant, "denied", &refused, Value::Array(Vec::new()), Utc::now());
             if let Err(e) = app.store.record_audit(&[record]).await {
@@ -148,21 +150,6 @@ pub struct AuditQuery {
     limit: Option<String>,
 }
 
-/// A filter's text: at most 500 characters, no NUL (PostgreSQL holds
-/// none, so no record has one).
-fn text_param(value: Option<String>, field: &str) -> Result<Option<String>, FieldError> {
-    match value {
-        Some(v) if v.contains('\0') => Err(FieldError::new(
-            field,
-            "must not contain a NUL character (\\u0000)",
-        )),
-        Some(v) if v.chars().count() > 500 => {
-            Err(FieldError::new(field, "must be at most 500 characters"))
-        }
-        other => Ok(other),
-    }
-}
-
 impl AuditQuery {
     fn filter(self, oldest_first: bool) -> Result<AuditFilter, ApiError> {
         let after = self
@@ -183,9 +170,9 @@ impl AuditQuery {
             Some(text) => super::pagination::limit(Some(text))?,
         };
         Ok(AuditFilter {
-            target: text_param(self.target, "target")?,
-            actor: text_param(self.actor, "actor")?,
-            action: text_param(self.action, "action")?,
+            target: audit::filter_text(self.target, "target")?,
+            actor: audit::filter_text(self.actor, "actor")?,
+            action: audit::filter_text(self.action, "action")?,
             after,
             cursor,
             limit,

@@ -291,11 +291,11 @@ async fn jobs(command: JobsCommand) -> anyhow::Result<()> {
                     None => break,
                 }
             }
-            shown.output.jobs(&items)
+            shown.output.jobs(&items, false)
         }
         JobsCommand::Get { id, shown, remote } => {
             let job = Client::new(&remote)?.json(&job_path(&id, "")).await?;
-            shown.output.jobs(std::slice::from_ref(&job))
+            shown.output.jobs(std::slice::from_ref(&job), true)
         }
         JobsCommand::Create {
             file,
@@ -308,7 +308,7 @@ async fn jobs(command: JobsCommand) -> anyhow::Result<()> {
             let job = Client::new(&remote)?
                 .send(reqwest::Method::POST, "/v1/jobs", Some(&body))
                 .await?;
-            shown.output.jobs(std::slice::from_ref(&job))
+            shown.output.jobs(std::slice::from_ref(&job), true)
         }
         JobsCommand::Pause { id, until, remote } => {
             let mut body = json!({});

@@ -64,11 +64,13 @@ impl Output {
         Ok(())
     }
 
-    pub fn jobs(self, jobs: &[Value]) -> anyhow::Result<()> {
+    /// A list of jobs (`jobs list`: an array for scripts, whatever its
+    /// length), or one (`get`, `create`: an object).
+    pub fn jobs(self, jobs: &[Value], one: bool) -> anyhow::Result<()> {
         if self != Output::Table {
-            return match jobs {
-                [one] => self.value(one),
-                many => self.value(&Value::Array(many.to_vec())),
+            return match (jobs, one) {
+                ([job], true) => self.value(job),
+                (many, _) => self.value(&Value::Array(many.to_vec())),
             };
         }
         let mut table = table(&["ID", "STATE", "NEXT RUN", "TRIGGER", "LABELS"]);

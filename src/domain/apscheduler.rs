@@ -274,7 +274,12 @@ fn timedelta_s(text: &str) -> Result<u64, String> {
     }
     let h: u64 = h.parse().map_err(|_| bad())?;
     let m: u64 = m.parse().map_err(|_| bad())?;
-    Ok(days * 86_400 + h * 3_600 + m * 60 + seconds as u64)
+    let whole = u64::try_from(seconds as i64).map_err(|_| bad())?;
+    days.checked_mul(86_400)
+        .and_then(|d| d.checked_add(h.checked_mul(3_600)?))
+        .and_then(|t| t.checked_add(m.checked_mul(60)?))
+        .and_then(|t| t.checked_add(whole))
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -313,6 +318,7 @@ mod tests {
         assert_eq!(timedelta_s("3 days, 0:00:05"), Ok(259_205));
         assert!(timedelta_s("0:00:00.5").is_err());
         assert!(timedelta_s("soon").is_err());
+        assert!(timedelta_s("18446744073709551615:0:0").is_err());
     }
 
     #[test]

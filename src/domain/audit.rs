@@ -12,6 +12,7 @@ use super::auth::Role;
 use super::error::FieldError;
 use super::job::{Job, JobId, JobState};
 use super::lifecycle::JobChange;
+use super::target::is_sensitive_header;
 
 /// The header a client gives its reason for a change in.
 pub const REASON_HEADER: &str = "cronhook-reason";
@@ -181,10 +182,31 @@ pub fn reason(header: Option<&[u8]>) -> Result<Option<String>, FieldError> {
     Ok((!text.is_empty()).then(|| text.to_string()))
 }
 
+/// A filter's text (`target`, `actor`, `action`): at most 500 characters
+/// and no NUL, which PostgreSQL holds in no record.
+pub fn filter_text(value: Option<String>, field: &str) -> Result<Option<String>, FieldError> {
+    match value {
+        Some(v) if v.contains('\0') => Err(FieldError::new(
+            field,
+            "must not contain a NUL character (\\u0000)",
+        )),
+        Some(v) if v.chars().count() > MAX_REASON_CHARS => Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_REASON_CHARS} characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
 /// A job as the trail shows it: its input form, state and pause, with
 /// sensitive header values and a URL's password redacted.
 pub fn job_document(job: &Job) -> Value {
     let mut doc = super::bundle::redacted(job, |_| json!(REDACTED));
+    // Kept a year and not sealed: a URL shows as a read token sees it,
+    // as its path and query often hold a webhook's secret (DESIGN §8).
+    if let Some(target) = &job.definition.target {
+        doc["target"]["url"] = json!(super::target::url_without_path(&target.url));
+    }
     if let Value::Object(map) = &mut doc {
         map.remove("paused");
         map.insert("state".into(), json!(job.schedule.state().as_str()));
@@ -250,10 +272,11 @@ pub fn for_job_change(
                 ..before.clone()
             };
             let mut ops = patch(&job_document(before), &job_document(&after));
-            if secret.is_some()
-                && let Value::Array(ops) = &mut ops
-            {
-                ops.push(json!({"op": "replace", "path": "/secret", "value": REDACTED}));
+            if let Value::Array(ops) = &mut ops {
+                ops.extend(hidden_changes(before, &after));
+                if secret.is_some() {
+                    ops.push(json!({"op": "replace", "path": "/secret", "value": REDACTED}));
+                }
             }
             let action = match (before.schedule.state(), after.schedule.state()) {
                 (before, after) if before == after => "job.updated",
@@ -271,6 +294,30 @@ pub fn for_job_change(
 /// The target a job's records name.
 pub fn job_target(id: &str) -> String {
     format!("job/{id}")
+}
+
+/// What changed where the documents show `***` or no path: a sensitive
+/// header's value, a URL's path or password. Each is named, never shown.
+fn hidden_changes(before: &Job, after: &Job) -> Vec<Value> {
+    let (Some(was), Some(is)) = (&before.definition.target, &after.definition.target) else {
+        return Vec::new();
+    };
+    let mut ops = Vec::new();
+    let shown = super::target::url_without_path;
+    if was.url != is.url && shown(&was.url) == shown(&is.url) {
+        ops.push(json!({"op": "replace", "path": "/target/url", "value": shown(&is.url)}));
+    }
+    for (name, value) in is.headers.iter().filter(|(n, _)| is_sensitive_header(n)) {
+        let old = was.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+        if old.is_some_and(|old| old != value) {
+            let path = format!(
+                "/target/headers/{}",
+                name.replace('~', "~0").replace('/', "~1")
+            );
+            ops.push(json!({"op": "replace", "path": path, "value": REDACTED}));
+        }
+    }
+    ops
 }
 
 /// The changes of deleting `job`: a `test` of its whole document, so the
@@ -379,7 +426,7 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert_eq!(doc["target"]["headers"]["authorization"], "***");
         assert_eq!(doc["target"]["headers"]["x-team"], "data");
-        assert_eq!(doc["target"]["url"], "https://user:***@example.com/hook");
+        assert_eq!(doc["target"]["url"], "https://example.com/***");
         assert_eq!(doc["state"], "scheduled");
         assert!(doc.get("secret").is_none() && doc.get("paused").is_none());
     }
@@ -390,6 +437,7 @@ mod tests {
         let mut changed = secretive();
         changed["max_instances"] = json!(3);
         changed["target"]["headers"]["authorization"] = json!("Bearer another-secret");
+        changed["target"]["url"] = json!("https://user:hunter3@example.com/hook?key=2");
         let after = job(changed);
         let change = JobChange::Update {
             definition: after.definition.clone(),
@@ -404,6 +452,8 @@ mod tests {
             ops,
             json!([
                 {"op": "replace", "path": "/max_instances", "value": 3},
+                {"op": "replace", "path": "/target/url", "value": "https://example.com/***"},
+                {"op": "replace", "path": "/target/headers/authorization", "value": "***"},
                 {"op": "replace", "path": "/secret", "value": "***"}
             ])
         );

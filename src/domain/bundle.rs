@@ -206,15 +206,18 @@ pub fn keep_stored(
     Ok(())
 }
 
-/// A bundle's reference to a stored header: `{"secret_ref": "<header>"}`.
+/// A bundle's reference to a stored header: `{"secret_ref": "<header>"}`,
+/// naming the header itself, so no secret moves into another header that
+/// views show.
 fn secret_ref(name: &str, value: &Value) -> Option<Result<String, FieldError>> {
     let reference = value.get("secret_ref")?;
-    Some(reference.as_str().map(str::to_string).ok_or_else(|| {
-        FieldError::new(
+    Some(match reference.as_str() {
+        Some(referenced) if referenced.eq_ignore_ascii_case(name) => Ok(referenced.to_string()),
+        _ => Err(FieldError::new(
             format!("target.headers.{name}.secret_ref"),
-            "must name a header",
-        )
-    }))
+            format!("must be {name:?}: a reference keeps this header's own stored value"),
+        )),
+    })
 }
 
 /// The jobs a prune by `owner` deletes: those labelled as the owner's
@@ -353,6 +356,11 @@ mod tests {
         let entry = json!({"id": "new", "trigger": {"type": "interval", "every_s": 60},
                            "target": {"url": "https://example.com",
                                       "headers": {"authorization": {"secret_ref": "authorization"}}}});
+        let moved = json!({"id": "new", "trigger": {"type": "interval", "every_s": 60},
+                           "target": {"url": "https://example.com",
+                                      "headers": {"x-debug": {"secret_ref": "authorization"}}}});
+        let e = job_input(0, &moved, None).unwrap_err();
+        assert_eq!(e.field, "jobs[0].target.headers.x-debug.secret_ref");
         let e = job_input(4, &entry, None).unwrap_err();
         assert_eq!(e.field, "jobs[4].target.headers.authorization");
         assert!(

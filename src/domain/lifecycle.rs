@@ -68,6 +68,27 @@ pub enum JobChange {
     Unchanged,
 }
 
+/// Whether `change` to `job` leaves it as it is: the same definition,
+/// schedule and secret (a `PUT` of what is stored).
+pub fn changes_nothing(job: &Job, change: &JobChange) -> bool {
+    match change {
+        JobChange::Unchanged => true,
+        JobChange::Insert { .. } => false,
+        JobChange::Update {
+            definition,
+            schedule,
+            restart_count,
+            secret,
+            ..
+        } => {
+            *definition == job.definition
+                && schedule.is_none_or(|s| s == job.schedule)
+                && !restart_count
+                && secret.is_none()
+        }
+    }
+}
+
 /// Why a command is refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refusal {

@@ -69,16 +69,16 @@ impl<D: Dialect> SqlStore<D> {
             };
             let mut change = lifecycle::decide(id.as_str(), existing, &command, bound_ctx)
                 .map_err(|e| refusal_at(e, i))?;
-            // A replacement that shows no change is none: a second apply of
+            // A replacement that changes nothing is none: a second apply of
             // the same bundle writes nothing.
-            let changes = audit::for_job_change(id, existing, &change, ctx.now)
-                .map(|(_, changes)| changes)
-                .unwrap_or_default();
-            if matches!(change, JobChange::Update { secret: None, .. })
-                && changes.as_array().is_some_and(Vec::is_empty)
+            if let (Some(before), JobChange::Update { .. }) = (existing, &change)
+                && lifecycle::changes_nothing(before, &change)
             {
                 change = JobChange::Unchanged;
             }
+            let changes = audit::for_job_change(id, existing, &change, ctx.now)
+                .map(|(_, changes)| changes)
+                .unwrap_or_default();
             match (&change, existing) {
                 (JobChange::Unchanged, _) => plan.unchanged.push(id.to_string()),
                 (JobChange::Insert { .. }, _) => plan.create.push(id.to_string()),

@@ -75,7 +75,9 @@ pub async fn page(
         ));
     }
     let query = super::pages::query(q)?;
-    let target = query.target.filter(|t| !t.is_empty());
+    let target = crate::domain::audit::filter_text(query.target, "target")
+        .map_err(|e| UiError::Page(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?
+        .filter(|t| !t.is_empty());
     let filter = AuditFilter {
         target: target.clone(),
         cursor: query.before,

@@ -181,6 +181,16 @@ async fn a_bundle_is_planned_applied_pruned_and_exported_back(backend: Backend) 
     // Only the owner's job missing from the bundle went.
     assert_eq!(ids(&app).await, ["by-hand", "report", "sync", "theirs"]);
 
+    // A new credential is a change, named but not shown.
+    let rotated = changed.replace(&format!("Bearer {PLANTED}"), "Bearer rotated-7f3e");
+    let plan = apply(&app, "?dry_run=true", yaml, &rotated).await.json();
+    assert_eq!(plan["update"][0]["id"], "report", "{plan}");
+    assert_eq!(
+        plan["update"][0]["changes"],
+        json!([{"op": "replace", "path": "/target/headers/authorization", "value": "***"}])
+    );
+    assert!(!plan.to_string().contains("rotated-7f3e"), "{plan}");
+
     // The export holds no secret, and applied back changes nothing, and
     // exports the same bytes again; JSON too.
     let exported = export(&app, "?selector=cronhook.io%2Fowner%3Dteam-a&format=yaml").await;

@@ -185,8 +185,11 @@ async fn every_change_has_its_record_and_no_secret(backend: Backend) {
     let updated = &records[5];
     assert_eq!(
         updated["changes"],
-        json!([{"op": "replace", "path": "/max_instances", "value": 2}]),
-        "a header's new secret value is no change the trail can show"
+        json!([
+            {"op": "replace", "path": "/max_instances", "value": 2},
+            {"op": "replace", "path": "/target/headers/authorization", "value": "***"}
+        ]),
+        "a header's new secret value is named, never shown"
     );
     let paused = &records[4]["changes"].to_string();
     assert!(paused.contains(r#""value":"db migration""#), "{paused}");
