@@ -157,12 +157,18 @@ pub fn export(jobs: &[Job]) -> Value {
 /// Job `i` of a bundle as the API's input: its secret references and
 /// masked password replaced by the stored job's values.
 pub fn job_input(i: usize, entry: &Value, stored: Option<&Target>) -> Result<JobInput, FieldError> {
-    let at = |e: FieldError| FieldError::new(format!("jobs[{i}].{}", e.field), e.message);
+    let at = |e| field_at(e, i);
     let mut entry = entry.clone();
     if let Some(target) = entry.get_mut("target").and_then(Value::as_object_mut) {
         keep_stored(target, stored, secret_ref).map_err(at)?;
     }
     super::json::from_value::<JobInput>(&entry).map_err(at)
+}
+
+/// A refusal of bundle job `i`, its field named in the bundle:
+/// `jobs[2].trigger.expr`.
+pub fn field_at(e: FieldError, i: usize) -> FieldError {
+    FieldError::new(format!("jobs[{i}].{}", e.field), e.message)
 }
 
 /// Puts the stored values back where a target refers to them: a URL

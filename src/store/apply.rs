@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use super::dialect::Dialect;
 use super::writes::{SqlStore, Written, with_tenant};
 use super::{JobFilter, StoreError, StoreResult, Tenant};
-use crate::domain::audit;
-use crate::domain::bundle::{self, Bundle, Plan, PlannedUpdate};
-use crate::domain::error::FieldError;
+use crate::domain::bundle::{self, Bundle, Plan, PlannedUpdate, field_at};
 use crate::domain::event;
 use crate::domain::job::{Job, ParseContext};
 use crate::domain::lifecycle::{self, JobChange, JobCommand, Refusal};
@@ -76,12 +74,8 @@ impl<D: Dialect> SqlStore<D> {
             {
                 change = JobChange::Unchanged;
             }
-            let changes = audit::for_job_change(id, existing, &change, ctx.now)
-                .map(|(_, changes)| changes)
-                .unwrap_or_default();
-            match (&change, existing) {
-                (JobChange::Unchanged, _) => plan.unchanged.push(id.to_string()),
-                (JobChange::Insert { .. }, _) => plan.create.push(id.to_string()),
+            // An update's next fire times, before and after.
+            let fire_times = match (&change, existing) {
                 (
                     JobChange::Update {
                         definition,
@@ -89,32 +83,45 @@ impl<D: Dialect> SqlStore<D> {
                         ..
                     },
                     Some(before),
-                ) => {
-                    plan.update.push(PlannedUpdate {
-                        id: id.to_string(),
-                        changes: changes.clone(),
-                        next_before: bundle::next_fire_times(
-                            &before.definition.trigger,
-                            before.schedule,
-                        ),
-                        next_after: bundle::next_fire_times(
-                            &definition.trigger,
-                            schedule.unwrap_or(before.schedule),
-                        ),
-                    });
-                }
+                ) => Some((
+                    bundle::next_fire_times(&before.definition.trigger, before.schedule),
+                    bundle::next_fire_times(
+                        &definition.trigger,
+                        schedule.unwrap_or(before.schedule),
+                    ),
+                )),
                 (JobChange::Update { .. }, None) => return Err(StoreError::NotFound),
-            }
+                _ => None,
+            };
             events.extend(with_tenant(
                 tenant,
                 event::for_job_change(id.as_str(), existing, &change),
             ));
-            if change != JobChange::Unchanged {
-                self.write_change(&mut tx, tenant, id, existing, change, &mut written)
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::Conflict(format!("job {id} was created meanwhile; apply again"))
-                    })?;
+            match change {
+                JobChange::Unchanged => plan.unchanged.push(id.to_string()),
+                change => {
+                    self.write_change(&mut tx, tenant, id, existing, change, &mut written)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Conflict(format!(
+                                "job {id} was created meanwhile; apply again"
+                            ))
+                        })?;
+                    match fire_times {
+                        // The changes are its audit record's, just written.
+                        Some((next_before, next_after)) => plan.update.push(PlannedUpdate {
+                            id: id.to_string(),
+                            changes: written
+                                .audit
+                                .last()
+                                .map(|r| r.changes.clone())
+                                .unwrap_or_default(),
+                            next_before,
+                            next_after,
+                        }),
+                        None => plan.create.push(id.to_string()),
+                    }
+                }
             }
         }
         if let Some(owner) = prune_owner {
@@ -141,11 +148,6 @@ impl<D: Dialect> SqlStore<D> {
         }
         Ok(plan)
     }
-}
-
-/// A bundle job's refusal, its field named in the bundle: `jobs[2].…`.
-fn field_at(e: FieldError, i: usize) -> FieldError {
-    FieldError::new(format!("jobs[{i}].{}", e.field), e.message)
 }
 
 /// A bundle job's refusal by the lifecycle: a field named in the bundle,
