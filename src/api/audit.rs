@@ -222,40 +222,32 @@ pub async fn export_audit(
     let mut filter = query.filter(true)?;
     filter.limit = EXPORT_PAGE;
     filter.cursor = None;
-    // A probe before the answer starts: the store failing is then a
-    // status, not a broken stream.
-    app.store
-        .list_audit(
-            &caller.tenant,
-            &AuditFilter {
-                limit: 1,
-                ..filter.clone()
-            },
-        )
-        .await?;
+    // The first page before the answer starts: the store failing is then
+    // a status, not a broken stream.
+    let first = app.store.list_audit(&caller.tenant, &filter).await?;
     let store = app.store.clone();
     let tenant = caller.tenant.clone();
-    // Page by page, so a year's trail is never held at once.
-    let pages = futures_util::stream::try_unfold(Some(filter), move |filter| {
+    // Page by page, so a year's trail is never held at once; each page
+    // read before the one in hand is sent.
+    let pages = futures_util::stream::try_unfold(Some((filter, first)), move |page| {
         let (store, tenant) = (store.clone(), tenant.clone());
         async move {
-            let Some(mut filter) = filter else {
+            let Some((mut filter, records)) = page.filter(|(_, r)| !r.is_empty()) else {
                 return Ok::<_, crate::store::StoreError>(None);
             };
-            let records = store.list_audit(&tenant, &filter).await?;
-            if records.is_empty() {
-                return Ok(None);
-            }
+            let next = if records.len() == filter.limit as usize {
+                filter.cursor = records.last().map(|r| r.id);
+                let more = store.list_audit(&tenant, &filter).await?;
+                Some((filter, more))
+            } else {
+                None
+            };
             let mut lines = String::new();
-            for record in &records {
-                let view = AuditView::from(record.clone());
-                lines.push_str(&serde_json::to_string(&view).unwrap_or_default());
+            for record in records {
+                lines
+                    .push_str(&serde_json::to_string(&AuditView::from(record)).unwrap_or_default());
                 lines.push('\n');
             }
-            let next = (records.len() == filter.limit as usize).then(|| {
-                filter.cursor = records.last().map(|r| r.id);
-                filter
-            });
             Ok(Some((lines, next)))
         }
     });
