@@ -47,31 +47,9 @@ pub enum Command {
     Jobs(crate::cli::JobsCommand),
     /// Make the service's jobs what a bundle file says (`-` reads stdin);
     /// prints the plan.
-    Apply {
-        #[arg(short = 'f', long)]
-        file: String,
-        /// Print the plan and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Delete this owner's jobs (label cronhook.io/owner) the bundle
-        /// lacks.
-        #[arg(long)]
-        prune_owner: Option<String>,
-        #[command(flatten)]
-        shown: crate::cli::Shown,
-        #[command(flatten)]
-        remote: crate::cli::Remote,
-    },
+    Apply(crate::cli::ApplyArgs),
     /// Print the service's jobs as a bundle (no secrets), for `apply`.
-    Export {
-        /// Only the jobs this label selector picks.
-        #[arg(short = 'l', long)]
-        selector: Option<String>,
-        #[arg(long, value_enum, default_value_t = crate::cli::BundleFormat::Yaml)]
-        format: crate::cli::BundleFormat,
-        #[command(flatten)]
-        remote: crate::cli::Remote,
-    },
+    Export(crate::cli::ExportArgs),
     /// Translate another scheduler's jobs into a bundle for `apply`.
     #[command(subcommand)]
     Import(crate::cli::ImportCommand),

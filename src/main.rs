@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use cronhook::cli::{self, Operator};
+use cronhook::cli;
 use cronhook::config::{Cli, Command, Config, ListenAddr, StoreArgs, TokenCommand};
 use cronhook::domain::auth::{self, Tenant};
 use cronhook::domain::sealing::SealingKey;
@@ -38,36 +38,10 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Healthcheck { listen }) => healthcheck(&listen).await,
-        Some(Command::Jobs(command)) => cli::run(Operator::Jobs(command)).await,
-        Some(Command::Apply {
-            file,
-            dry_run,
-            prune_owner,
-            shown,
-            remote,
-        }) => {
-            cli::run(Operator::Apply {
-                file,
-                dry_run,
-                prune_owner,
-                shown,
-                remote,
-            })
-            .await
-        }
-        Some(Command::Export {
-            selector,
-            format,
-            remote,
-        }) => {
-            cli::run(Operator::Export {
-                selector,
-                format,
-                remote,
-            })
-            .await
-        }
-        Some(Command::Import(command)) => cli::run(Operator::Import(command)).await,
+        Some(Command::Jobs(command)) => cli::jobs(command).await,
+        Some(Command::Apply(args)) => cli::apply(args).await,
+        Some(Command::Export(args)) => cli::export(args).await,
+        Some(Command::Import(command)) => cli::import(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -151,91 +151,93 @@ pub enum ImportCommand {
     },
 }
 
-/// The commands that talk to a service, or translate for one.
-#[derive(Debug, Clone)]
-pub enum Operator {
-    Jobs(JobsCommand),
-    Apply {
-        file: String,
-        dry_run: bool,
-        prune_owner: Option<String>,
-        shown: Shown,
-        remote: Remote,
-    },
-    Export {
-        selector: Option<String>,
-        format: BundleFormat,
-        remote: Remote,
-    },
-    Import(ImportCommand),
+/// `cronhook apply`.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    #[arg(short = 'f', long)]
+    file: String,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Delete this owner's jobs (label cronhook.io/owner) the bundle
+    /// lacks.
+    #[arg(long)]
+    prune_owner: Option<String>,
+    #[command(flatten)]
+    shown: Shown,
+    #[command(flatten)]
+    remote: Remote,
 }
 
-/// Runs an operator's command; what it prints goes to stdout, its
-/// reports to stderr.
-pub async fn run(command: Operator) -> anyhow::Result<()> {
-    match command {
-        Operator::Jobs(command) => jobs(command).await,
-        Operator::Apply {
-            file,
-            dry_run,
-            prune_owner,
-            shown,
-            remote,
-        } => {
-            let text = read(&file)?;
-            // JSON as JSON; anything else the service reads as YAML.
-            let content_type = match serde_json::from_str::<Value>(&text) {
-                Ok(_) => "application/json",
-                Err(_) => "application/yaml",
-            };
-            let mut query = url::form_urlencoded::Serializer::new(String::new());
-            if dry_run {
-                query.append_pair("dry_run", "true");
-            }
-            if let Some(owner) = &prune_owner {
-                query.append_pair("prune_owner", owner);
-            }
-            let path = format!("/v1/apply?{}", query.finish());
-            let plan = Client::new(&remote)?
-                .send_text(reqwest::Method::POST, &path, content_type, text)
-                .await?;
-            shown.output.plan(&plan)
-        }
-        Operator::Export {
-            selector,
-            format,
-            remote,
-        } => {
-            let mut query = url::form_urlencoded::Serializer::new(String::new());
-            query.append_pair("format", format.as_str());
-            if let Some(selector) = &selector {
-                query.append_pair("selector", selector);
-            }
-            let text = Client::new(&remote)?
-                .text(&format!("/v1/export?{}", query.finish()))
-                .await?;
-            print!("{text}");
-            Ok(())
-        }
-        Operator::Import(ImportCommand::Crontab {
+/// `cronhook export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Only the jobs this label selector picks.
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+    #[arg(long, value_enum, default_value_t = BundleFormat::Yaml)]
+    format: BundleFormat,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+/// Sends a bundle file to `POST /v1/apply` and prints the plan.
+pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
+    let text = read(&args.file)?;
+    // JSON as JSON; anything else the service reads as YAML.
+    let content_type = match serde_json::from_str::<Value>(&text) {
+        Ok(_) => "application/json",
+        Err(_) => "application/yaml",
+    };
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if args.dry_run {
+        query.append_pair("dry_run", "true");
+    }
+    if let Some(owner) = &args.prune_owner {
+        query.append_pair("prune_owner", owner);
+    }
+    let path = format!("/v1/apply?{}", query.finish());
+    let plan = Client::new(&args.remote)?
+        .send_text(reqwest::Method::POST, &path, content_type, text)
+        .await?;
+    args.shown.output.plan(&plan)
+}
+
+/// Prints `GET /v1/export`'s bundle.
+pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("format", args.format.as_str());
+    if let Some(selector) = &args.selector {
+        query.append_pair("selector", selector);
+    }
+    let text = Client::new(&args.remote)?
+        .text(&format!("/v1/export?{}", query.finish()))
+        .await?;
+    print!("{text}");
+    Ok(())
+}
+
+/// Translates a file into a bundle on stdout; what it leaves out goes to
+/// stderr.
+pub fn import(command: ImportCommand) -> anyhow::Result<()> {
+    let (file, imported, unit, format) = match command {
+        ImportCommand::Crontab {
             file,
             timezone,
             owner,
             format,
-        }) => {
+        } => {
             let text = read(&file)?;
             let options = ImportOptions { timezone, owner };
             let imported = crontab::import(&text, &options, chrono::Utc::now());
-            report(&imported, &file, "line");
-            print!("{}", output::bundle_text(&imported.bundle, format)?);
-            Ok(())
+            (file, imported, "line", format)
         }
-        Operator::Import(ImportCommand::Apscheduler {
+        ImportCommand::Apscheduler {
             file,
             url_template,
             owner,
             format,
-        }) => {
+        } => {
             let text = read(&file)?;
             let options = ApsOptions {
                 url_template,
@@ -243,11 +245,12 @@ pub async fn run(command: Operator) -> anyhow::Result<()> {
             };
             let imported = apscheduler::import(&text, &options, chrono::Utc::now())
                 .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-            report(&imported, &file, "job");
-            print!("{}", output::bundle_text(&imported.bundle, format)?);
-            Ok(())
+            (file, imported, "job", format)
         }
-    }
+    };
+    report(&imported, &file, unit);
+    print!("{}", output::bundle_text(&imported.bundle, format)?);
+    Ok(())
 }
 
 /// What an import left out, by `unit` (`line 3`, `job 2`), on stderr.
@@ -265,7 +268,8 @@ fn report(imported: &crontab::Imported, file: &str, unit: &str) {
     );
 }
 
-async fn jobs(command: JobsCommand) -> anyhow::Result<()> {
+/// `cronhook jobs …`.
+pub async fn jobs(command: JobsCommand) -> anyhow::Result<()> {
     match command {
         JobsCommand::List {
             selector,
