@@ -1,7 +1,8 @@
 //! The dashboard's bulk actions (DESIGN.md §11.9): the jobs a label filter
-//! shows, or those ticked in the list, paused, resumed, run or deleted
-//! together through the API's one operation (`Ops::bulk`), all or nothing. A delete is shown first as a
-//! dry run listing the jobs, and carried out only with that count.
+//! shows, or those ticked in the list, paused, resumed, run, changed by
+//! one merge patch or deleted together through the API's one operation
+//! (`Ops::bulk`), all or nothing. A delete is shown first as a dry run
+//! listing the jobs, and carried out only with that count.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -29,6 +30,8 @@ pub struct BulkForm {
     action: String,
     /// A delete's count, from the dry run's page.
     confirm: Option<u64>,
+    /// A patch's text: a JSON Merge Patch for each job.
+    patch: String,
 }
 
 impl BulkForm {
@@ -42,6 +45,7 @@ impl BulkForm {
                 "selector" => form.selector = Some(value.into_owned()),
                 "ids" => form.ids.push(value.into_owned()),
                 "action" => form.action = value.into_owned(),
+                "patch" => form.patch = value.into_owned(),
                 "confirm" => {
                     form.confirm = Some(value.parse().map_err(|_| {
                         UiError::Page(
@@ -67,6 +71,7 @@ pub fn selected_buttons(viewer: &Viewer) -> Markup {
                 button type="submit" name="action" value=(action) class=[(action == "delete").then_some("danger")] { (label) }
                 " "
             }
+            (patch_field("selected-patch", "Change selected"))
         }
     }
 }
@@ -82,6 +87,19 @@ pub fn buttons(viewer: &Viewer, selector: &str) -> Markup {
                 button type="submit" name="action" value=(action) class=[(action == "delete").then_some("danger")] { (label) }
                 " "
             }
+            (patch_field("bulk-patch", "Change all"))
+        }
+    }
+}
+
+/// A merge patch for each job, folded away until wanted.
+fn patch_field(id: &str, label: &str) -> Markup {
+    html! {
+        details.bulk-patch {
+            summary #{ (id) "-toggle" } { "Change a field…" }
+            label for=(id) { "A JSON Merge Patch, applied to each job as " code { "PATCH /v1/jobs/{id}" } " applies it" }
+            textarea #(id) name="patch" rows="3" spellcheck="false" placeholder=r#"{"max_instances": 2, "labels": {"tier": "gold"}}"# {}
+            button type="submit" name="action" value="patch" { (label) }
         }
     }
 }
@@ -113,6 +131,11 @@ pub async fn post(
             ));
         }
     };
+    let patch = match form.action.as_str() {
+        "patch" => Some(parse_patch(&form.patch)?),
+        _ => None,
+    };
+    let input = BulkInput { patch, ..input };
     let mut request = input
         .parse(&form.action, Utc::now())
         .map_err(|e| UiError::Page(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
@@ -152,4 +175,37 @@ pub async fn post(
         p { a href=(back) { "Back to the jobs" } }
     };
     Ok(viewer.page("Bulk action", None, body))
+}
+
+/// A patch's text as the object `BulkInput` takes; a refusal says why.
+fn parse_patch(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, UiError> {
+    let refused =
+        |why: String| UiError::Page(StatusCode::UNPROCESSABLE_ENTITY, format!("patch: {why}"));
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(patch)) => Ok(patch),
+        Ok(_) => Err(refused(
+            "must be a JSON object, such as {\"max_instances\": 2}".into(),
+        )),
+        Err(e) => Err(refused(format!("is not JSON: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_is_a_json_object_or_a_refusal_that_says_so() {
+        let patch = parse_patch(r#"{"max_instances": 3}"#).unwrap();
+        assert_eq!(patch["max_instances"], 3);
+        for (text, why) in [("[1]", "must be a JSON object"), ("{", "is not JSON")] {
+            match parse_patch(text) {
+                Err(UiError::Page(status, message)) => {
+                    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+                    assert!(message.starts_with(&format!("patch: {why}")), "{message}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
 }

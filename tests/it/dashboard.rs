@@ -751,6 +751,20 @@ async fn a_person_pauses_and_deletes_the_jobs_a_label_picks(backend: Backend) {
     }
     browser.press("Back to the jobs").await;
     browser.wait_for_text("etl-a").await;
+    // One change to every job the labels pick: a merge patch.
+    browser.click("#bulk-patch-toggle").await;
+    browser.fill("#bulk-patch", r#"{"max_instances": 3}"#).await;
+    browser.screenshot("bulk-patch").await;
+    browser.press("Change all").await;
+    browser
+        .wait_for_text("patch: 2 changed, 0 unchanged.")
+        .await;
+    for (id, most) in [("etl-a", 3), ("etl-b", 3), ("site", 1)] {
+        let job = app.get(&format!("/v1/jobs/{id}")).await.json();
+        assert_eq!(job["max_instances"], most, "{id}: {job}");
+    }
+    browser.press("Back to the jobs").await;
+    browser.wait_for_text("etl-a").await;
     browser.press("Delete all…").await;
     browser
         .wait_for_text("Delete these 2 jobs and their runs?")
@@ -784,6 +798,8 @@ async fn a_person_pauses_and_deletes_the_jobs_a_label_picks(backend: Backend) {
         json!([
             "job.deleted etl-b",
             "job.deleted etl-a",
+            "job.updated etl-b",
+            "job.updated etl-a",
             "job.paused etl-b",
             "job.paused etl-a",
             "job.created site",
