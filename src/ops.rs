@@ -217,6 +217,44 @@ impl Ops<'_> {
         Ok(plan)
     }
 
+    /// The tenant's bundle (§11.9): the jobs `selector` picks, or with an
+    /// empty one every job, calendar, subscription and flow key defined by the
+    /// API (a key a job defined goes with the job). A selector picking
+    /// more than a bundle holds is refused.
+    pub async fn export(&self, selector: Selector) -> StoreResult<serde_json::Value> {
+        use crate::domain::bundle::{self, MAX_BUNDLE_JOBS};
+        let everything = selector.requirements().is_empty();
+        let filter = JobFilter {
+            selector,
+            limit: MAX_BUNDLE_JOBS as u32 + 1,
+            ..Default::default()
+        };
+        let jobs = self.store.list_jobs(self.tenant, &filter).await?;
+        if jobs.len() > MAX_BUNDLE_JOBS {
+            return Err(FieldError::new(
+                "selector",
+                format!("picks more than {MAX_BUNDLE_JOBS} jobs; a bundle holds at most that many"),
+            )
+            .into());
+        }
+        let (mut calendars, mut subscriptions, mut flows) = (Vec::new(), Vec::new(), Vec::new());
+        if everything {
+            for record in self.store.list_calendars(self.tenant).await? {
+                calendars.push(bundle::calendar_entry(&record.calendar));
+            }
+            for s in self.store.list_subscriptions(self.tenant).await? {
+                let entry = bundle::subscription_entry(&s.id, &s.target.url, &s.interest, s.format);
+                subscriptions.push(entry);
+            }
+            for f in self.store.list_flows(self.tenant).await? {
+                if f.defined_by == "api" {
+                    flows.push(bundle::flow_entry(&f.key, f.limits));
+                }
+            }
+        }
+        Ok(bundle::export(&jobs, calendars, subscriptions, flows))
+    }
+
     /// Deletes a job and its runs; false when there was none.
     pub async fn delete(&self, id: &JobId) -> StoreResult<bool> {
         let deleted = self.store.delete_job(self.tenant, id).await?;

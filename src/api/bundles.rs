@@ -13,12 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Writer;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiBytes, ApiQuery};
-use crate::domain::bundle::{self, Bundle, MAX_BUNDLE_JOBS, Plan};
+use crate::domain::bundle::{self, Bundle, Plan};
 use crate::domain::error::FieldError;
 use crate::domain::labels;
 use crate::ops::Via;
 use crate::state::AppState;
-use crate::store::JobFilter;
 
 /// A bundle's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +76,8 @@ pub struct ExportQuery {
 
 /// Export the tenant's jobs as a bundle (`apiVersion: cronhook/v1`,
 /// `kind: Bundle`), in id order, each in the form `POST /v1/apply` takes.
+/// Without a selector it holds the calendars, subscriptions and flow keys
+/// defined over the API too; with one, only the jobs it picks.
 /// No secret is exported: a sensitive header's value is
 /// `{"secret_ref": "<header>"}` and a URL's password `***`; applied back,
 /// either keeps the job's value. Needs a write or root token.
@@ -96,20 +97,8 @@ pub async fn export(
     ApiQuery(query): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let format = Format::param(query.format.as_deref())?;
-    let filter = JobFilter {
-        selector: labels::selector_param(query.selector.as_deref())?,
-        limit: MAX_BUNDLE_JOBS as u32 + 1,
-        ..Default::default()
-    };
-    let jobs = app.store.list_jobs(&caller.tenant, &filter).await?;
-    if jobs.len() > MAX_BUNDLE_JOBS {
-        return Err(FieldError::new(
-            "selector",
-            format!("picks more than {MAX_BUNDLE_JOBS} jobs; a bundle holds at most that many"),
-        )
-        .into());
-    }
-    let bundle = bundle::export(&jobs);
+    let selector = labels::selector_param(query.selector.as_deref())?;
+    let bundle = app.ops(&caller.tenant, Via::Api).export(selector).await?;
     Ok(match format {
         Format::Json => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -155,13 +144,28 @@ pub struct BundleBody {
     /// none when absent; at most 10,000.
     #[schema(value_type = Option<Vec<Object>>)]
     jobs: Option<Vec<Value>>,
+    /// Calendars in the form `PUT /v1/calendars/{id}` takes, each with
+    /// its `id`; at most 1,000. Written before the jobs.
+    #[schema(value_type = Option<Vec<Object>>)]
+    calendars: Option<Vec<Value>>,
+    /// Subscriptions in the form `PUT /v1/subscriptions/{id}` takes, each
+    /// with its `id`; at most 1,000. Their signing secrets are neither
+    /// exported nor changed.
+    #[schema(value_type = Option<Vec<Object>>)]
+    subscriptions: Option<Vec<Value>>,
+    /// Flow keys, each `{key, max_in_flight?, rate?}` as `PUT
+    /// /v1/flows/{key}` takes them; at most 1,000.
+    #[schema(value_type = Option<Vec<Object>>)]
+    flows: Option<Vec<Value>>,
 }
 
 /// Make the tenant's jobs what a bundle says, all or nothing, one apply
 /// at a time per tenant: each job in it is created or replaced (a `PUT`),
-/// and with `prune_owner` the owner's jobs it lacks are deleted. The
-/// answer is the plan: jobs created, updated (with RFC 6902 changes and
-/// the next fire times before and after), deleted, unchanged. With
+/// and with `prune_owner` the owner's jobs it lacks are deleted; its
+/// calendars, flow keys and subscriptions are created or replaced too
+/// (never deleted). The answer is the plan: jobs created, updated (with
+/// RFC 6902 changes and the next fire times before and after), deleted,
+/// unchanged, and the same for each other section. With
 /// `dry_run=true` nothing is written. The same bundle applied twice
 /// changes nothing the second time. JSON or YAML (`application/yaml`).
 #[utoipa::path(

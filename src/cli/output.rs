@@ -87,36 +87,54 @@ impl Output {
         Ok(())
     }
 
-    /// An apply's plan: what it does to which job.
+    /// An apply's plan: what it does to which job, calendar,
+    /// subscription or flow key (the others named `calendar/<id>`).
     pub fn plan(self, plan: &Value) -> anyhow::Result<()> {
         if self != Output::Table {
             return self.value(plan);
         }
-        let mut table = table(&["ACTION", "JOB", "CHANGES"]);
-        let ids = |key: &str| -> Vec<String> {
-            plan[key]
-                .as_array()
-                .map(|a| a.iter().map(text).collect())
-                .unwrap_or_default()
-        };
-        for id in ids("create") {
-            table.add_row(vec!["create".to_string(), id, String::new()]);
+        let mut table = table(&["ACTION", "NAME", "CHANGES"]);
+        // In the order an apply writes them.
+        let sections = [
+            ("calendar/", &plan["calendars"]),
+            ("flow/", &plan["flows"]),
+            ("", plan),
+            ("subscription/", &plan["subscriptions"]),
+        ];
+        let (mut made, mut changed, mut unchanged) = (0, 0, 0);
+        for (prefix, section) in sections {
+            let ids = |key: &str| -> Vec<String> {
+                section[key]
+                    .as_array()
+                    .map(|a| a.iter().map(|id| format!("{prefix}{}", text(id))).collect())
+                    .unwrap_or_default()
+            };
+            for id in ids("create") {
+                table.add_row(vec!["create".to_string(), id, String::new()]);
+            }
+            for update in section["update"].as_array().into_iter().flatten() {
+                let changes: Vec<String> = update["changes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| format!("{} {}", text(&c["op"]), text(&c["path"])))
+                    .collect();
+                table.add_row(vec![
+                    "update".to_string(),
+                    format!("{prefix}{}", text(&update["id"])),
+                    changes.join(", "),
+                ]);
+            }
+            made += ids("create").len();
+            changed += section["update"].as_array().map_or(0, Vec::len);
+            unchanged += ids("unchanged").len();
         }
-        for update in plan["update"].as_array().into_iter().flatten() {
-            let changes: Vec<String> = update["changes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|c| format!("{} {}", text(&c["op"]), text(&c["path"])))
-                .collect();
-            table.add_row(vec![
-                "update".to_string(),
-                text(&update["id"]),
-                changes.join(", "),
-            ]);
-        }
-        for id in ids("delete") {
-            table.add_row(vec!["delete".to_string(), id, String::new()]);
+        let deleted: Vec<String> = plan["delete"]
+            .as_array()
+            .map(|a| a.iter().map(text).collect())
+            .unwrap_or_default();
+        for id in &deleted {
+            table.add_row(vec!["delete".to_string(), id.clone(), String::new()]);
         }
         println!("{}", table.trim_fmt());
         let dry = if plan["dry_run"] == true {
@@ -125,11 +143,8 @@ impl Output {
             ""
         };
         eprintln!(
-            "{} to create, {} to update, {} to delete, {} unchanged{dry}",
-            ids("create").len(),
-            plan["update"].as_array().map_or(0, Vec::len),
-            ids("delete").len(),
-            ids("unchanged").len()
+            "{made} to create, {changed} to update, {} to delete, {unchanged} unchanged{dry}",
+            deleted.len(),
         );
         Ok(())
     }

@@ -1,17 +1,23 @@
 //! The audit trail (DESIGN §11.9): who changed what, when, from where and
 //! why. A record is made for each change, in the change's transaction;
-//! what changed is an RFC 6902 patch from the job before to the job after,
-//! with sensitive values redacted, so no secret reaches the trail.
+//! what changed is an RFC 6902 patch from the thing before (a job, a
+//! calendar, a subscription, a flow key) to the thing after, with
+//! sensitive values redacted, so no secret reaches the trail.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
+use url::Url;
 use uuid::Uuid;
 
 use super::auth::Role;
 use super::error::FieldError;
+use super::event::Interest;
+use super::flow::FlowLimits;
 use super::job::{Job, JobId, JobState};
 use super::lifecycle::JobChange;
+use super::quota::QuotaOverrides;
+use super::subscription::SubscriptionFormat;
 use super::target::is_sensitive_header;
 
 /// The header a client gives its reason for a change in.
@@ -154,10 +160,15 @@ pub struct AuditRecord {
     pub source_ip: Option<String>,
     /// `job.created`, `job.updated`, `job.paused`, `job.resumed`,
     /// `job.completed`, `job.deleted`, `job.run`, `job.secret_rotated`,
-    /// `token.created`, `token.revoked`, `denied`.
+    /// `job.ping_key_rotated`, `job.backfilled`, `job.backfill_cancelled`,
+    /// `calendar.…`, `subscription.…` (`created`, `updated`, `deleted`),
+    /// `flow.created`, `flow.updated`, `flow.paused`, `flow.resumed`,
+    /// `alert.acknowledged`, `tenant.quotas_set`, `token.created`,
+    /// `token.revoked`, `denied`.
     pub action: String,
-    /// `job/{id}`, `token/{id}`, or the request a refusal refused
-    /// (`POST /v1/…`).
+    /// `job/{id}`, `calendar/{id}`, `subscription/{id}`, `flow/{key}`,
+    /// `alert/{id}`, `tenant/{name}`, `token/{id}`, or the request a
+    /// refusal refused (`POST /v1/…`).
     pub target: String,
     pub reason: Option<String>,
     /// RFC 6902 operations from before to after.
@@ -303,10 +314,10 @@ fn hidden_changes(before: &Job, after: &Job) -> Vec<Value> {
         return Vec::new();
     };
     let mut ops = Vec::new();
-    let shown = super::target::url_without_path;
-    if was.url != is.url && shown(&was.url) == shown(&is.url) {
-        ops.push(json!({"op": "replace", "path": "/target/url", "value": shown(&is.url)}));
-    }
+    ops.extend(hidden_url_change(&was.url, &is.url).map(|mut op| {
+        op["path"] = json!("/target/url");
+        op
+    }));
     for (name, value) in is.headers.iter().filter(|(n, _)| is_sensitive_header(n)) {
         let old = was.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
         if old.is_some_and(|old| old != value) {
@@ -320,13 +331,116 @@ fn hidden_changes(before: &Job, after: &Job) -> Vec<Value> {
     ops
 }
 
+/// A change of URL its shown form hides (its path, query or password):
+/// named, never shown.
+fn hidden_url_change(was: &Url, is: &Url) -> Option<Value> {
+    let shown = super::target::url_without_path;
+    (was != is && shown(was) == shown(is))
+        .then(|| json!({"op": "replace", "path": "/url", "value": shown(is)}))
+}
+
 /// The changes of deleting `job`: a `test` of its whole document, so the
 /// trail shows what went, then its removal.
 pub fn for_job_deleted(job: &Job) -> Value {
+    for_document(Some(&job_document(job)), None)
+}
+
+/// The target a record of anything but a job names: `calendar/holidays`,
+/// `subscription/ops`, `flow/vendor-api`, `alert/…`, `tenant/acme`.
+pub fn target(kind: &str, id: &str) -> String {
+    format!("{kind}/{id}")
+}
+
+/// The changes that turn the document `before` into `after`, where none
+/// is a thing not there: made (its document added), removed (a `test` of
+/// its last document, so the trail shows what went, then its removal) or
+/// changed.
+pub fn for_document(before: Option<&Value>, after: Option<&Value>) -> Value {
+    match (before, after) {
+        (Some(before), None) => json!([
+            {"op": "test", "path": "", "value": before},
+            {"op": "remove", "path": ""}
+        ]),
+        (before, after) => patch(
+            before.unwrap_or(&Value::Null),
+            after.unwrap_or(&Value::Null),
+        ),
+    }
+}
+
+/// A subscription as the trail shows it: its URL without path, query or
+/// password (a chat webhook's secret is in its path), what it listens to.
+/// Its signing secret is never shown.
+pub fn subscription_document(url: &Url, interest: &Interest, format: SubscriptionFormat) -> Value {
+    json!({
+        "url": super::target::url_without_path(url),
+        "types": interest.types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "job_id": interest.job_id,
+        "format": format.as_str(),
+    })
+}
+
+/// The changes of a subscription from `before` to `after` (a document
+/// and the URL it shows), with a change of URL the document hides named.
+pub fn for_subscription(before: Option<(&Url, Value)>, after: Option<(&Url, Value)>) -> Value {
+    let mut ops = for_document(
+        before.as_ref().map(|(_, doc)| doc),
+        after.as_ref().map(|(_, doc)| doc),
+    );
+    if let (Some((was, _)), Some((is, _)), Value::Array(ops)) = (&before, &after, &mut ops)
+        && let Some(op) = hidden_url_change(was, is)
+    {
+        ops.push(op);
+    }
+    ops
+}
+
+/// A flow key as the trail shows it (§11.1).
+pub fn flow_document(limits: FlowLimits, paused: bool) -> Value {
+    json!({"max_in_flight": limits.max_in_flight, "rate": limits.rate, "paused": paused})
+}
+
+/// The changes of a flow key paused or resumed.
+pub fn for_flow_paused(paused: bool) -> Value {
+    json!([{"op": "replace", "path": "/paused", "value": paused}])
+}
+
+/// The changes of a backfill made for a job (§11.3): the backfill, by id,
+/// with its range and the runs it made.
+pub fn for_backfill(id: Uuid, from: DateTime<Utc>, to: DateTime<Utc>, runs_made: u32) -> Value {
+    json!([{"op": "add", "path": format!("/backfills/{id}"), "value": {
+        "from": super::instant::format(&from),
+        "to": super::instant::format(&to),
+        "runs_made": runs_made,
+    }}])
+}
+
+/// The changes of a backfill cancelled, with the runs that it stopped.
+pub fn for_backfill_cancelled(id: Uuid, at: DateTime<Utc>, runs_cancelled: usize) -> Value {
+    json!([{"op": "add", "path": format!("/backfills/{id}/cancelled"), "value": {
+        "at": super::instant::format(&at),
+        "runs_cancelled": runs_cancelled,
+    }}])
+}
+
+/// The changes of an alert acknowledged (§11.5).
+pub fn for_alert_acknowledged(at: DateTime<Utc>) -> Value {
     json!([
-        {"op": "test", "path": "", "value": job_document(job)},
-        {"op": "remove", "path": ""}
+        {"op": "replace", "path": "/state", "value": "acked"},
+        {"op": "add", "path": "/acknowledged_at", "value": super::instant::format(&at)}
     ])
+}
+
+/// The changes of a monitor's ping key rotated: the new one is never
+/// shown, as it lets anyone ping.
+pub fn for_ping_key_rotated() -> Value {
+    json!([{"op": "replace", "path": "/ping_key", "value": REDACTED}])
+}
+
+/// The changes of a tenant's quotas set by root (§8).
+pub fn for_quotas(before: &QuotaOverrides, after: &QuotaOverrides) -> Value {
+    let doc = |q: &QuotaOverrides| serde_json::to_value(q).unwrap_or(Value::Null);
+    for_document(Some(&doc(before)), Some(&doc(after)))
 }
 
 /// The changes of a signing secret rotated: the new one is never shown.
@@ -503,6 +617,60 @@ mod tests {
         for text in [ops.to_string(), deleted.to_string()] {
             assert!(!text.contains("planted"), "{text}");
         }
+    }
+
+    #[test]
+    fn a_subscription_shows_no_path_and_names_a_hidden_url_change() {
+        let interest = Interest {
+            types: vec![crate::domain::event::EventType::RunFailed],
+            job_id: None,
+        };
+        let was = Url::parse("https://hooks.slack.com/services/T0/B0/planted").unwrap();
+        let is = Url::parse("https://hooks.slack.com/services/T0/B0/rotated").unwrap();
+        let doc = |url: &Url| subscription_document(url, &interest, SubscriptionFormat::Slack);
+        assert_eq!(
+            doc(&was),
+            json!({"url": "https://hooks.slack.com/***", "types": ["run.failed"],
+                   "job_id": null, "format": "slack"})
+        );
+        let made = for_subscription(None, Some((&was, doc(&was))));
+        assert_eq!(made[0]["op"], "replace");
+        assert_eq!(made[0]["path"], "");
+        let changed = for_subscription(Some((&was, doc(&was))), Some((&is, doc(&is))));
+        assert_eq!(
+            changed,
+            json!([{"op": "replace", "path": "/url", "value": "https://hooks.slack.com/***"}])
+        );
+        let text = changed.to_string() + &made.to_string();
+        assert!(
+            !text.contains("planted") && !text.contains("rotated"),
+            "{text}"
+        );
+        let gone = for_subscription(Some((&was, doc(&was))), None);
+        assert_eq!(gone[0]["op"], "test");
+        assert_eq!(gone[1], json!({"op": "remove", "path": ""}));
+    }
+
+    #[test]
+    fn a_flow_key_and_quotas_change_field_by_field() {
+        let limits = |n| FlowLimits {
+            max_in_flight: Some(n),
+            rate: None,
+        };
+        let before = flow_document(limits(2), true);
+        let after = flow_document(limits(5), true);
+        assert_eq!(
+            for_document(Some(&before), Some(&after)),
+            json!([{"op": "replace", "path": "/max_in_flight", "value": 5}])
+        );
+        let set = QuotaOverrides {
+            jobs: Some(10),
+            ..Default::default()
+        };
+        assert_eq!(
+            for_quotas(&QuotaOverrides::default(), &set),
+            json!([{"op": "replace", "path": "/jobs", "value": 10}])
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Config as code (DESIGN §11.9): a tenant's jobs as one bundle that
+//! Config as code (DESIGN §11.9): a tenant's jobs, with the calendars,
+//! subscriptions and flow keys they use, as one bundle that
 //! `GET /v1/export` writes and `POST /v1/apply` makes true. A bundle names
 //! each job by id and holds it in the API's input form, defaults filled
 //! in, so that exporting what was applied gives the same bytes again.
@@ -8,9 +9,14 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use url::Url;
 
+use super::calendar::Calendar;
 use super::error::FieldError;
+use super::event::Interest;
+use super::flow::{FlowKey, FlowLimits, Rate, parse_limits};
 use super::job::{Job, JobId, JobInput};
+use super::subscription::{SubscriptionFormat, SubscriptionInput};
 use super::target::{Target, is_sensitive_header, masked_url};
 
 pub const API_VERSION: &str = "cronhook/v1";
@@ -23,15 +29,35 @@ pub const MAX_BUNDLE_JOBS: usize = 10_000;
 /// Fire times shown before and after a changed trigger.
 pub const PLAN_FIRE_TIMES: usize = 3;
 
-/// A bundle as applied: its jobs' input documents, in the file's order.
-#[derive(Debug, Clone, PartialEq)]
+/// The most calendars, subscriptions or flow keys a bundle holds, each.
+pub const MAX_BUNDLE_OTHERS: usize = 1_000;
+/// A bundle's sections, as its top-level fields name them.
+const FIELDS: [&str; 6] = [
+    "apiVersion",
+    "kind",
+    "jobs",
+    "calendars",
+    "subscriptions",
+    "flows",
+];
+
+/// A bundle as applied: its jobs' input documents, in the file's order,
+/// then the calendars, subscriptions and flow keys they use (§11.4, §9,
+/// §11.1).
+#[derive(Debug, Clone)]
 pub struct Bundle {
     pub jobs: Vec<(JobId, Value)>,
+    pub calendars: Vec<Calendar>,
+    /// Each subscription's id and input document (its URL's password may
+    /// read `***`, kept from the stored one).
+    pub subscriptions: Vec<(JobId, Value)>,
+    pub flows: Vec<(FlowKey, FlowLimits)>,
 }
 
 impl Bundle {
-    /// Reads a bundle: `apiVersion`, `kind`, `jobs` (each with an `id`,
-    /// none twice). A refusal names the field: `jobs[2].id: …`.
+    /// Reads a bundle: `apiVersion`, `kind`, and `jobs`, `calendars`,
+    /// `subscriptions`, `flows` (each entry with its `id`, or a flow's
+    /// `key`, none twice). A refusal names the field: `jobs[2].id: …`.
     pub fn parse(doc: &Value) -> Result<Self, FieldError> {
         let Value::Object(doc) = doc else {
             return Err(FieldError::new("", "a bundle is an object"));
@@ -54,61 +80,164 @@ impl Bundle {
                 ));
             }
         }
-        if let Some(unknown) = doc
-            .keys()
-            .find(|k| !["apiVersion", "kind", "jobs"].contains(&k.as_str()))
-        {
+        if let Some(unknown) = doc.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(FieldError::new(
                 unknown.as_str(),
-                "unknown field; expected one of `apiVersion`, `kind`, `jobs`",
+                "unknown field; expected one of `apiVersion`, `kind`, `jobs`, `calendars`, \
+                 `subscriptions`, `flows`",
             ));
         }
-        let jobs = match doc.get("jobs") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(jobs)) => jobs.clone(),
-            Some(_) => return Err(FieldError::new("jobs", "must be an array of jobs")),
+        let jobs = entries(doc, "jobs", "id", MAX_BUNDLE_JOBS, JobId::parse)?;
+        let calendars = entries(
+            doc,
+            "calendars",
+            "id",
+            MAX_BUNDLE_OTHERS,
+            super::calendar::parse_id,
+        )?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, entry))| {
+            let at =
+                |e: FieldError| FieldError::new(format!("calendars[{i}].{}", e.field), e.message);
+            let input: super::calendar::CalendarInput =
+                super::json::from_value(&entry).map_err(at)?;
+            input.parse(None).map_err(at)
+        })
+        .collect::<Result<_, _>>()?;
+        let subscriptions = entries(doc, "subscriptions", "id", MAX_BUNDLE_OTHERS, JobId::parse)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, (id, mut entry))| {
+                if let Value::Object(map) = &mut entry {
+                    map.remove("id");
+                }
+                // Its shape now; its URL once the stored one is known.
+                super::json::from_value::<SubscriptionInput>(&entry)
+                    .map_err(|e| subscription_field(e, i))?;
+                Ok((id, entry))
+            })
+            .collect::<Result<_, FieldError>>()?;
+        let flows = entries(doc, "flows", "key", MAX_BUNDLE_OTHERS, FlowKey::parse)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, mut entry))| {
+                if let Value::Object(map) = &mut entry {
+                    map.remove("key");
+                }
+                let field = format!("flows[{i}]");
+                let limits: FlowLimitsEntry = super::json::from_value(&entry)
+                    .map_err(|e| FieldError::new(format!("{field}.{}", e.field), e.message))?;
+                Ok((
+                    key,
+                    parse_limits(limits.max_in_flight, limits.rate, &field)?,
+                ))
+            })
+            .collect::<Result<_, FieldError>>()?;
+        Ok(Self {
+            jobs,
+            calendars,
+            subscriptions,
+            flows,
+        })
+    }
+}
+
+impl Bundle {
+    /// The indexes of its calendars in an order to write them in: each
+    /// after the bundle's calendars it includes, so that none names one
+    /// not written yet. Those in a cycle come last, in the file's order,
+    /// for the write to refuse the cycle.
+    pub fn calendar_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = Vec::with_capacity(self.calendars.len());
+        let mut left: Vec<usize> = (0..self.calendars.len()).collect();
+        loop {
+            let ready: Vec<usize> = left
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    self.calendars[i]
+                        .includes()
+                        .iter()
+                        .all(|inc| !left.iter().any(|&j| self.calendars[j].id == *inc))
+                })
+                .collect();
+            if ready.is_empty() {
+                order.extend(left);
+                return order;
+            }
+            left.retain(|i| !ready.contains(i));
+            order.extend(ready);
+        }
+    }
+}
+
+/// A flow key's limits in a bundle: as `PUT /v1/flows/{key}` takes them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowLimitsEntry {
+    #[serde(default)]
+    max_in_flight: Option<i64>,
+    #[serde(default)]
+    rate: Option<Rate>,
+}
+
+/// The entries of section `name` (absent: none), each an object whose
+/// `id_field` `parse` reads, none twice, at most `most`.
+fn entries<I: Eq + std::hash::Hash + Clone, E: std::fmt::Display>(
+    doc: &Map<String, Value>,
+    name: &str,
+    id_field: &str,
+    most: usize,
+    parse: impl Fn(&str) -> Result<I, E>,
+) -> Result<Vec<(I, Value)>, FieldError> {
+    let list = match doc.get(name) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(FieldError::new(name, "must be an array")),
+    };
+    if list.len() > most {
+        return Err(FieldError::new(
+            name,
+            format!(
+                "holds {} entries; a bundle holds at most {most}",
+                list.len()
+            ),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(list.len());
+    for (i, entry) in list.iter().enumerate() {
+        let field = format!("{name}[{i}].{id_field}");
+        let id = match entry.get(id_field) {
+            Some(Value::String(id)) => {
+                parse(id).map_err(|m| FieldError::new(&field, m.to_string()))?
+            }
+            Some(_) => return Err(FieldError::new(field, "must be a string")),
+            None if entry.is_object() => {
+                return Err(FieldError::new(
+                    field,
+                    format!("is required: a bundle names each entry by its {id_field}"),
+                ));
+            }
+            None => return Err(FieldError::new(format!("{name}[{i}]"), "must be an object")),
         };
-        if jobs.len() > MAX_BUNDLE_JOBS {
+        if !seen.insert(id.clone()) {
             return Err(FieldError::new(
-                "jobs",
+                field,
                 format!(
-                    "holds {} jobs; a bundle holds at most {MAX_BUNDLE_JOBS}",
-                    jobs.len()
+                    "{:?} appears twice",
+                    entry[id_field].as_str().unwrap_or_default()
                 ),
             ));
         }
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::with_capacity(jobs.len());
-        for (i, job) in jobs.into_iter().enumerate() {
-            let field = format!("jobs[{i}].id");
-            let id = match job.get("id") {
-                Some(Value::String(id)) => {
-                    JobId::parse(id).map_err(|m| FieldError::new(&field, m))?
-                }
-                Some(_) => return Err(FieldError::new(field, "must be a string")),
-                None if job.is_object() => {
-                    return Err(FieldError::new(
-                        field,
-                        "is required: a bundle names each job",
-                    ));
-                }
-                None => {
-                    return Err(FieldError::new(
-                        format!("jobs[{i}]"),
-                        "must be a job object",
-                    ));
-                }
-            };
-            if !seen.insert(id.clone()) {
-                return Err(FieldError::new(
-                    field,
-                    format!("{:?} appears twice", id.as_str()),
-                ));
-            }
-            out.push((id, job));
-        }
-        Ok(Self { jobs: out })
+        out.push((id, entry.clone()));
     }
+    Ok(out)
+}
+
+fn subscription_field(e: FieldError, i: usize) -> FieldError {
+    FieldError::new(format!("subscriptions[{i}].{}", e.field), e.message)
 }
 
 fn shown(value: Option<&Value>) -> String {
@@ -142,16 +271,87 @@ pub fn job_entry(job: &Job) -> Value {
     redacted(job, |name| json!({"secret_ref": name}))
 }
 
-/// The export of `jobs`: a bundle, in id order.
-pub fn export(jobs: &[Job]) -> Value {
+/// A calendar as a bundle holds it: its input form.
+pub fn calendar_entry(calendar: &Calendar) -> Value {
+    serde_json::to_value(calendar.to_input()).unwrap_or(Value::Null)
+}
+
+/// A subscription as a bundle holds it: the form `PUT
+/// /v1/subscriptions/{id}` takes, with its `id` and its URL's password
+/// as `***`. Its signing secret stays where it is.
+pub fn subscription_entry(
+    id: &str,
+    url: &Url,
+    interest: &Interest,
+    format: SubscriptionFormat,
+) -> Value {
+    let mut entry = json!({
+        "id": id,
+        "url": masked_url(url),
+        "types": interest.types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "format": format.as_str(),
+    });
+    if let Some(job_id) = &interest.job_id {
+        entry["job_id"] = json!(job_id);
+    }
+    entry
+}
+
+/// A flow key as a bundle holds it: its `key` and the limits `PUT
+/// /v1/flows/{key}` takes. Whether it is paused is not configuration.
+pub fn flow_entry(key: &str, limits: FlowLimits) -> Value {
+    let mut entry = json!({"key": key});
+    if let Some(n) = limits.max_in_flight {
+        entry["max_in_flight"] = json!(n);
+    }
+    if let Some(rate) = limits.rate {
+        entry["rate"] = json!(rate);
+    }
+    entry
+}
+
+/// The export of `jobs` and the other sections' entries: a bundle, each
+/// section in id order; a section with nothing in it is left out, but
+/// `jobs`.
+pub fn export(
+    jobs: &[Job],
+    calendars: Vec<Value>,
+    subscriptions: Vec<Value>,
+    flows: Vec<Value>,
+) -> Value {
     let mut entries: Vec<(&str, Value)> =
         jobs.iter().map(|j| (j.id.as_str(), job_entry(j))).collect();
     entries.sort_by(|a, b| a.0.cmp(b.0));
-    json!({
+    let mut bundle = json!({
         "apiVersion": API_VERSION,
         "kind": KIND,
         "jobs": entries.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
-    })
+    });
+    for (name, id_field, mut list) in [
+        ("calendars", "id", calendars),
+        ("subscriptions", "id", subscriptions),
+        ("flows", "key", flows),
+    ] {
+        if !list.is_empty() {
+            list.sort_by(|a, b| a[id_field].as_str().cmp(&b[id_field].as_str()));
+            bundle[name] = Value::Array(list);
+        }
+    }
+    bundle
+}
+
+/// Subscription `i` of a bundle as the API's input: a URL whose
+/// password reads `***` takes the stored subscription's.
+pub fn subscription_input(
+    i: usize,
+    entry: &Value,
+    stored: Option<&Target>,
+) -> Result<SubscriptionInput, FieldError> {
+    let mut entry = entry.clone();
+    if let Some(map) = entry.as_object_mut() {
+        keep_stored(map, stored, |_, _| None).map_err(|e| subscription_field(e, i))?;
+    }
+    super::json::from_value(&entry).map_err(|e| subscription_field(e, i))
 }
 
 /// Job `i` of a bundle as the API's input: its secret references and
@@ -249,6 +449,34 @@ pub struct Plan {
     pub unchanged: Vec<String>,
     /// True when nothing was written.
     pub dry_run: bool,
+    /// What it does to the bundle's calendars (§11.4).
+    pub calendars: SectionPlan,
+    /// What it does to the bundle's subscriptions (§9).
+    pub subscriptions: SectionPlan,
+    /// What it does to the bundle's flow keys (§11.1).
+    pub flows: SectionPlan,
+}
+
+/// What an apply does to one section besides jobs: it creates and
+/// changes, and never deletes (a prune takes jobs only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SectionPlan {
+    /// Ids (a flow's keys) of those it creates.
+    pub create: Vec<String>,
+    /// Those it changes, with what changes.
+    pub update: Vec<PlannedChange>,
+    /// Those already as the bundle says.
+    pub unchanged: Vec<String>,
+}
+
+/// A calendar, subscription or flow key an apply changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PlannedChange {
+    pub id: String,
+    /// RFC 6902 operations from it as it is to it as it will be, as the
+    /// audit trail shows them.
+    #[schema(value_type = Vec<Object>)]
+    pub changes: Value,
 }
 
 /// A job an apply changes.
@@ -330,7 +558,7 @@ mod tests {
     #[test]
     fn an_export_holds_no_secret_and_applies_back_to_the_same_job() {
         let stored = job(secretive("nightly", json!({})));
-        let bundle = export(std::slice::from_ref(&stored));
+        let bundle = export(std::slice::from_ref(&stored), vec![], vec![], vec![]);
         let text = bundle.to_string();
         assert!(
             !text.contains("planted") && !text.contains("hunter2"),
@@ -414,12 +642,157 @@ mod tests {
         ];
         let bundle = Bundle {
             jobs: vec![(JobId::parse("kept").unwrap(), json!({}))],
+            calendars: Vec::new(),
+            subscriptions: Vec::new(),
+            flows: Vec::new(),
         };
         let ids: Vec<&str> = pruned("team-a", &current, &bundle)
             .iter()
             .map(|j| j.id.as_str())
             .collect();
         assert_eq!(ids, ["gone"]);
+    }
+
+    fn with(section: &str, entries: Value) -> Value {
+        let mut v = json!({"apiVersion": API_VERSION, "kind": KIND});
+        v[section] = entries;
+        v
+    }
+
+    #[test]
+    fn the_other_sections_name_their_bad_part() {
+        let field = |v: Value| Bundle::parse(&v).unwrap_err().field;
+        let day = json!({"date": "2026-12-24"});
+        assert_eq!(
+            field(with(
+                "calendars",
+                json!([{"id": "a", "rules": [day]}, {"rules": []}])
+            )),
+            "calendars[1].id"
+        );
+        assert_eq!(
+            field(with("calendars", json!([{"id": "a"}, {"id": "a"}]))),
+            "calendars[1].id"
+        );
+        assert_eq!(
+            field(with(
+                "calendars",
+                json!([{"id": "a", "rules": [{"date": "24.12."}]}])
+            )),
+            "calendars[0].rules[0].date"
+        );
+        assert_eq!(
+            field(with(
+                "calendars",
+                json!([{"id": "a", "timezone": "Mars/Base"}])
+            )),
+            "calendars[0].timezone"
+        );
+        assert_eq!(
+            field(with("subscriptions", json!([{"id": "ops", "url": 3}]))),
+            "subscriptions[0].url"
+        );
+        assert_eq!(
+            field(with(
+                "subscriptions",
+                json!([{"id": "ops", "types": ["run.nope"]}])
+            )),
+            "subscriptions[0].types[0]"
+        );
+        assert_eq!(
+            field(with("subscriptions", json!([{"id": "o p"}]))),
+            "subscriptions[0].id"
+        );
+        assert_eq!(
+            field(with("flows", json!([{"max_in_flight": 2}]))),
+            "flows[0].key"
+        );
+        assert_eq!(
+            field(with("flows", json!([{"key": "api", "max_in_flight": 0}]))),
+            "flows[0].max_in_flight"
+        );
+        assert_eq!(
+            field(with("flows", json!([{"key": "api", "burst": 2}]))),
+            "flows[0].burst"
+        );
+        assert_eq!(field(with("flows", json!({}))), "flows");
+        let parsed = Bundle::parse(&with(
+            "flows",
+            json!([{"key": "vendor-api", "rate": {"limit": 10, "period_s": 60}}]),
+        ))
+        .unwrap();
+        assert_eq!(parsed.flows[0].0.as_str(), "vendor-api");
+        assert_eq!(
+            parsed.flows[0].1.rate,
+            Some(Rate {
+                limit: 10,
+                period_s: 60
+            })
+        );
+    }
+
+    #[test]
+    fn calendars_are_written_after_those_they_include() {
+        let parsed = Bundle::parse(&with(
+            "calendars",
+            json!([
+                {"id": "closed", "rules": [{"calendar": "holidays"}]},
+                {"id": "plain", "rules": []},
+                {"id": "holidays", "rules": [{"calendar": "stored-elsewhere"}]},
+                {"id": "x", "rules": [{"calendar": "y"}]},
+                {"id": "y", "rules": [{"calendar": "x"}]},
+            ]),
+        ))
+        .unwrap();
+        // `closed` after `holidays`; the x/y cycle last, for the store to
+        // refuse; a calendar not in the bundle is the store's to check.
+        assert_eq!(parsed.calendar_order(), [1, 2, 0, 3, 4]);
+    }
+
+    #[test]
+    fn the_other_sections_export_in_id_order_and_hold_no_secret() {
+        let url =
+            Url::parse("https://hooks:hunter2@chat.example.com/services/T0/B0/planted").unwrap();
+        let interest = Interest {
+            types: vec![crate::domain::event::EventType::RunFailed],
+            job_id: Some("report".into()),
+        };
+        let subscription = subscription_entry("ops", &url, &interest, SubscriptionFormat::Slack);
+        let limits = parse_limits(Some(2), None, "").unwrap();
+        let bundle = export(
+            &[],
+            Vec::new(),
+            vec![subscription],
+            vec![
+                flow_entry("zeta", limits),
+                flow_entry("alpha", FlowLimits::default()),
+            ],
+        );
+        assert!(!bundle.to_string().contains("hunter2"), "{bundle}");
+        assert!(bundle.get("calendars").is_none(), "{bundle}");
+        assert_eq!(
+            bundle["subscriptions"][0],
+            json!({"id": "ops", "url": "https://hooks:***@chat.example.com/services/T0/B0/planted",
+                   "types": ["run.failed"], "job_id": "report", "format": "slack"})
+        );
+        assert_eq!(
+            bundle["flows"],
+            json!([{"key": "alpha"}, {"key": "zeta", "max_in_flight": 2}])
+        );
+        // Applied back, the masked password is the stored one's.
+        let parsed = Bundle::parse(&bundle).unwrap();
+        let stored = super::super::target::TargetInput {
+            url: Some(url.to_string()),
+            ..Default::default()
+        }
+        .parse(&NetworkPolicy::default(), "target")
+        .unwrap();
+        let input = subscription_input(0, &parsed.subscriptions[0].1, Some(&stored)).unwrap();
+        assert_eq!(input.url.as_deref(), Some(url.as_str()));
+        // Nothing stored to keep: the masked text goes as given, and the
+        // URL's own checks refuse it where they will.
+        let input = subscription_input(0, &parsed.subscriptions[0].1, None).unwrap();
+        assert!(input.url.unwrap().contains("***"));
     }
 
     #[test]

@@ -10,11 +10,12 @@ use uuid::Uuid;
 use super::dialect::Dialect;
 use super::rows::{At, RowId};
 use super::shape::StoredAlerts;
-use super::writes::SqlStore;
+use super::writes::{SqlStore, audit_record};
 use super::{StoreError, StoreResult, Tenant};
 use crate::domain::alert::{
     self, Action, AlertState, Condition, OpenAlert, PastAlert, RecentRun, Watched,
 };
+use crate::domain::audit;
 use crate::domain::event::{self, EventType, NewEvent};
 use crate::domain::instant;
 use crate::domain::job::JobState;
@@ -392,6 +393,13 @@ impl<D: Dialect> SqlStore<D> {
         self.db
             .write_alert(&mut tx, tenant.as_str(), &AlertChange::Ack { id }, now)
             .await?;
+        let record = audit_record(
+            tenant.as_str(),
+            "alert.acknowledged",
+            &audit::target("alert", &id.to_string()),
+            audit::for_alert_acknowledged(now),
+        );
+        self.db.insert_audit(&mut tx, &[record]).await?;
         let alert = self
             .db
             .read_alerts(&mut tx, tenant.as_str(), &filter)

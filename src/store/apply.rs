@@ -1,16 +1,25 @@
-//! Applying a bundle (DESIGN.md §11.9), once for both databases: under the
-//! tenant's apply lock, its jobs locked, each bundle job is a `PUT` of the
-//! job decided by `lifecycle::decide` and written through the single
-//! job's save path, and a prune deletes the owner's jobs the bundle lacks
-//! through the single job's delete; one transaction, all or nothing. A dry
-//! run does all of it and rolls back, so its plan is what would happen.
+//! Applying a bundle (DESIGN.md §11.9), once for both databases, under
+//! the tenant's apply lock: its calendars and flow keys written through
+//! their own write paths; then, its jobs locked, each bundle job a `PUT`
+//! of the job decided by `lifecycle::decide` and written through the
+//! single job's save path, and a prune deleting the owner's jobs the
+//! bundle lacks through the single job's delete; last its subscriptions,
+//! saved as `PUT /v1/subscriptions/{id}` saves them. One transaction, all
+//! or nothing. A dry run does all of it and rolls back, so its plan is
+//! what would happen.
 
 use std::collections::HashMap;
 
+use serde_json::Value;
+
 use super::dialect::Dialect;
 use super::writes::{SqlStore, Written, with_tenant};
-use super::{JobFilter, StoreError, StoreResult, Tenant};
-use crate::domain::bundle::{self, Bundle, Plan, PlannedUpdate, field_at};
+use super::{JobFilter, NewSubscription, StoreError, StoreResult, Tenant};
+use crate::domain::bundle::{
+    self, Bundle, Plan, PlannedChange, PlannedUpdate, SectionPlan, field_at,
+};
+use crate::domain::calendar::Calendar;
+use crate::domain::error::FieldError;
 use crate::domain::event;
 use crate::domain::job::{Job, ParseContext};
 use crate::domain::lifecycle::{self, JobChange, JobCommand, Refusal};
@@ -29,6 +38,16 @@ impl<D: Dialect> SqlStore<D> {
     ) -> StoreResult<Plan> {
         let mut tx = self.db.begin().await?;
         self.db.lock_applies(&mut tx, tenant).await?;
+        let mut plan = Plan {
+            dry_run,
+            ..Default::default()
+        };
+        // Calendars and flow keys first, as the jobs use them.
+        let replanned = self
+            .apply_calendars(&mut tx, tenant, bundle, &mut plan.calendars)
+            .await?;
+        self.apply_flows(&mut tx, tenant, bundle, &mut plan.flows)
+            .await?;
         let filter = JobFilter {
             limit: u32::MAX,
             ..Default::default()
@@ -38,10 +57,6 @@ impl<D: Dialect> SqlStore<D> {
             .lock_jobs_matching(&mut tx, &self.key, tenant, &filter)
             .await?;
         let by_id: HashMap<&str, &Job> = current.iter().map(|j| (j.id.as_str(), j)).collect();
-        let mut plan = Plan {
-            dry_run,
-            ..Default::default()
-        };
         let (mut events, mut written) = (Vec::new(), Written::default());
         for (i, (id, entry)) in bundle.jobs.iter().enumerate() {
             let existing = by_id.get(id.as_str()).copied();
@@ -135,6 +150,9 @@ impl<D: Dialect> SqlStore<D> {
                 }
             }
         }
+        // Subscriptions last: they may name the bundle's jobs.
+        self.apply_subscriptions(&mut tx, tenant, bundle, &ctx, &mut plan.subscriptions)
+            .await?;
         self.finish_changes(&mut tx, tenant, &written).await?;
         if dry_run {
             // Dropped, the transaction rolls back.
@@ -146,7 +164,139 @@ impl<D: Dialect> SqlStore<D> {
         if !events.is_empty() {
             self.events_written(deliveries);
         }
+        if replanned {
+            self.wakeups.jobs_changed();
+        }
+        if changed(&plan.flows) {
+            self.wakeups.flows_changed();
+        }
+        if changed(&plan.subscriptions) {
+            self.subscriptions_changed(tenant).await?;
+        }
         Ok(plan)
+    }
+
+    /// Writes the bundle's calendars that differ from the stored ones,
+    /// under the tenant's calendar lock, each re-planning the jobs that use
+    /// it (§11.4); answers whether any job was re-planned.
+    async fn apply_calendars(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        bundle: &Bundle,
+        plan: &mut SectionPlan,
+    ) -> StoreResult<bool> {
+        if bundle.calendars.is_empty() {
+            return Ok(false);
+        }
+        let mut book = self.book(tx, tenant, true).await?;
+        let mut replanned = false;
+        for i in bundle.calendar_order() {
+            let calendar = &bundle.calendars[i];
+            let id = calendar.id.clone();
+            let stored = book.get(&id).map(Calendar::to_input);
+            if stored.as_ref() == Some(&calendar.to_input()) {
+                plan.unchanged.push(id);
+                continue;
+            }
+            let (_, jobs, changes) = self
+                .write_and_replan(tx, tenant, &mut book, calendar.clone())
+                .await
+                .map_err(|e| section_error(e, "calendars", i))?;
+            replanned |= !jobs.is_empty();
+            planned(plan, id, stored.is_none(), changes);
+        }
+        Ok(replanned)
+    }
+
+    /// Defines the bundle's flow keys whose limits differ from the stored
+    /// ones (§11.1).
+    async fn apply_flows(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        bundle: &Bundle,
+        plan: &mut SectionPlan,
+    ) -> StoreResult<()> {
+        if bundle.flows.is_empty() {
+            return Ok(());
+        }
+        let stored = self.db.list_flows(tx, tenant.as_str()).await?;
+        for (key, limits) in &bundle.flows {
+            let before = stored.iter().find(|f| f.key == key.as_str());
+            if before.is_some_and(|f| f.limits == *limits && f.defined_by == "api") {
+                plan.unchanged.push(key.as_str().to_string());
+                continue;
+            }
+            let changes = self.put_flow_in(tx, tenant, key.as_str(), *limits).await?;
+            planned(plan, key.as_str().to_string(), before.is_none(), changes);
+        }
+        Ok(())
+    }
+
+    /// Creates or replaces the bundle's subscriptions that differ from the
+    /// stored ones (§9); a replaced one keeps its signing secret.
+    async fn apply_subscriptions(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        bundle: &Bundle,
+        ctx: &ParseContext,
+        plan: &mut SectionPlan,
+    ) -> StoreResult<()> {
+        for (i, (id, entry)) in bundle.subscriptions.iter().enumerate() {
+            let stored = self
+                .db
+                .lock_subscription(tx, &self.key, tenant, id.as_str())
+                .await?;
+            let input = bundle::subscription_input(i, entry, stored.as_ref().map(|s| &s.target))?;
+            let format = input.format.unwrap_or_default();
+            let (target, interest) = input.parse(&ctx.network_policy).map_err(|e| {
+                FieldError::new(format!("subscriptions[{i}].{}", e.field), e.message)
+            })?;
+            if stored.as_ref().is_some_and(|s| {
+                s.target.url == target.url && s.interest == interest && s.format == format
+            }) {
+                plan.unchanged.push(id.to_string());
+                continue;
+            }
+            let new = NewSubscription {
+                id: id.to_string(),
+                target,
+                interest,
+                format,
+                secret: generate_secret(),
+            };
+            let (_, created, changes) = self.save_subscription_in(tx, tenant, &new, false).await?;
+            planned(plan, id.to_string(), created, changes);
+        }
+        Ok(())
+    }
+}
+
+/// One entry of a section written: made, or changed as `changes` say.
+fn planned(plan: &mut SectionPlan, id: String, created: bool, changes: Value) {
+    if created {
+        plan.create.push(id);
+    } else {
+        plan.update.push(PlannedChange { id, changes });
+    }
+}
+
+/// Whether an apply wrote anything in a section.
+fn changed(plan: &SectionPlan) -> bool {
+    !plan.create.is_empty() || !plan.update.is_empty()
+}
+
+/// A refusal of entry `i` of `section`, its field named in the bundle.
+fn section_error(e: StoreError, section: &str, i: usize) -> StoreError {
+    match e {
+        StoreError::Invalid(e) => StoreError::Invalid(FieldError::new(
+            format!("{section}[{i}].{}", e.field),
+            e.message,
+        )),
+        StoreError::Conflict(m) => StoreError::Conflict(format!("{section}[{i}]: {m}")),
+        other => other,
     }
 }
 

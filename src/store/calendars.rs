@@ -10,8 +10,9 @@ use chrono::{NaiveDate, Utc};
 
 use super::dialect::Dialect;
 use super::shape::StoredDefinition;
-use super::writes::{SqlStore, Written, job_row};
+use super::writes::{SqlStore, Written, audit_record, job_row};
 use super::{CalendarRecord, CalendarSaved, StoreError, StoreResult, Tenant};
+use crate::domain::audit;
 use crate::domain::calendar::{Book, Calendar, CalendarSet};
 use crate::domain::error::FieldError;
 use crate::domain::job::{Job, JobId, Schedule};
@@ -56,7 +57,12 @@ impl<D: Dialect> SqlStore<D> {
     /// by a calendar's, which re-plans the jobs that use it. So a job
     /// written while a calendar changes is re-planned by that change, or
     /// reads it changed.
-    async fn book(&self, tx: &mut D::Tx, tenant: &Tenant, exclusive: bool) -> StoreResult<Book> {
+    pub(super) async fn book(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        exclusive: bool,
+    ) -> StoreResult<Book> {
         self.db.lock_calendars(tx, tenant, exclusive).await?;
         Ok(self
             .db
@@ -129,7 +135,7 @@ impl<D: Dialect> SqlStore<D> {
     fn saved(
         &self,
         tenant: &Tenant,
-        (record, replanned): (CalendarRecord, Vec<String>),
+        (record, replanned, _): (CalendarRecord, Vec<String>, serde_json::Value),
         created: bool,
     ) -> CalendarSaved {
         tracing::info!(%tenant, calendar = %record.calendar.id, rules = record.calendar.rules.len(), created, jobs_replanned = replanned.len(), "calendar saved");
@@ -143,23 +149,34 @@ impl<D: Dialect> SqlStore<D> {
         }
     }
 
-    /// Writes `calendar` into `book` and the store, then re-plans the jobs
+    /// Writes `calendar` into `book` and the store, with its audit record
+    /// (whose changes it answers), then re-plans the jobs
     /// that use it: each job's trigger is bound to the new book, and a job
     /// whose next fire time lies ahead gets it again from now (its runs
     /// made ahead removed); what is due stays due (§11.4: only future
     /// occurrences change).
-    async fn write_and_replan(
+    pub(super) async fn write_and_replan(
         &self,
         tx: &mut D::Tx,
         tenant: &Tenant,
         book: &mut Book,
         calendar: Calendar,
-    ) -> StoreResult<(CalendarRecord, Vec<String>)> {
+    ) -> StoreResult<(CalendarRecord, Vec<String>, serde_json::Value)> {
         let id = calendar.id.clone();
-        book.insert(id.clone(), calendar.clone());
+        let before = book.insert(id.clone(), calendar.clone());
         CalendarSet::resolve(&id, book)
             .map_err(|m| StoreError::Invalid(FieldError::new("rules", m)))?;
         self.db.write_calendar(tx, tenant, &calendar).await?;
+        let action = match before {
+            None => "calendar.created",
+            Some(_) => "calendar.updated",
+        };
+        let changes = audit::for_document(
+            before.as_ref().map(document).as_ref(),
+            Some(&document(&calendar)),
+        );
+        let record = audit_record(tenant.as_str(), action, &target(&id), changes.clone());
+        self.db.insert_audit(tx, &[record]).await?;
         let book = Arc::new(book.clone());
         let now = Utc::now();
         let mut replanned = Vec::new();
@@ -228,7 +245,7 @@ impl<D: Dialect> SqlStore<D> {
             .into_iter()
             .find(|r| r.calendar.id == id)
             .ok_or(StoreError::NotFound)?;
-        Ok((record, replanned))
+        Ok((record, replanned, changes))
     }
 
     pub(super) async fn delete_calendar_inner(
@@ -279,10 +296,25 @@ impl<D: Dialect> SqlStore<D> {
             )));
         }
         let deleted = self.db.delete_calendar(&mut tx, tenant, id).await?;
+        if deleted {
+            let changes = audit::for_document(book.get(id).map(document).as_ref(), None);
+            let record = audit_record(tenant.as_str(), "calendar.deleted", &target(id), changes);
+            self.db.insert_audit(&mut tx, &[record]).await?;
+        }
         D::commit(tx).await?;
         if deleted {
             tracing::info!(%tenant, calendar = %id, "calendar deleted");
         }
         Ok(deleted)
     }
+}
+
+/// A calendar as the trail shows it: its input form.
+fn document(calendar: &Calendar) -> serde_json::Value {
+    serde_json::to_value(calendar.to_input()).unwrap_or_default()
+}
+
+/// The target a calendar's records name.
+fn target(id: &str) -> String {
+    audit::target("calendar", id)
 }

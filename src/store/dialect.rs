@@ -320,6 +320,37 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         tenant: &Tenant,
         id: &str,
     ) -> StoreResult<bool>;
+    /// Subscription `id`, locked for the rest of `tx`.
+    async fn lock_subscription(
+        &self,
+        tx: &mut Self::Tx,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<Option<super::Subscription>>;
+    /// A conflict when its id is taken.
+    async fn insert_subscription(
+        &self,
+        tx: &mut Self::Tx,
+        key: &SealingKey,
+        tenant: &Tenant,
+        subscription: &super::NewSubscription,
+    ) -> StoreResult<super::Subscription>;
+    /// Replaces its URL, interest and format (its secret stays); none when
+    /// there is no such subscription.
+    async fn replace_subscription(
+        &self,
+        tx: &mut Self::Tx,
+        key: &SealingKey,
+        tenant: &Tenant,
+        subscription: &super::NewSubscription,
+    ) -> StoreResult<Option<super::Subscription>>;
+    async fn delete_subscription(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<bool>;
     /// Records the occurrences calendars moved runs from (§11.4): rare, so
     /// apart from the claim's one insert.
     async fn set_nominal_for(

@@ -22,6 +22,7 @@ mod postgres;
 mod rows;
 mod shape;
 mod sqlite;
+mod subscription_writes;
 mod subscriptions;
 mod writes;
 

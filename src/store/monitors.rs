@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::rows::{At, RowId};
-use super::writes::SqlStore;
+use super::writes::{SqlStore, audit_record};
 use super::{StoreError, StoreResult, Tenant};
+use crate::domain::audit;
 use crate::domain::event::{self, RunMade};
 use crate::domain::job::JobId;
 use crate::domain::monitor::{self, OpenRun, Ping, PingEffect};
@@ -289,6 +290,13 @@ impl<D: Dialect> SqlStore<D> {
         self.db
             .set_ping_key(&mut tx, tenant.as_str(), id.as_str(), Some(&key), true)
             .await?;
+        let record = audit_record(
+            tenant.as_str(),
+            "job.ping_key_rotated",
+            &audit::job_target(id.as_str()),
+            audit::for_ping_key_rotated(),
+        );
+        self.db.insert_audit(&mut tx, &[record]).await?;
         D::commit(tx).await?;
         tracing::info!(%tenant, job_id = %id, "ping key rotated");
         Ok(Some(key))

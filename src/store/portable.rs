@@ -15,8 +15,7 @@ use uuid::Uuid;
 
 use super::{
     Attempt, DeliveryRecord, Gauges, IdempotentRequest, Instance, Job, JobFilter, JobSecret,
-    NewSession, NewSubscription, NewToken, Run, RunFilter, Session, StoreResult, Subscription,
-    Tenant, TokenInfo,
+    NewSession, NewToken, Run, RunFilter, Session, StoreResult, Subscription, Tenant, TokenInfo,
 };
 use crate::domain::job::JobId;
 use crate::domain::quota::QuotaOverrides;
@@ -107,12 +106,6 @@ pub(crate) trait Portable: Send + Sync {
         filter: &super::AuditFilter,
     ) -> StoreResult<Vec<crate::domain::audit::AuditRecord>>;
     async fn delete_expired_audit(&self, older_than: Duration, batch: u32) -> StoreResult<u64>;
-    async fn create_subscription(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        subscription: &NewSubscription,
-    ) -> StoreResult<Subscription>;
     async fn list_subscriptions(
         &self,
         key: &SealingKey,
@@ -130,15 +123,6 @@ pub(crate) trait Portable: Send + Sync {
         tenant: &Tenant,
         id: &str,
     ) -> StoreResult<Option<String>>;
-    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool>;
-    /// Replaces subscription `id`'s URL, interest and format (its secret
-    /// stays); none when there is no such subscription.
-    async fn replace_subscription(
-        &self,
-        key: &SealingKey,
-        tenant: &Tenant,
-        subscription: &NewSubscription,
-    ) -> StoreResult<Option<Subscription>>;
     async fn list_deliveries(
         &self,
         tenant: &Tenant,
@@ -797,6 +781,116 @@ macro_rules! portable_statements {
             .execute(conn)
             .await?;
             Ok(())
+        }
+
+        /// Subscription `id` as stored, its row locked for the rest of
+        /// `conn`'s transaction (an update to itself: portable, and HOT).
+        async fn lock_subscription_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            key: &$crate::domain::sealing::SealingKey,
+            tenant: &$crate::store::Tenant,
+            id: &str,
+        ) -> $crate::store::StoreResult<Option<$crate::store::Subscription>> {
+            sqlx::query_as::<_, SubscriptionRow>(
+                "UPDATE subscriptions SET id = id WHERE tenant = $1 AND id = $2
+                 RETURNING id, target_url, target_secrets, types, job_id, format, created_at",
+            )
+            .bind(tenant.as_str())
+            .bind(id)
+            .fetch_optional(conn)
+            .await?
+            .map(|row| row.into_subscription(key, tenant.as_str()))
+            .transpose()
+        }
+
+        async fn insert_subscription_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            key: &$crate::domain::sealing::SealingKey,
+            tenant: &$crate::store::Tenant,
+            subscription: &$crate::store::NewSubscription,
+        ) -> $crate::store::StoreResult<$crate::store::Subscription> {
+            let row = $crate::domain::sealing::Row {
+                tenant: tenant.as_str(),
+                table: "subscriptions",
+                id: &subscription.id,
+            };
+            let stored = $crate::store::shape::StoredTarget::of(&subscription.target, key, row);
+            let row = sqlx::query_as::<_, SubscriptionRow>(
+                "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types,
+                                            job_id, secret, created_at, host, format)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 RETURNING id, target_url, target_secrets, types, job_id, format, created_at",
+            )
+            .bind(tenant.as_str())
+            .bind(&subscription.id)
+            .bind(&stored.url)
+            .bind(&stored.secrets)
+            .bind($crate::store::types_text(&subscription.interest.types))
+            .bind(&subscription.interest.job_id)
+            .bind(key.seal_in(row, $crate::store::SECRET, &subscription.secret))
+            .bind(at(chrono::Utc::now()))
+            .bind($crate::store::run_host(&stored.url))
+            .bind(subscription.format.as_str())
+            .fetch_one(conn)
+            .await
+            .map_err(|e| match e {
+                e if $crate::store::is_unique_violation(&e) => {
+                    $crate::store::StoreError::Conflict(format!(
+                        "subscription {} exists",
+                        subscription.id
+                    ))
+                }
+                e => e.into(),
+            })?;
+            row.into_subscription(key, tenant.as_str())
+        }
+
+        /// Replaces subscription `id`'s URL, interest and format (its
+        /// secret stays); none when there is no such subscription.
+        async fn replace_subscription_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            key: &$crate::domain::sealing::SealingKey,
+            tenant: &$crate::store::Tenant,
+            subscription: &$crate::store::NewSubscription,
+        ) -> $crate::store::StoreResult<Option<$crate::store::Subscription>> {
+            let row = $crate::domain::sealing::Row {
+                tenant: tenant.as_str(),
+                table: "subscriptions",
+                id: &subscription.id,
+            };
+            let stored = $crate::store::shape::StoredTarget::of(&subscription.target, key, row);
+            sqlx::query_as::<_, SubscriptionRow>(
+                "UPDATE subscriptions SET target_url = $3, target_secrets = $4, types = $5,
+                     job_id = $6, host = $7, format = $8
+                 WHERE tenant = $1 AND id = $2
+                 RETURNING id, target_url, target_secrets, types, job_id, format, created_at",
+            )
+            .bind(tenant.as_str())
+            .bind(&subscription.id)
+            .bind(&stored.url)
+            .bind(&stored.secrets)
+            .bind($crate::store::types_text(&subscription.interest.types))
+            .bind(&subscription.interest.job_id)
+            .bind($crate::store::run_host(&stored.url))
+            .bind(subscription.format.as_str())
+            .fetch_optional(conn)
+            .await?
+            .map(|row| row.into_subscription(key, tenant.as_str()))
+            .transpose()
+        }
+
+        /// Deletes subscription `id` (its deliveries go with it).
+        async fn delete_subscription_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &$crate::store::Tenant,
+            id: &str,
+        ) -> $crate::store::StoreResult<bool> {
+            let done = sqlx::query("DELETE FROM subscriptions WHERE tenant = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(id)
+                .execute(conn)
+                .await?;
+            Ok(done.rows_affected() > 0)
         }
 
         async fn delete_calendar_in(
@@ -2084,80 +2178,6 @@ macro_rules! portable_statements {
                 delete_older_in(&self.pool, "events", older_than, batch).await
             }
 
-            async fn create_subscription(
-                &self,
-                key: &$crate::domain::sealing::SealingKey,
-                tenant: &$crate::store::Tenant,
-                subscription: &$crate::store::NewSubscription,
-            ) -> $crate::store::StoreResult<$crate::store::Subscription> {
-                let row = $crate::domain::sealing::Row {
-                    tenant: tenant.as_str(),
-                    table: "subscriptions",
-                    id: &subscription.id,
-                };
-                let stored = $crate::store::shape::StoredTarget::of(&subscription.target, key, row);
-                let row = sqlx::query_as::<_, SubscriptionRow>(
-                    "INSERT INTO subscriptions (tenant, id, target_url, target_secrets, types,
-                                                job_id, secret, created_at, host, format)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                     RETURNING id, target_url, target_secrets, types, job_id, format, created_at",
-                )
-                .bind(tenant.as_str())
-                .bind(&subscription.id)
-                .bind(&stored.url)
-                .bind(&stored.secrets)
-                .bind($crate::store::types_text(&subscription.interest.types))
-                .bind(&subscription.interest.job_id)
-                .bind(key.seal_in(row, $crate::store::SECRET, &subscription.secret))
-                .bind(at(chrono::Utc::now()))
-                .bind($crate::store::run_host(&stored.url))
-                .bind(subscription.format.as_str())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| match e {
-                    e if $crate::store::is_unique_violation(&e) => {
-                        $crate::store::StoreError::Conflict(format!(
-                            "subscription {} exists",
-                            subscription.id
-                        ))
-                    }
-                    e => e.into(),
-                })?;
-                row.into_subscription(key, tenant.as_str())
-            }
-
-            async fn replace_subscription(
-                &self,
-                key: &$crate::domain::sealing::SealingKey,
-                tenant: &$crate::store::Tenant,
-                subscription: &$crate::store::NewSubscription,
-            ) -> $crate::store::StoreResult<Option<$crate::store::Subscription>> {
-                let row = $crate::domain::sealing::Row {
-                    tenant: tenant.as_str(),
-                    table: "subscriptions",
-                    id: &subscription.id,
-                };
-                let stored = $crate::store::shape::StoredTarget::of(&subscription.target, key, row);
-                sqlx::query_as::<_, SubscriptionRow>(
-                    "UPDATE subscriptions SET target_url = $3, target_secrets = $4, types = $5,
-                         job_id = $6, host = $7, format = $8
-                     WHERE tenant = $1 AND id = $2
-                     RETURNING id, target_url, target_secrets, types, job_id, format, created_at",
-                )
-                .bind(tenant.as_str())
-                .bind(&subscription.id)
-                .bind(&stored.url)
-                .bind(&stored.secrets)
-                .bind($crate::store::types_text(&subscription.interest.types))
-                .bind(&subscription.interest.job_id)
-                .bind($crate::store::run_host(&stored.url))
-                .bind(subscription.format.as_str())
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|row| row.into_subscription(key, tenant.as_str()))
-                .transpose()
-            }
-
             async fn list_subscriptions(
                 &self,
                 key: &$crate::domain::sealing::SealingKey,
@@ -2216,19 +2236,6 @@ macro_rules! portable_statements {
                         $crate::store::open_secret(key, row, &s, None).map(|s| s.secret)
                     })
                     .transpose()
-            }
-
-            async fn delete_subscription(
-                &self,
-                tenant: &$crate::store::Tenant,
-                id: &str,
-            ) -> $crate::store::StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM subscriptions WHERE tenant = $1 AND id = $2")
-                    .bind(tenant.as_str())
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
             }
 
             async fn list_deliveries(
@@ -2354,6 +2361,10 @@ macro_rules! portable_statements {
                 set: &$crate::domain::quota::QuotaOverrides,
             ) -> $crate::store::StoreResult<()> {
                 let column = |q: Option<u32>| q.map(i64::from);
+                // A write transaction from its start (SQLite's `BEGIN
+                // IMMEDIATE`): it reads, then writes.
+                let mut tx = $crate::store::dialect::Dialect::begin(self).await?;
+                let before = tenant_quotas_in(&mut tx, tenant).await?;
                 sqlx::query(
                     "INSERT INTO tenant_quotas
                          (tenant, jobs, subscriptions, runs_per_minute, updated_at, catchup_max)
@@ -2369,8 +2380,17 @@ macro_rules! portable_statements {
                 .bind(column(set.runs_per_minute))
                 .bind(at(chrono::Utc::now()))
                 .bind(column(set.catchup_max))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                let record = $crate::acting::current().record(
+                    tenant.as_str(),
+                    "tenant.quotas_set",
+                    &$crate::domain::audit::target("tenant", tenant.as_str()),
+                    $crate::domain::audit::for_quotas(&before, set),
+                    chrono::Utc::now(),
+                );
+                insert_audit_in(&mut tx, &[record]).await?;
+                tx.commit().await?;
                 Ok(())
             }
 

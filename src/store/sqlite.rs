@@ -543,6 +543,45 @@ impl Dialect for SqliteDialect {
         delete_calendar_in(tx, tenant, id).await
     }
 
+    async fn lock_subscription(
+        &self,
+        tx: &mut Self::Tx,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<Option<crate::store::Subscription>> {
+        lock_subscription_in(tx, key, tenant, id).await
+    }
+
+    async fn insert_subscription(
+        &self,
+        tx: &mut Self::Tx,
+        key: &SealingKey,
+        tenant: &Tenant,
+        subscription: &crate::store::NewSubscription,
+    ) -> StoreResult<crate::store::Subscription> {
+        insert_subscription_in(tx, key, tenant, subscription).await
+    }
+
+    async fn replace_subscription(
+        &self,
+        tx: &mut Self::Tx,
+        key: &SealingKey,
+        tenant: &Tenant,
+        subscription: &crate::store::NewSubscription,
+    ) -> StoreResult<Option<crate::store::Subscription>> {
+        replace_subscription_in(tx, key, tenant, subscription).await
+    }
+
+    async fn delete_subscription(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &Tenant,
+        id: &str,
+    ) -> StoreResult<bool> {
+        delete_subscription_in(tx, tenant, id).await
+    }
+
     async fn set_nominal_for(
         &self,
         tx: &mut Self::Tx,

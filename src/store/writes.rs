@@ -86,7 +86,18 @@ pub(crate) struct Written {
 /// The audit record of `action` on job `id` of `tenant`, by whoever acts
 /// now (§11.9).
 fn job_audit(tenant: &str, id: &str, action: &str, changes: serde_json::Value) -> AuditRecord {
-    crate::acting::current().record(tenant, action, &audit::job_target(id), changes, Utc::now())
+    audit_record(tenant, action, &audit::job_target(id), changes)
+}
+
+/// The audit record of `action` on `target` (`calendar/holidays`) of
+/// `tenant`, by whoever acts now (§11.9).
+pub(super) fn audit_record(
+    tenant: &str,
+    action: &str,
+    target: &str,
+    changes: serde_json::Value,
+) -> AuditRecord {
+    crate::acting::current().record(tenant, action, target, changes, Utc::now())
 }
 
 /// The audit records of the jobs the scheduler completed (`max_runs`,
@@ -287,7 +298,7 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     /// The tenant's quotas, read in `tx`.
-    async fn quotas_in(&self, tx: &mut D::Tx, tenant: &Tenant) -> StoreResult<Quotas> {
+    pub(super) async fn quotas_in(&self, tx: &mut D::Tx, tenant: &Tenant) -> StoreResult<Quotas> {
         Ok(self
             .quotas
             .with(&self.db.read_tenant_quotas(tx, tenant).await?))
@@ -1289,32 +1300,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         limits: FlowLimits,
     ) -> StoreResult<FlowInfo> {
         let mut tx = self.db.begin().await?;
-        match self
-            .db
-            .lock_flow(&mut tx, tenant.as_str(), key, true)
-            .await?
-        {
-            None => {
-                self.db
-                    .insert_flow(&mut tx, tenant.as_str(), key, limits, "api")
-                    .await?
-            }
-            Some((state, now)) => {
-                // Tokens saved up stay, within the new limit.
-                let bucket = match limits.rate {
-                    Some(rate) => {
-                        let mut b = state.bucket.refilled(rate, now);
-                        b.tokens = b.tokens.min(f64::from(rate.limit));
-                        b
-                    }
-                    None => flow::Bucket::full(None, now),
-                };
-                self.db
-                    .set_flow_limits(&mut tx, tenant.as_str(), key, limits, "api", bucket)
-                    .await?;
-            }
-        }
-        self.db.poke_flow(&mut tx, tenant.as_str(), key).await?;
+        self.put_flow_in(&mut tx, tenant, key, limits).await?;
         let info = self
             .flow_info(&mut tx, tenant.as_str(), key)
             .await?
@@ -1339,6 +1325,18 @@ impl<D: Dialect> Store for SqlStore<D> {
         {
             return Ok(None);
         }
+        let action = if paused {
+            "flow.paused"
+        } else {
+            "flow.resumed"
+        };
+        let record = audit_record(
+            tenant.as_str(),
+            action,
+            &audit::target("flow", key),
+            audit::for_flow_paused(paused),
+        );
+        self.db.insert_audit(&mut tx, &[record]).await?;
         self.db.poke_flow(&mut tx, tenant.as_str(), key).await?;
         let info = self.flow_info(&mut tx, tenant.as_str(), key).await?;
         D::commit(tx).await?;
@@ -1466,6 +1464,9 @@ impl<D: Dialect> Store for SqlStore<D> {
             runs: Default::default(),
         };
         self.db.insert_backfill(&mut tx, tenant, &made).await?;
+        let changes = audit::for_backfill(backfill_id, spec.from, spec.to, made.runs_made);
+        let record = job_audit(tenant.as_str(), id.as_str(), "job.backfilled", changes);
+        self.db.insert_audit(&mut tx, &[record]).await?;
         if sent_now {
             self.db.notify(&mut tx, Channel::Runs).await?;
         }
@@ -1515,6 +1516,14 @@ impl<D: Dialect> Store for SqlStore<D> {
             .collect();
         let flows_due = self.poke_flows(&mut tx, flows).await?;
         let cancelled = self.db.cancel_backfill(&mut tx, tenant, id).await?;
+        let changes = audit::for_backfill_cancelled(id, Utc::now(), cancelled.len());
+        let record = job_audit(
+            tenant.as_str(),
+            backfill.job_id.as_str(),
+            "job.backfill_cancelled",
+            changes,
+        );
+        self.db.insert_audit(&mut tx, &[record]).await?;
         let events: Vec<NewEvent> = cancelled
             .iter()
             .map(|(run, job)| event::run_backfill_cancelled(job, *run, id))
@@ -2200,22 +2209,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         tenant: &Tenant,
         subscription: &NewSubscription,
     ) -> StoreResult<Subscription> {
-        // Counted from the tenant's cached subscriptions (cleared by a
-        // change here, and by NOTIFY on the other instances), outside the
-        // insert: two requests at once may pass the quota by one each.
-        let held = self.interests(None, tenant.as_str()).await?.len();
-        quota::admit(
-            "subscriptions",
-            held as u64,
-            self.tenant_quotas(tenant).await?.subscriptions,
-            "--max-subscriptions-per-tenant",
-        )?;
-        let created = self
-            .db
-            .create_subscription(&self.key, tenant, subscription)
-            .await?;
-        self.subscriptions_changed(tenant).await?;
-        Ok(created)
+        Ok(self.save_subscription(tenant, subscription, true).await?.0)
     }
 
     async fn list_subscriptions(&self, tenant: &Tenant) -> StoreResult<Vec<Subscription>> {
@@ -2239,19 +2233,13 @@ impl<D: Dialect> Store for SqlStore<D> {
         tenant: &Tenant,
         subscription: &NewSubscription,
     ) -> StoreResult<(Subscription, bool)> {
-        let replaced = self
-            .db
-            .replace_subscription(&self.key, tenant, subscription)
-            .await?;
-        if let Some(replaced) = replaced {
-            self.subscriptions_changed(tenant).await?;
-            return Ok((replaced, false));
-        }
-        Ok((self.create_subscription(tenant, subscription).await?, true))
+        self.save_subscription(tenant, subscription, false).await
     }
 
     async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> StoreResult<bool> {
-        let deleted = self.db.delete_subscription(tenant, id).await?;
+        let mut tx = self.db.begin().await?;
+        let deleted = self.delete_subscription_in(&mut tx, tenant, id).await?;
+        D::commit(tx).await?;
         if deleted {
             self.subscriptions_changed(tenant).await?;
         }
@@ -2333,7 +2321,78 @@ impl<D: Dialect> Store for SqlStore<D> {
 impl<D: Dialect> SqlStore<D> {
     /// A tenant's subscriptions changed: this process reads them again,
     /// and the others are told.
-    async fn subscriptions_changed(&self, tenant: &Tenant) -> StoreResult<()> {
+    /// Defines flow key `key`'s limits in `tx` (`PUT /v1/flows/{key}`, an
+    /// apply), with its audit record, whose changes it answers.
+    pub(super) async fn put_flow_in(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        key: &str,
+        limits: FlowLimits,
+    ) -> StoreResult<serde_json::Value> {
+        let before = match self.db.lock_flow(tx, tenant.as_str(), key, true).await? {
+            None => {
+                self.db
+                    .insert_flow(tx, tenant.as_str(), key, limits, "api")
+                    .await?;
+                None
+            }
+            Some((state, now)) => {
+                // Tokens saved up stay, within the new limit.
+                let bucket = match limits.rate {
+                    Some(rate) => {
+                        let mut b = state.bucket.refilled(rate, now);
+                        b.tokens = b.tokens.min(f64::from(rate.limit));
+                        b
+                    }
+                    None => flow::Bucket::full(None, now),
+                };
+                self.db
+                    .set_flow_limits(tx, tenant.as_str(), key, limits, "api", bucket)
+                    .await?;
+                Some(state)
+            }
+        };
+        let paused = before.as_ref().is_some_and(|b| b.paused);
+        let changes = audit::for_document(
+            before
+                .as_ref()
+                .map(|b| audit::flow_document(b.limits, b.paused))
+                .as_ref(),
+            Some(&audit::flow_document(limits, paused)),
+        );
+        let action = match before {
+            None => "flow.created",
+            Some(_) => "flow.updated",
+        };
+        let record = audit_record(
+            tenant.as_str(),
+            action,
+            &audit::target("flow", key),
+            changes.clone(),
+        );
+        self.db.insert_audit(tx, &[record]).await?;
+        self.db.poke_flow(tx, tenant.as_str(), key).await?;
+        Ok(changes)
+    }
+
+    /// A subscription saved in a transaction of its own.
+    async fn save_subscription(
+        &self,
+        tenant: &Tenant,
+        subscription: &NewSubscription,
+        create: bool,
+    ) -> StoreResult<(Subscription, bool)> {
+        let mut tx = self.db.begin().await?;
+        let (saved, created, _) = self
+            .save_subscription_in(&mut tx, tenant, subscription, create)
+            .await?;
+        D::commit(tx).await?;
+        self.subscriptions_changed(tenant).await?;
+        Ok((saved, created))
+    }
+
+    pub(super) async fn subscriptions_changed(&self, tenant: &Tenant) -> StoreResult<()> {
         self.subscriptions.clear(Some(tenant.as_str()));
         self.db.notify_now(Channel::Subscriptions).await
     }

@@ -175,6 +175,14 @@ async fn a_skipped_run_opens_missed_ack_stops_nothing_and_pausing_resolves(backe
     );
     let listed = app.get("/v1/alerts?state=acked").await.json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    // Each acknowledgement has its audit record (§11.9).
+    let trail = app
+        .get(&format!(
+            "/v1/audit?target=alert/{id}&action=alert.acknowledged"
+        ))
+        .await
+        .json();
+    assert_eq!(trail["items"].as_array().unwrap().len(), 2, "{trail}");
 
     // Pausing resolves every alert of the job.
     assert_eq!(app.post_empty("/v1/jobs/slow/pause").await.status, 200);

@@ -315,7 +315,191 @@ async fn a_bad_bundle_is_refused_whole_and_says_where(backend: Backend) {
     assert!(refused.contains("larger than"), "{refused}");
 }
 
+/// A bundle with calendars, flow keys and a subscription beside its job.
+fn full_bundle(holiday: &str, max_in_flight: u32) -> String {
+    format!(
+        r#"apiVersion: cronhook/v1
+kind: Bundle
+jobs:
+  - id: report
+    trigger: {{type: cron, expr: "0 3 * * *", timezone: Europe/Berlin, calendars: {{exclude: [closed]}}}}
+    target: {{url: "https://example.com/report"}}
+    flow: {{key: vendor-api}}
+calendars:
+  - id: closed
+    timezone: Europe/Berlin
+    rules: [{{calendar: holidays}}]
+  - id: holidays
+    timezone: Europe/Berlin
+    rules: [{{date: "{holiday}"}}]
+flows:
+  - key: vendor-api
+    max_in_flight: {max_in_flight}
+subscriptions:
+  - id: ops
+    url: "https://ops:{PLANTED}@example.com/events"
+    types: [run.failed]
+    job_id: report
+"#
+    )
+}
+
+async fn calendars_flows_and_subscriptions_are_applied_and_exported_back(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let yaml = "application/yaml";
+    let section = |plan: &Value, name: &str, key: &str| sorted(&plan[name], key);
+
+    // A dry run plans each section and writes nothing.
+    let plan = apply(&app, "?dry_run=true", yaml, &full_bundle("2026-12-24", 2))
+        .await
+        .json();
+    assert_eq!(
+        section(&plan, "calendars", "create"),
+        ["closed", "holidays"],
+        "{plan}"
+    );
+    assert_eq!(section(&plan, "flows", "create"), ["vendor-api"]);
+    assert_eq!(section(&plan, "subscriptions", "create"), ["ops"]);
+    assert_eq!(sorted(&plan, "create"), ["report"]);
+    assert_eq!(app.get("/v1/calendars").await.json()["items"], json!([]));
+    assert_eq!(app.get("/v1/flows").await.json()["items"], json!([]));
+
+    let applied = apply(&app, "", yaml, &full_bundle("2026-12-24", 2)).await;
+    assert_eq!(applied.status, 200, "{}", applied.text);
+    let secret = app.get("/v1/subscriptions/ops/secret").await.json()["secret"].clone();
+    assert!(secret.as_str().unwrap().starts_with("whsec_"), "{secret}");
+    let flow = app.get("/v1/flows/vendor-api").await.json();
+    assert_eq!(
+        (flow["max_in_flight"].clone(), flow["defined_by"].clone()),
+        (json!(2), json!("api"))
+    );
+
+    // Again: nothing in any section changes.
+    let again = apply(&app, "", yaml, &full_bundle("2026-12-24", 2))
+        .await
+        .json();
+    for name in ["calendars", "flows", "subscriptions"] {
+        assert_eq!(again[name]["create"], json!([]), "{name}: {again}");
+        assert_eq!(again[name]["update"], json!([]), "{name}: {again}");
+    }
+    assert_eq!(
+        section(&again, "calendars", "unchanged"),
+        ["closed", "holidays"]
+    );
+
+    // A new day and a new limit: the plan shows exactly those.
+    let changed = full_bundle("2026-12-31", 3);
+    let plan = apply(&app, "?dry_run=true", yaml, &changed).await.json();
+    assert_eq!(
+        plan["calendars"]["update"],
+        json!([{"id": "holidays", "changes": [{"op": "replace", "path": "/rules/0/date", "value": "2026-12-31"}]}]),
+        "{plan}"
+    );
+    assert_eq!(plan["calendars"]["unchanged"], json!(["closed"]));
+    assert_eq!(
+        plan["flows"]["update"],
+        json!([{"id": "vendor-api", "changes": [{"op": "replace", "path": "/max_in_flight", "value": 3}]}])
+    );
+    assert_eq!(plan["subscriptions"]["unchanged"], json!(["ops"]));
+    assert_eq!(plan["unchanged"], json!(["report"]));
+    assert_eq!(
+        app.get("/v1/flows/vendor-api").await.json()["max_in_flight"],
+        2
+    );
+    apply(&app, "", yaml, &changed).await.json();
+    assert_eq!(
+        app.get("/v1/flows/vendor-api").await.json()["max_in_flight"],
+        3
+    );
+
+    // The whole export holds every section and no secret; applied back
+    // it changes nothing and exports the same bytes; the subscription's
+    // password and signing secret stay.
+    let exported = export(&app, "?format=yaml").await;
+    assert!(!exported.contains(PLANTED), "{exported}");
+    for part in [
+        "calendars:",
+        "flows:",
+        "subscriptions:",
+        "ops:***@example.com",
+        "2026-12-31",
+    ] {
+        assert!(exported.contains(part), "{part}: {exported}");
+    }
+    let back = apply(&app, "", yaml, &exported).await.json();
+    assert_eq!(
+        section(&back, "subscriptions", "unchanged"),
+        ["ops"],
+        "{back}"
+    );
+    assert_eq!(
+        section(&back, "flows", "unchanged"),
+        ["vendor-api"],
+        "{back}"
+    );
+    assert_eq!(export(&app, "?format=yaml").await, exported);
+    assert_eq!(
+        app.get("/v1/subscriptions/ops/secret").await.json()["secret"],
+        secret
+    );
+    let stored = app
+        .store()
+        .get_subscription(&common::default_tenant(), "ops")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.target.url.password(), Some(PLANTED));
+    // With a selector, the jobs it picks only.
+    let picked = export(&app, "?selector=team%21%3Dnobody").await;
+    let picked: Value = serde_json::from_str(&picked).unwrap();
+    assert!(picked.get("calendars").is_none(), "{picked}");
+
+    // Every change has its record; none holds the secret.
+    let trail = app.get("/v1/audit?limit=500").await;
+    assert!(!trail.text.contains(PLANTED), "{}", trail.text);
+    let mut records: Vec<String> = trail.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["reason"] == "deploy 42")
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["action"].as_str().unwrap(),
+                r["target"].as_str().unwrap()
+            )
+        })
+        .collect();
+    records.sort();
+    assert_eq!(
+        records,
+        [
+            "calendar.created calendar/closed",
+            "calendar.created calendar/holidays",
+            "calendar.updated calendar/holidays",
+            "flow.created flow/vendor-api",
+            "flow.updated flow/vendor-api",
+            "job.created job/report",
+            "subscription.created subscription/ops",
+        ]
+    );
+
+    // All or nothing: a bad job keeps a good calendar out; a cycle is
+    // refused where it is.
+    let bad = "apiVersion: cronhook/v1\nkind: Bundle\ncalendars:\n  - {id: extra, rules: []}\njobs:\n  - {id: broken, trigger: {type: cron, expr: \"61 * * * *\"}, target: {url: \"https://example.com\"}}\n";
+    let refused = apply(&app, "", yaml, bad).await.problem(422);
+    assert!(refused.starts_with("jobs[0].trigger.expr:"), "{refused}");
+    assert_eq!(app.get("/v1/calendars/extra").await.status, 404);
+    let cycle = "apiVersion: cronhook/v1\nkind: Bundle\ncalendars:\n  - {id: x, rules: [{calendar: y}]}\n  - {id: y, rules: [{calendar: x}]}\n";
+    let refused = apply(&app, "", yaml, cycle).await.problem(422);
+    assert!(refused.starts_with("calendars[0].rules:"), "{refused}");
+    let foreign = "apiVersion: cronhook/v1\nkind: Bundle\nsubscriptions:\n  - {id: leak, url: \"ftp://example.com/x\", types: [run.failed]}\n";
+    let refused = apply(&app, "", yaml, foreign).await.problem(422);
+    assert!(refused.starts_with("subscriptions[0].url:"), "{refused}");
+}
+
 store_tests!(
+    calendars_flows_and_subscriptions_are_applied_and_exported_back,
     a_bundle_is_planned_applied_pruned_and_exported_back,
     a_bad_bundle_is_refused_whole_and_says_where,
 );

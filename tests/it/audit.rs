@@ -357,4 +357,178 @@ async fn every_change_has_its_record_and_no_secret(backend: Backend) {
     }
 }
 
-store_tests!(every_change_has_its_record_and_no_secret);
+/// Calendars, subscriptions, flow keys, backfills, ping keys and quotas:
+/// each change through the API has its record, and none a secret.
+async fn changes_beside_jobs_have_their_records(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let with_reason = |method: Method, path: &str, body: Option<Value>| {
+        let (app, path) = (&app, path.to_string());
+        async move {
+            send(
+                app,
+                method,
+                &path,
+                None,
+                &[("cronhook-reason", "OPS-7")],
+                body,
+            )
+            .await
+        }
+    };
+    let ok =
+        |reply: &common::Reply, status: u16| assert_eq!(reply.status, status, "{}", reply.text);
+
+    // A chat webhook's secret is its URL's path.
+    let hook = |path: &str| format!("https://hooks.example.com/services/{path}");
+    let sub = |path: &str| json!({"url": hook(path), "types": ["run.failed"], "format": "slack"});
+    ok(
+        &with_reason(Method::PUT, "/v1/subscriptions/ops", Some(sub(PLANTED))).await,
+        201,
+    );
+    let other = format!("other-{PLANTED}");
+    ok(
+        &with_reason(Method::PUT, "/v1/subscriptions/ops", Some(sub(&other))).await,
+        200,
+    );
+    ok(
+        &with_reason(Method::DELETE, "/v1/subscriptions/ops", None).await,
+        204,
+    );
+
+    let calendar = |day: &str| json!({"timezone": "Europe/Berlin", "rules": [{"date": day}]});
+    let put = with_reason(
+        Method::PUT,
+        "/v1/calendars/holidays",
+        Some(calendar("2026-12-24")),
+    );
+    ok(&put.await, 201);
+    let put = with_reason(
+        Method::PUT,
+        "/v1/calendars/holidays",
+        Some(calendar("2026-12-25")),
+    );
+    ok(&put.await, 200);
+    ok(
+        &with_reason(Method::DELETE, "/v1/calendars/holidays", None).await,
+        204,
+    );
+
+    let limits = json!({"max_in_flight": 2});
+    ok(
+        &with_reason(Method::PUT, "/v1/flows/vendor-api", Some(limits)).await,
+        200,
+    );
+    ok(
+        &with_reason(Method::POST, "/v1/flows/vendor-api/pause", None).await,
+        200,
+    );
+    ok(
+        &with_reason(Method::POST, "/v1/flows/vendor-api/resume", None).await,
+        200,
+    );
+
+    app.create_job(
+        json!({"id": "hourly", "trigger": {"type": "cron", "expr": "0 * * * *"},
+                          "target": {"url": "https://example.com/hourly"}}),
+    )
+    .await;
+    let now = chrono::Utc::now();
+    let range = json!({"from": (now - chrono::TimeDelta::hours(3)).to_rfc3339(),
+                       "to": (now - chrono::TimeDelta::hours(1)).to_rfc3339()});
+    let backfill = with_reason(Method::POST, "/v1/jobs/hourly/backfill", Some(range)).await;
+    ok(&backfill, 201);
+    let backfill_id = backfill.json()["id"].as_str().unwrap().to_string();
+    ok(
+        &with_reason(
+            Method::DELETE,
+            &format!("/v1/backfills/{backfill_id}"),
+            None,
+        )
+        .await,
+        200,
+    );
+
+    app.create_job(
+        json!({"id": "heartbeat", "trigger": {"type": "interval", "every_s": 3600},
+                          "target": null, "monitor": {"grace_s": 60}}),
+    )
+    .await;
+    let rotated = with_reason(Method::POST, "/v1/jobs/heartbeat/ping-key/rotate", None).await;
+    ok(&rotated, 200);
+    let ping_url = rotated.json()["ping_url"].as_str().unwrap().to_string();
+    let ping_key = ping_url.rsplit('/').next().unwrap().to_string();
+
+    let quotas =
+        json!({"jobs": 50, "subscriptions": null, "runs_per_minute": null, "catchup_max": null});
+    ok(
+        &with_reason(Method::PUT, "/v1/tenants/default/quotas", Some(quotas)).await,
+        200,
+    );
+
+    let page = app.get("/v1/audit?limit=100").await;
+    ok(&page, 200);
+    let records: Vec<Value> = page.json()["items"].as_array().unwrap().clone();
+    let ours: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|r| r["reason"] == "OPS-7")
+        .map(|r| (r["action"].as_str().unwrap(), r["target"].as_str().unwrap()))
+        .rev()
+        .collect();
+    let backfilled = "job/hourly";
+    assert_eq!(
+        ours,
+        [
+            ("subscription.created", "subscription/ops"),
+            ("subscription.updated", "subscription/ops"),
+            ("subscription.deleted", "subscription/ops"),
+            ("calendar.created", "calendar/holidays"),
+            ("calendar.updated", "calendar/holidays"),
+            ("calendar.deleted", "calendar/holidays"),
+            ("flow.created", "flow/vendor-api"),
+            ("flow.paused", "flow/vendor-api"),
+            ("flow.resumed", "flow/vendor-api"),
+            ("job.backfilled", backfilled),
+            ("job.backfill_cancelled", backfilled),
+            ("job.ping_key_rotated", "job/heartbeat"),
+            ("tenant.quotas_set", "tenant/default"),
+        ],
+        "{}",
+        page.text
+    );
+    let by_action = |action: &str| {
+        records
+            .iter()
+            .find(|r| r["action"] == action)
+            .map(|r| r["changes"].clone())
+            .unwrap()
+    };
+    // A new path is a change, named but not shown.
+    assert_eq!(
+        by_action("subscription.updated"),
+        json!([{"op": "replace", "path": "/url", "value": "https://hooks.example.com/***"}])
+    );
+    assert_eq!(
+        by_action("calendar.updated"),
+        json!([{"op": "replace", "path": "/rules/0/date", "value": "2026-12-25"}])
+    );
+    assert_eq!(
+        by_action("tenant.quotas_set"),
+        json!([{"op": "replace", "path": "/jobs", "value": 50}])
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["actor"]["type"] == "open")
+            .count(),
+        records.len()
+    );
+    assert!(ping_key.len() > 8, "{ping_url}");
+    for secret in [PLANTED, ping_key.as_str()] {
+        assert!(!page.text.contains(secret), "{}", page.text);
+    }
+}
+
+store_tests!(
+    every_change_has_its_record_and_no_secret,
+    changes_beside_jobs_have_their_records,
+);
