@@ -25,6 +25,7 @@ pub mod misfire;
 pub mod monitor;
 pub mod network_policy;
 pub mod overlap;
+pub mod overview;
 pub mod quota;
 pub mod retry;
 pub mod run;

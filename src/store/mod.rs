@@ -825,6 +825,24 @@ pub trait Store: Send + Sync + 'static {
     /// Runs as `filter` says, newest first (`created_at`, then id).
     async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>>;
 
+    /// The request a template job's run was rendered to when it was made
+    /// (§11.2), or why it did not render; none for a run of a job without
+    /// a template, which sends its job's target.
+    async fn run_request(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Option<Result<crate::domain::target::Target, String>>>;
+
+    /// What the dashboard's overview counts (§10): the tenant's job runs
+    /// made from `since`, newest first, at most `limit`.
+    async fn overview_runs(
+        &self,
+        tenant: &Tenant,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::domain::overview::RunPoint>>;
+
     /// What a request with this key made, if one was recorded within
     /// `within`.
     async fn find_idempotent_request(

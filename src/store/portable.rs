@@ -61,7 +61,23 @@ pub(crate) trait Portable: Send + Sync {
         filter: &JobFilter,
     ) -> StoreResult<Vec<Job>>;
     async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>>;
+    /// What the overview counts of the tenant's job runs made from
+    /// `since`, newest first, at most `limit`.
+    async fn overview_runs(
+        &self,
+        tenant: &Tenant,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::domain::overview::RunPoint>>;
     async fn get_run(&self, tenant: &Tenant, id: Uuid) -> StoreResult<Option<(Run, Vec<Attempt>)>>;
+    /// The request a template job's run was rendered to when it was made,
+    /// or why it did not render; none for another run.
+    async fn run_request(
+        &self,
+        key: &SealingKey,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Option<Result<crate::domain::target::Target, String>>>;
     async fn delete_expired_runs(&self, retention: Duration, batch: u32) -> StoreResult<u64>;
     async fn find_idempotent_request(
         &self,
@@ -1735,6 +1751,68 @@ macro_rules! portable_statements {
                 filter: &$crate::store::JobFilter,
             ) -> $crate::store::StoreResult<Vec<$crate::store::Job>> {
                 select_jobs(&mut *self.pool.acquire().await?, key, tenant, filter, false).await
+            }
+
+            async fn run_request(
+                &self,
+                key: &$crate::domain::sealing::SealingKey,
+                tenant: &$crate::store::Tenant,
+                id: uuid::Uuid,
+            ) -> $crate::store::StoreResult<
+                Option<Result<$crate::domain::target::Target, String>>,
+            > {
+                let request: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT request FROM runs WHERE tenant = $1 AND id = $2")
+                        .bind(tenant.as_str())
+                        .bind(row_id(id))
+                        .fetch_optional(&self.pool)
+                        .await?;
+                let Some(text) = request.flatten() else {
+                    return Ok(None);
+                };
+                let id_text = id.to_string();
+                let row = $crate::domain::sealing::Row {
+                    tenant: tenant.as_str(),
+                    table: "runs",
+                    id: &id_text,
+                };
+                // Shown, not sent: the timeout is the job's, not the run's.
+                $crate::store::shape::StoredRequest::read(&text, row, key, 0).map(Some)
+            }
+
+            async fn overview_runs(
+                &self,
+                tenant: &$crate::store::Tenant,
+                since: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::overview::RunPoint>> {
+                use $crate::store::rows::At as _;
+                // `runs_recent` reads them; each run's first attempt by
+                // its primary key.
+                let rows: Vec<(AtColumn, AtColumn, String, String, Option<AtColumn>)> =
+                    sqlx::query_as(
+                        "SELECT r.created_at, r.scheduled_for, r.cause, r.status, a.started_at
+                         FROM runs r LEFT JOIN attempts a ON a.run_id = r.id AND a.number = 1
+                         WHERE r.tenant = $1 AND r.created_at >= $2 AND r.subscription_id IS NULL
+                         ORDER BY r.created_at DESC LIMIT $3",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(at(since))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .filter_map(|(made, due, cause, status, sent)| {
+                        Some($crate::domain::overview::RunPoint {
+                            created_at: made.at(),
+                            scheduled_for: due.at(),
+                            cause: $crate::domain::run::RunCause::parse(&cause)?,
+                            status: $crate::domain::run::RunStatus::parse(&status)?,
+                            first_attempt_at: sent.map(|s| s.at()),
+                        })
+                    })
+                    .collect())
             }
 
             async fn list_runs(

@@ -1871,6 +1871,23 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.db.list_runs(tenant, filter).await
     }
 
+    async fn run_request(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> StoreResult<Option<Result<crate::domain::target::Target, String>>> {
+        self.db.run_request(&self.key, tenant, id).await
+    }
+
+    async fn overview_runs(
+        &self,
+        tenant: &Tenant,
+        since: chrono::DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::domain::overview::RunPoint>> {
+        self.db.overview_runs(tenant, since, limit).await
+    }
+
     async fn find_idempotent_request(
         &self,
         tenant: &Tenant,

@@ -17,8 +17,10 @@ use serde_json::{Map, Value, json};
 
 use super::actions::{job_id, not_found};
 use super::render::csrf_field;
+use super::request::{self, Sending};
 use super::session::{UiError, Viewer};
 use crate::api::{Preview, PreviewRequest, preview_for};
+use crate::domain::auth::Role;
 use crate::domain::error::FieldError;
 use crate::domain::job::{Job, JobInput};
 use crate::domain::json::from_value;
@@ -335,7 +337,13 @@ async fn shown(app: &AppState, viewer: &Viewer, form: &JobForm) -> Shown {
     let request = form.input(None).ok().and_then(|input| {
         let spec = input.parse(app.parse_context(chrono::Utc::now())).ok()?;
         let target = spec.definition.target?;
-        Some(request_sent(&target, form.id.trim(), first.as_deref()))
+        let sending = Sending {
+            job_id: form.id.trim(),
+            run_id: None,
+            scheduled_for: first.as_deref(),
+            attempt: None,
+        };
+        Some(request::shown(&target, &sending, Role::Write, KEPT))
     });
     let untyped = match form.trigger_type.as_str() {
         "cron" => form.expr.trim().is_empty(),
@@ -347,51 +355,6 @@ async fn shown(app: &AppState, viewer: &Viewer, form: &JobForm) -> Shown {
         untyped,
         fire_times,
         request,
-    }
-}
-
-/// The request one run sends, as the dispatcher writes it.
-fn request_sent(target: &Target, id: &str, first: Option<&str>) -> Markup {
-    let mut lines = vec![format!(
-        "{} {}",
-        target.method.as_str(),
-        masked_url(&target.url)
-    )];
-    for (name, value) in &target.headers {
-        let shown = if is_sensitive_header(name) {
-            KEPT
-        } else {
-            value
-        };
-        lines.push(format!("{name}: {shown}"));
-    }
-    if let Some(content_type) = target.content_type()
-        && !target.headers.contains_key("content-type")
-    {
-        lines.push(format!("content-type: {content_type}"));
-    }
-    lines.push(format!(
-        "user-agent: {}",
-        crate::dispatch::client::USER_AGENT
-    ));
-    lines.push("webhook-id: <the run's id, the same on every retry>".into());
-    lines.push("webhook-timestamp: <Unix seconds when sent>".into());
-    lines.push("webhook-signature: v1,<HMAC-SHA256 under the job's secret>".into());
-    lines.push(format!(
-        "cronhook-job-id: {}",
-        if id.is_empty() { "<its id>" } else { id }
-    ));
-    lines.push(format!(
-        "cronhook-scheduled-for: {}",
-        first.unwrap_or("<the fire time>")
-    ));
-    lines.push("cronhook-attempt: 1".into());
-    let body = String::from_utf8_lossy(&target.body_bytes()).into_owned();
-    html! {
-        pre.request { (lines.join("\n")) "\n\n" (body) }
-        @if target.template {
-            p.hint { "A template: its body and headers are rendered for each run." }
-        }
     }
 }
 

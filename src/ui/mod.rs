@@ -13,8 +13,10 @@ mod bulk;
 mod events;
 mod flows;
 mod job_form;
+mod overview;
 mod pages;
 mod render;
+mod request;
 mod session;
 mod subscriptions;
 mod tokens;
@@ -38,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui", get(pages::jobs))
         .route("/ui/", get(pages::jobs))
         .route("/ui/failed", get(pages::failed))
+        .route("/ui/overview", get(overview::page))
         .route("/ui/bulk", post(bulk::post))
         .route("/ui/flows", get(flows::page))
         .route("/ui/alerts", get(alerts::page))

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::render::{self, action, instant, run_badge, state_badge};
+use super::request::{self, Sending};
 use super::session::{UiError, Viewer};
 use crate::api::extract::BaseUrl;
 use crate::api::pagination::{encode_job_cursor, job_cursor, run_cursor, runs_page};
@@ -602,14 +603,36 @@ pub async fn run(
         .await?
         .ok_or_else(|| no_run(&raw))?;
     let live = live_from.query(Some(&run.job_id));
-    let tz = match app.store.get_job(tenant, &run.job_id).await? {
-        Some(job) => job.definition.trigger.timezone(),
-        None => Tz::UTC,
+    let job = app.store.get_job(tenant, &run.job_id).await?;
+    let tz = job
+        .as_ref()
+        .map_or(Tz::UTC, |job| job.definition.trigger.timezone());
+    // A template job's run sends what was rendered when it was made; any
+    // other, its job's target as it is now.
+    let request = match app.store.run_request(tenant, run.id).await? {
+        Some(rendered) => Some(rendered),
+        None => job.and_then(|job| job.definition.target).map(Ok),
+    };
+    let scheduled_for = crate::domain::instant::format(&run.scheduled_for);
+    let sending = Sending {
+        job_id: run.job_id.as_str(),
+        run_id: Some(run.id),
+        scheduled_for: Some(&scheduled_for),
+        attempt: Some(run.attempt_count),
     };
     let body = html! {
         h1 { "Run " code { (short(run.id)) } }
         div #live {
             (run_summary(&viewer, &run, tz))
+            @if let Some(request) = &request {
+                section {
+                    h2 { "The request" }
+                    @match request {
+                        Ok(target) => (request::shown(target, &sending, viewer.role(), "***")),
+                        Err(why) => p.error { "Not sent: " (why) },
+                    }
+                }
+            }
             section {
                 h2 { "Attempts" }
                 @if attempts.is_empty() {

@@ -38,6 +38,7 @@ pub fn page(viewer: &Viewer, title: &str, live: Option<&str>, body: Markup) -> M
                     nav aria-label="Main" {
                         a.brand href="/ui" { "Cronhook" }
                         a href="/ui" { "Jobs" }
+                        a href="/ui/overview" { "Overview" }
                         a href="/ui/failed" { "Failed runs" }
                         a href="/ui/alerts" { "Alerts" }
                         a href="/ui/flows" { "Flows" }

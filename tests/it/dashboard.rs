@@ -997,8 +997,40 @@ async fn every_page_in_light_and_dark_fits_a_phone() {
         (run["status"] == "succeeded").then(|| run["id"].as_str().unwrap().to_string())
     })
     .await;
+    // The overview counts the run and how late it went out (§10).
+    let overview = app.get("/ui/overview").await;
+    assert_eq!(overview.status, 200, "{}", overview.text);
+    let figure = |id: &str| -> String {
+        let from = overview.text.find(&format!("id=\"{id}\">")).expect(id) + id.len() + 6;
+        overview.text[from..].split('<').next().unwrap().to_string()
+    };
+    assert!(
+        figure("runs-succeeded").parse::<u32>().unwrap() >= 1,
+        "{}",
+        overview.text
+    );
+    assert!(
+        figure("lateness").ends_with(" ms") || figure("lateness").ends_with(" s"),
+        "{}",
+        figure("lateness")
+    );
+    assert!(
+        overview.text.contains("<rect class=\"succeeded\""),
+        "{}",
+        overview.text
+    );
+    // A run's page shows the request that went.
+    let page = app.get(&format!("/ui/runs/{run}")).await;
+    for shown in [
+        format!("POST {}", receiver.url("/ok")),
+        format!("webhook-id: {run}"),
+        "cronhook-job-id: once".to_string(),
+    ] {
+        assert!(page.text.contains(&shown), "{shown}: {}", page.text);
+    }
     let job = format!("/ui/jobs/{id}");
     let pages = [
+        ("/ui/overview".to_string(), "Runs per hour", "overview"),
         ("/ui".to_string(), "Jobs", "jobs"),
         (job.clone(), "Next fire times", "job"),
         (format!("{job}/edit"), "The request a run sends", "job-edit"),

@@ -79,6 +79,20 @@ async fn a_template_is_rendered_once_and_every_attempt_sends_the_same_bytes(back
     // The retry sent exactly the bytes the first attempt did, and each
     // attempt's signature covers them.
     assert_eq!(requests[0].body, requests[1].body);
+    // The run's page shows the request as rendered, its secret hidden.
+    let page = app.get(&format!("/ui/runs/{run_id}")).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let sent_body = String::from_utf8(requests[0].body.to_vec()).unwrap();
+    for shown in [
+        format!("?day={day}&amp;job=export"),
+        format!("x-run: {run_id}"),
+        format!("webhook-id: {run_id}"),
+        "authorization: ***".to_string(),
+        maud::html! { (sent_body) }.into_string(),
+    ] {
+        assert!(page.text.contains(&shown), "{shown}: {}", page.text);
+    }
+    assert!(!page.text.contains("data-token"), "{}", page.text);
     let secret = app.get("/v1/jobs/export/secret").await.json();
     let webhook = standardwebhooks::Webhook::new(secret["secret"].as_str().unwrap()).unwrap();
     for request in &requests {
@@ -184,6 +198,15 @@ async fn a_template_that_does_not_render_fails_its_run_unsent(backend: Backend) 
         "{error}"
     );
     assert!(receiver.received("/since").is_empty());
+    let page = app
+        .get(&format!("/ui/runs/{}", run["id"].as_str().unwrap()))
+        .await;
+    assert!(
+        page.text
+            .contains("Not sent: template_error: target.body: "),
+        "{}",
+        page.text
+    );
     let detail = app
         .post("/v1/jobs/since/render", json!({}))
         .await
