@@ -800,7 +800,9 @@ macro_rules! portable_statements {
         }
 
         /// Subscription `id` as stored, its row locked for the rest of
-        /// `conn`'s transaction (an update to itself: portable, and HOT).
+        /// `conn`'s transaction: an update of an unindexed column to
+        /// itself, which both databases word alike (PostgreSQL keeps it
+        /// HOT; no key changes, so no foreign key is checked).
         async fn lock_subscription_in(
             conn: &mut <Db as sqlx::Database>::Connection,
             key: &$crate::domain::sealing::SealingKey,
@@ -808,7 +810,7 @@ macro_rules! portable_statements {
             id: &str,
         ) -> $crate::store::StoreResult<Option<$crate::store::Subscription>> {
             sqlx::query_as::<_, SubscriptionRow>(
-                "UPDATE subscriptions SET id = id WHERE tenant = $1 AND id = $2
+                "UPDATE subscriptions SET format = format WHERE tenant = $1 AND id = $2
                  RETURNING id, target_url, target_secrets, types, job_id, format, created_at",
             )
             .bind(tenant.as_str())

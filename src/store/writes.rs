@@ -2336,8 +2336,6 @@ impl<D: Dialect> Store for SqlStore<D> {
 
 #[allow(private_bounds)]
 impl<D: Dialect> SqlStore<D> {
-    /// A tenant's subscriptions changed: this process reads them again,
-    /// and the others are told.
     /// Defines flow key `key`'s limits in `tx` (`PUT /v1/flows/{key}`, an
     /// apply), with its audit record, whose changes it answers.
     pub(super) async fn put_flow_in(
@@ -2409,6 +2407,8 @@ impl<D: Dialect> SqlStore<D> {
         Ok((saved, created))
     }
 
+    /// A tenant's subscriptions changed: this process reads them again,
+    /// and the others are told.
     pub(super) async fn subscriptions_changed(&self, tenant: &Tenant) -> StoreResult<()> {
         self.subscriptions.clear(Some(tenant.as_str()));
         self.db.notify_now(Channel::Subscriptions).await
