@@ -234,6 +234,7 @@ pub async fn apply(
     };
     super::extract::no_nul(&doc)?;
     let bundle = Bundle::parse(&doc)?;
+    bundle::check_prune(&doc, prune_owner)?;
     let plan = app
         .ops(&caller.tenant, Via::Api)
         .apply(&bundle, prune_owner, dry_run)

@@ -7,6 +7,8 @@
 //! `{"secret_ref": "<header>"}` and a URL's password as `***`, and either,
 //! applied back, keeps the job's stored value.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use url::Url;
@@ -149,26 +151,40 @@ impl Bundle {
     /// not written yet. Those in a cycle come last, in the file's order,
     /// for the write to refuse the cycle.
     pub fn calendar_order(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = Vec::with_capacity(self.calendars.len());
-        let mut left: Vec<usize> = (0..self.calendars.len()).collect();
-        loop {
-            let ready: Vec<usize> = left
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    self.calendars[i]
-                        .includes()
-                        .iter()
-                        .all(|inc| !left.iter().any(|&j| self.calendars[j].id == *inc))
-                })
-                .collect();
-            if ready.is_empty() {
-                order.extend(left);
-                return order;
+        // Kahn's algorithm, in the file's order where there is a choice:
+        // linear in the calendars and their rules.
+        let index: HashMap<&str, usize> = self
+            .calendars
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.as_str(), i))
+            .collect();
+        let mut waiting_on = vec![0usize; self.calendars.len()];
+        let mut needed_by: Vec<Vec<usize>> = vec![Vec::new(); self.calendars.len()];
+        for (i, calendar) in self.calendars.iter().enumerate() {
+            for included in calendar.includes() {
+                if let Some(&j) = index.get(included) {
+                    waiting_on[i] += 1;
+                    needed_by[j].push(i);
+                }
             }
-            left.retain(|i| !ready.contains(i));
-            order.extend(ready);
         }
+        let mut ready: std::collections::BTreeSet<usize> = (0..self.calendars.len())
+            .filter(|&i| waiting_on[i] == 0)
+            .collect();
+        let mut order = Vec::with_capacity(self.calendars.len());
+        while let Some(i) = ready.pop_first() {
+            order.push(i);
+            for &k in &needed_by[i] {
+                waiting_on[k] -= 1;
+                if waiting_on[k] == 0 {
+                    ready.insert(k);
+                }
+            }
+        }
+        // A cycle's calendars never became ready.
+        order.extend((0..self.calendars.len()).filter(|&i| waiting_on[i] > 0));
+        order
     }
 }
 
@@ -424,6 +440,20 @@ fn secret_ref(name: &str, value: &Value) -> Option<Result<String, FieldError>> {
             format!("must be {name:?}: a reference keeps this header's own stored value"),
         )),
     })
+}
+
+/// A prune by `owner` of bundle `doc`: refused when the bundle has no
+/// `jobs` field, as one of calendars or subscriptions only would delete
+/// every job of the owner. `jobs: []` says that none is kept.
+pub fn check_prune(doc: &Value, owner: Option<&str>) -> Result<(), FieldError> {
+    match (owner, doc.get("jobs")) {
+        (Some(_), None | Some(Value::Null)) => Err(FieldError::new(
+            "prune_owner",
+            "the bundle has no `jobs` field, so a prune would delete every job of the owner; \
+             give `jobs: []` to mean that",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The jobs a prune by `owner` deletes: those labelled as the owner's
@@ -729,6 +759,19 @@ mod tests {
                 period_s: 60
             })
         );
+    }
+
+    #[test]
+    fn a_prune_needs_the_bundle_to_name_its_jobs() {
+        let head = json!({"apiVersion": API_VERSION, "kind": KIND, "calendars": []});
+        assert_eq!(
+            check_prune(&head, Some("team-a")).unwrap_err().field,
+            "prune_owner"
+        );
+        assert!(check_prune(&head, None).is_ok());
+        let mut none_kept = head.clone();
+        none_kept["jobs"] = json!([]);
+        assert!(check_prune(&none_kept, Some("team-a")).is_ok());
     }
 
     #[test]

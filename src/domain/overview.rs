@@ -18,6 +18,9 @@ pub struct RunPoint {
     pub status: RunStatus,
     /// When its first attempt started; none before one.
     pub first_attempt_at: Option<DateTime<Utc>>,
+    /// A monitor-only job's run (§11.5): its "attempt" is the watched
+    /// work's ping, not a request of ours.
+    pub monitored: bool,
 }
 
 /// How runs ended, or where they are.
@@ -103,8 +106,9 @@ fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// The overview of `runs` at `now`: each counted in the hour it was made,
 /// by its status. Lateness is measured on the trigger's own runs only
-/// (a backfill's or a manual run's fire time is not a promise), from the
-/// fire time to the first attempt; a run sent early counts as on time.
+/// (a backfill's or a manual run's fire time is not a promise; a
+/// monitor's run is pinged, not sent), from the fire time to the first
+/// attempt; a run sent early counts as on time.
 pub fn summarize(runs: &[RunPoint], now: DateTime<Utc>) -> Overview {
     let first = since(now);
     let mut hours: Vec<(Outcomes, Vec<i64>)> = vec![Default::default(); HOURS];
@@ -116,7 +120,9 @@ pub fn summarize(runs: &[RunPoint], now: DateTime<Utc>) -> Overview {
             continue;
         };
         outcomes.count(run.status);
-        if let (RunCause::Schedule, Some(sent)) = (run.cause, run.first_attempt_at) {
+        if let (RunCause::Schedule, false, Some(sent)) =
+            (run.cause, run.monitored, run.first_attempt_at)
+        {
             late.push((sent - run.scheduled_for).num_milliseconds().max(0));
         }
     }
@@ -162,6 +168,7 @@ mod tests {
             cause: RunCause::Schedule,
             status,
             first_attempt_at: late_ms.map(|ms| created_at + TimeDelta::milliseconds(ms)),
+            monitored: false,
         }
     }
 
@@ -216,6 +223,11 @@ mod tests {
             ..run("2026-12-04T10:30:00Z", RunStatus::Succeeded, Some(90_000))
         });
         runs.push(run("2026-12-04T10:30:00Z", RunStatus::Succeeded, Some(-50)));
+        // A monitor's run was pinged late by the watched work, not sent.
+        runs.push(RunPoint {
+            monitored: true,
+            ..run("2026-12-04T10:30:00Z", RunStatus::Succeeded, Some(90_000))
+        });
         let late = summarize(&runs, now).lateness.unwrap();
         assert_eq!(
             late,

@@ -36,26 +36,42 @@ impl<D: Dialect> SqlStore<D> {
         dry_run: bool,
         ctx: ParseContext,
     ) -> StoreResult<Plan> {
+        let calendar_order = bundle.calendar_order();
         let mut tx = self.db.begin().await?;
         self.db.lock_applies(&mut tx, tenant).await?;
         let mut plan = Plan {
             dry_run,
             ..Default::default()
         };
-        // Calendars and flow keys first, as the jobs use them.
-        let replanned = self
-            .apply_calendars(&mut tx, tenant, bundle, &mut plan.calendars)
-            .await?;
-        self.apply_flows(&mut tx, tenant, bundle, &mut plan.flows)
-            .await?;
+        // The jobs first, then the calendar lock, in a job write's order
+        // (its row, then the calendars its trigger binds to).
         let filter = JobFilter {
             limit: u32::MAX,
             ..Default::default()
         };
-        let current = self
+        let mut current = self
             .db
             .lock_jobs_matching(&mut tx, &self.key, tenant, &filter)
             .await?;
+        // Calendars and flow keys before the jobs, as the jobs use them.
+        let replanned = self
+            .apply_calendars(
+                &mut tx,
+                tenant,
+                bundle,
+                &calendar_order,
+                &mut plan.calendars,
+            )
+            .await?;
+        self.apply_flows(&mut tx, tenant, bundle, &mut plan.flows)
+            .await?;
+        if changed(&plan.calendars) {
+            // Re-planned: the jobs are compared as they are now.
+            current = self
+                .db
+                .lock_jobs_matching(&mut tx, &self.key, tenant, &filter)
+                .await?;
+        }
         let by_id: HashMap<&str, &Job> = current.iter().map(|j| (j.id.as_str(), j)).collect();
         let (mut events, mut written) = (Vec::new(), Written::default());
         for (i, (id, entry)) in bundle.jobs.iter().enumerate() {
@@ -158,8 +174,23 @@ impl<D: Dialect> SqlStore<D> {
             // Dropped, the transaction rolls back.
             return Ok(plan);
         }
-        let deliveries = self.write_events(&mut tx, &events).await?;
-        D::commit(tx).await?;
+        let subscriptions_changed = changed(&plan.subscriptions);
+        if subscriptions_changed {
+            // This apply's own events go to the subscriptions it saved,
+            // read in its transaction...
+            self.subscriptions_cache().clear(Some(tenant.as_str()));
+        }
+        let committed = async {
+            let deliveries = self.write_events(&mut tx, &events).await?;
+            D::commit(tx).await?;
+            Ok::<_, StoreError>(deliveries)
+        }
+        .await;
+        if subscriptions_changed {
+            // ...and no read made in it outlives it, committed or not.
+            self.subscriptions_cache().clear(Some(tenant.as_str()));
+        }
+        let deliveries = committed?;
         self.written(&written);
         if !events.is_empty() {
             self.events_written(deliveries);
@@ -170,7 +201,7 @@ impl<D: Dialect> SqlStore<D> {
         if changed(&plan.flows) {
             self.wakeups.flows_changed();
         }
-        if changed(&plan.subscriptions) {
+        if subscriptions_changed {
             self.subscriptions_changed(tenant).await?;
         }
         Ok(plan)
@@ -184,6 +215,7 @@ impl<D: Dialect> SqlStore<D> {
         tx: &mut D::Tx,
         tenant: &Tenant,
         bundle: &Bundle,
+        order: &[usize],
         plan: &mut SectionPlan,
     ) -> StoreResult<bool> {
         if bundle.calendars.is_empty() {
@@ -191,7 +223,7 @@ impl<D: Dialect> SqlStore<D> {
         }
         let mut book = self.book(tx, tenant, true).await?;
         let mut replanned = false;
-        for i in bundle.calendar_order() {
+        for &i in order {
             let calendar = &bundle.calendars[i];
             let id = calendar.id.clone();
             let stored = book.get(&id).map(Calendar::to_input);
@@ -267,7 +299,10 @@ impl<D: Dialect> SqlStore<D> {
                 format,
                 secret: generate_secret(),
             };
-            let (_, created, changes) = self.save_subscription_in(tx, tenant, &new, false).await?;
+            let (_, created, changes) = self
+                .save_subscription_in(tx, tenant, &new, false)
+                .await
+                .map_err(|e| section_error(e, "subscriptions", i))?;
             planned(plan, id.to_string(), created, changes);
         }
         Ok(())

@@ -1791,10 +1791,14 @@ macro_rules! portable_statements {
                 use $crate::store::rows::At as _;
                 // `runs_recent` reads them; each run's first attempt by
                 // its primary key.
-                let rows: Vec<(AtColumn, AtColumn, String, String, Option<AtColumn>)> =
+                // A monitor-only job (it has a ping key) is pinged, not sent.
+                let rows: Vec<(AtColumn, AtColumn, String, String, Option<AtColumn>, bool)> =
                     sqlx::query_as(
-                        "SELECT r.created_at, r.scheduled_for, r.cause, r.status, a.started_at
-                         FROM runs r LEFT JOIN attempts a ON a.run_id = r.id AND a.number = 1
+                        "SELECT r.created_at, r.scheduled_for, r.cause, r.status, a.started_at,
+                                j.ping_key IS NOT NULL
+                         FROM runs r
+                         LEFT JOIN attempts a ON a.run_id = r.id AND a.number = 1
+                         LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
                          WHERE r.tenant = $1 AND r.created_at >= $2 AND r.subscription_id IS NULL
                          ORDER BY r.created_at DESC LIMIT $3",
                     )
@@ -1805,13 +1809,14 @@ macro_rules! portable_statements {
                     .await?;
                 Ok(rows
                     .into_iter()
-                    .filter_map(|(made, due, cause, status, sent)| {
+                    .filter_map(|(made, due, cause, status, sent, monitored)| {
                         Some($crate::domain::overview::RunPoint {
                             created_at: made.at(),
                             scheduled_for: due.at(),
                             cause: $crate::domain::run::RunCause::parse(&cause)?,
                             status: $crate::domain::run::RunStatus::parse(&status)?,
                             first_attempt_at: sent.map(|s| s.at()),
+                            monitored,
                         })
                     })
                     .collect())

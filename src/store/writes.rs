@@ -2407,6 +2407,11 @@ impl<D: Dialect> SqlStore<D> {
         Ok((saved, created))
     }
 
+    /// The tenant subscriptions this process keeps (§9).
+    pub(super) fn subscriptions_cache(&self) -> &SubscriptionCache {
+        &self.subscriptions
+    }
+
     /// A tenant's subscriptions changed: this process reads them again,
     /// and the others are told.
     pub(super) async fn subscriptions_changed(&self, tenant: &Tenant) -> StoreResult<()> {

@@ -303,6 +303,15 @@ async fn a_bad_bundle_is_refused_whole_and_says_where(backend: Backend) {
         refused.starts_with("jobs[0].name: must not contain a NUL"),
         "{refused}"
     );
+    // A prune of a bundle that names no jobs would delete all of them.
+    let no_jobs = "apiVersion: cronhook/v1\nkind: Bundle\ncalendars: []\n";
+    let refused = apply(&app, "?prune_owner=team-a", yaml, no_jobs)
+        .await
+        .problem(422);
+    assert!(
+        refused.starts_with("prune_owner: the bundle has no `jobs` field"),
+        "{refused}"
+    );
     let refused = app.get("/v1/export?format=toml").await.problem(422);
     assert!(refused.starts_with("format:"), "{refused}");
     // Last: the service answers 413 without reading the rest and closes

@@ -716,7 +716,43 @@ async fn a_person_creates_edits_and_clones_a_job_in_a_browser(backend: Backend) 
 store_tests!(
     a_person_creates_edits_and_clones_a_job_in_a_browser,
     a_person_pauses_and_deletes_the_jobs_a_label_picks,
+    the_overview_counts_runs_by_outcome_and_lateness,
 );
+
+/// The overview (§10) reads the runs on both stores: a sent run counts,
+/// with its lateness, in the hour it was made.
+async fn the_overview_counts_runs_by_outcome_and_lateness(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let app = TestApp::spawn(backend).await;
+    app.create_job(
+        json!({"id": "sent", "trigger": {"type": "date", "run_at": now()},
+                          "target": {"url": receiver.url("/ok")}}),
+    )
+    .await;
+    eventually(DEADLINE, "the run of sent", || async {
+        let run = runs_of(&app, "sent").await.first()?.clone();
+        (run["status"] == "succeeded").then_some(())
+    })
+    .await;
+    let page = app.get("/ui/overview").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains(r#"id="runs-succeeded">1<"#),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains(r#"<dd id="lateness">+"#),
+        "{}",
+        page.text
+    );
+    assert_eq!(
+        page.text.matches("<tr data-hour=").count(),
+        1,
+        "{}",
+        page.text
+    );
+}
 
 /// The jobs a label filter picks are paused, and deleted after a look at
 /// the list, together (§11.9), on both stores.
