@@ -157,6 +157,18 @@ impl From<StoreError> for ApiError {
             StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 ApiError::Conflict(format!("already exists: {}", db.message()))
             }
+            // A concurrent change the database rolled this one back for
+            // (a deadlock, a busy SQLite), or a connection lost: a 503
+            // to try again, not a fault of the request or a 500.
+            e if e.is_transient() => {
+                tracing::warn!(error = %e, "request met a transient database error");
+                ApiError::Unavailable(
+                    "the database could not complete the request now (a concurrent change, \
+                     or its connection); send it again (a repeat with the same \
+                     Idempotency-Key is safe)"
+                        .into(),
+                )
+            }
             other => ApiError::Internal(other.into()),
         }
     }
@@ -177,6 +189,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+        }
+        if matches!(self, ApiError::Unavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1));
         }
         if matches!(self, ApiError::Unauthorized(_)) {
             response.headers_mut().insert(
@@ -199,6 +216,17 @@ mod tests {
         assert_eq!(p.detail, "trigger.expr: bad");
         assert_eq!(p.field.as_deref(), Some("trigger.expr"));
         assert_eq!(p.title, "Unprocessable Entity");
+    }
+
+    #[test]
+    fn a_transient_database_error_is_a_503_to_send_again() {
+        let e = ApiError::from(StoreError::Database(sqlx::Error::PoolTimedOut));
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.problem().detail.contains("send it again"));
+        let response = e.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let lasting = ApiError::from(StoreError::Corrupt("row".into()));
+        assert_eq!(lasting.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

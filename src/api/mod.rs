@@ -152,15 +152,10 @@ pub fn busy_body() -> String {
     serde_json::to_string(&busy_error().problem()).unwrap_or_default()
 }
 
-/// A 503 problem with `Retry-After`, for a connection the server can
-/// serve only health checks on.
+/// A 503 problem with `Retry-After` (as every 503 has), for a connection
+/// the server can serve only health checks on.
 pub fn busy() -> axum::response::Response {
-    let mut response = busy_error().into_response();
-    response.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static("1"),
-    );
-    response
+    busy_error().into_response()
 }
 
 /// No route matched: a problem pointing at the documentation.

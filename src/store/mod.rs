@@ -99,11 +99,9 @@ impl StoreError {
     /// statement (a value it refuses).
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Database(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
-                ["08", "40", "53", "57"]
-                    .iter()
-                    .any(|class| code.starts_with(class))
-            }),
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                db.code().is_some_and(|code| transient_code(&code))
+            }
             StoreError::Database(e) => matches!(
                 e,
                 sqlx::Error::Io(_)
@@ -115,6 +113,21 @@ impl StoreError {
             ),
             _ => false,
         }
+    }
+}
+
+/// Whether a database's error code says the statement may pass when
+/// tried again. PostgreSQL's SQLSTATE (five characters): a connection
+/// lost (08), a transaction rolled back (40: a serialisation failure,
+/// a deadlock), too few resources (53), an operator's intervention (57).
+/// SQLite's result code (digits), primary part: the database busy (5)
+/// or a table locked (6).
+fn transient_code(code: &str) -> bool {
+    match code.parse::<u32>() {
+        Ok(sqlite) if code.len() < 5 => matches!(sqlite & 0xff, 5 | 6),
+        _ => ["08", "40", "53", "57"]
+            .iter()
+            .any(|class| code.starts_with(class)),
     }
 }
 
@@ -1550,5 +1563,33 @@ pub(crate) fn delay_ms(outcome: Outcome) -> i64 {
     match outcome {
         Outcome::Retry { delay } => i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_codes_are_those_a_second_try_may_pass() {
+        // PostgreSQL: a deadlock, a serialisation failure, a lost
+        // connection, too many connections, an administrator's shutdown.
+        for code in ["40P01", "40001", "08006", "53300", "57P01"] {
+            assert!(transient_code(code), "{code}");
+        }
+        // A unique or check violation, bad input: the same again.
+        for code in ["23505", "23514", "22P02", "42P01"] {
+            assert!(!transient_code(code), "{code}");
+        }
+        // SQLite: SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT (517), SQLITE_LOCKED;
+        // not a constraint (19, 2067) or a full disk (13).
+        for code in ["5", "517", "6", "262"] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["19", "2067", "13"] {
+            assert!(!transient_code(code), "{code}");
+        }
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(!StoreError::NotFound.is_transient());
     }
 }
