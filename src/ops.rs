@@ -247,7 +247,7 @@ impl Ops<'_> {
                 subscriptions.push(entry);
             }
             for f in self.store.list_flows(self.tenant).await? {
-                if f.defined_by == "api" {
+                if f.defined_by == crate::domain::flow::DEFINED_BY_API {
                     flows.push(bundle::flow_entry(&f.key, f.limits));
                 }
             }

@@ -4,32 +4,17 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::{Reader, Writer};
 use super::error::{ApiError, Problem};
 use super::extract::ApiJson;
 use crate::domain::error::FieldError;
-use crate::domain::flow::{FlowKey, Rate, parse_limits};
+use crate::domain::flow::{FlowKey, FlowLimitsInput, Rate, parse_limits};
 use crate::domain::instant;
 use crate::state::AppState;
 use crate::store::FlowInfo;
-
-/// A flow key's limits, as `PUT /v1/flows/{key}` defines them.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FlowLimitsInput {
-    /// Runs of the key sent or being sent at once (1 to 10000); absent
-    /// for no cap.
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 10000)]
-    pub max_in_flight: Option<i64>,
-    /// A token bucket: at most `limit` runs per `period_s`, in a burst of
-    /// at most `limit`; absent for no rate.
-    #[serde(default)]
-    pub rate: Option<Rate>,
-}
 
 /// A flow key: its limits, whether it is paused, and its runs.
 #[derive(Debug, Serialize, ToSchema)]

@@ -314,10 +314,7 @@ fn hidden_changes(before: &Job, after: &Job) -> Vec<Value> {
         return Vec::new();
     };
     let mut ops = Vec::new();
-    ops.extend(hidden_url_change(&was.url, &is.url).map(|mut op| {
-        op["path"] = json!("/target/url");
-        op
-    }));
+    ops.extend(hidden_url_change(&was.url, &is.url, "/target/url"));
     for (name, value) in is.headers.iter().filter(|(n, _)| is_sensitive_header(n)) {
         let old = was.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
         if old.is_some_and(|old| old != value) {
@@ -331,12 +328,12 @@ fn hidden_changes(before: &Job, after: &Job) -> Vec<Value> {
     ops
 }
 
-/// A change of URL its shown form hides (its path, query or password):
-/// named, never shown.
-fn hidden_url_change(was: &Url, is: &Url) -> Option<Value> {
+/// A change of the URL at `path` that its shown form hides (its path,
+/// query or password): named, never shown.
+fn hidden_url_change(was: &Url, is: &Url, path: &str) -> Option<Value> {
     let shown = super::target::url_without_path;
     (was != is && shown(was) == shown(is))
-        .then(|| json!({"op": "replace", "path": "/url", "value": shown(is)}))
+        .then(|| json!({"op": "replace", "path": path, "value": shown(is)}))
 }
 
 /// The changes of deleting `job`: a `test` of its whole document, so the
@@ -388,7 +385,7 @@ pub fn for_subscription(before: Option<(&Url, Value)>, after: Option<(&Url, Valu
         after.as_ref().map(|(_, doc)| doc),
     );
     if let (Some((was, _)), Some((is, _)), Value::Array(ops)) = (&before, &after, &mut ops)
-        && let Some(op) = hidden_url_change(was, is)
+        && let Some(op) = hidden_url_change(was, is, "/url")
     {
         ops.push(op);
     }

@@ -16,7 +16,7 @@ use url::Url;
 use super::calendar::Calendar;
 use super::error::FieldError;
 use super::event::Interest;
-use super::flow::{FlowKey, FlowLimits, Rate, parse_limits};
+use super::flow::{FlowKey, FlowLimits, FlowLimitsInput, parse_limits};
 use super::job::{Job, JobId, JobInput};
 use super::subscription::{SubscriptionFormat, SubscriptionInput};
 use super::target::{Target, is_sensitive_header, masked_url};
@@ -100,8 +100,7 @@ impl Bundle {
         .into_iter()
         .enumerate()
         .map(|(i, (_, entry))| {
-            let at =
-                |e: FieldError| FieldError::new(format!("calendars[{i}].{}", e.field), e.message);
+            let at = |e| entry_field(e, "calendars", i);
             let input: super::calendar::CalendarInput =
                 super::json::from_value(&entry).map_err(at)?;
             input.parse(None).map_err(at)
@@ -116,7 +115,7 @@ impl Bundle {
                 }
                 // Its shape now; its URL once the stored one is known.
                 super::json::from_value::<SubscriptionInput>(&entry)
-                    .map_err(|e| subscription_field(e, i))?;
+                    .map_err(|e| entry_field(e, "subscriptions", i))?;
                 Ok((id, entry))
             })
             .collect::<Result<_, FieldError>>()?;
@@ -127,12 +126,11 @@ impl Bundle {
                 if let Value::Object(map) = &mut entry {
                     map.remove("key");
                 }
-                let field = format!("flows[{i}]");
-                let limits: FlowLimitsEntry = super::json::from_value(&entry)
-                    .map_err(|e| FieldError::new(format!("{field}.{}", e.field), e.message))?;
+                let at = |e| entry_field(e, "flows", i);
+                let limits: FlowLimitsInput = super::json::from_value(&entry).map_err(at)?;
                 Ok((
                     key,
-                    parse_limits(limits.max_in_flight, limits.rate, &field)?,
+                    parse_limits(limits.max_in_flight, limits.rate, "").map_err(at)?,
                 ))
             })
             .collect::<Result<_, FieldError>>()?;
@@ -143,9 +141,7 @@ impl Bundle {
             flows,
         })
     }
-}
 
-impl Bundle {
     /// The indexes of its calendars in an order to write them in: each
     /// after the bundle's calendars it includes, so that none names one
     /// not written yet. Those in a cycle come last, in the file's order,
@@ -186,16 +182,6 @@ impl Bundle {
         order.extend((0..self.calendars.len()).filter(|&i| waiting_on[i] > 0));
         order
     }
-}
-
-/// A flow key's limits in a bundle: as `PUT /v1/flows/{key}` takes them.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FlowLimitsEntry {
-    #[serde(default)]
-    max_in_flight: Option<i64>,
-    #[serde(default)]
-    rate: Option<Rate>,
 }
 
 /// The entries of section `name` (absent: none), each an object whose
@@ -252,8 +238,10 @@ fn entries<I: Eq + std::hash::Hash + Clone, E: std::fmt::Display>(
     Ok(out)
 }
 
-fn subscription_field(e: FieldError, i: usize) -> FieldError {
-    FieldError::new(format!("subscriptions[{i}].{}", e.field), e.message)
+/// A refusal of entry `i` of a bundle's `section`, its field named in the
+/// bundle: `jobs[2].trigger.expr`, `calendars[0].rules`.
+pub fn entry_field(e: FieldError, section: &str, i: usize) -> FieldError {
+    FieldError::new(format!("{section}[{i}].{}", e.field), e.message)
 }
 
 fn shown(value: Option<&Value>) -> String {
@@ -363,28 +351,23 @@ pub fn subscription_input(
     entry: &Value,
     stored: Option<&Target>,
 ) -> Result<SubscriptionInput, FieldError> {
+    let at = |e| entry_field(e, "subscriptions", i);
     let mut entry = entry.clone();
     if let Some(map) = entry.as_object_mut() {
-        keep_stored(map, stored, |_, _| None).map_err(|e| subscription_field(e, i))?;
+        keep_stored(map, stored, |_, _| None).map_err(at)?;
     }
-    super::json::from_value(&entry).map_err(|e| subscription_field(e, i))
+    super::json::from_value(&entry).map_err(at)
 }
 
 /// Job `i` of a bundle as the API's input: its secret references and
 /// masked password replaced by the stored job's values.
 pub fn job_input(i: usize, entry: &Value, stored: Option<&Target>) -> Result<JobInput, FieldError> {
-    let at = |e| field_at(e, i);
+    let at = |e| entry_field(e, "jobs", i);
     let mut entry = entry.clone();
     if let Some(target) = entry.get_mut("target").and_then(Value::as_object_mut) {
         keep_stored(target, stored, secret_ref).map_err(at)?;
     }
     super::json::from_value::<JobInput>(&entry).map_err(at)
-}
-
-/// A refusal of bundle job `i`, its field named in the bundle:
-/// `jobs[2].trigger.expr`.
-pub fn field_at(e: FieldError, i: usize) -> FieldError {
-    FieldError::new(format!("jobs[{i}].{}", e.field), e.message)
 }
 
 /// Puts the stored values back where a target refers to them: a URL
@@ -545,6 +528,7 @@ mod tests {
     use super::*;
     use chrono::{DateTime, Utc};
 
+    use crate::domain::flow::Rate;
     use crate::domain::instant;
     use crate::domain::job::{ParseContext, PauseNote};
     use crate::domain::network_policy::NetworkPolicy;

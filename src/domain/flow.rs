@@ -59,6 +59,28 @@ pub struct Rate {
     pub period_s: u32,
 }
 
+/// Who defined a key's limits: `PUT /v1/flows/{key}` (or an apply), the
+/// API's own; a bundle exports only those.
+pub const DEFINED_BY_API: &str = "api";
+/// Who defined a key's limits: the first job that declared them.
+pub const DEFINED_BY_JOB: &str = "job";
+
+// A bundle's `flows` entries take the same (§11.9).
+/// A flow key's limits, as `PUT /v1/flows/{key}` defines them.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowLimitsInput {
+    /// Runs of the key sent or being sent at once (1 to 10000); absent
+    /// for no cap.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub max_in_flight: Option<i64>,
+    /// A token bucket: at most `limit` runs per `period_s`, in a burst of
+    /// at most `limit`; absent for no rate.
+    #[serde(default)]
+    pub rate: Option<Rate>,
+}
+
 /// A key's limits; none of either is no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FlowLimits {

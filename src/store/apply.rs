@@ -16,11 +16,11 @@ use super::dialect::Dialect;
 use super::writes::{SqlStore, Written, with_tenant};
 use super::{JobFilter, NewSubscription, StoreError, StoreResult, Tenant};
 use crate::domain::bundle::{
-    self, Bundle, Plan, PlannedChange, PlannedUpdate, SectionPlan, field_at,
+    self, Bundle, Plan, PlannedChange, PlannedUpdate, SectionPlan, entry_field,
 };
 use crate::domain::calendar::Calendar;
-use crate::domain::error::FieldError;
 use crate::domain::event;
+use crate::domain::flow;
 use crate::domain::job::{Job, ParseContext};
 use crate::domain::lifecycle::{self, JobChange, JobCommand, Refusal};
 use crate::domain::signing::generate_secret;
@@ -82,7 +82,9 @@ impl<D: Dialect> SqlStore<D> {
                 existing.and_then(|j| j.definition.target.as_ref()),
             )?;
             let trigger = input.trigger.clone().unwrap_or_default();
-            let spec = input.parse(ctx.clone()).map_err(|e| field_at(e, i))?;
+            let spec = input
+                .parse(ctx.clone())
+                .map_err(|e| entry_field(e, "jobs", i))?;
             let command = JobCommand::Replace {
                 spec,
                 trigger: Box::new(trigger),
@@ -91,13 +93,14 @@ impl<D: Dialect> SqlStore<D> {
             let binding = self
                 .binding(&mut tx, tenant, id, &command, existing)
                 .await?;
-            let command = lifecycle::bound(&command, &binding).map_err(|e| refusal_at(e, i))?;
+            let command = lifecycle::bound(&command, &binding)
+                .map_err(|e| section_error(e.into(), "jobs", i))?;
             let bound_ctx = ParseContext {
                 binding: Some(binding),
                 ..ctx.clone()
             };
             let mut change = lifecycle::decide(id.as_str(), existing, &command, bound_ctx)
-                .map_err(|e| refusal_at(e, i))?;
+                .map_err(|e| section_error(e.into(), "jobs", i))?;
             // A replacement that changes nothing is none: a second apply of
             // the same bundle writes nothing.
             if let (Some(before), JobChange::Update { .. }) = (existing, &change)
@@ -256,7 +259,7 @@ impl<D: Dialect> SqlStore<D> {
         let stored = self.db.list_flows(tx, tenant.as_str()).await?;
         for (key, limits) in &bundle.flows {
             let before = stored.iter().find(|f| f.key == key.as_str());
-            if before.is_some_and(|f| f.limits == *limits && f.defined_by == "api") {
+            if before.is_some_and(|f| f.limits == *limits && f.defined_by == flow::DEFINED_BY_API) {
                 plan.unchanged.push(key.as_str().to_string());
                 continue;
             }
@@ -283,9 +286,9 @@ impl<D: Dialect> SqlStore<D> {
                 .await?;
             let input = bundle::subscription_input(i, entry, stored.as_ref().map(|s| &s.target))?;
             let format = input.format.unwrap_or_default();
-            let (target, interest) = input.parse(&ctx.network_policy).map_err(|e| {
-                FieldError::new(format!("subscriptions[{i}].{}", e.field), e.message)
-            })?;
+            let (target, interest) = input
+                .parse(&ctx.network_policy)
+                .map_err(|e| entry_field(e, "subscriptions", i))?;
             if stored.as_ref().is_some_and(|s| {
                 s.target.url == target.url && s.interest == interest && s.format == format
             }) {
@@ -300,7 +303,7 @@ impl<D: Dialect> SqlStore<D> {
                 secret: generate_secret(),
             };
             let (_, created, changes) = self
-                .save_subscription_in(tx, tenant, &new, false)
+                .write_subscription_in(tx, tenant, &new, stored)
                 .await
                 .map_err(|e| section_error(e, "subscriptions", i))?;
             planned(plan, id.to_string(), created, changes);
@@ -323,24 +326,20 @@ fn changed(plan: &SectionPlan) -> bool {
     !plan.create.is_empty() || !plan.update.is_empty()
 }
 
-/// A refusal of entry `i` of `section`, its field named in the bundle.
+/// A refusal of entry `i` of the bundle's `section`, by the store or the
+/// domain's rules: a field named in the bundle (`jobs[2].trigger.expr`),
+/// anything else said of the entry.
 fn section_error(e: StoreError, section: &str, i: usize) -> StoreError {
+    let said = |m: String| format!("{section}[{i}]: {m}");
     match e {
-        StoreError::Invalid(e) => StoreError::Invalid(FieldError::new(
-            format!("{section}[{i}].{}", e.field),
-            e.message,
-        )),
-        StoreError::Conflict(m) => StoreError::Conflict(format!("{section}[{i}]: {m}")),
-        other => other,
-    }
-}
-
-/// A bundle job's refusal by the lifecycle: a field named in the bundle,
-/// anything else said of the job.
-fn refusal_at(e: Refusal, i: usize) -> Refusal {
-    match e {
-        Refusal::Invalid(e) => Refusal::Invalid(field_at(e, i)),
-        Refusal::Conflict(m) => Refusal::Conflict(format!("jobs[{i}]: {m}")),
+        StoreError::Invalid(e) => StoreError::Invalid(entry_field(e, section, i)),
+        StoreError::Conflict(m) => StoreError::Conflict(said(m)),
+        StoreError::Refused(Refusal::Invalid(e)) => {
+            StoreError::Refused(Refusal::Invalid(entry_field(e, section, i)))
+        }
+        StoreError::Refused(Refusal::Conflict(m)) => {
+            StoreError::Refused(Refusal::Conflict(said(m)))
+        }
         other => other,
     }
 }

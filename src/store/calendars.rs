@@ -12,12 +12,12 @@ use super::dialect::Dialect;
 use super::shape::StoredDefinition;
 use super::writes::{SqlStore, Written, audit_record, job_row};
 use super::{CalendarRecord, CalendarSaved, StoreError, StoreResult, Tenant};
-use crate::domain::audit;
 use crate::domain::calendar::{Book, Calendar, CalendarSet};
 use crate::domain::error::FieldError;
 use crate::domain::job::{Job, JobId, Schedule};
 use crate::domain::lifecycle::JobCommand;
 use crate::domain::trigger::Binding;
+use crate::domain::{audit, bundle};
 
 // Private bounds as in writes.rs: only ever a `PgStore` or a `SqliteStore`.
 #[allow(private_bounds)]
@@ -172,8 +172,8 @@ impl<D: Dialect> SqlStore<D> {
             Some(_) => "calendar.updated",
         };
         let changes = audit::for_document(
-            before.as_ref().map(document).as_ref(),
-            Some(&document(&calendar)),
+            before.as_ref().map(bundle::calendar_entry).as_ref(),
+            Some(&bundle::calendar_entry(&calendar)),
         );
         let record = audit_record(tenant.as_str(), action, &target(&id), changes.clone());
         self.db.insert_audit(tx, &[record]).await?;
@@ -297,7 +297,8 @@ impl<D: Dialect> SqlStore<D> {
         }
         let deleted = self.db.delete_calendar(&mut tx, tenant, id).await?;
         if deleted {
-            let changes = audit::for_document(book.get(id).map(document).as_ref(), None);
+            let changes =
+                audit::for_document(book.get(id).map(bundle::calendar_entry).as_ref(), None);
             let record = audit_record(tenant.as_str(), "calendar.deleted", &target(id), changes);
             self.db.insert_audit(&mut tx, &[record]).await?;
         }
@@ -307,11 +308,6 @@ impl<D: Dialect> SqlStore<D> {
         }
         Ok(deleted)
     }
-}
-
-/// A calendar as the trail shows it: its input form.
-fn document(calendar: &Calendar) -> serde_json::Value {
-    serde_json::to_value(calendar.to_input()).unwrap_or_default()
 }
 
 /// The target a calendar's records name.

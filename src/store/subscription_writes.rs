@@ -11,9 +11,8 @@ use crate::domain::{audit, quota};
 #[allow(private_bounds)]
 impl<D: Dialect> SqlStore<D> {
     /// Creates subscription `new.id`, or (unless `create`, which refuses
-    /// one that exists) replaces its URL, interest and format, keeping its
-    /// secret; a creation is held to the tenant's quota, counted in `tx`.
-    /// Answers it, whether it was created, and its audit record's changes.
+    /// one that exists) replaces it, as [`Self::write_subscription_in`]
+    /// does, its row locked and read first.
     pub(super) async fn save_subscription_in(
         &self,
         tx: &mut D::Tx,
@@ -25,13 +24,27 @@ impl<D: Dialect> SqlStore<D> {
             .db
             .lock_subscription(tx, &self.key, tenant, &new.id)
             .await?;
+        if create && before.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "subscription {} exists",
+                new.id
+            )));
+        }
+        self.write_subscription_in(tx, tenant, new, before).await
+    }
+
+    /// Writes subscription `new` over `before`, as locked in `tx` (none:
+    /// it is created, held to the tenant's quota counted in `tx`); a
+    /// replaced one keeps its secret. Answers it, whether it was created,
+    /// and its audit record's changes.
+    pub(super) async fn write_subscription_in(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        new: &NewSubscription,
+        before: Option<Subscription>,
+    ) -> StoreResult<(Subscription, bool, serde_json::Value)> {
         let saved = match &before {
-            Some(_) if create => {
-                return Err(StoreError::Conflict(format!(
-                    "subscription {} exists",
-                    new.id
-                )));
-            }
             Some(_) => self
                 .db
                 .replace_subscription(tx, &self.key, tenant, new)

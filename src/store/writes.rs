@@ -823,7 +823,7 @@ impl<D: Dialect> SqlStore<D> {
         {
             let limits = flow.limits.unwrap_or_default();
             self.db
-                .insert_flow(tx, tenant.as_str(), key, limits, "job")
+                .insert_flow(tx, tenant.as_str(), key, limits, flow::DEFINED_BY_JOB)
                 .await?;
         }
         let (state, _) = self
@@ -2348,7 +2348,7 @@ impl<D: Dialect> SqlStore<D> {
         let before = match self.db.lock_flow(tx, tenant.as_str(), key, true).await? {
             None => {
                 self.db
-                    .insert_flow(tx, tenant.as_str(), key, limits, "api")
+                    .insert_flow(tx, tenant.as_str(), key, limits, flow::DEFINED_BY_API)
                     .await?;
                 None
             }
@@ -2363,7 +2363,14 @@ impl<D: Dialect> SqlStore<D> {
                     None => flow::Bucket::full(None, now),
                 };
                 self.db
-                    .set_flow_limits(tx, tenant.as_str(), key, limits, "api", bucket)
+                    .set_flow_limits(
+                        tx,
+                        tenant.as_str(),
+                        key,
+                        limits,
+                        flow::DEFINED_BY_API,
+                        bucket,
+                    )
                     .await?;
                 Some(state)
             }
