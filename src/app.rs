@@ -31,6 +31,17 @@ use crate::state::AppState;
 use crate::store::{self, DynStore, NewToken};
 use crate::wakeup::Wakeups;
 
+/// The address a receiver on this machine reaches a listener at: a
+/// wildcard one is reached at loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    let ip: std::net::IpAddr = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
 /// A started service.
 pub struct RunningApp {
     pub local_addr: SocketAddr,
@@ -106,6 +117,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let metrics =
         Arc::new(crate::metrics::Metrics::new().with_job_series_max(config.max_job_metrics));
     let state = AppState {
+        webhooks: WebhookClient::new(network_policy.clone(), 16)?,
         streams: Arc::new(crate::streams::StreamLimits::new(
             config.max_streams_per_token,
             config.max_streams_per_tenant,
@@ -173,7 +185,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         tasks.spawn(retention::run(store.clone(), kept, shutdown.clone()));
     }
     if !config.no_dispatcher {
+        let public_url = match &config.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_string(),
+            None => format!("http://{}", reachable(local_addr)),
+        };
         let dispatcher = Dispatcher {
+            public_url,
             store: store.clone(),
             wakeups: wakeups.clone(),
             client: WebhookClient::new(network_policy.clone(), config.max_in_flight as usize)?,

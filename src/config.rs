@@ -210,6 +210,13 @@ pub struct Config {
     #[arg(long, env = "CRONHOOK_ROOT_TOKEN_FILE")]
     pub root_token_file: Option<std::path::PathBuf>,
 
+    /// The URL receivers reach this service at (such as
+    /// https://cronhook.example.com): a callback job's requests carry
+    /// `cronhook-callback-url` under it (DESIGN.md §11.7). Default: http://
+    /// and the address the service listens on.
+    #[arg(long, env = "CRONHOOK_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<url::Url>,
+
     /// Mark the dashboard's cookies `Secure` (sent over HTTPS only) on
     /// every request, for a proxy that terminates TLS without saying so in
     /// `X-Forwarded-Proto` or `Forwarded`, which otherwise decide it. The
@@ -300,6 +307,20 @@ pub struct Config {
 pub struct ListenAddr {
     pub host: String,
     pub port: u16,
+}
+
+/// `--public-url`: an http(s) URL without a query or fragment.
+fn parse_public_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(format!(
+            "expected an http or https URL without a query, such as https://cronhook.example.com, got {text:?}"
+        ));
+    }
+    Ok(url)
 }
 
 impl FromStr for ListenAddr {

@@ -6,6 +6,7 @@ pub mod access;
 pub mod acting;
 pub mod api;
 pub mod app;
+pub mod cancels;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

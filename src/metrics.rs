@@ -299,6 +299,7 @@ impl Metrics {
             Outcome::Succeeded => "succeeded",
             Outcome::Retry { .. } => "retried",
             Outcome::Failed => "failed",
+            Outcome::Accepted { .. } => "accepted",
         };
         self.attempts
             .get_or_create(&OutcomeLabel { outcome: label })

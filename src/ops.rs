@@ -51,6 +51,8 @@ pub struct Ops<'a> {
     pub store: &'a DynStore,
     pub metrics: &'a Metrics,
     pub network_policy: &'a NetworkPolicy,
+    /// For what an operation sends itself: a cancel's request (§11.7).
+    pub webhooks: &'a crate::dispatch::client::WebhookClient,
     pub tenant: &'a Tenant,
     pub via: Via,
 }
@@ -285,6 +287,29 @@ impl Ops<'_> {
         let run = self.store.retry_run(self.tenant, id).await?;
         tracing::info!(tenant = %self.tenant, job_id = %run.job_id, run_id = %run.id, via = self.via.as_str(), "run sent again");
         Ok(run)
+    }
+
+    /// Cancels a run (§11.7): at once when nothing of it runs, else
+    /// `cancelling`, and its receiver is asked to stop (in the
+    /// background: the run ends after its grace if it never answers).
+    pub async fn cancel_run(
+        &self,
+        id: Uuid,
+    ) -> StoreResult<crate::store::callbacks::CancelReceipt> {
+        let receipt = self.store.cancel_run(self.tenant, id).await?;
+        tracing::info!(tenant = %self.tenant, job_id = %receipt.job_id, run_id = %id, status = receipt.status.as_str(), via = self.via.as_str(), "run cancel asked");
+        if receipt.status == crate::domain::run::RunStatus::Cancelled {
+            self.metrics.runs_ended(receipt.status, 1);
+        }
+        if receipt.notify_receiver {
+            tokio::spawn(crate::cancels::ask_receiver_to_stop(
+                self.store.clone(),
+                self.webhooks.clone(),
+                id,
+                receipt.clone(),
+            ));
+        }
+        Ok(receipt)
     }
 
     /// The coming occurrences of the tenant's scheduled jobs (or of one)

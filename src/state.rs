@@ -32,6 +32,9 @@ pub struct AppState {
     pub pings: Arc<crate::ping_limits::PingLimits>,
     /// `--cookie-secure`: the dashboard's cookies only over HTTPS.
     pub cookie_secure: bool,
+    /// Sends what a handler must send itself: a cancel's request to a
+    /// callback run's receiver (§11.7), under the targets' network policy.
+    pub webhooks: crate::dispatch::client::WebhookClient,
     /// `--signing-secret-default`.
     pub signing_secret_default: Option<crate::domain::signing::ChosenSecret>,
 }
@@ -60,6 +63,7 @@ impl AppState {
             store: &self.store,
             metrics: &self.metrics,
             network_policy: &self.network_policy,
+            webhooks: &self.webhooks,
             tenant,
             via,
         }

@@ -1,7 +1,8 @@
 //! The watchdog (DESIGN.md §11.5): once a second, one instance at a time
 //! opens, reminds and resolves alerts on the database clock, so an outage
 //! of the whole service is reported as soon as one instance is back. The
-//! same pass resumes the jobs whose timed pause has ended (§11.9).
+//! same pass resumes the jobs whose timed pause has ended (§11.9), and
+//! ends callback runs past their time (§11.7).
 
 use std::time::Duration;
 
@@ -22,6 +23,17 @@ pub async fn run(store: DynStore, metrics: Arc<Metrics>, shutdown: CancellationT
     while !shutdown.is_cancelled() {
         if let Err(e) = store.resume_timed_pauses().await {
             tracing::warn!(error = %e, "resuming timed pauses failed; the next pass tries again");
+        }
+        // Callback runs past their time end here (§11.7).
+        match store.watch_callbacks().await {
+            Ok(ended) => {
+                for status in ended {
+                    metrics.runs_ended(status, 1);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ending overdue callback runs failed; the next pass tries again")
+            }
         }
         let sleep = match store.watch_alerts().await {
             Ok(pass) => {

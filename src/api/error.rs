@@ -54,6 +54,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// One field of a body is over its bound (a completion's `output`).
+    #[error("{0}")]
+    FieldTooLarge(FieldError),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -84,7 +87,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) | ApiError::FieldTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
@@ -97,7 +102,7 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let status = self.status();
         let (detail, field) = match self {
-            ApiError::Invalid(e) => (
+            ApiError::Invalid(e) | ApiError::FieldTooLarge(e) => (
                 e.to_string(),
                 Some(e.field.clone()).filter(|f| !f.is_empty()),
             ),

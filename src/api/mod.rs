@@ -9,6 +9,7 @@ mod backfills;
 mod bulk;
 mod bundles;
 mod calendars;
+mod callbacks;
 pub mod error;
 mod events;
 pub(crate) mod extract;
@@ -90,6 +91,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::list_all_runs))
         .routes(routes!(runs::get_run))
         .routes(routes!(runs::retry_run))
+        .routes(routes!(callbacks::complete_run))
+        .routes(routes!(callbacks::heartbeat_run))
+        .routes(routes!(callbacks::cancel_run))
         .routes(routes!(bundles::export))
         .routes(routes!(bundles::apply))
         .routes(routes!(audit::list_audit))

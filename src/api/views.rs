@@ -329,10 +329,61 @@ pub struct RunView {
     )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub nominal_for: Option<DateTime<Utc>>,
+    /// A callback run (§11.7): when its response accepted it.
+    #[serde(
+        with = "instant::rfc3339_opt",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// A callback run: when it fails `timed_out` unless completed (or,
+    /// cancelling, is `cancelled`).
+    #[serde(
+        with = "instant::rfc3339_opt",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// A callback run: its receiver's last heartbeat.
+    #[serde(
+        with = "instant::rfc3339_opt",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+    /// A callback run: how far its work is, in percent, as last reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
+    /// A callback run: what its work last said it was doing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// A callback run: when its receiver reported its end.
+    #[serde(
+        with = "instant::rfc3339_opt",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// A callback run: from acceptance to its end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// A callback run: the `output` its receiver reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<serde_json::Value>,
+    /// A callback run: the `error` its receiver reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl From<Run> for RunView {
     fn from(r: Run) -> Self {
+        let long = r.long.as_ref();
+        let completed = long.and_then(|l| l.completed.as_ref());
         Self {
             id: r.id,
             job_id: r.job_id.to_string(),
@@ -350,6 +401,17 @@ impl From<Run> for RunView {
             backfill_id: r.backfill_id,
             replay_of: r.replay_of,
             nominal_for: r.nominal_for,
+            accepted_at: long.and_then(|l| l.accepted_at),
+            deadline_at: long.and_then(|l| l.deadline_at),
+            last_heartbeat_at: long.and_then(|l| l.last_heartbeat_at),
+            progress: long.and_then(|l| l.progress),
+            message: long.and_then(|l| l.message.clone()),
+            completed_at: completed.and(r.finished_at),
+            duration_ms: long.and_then(|l| l.duration_ms(r.finished_at)),
+            output: completed
+                .and_then(|c| c.output.as_deref())
+                .and_then(|o| serde_json::from_str(o).ok()),
+            error: completed.and_then(|c| c.error.clone()),
         }
     }
 }

@@ -39,6 +39,9 @@ pub const RECOVERY_EVERY: Duration = Duration::from_millis(250);
 pub const RECORD_BATCH: usize = 512;
 
 pub struct Dispatcher {
+    /// This service's URL as receivers reach it: callback runs' requests
+    /// carry `cronhook-callback-url` under it (§11.7).
+    pub public_url: String,
     pub store: DynStore,
     pub wakeups: Arc<Wakeups>,
     pub client: WebhookClient,
@@ -122,6 +125,9 @@ fn log_outcome(a: &Logged<'_>, outcome: Outcome, error: &str) {
         Outcome::Failed => {
             tracing::warn!(%run_id, job_id, attempts, status = "failed", lateness_ms, duration_ms, error, "run failed");
         }
+        Outcome::Accepted { timeout, .. } => {
+            tracing::info!(%run_id, job_id, attempts, status = "running", lateness_ms, duration_ms, timeout_s = timeout.as_secs(), "run accepted; its receiver completes it by callback");
+        }
     }
 }
 
@@ -154,6 +160,7 @@ struct Sending {
     shutdown: CancellationToken,
     /// Where a cancel finds a request to abort (§11.1).
     wakeups: Arc<Wakeups>,
+    public_url: String,
 }
 
 impl Sending {
@@ -242,7 +249,7 @@ impl Sending {
             // run is ended in the database; its request is dropped here.
             let cancel = self.wakeups.aborts.open(run.run_id);
             let sent = tokio::select! {
-                record = deliver(&self.client, run) => Some(record),
+                record = deliver(&self.client, run, &self.public_url) => Some(record),
                 _ = cancel.cancelled() => None,
             };
             self.wakeups.aborts.ended(run.run_id);
@@ -255,7 +262,7 @@ impl Sending {
                 }
             }
         } else {
-            deliver(&self.client, run).await
+            deliver(&self.client, run, &self.public_url).await
         };
         let lateness = match &run.subject {
             // A run's first request: how late it went out.
@@ -270,7 +277,7 @@ impl Sending {
             lateness,
         );
         match (&record.job_id, record.outcome) {
-            (_, Outcome::Retry { .. }) => {}
+            (_, Outcome::Retry { .. } | Outcome::Accepted { .. }) => {}
             (Some(_), outcome) => self.metrics.runs_ended(outcome.run_status(), 1),
             (None, Outcome::Failed) => self.metrics.delivery_failed(),
             (None, Outcome::Succeeded) => {}
@@ -316,6 +323,7 @@ impl Dispatcher {
             lease_margin: self.lease_margin,
             shutdown: shutdown.clone(),
             wakeups: self.wakeups.clone(),
+            public_url: self.public_url.clone(),
         });
         let mut requests = JoinSet::new();
         let mut backoff = Backoff::new();
@@ -465,8 +473,10 @@ impl Dispatcher {
     }
 }
 
-/// Sends one attempt and decides what the run becomes.
-pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord {
+/// Sends one attempt and decides what the run becomes. A callback job's
+/// request also says where and with what token to complete it, under
+/// `public_url` (§11.7).
+pub async fn deliver(client: &WebhookClient, run: &ClaimedRun, public_url: &str) -> AttemptRecord {
     let started_at = Utc::now();
     let subject = run.subject.name();
     let (target, retry) = match &run.spec {
@@ -497,16 +507,23 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
         Subject::Job {
             job_id,
             scheduled_for,
-        } => (
-            run.run_id,
-            vec![
+        } => {
+            let mut about = vec![
                 ("cronhook-job-id", job_id.to_string()),
                 (
                     "cronhook-scheduled-for",
                     crate::domain::instant::format(scheduled_for),
                 ),
-            ],
-        ),
+            ];
+            if let Some(token) = &run.callback_token {
+                about.push((
+                    "cronhook-callback-url",
+                    format!("{public_url}/v1/runs/{}/complete", run.run_id),
+                ));
+                about.push(("cronhook-callback-token", token.clone()));
+            }
+            (run.run_id, about)
+        }
         // An event's deliveries carry its id: a receiver drops repeats.
         Subject::Event {
             subscription_id,
@@ -557,7 +574,14 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun) -> AttemptRecord 
         }
         Subject::Event { .. } => Duration::ZERO,
     };
-    let decision = after_attempt(attempt, retry, result, age, rand::rng().random::<f64>());
+    let mut decision = after_attempt(attempt, retry, result, age, rand::rng().random::<f64>());
+    // A callback job's success only accepts the run (§11.7).
+    if let (Outcome::Succeeded, Some(c)) = (decision.outcome, target.completion) {
+        decision.outcome = Outcome::Accepted {
+            timeout: Duration::from_secs(c.timeout_s.into()),
+            heartbeat: c.heartbeat_s.map(|s| Duration::from_secs(s.into())),
+        };
+    }
     let outcome_reason = match judged {
         Err(Failure::RuleFailed(why)) => Some(why),
         _ => None,

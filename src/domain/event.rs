@@ -48,6 +48,10 @@ pub enum EventType {
     /// A run that waited for its flow key past `max_wait_s` (§11.1).
     #[serde(rename = "run.missed")]
     RunMissed,
+    /// A callback run's receiver reported another end after its end
+    /// (§11.7): refused with 409.
+    #[serde(rename = "run.late_completion")]
+    RunLateCompletion,
     /// A job's runs failed, were missed, late, overdue or too fast (§11.5).
     #[serde(rename = "alert.opened")]
     AlertOpened,
@@ -63,7 +67,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 17] = [
+    pub const ALL: [EventType; 18] = [
         EventType::JobCreated,
         EventType::JobUpdated,
         EventType::JobPaused,
@@ -77,6 +81,7 @@ impl EventType {
         EventType::RunFailed,
         EventType::RunCancelled,
         EventType::RunMissed,
+        EventType::RunLateCompletion,
         EventType::AlertOpened,
         EventType::AlertReminded,
         EventType::AlertResolved,
@@ -98,6 +103,7 @@ impl EventType {
             EventType::RunFailed => "run.failed",
             EventType::RunCancelled => "run.cancelled",
             EventType::RunMissed => "run.missed",
+            EventType::RunLateCompletion => "run.late_completion",
             EventType::AlertOpened => "alert.opened",
             EventType::AlertReminded => "alert.reminded",
             EventType::AlertResolved => "alert.resolved",
@@ -322,6 +328,44 @@ pub fn run_pinged(
     Some(NewEvent::new(kind, job_id, Some(run_id), data))
 }
 
+/// A callback run ended (§11.7): by its receiver's completion, by the
+/// watchdog (`reason`: `timed_out`, `heartbeat_lost`) or by a cancel.
+pub fn run_ended_by_callback(
+    job_id: &str,
+    run_id: Uuid,
+    status: RunStatus,
+    reason: Option<&str>,
+    error: Option<&str>,
+) -> Option<NewEvent> {
+    let kind = match status {
+        RunStatus::Succeeded => EventType::RunSucceeded,
+        RunStatus::Failed => EventType::RunFailed,
+        RunStatus::Cancelled => EventType::RunCancelled,
+        _ => return None,
+    };
+    Some(NewEvent::new(
+        kind,
+        job_id,
+        Some(run_id),
+        json!({"completion": "callback", "reason": reason, "error": error}),
+    ))
+}
+
+/// A completion that came after its run's end and differs from it.
+pub fn run_late_completion(
+    job_id: &str,
+    run_id: Uuid,
+    ended_as: RunStatus,
+    reported: &str,
+) -> NewEvent {
+    NewEvent::new(
+        EventType::RunLateCompletion,
+        job_id,
+        Some(run_id),
+        json!({"ended_as": ended_as.as_str(), "reported": reported}),
+    )
+}
+
 /// A monitor's run that started and never reported its end, failed when
 /// the work started again (§11.5).
 pub fn run_abandoned(job_id: &str, run_id: Uuid) -> NewEvent {
@@ -371,6 +415,8 @@ pub struct AttemptSummary<'a> {
 pub fn for_attempt(a: &AttemptSummary<'_>) -> Vec<NewEvent> {
     let event = |kind, data| NewEvent::new(kind, a.job_id, Some(a.run_id), data);
     match a.outcome {
+        // Not an end: its completion, timeout or cancel makes the event.
+        Outcome::Accepted { .. } => Vec::new(),
         Outcome::Succeeded => vec![event(
             EventType::RunSucceeded,
             json!({"attempts": a.attempt, "status_code": a.status_code}),

@@ -153,6 +153,12 @@ pub struct JobInput {
     pub on_complete: Option<OnComplete>,
     #[serde(default)]
     pub retry: Option<RetryInput>,
+    /// How a run ends (DESIGN.md §11.7): `response` (the default) or
+    /// `callback`, where a successful response accepts the run and the
+    /// receiver reports its end to `cronhook-callback-url` with the run's
+    /// `cronhook-callback-token`; `timeout_s` and `heartbeat_s` bound it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<crate::domain::callback::CompletionInput>,
     /// The flow key its runs share with other jobs' (DESIGN.md §11.1):
     /// they are sent while the key's `max_in_flight` and `rate` allow, by
     /// priority, and wait (`wait_reason: "flow:<key>"`) otherwise.
@@ -411,6 +417,11 @@ impl JobInput {
             None => trigger,
         };
         let monitor = self.monitor.map(|m| m.parse("monitor")).transpose()?;
+        let completion = self
+            .completion
+            .map(|c| c.parse("completion"))
+            .transpose()?
+            .flatten();
         let target = match (self.target, monitor) {
             (Some(target), None) => Some(target.parse(&ctx.network_policy, "target")?),
             (None, Some(_)) => None,
@@ -426,6 +437,26 @@ impl JobInput {
                     "is required (or null, with monitor, for a monitor-only job)",
                 ));
             }
+        };
+        let target = match target {
+            Some(mut t) => {
+                if t.cancel_url.is_some() && completion.is_none() {
+                    return Err(FieldError::new(
+                        "target.cancel_url",
+                        "applies only with completion.mode callback (a run in mode response \
+                         ends with its response)",
+                    ));
+                }
+                t.completion = completion;
+                Some(t)
+            }
+            None if completion.is_some() => {
+                return Err(FieldError::new(
+                    "completion",
+                    "a monitor-only job sends nothing to complete by callback",
+                ));
+            }
+            None => None,
         };
         let misfire_grace_s = match self.misfire_grace_s {
             None => None,
@@ -678,6 +709,12 @@ impl Job {
             max_runs: d.max_runs.map(i64::from),
             on_complete: Some(d.on_complete),
             retry: Some(d.retry.to_input()),
+            // Shown for a callback job only: `response` is the default.
+            completion: d
+                .target
+                .as_ref()
+                .and_then(|t| t.completion)
+                .map(crate::domain::callback::Completion::to_input),
             flow: d.flow.as_ref().map(Flow::to_input),
             alerts: d.alerts.as_ref().map(AlertPolicy::to_input),
             mute_until: d.mute_until.map(|t| crate::domain::instant::format(&t)),

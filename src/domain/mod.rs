@@ -9,6 +9,7 @@ pub mod backfill;
 pub mod bulk;
 pub mod bundle;
 pub mod calendar;
+pub mod callback;
 pub mod crontab;
 pub mod error;
 pub mod event;

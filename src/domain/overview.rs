@@ -40,7 +40,10 @@ impl Outcomes {
             RunStatus::Succeeded => &mut self.succeeded,
             RunStatus::Failed => &mut self.failed,
             RunStatus::Missed | RunStatus::Skipped | RunStatus::Cancelled => &mut self.not_sent,
-            RunStatus::Pending | RunStatus::Awaiting | RunStatus::Running => &mut self.in_flight,
+            RunStatus::Pending
+            | RunStatus::Awaiting
+            | RunStatus::Running
+            | RunStatus::Cancelling => &mut self.in_flight,
         };
         *slot += 1;
     }

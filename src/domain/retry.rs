@@ -352,6 +352,13 @@ pub enum Outcome {
     Retry {
         delay: Duration,
     },
+    /// A callback job's run accepted by a successful response (§11.7): it
+    /// stays running until its completion, `timeout` from now, with a
+    /// heartbeat due every `heartbeat` if the job asks for them.
+    Accepted {
+        timeout: Duration,
+        heartbeat: Option<Duration>,
+    },
 }
 
 impl Outcome {
@@ -361,7 +368,14 @@ impl Outcome {
             Outcome::Succeeded => RunStatus::Succeeded,
             Outcome::Failed => RunStatus::Failed,
             Outcome::Retry { .. } => RunStatus::Pending,
+            Outcome::Accepted { .. } => RunStatus::Running,
         }
+    }
+
+    /// Whether the run ends with this outcome: neither sent again nor
+    /// still running.
+    pub fn ends_run(self) -> bool {
+        matches!(self, Outcome::Succeeded | Outcome::Failed)
     }
 }
 

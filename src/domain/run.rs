@@ -14,8 +14,12 @@ pub enum RunStatus {
     Pending,
     /// A monitor-only job's run waiting for its ping (§11.5).
     Awaiting,
-    /// An attempt is under way (leased by a dispatcher).
+    /// An attempt is under way (leased by a dispatcher), or a callback
+    /// job's accepted work runs (§11.7).
     Running,
+    /// A running callback run asked to stop: it ends when the receiver
+    /// completes it or its `cancel_grace_s` passes (§11.7).
+    Cancelling,
     Succeeded,
     Failed,
     /// Later than the misfire grace: recorded, never delivered.
@@ -28,10 +32,11 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 8] = [
+    pub const ALL: [RunStatus; 9] = [
         RunStatus::Pending,
         RunStatus::Awaiting,
         RunStatus::Running,
+        RunStatus::Cancelling,
         RunStatus::Succeeded,
         RunStatus::Failed,
         RunStatus::Missed,
@@ -44,6 +49,7 @@ impl RunStatus {
             RunStatus::Pending => "pending",
             RunStatus::Awaiting => "awaiting",
             RunStatus::Running => "running",
+            RunStatus::Cancelling => "cancelling",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Missed => "missed",
@@ -61,7 +67,7 @@ impl RunStatus {
     pub fn in_flight(self) -> bool {
         matches!(
             self,
-            RunStatus::Pending | RunStatus::Awaiting | RunStatus::Running
+            RunStatus::Pending | RunStatus::Awaiting | RunStatus::Running | RunStatus::Cancelling
         )
     }
 }
@@ -124,6 +130,31 @@ pub struct Run {
     pub replay_of: Option<Uuid>,
     /// The occurrence its calendars moved to `scheduled_for` (§11.4).
     pub nominal_for: Option<DateTime<Utc>>,
+    /// A callback run's progress once accepted (§11.7).
+    pub long: Option<LongRun>,
+}
+
+/// What a callback run's receiver has said of its work (§11.7).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LongRun {
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// When it fails `timed_out` (or, cancelling, is `cancelled`).
+    pub deadline_at: Option<DateTime<Utc>>,
+    pub heartbeat_due_at: Option<DateTime<Utc>>,
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+    pub progress: Option<f64>,
+    pub message: Option<String>,
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// The receiver's report, when it made one.
+    pub completed: Option<crate::domain::callback::Completed>,
+}
+
+impl LongRun {
+    /// From acceptance to the run's end (`finished_at`).
+    pub fn duration_ms(&self, finished_at: Option<DateTime<Utc>>) -> Option<u64> {
+        let ms = (finished_at? - self.accepted_at?).num_milliseconds();
+        u64::try_from(ms).ok()
+    }
 }
 
 /// The newest run of a job, shown with it.

@@ -45,6 +45,8 @@ impl Row<'_> {
 pub struct SealingKey {
     cipher: Aes256Gcm,
     fingerprint: String,
+    /// Callback tokens' key, derived from this one (§11.7).
+    callback: crate::domain::callback::CallbackKey,
 }
 
 impl std::fmt::Debug for SealingKey {
@@ -80,6 +82,7 @@ impl SealingKey {
         Ok(Self {
             cipher: Aes256Gcm::new(&key.into()),
             fingerprint,
+            callback: crate::domain::callback::CallbackKey::derive(&key),
         })
     }
 
@@ -87,6 +90,12 @@ impl SealingKey {
     /// instance with another key refuses to start.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// The key of callback tokens (§11.7): every instance with this key
+    /// mints and checks the same ones.
+    pub fn callback_key(&self) -> &crate::domain::callback::CallbackKey {
+        &self.callback
     }
 
     /// `plaintext` sealed for `column` of `row`, with a fresh random

@@ -55,6 +55,11 @@ pub struct TargetInput {
     /// §11.6); absent: any 2xx.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success: Option<SuccessInput>,
+    /// Where a cancel of a running callback run is sent (DESIGN.md §11.7;
+    /// default: `url`). Only with `completion.mode: callback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "https://example.com/hooks/report/cancel")]
+    pub cancel_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +135,12 @@ pub struct Target {
     pub template: bool,
     /// Its success rules (§11.6); none for "any 2xx".
     pub success: Option<Arc<SuccessRules>>,
+    /// Where a cancel goes instead of `url` (§11.7).
+    pub cancel_url: Option<Url>,
+    /// A callback job's limits; none when a response ends the run
+    /// (§11.7). The job's `completion`, kept here so that every run's
+    /// request carries it.
+    pub completion: Option<crate::domain::callback::Completion>,
 }
 
 impl Target {
@@ -164,6 +175,7 @@ impl Target {
             timeout_s: Some(self.timeout_s.into()),
             template: Some(self.template),
             success: self.success.as_deref().map(SuccessRules::to_input),
+            cancel_url: self.cancel_url.as_ref().map(Url::to_string),
         }
     }
 }
@@ -218,6 +230,10 @@ impl TargetInput {
             .map(|s| s.parse(&at("success")))
             .transpose()?
             .map(Arc::new);
+        let cancel_url = self
+            .cancel_url
+            .map(|u| parse_url(&u, policy).map_err(|m| FieldError::new(at("cancel_url"), m)))
+            .transpose()?;
         Ok(Target {
             url,
             method,
@@ -226,6 +242,9 @@ impl TargetInput {
             timeout_s,
             template,
             success,
+            cancel_url,
+            // The job's `completion` sets it.
+            completion: None,
         })
     }
 }

@@ -752,6 +752,42 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         due_before: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<(Uuid, DateTime<Utc>)>>;
+    // Long runs (§11.7).
+
+    async fn lock_callback_run(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+    ) -> StoreResult<Option<super::callbacks::CallbackRun>>;
+    async fn end_callback_run(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        end: &super::callbacks::CallbackEnd,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn beat_callback_run(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        beat: &crate::domain::callback::Beat,
+        next_due: Option<DateTime<Utc>>,
+        watch_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn request_cancel(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn overdue_callback_runs(
+        &self,
+        tx: &mut Self::Tx,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<super::callbacks::WatchedRun>>;
     async fn set_ping_key(
         &self,
         tx: &mut Self::Tx,

@@ -14,6 +14,7 @@ pub mod alerts;
 pub mod apply;
 pub mod bulk;
 mod calendars;
+pub mod callbacks;
 mod dialect;
 pub mod monitors;
 mod pauses;
@@ -422,6 +423,9 @@ pub struct ClaimedRun {
     /// A flow key's run (§11.1): its end, or its retry, gives its slot
     /// back.
     pub flow: bool,
+    /// A callback job's run (§11.7): the `crt_` token its request
+    /// carries, good for this run only. Never stored, never logged.
+    pub callback_token: Option<String>,
 }
 
 impl ClaimedRun {
@@ -696,6 +700,33 @@ pub trait Store: Send + Sync + 'static {
     /// one instance at a time, after monitors' runs past their grace are
     /// missed; answers what it changed.
     async fn watch_alerts(&self) -> StoreResult<alerts::WatchPass>;
+    /// Ends accepted callback runs past their time (§11.7): `timed_out`,
+    /// `heartbeat_lost`, or `cancelled` after a cancel's grace; answers
+    /// their statuses.
+    async fn watch_callbacks(&self) -> StoreResult<Vec<RunStatus>>;
+    /// Whether `token` is run `run_id`'s callback token (§11.7).
+    fn verify_callback(&self, run_id: Uuid, token: &str) -> bool;
+    /// A callback run's end as its receiver reports it: 404 when there is
+    /// no such job run, a conflict when it was not sent yet or ended
+    /// otherwise (`run.late_completion`).
+    async fn complete_run(
+        &self,
+        run_id: Uuid,
+        report: &crate::domain::callback::Completed,
+    ) -> StoreResult<callbacks::CompletionReceipt>;
+    /// A callback run's heartbeat; a conflict when it is not running.
+    async fn heartbeat_run(
+        &self,
+        run_id: Uuid,
+        beat: &crate::domain::callback::Beat,
+    ) -> StoreResult<()>;
+    /// Cancels the tenant's run: at once when nothing of it runs, else
+    /// `cancelling` until its receiver completes it or its grace passes.
+    async fn cancel_run(
+        &self,
+        tenant: &Tenant,
+        run_id: Uuid,
+    ) -> StoreResult<callbacks::CancelReceipt>;
     /// Resumes the jobs whose timed pause has ended, each from its
     /// `paused_until` (§11.9); answers how many.
     async fn resume_timed_pauses(&self) -> StoreResult<u64>;
@@ -1412,7 +1443,14 @@ impl ClaimedParts {
             ),
             Ok((Err(e), _)) | Err(e) => (Err(e), Vec::new()),
         };
+        let callback_token = match &spec {
+            Ok((target, _)) if target.completion.is_some() => {
+                Some(key.callback_key().token(self.run_id))
+            }
+            _ => None,
+        };
         Ok(ClaimedRun {
+            callback_token,
             run_id: self.run_id,
             subject,
             attempt: count(self.attempt_count).max(1),
@@ -1560,9 +1598,22 @@ pub(crate) fn tenant(s: &str) -> StoreResult<Tenant> {
 
 /// An outcome's delay in milliseconds (0 unless it is a retry).
 pub(crate) fn delay_ms(outcome: Outcome) -> i64 {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     match outcome {
-        Outcome::Retry { delay } => i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+        Outcome::Retry { delay } => ms(delay),
+        // An accepted run's deadline (§11.7).
+        Outcome::Accepted { timeout, .. } => ms(timeout),
         _ => 0,
+    }
+}
+
+/// An accepted run's heartbeat interval, in milliseconds (§11.7).
+pub(crate) fn heartbeat_ms(outcome: Outcome) -> Option<i64> {
+    match outcome {
+        Outcome::Accepted {
+            heartbeat: Some(h), ..
+        } => Some(i64::try_from(h.as_millis()).unwrap_or(i64::MAX)),
+        _ => None,
     }
 }
 

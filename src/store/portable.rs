@@ -614,6 +614,135 @@ macro_rules! portable_statements {
             rows.into_iter().map(|(id, due)| Ok((id.uuid()?, due.at()))).collect()
         }
 
+        /// A job's run as the callback rules read it (§11.7), its row
+        /// locked for `conn`'s transaction; none when there is none.
+        async fn lock_callback_run_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            run_id: uuid::Uuid,
+        ) -> $crate::store::StoreResult<Option<$crate::store::callbacks::CallbackRow<AtColumn>>> {
+            Ok(sqlx::query_as(&format!(
+                "SELECT tenant, job_id, status, CAST(attempt_count AS BIGINT) AS attempt_count,
+                        lease_owner, accepted_at, cancel_requested_at, completion,
+                        CAST(heartbeat_s AS BIGINT) AS heartbeat_s, deadline_at,
+                        attempt_started_at, flow_key
+                 FROM runs WHERE id = $1 AND job_id IS NOT NULL{LOCK_RUN}"
+            ))
+            .bind(row_id(run_id))
+            .fetch_optional(conn)
+            .await?)
+        }
+
+        /// Ends a callback run (§11.7) as `status`, with the receiver's
+        /// `completion` (JSON text) when it reported one. `in_flight`: the
+        /// attempt whose request had not been recorded (the receiver was
+        /// quicker than the dispatcher), recorded here, since the end
+        /// fences the dispatcher's record off.
+        async fn end_callback_run_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            run_id: uuid::Uuid,
+            end: &$crate::store::callbacks::CallbackEnd,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<()> {
+            if let Some((number, started_at)) = end.in_flight {
+                sqlx::query(
+                    "INSERT INTO attempts (run_id, number, started_at, duration_ms, outcome_reason)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(row_id(run_id))
+                .bind(number)
+                .bind(at(started_at))
+                .bind((now - started_at).num_milliseconds().max(0))
+                .bind("completed by its callback before its response was recorded")
+                .execute(&mut *conn)
+                .await?;
+            }
+            sqlx::query(
+                "UPDATE runs SET status = $2, reason = $3, completion = $4, finished_at = $5,
+                                 lease_owner = NULL, lease_until = NULL, watch_at = NULL,
+                                 next_attempt_at = NULL
+                 WHERE id = $1",
+            )
+            .bind(row_id(run_id))
+            .bind(end.status.as_str())
+            .bind(end.reason)
+            .bind(end.completion.as_deref())
+            .bind(at(now))
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Records a heartbeat of a callback run; the watchdog looks at it
+        /// again by `watch_at`.
+        async fn beat_callback_run_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            run_id: uuid::Uuid,
+            beat: &$crate::domain::callback::Beat,
+            next_due: Option<chrono::DateTime<chrono::Utc>>,
+            watch_at: Option<chrono::DateTime<chrono::Utc>>,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query(
+                "UPDATE runs SET last_heartbeat_at = $2, progress = COALESCE($3, progress),
+                                 message = COALESCE($4, message),
+                                 heartbeat_due_at = COALESCE($5, heartbeat_due_at),
+                                 watch_at = CASE WHEN accepted_at IS NULL THEN watch_at ELSE $6 END
+                 WHERE id = $1",
+            )
+            .bind(row_id(run_id))
+            .bind(at(now))
+            .bind(beat.progress)
+            .bind(beat.message.as_deref())
+            .bind(next_due.map(at))
+            .bind(watch_at.map(at))
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Marks an accepted run `cancelling` until `until` (§11.7).
+        async fn request_cancel_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            run_id: uuid::Uuid,
+            until: chrono::DateTime<chrono::Utc>,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query(
+                "UPDATE runs SET cancel_requested_at = $2, deadline_at = $3, watch_at = $3,
+                                 heartbeat_due_at = NULL
+                 WHERE id = $1",
+            )
+            .bind(row_id(run_id))
+            .bind(at(now))
+            .bind(at(until))
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Accepted runs whose time is up by `now` (the database's clock),
+        /// the most overdue first, each locked (others' locked ones are
+        /// left for the next pass).
+        async fn overdue_callback_runs_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            now: chrono::DateTime<chrono::Utc>,
+            limit: u32,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::callbacks::WatchedRow<AtColumn, IdColumn>>> {
+            Ok(sqlx::query_as(&format!(
+                "SELECT id, tenant, job_id, deadline_at, heartbeat_due_at, cancel_requested_at,
+                        flow_key, CAST(attempt_count AS BIGINT) AS attempt_count
+                 FROM runs
+                 WHERE watch_at IS NOT NULL AND watch_at <= $1 AND status = 'running'
+                 ORDER BY watch_at
+                 LIMIT $2{LOCK_RUNS_SKIP}"
+            ))
+            .bind(at(now))
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await?)
+        }
+
         /// Sets job `id`'s ping key: `key` itself when `replace` (a
         /// rotation), else a key it has kept, or `key` when it has none
         /// (a save; none when the job is no longer monitor-only).
@@ -1847,10 +1976,21 @@ macro_rules! portable_statements {
                         query.push(" AND status = 'failed'");
                     }
                     statuses => {
-                        query.push(" AND status IN (");
-                        let mut list = query.separated(", ");
-                        for status in statuses {
-                            list.push_bind(status.as_str());
+                        // A cancelling run is stored `running` (§11.7).
+                        query.push(" AND (");
+                        for (i, status) in statuses.iter().enumerate() {
+                            if i > 0 {
+                                query.push(" OR ");
+                            }
+                            match status {
+                                RunStatus::Running => query.push(
+                                    "(status = 'running' AND cancel_requested_at IS NULL)",
+                                ),
+                                RunStatus::Cancelling => query.push(
+                                    "(status = 'running' AND cancel_requested_at IS NOT NULL)",
+                                ),
+                                other => query.push("status = ").push_bind(other.as_str()),
+                            };
                         }
                         query.push(")");
                     }

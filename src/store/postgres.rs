@@ -23,7 +23,7 @@ use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
     AttemptRecord, Backfill, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job,
     NEXT_DUE_LOOKED_AT, NewEvent, Run, SqlStore, StoreError, StoreResult, Tenant, count, delay_ms,
-    event_of, interest, is_unique_violation, run_status,
+    event_of, heartbeat_ms, interest, is_unique_violation, run_status,
 };
 use crate::domain::job::{JobId, Schedule};
 use crate::domain::overlap::InFlight;
@@ -210,6 +210,10 @@ const JOBS: &str = job_query!("");
 const POSITION: &str = "strpos";
 /// Locks the jobs a bulk action selects (§11.9).
 const LOCK_JOBS: &str = " FOR UPDATE OF j";
+/// Locks the run a callback reports on (§11.7), and the watchdog's
+/// overdue runs, passing over those another transaction holds.
+const LOCK_RUN: &str = " FOR UPDATE";
+const LOCK_RUNS_SKIP: &str = " FOR UPDATE SKIP LOCKED";
 /// A label's value, around its key (§11.9).
 const LABEL: (&str, &str) = ("(j.labels::jsonb ->> ", ")");
 portable_statements!(PgDialect);
@@ -282,18 +286,33 @@ async fn fetch_job(
 const RECORD_FENCED: &str = "WITH input AS (
                  SELECT * FROM UNNEST($2::uuid[], $3::int4[], $4::timestamptz[], $5::int8[],
                                       $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[],
-                                      $11::text[], $12::bool[], $13::text[])
+                                      $11::text[], $12::bool[], $13::text[], $14::int8[])
                      AS u(run_id, number, started_at, duration_ms, status_code, error,
                           response_excerpt, status, delay_ms, outcome_reason, body_truncated,
-                          run_reason)
+                          run_reason, heartbeat_ms)
              ), updated AS (
                  UPDATE runs r
                  SET status = i.status,
                      reason = COALESCE(i.run_reason, r.reason),
                      next_attempt_at = CASE WHEN i.status = 'pending'
                          THEN now() + i.delay_ms * interval '1 millisecond' END,
-                     finished_at = CASE WHEN i.status = 'pending' THEN NULL ELSE clock_timestamp() END,
-                     lease_owner = NULL, lease_until = NULL
+                     finished_at = CASE WHEN i.status IN ('pending', 'running') THEN NULL
+                         ELSE clock_timestamp() END,
+                     lease_owner = NULL, lease_until = NULL,
+                     -- Accepted by a callback job's receiver (§11.7): running
+                     -- until its completion, by `delay_ms` at the latest.
+                     accepted_at = CASE WHEN i.status = 'running' THEN now() ELSE r.accepted_at END,
+                     deadline_at = CASE WHEN i.status = 'running'
+                         THEN now() + i.delay_ms * interval '1 millisecond' ELSE r.deadline_at END,
+                     heartbeat_s = CASE WHEN i.status = 'running' THEN i.heartbeat_ms / 1000
+                         ELSE r.heartbeat_s END,
+                     heartbeat_due_at = CASE WHEN i.status = 'running'
+                         THEN now() + i.heartbeat_ms * interval '1 millisecond'
+                         ELSE r.heartbeat_due_at END,
+                     watch_at = CASE WHEN i.status = 'running'
+                         THEN LEAST(now() + i.delay_ms * interval '1 millisecond',
+                                    now() + i.heartbeat_ms * interval '1 millisecond')
+                         ELSE r.watch_at END
                  FROM input i
                  WHERE r.id = i.run_id
                    AND (r.status = 'running' AND r.lease_owner = $1
@@ -338,10 +357,12 @@ struct AttemptColumns {
     outcome_reasons: Vec<Option<String>>,
     truncated: Vec<bool>,
     run_reasons: Vec<Option<&'static str>>,
+    /// An accepted run's heartbeat interval (§11.7), or null.
+    heartbeats: Vec<Option<i64>>,
 }
 
 impl AttemptColumns {
-    /// `sql` (a statement starting with `RECORD_FENCED`) with its first 13
+    /// `sql` (a statement starting with `RECORD_FENCED`) with its first 14
     /// parameters bound: the owner, then these columns.
     fn query_as<'q, O: for<'r> FromRow<'r, sqlx::postgres::PgRow>>(
         &'q self,
@@ -362,6 +383,7 @@ impl AttemptColumns {
             .bind(&self.outcome_reasons)
             .bind(&self.truncated)
             .bind(&self.run_reasons)
+            .bind(&self.heartbeats)
     }
 
     fn of(records: &[AttemptRecord]) -> Self {
@@ -387,6 +409,7 @@ impl AttemptColumns {
             outcome_reasons: records.iter().map(|r| r.outcome_reason.clone()).collect(),
             truncated: records.iter().map(|r| r.body_truncated).collect(),
             run_reasons: records.iter().map(|r| r.run_reason).collect(),
+            heartbeats: records.iter().map(|r| heartbeat_ms(r.outcome)).collect(),
         }
     }
 }
@@ -797,6 +820,62 @@ impl Dialect for PgDialect {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<(Uuid, DateTime<Utc>)>> {
         miss_awaiting_in(tx, tenant, job_id, due_before, now).await
+    }
+
+    async fn lock_callback_run(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+    ) -> StoreResult<Option<super::callbacks::CallbackRun>> {
+        lock_callback_run_in(tx, run_id)
+            .await?
+            .map(super::callbacks::CallbackRow::into_run)
+            .transpose()
+    }
+
+    async fn end_callback_run(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        end: &super::callbacks::CallbackEnd,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        end_callback_run_in(tx, run_id, end, now).await
+    }
+
+    async fn beat_callback_run(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        beat: &crate::domain::callback::Beat,
+        next_due: Option<DateTime<Utc>>,
+        watch_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        beat_callback_run_in(tx, run_id, beat, next_due, watch_at, now).await
+    }
+
+    async fn request_cancel(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        request_cancel_in(tx, run_id, until, now).await
+    }
+
+    async fn overdue_callback_runs(
+        &self,
+        tx: &mut Self::Tx,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<super::callbacks::WatchedRun>> {
+        overdue_callback_runs_in(tx, now, limit)
+            .await?
+            .into_iter()
+            .map(super::callbacks::WatchedRow::into_watched)
+            .collect()
     }
 
     async fn set_ping_key(
@@ -1625,7 +1704,13 @@ impl Dialect for PgDialect {
     async fn redrive_run(&self, tx: &mut Self::Tx, id: Uuid) -> StoreResult<Run> {
         sqlx::query_as::<_, RunRow>(&format!(
             "UPDATE runs SET status = 'pending', next_attempt_at = now(), finished_at = NULL,
-                 prior_attempts = attempt_count, reason = NULL
+                 prior_attempts = attempt_count, reason = NULL,
+                 -- A callback run starts afresh (§11.7): its old token's
+                 -- work has ended.
+                 accepted_at = NULL, deadline_at = NULL, heartbeat_s = NULL,
+                 heartbeat_due_at = NULL, watch_at = NULL, last_heartbeat_at = NULL,
+                 progress = NULL, message = NULL, completion = NULL,
+                 cancel_requested_at = NULL
              WHERE id = $1
              RETURNING {RUN_COLUMNS}"
         ))
@@ -1719,13 +1804,13 @@ impl Dialect for PgDialect {
             "{RECORD_FENCED}, ev AS (
                  INSERT INTO events (id, tenant, type, job_id, run_id, data)
                  SELECT c.id, c.tenant, c.type, c.job_id, c.run_id, c.data
-                 FROM UNNEST($14::uuid[], $15::text[], $16::text[], $17::text[], $18::uuid[],
-                             $19::text[]) AS c(id, tenant, type, job_id, run_id, data)
+                 FROM UNNEST($15::uuid[], $16::text[], $17::text[], $18::text[], $19::uuid[],
+                             $20::text[]) AS c(id, tenant, type, job_id, run_id, data)
                       JOIN inserted a ON a.run_id = c.run_id
                  RETURNING id
              ), d AS ({})
              SELECT a.run_id, (SELECT count(*) FROM d) FROM inserted a",
-            deliveries_of_ev(20)
+            deliveries_of_ev(21)
         );
         let query = columns
             .query_as::<(Uuid, i64)>(&sql, owner)

@@ -3,6 +3,7 @@
 //! microseconds), an id ([`RowId`]: `uuid` or text) and a small integer
 //! (`int4` or `integer`), and mapped to the store's types in one place.
 
+use crate::domain::run::{LongRun, RunStatus};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -254,7 +255,8 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
 /// The columns a run is answered with.
 pub(crate) const RUN_COLUMNS: &str = "id, job_id, scheduled_for, cause, status, occurrences, \
      attempt_count, deliver_after, next_attempt_at, created_at, finished_at, wait_reason, reason, \
-     backfill_id, replay_of, nominal_for";
+     backfill_id, replay_of, nominal_for, accepted_at, deadline_at, heartbeat_due_at, \
+     last_heartbeat_at, progress, message, cancel_requested_at, completion";
 
 #[derive(FromRow)]
 pub(crate) struct RunRow<T, I, N> {
@@ -274,16 +276,46 @@ pub(crate) struct RunRow<T, I, N> {
     backfill_id: Option<I>,
     replay_of: Option<I>,
     nominal_for: Option<T>,
+    accepted_at: Option<T>,
+    deadline_at: Option<T>,
+    heartbeat_due_at: Option<T>,
+    last_heartbeat_at: Option<T>,
+    progress: Option<f64>,
+    message: Option<String>,
+    cancel_requested_at: Option<T>,
+    completion: Option<String>,
 }
 
 impl<T: At, I: RowId, N: Into<i64>> RunRow<T, I, N> {
     pub fn into_run(self) -> StoreResult<Run> {
+        let completed = self
+            .completion
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("run completion: {e}")))?;
+        let long = LongRun {
+            accepted_at: at(self.accepted_at),
+            deadline_at: at(self.deadline_at),
+            heartbeat_due_at: at(self.heartbeat_due_at),
+            last_heartbeat_at: at(self.last_heartbeat_at),
+            progress: self.progress,
+            message: self.message,
+            cancel_requested_at: at(self.cancel_requested_at),
+            completed,
+        };
+        let mut status = run_status(&self.status)?;
+        // Stored `running`: it still counts as in flight (§11.7).
+        if status == RunStatus::Running && long.cancel_requested_at.is_some() {
+            status = RunStatus::Cancelling;
+        }
         Ok(Run {
+            long: (long != LongRun::default()).then_some(long),
             id: self.id.uuid()?,
             job_id: job_id(self.job_id)?,
             scheduled_for: self.scheduled_for.at(),
             cause: run_cause(&self.cause)?,
-            status: run_status(&self.status)?,
+            status,
             occurrences: self.occurrences.max(0) as u64,
             attempt_count: count(self.attempt_count.into()),
             deliver_after: self.deliver_after.at(),

@@ -183,6 +183,11 @@ struct StoredRules {
     /// rest has columns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retry: Option<crate::domain::retry::RetryInput>,
+    /// A callback job's `completion` (§11.7): claims read it here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    completion: Option<crate::domain::callback::CompletionInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cancel_url: Option<String>,
 }
 
 impl StoredDefinition {
@@ -464,10 +469,10 @@ impl StoredDefinition {
             target: if self.target.is_none() {
                 None
             } else {
-                Some(Target {
-                    success: self.retry.success(job)?,
-                    ..self.target.into_target(row, key)?
-                })
+                Some(
+                    self.retry
+                        .complete_target(job, self.target.into_target(row, key)?)?,
+                )
             },
             monitor: alerts.monitor,
             misfire_grace_s: self
@@ -729,8 +734,10 @@ impl StoredTarget {
             ),
             timeout_s: unsigned(job, "timeout_s", self.timeout_s)?,
             template: self.template,
-            // Kept with the retry rules (`StoredRetry::success`).
+            // Kept with the retry rules (`StoredRetry::with_target`).
             success: None,
+            cancel_url: None,
+            completion: None,
         })
     }
 }
@@ -738,6 +745,12 @@ impl StoredTarget {
 impl StoredRetry {
     pub fn of(retry: &RetryPolicy, target: Option<&Target>) -> Self {
         let rules = StoredRules {
+            completion: target
+                .and_then(|t| t.completion)
+                .map(crate::domain::callback::Completion::to_input),
+            cancel_url: target
+                .and_then(|t| t.cancel_url.as_ref())
+                .map(Url::to_string),
             success: target
                 .and_then(|t| t.success.as_deref())
                 .map(|s| s.to_input()),
@@ -756,8 +769,11 @@ impl StoredRetry {
             max_attempts: retry.max_attempts.into(),
             backoff_initial_s: retry.backoff_initial_s.into(),
             backoff_max_s: retry.backoff_max_s.into(),
-            rules: (rules.success.is_some() || rules.retry.is_some())
-                .then(|| serde_json::to_string(&rules).unwrap_or_default()),
+            rules: (rules.success.is_some()
+                || rules.retry.is_some()
+                || rules.completion.is_some()
+                || rules.cancel_url.is_some())
+            .then(|| serde_json::to_string(&rules).unwrap_or_default()),
         }
     }
 
@@ -798,9 +814,28 @@ impl StoredRetry {
         })
     }
 
-    /// The job's target with its success rules, and its retry policy.
-    pub fn with_target(self, job: &str, mut target: Target) -> StoreResult<(Target, RetryPolicy)> {
+    /// `target` with what the rules column keeps of it: its success
+    /// rules, its callback completion and cancel URL.
+    pub fn complete_target(&self, job: &str, mut target: Target) -> StoreResult<Target> {
+        let rules = self.stored_rules(job)?;
         target.success = self.success(job)?;
+        target.completion = rules
+            .completion
+            .map(|c| c.parse("completion"))
+            .transpose()
+            .map_err(|e| corrupt(job, "delivery_rules", e))?
+            .flatten();
+        target.cancel_url = rules
+            .cancel_url
+            .map(|u| Url::parse(&u))
+            .transpose()
+            .map_err(|e| corrupt(job, "delivery_rules", e))?;
+        Ok(target)
+    }
+
+    /// The job's whole target, and its retry policy.
+    pub fn with_target(self, job: &str, target: Target) -> StoreResult<(Target, RetryPolicy)> {
+        let target = self.complete_target(job, target)?;
         Ok((target, self.into_policy(job)?))
     }
 }

@@ -27,7 +27,7 @@ use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
     AttemptRecord, Backfill, Busy, ClaimedRun, Event, EventFilter, Idempotency, Job,
     NEXT_DUE_LOOKED_AT, NewEvent, Run, SqlStore, StoreError, StoreResult, Tenant, count, delay_ms,
-    event_of, interest, is_unique_violation, run_status,
+    event_of, heartbeat_ms, interest, is_unique_violation, run_status,
 };
 use crate::domain::job::{JobId, Schedule};
 use crate::domain::overlap::InFlight;
@@ -127,6 +127,10 @@ const JOBS: &str = job_query!("");
 const POSITION: &str = "instr";
 /// The transaction holds the database's write lock already.
 const LOCK_JOBS: &str = "";
+/// Locks the run a callback reports on (§11.7), and the watchdog's
+/// overdue runs, passing over those another transaction holds.
+const LOCK_RUN: &str = "";
+const LOCK_RUNS_SKIP: &str = "";
 /// A label's value, around its key (§11.9): a key holds no `"`.
 const LABEL: (&str, &str) = ("json_extract(j.labels, '$.\"' || ", " || '\"')");
 portable_statements!(SqliteDialect);
@@ -470,6 +474,62 @@ impl Dialect for SqliteDialect {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<(Uuid, DateTime<Utc>)>> {
         miss_awaiting_in(tx, tenant, job_id, due_before, now).await
+    }
+
+    async fn lock_callback_run(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+    ) -> StoreResult<Option<super::callbacks::CallbackRun>> {
+        lock_callback_run_in(tx, run_id)
+            .await?
+            .map(super::callbacks::CallbackRow::into_run)
+            .transpose()
+    }
+
+    async fn end_callback_run(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        end: &super::callbacks::CallbackEnd,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        end_callback_run_in(tx, run_id, end, now).await
+    }
+
+    async fn beat_callback_run(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        beat: &crate::domain::callback::Beat,
+        next_due: Option<DateTime<Utc>>,
+        watch_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        beat_callback_run_in(tx, run_id, beat, next_due, watch_at, now).await
+    }
+
+    async fn request_cancel(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        request_cancel_in(tx, run_id, until, now).await
+    }
+
+    async fn overdue_callback_runs(
+        &self,
+        tx: &mut Self::Tx,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<super::callbacks::WatchedRun>> {
+        overdue_callback_runs_in(tx, now, limit)
+            .await?
+            .into_iter()
+            .map(super::callbacks::WatchedRow::into_watched)
+            .collect()
     }
 
     async fn set_ping_key(
@@ -1277,7 +1337,13 @@ impl Dialect for SqliteDialect {
     async fn redrive_run(&self, tx: &mut Self::Tx, id: Uuid) -> StoreResult<Run> {
         sqlx::query_as::<_, RunRow>(&format!(
             "UPDATE runs SET status = 'pending', next_attempt_at = ?2, finished_at = NULL,
-                 prior_attempts = attempt_count, reason = NULL
+                 prior_attempts = attempt_count, reason = NULL,
+                 -- A callback run starts afresh (§11.7): its old token's
+                 -- work has ended.
+                 accepted_at = NULL, deadline_at = NULL, heartbeat_s = NULL,
+                 heartbeat_due_at = NULL, watch_at = NULL, last_heartbeat_at = NULL,
+                 progress = NULL, message = NULL, completion = NULL,
+                 cancel_requested_at = NULL
              WHERE id = ?1
              RETURNING {RUN_COLUMNS}"
         ))
@@ -1335,19 +1401,41 @@ impl Dialect for SqliteDialect {
         for r in records {
             let now = micros(Utc::now());
             let pending = matches!(r.outcome, Outcome::Retry { .. });
+            let accepted = matches!(r.outcome, Outcome::Accepted { .. });
+            let after = |ms: i64| now + ms.saturating_mul(1000);
+            // Accepted by a callback job's receiver (§11.7): running until
+            // its completion, its deadline or a missed heartbeat.
+            let deadline = accepted.then(|| after(delay_ms(r.outcome)));
+            let heartbeat = heartbeat_ms(r.outcome);
+            let heartbeat_due = heartbeat.map(after);
+            let watch = match (deadline, heartbeat_due) {
+                (Some(d), Some(h)) => Some(d.min(h)),
+                (d, h) => d.or(h),
+            };
             let updated = sqlx::query(
                 "UPDATE runs
                  SET status = ?4, next_attempt_at = ?5, finished_at = ?6,
-                     lease_owner = NULL, lease_until = NULL, reason = COALESCE(?7, reason)
+                     lease_owner = NULL, lease_until = NULL, reason = COALESCE(?7, reason),
+                     accepted_at = CASE WHEN ?8 THEN ?9 ELSE accepted_at END,
+                     deadline_at = CASE WHEN ?8 THEN ?10 ELSE deadline_at END,
+                     heartbeat_s = CASE WHEN ?8 THEN ?11 ELSE heartbeat_s END,
+                     heartbeat_due_at = CASE WHEN ?8 THEN ?12 ELSE heartbeat_due_at END,
+                     watch_at = CASE WHEN ?8 THEN ?13 ELSE watch_at END
                  WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempt_count = ?3",
             )
             .bind(r.run_id.to_string())
             .bind(owner)
             .bind(i64::from(r.number))
             .bind(r.outcome.run_status().as_str())
-            .bind(pending.then(|| now + delay_ms(r.outcome).saturating_mul(1000)))
-            .bind((!pending).then_some(now))
+            .bind(pending.then(|| after(delay_ms(r.outcome))))
+            .bind(r.outcome.ends_run().then_some(now))
             .bind(r.run_reason)
+            .bind(accepted)
+            .bind(now)
+            .bind(deadline)
+            .bind(heartbeat.map(|ms| ms / 1000))
+            .bind(heartbeat_due)
+            .bind(watch)
             .execute(&mut **tx)
             .await?;
             if updated.rows_affected() == 0 {

@@ -181,7 +181,7 @@ fn failed_runs(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<(String, Str
 /// up on its job: runs that wait for it (§11.1), a completed job to delete
 /// (§11.3).
 fn needs_follow_up(r: &AttemptRecord) -> bool {
-    r.follow_up && r.job_id.is_some() && !matches!(r.outcome, Outcome::Retry { .. })
+    r.follow_up && r.job_id.is_some() && r.outcome.ends_run()
 }
 
 /// The jobs of recorded records that need a follow-up, each once.
@@ -873,7 +873,7 @@ impl<D: Dialect> SqlStore<D> {
     /// After recorded attempts of flow runs (§11.1): a run to be retried
     /// waits for its key again, and its key (or an ended run's) is made
     /// due, so that another run may take the slot.
-    async fn flows_after_attempts(
+    pub(super) async fn flows_after_attempts(
         &self,
         tx: &mut D::Tx,
         records: &[AttemptRecord],
@@ -886,7 +886,9 @@ impl<D: Dialect> SqlStore<D> {
         {
             let key = match r.outcome {
                 Outcome::Retry { .. } => self.db.requeue_flow_run(tx, r.run_id, false).await?,
-                _ => self.db.flow_of_run(tx, r.run_id).await?,
+                // Accepted: it holds its slot until it ends (§11.7).
+                Outcome::Accepted { .. } => None,
+                Outcome::Succeeded | Outcome::Failed => self.db.flow_of_run(tx, r.run_id).await?,
             };
             keys.extend(key);
         }
@@ -927,7 +929,7 @@ impl<D: Dialect> SqlStore<D> {
     /// wait for an ended one are released (§11.1), and completed jobs whose
     /// last run ended are deleted if `on_complete` says so (§11.3).
     /// Answers the events and how many runs were released.
-    async fn after_runs_end(
+    pub(super) async fn after_runs_end(
         &self,
         tx: &mut D::Tx,
         records: &[AttemptRecord],
@@ -1214,6 +1216,38 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn resume_timed_pauses(&self) -> StoreResult<u64> {
         self.resume_timed_pauses_inner().await
+    }
+
+    async fn watch_callbacks(&self) -> StoreResult<Vec<RunStatus>> {
+        self.watch_callbacks_inner().await
+    }
+
+    fn verify_callback(&self, run_id: Uuid, token: &str) -> bool {
+        self.verify_callback_inner(run_id, token)
+    }
+
+    async fn complete_run(
+        &self,
+        run_id: Uuid,
+        report: &crate::domain::callback::Completed,
+    ) -> StoreResult<super::callbacks::CompletionReceipt> {
+        self.complete_run_inner(run_id, report).await
+    }
+
+    async fn heartbeat_run(
+        &self,
+        run_id: Uuid,
+        beat: &crate::domain::callback::Beat,
+    ) -> StoreResult<()> {
+        self.heartbeat_run_inner(run_id, beat).await
+    }
+
+    async fn cancel_run(
+        &self,
+        tenant: &Tenant,
+        run_id: Uuid,
+    ) -> StoreResult<super::callbacks::CancelReceipt> {
+        self.cancel_run_inner(tenant.as_str(), run_id).await
     }
 
     async fn watch_alerts(&self) -> StoreResult<super::alerts::WatchPass> {

@@ -115,6 +115,26 @@ pub async fn rotate_secret(
     Ok(Redirect::to(&format!("/ui/jobs/{}/secret", id.as_str())).into_response())
 }
 
+/// Cancel: a run not sent ends at once; an accepted callback run's
+/// receiver is asked to stop (§11.7).
+pub async fn cancel(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
+    let no_run = || {
+        UiError::Page(
+            StatusCode::NOT_FOUND,
+            format!("no run with id {:?}", posted.id),
+        )
+    };
+    let id = Uuid::parse_str(&posted.id).map_err(|_| no_run())?;
+    ops(&app, &posted.viewer)
+        .cancel_run(id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => no_run(),
+            other => other.into(),
+        })?;
+    Ok(Redirect::to(&format!("/ui/runs/{id}")).into_response())
+}
+
 /// Redrive: a failed run is sent again with the same id.
 pub async fn retry(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
     let no_run = || {

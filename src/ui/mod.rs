@@ -75,6 +75,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/jobs/{id}/rotate-secret", post(actions::rotate_secret))
         .route("/ui/runs/{id}", get(pages::run))
         .route("/ui/runs/{id}/retry", post(actions::retry))
+        .route("/ui/runs/{id}/cancel", post(actions::cancel))
         .route("/ui/login", get(session::login_page).post(session::login))
         .route("/ui/logout", post(session::logout))
         .route("/ui/live", get(crate::api::stream_events))

@@ -449,6 +449,13 @@ pub async fn job(
                     dt { "Pause on failure" } dd { (yes_no(d.pause_on_failure)) }
                     dt { "Run limit" } dd { (run_limit_in_words(d.max_runs, job.runs_counted, d.on_complete)) }
                     dt { "Retry" } dd { (d.retry.max_attempts) " attempts, backoff " (d.retry.backoff_initial_s) " s to " (d.retry.backoff_max_s) " s" }
+                    @if let Some(c) = d.target.as_ref().and_then(|t| t.completion) {
+                        dt { "Completion" } dd {
+                            "by callback: fails after " (c.timeout_s) " s"
+                            @if let Some(h) = c.heartbeat_s { ", or " (h) " s without a heartbeat" }
+                            "; a cancel waits " (c.cancel_grace_s) " s"
+                        }
+                    }
                     dt { "Created" } dd { (render::utc(job.created_at)) }
                     dt { "Updated" } dd { (render::utc(job.updated_at)) }
                     @if !d.metadata.is_empty() {
@@ -671,6 +678,9 @@ fn run_summary(viewer: &Viewer, run: &Run, tz: Tz) -> Markup {
         @if run.status == RunStatus::Failed && viewer.can_write() {
             div.actions { (action(viewer, &format!("/ui/runs/{}/retry", run.id), "Redrive (send again)", "primary")) }
         }
+        @if run.status.in_flight() && run.status != RunStatus::Cancelling && viewer.can_write() {
+            div.actions { (action(viewer, &format!("/ui/runs/{}/cancel", run.id), "Cancel this run", "danger")) }
+        }
         dl.settings {
             dt { "Run id" } dd { code { (run.id) } }
             dt { "Cause" } dd { (run.cause.as_str()) }
@@ -680,6 +690,39 @@ fn run_summary(viewer: &Viewer, run: &Run, tz: Tz) -> Markup {
             @if let Some(why) = &run.reason { dt { "Reason" } dd { code { (why) } } }
             @if let Some(next) = run.next_attempt_at { dt { "Next attempt" } dd { (instant(next, tz)) } }
             @if let Some(done) = run.finished_at { dt { "Finished" } dd { (instant(done, tz)) } }
+        }
+        @if let Some(long) = &run.long { (long_run(run, long, tz)) }
+    }
+}
+
+/// A callback run's progress as its receiver reports it (§11.7).
+fn long_run(run: &Run, long: &crate::domain::run::LongRun, tz: Tz) -> Markup {
+    let completed = long.completed.as_ref();
+    html! {
+        section.long-run {
+            h2 { "Work reported by the receiver" }
+            @if let Some(progress) = long.progress {
+                p { progress max="100" value=(progress) { (progress) " %" } " " (format!("{progress:.0}")) " %" }
+            }
+            dl.settings {
+                @if let Some(at) = long.accepted_at { dt { "Accepted" } dd { (instant(at, tz)) } }
+                @if let Some(at) = long.last_heartbeat_at { dt { "Last heartbeat" } dd { (instant(at, tz)) } }
+                @if let Some(message) = &long.message { dt { "Says" } dd { (message) } }
+                @if run.status.in_flight() {
+                    @if let Some(at) = long.heartbeat_due_at { dt { "Next heartbeat due" } dd { (instant(at, tz)) } }
+                    @if let Some(at) = long.deadline_at {
+                        dt { @if long.cancel_requested_at.is_some() { "Cancelled by" } @else { "Times out" } }
+                        dd { (instant(at, tz)) }
+                    }
+                }
+                @if let Some(at) = long.cancel_requested_at { dt { "Cancel asked" } dd { (instant(at, tz)) } }
+                @if let Some(ms) = long.duration_ms(run.finished_at) { dt { "Ran for" } dd { (ms / 1000) " s" } }
+                @if let Some(c) = completed {
+                    dt { "Reported" } dd { code { (c.status.run_status().as_str()) } }
+                    @if let Some(e) = &c.error { dt { "Error" } dd.error { (e) } }
+                    @if let Some(o) = &c.output { dt { "Output" } dd { pre.excerpt { (o) } } }
+                }
+            }
         }
     }
 }

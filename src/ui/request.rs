@@ -65,6 +65,14 @@ pub fn shown(target: &Target, sending: &Sending, role: Role, hidden: &str) -> Ma
         Some(n) if n > 1 => format!("cronhook-attempt: 1 … {n}"),
         _ => "cronhook-attempt: 1".into(),
     });
+    if target.completion.is_some() {
+        // A callback job's (§11.7); the token is the run's secret.
+        lines.push(match sending.run_id {
+            Some(id) => format!("cronhook-callback-url: <--public-url>/v1/runs/{id}/complete"),
+            None => "cronhook-callback-url: <--public-url>/v1/runs/<its id>/complete".into(),
+        });
+        lines.push("cronhook-callback-token: crt_<this run's token>".into());
+    }
     let body = String::from_utf8_lossy(&target.body_bytes()).into_owned();
     html! {
         pre.request { (lines.join("\n")) "\n\n" (body) }

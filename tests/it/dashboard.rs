@@ -714,10 +714,71 @@ async fn a_person_creates_edits_and_clones_a_job_in_a_browser(backend: Backend) 
 }
 
 store_tests!(
+    a_person_follows_and_cancels_a_long_run_in_a_browser,
     a_person_creates_edits_and_clones_a_job_in_a_browser,
     a_person_pauses_and_deletes_the_jobs_a_label_picks,
     the_overview_counts_runs_by_outcome_and_lateness,
 );
+
+/// A callback run's page (§11.7) shows what its receiver reported
+/// (progress, message, the next heartbeat due) and cancels it: the
+/// receiver gets the cancel request, the page says `cancelling`.
+async fn a_person_follows_and_cancels_a_long_run_in_a_browser(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let app = TestApp::spawn(backend).await;
+    app.create_job(json!({
+        "id": "nightly-etl", "trigger": {"type": "interval", "every_s": 3600},
+        "next_run_at": "now", "target": {"url": receiver.url("/etl")},
+        "completion": {"mode": "callback", "timeout_s": 3600, "heartbeat_s": 600}
+    }))
+    .await;
+    let request = eventually(DEADLINE, "the job's request", || async {
+        receiver.received("/etl").into_iter().next()
+    })
+    .await;
+    let run_id = request.header("webhook-id").to_string();
+    let token = request.header("cronhook-callback-token").to_string();
+    eventually(DEADLINE, "the run accepted", || async {
+        let run = app.get(&format!("/v1/runs/{run_id}")).await.json();
+        run["accepted_at"].is_string().then_some(())
+    })
+    .await;
+    let beat = app
+        .client
+        .post(app.url(&format!("/v1/runs/{run_id}/heartbeat")))
+        .bearer_auth(&token)
+        .json(&json!({"progress": 42, "message": "loading orders"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beat.status(), 204);
+
+    let browser = Browser::start().await;
+    browser.open(&app, &format!("/ui/runs/{run_id}")).await;
+    browser.wait_for_text("Work reported by the receiver").await;
+    browser.wait_for_text("loading orders").await;
+    browser.wait_for_text("42 %").await;
+    browser.wait_for_text("Next heartbeat due").await;
+    browser
+        .wait_for_text("cronhook-callback-token: crt_<this run's token>")
+        .await;
+    browser.screenshot("run-long").await;
+    browser.press("Cancel this run").await;
+    browser.wait_for_text("cancelling").await;
+    eventually(DEADLINE, "the cancel request", || async {
+        receiver
+            .received("/etl")
+            .iter()
+            .any(|r| r.header("cronhook-event") == "cancel")
+            .then_some(())
+    })
+    .await;
+    assert!(!browser.has_button("Cancel this run").await);
+    browser.open(&app, "/ui/jobs/nightly-etl").await;
+    browser
+        .wait_for_text("by callback: fails after 3600 s")
+        .await;
+}
 
 /// The overview (§10) reads the runs on both stores: a sent run counts,
 /// with its lateness, in the hour it was made.

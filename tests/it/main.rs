@@ -20,6 +20,7 @@ mod binary;
 mod bulk;
 mod calendar_oracle;
 mod calendars;
+mod callbacks;
 mod cli;
 mod contract;
 mod cron_oracle;
