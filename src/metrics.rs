@@ -300,6 +300,7 @@ impl Metrics {
             Outcome::Retry { .. } => "retried",
             Outcome::Failed => "failed",
             Outcome::Accepted { .. } => "accepted",
+            Outcome::Cancelled => "cancelled",
         };
         self.attempts
             .get_or_create(&OutcomeLabel { outcome: label })

@@ -160,6 +160,7 @@ impl Ops<'_> {
             cause: RunCause::Schedule,
             occurrences: 1,
             last_success,
+            parent: None,
         };
         let target = template::render(id.as_str(), &job.definition, &facts)
             .map_err(|e| StoreError::Invalid(e.into()))?;
@@ -258,8 +259,8 @@ impl Ops<'_> {
     }
 
     /// Deletes a job and its runs; false when there was none.
-    pub async fn delete(&self, id: &JobId) -> StoreResult<bool> {
-        let deleted = self.store.delete_job(self.tenant, id).await?;
+    pub async fn delete(&self, id: &JobId, drop_refs: bool) -> StoreResult<bool> {
+        let deleted = self.store.delete_job(self.tenant, id, drop_refs).await?;
         if deleted {
             tracing::info!(tenant = %self.tenant, job_id = %id, via = self.via.as_str(), "job deleted");
         }

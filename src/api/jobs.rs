@@ -339,20 +339,35 @@ pub async fn resume_job(
     Ok(Json(JobView::seen_by(job, caller.role, &base)))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteJobQuery {
+    /// Take the job out of the chains of the jobs that name it (DESIGN.md
+    /// §11.8); without it, such a job is a 409 listing them.
+    drop_refs: Option<bool>,
+}
+
 /// Delete a job and its runs.
 #[utoipa::path(
     delete, path = "/v1/jobs/{id}", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = String, Path, description = "Job id"), DeleteJobQuery),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 409, description = "Other jobs' chains name it (see `drop_refs`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_job(
     Writer(caller): Writer,
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
+    ApiQuery(query): ApiQuery<DeleteJobQuery>,
 ) -> Result<StatusCode, ApiError> {
-    if app.ops(&caller.tenant, Via::Api).delete(&id).await? {
+    let drop_refs = query.drop_refs.unwrap_or(false);
+    if app
+        .ops(&caller.tenant, Via::Api)
+        .delete(&id, drop_refs)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found_job(&id))

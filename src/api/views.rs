@@ -51,6 +51,12 @@ pub struct JobView {
     /// Once completed and its last run has ended: `keep` or `delete`.
     pub on_complete: OnComplete,
     pub retry: RetryInput,
+    /// How a run ends (§11.7); absent: its response ends it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion: Option<crate::domain::callback::CompletionInput>,
+    /// The jobs its runs' ends start (§11.8); absent without any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<crate::domain::chain::ChainInput>,
     /// The flow key its runs share (§11.1); absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow: Option<crate::domain::flow::FlowInput>,
@@ -109,14 +115,16 @@ impl JobView {
     /// under `base` (`scheme://host` this service is reached at).
     pub fn seen_by(job: Job, role: Role, base: &str) -> Self {
         let ping_key = job.ping_key.clone().filter(|_| role >= Role::Write);
-        let url = job
-            .definition
-            .target
-            .as_ref()
-            .map(|t| url_shown_to(&t.url, role));
+        let shown = job.definition.target.as_ref().map(|t| {
+            (
+                url_shown_to(&t.url, role),
+                t.cancel_url.as_ref().map(|u| url_shown_to(u, role)),
+            )
+        });
         let mut view = Self::from(job);
-        if let (Some(target), Some(url)) = (view.target.as_mut(), url) {
+        if let (Some(target), Some((url, cancel_url))) = (view.target.as_mut(), shown) {
             target.url = url;
+            target.cancel_url = cancel_url;
         }
         if let Some(monitor) = view.monitor.as_mut() {
             monitor.ping_url = ping_key.map(|key| super::ping_url(base, &key));
@@ -130,6 +138,7 @@ impl TargetView {
     pub fn seen_by(target: &Target, role: Role) -> Self {
         Self {
             url: url_shown_to(&target.url, role),
+            cancel_url: target.cancel_url.as_ref().map(|u| url_shown_to(u, role)),
             ..Self::from(target)
         }
     }
@@ -138,6 +147,7 @@ impl TargetView {
 impl From<Job> for JobView {
     fn from(job: Job) -> Self {
         let d = job.definition;
+        let (completion, chain) = (d.completion_input(), d.chain_input());
         Self {
             id: job.id.to_string(),
             name: d.name,
@@ -158,6 +168,8 @@ impl From<Job> for JobView {
             runs_remaining: run_limit::remaining(d.max_runs, job.runs_counted),
             on_complete: d.on_complete,
             retry: d.retry.to_input(),
+            completion,
+            chain,
             flow: d.flow.as_ref().map(crate::domain::flow::Flow::to_input),
             alerts: d
                 .alerts
@@ -210,6 +222,10 @@ pub struct TargetView {
     /// absent: any 2xx.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub success: Option<SuccessInput>,
+    /// Where a cancel of a running callback run goes (DESIGN.md §11.7),
+    /// shown as `url` is; absent: the URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_url: Option<String>,
 }
 
 impl From<&Target> for TargetView {
@@ -230,6 +246,7 @@ impl From<&Target> for TargetView {
             timeout_s: t.timeout_s,
             template: t.template,
             success: t.success.as_deref().map(|s| s.to_input()),
+            cancel_url: t.cancel_url.as_ref().map(masked_url),
         }
     }
 }
@@ -329,6 +346,9 @@ pub struct RunView {
     )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub nominal_for: Option<DateTime<Utc>>,
+    /// A chained run's parent (cause `chain`, §11.8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_run_id: Option<Uuid>,
     /// A callback run (§11.7): when its response accepted it.
     #[serde(
         with = "instant::rfc3339_opt",
@@ -401,6 +421,7 @@ impl From<Run> for RunView {
             backfill_id: r.backfill_id,
             replay_of: r.replay_of,
             nominal_for: r.nominal_for,
+            parent_run_id: r.parent_run_id,
             accepted_at: long.and_then(|l| l.accepted_at),
             deadline_at: long.and_then(|l| l.deadline_at),
             last_heartbeat_at: long.and_then(|l| l.last_heartbeat_at),

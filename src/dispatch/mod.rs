@@ -125,6 +125,9 @@ fn log_outcome(a: &Logged<'_>, outcome: Outcome, error: &str) {
         Outcome::Failed => {
             tracing::warn!(%run_id, job_id, attempts, status = "failed", lateness_ms, duration_ms, error, "run failed");
         }
+        Outcome::Cancelled => {
+            tracing::info!(%run_id, job_id, attempts, status = "cancelled", "run cancelled");
+        }
         Outcome::Accepted { timeout, .. } => {
             tracing::info!(%run_id, job_id, attempts, status = "running", lateness_ms, duration_ms, timeout_s = timeout.as_secs(), "run accepted; its receiver completes it by callback");
         }
@@ -277,7 +280,7 @@ impl Sending {
             lateness,
         );
         match (&record.job_id, record.outcome) {
-            (_, Outcome::Retry { .. } | Outcome::Accepted { .. }) => {}
+            (_, Outcome::Retry { .. } | Outcome::Accepted { .. } | Outcome::Cancelled) => {}
             (Some(_), outcome) => self.metrics.runs_ended(outcome.run_status(), 1),
             (None, Outcome::Failed) => self.metrics.delivery_failed(),
             (None, Outcome::Succeeded) => {}
@@ -515,6 +518,9 @@ pub async fn deliver(client: &WebhookClient, run: &ClaimedRun, public_url: &str)
                     crate::domain::instant::format(scheduled_for),
                 ),
             ];
+            if let Some(parent) = run.parent_run_id {
+                about.push(("cronhook-parent-run-id", parent.to_string()));
+            }
             if let Some(token) = &run.callback_token {
                 about.push((
                     "cronhook-callback-url",

@@ -147,41 +147,66 @@ impl Bundle {
     /// not written yet. Those in a cycle come last, in the file's order,
     /// for the write to refuse the cycle.
     pub fn calendar_order(&self) -> Vec<usize> {
-        // Kahn's algorithm, in the file's order where there is a choice:
-        // linear in the calendars and their rules.
-        let index: HashMap<&str, usize> = self
+        let ids: Vec<&str> = self.calendars.iter().map(|c| c.id.as_str()).collect();
+        let needs: Vec<Vec<&str>> = self
             .calendars
             .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.as_str(), i))
+            .map(|c| c.includes().into_iter().collect())
             .collect();
-        let mut waiting_on = vec![0usize; self.calendars.len()];
-        let mut needed_by: Vec<Vec<usize>> = vec![Vec::new(); self.calendars.len()];
-        for (i, calendar) in self.calendars.iter().enumerate() {
-            for included in calendar.includes() {
-                if let Some(&j) = index.get(included) {
-                    waiting_on[i] += 1;
-                    needed_by[j].push(i);
-                }
-            }
-        }
-        let mut ready: std::collections::BTreeSet<usize> = (0..self.calendars.len())
-            .filter(|&i| waiting_on[i] == 0)
-            .collect();
-        let mut order = Vec::with_capacity(self.calendars.len());
-        while let Some(i) = ready.pop_first() {
-            order.push(i);
-            for &k in &needed_by[i] {
-                waiting_on[k] -= 1;
-                if waiting_on[k] == 0 {
-                    ready.insert(k);
-                }
-            }
-        }
-        // A cycle's calendars never became ready.
-        order.extend((0..self.calendars.len()).filter(|&i| waiting_on[i] > 0));
-        order
+        dependencies_first(&ids, &needs)
     }
+
+    /// The order jobs are written in: a job after the jobs its `chain`
+    /// names (§11.8), which must exist when it is saved; otherwise the
+    /// file's order. A cycle's jobs come last, for the save to refuse.
+    pub fn job_order(&self) -> Vec<usize> {
+        let ids: Vec<&str> = self.jobs.iter().map(|(id, _)| id.as_str()).collect();
+        let needs: Vec<Vec<&str>> = self
+            .jobs
+            .iter()
+            .map(|(_, entry)| {
+                ["on_success", "on_failure", "on_complete"]
+                    .iter()
+                    .filter_map(|end| entry.get("chain")?.get(end)?.as_array())
+                    .flatten()
+                    .filter_map(|edge| edge.get("job")?.as_str())
+                    .collect()
+            })
+            .collect();
+        dependencies_first(&ids, &needs)
+    }
+}
+
+/// Indexes of `ids` so that each comes after those of `needs[i]` among
+/// them (Kahn's algorithm, in the given order where there is a choice:
+/// linear in the entries and their needs); a cycle's entries last.
+fn dependencies_first(ids: &[&str], needs: &[Vec<&str>]) -> Vec<usize> {
+    let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut waiting_on = vec![0usize; ids.len()];
+    let mut needed_by: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
+    for (i, wanted) in needs.iter().enumerate() {
+        for need in wanted {
+            if let Some(&j) = index.get(need) {
+                waiting_on[i] += 1;
+                needed_by[j].push(i);
+            }
+        }
+    }
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..ids.len()).filter(|&i| waiting_on[i] == 0).collect();
+    let mut order = Vec::with_capacity(ids.len());
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &k in &needed_by[i] {
+            waiting_on[k] -= 1;
+            if waiting_on[k] == 0 {
+                ready.insert(k);
+            }
+        }
+    }
+    // A cycle's entries never became ready.
+    order.extend((0..ids.len()).filter(|&i| waiting_on[i] > 0));
+    order
 }
 
 /// The entries of section `name` (absent: none), each an object whose
@@ -774,6 +799,29 @@ mod tests {
         // `closed` after `holidays`; the x/y cycle last, for the store to
         // refuse; a calendar not in the bundle is the store's to check.
         assert_eq!(parsed.calendar_order(), [1, 2, 0, 3, 4]);
+    }
+
+    #[test]
+    fn jobs_are_written_after_the_jobs_their_chains_name() {
+        let job = |id: &str, chain: Value| {
+            json!({"id": id, "trigger": {"type": "interval", "every_s": 60},
+                   "target": {"url": "https://example.com"}, "chain": chain})
+        };
+        let parsed = Bundle::parse(&with(
+            "jobs",
+            json!([
+                job("extract", json!({"on_success": [{"job": "load"}]})),
+                job(
+                    "load",
+                    json!({"on_complete": [{"job": "report"}, {"job": "elsewhere"}]})
+                ),
+                job("report", json!({})),
+                job("p", json!({"on_failure": [{"job": "q"}]})),
+                job("q", json!({"on_failure": [{"job": "p"}]})),
+            ]),
+        ))
+        .unwrap();
+        assert_eq!(parsed.job_order(), [2, 1, 0, 3, 4]);
     }
 
     #[test]

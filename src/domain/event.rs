@@ -415,8 +415,9 @@ pub struct AttemptSummary<'a> {
 pub fn for_attempt(a: &AttemptSummary<'_>) -> Vec<NewEvent> {
     let event = |kind, data| NewEvent::new(kind, a.job_id, Some(a.run_id), data);
     match a.outcome {
-        // Not an end: its completion, timeout or cancel makes the event.
-        Outcome::Accepted { .. } => Vec::new(),
+        // Not an end, or not an attempt's: its completion, timeout or
+        // cancel makes the event.
+        Outcome::Accepted { .. } | Outcome::Cancelled => Vec::new(),
         Outcome::Succeeded => vec![event(
             EventType::RunSucceeded,
             json!({"attempts": a.attempt, "status_code": a.status_code}),

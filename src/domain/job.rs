@@ -159,6 +159,12 @@ pub struct JobInput {
     /// `cronhook-callback-token`; `timeout_s` and `heartbeat_s` bound it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion: Option<crate::domain::callback::CompletionInput>,
+    /// Jobs of this tenant that get one run when a run of this job ends
+    /// (DESIGN.md §11.8): `on_success`, `on_failure`, `on_complete` (either),
+    /// each `[{"job": "b", "delay_s": 0}]`. A job named must exist; a cycle
+    /// is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<crate::domain::chain::ChainInput>,
     /// The flow key its runs share with other jobs' (DESIGN.md §11.1):
     /// they are sent while the key's `max_in_flight` and `rate` allow, by
     /// priority, and wait (`wait_reason: "flow:<key>"`) otherwise.
@@ -296,6 +302,24 @@ pub struct JobDefinition {
     pub metadata: Map<String, Value>,
     /// DESIGN.md §11.9.
     pub labels: crate::domain::labels::Labels,
+    /// The jobs its runs' ends start (§11.8).
+    pub chain: crate::domain::chain::Chain,
+}
+
+impl JobDefinition {
+    /// Its `completion` as written; none for `response`, the default
+    /// (§11.7).
+    pub fn completion_input(&self) -> Option<crate::domain::callback::CompletionInput> {
+        self.target
+            .as_ref()
+            .and_then(|t| t.completion)
+            .map(crate::domain::callback::Completion::to_input)
+    }
+
+    /// Its `chain` as written; none without edges (§11.8).
+    pub fn chain_input(&self) -> Option<crate::domain::chain::ChainInput> {
+        (!self.chain.is_empty()).then(|| self.chain.to_input())
+    }
 }
 
 /// A validated request for a job: its definition and what the client asks
@@ -498,6 +522,17 @@ impl JobInput {
                 "a monitor-only job sends nothing for a flow to hold back",
             ));
         }
+        let chain = self
+            .chain
+            .map(|c| c.parse("chain"))
+            .transpose()?
+            .unwrap_or_default();
+        if monitor.is_some() && !chain.is_empty() {
+            return Err(FieldError::new(
+                "chain",
+                "a monitor-only job's runs end by pings, which start no chained runs",
+            ));
+        }
         let alerts = self.alerts.map(|a| a.parse("alerts")).transpose()?;
         let mute_until = self
             .mute_until
@@ -555,6 +590,7 @@ impl JobInput {
                 metrics: self.metrics.unwrap_or(false),
                 metadata: self.metadata.unwrap_or_default(),
                 labels,
+                chain,
             },
             paused,
             next_run_at: self.next_run_at.map(|forced| forced.resolve(ctx.now)),
@@ -709,12 +745,8 @@ impl Job {
             max_runs: d.max_runs.map(i64::from),
             on_complete: Some(d.on_complete),
             retry: Some(d.retry.to_input()),
-            // Shown for a callback job only: `response` is the default.
-            completion: d
-                .target
-                .as_ref()
-                .and_then(|t| t.completion)
-                .map(crate::domain::callback::Completion::to_input),
+            completion: d.completion_input(),
+            chain: d.chain_input(),
             flow: d.flow.as_ref().map(Flow::to_input),
             alerts: d.alerts.as_ref().map(AlertPolicy::to_input),
             mute_until: d.mute_until.map(|t| crate::domain::instant::format(&t)),

@@ -10,6 +10,7 @@ pub mod bulk;
 pub mod bundle;
 pub mod calendar;
 pub mod callback;
+pub mod chain;
 pub mod crontab;
 pub mod error;
 pub mod event;

@@ -359,6 +359,9 @@ pub enum Outcome {
         timeout: Duration,
         heartbeat: Option<Duration>,
     },
+    /// Ended by a cancel (§11.7), never by an attempt: followed up as an
+    /// end, but it starts no chained run (§11.8).
+    Cancelled,
 }
 
 impl Outcome {
@@ -369,13 +372,17 @@ impl Outcome {
             Outcome::Failed => RunStatus::Failed,
             Outcome::Retry { .. } => RunStatus::Pending,
             Outcome::Accepted { .. } => RunStatus::Running,
+            Outcome::Cancelled => RunStatus::Cancelled,
         }
     }
 
     /// Whether the run ends with this outcome: neither sent again nor
     /// still running.
     pub fn ends_run(self) -> bool {
-        matches!(self, Outcome::Succeeded | Outcome::Failed)
+        matches!(
+            self,
+            Outcome::Succeeded | Outcome::Failed | Outcome::Cancelled
+        )
     }
 }
 

@@ -83,6 +83,9 @@ pub enum RunCause {
     Backfill,
     /// A ping to a monitor-only job that no run awaited (§11.5).
     Ping,
+    /// The end of a run of a job whose `chain` names this one (§11.8);
+    /// the run keeps its `parent_run_id`.
+    Chain,
 }
 
 impl RunCause {
@@ -92,6 +95,7 @@ impl RunCause {
             RunCause::Manual => "manual",
             RunCause::Backfill => "backfill",
             RunCause::Ping => "ping",
+            RunCause::Chain => "chain",
         }
     }
 
@@ -101,6 +105,7 @@ impl RunCause {
             "manual" => Some(RunCause::Manual),
             "backfill" => Some(RunCause::Backfill),
             "ping" => Some(RunCause::Ping),
+            "chain" => Some(RunCause::Chain),
             _ => None,
         }
     }
@@ -132,6 +137,8 @@ pub struct Run {
     pub nominal_for: Option<DateTime<Utc>>,
     /// A callback run's progress once accepted (§11.7).
     pub long: Option<LongRun>,
+    /// A chained run's parent (§11.8).
+    pub parent_run_id: Option<Uuid>,
 }
 
 /// What a callback run's receiver has said of its work (§11.7).

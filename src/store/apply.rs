@@ -74,7 +74,9 @@ impl<D: Dialect> SqlStore<D> {
         }
         let by_id: HashMap<&str, &Job> = current.iter().map(|j| (j.id.as_str(), j)).collect();
         let (mut events, mut written) = (Vec::new(), Written::default());
-        for (i, (id, entry)) in bundle.jobs.iter().enumerate() {
+        // A job after the jobs its chain names (§11.8).
+        for i in bundle.job_order() {
+            let (id, entry) = &bundle.jobs[i];
             let existing = by_id.get(id.as_str()).copied();
             let input = bundle::job_input(
                 i,
@@ -160,7 +162,7 @@ impl<D: Dialect> SqlStore<D> {
         }
         if let Some(owner) = prune_owner {
             for job in bundle::pruned(owner, &current, bundle) {
-                if self.delete_in(&mut tx, tenant, &job.id).await? {
+                if self.delete_in(&mut tx, tenant, &job.id, false).await? {
                     events.extend(with_tenant(
                         tenant,
                         vec![event::job_deleted(job.id.as_str())],

@@ -88,7 +88,7 @@ impl<D: Dialect> SqlStore<D> {
                         .ok_or(StoreError::NotFound)?;
                 }
                 JobPart::Delete => {
-                    if self.delete_in(&mut tx, tenant, id).await? {
+                    if self.delete_in(&mut tx, tenant, id, false).await? {
                         events.extend(with_tenant(tenant, vec![event::job_deleted(id.as_str())]));
                     }
                 }

@@ -151,15 +151,15 @@ pub struct CancelReceipt {
     pub notify_receiver: bool,
 }
 
-/// The synthetic attempt record a callback run's end is followed up with,
-/// as an attempt's end would be: a failure may pause its job
-/// (`pause_on_failure`), any end releases runs that wait for it and gives
-/// its flow slot back.
+/// The record a callback run's end is followed up with, as an attempt's
+/// end would be: a failure may pause its job (`pause_on_failure`), any end
+/// releases runs that wait for it and gives its flow slot back, and one
+/// that succeeded or failed starts its chained runs (§11.8).
 fn end_record(run: &EndedRun) -> StoreResult<AttemptRecord> {
-    let outcome = if run.status == RunStatus::Failed {
-        Outcome::Failed
-    } else {
-        Outcome::Succeeded
+    let outcome = match run.status {
+        RunStatus::Failed => Outcome::Failed,
+        RunStatus::Cancelled => Outcome::Cancelled,
+        _ => Outcome::Succeeded,
     };
     Ok(AttemptRecord {
         delivery: None,

@@ -752,6 +752,51 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         due_before: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<(Uuid, DateTime<Utc>)>>;
+    // Chains (§11.8).
+
+    async fn run_scheduled_for(
+        &self,
+        tx: &mut Self::Tx,
+        id: Uuid,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+    async fn tenant_edges(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+    ) -> StoreResult<Vec<(String, String)>>;
+    async fn edges_of(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        parent: &str,
+    ) -> StoreResult<Vec<crate::domain::chain::Edge>>;
+    async fn replace_edges(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        parent: &str,
+        edges: &[crate::domain::chain::Edge],
+    ) -> StoreResult<()>;
+    async fn referrers(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        child: &str,
+    ) -> StoreResult<Vec<String>>;
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_chain_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job: &str,
+        id: Uuid,
+        parent_run_id: Uuid,
+        due: DateTime<Utc>,
+        admitted: (RunStatus, Option<&'static str>, Option<&'static str>),
+        host: Option<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Run>>;
+
     // Long runs (§11.7).
 
     async fn lock_callback_run(

@@ -15,6 +15,7 @@ pub mod apply;
 pub mod bulk;
 mod calendars;
 pub mod callbacks;
+mod chains;
 mod dialect;
 pub mod monitors;
 mod pauses;
@@ -426,6 +427,8 @@ pub struct ClaimedRun {
     /// A callback job's run (§11.7): the `crt_` token its request
     /// carries, good for this run only. Never stored, never logged.
     pub callback_token: Option<String>,
+    /// A chained run's parent (§11.8): `cronhook-parent-run-id`.
+    pub parent_run_id: Option<Uuid>,
 }
 
 impl ClaimedRun {
@@ -834,7 +837,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_jobs(&self, tenant: &Tenant, filter: &JobFilter) -> StoreResult<Vec<Job>>;
 
     /// Deletes the job and its runs; false when there was none.
-    async fn delete_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool>;
+    /// Deletes a job: a conflict while other jobs' chains name it, unless
+    /// `drop_refs` takes it out of them (§11.8).
+    async fn delete_job(&self, tenant: &Tenant, id: &JobId, drop_refs: bool) -> StoreResult<bool>;
 
     /// One scheduler pass over at most `limit` due jobs, in one
     /// transaction: lock them (skipping rows other instances hold), count
@@ -868,6 +873,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Runs as `filter` says, newest first (`created_at`, then id).
     async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>>;
+    /// The jobs whose chains name job `child` (§11.8), with the end and
+    /// delay of each edge.
+    async fn chain_parents(
+        &self,
+        tenant: &Tenant,
+        child: &JobId,
+    ) -> StoreResult<Vec<(JobId, crate::domain::chain::End, u32)>>;
 
     /// The request a template job's run was rendered to when it was made
     /// (§11.2), or why it did not render; none for a run of a job without
@@ -1322,6 +1334,8 @@ pub(crate) struct ClaimedParts {
     pub delivery: Option<(String, String, Option<String>, Event)>,
     /// The subscription's format (`standard` or `slack`).
     pub format: Option<String>,
+    /// A chained run's parent (§11.8).
+    pub parent_run_id: Option<Uuid>,
     /// Sealed signing secrets: current, previous until when.
     pub secret: Option<String>,
     pub previous: Option<(String, DateTime<Utc>)>,
@@ -1450,6 +1464,7 @@ impl ClaimedParts {
             _ => None,
         };
         Ok(ClaimedRun {
+            parent_run_id: self.parent_run_id,
             callback_token,
             run_id: self.run_id,
             subject,

@@ -61,6 +61,12 @@ pub(crate) trait Portable: Send + Sync {
         filter: &JobFilter,
     ) -> StoreResult<Vec<Job>>;
     async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>>;
+    /// The edges that name job `child` (§11.8): parent, end, delay.
+    async fn chain_parents(
+        &self,
+        tenant: &Tenant,
+        child: &JobId,
+    ) -> StoreResult<Vec<(JobId, crate::domain::chain::End, u32)>>;
     /// What the overview counts of the tenant's job runs made from
     /// `since`, newest first, at most `limit`.
     async fn overview_runs(
@@ -612,6 +618,148 @@ macro_rules! portable_statements {
             .fetch_all(conn)
             .await?;
             rows.into_iter().map(|(id, due)| Ok((id.uuid()?, due.at()))).collect()
+        }
+
+        /// The fire time run `id` is for.
+        async fn run_scheduled_for_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            id: uuid::Uuid,
+        ) -> $crate::store::StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+            let at: Option<AtColumn> =
+                sqlx::query_scalar("SELECT scheduled_for FROM runs WHERE id = $1")
+                    .bind(row_id(id))
+                    .fetch_optional(conn)
+                    .await?;
+            Ok(at.map($crate::store::rows::At::at))
+        }
+
+        /// The tenant's edges as (parent, child), for finding cycles (§11.8).
+        async fn tenant_edges_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+        ) -> $crate::store::StoreResult<Vec<(String, String)>> {
+            Ok(sqlx::query_as("SELECT parent_id, child_id FROM job_edges WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_all(conn)
+                .await?)
+        }
+
+        /// Job `parent`'s edges (§11.8).
+        async fn edges_of_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            parent: &str,
+        ) -> $crate::store::StoreResult<Vec<$crate::domain::chain::Edge>> {
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT on_end, child_id, delay_s FROM job_edges
+                 WHERE tenant = $1 AND parent_id = $2",
+            )
+            .bind(tenant)
+            .bind(parent)
+            .fetch_all(conn)
+            .await?;
+            rows.into_iter()
+                .map(|(on, child, delay_s)| {
+                    Ok($crate::domain::chain::Edge {
+                        on: $crate::domain::chain::End::parse(&on).ok_or_else(|| {
+                            $crate::store::StoreError::Corrupt(format!("edge end {on:?}"))
+                        })?,
+                        child: $crate::store::job_id(child)?,
+                        delay_s: u32::try_from(delay_s).unwrap_or(0),
+                    })
+                })
+                .collect()
+        }
+
+        /// Replaces job `parent`'s edges with `edges`.
+        async fn replace_edges_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            parent: &str,
+            edges: &[$crate::domain::chain::Edge],
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query("DELETE FROM job_edges WHERE tenant = $1 AND parent_id = $2")
+                .bind(tenant)
+                .bind(parent)
+                .execute(&mut *conn)
+                .await?;
+            for edge in edges {
+                sqlx::query(
+                    "INSERT INTO job_edges (tenant, parent_id, on_end, child_id, delay_s)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(tenant)
+                .bind(parent)
+                .bind(edge.on.as_str())
+                .bind(edge.child.as_str())
+                .bind(i64::from(edge.delay_s))
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        /// The other jobs whose chains name job `child`, in id order.
+        async fn referrers_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            child: &str,
+        ) -> $crate::store::StoreResult<Vec<String>> {
+            Ok(sqlx::query_scalar(
+                "SELECT DISTINCT parent_id FROM job_edges
+                 WHERE tenant = $1 AND child_id = $2 AND parent_id <> $2
+                 ORDER BY parent_id",
+            )
+            .bind(tenant)
+            .bind(child)
+            .fetch_all(conn)
+            .await?)
+        }
+
+        /// A chained run of job `job` for parent run `parent_run_id`, due
+        /// at `due`; none when that parent run has made it already.
+        #[allow(clippy::too_many_arguments)]
+        async fn insert_chain_run_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            job: &str,
+            id: uuid::Uuid,
+            parent_run_id: uuid::Uuid,
+            due: chrono::DateTime<chrono::Utc>,
+            admitted: (
+                $crate::domain::run::RunStatus,
+                Option<&'static str>,
+                Option<&'static str>,
+            ),
+            host: Option<String>,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<Option<$crate::domain::run::Run>> {
+            let (status, wait_reason, reason) = admitted;
+            let pending = status == $crate::domain::run::RunStatus::Pending;
+            let row: Option<RunRow> = sqlx::query_as(&format!(
+                "INSERT INTO runs (id, tenant, job_id, parent_run_id, scheduled_for, cause, status,
+                                   occurrences, deliver_after, next_attempt_at, created_at,
+                                   finished_at, host, wait_reason, reason)
+                 VALUES ($1, $2, $3, $4, $5, 'manual', $6, 1, $5, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT DO NOTHING
+                 RETURNING {}",
+                $crate::store::rows::RUN_COLUMNS
+            ))
+            .bind(row_id(id))
+            .bind(tenant)
+            .bind(job)
+            .bind(row_id(parent_run_id))
+            .bind(at(due))
+            .bind(status.as_str())
+            .bind((pending && wait_reason.is_none()).then(|| at(due)))
+            .bind(at(now))
+            .bind((!pending).then(|| at(now)))
+            .bind(host)
+            .bind(wait_reason)
+            .bind(reason)
+            .fetch_optional(conn)
+            .await?;
+            row.map(RunRow::into_run).transpose()
         }
 
         /// A job's run as the callback rules read it (§11.7), its row
@@ -1949,6 +2097,32 @@ macro_rules! portable_statements {
                         })
                     })
                     .collect())
+            }
+
+            async fn chain_parents(
+                &self,
+                tenant: &$crate::store::Tenant,
+                child: &$crate::domain::job::JobId,
+            ) -> $crate::store::StoreResult<
+                Vec<($crate::domain::job::JobId, $crate::domain::chain::End, u32)>,
+            > {
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT parent_id, on_end, delay_s FROM job_edges
+                     WHERE tenant = $1 AND child_id = $2
+                     ORDER BY parent_id, on_end",
+                )
+                .bind(tenant.as_str())
+                .bind(child.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(parent, on, delay_s)| {
+                        let on = $crate::domain::chain::End::parse(&on).ok_or_else(|| {
+                            $crate::store::StoreError::Corrupt(format!("edge end {on:?}"))
+                        })?;
+                        Ok(($crate::store::job_id(parent)?, on, u32::try_from(delay_s).unwrap_or(0)))
+                    })
+                    .collect()
             }
 
             async fn list_runs(

@@ -256,7 +256,7 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
 pub(crate) const RUN_COLUMNS: &str = "id, job_id, scheduled_for, cause, status, occurrences, \
      attempt_count, deliver_after, next_attempt_at, created_at, finished_at, wait_reason, reason, \
      backfill_id, replay_of, nominal_for, accepted_at, deadline_at, heartbeat_due_at, \
-     last_heartbeat_at, progress, message, cancel_requested_at, completion";
+     last_heartbeat_at, progress, message, cancel_requested_at, completion, parent_run_id";
 
 #[derive(FromRow)]
 pub(crate) struct RunRow<T, I, N> {
@@ -284,6 +284,7 @@ pub(crate) struct RunRow<T, I, N> {
     message: Option<String>,
     cancel_requested_at: Option<T>,
     completion: Option<String>,
+    parent_run_id: Option<I>,
 }
 
 impl<T: At, I: RowId, N: Into<i64>> RunRow<T, I, N> {
@@ -309,12 +310,20 @@ impl<T: At, I: RowId, N: Into<i64>> RunRow<T, I, N> {
         if status == RunStatus::Running && long.cancel_requested_at.is_some() {
             status = RunStatus::Cancelling;
         }
+        let parent_run_id = self.parent_run_id.map(RowId::uuid).transpose()?;
+        // Stored `manual` (§11.8, migration 0028): its parent makes it a
+        // chained run.
+        let cause = match parent_run_id {
+            Some(_) => RunCause::Chain,
+            None => run_cause(&self.cause)?,
+        };
         Ok(Run {
+            parent_run_id,
             long: (long != LongRun::default()).then_some(long),
             id: self.id.uuid()?,
             job_id: job_id(self.job_id)?,
             scheduled_for: self.scheduled_for.at(),
-            cause: run_cause(&self.cause)?,
+            cause,
             status,
             occurrences: self.occurrences.max(0) as u64,
             attempt_count: count(self.attempt_count.into()),
@@ -378,6 +387,8 @@ pub(crate) struct ClaimedRow<T, I, N> {
     /// A flow's run is followed up: its end (or retry) lets another go
     /// (§11.1).
     flow_key: Option<String>,
+    /// A chained run's parent (§11.8): its request says so.
+    parent_run_id: Option<I>,
     /// The job's overlap policy and `on_complete` (none for an event's
     /// delivery).
     overlap: Option<String>,
@@ -400,6 +411,7 @@ impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
     /// Its parts, the request signed as of `now`.
     pub fn into_parts(self, now: DateTime<Utc>) -> StoreResult<ClaimedParts> {
         let job = self.job.into_shape();
+        let chained = job.as_ref().is_some_and(|(_, retry)| retry.chained());
         let delivery = match (
             self.subscription_id,
             self.subscription_url,
@@ -437,10 +449,12 @@ impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
             prior_attempts: self.prior_attempts.into(),
             job,
             request: self.request,
-            follow_up: overlap.is_some_and(Overlap::waits)
+            follow_up: chained
+                || overlap.is_some_and(Overlap::waits)
                 || self.on_complete.is_some_and(|o| o == "delete")
                 || self.cause == RunCause::Backfill.as_str(),
             flow: self.flow_key.is_some(),
+            parent_run_id: self.parent_run_id.map(RowId::uuid).transpose()?,
             abortable: overlap == Some(Overlap::Replace),
             format: self.subscription_format,
             delivery,

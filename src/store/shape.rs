@@ -188,6 +188,10 @@ struct StoredRules {
     completion: Option<crate::domain::callback::CompletionInput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cancel_url: Option<String>,
+    /// The jobs its runs' ends start (§11.8); `job_edges` holds the same
+    /// edges for the store's own lookups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chain: Option<crate::domain::chain::ChainInput>,
 }
 
 impl StoredDefinition {
@@ -210,7 +214,7 @@ impl StoredDefinition {
             pause_on_failure: d.pause_on_failure,
             max_runs: d.max_runs.map(i64::from),
             on_complete: d.on_complete.as_str().to_string(),
-            retry: StoredRetry::of(&d.retry, d.target.as_ref()),
+            retry: StoredRetry::of(&d.retry, d.target.as_ref(), &d.chain),
             flow: d
                 .flow
                 .as_ref()
@@ -491,6 +495,7 @@ impl StoredDefinition {
                 .transpose()?,
             on_complete: OnComplete::parse(&self.on_complete)
                 .ok_or_else(|| corrupt(job, "on_complete", &self.on_complete))?,
+            chain: self.retry.chain(job)?,
             retry: self.retry.into_policy(job)?,
             flow: self.flow.as_deref().map(|f| flow_of(job, f)).transpose()?,
             alerts: alerts.alerts,
@@ -743,8 +748,13 @@ impl StoredTarget {
 }
 
 impl StoredRetry {
-    pub fn of(retry: &RetryPolicy, target: Option<&Target>) -> Self {
+    pub fn of(
+        retry: &RetryPolicy,
+        target: Option<&Target>,
+        chain: &crate::domain::chain::Chain,
+    ) -> Self {
         let rules = StoredRules {
+            chain: (!chain.is_empty()).then(|| chain.to_input()),
             completion: target
                 .and_then(|t| t.completion)
                 .map(crate::domain::callback::Completion::to_input),
@@ -770,6 +780,7 @@ impl StoredRetry {
             backoff_initial_s: retry.backoff_initial_s.into(),
             backoff_max_s: retry.backoff_max_s.into(),
             rules: (rules.success.is_some()
+                || rules.chain.is_some()
                 || rules.retry.is_some()
                 || rules.completion.is_some()
                 || rules.cancel_url.is_some())
@@ -831,6 +842,24 @@ impl StoredRetry {
             .transpose()
             .map_err(|e| corrupt(job, "delivery_rules", e))?;
         Ok(target)
+    }
+
+    /// The jobs its runs' ends start (§11.8).
+    pub fn chain(&self, job: &str) -> StoreResult<crate::domain::chain::Chain> {
+        self.stored_rules(job)?
+            .chain
+            .map(|c| {
+                c.parse("chain")
+                    .map_err(|e| corrupt(job, "delivery_rules", e))
+            })
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Whether its runs' ends may start chained runs: their ends are then
+    /// followed up on the job (§11.8).
+    pub fn chained(&self) -> bool {
+        self.rules.is_some() && self.stored_rules("").is_ok_and(|r| r.chain.is_some())
     }
 
     /// The job's whole target, and its retry policy.

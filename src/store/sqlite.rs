@@ -476,6 +476,65 @@ impl Dialect for SqliteDialect {
         miss_awaiting_in(tx, tenant, job_id, due_before, now).await
     }
 
+    async fn run_scheduled_for(
+        &self,
+        tx: &mut Self::Tx,
+        id: Uuid,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        run_scheduled_for_in(tx, id).await
+    }
+
+    async fn tenant_edges(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+    ) -> StoreResult<Vec<(String, String)>> {
+        tenant_edges_in(tx, tenant).await
+    }
+
+    async fn edges_of(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        parent: &str,
+    ) -> StoreResult<Vec<crate::domain::chain::Edge>> {
+        edges_of_in(tx, tenant, parent).await
+    }
+
+    async fn replace_edges(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        parent: &str,
+        edges: &[crate::domain::chain::Edge],
+    ) -> StoreResult<()> {
+        replace_edges_in(tx, tenant, parent, edges).await
+    }
+
+    async fn referrers(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        child: &str,
+    ) -> StoreResult<Vec<String>> {
+        referrers_in(tx, tenant, child).await
+    }
+
+    async fn insert_chain_run(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job: &str,
+        id: Uuid,
+        parent_run_id: Uuid,
+        due: DateTime<Utc>,
+        admitted: (RunStatus, Option<&'static str>, Option<&'static str>),
+        host: Option<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Run>> {
+        insert_chain_run_in(tx, tenant, job, id, parent_run_id, due, admitted, host, now).await
+    }
+
     async fn lock_callback_run(
         &self,
         tx: &mut Self::Tx,
@@ -1660,7 +1719,7 @@ impl Dialect for SqliteDialect {
             let row = sqlx::query_as::<_, ClaimedRow>(
                 "SELECT r.id, r.tenant, r.job_id, r.subscription_id, r.scheduled_for,
                         r.attempt_count, r.prior_attempts, r.request, r.cause, r.flow_key,
-                        j.target_url,
+                        r.parent_run_id, j.target_url,
                         j.target_method, j.target_headers, j.target_body, j.target_secrets,
                         j.timeout_s, j.target_template,
                         j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.delivery_rules,

@@ -70,6 +70,18 @@ pub(crate) struct ManualRun {
     pub flows_due: bool,
 }
 
+/// Why a run is made outside its job's schedule.
+#[derive(Debug, Clone)]
+pub(crate) enum RunOrigin {
+    /// `POST /v1/jobs/{id}/run`, bulk `run`; `force` goes past the cap.
+    Manual { force: bool },
+    /// The end of a parent run (§11.8).
+    Chain {
+        parent: crate::domain::template::ParentFacts,
+        delay_s: u32,
+    },
+}
+
 /// What a job's written change leaves to do once committed.
 #[derive(Debug, Default)]
 pub(crate) struct Written {
@@ -348,6 +360,13 @@ impl<D: Dialect> SqlStore<D> {
             }
             JobChange::Unchanged => false,
         };
+        let chain = match &change {
+            JobChange::Insert { definition, .. } | JobChange::Update { definition, .. } => {
+                Some(definition.chain.clone())
+            }
+            JobChange::Unchanged => None,
+        };
+        let had_chain = existing.is_some_and(|j| !j.definition.chain.is_empty());
         let (saved, schedule_changed) = match change {
             JobChange::Unchanged => return Ok(Some(Saved::Updated)),
             JobChange::Insert {
@@ -431,6 +450,10 @@ impl<D: Dialect> SqlStore<D> {
                 (Saved::Updated, schedule.is_some())
             }
         };
+        if let Some(chain) = &chain {
+            self.write_edges_in(tx, tenant, id, chain, had_chain)
+                .await?;
+        }
         // A monitor keeps its ping key across saves; a job that stops
         // being one loses it (§11.5).
         let was_monitor = existing.is_some_and(|j| j.ping_key.is_some());
@@ -487,22 +510,55 @@ impl<D: Dialect> SqlStore<D> {
         id: &JobId,
         force: bool,
     ) -> StoreResult<ManualRun> {
+        self.make_run_in(tx, tenant, id, &RunOrigin::Manual { force })
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// A run of job `id` made outside its schedule, in `tx`: asked for
+    /// (`Manual`), or by the end of a parent run (`Chain`, §11.8: none when
+    /// that parent run made it already, or the job cannot take one).
+    pub(crate) async fn make_run_in(
+        &self,
+        tx: &mut D::Tx,
+        tenant: &Tenant,
+        id: &JobId,
+        origin: &RunOrigin,
+    ) -> StoreResult<Option<ManualRun>> {
         let key = (tenant.as_str().to_string(), id.as_str().to_string());
-        let job = self
+        let Some(job) = self
             .db
             .lock_jobs(tx, std::slice::from_ref(&key))
             .await?
             .remove(&key)
-            .ok_or(StoreError::NotFound)?;
+        else {
+            return match origin {
+                RunOrigin::Manual { .. } => Err(StoreError::NotFound),
+                RunOrigin::Chain { .. } => Ok(None),
+            };
+        };
         if job.monitor() {
-            return Err(monitor_only(id));
+            return match origin {
+                RunOrigin::Manual { .. } => Err(monitor_only(id)),
+                RunOrigin::Chain { .. } => Ok(None),
+            };
+        }
+        // A paused job takes no chained run: pausing it says "not now"
+        // (a manual run still goes, as asked).
+        if matches!(origin, RunOrigin::Chain { .. }) && job.state == JobState::Paused {
+            tracing::info!(%tenant, job_id = %id, "no chained run: the job is paused");
+            return Ok(None);
         }
         let now = Utc::now();
         let minute = quota::minute_of(now);
         let most = self.quotas_in(tx, tenant).await?.runs_per_minute;
         let made = self.db.runs_made(tx, minute).await?;
         let made = made.get(tenant.as_str()).map_or(0, |(n, _)| *n);
-        quota::admit_runs(made, 1, most, now)?;
+        // A chained run is counted, never refused: the end it follows
+        // is recorded in the same transaction (one run per parent end).
+        if matches!(origin, RunOrigin::Manual { .. }) {
+            quota::admit_runs(made, 1, most, now)?;
+        }
         self.db
             .add_runs_made(tx, minute, tenant.as_str(), 1)
             .await?;
@@ -513,21 +569,48 @@ impl<D: Dialect> SqlStore<D> {
             .remove(&key)
             .unwrap_or_default();
         let policy = Overlap::from_stored(&job.overlap, job.buffer_max).unwrap_or_default();
+        let force = matches!(origin, RunOrigin::Manual { force: true });
         let admission = overlap::admit(policy, count(job.max_instances), &mut in_flight, force);
         let (status, wait_reason, reason) = admission.run_fields();
-        let run = self
-            .db
-            .insert_manual_run(
-                tx,
-                tenant,
-                id,
-                Uuid::now_v7(),
-                status,
-                wait_reason,
-                reason,
-                run_host(&job.target_url),
-            )
-            .await?;
+        let host = run_host(&job.target_url);
+        let run = match origin {
+            RunOrigin::Manual { .. } => {
+                self.db
+                    .insert_manual_run(
+                        tx,
+                        tenant,
+                        id,
+                        Uuid::now_v7(),
+                        status,
+                        wait_reason,
+                        reason,
+                        host,
+                    )
+                    .await?
+            }
+            RunOrigin::Chain { parent, delay_s } => {
+                let due = now + chrono::TimeDelta::seconds((*delay_s).into());
+                let made = self
+                    .db
+                    .insert_chain_run(
+                        tx,
+                        tenant.as_str(),
+                        id.as_str(),
+                        Uuid::now_v7(),
+                        parent.run_id,
+                        due,
+                        (status, wait_reason, reason),
+                        host,
+                        now,
+                    )
+                    .await?;
+                match made {
+                    Some(run) => run,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let cause = run.cause;
         let flows_due = match job.flow.clone().filter(|_| status == RunStatus::Pending) {
             Some(flow) => {
                 let run = FlowRun {
@@ -544,9 +627,13 @@ impl<D: Dialect> SqlStore<D> {
             let facts = RunFacts {
                 run_id: run.id,
                 scheduled_for: run.scheduled_for,
-                cause: RunCause::Manual,
+                cause,
                 occurrences: 1,
                 last_success: None,
+                parent: match origin {
+                    RunOrigin::Chain { parent, .. } => Some(parent.clone()),
+                    RunOrigin::Manual { .. } => None,
+                },
             };
             self.render_requests(tx, vec![(key.clone(), facts)]).await?;
         }
@@ -558,20 +645,24 @@ impl<D: Dialect> SqlStore<D> {
             _ => Vec::new(),
         };
         let (cancel_events, cancelled) = self.replace_oldest(tx, &replacing).await?;
-        let record = job_audit(
-            tenant.as_str(),
-            id.as_str(),
-            "job.run",
-            audit::for_job_run(run.id),
-        );
-        self.db.insert_audit(tx, &[record]).await?;
+        // Asked for by someone; a chained run is the system's, as a
+        // scheduled one is.
+        if matches!(origin, RunOrigin::Manual { .. }) {
+            let record = job_audit(
+                tenant.as_str(),
+                id.as_str(),
+                "job.run",
+                audit::for_job_run(run.id),
+            );
+            self.db.insert_audit(tx, &[record]).await?;
+        }
         let mut events = with_tenant(
             tenant,
             vec![event::run_created(&event::RunMade {
                 job_id: id.as_str(),
                 run_id: run.id,
                 status,
-                cause: RunCause::Manual,
+                cause,
                 scheduled_for: run.scheduled_for,
                 occurrences: 1,
                 wait_reason,
@@ -579,13 +670,13 @@ impl<D: Dialect> SqlStore<D> {
             })],
         );
         events.extend(cancel_events);
-        Ok(ManualRun {
+        Ok(Some(ManualRun {
             run,
             events,
             cancelled,
             pending: status == RunStatus::Pending,
             flows_due,
-        })
+        }))
     }
 
     /// Wakes what a committed [`Self::manual_run_in`] concerns.
@@ -617,6 +708,7 @@ impl<D: Dialect> SqlStore<D> {
         tx: &mut D::Tx,
         tenant: &Tenant,
         id: &JobId,
+        drop_refs: bool,
     ) -> StoreResult<bool> {
         // Its runs in flight free their flow keys' slots as they go.
         let key = (tenant.as_str().to_string(), id.as_str().to_string());
@@ -625,6 +717,8 @@ impl<D: Dialect> SqlStore<D> {
         let Some(job) = self.db.read_job(tx, &self.key, tenant, id, true).await? else {
             return Ok(false);
         };
+        // No chain may name a job that is gone (§11.8).
+        self.release_referrers_in(tx, tenant, id, drop_refs).await?;
         let keys = self.db.flow_keys_in_flight(tx, &key).await?;
         let poked = self.poke_flows(tx, keys).await?;
         if !self.db.delete_job(tx, tenant, id).await? {
@@ -660,7 +754,8 @@ impl<D: Dialect> SqlStore<D> {
                 continue;
             }
             let (tenant, id) = (super::tenant(&key.0)?, super::job_id(key.1.clone())?);
-            if self.delete_in(tx, &tenant, &id).await? {
+            // The system's deletion: chains naming it let it go.
+            if self.delete_in(tx, &tenant, &id, true).await? {
                 tracing::info!(%tenant, job_id = %id, "job deleted: completed, its last run ended (on_complete: delete)");
                 events.push((key.0.clone(), event::job_deleted(&key.1)));
             }
@@ -888,7 +983,9 @@ impl<D: Dialect> SqlStore<D> {
                 Outcome::Retry { .. } => self.db.requeue_flow_run(tx, r.run_id, false).await?,
                 // Accepted: it holds its slot until it ends (§11.7).
                 Outcome::Accepted { .. } => None,
-                Outcome::Succeeded | Outcome::Failed => self.db.flow_of_run(tx, r.run_id).await?,
+                Outcome::Succeeded | Outcome::Failed | Outcome::Cancelled => {
+                    self.db.flow_of_run(tx, r.run_id).await?
+                }
             };
             keys.extend(key);
         }
@@ -935,6 +1032,10 @@ impl<D: Dialect> SqlStore<D> {
         records: &[AttemptRecord],
         recorded: &[Uuid],
     ) -> StoreResult<(Vec<(String, NewEvent)>, u64)> {
+        let (mut events, chained_pending) = self.chain_runs_in(tx, records, recorded).await?;
+        if chained_pending {
+            self.db.notify(tx, Channel::Runs).await?;
+        }
         let failed = failed_runs(records, recorded);
         let ended = ended_with_follow_up(records, recorded);
         let mut keys: Vec<JobKey> = failed
@@ -943,13 +1044,13 @@ impl<D: Dialect> SqlStore<D> {
             .chain(ended.iter().cloned())
             .collect();
         if keys.is_empty() {
-            return Ok((Vec::new(), 0));
+            return Ok((events, 0));
         }
         keys.sort_unstable();
         keys.dedup();
         let locked = self.db.lock_jobs(tx, &keys).await?;
         let mut paused = Vec::new();
-        let (mut events, mut audits) = (Vec::new(), Vec::new());
+        let mut audits = Vec::new();
         for (tenant, job_id, run_id) in &failed {
             let key = (tenant.clone(), job_id.clone());
             let Some(job) = locked.get(&key) else {
@@ -1473,6 +1574,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                         cause: RunCause::Backfill,
                         occurrences: 1,
                         last_success: None,
+                        parent: None,
                     };
                     to_render.push((key.clone(), facts));
                 }
@@ -1604,9 +1706,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.db.list_jobs(&self.key, tenant, filter).await
     }
 
-    async fn delete_job(&self, tenant: &Tenant, id: &JobId) -> StoreResult<bool> {
+    async fn delete_job(&self, tenant: &Tenant, id: &JobId, drop_refs: bool) -> StoreResult<bool> {
         let mut tx = self.db.begin().await?;
-        if !self.delete_in(&mut tx, tenant, id).await? {
+        if !self.delete_in(&mut tx, tenant, id, drop_refs).await? {
             D::commit(tx).await?;
             return Ok(false);
         }
@@ -1781,6 +1883,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                             cause: RunCause::Schedule,
                             occurrences: run.occurrences,
                             last_success: None,
+                            parent: None,
                         },
                     ));
                 }
@@ -1899,6 +2002,14 @@ impl<D: Dialect> Store for SqlStore<D> {
             false => run,
         };
         Ok(run)
+    }
+
+    async fn chain_parents(
+        &self,
+        tenant: &Tenant,
+        child: &JobId,
+    ) -> StoreResult<Vec<(JobId, crate::domain::chain::End, u32)>> {
+        self.db.chain_parents(tenant, child).await
     }
 
     async fn list_runs(&self, tenant: &Tenant, filter: &RunFilter) -> StoreResult<Vec<Run>> {

@@ -97,7 +97,7 @@ pub async fn run_now(State(app): State<AppState>, posted: Posted) -> Result<Resp
 
 pub async fn delete(State(app): State<AppState>, posted: Posted) -> Result<Response, UiError> {
     let id = job_id(&posted.id)?;
-    if !ops(&app, &posted.viewer).delete(&id).await? {
+    if !ops(&app, &posted.viewer).delete(&id, false).await? {
         return Err(not_found(StoreError::NotFound, &id));
     }
     Ok(Redirect::to("/ui").into_response())

@@ -271,6 +271,7 @@ pub async fn job(
         .get_job(tenant, &id)
         .await?
         .ok_or_else(|| no_job(&raw))?;
+    let parents = app.store.chain_parents(tenant, &id).await?;
     let (runs, next) = runs_page(
         app.store.as_ref(),
         tenant,
@@ -389,6 +390,9 @@ pub async fn job(
                 }
             }
             section {
+                @if !parents.is_empty() || !d.chain.is_empty() {
+                    (chain_graph(&id, &parents, &d.chain))
+                }
                 h2 { "Runs" }
                 @if runs.is_empty() {
                     p.empty { "No runs yet." }
@@ -684,6 +688,9 @@ fn run_summary(viewer: &Viewer, run: &Run, tz: Tz) -> Markup {
         dl.settings {
             dt { "Run id" } dd { code { (run.id) } }
             dt { "Cause" } dd { (run.cause.as_str()) }
+            @if let Some(parent) = run.parent_run_id {
+                dt { "After run" } dd { a href={ "/ui/runs/" (parent) } { code { (short(parent)) } } }
+            }
             dt { "Scheduled for" } dd { (instant(run.scheduled_for, tz)) }
             @if run.occurrences > 1 { dt { "Occurrences" } dd { (run.occurrences) " (coalesced)" } }
             @if let Some(why) = &run.wait_reason { dt { "Waiting" } dd { (waiting_in_words(why)) } }
@@ -692,6 +699,70 @@ fn run_summary(viewer: &Viewer, run: &Run, tz: Tz) -> Markup {
             @if let Some(done) = run.finished_at { dt { "Finished" } dd { (instant(done, tz)) } }
         }
         @if let Some(long) = &run.long { (long_run(run, long, tz)) }
+    }
+}
+
+/// A job's chain (§11.8) as a small graph: the jobs whose runs' ends
+/// start it on the left, it in the middle, those its ends start on the
+/// right; each edge says which end, and its delay.
+fn chain_graph(
+    id: &JobId,
+    parents: &[(JobId, crate::domain::chain::End, u32)],
+    chain: &crate::domain::chain::Chain,
+) -> Markup {
+    use crate::domain::chain::End;
+    const ROW: usize = 32;
+    const BOX_W: usize = 170;
+    const GAP: usize = 110;
+    let label = |on: End, delay: u32| match delay {
+        0 => format!("on {}", on.as_str()),
+        d => format!("on {} +{d} s", on.as_str()),
+    };
+    let left: Vec<(&str, String)> = parents
+        .iter()
+        .map(|(p, on, d)| (p.as_str(), label(*on, *d)))
+        .collect();
+    let right: Vec<(&str, String)> = chain
+        .edges
+        .iter()
+        .map(|e| (e.child.as_str(), label(e.on, e.delay_s)))
+        .collect();
+    let rows = left.len().max(right.len()).max(1);
+    let height = rows * ROW + 8;
+    let mid_y = height / 2;
+    let (x_left, x_mid, x_right) = (0, BOX_W + GAP, 2 * (BOX_W + GAP));
+    let width = x_right + BOX_W;
+    let y_of = |i: usize, n: usize| (height - n * ROW) / 2 + i * ROW + ROW / 2;
+    let text = |s: &str| -> String {
+        if s.chars().count() > 22 {
+            format!("{}…", s.chars().take(21).collect::<String>())
+        } else {
+            s.to_string()
+        }
+    };
+    html! {
+        section.chain {
+            h2 { "Chain" }
+            svg.chain-graph viewBox={ "0 0 " (width) " " (height) } role="img"
+                aria-label={ "Jobs before and after " (id.as_str()) } {
+                // Each side's boxes, an edge from each to the job in the
+                // middle: `x` where the side's boxes stand.
+                @for (side, x) in [(&left, x_left), (&right, x_right)] {
+                    @for (i, (job, edge)) in side.iter().enumerate() {
+                        @let y = y_of(i, side.len());
+                        @let (from, to) = if x < x_mid { (x + BOX_W, x_mid) } else { (x_mid + BOX_W, x) };
+                        line x1=(from) y1=(if x < x_mid { y } else { mid_y }) x2=(to) y2=(if x < x_mid { mid_y } else { y }) {}
+                        text.edge x=(from + GAP / 2) y=((y + mid_y) / 2 - 4) text-anchor="middle" { (edge) }
+                        a href={ "/ui/jobs/" (job) } {
+                            rect x=(x) y=(y - 11) width=(BOX_W) height="22" rx="4" {}
+                            text x=(x + 8) y=(y + 5) { (text(job)) }
+                        }
+                    }
+                }
+                rect.this x=(x_mid) y=(mid_y - 11) width=(BOX_W) height="22" rx="4" {}
+                text x=(x_mid + 8) y=(mid_y + 5) { (text(id.as_str())) }
+            }
+        }
     }
 }
 

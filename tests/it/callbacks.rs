@@ -301,7 +301,12 @@ async fn a_cancel_reaches_the_receiver(backend: Backend) {
     );
     job["target"]["cancel_url"] = json!(receiver.url("/backup/cancel"));
     job["target"]["headers"] = json!({"x-team": "ops"});
-    app.create_job(job).await;
+    let view = app.create_job(job).await;
+    assert_eq!(
+        view["completion"],
+        json!({"mode": "callback", "timeout_s": 3600, "cancel_grace_s": 600})
+    );
+    assert_eq!(view["target"]["cancel_url"], receiver.url("/backup/cancel"));
     let request = request_on(&receiver, "/backup").await;
     let run_id = request.header("webhook-id").to_string();
     let (url, token) = callback_of(&request);

@@ -714,11 +714,56 @@ async fn a_person_creates_edits_and_clones_a_job_in_a_browser(backend: Backend) 
 }
 
 store_tests!(
+    a_job_page_draws_its_chain,
     a_person_follows_and_cancels_a_long_run_in_a_browser,
     a_person_creates_edits_and_clones_a_job_in_a_browser,
     a_person_pauses_and_deletes_the_jobs_a_label_picks,
     the_overview_counts_runs_by_outcome_and_lateness,
 );
+
+/// A job's page draws the jobs before and after it in chains (§11.8),
+/// each a link.
+async fn a_job_page_draws_its_chain(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let job = |id: &str, chain: Value| {
+        json!({"id": id, "trigger": {"type": "date", "run_at": "2099-01-01T00:00:00Z"},
+               "target": {"url": "https://example.com/hook"}, "chain": chain})
+    };
+    app.create_job(job("publish", json!({}))).await;
+    app.create_job(job(
+        "transform",
+        json!({"on_success": [{"job": "publish", "delay_s": 30}]}),
+    ))
+    .await;
+    app.create_job(job(
+        "extract",
+        json!({"on_complete": [{"job": "transform"}]}),
+    ))
+    .await;
+    let browser = Browser::start().await;
+    browser.open(&app, "/ui/jobs/transform").await;
+    browser.wait_for_text("Chain").await;
+    assert_eq!(browser.count("svg.chain-graph a").await, 2);
+    let graph = browser.text_of("svg.chain-graph").await;
+    for word in [
+        "extract",
+        "transform",
+        "publish",
+        "on complete",
+        "on success +30 s",
+    ] {
+        assert!(graph.contains(word), "{word} in {graph:?}");
+    }
+    browser.screenshot("job-chain").await;
+    browser
+        .click("svg.chain-graph a[href='/ui/jobs/publish']")
+        .await;
+    eventually(DEADLINE, "the child's page", || async {
+        (browser.path().await == "/ui/jobs/publish").then_some(())
+    })
+    .await;
+    browser.wait_for_text("Chain").await;
+}
 
 /// A callback run's page (§11.7) shows what its receiver reported
 /// (progress, message, the next heartbeat due) and cancels it: the

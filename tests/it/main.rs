@@ -21,6 +21,7 @@ mod bulk;
 mod calendar_oracle;
 mod calendars;
 mod callbacks;
+mod chains;
 mod cli;
 mod contract;
 mod cron_oracle;

@@ -409,13 +409,13 @@ async fn deletes(backend: Backend) {
         .unwrap();
     assert!(
         store
-            .delete_job(&common::default_tenant(), &id("gone"))
+            .delete_job(&common::default_tenant(), &id("gone"), false)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .delete_job(&common::default_tenant(), &id("gone"))
+            .delete_job(&common::default_tenant(), &id("gone"), false)
             .await
             .unwrap()
     );
@@ -1597,9 +1597,9 @@ async fn tenants_keep_their_own_jobs_under_one_id(backend: Backend) {
         ]
     );
 
-    assert!(store.delete_job(&a, &id("same")).await.unwrap());
+    assert!(store.delete_job(&a, &id("same"), false).await.unwrap());
     assert!(store.get_job(&b, &id("same")).await.unwrap().is_some());
-    assert!(!store.delete_job(&a, &id("same")).await.unwrap());
+    assert!(!store.delete_job(&a, &id("same"), false).await.unwrap());
 }
 
 async fn tokens_are_kept_as_hashes_and_revoked(backend: Backend) {

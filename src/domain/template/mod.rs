@@ -31,6 +31,18 @@ pub struct RunFacts {
     pub occurrences: u64,
     /// The job's newest run that succeeded: scheduled for, finished at.
     pub last_success: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// A chained run's parent (§11.8): `parent.*`.
+    pub parent: Option<ParentFacts>,
+}
+
+/// The run whose end made a chained run (§11.8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParentFacts {
+    pub run_id: Uuid,
+    pub job_id: String,
+    /// `succeeded` or `failed`.
+    pub status: crate::domain::run::RunStatus,
+    pub scheduled_for: DateTime<Utc>,
 }
 
 /// Why a template does not render: the field it sits in and what went
@@ -77,6 +89,12 @@ pub fn check(
         cause: RunCause::Schedule,
         occurrences: 1,
         last_success: Some((now, now)),
+        parent: Some(ParentFacts {
+            run_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+            job_id: "parent".into(),
+            status: crate::domain::run::RunStatus::Succeeded,
+            scheduled_for: now,
+        }),
     };
     render(job_id, definition, &sample)?;
     Ok(())
@@ -175,6 +193,14 @@ fn context_of(job_id: &str, definition: &JobDefinition, run: &RunFacts) -> Value
             "finished_at": run.last_success.map(|(_, f)| utc(f)),
         },
         "window": {"start": prev, "end": scheduled_for},
+        // Empty but for a chained run (§11.8), so that one template serves
+        // the job's own runs too.
+        "parent": {
+            "run_id": run.parent.as_ref().map(|p| p.run_id.to_string()),
+            "job_id": run.parent.as_ref().map(|p| p.job_id.clone()),
+            "status": run.parent.as_ref().map(|p| p.status.as_str()),
+            "scheduled_for": run.parent.as_ref().map(|p| utc(p.scheduled_for)),
+        },
     })
 }
 
@@ -272,6 +298,7 @@ mod tests {
             cause: RunCause::Schedule,
             occurrences: 1,
             last_success: None,
+            parent: None,
         }
     }
 
