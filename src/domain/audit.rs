@@ -469,6 +469,12 @@ pub fn for_job_run(run_id: Uuid) -> Value {
     json!([{"op": "add", "path": "/runs/-", "value": run_id.to_string()}])
 }
 
+/// The changes of a cancel asked of run `run_id` (§11.7): the status it
+/// took, `cancelling` or `cancelled`.
+pub fn for_run_cancelled(run_id: Uuid, status: &str) -> Value {
+    json!([{"op": "replace", "path": format!("/runs/{run_id}/status"), "value": status}])
+}
+
 /// The changes of a job completed by `max_runs` as the scheduler planned
 /// its last fire time.
 pub fn for_job_completed() -> Value {

@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::rows::{At, RowId};
-use super::writes::SqlStore;
+use super::writes::{SqlStore, audit_record};
 use super::{AttemptRecord, StoreError, StoreResult};
+use crate::domain::audit;
 use crate::domain::callback::{
     self, Beat, CancelEffect, Completed, CompletionEffect, HeartbeatEffect, Overdue, Watched,
 };
@@ -376,6 +377,15 @@ impl<D: Dialect> SqlStore<D> {
             .as_ref()
             .and_then(|j| j.definition.target.as_ref()?.completion)
             .map_or(callback::DEFAULT_CANCEL_GRACE_S, |c| c.cancel_grace_s);
+        // Asked by a caller: in the trail, in the transaction that does it.
+        let trail = |status: RunStatus| {
+            audit_record(
+                tenant,
+                "job.run_cancelled",
+                &audit::job_target(&run.job_id),
+                audit::for_run_cancelled(run_id, status.as_str()),
+            )
+        };
         let receipt = |status, notify_receiver| CancelReceipt {
             tenant: run.tenant.clone(),
             job_id: run.job_id.clone(),
@@ -390,6 +400,9 @@ impl<D: Dialect> SqlStore<D> {
             CancelEffect::AlreadyCancelling => Ok(receipt(RunStatus::Cancelling, false)),
             CancelEffect::Cancelling { until } => {
                 self.db.request_cancel(&mut tx, run_id, until, now).await?;
+                self.db
+                    .insert_audit(&mut tx, &[trail(RunStatus::Cancelling)])
+                    .await?;
                 D::commit(tx).await?;
                 tracing::info!(%tenant, job_id = %run.job_id, %run_id, grace_s = grace, "run cancelling: its receiver is asked to stop");
                 Ok(receipt(RunStatus::Cancelling, true))
@@ -402,6 +415,9 @@ impl<D: Dialect> SqlStore<D> {
                     in_flight: None,
                 };
                 self.db.end_callback_run(&mut tx, run_id, &end, now).await?;
+                self.db
+                    .insert_audit(&mut tx, &[trail(RunStatus::Cancelled)])
+                    .await?;
                 let aborted = effect == CancelEffect::Abort;
                 if aborted {
                     // Its request is dropped wherever it is being sent.

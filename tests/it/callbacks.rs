@@ -344,6 +344,14 @@ async fn a_cancel_reaches_the_receiver(backend: Backend) {
     assert_eq!(run["reason"], "cancel_requested", "{run}");
     let ended = app.post_empty(&format!("/v1/runs/{run_id}/cancel")).await;
     assert_eq!(ended.status, 409, "{}", ended.text);
+    // The cancel is in the job's trail, once.
+    let trail = app
+        .get("/v1/audit?target=job/backup&action=job.run_cancelled")
+        .await
+        .json();
+    let items = trail["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{trail}");
+    assert_eq!(items[0]["changes"][0]["value"], "cancelling", "{trail}");
 
     // A receiver that never confirms: cancelled once its grace passes.
     app.create_job(callback_job(
