@@ -59,7 +59,7 @@ pub async fn ask_receiver_to_stop(
             })
             .await;
         match response.status {
-            Some(status) if (200..300).contains(&status) => {
+            Some(status) if crate::domain::success::SuccessRules::status_2xx(status) => {
                 tracing::info!(%run_id, job_id = %receipt.job_id, status, "cancel request delivered");
                 return;
             }
@@ -67,6 +67,8 @@ pub async fn ask_receiver_to_stop(
                 tracing::warn!(%run_id, job_id = %receipt.job_id, attempt, status, error = response.error.as_deref(), "cancel request failed");
             }
         }
-        tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+        if attempt < CANCEL_ATTEMPTS {
+            tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+        }
     }
 }

@@ -22,7 +22,6 @@ use crate::domain::overlap::Overlap;
 use crate::domain::retry::RetryPolicy;
 use crate::domain::run_limit::OnComplete;
 use crate::domain::sealing::{Row, SealingKey};
-use crate::domain::success::SuccessRules;
 use crate::domain::target::{Body, Method, Target, is_sensitive_header};
 use crate::domain::trigger::{
     AnyOf, Calendared, CalendarsInput, CronSchedule, CronTrigger, DateTrigger, IntervalTrigger,
@@ -796,17 +795,6 @@ impl StoredRetry {
             .map(Option::unwrap_or_default)
     }
 
-    /// The target's success rules, if it has any.
-    pub fn success(&self, job: &str) -> StoreResult<Option<Arc<SuccessRules>>> {
-        let Some(input) = self.stored_rules(job)?.success else {
-            return Ok(None);
-        };
-        let rules = input
-            .parse("success")
-            .map_err(|e| corrupt(job, "delivery_rules", e))?;
-        Ok(Some(Arc::new(rules)))
-    }
-
     pub fn into_policy(self, job: &str) -> StoreResult<RetryPolicy> {
         let rules = match self.stored_rules(job)?.retry {
             None => None,
@@ -828,8 +816,13 @@ impl StoredRetry {
     /// `target` with what the rules column keeps of it: its success
     /// rules, its callback completion and cancel URL.
     pub fn complete_target(&self, job: &str, mut target: Target) -> StoreResult<Target> {
+        // One read of the column for all three.
         let rules = self.stored_rules(job)?;
-        target.success = self.success(job)?;
+        target.success = rules
+            .success
+            .map(|input| input.parse("success").map(Arc::new))
+            .transpose()
+            .map_err(|e| corrupt(job, "delivery_rules", e))?;
         target.completion = rules
             .completion
             .map(|c| c.parse("completion"))
