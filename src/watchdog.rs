@@ -1,8 +1,9 @@
 //! The watchdog (DESIGN.md §11.5): once a second, one instance at a time
 //! opens, reminds and resolves alerts on the database clock, so an outage
 //! of the whole service is reported as soon as one instance is back. The
-//! same pass resumes the jobs whose timed pause has ended (§11.9), and
-//! ends callback runs past their time (§11.7).
+//! same pass resumes the jobs whose timed pause has ended (§11.9), ends
+//! callback runs past their time (§11.7) and looks again at runs held by
+//! their gates (§11.8).
 
 use std::time::Duration;
 
@@ -33,6 +34,14 @@ pub async fn run(store: DynStore, metrics: Arc<Metrics>, shutdown: CancellationT
             }
             Err(e) => {
                 tracing::warn!(error = %e, "ending overdue callback runs failed; the next pass tries again")
+            }
+        }
+        // Runs held by their gates are looked at again here (§11.8).
+        match store.watch_gates().await {
+            Ok(missed) if missed > 0 => metrics.runs_ended(RunStatus::Missed, missed),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "looking at runs held by their gates failed; the next pass tries again")
             }
         }
         let sleep = match store.watch_alerts().await {

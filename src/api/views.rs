@@ -57,6 +57,13 @@ pub struct JobView {
     /// The jobs its runs' ends start (§11.8); absent without any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain: Option<crate::domain::chain::ChainInput>,
+    /// The jobs that must each have succeeded recently for a fire time to
+    /// run (§11.8); absent without any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requires: Option<Vec<crate::domain::gate::RequirementInput>>,
+    /// As `requires`, one of them enough; absent without any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requires_any: Option<Vec<crate::domain::gate::RequirementInput>>,
     /// The flow key its runs share (§11.1); absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow: Option<crate::domain::flow::FlowInput>,
@@ -148,6 +155,7 @@ impl From<Job> for JobView {
     fn from(job: Job) -> Self {
         let d = job.definition;
         let (completion, chain) = (d.completion_input(), d.chain_input());
+        let (requires, requires_any) = d.gates.to_inputs();
         Self {
             id: job.id.to_string(),
             name: d.name,
@@ -170,6 +178,8 @@ impl From<Job> for JobView {
             retry: d.retry.to_input(),
             completion,
             chain,
+            requires,
+            requires_any,
             flow: d.flow.as_ref().map(crate::domain::flow::Flow::to_input),
             alerts: d
                 .alerts

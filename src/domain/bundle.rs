@@ -165,11 +165,18 @@ impl Bundle {
             .jobs
             .iter()
             .map(|(_, entry)| {
-                ["on_success", "on_failure", "on_complete"]
+                // A chain's children and a gate's jobs (§11.8) exist
+                // before the job that names them.
+                let chain = ["on_success", "on_failure", "on_complete"]
                     .iter()
-                    .filter_map(|end| entry.get("chain")?.get(end)?.as_array())
+                    .filter_map(|end| entry.get("chain")?.get(end)?.as_array());
+                let gates = ["requires", "requires_any"]
+                    .iter()
+                    .filter_map(|list| entry.get(list)?.as_array());
+                chain
+                    .chain(gates)
                     .flatten()
-                    .filter_map(|edge| edge.get("job")?.as_str())
+                    .filter_map(|named| named.get("job")?.as_str())
                     .collect()
             })
             .collect();
@@ -822,6 +829,21 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(parsed.job_order(), [2, 1, 0, 3, 4]);
+        // And after the jobs their gates name.
+        let gated = |id: &str, list: &str, job: &str| {
+            json!({"id": id, "trigger": {"type": "interval", "every_s": 60},
+                   "target": {"url": "https://example.com"}, list: [{"job": job}]})
+        };
+        let parsed = Bundle::parse(&with(
+            "jobs",
+            json!([
+                gated("report", "requires", "load"),
+                gated("load", "requires_any", "extract"),
+                job("extract", json!({})),
+            ]),
+        ))
+        .unwrap();
+        assert_eq!(parsed.job_order(), [2, 1, 0]);
     }
 
     #[test]

@@ -302,6 +302,17 @@ pub fn run_waited_too_long(job_id: &str, run_id: Uuid, flow_key: &str) -> NewEve
     )
 }
 
+/// A run held by its gate past `wait_max_s` (§11.8): the job it waited
+/// for did not succeed in time.
+pub fn run_gate_missed(job_id: &str, run_id: Uuid, waited_for: &str) -> NewEvent {
+    NewEvent::new(
+        EventType::RunMissed,
+        job_id,
+        Some(run_id),
+        json!({"status": "missed", "reason": crate::domain::gate::REASON, "waited_for": waited_for}),
+    )
+}
+
 /// The `reason` of a run that waited for its flow key too long.
 pub const MAX_WAIT: &str = "max_wait";
 

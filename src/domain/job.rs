@@ -165,6 +165,17 @@ pub struct JobInput {
     /// is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<crate::domain::chain::ChainInput>,
+    /// Jobs of this tenant that must each have succeeded recently for a
+    /// fire time to run (DESIGN.md §11.8): `[{"job": "a",
+    /// "succeeded_within_s": 21600, "mode": "skip" | "wait", "wait_max_s":
+    /// 7200}]`. `skip` records the run `skipped` (reason `dependency`);
+    /// `wait` holds it (`wait_reason: "dependency:a"`) until the job
+    /// succeeds, or `missed` after `wait_max_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<Vec<crate::domain::gate::RequirementInput>>,
+    /// As `requires`, but one of these jobs is enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_any: Option<Vec<crate::domain::gate::RequirementInput>>,
     /// The flow key its runs share with other jobs' (DESIGN.md §11.1):
     /// they are sent while the key's `max_in_flight` and `rate` allow, by
     /// priority, and wait (`wait_reason: "flow:<key>"`) otherwise.
@@ -304,6 +315,8 @@ pub struct JobDefinition {
     pub labels: crate::domain::labels::Labels,
     /// The jobs its runs' ends start (§11.8).
     pub chain: crate::domain::chain::Chain,
+    /// The jobs that must have succeeded for its fire times to run (§11.8).
+    pub gates: crate::domain::gate::Gates,
 }
 
 impl JobDefinition {
@@ -533,6 +546,13 @@ impl JobInput {
                 "a monitor-only job's runs end by pings, which start no chained runs",
             ));
         }
+        let gates = crate::domain::gate::Gates::parse(self.requires, self.requires_any)?;
+        if monitor.is_some() && !gates.is_empty() {
+            return Err(FieldError::new(
+                "requires",
+                "a monitor-only job's runs await pings, which no gate can hold",
+            ));
+        }
         let alerts = self.alerts.map(|a| a.parse("alerts")).transpose()?;
         let mute_until = self
             .mute_until
@@ -591,6 +611,7 @@ impl JobInput {
                 metadata: self.metadata.unwrap_or_default(),
                 labels,
                 chain,
+                gates,
             },
             paused,
             next_run_at: self.next_run_at.map(|forced| forced.resolve(ctx.now)),
@@ -747,6 +768,8 @@ impl Job {
             retry: Some(d.retry.to_input()),
             completion: d.completion_input(),
             chain: d.chain_input(),
+            requires: d.gates.to_inputs().0,
+            requires_any: d.gates.to_inputs().1,
             flow: d.flow.as_ref().map(Flow::to_input),
             alerts: d.alerts.as_ref().map(AlertPolicy::to_input),
             mute_until: d.mute_until.map(|t| crate::domain::instant::format(&t)),

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::domain::gate;
 use crate::domain::job::Schedule;
 use crate::domain::overlap::{self, InFlight, Overlap};
 use crate::domain::run::RunStatus;
@@ -51,6 +52,9 @@ pub struct DueJob<'a> {
     /// Runs left before `max_runs` completes the job (§11.3); `None`
     /// without a limit.
     pub runs_remaining: Option<u32>,
+    /// Its gates and their jobs' latest successes (§11.8); `None` for a
+    /// job without gates.
+    pub gate: Option<&'a crate::domain::gate::Facts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +72,8 @@ pub struct PlannedRun {
     pub deliver_after: DateTime<Utc>,
     /// The occurrence calendars moved to `scheduled_for` (§11.4).
     pub nominal_for: Option<DateTime<Utc>>,
+    /// A pending run its gate holds (§11.8).
+    pub held: Option<crate::domain::gate::Held>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,15 +266,18 @@ fn decide_runs(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() ->
         } else {
             at
         };
+        let verdict = job.gate.map_or(gate::Verdict::Open, |g| g.verdict(at, now));
+        let ends = verdict.ends();
         return Decision {
             runs: vec![PlannedRun {
                 scheduled_for: at,
-                status: RunStatus::Pending,
+                status: ends.unwrap_or(RunStatus::Pending),
                 wait_reason: None,
-                reason: None,
+                reason: ends.map(|_| gate::REASON),
                 occurrences: 1,
                 deliver_after,
                 nominal_for: None,
+                held: verdict.into_held(),
             }],
             schedule: Schedule::Scheduled { next_run_at: next },
             cancels: 0,
@@ -325,15 +334,36 @@ fn decide_runs(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() ->
             occurrences,
             deliver_after: last,
             nominal_for: None,
+            held: None,
         });
     }
 
     let mut in_flight = job.in_flight;
     let mut cancels = 0;
     let mut admit = |scheduled_for, occurrences| {
+        // A gate that does not hold ends the run before it takes a place
+        // (§11.8); one that holds it keeps it pending, in flight.
+        let verdict = job
+            .gate
+            .map_or(gate::Verdict::Open, |g| g.verdict(scheduled_for, now));
+        if let Some(status) = verdict.ends() {
+            return PlannedRun {
+                scheduled_for,
+                status,
+                wait_reason: None,
+                reason: Some(gate::REASON),
+                occurrences,
+                deliver_after: scheduled_for,
+                nominal_for: None,
+                held: None,
+            };
+        }
         let admission = overlap::admit(job.overlap, job.max_instances, &mut in_flight, false);
         cancels += u32::from(admission == overlap::Admission::Replace);
         let (status, wait_reason, reason) = admission.run_fields();
+        let held = verdict
+            .into_held()
+            .filter(|_| status == RunStatus::Pending && wait_reason.is_none());
         PlannedRun {
             scheduled_for,
             status,
@@ -342,6 +372,7 @@ fn decide_runs(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() ->
             occurrences,
             deliver_after: scheduled_for,
             nominal_for: None,
+            held,
         }
     };
 
@@ -462,6 +493,7 @@ mod tests {
             in_flight: InFlight::default(),
             lookahead: TimeDelta::zero(),
             runs_remaining: None,
+            gate: None,
         }
     }
 
@@ -511,7 +543,79 @@ mod tests {
             occurrences,
             deliver_after: t(at),
             nominal_for: None,
+            held: None,
         }
+    }
+
+    /// Job `a`'s gate (§11.8), `a` last succeeding at `succeeded`.
+    fn gate_on_a(mode: &str, succeeded: Option<&str>) -> crate::domain::gate::Facts {
+        let requires = serde_json::json!([{"job": "a", "mode": mode, "succeeded_within_s": 3600}]);
+        crate::domain::gate::Facts {
+            gates: crate::domain::gate::Gates::parse(
+                serde_json::from_value(requires).unwrap(),
+                None,
+            )
+            .unwrap(),
+            succeeded: succeeded
+                .map(|at| ("a".to_string(), t(at)))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_gate_skips_a_fire_time_before_it_takes_a_place() {
+        let tr = every_minute();
+        let facts = gate_on_a("skip", None);
+        let j = DueJob {
+            coalesce: false,
+            gate: Some(&facts),
+            ..job(&tr, "2026-11-23T10:00:00Z")
+        };
+        let d = decide_at(j, "2026-11-23T10:00:00Z");
+        assert_eq!(d.runs[0].status, RunStatus::Skipped);
+        assert_eq!(d.runs[0].reason, Some(crate::domain::gate::REASON));
+        // A success within the window opens it.
+        let facts = gate_on_a("skip", Some("2026-11-23T09:30:00Z"));
+        let j = DueJob {
+            gate: Some(&facts),
+            ..job(&tr, "2026-11-23T10:00:00Z")
+        };
+        let d = decide_at(j, "2026-11-23T10:00:00Z");
+        assert_eq!(d.runs[0].status, RunStatus::Pending);
+        assert_eq!(d.runs[0].held, None);
+    }
+
+    #[test]
+    fn a_held_run_is_pending_and_in_flight_so_the_next_is_over_the_cap() {
+        let tr = every_minute();
+        let facts = gate_on_a("wait", None);
+        let j = DueJob {
+            coalesce: false,
+            gate: Some(&facts),
+            ..job(&tr, "2026-11-23T10:00:00Z")
+        };
+        let d = decide_at(j, "2026-11-23T10:01:00Z");
+        assert_eq!(d.runs.len(), 2);
+        assert_eq!(d.runs[0].status, RunStatus::Pending);
+        assert_eq!(
+            d.runs[0].held,
+            Some(crate::domain::gate::Held {
+                on: crate::domain::job::JobId::parse("a").unwrap(),
+                until: t("2026-11-23T12:00:00Z"),
+            })
+        );
+        assert_eq!(d.runs[1].status, RunStatus::Skipped);
+        assert_eq!(d.runs[1].reason, Some("max_instances"));
+        // Made ahead of its fire time (§12), it is held the same.
+        let j = DueJob {
+            gate: Some(&facts),
+            lookahead: TimeDelta::seconds(1),
+            ..job(&tr, "2026-11-23T10:00:00Z")
+        };
+        let d = decide_at(j, "2026-11-23T09:59:59.500Z");
+        assert_eq!(d.runs[0].status, RunStatus::Pending);
+        assert!(d.runs[0].held.is_some());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod error;
 pub mod event;
 pub mod fair_share;
 pub mod flow;
+pub mod gate;
 pub mod idempotency;
 pub mod instant;
 pub mod job;

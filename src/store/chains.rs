@@ -80,8 +80,8 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     /// Before job `id` is deleted in `tx`: a 409 naming the jobs whose
-    /// chains name it, unless `drop_refs`, which takes it out of theirs
-    /// (each change written and audited as a save).
+    /// chains or gates name it, unless `drop_refs`, which takes it out of
+    /// theirs (each change written and audited as a save).
     pub(super) async fn release_referrers_in(
         &self,
         tx: &mut D::Tx,
@@ -89,17 +89,26 @@ impl<D: Dialect> SqlStore<D> {
         id: &JobId,
         drop_refs: bool,
     ) -> StoreResult<()> {
-        let referrers = self.db.referrers(tx, tenant.as_str(), id.as_str()).await?;
-        if referrers.is_empty() {
+        let chains = self.db.referrers(tx, tenant.as_str(), id.as_str()).await?;
+        let gates = self.db.requirers(tx, tenant.as_str(), id.as_str()).await?;
+        if chains.is_empty() && gates.is_empty() {
             return Ok(());
         }
         if !drop_refs {
+            let named = [("the chain", &chains), ("the gates", &gates)]
+                .into_iter()
+                .filter(|(_, jobs)| !jobs.is_empty())
+                .map(|(what, jobs)| format!("{what} of {}", jobs.join(", ")))
+                .collect::<Vec<_>>()
+                .join(" and ");
             return Err(StoreError::Conflict(format!(
-                "job {id} is named by the chain of {}; delete it with ?drop_refs=true to take it \
-                 out of theirs too",
-                referrers.join(", ")
+                "job {id} is named by {named}; delete it with ?drop_refs=true to take it out of \
+                 theirs too"
             )));
         }
+        let mut referrers: Vec<String> = chains.into_iter().chain(gates).collect();
+        referrers.sort_unstable();
+        referrers.dedup();
         let mut written = Written::default();
         for parent in referrers {
             let parent_id = super::job_id(parent)?;
@@ -112,6 +121,8 @@ impl<D: Dialect> SqlStore<D> {
             };
             let mut definition = job.definition.clone();
             definition.chain.edges.retain(|e| e.child != *id);
+            definition.gates.all.retain(|r| r.job != *id);
+            definition.gates.any.retain(|r| r.job != *id);
             let change = JobChange::Update {
                 definition,
                 schedule: None,
@@ -121,7 +132,7 @@ impl<D: Dialect> SqlStore<D> {
             };
             self.write_change(tx, tenant, &parent_id, Some(&job), change, &mut written)
                 .await?;
-            tracing::info!(%tenant, job_id = %parent_id, dropped = %id, "chain edge dropped: the job it named is deleted");
+            tracing::info!(%tenant, job_id = %parent_id, dropped = %id, "chain edge or gate dropped: the job it named is deleted");
         }
         self.finish_changes(tx, tenant, &written).await
     }

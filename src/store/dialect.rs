@@ -79,6 +79,8 @@ pub(crate) struct DueRow {
     /// A monitor-only job's (§11.5): its runs await a ping, each fire
     /// time its own, whatever is in flight.
     pub monitor: bool,
+    /// It has gates (§11.8): its fire times ask them first.
+    pub gated: bool,
 }
 
 /// A scheduled run to insert, with its `run.created` event (written only
@@ -100,6 +102,41 @@ pub(crate) struct NewRun {
     pub created: NewEvent,
     /// The occurrence calendars moved to `scheduled_for` (§11.4).
     pub nominal_for: Option<DateTime<Utc>>,
+}
+
+/// A run its gate holds (§11.8).
+#[derive(Debug, Clone)]
+pub(crate) struct HeldRun {
+    pub tenant: String,
+    pub id: Uuid,
+    pub job_id: String,
+    pub scheduled_for: DateTime<Utc>,
+}
+
+impl HeldRun {
+    pub fn of<I: super::rows::RowId, T: super::rows::At>(
+        (tenant, id, job_id, scheduled_for): (String, I, String, T),
+    ) -> StoreResult<Self> {
+        Ok(Self {
+            tenant,
+            id: id.uuid()?,
+            job_id,
+            scheduled_for: scheduled_for.at(),
+        })
+    }
+}
+
+/// What becomes of a held run (§11.8).
+pub(crate) enum Settle {
+    /// Sent: its gate holds no longer.
+    Release,
+    /// Held on, for `wait_reason`, looked at again at `check_at`.
+    Hold {
+        wait_reason: String,
+        check_at: DateTime<Utc>,
+    },
+    /// Ended `skipped` or `missed`, reason `dependency`.
+    End { status: RunStatus },
 }
 
 /// A job's row as a write that follows a run reads it, locked: to admit
@@ -796,6 +833,48 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         host: Option<String>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Run>>;
+
+    // Gates (§11.8).
+
+    async fn replace_requires(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job: &str,
+        gates: &crate::domain::gate::Gates,
+    ) -> StoreResult<()>;
+    async fn gates_of(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job: &str,
+    ) -> StoreResult<crate::domain::gate::Gates>;
+    async fn has_job(&self, tx: &mut Self::Tx, tenant: &str, id: &str) -> StoreResult<bool>;
+    async fn requirers(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        required: &str,
+    ) -> StoreResult<Vec<String>>;
+    async fn held_for(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        required: &str,
+    ) -> StoreResult<Vec<HeldRun>>;
+    async fn held_due(
+        &self,
+        tx: &mut Self::Tx,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<HeldRun>>;
+    async fn settle_held(
+        &self,
+        tx: &mut Self::Tx,
+        id: Uuid,
+        settle: &Settle,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(bool, Option<String>)>;
 
     // Long runs (§11.7).
 

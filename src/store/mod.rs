@@ -17,6 +17,7 @@ mod calendars;
 pub mod callbacks;
 mod chains;
 mod dialect;
+mod gates;
 pub mod monitors;
 mod pauses;
 mod portable;
@@ -707,6 +708,9 @@ pub trait Store: Send + Sync + 'static {
     /// `heartbeat_lost`, or `cancelled` after a cancel's grace; answers
     /// their statuses.
     async fn watch_callbacks(&self) -> StoreResult<Vec<RunStatus>>;
+    /// Looks again at runs held by their gates (§11.8) whose time has
+    /// come: released, held on, or `missed`; answers how many were missed.
+    async fn watch_gates(&self) -> StoreResult<usize>;
     /// Whether `token` is run `run_id`'s callback token (§11.7).
     fn verify_callback(&self, run_id: Uuid, token: &str) -> bool;
     /// A callback run's end as its receiver reports it: 404 when there is

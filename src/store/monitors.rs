@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::dialect::Dialect;
+use super::gates::Settled;
 use super::rows::{At, RowId};
 use super::writes::{SqlStore, audit_record};
 use super::{StoreError, StoreResult, Tenant};
@@ -133,6 +134,8 @@ impl<D: Dialect> SqlStore<D> {
                 if events > 0 {
                     self.events_written(deliveries);
                 }
+                // Runs held for the monitor's success may go (§11.8).
+                self.after_settled(&receipt.2, 0).await?;
                 let r = receipt.0;
                 tracing::info!(tenant = %job.tenant, job_id = %job.job_id, run_id = %r.run_id, ping = %ping.as_str(), status = r.status.as_str(), unexpected = r.unexpected, "ping");
                 return Ok(Some(r));
@@ -151,7 +154,7 @@ impl<D: Dialect> SqlStore<D> {
         job: &MonitorJob,
         ping: Ping,
         body: &[u8],
-    ) -> StoreResult<Option<(PingReceipt, (usize, usize))>> {
+    ) -> StoreResult<Option<(PingReceipt, (usize, usize), Settled)>> {
         let now = Utc::now();
         let open = self
             .db
@@ -255,6 +258,14 @@ impl<D: Dialect> SqlStore<D> {
         ) {
             events.push((job.tenant.clone(), e));
         }
+        let settled = match status {
+            RunStatus::Succeeded => {
+                self.release_for_in(tx, &job.tenant, &job.job_id, now)
+                    .await?
+            }
+            _ => Settled::default(),
+        };
+        events.extend(settled.events.iter().cloned());
         let deliveries = self.write_events(tx, &events).await?;
         let receipt = PingReceipt {
             job_id: job.job_id.clone(),
@@ -262,7 +273,7 @@ impl<D: Dialect> SqlStore<D> {
             status,
             unexpected: made.is_some_and(|(cause, _)| cause == RunCause::Ping),
         };
-        Ok(Some((receipt, (events.len(), deliveries))))
+        Ok(Some((receipt, (events.len(), deliveries), settled)))
     }
 
     /// Gives monitor-only job `id` a new ping key (the old one stops

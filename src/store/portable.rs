@@ -716,6 +716,207 @@ macro_rules! portable_statements {
             .await?)
         }
 
+        /// Replaces job `job`'s requirements with `gates` (§11.8).
+        async fn replace_requires_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            job: &str,
+            gates: &$crate::domain::gate::Gates,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query("DELETE FROM job_requires WHERE tenant = $1 AND job_id = $2")
+                .bind(tenant)
+                .bind(job)
+                .execute(&mut *conn)
+                .await?;
+            let lists = [(false, &gates.all), (true, &gates.any)];
+            for (any_of, list) in lists {
+                for (position, r) in list.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO job_requires (tenant, job_id, required_id, any_of, position,
+                                                   within_s, mode, wait_max_s)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(tenant)
+                    .bind(job)
+                    .bind(r.job.as_str())
+                    .bind(any_of)
+                    .bind(position as i32)
+                    .bind(i64::from(r.within_s))
+                    .bind(r.mode.as_str())
+                    .bind(i64::from(r.wait_max_s))
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            Ok(())
+        }
+
+        /// Job `job`'s gates as `job_requires` keeps them (§11.8).
+        async fn gates_of_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            job: &str,
+        ) -> $crate::store::StoreResult<$crate::domain::gate::Gates> {
+            use $crate::domain::gate::{GateMode, Requirement};
+            let rows: Vec<(String, bool, i64, String, i64)> = sqlx::query_as(
+                "SELECT required_id, any_of, within_s, mode, wait_max_s FROM job_requires
+                 WHERE tenant = $1 AND job_id = $2 ORDER BY any_of, position",
+            )
+            .bind(tenant)
+            .bind(job)
+            .fetch_all(conn)
+            .await?;
+            let mut gates = $crate::domain::gate::Gates::default();
+            for (required, any_of, within_s, mode, wait_max_s) in rows {
+                let requirement = Requirement {
+                    job: $crate::store::job_id(required)?,
+                    within_s: u32::try_from(within_s).unwrap_or(u32::MAX),
+                    mode: GateMode::parse(&mode).ok_or_else(|| {
+                        $crate::store::StoreError::Corrupt(format!("gate mode {mode:?}"))
+                    })?,
+                    wait_max_s: u32::try_from(wait_max_s).unwrap_or(u32::MAX),
+                };
+                match any_of {
+                    false => gates.all.push(requirement),
+                    true => gates.any.push(requirement),
+                }
+            }
+            Ok(gates)
+        }
+
+        /// Whether the tenant has job `id`, as `conn`'s transaction sees.
+        async fn has_job_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            id: &str,
+        ) -> $crate::store::StoreResult<bool> {
+            let found: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant = $1 AND id = $2")
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(conn)
+                    .await?;
+            Ok(found.is_some())
+        }
+
+        /// The other jobs whose gates name job `required`, in id order.
+        async fn requirers_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            required: &str,
+        ) -> $crate::store::StoreResult<Vec<String>> {
+            Ok(sqlx::query_scalar(
+                "SELECT job_id FROM job_requires
+                 WHERE tenant = $1 AND required_id = $2 AND job_id <> $2 ORDER BY job_id",
+            )
+            .bind(tenant)
+            .bind(required)
+            .fetch_all(conn)
+            .await?)
+        }
+
+        /// The runs held by gates that name job `required`, locked.
+        async fn held_for_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            tenant: &str,
+            required: &str,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::dialect::HeldRun>> {
+            let rows: Vec<(String, IdColumn, String, AtColumn)> = sqlx::query_as(&format!(
+                "SELECT tenant, id, job_id, scheduled_for FROM runs
+                 WHERE tenant = $1 AND status = 'pending' AND wait_reason LIKE 'dependency:%'
+                   AND job_id IN (SELECT job_id FROM job_requires
+                                  WHERE tenant = $1 AND required_id = $2)
+                 ORDER BY scheduled_for, id{LOCK_RUN}"
+            ))
+            .bind(tenant)
+            .bind(required)
+            .fetch_all(conn)
+            .await?;
+            rows.into_iter().map($crate::store::dialect::HeldRun::of).collect()
+        }
+
+        /// The held runs due a look by `now` (§11.8), the oldest first,
+        /// locked; others' locks are passed over.
+        async fn held_due_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            now: chrono::DateTime<chrono::Utc>,
+            limit: u32,
+        ) -> $crate::store::StoreResult<Vec<$crate::store::dialect::HeldRun>> {
+            let rows: Vec<(String, IdColumn, String, AtColumn)> = sqlx::query_as(&format!(
+                "SELECT tenant, id, job_id, scheduled_for FROM runs
+                 WHERE gate_check_at <= $1 AND status = 'pending'
+                 ORDER BY gate_check_at LIMIT $2{LOCK_RUNS_SKIP}"
+            ))
+            .bind(at(now))
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await?;
+            rows.into_iter().map($crate::store::dialect::HeldRun::of).collect()
+        }
+
+        /// Settles a held run as its gate's `verdict` says at `now`:
+        /// released (to its flow key, if it has one), held on, or ended.
+        /// Answers the flow key a release made it wait for, and whether
+        /// it changed at all (another transaction may have settled it).
+        async fn settle_held_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            id: uuid::Uuid,
+            settle: &$crate::store::dialect::Settle,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<(bool, Option<String>)> {
+            use $crate::store::dialect::Settle;
+            const HELD: &str = "id = $1 AND status = 'pending' AND wait_reason LIKE 'dependency:%'";
+            match settle {
+                Settle::Release => {
+                    let key: Option<(Option<String>,)> = sqlx::query_as(&format!(
+                        "UPDATE runs
+                         SET wait_reason = CASE WHEN flow_key IS NULL THEN NULL
+                                                ELSE 'flow:' || flow_key END,
+                             next_attempt_at = CASE WHEN flow_key IS NOT NULL THEN NULL
+                                                    WHEN deliver_after > $2 THEN deliver_after
+                                                    ELSE $2 END,
+                             gate_check_at = NULL
+                         WHERE {HELD}
+                         RETURNING flow_key"
+                    ))
+                    .bind(row_id(id))
+                    .bind(at(now))
+                    .fetch_optional(conn)
+                    .await?;
+                    Ok((key.is_some(), key.and_then(|(k,)| k)))
+                }
+                Settle::Hold { wait_reason, check_at } => {
+                    let done = sqlx::query(
+                        "UPDATE runs SET wait_reason = $2, gate_check_at = $3,
+                                         next_attempt_at = NULL
+                         WHERE id = $1 AND status = 'pending'
+                           AND (wait_reason IS NULL OR wait_reason LIKE 'dependency:%')",
+                    )
+                    .bind(row_id(id))
+                    .bind(wait_reason)
+                    .bind(at(*check_at))
+                    .execute(conn)
+                    .await?;
+                    Ok((done.rows_affected() > 0, None))
+                }
+                Settle::End { status } => {
+                    let done = sqlx::query(&format!(
+                        "UPDATE runs SET status = $2, reason = $3, wait_reason = NULL,
+                                         gate_check_at = NULL, next_attempt_at = NULL,
+                                         finished_at = $4
+                         WHERE {HELD}"
+                    ))
+                    .bind(row_id(id))
+                    .bind(status.as_str())
+                    .bind($crate::domain::gate::REASON)
+                    .bind(at(now))
+                    .execute(conn)
+                    .await?;
+                    Ok((done.rows_affected() > 0, None))
+                }
+            }
+        }
+
         /// A chained run of job `job` for parent run `parent_run_id`, due
         /// at `due`; none when that parent run has made it already.
         #[allow(clippy::too_many_arguments)]

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{
-    Channel, Dialect, DueRow, ExpiredRun, FlowCounts, FlowState, JobKey, LockedJob, NewBackfillRun,
-    NewDelivery, NewRun, has_run_in_flight,
+    Channel, Dialect, DueRow, ExpiredRun, FlowCounts, FlowState, HeldRun, JobKey, LockedJob,
+    NewBackfillRun, NewDelivery, NewRun, Settle, has_run_in_flight,
 };
 use super::portable::portable_statements;
 use super::rows::{self, RUN_COLUMNS};
@@ -866,6 +866,66 @@ impl Dialect for PgDialect {
         referrers_in(tx, tenant, child).await
     }
 
+    async fn replace_requires(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job: &str,
+        gates: &crate::domain::gate::Gates,
+    ) -> StoreResult<()> {
+        replace_requires_in(tx, tenant, job, gates).await
+    }
+
+    async fn gates_of(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        job: &str,
+    ) -> StoreResult<crate::domain::gate::Gates> {
+        gates_of_in(tx, tenant, job).await
+    }
+
+    async fn has_job(&self, tx: &mut Self::Tx, tenant: &str, id: &str) -> StoreResult<bool> {
+        has_job_in(tx, tenant, id).await
+    }
+
+    async fn requirers(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        required: &str,
+    ) -> StoreResult<Vec<String>> {
+        requirers_in(tx, tenant, required).await
+    }
+
+    async fn held_for(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        required: &str,
+    ) -> StoreResult<Vec<HeldRun>> {
+        held_for_in(tx, tenant, required).await
+    }
+
+    async fn held_due(
+        &self,
+        tx: &mut Self::Tx,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<HeldRun>> {
+        held_due_in(tx, now, limit).await
+    }
+
+    async fn settle_held(
+        &self,
+        tx: &mut Self::Tx,
+        id: Uuid,
+        settle: &Settle,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(bool, Option<String>)> {
+        settle_held_in(tx, id, settle, now).await
+    }
+
     async fn insert_chain_run(
         &self,
         tx: &mut Self::Tx,
@@ -1198,7 +1258,10 @@ impl Dialect for PgDialect {
             "SELECT tenant, id, trigger_type, cron_expr, cron_timezone, every_s, run_at, start_at,
                     end_at, jitter_s, trigger_more, next_run_at, misfire_grace_s, coalesce_runs, catchup_max,
                     max_instances, overlap, buffer_max, max_runs, runs_counted, on_complete,
-                    target_url, target_template, flow, now() AS db_now
+                    target_url, target_template, flow,
+                    EXISTS (SELECT 1 FROM job_requires g
+                            WHERE g.tenant = j.tenant AND g.job_id = j.id) AS gated,
+                    now() AS db_now
              FROM jobs j
              WHERE next_run_at <= now() + make_interval(secs => $3) AND NOT (tenant = ANY($2))
                AND (next_run_at <= now() OR NOT ",
@@ -2079,6 +2142,8 @@ impl Dialect for PgDialect {
                     c.prior_attempts, c.request, c.cause, c.flow_key, c.parent_run_id, j.target_url, j.target_method, j.target_headers,
                     j.target_body, j.target_secrets, j.timeout_s, j.target_template, j.max_attempts,
                     j.backoff_initial_s, j.backoff_max_s, j.delivery_rules, j.overlap, j.on_complete,
+                    EXISTS (SELECT 1 FROM job_requires g
+                            WHERE g.tenant = c.tenant AND g.required_id = c.job_id) AS required,
                     s.target_url AS subscription_url, s.target_secrets AS subscription_secrets,
                     s.format AS subscription_format,
                     COALESCE(j.secret, s.secret) AS secret, j.previous_secret,

@@ -226,6 +226,7 @@ pub(crate) struct DueJobRow<T> {
     target_url: String,
     target_template: bool,
     flow: Option<String>,
+    gated: bool,
 }
 
 impl<T: At> From<DueJobRow<T>> for DueRow {
@@ -248,6 +249,7 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
             target_url: r.target_url,
             target_template: r.target_template,
             flow: r.flow,
+            gated: r.gated,
         }
     }
 }
@@ -393,6 +395,9 @@ pub(crate) struct ClaimedRow<T, I, N> {
     /// delivery).
     overlap: Option<String>,
     on_complete: Option<String>,
+    /// Other jobs' gates name the job (§11.8): its run's success may
+    /// release theirs.
+    required: bool,
     subscription_url: Option<String>,
     subscription_secrets: Option<String>,
     subscription_format: Option<String>,
@@ -450,6 +455,7 @@ impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
             job,
             request: self.request,
             follow_up: chained
+                || self.required
                 || overlap.is_some_and(Overlap::waits)
                 || self.on_complete.is_some_and(|o| o == "delete")
                 || self.cause == RunCause::Backfill.as_str(),

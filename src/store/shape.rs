@@ -191,6 +191,12 @@ struct StoredRules {
     /// edges for the store's own lookups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     chain: Option<crate::domain::chain::ChainInput>,
+    /// Its gates (§11.8); `job_requires` holds the same for the store's
+    /// own lookups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    requires: Option<Vec<crate::domain::gate::RequirementInput>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    requires_any: Option<Vec<crate::domain::gate::RequirementInput>>,
 }
 
 impl StoredDefinition {
@@ -213,7 +219,7 @@ impl StoredDefinition {
             pause_on_failure: d.pause_on_failure,
             max_runs: d.max_runs.map(i64::from),
             on_complete: d.on_complete.as_str().to_string(),
-            retry: StoredRetry::of(&d.retry, d.target.as_ref(), &d.chain),
+            retry: StoredRetry::of(&d.retry, d.target.as_ref(), &d.chain, &d.gates),
             flow: d
                 .flow
                 .as_ref()
@@ -495,6 +501,7 @@ impl StoredDefinition {
             on_complete: OnComplete::parse(&self.on_complete)
                 .ok_or_else(|| corrupt(job, "on_complete", &self.on_complete))?,
             chain: self.retry.chain(job)?,
+            gates: self.retry.gates(job)?,
             retry: self.retry.into_policy(job)?,
             flow: self.flow.as_deref().map(|f| flow_of(job, f)).transpose()?,
             alerts: alerts.alerts,
@@ -751,8 +758,12 @@ impl StoredRetry {
         retry: &RetryPolicy,
         target: Option<&Target>,
         chain: &crate::domain::chain::Chain,
+        gates: &crate::domain::gate::Gates,
     ) -> Self {
+        let (requires, requires_any) = gates.to_inputs();
         let rules = StoredRules {
+            requires,
+            requires_any,
             chain: (!chain.is_empty()).then(|| chain.to_input()),
             completion: target
                 .and_then(|t| t.completion)
@@ -780,6 +791,8 @@ impl StoredRetry {
             backoff_max_s: retry.backoff_max_s.into(),
             rules: (rules.success.is_some()
                 || rules.chain.is_some()
+                || rules.requires.is_some()
+                || rules.requires_any.is_some()
                 || rules.retry.is_some()
                 || rules.completion.is_some()
                 || rules.cancel_url.is_some())
@@ -847,6 +860,14 @@ impl StoredRetry {
             })
             .transpose()
             .map(Option::unwrap_or_default)
+    }
+
+    /// The jobs that must have succeeded for its fire times to run
+    /// (§11.8).
+    pub fn gates(&self, job: &str) -> StoreResult<crate::domain::gate::Gates> {
+        let rules = self.stored_rules(job)?;
+        crate::domain::gate::Gates::parse(rules.requires, rules.requires_any)
+            .map_err(|e| corrupt(job, "delivery_rules", e))
     }
 
     /// Whether its runs' ends may start chained runs: their ends are then

@@ -29,6 +29,7 @@ use crate::domain::audit::{self, AuditRecord};
 use crate::domain::backfill::{self, BackfillSpec};
 use crate::domain::event;
 use crate::domain::flow::{self, Flow, FlowLimits};
+use crate::domain::gate;
 use crate::domain::job::{JobId, JobState, MAX_INSTANCES_LIMIT, ParseContext, Schedule};
 use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
@@ -360,13 +361,14 @@ impl<D: Dialect> SqlStore<D> {
             }
             JobChange::Unchanged => false,
         };
-        let chain = match &change {
+        let links = match &change {
             JobChange::Insert { definition, .. } | JobChange::Update { definition, .. } => {
-                Some(definition.chain.clone())
+                Some((definition.chain.clone(), definition.gates.clone()))
             }
             JobChange::Unchanged => None,
         };
         let had_chain = existing.is_some_and(|j| !j.definition.chain.is_empty());
+        let had_gates = existing.is_some_and(|j| !j.definition.gates.is_empty());
         let (saved, schedule_changed) = match change {
             JobChange::Unchanged => return Ok(Some(Saved::Updated)),
             JobChange::Insert {
@@ -450,8 +452,10 @@ impl<D: Dialect> SqlStore<D> {
                 (Saved::Updated, schedule.is_some())
             }
         };
-        if let Some(chain) = &chain {
+        if let Some((chain, gates)) = &links {
             self.write_edges_in(tx, tenant, id, chain, had_chain)
+                .await?;
+            self.write_gates_in(tx, tenant, id, gates, had_gates)
                 .await?;
         }
         // A monitor keeps its ping key across saves; a job that stops
@@ -1036,15 +1040,21 @@ impl<D: Dialect> SqlStore<D> {
         if chained_pending {
             self.db.notify(tx, Channel::Runs).await?;
         }
+        // Runs held for a job that just succeeded may go (§11.8).
+        let gated = self.release_gates_in(tx, records, recorded).await?;
+        events.extend(gated.events);
         let failed = failed_runs(records, recorded);
-        let ended = ended_with_follow_up(records, recorded);
+        let mut ended = ended_with_follow_up(records, recorded);
+        ended.extend(gated.ended);
+        ended.sort_unstable();
+        ended.dedup();
         let mut keys: Vec<JobKey> = failed
             .iter()
             .map(|f| (f.0.clone(), f.1.clone()))
             .chain(ended.iter().cloned())
             .collect();
         if keys.is_empty() {
-            return Ok((events, 0));
+            return Ok((events, gated.released));
         }
         keys.sort_unstable();
         keys.dedup();
@@ -1074,11 +1084,11 @@ impl<D: Dialect> SqlStore<D> {
             self.db.notify(tx, Channel::Jobs).await?;
         }
         if ended.is_empty() {
-            return Ok((events, 0));
+            return Ok((events, gated.released));
         }
         let (followed, released) = self.after_jobs_runs_end(tx, &locked, &ended).await?;
         events.extend(followed);
-        Ok((events, released))
+        Ok((events, released + gated.released))
     }
 
     /// What follows the end of runs of `ended` (locked in `tx`): their
@@ -1113,7 +1123,7 @@ impl<D: Dialect> SqlStore<D> {
     /// After runs of `jobs` ended outside a recorded attempt (a flow's
     /// `max_wait_s`, a cancelled backfill): the same follow-up as an
     /// attempt's end, in a transaction of its own.
-    async fn follow_up_ended(&self, mut jobs: Vec<JobKey>) -> StoreResult<()> {
+    pub(super) async fn follow_up_ended(&self, mut jobs: Vec<JobKey>) -> StoreResult<()> {
         if jobs.is_empty() {
             return Ok(());
         }
@@ -1321,6 +1331,10 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn watch_callbacks(&self) -> StoreResult<Vec<RunStatus>> {
         self.watch_callbacks_inner().await
+    }
+
+    async fn watch_gates(&self) -> StoreResult<usize> {
+        Ok(self.watch_gates_inner().await?.missed)
     }
 
     fn verify_callback(&self, run_id: Uuid, token: &str) -> bool {
@@ -1747,6 +1761,8 @@ impl<D: Dialect> Store for SqlStore<D> {
             .map(|d| (d.tenant.clone(), d.id.clone()))
             .collect();
         let in_flight = self.db.count_in_flight(&mut tx, &keys).await?;
+        let gates = self.gate_facts_in(&mut tx, &due, &keys).await?;
+        let mut holds = Vec::new();
         let mut runs = Vec::new();
         let mut schedules = Vec::with_capacity(due.len());
         let mut events = Vec::new();
@@ -1800,6 +1816,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                             row.max_runs.map(count),
                             count(row.runs_counted),
                         ),
+                        gate: gates.get(&key),
                     };
                     plan(&job, now)
                 }
@@ -1887,6 +1904,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                         },
                     ));
                 }
+                let held_for = run.held.as_ref().map(gate::Held::wait_reason);
                 runs.push(NewRun {
                     id,
                     created: event::run_created(&event::RunMade {
@@ -1896,7 +1914,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                         cause: RunCause::Schedule,
                         scheduled_for: run.scheduled_for,
                         occurrences: run.occurrences,
-                        wait_reason: run.wait_reason,
+                        wait_reason: held_for.as_deref().or(run.wait_reason),
                         reason: run.reason,
                     }),
                     tenant: row.tenant.clone(),
@@ -1910,6 +1928,9 @@ impl<D: Dialect> Store for SqlStore<D> {
                     host: host.clone(),
                     nominal_for: run.nominal_for,
                 });
+                if let Some(held) = run.held {
+                    holds.push((id, held));
+                }
             }
             if let Some(newest) = newest {
                 replacing.push((key.clone(), count(row.max_instances).max(1), newest));
@@ -1930,6 +1951,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         if !moved.is_empty() {
             self.db.set_nominal_for(&mut tx, &moved).await?;
         }
+        self.hold_runs_in(&mut tx, &holds, now).await?;
         self.render_requests(&mut tx, to_render).await?;
         let flows_due = self.enter_flows(&mut tx, &flow_runs).await?;
         self.db.update_schedules(&mut tx, &schedules).await?;

@@ -450,6 +450,15 @@ pub async fn job(
                     @if let Some(flow) = &d.flow {
                         dt { "Flow key" } dd { a href="/ui/flows" { code { (flow.key.as_str()) } } " (priority " (flow.priority) @if let Some(w) = flow.max_wait_s { ", waits at most " (w) " s" } ")" }
                     }
+                    @for (title, list) in [("Requires", &d.gates.all), ("Requires one of", &d.gates.any)] {
+                        @if !list.is_empty() {
+                            dt { (title) } dd { ul.plain { @for r in list.iter() {
+                                li { a href={ "/ui/jobs/" (r.job.as_str()) } { (r.job.as_str()) }
+                                     " succeeded within " (crate::domain::trigger::words::duration_in_words(r.within_s.into()))
+                                     @if r.mode == crate::domain::gate::GateMode::Wait { "; else wait up to " (crate::domain::trigger::words::duration_in_words(r.wait_max_s.into())) } @else { "; else skip" } }
+                            } } }
+                        }
+                    }
                     dt { "Pause on failure" } dd { (yes_no(d.pause_on_failure)) }
                     dt { "Run limit" } dd { (run_limit_in_words(d.max_runs, job.runs_counted, d.on_complete)) }
                     dt { "Retry" } dd { (d.retry.max_attempts) " attempts, backoff " (d.retry.backoff_initial_s) " s to " (d.retry.backoff_max_s) " s" }
@@ -512,9 +521,13 @@ fn waiting_in_words(why: &str) -> String {
     match why {
         "overlap" => "for a run of this job to end (overlap policy)".to_string(),
         "backfill" => "for the backfill's run before it to end".to_string(),
-        other => match other.strip_prefix("flow:") {
-            Some(key) => format!("for its flow key {key} to allow it (in flight, rate)"),
-            None => other.to_string(),
+        other => match (
+            other.strip_prefix("flow:"),
+            crate::domain::gate::waits_for(other),
+        ) {
+            (Some(key), _) => format!("for its flow key {key} to allow it (in flight, rate)"),
+            (_, Some(job)) => format!("for job {job} to succeed (its gate)"),
+            _ => other.to_string(),
         },
     }
 }
@@ -615,6 +628,10 @@ pub async fn run(
         .ok_or_else(|| no_run(&raw))?;
     let live = live_from.query(Some(&run.job_id));
     let job = app.store.get_job(tenant, &run.job_id).await?;
+    let gates = job
+        .as_ref()
+        .map(|job| job.definition.gates.clone())
+        .unwrap_or_default();
     let tz = job
         .as_ref()
         .map_or(Tz::UTC, |job| job.definition.trigger.timezone());
@@ -635,6 +652,9 @@ pub async fn run(
         h1 { "Run " code { (short(run.id)) } }
         div #live {
             (run_summary(&viewer, &run, tz))
+            @if let Some(on) = run.wait_reason.as_deref().and_then(crate::domain::gate::waits_for) {
+                (gate_view(&run, on, &gates, tz))
+            }
             @if let Some(request) = &request {
                 section {
                     h2 { "The request" }
@@ -761,6 +781,45 @@ fn chain_graph(
                 }
                 rect.this x=(x_mid) y=(mid_y - 11) width=(BOX_W) height="22" rx="4" {}
                 text x=(x_mid + 8) y=(mid_y + 5) { (text(id.as_str())) }
+            }
+        }
+    }
+}
+
+/// The gate that holds a run (§11.8): each job it requires, how recent a
+/// success must be, and until when the run waits for it.
+fn gate_view(run: &Run, on: &str, gates: &crate::domain::gate::Gates, tz: Tz) -> Markup {
+    use crate::domain::gate::{GateMode, Requirement};
+    let rows = |list: &[Requirement]| -> Vec<(Requirement, bool)> {
+        list.iter()
+            .map(|r| (r.clone(), r.job.as_str() == on))
+            .collect()
+    };
+    let lists = [
+        ("All of these must have succeeded", rows(&gates.all)),
+        ("One of these must have succeeded", rows(&gates.any)),
+    ];
+    html! {
+        section.gate {
+            h2 { "Held by its gate" }
+            p { "Waiting for job " a href={ "/ui/jobs/" (on) } { (on) } " to succeed." }
+            @for (title, list) in &lists {
+                @if !list.is_empty() {
+                    div.table-wrap { table.gate {
+                        caption { (title) }
+                        thead { tr { th { "Job" } th { "Succeeded within" } th { "If not" } th { "Waits until" } } }
+                        tbody { @for (r, waited) in list {
+                            tr class=[waited.then_some("waited")] {
+                                td { a href={ "/ui/jobs/" (r.job.as_str()) } { (r.job.as_str()) } }
+                                td { (crate::domain::trigger::words::duration_in_words(r.within_s.into())) }
+                                td { (r.mode.as_str()) }
+                                td { @if r.mode == GateMode::Wait {
+                                    (instant(run.scheduled_for + chrono::TimeDelta::seconds(r.wait_max_s.into()), tz))
+                                } @else { "—" } }
+                            }
+                        } }
+                    } }
+                }
             }
         }
     }

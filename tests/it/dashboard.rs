@@ -715,6 +715,7 @@ async fn a_person_creates_edits_and_clones_a_job_in_a_browser(backend: Backend) 
 
 store_tests!(
     a_job_page_draws_its_chain,
+    a_held_run_page_shows_its_gate,
     a_person_follows_and_cancels_a_long_run_in_a_browser,
     a_person_creates_edits_and_clones_a_job_in_a_browser,
     a_person_pauses_and_deletes_the_jobs_a_label_picks,
@@ -763,6 +764,46 @@ async fn a_job_page_draws_its_chain(backend: Backend) {
     })
     .await;
     browser.wait_for_text("Chain").await;
+}
+
+/// A run held by its gate (§11.8) says for which job it waits, and until
+/// when; the job's page lists what it requires.
+async fn a_held_run_page_shows_its_gate(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let job = |id: &str| {
+        json!({"id": id, "trigger": {"type": "date", "run_at": "2099-01-01T00:00:00Z"},
+               "target": {"url": "https://example.com/hook"}})
+    };
+    app.create_job(job("extract")).await;
+    let mut load = job("load");
+    load["next_run_at"] = json!("now");
+    load["requires"] = json!([{"job": "extract", "succeeded_within_s": 7200,
+                               "mode": "wait", "wait_max_s": 3600}]);
+    app.create_job(load).await;
+    let run = eventually(DEADLINE, "the held run", || async {
+        let runs = app.get("/v1/jobs/load/runs").await.json();
+        let run = runs["items"].as_array()?.first()?.clone();
+        (run["wait_reason"] == "dependency:extract").then_some(run)
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser
+        .open(&app, &format!("/ui/runs/{}", run["id"].as_str().unwrap()))
+        .await;
+    browser.wait_for_text("Held by its gate").await;
+    let gate = browser.text_of("section.gate").await;
+    for words in ["Waiting for job extract to succeed", "2 h", "wait"] {
+        assert!(gate.contains(words), "{words} in {gate:?}");
+    }
+    assert_eq!(browser.count("table.gate tr.waited").await, 1);
+    browser.screenshot("run-held-by-gate").await;
+    browser.open(&app, "/ui/jobs/load").await;
+    browser.wait_for_text("Requires").await;
+    let page = browser.text_of("dl.settings").await;
+    assert!(
+        page.contains("extract succeeded within 2 h; else wait up to 1 h"),
+        "{page}"
+    );
 }
 
 /// A callback run's page (§11.7) shows what its receiver reported

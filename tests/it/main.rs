@@ -31,6 +31,7 @@ mod events;
 mod exposed;
 mod failover;
 mod flows;
+mod gates;
 mod limits;
 mod migration;
 mod monitors;
