@@ -125,9 +125,12 @@ impl Verdict {
     }
 
     /// The hold of a run it holds.
-    pub fn into_held(self) -> Option<Held> {
+    pub fn held(&self) -> Option<Held> {
         match self {
-            Verdict::Wait { on, until } => Some(Held { on, until }),
+            Verdict::Wait { on, until } => Some(Held {
+                on: on.clone(),
+                until: *until,
+            }),
             _ => None,
         }
     }
@@ -227,7 +230,8 @@ impl Requirement {
         last_success.is_some_and(|t| t >= fire_at - TimeDelta::seconds(self.within_s.into()))
     }
 
-    fn deadline(&self, fire_at: DateTime<Utc>) -> DateTime<Utc> {
+    /// The latest a run firing at `fire_at` waits for it, under `wait`.
+    pub fn deadline(&self, fire_at: DateTime<Utc>) -> DateTime<Utc> {
         fire_at + TimeDelta::seconds(self.wait_max_s.into())
     }
 }
@@ -334,10 +338,10 @@ impl Gates {
             let last = any_waits.iter().map(|r| r.deadline(fire_at)).max();
             waits.extend(last.map(|until| (&any_waits[0].job, until)));
         }
-        let Some(&(first, _)) = waits.first() else {
-            return Verdict::Open;
-        };
-        let Some(&(passed, until)) = waits.iter().min_by_key(|(_, until)| *until) else {
+        // Past the skips, something is unmet and waits: `waits` has it.
+        let (Some(&(first, _)), Some(&(passed, until))) =
+            (waits.first(), waits.iter().min_by_key(|(_, until)| *until))
+        else {
             return Verdict::Open;
         };
         if now >= until {

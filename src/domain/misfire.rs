@@ -277,7 +277,7 @@ fn decide_runs(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() ->
                 occurrences: 1,
                 deliver_after,
                 nominal_for: None,
-                held: verdict.into_held(),
+                held: verdict.held(),
             }],
             schedule: Schedule::Scheduled { next_run_at: next },
             cancels: 0,
@@ -362,7 +362,7 @@ fn decide_runs(job: &DueJob<'_>, now: DateTime<Utc>, jitter: &mut dyn FnMut() ->
         cancels += u32::from(admission == overlap::Admission::Replace);
         let (status, wait_reason, reason) = admission.run_fields();
         let held = verdict
-            .into_held()
+            .held()
             .filter(|_| status == RunStatus::Pending && wait_reason.is_none());
         PlannedRun {
             scheduled_for,

@@ -92,8 +92,10 @@ pub(crate) struct NewRun {
     pub scheduled_for: DateTime<Utc>,
     pub status: RunStatus,
     /// `overlap` for a pending run that waits (no next attempt until
-    /// released), §11.1.
-    pub wait_reason: Option<&'static str>,
+    /// released), §11.1; `dependency:<job>` for one its gate holds (§11.8).
+    pub wait_reason: Option<std::borrow::Cow<'static, str>>,
+    /// When the watchdog looks again at a run its gate holds (§11.8).
+    pub gate_check_at: Option<DateTime<Utc>>,
     /// Why a run is skipped.
     pub reason: Option<&'static str>,
     pub occurrences: u64,

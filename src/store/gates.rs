@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::dialect::{Channel, Dialect, DueRow, HeldRun, JobKey, Settle};
+use super::dialect::{Channel, Dialect, HeldRun, JobKey, Settle};
 use super::writes::SqlStore;
 use super::{AttemptRecord, StoreResult, Tenant};
 use crate::domain::error::FieldError;
 use crate::domain::event::{self, NewEvent};
-use crate::domain::gate::{Facts, Gates, Held, Verdict};
+use crate::domain::gate::{Facts, Gates, Verdict};
 use crate::domain::job::JobId;
 use crate::domain::retry::Outcome;
 use crate::domain::run::RunStatus;
@@ -27,13 +27,16 @@ const WATCH_BATCH: u32 = 200;
 #[derive(Debug, Default)]
 pub(crate) struct Settled {
     pub released: u64,
-    /// Flow keys released runs now wait for.
-    pub flow_keys: Vec<JobKey>,
+    /// Released runs wait for their flow keys, made due.
+    pub flows_poked: bool,
+    /// A `run.missed` for each run missed.
     pub events: Vec<(String, NewEvent)>,
     /// Jobs whose held runs ended: their other waiting runs may go.
     pub ended: Vec<JobKey>,
-    pub missed: usize,
 }
+
+/// Each required job's latest success, as read once (§11.8).
+pub(super) type Successes = HashMap<JobKey, Option<DateTime<Utc>>>;
 
 // Private bounds as in writes.rs: only ever a `PgStore` or a `SqliteStore`.
 #[allow(private_bounds)]
@@ -70,48 +73,31 @@ impl<D: Dialect> SqlStore<D> {
             .await
     }
 
-    /// The gates of the due jobs that have any, each with its required
-    /// jobs' latest successes, read under the claim's row locks.
+    /// Job `job`'s gates with its required jobs' latest successes, read
+    /// in `tx`; `seen` keeps each success read, for the next job that
+    /// names the same one.
     pub(super) async fn gate_facts_in(
         &self,
         tx: &mut D::Tx,
-        due: &[DueRow],
-        keys: &[JobKey],
-    ) -> StoreResult<HashMap<JobKey, Facts>> {
-        let mut facts = HashMap::new();
-        for (row, key) in due.iter().zip(keys).filter(|(row, _)| row.gated) {
-            let gates = self.db.gates_of(tx, &row.tenant, &row.id).await?;
-            facts.insert(key.clone(), self.facts_of(tx, &row.tenant, gates).await?);
-        }
-        Ok(facts)
-    }
-
-    async fn facts_of(&self, tx: &mut D::Tx, tenant: &str, gates: Gates) -> StoreResult<Facts> {
+        tenant: &str,
+        job: &str,
+        seen: &mut Successes,
+    ) -> StoreResult<Facts> {
+        let gates = self.db.gates_of(tx, tenant, job).await?;
         let mut succeeded = HashMap::new();
         for requirement in gates.iter() {
             let key = (tenant.to_string(), requirement.job.to_string());
-            if let Some((_, finished_at)) = self.db.last_success(tx, &key).await? {
-                succeeded.insert(key.1, finished_at);
-            }
+            let last = match seen.get(&key) {
+                Some(last) => *last,
+                None => {
+                    let last = self.db.last_success(tx, &key).await?.map(|(_, at)| at);
+                    seen.insert(key.clone(), last);
+                    last
+                }
+            };
+            succeeded.extend(last.map(|at| (key.1, at)));
         }
         Ok(Facts { gates, succeeded })
-    }
-
-    /// Holds the runs a claim just made that their gates hold.
-    pub(super) async fn hold_runs_in(
-        &self,
-        tx: &mut D::Tx,
-        holds: &[(Uuid, Held)],
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        for (id, held) in holds {
-            let settle = Settle::Hold {
-                wait_reason: held.wait_reason(),
-                check_at: held.check_at(now),
-            };
-            self.db.settle_held(tx, *id, &settle, now).await?;
-        }
-        Ok(())
     }
 
     /// After recorded ends: the runs held for a job whose run succeeded
@@ -164,25 +150,22 @@ impl<D: Dialect> SqlStore<D> {
         let settled = self.settle_in(&mut tx, due, now).await?;
         let deliveries = self.write_events(&mut tx, &settled.events).await?;
         D::commit(tx).await?;
-        self.after_settled(&settled, deliveries).await?;
+        if !settled.events.is_empty() {
+            self.events_written(deliveries);
+        }
+        self.wake_after_settled(&settled).await?;
         Ok(settled)
     }
 
-    /// What follows settled runs once committed: dispatchers and flow
-    /// passes woken, events delivered, ended runs' jobs followed up.
-    pub(super) async fn after_settled(
-        &self,
-        settled: &Settled,
-        deliveries: usize,
-    ) -> StoreResult<()> {
+    /// What follows settled runs once committed (their events counted
+    /// by the caller): dispatchers and flow passes woken, ended runs' jobs
+    /// followed up.
+    pub(super) async fn wake_after_settled(&self, settled: &Settled) -> StoreResult<()> {
         if settled.released > 0 {
             self.wakeups.runs_changed();
         }
-        if !settled.flow_keys.is_empty() {
+        if settled.flows_poked {
             self.wakeups.flows_changed();
-        }
-        if !settled.events.is_empty() {
-            self.events_written(deliveries);
         }
         self.follow_up_ended(settled.ended.clone()).await
     }
@@ -197,32 +180,23 @@ impl<D: Dialect> SqlStore<D> {
     ) -> StoreResult<Settled> {
         let mut settled = Settled::default();
         let mut facts: HashMap<JobKey, Facts> = HashMap::new();
+        let mut seen = Successes::new();
         for run in held {
             let key = (run.tenant.clone(), run.job_id.clone());
             if !facts.contains_key(&key) {
-                let gates = self.db.gates_of(tx, &run.tenant, &run.job_id).await?;
-                let found = self.facts_of(tx, &run.tenant, gates).await?;
+                let found = self
+                    .gate_facts_in(tx, &run.tenant, &run.job_id, &mut seen)
+                    .await?;
                 facts.insert(key.clone(), found);
             }
             let verdict = facts[&key].verdict(run.scheduled_for, now);
-            let settle = match &verdict {
-                Verdict::Open => Settle::Release,
-                Verdict::Wait { on, until } => {
-                    let held = Held {
-                        on: on.clone(),
-                        until: *until,
-                    };
-                    Settle::Hold {
-                        wait_reason: held.wait_reason(),
-                        check_at: held.check_at(now),
-                    }
-                }
-                Verdict::Skip { .. } => Settle::End {
-                    status: RunStatus::Skipped,
+            let settle = match (verdict.ends(), verdict.held()) {
+                (Some(status), _) => Settle::End { status },
+                (None, Some(held)) => Settle::Hold {
+                    wait_reason: held.wait_reason(),
+                    check_at: held.check_at(now),
                 },
-                Verdict::Missed { .. } => Settle::End {
-                    status: RunStatus::Missed,
-                },
+                (None, None) => Settle::Release,
             };
             let (changed, flow_key) = self.db.settle_held(tx, run.id, &settle, now).await?;
             if !changed {
@@ -234,13 +208,12 @@ impl<D: Dialect> SqlStore<D> {
                     settled.released += 1;
                     if let Some(flow_key) = flow_key {
                         self.db.poke_flow(tx, &run.tenant, &flow_key).await?;
-                        settled.flow_keys.push((run.tenant.clone(), flow_key));
+                        settled.flows_poked = true;
                     }
                 }
                 (Settle::End { status }, Verdict::Skip { on } | Verdict::Missed { on }) => {
                     tracing::warn!(tenant = %run.tenant, job_id = %run.job_id, run_id = %run.id, status = status.as_str(), waited_for = %on, "held run ended: the job it waited for did not succeed in time");
                     if *status == RunStatus::Missed {
-                        settled.missed += 1;
                         settled.events.push((
                             run.tenant.clone(),
                             event::run_gate_missed(&run.job_id, run.id, on.as_str()),

@@ -135,7 +135,7 @@ impl<D: Dialect> SqlStore<D> {
                     self.events_written(deliveries);
                 }
                 // Runs held for the monitor's success may go (§11.8).
-                self.after_settled(&receipt.2, 0).await?;
+                self.wake_after_settled(&receipt.2).await?;
                 let r = receipt.0;
                 tracing::info!(tenant = %job.tenant, job_id = %job.job_id, run_id = %r.run_id, ping = %ping.as_str(), status = r.status.as_str(), unexpected = r.unexpected, "ping");
                 return Ok(Some(r));

@@ -889,8 +889,7 @@ macro_rules! portable_statements {
                     let done = sqlx::query(
                         "UPDATE runs SET wait_reason = $2, gate_check_at = $3,
                                          next_attempt_at = NULL
-                         WHERE id = $1 AND status = 'pending'
-                           AND (wait_reason IS NULL OR wait_reason LIKE 'dependency:%')",
+                         WHERE id = $1 AND status = 'pending' AND wait_reason LIKE 'dependency:%'",
                     )
                     .bind(row_id(id))
                     .bind(wait_reason)
@@ -2215,13 +2214,7 @@ macro_rules! portable_statements {
                 tenant: &$crate::store::Tenant,
                 id: &$crate::domain::job::JobId,
             ) -> $crate::store::StoreResult<bool> {
-                let found: Option<i32> =
-                    sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant = $1 AND id = $2")
-                        .bind(tenant.as_str())
-                        .bind(id.as_str())
-                        .fetch_optional(&self.pool)
-                        .await?;
-                Ok(found.is_some())
+                has_job_in(&mut *self.pool.acquire().await?, tenant.as_str(), id.as_str()).await
             }
 
             async fn list_jobs(

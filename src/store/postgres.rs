@@ -416,7 +416,7 @@ impl AttemptColumns {
 
 /// Runs to insert, column by column, for one `UNNEST` insert.
 #[derive(Default)]
-struct RunColumns {
+struct RunColumns<'a> {
     id: Vec<Uuid>,
     tenant: Vec<String>,
     host: Vec<Option<String>>,
@@ -426,14 +426,15 @@ struct RunColumns {
     job_id: Vec<String>,
     scheduled_for: Vec<DateTime<Utc>>,
     status: Vec<&'static str>,
-    wait_reason: Vec<Option<&'static str>>,
+    wait_reason: Vec<Option<&'a str>>,
     reason: Vec<Option<&'static str>>,
     occurrences: Vec<i64>,
     deliver_after: Vec<DateTime<Utc>>,
+    gate_check_at: Vec<Option<DateTime<Utc>>>,
 }
 
-impl RunColumns {
-    fn of(runs: &[NewRun]) -> Self {
+impl<'a> RunColumns<'a> {
+    fn of(runs: &'a [NewRun]) -> Self {
         let mut c = Self::default();
         for run in runs {
             c.id.push(run.id);
@@ -445,8 +446,9 @@ impl RunColumns {
             c.job_id.push(run.job_id.clone());
             c.scheduled_for.push(run.scheduled_for);
             c.status.push(run.status.as_str());
-            c.wait_reason.push(run.wait_reason);
+            c.wait_reason.push(run.wait_reason.as_deref());
             c.reason.push(run.reason);
+            c.gate_check_at.push(run.gate_check_at);
             c.occurrences
                 .push(i64::try_from(run.occurrences).unwrap_or(i64::MAX));
             c.deliver_after.push(run.deliver_after);
@@ -1420,20 +1422,21 @@ impl Dialect for PgDialect {
                  SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[],
                                       $5::int8[], $6::timestamptz[], $7::text[], $8::text[],
                                       $9::uuid[], $10::text[], $11::text[], $12::text[],
-                                      $13::text[])
+                                      $13::text[], $14::timestamptz[])
                      AS u(id, job_id, scheduled_for, status, occurrences, deliver_after,
-                          tenant, host, event_id, event_type, event_data, wait_reason, reason)
+                          tenant, host, event_id, event_type, event_data, wait_reason, reason,
+                          gate_check_at)
              ), ins AS (
                  INSERT INTO runs (id, tenant, job_id, scheduled_for, cause, status,
                                    occurrences, deliver_after, next_attempt_at, finished_at,
-                                   host, wait_reason, reason)
+                                   host, wait_reason, reason, gate_check_at)
                  SELECT u.id, u.tenant, u.job_id, u.scheduled_for, 'schedule', u.status,
                         u.occurrences, u.deliver_after,
                         CASE WHEN u.status = 'pending' AND u.wait_reason IS NULL
                              THEN u.deliver_after END,
                         CASE WHEN u.status IN ('pending', 'awaiting') THEN NULL
                              ELSE clock_timestamp() END,
-                        u.host, u.wait_reason, u.reason
+                        u.host, u.wait_reason, u.reason, u.gate_check_at
                  FROM u
                  ON CONFLICT DO NOTHING
                  RETURNING id, tenant, job_id, status
@@ -1444,7 +1447,7 @@ impl Dialect for PgDialect {
                  RETURNING id
              ), d AS ({})
              SELECT ins.status, (SELECT count(*) FROM d) FROM ins",
-            deliveries_of_ev(14)
+            deliveries_of_ev(15)
         );
         let query = sqlx::query_as::<_, (String, i64)>(&sql)
             .bind(&c.id)
@@ -1459,7 +1462,8 @@ impl Dialect for PgDialect {
             .bind(&c.event_type)
             .bind(&c.event_data)
             .bind(&c.wait_reason)
-            .bind(&c.reason);
+            .bind(&c.reason)
+            .bind(&c.gate_check_at);
         let inserted = d.bind(query).fetch_all(&mut **tx).await?;
         let delivered = inserted.first().map_or(0, |(_, n)| count_of(*n));
         let statuses = inserted

@@ -1076,8 +1076,8 @@ impl Dialect for SqliteDialect {
             let inserted = sqlx::query(
                 "INSERT INTO runs (id, job_id, scheduled_for, cause, status, occurrences,
                                    deliver_after, next_attempt_at, created_at, finished_at,
-                                   tenant, host, wait_reason, reason)
-                 VALUES (?1, ?2, ?3, 'schedule', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                                   tenant, host, wait_reason, reason, gate_check_at)
+                 VALUES (?1, ?2, ?3, 'schedule', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT DO NOTHING",
             )
             .bind(run.id.to_string())
@@ -1091,8 +1091,9 @@ impl Dialect for SqliteDialect {
             .bind(ended.then_some(created))
             .bind(&run.tenant)
             .bind(&run.host)
-            .bind(run.wait_reason)
+            .bind(run.wait_reason.as_deref())
             .bind(run.reason)
+            .bind(run.gate_check_at.map(micros))
             .execute(&mut **tx)
             .await?;
             if inserted.rows_affected() > 0 {

@@ -3,6 +3,7 @@
 //! notify → commit → wake-ups. The [`Dialect`] provides the statements;
 //! nothing here is SQL, and nothing there decides.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +30,6 @@ use crate::domain::audit::{self, AuditRecord};
 use crate::domain::backfill::{self, BackfillSpec};
 use crate::domain::event;
 use crate::domain::flow::{self, Flow, FlowLimits};
-use crate::domain::gate;
 use crate::domain::job::{JobId, JobState, MAX_INSTANCES_LIMIT, ParseContext, Schedule};
 use crate::domain::lease;
 use crate::domain::lifecycle::{self, JobChange, JobCommand};
@@ -1334,7 +1334,7 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn watch_gates(&self) -> StoreResult<usize> {
-        Ok(self.watch_gates_inner().await?.missed)
+        Ok(self.watch_gates_inner().await?.events.len())
     }
 
     fn verify_callback(&self, run_id: Uuid, token: &str) -> bool {
@@ -1761,8 +1761,7 @@ impl<D: Dialect> Store for SqlStore<D> {
             .map(|d| (d.tenant.clone(), d.id.clone()))
             .collect();
         let in_flight = self.db.count_in_flight(&mut tx, &keys).await?;
-        let gates = self.gate_facts_in(&mut tx, &due, &keys).await?;
-        let mut holds = Vec::new();
+        let mut successes = super::gates::Successes::new();
         let mut runs = Vec::new();
         let mut schedules = Vec::with_capacity(due.len());
         let mut events = Vec::new();
@@ -1780,6 +1779,14 @@ impl<D: Dialect> Store for SqlStore<D> {
             if counted >= misfire::COUNTED_PER_CLAIM {
                 break;
             }
+            // Its gates (§11.8), read under its row lock.
+            let gate = match row.gated {
+                true => Some(
+                    self.gate_facts_in(&mut tx, &row.tenant, &row.id, &mut successes)
+                        .await?,
+                ),
+                false => None,
+            };
             // A catch-up makes at most its tenant's quota of runs.
             let tenant_catchup = made
                 .get(&row.tenant)
@@ -1816,7 +1823,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                             row.max_runs.map(count),
                             count(row.runs_counted),
                         ),
-                        gate: gates.get(&key),
+                        gate: gate.as_ref(),
                     };
                     plan(&job, now)
                 }
@@ -1904,7 +1911,10 @@ impl<D: Dialect> Store for SqlStore<D> {
                         },
                     ));
                 }
-                let held_for = run.held.as_ref().map(gate::Held::wait_reason);
+                let wait_reason = match &run.held {
+                    Some(held) => Some(Cow::Owned(held.wait_reason())),
+                    None => run.wait_reason.map(Cow::Borrowed),
+                };
                 runs.push(NewRun {
                     id,
                     created: event::run_created(&event::RunMade {
@@ -1914,23 +1924,21 @@ impl<D: Dialect> Store for SqlStore<D> {
                         cause: RunCause::Schedule,
                         scheduled_for: run.scheduled_for,
                         occurrences: run.occurrences,
-                        wait_reason: held_for.as_deref().or(run.wait_reason),
+                        wait_reason: wait_reason.as_deref(),
                         reason: run.reason,
                     }),
                     tenant: row.tenant.clone(),
                     job_id: row.id.clone(),
                     scheduled_for: run.scheduled_for,
                     status: run.status,
-                    wait_reason: run.wait_reason,
+                    wait_reason,
+                    gate_check_at: run.held.as_ref().map(|held| held.check_at(now)),
                     reason: run.reason,
                     occurrences: run.occurrences,
                     deliver_after: run.deliver_after,
                     host: host.clone(),
                     nominal_for: run.nominal_for,
                 });
-                if let Some(held) = run.held {
-                    holds.push((id, held));
-                }
             }
             if let Some(newest) = newest {
                 replacing.push((key.clone(), count(row.max_instances).max(1), newest));
@@ -1951,7 +1959,6 @@ impl<D: Dialect> Store for SqlStore<D> {
         if !moved.is_empty() {
             self.db.set_nominal_for(&mut tx, &moved).await?;
         }
-        self.hold_runs_in(&mut tx, &holds, now).await?;
         self.render_requests(&mut tx, to_render).await?;
         let flows_due = self.enter_flows(&mut tx, &flow_runs).await?;
         self.db.update_schedules(&mut tx, &schedules).await?;
