@@ -1325,7 +1325,7 @@ pub(crate) struct ClaimedParts {
     pub attempt_count: i64,
     pub prior_attempts: i64,
     /// A job's target and retry policy.
-    pub job: Option<(shape::StoredTarget, shape::StoredRetry)>,
+    pub job: Option<(shape::StoredTarget, StoreResult<shape::JobRules>)>,
     /// A template job's run: the request rendered when it was made (§11.2).
     pub request: Option<String>,
     /// Whether its end is followed up on its job (§11.1, §11.3).
@@ -1376,7 +1376,7 @@ impl ClaimedParts {
             ))),
         };
         let (subject, spec) = match (self.job, self.delivery, self.job_id) {
-            (Some((target, retry)), _, Some(job)) => {
+            (Some((target, rules)), _, Some(job)) => {
                 let row = Row {
                     tenant: &self.tenant,
                     table: "jobs",
@@ -1401,7 +1401,7 @@ impl ClaimedParts {
                     (None, false) => target.into_target(row, key).map(Ok),
                 }
                 .and_then(|rendered| match rendered {
-                    Ok(target) => retry.with_target(&job, target).map(Ok),
+                    Ok(target) => rules.map(|rules| Ok((rules.complete(target), rules.policy))),
                     Err(e) => Ok(Err(e)),
                 });
                 let subject = Subject::Job {

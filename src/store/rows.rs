@@ -415,8 +415,16 @@ pub(crate) struct ClaimedRow<T, I, N> {
 impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
     /// Its parts, the request signed as of `now`.
     pub fn into_parts(self, now: DateTime<Utc>) -> StoreResult<ClaimedParts> {
-        let job = self.job.into_shape();
-        let chained = job.as_ref().is_some_and(|(_, retry)| retry.chained());
+        // The job's rules column read once, here: whether its ends start
+        // chained runs, and (in `into_claimed`) its whole target.
+        let subject = self.job_id.as_deref().unwrap_or_default();
+        let job = self
+            .job
+            .into_shape()
+            .map(|(target, retry)| (target, retry.read(subject)));
+        let chained = job
+            .as_ref()
+            .is_some_and(|(_, rules)| rules.as_ref().is_ok_and(|r| !r.chain.is_empty()));
         let delivery = match (
             self.subscription_id,
             self.subscription_url,

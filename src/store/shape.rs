@@ -472,16 +472,14 @@ impl StoredDefinition {
             other => return Err(corrupt(job, "metadata", other)),
         };
         let labels = serde_json::from_str(&self.labels).map_err(|e| corrupt(job, "labels", e))?;
+        let rules = self.retry.read(job)?;
         Ok(JobDefinition {
             name: self.name,
             trigger,
             target: if self.target.is_none() {
                 None
             } else {
-                Some(
-                    self.retry
-                        .complete_target(job, self.target.into_target(row, key)?)?,
-                )
+                Some(rules.complete(self.target.into_target(row, key)?))
             },
             monitor: alerts.monitor,
             misfire_grace_s: self
@@ -500,9 +498,9 @@ impl StoredDefinition {
                 .transpose()?,
             on_complete: OnComplete::parse(&self.on_complete)
                 .ok_or_else(|| corrupt(job, "on_complete", &self.on_complete))?,
-            chain: self.retry.chain(job)?,
-            gates: self.retry.gates(job)?,
-            retry: self.retry.into_policy(job)?,
+            chain: rules.chain,
+            gates: rules.gates,
+            retry: rules.policy,
             flow: self.flow.as_deref().map(|f| flow_of(job, f)).transpose()?,
             alerts: alerts.alerts,
             mute_until: alerts.mute_until,
@@ -808,8 +806,51 @@ impl StoredRetry {
             .map(Option::unwrap_or_default)
     }
 
+    /// Its columns and its rules column, read: one parse of the column
+    /// for every reader of a job or a claimed run.
+    pub fn read(&self, job: &str) -> StoreResult<JobRules> {
+        let rules = self.stored_rules(job)?;
+        let bad = |e| corrupt(job, "delivery_rules", e);
+        Ok(JobRules {
+            policy: self.policy(job, rules.retry)?,
+            success: rules
+                .success
+                .map(|input| input.parse("success").map(Arc::new))
+                .transpose()
+                .map_err(bad)?,
+            completion: rules
+                .completion
+                .map(|c| c.parse("completion"))
+                .transpose()
+                .map_err(bad)?
+                .flatten(),
+            cancel_url: rules
+                .cancel_url
+                .map(|u| Url::parse(&u))
+                .transpose()
+                .map_err(|e| corrupt(job, "delivery_rules", e))?,
+            chain: rules
+                .chain
+                .map(|c| c.parse("chain"))
+                .transpose()
+                .map_err(bad)?
+                .unwrap_or_default(),
+            gates: crate::domain::gate::Gates::parse(rules.requires, rules.requires_any)
+                .map_err(bad)?,
+        })
+    }
+
     pub fn into_policy(self, job: &str) -> StoreResult<RetryPolicy> {
-        let rules = match self.stored_rules(job)?.retry {
+        self.policy(job, self.stored_rules(job)?.retry)
+    }
+
+    /// Its retry columns with the rules column's `retry`.
+    fn policy(
+        &self,
+        job: &str,
+        retry: Option<crate::domain::retry::RetryInput>,
+    ) -> StoreResult<RetryPolicy> {
+        let rules = match retry {
             None => None,
             Some(input) => {
                 input
@@ -825,61 +866,30 @@ impl StoredRetry {
             rules,
         })
     }
+}
 
+/// A job's retry policy and what its rules column keeps (§11.6–§11.8),
+/// read once.
+#[derive(Debug, Clone)]
+pub(crate) struct JobRules {
+    pub policy: RetryPolicy,
+    success: Option<Arc<crate::domain::success::SuccessRules>>,
+    completion: Option<crate::domain::callback::Completion>,
+    cancel_url: Option<Url>,
+    /// The jobs its runs' ends start (§11.8).
+    pub chain: crate::domain::chain::Chain,
+    /// The jobs that must have succeeded for its fire times to run.
+    pub gates: crate::domain::gate::Gates,
+}
+
+impl JobRules {
     /// `target` with what the rules column keeps of it: its success
     /// rules, its callback completion and cancel URL.
-    pub fn complete_target(&self, job: &str, mut target: Target) -> StoreResult<Target> {
-        // One read of the column for all three.
-        let rules = self.stored_rules(job)?;
-        target.success = rules
-            .success
-            .map(|input| input.parse("success").map(Arc::new))
-            .transpose()
-            .map_err(|e| corrupt(job, "delivery_rules", e))?;
-        target.completion = rules
-            .completion
-            .map(|c| c.parse("completion"))
-            .transpose()
-            .map_err(|e| corrupt(job, "delivery_rules", e))?
-            .flatten();
-        target.cancel_url = rules
-            .cancel_url
-            .map(|u| Url::parse(&u))
-            .transpose()
-            .map_err(|e| corrupt(job, "delivery_rules", e))?;
-        Ok(target)
-    }
-
-    /// The jobs its runs' ends start (§11.8).
-    pub fn chain(&self, job: &str) -> StoreResult<crate::domain::chain::Chain> {
-        self.stored_rules(job)?
-            .chain
-            .map(|c| {
-                c.parse("chain")
-                    .map_err(|e| corrupt(job, "delivery_rules", e))
-            })
-            .transpose()
-            .map(Option::unwrap_or_default)
-    }
-
-    /// The jobs that must have succeeded for its fire times to run
-    /// (§11.8).
-    pub fn gates(&self, job: &str) -> StoreResult<crate::domain::gate::Gates> {
-        let rules = self.stored_rules(job)?;
-        crate::domain::gate::Gates::parse(rules.requires, rules.requires_any)
-            .map_err(|e| corrupt(job, "delivery_rules", e))
-    }
-
-    /// Whether its runs' ends may start chained runs: their ends are then
-    /// followed up on the job (§11.8).
-    pub fn chained(&self) -> bool {
-        self.rules.is_some() && self.stored_rules("").is_ok_and(|r| r.chain.is_some())
-    }
-
-    /// The job's whole target, and its retry policy.
-    pub fn with_target(self, job: &str, target: Target) -> StoreResult<(Target, RetryPolicy)> {
-        let target = self.complete_target(job, target)?;
-        Ok((target, self.into_policy(job)?))
+    pub fn complete(&self, mut target: Target) -> Target {
+        target.success = self.success.clone();
+        target.completion = self.completion;
+        target.cancel_url = self.cancel_url.clone();
+        target
     }
 }
 
