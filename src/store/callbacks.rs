@@ -163,8 +163,6 @@ fn end_record(run: &EndedRun) -> StoreResult<AttemptRecord> {
         _ => Outcome::Succeeded,
     };
     Ok(AttemptRecord {
-        delivery: None,
-        follow_up: true,
         flow: run.flow,
         ..AttemptRecord::interrupted(
             run.id,

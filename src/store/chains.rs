@@ -150,7 +150,7 @@ impl<D: Dialect> SqlStore<D> {
     ) -> StoreResult<(Vec<(String, NewEvent)>, bool)> {
         let (mut events, mut pending) = (Vec::new(), false);
         let ended = records.iter().filter(|r| {
-            r.follow_up
+            r.follow_up.chain
                 && recorded.contains(&r.run_id)
                 && matches!(r.outcome, Outcome::Succeeded | Outcome::Failed)
         });

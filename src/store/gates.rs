@@ -110,7 +110,7 @@ impl<D: Dialect> SqlStore<D> {
     ) -> StoreResult<Settled> {
         let mut held = Vec::new();
         let succeeded = records.iter().filter(|r| {
-            r.follow_up && r.outcome == Outcome::Succeeded && recorded.contains(&r.run_id)
+            r.follow_up.gates && r.outcome == Outcome::Succeeded && recorded.contains(&r.run_id)
         });
         for record in succeeded {
             let Some(job_id) = &record.job_id else {

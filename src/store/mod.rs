@@ -418,7 +418,7 @@ pub struct ClaimedRun {
     /// Whether its end is followed up on its job: runs of the job may be
     /// waiting for it (an overlap policy that buffers, §11.1), or the job
     /// is deleted once completed and its last run ends (§11.3).
-    pub follow_up: bool,
+    pub follow_up: FollowUp,
     /// Whether a newer run of its job may cancel it while it is sent
     /// (overlap `replace`, §11.1): its request is then aborted.
     pub abortable: bool,
@@ -490,6 +490,31 @@ pub enum BackfillMade {
 
 pub use crate::domain::event::DeliveryOf;
 
+/// What a run's end is followed up with on the store (§11.1, §11.3,
+/// §11.8): its job's waiting runs and completion, the runs its job's
+/// chain starts, the runs other jobs' gates hold for it. Each part reads
+/// the database only when set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FollowUp {
+    pub job: bool,
+    pub chain: bool,
+    pub gates: bool,
+}
+
+impl FollowUp {
+    /// Every part: for an end whose claim is not at hand (a recovered
+    /// run, a callback's completion).
+    pub const ALL: Self = Self {
+        job: true,
+        chain: true,
+        gates: true,
+    };
+
+    pub fn any(self) -> bool {
+        self.job || self.chain || self.gates
+    }
+}
+
 /// One finished attempt, to be recorded with the run's new state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
@@ -515,8 +540,8 @@ pub struct AttemptRecord {
     /// For an event's delivery: which, so that one failing for good is an
     /// event of its own (`subscription.delivery_failed`).
     pub delivery: Option<DeliveryOf>,
-    /// As the claimed run's: a final outcome is followed up on the job.
-    pub follow_up: bool,
+    /// As the claimed run's: what a final outcome is followed up with.
+    pub follow_up: FollowUp,
     /// As the claimed run's: a flow key's run, whose end or retry lets
     /// another go (§11.1).
     pub flow: bool,
@@ -547,7 +572,7 @@ impl AttemptRecord {
             run_reason: None,
             delivery: None,
             // Recovery follows up every job whose run ended.
-            follow_up: true,
+            follow_up: FollowUp::ALL,
             flow: true,
         }
     }
@@ -1328,8 +1353,8 @@ pub(crate) struct ClaimedParts {
     pub job: Option<(shape::StoredTarget, StoreResult<shape::JobRules>)>,
     /// A template job's run: the request rendered when it was made (§11.2).
     pub request: Option<String>,
-    /// Whether its end is followed up on its job (§11.1, §11.3).
-    pub follow_up: bool,
+    /// What its end is followed up with (§11.1, §11.3, §11.8).
+    pub follow_up: FollowUp,
     /// Whether it is a flow key's run: its end or retry lets another go.
     pub flow: bool,
     /// Whether a newer run may cancel it (§11.1).

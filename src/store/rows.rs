@@ -462,11 +462,13 @@ impl<T: At, I: RowId, N: Into<i64>> ClaimedRow<T, I, N> {
             prior_attempts: self.prior_attempts.into(),
             job,
             request: self.request,
-            follow_up: chained
-                || self.required
-                || overlap.is_some_and(Overlap::waits)
-                || self.on_complete.is_some_and(|o| o == "delete")
-                || self.cause == RunCause::Backfill.as_str(),
+            follow_up: super::FollowUp {
+                job: overlap.is_some_and(Overlap::waits)
+                    || self.on_complete.is_some_and(|o| o == "delete")
+                    || self.cause == RunCause::Backfill.as_str(),
+                chain: chained,
+                gates: self.required,
+            },
             flow: self.flow_key.is_some(),
             parent_run_id: self.parent_run_id.map(RowId::uuid).transpose()?,
             abortable: overlap == Some(Overlap::Replace),

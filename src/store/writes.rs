@@ -194,7 +194,7 @@ fn failed_runs(records: &[AttemptRecord], recorded: &[Uuid]) -> Vec<(String, Str
 /// up on its job: runs that wait for it (§11.1), a completed job to delete
 /// (§11.3).
 fn needs_follow_up(r: &AttemptRecord) -> bool {
-    r.follow_up && r.job_id.is_some() && r.outcome.ends_run()
+    r.follow_up.any() && r.job_id.is_some() && r.outcome.ends_run()
 }
 
 /// The jobs of recorded records that need a follow-up, each once.

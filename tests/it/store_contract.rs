@@ -874,7 +874,7 @@ async fn deliveries_are_claimed_recorded_fenced_and_released(backend: Backend) {
         outcome,
         run_reason: None,
         delivery: None,
-        follow_up: false,
+        follow_up: cronhook::store::FollowUp::default(),
         flow: false,
     };
     let retry_later = Outcome::Retry {
@@ -1027,7 +1027,7 @@ async fn expired_leases_are_recovered_as_the_retry_rules_decide(backend: Backend
         outcome: Outcome::Succeeded,
         run_reason: None,
         delivery: None,
-        follow_up: false,
+        follow_up: cronhook::store::FollowUp::default(),
         flow: false,
     };
 
