@@ -91,7 +91,7 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
 /// A value read from a body that is not JSON, checked as [`parse_json`]
 /// checks JSON's: no string or key in it may hold a NUL character.
 pub fn no_nul(value: &serde_json::Value) -> Result<(), ApiError> {
-    match nul_at(value, String::new()) {
+    match crate::domain::json::nul_at(value, String::new()) {
         None => Ok(()),
         Some(path) => {
             let field = if path.is_empty() {
@@ -131,7 +131,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if !value.is_object() {
         return Err(FieldError::new("body", "expected a JSON object").into());
     }
-    if let Some(path) = nul_at(&value, String::new()) {
+    if let Some(path) = crate::domain::json::nul_at(&value, String::new()) {
         let field = if path.is_empty() {
             "body".to_string()
         } else {
@@ -140,32 +140,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(FieldError::new(field, "must not contain a NUL character (\\u0000)").into());
     }
     from_value(value)
-}
-
-/// The path of the first string (or key) holding a NUL character.
-fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
-    let join = |key: &str| {
-        if path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{path}.{key}")
-        }
-    };
-    match value {
-        serde_json::Value::String(s) if s.contains('\0') => Some(path),
-        serde_json::Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| nul_at(v, format!("{path}[{i}]"))),
-        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
-            if k.contains('\0') {
-                Some(join(&k.replace('\0', "\\u0000")))
-            } else {
-                nul_at(v, join(k))
-            }
-        }),
-        _ => None,
-    }
 }
 
 /// Reads a JSON value into `T`; a value that does not fit is a 422 naming

@@ -279,15 +279,20 @@ fn bounded_text(text: Option<String>, field: &str) -> Result<Option<String>, Fie
 
 impl CompletionReport {
     pub fn parse(self) -> Result<Completed, ReportRefusal> {
-        let output = self.output.filter(|v| !v.is_null()).map(|v| v.to_string());
+        let value = self.output.filter(|v| !v.is_null());
+        let output = value.as_ref().map(Value::to_string);
         if let Some(text) = &output
             && text.len() > MAX_OUTPUT
         {
             return Err(ReportRefusal::TooLarge(text.len()));
         }
-        if output.as_deref().is_some_and(|t| t.contains("\\u0000")) {
+        // A NUL in a string, not the text `\u0000` in one.
+        if let Some(path) = value
+            .as_ref()
+            .and_then(|v| crate::domain::json::nul_at(v, "output".to_string()))
+        {
             return Err(ReportRefusal::Invalid(FieldError::new(
-                "output",
+                path,
                 "must not hold NUL characters",
             )));
         }
@@ -603,6 +608,20 @@ mod tests {
         assert_eq!(ok.output.as_deref(), Some(r#"{"rows":3}"#));
         let e = report(json!({"status": "failed", "error": "e".repeat(1001)})).unwrap_err();
         assert!(matches!(e, ReportRefusal::Invalid(f) if f.field == "error"));
+    }
+
+    #[test]
+    fn a_nul_in_the_output_is_refused_where_it_is_and_its_escape_as_text_is_not() {
+        let e = report(json!({"status": "succeeded", "output": {"rows": [1, "a\0b"]}}));
+        assert!(
+            matches!(&e, Err(ReportRefusal::Invalid(f)) if f.field == "output.rows[1]"),
+            "{e:?}"
+        );
+        let text = report(json!({"status": "succeeded", "output": {"path": "C:\\u0000"}}));
+        assert_eq!(
+            text.unwrap().output.as_deref(),
+            Some(r#"{"path":"C:\\u0000"}"#)
+        );
     }
 
     fn running(accepted: bool) -> CallbackRun {
