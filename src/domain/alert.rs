@@ -15,6 +15,23 @@ use crate::domain::run::RunStatus;
 pub const MAX_CONSECUTIVE: i64 = 100;
 pub const MAX_SECONDS: i64 = 31 * 86_400;
 
+/// A span in seconds a client wrote at `field`, from `min` to
+/// [`MAX_SECONDS`]; none when it wrote none.
+pub fn seconds_at(
+    value: Option<i64>,
+    min: i64,
+    field: impl Into<String>,
+) -> Result<Option<u32>, FieldError> {
+    match value {
+        None => Ok(None),
+        Some(s) if (min..=MAX_SECONDS).contains(&s) => Ok(Some(s as u32)),
+        Some(s) => Err(FieldError::new(
+            field,
+            format!("must be between {min} and {MAX_SECONDS} seconds, got {s}"),
+        )),
+    }
+}
+
 /// When a job alerts (every field optional; `{}` alerts on one failure
 /// and on missed runs).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -67,14 +84,7 @@ pub struct AlertPolicy {
 impl AlertsInput {
     pub fn parse(self, field: &str) -> Result<AlertPolicy, FieldError> {
         let at = |name: &str| format!("{field}.{name}");
-        let seconds = |v: Option<i64>, name: &str, min: i64| match v {
-            None => Ok(None),
-            Some(s) if (min..=MAX_SECONDS).contains(&s) => Ok(Some(s as u32)),
-            Some(s) => Err(FieldError::new(
-                at(name),
-                format!("must be between {min} and {MAX_SECONDS} seconds, got {s}"),
-            )),
-        };
+        let seconds = |v: Option<i64>, name: &str, min: i64| seconds_at(v, min, at(name));
         let after = match self.after_consecutive_failures {
             None => 1,
             Some(n) if (1..=MAX_CONSECUTIVE).contains(&n) => n as u32,

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::alert::MAX_SECONDS;
+use crate::domain::alert::seconds_at;
 use crate::domain::error::FieldError;
 use crate::domain::run::RunStatus;
 use crate::domain::target::{Body, Method, Target};
@@ -105,14 +105,7 @@ pub struct Completion {
 }
 
 fn seconds(value: Option<i64>, field: &str) -> Result<Option<u32>, FieldError> {
-    match value {
-        None => Ok(None),
-        Some(s) if (1..=MAX_SECONDS).contains(&s) => Ok(Some(s as u32)),
-        Some(s) => Err(FieldError::new(
-            field,
-            format!("must be between 1 and {MAX_SECONDS} seconds, got {s}"),
-        )),
-    }
+    seconds_at(value, 1, field)
 }
 
 impl CompletionInput {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::alert::MAX_SECONDS;
+use crate::domain::alert::seconds_at;
 use crate::domain::error::FieldError;
 use crate::domain::job::JobId;
 use crate::domain::run::RunStatus;
@@ -108,16 +108,7 @@ impl ChainInput {
             for (i, edge) in list.unwrap_or_default().into_iter().enumerate() {
                 let at = |part: &str| format!("{field}.{name}[{i}].{part}");
                 let child = JobId::parse(&edge.job).map_err(|m| FieldError::new(at("job"), m))?;
-                let delay_s = match edge.delay_s {
-                    None => 0,
-                    Some(s) if (0..=MAX_SECONDS).contains(&s) => s as u32,
-                    Some(s) => {
-                        return Err(FieldError::new(
-                            at("delay_s"),
-                            format!("must be between 0 and {MAX_SECONDS} seconds, got {s}"),
-                        ));
-                    }
-                };
+                let delay_s = seconds_at(edge.delay_s, 0, at("delay_s"))?.unwrap_or(0);
                 if edges.iter().any(|e: &Edge| e.on == on && e.child == child) {
                     return Err(FieldError::new(
                         at("job"),

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::alert::MAX_SECONDS;
+use crate::domain::alert::seconds_at;
 use crate::domain::error::FieldError;
 use crate::domain::job::JobId;
 use crate::domain::run::RunStatus;
@@ -176,14 +176,7 @@ impl Facts {
 }
 
 fn seconds(v: Option<i64>, field: String, default: u32) -> Result<u32, FieldError> {
-    match v {
-        None => Ok(default),
-        Some(s) if (1..=MAX_SECONDS).contains(&s) => Ok(s as u32),
-        Some(s) => Err(FieldError::new(
-            field,
-            format!("must be between 1 and {MAX_SECONDS} seconds, got {s}"),
-        )),
-    }
+    Ok(seconds_at(v, 1, field)?.unwrap_or(default))
 }
 
 impl RequirementInput {

@@ -750,6 +750,7 @@ impl Job {
     /// client reads back, and the document a PATCH merges into.
     pub fn to_input(&self) -> JobInput {
         let d = &self.definition;
+        let (requires, requires_any) = d.gates.to_inputs();
         JobInput {
             id: Some(self.id.to_string()),
             name: d.name.clone(),
@@ -768,8 +769,8 @@ impl Job {
             retry: Some(d.retry.to_input()),
             completion: d.completion_input(),
             chain: d.chain_input(),
-            requires: d.gates.to_inputs().0,
-            requires_any: d.gates.to_inputs().1,
+            requires,
+            requires_any,
             flow: d.flow.as_ref().map(Flow::to_input),
             alerts: d.alerts.as_ref().map(AlertPolicy::to_input),
             mute_until: d.mute_until.map(|t| crate::domain::instant::format(&t)),

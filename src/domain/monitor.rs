@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::alert::MAX_SECONDS;
+use crate::domain::alert::seconds_at;
 use crate::domain::error::FieldError;
 use crate::domain::run::{RunStatus, storable};
 
@@ -43,16 +43,8 @@ pub struct Monitor {
 
 impl MonitorInput {
     pub fn parse(self, field: &str) -> Result<Monitor, FieldError> {
-        let grace_s = match self.grace_s {
-            None => DEFAULT_GRACE_S,
-            Some(s) if (1..=MAX_SECONDS).contains(&s) => s as u32,
-            Some(s) => {
-                return Err(FieldError::new(
-                    format!("{field}.grace_s"),
-                    format!("must be between 1 and {MAX_SECONDS} seconds, got {s}"),
-                ));
-            }
-        };
+        let grace_s =
+            seconds_at(self.grace_s, 1, format!("{field}.grace_s"))?.unwrap_or(DEFAULT_GRACE_S);
         Ok(Monitor { grace_s })
     }
 }

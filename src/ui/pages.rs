@@ -789,15 +789,10 @@ fn chain_graph(
 /// The gate that holds a run (§11.8): each job it requires, how recent a
 /// success must be, and until when the run waits for it.
 fn gate_view(run: &Run, on: &str, gates: &crate::domain::gate::Gates, tz: Tz) -> Markup {
-    use crate::domain::gate::{GateMode, Requirement};
-    let rows = |list: &[Requirement]| -> Vec<(Requirement, bool)> {
-        list.iter()
-            .map(|r| (r.clone(), r.job.as_str() == on))
-            .collect()
-    };
+    use crate::domain::gate::GateMode;
     let lists = [
-        ("All of these must have succeeded", rows(&gates.all)),
-        ("One of these must have succeeded", rows(&gates.any)),
+        ("All of these must have succeeded", &gates.all),
+        ("One of these must have succeeded", &gates.any),
     ];
     html! {
         section.gate {
@@ -808,13 +803,13 @@ fn gate_view(run: &Run, on: &str, gates: &crate::domain::gate::Gates, tz: Tz) ->
                     div.table-wrap { table.gate {
                         caption { (title) }
                         thead { tr { th { "Job" } th { "Succeeded within" } th { "If not" } th { "Waits until" } } }
-                        tbody { @for (r, waited) in list {
-                            tr class=[waited.then_some("waited")] {
+                        tbody { @for r in list.iter() {
+                            tr class=[(r.job.as_str() == on).then_some("waited")] {
                                 td { a href={ "/ui/jobs/" (r.job.as_str()) } { (r.job.as_str()) } }
                                 td { (crate::domain::trigger::words::duration_in_words(r.within_s.into())) }
                                 td { (r.mode.as_str()) }
                                 td { @if r.mode == GateMode::Wait {
-                                    (instant(run.scheduled_for + chrono::TimeDelta::seconds(r.wait_max_s.into()), tz))
+                                    (instant(r.deadline(run.scheduled_for), tz))
                                 } @else { "—" } }
                             }
                         } }
