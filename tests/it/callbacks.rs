@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::process::ServiceProcess;
 use common::receiver::{Received, Receiver};
-use common::{Backend, TestApp, TestDb, eventually};
+use common::{Backend, TestApp, TestDb, eventually, first_request, run_when};
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -19,36 +19,6 @@ fn callback_job(id: &str, url: String, completion: Value) -> Value {
     json!({"id": id, "trigger": {"type": "interval", "every_s": 3600},
            "next_run_at": "now", "target": {"url": url},
            "completion": completion})
-}
-
-/// The first request the receiver got on `path`.
-async fn request_on(receiver: &Receiver, path: &str) -> Received {
-    eventually(DEADLINE, "the job's request", || async {
-        receiver.received(path).into_iter().next()
-    })
-    .await
-}
-
-/// Run `id` through `base`, once `holds` is true of it.
-async fn run_when(
-    client: &reqwest::Client,
-    base: &str,
-    id: &str,
-    what: &str,
-    holds: impl Fn(&Value) -> bool,
-) -> Value {
-    eventually(DEADLINE, what, || async {
-        let run: Value = client
-            .get(format!("{base}/v1/runs/{id}"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        holds(&run).then_some(run)
-    })
-    .await
 }
 
 /// A POST to `url` with `token` as the bearer: (status, body).
@@ -84,7 +54,7 @@ async fn a_three_second_job_with_heartbeats_succeeds_by_callback(backend: Backen
         json!({"mode": "callback", "timeout_s": 600, "heartbeat_s": 60}),
     ))
     .await;
-    let request = request_on(&receiver, "/report").await;
+    let request = first_request(&receiver, "/report").await;
     let run_id = request.header("webhook-id").to_string();
     let (url, token) = callback_of(&request);
     assert_eq!(url, app.url(&format!("/v1/runs/{run_id}/complete")));
@@ -167,8 +137,8 @@ async fn bad_callbacks_are_refused_and_change_nothing(backend: Backend) {
         .await;
     }
     let (a, b) = (
-        request_on(&receiver, "/a").await,
-        request_on(&receiver, "/b").await,
+        first_request(&receiver, "/a").await,
+        first_request(&receiver, "/b").await,
     );
     let (_, a_token) = callback_of(&a);
     let b_id = b.header("webhook-id").to_string();
@@ -248,7 +218,7 @@ async fn a_run_whose_heartbeats_stop_fails_heartbeat_lost(backend: Backend) {
         json!({"mode": "callback", "timeout_s": 3600, "heartbeat_s": 5}),
     ))
     .await;
-    let request = request_on(&receiver, "/etl").await;
+    let request = first_request(&receiver, "/etl").await;
     let run_id = request.header("webhook-id").to_string();
     let (url, token) = callback_of(&request);
     // One heartbeat, then silence.
@@ -284,7 +254,7 @@ async fn a_run_whose_heartbeats_stop_fails_heartbeat_lost(backend: Backend) {
         json!({"mode": "callback", "timeout_s": 1}),
     ))
     .await;
-    let slow = request_on(&receiver, "/slow").await;
+    let slow = first_request(&receiver, "/slow").await;
     let slow_id = slow.header("webhook-id").to_string();
     let run = run_when(&app.client, &app.base, &slow_id, "timed_out", |r| {
         r["status"] == "failed"
@@ -309,7 +279,7 @@ async fn a_cancel_reaches_the_receiver(backend: Backend) {
         json!({"mode": "callback", "timeout_s": 3600, "cancel_grace_s": 600})
     );
     assert_eq!(view["target"]["cancel_url"], receiver.url("/backup/cancel"));
-    let request = request_on(&receiver, "/backup").await;
+    let request = first_request(&receiver, "/backup").await;
     let run_id = request.header("webhook-id").to_string();
     let (url, token) = callback_of(&request);
     run_when(&app.client, &app.base, &run_id, "accepted", |r| {
@@ -322,7 +292,7 @@ async fn a_cancel_reaches_the_receiver(backend: Backend) {
     assert_eq!(reply.json()["status"], "cancelling");
     let listed = app.get("/v1/runs?status=cancelling").await.json();
     assert_eq!(listed["items"][0]["id"], run_id.as_str(), "{listed}");
-    let cancel = request_on(&receiver, "/backup/cancel").await;
+    let cancel = first_request(&receiver, "/backup/cancel").await;
     assert_eq!(cancel.method, "POST");
     assert_eq!(cancel.header("cronhook-event"), "cancel");
     assert_eq!(cancel.header("webhook-id"), run_id);
@@ -362,7 +332,7 @@ async fn a_cancel_reaches_the_receiver(backend: Backend) {
         json!({"mode": "callback", "timeout_s": 3600, "cancel_grace_s": 1}),
     ))
     .await;
-    let deaf = request_on(&receiver, "/deaf").await;
+    let deaf = first_request(&receiver, "/deaf").await;
     let deaf_id = deaf.header("webhook-id").to_string();
     run_when(&app.client, &app.base, &deaf_id, "accepted", |r| {
         r["accepted_at"].is_string()
@@ -417,8 +387,8 @@ async fn a_killed_instance_loses_no_callback_run(
             .unwrap();
         assert_eq!(reply.status(), 201);
     }
-    let finishes = request_on(&receiver, "/finishes").await;
-    let times_out = request_on(&receiver, "/times-out").await;
+    let finishes = first_request(&receiver, "/finishes").await;
+    let times_out = first_request(&receiver, "/times-out").await;
     let (finishes_id, times_out_id) = (
         finishes.header("webhook-id").to_string(),
         times_out.header("webhook-id").to_string(),

@@ -795,6 +795,12 @@ async fn a_held_run_page_shows_its_gate(backend: Backend) {
     for words in ["Waiting for job extract to succeed", "2 h", "wait"] {
         assert!(gate.contains(words), "{words} in {gate:?}");
     }
+    // It waits until its fire time and `wait_max_s`.
+    let fired = chrono::DateTime::parse_from_rfc3339(run["scheduled_for"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let until = (fired + chrono::TimeDelta::hours(1)).format("%Y-%m-%d %H:%M:%S UTC");
+    assert!(gate.contains(&until.to_string()), "{until} in {gate:?}");
     assert_eq!(browser.count("table.gate tr.waited").await, 1);
     browser.screenshot("run-held-by-gate").await;
     browser.open(&app, "/ui/jobs/load").await;
@@ -818,26 +824,23 @@ async fn a_person_follows_and_cancels_a_long_run_in_a_browser(backend: Backend) 
         "completion": {"mode": "callback", "timeout_s": 3600, "heartbeat_s": 600}
     }))
     .await;
-    let request = eventually(DEADLINE, "the job's request", || async {
-        receiver.received("/etl").into_iter().next()
-    })
-    .await;
+    let request = common::first_request(&receiver, "/etl").await;
     let run_id = request.header("webhook-id").to_string();
     let token = request.header("cronhook-callback-token").to_string();
-    eventually(DEADLINE, "the run accepted", || async {
-        let run = app.get(&format!("/v1/runs/{run_id}")).await.json();
-        run["accepted_at"].is_string().then_some(())
+    common::run_when(&app.client, &app.base, &run_id, "the run accepted", |run| {
+        run["accepted_at"].is_string()
     })
     .await;
-    let beat = app
-        .client
-        .post(app.url(&format!("/v1/runs/{run_id}/heartbeat")))
-        .bearer_auth(&token)
-        .json(&json!({"progress": 42, "message": "loading orders"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(beat.status(), 204);
+    let beat = common::send(
+        &app,
+        reqwest::Method::POST,
+        &format!("/v1/runs/{run_id}/heartbeat"),
+        Some(&token),
+        &[],
+        Some(json!({"progress": 42, "message": "loading orders"})),
+    )
+    .await;
+    assert_eq!(beat.status, 204, "{}", beat.text);
 
     let browser = Browser::start().await;
     browser.open(&app, &format!("/ui/runs/{run_id}")).await;

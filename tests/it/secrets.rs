@@ -4,13 +4,10 @@
 
 use crate::support as common;
 
-use std::time::Duration;
-
 use common::receiver::Receiver;
-use common::{Backend, TestApp, TestDb, eventually};
+use common::{Backend, TestApp, TestDb};
 use serde_json::{Value, json};
 
-const DEADLINE: Duration = Duration::from_secs(60);
 // The Standard Webhooks specification's example secret, and another.
 const CHOSEN: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OTHER: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
@@ -35,10 +32,7 @@ async fn secret_of(app: &TestApp, id: &str) -> String {
 
 /// The receiver's one request for `path`, verified with `secret`.
 async fn verified_with(receiver: &Receiver, path: &str, secret: &str) {
-    let request = eventually(DEADLINE, "the request", || async {
-        receiver.received(path).first().cloned()
-    })
-    .await;
+    let request = common::first_request(receiver, path).await;
     standardwebhooks::Webhook::new(secret)
         .unwrap()
         .verify(&request.body, &request.headers)

@@ -410,6 +410,16 @@ impl Reply {
     }
 
     /// Asserts a problem+json answer with this status; returns its detail.
+    /// A refusal's `field` and `detail`, checked as [`Self::problem`].
+    pub fn problem_field(&self, status: u16) -> (String, String) {
+        let detail = self.problem(status);
+        let field = self.json()["field"]
+            .as_str()
+            .expect("the problem names its field")
+            .to_string();
+        (field, detail)
+    }
+
     pub fn problem(&self, status: u16) -> String {
         assert_eq!(self.status, status, "{}", self.text);
         assert_eq!(
@@ -478,6 +488,37 @@ pub async fn finished_run(app: &TestApp, job: &str) -> Value {
             .to_string();
         let run = app.get(&format!("/v1/runs/{id}")).await.json();
         run["finished_at"].is_string().then_some(run)
+    })
+    .await
+}
+
+/// Run `id`, read through `base` (a `TestApp`'s or a `ServiceProcess`'s),
+/// once `holds` is true of it.
+pub async fn run_when(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    what: &str,
+    holds: impl Fn(&Value) -> bool,
+) -> Value {
+    eventually(Duration::from_secs(60), what, || async {
+        let run: Value = client
+            .get(format!("{base}/v1/runs/{id}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        holds(&run).then_some(run)
+    })
+    .await
+}
+
+/// The first request `receiver` got on `path`, once it has one.
+pub async fn first_request(receiver: &receiver::Receiver, path: &str) -> receiver::Received {
+    eventually(Duration::from_secs(60), "the request", || async {
+        receiver.received(path).into_iter().next()
     })
     .await
 }
