@@ -1024,12 +1024,14 @@ impl<D: Dialect> SqlStore<D> {
         }))
     }
 
-    /// What follows the end of recorded runs (`recorded` of `records`),
-    /// under one lock of each job's row: jobs whose `pause_on_failure`
-    /// says so pause (each once, for its first failed run), and runs that
-    /// wait for an ended one are released (§11.1), and completed jobs whose
-    /// last run ended are deleted if `on_complete` says so (§11.3).
-    /// Answers the events and how many runs were released.
+    /// What follows the end of recorded runs (`recorded` of `records`):
+    /// the chained runs their ends start and the runs held for their
+    /// successes (§11.8); then, under one lock of each job's row, jobs
+    /// whose `pause_on_failure` says so pause (each once, for its first
+    /// failed run), runs that wait for an ended one are released (§11.1),
+    /// and completed jobs whose last run ended are deleted if
+    /// `on_complete` says so (§11.3). Answers the events and how many runs
+    /// were released.
     pub(super) async fn after_runs_end(
         &self,
         tx: &mut D::Tx,
