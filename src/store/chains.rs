@@ -39,7 +39,7 @@ impl<D: Dialect> SqlStore<D> {
             let field = chain.field_of(edge.child.as_str());
             match self
                 .db
-                .read_job(tx, &self.key, tenant, &edge.child, false)
+                .monitor_only(tx, tenant.as_str(), edge.child.as_str())
                 .await?
             {
                 None => {
@@ -52,7 +52,7 @@ impl<D: Dialect> SqlStore<D> {
                     )
                     .into());
                 }
-                Some(child) if child.definition.monitor.is_some() => {
+                Some(true) => {
                     return Err(FieldError::new(
                         field,
                         format!(
@@ -62,7 +62,7 @@ impl<D: Dialect> SqlStore<D> {
                     )
                     .into());
                 }
-                Some(_) => {}
+                Some(false) => {}
             }
         }
         let others = self.db.tenant_edges(tx, tenant.as_str()).await?;

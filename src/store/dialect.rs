@@ -851,7 +851,12 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         tenant: &str,
         job: &str,
     ) -> StoreResult<crate::domain::gate::Gates>;
-    async fn has_job(&self, tx: &mut Self::Tx, tenant: &str, id: &str) -> StoreResult<bool>;
+    async fn monitor_only(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        id: &str,
+    ) -> StoreResult<Option<bool>>;
     async fn requirers(
         &self,
         tx: &mut Self::Tx,

@@ -60,7 +60,12 @@ impl<D: Dialect> SqlStore<D> {
             if requirement.job == *id {
                 return Err(FieldError::new(field, "a job cannot require itself").into());
             }
-            if !self.db.has_job(tx, tenant.as_str(), job).await? {
+            if self
+                .db
+                .monitor_only(tx, tenant.as_str(), job)
+                .await?
+                .is_none()
+            {
                 return Err(FieldError::new(
                     field,
                     format!("names job {job:?}, which this tenant does not have"),

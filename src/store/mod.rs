@@ -1268,6 +1268,12 @@ pub(crate) fn job_id(s: String) -> StoreResult<JobId> {
     JobId::parse(&s).map_err(|e| StoreError::Corrupt(format!("job id {s:?}: {e}")))
 }
 
+/// A chain edge's end as `job_edges` keeps it (§11.8).
+pub(crate) fn edge_end(s: &str) -> StoreResult<crate::domain::chain::End> {
+    crate::domain::chain::End::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("edge end {s:?}")))
+}
+
 /// A count read from the database, as the rules' input.
 pub(crate) fn count(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)

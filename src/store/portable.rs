@@ -661,9 +661,7 @@ macro_rules! portable_statements {
             rows.into_iter()
                 .map(|(on, child, delay_s)| {
                     Ok($crate::domain::chain::Edge {
-                        on: $crate::domain::chain::End::parse(&on).ok_or_else(|| {
-                            $crate::store::StoreError::Corrupt(format!("edge end {on:?}"))
-                        })?,
+                        on: $crate::store::edge_end(&on)?,
                         child: $crate::store::job_id(child)?,
                         delay_s: u32::try_from(delay_s).unwrap_or(0),
                     })
@@ -784,19 +782,21 @@ macro_rules! portable_statements {
             Ok(gates)
         }
 
-        /// Whether the tenant has job `id`, as `conn`'s transaction sees.
-        async fn has_job_in(
+        /// Whether the tenant's job `id` is monitor-only (§11.5), as
+        /// `conn`'s transaction sees it; none when the tenant has no such
+        /// job.
+        async fn monitor_only_in(
             conn: &mut <Db as sqlx::Database>::Connection,
             tenant: &str,
             id: &str,
-        ) -> $crate::store::StoreResult<bool> {
-            let found: Option<i32> =
-                sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant = $1 AND id = $2")
+        ) -> $crate::store::StoreResult<Option<bool>> {
+            let url: Option<String> =
+                sqlx::query_scalar("SELECT target_url FROM jobs WHERE tenant = $1 AND id = $2")
                     .bind(tenant)
                     .bind(id)
                     .fetch_optional(conn)
                     .await?;
-            Ok(found.is_some())
+            Ok(url.map(|url| $crate::store::shape::StoredTarget::is_no_url(&url)))
         }
 
         /// The other jobs whose gates name job `required`, in id order.
@@ -2214,7 +2214,10 @@ macro_rules! portable_statements {
                 tenant: &$crate::store::Tenant,
                 id: &$crate::domain::job::JobId,
             ) -> $crate::store::StoreResult<bool> {
-                has_job_in(&mut *self.pool.acquire().await?, tenant.as_str(), id.as_str()).await
+                let conn = &mut *self.pool.acquire().await?;
+                Ok(monitor_only_in(conn, tenant.as_str(), id.as_str())
+                    .await?
+                    .is_some())
             }
 
             async fn list_jobs(
@@ -2311,9 +2314,7 @@ macro_rules! portable_statements {
                 .await?;
                 rows.into_iter()
                     .map(|(parent, on, delay_s)| {
-                        let on = $crate::domain::chain::End::parse(&on).ok_or_else(|| {
-                            $crate::store::StoreError::Corrupt(format!("edge end {on:?}"))
-                        })?;
+                        let on = $crate::store::edge_end(&on)?;
                         Ok(($crate::store::job_id(parent)?, on, u32::try_from(delay_s).unwrap_or(0)))
                     })
                     .collect()

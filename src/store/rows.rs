@@ -254,6 +254,12 @@ impl<T: At> From<DueJobRow<T>> for DueRow {
     }
 }
 
+/// What a redriven run forgets of a callback's work (§11.7): it starts
+/// afresh, and its old token's work has ended.
+pub(crate) const CALLBACK_FORGOTTEN: &str = "accepted_at = NULL, deadline_at = NULL, \
+     heartbeat_s = NULL, heartbeat_due_at = NULL, watch_at = NULL, last_heartbeat_at = NULL, \
+     progress = NULL, message = NULL, completion = NULL, cancel_requested_at = NULL";
+
 /// The columns a run is answered with.
 pub(crate) const RUN_COLUMNS: &str = "id, job_id, scheduled_for, cause, status, occurrences, \
      attempt_count, deliver_after, next_attempt_at, created_at, finished_at, wait_reason, reason, \

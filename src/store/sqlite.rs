@@ -21,7 +21,7 @@ use super::dialect::{
     NewBackfillRun, NewDelivery, NewRun, Settle, has_run_in_flight,
 };
 use super::portable::portable_statements;
-use super::rows::{self, At, RUN_COLUMNS, RowId};
+use super::rows::{self, At, CALLBACK_FORGOTTEN, RUN_COLUMNS, RowId};
 use super::shape::StoredDefinition;
 use super::subscriptions::{SubscriptionCache, SubscriptionInterest};
 use super::{
@@ -539,8 +539,13 @@ impl Dialect for SqliteDialect {
         gates_of_in(tx, tenant, job).await
     }
 
-    async fn has_job(&self, tx: &mut Self::Tx, tenant: &str, id: &str) -> StoreResult<bool> {
-        has_job_in(tx, tenant, id).await
+    async fn monitor_only(
+        &self,
+        tx: &mut Self::Tx,
+        tenant: &str,
+        id: &str,
+    ) -> StoreResult<Option<bool>> {
+        monitor_only_in(tx, tenant, id).await
     }
 
     async fn requirers(
@@ -1459,13 +1464,7 @@ impl Dialect for SqliteDialect {
     async fn redrive_run(&self, tx: &mut Self::Tx, id: Uuid) -> StoreResult<Run> {
         sqlx::query_as::<_, RunRow>(&format!(
             "UPDATE runs SET status = 'pending', next_attempt_at = ?2, finished_at = NULL,
-                 prior_attempts = attempt_count, reason = NULL,
-                 -- A callback run starts afresh (§11.7): its old token's
-                 -- work has ended.
-                 accepted_at = NULL, deadline_at = NULL, heartbeat_s = NULL,
-                 heartbeat_due_at = NULL, watch_at = NULL, last_heartbeat_at = NULL,
-                 progress = NULL, message = NULL, completion = NULL,
-                 cancel_requested_at = NULL
+                 prior_attempts = attempt_count, reason = NULL, {CALLBACK_FORGOTTEN}
              WHERE id = ?1
              RETURNING {RUN_COLUMNS}"
         ))
