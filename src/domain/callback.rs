@@ -394,8 +394,13 @@ pub fn complete(run: &CallbackRun, report: &Completed) -> CompletionEffect {
 /// What a heartbeat does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeartbeatEffect {
-    /// Recorded; the next one is due by this (none without `heartbeat_s`).
-    Beats { next_due: Option<DateTime<Utc>> },
+    /// Recorded; the next one is due by `next_due` (none without
+    /// `heartbeat_s`, nor once a cancel was asked: its grace alone
+    /// counts), and the watchdog looks at the run at `watch_at`.
+    Beats {
+        next_due: Option<DateTime<Utc>>,
+        watch_at: Option<DateTime<Utc>>,
+    },
     /// The run is not running (409).
     NotRunning,
 }
@@ -403,13 +408,18 @@ pub enum HeartbeatEffect {
 pub fn heartbeat(
     run: &CallbackRun,
     heartbeat_s: Option<u32>,
+    deadline_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> HeartbeatEffect {
     if !run.started() {
         return HeartbeatEffect::NotRunning;
     }
+    let next_due = heartbeat_s
+        .filter(|_| run.cancel_requested_at.is_none())
+        .map(|s| now + TimeDelta::seconds(s.into()));
     HeartbeatEffect::Beats {
-        next_due: heartbeat_s.map(|s| now + TimeDelta::seconds(s.into())),
+        next_due,
+        watch_at: watch_at(deadline_at, next_due),
     }
 }
 
@@ -707,22 +717,40 @@ mod tests {
 
     #[test]
     fn a_heartbeat_sets_the_next_due_time_while_the_run_runs() {
+        let deadline = Some(at("2026-12-05T16:00:00Z"));
         assert_eq!(
-            heartbeat(&running(true), Some(30), at(NOW)),
+            heartbeat(&running(true), Some(30), deadline, at(NOW)),
             HeartbeatEffect::Beats {
-                next_due: Some(at("2026-12-05T10:00:30Z"))
+                next_due: Some(at("2026-12-05T10:00:30Z")),
+                watch_at: Some(at("2026-12-05T10:00:30Z")),
             }
         );
         assert_eq!(
-            heartbeat(&running(true), None, at(NOW)),
-            HeartbeatEffect::Beats { next_due: None }
+            heartbeat(&running(true), None, deadline, at(NOW)),
+            HeartbeatEffect::Beats {
+                next_due: None,
+                watch_at: deadline,
+            }
+        );
+        // A cancelled run owes no heartbeat: its grace alone counts.
+        let cancelling = CallbackRun {
+            cancel_requested_at: Some(at("2026-12-05T09:59:00Z")),
+            ..running(true)
+        };
+        let grace = Some(at("2026-12-05T10:00:00Z"));
+        assert_eq!(
+            heartbeat(&cancelling, Some(30), grace, at(NOW)),
+            HeartbeatEffect::Beats {
+                next_due: None,
+                watch_at: grace,
+            }
         );
         let ended = CallbackRun {
             status: RunStatus::Failed,
             ..running(true)
         };
         assert_eq!(
-            heartbeat(&ended, Some(30), at(NOW)),
+            heartbeat(&ended, Some(30), deadline, at(NOW)),
             HeartbeatEffect::NotRunning
         );
     }

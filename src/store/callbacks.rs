@@ -329,17 +329,12 @@ impl<D: Dialect> SqlStore<D> {
     pub(super) async fn heartbeat_run_inner(&self, run_id: Uuid, beat: &Beat) -> StoreResult<()> {
         let now = Utc::now();
         let (mut tx, run) = self.locked_run(run_id).await?;
-        match callback::heartbeat(&run.rules, run.heartbeat_s, now) {
+        match callback::heartbeat(&run.rules, run.heartbeat_s, run.deadline_at, now) {
             HeartbeatEffect::NotRunning => Err(StoreError::Conflict(format!(
                 "run {run_id} is {}: heartbeats are for a running run",
                 run.rules.status.as_str()
             ))),
-            HeartbeatEffect::Beats { next_due } => {
-                // A cancelled run owes no heartbeat: its grace alone counts.
-                let (next_due, watch_at) = match run.rules.cancel_requested_at {
-                    Some(_) => (None, run.deadline_at),
-                    None => (next_due, callback::watch_at(run.deadline_at, next_due)),
-                };
+            HeartbeatEffect::Beats { next_due, watch_at } => {
                 self.db
                     .beat_callback_run(&mut tx, run_id, beat, next_due, watch_at, now)
                     .await?;
