@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::auth::Writer;
 use super::error::{ApiError, Problem};
-use super::extract::ApiJson;
+use super::extract::LaterJson;
 use crate::domain::auth::bearer;
 use crate::domain::callback::{
     CompletionReport, HeartbeatReport, MAX_OUTPUT, ReportRefusal, TOKEN_PREFIX,
@@ -76,10 +76,10 @@ pub async fn complete_run(
     State(app): State<AppState>,
     Path(raw): Path<String>,
     headers: HeaderMap,
-    ApiJson(report): ApiJson<CompletionReport>,
+    LaterJson(report): LaterJson<CompletionReport>,
 ) -> Result<Json<RunStatusView>, ApiError> {
     let id = authorised_run(&app, &raw, &headers)?;
-    let report = report.parse().map_err(|e| match e {
+    let report = report?.parse().map_err(|e| match e {
         ReportRefusal::TooLarge(n) => ApiError::FieldTooLarge(FieldError::new(
             "output",
             format!("is {n} bytes as JSON; at most {MAX_OUTPUT} are kept"),
@@ -133,10 +133,10 @@ pub async fn heartbeat_run(
     State(app): State<AppState>,
     Path(raw): Path<String>,
     headers: HeaderMap,
-    ApiJson(report): ApiJson<HeartbeatReport>,
+    LaterJson(report): LaterJson<HeartbeatReport>,
 ) -> Result<StatusCode, ApiError> {
     let id = authorised_run(&app, &raw, &headers)?;
-    let beat = report.parse()?;
+    let beat = report?.parse()?;
     app.store.heartbeat_run(id, &beat).await.map_err(gone(id))?;
     Ok(StatusCode::NO_CONTENT)
 }

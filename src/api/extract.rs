@@ -52,6 +52,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A JSON body read as [`ApiJson`] reads it, its refusal kept for the
+/// handler to answer after it checked the caller: a call without its
+/// credentials is a 401 whatever its body (the callback endpoints, whose
+/// token the handler checks, §11.7).
+pub struct LaterJson<T>(pub Result<T, ApiError>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for LaterJson<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(LaterJson(
+            ApiJson::from_request(req, state).await.map(|ApiJson(v)| v),
+        ))
+    }
+}
+
 /// A JSON body that may be left out: none (an empty body) is `T`'s default.
 pub struct OptionalJson<T>(pub T);
 

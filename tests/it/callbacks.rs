@@ -160,6 +160,20 @@ async fn bad_callbacks_are_refused_and_change_nothing(backend: Backend) {
     assert_eq!(bare.status(), 401);
     let (status, _) = call(&app.client, &b_complete, "crt_AAAA", ok.clone()).await;
     assert_eq!(status, 401);
+    // Without its token, a body the API would refuse is still a 401: who
+    // calls is checked first.
+    let beat = app.url(&format!("/v1/runs/{b_id}/heartbeat"));
+    for (url, body) in [
+        (
+            &b_complete,
+            json!({"status": "succeeded", "output": {"s": "a\0b"}}),
+        ),
+        (&beat, json!({"message": "a\0b"})),
+        (&beat, json!({"progress": "lots"})),
+    ] {
+        let (status, reply) = call(&app.client, url, &a_token, body).await;
+        assert_eq!(status, 401, "{url}: {reply}");
+    }
     let b_run = app.get(&format!("/v1/runs/{b_id}")).await.json();
     assert_eq!(b_run["status"], "running", "{b_run}");
 
