@@ -215,7 +215,9 @@ fn retry_properties() -> Value {
                       "description": "No retry is sent later than this many seconds after `scheduled_for`: the run fails with reason `expired`."},
         "delays_s": {"type": ["array", "null"], "maxItems": 50,
                      "items": {"type": "integer", "minimum": 0, "maximum": MAX_BACKOFF_S},
-                     "description": "Waits before each retry, in seconds, the last one repeated, instead of the exponential backoff."}
+                     "description": "Waits before each retry, in seconds, the last one repeated, instead of the exponential backoff."},
+        "on_timeout": {"type": ["boolean", "null"],
+                       "description": "A callback run that timed out or lost its heartbeat is sent again, as a failed attempt would be (default false: it fails). Only with `completion.mode: callback`."}
     })
 }
 

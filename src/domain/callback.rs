@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::domain::alert::seconds_at;
 use crate::domain::error::FieldError;
+use crate::domain::retry::{self, AttemptNumber, Outcome, RetryPolicy};
 use crate::domain::run::RunStatus;
 use crate::domain::target::{Body, Method, Target};
 
@@ -518,6 +519,48 @@ pub fn overdue(run: Watched, now: DateTime<Utc>) -> Option<Overdue> {
     None
 }
 
+/// What the watchdog does with a run over its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverdueEffect {
+    /// The run ends so, for this reason.
+    Ends {
+        status: RunStatus,
+        reason: &'static str,
+    },
+    /// A time-out its job's `retry.on_timeout` retries: pending again,
+    /// sent after `delay`.
+    Retry { delay: std::time::Duration },
+}
+
+/// What becomes of a run that is `overdue`, its accepted attempt being
+/// `attempt` under its job's retry `policy`: a time-out or a lost
+/// heartbeat fails it unless `retry.on_timeout` sends it again (§11.7,
+/// [`retry::after_time_out`]); a cancel's grace over ends it cancelled.
+/// `age` is now − its `scheduled_for`; `unit` a uniform random number in
+/// `[0, 1)`.
+pub fn settle_overdue(
+    overdue: Overdue,
+    attempt: AttemptNumber,
+    policy: &RetryPolicy,
+    age: std::time::Duration,
+    unit: f64,
+) -> OverdueEffect {
+    if overdue == Overdue::CancelGraceOver {
+        return OverdueEffect::Ends {
+            status: overdue.status(),
+            reason: overdue.reason(),
+        };
+    }
+    let decision = retry::after_time_out(attempt, policy, age, unit);
+    match decision.outcome {
+        Outcome::Retry { delay } => OverdueEffect::Retry { delay },
+        _ => OverdueEffect::Ends {
+            status: overdue.status(),
+            reason: decision.reason.unwrap_or(overdue.reason()),
+        },
+    }
+}
+
 /// When the watchdog must look at a run next: the earlier of its
 /// deadlines.
 pub fn watch_at(
@@ -821,5 +864,56 @@ mod tests {
             run.heartbeat_due_at
         );
         assert_eq!(watch_at(run.deadline_at, None), run.deadline_at);
+    }
+
+    #[test]
+    fn an_overdue_run_fails_or_is_retried_as_its_job_says() {
+        let on_timeout: RetryPolicy = serde_json::from_value::<crate::domain::retry::RetryInput>(
+            json!({"max_attempts": 2, "on_timeout": true, "delays_s": [5]}),
+        )
+        .unwrap()
+        .parse("retry")
+        .unwrap();
+        let settle = |overdue, attempt: u32, policy: &RetryPolicy| {
+            settle_overdue(
+                overdue,
+                attempt.into(),
+                policy,
+                std::time::Duration::ZERO,
+                0.5,
+            )
+        };
+        for overdue in [Overdue::TimedOut, Overdue::HeartbeatLost] {
+            // By default it fails, naming why.
+            assert_eq!(
+                settle(overdue, 1, &RetryPolicy::default()),
+                OverdueEffect::Ends {
+                    status: RunStatus::Failed,
+                    reason: overdue.reason()
+                }
+            );
+            assert_eq!(
+                settle(overdue, 1, &on_timeout),
+                OverdueEffect::Retry {
+                    delay: std::time::Duration::from_secs(5)
+                }
+            );
+            // Its last attempt fails as by default.
+            assert_eq!(
+                settle(overdue, 2, &on_timeout),
+                OverdueEffect::Ends {
+                    status: RunStatus::Failed,
+                    reason: overdue.reason()
+                }
+            );
+        }
+        // A cancel's grace over is no failure to retry.
+        assert_eq!(
+            settle(Overdue::CancelGraceOver, 1, &on_timeout),
+            OverdueEffect::Ends {
+                status: RunStatus::Cancelled,
+                reason: REASON_CANCELLED
+            }
+        );
     }
 }

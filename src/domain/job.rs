@@ -528,6 +528,14 @@ impl JobInput {
         let overlap = Overlap::parse(self.overlap, self.buffer_max)?;
         let max_runs = run_limit::parse_max_runs(self.max_runs)?;
         let retry = self.retry.unwrap_or_default().parse("retry")?;
+        let on_timeout = retry.rules.as_deref().is_some_and(|r| r.on_timeout);
+        if on_timeout && target.as_ref().and_then(|t| t.completion).is_none() {
+            return Err(FieldError::new(
+                "retry.on_timeout",
+                "applies only with completion.mode callback (only a callback run can time out \
+                 or lose its heartbeat)",
+            ));
+        }
         let flow = self.flow.map(FlowInput::parse).transpose()?;
         if monitor.is_some() && flow.is_some() {
             return Err(FieldError::new(
@@ -833,6 +841,21 @@ mod tests {
         assert!(both.starts_with("target: must be null"), "{both}");
         let neither = parse(json!({"trigger": {"type": "interval", "every_s": 60}})).unwrap_err();
         assert!(neither.starts_with("target: is required"), "{neither}");
+    }
+
+    #[test]
+    fn retry_on_timeout_needs_a_callback_job() {
+        let refused = parse(with("retry", json!({"on_timeout": true}))).unwrap_err();
+        assert!(
+            refused.starts_with("retry.on_timeout: applies only with completion.mode callback"),
+            "{refused}"
+        );
+        let mut v = with("retry", json!({"on_timeout": true}));
+        v["completion"] = json!({"mode": "callback"});
+        let rules = parse(v).unwrap().definition.retry.rules.unwrap();
+        assert!(rules.on_timeout);
+        // Saying false is saying nothing.
+        assert!(parse(with("retry", json!({"on_timeout": false}))).is_ok());
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub struct RetryInput {
     /// of the exponential backoff (a `Retry-After` still wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delays_s: Option<Vec<i64>>,
+    /// A callback run that timed out or lost its heartbeat (§11.7) is
+    /// sent again, as a failed attempt would be (default false: it fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +88,8 @@ pub struct RetryRules {
     pub never_retry: Vec<u16>,
     pub max_age_s: Option<u32>,
     pub delays_s: Vec<u32>,
+    /// Retry a callback run that timed out or lost its heartbeat (§11.7).
+    pub on_timeout: bool,
 }
 
 /// A kind of failure `retry_on` may name.
@@ -191,6 +197,7 @@ impl RetryInput {
             self.never_retry,
             self.max_age_s,
             self.delays_s,
+            self.on_timeout,
             field,
         )?;
         Ok(RetryPolicy {
@@ -226,9 +233,15 @@ fn parse_rules(
     never_retry: Option<Vec<i64>>,
     max_age_s: Option<i64>,
     delays_s: Option<Vec<i64>>,
+    on_timeout: Option<bool>,
     field: &str,
 ) -> Result<Option<RetryRules>, FieldError> {
-    if retry_on.is_none() && never_retry.is_none() && max_age_s.is_none() && delays_s.is_none() {
+    if retry_on.is_none()
+        && never_retry.is_none()
+        && max_age_s.is_none()
+        && delays_s.is_none()
+        && on_timeout.is_none()
+    {
         return Ok(None);
     }
     let at = |name: &str| format!("{field}.{name}");
@@ -272,6 +285,7 @@ fn parse_rules(
         never_retry,
         max_age_s,
         delays_s,
+        on_timeout: on_timeout.unwrap_or(false),
     }))
 }
 
@@ -290,6 +304,7 @@ impl RetryPolicy {
             delays_s: rules
                 .filter(|r| !r.delays_s.is_empty())
                 .map(|r| r.delays_s.iter().map(|&d| i64::from(d)).collect()),
+            on_timeout: rules.filter(|r| r.on_timeout).map(|_| true),
         }
     }
 
@@ -504,6 +519,33 @@ pub fn after_attempt(
     };
     if policy.too_old(age, delay) {
         return failed(Some(crate::domain::run::EXPIRED));
+    }
+    Outcome::Retry { delay }.into()
+}
+
+/// What a callback run that ran out of time becomes (§11.7: no completion
+/// within `timeout_s`, or no heartbeat for `heartbeat_s`), its accepted
+/// attempt being `attempt`: failed, unless its job's `retry.on_timeout`
+/// says to send it again, within `max_attempts` and `max_age_s` and after
+/// the backoff, as a failed attempt would be. `age` and `unit` as in
+/// [`after_attempt`].
+pub fn after_time_out(
+    attempt: impl Into<AttemptNumber>,
+    policy: &RetryPolicy,
+    age: Duration,
+    unit: f64,
+) -> Decision {
+    let on_timeout = policy.rules.as_deref().is_some_and(|r| r.on_timeout);
+    let attempt = attempt.into().in_round();
+    if !on_timeout || attempt >= policy.max_attempts {
+        return Outcome::Failed.into();
+    }
+    let delay = policy.delay(attempt, unit, None);
+    if policy.too_old(age, delay) {
+        return Decision {
+            outcome: Outcome::Failed,
+            reason: Some(crate::domain::run::EXPIRED),
+        };
     }
     Outcome::Retry { delay }.into()
 }
@@ -804,6 +846,56 @@ mod tests {
     }
 
     #[test]
+    fn a_timed_out_callback_run_fails_unless_on_timeout_says_retry() {
+        let at = |p: &RetryPolicy, attempt: u32, age_s: u64| {
+            after_time_out(attempt, p, Duration::from_secs(age_s), 1.0)
+        };
+        // By default, and with on_timeout false, whatever attempts are left.
+        for p in [
+            RetryPolicy::default(),
+            with_rules(serde_json::json!({"max_attempts": 5, "on_timeout": false})),
+        ] {
+            assert_eq!(at(&p, 1, 0), Outcome::Failed.into());
+        }
+        let p = with_rules(serde_json::json!({"max_attempts": 3, "on_timeout": true,
+                                              "backoff_initial_s": 10, "max_age_s": 3600}));
+        // Sent again after the backoff while attempts are left, the
+        // accepted attempt counted.
+        assert_eq!(
+            at(&p, 1, 0),
+            Outcome::Retry {
+                delay: Duration::from_secs(10)
+            }
+            .into()
+        );
+        assert_eq!(
+            at(&p, 2, 0),
+            Outcome::Retry {
+                delay: Duration::from_secs(20)
+            }
+            .into()
+        );
+        assert_eq!(at(&p, 3, 0), Outcome::Failed.into());
+        // A redrive counts afresh.
+        let redriven = AttemptNumber {
+            number: 4,
+            before_redrive: 3,
+        };
+        assert!(matches!(
+            after_time_out(redriven, &p, Duration::ZERO, 0.0).outcome,
+            Outcome::Retry { .. }
+        ));
+        // Not past max_age_s: expired.
+        assert_eq!(
+            at(&p, 1, 3595),
+            Decision {
+                outcome: Outcome::Failed,
+                reason: Some("expired")
+            }
+        );
+    }
+
+    #[test]
     fn backoff_doubles_to_its_cap_and_resets() {
         let mut b = Backoff::new();
         let waits: Vec<u64> = (0..8).map(|_| b.next_wait().as_millis() as u64).collect();
@@ -852,8 +944,12 @@ mod tests {
         assert_eq!(with_rules(serde_json::json!({})).rules, None);
         let p = with_rules(
             serde_json::json!({"retry_on": ["timeout", 503, "rule_failed"],
-                                              "never_retry": [501], "max_age_s": 600, "delays_s": [1, 5]}),
+                                              "never_retry": [501], "max_age_s": 600, "delays_s": [1, 5],
+                                              "on_timeout": true}),
         );
         assert_eq!(p.to_input().parse("retry").unwrap(), p);
+        let alone = with_rules(serde_json::json!({"on_timeout": true}));
+        assert_eq!(alone.to_input().on_timeout, Some(true));
+        assert_eq!(alone.to_input().parse("retry").unwrap(), alone);
     }
 }

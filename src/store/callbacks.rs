@@ -4,18 +4,21 @@
 //! database's clock. What each does is decided by `domain::callback`.
 
 use chrono::{DateTime, Utc};
+use rand::RngExt;
 use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::rows::{At, RowId};
+use super::shape::StoredRetry;
 use super::writes::{SqlStore, audit_record};
 use super::{AttemptRecord, StoreError, StoreResult};
 use crate::domain::audit;
 use crate::domain::callback::{
-    self, Beat, CancelEffect, Completed, CompletionEffect, HeartbeatEffect, Overdue, Watched,
+    self, Beat, CancelEffect, Completed, CompletionEffect, HeartbeatEffect, Overdue, OverdueEffect,
+    Watched,
 };
 use crate::domain::event::{self, NewEvent};
-use crate::domain::retry::Outcome;
+use crate::domain::retry::{AttemptNumber, Outcome};
 use crate::domain::run::RunStatus;
 
 /// Most overdue runs one watchdog pass ends.
@@ -89,7 +92,13 @@ pub(crate) struct WatchedRow<T, I> {
     heartbeat_due_at: Option<T>,
     cancel_requested_at: Option<T>,
     flow_key: Option<String>,
+    scheduled_for: T,
     attempt_count: i64,
+    prior_attempts: i64,
+    max_attempts: Option<i64>,
+    backoff_initial_s: Option<i64>,
+    backoff_max_s: Option<i64>,
+    delivery_rules: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +108,11 @@ pub(crate) struct WatchedRun {
     pub job_id: String,
     pub watched: Watched,
     pub flow: bool,
-    pub attempt_count: u32,
+    pub scheduled_for: DateTime<Utc>,
+    /// Its accepted attempt.
+    pub attempt: AttemptNumber,
+    /// Its job's retry policy as stored (none if the job is gone).
+    pub retry: Option<StoredRetry>,
 }
 
 impl<T: At, I: RowId> WatchedRow<T, I> {
@@ -114,7 +127,17 @@ impl<T: At, I: RowId> WatchedRow<T, I> {
                 cancelling: self.cancel_requested_at.is_some(),
             },
             flow: self.flow_key.is_some(),
-            attempt_count: u32::try_from(self.attempt_count).unwrap_or(0),
+            scheduled_for: self.scheduled_for.at(),
+            attempt: AttemptNumber {
+                number: u32::try_from(self.attempt_count).unwrap_or(0).max(1),
+                before_redrive: u32::try_from(self.prior_attempts).unwrap_or(0),
+            },
+            retry: StoredRetry::joined(
+                self.max_attempts,
+                self.backoff_initial_s,
+                self.backoff_max_s,
+                self.delivery_rules,
+            ),
         })
     }
 }
@@ -449,37 +472,80 @@ impl<D: Dialect> SqlStore<D> {
             .overdue_callback_runs(&mut tx, now, WATCH_BATCH)
             .await?;
         let mut ended = Vec::new();
+        let mut retried = Vec::new();
         for run in due {
             let Some(overdue) = callback::overdue(run.watched, now) else {
                 continue;
             };
+            let policy = super::lease_policy(&run.job_id, run.retry.clone());
+            let age = (now - run.scheduled_for).to_std().unwrap_or_default();
+            let effect = callback::settle_overdue(
+                overdue,
+                run.attempt,
+                &policy,
+                age,
+                rand::rng().random::<f64>(),
+            );
+            let why = overdue.in_words();
+            let number = i64::from(run.attempt.number);
+            if overdue != Overdue::CancelGraceOver {
+                let noted = format!("{}: {why}", overdue.reason());
+                self.db
+                    .note_overdue_attempt(&mut tx, run.id, number, &noted)
+                    .await?;
+            }
+            let (status, reason) = match effect {
+                OverdueEffect::Retry { delay } => {
+                    let next = now + chrono::TimeDelta::from_std(delay).unwrap_or_default();
+                    self.db.retry_callback_run(&mut tx, run.id, next).await?;
+                    tracing::warn!(tenant = %run.tenant, job_id = %run.job_id, run_id = %run.id, reason = overdue.reason(), retry_in_ms = delay.as_millis() as u64, "run sent again (retry.on_timeout): {why}");
+                    let e = event::for_attempt(&event::AttemptSummary {
+                        job_id: &run.job_id,
+                        run_id: run.id,
+                        attempt: run.attempt.number,
+                        status_code: None,
+                        error: Some(why),
+                        outcome: Outcome::Retry { delay },
+                    });
+                    retried.extend(e.into_iter().map(|e| (run.tenant.clone(), e)));
+                    continue;
+                }
+                OverdueEffect::Ends { status, reason } => (status, reason),
+            };
             let end = CallbackEnd {
-                status: overdue.status(),
-                reason: Some(overdue.reason()),
+                status,
+                reason: Some(reason),
                 completion: None,
                 in_flight: None,
             };
             self.db.end_callback_run(&mut tx, run.id, &end, now).await?;
-            tracing::warn!(tenant = %run.tenant, job_id = %run.job_id, run_id = %run.id, status = overdue.status().as_str(), reason = overdue.reason(), "run ended: {}", overdue.in_words());
+            tracing::warn!(tenant = %run.tenant, job_id = %run.job_id, run_id = %run.id, status = status.as_str(), reason, "run ended: {why}");
             ended.push(EndedRun {
                 id: run.id,
                 tenant: run.tenant,
                 job_id: run.job_id,
-                status: overdue.status(),
-                reason: Some(overdue.reason()),
-                error: (overdue != Overdue::CancelGraceOver)
-                    .then(|| overdue.in_words().to_string()),
-                attempt_count: run.attempt_count.max(1),
+                status,
+                reason: Some(reason),
+                error: (overdue != Overdue::CancelGraceOver).then(|| why.to_string()),
+                attempt_count: run.attempt.number,
                 flow: run.flow,
             });
         }
-        let deliveries = if ended.is_empty() {
-            0
-        } else {
-            self.after_callback_ends(&mut tx, &ended).await?
-        };
-        D::commit(tx).await?;
+        let mut deliveries = 0;
+        if !retried.is_empty() {
+            self.db
+                .notify(&mut tx, super::dialect::Channel::Runs)
+                .await?;
+            deliveries += self.write_events(&mut tx, &retried).await?;
+        }
         if !ended.is_empty() {
+            deliveries += self.after_callback_ends(&mut tx, &ended).await?;
+        }
+        D::commit(tx).await?;
+        if !retried.is_empty() {
+            self.wakeups.runs_changed();
+        }
+        if !ended.is_empty() || !retried.is_empty() {
             self.events_written(deliveries);
         }
         Ok(ended.iter().map(|r| r.status).collect())

@@ -913,6 +913,19 @@ pub(crate) trait Dialect: Portable + Send + Sync + Sized + 'static {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    async fn note_overdue_attempt(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        number: i64,
+        why: &str,
+    ) -> StoreResult<()>;
+    async fn retry_callback_run(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        next_attempt_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     async fn overdue_callback_runs(
         &self,
         tx: &mut Self::Tx,

@@ -843,7 +843,7 @@ macro_rules! portable_statements {
             limit: u32,
         ) -> $crate::store::StoreResult<Vec<$crate::store::dialect::HeldRun>> {
             let rows: Vec<(String, IdColumn, String, AtColumn)> = sqlx::query_as(&format!(
-                "SELECT tenant, id, job_id, scheduled_for FROM runs
+                "SELECT tenant, id, job_id, scheduled_for FROM runs r
                  WHERE gate_check_at <= $1 AND status = 'pending'
                  ORDER BY gate_check_at LIMIT $2{LOCK_RUNS_SKIP}"
             ))
@@ -1021,6 +1021,48 @@ macro_rules! portable_statements {
             Ok(())
         }
 
+        /// Says on a callback run's accepted attempt `number` why the run
+        /// did not end by its callback (§11.7), unless it says already.
+        async fn note_overdue_attempt_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            run_id: uuid::Uuid,
+            number: i64,
+            why: &str,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query(
+                "UPDATE attempts SET outcome_reason = COALESCE(outcome_reason, $3)
+                 WHERE run_id = $1 AND number = $2",
+            )
+            .bind(row_id(run_id))
+            .bind(number)
+            .bind(why)
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Makes a callback run that timed out (§11.7, `retry.on_timeout`)
+        /// pending again, sent at `next_attempt_at`: its callback's work
+        /// forgotten, as a redrive's, its attempts counted on.
+        async fn retry_callback_run_in(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            run_id: uuid::Uuid,
+            next_attempt_at: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<()> {
+            sqlx::query(&format!(
+                "UPDATE runs SET status = 'pending', next_attempt_at = $2, reason = NULL,
+                                 finished_at = NULL, lease_owner = NULL, lease_until = NULL,
+                                 {}
+                 WHERE id = $1",
+                $crate::store::rows::CALLBACK_FORGOTTEN
+            ))
+            .bind(row_id(run_id))
+            .bind(at(next_attempt_at))
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
         /// Records a heartbeat of a callback run; the watchdog looks at it
         /// again by `watch_at`.
         async fn beat_callback_run_in(
@@ -1077,12 +1119,17 @@ macro_rules! portable_statements {
             now: chrono::DateTime<chrono::Utc>,
             limit: u32,
         ) -> $crate::store::StoreResult<Vec<$crate::store::callbacks::WatchedRow<AtColumn, IdColumn>>> {
+            // With its job's retry policy: `retry.on_timeout` may send it
+            // again.
             Ok(sqlx::query_as(&format!(
-                "SELECT id, tenant, job_id, deadline_at, heartbeat_due_at, cancel_requested_at,
-                        flow_key, CAST(attempt_count AS BIGINT) AS attempt_count
-                 FROM runs
-                 WHERE watch_at IS NOT NULL AND watch_at <= $1 AND status = 'running'
-                 ORDER BY watch_at
+                "SELECT r.id, r.tenant, r.job_id, r.deadline_at, r.heartbeat_due_at,
+                        r.cancel_requested_at, r.flow_key, r.scheduled_for,
+                        CAST(r.attempt_count AS BIGINT) AS attempt_count,
+                        CAST(r.prior_attempts AS BIGINT) AS prior_attempts,
+                        j.max_attempts, j.backoff_initial_s, j.backoff_max_s, j.delivery_rules
+                 FROM runs r LEFT JOIN jobs j ON j.tenant = r.tenant AND j.id = r.job_id
+                 WHERE r.watch_at IS NOT NULL AND r.watch_at <= $1 AND r.status = 'running'
+                 ORDER BY r.watch_at
                  LIMIT $2{LOCK_RUNS_SKIP}"
             ))
             .bind(at(now))

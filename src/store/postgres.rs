@@ -213,7 +213,8 @@ const LOCK_JOBS: &str = " FOR UPDATE OF j";
 /// Locks the run a callback reports on (§11.7), and the watchdog's
 /// overdue runs, passing over those another transaction holds.
 const LOCK_RUN: &str = " FOR UPDATE";
-const LOCK_RUNS_SKIP: &str = " FOR UPDATE SKIP LOCKED";
+/// The runs, named `r` (a job joined beside them is not locked).
+const LOCK_RUNS_SKIP: &str = " FOR UPDATE OF r SKIP LOCKED";
 /// A label's value, around its key (§11.9).
 const LABEL: (&str, &str) = ("(j.labels::jsonb ->> ", ")");
 portable_statements!(PgDialect);
@@ -989,6 +990,25 @@ impl Dialect for PgDialect {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         request_cancel_in(tx, run_id, until, now).await
+    }
+
+    async fn note_overdue_attempt(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        number: i64,
+        why: &str,
+    ) -> StoreResult<()> {
+        note_overdue_attempt_in(tx, run_id, number, why).await
+    }
+
+    async fn retry_callback_run(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        next_attempt_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        retry_callback_run_in(tx, run_id, next_attempt_at).await
     }
 
     async fn overdue_callback_runs(

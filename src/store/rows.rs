@@ -534,18 +534,12 @@ impl<I: RowId, N: Into<i64>> ExpiredRow<I, N> {
             subscription_id: self.subscription_id,
             attempt_count: self.attempt_count.into(),
             prior_attempts: self.prior_attempts.into(),
-            retry: self
-                .max_attempts
-                .zip(self.backoff_initial_s)
-                .zip(self.backoff_max_s)
-                .map(
-                    |((max_attempts, backoff_initial_s), backoff_max_s)| StoredRetry {
-                        max_attempts,
-                        backoff_initial_s,
-                        backoff_max_s,
-                        rules: self.delivery_rules,
-                    },
-                ),
+            retry: StoredRetry::joined(
+                self.max_attempts,
+                self.backoff_initial_s,
+                self.backoff_max_s,
+                self.delivery_rules,
+            ),
         })
     }
 }

@@ -178,8 +178,8 @@ pub(crate) struct StoredRetry {
 struct StoredRules {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     success: Option<crate::domain::success::SuccessInput>,
-    /// Only `retry_on`, `never_retry`, `max_age_s` and `delays_s`: the
-    /// rest has columns.
+    /// Only `retry_on`, `never_retry`, `max_age_s`, `delays_s` and
+    /// `on_timeout`: the rest has columns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retry: Option<crate::domain::retry::RetryInput>,
     /// A callback job's `completion` (§11.7): claims read it here.
@@ -752,6 +752,22 @@ impl StoredTarget {
 }
 
 impl StoredRetry {
+    /// A job's retry columns, as a left join reads them: none when no job
+    /// was found.
+    pub fn joined(
+        max_attempts: Option<i64>,
+        backoff_initial_s: Option<i64>,
+        backoff_max_s: Option<i64>,
+        rules: Option<String>,
+    ) -> Option<Self> {
+        Some(Self {
+            max_attempts: max_attempts?,
+            backoff_initial_s: backoff_initial_s?,
+            backoff_max_s: backoff_max_s?,
+            rules,
+        })
+    }
+
     pub fn of(
         retry: &RetryPolicy,
         target: Option<&Target>,
@@ -779,6 +795,7 @@ impl StoredRetry {
                     never_retry: all.never_retry,
                     max_age_s: all.max_age_s,
                     delays_s: all.delays_s,
+                    on_timeout: all.on_timeout,
                     ..Default::default()
                 }
             }),

@@ -643,6 +643,25 @@ impl Dialect for SqliteDialect {
         request_cancel_in(tx, run_id, until, now).await
     }
 
+    async fn note_overdue_attempt(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        number: i64,
+        why: &str,
+    ) -> StoreResult<()> {
+        note_overdue_attempt_in(tx, run_id, number, why).await
+    }
+
+    async fn retry_callback_run(
+        &self,
+        tx: &mut Self::Tx,
+        run_id: Uuid,
+        next_attempt_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        retry_callback_run_in(tx, run_id, next_attempt_at).await
+    }
+
     async fn overdue_callback_runs(
         &self,
         tx: &mut Self::Tx,

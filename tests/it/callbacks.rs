@@ -277,6 +277,74 @@ async fn a_run_whose_heartbeats_stop_fails_heartbeat_lost(backend: Backend) {
     assert_eq!(run["reason"], "timed_out", "{run}");
 }
 
+async fn retry_on_timeout_sends_a_timed_out_run_again(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let mut job = callback_job(
+        "backup",
+        receiver.url("/backup"),
+        json!({"mode": "callback", "timeout_s": 2}),
+    );
+    job["retry"] = json!({"max_attempts": 2, "delays_s": [1], "on_timeout": true});
+    app.create_job(job).await;
+    let first = first_request(&receiver, "/backup").await;
+    let run_id = first.header("webhook-id").to_string();
+    // No completion within two seconds: the same run is sent again.
+    let second = eventually(DEADLINE, "the run sent again", || async {
+        receiver.received("/backup").into_iter().nth(1)
+    })
+    .await;
+    assert_eq!(second.header("webhook-id"), run_id);
+    let (url, token) = callback_of(&second);
+    run_when(&app.client, &app.base, &run_id, "accepted again", |r| {
+        r["accepted_at"].is_string() && r["attempts"].as_array().is_some_and(|a| a.len() == 2)
+    })
+    .await;
+    let (status, body) = call(&app.client, &url, &token, json!({"status": "succeeded"})).await;
+    assert_eq!(status, 200, "{body}");
+    let run = app.get(&format!("/v1/runs/{run_id}")).await.json();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let attempts = run["attempts"].as_array().unwrap();
+    let why = attempts[0]["outcome_reason"].as_str().unwrap_or_default();
+    assert!(why.starts_with("timed_out: no completion"), "{run}");
+    assert!(attempts[1]["outcome_reason"].is_null(), "{run}");
+    let failed = app.get("/v1/events?type=attempt.failed").await.json();
+    assert_eq!(failed["items"][0]["data"]["retry_in_ms"], 1000, "{failed}");
+    assert_eq!(failed["items"][0]["run_id"], run_id, "{failed}");
+    assert_eq!(receiver.received("/backup").len(), 2);
+
+    // Its last attempt lost too: it fails as without the rule.
+    let mut job = callback_job(
+        "etl",
+        receiver.url("/etl"),
+        json!({"mode": "callback", "timeout_s": 3600, "heartbeat_s": 1}),
+    );
+    job["retry"] = json!({"max_attempts": 2, "delays_s": [0], "on_timeout": true});
+    app.create_job(job).await;
+    let etl_id = first_request(&receiver, "/etl")
+        .await
+        .header("webhook-id")
+        .to_string();
+    let run = run_when(
+        &app.client,
+        &app.base,
+        &etl_id,
+        "heartbeat_lost twice",
+        |r| r["status"] == "failed",
+    )
+    .await;
+    assert_eq!(run["reason"], "heartbeat_lost", "{run}");
+    assert_eq!(run["attempts"].as_array().unwrap().len(), 2, "{run}");
+    assert_eq!(receiver.received("/etl").len(), 2);
+
+    // Only a callback job can time out.
+    let mut plain = callback_job("plain", receiver.url("/plain"), json!({}));
+    plain["retry"] = json!({"on_timeout": true});
+    let reply = app.post("/v1/jobs", plain).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(reply.json()["field"], "retry.on_timeout", "{}", reply.text);
+}
+
 async fn a_cancel_reaches_the_receiver(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let receiver = Receiver::start().await;
@@ -374,6 +442,7 @@ crate::store_tests!(
     a_three_second_job_with_heartbeats_succeeds_by_callback,
     bad_callbacks_are_refused_and_change_nothing,
     a_run_whose_heartbeats_stop_fails_heartbeat_lost,
+    retry_on_timeout_sends_a_timed_out_run_again,
     a_cancel_reaches_the_receiver,
 );
 
