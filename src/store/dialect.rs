@@ -30,9 +30,7 @@ use crate::domain::sealing::SealingKey;
 use crate::wakeup::Wakeups;
 
 /// Whether job `j` has a run in flight (pending or running), in the SQL
-/// both databases share: the claim's lookahead (§12) and the scheduler's
-/// sleep that waits for it must agree on it, or a job refused ahead would
-/// be woken for again and again.
+/// both databases share (see [`not_made_ahead`]).
 macro_rules! has_run_in_flight {
     () => {
         "EXISTS (SELECT 1 FROM runs r WHERE r.tenant = j.tenant AND r.job_id = j.id
@@ -40,6 +38,25 @@ macro_rules! has_run_in_flight {
     };
 }
 pub(crate) use has_run_in_flight;
+
+/// Whether job `j`'s next run is made only when due, not ahead (§12):
+/// `misfire::decide` makes none ahead for a job with a run in flight, nor
+/// for a last occurrence (a `date` trigger's, the run that reaches
+/// `max_runs`, or maybe one before `end_at`, taken here for all of them).
+/// The claim and the scheduler's sleep ask this, not `decide`: a job it
+/// let through that `decide` refused would be claimed, left unchanged and
+/// woken for again and again until its fire time.
+macro_rules! not_made_ahead {
+    () => {
+        concat!(
+            "(j.trigger_type = 'date' OR j.end_at IS NOT NULL
+              OR (j.max_runs IS NOT NULL AND j.max_runs - j.runs_counted = 1) OR ",
+            $crate::store::dialect::has_run_in_flight!(),
+            ")"
+        )
+    };
+}
+pub(crate) use not_made_ahead;
 
 /// Who a notification is for, on every instance (PostgreSQL's `NOTIFY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

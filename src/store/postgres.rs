@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::dialect::{
     Channel, Dialect, DueRow, ExpiredRun, FlowCounts, FlowState, HeldRun, JobKey, LockedJob,
-    NewBackfillRun, NewDelivery, NewRun, Settle, has_run_in_flight,
+    NewBackfillRun, NewDelivery, NewRun, Settle, not_made_ahead,
 };
 use super::portable::portable_statements;
 use super::rows::{self, CALLBACK_FORGOTTEN, RUN_COLUMNS};
@@ -1292,7 +1292,7 @@ impl Dialect for PgDialect {
              FROM jobs j
              WHERE next_run_at <= now() + make_interval(secs => $3) AND NOT (tenant = ANY($2))
                AND (next_run_at <= now() OR NOT ",
-            has_run_in_flight!(),
+            not_made_ahead!(),
             ")
              ORDER BY next_run_at
              LIMIT $1
@@ -2075,10 +2075,11 @@ impl Dialect for PgDialect {
         // at the latest, as without a lookahead.
         let seconds: Option<f64> = sqlx::query_scalar(concat!(
             "SELECT EXTRACT(EPOCH FROM (min(CASE WHEN ",
-            has_run_in_flight!(),
+            not_made_ahead!(),
             " THEN next_run_at ELSE next_run_at - make_interval(secs => $2) END)
                     - clock_timestamp()))::float8
-             FROM (SELECT tenant, id, next_run_at FROM jobs
+             FROM (SELECT tenant, id, next_run_at, trigger_type, end_at, max_runs, runs_counted
+                   FROM jobs
                    WHERE next_run_at IS NOT NULL AND NOT (tenant = ANY($1))
                    ORDER BY next_run_at LIMIT $3) j"
         ))

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::dialect::{
     Channel, Dialect, DueRow, ExpiredRun, FlowCounts, FlowState, HeldRun, JobKey, LockedJob,
-    NewBackfillRun, NewDelivery, NewRun, Settle, has_run_in_flight,
+    NewBackfillRun, NewDelivery, NewRun, Settle, not_made_ahead,
 };
 use super::portable::portable_statements;
 use super::rows::{self, At, CALLBACK_FORGOTTEN, RUN_COLUMNS, RowId};
@@ -940,7 +940,7 @@ impl Dialect for SqliteDialect {
              WHERE next_run_at IS NOT NULL AND next_run_at <= ?1 + ?4
                AND tenant NOT IN (SELECT value FROM json_each(?3))
                AND (next_run_at <= ?1 OR NOT ",
-            has_run_in_flight!(),
+            not_made_ahead!(),
             ")
              ORDER BY next_run_at
              LIMIT ?2"
@@ -1709,9 +1709,10 @@ impl Dialect for SqliteDialect {
         // it has nothing in flight.
         let earliest: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT min(CASE WHEN ",
-            has_run_in_flight!(),
+            not_made_ahead!(),
             " THEN next_run_at ELSE next_run_at - ?2 END)
-             FROM (SELECT tenant, id, next_run_at FROM jobs
+             FROM (SELECT tenant, id, next_run_at, trigger_type, end_at, max_runs, runs_counted
+                   FROM jobs
                    WHERE next_run_at IS NOT NULL
                      AND tenant NOT IN (SELECT value FROM json_each(?1))
                    ORDER BY next_run_at LIMIT ?3) j"

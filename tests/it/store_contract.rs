@@ -2092,8 +2092,60 @@ async fn runs_are_made_ahead_and_removed_when_the_schedule_changes(backend: Back
     assert!(due_in > Duration::from_secs(5), "{due_in:?}");
 }
 
+/// DESIGN.md §12: a last occurrence is not made ahead (a date job, one
+/// with an `end_at`, the run that reaches `max_runs`), and neither the
+/// claim nor the scheduler's sleep takes it before its fire time, so the
+/// scheduler is not woken for it again and again meanwhile.
+async fn a_last_occurrence_is_neither_made_nor_claimed_ahead(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let lookahead = Duration::from_secs(20);
+    let plan = cronhook::scheduler::plan;
+    let first = now() + TimeDelta::seconds(10);
+    let at = cronhook::domain::instant::format(&first);
+    let until = cronhook::domain::instant::format(&(first + TimeDelta::days(7)));
+    let last_ones = [
+        ("once", json!({"type": "date", "run_at": at}), None),
+        (
+            "bounded",
+            json!({"type": "interval", "every_s": 60, "start_at": at, "end_at": until}),
+            None,
+        ),
+        (
+            "limited",
+            json!({"type": "interval", "every_s": 60, "start_at": at}),
+            Some(1),
+        ),
+    ];
+    for (name, trigger, max_runs) in last_ones {
+        let mut v = body(name);
+        v["trigger"] = trigger;
+        if let Some(n) = max_runs {
+            v["max_runs"] = json!(n);
+        }
+        apply(&store, name, create_command(parse(v))).await.unwrap();
+    }
+    let outcome = store.claim_due_jobs(10, lookahead, &plan).await.unwrap();
+    assert_eq!(outcome.jobs, 0, "{outcome:?}");
+    let due_in = store.next_due_in(lookahead).await.unwrap().unwrap();
+    assert!(due_in > Duration::from_secs(5), "{due_in:?}");
+    // An unbounded job is, beside them.
+    let mut v = body("every");
+    v["trigger"] = json!({"type": "interval", "every_s": 60, "start_at": at});
+    apply(&store, "every", create_command(parse(v)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.next_due_in(lookahead).await.unwrap(),
+        Some(Duration::ZERO)
+    );
+    let made = store.claim_due_jobs(10, lookahead, &plan).await.unwrap();
+    assert_eq!((made.jobs, made.pending), (1, 1), "{made:?}");
+}
+
 store_tests!(
     runs_are_made_ahead_and_removed_when_the_schedule_changes,
+    a_last_occurrence_is_neither_made_nor_claimed_ahead,
     a_tenant_s_catch_up_quota_caps_its_jobs,
     sealed_values_are_bound_to_their_row,
     a_tenant_past_its_runs_per_minute_waits_for_the_next_minute,
