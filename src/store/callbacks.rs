@@ -197,6 +197,42 @@ fn end_record(run: &EndedRun) -> StoreResult<AttemptRecord> {
     })
 }
 
+/// A run the watchdog sends again (`retry.on_timeout`, §11.7): its
+/// attempt's record, as a retry's (its flow key requeues it), and its
+/// `attempt.failed` event.
+fn retry_record(
+    run: &WatchedRun,
+    delay: std::time::Duration,
+    why: &str,
+) -> StoreResult<(AttemptRecord, Vec<(String, NewEvent)>)> {
+    let outcome = Outcome::Retry { delay };
+    let events = event::for_attempt(&event::AttemptSummary {
+        job_id: &run.job_id,
+        run_id: run.id,
+        attempt: run.attempt.number,
+        status_code: None,
+        error: Some(why),
+        outcome,
+    });
+    let record = AttemptRecord {
+        flow: run.flow,
+        ..AttemptRecord::interrupted(
+            run.id,
+            super::tenant(&run.tenant)?,
+            Some(super::job_id(run.job_id.clone())?),
+            run.attempt.number,
+            outcome,
+        )
+    };
+    Ok((
+        record,
+        events
+            .into_iter()
+            .map(|e| (run.tenant.clone(), e))
+            .collect(),
+    ))
+}
+
 /// A run a callback, a cancel or the watchdog ended.
 struct EndedRun {
     id: Uuid,
@@ -499,15 +535,7 @@ impl<D: Dialect> SqlStore<D> {
                     let next = now + chrono::TimeDelta::from_std(delay).unwrap_or_default();
                     self.db.retry_callback_run(&mut tx, run.id, next).await?;
                     tracing::warn!(tenant = %run.tenant, job_id = %run.job_id, run_id = %run.id, reason = overdue.reason(), retry_in_ms = delay.as_millis() as u64, "run sent again (retry.on_timeout): {why}");
-                    let e = event::for_attempt(&event::AttemptSummary {
-                        job_id: &run.job_id,
-                        run_id: run.id,
-                        attempt: run.attempt.number,
-                        status_code: None,
-                        error: Some(why),
-                        outcome: Outcome::Retry { delay },
-                    });
-                    retried.extend(e.into_iter().map(|e| (run.tenant.clone(), e)));
+                    retried.push(retry_record(&run, delay, why)?);
                     continue;
                 }
                 OverdueEffect::Ends { status, reason } => (status, reason),
@@ -532,20 +560,31 @@ impl<D: Dialect> SqlStore<D> {
             });
         }
         let mut deliveries = 0;
+        let mut flows_due = false;
+        let any_retried = !retried.is_empty();
+        let wrote_events = !ended.is_empty() || any_retried;
         if !retried.is_empty() {
             self.db
                 .notify(&mut tx, super::dialect::Channel::Runs)
                 .await?;
-            deliveries += self.write_events(&mut tx, &retried).await?;
+            let events: Vec<_> = retried.iter().flat_map(|(_, e)| e.clone()).collect();
+            deliveries += self.write_events(&mut tx, &events).await?;
+            // A flow run goes back to its key's queue, as any retry (§11.1).
+            let records: Vec<_> = retried.into_iter().map(|(r, _)| r).collect();
+            let ids: Vec<Uuid> = records.iter().map(|r| r.run_id).collect();
+            flows_due = self.flows_after_attempts(&mut tx, &records, &ids).await?;
         }
         if !ended.is_empty() {
             deliveries += self.after_callback_ends(&mut tx, &ended).await?;
         }
         D::commit(tx).await?;
-        if !retried.is_empty() {
+        if any_retried {
             self.wakeups.runs_changed();
         }
-        if !ended.is_empty() || !retried.is_empty() {
+        if flows_due {
+            self.wakeups.flows_changed();
+        }
+        if wrote_events {
             self.events_written(deliveries);
         }
         Ok(ended.iter().map(|r| r.status).collect())

@@ -286,6 +286,8 @@ async fn retry_on_timeout_sends_a_timed_out_run_again(backend: Backend) {
         json!({"mode": "callback", "timeout_s": 2}),
     );
     job["retry"] = json!({"max_attempts": 2, "delays_s": [1], "on_timeout": true});
+    // On a flow key: sent again through its queue.
+    job["flow"] = json!({"key": "backups", "max_in_flight": 1});
     app.create_job(job).await;
     let first = first_request(&receiver, "/backup").await;
     let run_id = first.header("webhook-id").to_string();
