@@ -41,15 +41,21 @@ pub(crate) use has_run_in_flight;
 
 /// Whether job `j`'s next run is made only when due, not ahead (§12):
 /// `misfire::decide` makes none ahead for a job with a run in flight, nor
-/// for a last occurrence (a `date` trigger's, the run that reaches
-/// `max_runs`, or maybe one before `end_at`, taken here for all of them).
+/// for a last occurrence — a `date` trigger's, an interval's whose next
+/// fire time would pass `end_at`, the run that reaches `max_runs`; any
+/// other trigger with an `end_at` is taken for one, since SQL cannot tell.
+/// `$following` is SQL for an interval job's fire time after `next_run_at`.
 /// The claim and the scheduler's sleep ask this, not `decide`: a job it
 /// let through that `decide` refused would be claimed, left unchanged and
 /// woken for again and again until its fire time.
 macro_rules! not_made_ahead {
-    () => {
+    ($following:literal) => {
         concat!(
-            "(j.trigger_type = 'date' OR j.end_at IS NOT NULL
+            "(j.trigger_type = 'date'
+              OR (j.end_at IS NOT NULL
+                  AND (j.trigger_type <> 'interval' OR j.end_at < ",
+            $following,
+            "))
               OR (j.max_runs IS NOT NULL AND j.max_runs - j.runs_counted = 1) OR ",
             $crate::store::dialect::has_run_in_flight!(),
             ")"

@@ -1292,7 +1292,7 @@ impl Dialect for PgDialect {
              FROM jobs j
              WHERE next_run_at <= now() + make_interval(secs => $3) AND NOT (tenant = ANY($2))
                AND (next_run_at <= now() OR NOT ",
-            not_made_ahead!(),
+            not_made_ahead!("j.next_run_at + make_interval(secs => j.every_s)"),
             ")
              ORDER BY next_run_at
              LIMIT $1
@@ -2075,10 +2075,10 @@ impl Dialect for PgDialect {
         // at the latest, as without a lookahead.
         let seconds: Option<f64> = sqlx::query_scalar(concat!(
             "SELECT EXTRACT(EPOCH FROM (min(CASE WHEN ",
-            not_made_ahead!(),
+            not_made_ahead!("j.next_run_at + make_interval(secs => j.every_s)"),
             " THEN next_run_at ELSE next_run_at - make_interval(secs => $2) END)
                     - clock_timestamp()))::float8
-             FROM (SELECT tenant, id, next_run_at, trigger_type, end_at, max_runs, runs_counted
+             FROM (SELECT tenant, id, next_run_at, trigger_type, end_at, every_s, max_runs, runs_counted
                    FROM jobs
                    WHERE next_run_at IS NOT NULL AND NOT (tenant = ANY($1))
                    ORDER BY next_run_at LIMIT $3) j"

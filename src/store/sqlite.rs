@@ -940,7 +940,7 @@ impl Dialect for SqliteDialect {
              WHERE next_run_at IS NOT NULL AND next_run_at <= ?1 + ?4
                AND tenant NOT IN (SELECT value FROM json_each(?3))
                AND (next_run_at <= ?1 OR NOT ",
-            not_made_ahead!(),
+            not_made_ahead!("j.next_run_at + j.every_s * 1000000"),
             ")
              ORDER BY next_run_at
              LIMIT ?2"
@@ -1709,9 +1709,9 @@ impl Dialect for SqliteDialect {
         // it has nothing in flight.
         let earliest: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT min(CASE WHEN ",
-            not_made_ahead!(),
+            not_made_ahead!("j.next_run_at + j.every_s * 1000000"),
             " THEN next_run_at ELSE next_run_at - ?2 END)
-             FROM (SELECT tenant, id, next_run_at, trigger_type, end_at, max_runs, runs_counted
+             FROM (SELECT tenant, id, next_run_at, trigger_type, end_at, every_s, max_runs, runs_counted
                    FROM jobs
                    WHERE next_run_at IS NOT NULL
                      AND tenant NOT IN (SELECT value FROM json_each(?1))

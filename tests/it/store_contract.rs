@@ -2092,10 +2092,11 @@ async fn runs_are_made_ahead_and_removed_when_the_schedule_changes(backend: Back
     assert!(due_in > Duration::from_secs(5), "{due_in:?}");
 }
 
-/// DESIGN.md §12: a last occurrence is not made ahead (a date job, one
-/// with an `end_at`, the run that reaches `max_runs`), and neither the
-/// claim nor the scheduler's sleep takes it before its fire time, so the
-/// scheduler is not woken for it again and again meanwhile.
+/// DESIGN.md §12: a last occurrence is not made ahead (a date job's, an
+/// interval's last before its `end_at`, the run that reaches `max_runs`),
+/// and neither the claim nor the scheduler's sleep takes it before its
+/// fire time, so the scheduler is not woken for it again and again
+/// meanwhile; an occurrence before `end_at` that is not the last is.
 async fn a_last_occurrence_is_neither_made_nor_claimed_ahead(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
@@ -2103,7 +2104,7 @@ async fn a_last_occurrence_is_neither_made_nor_claimed_ahead(backend: Backend) {
     let plan = cronhook::scheduler::plan;
     let first = now() + TimeDelta::seconds(10);
     let at = cronhook::domain::instant::format(&first);
-    let until = cronhook::domain::instant::format(&(first + TimeDelta::days(7)));
+    let until = cronhook::domain::instant::format(&(first + TimeDelta::seconds(30)));
     let last_ones = [
         ("once", json!({"type": "date", "run_at": at}), None),
         (
@@ -2129,18 +2130,28 @@ async fn a_last_occurrence_is_neither_made_nor_claimed_ahead(backend: Backend) {
     assert_eq!(outcome.jobs, 0, "{outcome:?}");
     let due_in = store.next_due_in(lookahead).await.unwrap().unwrap();
     assert!(due_in > Duration::from_secs(5), "{due_in:?}");
-    // An unbounded job is, beside them.
-    let mut v = body("every");
-    v["trigger"] = json!({"type": "interval", "every_s": 60, "start_at": at});
-    apply(&store, "every", create_command(parse(v)))
-        .await
-        .unwrap();
+    // Others are, beside them: unbounded, or with an end_at further on.
+    let later = cronhook::domain::instant::format(&(first + TimeDelta::days(7)));
+    for (name, trigger) in [
+        (
+            "every",
+            json!({"type": "interval", "every_s": 60, "start_at": at}),
+        ),
+        (
+            "until",
+            json!({"type": "interval", "every_s": 60, "start_at": at, "end_at": later}),
+        ),
+    ] {
+        let mut v = body(name);
+        v["trigger"] = trigger;
+        apply(&store, name, create_command(parse(v))).await.unwrap();
+    }
     assert_eq!(
         store.next_due_in(lookahead).await.unwrap(),
         Some(Duration::ZERO)
     );
     let made = store.claim_due_jobs(10, lookahead, &plan).await.unwrap();
-    assert_eq!((made.jobs, made.pending), (1, 1), "{made:?}");
+    assert_eq!((made.jobs, made.pending), (2, 2), "{made:?}");
 }
 
 store_tests!(
