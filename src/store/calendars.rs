@@ -235,7 +235,7 @@ impl<D: Dialect> SqlStore<D> {
             schedule_changed: !replanned.is_empty(),
             released: 0,
             replanned: ahead,
-            audit: Vec::new(),
+            ..Written::default()
         };
         self.finish_changes(tx, tenant, &written).await?;
         let record = self

@@ -94,6 +94,9 @@ pub(crate) struct Written {
     pub replanned: Vec<String>,
     /// The changes' audit records (§11.9), written with them.
     pub audit: Vec<AuditRecord>,
+    /// The job-count slots of the jobs created (`quota::job_count_slot`),
+    /// counted last: each slot's row stays locked until the commit.
+    pub jobs_created: Vec<i32>,
 }
 
 /// The audit record of `action` on job `id` of `tenant`, by whoever acts
@@ -380,7 +383,9 @@ impl<D: Dialect> SqlStore<D> {
                     self.declare_flow(tx, tenant, flow).await?;
                 }
                 let quotas = self.quotas_in(tx, tenant).await?;
-                let held = self.db.count_jobs(tx, tenant).await?;
+                // With the jobs this transaction created, counted at its end.
+                let held =
+                    self.db.count_jobs(tx, tenant).await? + written.jobs_created.len() as u64;
                 quota::admit("jobs", held, quotas.jobs, "--max-jobs-per-tenant")?;
                 let row = job_row(tenant, id);
                 let stored = StoredDefinition::of(&definition, &self.key, row);
@@ -392,8 +397,9 @@ impl<D: Dialect> SqlStore<D> {
                 {
                     return Ok(None);
                 }
-                let slot = quota::job_count_slot(id.as_str());
-                self.db.add_jobs_held(tx, tenant, slot, 1).await?;
+                written
+                    .jobs_created
+                    .push(quota::job_count_slot(id.as_str()));
                 (Saved::Created, true)
             }
             JobChange::Update {
@@ -477,8 +483,9 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     /// Ends the changes [`Self::write_change`] wrote in `tx`: the runs made
-    /// ahead of the replanned jobs are removed, in one statement, and the
-    /// schedulers told once.
+    /// ahead of the replanned jobs are removed, in one statement, the
+    /// schedulers told once, the audit records written and, last, the
+    /// jobs created counted.
     pub(crate) async fn finish_changes(
         &self,
         tx: &mut D::Tx,
@@ -499,6 +506,15 @@ impl<D: Dialect> SqlStore<D> {
         }
         if !written.audit.is_empty() {
             self.db.insert_audit(tx, &written.audit).await?;
+        }
+        // Last: a count's row is locked until the commit, and concurrent
+        // creations of the tenant's jobs share its 16 rows.
+        let mut slots = written.jobs_created.clone();
+        slots.sort_unstable();
+        for chunk in slots.chunk_by(|a, b| a == b) {
+            self.db
+                .add_jobs_held(tx, tenant, chunk[0], chunk.len() as i64)
+                .await?;
         }
         Ok(())
     }
@@ -1209,8 +1225,8 @@ impl<D: Dialect> Store for SqlStore<D> {
                 self.record_idempotency(&mut tx, tenant, idempotency, id.as_str())
                     .await?;
             }
-            self.finish_changes(&mut tx, tenant, &written).await?;
             let deliveries = self.write_events(&mut tx, &events).await?;
+            self.finish_changes(&mut tx, tenant, &written).await?;
             let job = self
                 .db
                 .read_job(&mut tx, &self.key, tenant, id, false)

@@ -261,6 +261,13 @@ async fn a_tenant_past_its_quota_is_refused(backend: Backend) {
     )
     .await;
     assert_eq!(other.status, 201);
+    // Nor does a bundle get past it, whose jobs are counted together.
+    let three = serde_json::json!({"apiVersion": "cronhook/v1", "kind": "Bundle",
+        "jobs": [loopback_job("c1"), loopback_job("c2"), loopback_job("c3")]});
+    let refused = as_tenant(&app, Method::POST, "c", "/v1/apply", Some(three)).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    let held = as_tenant(&app, Method::GET, "c", "/v1/jobs", None).await;
+    assert_eq!(held.json()["items"], serde_json::json!([]), "{}", held.text);
     // One deleted, one more fits.
     let deleted = as_tenant(&app, Method::DELETE, "a", "/v1/jobs/a2", None).await;
     assert_eq!(deleted.status, 204);
