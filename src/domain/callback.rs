@@ -535,7 +535,7 @@ pub enum OverdueEffect {
 /// What becomes of a run that is `overdue`, its accepted attempt being
 /// `attempt` under its job's retry `policy`: a time-out or a lost
 /// heartbeat fails it unless `retry.on_timeout` sends it again (§11.7,
-/// [`retry::after_time_out`]); a cancel's grace over ends it cancelled.
+/// [`retry::after_attempt`]); a cancel's grace over ends it cancelled.
 /// `age` is now − its `scheduled_for`; `unit` a uniform random number in
 /// `[0, 1)`.
 pub fn settle_overdue(
@@ -551,7 +551,13 @@ pub fn settle_overdue(
             reason: overdue.reason(),
         };
     }
-    let decision = retry::after_time_out(attempt, policy, age, unit);
+    let decision = retry::after_attempt(
+        attempt,
+        policy,
+        retry::AttemptResult::CallbackTimedOut,
+        age,
+        unit,
+    );
     match decision.outcome {
         Outcome::Retry { delay } => OverdueEffect::Retry { delay },
         _ => OverdueEffect::Ends {

@@ -528,8 +528,7 @@ impl JobInput {
         let overlap = Overlap::parse(self.overlap, self.buffer_max)?;
         let max_runs = run_limit::parse_max_runs(self.max_runs)?;
         let retry = self.retry.unwrap_or_default().parse("retry")?;
-        let on_timeout = retry.rules.as_deref().is_some_and(|r| r.on_timeout);
-        if on_timeout && target.as_ref().and_then(|t| t.completion).is_none() {
+        if retry.retries_time_outs() && target.as_ref().and_then(|t| t.completion).is_none() {
             return Err(FieldError::new(
                 "retry.on_timeout",
                 "applies only with completion.mode callback (only a callback run can time out \

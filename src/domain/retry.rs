@@ -148,6 +148,8 @@ enum FailureKind {
     Status(u16),
     /// A status the success rules accept, failing another rule.
     RuleFailed(u16),
+    /// An accepted callback run that timed out or lost its heartbeat.
+    CallbackTimedOut,
 }
 
 impl RetryInput {
@@ -333,14 +335,22 @@ impl RetryPolicy {
         d / 2 + (d / 2).mul_f64(unit)
     }
 
+    /// Whether a callback run that timed out is sent again (§11.7).
+    pub fn retries_time_outs(&self) -> bool {
+        self.rules.as_deref().is_some_and(|r| r.on_timeout)
+    }
+
     /// Whether a failure of this kind is worth another attempt.
     fn retries(&self, failure: FailureKind) -> bool {
+        if failure == FailureKind::CallbackTimedOut {
+            return self.retries_time_outs();
+        }
         let Some(rules) = self.rules.as_deref() else {
             return RetryOn::DEFAULT.iter().any(|on| on.covers(failure));
         };
         let status = match failure {
             FailureKind::Status(s) | FailureKind::RuleFailed(s) => Some(s),
-            FailureKind::Network | FailureKind::Timeout => None,
+            FailureKind::Network | FailureKind::Timeout | FailureKind::CallbackTimedOut => None,
         };
         if status.is_some_and(|s| rules.never_retry.contains(&s)) {
             return false;
@@ -425,6 +435,10 @@ pub enum AttemptResult {
     Interrupted,
     /// The network policy refused every address: retrying cannot help.
     Refused,
+    /// An accepted callback run with no completion within `timeout_s`, or
+    /// no heartbeat for `heartbeat_s` (§11.7): retried only under
+    /// `retry.on_timeout`, never by `retry_on`.
+    CallbackTimedOut,
 }
 
 /// Which attempt of a run: its number (1 for the first, counting every
@@ -490,6 +504,7 @@ pub fn after_attempt(
         AttemptResult::Interrupted => (None, None),
         AttemptResult::NoResponse { timeout: false } => (Some(FailureKind::Network), None),
         AttemptResult::NoResponse { timeout: true } => (Some(FailureKind::Timeout), None),
+        AttemptResult::CallbackTimedOut => (Some(FailureKind::CallbackTimedOut), None),
         AttemptResult::Response {
             status,
             retry_after,
@@ -519,33 +534,6 @@ pub fn after_attempt(
     };
     if policy.too_old(age, delay) {
         return failed(Some(crate::domain::run::EXPIRED));
-    }
-    Outcome::Retry { delay }.into()
-}
-
-/// What a callback run that ran out of time becomes (§11.7: no completion
-/// within `timeout_s`, or no heartbeat for `heartbeat_s`), its accepted
-/// attempt being `attempt`: failed, unless its job's `retry.on_timeout`
-/// says to send it again, within `max_attempts` and `max_age_s` and after
-/// the backoff, as a failed attempt would be. `age` and `unit` as in
-/// [`after_attempt`].
-pub fn after_time_out(
-    attempt: impl Into<AttemptNumber>,
-    policy: &RetryPolicy,
-    age: Duration,
-    unit: f64,
-) -> Decision {
-    let on_timeout = policy.rules.as_deref().is_some_and(|r| r.on_timeout);
-    let attempt = attempt.into().in_round();
-    if !on_timeout || attempt >= policy.max_attempts {
-        return Outcome::Failed.into();
-    }
-    let delay = policy.delay(attempt, unit, None);
-    if policy.too_old(age, delay) {
-        return Decision {
-            outcome: Outcome::Failed,
-            reason: Some(crate::domain::run::EXPIRED),
-        };
     }
     Outcome::Retry { delay }.into()
 }
@@ -847,8 +835,9 @@ mod tests {
 
     #[test]
     fn a_timed_out_callback_run_fails_unless_on_timeout_says_retry() {
+        let timed_out = AttemptResult::CallbackTimedOut;
         let at = |p: &RetryPolicy, attempt: u32, age_s: u64| {
-            after_time_out(attempt, p, Duration::from_secs(age_s), 1.0)
+            after_attempt(attempt, p, timed_out, Duration::from_secs(age_s), 1.0)
         };
         // By default, and with on_timeout false, whatever attempts are left.
         for p in [
@@ -882,7 +871,7 @@ mod tests {
             before_redrive: 3,
         };
         assert!(matches!(
-            after_time_out(redriven, &p, Duration::ZERO, 0.0).outcome,
+            after_attempt(redriven, &p, timed_out, Duration::ZERO, 0.0).outcome,
             Outcome::Retry { .. }
         ));
         // Not past max_age_s: expired.

@@ -197,40 +197,25 @@ fn end_record(run: &EndedRun) -> StoreResult<AttemptRecord> {
     })
 }
 
-/// A run the watchdog sends again (`retry.on_timeout`, §11.7): its
-/// attempt's record, as a retry's (its flow key requeues it), and its
-/// `attempt.failed` event.
+/// The record of a run the watchdog sends again (`retry.on_timeout`,
+/// §11.7), as a retried attempt's: its flow key requeues it, and it
+/// makes the `attempt.failed` event, saying `why`.
 fn retry_record(
     run: &WatchedRun,
     delay: std::time::Duration,
     why: &str,
-) -> StoreResult<(AttemptRecord, Vec<(String, NewEvent)>)> {
-    let outcome = Outcome::Retry { delay };
-    let events = event::for_attempt(&event::AttemptSummary {
-        job_id: &run.job_id,
-        run_id: run.id,
-        attempt: run.attempt.number,
-        status_code: None,
-        error: Some(why),
-        outcome,
-    });
-    let record = AttemptRecord {
+) -> StoreResult<AttemptRecord> {
+    Ok(AttemptRecord {
         flow: run.flow,
+        error: Some(why.to_string()),
         ..AttemptRecord::interrupted(
             run.id,
             super::tenant(&run.tenant)?,
             Some(super::job_id(run.job_id.clone())?),
             run.attempt.number,
-            outcome,
+            Outcome::Retry { delay },
         )
-    };
-    Ok((
-        record,
-        events
-            .into_iter()
-            .map(|e| (run.tenant.clone(), e))
-            .collect(),
-    ))
+    })
 }
 
 /// A run a callback, a cancel or the watchdog ended.
@@ -513,7 +498,7 @@ impl<D: Dialect> SqlStore<D> {
             let Some(overdue) = callback::overdue(run.watched, now) else {
                 continue;
             };
-            let policy = super::lease_policy(&run.job_id, run.retry.clone());
+            let policy = super::stored_policy(&run.job_id, run.retry.clone());
             let age = (now - run.scheduled_for).to_std().unwrap_or_default();
             let effect = callback::settle_overdue(
                 overdue,
@@ -567,12 +552,11 @@ impl<D: Dialect> SqlStore<D> {
             self.db
                 .notify(&mut tx, super::dialect::Channel::Runs)
                 .await?;
-            let events: Vec<_> = retried.iter().flat_map(|(_, e)| e.clone()).collect();
+            let events = super::writes::attempt_events(&retried, None);
             deliveries += self.write_events(&mut tx, &events).await?;
             // A flow run goes back to its key's queue, as any retry (§11.1).
-            let records: Vec<_> = retried.into_iter().map(|(r, _)| r).collect();
-            let ids: Vec<Uuid> = records.iter().map(|r| r.run_id).collect();
-            flows_due = self.flows_after_attempts(&mut tx, &records, &ids).await?;
+            let ids: Vec<Uuid> = retried.iter().map(|r| r.run_id).collect();
+            flows_due = self.flows_after_attempts(&mut tx, &retried, &ids).await?;
         }
         if !ended.is_empty() {
             deliveries += self.after_callback_ends(&mut tx, &ended).await?;

@@ -587,9 +587,11 @@ pub(crate) fn lease_subject(job_id: Option<&str>, subscription_id: Option<&str>)
     }
 }
 
-/// A recovered run's retry policy: its job's, or the default (a delivery
-/// of an event, or a job whose policy no longer reads back).
-pub(crate) fn lease_policy(subject: &str, retry: Option<shape::StoredRetry>) -> RetryPolicy {
+/// The retry policy of a run read with its job's retry columns (one
+/// recovered from an expired lease, an overdue callback run): its job's,
+/// or the default (a delivery of an event, a job gone, or one whose
+/// policy no longer reads back).
+pub(crate) fn stored_policy(subject: &str, retry: Option<shape::StoredRetry>) -> RetryPolicy {
     match retry.map(|r| r.into_policy(subject)) {
         Some(Ok(policy)) => policy,
         Some(Err(e)) => {

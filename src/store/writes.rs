@@ -22,8 +22,8 @@ use super::{
     Attempt, AttemptRecord, Busy, ClaimOutcome, ClaimedRun, DeliveryRecord, Event, EventFilter,
     ExpiredLease, Gauges, Idempotency, IdempotentRequest, Instance, Job, JobFilter, JobSecret,
     NewEvent, NewSubscription, NewToken, PlanFn, RecoverFn, Run, RunFilter, Saved, Store,
-    StoreError, StoreResult, Subscription, Tenant, TokenInfo, count, lease_policy, lease_subject,
-    run_host,
+    StoreError, StoreResult, Subscription, Tenant, TokenInfo, count, lease_subject, run_host,
+    stored_policy,
 };
 use super::{Backfill, BackfillMade, FlowInfo, NewSession, Session};
 use crate::domain::audit::{self, AuditRecord};
@@ -145,7 +145,10 @@ struct FlowRun {
 /// job runs; an event's delivery makes one only when it fails for good
 /// (`subscription.delivery_failed`), and never about a delivery of that
 /// event, so no failure feeds itself.
-fn attempt_events(records: &[AttemptRecord], recorded: Option<&[Uuid]>) -> Vec<(String, NewEvent)> {
+pub(super) fn attempt_events(
+    records: &[AttemptRecord],
+    recorded: Option<&[Uuid]>,
+) -> Vec<(String, NewEvent)> {
     let recorded_ones = records
         .iter()
         .filter(|r| recorded.is_none_or(|ids| ids.contains(&r.run_id)));
@@ -2251,7 +2254,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                 subject: &subject,
                 attempt,
                 prior_attempts: count(row.prior_attempts),
-                policy: lease_policy(&subject, row.retry),
+                policy: stored_policy(&subject, row.retry),
             });
             decided.push((row.run_id, outcome));
             let tenant = super::tenant(&row.tenant)?;
