@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::domain::trigger::Zone;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -632,7 +632,7 @@ impl StoredTrigger {
         Ok(match self.trigger_type.as_str() {
             "cron" if parts.is_some() => {
                 let zone = self.cron_timezone.as_deref().unwrap_or("UTC");
-                let timezone: Tz = zone
+                let timezone: Zone = zone
                     .parse()
                     .map_err(|_| corrupt(job, "cron_timezone", zone))?;
                 let triggers = parts
@@ -665,7 +665,7 @@ impl StoredTrigger {
                     .as_deref()
                     .ok_or_else(|| corrupt(job, "cron_expr", "missing"))?;
                 let zone = self.cron_timezone.as_deref().unwrap_or("UTC");
-                let timezone: Tz = zone
+                let timezone: Zone = zone
                     .parse()
                     .map_err(|_| corrupt(job, "cron_timezone", zone))?;
                 Trigger::Cron(CronTrigger {

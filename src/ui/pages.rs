@@ -1,12 +1,12 @@
 //! The dashboard's pages: jobs, one job, one run, failed runs. Each reads
 //! through the store as the API does, for the viewer's tenant only.
 
+use crate::domain::trigger::Zone;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
-use chrono_tz::Tz;
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -634,7 +634,7 @@ pub async fn run(
         .unwrap_or_default();
     let tz = job
         .as_ref()
-        .map_or(Tz::UTC, |job| job.definition.trigger.timezone());
+        .map_or(Zone::UTC, |job| job.definition.trigger.timezone());
     // A template job's run sends what was rendered when it was made; any
     // other, its job's target as it is now.
     let request = match app.store.run_request(tenant, run.id).await? {
@@ -695,7 +695,7 @@ pub async fn run(
     Ok(viewer.page(&format!("Run {}", short(run.id)), Some(&live), body))
 }
 
-fn run_summary(viewer: &Viewer, run: &Run, tz: Tz) -> Markup {
+fn run_summary(viewer: &Viewer, run: &Run, tz: Zone) -> Markup {
     html! {
         p.summary { (run_badge(run.status)) " of job "
             a href={ "/ui/jobs/" (run.job_id.as_str()) } { (run.job_id.as_str()) } }
@@ -788,7 +788,7 @@ fn chain_graph(
 
 /// The gate that holds a run (§11.8): each job it requires, how recent a
 /// success must be, and until when the run waits for it.
-fn gate_view(run: &Run, on: &str, gates: &crate::domain::gate::Gates, tz: Tz) -> Markup {
+fn gate_view(run: &Run, on: &str, gates: &crate::domain::gate::Gates, tz: Zone) -> Markup {
     use crate::domain::gate::GateMode;
     let lists = [
         ("All of these must have succeeded", &gates.all),
@@ -821,7 +821,7 @@ fn gate_view(run: &Run, on: &str, gates: &crate::domain::gate::Gates, tz: Tz) ->
 }
 
 /// A callback run's progress as its receiver reports it (§11.7).
-fn long_run(run: &Run, long: &crate::domain::run::LongRun, tz: Tz) -> Markup {
+fn long_run(run: &Run, long: &crate::domain::run::LongRun, tz: Zone) -> Markup {
     let completed = long.completed.as_ref();
     html! {
         section.long-run {

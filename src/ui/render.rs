@@ -2,8 +2,8 @@
 //! Status words always sit inside their coloured badge: readable without
 //! colour.
 
+use crate::domain::trigger::Zone;
 use chrono::{DateTime, FixedOffset, Offset, TimeDelta, Utc};
-use chrono_tz::Tz;
 use maud::{DOCTYPE, Markup, html};
 
 use super::session::Viewer;
@@ -117,7 +117,7 @@ pub fn utc(t: DateTime<Utc>) -> String {
 }
 
 /// The same instant's wall time in `tz`: `2026-12-02 13:32:20 +09:00`.
-pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
+pub fn local(t: DateTime<Utc>, tz: Zone) -> String {
     let offset = FixedOffset::east_opt(utc_offset_s(t, tz)).unwrap_or(Utc.fix());
     t.with_timezone(&offset)
         .format("%Y-%m-%d %H:%M:%S %:z")
@@ -125,10 +125,10 @@ pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
 }
 
 /// A time and, when the zone is not UTC, its wall time there.
-pub fn instant(t: DateTime<Utc>, tz: Tz) -> Markup {
+pub fn instant(t: DateTime<Utc>, tz: Zone) -> Markup {
     html! {
         time datetime=(crate::domain::instant::format(&t)) { (utc(t)) }
-        @if tz != Tz::UTC {
+        @if tz != Zone::UTC {
             br; span.local { (local(t, tz)) " " (tz.name()) }
         }
     }
@@ -154,9 +154,9 @@ mod tests {
     fn times_and_delays_read_as_people_write_them() {
         let t = crate::domain::instant::parse("2026-03-08T07:00:00.123456Z").unwrap();
         assert_eq!(utc(t), "2026-03-08 07:00:00 UTC");
-        let new_york: Tz = "America/New_York".parse().unwrap();
+        let new_york: Zone = "America/New_York".parse().unwrap();
         assert_eq!(local(t, new_york), "2026-03-08 03:00:00 -04:00");
-        assert_eq!(local(t, Tz::UTC), "2026-03-08 07:00:00 +00:00");
+        assert_eq!(local(t, Zone::UTC), "2026-03-08 07:00:00 +00:00");
         assert_eq!(delay(TimeDelta::milliseconds(87)), "+87 ms");
         assert_eq!(delay(TimeDelta::milliseconds(1204)), "+1.204 s");
         assert_eq!(delay(TimeDelta::milliseconds(-3)), "−3 ms");

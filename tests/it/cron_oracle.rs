@@ -17,8 +17,8 @@
 //! `CRON_ORACLE_SEED=n` and `CRON_ORACLE_CASES=n` run other or more cases.
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use cronhook::domain::trigger::CronSchedule;
+use cronhook::domain::trigger::Zone;
 use jiff::Timestamp;
 use jiff::tz::{TimeZone, TimeZoneDatabase};
 
@@ -528,7 +528,7 @@ fn cron_fire_times_agree_with_a_brute_force_oracle() {
     for case in 0..cases {
         let name = ZONES[rng.below(ZONES.len() as u32) as usize];
         let zone = db.get(name).unwrap();
-        let tz: Tz = name.parse().unwrap();
+        let tz: Zone = name.parse().unwrap();
         // Around one of the zone's transitions between 1990 and 2120 (past
         // chrono-tz's 2099 too), around the end of a month (L, LW, nW), or
         // anywhere in that span.

@@ -1,13 +1,15 @@
 //! The all-day events of an iCalendar file (RFC 5545) as days (DESIGN.md
 //! §11.4's import): read by the `icalendar` crate, recurrences expanded by
-//! `rrule` (RRULE with EXDATE), five years ahead. Timed events are left
-//! out: a calendar's rules are days and times of day, not one-off slots.
+//! [`super::recurrence`] (RRULE, with RDATE and EXDATE), five years ahead.
+//! Timed events are left out: a calendar's rules are days and times of
+//! day, not one-off slots.
 
 use std::collections::BTreeSet;
 
 use chrono::{Datelike, NaiveDate, TimeDelta};
 use icalendar::{CalendarComponent, Component, DatePerhapsTime};
-use rrule::RRuleSet;
+
+use super::recurrence::{Recurrence, basic_date};
 
 /// How far ahead recurring events are expanded.
 pub const YEARS_AHEAD: i32 = 5;
@@ -61,12 +63,8 @@ pub fn all_day_events(text: &str, today: NaiveDate) -> Result<Imported, String> 
             ));
         }
         found.events += 1;
-        let starts = match event.property_value("RRULE") {
-            None => vec![start],
-            Some(rule) => {
-                expand(event, start, rule, until).map_err(|e| format!("event {summary:?}: {e}"))?
-            }
-        };
+        let starts =
+            starts(event, start, since, until).map_err(|e| format!("event {summary:?}: {e}"))?;
         for first in starts {
             for d in 0..days {
                 let day = first + TimeDelta::days(d);
@@ -79,38 +77,43 @@ pub fn all_day_events(text: &str, today: NaiveDate) -> Result<Imported, String> 
     Ok(found)
 }
 
-fn expand(
+/// The days an event starts on: DTSTART, the days of its RRULE, and its
+/// RDATEs, less its EXDATEs (RFC 5545 §3.8.5).
+fn starts(
     event: &icalendar::Event,
     start: NaiveDate,
-    rule: &str,
+    since: NaiveDate,
     until: NaiveDate,
-) -> Result<Vec<NaiveDate>, String> {
-    let basic = |d: NaiveDate| d.format("%Y%m%d").to_string();
-    let mut text = format!("DTSTART;VALUE=DATE:{}\nRRULE:{rule}", basic(start));
-    let exdates = event
+) -> Result<BTreeSet<NaiveDate>, String> {
+    let mut starts = BTreeSet::from([start]);
+    if let Some(rule) = event.property_value("RRULE") {
+        let rule: Recurrence = rule.parse().map_err(|e| format!("RRULE {rule:?}: {e}"))?;
+        starts.extend(rule.days(start, since, until)?);
+    }
+    starts.extend(dates(event, "RDATE")?);
+    for day in dates(event, "EXDATE")? {
+        starts.remove(&day);
+    }
+    Ok(starts)
+}
+
+/// The days a date-list property names, each value a date or a date-time
+/// whose day is what an all-day event means (an RDATE period too).
+fn dates(event: &icalendar::Event, name: &str) -> Result<Vec<NaiveDate>, String> {
+    let properties = event
         .multi_properties()
-        .get("EXDATE")
+        .get(name)
         .into_iter()
         .flatten()
-        .chain(event.properties().get("EXDATE"));
-    for exdate in exdates {
-        // A date list, or date-times whose day is what an all-day event
-        // excludes.
-        let days: Vec<String> = exdate
-            .value()
-            .split(',')
-            .map(|v| v.trim().chars().take(8).collect())
-            .collect();
-        text.push_str(&format!("\nEXDATE;VALUE=DATE:{}", days.join(",")));
+        .chain(event.properties().get(name));
+    let mut days = vec![];
+    for property in properties {
+        for value in property.value().split(',') {
+            let day = basic_date(value).ok_or_else(|| format!("{name} {value:?} is not a date"))?;
+            days.push(day);
+        }
     }
-    let set: RRuleSet = text.parse().map_err(|e| format!("RRULE {rule:?}: {e}"))?;
-    let until = until
-        .and_hms_opt(0, 0, 0)
-        .ok_or("the date is out of range")?
-        .and_utc()
-        .with_timezone(&rrule::Tz::UTC);
-    let result = set.before(until).all(u16::MAX);
-    Ok(result.dates.iter().map(|d| d.date_naive()).collect())
+    Ok(days)
 }
 
 #[cfg(test)]
@@ -140,6 +143,37 @@ mod tests {
         let found = all_day_events(text, day("2026-12-01")).unwrap();
         let days: Vec<_> = found.days.into_iter().collect();
         assert_eq!(days, [day("2026-06-15"), day("2029-06-15")]);
+    }
+
+    #[test]
+    fn rdate_adds_days_and_a_bad_rule_names_its_event() {
+        let event = |lines: &str| {
+            format!(
+                "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:Audit\r\nDTSTART;VALUE=DATE:20270104\r\n{lines}END:VEVENT\r\nEND:VCALENDAR\r\n"
+            )
+        };
+        let text = event(
+            "RRULE:FREQ=MONTHLY;COUNT=3;BYDAY=1MO\r\nRDATE;VALUE=DATE:20270610,20270611\r\nEXDATE;VALUE=DATE:20270201\r\n",
+        );
+        let found = all_day_events(&text, day("2026-12-01")).unwrap();
+        let days: Vec<_> = found.days.into_iter().collect();
+        assert_eq!(
+            days,
+            [
+                day("2027-01-04"),
+                day("2027-03-01"),
+                day("2027-06-10"),
+                day("2027-06-11")
+            ]
+        );
+        let error = all_day_events(&event("RRULE:FREQ=HOURLY\r\n"), day("2026-12-01")).unwrap_err();
+        assert_eq!(
+            error,
+            "event \"Audit\": RRULE \"FREQ=HOURLY\": FREQ=HOURLY: an all-day event cannot repeat within a day"
+        );
+        let error = all_day_events(&event("EXDATE;VALUE=DATE:tomorrow\r\n"), day("2026-12-01"))
+            .unwrap_err();
+        assert_eq!(error, "event \"Audit\": EXDATE \"tomorrow\" is not a date");
     }
 
     #[test]

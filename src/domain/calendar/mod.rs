@@ -5,14 +5,15 @@
 
 pub mod ics;
 pub mod policy;
+pub mod recurrence;
 mod set;
 
 pub use set::{Book, CalendarSet, Membership};
 
 use std::collections::BTreeSet;
 
+use crate::domain::trigger::Zone;
 use chrono::{Datelike, NaiveDate, NaiveTime};
-use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -87,7 +88,7 @@ pub struct TimeWindowInput {
 #[derive(Debug, Clone)]
 pub struct Calendar {
     pub id: String,
-    pub timezone: Tz,
+    pub timezone: Zone,
     pub description: Option<String>,
     pub rules: Vec<Rule>,
 }
@@ -142,7 +143,7 @@ fn time(text: &str) -> Result<NaiveTime, String> {
 }
 
 impl RuleInput {
-    fn parse(&self, timezone: Tz, field: &str) -> Result<Rule, FieldError> {
+    fn parse(&self, timezone: Zone, field: &str) -> Result<Rule, FieldError> {
         let err = |name: &str, m: String| FieldError::new(format!("{field}.{name}"), m);
         Ok(match self {
             RuleInput::Date(d) => Rule::Date(date(d).map_err(|m| err("date", m))?),
@@ -275,8 +276,8 @@ impl CalendarInput {
         };
         let id = parse_id(id).map_err(|m| FieldError::new("id", m))?;
         let timezone = match self.timezone.as_deref() {
-            None => Tz::UTC,
-            Some(name) => name.parse::<Tz>().map_err(|_| {
+            None => Zone::UTC,
+            Some(name) => name.parse::<Zone>().map_err(|_| {
                 FieldError::new(
                     "timezone",
                     format!("is not an IANA time zone name: {name:?}"),

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::domain::trigger::Zone;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
-use chrono_tz::Tz;
 use jiff::tz::TimeZone;
 
 use super::{Calendar, CalendarInput, Rule, weekday_bit};
@@ -219,8 +219,10 @@ impl CalendarSet {
     }
 
     /// The zone of the calendar referred to.
-    pub fn timezone(&self) -> Tz {
-        self.parts.first().map_or(Tz::UTC, |p| p.calendar.timezone)
+    pub fn timezone(&self) -> Zone {
+        self.parts
+            .first()
+            .map_or(Zone::UTC, |p| p.calendar.timezone)
     }
 }
 

@@ -2,8 +2,8 @@
 //! the union of their fire times, an instant two of them share once. One
 //! zone for the job: every cron of it is read there.
 
+use super::Zone;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 
 use super::Trigger;
 
@@ -14,7 +14,7 @@ pub const MAX_PARTS: usize = 20;
 pub struct AnyOf {
     /// Cron and interval triggers only, without jitter of their own.
     pub triggers: Vec<Trigger>,
-    pub timezone: Tz,
+    pub timezone: Zone,
     pub jitter_s: u32,
 }
 

@@ -22,8 +22,8 @@
 
 use std::sync::{LazyLock, Mutex};
 
+use super::Zone;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
-use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 use croner::{Cron, Weekday};
 use hashlink::LruCache;
@@ -43,7 +43,7 @@ pub struct CronSchedule {
     /// as `LW` alone. (Heap-held: a parsed pattern is a few hundred bytes
     /// of bitsets.)
     crons: Vec<Cron>,
-    timezone: Tz,
+    timezone: Zone,
     /// The zone's offsets, past the end of its table too (see zone.rs).
     rules: Rules,
     periodic: bool,
@@ -65,14 +65,14 @@ impl std::fmt::Debug for CronSchedule {
 /// Schedules already parsed, by expression and zone: every claim parses
 /// each due job's stored trigger (issue 23), and the jobs due together
 /// mostly share a few expressions. Bounded; the least recently used goes.
-static PARSED: LazyLock<Mutex<LruCache<(String, Tz), CronSchedule>>> =
+static PARSED: LazyLock<Mutex<LruCache<(String, Zone), CronSchedule>>> =
     LazyLock::new(|| Mutex::new(LruCache::new(PARSED_KEPT)));
 const PARSED_KEPT: usize = 4096;
 
 impl CronSchedule {
     /// [`Self::parse`], answered from the schedules parsed before when
     /// `expr` in `timezone` is one of them (errors are not kept).
-    pub fn parse_cached(expr: &str, timezone: Tz) -> Result<Self, Reason> {
+    pub fn parse_cached(expr: &str, timezone: Zone) -> Result<Self, Reason> {
         let parsed = || PARSED.lock().unwrap_or_else(|e| e.into_inner());
         let key = (expr.to_string(), timezone);
         if let Some(schedule) = parsed().get(&key) {
@@ -86,7 +86,7 @@ impl CronSchedule {
     /// Parses `expr` (5 fields, or 6 with leading seconds, or a macro).
     /// The error names the cron field it is about, never croner's
     /// reading of it; the caller says where the expression sits.
-    pub fn parse(expr: &str, timezone: Tz) -> Result<Self, Reason> {
+    pub fn parse(expr: &str, timezone: Zone) -> Result<Self, Reason> {
         let parsed = syntax::parse(expr)?;
         let mut crons = parsed
             .patterns
@@ -141,7 +141,7 @@ impl CronSchedule {
         &self.expr
     }
 
-    pub fn timezone(&self) -> Tz {
+    pub fn timezone(&self) -> Zone {
         self.timezone
     }
 
@@ -356,7 +356,7 @@ mod tests {
     }
 
     fn err(expr: &str) -> String {
-        CronSchedule::parse(expr, Tz::UTC)
+        CronSchedule::parse(expr, Zone::UTC)
             .err()
             .unwrap_or_else(|| panic!("{expr:?} was accepted"))
             .into()
@@ -366,8 +366,9 @@ mod tests {
     fn a_cached_schedule_is_the_one_parse_answers_in_its_own_zone() {
         let after = utc("2026-03-08T06:00:00Z");
         for _ in 0..2 {
-            let berlin = CronSchedule::parse_cached("30 2 * * *", chrono_tz::Europe::Berlin);
-            let new_york = CronSchedule::parse_cached("30 2 * * *", chrono_tz::America::New_York);
+            let berlin = CronSchedule::parse_cached("30 2 * * *", "Europe/Berlin".parse().unwrap());
+            let new_york =
+                CronSchedule::parse_cached("30 2 * * *", "America/New_York".parse().unwrap());
             // Same expression, another zone: another schedule.
             assert_eq!(
                 berlin.unwrap().next_after(after),
@@ -385,7 +386,7 @@ mod tests {
     #[test]
     fn a_cached_parse_still_refuses_bad_expressions_every_time() {
         for _ in 0..2 {
-            assert!(CronSchedule::parse_cached("61 * * * *", Tz::UTC).is_err());
+            assert!(CronSchedule::parse_cached("61 * * * *", Zone::UTC).is_err());
         }
     }
 
@@ -432,7 +433,7 @@ mod tests {
         assert!(err("0 0 30 2 *").starts_with("never fires"));
         assert!(err("0 0 31 4,6,9,11 *").starts_with("never fires"));
         // A rare but real date is fine: 29 February.
-        CronSchedule::parse("0 0 29 2 *", Tz::UTC).unwrap();
+        CronSchedule::parse("0 0 29 2 *", Zone::UTC).unwrap();
     }
 
     #[test]
@@ -1319,7 +1320,7 @@ mod tests {
         );
     }
 
-    // Past 2099, where chrono-tz's table ends, New York still springs
+    // Past 2099, where chrono-tz's table (used before jiff) ended, New York still springs
     // forward on 2100-03-14 (07:00Z) and falls back on 2100-11-07 (06:00Z).
 
     #[test]
@@ -1453,7 +1454,7 @@ mod tests {
         ] {
             for expr in ["30 2 * * *", "0 2 * * *", "45 1 * * *", "0 0 * * *"] {
                 let s = schedule(expr, tz);
-                let zone: Tz = tz.parse().unwrap();
+                let zone = zone::rules(tz.parse().unwrap()).unwrap();
                 let mut t = utc("2026-01-01T00:00:00Z");
                 let mut days = std::collections::BTreeSet::new();
                 let mut n = 0;
@@ -1461,7 +1462,7 @@ mod tests {
                     if next > utc("2027-01-01T00:00:00Z") {
                         break;
                     }
-                    days.insert(next.with_timezone(&zone).date_naive());
+                    days.insert(zone::local_at(&zone, next).date());
                     n += 1;
                     t = next;
                 }

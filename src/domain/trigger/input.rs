@@ -4,8 +4,8 @@
 //! it is deserialized flat (so a type error names its exact field) and
 //! then checked per type, so a field of another type is refused by name.
 
+use super::Zone;
 use chrono::{DateTime, TimeDelta, Utc};
-use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -391,10 +391,10 @@ impl TriggerInput {
     }
 }
 
-fn parse_timezone(name: Option<&str>) -> Result<Tz, Reason> {
+fn parse_timezone(name: Option<&str>) -> Result<Zone, Reason> {
     match name {
-        None => Ok(Tz::UTC),
-        Some(name) => name.parse::<Tz>().map_err(|_| {
+        None => Ok(Zone::UTC),
+        Some(name) => name.parse::<Zone>().map_err(|_| {
             Reason::new(format!(
                 "unknown time zone {name:?}; expected an IANA name such as Europe/Berlin or UTC"
             ))
@@ -422,7 +422,7 @@ mod tests {
     #[test]
     fn cron_defaults_to_utc_and_no_jitter() {
         let t = parse(serde_json::json!({"type": "cron", "expr": "0 * * * *"})).unwrap();
-        assert_eq!(t.timezone(), Tz::UTC);
+        assert_eq!(t.timezone(), Zone::UTC);
         assert_eq!(t.jitter_s(), 0);
         assert_eq!(
             t.next_after(now()),

@@ -18,13 +18,12 @@ pub use date::DateTrigger;
 pub use input::{MAX_EVERY_S, TriggerInput, TriggerKind};
 pub use interval::IntervalTrigger;
 pub(crate) use zone::rules as zone_rules;
+pub use zone::{UnknownZone, Zone, local_rfc3339, utc_offset_s};
 pub(crate) use zone::{earliest_instant, local_at};
-pub use zone::{local_rfc3339, utc_offset_s};
 
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use chrono_tz::Tz;
 use serde::{Serialize, Serializer};
 
 use crate::domain::calendar::policy::{Fate, Policy};
@@ -305,12 +304,12 @@ impl Trigger {
     }
 
     /// The zone fire times are shown in: the cron zone, else UTC.
-    pub fn timezone(&self) -> Tz {
+    pub fn timezone(&self) -> Zone {
         match self {
             Trigger::Cron(t) => t.schedule.timezone(),
             Trigger::AnyOf(t) => t.timezone,
             Trigger::Calendared(t) => t.base.timezone(),
-            _ => Tz::UTC,
+            _ => Zone::UTC,
         }
     }
 

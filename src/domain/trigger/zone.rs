@@ -1,15 +1,15 @@
-//! Time zone rules for fire times, from jiff's bundled tzdb.
+//! Time zones for fire times: names and rules from jiff's bundled tzdb,
+//! the one time-zone database Cronhook carries.
 //!
-//! chrono-tz names the zones (a trigger's `timezone` is a [`Tz`]), but its
-//! tables stop in 2099, after which it computes every daylight-saving zone
-//! as standard time all year. jiff's zones carry the POSIX rule that
-//! continues the table, so offsets stay right to the year 9999. Only the
+//! jiff's zones carry the POSIX rule that continues each zone's table, so
+//! offsets stay right to the year 9999 (chrono-tz, used before, computed
+//! every daylight-saving zone as standard time from 2100 on). Only the
 //! bundled copy is read, so every machine computes the same fire times.
 
+use std::str::FromStr;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, SecondsFormat, TimeDelta, Utc};
-use chrono_tz::Tz;
 use jiff::Timestamp;
 use jiff::tz::{AmbiguousOffset, TimeZone, TimeZoneDatabase};
 
@@ -18,9 +18,65 @@ fn database() -> &'static TimeZoneDatabase {
     DATABASE.get_or_init(TimeZoneDatabase::bundled)
 }
 
-/// The rules of `tz`; None for a name the bundled database lacks.
-pub(crate) fn rules(tz: Tz) -> Option<TimeZone> {
-    database().get(tz.name()).ok()
+/// Every name the bundled database knows, sorted, read once and kept for
+/// the process's life (a few hundred short strings), so a [`Zone`] is a
+/// copyable name.
+fn names() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names: Vec<&'static str> = database()
+            .available()
+            .map(|name| &*name.as_str().to_string().leak())
+            .collect();
+        names.sort_unstable();
+        names
+    })
+}
+
+/// A time zone by its IANA name (`Europe/Berlin`), one the bundled
+/// database has. The name is matched exactly, as it is stored.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Zone(&'static str);
+
+impl Zone {
+    pub const UTC: Zone = Zone("UTC");
+
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Zone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::fmt::Display for Zone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// A name the bundled database does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownZone;
+
+impl FromStr for Zone {
+    type Err = UnknownZone;
+
+    fn from_str(name: &str) -> Result<Self, UnknownZone> {
+        let names = names();
+        names
+            .binary_search(&name)
+            .map(|at| Zone(names[at]))
+            .map_err(|_| UnknownZone)
+    }
+}
+
+/// The rules of `zone`.
+pub(crate) fn rules(zone: Zone) -> Option<TimeZone> {
+    database().get(zone.name()).ok()
 }
 
 /// `t` as a jiff timestamp, in whole seconds (every transition falls on
@@ -95,12 +151,12 @@ pub(crate) fn earliest_instant(zone: &TimeZone, wall: NaiveDateTime) -> DateTime
 }
 
 /// Seconds local time in `tz` is ahead of UTC at `t`.
-pub fn utc_offset_s(t: DateTime<Utc>, tz: Tz) -> i32 {
+pub fn utc_offset_s(t: DateTime<Utc>, tz: Zone) -> i32 {
     rules(tz).map_or(0, |zone| offset_at(&zone, t))
 }
 
 /// A fire time as the preview shows it: wall time in `tz` with its offset.
-pub fn local_rfc3339(t: DateTime<Utc>, tz: Tz) -> String {
+pub fn local_rfc3339(t: DateTime<Utc>, tz: Zone) -> String {
     let offset = utc_offset_s(t, tz);
     // jiff offsets stay within ±26 h, which chrono takes.
     let offset = FixedOffset::east_opt(offset).unwrap_or(Utc.fix());
@@ -112,19 +168,35 @@ pub fn local_rfc3339(t: DateTime<Utc>, tz: Tz) -> String {
 mod tests {
     use super::*;
 
+    fn zone(name: &str) -> Zone {
+        name.parse().unwrap()
+    }
+
     #[test]
     fn every_zone_name_has_rules() {
-        let missing: Vec<&str> = chrono_tz::TZ_VARIANTS
+        let missing: Vec<&str> = names()
             .iter()
-            .filter(|tz| rules(**tz).is_none())
-            .map(|tz| tz.name())
+            .filter(|name| rules(zone(name)).is_none())
+            .copied()
             .collect();
         assert!(missing.is_empty(), "no rules for {missing:?}");
+        assert!(names().len() > 400, "{} names", names().len());
+    }
+
+    #[test]
+    fn names_are_matched_exactly_as_the_database_spells_them() {
+        assert_eq!(zone("UTC"), Zone::UTC);
+        assert_eq!(zone("America/New_York").name(), "America/New_York");
+        // Links (old names) are zones too, as in every tzdb.
+        assert_eq!(zone("US/Eastern").name(), "US/Eastern");
+        for unknown in ["america/new_york", "Mars/Olympus", "", "EST5EDT "] {
+            assert_eq!(unknown.parse::<Zone>(), Err(UnknownZone), "{unknown:?}");
+        }
     }
 
     #[test]
     fn offsets_continue_past_2099() {
-        let new_york = rules(chrono_tz::America::New_York).unwrap();
+        let new_york = rules(zone("America/New_York")).unwrap();
         let at = |s: &str| offset_at(&new_york, s.parse().unwrap()) / 3600;
         assert_eq!(at("2099-07-01T12:00:00Z"), -4);
         assert_eq!(at("2100-07-01T12:00:00Z"), -4);
@@ -136,13 +208,13 @@ mod tests {
     fn local_time_carries_the_offset_of_its_instant() {
         let t = "2100-06-01T16:00:00.250Z".parse().unwrap();
         assert_eq!(
-            local_rfc3339(t, chrono_tz::America::New_York),
+            local_rfc3339(t, zone("America/New_York")),
             "2100-06-01T12:00:00.250-04:00"
         );
-        assert_eq!(local_rfc3339(t, Tz::UTC), "2100-06-01T16:00:00.250+00:00");
+        assert_eq!(local_rfc3339(t, Zone::UTC), "2100-06-01T16:00:00.250+00:00");
         let t = "2026-10-03T15:30:00Z".parse().unwrap();
         assert_eq!(
-            local_rfc3339(t, chrono_tz::Australia::Lord_Howe),
+            local_rfc3339(t, zone("Australia/Lord_Howe")),
             "2026-10-04T02:30:00+11:00"
         );
     }
