@@ -1,13 +1,15 @@
 //! OpenAPI schemas the derive cannot say exactly: a trigger as `oneOf`
-//! its three kinds with a `type` discriminator, a target whose body is any
-//! JSON value, and a job's merge patch. They are written as JSON Schema
+//! its three kinds with a `type` discriminator (the input type is one
+//! struct, so that a bad trigger's error can name its field), a target
+//! whose body is any JSON value and whose header names have a pattern, and
+//! a job's merge patch, where `null` removes. Everything else is derived
+//! from the types. They are written as JSON Schema
 //! here, next to the types they describe in words; `tests` below feed every
 //! example through the real input types, so the two cannot drift apart.
 
 use serde_json::{Value, json};
 
 use crate::domain::job::{ID_PATTERN, MAX_ID_LEN, MAX_INSTANCES_LIMIT, MAX_NAME_LEN};
-use crate::domain::retry::{MAX_ATTEMPTS_LIMIT, MAX_BACKOFF_S};
 use crate::domain::target::MAX_TIMEOUT_S;
 use crate::domain::trigger::MAX_JITTER_S;
 
@@ -168,11 +170,7 @@ fn job_patch() -> Value {
             "pause_on_failure": {"type": "boolean"},
             "max_runs": {"type": ["integer", "null"], "minimum": 1, "maximum": crate::domain::run_limit::MAX_RUNS_LIMIT},
             "on_complete": {"type": ["string", "null"], "enum": ["keep", "delete", null]},
-            "retry": {
-                "type": "object",
-                "properties": retry_properties(),
-                "additionalProperties": false
-            },
+            "retry": reference("Retry"),
             "alerts": {"oneOf": [reference("Alerts"), {"type": "null"}],
                        "description": "When its runs alert (DESIGN.md §11.5); null: never."},
             "mute_until": {"type": ["string", "null"], "format": "date-time",
@@ -195,73 +193,6 @@ fn job_patch() -> Value {
     })
 }
 
-fn retry_properties() -> Value {
-    json!({
-        "max_attempts": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_ATTEMPTS_LIMIT,
-                         "description": "Attempts in all, the first one included (default 3)."},
-        "backoff_initial_s": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_BACKOFF_S,
-                              "description": "Upper end of the first retry's wait, in seconds (default 1)."},
-        "backoff_max_s": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_BACKOFF_S,
-                          "description": "Cap on any wait, `Retry-After` included, in seconds (default 300); not less than `backoff_initial_s`."},
-        "retry_on": {"type": ["array", "null"], "maxItems": 50,
-                     "items": {"oneOf": [{"type": "string", "enum": ["network", "timeout", "rule_failed"]},
-                                         {"type": "string", "pattern": "^[1-5][xX][xX]$"},
-                                         {"type": "integer", "minimum": 100, "maximum": 599}]},
-                     "description": "The failures retried (default `[\"network\", \"timeout\", 408, 425, 429, \"5xx\"]`); `rule_failed` retries a status the success rules accept that fails another of them."},
-        "never_retry": {"type": ["array", "null"], "maxItems": 50,
-                        "items": {"type": "integer", "minimum": 100, "maximum": 599},
-                        "description": "Status codes never retried, whatever `retry_on` says."},
-        "max_age_s": {"type": ["integer", "null"], "minimum": 1, "maximum": crate::domain::retry::MAX_AGE_S,
-                      "description": "No retry is sent later than this many seconds after `scheduled_for`: the run fails with reason `expired`."},
-        "delays_s": {"type": ["array", "null"], "maxItems": 50,
-                     "items": {"type": "integer", "minimum": 0, "maximum": MAX_BACKOFF_S},
-                     "description": "Waits before each retry, in seconds, the last one repeated, instead of the exponential backoff."},
-        "on_timeout": {"type": ["boolean", "null"],
-                       "description": "A callback run that timed out or lost its heartbeat is sent again, as a failed attempt would be (default false: it fails). Only with `completion.mode: callback`."}
-    })
-}
-
-/// `Retry`.
-fn retry() -> Value {
-    json!({
-        "type": "object",
-        "description": "How failed deliveries are retried (DESIGN.md §4, §11.6).",
-        "properties": retry_properties(),
-        "additionalProperties": false
-    })
-}
-
-/// `Success` (DESIGN.md §11.6).
-fn success() -> Value {
-    json!({
-        "type": "object",
-        "description": "What makes an answer a success. A status listed that fails another rule is a failure with reason `rule_failed`, its attempt's `outcome_reason` saying why.",
-        "properties": {
-            "status": {"type": ["array", "null"], "minItems": 1, "maxItems": 50,
-                       "items": {"oneOf": [{"type": "string", "pattern": "^[1-5][xX][xX]$"},
-                                           {"type": "integer", "minimum": 100, "maximum": 599}]},
-                       "description": "Status codes (`304`) or classes (`\"2xx\"`) that may succeed (default `[\"2xx\"]`)."},
-            "body_contains": {"type": ["string", "null"], "minLength": 1, "maxLength": 1024,
-                              "description": "The body (its first 64 kB) must contain this text."},
-            "body_not_contains": {"type": ["string", "null"], "minLength": 1, "maxLength": 1024,
-                                  "description": "The body (its first 64 kB) must not contain this text."},
-            "json": {"type": ["array", "null"], "maxItems": 20,
-                     "items": {"type": "object", "required": ["path", "equals"],
-                               "properties": {
-                                   "path": {"type": "string", "example": "$.status",
-                                            "description": "A JSONPath (RFC 9535) selecting exactly one value."},
-                                   "equals": {"description": "The JSON value it must equal."}
-                               },
-                               "additionalProperties": false},
-                     "description": "JSONPath equalities the JSON body must hold."},
-            "max_latency_ms": {"type": ["integer", "null"], "minimum": 1, "maximum": crate::domain::success::MAX_LATENCY_MS,
-                               "description": "The answer must arrive within this many milliseconds."}
-        },
-        "additionalProperties": false,
-        "example": {"status": ["2xx"], "json": [{"path": "$.status", "equals": "done"}]}
-    })
-}
-
 /// The schemas above, by their component name, as the OpenAPI document
 /// gets them.
 pub fn components() -> Vec<(&'static str, Value)> {
@@ -271,8 +202,6 @@ pub fn components() -> Vec<(&'static str, Value)> {
         ("IntervalTrigger", interval_trigger()),
         ("DateTrigger", date_trigger()),
         ("Target", target()),
-        ("Retry", retry()),
-        ("Success", success()),
         (
             "HttpMethod",
             json!({"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"],
@@ -348,6 +277,37 @@ mod tests {
             let probe = json!({"url": "http://x.test", field.as_str(): null});
             assert!(from_value::<TargetInput>(&probe).is_ok(), "{field}");
         }
+    }
+
+    /// `schema` attributes take literals only; these are the limits the
+    /// parsers enforce.
+    #[test]
+    fn derived_bounds_are_the_parsers_limits() {
+        use crate::domain::retry::{MAX_AGE_S, MAX_ATTEMPTS_LIMIT, MAX_BACKOFF_S, RetryInput};
+        use crate::domain::success::{MAX_LATENCY_MS, SuccessInput};
+        use utoipa::PartialSchema;
+        let retry = serde_json::to_value(RetryInput::schema()).unwrap();
+        let retry = &retry["properties"];
+        assert_eq!(retry["max_attempts"]["maximum"], MAX_ATTEMPTS_LIMIT);
+        assert_eq!(retry["backoff_initial_s"]["maximum"], MAX_BACKOFF_S);
+        assert_eq!(retry["backoff_max_s"]["maximum"], MAX_BACKOFF_S);
+        assert_eq!(retry["delays_s"]["items"]["maximum"], MAX_BACKOFF_S);
+        assert_eq!(retry["max_age_s"]["maximum"], MAX_AGE_S);
+        let success = serde_json::to_value(SuccessInput::schema()).unwrap();
+        assert_eq!(
+            success["properties"]["max_latency_ms"]["maximum"],
+            MAX_LATENCY_MS
+        );
+        // Refused past these by the parsers, as the schema says.
+        let too_many = |field: &str, value: Value| {
+            let input: RetryInput = from_value(&json!({field: value})).unwrap();
+            input.parse("retry").unwrap_err().to_string()
+        };
+        assert!(too_many("max_attempts", json!(MAX_ATTEMPTS_LIMIT + 1)).contains("max_attempts"));
+        assert!(too_many("delays_s", json!(vec![1; 51])).contains("delays_s"));
+        assert!(too_many("never_retry", json!([99])).contains("never_retry"));
+        let example: SuccessInput = from_value(&success["example"]).unwrap();
+        example.parse("success").unwrap();
     }
 
     #[test]

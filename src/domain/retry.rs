@@ -18,12 +18,15 @@ pub const MAX_BACKOFF_S: i64 = 86_400;
 pub const MAX_AGE_S: i64 = 31 * 86_400;
 const MAX_LIST: usize = 50;
 
-/// How failed deliveries are retried.
+// The OpenAPI schema is derived from this type. The bounds in `schema`
+// attributes must be literals; `api::schema`'s tests hold them to the
+// constants above. The lists' items are typed by the functions below.
+/// How failed deliveries are retried (DESIGN.md §4, §11.6).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = Retry)]
 pub struct RetryInput {
-    /// Attempts in all, the first one included (default 3, at most 100).
+    /// Attempts in all, the first one included (default 3).
     #[serde(default)]
     #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<i64>,
@@ -31,33 +34,89 @@ pub struct RetryInput {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 86400)]
     pub backoff_initial_s: Option<i64>,
-    /// Cap on any wait, `Retry-After` included, in seconds (default 300).
+    /// Cap on any wait, `Retry-After` included, in seconds (default 300);
+    /// not less than `backoff_initial_s`.
     #[serde(default)]
     #[schema(minimum = 1, maximum = 86400)]
     pub backoff_max_s: Option<i64>,
-    /// The failures that are retried (default `["network", "timeout", 408,
-    /// 425, 429, "5xx"]`): `network`, `timeout`, `rule_failed` (a status
-    /// the success rules accept, failing another of them), status codes
-    /// and classes such as `"5xx"` (DESIGN.md §11.6).
+    /// The failures that are retried: `network`, `timeout`, `rule_failed`
+    /// (a status the success rules accept, failing another of them),
+    /// status codes and classes such as `"5xx"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>, example = json!(["network", "timeout", 429, "5xx", "rule_failed"]))]
+    #[schema(schema_with = retry_on_schema)]
     pub retry_on: Option<Vec<Value>>,
     /// Status codes never retried, whatever `retry_on` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = never_retry_schema)]
     pub never_retry: Option<Vec<i64>>,
     /// No retry is sent later than this many seconds after the run's
-    /// `scheduled_for`: the run fails with reason `expired` instead.
+    /// `scheduled_for`: the run fails with reason `expired`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 2678400)]
     pub max_age_s: Option<i64>,
-    /// Waits before each retry in seconds, the last one repeated, instead
-    /// of the exponential backoff (a `Retry-After` still wins).
+    /// Waits before each retry, in seconds, the last one repeated, instead
+    /// of the exponential backoff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = delays_schema)]
     pub delays_s: Option<Vec<i64>>,
     /// A callback run that timed out or lost its heartbeat (§11.7) is
     /// sent again, as a failed attempt would be (default false: it fails).
+    /// Only with `completion.mode: callback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_timeout: Option<bool>,
+}
+
+/// A nullable list of at most [`MAX_LIST`] `items` (the derive cannot
+/// type a list's items beyond their Rust type).
+pub(crate) fn list_schema(
+    items: impl Into<utoipa::openapi::RefOr<utoipa::openapi::Schema>>,
+    description: &str,
+) -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(items.into())
+        .max_items(Some(MAX_LIST))
+        .description(Some(description))
+        .build()
+}
+
+fn integer_schema(minimum: i64, maximum: i64) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Integer)
+        .minimum(Some(minimum))
+        .maximum(Some(maximum))
+        .build()
+}
+
+fn retry_on_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::{ObjectBuilder, OneOfBuilder, Type};
+    let kinds = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["network", "timeout", "rule_failed"]));
+    let items = OneOfBuilder::new()
+        .item(kinds)
+        .item(crate::domain::success::status_class_schema())
+        .item(crate::domain::success::status_code_schema());
+    list_schema(
+        items,
+        "The failures retried (default `[\"network\", \"timeout\", 408, 425, 429, \"5xx\"]`); \
+         `rule_failed` retries a status the success rules accept that fails another of them.",
+    )
+}
+
+fn never_retry_schema() -> utoipa::openapi::Array {
+    list_schema(
+        crate::domain::success::status_code_schema(),
+        "Status codes never retried, whatever `retry_on` says.",
+    )
+}
+
+fn delays_schema() -> utoipa::openapi::Array {
+    list_schema(
+        integer_schema(0, MAX_BACKOFF_S),
+        "Waits before each retry, in seconds, the last one repeated, instead of the exponential backoff.",
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

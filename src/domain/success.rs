@@ -19,24 +19,31 @@ const MAX_JSON_RULES: usize = 20;
 const MAX_STATUSES: usize = 50;
 pub const MAX_LATENCY_MS: i64 = 300_000;
 
-/// What counts as success (`status` defaults to `["2xx"]`). A status that
-/// matches but fails another rule is a failure with reason `rule_failed`.
+// The OpenAPI schema is derived from this type; its bounds are literals,
+// held to the constants by `api::schema`'s tests.
+/// What makes an answer a success. A status listed that fails another
+/// rule is a failure with reason `rule_failed`, its attempt's
+/// `outcome_reason` saying why (DESIGN.md §11.6).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = Success)]
+#[schema(as = Success, example = json!({"status": ["2xx"], "json": [{"path": "$.status", "equals": "done"}]}))]
 pub struct SuccessInput {
-    /// Status codes (`304`) or classes (`"2xx"`) that may succeed.
+    /// Status codes (`304`) or classes (`"2xx"`) that may succeed
+    /// (default `["2xx"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>, example = json!(["2xx", 304]))]
+    #[schema(schema_with = status_schema)]
     pub status: Option<Vec<Value>>,
     /// The body (its first 64 kB) must contain this text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 1024)]
     pub body_contains: Option<String>,
     /// The body (its first 64 kB) must not contain this text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 1024)]
     pub body_not_contains: Option<String>,
-    /// JSONPath (RFC 9535) equalities the JSON body must hold.
+    /// JSONPath equalities the JSON body must hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 20)]
     pub json: Option<Vec<JsonRuleInput>>,
     /// The answer must arrive within this many milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,10 +56,40 @@ pub struct SuccessInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JsonRuleInput {
+    /// A JSONPath (RFC 9535) selecting exactly one value.
     #[schema(example = "$.status")]
     pub path: String,
-    #[schema(value_type = Object, example = "done")]
+    /// The JSON value it must equal.
     pub equals: Value,
+}
+
+/// A status class in a list, `"2xx"` to `"5xx"`.
+pub(crate) fn status_class_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some("^[1-5][xX][xX]$"))
+        .build()
+}
+
+/// A status code in a list, 100 to 599.
+pub(crate) fn status_code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Integer)
+        .minimum(Some(100))
+        .maximum(Some(599))
+        .build()
+}
+
+fn status_schema() -> utoipa::openapi::Array {
+    let items = utoipa::openapi::OneOfBuilder::new()
+        .item(status_class_schema())
+        .item(status_code_schema());
+    let mut list = crate::domain::retry::list_schema(
+        items,
+        "Status codes (`304`) or classes (`\"2xx\"`) that may succeed (default `[\"2xx\"]`).",
+    );
+    list.min_items = Some(1);
+    list
 }
 
 /// A status an answer may have to succeed.
