@@ -284,7 +284,9 @@ mod tests {
     #[test]
     fn derived_bounds_are_the_parsers_limits() {
         use crate::domain::retry::{MAX_AGE_S, MAX_ATTEMPTS_LIMIT, MAX_BACKOFF_S, RetryInput};
-        use crate::domain::success::{MAX_LATENCY_MS, SuccessInput};
+        use crate::domain::success::{
+            MAX_JSON_RULES, MAX_LATENCY_MS, MAX_STATUSES, MAX_TEXT_LEN, SuccessInput,
+        };
         use utoipa::PartialSchema;
         let retry = serde_json::to_value(RetryInput::schema()).unwrap();
         let retry = &retry["properties"];
@@ -294,10 +296,13 @@ mod tests {
         assert_eq!(retry["delays_s"]["items"]["maximum"], MAX_BACKOFF_S);
         assert_eq!(retry["max_age_s"]["maximum"], MAX_AGE_S);
         let success = serde_json::to_value(SuccessInput::schema()).unwrap();
-        assert_eq!(
-            success["properties"]["max_latency_ms"]["maximum"],
-            MAX_LATENCY_MS
-        );
+        let properties = &success["properties"];
+        assert_eq!(properties["max_latency_ms"]["maximum"], MAX_LATENCY_MS);
+        assert_eq!(properties["status"]["maxItems"], MAX_STATUSES);
+        assert_eq!(properties["json"]["maxItems"], MAX_JSON_RULES);
+        for text in ["body_contains", "body_not_contains"] {
+            assert_eq!(properties[text]["maxLength"], MAX_TEXT_LEN, "{text}");
+        }
         // Refused past these by the parsers, as the schema says.
         let too_many = |field: &str, value: Value| {
             let input: RetryInput = from_value(&json!({field: value})).unwrap();

@@ -66,17 +66,18 @@ pub struct RetryInput {
     pub on_timeout: Option<bool>,
 }
 
-/// A nullable list of at most [`MAX_LIST`] `items` (the derive cannot
+/// A nullable list of at most `max_items` `items` (the derive cannot
 /// type a list's items beyond their Rust type).
 pub(crate) fn list_schema(
     items: impl Into<utoipa::openapi::RefOr<utoipa::openapi::Schema>>,
+    max_items: usize,
     description: &str,
 ) -> utoipa::openapi::Array {
     use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
     ArrayBuilder::new()
         .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
         .items(items.into())
-        .max_items(Some(MAX_LIST))
+        .max_items(Some(max_items))
         .description(Some(description))
         .build()
 }
@@ -100,6 +101,7 @@ fn retry_on_schema() -> utoipa::openapi::Array {
         .item(crate::domain::success::status_code_schema());
     list_schema(
         items,
+        MAX_LIST,
         "The failures retried (default `[\"network\", \"timeout\", 408, 425, 429, \"5xx\"]`); \
          `rule_failed` retries a status the success rules accept that fails another of them.",
     )
@@ -108,6 +110,7 @@ fn retry_on_schema() -> utoipa::openapi::Array {
 fn never_retry_schema() -> utoipa::openapi::Array {
     list_schema(
         crate::domain::success::status_code_schema(),
+        MAX_LIST,
         "Status codes never retried, whatever `retry_on` says.",
     )
 }
@@ -115,6 +118,7 @@ fn never_retry_schema() -> utoipa::openapi::Array {
 fn delays_schema() -> utoipa::openapi::Array {
     list_schema(
         integer_schema(0, MAX_BACKOFF_S),
+        MAX_LIST,
         "Waits before each retry, in seconds, the last one repeated, instead of the exponential backoff.",
     )
 }

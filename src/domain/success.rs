@@ -14,9 +14,9 @@ use crate::domain::error::FieldError;
 /// Bytes of a body the rules read (and the attempt keeps) when a body rule
 /// needs it; beyond them the body is cut and `body_truncated` set.
 pub const MAX_BODY_BYTES: usize = 65_536;
-const MAX_TEXT_LEN: usize = 1_024;
-const MAX_JSON_RULES: usize = 20;
-const MAX_STATUSES: usize = 50;
+pub(crate) const MAX_TEXT_LEN: usize = 1_024;
+pub(crate) const MAX_JSON_RULES: usize = 20;
+pub(crate) const MAX_STATUSES: usize = 50;
 pub const MAX_LATENCY_MS: i64 = 300_000;
 
 // The OpenAPI schema is derived from this type; its bounds are literals,
@@ -86,6 +86,7 @@ fn status_schema() -> utoipa::openapi::Array {
         .item(status_code_schema());
     let mut list = crate::domain::retry::list_schema(
         items,
+        MAX_STATUSES,
         "Status codes (`304`) or classes (`\"2xx\"`) that may succeed (default `[\"2xx\"]`).",
     );
     list.min_items = Some(1);
