@@ -254,7 +254,7 @@ impl Recurrence {
             }
             Frequency::Monthly => {
                 let first = start.with_day(1)?.checked_add_months(Months::new(step))?;
-                (first, first.checked_add_months(Months::new(1))?.pred_opt()?)
+                (first, first.with_day(first.num_days_in_month().into())?)
             }
             Frequency::Yearly => {
                 let year = start.year().checked_add(i32::try_from(step).ok()?)?;
@@ -295,8 +295,12 @@ impl Recurrence {
             list.is_empty() || list.contains(&n) || list.contains(&(n - of as i32 - 1))
         };
         (self.by_month.is_empty() || self.by_month.contains(&day.month()))
-            && in_list(&self.by_year_day, day.ordinal(), days_in_year(day.year()))
-            && in_list(&self.by_month_day, day.day(), days_in_month(day))
+            && in_list(&self.by_year_day, day.ordinal(), days_in_year(day))
+            && in_list(
+                &self.by_month_day,
+                day.day(),
+                u32::from(day.num_days_in_month()),
+            )
             && (self.by_week_no.is_empty() || self.in_week_no(day))
             && (self.by_day.is_empty() || self.by_day.iter().any(|&wd| self.is_weekday(day, wd)))
     }
@@ -310,9 +314,9 @@ impl Recurrence {
         let Some(n) = n else { return true };
         let within_month = self.frequency == Frequency::Monthly || !self.by_month.is_empty();
         let (index, length) = if within_month {
-            (day.day(), days_in_month(day))
+            (day.day(), u32::from(day.num_days_in_month()))
         } else {
-            (day.ordinal(), days_in_year(day.year()))
+            (day.ordinal(), days_in_year(day))
         };
         let from_start = (index as i32 - 1) / 7 + 1;
         let from_end = -((length as i32 - index as i32) / 7 + 1);
@@ -369,19 +373,8 @@ fn week_one_start(year: i32, week_start: Weekday) -> Option<NaiveDate> {
     })
 }
 
-fn days_in_year(year: i32) -> u32 {
-    if NaiveDate::from_ymd_opt(year, 2, 29).is_some() {
-        366
-    } else {
-        365
-    }
-}
-
-fn days_in_month(day: NaiveDate) -> u32 {
-    day.with_day(1)
-        .and_then(|first| first.checked_add_months(Months::new(1)))
-        .and_then(|next| next.pred_opt())
-        .map_or(31, |last| last.day())
+fn days_in_year(day: NaiveDate) -> u32 {
+    if day.leap_year() { 366 } else { 365 }
 }
 
 fn parse_frequency(value: &str) -> Result<Frequency, String> {
