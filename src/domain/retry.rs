@@ -82,7 +82,8 @@ pub(crate) fn list_schema(
         .build()
 }
 
-fn integer_schema(minimum: i64, maximum: i64) -> utoipa::openapi::Object {
+/// A whole number from `minimum` to `maximum`, a list's item.
+pub(crate) fn integer_schema(minimum: i64, maximum: i64) -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::Type::Integer)
         .minimum(Some(minimum))

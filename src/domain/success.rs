@@ -73,11 +73,7 @@ pub(crate) fn status_class_schema() -> utoipa::openapi::Object {
 
 /// A status code in a list, 100 to 599.
 pub(crate) fn status_code_schema() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::Type::Integer)
-        .minimum(Some(100))
-        .maximum(Some(599))
-        .build()
+    crate::domain::retry::integer_schema(100, 599)
 }
 
 fn status_schema() -> utoipa::openapi::Array {
